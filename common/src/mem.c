@@ -1,0 +1,95 @@
+/* Aligned allocation and the bump arena used for per-batch scratch. */
+#include "ff/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int ff_size_mul(size_t a, size_t b, size_t *out)
+{
+    *out = 0;
+    if (a != 0 && b > SIZE_MAX / a)
+        return ff_error(FF_ENOMEM, "size overflow: %zu * %zu", a, b);
+    *out = a * b;
+    return FF_OK;
+}
+
+int ff_size_add(size_t a, size_t b, size_t *out)
+{
+    *out = 0;
+    if (b > SIZE_MAX - a)
+        return ff_error(FF_ENOMEM, "size overflow: %zu + %zu", a, b);
+    *out = a + b;
+    return FF_OK;
+}
+
+void *ff_alloc(size_t n)
+{
+    void *p = NULL;
+    size_t rounded = (n + FF_ALIGN - 1) & ~(size_t)(FF_ALIGN - 1);
+    if (rounded < n)
+        return NULL;
+    if (posix_memalign(&p, FF_ALIGN, rounded ? rounded : FF_ALIGN) != 0)
+        return NULL;
+    return p;
+}
+
+void *ff_calloc(size_t count, size_t size)
+{
+    size_t n = 0;
+    if (ff_size_mul(count, size, &n) != FF_OK)
+        return NULL;
+    void *p = ff_alloc(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void ff_free(void *p)
+{
+    free(p);
+}
+
+int ff_arena_init(ff_arena *a, size_t cap)
+{
+    memset(a, 0, sizeof *a);
+    a->base = ff_alloc(cap);
+    if (!a->base)
+        return ff_error(FF_ENOMEM, "arena: cannot reserve %zu bytes", cap);
+    a->cap = cap;
+    return FF_OK;
+}
+
+void ff_arena_free(ff_arena *a)
+{
+    ff_free(a->base);
+    memset(a, 0, sizeof *a);
+}
+
+void *ff_arena_alloc(ff_arena *a, size_t n)
+{
+    size_t start = (a->used + FF_ALIGN - 1) & ~(size_t)(FF_ALIGN - 1);
+    if (start < a->used || start > a->cap || n > a->cap - start) {
+        ff_error(FF_ENOMEM, "arena: %zu bytes requested, %zu of %zu used", n, a->used, a->cap);
+        return NULL;
+    }
+    a->used = start + n;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->base + start;
+}
+
+float *ff_arena_floats(ff_arena *a, size_t n)
+{
+    size_t bytes = 0;
+    if (ff_size_mul(n, sizeof(float), &bytes) != FF_OK)
+        return NULL;
+    float *p = ff_arena_alloc(a, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void ff_arena_reset(ff_arena *a)
+{
+    a->used = 0;
+}
