@@ -181,6 +181,34 @@ int ff_tensor_is_contiguous(const ff_tensor *t);
 const char *ff_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* ---------------------------------------------------------------------------------------- */
+/* The model's input batch: what data/ produces and models/ consumes                         */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Layout follows ../shared/spec/model.md ("Model inputs"): row-major, batch first.
+ * image_present is 0/1; a text row or EHR row of all-zero ids means the modality is absent.
+ * label_mask[b*K+k] is 1 when the label is known (unlabelled patients train only objectives
+ * that need no labels); all ones for fully labelled data.
+ */
+typedef struct {
+    int B, K;       /* batch size, number of tasks */
+    int C, H, W;    /* image channels and size */
+    int Lt, Le;     /* text tokens, EHR events */
+    float *image;         /* [B, C, H, W] */
+    float *image_present; /* [B] */
+    int32_t *text_ids;    /* [B, Lt] */
+    int32_t *ehr_code;    /* [B, Le] */
+    int32_t *ehr_val;     /* [B, Le] */
+    int32_t *ehr_time;    /* [B, Le] */
+    float *labels;        /* [B, K] */
+    float *label_mask;    /* [B, K] */
+} ff_batch;
+
+/* Allocates every array of a batch (zero-filled); on error nothing is allocated. */
+int ff_batch_alloc(ff_batch *b, int B, int K, int C, int H, int W, int Lt,
+                   int Le) FF_WARN_UNUSED;
+void ff_batch_free(ff_batch *b);
+
+/* ---------------------------------------------------------------------------------------- */
 /* safetensors                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
