@@ -1,0 +1,148 @@
+/*
+ * ff/audit.h — the verifiable aggregation log and the auditor's checks.
+ *
+ * The coordinator appends one signed JSON line per event; each line carries a sequence
+ * number, a timestamp, the SHA-256 of the previous line (a hash chain from a genesis entry)
+ * and an Ed25519 signature by the coordinator's audit key, whose certificate the consortium
+ * CA issued. Hospitals keep signed receipts of what they received and sent. An auditor
+ * verifies the whole log without trusting the coordinator.
+ *
+ *     ff_audit_log *log;
+ *     ff_audit_open(&log, "out/audit.jsonl", audit_key, audit_cert_pem, &torn);  // resumes
+ *     json_t *d = json_pack("{s:i, s:[s,s]}", "round", 1, "selected", "site-1", "site-2");
+ *     ff_audit_append(log, "round_start", d);   // fsynced before it returns
+ *     ff_audit_close(log);
+ *
+ *     ff_audit_findings *f;
+ *     ff_audit_verify("out/audit.jsonl", &opts, &summary, &f);  // FF_OK only if all holds
+ *
+ * Line format (no whitespace, one line per entry):
+ *     {"seq":N,"ts":"...Z","prev":"<hex sha256 of the previous line>","event":"...",
+ *      "data":{...},"sig":"<hex Ed25519 signature>"}
+ * The signature covers the exact bytes of the line up to (not including) `,"sig":` followed
+ * by `}`; the hash chain covers each whole previous line without its newline. The genesis
+ * entry (seq 0) has prev = 64 zeros and carries the audit certificate in data.audit_cert.
+ */
+#ifndef FF_AUDIT_H
+#define FF_AUDIT_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+
+#include "ff/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FF_AUDIT_MAX_LINE (1u << 20) /* one entry: 1 MiB at most */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Writing (coordinator)                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ff_audit_log ff_audit_log;
+
+/* Opens path for appending. A new file starts with a genesis entry whose data is `genesis`
+ * (the caller's consortium/job/policy hashes; the audit certificate PEM is added as
+ * data.audit_cert). An existing file is checked: the last complete entry's signature must
+ * verify with key; a torn last line (a crash mid-write) is cut off, *torn_bytes says how many
+ * bytes were dropped (0 if none), and the caller should log a "restart" event saying so.
+ * key is borrowed (the caller keeps ownership and must keep it alive until close). genesis
+ * is borrowed. */
+int ff_audit_open(ff_audit_log **out, const char *path, EVP_PKEY *key, const char *cert_pem,
+                  json_t *genesis, size_t *torn_bytes) FF_WARN_UNUSED;
+/* Appends one entry (event name + data object, borrowed) and fsyncs before returning. On
+ * error nothing was appended (a partial write is cut back) and the message says why. */
+int ff_audit_append(ff_audit_log *log, const char *event, json_t *data) FF_WARN_UNUSED;
+/* Sequence number the next entry will get. */
+uint64_t ff_audit_next_seq(const ff_audit_log *log);
+void ff_audit_close(ff_audit_log *log);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Receipts (hospitals)                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A receipt is a signed JSON object {"site","round","model_sha256","update_sha256",
+ * "secagg":{...},"privacy":{...},"epsilon":{...},"sig"}: written by a client for each round
+ * it takes part in, with its own site key. fields is borrowed; the signature covers the
+ * compact, key-sorted serialisation of the object without "sig". */
+int ff_audit_receipt_write(const char *path, json_t *fields, EVP_PKEY *site_key) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Verification (auditors)                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Consortium rules an auditor checks (from --policy FILE, YAML). Zero values mean "no rule". */
+typedef struct {
+    int64_t min_sites;          /* minimum sites aggregated per round */
+    int require_secagg;         /* secure aggregation on in every round */
+    int64_t min_threshold;      /* minimum secure-aggregation threshold t */
+    double max_epsilon_record;  /* cap on cumulative record-level epsilon */
+    double max_epsilon_client;  /* cap on cumulative client-level epsilon */
+} ff_audit_policy;
+
+extern const ff_cfg_field ff_audit_policy_fields[];
+int ff_audit_policy_load(const char *path, ff_audit_policy *p) FF_WARN_UNUSED;
+
+typedef struct {
+    const char *ca_pem_path;     /* consortium CA certificate; NULL skips the chain check
+                                    (reports only) */
+    const char *receipts_dir;    /* folder of receipt files (*.json), or NULL */
+    const char *receipt_certs;   /* folder of site certificates <site>.pem, or NULL */
+    const ff_audit_policy *policy; /* or NULL */
+    /* Recomputes cumulative epsilon from the parameters a privacy entry logs; NULL skips the
+     * check (reported as such). Returns FF_OK and *eps. */
+    int (*epsilon_fn)(const json_t *privacy_params, double *eps_record, double *eps_client);
+} ff_audit_verify_opts;
+
+typedef struct {
+    char rule[48];     /* stable identifier: "chain", "signature", "seq", "policy.min_sites" ... */
+    int64_t seq;       /* the entry at fault, -1 for the file as a whole */
+    char detail[256];
+} ff_audit_finding;
+
+typedef struct {
+    ff_audit_finding *items;
+    size_t count, cap;
+} ff_audit_findings;
+
+typedef struct {
+    uint64_t entries;
+    int64_t rounds;            /* rounds with an aggregate entry */
+    int64_t sites;             /* distinct sites seen in any round */
+    double epsilon_record;     /* last cumulative values logged (-1 if none) */
+    double epsilon_client;
+    int ended;                 /* a run_end entry is present */
+    char coordinator_subject[128];
+} ff_audit_summary;
+
+/* Checks everything: the chain, every signature, sequence continuity, that the audit
+ * certificate chains to the CA, consistency of round and phase entries, the policy, epsilon
+ * recomputation, receipts. Returns FF_OK when the log parsed (even with findings; *findings
+ * lists every problem, each naming the entry), or an error when the log or CA could not be
+ * read at all. The caller frees *findings with ff_audit_findings_free. */
+int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
+                    ff_audit_summary *summary, ff_audit_findings *findings) FF_WARN_UNUSED;
+void ff_audit_findings_free(ff_audit_findings *f);
+
+/* Machine-readable verdict: {"ok":bool,"summary":{...},"findings":[{"seq","rule","detail"}]}. */
+json_t *ff_audit_result_json(const ff_audit_summary *s, const ff_audit_findings *f);
+
+/* One self-contained HTML page for auditors: rounds table, participation matrix, epsilon over
+ * rounds (inline SVG), findings. */
+int ff_audit_report_html(const char *log_path, const ff_audit_summary *s,
+                         const ff_audit_findings *f, const char *out_path) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Keys and certificates (PEM files)                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Loads a private key (PEM). The caller owns *out (EVP_PKEY_free). */
+int ff_audit_load_key(const char *path, EVP_PKEY **out) FF_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

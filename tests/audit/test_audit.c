@@ -1,0 +1,450 @@
+/* Audit log: a good run verifies; every kind of tampering is detected and located. */
+#include "testutil.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ff/audit.h"
+
+typedef struct {
+    EVP_PKEY *ca_key, *audit_key, *site_key, *other_key;
+    X509 *ca, *audit_cert, *site_cert;
+    char *audit_pem;
+    const char *dir;
+    char ca_path[512], log_path[512], receipts[512];
+} fixture;
+
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(ff_fnv1a32(cn, strlen(cn)) & 0x7fffffff));
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+    if (!issuer) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(x, issuer_key, NULL) > 0);
+    return x;
+}
+
+static char *cert_pem(X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, x);
+    char *p;
+    long n = BIO_get_mem_data(b, &p);
+    char *s = strndup(p, (size_t)n);
+    BIO_free(b);
+    return s;
+}
+
+static void write_cert(X509 *x, const char *path)
+{
+    char *p = cert_pem(x);
+    ft_write_file(path, p, strlen(p));
+    free(p);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    f->audit_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    f->site_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    f->other_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    f->ca = make_cert(f->ca_key, "consortium-ca", NULL, f->ca_key);
+    f->audit_cert = make_cert(f->audit_key, "coordinator-audit", f->ca, f->ca_key);
+    f->site_cert = make_cert(f->site_key, "site-1", f->ca, f->ca_key);
+    f->audit_pem = cert_pem(f->audit_cert);
+    f->dir = ft_tmpdir();
+    snprintf(f->ca_path, sizeof f->ca_path, "%s/ca.pem", f->dir);
+    snprintf(f->log_path, sizeof f->log_path, "%s/audit.jsonl", f->dir);
+    snprintf(f->receipts, sizeof f->receipts, "%s/receipts", f->dir);
+    write_cert(f->ca, f->ca_path);
+    assert_int_equal(ff_mkdir_p(f->receipts, 0755), FF_OK);
+    write_cert(f->site_cert, ft_path(f->receipts, "site-1.pem"));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    ft_rmtree(f->dir);
+    EVP_PKEY_free(f->ca_key);
+    EVP_PKEY_free(f->audit_key);
+    EVP_PKEY_free(f->site_key);
+    EVP_PKEY_free(f->other_key);
+    X509_free(f->ca);
+    X509_free(f->audit_cert);
+    X509_free(f->site_cert);
+    free(f->audit_pem);
+    free(f);
+    return 0;
+}
+
+static const char *MODEL0 = "aaaa000000000000000000000000000000000000000000000000000000000000";
+static const char *MODEL1 = "bbbb000000000000000000000000000000000000000000000000000000000000";
+static const char *MODEL2 = "cccc000000000000000000000000000000000000000000000000000000000000";
+
+static void append(ff_audit_log *log, const char *event, json_t *data)
+{
+    assert_int_equal(ff_audit_append(log, event, data), FF_OK);
+    json_decref(data);
+}
+
+/* Writes a two-round run. sites_round2 lets a test log a round below the minimum; secagg2 and
+ * eps2 likewise break the policy. */
+static void write_run(fixture *f, int sites_round2, int secagg2, double eps2)
+{
+    ff_audit_log *log;
+    size_t torn;
+    unlink(f->log_path);
+    json_t *g = json_pack("{s:s, s:s}", "consortium_sha256", MODEL0, "job_sha256", MODEL1);
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, g, &torn), FF_OK);
+    json_decref(g);
+    assert_int_equal(torn, 0);
+    append(log, "run_start", json_pack("{s:s, s:i}", "config_sha256", MODEL0, "rounds", 2));
+    const char *models[3] = {MODEL0, MODEL1, MODEL2};
+    for (int r = 1; r <= 2; r++) {
+        json_t *sel = json_pack("[s,s,s]", "site-1", "site-2", "site-3");
+        append(log, "round_start", json_pack("{s:i, s:O}", "round", r, "selected", sel));
+        append(log, "phase", json_pack("{s:i, s:s, s:O, s:[]}", "round", r, "phase", "train",
+                                       "participants", sel, "dropped"));
+        append(log, "secagg", json_pack("{s:i, s:i, s:i, s:i, s:i}", "round", r, "n", 3, "t", 2,
+                                        "k", 2, "modulus_bits", 32));
+        json_t *agg = r == 2 && sites_round2 < 3 ? json_pack("[s]", "site-1") : json_incref(sel);
+        append(log, "aggregate", json_pack("{s:i, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", agg,
+                                           "secure_aggregation", r == 2 ? secagg2 : 1, "model_sha256",
+                                           models[r - 1], "aggregate_sha256", MODEL0,
+                                           "new_model_sha256", models[r]));
+        append(log, "privacy", json_pack("{s:i, s:f, s:f}", "round", r, "epsilon_record",
+                                         r == 2 ? eps2 : 1.0, "epsilon_client", 0.5 * r));
+        json_decref(agg);
+        json_decref(sel);
+    }
+    append(log, "run_end", json_pack("{s:i, s:s}", "rounds", 2, "final_model_sha256", MODEL2));
+    ff_audit_close(log);
+}
+
+static void verify(fixture *f, const ff_audit_policy *p, const char *receipts,
+                   ff_audit_summary *s, ff_audit_findings *fd)
+{
+    ff_audit_verify_opts o = {.ca_pem_path = f->ca_path, .receipts_dir = receipts,
+                              .receipt_certs = receipts, .policy = p};
+    assert_int_equal(ff_audit_verify(f->log_path, &o, s, fd), FF_OK);
+}
+
+static int has_finding(const ff_audit_findings *fd, const char *rule, int64_t seq)
+{
+    for (size_t i = 0; i < fd->count; i++)
+        if (strcmp(fd->items[i].rule, rule) == 0 && (seq < -1 || fd->items[i].seq == seq))
+            return 1;
+    for (size_t i = 0; i < fd->count; i++)
+        print_message("  finding: seq %lld %s: %s\n", (long long)fd->items[i].seq,
+                      fd->items[i].rule, fd->items[i].detail);
+    return 0;
+}
+
+static void test_good_log_verifies(void **state)
+{
+    fixture *f = *state;
+    write_run(f, 3, 1, 2.0);
+    ff_audit_policy p = {.min_sites = 3, .require_secagg = 1, .min_threshold = 2,
+                         .max_epsilon_record = 3};
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, &p, NULL, &s, &fd);
+    if (fd.count)
+        has_finding(&fd, "-", 0);
+    assert_int_equal(fd.count, 0);
+    assert_int_equal(s.entries, 13);
+    assert_int_equal(s.rounds, 2);
+    assert_int_equal(s.sites, 3);
+    assert_true(s.ended);
+    assert_true(s.epsilon_record == 2.0);
+    assert_non_null(strstr(s.coordinator_subject, "coordinator-audit"));
+    json_t *j = ff_audit_result_json(&s, &fd);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    ff_audit_findings_free(&fd);
+}
+
+/* Reads the log into lines for tampering. */
+static char **read_lines(const char *path, size_t *n)
+{
+    char *buf;
+    size_t len;
+    assert_int_equal(ff_file_read_all(path, 1 << 24, &buf, &len), FF_OK);
+    char **lines = calloc(64, sizeof *lines);
+    *n = 0;
+    for (char *tok = strtok(buf, "\n"); tok && *n < 64; tok = strtok(NULL, "\n"))
+        lines[(*n)++] = strdup(tok);
+    free(buf);
+    return lines;
+}
+
+static void write_lines(const char *path, char **lines, size_t n)
+{
+    FILE *fp = fopen(path, "w");
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, "%s\n", lines[i]);
+    fclose(fp);
+}
+
+static void free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+static void test_edited_field(void **state)
+{
+    fixture *f = *state;
+    write_run(f, 3, 1, 2.0);
+    size_t n;
+    char **l = read_lines(f->log_path, &n);
+    char *p = strstr(l[5], "\"site-3\""); /* aggregate of round 1: claim another site */
+    assert_non_null(p);
+    p[6] = '9';
+    write_lines(f->log_path, l, n);
+    free_lines(l, n);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "signature", 5));
+    assert_true(has_finding(&fd, "chain", 6));
+    assert_true(has_finding(&fd, "consistency.participants", 5));
+    ff_audit_findings_free(&fd);
+}
+
+static void test_deleted_and_swapped_entries(void **state)
+{
+    fixture *f = *state;
+    write_run(f, 3, 1, 2.0);
+    size_t n;
+    char **l = read_lines(f->log_path, &n);
+    free(l[6]);
+    memmove(&l[6], &l[7], (n - 7) * sizeof *l); /* delete round 1's privacy entry */
+    write_lines(f->log_path, l, n - 1);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "seq", 6));
+    assert_true(has_finding(&fd, "chain", 6));
+    ff_audit_findings_free(&fd);
+    free_lines(l, n - 1);
+
+    write_run(f, 3, 1, 2.0);
+    unlink(f->log_path);
+    write_run(f, 3, 1, 2.0);
+    l = read_lines(f->log_path, &n);
+    char *t = l[3];
+    l[3] = l[4];
+    l[4] = t;
+    write_lines(f->log_path, l, n);
+    free_lines(l, n);
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "seq", 3));
+    assert_true(has_finding(&fd, "seq", 4));
+    assert_true(has_finding(&fd, "chain", 3));
+    ff_audit_findings_free(&fd);
+}
+
+static void test_truncated_file(void **state)
+{
+    fixture *f = *state;
+    write_run(f, 3, 1, 2.0);
+    char *buf;
+    size_t len;
+    assert_int_equal(ff_file_read_all(f->log_path, 1 << 24, &buf, &len), FF_OK);
+    ft_write_file(f->log_path, buf, len - 40);
+    free(buf);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "truncated", 12));
+    assert_true(has_finding(&fd, "incomplete", 12));
+    ff_audit_findings_free(&fd);
+}
+
+static void test_resigned_with_other_key(void **state)
+{
+    fixture *f = *state;
+    unlink(f->log_path);
+    write_run(f, 3, 1, 2.0);
+    /* An attacker rewrites the log from scratch with its own key and a self-made cert. */
+    unlink(f->log_path);
+    X509 *fake = make_cert(f->other_key, "coordinator-audit", NULL, f->other_key);
+    char *pem = cert_pem(fake);
+    ff_audit_log *log;
+    size_t torn;
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->other_key, pem, NULL, &torn), FF_OK);
+    append(log, "run_end", json_pack("{s:i}", "rounds", 0));
+    ff_audit_close(log);
+    free(pem);
+    X509_free(fake);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "certificate", 0));
+    ff_audit_findings_free(&fd);
+
+    /* One entry of a genuine log re-signed with another key. */
+    unlink(f->log_path);
+    write_run(f, 3, 1, 2.0);
+    size_t n;
+    char **l = read_lines(f->log_path, &n);
+    char *sig = strstr(l[2], ",\"sig\":\"");
+    *sig = '\0';
+    char body[8192];
+    snprintf(body, sizeof body, "%s}", l[2]);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t s64[64];
+    size_t slen = 64;
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, f->other_key), 1);
+    assert_int_equal(EVP_DigestSign(ctx, s64, &slen, (const uint8_t *)body, strlen(body)), 1);
+    EVP_MD_CTX_free(ctx);
+    char hex[129];
+    ff_hex(s64, 64, hex);
+    char *nl = malloc(strlen(l[2]) + 200);
+    sprintf(nl, "%s,\"sig\":\"%s\"}", l[2], hex);
+    free(l[2]);
+    l[2] = nl;
+    write_lines(f->log_path, l, n);
+    free_lines(l, n);
+    verify(f, NULL, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "signature", 2));
+    ff_audit_findings_free(&fd);
+}
+
+static void test_policy_violations(void **state)
+{
+    fixture *f = *state;
+    unlink(f->log_path);
+    write_run(f, 1, 0, 9.0);
+    ff_audit_policy p = {.min_sites = 3, .require_secagg = 1, .min_threshold = 3,
+                         .max_epsilon_record = 3};
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, &p, NULL, &s, &fd);
+    assert_true(has_finding(&fd, "policy.min_sites", 10));
+    assert_true(has_finding(&fd, "policy.secure_aggregation", 10));
+    assert_true(has_finding(&fd, "policy.max_epsilon_record", 11));
+    assert_true(has_finding(&fd, "policy.threshold", 4));
+    assert_false(has_finding(&fd, "signature", -2));
+    ff_audit_findings_free(&fd);
+}
+
+static void test_receipts(void **state)
+{
+    fixture *f = *state;
+    unlink(f->log_path);
+    write_run(f, 3, 1, 2.0);
+    json_t *good = json_pack("{s:s, s:i, s:s, s:s}", "site", "site-1", "round", 1, "model_sha256",
+                             MODEL0, "update_sha256", MODEL2);
+    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r1.json"), good, f->site_key), FF_OK);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_int_equal(fd.count, 0);
+    ff_audit_findings_free(&fd);
+
+    /* A receipt showing another model than the log claims was sent: the coordinator lied. */
+    json_object_set_new(good, "round", json_integer(2));
+    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r2.json"), good, f->site_key), FF_OK);
+    /* A forged receipt, signed with a key that is not site-1's. */
+    json_object_set_new(good, "round", json_integer(1));
+    json_object_set_new(good, "model_sha256", json_string(MODEL0));
+    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r3.json"), good, f->other_key), FF_OK);
+    json_decref(good);
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_true(has_finding(&fd, "receipt.model", -1));
+    assert_true(has_finding(&fd, "receipt.signature", -1));
+    assert_int_equal(fd.count, 2);
+    ff_audit_findings_free(&fd);
+    unlink(ft_path(f->receipts, "r1.json"));
+    unlink(ft_path(f->receipts, "r2.json"));
+    unlink(ft_path(f->receipts, "r3.json"));
+}
+
+static void test_resume_after_torn_write(void **state)
+{
+    fixture *f = *state;
+    unlink(f->log_path);
+    ff_audit_log *log;
+    size_t torn;
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, NULL, &torn), FF_OK);
+    append(log, "run_start", json_pack("{s:i}", "rounds", 1));
+    ff_audit_close(log);
+    FILE *fp = fopen(f->log_path, "a");
+    fputs("{\"seq\":2,\"ts\":\"2026-", fp); /* a crash mid-write */
+    fclose(fp);
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, NULL, &torn), FF_OK);
+    assert_int_equal(torn, 20);
+    assert_int_equal(ff_audit_next_seq(log), 2);
+    append(log, "restart", json_pack("{s:i}", "torn_bytes", (int)torn));
+    append(log, "run_end", json_pack("{s:i}", "rounds", 0));
+    ff_audit_close(log);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    assert_int_equal(fd.count, 0);
+    assert_int_equal(s.entries, 4);
+    ff_audit_findings_free(&fd);
+    /* Another key may not continue this log. */
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->other_key, f->audit_pem, NULL, &torn),
+                     FF_ECRYPTO);
+    ft_assert_error_has("not signed by this audit key");
+}
+
+static void test_report_html(void **state)
+{
+    fixture *f = *state;
+    unlink(f->log_path);
+    write_run(f, 3, 1, 2.0);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    verify(f, NULL, NULL, &s, &fd);
+    const char *out = ft_path(f->dir, "report.html");
+    assert_int_equal(ff_audit_report_html(f->log_path, &s, &fd, out), FF_OK);
+    char *buf;
+    size_t len;
+    assert_int_equal(ff_file_read_all(out, 1 << 20, &buf, &len), FF_OK);
+    assert_non_null(strstr(buf, "ALL CHECKS PASSED"));
+    assert_non_null(strstr(buf, "<th>site-3</th>"));
+    assert_non_null(strstr(buf, "<polyline"));
+    assert_null(strstr(buf, "http"));
+    free(buf);
+    ff_audit_findings_free(&fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_log_verifies),
+        cmocka_unit_test(test_edited_field),
+        cmocka_unit_test(test_deleted_and_swapped_entries),
+        cmocka_unit_test(test_truncated_file),
+        cmocka_unit_test(test_resigned_with_other_key),
+        cmocka_unit_test(test_policy_violations),
+        cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_resume_after_torn_write),
+        cmocka_unit_test(test_report_html),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
