@@ -41,6 +41,12 @@ static int is_quoted(const yaml_node_t *n)
            n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 }
 
+/* The field's storage inside the struct at base (void *, so no alignment-changing casts). */
+static void *field_ptr(void *base, const ff_cfg_field *f)
+{
+    return (uint8_t *)base + f->offset;
+}
+
 static int has_range(const ff_cfg_field *f)
 {
     return f->max > f->min;
@@ -154,7 +160,7 @@ static int apply_list(const cfg_ctx *c, yaml_node_t *val, const ff_cfg_field *f,
     if (has_range(f) && ((double)n < f->min || (double)n > f->max))
         return node_error(c, val, path, "%zu items, expected %g to %g", n, f->min, f->max);
     if (f->type == FF_CFG_STRLIST) {
-        ff_cfg_strlist *sl = (ff_cfg_strlist *)((uint8_t *)base + f->offset);
+        ff_cfg_strlist *sl = field_ptr(base, f);
         if (n > FF_CFG_STRLIST_MAX)
             return node_error(c, val, path, "%zu items, at most %d allowed", n, FF_CFG_STRLIST_MAX);
         for (size_t i = 0; i < n; i++) {
@@ -167,7 +173,7 @@ static int apply_list(const cfg_ctx *c, yaml_node_t *val, const ff_cfg_field *f,
         }
         return FF_OK;
     }
-    ff_cfg_list *list = (ff_cfg_list *)((uint8_t *)base + f->offset);
+    ff_cfg_list *list = field_ptr(base, f);
     list->items = calloc(n ? n : 1, f->size);
     if (!list->items)
         return ff_error(FF_ENOMEM, "out of memory");
@@ -311,16 +317,16 @@ int ff_cfg_load(const char *path, const ff_cfg_field *schema, void *out)
 void ff_cfg_free(const ff_cfg_field *schema, void *out)
 {
     for (const ff_cfg_field *f = schema; f->key; f++) {
-        uint8_t *p = (uint8_t *)out + f->offset;
+        void *p = field_ptr(out, f);
         if (f->type == FF_CFG_SECTION) {
             ff_cfg_free(f->sub, p);
         } else if (f->type == FF_CFG_STRLIST) {
-            ff_cfg_strlist *sl = (ff_cfg_strlist *)p;
+            ff_cfg_strlist *sl = p;
             for (size_t i = 0; i < sl->count; i++)
                 FF_FREE(sl->items[i]);
             sl->count = 0;
         } else if (f->type == FF_CFG_LIST) {
-            ff_cfg_list *l = (ff_cfg_list *)p;
+            ff_cfg_list *l = p;
             for (size_t i = 0; l->items && i < l->count; i++)
                 ff_cfg_free(f->sub, (uint8_t *)l->items + i * f->size);
             FF_FREE(l->items);

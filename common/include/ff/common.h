@@ -108,7 +108,7 @@ void ff_log_set_level(ff_log_level level);
 ff_log_level ff_log_get_level(void);
 int ff_log_level_parse(const char *s, ff_log_level *out) FF_WARN_UNUSED;
 void ff_log(ff_log_level level, const char *fmt, ...) FF_PRINTF(2, 3);
-void ff_logv(ff_log_level level, const char *fmt, va_list ap);
+void ff_logv(ff_log_level level, const char *fmt, va_list ap) FF_PRINTF(2, 0);
 
 #define FF_LOG_DEBUG(...) ff_log(FF_LOG_DEBUG, __VA_ARGS__)
 #define FF_LOG_INFO(...) ff_log(FF_LOG_INFO, __VA_ARGS__)
