@@ -433,6 +433,20 @@ static void test_report_html(void **state)
     ff_audit_findings_free(&fd);
 }
 
+static void test_policy_file(void **state)
+{
+    fixture *f = *state;
+    ff_audit_policy p;
+    assert_int_equal(ff_audit_policy_load(FF_SOURCE_DIR "/configs/audit-policy.yaml", &p), FF_OK);
+    assert_int_equal(p.min_sites, 3);
+    assert_true(p.require_secagg);
+    assert_true(p.max_epsilon_record == 8.0);
+    const char *bad = ft_path(f->dir, "bad-policy.yaml");
+    ft_write_file(bad, "min_sites: 3\nmax_epsilon: 2\n", 27);
+    assert_int_equal(ff_audit_policy_load(bad, &p), FF_ECONFIG);
+    ft_assert_error_has("bad-policy.yaml:2:1: max_epsilon: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_receipts),
         cmocka_unit_test(test_resume_after_torn_write),
         cmocka_unit_test(test_report_html),
+        cmocka_unit_test(test_policy_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
