@@ -224,6 +224,13 @@ typedef struct {
     uint64_t rotation_seed; /* shared by every site for this round */
 } ff_privacy_ddg_config;
 
+/* A granularity γ for `sites` sites, per-site noise std sigma_site, clip c and padded
+ * dimension d so that the decoded sum fits the modulus with a 4-standard-deviation margin
+ * (KLS21 Sec. 5, without assuming √n growth of the sum's norm):
+ *     2 · 4 · sqrt(c² n²/d + n (γ²/4 + σ²)) / γ = 2^bits. */
+double ff_privacy_ddg_choose_gamma(double clip, double sigma_site, int64_t sites, size_t d,
+                                   int bits);
+
 /* Smallest power of two ≥ n. */
 size_t ff_privacy_ddg_padded_dim(size_t n);
 
@@ -233,14 +240,18 @@ size_t ff_privacy_ddg_padded_dim(size_t n);
 int ff_privacy_rotate(double *x, size_t d, uint64_t seed) FF_WARN_UNUSED;
 int ff_privacy_unrotate(double *x, size_t d, uint64_t seed) FF_WARN_UNUSED;
 
-/* Exact sampler of the discrete Gaussian N_Z(0, σ²) with σ² = num/den (rational, positive
- * integers ≤ 2^31), Canonne, Kamath, Steinke 2020 Alg. 1 (discrete Laplace proposals +
- * Bernoulli(exp(−γ)) rejections), integer arithmetic only, bits from rng. */
-int64_t ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den);
-/* Bernoulli(exp(−n/d)) for integers 0 ≤ n, 0 < d (exact), and discrete Laplace with scale
- * t/s (exact), exposed for tests. */
+/* Exact sampler of the discrete Gaussian N_Z(0, σ²) with σ² = num/den rational
+ * (1 ≤ den ≤ 2^16, 1 ≤ num, num/den ≤ 2^30): Canonne, Kamath, Steinke 2020 Alg. 3
+ * (discrete Laplace proposals + Bernoulli(exp(−γ)) rejections), integer arithmetic only,
+ * bits from rng. Proposals with |Y| > 2^30 (probability < e^-32000) are rejected so the
+ * 128-bit arithmetic cannot overflow. */
+int ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den,
+                                 int64_t *out) FF_WARN_UNUSED;
+/* Bernoulli(exp(−n/d)) for integers n ≥ 0, d > 0 (CKS20 Alg. 1, exact), and the discrete
+ * Laplace with scale t ≥ 1, P(x) ∝ exp(−|x|/t) (CKS20 Alg. 2 with s = 1, exact); exposed
+ * for tests. */
 int ff_privacy_bernoulli_exp(ff_rng *rng, uint64_t n, uint64_t d);
-int64_t ff_privacy_discrete_laplace(ff_rng *rng, uint64_t s, uint64_t t);
+int64_t ff_privacy_discrete_laplace(ff_rng *rng, uint64_t t);
 
 /* The site's side: x[n] (its model update, float) → out[d] of residues in [0, 2^bits).
  * noise_rng draws rounding and noise (private to the site). FF_ESTATE if conditional
@@ -260,25 +271,38 @@ typedef enum {
     FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN = 1 /* sites add shares under secagg */
 } ff_privacy_mechanism;
 
+/* privacy.record: patient-level DP-SGD at each hospital. */
+typedef struct {
+    int enabled;             /* default false */
+    double noise_multiplier; /* σ = noise std / clip norm (required > 0 when enabled) */
+    double clip_norm;        /* C, per-example L2 clip (default 1.0) */
+    double delta;            /* δ (default 1e-5; must be < 1/dataset size) */
+    double epsilon_budget;   /* ε the site will not exceed (required > 0 when enabled) */
+} ff_privacy_record_cfg;
+
+/* privacy.client: hospital-level DP on the aggregate. */
 typedef struct {
     int enabled;
-    double noise_multiplier; /* σ: noise std / clip norm */
-    double clip_norm;        /* C (record level) or S (client level) */
+    double noise_multiplier; /* σ: total noise std / clip norm S */
+    double clip_norm;        /* S, per-site update L2 clip (default 1.0) */
     double delta;
     double epsilon_budget;
-} ff_privacy_level_cfg;
+    int mechanism;           /* ff_privacy_mechanism (default gaussian) */
+    int64_t bits;            /* distributed mechanism: modulus 2^bits (default 20) */
+    double gamma;            /* distributed mechanism: granularity (default 0 = from bits) */
+    double beta;             /* conditional rounding β (default exp(-1/2), as KLS21) */
+} ff_privacy_client_cfg;
 
 typedef struct {
-    ff_privacy_level_cfg record; /* patient-level DP-SGD at each hospital */
-    ff_privacy_level_cfg client; /* hospital-level DP on the aggregate */
-    int mechanism;               /* ff_privacy_mechanism (client level) */
-    int ddg_bits;                /* modulus bits for the distributed mechanism */
-    double ddg_gamma;            /* granularity; 0 = choose from bits */
-    double ddg_beta;             /* conditional rounding β */
+    ff_privacy_record_cfg record;
+    ff_privacy_client_cfg client;
 } ff_privacy_cfg;
 
 /* The schema of the section (fields at offsets in ff_privacy_cfg), for the training-plan
- * loader to embed as {"privacy", FF_CFG_SECTION, offsetof(plan, privacy), .sub = this}. */
+ * loader to embed as
+ *     {.key = "privacy", .type = FF_CFG_SECTION, .offset = offsetof(plan, privacy),
+ *      .sub = ff_privacy_cfg_schema, .help = "differential privacy"}
+ * with a member `ff_privacy_cfg privacy;` in its plan struct. */
 extern const ff_cfg_field ff_privacy_cfg_schema[];
 
 /* What the validator needs beyond the section itself. */
@@ -291,7 +315,8 @@ typedef struct {
 
 /* Contradictory or unsafe settings are FF_ECONFIG naming the key ("privacy.record.delta"):
  * DP on with σ = 0 or clip = 0, δ ≥ 1/dataset size, δ outside (0, 1), budget ≤ 0 or
- * already spent, the distributed mechanism without enough bits. */
+ * already spent, the distributed mechanism whose per-site noise would fall below γ/2 or
+ * whose modulus cannot hold the sum. Disabled levels are not checked. */
 int ff_privacy_cfg_validate(const ff_privacy_cfg *cfg,
                             const ff_privacy_context *ctx) FF_WARN_UNUSED;
 
