@@ -1,5 +1,6 @@
 /* fedfuse privacy epsilon|plan: the RDP accountant from the command line. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -12,10 +13,14 @@ FF_CLI_GROUP_DEFINE(privacy,
      cmd_privacy,
      "usage: fedfuse privacy epsilon --q Q --sigma S --steps N --delta D [options]\n"
      "       fedfuse privacy plan --epsilon E --delta D --q Q --steps N [options]\n"
+     "       fedfuse privacy ledger FILE.json\n"
      "  epsilon: the (epsilon, delta) guarantee of N steps of the Poisson-sampled Gaussian\n"
      "           mechanism (sampling rate Q in (0,1], noise multiplier S > 0), composed in\n"
      "           RDP; prints 'epsilon <value>' and 'order <alpha>' (the optimal order).\n"
      "  plan:    the smallest noise multiplier reaching epsilon E; prints 'sigma <value>'.\n"
+     "  ledger:  recomputes epsilon from a privacy ledger (JSON written by a site or the\n"
+     "           coordinator) from its recorded rounds; exit 2 if the stored epsilon\n"
+     "           disagrees or a round passes the budget.\n"
      "options:\n"
      "  --orders default|dp_accounting|opacus|tf_privacy|A,B,...  RDP orders (default:\n"
      "           dp_accounting's 1.1..10.9, 11..63, 128, 256, 512, 1024)\n"
@@ -136,6 +141,33 @@ static int run_plan(ff_cli_args *a)
     return FF_EXIT_OK;
 }
 
+static int run_ledger(ff_cli_args *a)
+{
+    const char *path = ff_cli_pos(a, 0);
+    if (!path)
+        return ff_cli_usage_error("privacy", "ledger: missing FILE.json");
+    if (ff_cli_check_unused(a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    char *text = NULL;
+    size_t len;
+    ff_privacy_ledger *l = NULL;
+    int rc = ff_file_read_all(path, (size_t)64 << 20, &text, &len);
+    if (rc == FF_OK)
+        rc = ff_privacy_ledger_from_json(&l, text, path);
+    free(text);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc == FF_EPOLICY ? FF_EFORMAT : rc);
+    double eps, order;
+    rc = ff_privacy_ledger_epsilon(l, &eps, &order);
+    if (rc == FF_OK) {
+        printf("rounds %zu\n", ff_privacy_ledger_count(l));
+        printf("epsilon %.15g\n", eps);
+        printf("order %.15g\n", order);
+    }
+    ff_privacy_ledger_free(l);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
 static int cmd_privacy(int argc, char **argv)
 {
     if (ff_cli_wants_help(argc, argv)) {
@@ -143,12 +175,14 @@ static int cmd_privacy(int argc, char **argv)
         return FF_EXIT_OK;
     }
     if (argc < 2)
-        return ff_cli_usage_error("privacy", "missing subcommand (epsilon|plan)");
+        return ff_cli_usage_error("privacy", "missing subcommand (epsilon|plan|ledger)");
     ff_cli_args a;
     ff_cli_args_init(&a, "privacy", argc - 1, argv + 1);
     if (!strcmp(argv[1], "epsilon"))
         return run_epsilon(&a);
     if (!strcmp(argv[1], "plan"))
         return run_plan(&a);
-    return ff_cli_usage_error("privacy", "unknown subcommand '%s' (epsilon|plan)", argv[1]);
+    if (!strcmp(argv[1], "ledger"))
+        return run_ledger(&a);
+    return ff_cli_usage_error("privacy", "unknown subcommand '%s' (epsilon|plan|ledger)", argv[1]);
 }
