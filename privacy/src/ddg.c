@@ -13,14 +13,23 @@ __extension__ typedef unsigned __int128 u128;
 
 /* ------------------------------------------------------------------ accounting */
 
+/* The checks the accounting parameters and the mechanism's configuration share. */
+static int check_clip_gamma_beta(double clip, double gamma, double beta)
+{
+    if (!(clip > 0.0) || !isfinite(clip))
+        return ff_error(FF_ERANGE, "ddg clip_norm: %g must be finite and > 0", clip);
+    if (!(gamma > 0.0) || !isfinite(gamma))
+        return ff_error(FF_ERANGE, "ddg gamma: %g must be finite and > 0", gamma);
+    if (!(beta >= 0.0 && beta < 1.0))
+        return ff_error(FF_ERANGE, "ddg beta: %g is outside [0, 1)", beta);
+    return FF_OK;
+}
+
 static int check_ddg_params(const ff_privacy_ddg_params *p)
 {
-    if (!(p->clip_norm > 0.0) || !isfinite(p->clip_norm))
-        return ff_error(FF_ERANGE, "ddg clip_norm: %g must be finite and > 0", p->clip_norm);
-    if (!(p->gamma > 0.0) || !isfinite(p->gamma))
-        return ff_error(FF_ERANGE, "ddg gamma: %g must be finite and > 0", p->gamma);
-    if (!(p->beta >= 0.0 && p->beta < 1.0))
-        return ff_error(FF_ERANGE, "ddg beta: %g is outside [0, 1)", p->beta);
+    int rc = check_clip_gamma_beta(p->clip_norm, p->gamma, p->beta);
+    if (rc != FF_OK)
+        return rc;
     if (!(p->sigma / p->gamma >= 0.5) || !isfinite(p->sigma))
         return ff_error(FF_ERANGE,
                         "ddg sigma: %g is below gamma/2 = %g (KLS21 Thm 1 needs sigma/gamma "
@@ -297,12 +306,9 @@ int ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den, int64_
 
 static int check_ddg_config(const ff_privacy_ddg_config *c)
 {
-    if (!(c->clip_norm > 0.0) || !isfinite(c->clip_norm))
-        return ff_error(FF_ERANGE, "ddg clip_norm: %g must be finite and > 0", c->clip_norm);
-    if (!(c->gamma > 0.0) || !isfinite(c->gamma))
-        return ff_error(FF_ERANGE, "ddg gamma: %g must be finite and > 0", c->gamma);
-    if (!(c->beta >= 0.0 && c->beta < 1.0))
-        return ff_error(FF_ERANGE, "ddg beta: %g is outside [0, 1)", c->beta);
+    int rc = check_clip_gamma_beta(c->clip_norm, c->gamma, c->beta);
+    if (rc != FF_OK)
+        return rc;
     if (!(c->sigma >= 0.0) || !isfinite(c->sigma))
         return ff_error(FF_ERANGE, "ddg sigma: %g must be finite and >= 0", c->sigma);
     if (c->bits < 2 || c->bits > 62)

@@ -111,14 +111,23 @@ int ff_privacy_ledger_epsilon(const ff_privacy_ledger *l, double *eps, double *o
     return ff_privacy_accountant_epsilon(&l->acc, l->delta, l->conv, eps, order);
 }
 
+/* The accountant and ε after adding r, computed once for both check and record. */
+static int after_round(const ff_privacy_ledger *l, const ff_privacy_round *r,
+                       ff_privacy_accountant *acc, double *eps_after)
+{
+    double order;
+    *acc = l->acc;
+    int rc = round_rdp(l, r, acc);
+    if (rc != FF_OK)
+        return rc;
+    return ff_privacy_accountant_epsilon(acc, l->delta, l->conv, eps_after, &order);
+}
+
 int ff_privacy_ledger_check(const ff_privacy_ledger *l, const ff_privacy_round *r,
                             double *eps_after, int *would_exceed)
 {
-    ff_privacy_accountant acc = l->acc;
-    int rc = round_rdp(l, r, &acc);
-    double order;
-    if (rc == FF_OK)
-        rc = ff_privacy_accountant_epsilon(&acc, l->delta, l->conv, eps_after, &order);
+    ff_privacy_accountant acc;
+    int rc = after_round(l, r, &acc, eps_after);
     if (rc != FF_OK)
         return rc;
     *would_exceed = *eps_after > l->budget;
@@ -127,12 +136,12 @@ int ff_privacy_ledger_check(const ff_privacy_ledger *l, const ff_privacy_round *
 
 int ff_privacy_ledger_record(ff_privacy_ledger *l, const ff_privacy_round *r)
 {
+    ff_privacy_accountant acc;
     double after;
-    int exceed;
-    int rc = ff_privacy_ledger_check(l, r, &after, &exceed);
+    int rc = after_round(l, r, &acc, &after);
     if (rc != FF_OK)
         return rc;
-    if (exceed) {
+    if (after > l->budget) {
         double now, order;
         if (ff_privacy_ledger_epsilon(l, &now, &order) != FF_OK)
             now = NAN;
@@ -150,9 +159,7 @@ int ff_privacy_ledger_record(ff_privacy_ledger *l, const ff_privacy_round *r)
         l->rounds = p;
         l->cap = cap;
     }
-    rc = round_rdp(l, r, &l->acc);
-    if (rc != FF_OK)
-        return rc;
+    l->acc = acc;
     l->rounds[l->count++] = *r;
     return FF_OK;
 }

@@ -166,17 +166,19 @@ static long double log_a_int_term(long double q_log, long double l1q, long doubl
 static long double log_a_int(long double q, long double sigma, int64_t alpha)
 {
     long double lq = logl(q), l1q = log1pl(-q), two_s2 = 2.0L * sigma * sigma;
-    long double mx = -INFINITY;
+    /* One-pass log-sum-exp: s = Σ exp(t − mx), rescaled whenever the maximum moves. */
+    long double mx = -INFINITY, s = 0.0L;
     for (int64_t i = 2; i <= alpha; i++) {
         long double t = log_a_int_term(lq, l1q, two_s2, alpha, i);
-        if (t > mx)
+        if (t > mx) {
+            s = s * expl(mx - t) + 1.0L;
             mx = t;
+        } else {
+            s += expl(t - mx);
+        }
     }
     if (mx == -INFINITY)
         return 0.0L;
-    long double s = 0.0L;
-    for (int64_t i = 2; i <= alpha; i++)
-        s += expl(log_a_int_term(lq, l1q, two_s2, alpha, i) - mx);
     long double log_am1 = mx + logl(s); /* log(A_α − 1) */
     return log_am1 > 0.0L ? log_am1 + log1pl(expl(-log_am1)) : log1pl(expl(log_am1));
 }
