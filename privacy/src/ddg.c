@@ -136,7 +136,8 @@ double ff_privacy_ddg_choose_gamma(double clip, double sigma_site, int64_t sites
     double g = 2.0 * k * sqrt(signal) / range;
     for (int it = 0; it < 50; it++) /* γ²/4 term is tiny against the range: contracts fast */
         g = 2.0 * k * sqrt(signal + n * g * g / 4.0) / range;
-    return g;
+    /* The exact sampler takes σ/γ ≤ 2^20: a coarser grid only leaves high bits unused. */
+    return fmax(g, sigma_site / 0x1p20);
 }
 
 size_t ff_privacy_ddg_padded_dim(size_t n)
@@ -272,13 +273,16 @@ int64_t ff_privacy_discrete_laplace(ff_rng *rng, uint64_t t)
     }
 }
 
-#define DG_MAX_ABS ((uint64_t)1 << 30)
+#define DG_MAX_DEN ((uint64_t)1 << 16)
+#define DG_MAX_SIGMA2 ((uint64_t)1 << 40)
 
 /* CKS20 Alg. 3: t = ⌊σ⌋ + 1, Y ~ Lap_Z(t), accept with prob exp(−(|Y| − σ²/t)²/(2σ²)).
- * With σ² = num/den: γ = (|Y|·t·den − num)² / (2·num·t²·den), all integers. */
+ * With σ² = num/den: γ = (|Y|·t·den − num)² / (2·num·t²·den), all integers below 2^128:
+ * num ≤ 2^56, t²·den ≤ 2^57, and proposals with |Y|·t·den > 2^62 are rejected (|Y| > 64 t
+ * at the extreme: probability below e^-64, the only departure from exactness). */
 int ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den, int64_t *out)
 {
-    if (den < 1 || den > ((uint64_t)1 << 16) || num < 1 || num / den >= ((uint64_t)1 << 30))
+    if (den < 1 || den > DG_MAX_DEN || num < 1 || num / den >= DG_MAX_SIGMA2)
         return ff_error(FF_ERANGE,
                         "discrete gaussian: sigma^2 = %llu/%llu outside the supported range",
                         (unsigned long long)num, (unsigned long long)den);
@@ -288,11 +292,12 @@ int ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den, int64_
     while ((u128)(fs + 1) * (fs + 1) * den <= num)
         fs++;
     uint64_t t = fs + 1;
+    uint64_t max_abs = ((uint64_t)1 << 62) / (t * den);
     u128 gd = (u128)2 * num * t * t * den;
     for (;;) {
         int64_t y = ff_privacy_discrete_laplace(rng, t);
         uint64_t ay = y < 0 ? (uint64_t)(-y) : (uint64_t)y;
-        if (ay > DG_MAX_ABS)
+        if (ay > max_abs)
             continue;
         u128 a = (u128)ay * t * den, diff = a > num ? a - num : num - a;
         if (bern_exp(rng, diff * diff, gd)) {
@@ -316,8 +321,21 @@ static int check_ddg_config(const ff_privacy_ddg_config *c)
     return FF_OK;
 }
 
-/* σ² in the integer domain as a rational num/2^16, rounded up (more noise, never less). */
-#define DG_DEN ((uint64_t)1 << 16)
+/* σ² in the integer domain as a rational num/den, rounded up (more noise, never less):
+ * den = 2^16 below σ² = 2^24, whole numbers above (a relative change below 2^-24). */
+static int dg_rational(double s2, uint64_t *num, uint64_t *den)
+{
+    if (!(s2 < (double)DG_MAX_SIGMA2))
+        return ff_error(FF_ERANGE,
+                        "ddg sigma/gamma: %g exceeds 2^20 (choose a larger gamma; "
+                        "ff_privacy_ddg_choose_gamma does)",
+                        sqrt(s2));
+    *den = s2 < 0x1p24 ? DG_MAX_DEN : 1;
+    *num = (uint64_t)ceil(s2 * (double)*den);
+    if (*num == 0)
+        *num = 1;
+    return FF_OK;
+}
 
 int ff_privacy_ddg_encode(const ff_privacy_ddg_config *cfg, ff_rng *noise_rng, const float *x,
                           size_t n, uint64_t *out, size_t d)
@@ -328,10 +346,10 @@ int ff_privacy_ddg_encode(const ff_privacy_ddg_config *cfg, ff_rng *noise_rng, c
     if (d < n || ff_privacy_ddg_padded_dim(d) != d)
         return ff_error(FF_EINVAL, "ddg encode: d = %zu must be a power of two >= n = %zu", d,
                         n);
-    double s2 = (cfg->sigma / cfg->gamma) * (cfg->sigma / cfg->gamma);
-    if (s2 * (double)DG_DEN >= 0x1p62)
-        return ff_error(FF_ERANGE, "ddg sigma/gamma: %g is too large", cfg->sigma / cfg->gamma);
-    uint64_t num = (uint64_t)ceil(s2 * (double)DG_DEN);
+    uint64_t num = 1, den = 1;
+    if (cfg->sigma > 0.0 &&
+        (rc = dg_rational((cfg->sigma / cfg->gamma) * (cfg->sigma / cfg->gamma), &num, &den)))
+        return rc;
     double *v = calloc(d, sizeof *v), *r = malloc(d * sizeof *r);
     if (!v || !r) {
         rc = ff_error(FF_ENOMEM, "ddg encode: %zu doubles", d);
@@ -380,7 +398,7 @@ int ff_privacy_ddg_encode(const ff_privacy_ddg_config *cfg, ff_rng *noise_rng, c
     uint64_t mask = ((uint64_t)1 << cfg->bits) - 1;
     for (size_t i = 0; i < d; i++) {
         int64_t z = 0;
-        if (cfg->sigma > 0.0 && (rc = ff_privacy_discrete_gaussian(noise_rng, num, DG_DEN, &z)))
+        if (cfg->sigma > 0.0 && (rc = ff_privacy_discrete_gaussian(noise_rng, num, den, &z)))
             goto out;
         out[i] = (uint64_t)((int64_t)r[i] + z) & mask;
     }

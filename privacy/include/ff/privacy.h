@@ -227,7 +227,8 @@ typedef struct {
 /* A granularity γ for `sites` sites, per-site noise std sigma_site, clip c and padded
  * dimension d so that the decoded sum fits the modulus with a 4-standard-deviation margin
  * (KLS21 Sec. 5, without assuming √n growth of the sum's norm):
- *     2 · 4 · sqrt(c² n²/d + n (γ²/4 + σ²)) / γ = 2^bits. */
+ *     2 · 4 · sqrt(c² n²/d + n (γ²/4 + σ²)) / γ = 2^bits,
+ * and at least sigma_site / 2^20 (the sampler's range for σ/γ). */
 double ff_privacy_ddg_choose_gamma(double clip, double sigma_site, int64_t sites, size_t d,
                                    int bits);
 
@@ -241,10 +242,10 @@ int ff_privacy_rotate(double *x, size_t d, uint64_t seed) FF_WARN_UNUSED;
 int ff_privacy_unrotate(double *x, size_t d, uint64_t seed) FF_WARN_UNUSED;
 
 /* Exact sampler of the discrete Gaussian N_Z(0, σ²) with σ² = num/den rational
- * (1 ≤ den ≤ 2^16, 1 ≤ num, num/den ≤ 2^30): Canonne, Kamath, Steinke 2020 Alg. 3
+ * (1 ≤ den ≤ 2^16, 1 ≤ num, num/den < 2^40): Canonne, Kamath, Steinke 2020 Alg. 3
  * (discrete Laplace proposals + Bernoulli(exp(−γ)) rejections), integer arithmetic only,
- * bits from rng. Proposals with |Y| > 2^30 (probability < e^-32000) are rejected so the
- * 128-bit arithmetic cannot overflow. */
+ * bits from rng. Proposals beyond 64 t at the largest σ (probability < e^-64; far less for
+ * smaller σ) are rejected so the 128-bit arithmetic cannot overflow. */
 int ff_privacy_discrete_gaussian(ff_rng *rng, uint64_t num, uint64_t den,
                                  int64_t *out) FF_WARN_UNUSED;
 /* Bernoulli(exp(−n/d)) for integers n ≥ 0, d > 0 (CKS20 Alg. 1, exact), and the discrete
