@@ -20,7 +20,7 @@ typedef struct {
     uint8_t *adv, *shr, *msk, *ans;
 } sa_sim;
 
-static EVP_PKEY *sim_ed25519_new(EVP_PKEY **pub)
+static inline EVP_PKEY *sim_ed25519_new(EVP_PKEY **pub)
 {
     EVP_PKEY *k = NULL;
     uint8_t raw[32];
@@ -35,7 +35,7 @@ static EVP_PKEY *sim_ed25519_new(EVP_PKEY **pub)
     return k;
 }
 
-static void sim_init(sa_sim *m, const ff_secagg_params *p, ff_rng *rng)
+static inline void sim_init(sa_sim *m, const ff_secagg_params *p, ff_rng *rng)
 {
     uint32_t n = p->n_sites;
     memset(m, 0, sizeof *m);
@@ -60,7 +60,7 @@ static void sim_init(sa_sim *m, const ff_secagg_params *p, ff_rng *rng)
     assert_int_equal(ff_secagg_server_new(&m->s, p, m->pk), FF_OK);
 }
 
-static void sim_free(sa_sim *m)
+static inline void sim_free(sa_sim *m)
 {
     for (uint32_t i = 0; i < m->p.n_sites; i++) {
         ff_secagg_client_free(m->c[i]);
@@ -80,13 +80,13 @@ static void sim_free(sa_sim *m)
     free(m->ans);
 }
 
-static int sim_alive(const sa_sim *m, uint32_t i, int phase)
+static inline int sim_alive(const sa_sim *m, uint32_t i, int phase)
 {
     return m->drop[i] == 0 || m->drop[i] > phase;
 }
 
 /* Runs phases 1-3 and returns the server status of unmask_request (req filled on success). */
-static int sim_run_to_request(sa_sim *m, ff_secagg_buf *req)
+static inline int sim_run_to_request(sa_sim *m, ff_secagg_buf *req)
 {
     ff_secagg_buf b, set;
     uint32_t n = m->p.n_sites;
@@ -124,7 +124,7 @@ static int sim_run_to_request(sa_sim *m, ff_secagg_buf *req)
     return ff_secagg_server_unmask_request(m->s, req);
 }
 
-static void sim_answer(sa_sim *m, const ff_secagg_buf *req)
+static inline void sim_answer(sa_sim *m, const ff_secagg_buf *req)
 {
     for (uint32_t i = 0; i < m->p.n_sites; i++)
         if (m->msk[i] && sim_alive(m, i, 4)) {
@@ -140,7 +140,7 @@ static void sim_answer(sa_sim *m, const ff_secagg_buf *req)
 /* The oracle: a site j whose masks remain in the sum (masked, or shared then dropped) needs
  * t answers from its share holders: itself (if masked) and each neighbour that advertised
  * (so j shared to it) and answered. */
-static int sim_should_succeed(const sa_sim *m)
+static inline int sim_should_succeed(const sa_sim *m)
 {
     uint32_t n = m->p.n_sites, nb[FF_SECAGG_MAX_SITES], deg;
     for (uint32_t j = 0; j < n; j++) {
@@ -157,7 +157,7 @@ static int sim_should_succeed(const sa_sim *m)
 }
 
 /* Plain sum mod 2^32 of the inputs of the sites that masked. */
-static void sim_plain_sum(const sa_sim *m, uint32_t *sum)
+static inline void sim_plain_sum(const sa_sim *m, uint32_t *sum)
 {
     memset(sum, 0, m->p.n_values * 4);
     for (uint32_t i = 0; i < m->p.n_sites; i++)
