@@ -64,8 +64,6 @@ int ff_secagg_params_check(const ff_secagg_params *p)
                         "secagg params: t = %u must satisfy %u < t <= %u (a strict majority "
                         "of the %u share holders of each site)",
                         p->t, (k + 1) / 2, k + 1, k + 1);
-    if (p->t > 64)
-        return ff_error(FF_EINVAL, "secagg params: t = %u above the supported 64", p->t);
     if (p->n_values < 1 || p->n_values > (1ull << 30))
         return ff_error(FF_EINVAL, "secagg params: n_values = %llu not in 1..2^30",
                         (unsigned long long)p->n_values);

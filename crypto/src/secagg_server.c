@@ -413,6 +413,8 @@ int ff_secagg_server_finish(ff_secagg_server *s, uint32_t *sum)
     memcpy(sum, s->acc, (size_t)s->p.n_values * 4);
     s->state = S_DONE;
 out:
+    /* The shares have served their one purpose; a failed round keeps nothing either. */
+    OPENSSL_cleanse(s->sh, (size_t)n * (s->k + 1) * S);
     OPENSSL_cleanse(secret, sizeof secret);
     if (seeds)
         OPENSSL_cleanse(seeds, (cap ? cap : 1) * K);

@@ -61,12 +61,12 @@ static int f_random(uint64_t *out)
 int ff_shamir_split_elem(uint64_t secret, unsigned t, const uint64_t *xs, size_t n,
                          uint64_t *shares)
 {
-    uint64_t coef[64];
+    uint64_t *coef = NULL;
     int rc = FF_OK;
     if (secret >= P)
         return ff_error(FF_ERANGE, "shamir: secret not below p");
-    if (t < 1 || t > n || t > FF_ARRAY_LEN(coef))
-        return ff_error(FF_EINVAL, "shamir: threshold %u not in 1..%zu (max 64)", t, n);
+    if (t < 1 || t > n || n >= P)
+        return ff_error(FF_EINVAL, "shamir: threshold %u not in 1..%zu", t, n);
     for (size_t i = 0; i < n; i++) {
         if (xs[i] == 0 || xs[i] >= P)
             return ff_error(FF_EINVAL, "shamir: x[%zu] = %llu not in 1..p-1", i,
@@ -75,6 +75,8 @@ int ff_shamir_split_elem(uint64_t secret, unsigned t, const uint64_t *xs, size_t
             if (xs[j] == xs[i])
                 return ff_error(FF_EINVAL, "shamir: x[%zu] repeats x[%zu]", i, j);
     }
+    if (!(coef = malloc(t * sizeof *coef)))
+        return ff_error(FF_ENOMEM, "shamir: out of memory");
     coef[0] = secret;
     for (unsigned d = 1; d < t; d++)
         if ((rc = f_random(&coef[d])))
@@ -86,19 +88,17 @@ int ff_shamir_split_elem(uint64_t secret, unsigned t, const uint64_t *xs, size_t
         shares[i] = y;
     }
 out:
-    OPENSSL_cleanse(coef, sizeof coef);
+    OPENSSL_cleanse(coef, t * sizeof *coef);
+    free(coef);
     return rc;
 }
 
-int ff_shamir_recover_elem(const uint64_t *xs, const uint64_t *ys, size_t n, uint64_t *secret)
+/* Lagrange weights at 0: w_i = prod_{j != i} x_j / (x_j - x_i). */
+static int lagrange_weights(const uint64_t *xs, size_t n, uint64_t *w)
 {
-    uint64_t acc = 0;
-    if (n == 0)
-        return ff_error(FF_EINVAL, "shamir: no shares");
     for (size_t i = 0; i < n; i++) {
-        if (xs[i] == 0 || xs[i] >= P || ys[i] >= P)
-            return ff_error(FF_EFORMAT, "shamir: share %zu is not a field element", i);
-        /* Lagrange basis at 0: prod_{j != i} x_j / (x_j - x_i). */
+        if (xs[i] == 0 || xs[i] >= P)
+            return ff_error(FF_EFORMAT, "shamir: share %zu has x outside 1..p-1", i);
         uint64_t num = 1, den = 1;
         for (size_t j = 0; j < n; j++) {
             if (j == i)
@@ -109,10 +109,35 @@ int ff_shamir_recover_elem(const uint64_t *xs, const uint64_t *ys, size_t n, uin
             num = f_mul(num, xs[j]);
             den = f_mul(den, f_sub(xs[j], xs[i]));
         }
-        acc = f_add(acc, f_mul(ys[i], f_mul(num, f_inv(den))));
+        w[i] = f_mul(num, f_inv(den));
+    }
+    return FF_OK;
+}
+
+static int combine(const uint64_t *w, const uint64_t *ys, size_t n, uint64_t *secret)
+{
+    uint64_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ys[i] >= P)
+            return ff_error(FF_EFORMAT, "shamir: share %zu is not a field element", i);
+        acc = f_add(acc, f_mul(ys[i], w[i]));
     }
     *secret = acc;
     return FF_OK;
+}
+
+int ff_shamir_recover_elem(const uint64_t *xs, const uint64_t *ys, size_t n, uint64_t *secret)
+{
+    if (n == 0)
+        return ff_error(FF_EINVAL, "shamir: no shares");
+    uint64_t *w = malloc(n * sizeof *w);
+    if (!w)
+        return ff_error(FF_ENOMEM, "shamir: out of memory");
+    int rc = lagrange_weights(xs, n, w);
+    if (!rc)
+        rc = combine(w, ys, n, secret);
+    free(w);
+    return rc;
 }
 
 static size_t chunk_len(int c)
@@ -154,18 +179,23 @@ int ff_shamir_recover(uint8_t secret[FF_CRYPTO_KEY_BYTES], const uint32_t *xs,
 {
     int rc = FF_OK;
     uint8_t tmp[FF_CRYPTO_KEY_BYTES];
-    uint64_t *x = calloc(n ? n : 1, sizeof *x), *y = calloc(n ? n : 1, sizeof *y);
-    if (!x || !y) {
+    if (n == 0)
+        return ff_error(FF_EINVAL, "shamir: no shares");
+    uint64_t *x = calloc(n, sizeof *x), *y = calloc(n, sizeof *y), *w = calloc(n, sizeof *w);
+    if (!x || !y || !w) {
         rc = ff_error(FF_ENOMEM, "shamir: out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++)
         x[i] = xs[i];
+    /* The x coordinates are the same for every chunk: one set of weights serves all. */
+    if ((rc = lagrange_weights(x, n, w)))
+        goto out;
     for (int c = 0; c < FF_SHAMIR_CHUNKS; c++) {
         uint64_t s;
         for (size_t i = 0; i < n; i++)
             memcpy(&y[i], shares + i * FF_SHAMIR_SHARE_BYTES + 8 * c, 8);
-        if ((rc = ff_shamir_recover_elem(x, y, n, &s)))
+        if ((rc = combine(w, y, n, &s)))
             goto out;
         /* A chunk that does not fit its bytes means inconsistent or too few shares. */
         if (s >> (8 * chunk_len(c))) {
@@ -183,5 +213,6 @@ out:
         OPENSSL_cleanse(y, n * sizeof *y);
     free(x);
     free(y);
+    free(w);
     return rc;
 }

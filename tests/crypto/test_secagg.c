@@ -85,8 +85,6 @@ static void one_round(ff_rng *rng, int iter, int complete)
         k++;
     uint32_t tmin = (k + 1) / 2 + 1;
     p.t = tmin + ff_rng_below(rng, k + 2 - tmin);
-    if (p.t > 64)
-        p.t = 64;
     assert_int_equal(ff_secagg_params_check(&p), FF_OK);
     sa_sim m;
     sim_init(&m, &p, rng);
