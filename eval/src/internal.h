@@ -62,12 +62,17 @@ typedef struct {
     const char *name;
     const double *x, *y;
     size_t n;
-    int dashed;
+    int dashed, markers;
 } ev_series;
-/* A line chart with axes [x0,x1]x[y0,y1] into b. */
+/* A line chart with axes [x0,x1]x[y0,y1] into b; legend corner EV_LEGEND_*. */
+enum { EV_LEGEND_TL = 0, EV_LEGEND_BR, EV_LEGEND_BL, EV_LEGEND_TR };
 void ev_svg_lines(ev_sb *b, const char *title, const char *xlabel, const char *ylabel,
                   double x0, double x1, double y0, double y1, const ev_series *s, size_t ns,
-                  int diagonal);
+                  int diagonal, int legend);
+/* Horizontal bars of values in [x0,x1] with labels; undefined bars are drawn as "n/a". */
+void ev_svg_bars(ev_sb *b, const char *title, const char *const *labels, const ff_metric *v,
+                 size_t n, double x0, double x1);
+extern const char *const ev_palette[8];
 /* Thins a curve to at most max points (keeps first/last and evenly spaced points). */
 size_t ev_thin_index(size_t n, size_t max, size_t k);
 
