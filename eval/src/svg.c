@@ -83,7 +83,7 @@ static double py(double y, double y0, double y1)
 static void axes(ev_sb *b, const char *title, const char *xl, const char *yl, double x0,
                  double x1, double y0, double y1)
 {
-    ev_sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+    ev_sb_printf(b, "<svg width=\"%g\" height=\"%g\" "
                     "viewBox=\"0 0 %g %g\" class=\"chart\" role=\"img\"><title>",
                  W, H, W, H);
     ev_sb_puts_html(b, title);
@@ -161,7 +161,7 @@ void ev_svg_bars(ev_sb *b, const char *title, const char *const *labels, const f
                  size_t n, double x0, double x1)
 {
     double bh = 22, h = 40 + bh * (double)n + 24, w = W, left = 110;
-    ev_sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+    ev_sb_printf(b, "<svg width=\"%g\" height=\"%g\" "
                     "viewBox=\"0 0 %g %g\" class=\"chart\" role=\"img\"><title>", w, h, w, h);
     ev_sb_puts_html(b, title);
     ev_sb_printf(b, "</title><rect x=\"0\" y=\"0\" width=\"%g\" height=\"%g\" fill=\"#fff\"/>"
