@@ -63,7 +63,7 @@ const char *const ev_palette[8] = {"#1f6fb4", "#d9541e", "#2c9c45", "#8a4fbf",
 
 #define W 380.0
 #define H 300.0
-#define ML 52.0
+#define ML 64.0
 #define MR 14.0
 #define MT 30.0
 #define MB 44.0
@@ -109,7 +109,7 @@ static void axes(ev_sb *b, const char *title, const char *xl, const char *yl, do
     ev_sb_printf(b, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\" class=\"al\">",
                  ML + (W - ML - MR) / 2, H - 8);
     ev_sb_puts_html(b, xl);
-    ev_sb_printf(b, "</text><text transform=\"translate(14,%g) rotate(-90)\" "
+    ev_sb_printf(b, "</text><text transform=\"translate(13,%g) rotate(-90)\" "
                     "text-anchor=\"middle\" class=\"al\">", MT + (H - MT - MB) / 2);
     ev_sb_puts_html(b, yl);
     ev_sb_printf(b, "</text>");
