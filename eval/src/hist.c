@@ -129,11 +129,8 @@ int ff_eval_hist_add(ff_eval_hist *h, const double *score, const uint8_t *label,
         if (slice_idx[i] >= h->nslices)
             return ff_error(FF_EINVAL, "hist: row %zu: slice %zu does not exist", i,
                             slice_idx[i]);
-    for (size_t i = 0; i < n; i++) {
-        slice_add(&h->slices[0], h->nbins, score[i], label[i]);
-        if (slice_idx && slice_idx[i] != 0)
-            slice_add(&h->slices[slice_idx[i]], h->nbins, score[i], label[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        slice_add(&h->slices[slice_idx ? slice_idx[i] : 0], h->nbins, score[i], label[i]);
     return FF_OK;
 }
 

@@ -56,6 +56,7 @@ static char *site_summary(const cohort *c)
     size_t *idx = malloc(c->n * sizeof *idx);
     for (size_t i = 0; i < c->n; i++)
         idx[i] = sl[c->sex[i]];
+    assert_int_equal(ff_eval_hist_add(h, c->s, c->y, c->n, NULL), FF_OK);
     assert_int_equal(ff_eval_hist_add(h, c->s, c->y, c->n, idx), FF_OK);
     json_t *j;
     assert_int_equal(ff_eval_hist_to_json(h, &j), FF_OK);

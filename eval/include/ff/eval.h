@@ -237,9 +237,9 @@ void ff_eval_hist_free(ff_eval_hist *h);
 /* Index of the slice (attribute, level), created if absent; FF_ENOMEM on failure. */
 int ff_eval_hist_slice_find(ff_eval_hist *h, const char *attribute, const char *level,
                             size_t *index) FF_WARN_UNUSED;
-/* Adds n predictions to slice 0 and, when slice_idx is not NULL, row i also to slice
- * slice_idx[i] (skipped when slice_idx[i] == 0). Validates scores and labels as
- * ff_eval_binary; on error nothing is added. */
+/* Adds row i to slice slice_idx[i], or every row to slice 0 when slice_idx is NULL. A site
+ * calls it once with NULL, then once per attribute with each row's level slice. Validates
+ * scores and labels as ff_eval_binary; on error nothing is added. */
 int ff_eval_hist_add(ff_eval_hist *h, const double *score, const uint8_t *label, size_t n,
                      const size_t *slice_idx) FF_WARN_UNUSED;
 /* dst += src: same task name and nbins required (FF_EINVAL otherwise); slices matched by
