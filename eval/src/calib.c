@@ -20,15 +20,28 @@ static double sigmoid(double z)
     return e / (1 + e);
 }
 
-/* NLL of P(y=1) = sigmoid(a + b x_k) with pos/neg weights. */
-static double nll2(const ev_table *t, const double *x, double a, double b)
+/* NLL of P(y=1) = sigmoid(a + b x_k) with pos/neg weights, its gradient and Hessian in one
+ * pass (softplus(z) = z + softplus(-z) shares one exp and one log1p). */
+typedef struct {
+    double f, ga, gb, haa, hab, hbb;
+} ev_fit2;
+
+static void nll2(const ev_table *t, const double *x, double a, double b, ev_fit2 *e)
 {
-    double f = 0;
+    memset(e, 0, sizeof *e);
     for (size_t k = 0; k < t->n; k++) {
-        double z = a + b * x[k];
-        f += t->pos[k] * softplus(-z) + t->neg[k] * softplus(z);
+        double z = a + b * x[k], ez = exp(-fabs(z)), l = log1p(ez);
+        double sp_pos = z > 0 ? l : l - z;  /* softplus(-z) */
+        double sp_neg = z > 0 ? z + l : l;  /* softplus(z) */
+        double mu = z >= 0 ? 1 / (1 + ez) : ez / (1 + ez);
+        double c = t->pos[k] + t->neg[k], r = c * mu - t->pos[k], w = c * mu * (1 - mu);
+        e->f += t->pos[k] * sp_pos + t->neg[k] * sp_neg;
+        e->ga += r;
+        e->gb += r * x[k];
+        e->haa += w;
+        e->hab += w * x[k];
+        e->hbb += w * x[k] * x[k];
     }
-    return f;
 }
 
 /* Why an unpenalised logistic fit on the scores has no finite optimum, or NULL. With the
@@ -75,32 +88,24 @@ void ev_calibration_fit_table(const ev_table *t, ff_metric *slope, ff_metric *in
     }
     for (size_t k = 0; k < t->n; k++)
         x[k] = ev_logit(t->s[k]);
-    double a = 0, b = 1, f = nll2(t, x, a, b);
+    double a = 0, b = 1;
+    ev_fit2 e, en;
+    nll2(t, x, a, b, &e);
     int converged = 0;
     for (int it = 0; it < 200 && !converged; it++) {
-        double ga = 0, gb = 0, haa = 0, hab = 0, hbb = 0;
-        for (size_t k = 0; k < t->n; k++) {
-            double mu = sigmoid(a + b * x[k]), c = t->pos[k] + t->neg[k];
-            double r = c * mu - t->pos[k], w = c * mu * (1 - mu);
-            ga += r;
-            gb += r * x[k];
-            haa += w;
-            hab += w * x[k];
-            hbb += w * x[k] * x[k];
-        }
-        double det = haa * hbb - hab * hab;
+        double det = e.haa * e.hbb - e.hab * e.hab;
         if (!(det > 0))
             break;
-        double da = (hbb * ga - hab * gb) / det, db = (haa * gb - hab * ga) / det;
-        double step = 1, fn = f;
+        double da = (e.hbb * e.ga - e.hab * e.gb) / det, db = (e.haa * e.gb - e.hab * e.ga) / det;
+        double step = 1;
         for (int ls = 0; ls < 60; ls++, step /= 2) {
-            fn = nll2(t, x, a - step * da, b - step * db);
-            if (fn <= f + 1e-12 * fabs(f))
+            nll2(t, x, a - step * da, b - step * db, &en);
+            if (en.f <= e.f + 1e-12 * fabs(e.f))
                 break;
         }
         a -= step * da;
         b -= step * db;
-        f = fn;
+        e = en;
         converged = fabs(step * da) + fabs(step * db) < 1e-11 * (1 + fabs(a) + fabs(b));
     }
     free(x);
