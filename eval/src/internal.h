@@ -1,0 +1,79 @@
+/* Private to ff_eval: the score table every metric is computed from. */
+#ifndef FF_EVAL_INTERNAL_H
+#define FF_EVAL_INTERNAL_H
+
+#include "ff/eval.h"
+
+/* Distinct score values in descending order with the (possibly weighted) number of positives
+ * and negatives at each. Exact evaluation builds it from the predictions (one group per
+ * distinct score); bootstrap reweights pos/neg; histograms use one group per non-empty bin
+ * (s = the bin's lower edge). All counts are whole numbers held in doubles (exact < 2^53). */
+typedef struct {
+    size_t n;
+    double *s, *pos, *neg;
+    double P, N; /* totals */
+} ev_table;
+
+/* Validates and sorts; grp_of_row (optional, [n], caller frees) maps each row to its group. */
+int ev_table_build(const double *score, const uint8_t *label, size_t n, ev_table *t,
+                   uint32_t **grp_of_row);
+int ev_table_alloc(ev_table *t, size_t n);
+void ev_table_free(ev_table *t);
+void ev_table_totals(ev_table *t);
+int ev_check_inputs(const double *score, const uint8_t *label, size_t n);
+
+void ev_set(ff_metric *m, double v);
+void ev_undef(ff_metric *m, const char *why);
+/* Why a metric needing both classes is undefined, or NULL when it is defined. */
+const char *ev_two_class_why(double P, double N);
+
+/* Scalar metrics from a table (no allocation). */
+void ev_auroc(const ev_table *t, ff_metric *m);
+void ev_auprc(const ev_table *t, ff_metric *m);
+void ev_sens_at_spec(const ev_table *t, double target, ff_metric *v, ff_metric *thr);
+void ev_spec_at_sens(const ev_table *t, double target, ff_metric *v, ff_metric *thr);
+void ev_brier_table(const ev_table *t, ff_metric *m);
+/* Reliability bins (sklearn uniform): index of the bin holding s. */
+int ev_rel_bin(double s, int nbins);
+/* ECE + optional reliability arrays (count/mean_pred/frac_pos of nbins each). */
+void ev_ece_table(const ev_table *t, int nbins, ff_metric *m, double *count, double *mean_pred,
+                  double *frac_pos);
+void ev_threshold_stats(const ev_table *t, double thr, ff_metric *alert, ff_metric *ppv,
+                        ff_metric *sens, ff_metric *spec);
+/* Discrimination, threshold statistics, curves and DCA into r (allocates the curves). */
+int ev_fill_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_result *r);
+/* Calibration slope/intercept from a table. */
+void ev_calibration_fit_table(const ev_table *t, ff_metric *slope, ff_metric *intercept);
+double ev_logit(double p);
+
+/* Subgroup metrics from a table (used by exact and histogram fairness). */
+void ev_subgroup_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_subgroup *g);
+void ev_fairness_gaps(ff_eval_fairness *f);
+
+/* HTML/SVG helpers (svg.c). */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} ev_sb;
+void ev_sb_printf(ev_sb *b, const char *fmt, ...) FF_PRINTF(2, 3);
+void ev_sb_puts_html(ev_sb *b, const char *s);
+typedef struct {
+    const char *name;
+    const double *x, *y;
+    size_t n;
+    int dashed, markers;
+} ev_series;
+/* A line chart with axes [x0,x1]x[y0,y1] into b; legend corner EV_LEGEND_*. */
+enum { EV_LEGEND_TL = 0, EV_LEGEND_BR, EV_LEGEND_BL, EV_LEGEND_TR };
+void ev_svg_lines(ev_sb *b, const char *title, const char *xlabel, const char *ylabel,
+                  double x0, double x1, double y0, double y1, const ev_series *s, size_t ns,
+                  int diagonal, int legend);
+/* Horizontal bars of values in [x0,x1] with labels; undefined bars are drawn as "n/a". */
+void ev_svg_bars(ev_sb *b, const char *title, const char *const *labels, const ff_metric *v,
+                 size_t n, double x0, double x1);
+extern const char *const ev_palette[8];
+/* Thins a curve to at most max points (keeps first/last and evenly spaced points). */
+size_t ev_thin_index(size_t n, size_t max, size_t k);
+
+#endif
