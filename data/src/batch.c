@@ -2,6 +2,7 @@
 #include "site_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 ff_aug ff_aug_default(void)
@@ -63,17 +64,18 @@ static void augment_image(const float *src, float *dst, int H, int W, const ff_a
 }
 
 static void fill_row(const ff_site *s, uint32_t p, const ff_aug *aug, ff_rng *rng, ff_batch *b,
-                     size_t row)
+                     size_t row, float *scratch)
 {
     const ff_data_shape *sh = &s->shape;
     size_t hw = (size_t)sh->H * (size_t)sh->W;
     float *img = b->image + row * hw;
     if (s->img_slot[p] >= 0) {
-        const float *src = s->img + (size_t)s->img_slot[p] * hw;
+        const uint16_t *q = s->img + (size_t)s->img_slot[p] * hw;
+        float *plain = aug ? scratch : img;
+        for (size_t k = 0; k < hw; k++)
+            plain[k] = (float)q[k] * (2.0f / 65535.0f) - 1.0f; /* [0, 1] -> [-1, 1] */
         if (aug)
-            augment_image(src, img, sh->H, sh->W, aug, rng);
-        else
-            memcpy(img, src, hw * sizeof *img);
+            augment_image(scratch, img, sh->H, sh->W, aug, rng);
         b->image_present[row] = 1;
     }
     int32_t *t = b->text_ids + row * (size_t)sh->Lt;
@@ -129,7 +131,11 @@ int ff_site_batch(const ff_site *s, ff_split split, const uint32_t *idx, size_t 
     memset(out->ehr_time, 0, B * (size_t)sh->Le * sizeof(int32_t));
     memset(out->labels, 0, B * (size_t)sh->K * sizeof(float));
     memset(out->label_mask, 0, B * (size_t)sh->K * sizeof(float));
+    float *scratch = aug ? malloc(hw * sizeof *scratch) : NULL;
+    if (aug && !scratch)
+        return ff_error(FF_ENOMEM, "batch: out of memory");
     for (size_t i = 0; i < n; i++)
-        fill_row(s, s->members[split][idx[i]], aug, rng, out, i);
+        fill_row(s, s->members[split][idx[i]], aug, rng, out, i, scratch);
+    free(scratch);
     return FF_OK;
 }

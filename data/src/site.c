@@ -531,11 +531,13 @@ static int load_images(ff_site *s, const char *dir, const ff_site_opts *o, ff_lo
             ff_error_clear();
             continue;
         }
-        if ((rc = grow((void **)&s->img, &cap, (s->nimg + 1) * hw, sizeof(float))) != FF_OK)
+        if ((rc = grow((void **)&s->img, &cap, (s->nimg + 1) * hw, sizeof(uint16_t))) != FF_OK)
             goto out;
-        float *dst = s->img + s->nimg * hw;
-        for (size_t k = 0; k < hw; k++)
-            dst[k] = tmp[k] * 2.0f - 1.0f; /* [0, 1] -> [-1, 1] */
+        uint16_t *dst = s->img + s->nimg * hw;
+        for (size_t k = 0; k < hw; k++) {
+            float v = tmp[k] < 0 ? 0 : tmp[k] > 1 ? 1 : tmp[k];
+            dst[k] = (uint16_t)lrintf(v * 65535.0f);
+        }
         s->img_slot[p] = (int32_t)s->nimg++;
     }
 out:
