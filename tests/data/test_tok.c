@@ -64,9 +64,9 @@ static void test_codes_known_answers(void **state)
 static void test_time_bins(void **state)
 {
     (void)state;
-    static const double h[] = {0, 0.5, 1, 6, 24, 168, 8760, 87600, 1e6};
-    static const int b32[] = {1, 2, 2, 6, 9, 14, 25, 31, 31};
-    static const int b16[] = {1, 1, 1, 3, 5, 7, 12, 15, 15};
+    static const double h[] = {0, 0.5, 1, 2, 6, 24, 168, 720, 8760, 87600, 1e6};
+    static const int b32[] = {1, 2, 2, 3, 6, 9, 14, 18, 25, 31, 31};
+    static const int b16[] = {1, 1, 1, 2, 3, 5, 7, 9, 12, 15, 15};
     for (size_t i = 0; i < FF_ARRAY_LEN(h); i++) {
         assert_int_equal(ff_tok_time_bin(h[i], 32), b32[i]);
         assert_int_equal(ff_tok_time_bin(h[i], 16), b16[i]);
@@ -115,6 +115,21 @@ static void test_value_bins_match_exact_deciles(void **state)
     assert_true(off < N / 50); /* < 2 % near edges */
     for (int b = 1; b <= 10; b++)
         assert_true(counts[b] > N / 10 - N / 50 && counts[b] < N / 10 + N / 50);
+    /* The worked example of docs/data.md: values 1..10 of one code fall in bins 1..10. */
+    ff_value_hist h10;
+    ff_value_edges e10;
+    assert_int_equal(ff_value_hist_init(&h10, 4), FF_OK);
+    for (int i = 1; i <= 10; i++)
+        ff_value_hist_add(&h10, 2, i);
+    assert_int_equal(ff_value_edges_local(&h10, &e10), FF_OK);
+    for (int i = 1; i <= 10; i++)
+        assert_int_equal(ff_value_bin(&e10, 2, i), i);
+    assert_int_equal(ff_value_grid_bin(0.8), 244);
+    assert_int_equal(ff_value_grid_bin(140), 542);
+    assert_int_equal(ff_value_grid_bin(-2.5), 119);
+    assert_int_equal(ff_value_grid_bin(1e9), 1023);
+    ff_value_edges_free(&e10);
+    ff_value_hist_free(&h10);
     /* A code with no statistics bins to 1; out-of-range codes too. */
     assert_int_equal(ff_value_bin(&e, 6, 3.0), 1);
     assert_int_equal(ff_value_bin(&e, 99, 3.0), 1);
