@@ -1,0 +1,255 @@
+/*
+ * ff/data.h — hospital data: the site dataset format, tokenizers, the loader that turns a
+ * site directory into model input batches (ff_batch), the value-bin statistics that hospitals
+ * share instead of raw values, and the synthetic multi-hospital cohort generator.
+ *
+ * Usage:
+ *
+ *     ff_data_shape shape;
+ *     ff_data_shape_tiny(&shape);                    // or ff_data_shape_from_yaml(path, &shape)
+ *     ff_site_opts opts = ff_site_opts_default();    // lenient; local value-bin edges
+ *     ff_load_report rep;
+ *     ff_site *site = NULL;
+ *     if (ff_site_load(&site, "cohort/site-1", &shape, &opts, &rep) != FF_OK) {
+ *         fprintf(stderr, "error: %s\n", ff_error_message());   // names file and line
+ *         return 2;
+ *     }
+ *     ff_load_report_print(&rep, stdout);            // counts only, never record contents
+ *     size_t n = ff_site_count(site, FF_SPLIT_TRAIN);
+ *     uint32_t *order = malloc(n * sizeof *order);
+ *     ff_site_shuffle(site, FF_SPLIT_TRAIN, seed, epoch, order);
+ *     ff_batch b;
+ *     ff_batch_alloc(&b, 32, shape.K, shape.C, shape.H, shape.W, shape.Lt, shape.Le);
+ *     ff_aug aug = ff_aug_default();
+ *     ff_rng rng; ff_rng_init(&rng, seed, 7);
+ *     for (size_t i = 0; i + 32 <= n; i += 32)
+ *         ff_site_batch(site, FF_SPLIT_TRAIN, order + i, 32, &aug, &rng, &b);   // then train
+ *     ff_batch_free(&b);
+ *     ff_site_free(site);
+ *
+ * docs/data.md describes the directory format, the tokenizers exactly (with worked ids) and
+ * the generator. Nothing here logs record contents: messages name files, lines and fields.
+ */
+#ifndef FF_DATA_H
+#define FF_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ff/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Model input dimensions (filled from the model config; no dependency on ff_models)          */
+/* ---------------------------------------------------------------------------------------- */
+
+#define FF_DATA_TASKS 3 /* label_admission, label_icu, label_critical */
+
+typedef struct {
+    int C, H, W;  /* image channels (1) and size */
+    int Lt, Vt;   /* text tokens and vocabulary (hash buckets, 0 = padding) */
+    int Le, Vc;   /* EHR events and code vocabulary */
+    int Vv;       /* value bins: 0 = no value, 1..Vv-1 quantiles (11 = deciles) */
+    int Vtime;    /* time bins, 0 = padding */
+    int K;        /* tasks, at most FF_DATA_TASKS, in the order above */
+    int bigrams;  /* 1: add word-bigram ids after the unigrams (see docs/data.md) */
+} ff_data_shape;
+
+/* The two reference configurations (configs of the models/ folder). */
+void ff_data_shape_base(ff_data_shape *s); /* 64x64x1, Lt 64, Vt 8192, Le 128, Vc 4096 */
+void ff_data_shape_tiny(ff_data_shape *s); /* 32x32x1, Lt 32, Vt 2048, Le 48, Vc 1024 */
+/* Checks ranges (every dimension positive, Vv == 11, Vt/Vc/Vtime >= 2, K in 1..3). */
+int ff_data_shape_check(const ff_data_shape *s) FF_WARN_UNUSED;
+
+/* Reads the input dimensions from a model config YAML (the keys of the models/ schema; this
+ * loader lists them all because the strict loader rejects unknown keys). Errors name
+ * FILE:LINE:COL and the key. */
+int ff_data_shape_from_yaml(const char *path, ff_data_shape *out) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tokenizers (pure functions; docs/data.md gives worked examples)                            */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Text: lower-case ASCII, split on every byte that is not [a-z0-9], word id =
+ * 1 + FNV-1a-32(word) mod (Vt-1). With bigrams, the ids of "w1 w2" (joined by one space)
+ * follow the unigrams. Writes at most cap ids (the beginning is kept) and returns the count
+ * written; *nwords (may be NULL) receives the number of words in the whole text. */
+size_t ff_tok_text(const char *text, size_t len, int Vt, int bigrams, int32_t *ids, size_t cap,
+                   size_t *nwords);
+/* One word (already lower-case) to its id. */
+int32_t ff_tok_word(const char *word, size_t len, int Vt);
+/* EHR code (taken byte for byte, no case folding) to 1 + FNV-1a-32(code) mod (Vc-1). */
+int32_t ff_tok_code(const char *code, size_t len, int Vc);
+/* Hours before the index visit (>= 0) to a bin in 1..Vtime-1:
+ * 1 + min(Vtime-2, floor((Vtime-1) * ln(1+h) / ln(1+FF_TIME_HORIZON_H))). */
+#define FF_TIME_HORIZON_H 87600.0 /* ten years */
+int32_t ff_tok_time_bin(double hours_before, int Vtime);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Value bins: per-code histograms on a fixed grid, merged across hospitals, decile edges     */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Grid: g(v) = sign(v) * ln(1 + |v|), FF_VGRID_BINS equal bins on [FF_VGRID_LO, FF_VGRID_HI]
+ * (values outside are clamped into the end bins). A hospital adds every value of its events
+ * to a histogram keyed by code id; the coordinator merges the histograms (sums counts; no raw
+ * value leaves a hospital) and computes the edges; every hospital then bins with the same
+ * edges. ff_value_edges_local does both steps on one hospital's histogram, flagged local.
+ */
+#define FF_VGRID_BINS 1024
+#define FF_VGRID_LO (-3.0)
+#define FF_VGRID_HI 12.0
+#define FF_VALUE_BINS 11 /* 0 = no value, 1..10 deciles */
+
+typedef struct {
+    int ncodes;        /* Vc: code ids 0..Vc-1 (0 unused) */
+    uint32_t *counts;  /* [ncodes, FF_VGRID_BINS], owned */
+} ff_value_hist;
+
+typedef struct {
+    int ncodes;
+    float *edges; /* [ncodes, 9] in g-space, ascending; owned */
+    uint8_t *has; /* [ncodes] 1 when the code had any value */
+    int local;    /* 1: computed from this hospital alone (no federated step yet) */
+} ff_value_edges;
+
+int ff_value_hist_init(ff_value_hist *h, int ncodes) FF_WARN_UNUSED;
+void ff_value_hist_free(ff_value_hist *h);
+/* The grid bin of a value (clamped). */
+int ff_value_grid_bin(double v);
+/* Adds one value of code id c (ignored when c is out of range). */
+void ff_value_hist_add(ff_value_hist *h, int32_t c, double v);
+/* dst += src (coordinator side). FF_EINVAL on different sizes, FF_ERANGE on count overflow;
+ * on error dst is unchanged. */
+int ff_value_hist_merge(ff_value_hist *dst, const ff_value_hist *src) FF_WARN_UNUSED;
+/* Decile edges of a (merged) histogram: edge k (1..9) is where the cumulative count reaches
+ * k/10 of the code's total, linearly interpolated inside the grid bin, in g-space. The
+ * result is flagged not local; caller frees with ff_value_edges_free. */
+int ff_value_edges_from_hist(const ff_value_hist *h, ff_value_edges *out) FF_WARN_UNUSED;
+/* The same from one hospital's own histogram, flagged local = 1. */
+int ff_value_edges_local(const ff_value_hist *h, ff_value_edges *out) FF_WARN_UNUSED;
+void ff_value_edges_free(ff_value_edges *e);
+/* 1 + #{k : g(v) >= edge_k} in 1..10; 1 for a code with no statistics. */
+int32_t ff_value_bin(const ff_value_edges *e, int32_t c, double v);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Site loader                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum { FF_SPLIT_TRAIN = 0, FF_SPLIT_VAL, FF_SPLIT_TEST, FF_SPLIT_COUNT } ff_split;
+const char *ff_split_name(ff_split s);
+
+typedef struct {
+    int strict;                  /* 1: the first bad row/file is an error naming file and line */
+    const ff_value_edges *edges; /* shared edges from the federated step; NULL = local */
+} ff_site_opts;
+ff_site_opts ff_site_opts_default(void); /* lenient, local edges */
+
+/* What was skipped, by reason (counts only). */
+typedef enum {
+    FF_SKIP_PATIENT_ROW = 0, /* malformed patients.csv row (fields, age, sex, split, id) */
+    FF_SKIP_DUPLICATE_ID,    /* patient id seen before in patients.csv */
+    FF_SKIP_NOTE_ROW,        /* malformed notes.csv row */
+    FF_SKIP_NOTE_UNKNOWN,    /* note of a patient not in patients.csv */
+    FF_SKIP_EVENT_ROW,       /* malformed events.csv row (fields, hours, value, code) */
+    FF_SKIP_EVENT_UNKNOWN,   /* event of a patient not in patients.csv */
+    FF_SKIP_IMAGE_BAD,       /* images/<id>.png unreadable: image treated as missing */
+    FF_SKIP_NO_MODALITY,     /* patient with no image, no note and no event: excluded */
+    FF_SKIP_COUNT
+} ff_skip_reason;
+const char *ff_skip_reason_name(ff_skip_reason r);
+
+typedef struct {
+    long skipped[FF_SKIP_COUNT];
+    long patients[FF_SPLIT_COUNT];                 /* kept, per split */
+    long positives[FF_SPLIT_COUNT][FF_DATA_TASKS]; /* label = 1 */
+    long labelled[FF_SPLIT_COUNT][FF_DATA_TASKS];  /* label known (not empty) */
+    long with_image, with_text, with_ehr, with_all;
+    long note_rows, event_rows, events_dropped; /* dropped: beyond the Le most recent */
+    long words_p50, words_p90, words_max;       /* words per patient with a note */
+    long events_p50, events_p90, events_max;    /* events per patient with any */
+    int edges_local;                            /* value bins used local edges */
+    int has_notes_file, has_events_file, has_images_dir;
+} ff_load_report;
+
+/* Prints the summary (per split, prevalence, modalities, lengths, skipped by reason). */
+void ff_load_report_print(const ff_load_report *r, FILE *out);
+/* Logs the same counts at INFO (no contents). */
+void ff_load_report_log(const ff_load_report *r, const char *site_name);
+
+typedef struct ff_site ff_site;
+
+/* Loads SITE_DIR (patients.csv required; notes.csv, events.csv, images/ optional) for the
+ * given shape: text and codes tokenized, values binned, the Le most recent events kept, images
+ * resized to H x W by area averaging and normalised to [-1, 1]. Lenient mode counts and skips
+ * bad rows; strict mode stops at the first with "FILE:LINE: reason". A label other than 0, 1
+ * or empty (unknown) is an error in both modes. rep (may be NULL) is filled either way.
+ * The caller owns *out (ff_site_free); on error *out is NULL. */
+int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
+                 const ff_site_opts *opts, ff_load_report *rep) FF_WARN_UNUSED;
+void ff_site_free(ff_site *s);
+
+size_t ff_site_count(const ff_site *s, ff_split split);
+const ff_data_shape *ff_site_shape(const ff_site *s);
+/* The site's own value histogram (for the federated statistics step). */
+const ff_value_hist *ff_site_value_hist(const ff_site *s);
+/* Patient id of the i-th patient of a split (file order). For local joins (oracle, tests);
+ * never log it. */
+const char *ff_site_patient_id(const ff_site *s, ff_split split, size_t i);
+
+/* Fills order[0..count) with a permutation of the split, determined by (seed, epoch). */
+void ff_site_shuffle(const ff_site *s, ff_split split, uint64_t seed, uint64_t epoch,
+                     uint32_t *order);
+
+/* Augmentation that keeps clinical meaning. Zero fields disable a transform. */
+typedef struct {
+    float rot_deg;     /* image rotation uniform in [-rot_deg, rot_deg] */
+    float scale;       /* image zoom uniform in [1-scale, 1+scale] */
+    float intensity;   /* gain in [1-i, 1+i] and offset in [-i, i] (normalised units) */
+    int allow_flip;    /* left/right flip with p 0.5; only when the image modality allows */
+    float token_drop;  /* each text token dropped with this probability */
+    float time_jitter; /* hours multiplied by exp(N(0, time_jitter)) before binning */
+} ff_aug;
+ff_aug ff_aug_default(void); /* 8 deg, 0.08, 0.1, no flip, 0.1, 0.1 */
+
+/* Fills out rows 0..n-1 with the patients idx[0..n) of the split (positions in the split);
+ * rows n..B-1 are zeroed with label_mask 0. aug NULL = none (rng may then be NULL). out must
+ * be allocated with the site's shape and B >= n. */
+int ff_site_batch(const ff_site *s, ff_split split, const uint32_t *idx, size_t n,
+                  const ff_aug *aug, ff_rng *rng, ff_batch *out) FF_WARN_UNUSED;
+
+/* Group attributes for fairness metrics: attribute 0 is "sex" (F, M, X, U), 1 is "age_band"
+ * (<40, 40-64, 65+), then each extra column of patients.csv in file order. */
+int ff_site_attr_count(const ff_site *s);
+const char *ff_site_attr_name(const ff_site *s, int a);
+int ff_site_attr_nvalues(const ff_site *s, int a);
+const char *ff_site_attr_value(const ff_site *s, int a, int v);
+/* Value index of attribute a for the i-th patient of a split; -1 for out-of-range input. */
+int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Synthetic multi-hospital cohort                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    int sites;          /* hospitals (default 4) */
+    long patients;      /* patients per hospital on average (default 2000); sizes vary */
+    uint64_t seed;      /* everything is a function of the seed (Philox streams) */
+    int image_size;     /* side of the written PNGs (default 64) */
+    int no_image_site;  /* 1-based hospital without an imaging department (default 3, 0 = none) */
+    int quiet;          /* no progress display */
+} ff_synth_opts;
+ff_synth_opts ff_synth_opts_default(void);
+
+/* Writes out_dir/site-1 ... site-N in the site format plus site-k/oracle.csv (true risk per
+ * task and the latents). Streams patients to disk: memory does not grow with the count.
+ * Refuses an out_dir that already holds a site-1 (FF_ESTATE). */
+int ff_synth_generate(const ff_synth_opts *o, const char *out_dir) FF_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,146 @@
+/* CSV reading and writing on libcsv, with the physical line number of each row. */
+#include "internal.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CSV_MAX_FIELDS 256
+
+typedef struct {
+    char *fields[CSV_MAX_FIELDS];
+    size_t lens[CSV_MAX_FIELDS];
+    size_t caps[CSV_MAX_FIELDS];
+    int nfields;
+    int too_many;
+    int oom;
+    long line;      /* physical line being fed */
+    long row_start; /* line where the current row began; 0 = between rows */
+    int status;     /* first error returned by the row callback */
+    ff_csv_row_fn fn;
+    void *ctx;
+} csv_state;
+
+static void on_field(void *s, size_t len, void *data)
+{
+    csv_state *st = data;
+    if (st->nfields >= CSV_MAX_FIELDS) {
+        st->too_many = 1;
+        return;
+    }
+    int i = st->nfields++;
+    if (st->caps[i] < len + 1) {
+        size_t cap = len + 1 < 64 ? 64 : len + 1;
+        char *p = realloc(st->fields[i], cap);
+        if (!p) {
+            st->oom = 1;
+            st->nfields--;
+            return;
+        }
+        st->fields[i] = p;
+        st->caps[i] = cap;
+    }
+    if (len)
+        memcpy(st->fields[i], s, len);
+    st->fields[i][len] = '\0';
+    st->lens[i] = len;
+}
+
+static void on_row(int c, void *data)
+{
+    (void)c;
+    csv_state *st = data;
+    long line = st->row_start ? st->row_start : st->line;
+    if (st->status == FF_OK && !st->oom) {
+        ff_csv_row row = {st->fields, st->lens, st->too_many ? -1 : st->nfields, line};
+        st->status = st->fn(&row, st->ctx);
+    }
+    st->nfields = 0;
+    st->too_many = 0;
+    st->row_start = 0;
+}
+
+static int is_blank_line(const char *s, size_t n)
+{
+    return n == 0 || (n == 1 && s[0] == '\n') || (n == 2 && s[0] == '\r' && s[1] == '\n');
+}
+
+int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
+{
+    int rc = FF_OK;
+    struct csv_parser p;
+    int have_parser = 0;
+    char *buf = NULL;
+    size_t cap = 0;
+    csv_state *st = calloc(1, sizeof *st);
+    FILE *f = fopen(path, "rb");
+    if (!st || !f) {
+        rc = st ? ff_error(FF_EIO, "%s: cannot open (%s)", shown, strerror(errno))
+                : ff_error(FF_ENOMEM, "%s: out of memory", shown);
+        goto out;
+    }
+    st->fn = fn;
+    st->ctx = ctx;
+    unsigned char opts = CSV_APPEND_NULL | (strict ? CSV_STRICT | CSV_STRICT_FINI : 0);
+    if (csv_init(&p, opts) != 0) {
+        rc = ff_error(FF_ENOMEM, "%s: cannot start the CSV parser", shown);
+        goto out;
+    }
+    have_parser = 1;
+    ssize_t n;
+    /* Feeding one physical line at a time lets rows carry the line they start on, quoted
+     * newlines included. */
+    while ((n = getline(&buf, &cap, f)) > 0) {
+        st->line++;
+        if (st->row_start == 0 && !is_blank_line(buf, (size_t)n))
+            st->row_start = st->line;
+        if (csv_parse(&p, buf, (size_t)n, on_field, on_row, st) != (size_t)n) {
+            rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (%s)", shown,
+                          st->row_start ? st->row_start : st->line,
+                          csv_strerror(csv_error(&p)));
+            goto out;
+        }
+        if (st->oom) {
+            rc = ff_error(FF_ENOMEM, "%s:%ld: out of memory", shown, st->line);
+            goto out;
+        }
+        if (st->status != FF_OK) {
+            rc = st->status;
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        rc = ff_error(FF_EIO, "%s: read error (%s)", shown, strerror(errno));
+        goto out;
+    }
+    if (csv_fini(&p, on_field, on_row, st) != 0) {
+        rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (unterminated quoted field)", shown,
+                      st->row_start ? st->row_start : st->line);
+        goto out;
+    }
+    rc = st->oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
+out:
+    if (have_parser)
+        csv_free(&p);
+    if (f)
+        fclose(f);
+    free(buf);
+    if (st)
+        for (int i = 0; i < CSV_MAX_FIELDS; i++)
+            free(st->fields[i]);
+    free(st);
+    return rc;
+}
+
+int ff_csv_put(FILE *f, const char *s, char sep)
+{
+    size_t n = strlen(s);
+    int plain = 1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
+            plain = 0;
+    if (plain ? fwrite(s, 1, n, f) != n : csv_fwrite(f, s, n) != 0)
+        return ff_error(FF_EIO, "CSV write failed");
+    return fputc(sep, f) == EOF ? ff_error(FF_EIO, "CSV write failed") : FF_OK;
+}

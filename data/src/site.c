@@ -1,0 +1,874 @@
+/* Loading a site directory: patients.csv, notes.csv, events.csv and images/ into an ff_site.
+ * Messages name the file and line, never the contents (which are patient data). */
+#include "site_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const task_columns[FF_DATA_TASKS] = {"label_admission", "label_icu",
+                                                        "label_critical"};
+static const char *const sex_values[] = {"F", "M", "X", "U"};
+static const char *const age_bands[] = {"<40", "40-64", "65+"};
+
+const char *ff_split_name(ff_split s)
+{
+    static const char *const names[] = {"train", "val", "test"};
+    return s < FF_SPLIT_COUNT ? names[s] : "?";
+}
+
+const char *ff_skip_reason_name(ff_skip_reason r)
+{
+    static const char *const names[] = {
+        "malformed patients.csv row", "duplicate patient id", "malformed notes.csv row",
+        "note of unknown patient", "malformed events.csv row", "event of unknown patient",
+        "unreadable image (treated as missing)", "patient with no modality (excluded)"};
+    return r < FF_SKIP_COUNT ? names[r] : "?";
+}
+
+ff_site_opts ff_site_opts_default(void)
+{
+    return (ff_site_opts){.strict = 0, .edges = NULL};
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Growable arrays and the id index                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return FF_OK;
+    size_t nc = *cap ? *cap : 1024;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, nc * elem);
+    if (!q)
+        return ff_error(FF_ENOMEM, "out of memory growing to %zu items", nc);
+    *p = q;
+    *cap = nc;
+    return FF_OK;
+}
+
+typedef struct {
+    uint32_t *slots; /* patient index + 1; 0 = empty */
+    size_t mask;
+} id_index;
+
+static int index_build(id_index *ix, char **ids, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n + 16)
+        cap *= 2;
+    ix->slots = calloc(cap, sizeof *ix->slots);
+    if (!ix->slots)
+        return ff_error(FF_ENOMEM, "out of memory for the id index");
+    ix->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = ff_fnv1a32(ids[i], strlen(ids[i])) & ix->mask;
+        while (ix->slots[h])
+            h = (h + 1) & ix->mask;
+        ix->slots[h] = (uint32_t)i + 1;
+    }
+    return FF_OK;
+}
+
+static long index_find(const id_index *ix, char **ids, const char *id, size_t len)
+{
+    size_t h = ff_fnv1a32(id, len) & ix->mask;
+    while (ix->slots[h]) {
+        const char *c = ids[ix->slots[h] - 1];
+        if (strlen(c) == len && memcmp(c, id, len) == 0)
+            return (long)ix->slots[h] - 1;
+        h = (h + 1) & ix->mask;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* patients.csv                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+enum { COL_ID, COL_AGE, COL_SEX, COL_SPLIT, COL_L0, COL_L1, COL_L2, COL_REQUIRED };
+
+typedef struct {
+    ff_site *s;
+    const ff_site_opts *opts;
+    ff_load_report *rep;
+    const char *shown;
+    int col[COL_REQUIRED];
+    int attr_col[SITE_MAX_ATTRS]; /* csv column of declared attribute a (a >= 2) */
+    int ncols;
+    size_t cap;
+    id_index seen; /* duplicate detection, rebuilt lazily by open addressing below */
+    uint32_t *dup_slots;
+    size_t dup_mask;
+} patients_ctx;
+
+static int header_patients(patients_ctx *c, const ff_csv_row *r)
+{
+    static const char *const req[COL_REQUIRED] = {"patient_id", "age", "sex", "split",
+                                                  "label_admission", "label_icu",
+                                                  "label_critical"};
+    if (r->nfields < 0)
+        return ff_error(FF_EFORMAT, "%s:1: more than 256 columns", c->shown);
+    c->ncols = r->nfields;
+    for (int k = 0; k < COL_REQUIRED; k++)
+        c->col[k] = -1;
+    for (int i = 0; i < r->nfields; i++) {
+        int known = 0;
+        for (int k = 0; k < COL_REQUIRED; k++)
+            if (strcmp(r->fields[i], req[k]) == 0) {
+                if (c->col[k] >= 0)
+                    return ff_error(FF_EFORMAT, "%s:1: column '%s' appears twice", c->shown,
+                                    req[k]);
+                c->col[k] = i, known = 1;
+            }
+        if (known)
+            continue;
+        if (c->s->nattr >= SITE_MAX_ATTRS)
+            return ff_error(FF_EFORMAT, "%s:1: more than %d attribute columns", c->shown,
+                            SITE_MAX_ATTRS - SITE_ATTR_BUILTIN);
+        if (r->lens[i] == 0 || r->lens[i] >= sizeof c->s->attrs[0].name)
+            return ff_error(FF_EFORMAT, "%s:1: column %d has an empty or too long name",
+                            c->shown, i + 1);
+        site_attr *a = &c->s->attrs[c->s->nattr];
+        memcpy(a->name, r->fields[i], r->lens[i] + 1);
+        c->attr_col[c->s->nattr++] = i;
+    }
+    for (int k = 0; k < COL_REQUIRED; k++)
+        if (c->col[k] < 0)
+            return ff_error(FF_EFORMAT, "%s:1: missing required column '%s'", c->shown, req[k]);
+    return FF_OK;
+}
+
+/* A row the lenient mode skips: an error in strict mode. */
+static int skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
+                    const char *shown, long line, const char *reason)
+{
+    if (o->strict)
+        return ff_error(FF_EFORMAT, "%s:%ld: %s", shown, line, reason);
+    rep->skipped[why]++;
+    return FF_OK;
+}
+
+static int valid_id(const char *id, size_t len)
+{
+    if (len == 0 || len > 64 || id[0] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (id[i] == '/' || id[i] == '\\' || (unsigned char)id[i] < 0x20)
+            return 0;
+    return 1;
+}
+
+static int parse_sex(const char *v)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(v, sex_values[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_split(const char *v)
+{
+    for (int i = 0; i < FF_SPLIT_COUNT; i++)
+        if (strcmp(v, ff_split_name((ff_split)i)) == 0)
+            return i;
+    return -1;
+}
+
+static int attr_value(site_attr *a, const char *v)
+{
+    for (int i = 0; i < a->nvalues; i++)
+        if (strcmp(a->values[i], v) == 0)
+            return i;
+    if (a->nvalues >= SITE_MAX_ATTR_VALUES - 1) { /* the last slot is "other" */
+        if (a->nvalues == SITE_MAX_ATTR_VALUES - 1) {
+            a->values[a->nvalues] = strdup("other");
+            if (!a->values[a->nvalues])
+                return -1;
+            a->nvalues++;
+        }
+        return SITE_MAX_ATTR_VALUES - 1;
+    }
+    a->values[a->nvalues] = strdup(v);
+    return a->values[a->nvalues] ? a->nvalues++ : -1;
+}
+
+static int dup_check_insert(patients_ctx *c, size_t idx)
+{
+    /* Keep the table at most half full: rebuild into a doubled table when needed. */
+    if (2 * (idx + 1) > c->dup_mask) {
+        size_t cap = c->dup_mask ? (c->dup_mask + 1) * 2 : 4096;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return ff_error(FF_ENOMEM, "out of memory for the id index");
+        for (size_t i = 0; i < idx; i++) {
+            size_t h = ff_fnv1a32(c->s->ids[i], strlen(c->s->ids[i])) & (cap - 1);
+            while (slots[h])
+                h = (h + 1) & (cap - 1);
+            slots[h] = (uint32_t)i + 1;
+        }
+        free(c->dup_slots);
+        c->dup_slots = slots;
+        c->dup_mask = cap - 1;
+    }
+    const char *id = c->s->ids[idx];
+    size_t len = strlen(id);
+    size_t h = ff_fnv1a32(id, len) & c->dup_mask;
+    while (c->dup_slots[h]) {
+        if (strcmp(c->s->ids[c->dup_slots[h] - 1], id) == 0)
+            return 1;
+        h = (h + 1) & c->dup_mask;
+    }
+    c->dup_slots[h] = (uint32_t)idx + 1;
+    return 0;
+}
+
+static int ensure_patient_cap(patients_ctx *c, size_t need)
+{
+    ff_site *s = c->s;
+    if (need <= c->cap)
+        return FF_OK;
+    size_t nc = c->cap ? c->cap * 2 : 1024;
+    char **ids = realloc(s->ids, nc * sizeof *ids);
+    if (ids)
+        s->ids = ids;
+    uint8_t *split = realloc(s->split, nc);
+    if (split)
+        s->split = split;
+    float *age = realloc(s->age, nc * sizeof *age);
+    if (age)
+        s->age = age;
+    int8_t *lab = realloc(s->labels, nc * FF_DATA_TASKS);
+    if (lab)
+        s->labels = lab;
+    uint8_t *attr = realloc(s->attr, nc * SITE_MAX_ATTRS);
+    if (attr)
+        s->attr = attr;
+    long *lines = realloc(s->lines, nc * sizeof *lines);
+    if (lines)
+        s->lines = lines;
+    if (!ids || !split || !age || !lab || !attr || !lines)
+        return ff_error(FF_ENOMEM, "%s: out of memory at %zu patients", c->shown, nc);
+    c->cap = nc;
+    return FF_OK;
+}
+
+static int row_patients(const ff_csv_row *r, void *vctx)
+{
+    patients_ctx *c = vctx;
+    ff_site *s = c->s;
+    if (c->ncols == 0)
+        return header_patients(c, r);
+    const char *why = NULL;
+    ff_skip_reason reason = FF_SKIP_PATIENT_ROW;
+    if (r->nfields != c->ncols)
+        why = "wrong number of fields";
+    const char *id = why ? NULL : r->fields[c->col[COL_ID]];
+    double age = 0;
+    int sex = -1, split = -1;
+    if (!why && !valid_id(id, r->lens[c->col[COL_ID]]))
+        why = "patient_id is empty, longer than 64 bytes, or holds '/', '\\' or a leading '.'";
+    if (!why && (ff_parse_f64(r->fields[c->col[COL_AGE]], &age) != FF_OK || !(age >= 0) ||
+                 age > 130))
+        why = "age is not a number in 0..130";
+    if (!why && (sex = parse_sex(r->fields[c->col[COL_SEX]])) < 0)
+        why = "sex is not one of F, M, X, U";
+    if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
+        why = "split is not one of train, val, test";
+    if (why)
+        return skip_row(c->opts, c->rep, reason, c->shown, r->line, why);
+    /* Labels are checked in both modes: a wrong label would silently poison training. */
+    int8_t lab[FF_DATA_TASKS];
+    for (int k = 0; k < FF_DATA_TASKS; k++) {
+        const char *v = r->fields[c->col[COL_L0 + k]];
+        if (v[0] == '\0')
+            lab[k] = -1;
+        else if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
+            lab[k] = (int8_t)(v[0] - '0');
+        else
+            return ff_error(FF_EFORMAT, "%s:%ld: %s must be 0, 1 or empty", c->shown, r->line,
+                            task_columns[k]);
+    }
+    int rc = ensure_patient_cap(c, s->n + 1);
+    if (rc != FF_OK)
+        return rc;
+    size_t i = s->n;
+    s->ids[i] = strdup(id);
+    if (!s->ids[i])
+        return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
+    int dup = dup_check_insert(c, i);
+    if (dup < 0) {
+        free(s->ids[i]);
+        return dup;
+    }
+    if (dup) {
+        free(s->ids[i]);
+        return skip_row(c->opts, c->rep, FF_SKIP_DUPLICATE_ID, c->shown, r->line,
+                        "patient_id appears on an earlier line");
+    }
+    s->split[i] = (uint8_t)split;
+    s->lines[i] = r->line;
+    s->age[i] = (float)age;
+    memcpy(s->labels + i * FF_DATA_TASKS, lab, sizeof lab);
+    uint8_t *at = s->attr + i * SITE_MAX_ATTRS;
+    at[SITE_ATTR_SEX] = (uint8_t)sex;
+    at[SITE_ATTR_AGE_BAND] = (uint8_t)(age < 40 ? 0 : age < 65 ? 1 : 2);
+    for (int a = SITE_ATTR_BUILTIN; a < s->nattr; a++) {
+        int v = attr_value(&s->attrs[a], r->fields[c->attr_col[a]]);
+        if (v < 0)
+            return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
+        at[a] = (uint8_t)v;
+    }
+    s->n++;
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* notes.csv                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    ff_site *s;
+    const ff_site_opts *opts;
+    ff_load_report *rep;
+    const char *shown;
+    const id_index *ix;
+    int col_id, col_text, ncols;
+    int32_t *scratch; /* Lt ids */
+} notes_ctx;
+
+static int header_simple(const ff_csv_row *r, const char *shown, const char *const *names,
+                         int *cols, int ncols_needed, int *ncols)
+{
+    if (r->nfields < 0)
+        return ff_error(FF_EFORMAT, "%s:1: more than 256 columns", shown);
+    *ncols = r->nfields;
+    for (int k = 0; k < ncols_needed; k++) {
+        cols[k] = -1;
+        for (int i = 0; i < r->nfields; i++)
+            if (strcmp(r->fields[i], names[k]) == 0)
+                cols[k] = i;
+        if (cols[k] < 0)
+            return ff_error(FF_EFORMAT, "%s:1: missing required column '%s'", shown, names[k]);
+    }
+    return FF_OK;
+}
+
+static int row_notes(const ff_csv_row *r, void *vctx)
+{
+    notes_ctx *c = vctx;
+    if (c->ncols == 0) {
+        static const char *const names[] = {"patient_id", "text"};
+        int cols[2];
+        int rc = header_simple(r, c->shown, names, cols, 2, &c->ncols);
+        c->col_id = cols[0], c->col_text = cols[1];
+        return rc;
+    }
+    c->rep->note_rows++;
+    if (r->nfields != c->ncols)
+        return skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
+                        "wrong number of fields");
+    long p = index_find(c->ix, c->s->ids, r->fields[c->col_id], r->lens[c->col_id]);
+    if (p < 0)
+        return skip_row(c->opts, c->rep, FF_SKIP_NOTE_UNKNOWN, c->shown, r->line,
+                        "patient_id not in patients.csv");
+    ff_site *s = c->s;
+    size_t Lt = (size_t)s->shape.Lt, have = s->text_len[p], nwords = 0;
+    /* Several notes of one patient are concatenated in file order. */
+    size_t got = ff_tok_text(r->fields[c->col_text], r->lens[c->col_text], s->shape.Vt,
+                             s->shape.bigrams, s->text + (size_t)p * Lt + have, Lt - have,
+                             &nwords);
+    s->text_len[p] = (uint16_t)(have + got);
+    s->words[p] += (uint32_t)FF_MIN(nwords, (size_t)UINT32_MAX - s->words[p]);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* events.csv                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t patient;
+    int32_t code;
+    float hours;
+    float value; /* NaN = none */
+} raw_event;
+
+typedef struct {
+    ff_site *s;
+    const ff_site_opts *opts;
+    ff_load_report *rep;
+    const char *shown;
+    const id_index *ix;
+    int col[4], ncols;
+    raw_event *ev;
+    size_t nev, cap;
+} events_ctx;
+
+static int row_events(const ff_csv_row *r, void *vctx)
+{
+    events_ctx *c = vctx;
+    if (c->ncols == 0) {
+        static const char *const names[] = {"patient_id", "hours_before", "code", "value"};
+        return header_simple(r, c->shown, names, c->col, 4, &c->ncols);
+    }
+    c->rep->event_rows++;
+    const char *why = NULL;
+    double hours = 0, value = NAN;
+    if (r->nfields != c->ncols)
+        why = "wrong number of fields";
+    if (!why && (ff_parse_f64(r->fields[c->col[1]], &hours) != FF_OK || !(hours >= 0) ||
+                 !isfinite(hours)))
+        why = "hours_before is not a finite number >= 0";
+    if (!why && r->lens[c->col[2]] == 0)
+        why = "code is empty";
+    if (!why && r->lens[c->col[3]] > 0 &&
+        (ff_parse_f64(r->fields[c->col[3]], &value) != FF_OK || !isfinite(value)))
+        why = "value is neither empty nor a finite number";
+    if (why)
+        return skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
+    long p = index_find(c->ix, c->s->ids, r->fields[c->col[0]], r->lens[c->col[0]]);
+    if (p < 0)
+        return skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
+                        "patient_id not in patients.csv");
+    int rc = grow((void **)&c->ev, &c->cap, c->nev + 1, sizeof *c->ev);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "%s: ", c->shown);
+    int32_t code = ff_tok_code(r->fields[c->col[2]], r->lens[c->col[2]], c->s->shape.Vc);
+    c->ev[c->nev++] = (raw_event){(uint32_t)p, code, (float)hours, (float)value};
+    if (!isnan(value))
+        ff_value_hist_add(&c->s->hist, code, value);
+    return FF_OK;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    const raw_event *x = a, *y = b;
+    if (x->patient != y->patient)
+        return x->patient < y->patient ? -1 : 1;
+    if (x->hours != y->hours) /* most recent (smallest hours_before) first */
+        return x->hours < y->hours ? -1 : 1;
+    return x->code < y->code ? -1 : x->code > y->code;
+}
+
+/* Sorts the events, keeps the Le most recent per patient (stored oldest first) and bins
+ * their values with the given edges. */
+static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
+{
+    qsort(c->ev, c->nev, sizeof *c->ev, cmp_event);
+    size_t Le = (size_t)s->shape.Le, kept = 0;
+    s->ev_off = calloc(s->n + 1, sizeof *s->ev_off);
+    if (!s->ev_off)
+        return ff_error(FF_ENOMEM, "events: out of memory");
+    for (size_t i = 0; i < c->nev;) {
+        size_t j = i;
+        while (j < c->nev && c->ev[j].patient == c->ev[i].patient)
+            j++;
+        size_t take = FF_MIN(j - i, Le);
+        c->rep->events_dropped += (long)(j - i - take);
+        s->ev_off[c->ev[i].patient + 1] = take;
+        kept += take;
+        i = j;
+    }
+    for (size_t p = 0; p < s->n; p++)
+        s->ev_off[p + 1] += s->ev_off[p];
+    s->ev_code = malloc(FF_MAX(kept, 1) * sizeof *s->ev_code);
+    s->ev_val = malloc(FF_MAX(kept, 1));
+    s->ev_hours = malloc(FF_MAX(kept, 1) * sizeof *s->ev_hours);
+    if (!s->ev_code || !s->ev_val || !s->ev_hours)
+        return ff_error(FF_ENOMEM, "events: out of memory for %zu events", kept);
+    for (size_t i = 0; i < c->nev;) {
+        uint32_t p = c->ev[i].patient;
+        size_t take = s->ev_off[p + 1] - s->ev_off[p];
+        for (size_t k = 0; k < take; k++) {
+            const raw_event *e = &c->ev[i + k];
+            size_t o = s->ev_off[p] + take - 1 - k; /* oldest first */
+            s->ev_code[o] = e->code;
+            s->ev_val[o] = (int8_t)(isnan(e->value) ? 0 : ff_value_bin(edges, e->code, e->value));
+            s->ev_hours[o] = e->hours;
+        }
+        while (i < c->nev && c->ev[i].patient == p)
+            i++;
+    }
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* images/                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static int load_images(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_report *rep)
+{
+    size_t hw = (size_t)s->shape.H * (size_t)s->shape.W;
+    char *path = malloc(strlen(dir) + 96);
+    float *tmp = malloc(hw * sizeof *tmp);
+    int rc = FF_OK;
+    size_t cap = 0;
+    if (!path || !tmp) {
+        rc = ff_error(FF_ENOMEM, "images: out of memory");
+        goto out;
+    }
+    for (size_t p = 0; p < s->n; p++) {
+        s->img_slot[p] = -1;
+        sprintf(path, "%s/images/%s.png", dir, s->ids[p]);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        rc = ff_png_load_gray(path, s->shape.H, s->shape.W, tmp);
+        if (rc != FF_OK) {
+            if (o->strict || rc == FF_ENOMEM) {
+                /* The message names the file, i.e. the patient id: kept out of logs by the
+                 * caller, shown to the operator who owns the data. */
+                goto out;
+            }
+            rep->skipped[FF_SKIP_IMAGE_BAD]++;
+            rc = FF_OK;
+            ff_error_clear();
+            continue;
+        }
+        if ((rc = grow((void **)&s->img, &cap, (s->nimg + 1) * hw, sizeof(uint16_t))) != FF_OK)
+            goto out;
+        uint16_t *dst = s->img + s->nimg * hw;
+        for (size_t k = 0; k < hw; k++) {
+            float v = tmp[k] < 0 ? 0 : tmp[k] > 1 ? 1 : tmp[k];
+            dst[k] = (uint16_t)lrintf(v * 65535.0f);
+        }
+        s->img_slot[p] = (int32_t)s->nimg++;
+    }
+out:
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void percentiles(long *v, size_t n, long *p50, long *p90, long *mx)
+{
+    if (!n) {
+        *p50 = *p90 = *mx = 0;
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_long);
+    *p50 = v[(n - 1) / 2];
+    *p90 = v[(size_t)((double)(n - 1) * 0.9)];
+    *mx = v[n - 1];
+}
+
+/* Excludes patients with no modality, fills the split lists and the summary. */
+static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep,
+                          const char *shown)
+{
+    long *words = malloc((s->n + 1) * sizeof *words), *evs = malloc((s->n + 1) * sizeof *evs);
+    size_t nw = 0, ne = 0;
+    int rc = FF_OK;
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++) {
+        s->members[sp] = malloc((s->n + 1) * sizeof(uint32_t));
+        if (!s->members[sp])
+            rc = ff_error(FF_ENOMEM, "out of memory");
+    }
+    if (!words || !evs || rc != FF_OK) {
+        rc = ff_error(FF_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t p = 0; p < s->n; p++) {
+        int img = s->img_slot[p] >= 0, txt = s->text_len[p] > 0;
+        size_t nev = s->ev_off[p + 1] - s->ev_off[p];
+        if (!img && !txt && !nev) {
+            if (o->strict) {
+                rc = ff_error(FF_EFORMAT, "%s:%ld: patient has no image, note or event", shown,
+                              s->lines[p]);
+                goto out;
+            }
+            rep->skipped[FF_SKIP_NO_MODALITY]++;
+            continue;
+        }
+        int sp = s->split[p];
+        s->members[sp][s->count[sp]++] = (uint32_t)p;
+        rep->patients[sp]++;
+        for (int k = 0; k < FF_DATA_TASKS; k++) {
+            int8_t l = s->labels[p * FF_DATA_TASKS + k];
+            rep->labelled[sp][k] += l >= 0;
+            rep->positives[sp][k] += l == 1;
+        }
+        rep->with_image += img;
+        rep->with_text += txt;
+        rep->with_ehr += nev > 0;
+        rep->with_all += img && txt && nev > 0;
+        if (txt)
+            words[nw++] = (long)s->words[p];
+        if (nev)
+            evs[ne++] = (long)(nev + 0);
+    }
+    percentiles(words, nw, &rep->words_p50, &rep->words_p90, &rep->words_max);
+    percentiles(evs, ne, &rep->events_p50, &rep->events_p90, &rep->events_max);
+out:
+    free(words);
+    free(evs);
+    return rc;
+}
+
+static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_report *rep)
+{
+    int rc;
+    size_t dl = strlen(dir);
+    char *path = malloc(dl + 64), *shown = malloc(dl + 64);
+    id_index ix = {0};
+    events_ctx ec = {0};
+    ff_value_edges local = {0};
+    if (!path || !shown) {
+        rc = ff_error(FF_ENOMEM, "out of memory");
+        goto out;
+    }
+    sprintf(path, "%s/patients.csv", dir);
+    sprintf(shown, "%s/patients.csv", dir);
+    patients_ctx pc = {.s = s, .opts = o, .rep = rep, .shown = shown};
+    rc = ff_csv_read(path, shown, o->strict, row_patients, &pc);
+    free(pc.dup_slots);
+    if (rc != FF_OK)
+        goto out;
+    if (pc.ncols == 0) {
+        rc = ff_error(FF_EFORMAT, "%s:1: empty file (no header)", shown);
+        goto out;
+    }
+    size_t n1 = s->n + 1;
+    s->text = calloc(n1 * (size_t)s->shape.Lt, sizeof *s->text);
+    s->text_len = calloc(n1, sizeof *s->text_len);
+    s->words = calloc(n1, sizeof *s->words);
+    s->img_slot = calloc(n1, sizeof *s->img_slot);
+    if (!s->text || !s->text_len || !s->words || !s->img_slot) {
+        rc = ff_error(FF_ENOMEM, "%s: out of memory for %zu patients", shown, s->n);
+        goto out;
+    }
+    if ((rc = index_build(&ix, s->ids, s->n)) != FF_OK)
+        goto out;
+
+    sprintf(path, "%s/notes.csv", dir);
+    sprintf(shown, "%s/notes.csv", dir);
+    if ((rep->has_notes_file = ff_path_exists(path))) {
+        notes_ctx nc = {.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+        if ((rc = ff_csv_read(path, shown, o->strict, row_notes, &nc)) != FF_OK)
+            goto out;
+    }
+
+    sprintf(path, "%s/events.csv", dir);
+    sprintf(shown, "%s/events.csv", dir);
+    ec = (events_ctx){.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+    if ((rep->has_events_file = ff_path_exists(path)) &&
+        (rc = ff_csv_read(path, shown, o->strict, row_events, &ec)) != FF_OK)
+        goto out;
+    const ff_value_edges *edges = o->edges;
+    if (!edges) {
+        if ((rc = ff_value_edges_local(&s->hist, &local)) != FF_OK)
+            goto out;
+        edges = &local;
+    } else if (edges->ncodes != s->shape.Vc) {
+        rc = ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d", edges->ncodes,
+                      s->shape.Vc);
+        goto out;
+    }
+    rep->edges_local = edges->local;
+    if ((rc = events_finish(s, &ec, edges)) != FF_OK)
+        goto out;
+    FF_FREE(ec.ev);
+
+    sprintf(path, "%s/images", dir);
+    if ((rep->has_images_dir = ff_path_exists(path)) &&
+        (rc = load_images(s, dir, o, rep)) != FF_OK)
+        goto out;
+    if (!rep->has_images_dir)
+        for (size_t p = 0; p < s->n; p++)
+            s->img_slot[p] = -1;
+    sprintf(shown, "%s/patients.csv", dir);
+    rc = finish_members(s, o, rep, shown);
+out:
+    free(ix.slots);
+    free(ec.ev);
+    ff_value_edges_free(&local);
+    free(path);
+    free(shown);
+    return rc;
+}
+
+int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
+                 const ff_site_opts *opts, ff_load_report *rep)
+{
+    ff_load_report local_rep;
+    ff_site_opts dflt = ff_site_opts_default();
+    if (!rep)
+        rep = &local_rep;
+    if (!opts)
+        opts = &dflt;
+    memset(rep, 0, sizeof *rep);
+    *out = NULL;
+    int rc = ff_data_shape_check(shape);
+    if (rc != FF_OK)
+        return rc;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ff_error(FF_EIO, "%s: not a readable directory", dir);
+    ff_site *s = calloc(1, sizeof *s);
+    if (!s)
+        return ff_error(FF_ENOMEM, "out of memory");
+    s->shape = *shape;
+    s->nattr = SITE_ATTR_BUILTIN;
+    snprintf(s->attrs[SITE_ATTR_SEX].name, sizeof s->attrs[0].name, "sex");
+    snprintf(s->attrs[SITE_ATTR_AGE_BAND].name, sizeof s->attrs[0].name, "age_band");
+    if ((rc = ff_value_hist_init(&s->hist, shape->Vc)) == FF_OK)
+        rc = load_all(s, dir, opts, rep);
+    if (rc == FF_OK && s->count[0] + s->count[1] + s->count[2] == 0)
+        rc = ff_error(FF_EINVAL, "%s: no usable patient (every row skipped or no modality)",
+                      dir);
+    if (rc != FF_OK) {
+        ff_site_free(s);
+        return rc;
+    }
+    *out = s;
+    return FF_OK;
+}
+
+void ff_site_free(ff_site *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->ids[i]);
+    free(s->ids);
+    free(s->split);
+    free(s->lines);
+    free(s->age);
+    free(s->attr);
+    for (int a = SITE_ATTR_BUILTIN; a < s->nattr; a++)
+        for (int v = 0; v < s->attrs[a].nvalues; v++)
+            free(s->attrs[a].values[v]);
+    free(s->labels);
+    free(s->text);
+    free(s->text_len);
+    free(s->words);
+    free(s->ev_off);
+    free(s->ev_code);
+    free(s->ev_val);
+    free(s->ev_hours);
+    free(s->img_slot);
+    free(s->img);
+    ff_value_hist_free(&s->hist);
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++)
+        free(s->members[sp]);
+    free(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Accessors                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+size_t ff_site_count(const ff_site *s, ff_split split)
+{
+    return split < FF_SPLIT_COUNT ? s->count[split] : 0;
+}
+
+const ff_data_shape *ff_site_shape(const ff_site *s)
+{
+    return &s->shape;
+}
+
+const ff_value_hist *ff_site_value_hist(const ff_site *s)
+{
+    return &s->hist;
+}
+
+const char *ff_site_patient_id(const ff_site *s, ff_split split, size_t i)
+{
+    if (split >= FF_SPLIT_COUNT || i >= s->count[split])
+        return NULL;
+    return s->ids[s->members[split][i]];
+}
+
+int ff_site_attr_count(const ff_site *s)
+{
+    return s->nattr;
+}
+
+const char *ff_site_attr_name(const ff_site *s, int a)
+{
+    return a >= 0 && a < s->nattr ? s->attrs[a].name : NULL;
+}
+
+int ff_site_attr_nvalues(const ff_site *s, int a)
+{
+    if (a == SITE_ATTR_SEX)
+        return 4;
+    if (a == SITE_ATTR_AGE_BAND)
+        return 3;
+    return a > 0 && a < s->nattr ? s->attrs[a].nvalues : 0;
+}
+
+const char *ff_site_attr_value(const ff_site *s, int a, int v)
+{
+    if (v < 0 || v >= ff_site_attr_nvalues(s, a))
+        return NULL;
+    if (a == SITE_ATTR_SEX)
+        return sex_values[v];
+    if (a == SITE_ATTR_AGE_BAND)
+        return age_bands[v];
+    return s->attrs[a].values[v];
+}
+
+int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a)
+{
+    if (split >= FF_SPLIT_COUNT || i >= s->count[split] || a < 0 || a >= s->nattr)
+        return -1;
+    return s->attr[(size_t)s->members[split][i] * SITE_MAX_ATTRS + (size_t)a];
+}
+
+void ff_load_report_print(const ff_load_report *r, FILE *out)
+{
+    static const char *const short_tasks[] = {"admission", "icu", "critical"};
+    fprintf(out, "patients: train %ld, val %ld, test %ld\n", r->patients[0], r->patients[1],
+            r->patients[2]);
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++) {
+        fprintf(out, "prevalence %-5s:", ff_split_name((ff_split)sp));
+        for (int k = 0; k < FF_DATA_TASKS; k++)
+            fprintf(out, " %s %.3f (%ld/%ld)", short_tasks[k],
+                    r->labelled[sp][k] ? (double)r->positives[sp][k] / r->labelled[sp][k] : 0.0,
+                    r->positives[sp][k], r->labelled[sp][k]);
+        fputc('\n', out);
+    }
+    long total = r->patients[0] + r->patients[1] + r->patients[2];
+    fprintf(out, "modalities: image %ld, note %ld, ehr %ld, all three %ld (of %ld)\n",
+            r->with_image, r->with_text, r->with_ehr, r->with_all, total);
+    fprintf(out, "note words per patient: median %ld, p90 %ld, max %ld\n", r->words_p50,
+            r->words_p90, r->words_max);
+    fprintf(out, "events per patient (kept): median %ld, p90 %ld, max %ld; rows %ld, older "
+            "than the last Le dropped %ld\n", r->events_p50, r->events_p90, r->events_max,
+            r->event_rows, r->events_dropped);
+    fprintf(out, "value bins: %s edges\n", r->edges_local ? "local (this site only)" : "shared");
+    long sk = 0;
+    for (int i = 0; i < FF_SKIP_COUNT; i++)
+        sk += r->skipped[i];
+    fprintf(out, "skipped: %ld\n", sk);
+    for (int i = 0; i < FF_SKIP_COUNT; i++)
+        if (r->skipped[i])
+            fprintf(out, "  %-40s %ld\n", ff_skip_reason_name((ff_skip_reason)i), r->skipped[i]);
+}
+
+void ff_load_report_log(const ff_load_report *r, const char *site_name)
+{
+    FF_LOG_INFO("site %s: patients train=%ld val=%ld test=%ld image=%ld note=%ld ehr=%ld "
+                "edges=%s", site_name, r->patients[0], r->patients[1], r->patients[2],
+                r->with_image, r->with_text, r->with_ehr, r->edges_local ? "local" : "shared");
+    for (int i = 0; i < FF_SKIP_COUNT; i++)
+        if (r->skipped[i])
+            FF_LOG_INFO("site %s: skipped %ld: %s", site_name, r->skipped[i],
+                        ff_skip_reason_name((ff_skip_reason)i));
+}

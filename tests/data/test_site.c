@@ -1,0 +1,334 @@
+/* Site loading: the format (RFC 4180 notes, optional modalities, attributes), every bad-input
+ * case with its exact message or count, PNG decoding and area resize, and batch assembly. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ff/data.h"
+#include "internal.h"
+
+static void put(const char *dir, const char *name, const char *text)
+{
+    ft_write_file(ft_path(dir, name), text, strlen(text));
+}
+
+static const char *kPatients =
+    "patient_id,age,sex,split,label_admission,label_icu,label_critical,insurance\n"
+    "p1,71,F,train,1,0,0,public\n"
+    "p2,34,M,train,0,0,,private\n"
+    "p3,50,f,val,1,1,1,public\n"
+    "p4,66,M,test,0,0,0,public\n";
+
+/* p1: two notes (one multi-line with quotes and commas) and events; p2: note only; p3: image
+ * only; p4: events only. */
+static const char *kNotes = "patient_id,text\n"
+                            "p1,\"Chest pain, \"\"crushing\"\"\nsince 2h\"\n"
+                            "p2,mild headache\n"
+                            "p1,denies SOB\n";
+
+static const char *kEvents = "patient_id,hours_before,code,value\n"
+                             "p1,1.5,LAB:TROPONIN,0.8\n"
+                             "p1,200,I10,\n"
+                             "p1,0.2,VITAL:HR,118\n"
+                             "p4,5,LAB:TROPONIN,0.01\n"
+                             "p4,30000,E11,\n";
+
+static const char *make_site(void)
+{
+    const char *dir = ft_tmpdir();
+    put(dir, "patients.csv", kPatients);
+    put(dir, "notes.csv", kNotes);
+    put(dir, "events.csv", kEvents);
+    char img[512];
+    snprintf(img, sizeof img, "%s/images", dir);
+    assert_int_equal(mkdir(img, 0700), 0);
+    float px[16];
+    for (int i = 0; i < 16; i++)
+        px[i] = (float)i / 15.0f;
+    assert_int_equal(ff_png_write_gray(ft_path(img, "p3.png"), px, 4, 4, 16, 0), FF_OK);
+    return dir;
+}
+
+static ff_data_shape small_shape(void)
+{
+    ff_data_shape s;
+    ff_data_shape_tiny(&s);
+    s.H = s.W = 4;
+    s.Lt = 8;
+    s.Le = 2;
+    return s;
+}
+
+static int load(const char *dir, int strict, ff_site **site, ff_load_report *rep)
+{
+    ff_data_shape sh = small_shape();
+    ff_site_opts o = ff_site_opts_default();
+    o.strict = strict;
+    return ff_site_load(site, dir, &sh, &o, rep);
+}
+
+static void test_good_site(void **state)
+{
+    (void)state;
+    const char *dir = make_site();
+    ff_site *s = NULL;
+    ff_load_report rep;
+    assert_int_equal(load(dir, 1, &s, &rep), FF_OK);
+    assert_int_equal(ff_site_count(s, FF_SPLIT_TRAIN), 2);
+    assert_int_equal(ff_site_count(s, FF_SPLIT_VAL), 1);
+    assert_int_equal(ff_site_count(s, FF_SPLIT_TEST), 1);
+    assert_string_equal(ff_site_patient_id(s, FF_SPLIT_TRAIN, 1), "p2");
+    assert_int_equal(rep.with_image, 1);
+    assert_int_equal(rep.with_text, 2);
+    assert_int_equal(rep.with_ehr, 2);
+    assert_int_equal(rep.note_rows, 3);
+    assert_int_equal(rep.event_rows, 5);
+    assert_int_equal(rep.events_dropped, 1); /* p1 has 3 events, Le = 2 */
+    assert_int_equal(rep.positives[FF_SPLIT_TRAIN][0], 1);
+    assert_int_equal(rep.labelled[FF_SPLIT_TRAIN][2], 1);
+    assert_int_equal(rep.edges_local, 1);
+    /* attributes */
+    assert_int_equal(ff_site_attr_count(s), 3);
+    assert_string_equal(ff_site_attr_name(s, 2), "insurance");
+    assert_string_equal(ff_site_attr_value(s, 2, ff_site_patient_attr(s, FF_SPLIT_TRAIN, 1, 2)),
+                        "private");
+    assert_string_equal(ff_site_attr_value(s, 0, ff_site_patient_attr(s, FF_SPLIT_VAL, 0, 0)), "F");
+    assert_string_equal(ff_site_attr_value(s, 1, ff_site_patient_attr(s, FF_SPLIT_TRAIN, 0, 1)),
+                        "65+");
+
+    ff_batch b;
+    assert_int_equal(ff_batch_alloc(&b, 3, 3, 1, 4, 4, 8, 2), FF_OK);
+    uint32_t idx[2] = {0, 1};
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_TRAIN, idx, 2, NULL, NULL, &b), FF_OK);
+    /* p1's notes in file order: the quoted note (commas, quotes, newline) then "denies SOB". */
+    const char *joined = "Chest pain, \"crushing\"\nsince 2h denies SOB";
+    int32_t want[8] = {0};
+    ff_tok_text(joined, strlen(joined), 2048, 0, want, 8, NULL);
+    assert_memory_equal(b.text_ids, want, sizeof want);
+    /* p1 keeps its two most recent events, oldest first: troponin (1.5 h) then HR (0.2 h). */
+    assert_int_equal(b.ehr_code[0], ff_tok_code("LAB:TROPONIN", 12, 1024));
+    assert_int_equal(b.ehr_code[1], ff_tok_code("VITAL:HR", 8, 1024));
+    assert_int_equal(b.ehr_time[0], ff_tok_time_bin(1.5, 16));
+    assert_int_equal(b.ehr_time[1], ff_tok_time_bin(0.2, 16));
+    /* Troponin 0.8 is the larger of the two troponin values: top decile; HR has one value. */
+    assert_int_equal(b.ehr_val[0], 10);
+    assert_true(b.ehr_val[1] >= 1 && b.ehr_val[1] <= 10);
+    assert_true(b.image_present[0] == 0.0f);
+    assert_true(b.labels[0] == 1.0f && b.label_mask[2] == 1.0f);
+    /* p2: empty label_critical is unknown: mask 0 */
+    assert_true(b.label_mask[3 + 2] == 0.0f);
+    assert_int_equal(b.ehr_code[2], 0);
+    /* row 2 unused: zeroed, mask 0 */
+    assert_true(b.label_mask[6] == 0.0f && b.text_ids[16] == 0);
+
+    /* p3's 16-bit image: values i/15 normalised to [-1, 1]. */
+    ff_batch bv;
+    assert_int_equal(ff_batch_alloc(&bv, 1, 3, 1, 4, 4, 8, 2), FF_OK);
+    idx[0] = 0;
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_VAL, idx, 1, NULL, NULL, &bv), FF_OK);
+    assert_true(bv.image_present[0] == 1.0f);
+    for (int i = 0; i < 16; i++)
+        assert_true(fabsf(bv.image[i] - ((float)i / 15.0f * 2 - 1)) < 1e-4f);
+    /* Augmentation with every transform off is the identity; on, it changes the image but
+     * keeps it close, and never empties a note. */
+    ff_aug none = {0};
+    ff_rng rng;
+    ff_rng_init(&rng, 1, 1);
+    ff_batch ba;
+    assert_int_equal(ff_batch_alloc(&ba, 1, 3, 1, 4, 4, 8, 2), FF_OK);
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_VAL, idx, 1, &none, &rng, &ba), FF_OK);
+    assert_memory_equal(ba.image, bv.image, 16 * sizeof(float));
+    ff_aug aug = ff_aug_default();
+    aug.token_drop = 0.99f;
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_VAL, idx, 1, &aug, &rng, &ba), FF_OK);
+    double diff = 0;
+    for (int i = 0; i < 16; i++)
+        diff += fabs(ba.image[i] - bv.image[i]);
+    assert_true(diff > 0 && diff / 16 < 0.5);
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_TRAIN, idx, 1, &aug, &rng, &ba), FF_OK);
+    assert_int_not_equal(ba.text_ids[0], 0);
+    /* index outside the split */
+    idx[0] = 5;
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_VAL, idx, 1, NULL, NULL, &bv), FF_ERANGE);
+    ft_assert_error_has("outside the val split");
+    ff_batch_free(&b);
+    ff_batch_free(&bv);
+    ff_batch_free(&ba);
+
+    /* Shuffle: a permutation, the same for the same (seed, epoch), another for epoch 1. */
+    uint32_t o1[2], o2[2];
+    ff_site_shuffle(s, FF_SPLIT_TRAIN, 9, 0, o1);
+    ff_site_shuffle(s, FF_SPLIT_TRAIN, 9, 0, o2);
+    assert_memory_equal(o1, o2, sizeof o1);
+    assert_int_equal(o1[0] + o1[1], 1);
+    ff_site_free(s);
+    ft_rmtree(dir);
+}
+
+/* Each bad-input case: strict stops with the exact place, lenient counts. */
+typedef struct {
+    const char *file, *content;
+    const char *strict_msg; /* substring of the strict error */
+    ff_skip_reason reason;  /* counted in lenient mode */
+} bad_case;
+
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    static const bad_case cases[] = {
+        {"notes.csv", "patient_id,text\np1,ok\np2,a,b\n", "notes.csv:3: wrong number of fields",
+         FF_SKIP_NOTE_ROW},
+        {"notes.csv", "patient_id,text\np1,\"multi\nline\"\nzz,hello\n",
+         "notes.csv:4: patient_id not in patients.csv", FF_SKIP_NOTE_UNKNOWN},
+        {"events.csv", "patient_id,hours_before,code,value\np1,-2,X,\n",
+         "events.csv:2: hours_before is not a finite number >= 0", FF_SKIP_EVENT_ROW},
+        {"events.csv", "patient_id,hours_before,code,value\np1,2,X,abc\n",
+         "events.csv:2: value is neither empty nor a finite number", FF_SKIP_EVENT_ROW},
+        {"events.csv", "patient_id,hours_before,code,value\np1,2,,1\n",
+         "events.csv:2: code is empty", FF_SKIP_EVENT_ROW},
+        {"events.csv", "patient_id,hours_before,code,value\nq9,2,X,1\n",
+         "events.csv:2: patient_id not in patients.csv", FF_SKIP_EVENT_UNKNOWN},
+        {"patients.csv",
+         "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+         "p1,71,F,train,1,0,0\np2,abc,M,train,0,0,0\n",
+         "patients.csv:3: age is not a number in 0..130", FF_SKIP_PATIENT_ROW},
+        {"patients.csv",
+         "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+         "p1,71,F,train,1,0,0\np2,40,M,holdout,0,0,0\n",
+         "patients.csv:3: split is not one of train, val, test", FF_SKIP_PATIENT_ROW},
+        {"patients.csv",
+         "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+         "p1,71,F,train,1,0,0\np1,40,M,train,0,0,0\n",
+         "patients.csv:3: patient_id appears on an earlier line", FF_SKIP_DUPLICATE_ID},
+        {"patients.csv",
+         "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+         "p1,71,F,train,1,0,0\n../x,40,M,train,0,0,0\n",
+         "patients.csv:3: patient_id is empty", FF_SKIP_PATIENT_ROW},
+        {"patients.csv",
+         "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+         "p1,71,F,train,1,0,0\np5,40,M,train,0,0,0\n",
+         "patients.csv:3: patient has no image, note or event", FF_SKIP_NO_MODALITY},
+        {"images/p1.png", "this is not a png", "p1.png: unreadable PNG", FF_SKIP_IMAGE_BAD},
+    };
+    for (size_t i = 0; i < FF_ARRAY_LEN(cases); i++) {
+        const bad_case *c = &cases[i];
+        const char *dir = ft_tmpdir();
+        put(dir, "patients.csv", "patient_id,age,sex,split,label_admission,label_icu,"
+                                 "label_critical\np1,71,F,train,1,0,0\n");
+        put(dir, "notes.csv", "patient_id,text\np1,chest pain\n");
+        if (strncmp(c->file, "images/", 7) == 0) {
+            char img[512];
+            snprintf(img, sizeof img, "%s/images", dir);
+            assert_int_equal(mkdir(img, 0700), 0);
+        }
+        put(dir, c->file, c->content);
+        ff_site *s = NULL;
+        ff_load_report rep;
+        print_message("case %zu: %s\n", i, c->strict_msg);
+        assert_int_not_equal(load(dir, 1, &s, &rep), FF_OK);
+        assert_null(s);
+        ft_assert_error_has(c->strict_msg);
+        assert_int_equal(load(dir, 0, &s, &rep), FF_OK);
+        assert_int_equal(rep.skipped[c->reason], 1);
+        long total = 0;
+        for (int r = 0; r < FF_SKIP_COUNT; r++)
+            total += rep.skipped[r];
+        assert_int_equal(total, 1);
+        ff_site_free(s);
+        ft_rmtree(dir);
+    }
+}
+
+/* Errors in both modes: labels, missing columns, malformed quoting, nothing usable. */
+static void test_hard_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *content, *msg;
+        int lenient_too;
+    } cases[] = {
+        {"patients.csv", "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+                         "p1,71,F,train,1,0,0\np2,3,M,val,0,2,0\n",
+         "patients.csv:3: label_icu must be 0, 1 or empty", 1},
+        {"patients.csv", "patient_id,age,sex,label_admission,label_icu,label_critical\n"
+                         "p1,71,F,1,0,0\n",
+         "patients.csv:1: missing required column 'split'", 1},
+        {"notes.csv", "patient_id,text\np1,\"never closed\n", "notes.csv:2: malformed CSV", 0},
+        {"notes.csv", "patient_id,text\np1,ab\"c\"d\n", "notes.csv:2: malformed CSV", 0},
+        {"notes.csv", "patient_id\np1\n", "notes.csv:1: missing required column 'text'", 1},
+        {"patients.csv", "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
+                         "p1,71,Q,train,1,0,0\n",
+         "no usable patient", 1},
+    };
+    for (size_t i = 0; i < FF_ARRAY_LEN(cases); i++) {
+        const char *dir = ft_tmpdir();
+        put(dir, "patients.csv", "patient_id,age,sex,split,label_admission,label_icu,"
+                                 "label_critical\np1,71,F,train,1,0,0\n");
+        put(dir, "notes.csv", "patient_id,text\np1,chest pain\n");
+        put(dir, cases[i].file, cases[i].content);
+        ff_site *s = NULL;
+        ff_load_report rep;
+        print_message("case %zu: %s\n", i, cases[i].msg);
+        if (i != 5) {
+            assert_int_not_equal(load(dir, 1, &s, &rep), FF_OK);
+            ft_assert_error_has(cases[i].msg);
+        }
+        int rc = load(dir, 0, &s, &rep);
+        if (cases[i].lenient_too) {
+            assert_int_not_equal(rc, FF_OK);
+            ft_assert_error_has(cases[i].msg);
+        } else {
+            assert_int_equal(rc, FF_OK); /* libcsv's tolerant reading */
+            ff_site_free(s);
+        }
+        ft_rmtree(dir);
+    }
+    ff_site *s = NULL;
+    assert_int_equal(load("/nonexistent/site", 0, &s, NULL), FF_EIO);
+    ft_assert_error_has("/nonexistent/site: not a readable directory");
+}
+
+/* Area resize against hand-computed means, and PNG round trips of 8-bit, 16-bit, RGB. */
+static void test_png_and_resize(void **state)
+{
+    (void)state;
+    const float src[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+    float dst[4];
+    ff_resize_area(src, 3, 3, dst, 2, 2);
+    /* Target (0,0) covers rows [0,1.5) x cols [0,1.5): weights 1, .5, .5, .25 on 0,1,3,4. */
+    assert_true(fabsf(dst[0] - (0 * 1 + 1 * .5f + 3 * .5f + 4 * .25f) / 2.25f) < 1e-6f);
+    assert_true(fabsf(dst[3] - (4 * .25f + 5 * .5f + 7 * .5f + 8 * 1) / 2.25f) < 1e-6f);
+    const float big[16] = {0, 0, 1, 1, 0, 0, 1, 1, .5f, .5f, .25f, .25f, .5f, .5f, .25f, .25f};
+    ff_resize_area(big, 4, 4, dst, 2, 2);
+    assert_true(dst[0] == 0 && dst[1] == 1 && dst[2] == .5f && dst[3] == .25f);
+    const char *dir = ft_tmpdir();
+    float back[16];
+    for (int depth = 8; depth <= 16; depth += 8)
+        for (int rgb = 0; rgb <= 1; rgb++) {
+            const char *p = ft_path(dir, "x.png");
+            assert_int_equal(ff_png_write_gray(p, big, 4, 4, depth, rgb), FF_OK);
+            assert_int_equal(ff_png_load_gray(p, 4, 4, back), FF_OK);
+            for (int i = 0; i < 16; i++)
+                assert_true(fabsf(back[i] - big[i]) < (depth == 8 ? 3e-3f : 1e-4f));
+            assert_int_equal(ff_png_load_gray(p, 2, 2, back), FF_OK);
+            assert_true(fabsf(back[1] - 1) < 1e-3f && fabsf(back[3] - .25f) < 3e-3f);
+        }
+    ft_write_file(ft_path(dir, "t.png"), "\x89PNG\r\n\x1a\n\0\0", 10);
+    assert_int_equal(ff_png_load_gray(ft_path(dir, "t.png"), 2, 2, back), FF_EFORMAT);
+    ft_assert_error_has("t.png: unreadable PNG");
+    ft_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_site),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_hard_errors),
+        cmocka_unit_test(test_png_and_resize),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
