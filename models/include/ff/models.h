@@ -129,6 +129,18 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
 int ff_model_backward(ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
 void ff_model_zero_grad(ff_model *m);
 
+/* Reads the spec's model inputs (image [B,C,S,S] F32, image_present [B] F32, text_ids
+ * [B,Lt] I32, ehr_code/ehr_val/ehr_time [B,Le] I32, labels [B,K] F32, optional label_mask
+ * [B,K] F32) from a safetensors file into a freshly allocated batch (free with
+ * ff_batch_free). Checks presence, dtype and shape against the config (errors name the
+ * tensor); values are checked by ff_model_check_batch. On error nothing is allocated. */
+int ff_model_read_inputs(const ff_model_config *cfg, const char *path,
+                         ff_batch *b) FF_WARN_UNUSED;
+/* Writes logits [B,K], loss [1] and, when with_grads, grad.<name> for every parameter in
+ * table order, atomically. */
+int ff_model_write_outputs(const ff_model *m, const char *path, const float *logits, int B,
+                           float loss, int with_grads) FF_WARN_UNUSED;
+
 /* Explanations of the last forward: pooled per-modality vectors F [B,3,d] (before `mod` is
  * added; zeros for an absent text/EHR) and, for cross fusion, the fusion block's attention
  * weights [B,h,3,3] (NULL in other modes). Valid until the next forward. */
