@@ -47,7 +47,8 @@ static int in_parallel(void)
 static inline float fast_expf(float x)
 {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by the 1.5·2²³ trick: no libm call, so the loop vectorises */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -229,10 +230,17 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 /* tanh(u) = 1 − 2 / (e^{2u} + 1), with the vectorisable exp above. */
 static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (fast_expf(2.0f * u) + 1.0f); }
 
-void ff_gelu_forward(float *y, const float *x, size_t n)
+/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
+
+FF_CLONES static void gelu_fwd_span(float *restrict y, const float *restrict x, size_t n)
 {
     const float k = 0.7978845608028654f;
-#pragma omp parallel for simd schedule(static) if (!in_parallel() && n > 65536)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float xi = x[i];
         float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
@@ -240,15 +248,38 @@ void ff_gelu_forward(float *y, const float *x, size_t n)
     }
 }
 
-void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+FF_CLONES static void gelu_bwd_span(float *restrict dx, const float *restrict dy,
+                                    const float *restrict x, size_t n)
 {
     const float k = 0.7978845608028654f;
-#pragma omp parallel for simd schedule(static) if (!in_parallel() && n > 65536)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float xi = x[i];
         float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
         float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
         dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
+    }
+}
+
+#define GELU_CHUNK 8192
+
+void ff_gelu_forward(float *y, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_fwd_span(y + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
+    }
+}
+
+void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_bwd_span(dx + i0, dy + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
     }
 }
 
