@@ -1,0 +1,306 @@
+/* model_bench: training and inference throughput of the fusion model (fusion-base, batch 32,
+ * every modality present, realistic padding), achieved GFLOP/s against plain cblas_sgemm on
+ * the model's own matrix shapes, peak RSS against the memory the model needs, and (when
+ * /usr/bin/python3 has torch and bench/torch_peer.py exists) the PyTorch peer measured in
+ * the same run.
+ *
+ *   model_bench --config configs/model-base.yaml --threads N [--batch 32] [--steps 10]
+ *               [--no-torch]
+ *
+ * Ends with `train_samples_per_s X`, `infer_samples_per_s X`, `gflops X`, `peak_rss_mb X`. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "ff/models.h"
+
+#ifndef FF_SOURCE_DIR
+#define FF_SOURCE_DIR "."
+#endif
+
+typedef struct {
+    double fwd, train; /* FLOPs of one forward and of one forward + backward */
+} flops;
+
+/* 2·M·N·K for a Linear of N rows in → out; backward adds dX (unless first) and dW. */
+static void lin(flops *f, double rows, double in, double out, int has_dx)
+{
+    double one = 2.0 * rows * in * out;
+    f->fwd += one;
+    f->train += one * (has_dx ? 3 : 2);
+}
+
+/* Attention products per (b, h): 2 forward (QKᵀ, PV), 4 backward, over the keys computed. */
+static void att(flops *f, double tq, double te, double hd, double heads)
+{
+    double one = 2.0 * tq * te * hd * heads;
+    f->fwd += 2 * one;
+    f->train += 6 * one;
+}
+
+static int extent(const int32_t *ids, int L)
+{
+    int e = L;
+    while (e > 0 && !ids[e - 1])
+        e--;
+    return e;
+}
+
+static flops count_flops(const ff_model_config *c, const ff_batch *b)
+{
+    flops f = {0, 0};
+    double d = (double)c->width, m = (double)c->mlp, hd = d / (double)c->heads, H = (double)c->heads;
+    double Ti = (double)((c->image.size / c->image.patch) * (c->image.size / c->image.patch));
+    double pv = (double)(c->image.channels * c->image.patch * c->image.patch);
+    double T[3] = {Ti, (double)c->text.length, (double)c->ehr.length};
+    lin(&f, b->B * Ti, pv, d, 0);
+    for (int e = 0; e < 3; e++)
+        for (int l = 0; l < c->layers; l++) {
+            double N = b->B * T[e];
+            lin(&f, N, d, 3 * d, 1), lin(&f, N, d, d, 1), lin(&f, N, d, m, 1), lin(&f, N, m, d, 1);
+            for (int s = 0; s < b->B; s++) {
+                double te = e == 0 ? Ti
+                            : e == 1 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
+                                     : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
+                att(&f, T[e], te, hd, H);
+            }
+        }
+    if (c->fusion == FF_FUSION_CROSS) {
+        for (int x = 0; x < 2; x++) {
+            double Nq = b->B * T[x], Nc = b->B * T[x + 1];
+            lin(&f, Nq, d, d, 1), lin(&f, Nc, d, 2 * d, 1), lin(&f, Nq, d, d, 1);
+            lin(&f, Nq, d, m, 1), lin(&f, Nq, m, d, 1);
+            for (int s = 0; s < b->B; s++) {
+                double te = x == 0 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
+                                   : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
+                att(&f, T[x], te, hd, H);
+            }
+        }
+        double N = b->B * 3.0;
+        lin(&f, N, d, 3 * d, 1), lin(&f, N, d, d, 1), lin(&f, N, d, m, 1), lin(&f, N, m, d, 1);
+        att(&f, 3, 3, hd, H * b->B);
+    }
+    lin(&f, b->B, d, (double)c->tasks, 1);
+    return f;
+}
+
+/* The model's Linear shapes, each run as the three products of a training step through
+ * cblas_sgemm with the same thread split the model uses: what "sgemm on these shapes"
+ * reaches here. */
+static double sgemm_reference(const ff_model_config *c, int B, int reps)
+{
+    int d = (int)c->width, m = (int)c->mlp;
+    int Ti = (int)((c->image.size / c->image.patch) * (c->image.size / c->image.patch));
+    int T[3] = {Ti, (int)c->text.length, (int)c->ehr.length};
+    int shapes[16][3], ns = 0; /* rows, in, out */
+    for (int e = 0; e < 3; e++) {
+        int N = B * T[e];
+        int s4[4][2] = {{d, 3 * d}, {d, d}, {d, m}, {m, d}};
+        for (int i = 0; i < 4; i++)
+            shapes[ns][0] = N, shapes[ns][1] = s4[i][0], shapes[ns][2] = s4[i][1], ns++;
+    }
+    size_t maxa = 0, maxw = 0, maxy = 0;
+    for (int i = 0; i < ns; i++) {
+        maxa = FF_MAX(maxa, (size_t)shapes[i][0] * shapes[i][1]);
+        maxw = FF_MAX(maxw, (size_t)shapes[i][1] * shapes[i][2]);
+        maxy = FF_MAX(maxy, (size_t)shapes[i][0] * shapes[i][2]);
+    }
+    float *X = ff_calloc(maxa, 4), *W = ff_calloc(maxw, 4), *Y = ff_calloc(maxy, 4);
+    float *dX = ff_calloc(maxa, 4), *dW = ff_calloc(maxw, 4);
+    for (size_t i = 0; i < maxa; i++)
+        X[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < maxw; i++)
+        W[i] = (float)(i % 5) * 0.01f;
+    double fl = 0, t0 = ff_now();
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < ns; i++) {
+            int N = shapes[i][0], in = shapes[i][1], out = shapes[i][2];
+            ff_gemm(0, 1, N, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+            ff_gemm(0, 0, N, in, out, 1.0f, Y, out, W, in, 1.0f, dX, in);
+            ff_gemm(1, 0, out, in, N, 1.0f, Y, out, X, in, 1.0f, dW, in);
+            fl += 3.0 * 2.0 * N * in * out;
+        }
+    double dt = ff_now() - t0;
+    ff_free(X), ff_free(W), ff_free(Y), ff_free(dX), ff_free(dW);
+    return fl / dt / 1e9;
+}
+
+static void make_batch(const ff_model_config *c, ff_batch *b, int B)
+{
+    if (ff_batch_alloc(b, B, (int)c->tasks, (int)c->image.channels, (int)c->image.size,
+                       (int)c->image.size, (int)c->text.length, (int)c->ehr.length) != FF_OK) {
+        fprintf(stderr, "model_bench: %s\n", ff_error_message());
+        exit(1);
+    }
+    ff_rng r;
+    ff_rng_init(&r, 2024, 1);
+    size_t img = (size_t)c->image.channels * c->image.size * c->image.size;
+    ff_rng_normal_fill(&r, b->image, (size_t)B * img, 0, 1);
+    for (int i = 0; i < B; i++) {
+        b->image_present[i] = 1;
+        /* realistic padding: notes ~5/8 full (40 of 64), records ~0.7 full (90 of 128) */
+        int lt = (int)(c->text.length * 5 / 8) - 6 + (int)ff_rng_below(&r, 13);
+        int le = (int)(c->ehr.length * 45 / 64) - 10 + (int)ff_rng_below(&r, 21);
+        lt = FF_MAX(1, FF_MIN(lt, (int)c->text.length));
+        le = FF_MAX(1, FF_MIN(le, (int)c->ehr.length));
+        for (int t = 0; t < lt; t++)
+            b->text_ids[(size_t)i * c->text.length + t] =
+                1 + (int32_t)ff_rng_below(&r, (uint32_t)c->text.vocab - 1);
+        for (int t = 0; t < le; t++) {
+            size_t k = (size_t)i * c->ehr.length + t;
+            b->ehr_code[k] = 1 + (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.codes - 1);
+            b->ehr_val[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.values);
+            b->ehr_time[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.times);
+        }
+        for (int k = 0; k < c->tasks; k++) {
+            b->labels[(size_t)i * c->tasks + k] = (float)ff_rng_below(&r, 2);
+            b->label_mask[(size_t)i * c->tasks + k] = 1;
+        }
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Runs the PyTorch peer on the same config and thread count; returns its samples/s in
+ * *train and *infer (negative when unavailable). */
+static void run_torch(const char *config, int threads, int B, int steps, double *train,
+                      double *infer, double *rss)
+{
+    *train = *infer = *rss = -1;
+    char script[1024], cmd[4096], line[512];
+    snprintf(script, sizeof script, "%s/bench/torch_peer.py", FF_SOURCE_DIR);
+    if (!ff_path_exists(script) || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
+        return;
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
+             "--steps %d", script, config, threads, B, steps);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return;
+    while (fgets(line, sizeof line, p)) {
+        double v;
+        if (sscanf(line, "torch_train_samples_per_s %lf", &v) == 1)
+            *train = v;
+        else if (sscanf(line, "torch_infer_samples_per_s %lf", &v) == 1)
+            *infer = v;
+        else if (sscanf(line, "torch_peak_rss_mb %lf", &v) == 1)
+            *rss = v;
+    }
+    pclose(p);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = FF_SOURCE_DIR "/configs/model-base.yaml";
+    int threads = 1, B = 32, steps = 10, torch = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch"))
+            torch = 0;
+        else {
+            fprintf(stderr, "usage: model_bench --config FILE --threads N [--batch B] "
+                            "[--steps S] [--no-torch]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || B < 1 || steps < 1) {
+        fprintf(stderr, "model_bench: threads, batch and steps must be positive\n");
+        return 2;
+    }
+    ff_model_config c;
+    ff_model *m = NULL;
+    ff_optim *o = NULL;
+    ff_optim_config oc;
+    if (ff_model_config_load(config, &c) != FF_OK) {
+        fprintf(stderr, "model_bench: %s\n", ff_error_message());
+        return 2;
+    }
+    ff_models_set_threads(threads);
+    ff_optim_config_default(&oc);
+    if (ff_model_new(&m, &c, B) != FF_OK || ff_model_init(m, 1) != FF_OK ||
+        ff_optim_new(&o, m, &oc) != FF_OK) {
+        fprintf(stderr, "model_bench: %s\n", ff_error_message());
+        return 1;
+    }
+    ff_batch b;
+    make_batch(&c, &b, B);
+    flops fl = count_flops(&c, &b);
+    double *tt = calloc((size_t)steps, sizeof *tt), *ti = calloc((size_t)steps, sizeof *ti);
+    float loss = 0;
+    float *logits = malloc((size_t)B * c.tasks * sizeof *logits);
+    for (int s = 0; s < 2 + steps; s++) { /* two warm-up steps */
+        double t0 = ff_now();
+        if (ff_model_train_step(m, o, &b, s, 1000, &loss) != FF_OK) {
+            fprintf(stderr, "model_bench: %s\n", ff_error_message());
+            return 1;
+        }
+        if (s >= 2)
+            tt[s - 2] = ff_now() - t0;
+    }
+    for (int s = 0; s < 1 + steps; s++) {
+        double t0 = ff_now();
+        if (ff_model_forward(m, &b, logits, &loss) != FF_OK)
+            return 1;
+        if (s >= 1)
+            ti[s - 1] = ff_now() - t0;
+    }
+    double t_train = median(tt, steps), t_infer = median(ti, steps);
+    double train_sps = B / t_train, infer_sps = B / t_infer;
+    double gflops = fl.train / t_train / 1e9, infer_gflops = fl.fwd / t_infer / 1e9;
+    double ref = sgemm_reference(&c, B, 3);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    /* what training needs: weights, grads, two moments, activations of one batch */
+    double need_mb = (4.0 * ff_model_nparams(m) * 4) / (1024.0 * 1024.0);
+    printf("# fusion model benchmark: %s (%s), batch %d, threads %d, %d timed steps (median)\n",
+           c.name, ff_fusion_name(c.fusion), B, threads, steps);
+    printf("# padding: text %d/%d, EHR %d/%d valid on average\n", 0, (int)c.text.length, 0,
+           (int)c.ehr.length);
+    printf("train step            %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
+           t_train * 1e3, train_sps, gflops, fl.train / 1e9);
+    printf("inference             %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
+           t_infer * 1e3, infer_sps, infer_gflops, fl.fwd / 1e9);
+    printf("cblas_sgemm on the model's Linear shapes: %.1f GFLOP/s; train reaches %.0f%%\n", ref,
+           100.0 * gflops / ref);
+    printf("peak RSS %.1f MB; weights+grads+2 moments %.1f MB\n", rss_mb, need_mb);
+    if (torch) {
+        double pt, pi, pr;
+        run_torch(config, threads, B, steps, &pt, &pi, &pr);
+        if (pt > 0)
+            printf("pytorch peer (same run): train %.1f samples/s, infer %.1f samples/s, "
+                   "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n", pt, pi, pr,
+                   train_sps / pt, infer_sps / pi);
+        else
+            printf("pytorch peer: not available (needs bench/torch_peer.py and torch)\n");
+    }
+    printf("sgemm_gflops %.2f\n", ref);
+    printf("train_samples_per_s %.2f\n", train_sps);
+    printf("infer_samples_per_s %.2f\n", infer_sps);
+    printf("gflops %.2f\n", gflops);
+    printf("peak_rss_mb %.1f\n", rss_mb);
+    free(tt), free(ti), free(logits);
+    ff_batch_free(&b);
+    ff_optim_free(o);
+    ff_model_free(m);
+    return 0;
+}

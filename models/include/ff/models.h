@@ -1,0 +1,305 @@
+/*
+ * ff/models.h — the multimodal fusion transformer of ../shared/spec/model.md, its kernels
+ * (forward/backward pairs over OpenBLAS), its optimizers and its checkpoints.
+ *
+ * Usage:
+ *
+ *     ff_model_config cfg;
+ *     if (ff_model_config_load("configs/model-base.yaml", &cfg) != FF_OK) ...  // names key
+ *     ff_model *m = NULL;
+ *     if (ff_model_new(&m, &cfg, 32) != FF_OK) ...           // activations sized once
+ *     ff_model_init(m, 42);                                  // or ff_model_load(m, "w.safetensors")
+ *     ff_optim_config oc; ff_optim_config_default(&oc);
+ *     ff_optim *opt = NULL; ff_optim_new(&opt, m, &oc);
+ *     for (int64_t step = 0; step < total; step++) {
+ *         float loss;
+ *         // batch: an ff_batch from data/ (ff_model_check_batch first when untrusted)
+ *         if (ff_model_train_step(m, opt, &batch, step, total, &loss) != FF_OK) ...
+ *     }
+ *     ff_model_save(m, "w.safetensors");
+ *     ff_optim_free(opt); ff_model_free(m);
+ *
+ * Parameters, gradients and optimizer moments are each one contiguous float buffer; one
+ * table (name, shape, offset) describes them (ff_model_tensor), names exactly as the spec.
+ * Threads: ff_models_set_threads(n) sets the one OpenMP pool used for every kernel; OpenBLAS
+ * itself is kept single-threaded and large GEMMs are split across that pool, so results are
+ * bit-identical for a given seed, data and thread count.
+ */
+#ifndef FF_MODELS_H
+#define FF_MODELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Configuration                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum { FF_FUSION_CROSS = 0, FF_FUSION_EARLY = 1, FF_FUSION_LATE = 2 } ff_fusion_mode;
+
+/* Mirrors the keys of configs/model-*.yaml (int64_t because the YAML loader writes those). */
+typedef struct {
+    char name[64];
+    int64_t width;  /* d */
+    int64_t heads;  /* h; width % heads == 0 */
+    int64_t mlp;    /* m */
+    int64_t layers; /* blocks per encoder */
+    int fusion;     /* ff_fusion_mode */
+    int64_t tasks;  /* K */
+    struct {
+        int64_t size, channels, patch; /* size % patch == 0 */
+    } image;
+    struct {
+        int64_t length, vocab;
+    } text;
+    struct {
+        int64_t length, codes, values, times;
+    } ehr;
+} ff_model_config;
+
+/* Loads and validates a model config (unknown keys, ranges, width % heads, size % patch):
+ * errors name FILE:LINE:COL and the key. */
+int ff_model_config_load(const char *path, ff_model_config *cfg) FF_WARN_UNUSED;
+/* As load, from a string (name used in messages). */
+int ff_model_config_load_str(const char *name, const char *yaml, size_t len,
+                             ff_model_config *cfg) FF_WARN_UNUSED;
+/* Built-in configs "fusion-base" (the spec) and "fusion-tiny"; FF_ENOTFOUND otherwise. */
+int ff_model_config_default(ff_model_config *cfg, const char *name) FF_WARN_UNUSED;
+/* Checks the divisibility and positivity rules; errors name the key. */
+int ff_model_config_validate(const ff_model_config *cfg) FF_WARN_UNUSED;
+const char *ff_fusion_name(int fusion);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The model                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ff_model ff_model;
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t offset, numel; /* in floats, into params / grads / moments */
+    int decay;            /* 1 for Linear weights (AdamW weight decay applies) */
+} ff_param_info;
+
+/* Allocates parameters, gradients and every activation for batches up to max_batch, once.
+ * Parameters start at zero (call ff_model_init or ff_model_load). Caller owns *out. */
+int ff_model_new(ff_model **out, const ff_model_config *cfg, int max_batch) FF_WARN_UNUSED;
+void ff_model_free(ff_model *m);
+const ff_model_config *ff_model_cfg(const ff_model *m);
+int ff_model_max_batch(const ff_model *m);
+size_t ff_model_nparams(const ff_model *m);
+float *ff_model_params(ff_model *m);
+float *ff_model_grads(ff_model *m);
+size_t ff_model_ntensors(const ff_model *m);
+/* Tensor i of the table, in spec order; NULL when i is out of range. */
+const ff_param_info *ff_model_tensor(const ff_model *m, size_t i);
+/* NULL when absent. */
+const ff_param_info *ff_model_find(const ff_model *m, const char *name);
+
+/* Deterministic init from seed (Philox, one stream per tensor): Linear weights, embeddings,
+ * pos and mod ~ N(0, std) with std 0.02, biases 0, LayerNorm weight 1 / bias 0. */
+int ff_model_init(ff_model *m, uint64_t seed) FF_WARN_UNUSED;
+/* As init with another std for every random tensor (golden files use 0.1). */
+int ff_model_init_std(ff_model *m, uint64_t seed, float std) FF_WARN_UNUSED;
+/* Loads every parameter by name (extra tensors ignored); errors name the tensor and the
+ * expected and found shape/dtype. On error the parameters may be partly overwritten. */
+int ff_model_load(ff_model *m, const char *path) FF_WARN_UNUSED;
+int ff_model_save(const ff_model *m, const char *path) FF_WARN_UNUSED;
+
+/* Checks a batch against the config: dimensions, ids within each vocabulary, finite floats,
+ * image_present and label_mask in {0,1}, at least one modality per sample. Errors name the
+ * tensor and the flat index (and sample). Never reads out of bounds. */
+int ff_model_check_batch(const ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
+
+/* Forward over b (B <= max_batch), saving what backward needs. logits [B,K] and loss may be
+ * NULL. loss = sum(label_mask * BCE) / sum(label_mask) (0 when the mask is all zero; a NULL
+ * label_mask means all ones, which is the spec's mean over batch and tasks). The batch is
+ * trusted: call ff_model_check_batch for untrusted data. FF_EINVAL for a sample with no
+ * modality present. */
+int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss) FF_WARN_UNUSED;
+/* After forward on the same batch: adds d loss / d params into the gradient buffer. */
+int ff_model_backward(ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
+void ff_model_zero_grad(ff_model *m);
+
+/* Reads the spec's model inputs (image [B,C,S,S] F32, image_present [B] F32, text_ids
+ * [B,Lt] I32, ehr_code/ehr_val/ehr_time [B,Le] I32, labels [B,K] F32, optional label_mask
+ * [B,K] F32) from a safetensors file into a freshly allocated batch (free with
+ * ff_batch_free). Checks presence, dtype and shape against the config (errors name the
+ * tensor); values are checked by ff_model_check_batch. On error nothing is allocated. */
+int ff_model_read_inputs(const ff_model_config *cfg, const char *path,
+                         ff_batch *b) FF_WARN_UNUSED;
+/* Writes logits [B,K], loss [1] and, when with_grads, grad.<name> for every parameter in
+ * table order, atomically. */
+int ff_model_write_outputs(const ff_model *m, const char *path, const float *logits, int B,
+                           float loss, int with_grads) FF_WARN_UNUSED;
+
+/* Explanations of the last forward: pooled per-modality vectors F [B,3,d] (before `mod` is
+ * added; zeros for an absent text/EHR) and, for cross fusion, the fusion block's attention
+ * weights [B,h,3,3] (NULL in other modes). Valid until the next forward. */
+const float *ff_model_pooled(const ff_model *m);
+const float *ff_model_fusion_attention(const ff_model *m);
+
+/* One OpenMP pool for every kernel (1 = serial); OpenBLAS is kept at one thread. */
+void ff_models_set_threads(int n);
+int ff_models_threads(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Optimizers                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum { FF_OPTIM_ADAMW = 0, FF_OPTIM_SGD = 1 } ff_optim_kind;
+
+typedef struct {
+    int kind;           /* ff_optim_kind */
+    float lr;           /* peak learning rate */
+    float beta1, beta2; /* AdamW */
+    float eps;
+    float weight_decay; /* AdamW: decoupled; SGD: L2 added to the gradient; decay tensors only */
+    float momentum;     /* SGD */
+    float clip_norm;    /* global gradient-norm clip; 0 = off */
+    int64_t warmup;     /* linear warm-up steps */
+    float min_lr_ratio; /* cosine decays to lr * min_lr_ratio */
+} ff_optim_config;
+
+/* The spec's training reference: AdamW lr 3e-4, betas 0.9/0.999, eps 1e-8, wd 0.01, clip 1.0,
+ * no warm-up, min_lr_ratio 0.1. */
+void ff_optim_config_default(ff_optim_config *c);
+
+typedef struct ff_optim ff_optim;
+/* Moments are one contiguous buffer each, laid out like the parameters. */
+int ff_optim_new(ff_optim **o, const ff_model *m, const ff_optim_config *c) FF_WARN_UNUSED;
+/* One update with learning rate lr (from ff_lr_schedule); gradients are read, not cleared. */
+int ff_optim_step(ff_optim *o, ff_model *m, float lr) FF_WARN_UNUSED;
+void ff_optim_free(ff_optim *o);
+int64_t ff_optim_steps(const ff_optim *o);
+/* Moment buffers (m and v for AdamW; momentum in m for SGD; v NULL for SGD). */
+float *ff_optim_moment(ff_optim *o, int which);
+
+/* Linear warm-up over c->warmup steps to c->lr, then cosine to c->lr * c->min_lr_ratio at
+ * step total. step is 0-based. */
+float ff_lr_schedule(const ff_optim_config *c, int64_t step, int64_t total);
+/* Scales grads so their global L2 norm is at most max_norm (no-op when max_norm <= 0 or the
+ * norm is not finite); returns the norm before clipping. Deterministic. */
+float ff_grad_clip_norm(float *grads, size_t n, float max_norm);
+
+/* zero_grad, forward, (non-finite loss → FF_ENUMERIC naming the step), backward, clip,
+ * schedule, optimizer step. */
+int ff_model_train_step(ff_model *m, ff_optim *o, const ff_batch *b, int64_t step,
+                        int64_t total, float *loss) FF_WARN_UNUSED;
+
+/* Modality dropout, a batch transform: each present modality of each sample is dropped with
+ * probability p, but never all of a sample's modalities (if all draws drop, one present
+ * modality chosen uniformly is kept). Dropping zeroes the image and image_present, the text
+ * row, or the EHR rows. p in [0,1]. */
+int ff_modality_dropout(ff_batch *b, float p, ff_rng *rng) FF_WARN_UNUSED;
+
+/* Presence of modality j (0 image, 1 text, 2 EHR) for sample i. */
+int ff_batch_present(const ff_batch *b, int i, int j);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kernels. Outputs first, then saved statistics, then inputs, then weights, then sizes.     */
+/* Backward functions ADD into every gradient they produce. Row counts N = batch * tokens.   */
+/* Each has a plain loop `_ref` twin used by the tests.                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* C = alpha * op(A) op(B) + beta * C, row-major, split across the thread pool. */
+void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* y [N,out] = x [N,in] · Wᵀ + b (W [out,in]); accumulate != 0 adds into y instead. */
+void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                       int out, int accumulate);
+/* dx [N,in] += dy W (dx may be NULL); dW += dyᵀ x; db += Σ rows dy (db may be NULL). */
+void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int N, int in, int out);
+void ff_linear_forward_ref(float *y, const float *x, const float *W, const float *b, int N,
+                           int in, int out, int accumulate);
+void ff_linear_backward_ref(float *dx, float *dW, float *db, const float *dy, const float *x,
+                            const float *W, int N, int in, int out);
+
+/* y = (x - mean) * rstd * w + b over rows of width C, eps 1e-5; saves mean, rstd [N]. */
+void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int N, int C);
+/* scratch: 2*C floats per thread (ff_models_threads()), for deterministic dw/db sums. */
+void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                           const float *mean, const float *rstd, const float *w, int N, int C,
+                           float *scratch);
+void ff_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x,
+                              const float *w, const float *b, int N, int C);
+void ff_layernorm_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
+                               const float *mean, const float *rstd, const float *w, int N,
+                               int C);
+
+/* tanh GELU, elementwise over n values. */
+void ff_gelu_forward(float *y, const float *x, size_t n);
+void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+void ff_gelu_forward_ref(float *y, const float *x, size_t n);
+void ff_gelu_backward_ref(float *dx, const float *dy, const float *x, size_t n);
+
+/* Multi-head attention core (no projections). q [B*Tq, ldq], k and v [B*Tk, ldkv] (head j
+ * = columns j*hd..), out [B*Tq, H*hd], probs [B,H,Tq,Tk] saved. kmask [B,Tk] (1 = valid,
+ * NULL = all valid): masked keys get weight 0; a query with no valid key gets all-zero
+ * weights and a zero output. */
+void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
+                          const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
+                          int H, int hd);
+/* dq, dk, dv (same strides as q, k, v) += gradients. scratch: Tq*Tk floats per thread. */
+void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                           const float *probs, const float *q, int ldq, const float *k,
+                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
+                           int Tk, int H, int hd, float *scratch);
+void ff_attention_forward_ref(float *out, float *probs, const float *q, int ldq, const float *k,
+                              const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
+                              int Tk, int H, int hd);
+void ff_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, const float *q, int ldq, const float *k,
+                               const float *v, int ldkv, int B, int Tq, int Tk, int H, int hd);
+
+/* out [B*T, d] (+)= table[ids] (accumulate != 0 adds); ids must be in range (checked by
+ * ff_model_check_batch). Backward adds rows of dout into the rows of dtable that ids name
+ * (only those rows are touched). */
+void ff_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int d,
+                          int accumulate);
+void ff_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int d);
+void ff_embedding_forward_ref(float *out, const int32_t *ids, const float *table, int N, int d,
+                              int accumulate);
+void ff_embedding_backward_ref(float *dtable, const float *dout, const int32_t *ids, int N,
+                               int d);
+/* out [B,T,d] += pos [T,d]; dpos += Σ_b dout. */
+void ff_pos_forward(float *out, const float *pos, int B, int T, int d);
+void ff_pos_backward(float *dpos, const float *dout, int B, int T, int d);
+
+/* img [B,C,S,S] → patches [B, (S/P)², C*P*P]: patches row-major, values (c, row, col). */
+void ff_patchify_forward(float *out, const float *img, int B, int C, int S, int P);
+void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, int P);
+void ff_patchify_forward_ref(float *out, const float *img, int B, int C, int S, int P);
+
+/* out [B,d] = mean over t of x [B,T,d] where mask [B,T] is 1 (NULL = all); 0 when none. */
+void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d);
+void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
+                             int d);
+void ff_masked_mean_forward_ref(float *out, const float *x, const uint8_t *mask, int B, int T,
+                                int d);
+void ff_masked_mean_backward_ref(float *dx, const float *dout, const uint8_t *mask, int B, int T,
+                                 int d);
+
+/* Σ mask * BCE(logits, y) / Σ mask (mask NULL = all ones); dlogits += d loss / d logits. */
+float ff_bce_forward(const float *logits, const float *y, const float *mask, int n);
+void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask,
+                     int n);
+float ff_bce_forward_ref(const float *logits, const float *y, const float *mask, int n);
+void ff_bce_backward_ref(float *dlogits, const float *logits, const float *y, const float *mask,
+                         int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

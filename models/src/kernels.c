@@ -1,0 +1,573 @@
+/* Optimised kernels: every matrix product through cblas_sgemm (single-threaded OpenBLAS,
+ * large products split over our one OpenMP pool), everything else in row loops parallel over
+ * the batch with `omp simd` inner loops. The plain twins are in kernels_ref.inc. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "ff/models.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define REAL float
+#define REF(name) name##_ref
+#include "kernels_ref.inc"
+#undef REAL
+#undef REF
+
+static int g_threads = 1;
+
+void ff_models_set_threads(int n)
+{
+    if (n < 1)
+        n = 1;
+    g_threads = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    /* Our pool splits the products; a second pool inside OpenBLAS would fight it. */
+    openblas_set_num_threads(1);
+}
+
+int ff_models_threads(void) { return g_threads; }
+
+static int in_parallel(void)
+{
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return 1;
+#endif
+}
+
+/* ---- vectorisable exp (Cephes-style polynomial, ~1 ulp on [-87, 88]) ---- */
+
+static inline float fast_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* round to nearest by the 1.5·2²³ trick: no libm call, so the loop vectorises */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } u;
+    u.i = ((int32_t)n + 127) << 23;
+    return p * u.f;
+}
+
+/* ---- GEMM ---- */
+
+void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = transB ? CblasTrans : CblasNoTrans;
+    int nt = in_parallel() ? 1 : g_threads;
+    double work = (double)M * N * K;
+    if (nt <= 1 || work < 262144.0 || (M < 32 && N < 32)) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Split the larger of M and N into one slab per thread (multiples of 16 so the
+     * micro-kernels stay on full tiles); each element of C is owned by one thread, so the
+     * result does not depend on scheduling. */
+    int split_m = M >= N;
+    int len = split_m ? M : N;
+    int chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        int s0 = t * chunk;
+        int n = FF_MIN(chunk, len - s0);
+        if (n > 0) {
+            if (split_m) {
+                const float *a = transA ? A + s0 : A + (size_t)s0 * lda;
+                cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, a, lda, B, ldb, beta,
+                            C + (size_t)s0 * ldc, ldc);
+            } else {
+                const float *b = transB ? B + (size_t)s0 * ldb : B + s0;
+                cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, b, ldb, beta, C + s0,
+                            ldc);
+            }
+        }
+    }
+}
+
+/* ---- linear ---- */
+
+void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                       int out, int accumulate)
+{
+    if (b) {
+#pragma omp parallel for schedule(static) if (!in_parallel() && (size_t)N * out > 65536)
+        for (int n = 0; n < N; n++) {
+            float *yr = y + (size_t)n * out;
+            if (accumulate) {
+#pragma omp simd
+                for (int o = 0; o < out; o++)
+                    yr[o] += b[o];
+            } else {
+                memcpy(yr, b, (size_t)out * sizeof(float));
+            }
+        }
+    }
+    float beta = (b || accumulate) ? 1.0f : 0.0f;
+    ff_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+}
+
+void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                        const float *W, int N, int in, int out)
+{
+    if (dx)
+        ff_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+    ff_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    if (db) {
+        /* Column sums: each thread owns a slice of columns, rows summed in order. */
+#pragma omp parallel for schedule(static) if (!in_parallel() && out >= 256)
+        for (int o0 = 0; o0 < out; o0 += 64) {
+            int o1 = FF_MIN(out, o0 + 64);
+            for (int n = 0; n < N; n++) {
+                const float *r = dy + (size_t)n * out;
+#pragma omp simd
+                for (int o = o0; o < o1; o++)
+                    db[o] += r[o];
+            }
+        }
+    }
+}
+
+/* ---- layernorm ---- */
+
+void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int N, int C)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && N >= 64)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        float *yr = y + (size_t)n * C;
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < C; c++)
+            s += xr[c];
+        float mu = s / C, v = 0;
+#pragma omp simd reduction(+ : v)
+        for (int c = 0; c < C; c++)
+            v += (xr[c] - mu) * (xr[c] - mu);
+        float rs = 1.0f / sqrtf(v / C + 1e-5f);
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            yr[c] = (xr[c] - mu) * rs * w[c] + b[c];
+        mean[n] = mu;
+        rstd[n] = rs;
+    }
+}
+
+void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                           const float *mean, const float *rstd, const float *w, int N, int C,
+                           float *scratch)
+{
+    int nt = (in_parallel() || N < 64) ? 1 : g_threads;
+    memset(scratch, 0, (size_t)nt * 2 * C * sizeof(float));
+    /* Rows are split in fixed contiguous ranges, one per thread; each thread sums its dw/db
+     * in a private slot and the slots are added in thread order: deterministic. */
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
+        int r0 = (int)((int64_t)N * t / nt), r1 = (int)((int64_t)N * (t + 1) / nt);
+        for (int n = r0; n < r1; n++) {
+            const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
+            float *dxr = dx + (size_t)n * C;
+            float mu = mean[n], rs = rstd[n], mg = 0, mgx = 0;
+#pragma omp simd reduction(+ : mg, mgx)
+            for (int c = 0; c < C; c++) {
+                float xh = (xr[c] - mu) * rs;
+                float g = gr[c] * w[c];
+                mg += g;
+                mgx += g * xh;
+                pdw[c] += gr[c] * xh;
+                pdb[c] += gr[c];
+            }
+            mg /= C;
+            mgx /= C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float xh = (xr[c] - mu) * rs;
+                dxr[c] += rs * (gr[c] * w[c] - mg - xh * mgx);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
+        for (int c = 0; c < C; c++) {
+            dw[c] += pdw[c];
+            db[c] += pdb[c];
+        }
+    }
+}
+
+/* ---- GELU ---- */
+
+/* tanh(u) = 1 − 2 / (e^{2u} + 1), with the vectorisable exp above. */
+static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (fast_expf(2.0f * u) + 1.0f); }
+
+/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
+
+FF_CLONES static void gelu_fwd_span(float *restrict y, const float *restrict x, size_t n)
+{
+    const float k = 0.7978845608028654f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float xi = x[i];
+        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
+        y[i] = 0.5f * xi * (1.0f + t);
+    }
+}
+
+FF_CLONES static void gelu_bwd_span(float *restrict dx, const float *restrict dy,
+                                    const float *restrict x, size_t n)
+{
+    const float k = 0.7978845608028654f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float xi = x[i];
+        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
+        float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
+        dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
+    }
+}
+
+#define GELU_CHUNK 8192
+
+void ff_gelu_forward(float *y, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_fwd_span(y + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
+    }
+}
+
+void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_bwd_span(dx + i0, dy + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
+    }
+}
+
+/* ---- attention ---- */
+
+/* Keys past the last valid one contribute nothing; padding sits at the end of a row, so
+ * limiting the products to [0, last valid + 1) saves the work without changing a value. */
+static int key_extent(const uint8_t *kmask, int b, int Tk)
+{
+    if (!kmask)
+        return Tk;
+    const uint8_t *m = kmask + (size_t)b * Tk;
+    int e = Tk;
+    while (e > 0 && !m[e - 1])
+        e--;
+    return e;
+}
+
+static void softmax_rows(float *S, int Tq, int Tk, int te, const uint8_t *m)
+{
+    for (int i = 0; i < Tq; i++) {
+        float *p = S + (size_t)i * Tk;
+        float mx = -INFINITY;
+        for (int j = 0; j < te; j++)
+            if (!m || m[j])
+                mx = p[j] > mx ? p[j] : mx;
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < te; j++) {
+            float e = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
+            p[j] = e;
+            sum += e;
+        }
+        float inv = sum > 0 ? 1.0f / sum : 0.0f;
+#pragma omp simd
+        for (int j = 0; j < te; j++)
+            p[j] *= inv;
+        for (int j = te; j < Tk; j++)
+            p[j] = 0;
+    }
+}
+
+void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
+                          const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
+                          int H, int hd)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float *P = probs + (size_t)bh * Tq * Tk;
+        float *O = out + (size_t)b * Tq * d + h * hd;
+        int te = key_extent(kmask, b, Tk);
+        if (te == 0) {
+            memset(P, 0, (size_t)Tq * Tk * sizeof(float));
+            for (int i = 0; i < Tq; i++)
+                memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
+            continue;
+        }
+        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
+        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
+        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
+                    0.0f, P, Tk);
+        softmax_rows(P, Tq, Tk, te, kmask ? kmask + (size_t)b * Tk : NULL);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, Tk, V, ldkv,
+                    0.0f, O, d);
+    }
+}
+
+void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                           const float *probs, const float *q, int ldq, const float *k,
+                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
+                           int Tk, int H, int hd, float *scratch)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+#ifdef _OPENMP
+        float *dS = scratch + (size_t)omp_get_thread_num() * Tq * Tk;
+#else
+        float *dS = scratch;
+#endif
+        int b = bh / H, h = bh % H;
+        int te = key_extent(kmask, b, Tk);
+        if (te == 0)
+            continue;
+        const float *P = probs + (size_t)bh * Tq * Tk;
+        const float *dO = dout + (size_t)b * Tq * d + h * hd;
+        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
+        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
+        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
+        float *dQ = dq + (size_t)b * Tq * ldq + h * hd;
+        float *dK = dk + (size_t)b * Tk * ldkv + h * hd;
+        float *dV = dv + (size_t)b * Tk * ldkv + h * hd;
+        /* dP = dO Vᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
+                    0.0f, dS, te);
+        /* dV += Pᵀ dO */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, Tk, dO, d,
+                    1.0f, dV, ldkv);
+        /* dS = scale · P ⊙ (dP − Σ_j dP P) (the softmax Jacobian applied row by row) */
+        for (int i = 0; i < Tq; i++) {
+            const float *p = P + (size_t)i * Tk;
+            float *s = dS + (size_t)i * te;
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int j = 0; j < te; j++)
+                dot += s[j] * p[j];
+#pragma omp simd
+            for (int j = 0; j < te; j++)
+                s[j] = scale * p[j] * (s[j] - dot);
+        }
+        /* dQ += dS K;  dK += dSᵀ Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
+                    1.0f, dQ, ldq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
+                    1.0f, dK, ldkv);
+    }
+}
+
+/* ---- embeddings, positions, patches ---- */
+
+void ff_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int d,
+                          int accumulate)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && N >= 256)
+    for (int n = 0; n < N; n++) {
+        const float *row = table + (size_t)ids[n] * d;
+        float *o = out + (size_t)n * d;
+        if (accumulate) {
+#pragma omp simd
+            for (int c = 0; c < d; c++)
+                o[c] += row[c];
+        } else {
+            memcpy(o, row, (size_t)d * sizeof(float));
+        }
+    }
+}
+
+void ff_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int d)
+{
+    /* Two tokens may share an id, so rows cannot be split across threads; columns can, and
+     * each column slice is accumulated in token order (deterministic). Only the rows that
+     * ids name are touched: the gradient is sparse in the vocabulary. */
+    int cw = d >= 64 ? d / 2 : d;
+#pragma omp parallel for schedule(static) if (!in_parallel() && N >= 256 && cw < d)
+    for (int c0 = 0; c0 < d; c0 += cw) {
+        int c1 = FF_MIN(d, c0 + cw);
+        for (int n = 0; n < N; n++) {
+            float *row = dtable + (size_t)ids[n] * d;
+            const float *g = dout + (size_t)n * d;
+#pragma omp simd
+            for (int c = c0; c < c1; c++)
+                row[c] += g[c];
+        }
+    }
+}
+
+void ff_pos_forward(float *out, const float *pos, int B, int T, int d)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *p = pos + (size_t)(bt % T) * d;
+        float *o = out + (size_t)bt * d;
+#pragma omp simd
+        for (int c = 0; c < d; c++)
+            o[c] += p[c];
+    }
+}
+
+void ff_pos_backward(float *dpos, const float *dout, int B, int T, int d)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
+    for (int t = 0; t < T; t++) {
+        float *p = dpos + (size_t)t * d;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + ((size_t)b * T + t) * d;
+#pragma omp simd
+            for (int c = 0; c < d; c++)
+                p[c] += g[c];
+        }
+    }
+}
+
+void ff_patchify_forward(float *out, const float *img, int B, int C, int S, int P)
+{
+    int G = S / P;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B > 1)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < G * G; t++) {
+            int pr = t / G, pc = t % G;
+            float *o = out + ((size_t)b * G * G + t) * C * P * P;
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < P; i++)
+                    memcpy(o + ((size_t)c * P + i) * P,
+                           img + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S +
+                               (size_t)pc * P,
+                           (size_t)P * sizeof(float));
+        }
+}
+
+void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, int P)
+{
+    int G = S / P;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B > 1)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < G * G; t++) {
+            int pr = t / G, pc = t % G;
+            const float *g = dout + ((size_t)b * G * G + t) * C * P * P;
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < P; i++) {
+                    float *r = dimg + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S +
+                               (size_t)pc * P;
+                    for (int j = 0; j < P; j++)
+                        r[j] += g[((size_t)c * P + i) * P + j];
+                }
+        }
+}
+
+/* ---- masked mean ---- */
+
+static int mask_count(const uint8_t *mask, int b, int T)
+{
+    if (!mask)
+        return T;
+    int cnt = 0;
+    for (int t = 0; t < T; t++)
+        cnt += mask[(size_t)b * T + t] != 0;
+    return cnt;
+}
+
+void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * d;
+        memset(o, 0, (size_t)d * sizeof(float));
+        int cnt = mask_count(mask, b, T);
+        if (!cnt)
+            continue; /* an absent modality pools to 0, never NaN */
+        for (int t = 0; t < T; t++) {
+            if (mask && !mask[(size_t)b * T + t])
+                continue;
+            const float *r = x + ((size_t)b * T + t) * d;
+#pragma omp simd
+            for (int c = 0; c < d; c++)
+                o[c] += r[c];
+        }
+        float inv = 1.0f / (float)cnt;
+#pragma omp simd
+        for (int c = 0; c < d; c++)
+            o[c] *= inv;
+    }
+}
+
+void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
+                             int d)
+{
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
+    for (int b = 0; b < B; b++) {
+        int cnt = mask_count(mask, b, T);
+        if (!cnt)
+            continue;
+        float inv = 1.0f / (float)cnt;
+        const float *g = dout + (size_t)b * d;
+        for (int t = 0; t < T; t++) {
+            if (mask && !mask[(size_t)b * T + t])
+                continue;
+            float *r = dx + ((size_t)b * T + t) * d;
+#pragma omp simd
+            for (int c = 0; c < d; c++)
+                r[c] += g[c] * inv;
+        }
+    }
+}
+
+/* ---- loss ---- */
+
+float ff_bce_forward(const float *logits, const float *y, const float *mask, int n)
+{
+    return ff_bce_forward_ref(logits, y, mask, n); /* K·B values: nothing to optimise */
+}
+
+void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask,
+                     int n)
+{
+    ff_bce_backward_ref(dlogits, logits, y, mask, n);
+}

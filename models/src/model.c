@@ -1,0 +1,671 @@
+/* The fusion model: activations sized once, forward saving what backward needs, backward
+ * adding into the flat gradient buffer. Shapes follow ../shared/spec/model.md; comments give
+ * them as (rows, cols) with N = B * tokens. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define FF_MAX_THREADS 64
+
+/* ---------------------------------------------------------------------------------------- */
+/* Activation layout: one pass counts bytes, the second carves the arena                      */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    ff_arena *a;
+    size_t need;
+    int fail;
+} carver;
+
+static void *carve_bytes(carver *c, size_t n)
+{
+    size_t bytes = (n + FF_ALIGN - 1) / FF_ALIGN * FF_ALIGN;
+    if (!c->a) {
+        c->need += bytes ? bytes : FF_ALIGN;
+        return NULL;
+    }
+    void *p = ff_arena_alloc(c->a, bytes ? bytes : FF_ALIGN);
+    if (!p)
+        c->fail = 1;
+    else
+        memset(p, 0, bytes);
+    return p;
+}
+
+static float *carve(carver *c, size_t n) { return carve_bytes(c, n * sizeof(float)); }
+
+static void carve_block(carver *c, ff_blk_act *a, size_t N, size_t d, size_t m, size_t BHTT)
+{
+    a->ln1 = carve(c, N * d), a->ln1_mean = carve(c, N), a->ln1_rstd = carve(c, N);
+    a->qkv = carve(c, N * 3 * d), a->probs = carve(c, BHTT), a->att = carve(c, N * d);
+    a->xmid = carve(c, N * d), a->ln2 = carve(c, N * d), a->ln2_mean = carve(c, N);
+    a->ln2_rstd = carve(c, N), a->fc = carve(c, N * m), a->gelu = carve(c, N * m);
+    a->out = carve(c, N * d);
+}
+
+static void carve_xblock(carver *c, ff_xblk_act *a, size_t Nq, size_t Nc, size_t d, size_t m,
+                         size_t BHTT)
+{
+    a->lnq = carve(c, Nq * d), a->lnq_mean = carve(c, Nq), a->lnq_rstd = carve(c, Nq);
+    a->lnkv = carve(c, Nc * d), a->lnkv_mean = carve(c, Nc), a->lnkv_rstd = carve(c, Nc);
+    a->q = carve(c, Nq * d), a->kv = carve(c, Nc * 2 * d), a->probs = carve(c, BHTT);
+    a->att = carve(c, Nq * d), a->xmid = carve(c, Nq * d), a->ln2 = carve(c, Nq * d);
+    a->ln2_mean = carve(c, Nq), a->ln2_rstd = carve(c, Nq), a->fc = carve(c, Nq * m);
+    a->gelu = carve(c, Nq * m), a->out = carve(c, Nq * d);
+}
+
+static void carve_all(ff_model *m, carver *c)
+{
+    const ff_model_config *cf = &m->cfg;
+    size_t B = (size_t)m->max_batch, d = (size_t)m->d, mm = (size_t)m->m, H = (size_t)m->H;
+    size_t K = (size_t)m->K, Tmax = 0;
+    for (int e = 0; e < 3; e++) {
+        ff_encoder *en = &m->enc[e];
+        size_t T = (size_t)en->T, N = B * T;
+        Tmax = FF_MAX(Tmax, T);
+        if (e == FF_ENC_IMG)
+            en->in = carve(c, N * (size_t)(cf->image.channels * cf->image.patch * cf->image.patch));
+        en->x0 = carve(c, N * d);
+        for (int l = 0; l < m->layers; l++)
+            carve_block(c, &en->act[l], N, d, mm, B * H * T * T);
+        en->h = carve(c, N * d), en->lnf_mean = carve(c, N), en->lnf_rstd = carve(c, N);
+        en->pooled = carve(c, B * d);
+        m->dEnc[e] = carve(c, N * d);
+    }
+    size_t Ti = (size_t)m->enc[0].T, Tt = (size_t)m->enc[1].T, Te = (size_t)m->enc[2].T;
+    size_t Nmax = B * Tmax;
+    m->tmask = carve_bytes(c, B * Tt), m->emask = carve_bytes(c, B * Te);
+    m->pres = carve_bytes(c, B * 3), m->tpres = carve_bytes(c, B), m->epres = carve_bytes(c, B);
+    if (cf->fusion == FF_FUSION_CROSS) {
+        carve_xblock(c, &m->ax_img, B * Ti, B * Tt, d, mm, B * H * Ti * Tt);
+        carve_xblock(c, &m->ax_txt, B * Tt, B * Te, d, mm, B * H * Tt * Te);
+        carve_block(c, &m->afb, B * 3, d, mm, B * H * 9);
+        m->fh = carve(c, B * 3 * d), m->flnf_mean = carve(c, B * 3);
+        m->flnf_rstd = carve(c, B * 3);
+    }
+    m->F = carve(c, B * 3 * d), m->Fpool = carve(c, B * 3 * d);
+    m->z = carve(c, B * d), m->logits = carve(c, B * K);
+    m->ecat = carve(c, B * (3 * d + 3)), m->efc = carve(c, B * mm), m->egelu = carve(c, B * mm);
+    m->llog = carve(c, 3 * B * K), m->lw = carve(c, B * 3);
+    m->dR1 = carve(c, Nmax * d), m->dR2 = carve(c, Nmax * d), m->dXM = carve(c, Nmax * d);
+    m->dX2 = carve(c, Nmax * d), m->dX3 = carve(c, Nmax * d), m->dAtt = carve(c, Nmax * d);
+    m->dH4 = carve(c, Nmax * mm), m->dH4b = carve(c, Nmax * mm);
+    m->dQKV = carve(c, Nmax * 3 * d);
+    m->dS = carve(c, FF_MAX_THREADS * Tmax * Tmax);
+    m->ln_scratch = carve(c, FF_MAX_THREADS * 2 * FF_MAX(d, mm));
+    m->dPool = carve(c, 3 * B * d);
+    m->dF = carve(c, B * 3 * d), m->dfh = carve(c, B * 3 * d), m->dfo = carve(c, B * 3 * d);
+    m->dz = carve(c, B * d), m->dlogits = carve(c, B * K), m->dcat = carve(c, B * (3 * d + 3));
+    m->dfc = carve(c, B * mm), m->dgl = carve(c, B * mm), m->dllog = carve(c, 3 * B * K);
+}
+
+int ff_model_alloc_acts(ff_model *m)
+{
+    carver c = {0};
+    carve_all(m, &c);
+    int rc = ff_arena_init(&m->arena, c.need + 4096);
+    if (rc != FF_OK)
+        return rc;
+    c.a = &m->arena;
+    carve_all(m, &c);
+    if (c.fail)
+        return ff_error(FF_EINTERNAL, "model: activation arena sized wrong");
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Lifetime                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+int ff_model_new(ff_model **out, const ff_model_config *cfg, int max_batch)
+{
+    *out = NULL;
+    int rc = ff_model_config_validate(cfg);
+    if (rc != FF_OK)
+        return rc;
+    if (max_batch < 1 || max_batch > 65536)
+        return ff_error(FF_EINVAL, "model: max_batch %d out of range [1, 65536]", max_batch);
+    ff_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return ff_error(FF_ENOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    m->max_batch = max_batch;
+    m->d = (int)cfg->width, m->m = (int)cfg->mlp, m->H = (int)cfg->heads;
+    m->hd = m->d / m->H, m->K = (int)cfg->tasks, m->layers = (int)cfg->layers;
+    if ((rc = ff_model_build_table(m)) != FF_OK)
+        goto out;
+    for (int e = 0; e < 3; e++) {
+        m->enc[e].act = calloc((size_t)m->layers, sizeof(ff_blk_act));
+        if (!m->enc[e].act) {
+            rc = ff_error(FF_ENOMEM, "model: out of memory");
+            goto out;
+        }
+    }
+    m->params = ff_calloc(m->nparams, sizeof(float));
+    m->grads = ff_calloc(m->nparams, sizeof(float));
+    if (!m->params || !m->grads) {
+        rc = ff_error(FF_ENOMEM, "model: out of memory for %zu parameters", m->nparams);
+        goto out;
+    }
+    if ((rc = ff_model_alloc_acts(m)) != FF_OK)
+        goto out;
+    ff_models_set_threads(ff_models_threads()); /* make the OpenMP pool match */
+    *out = m;
+out:
+    if (rc != FF_OK)
+        ff_model_free(m);
+    return rc;
+}
+
+void ff_model_free(ff_model *m)
+{
+    if (!m)
+        return;
+    for (int e = 0; e < 3; e++) {
+        free(m->enc[e].blocks);
+        free(m->enc[e].act);
+    }
+    free(m->tab);
+    free(m->names);
+    ff_free(m->params);
+    ff_free(m->grads);
+    ff_arena_free(&m->arena);
+    free(m);
+}
+
+const float *ff_model_pooled(const ff_model *m) { return m->Fpool; }
+
+const float *ff_model_fusion_attention(const ff_model *m)
+{
+    return m->cfg.fusion == FF_FUSION_CROSS ? m->afb.probs : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Blocks                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static void copyf(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+static void zerof(float *dst, size_t n) { memset(dst, 0, n * sizeof(float)); }
+
+static void addf(float *dst, const float *src, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* Pre-LN Block: x + MHA(LN1 x), then + MLP(LN2 ·). x (N,d) → a->out (N,d). */
+static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const float *x,
+                          const uint8_t *kmask, int B, int T)
+{
+    int N = B * T, d = m->d, mm = m->m;
+    ff_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PW(m, o->ln1_w), PW(m, o->ln1_b),
+                         N, d);
+    ff_linear_forward(a->qkv, a->ln1, PW(m, o->qkv_w), PW(m, o->qkv_b), N, d, 3 * d, 0);
+    ff_attention_forward(a->att, a->probs, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d,
+                         kmask, B, T, T, m->H, m->hd);
+    copyf(a->xmid, x, (size_t)N * d);
+    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d, 1);
+    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
+                         PW(m, o->ln2_b), N, d);
+    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), N, d, mm, 0);
+    ff_gelu_forward(a->gelu, a->fc, (size_t)N * mm);
+    copyf(a->out, a->xmid, (size_t)N * d);
+    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d, 1);
+}
+
+/* MLP half shared by Block and CrossBlock: from dout (N,d) to dxm = dout + d/dxmid of
+ * the MLP branch, in m->dXM. */
+static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
+                         size_t fp_w, size_t fp_b, const float *xmid, const float *ln2,
+                         const float *mean, const float *rstd, const float *fc,
+                         const float *gelu, const float *dout, int N)
+{
+    int d = m->d, mm = m->m;
+    copyf(m->dXM, dout, (size_t)N * d);
+    zerof(m->dH4, (size_t)N * mm);
+    ff_linear_backward(m->dH4, GW(m, fp_w), GW(m, fp_b), dout, gelu, PW(m, fp_w), N, mm, d);
+    zerof(m->dH4b, (size_t)N * mm);
+    ff_gelu_backward(m->dH4b, m->dH4, fc, (size_t)N * mm);
+    zerof(m->dAtt, (size_t)N * d);
+    ff_linear_backward(m->dAtt, GW(m, fc_w), GW(m, fc_b), m->dH4b, ln2, PW(m, fc_w), N, d, mm);
+    ff_layernorm_backward(m->dXM, GW(m, ln2_w), GW(m, ln2_b), m->dAtt, xmid, mean, rstd,
+                          PW(m, ln2_w), N, d, m->ln_scratch);
+}
+
+/* dx (N,d) += d loss / d x given dout = d loss / d a->out. */
+static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a, const float *x,
+                           const uint8_t *kmask, int B, int T, const float *dout, float *dx)
+{
+    int N = B * T, d = m->d;
+    mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
+    zerof(m->dAtt, (size_t)N * d);
+    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
+                       PW(m, o->proj_w), N, d, d);
+    zerof(m->dQKV, (size_t)N * 3 * d);
+    ff_attention_backward(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs, a->qkv,
+                          3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d, kmask, B, T, T, m->H, m->hd,
+                          m->dS);
+    zerof(m->dX2, (size_t)N * d);
+    ff_linear_backward(m->dX2, GW(m, o->qkv_w), GW(m, o->qkv_b), m->dQKV, a->ln1,
+                       PW(m, o->qkv_w), N, d, 3 * d);
+    addf(dx, m->dXM, (size_t)N * d);
+    ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean,
+                          a->ln1_rstd, PW(m, o->ln1_w), N, d, m->ln_scratch);
+}
+
+/* CrossBlock(x, c, cmask): x (B*Tq,d) attends to c (B*Tc,d); identity for samples whose
+ * context is absent (cpres[b] == 0). */
+static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, const float *x,
+                           const float *c, const uint8_t *cmask, const uint8_t *cpres, int B,
+                           int Tq, int Tc)
+{
+    int Nq = B * Tq, Nc = B * Tc, d = m->d, mm = m->m;
+    ff_layernorm_forward(a->lnq, a->lnq_mean, a->lnq_rstd, x, PW(m, o->lnq_w), PW(m, o->lnq_b),
+                         Nq, d);
+    ff_layernorm_forward(a->lnkv, a->lnkv_mean, a->lnkv_rstd, c, PW(m, o->lnkv_w),
+                         PW(m, o->lnkv_b), Nc, d);
+    ff_linear_forward(a->q, a->lnq, PW(m, o->q_w), PW(m, o->q_b), Nq, d, d, 0);
+    ff_linear_forward(a->kv, a->lnkv, PW(m, o->kv_w), PW(m, o->kv_b), Nc, d, 2 * d, 0);
+    ff_attention_forward(a->att, a->probs, a->q, d, a->kv, a->kv + d, 2 * d, cmask, B, Tq, Tc,
+                         m->H, m->hd);
+    copyf(a->xmid, x, (size_t)Nq * d);
+    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d, 1);
+    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
+                         PW(m, o->ln2_b), Nq, d);
+    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), Nq, d, mm, 0);
+    ff_gelu_forward(a->gelu, a->fc, (size_t)Nq * mm);
+    copyf(a->out, a->xmid, (size_t)Nq * d);
+    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm, d, 1);
+    for (int b = 0; b < B; b++)
+        if (!cpres[b])
+            copyf(a->out + (size_t)b * Tq * d, x + (size_t)b * Tq * d, (size_t)Tq * d);
+}
+
+/* dx += d/dx, dc += d/dc. dout is consumed (rows of context-absent samples are zeroed). */
+static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act *a,
+                            const float *x, const float *c, const uint8_t *cmask,
+                            const uint8_t *cpres, int B, int Tq, int Tc, float *dout, float *dx,
+                            float *dc)
+{
+    int Nq = B * Tq, Nc = B * Tc, d = m->d;
+    size_t row = (size_t)Tq * d;
+    for (int b = 0; b < B; b++)
+        if (!cpres[b]) { /* identity: the gradient passes straight through */
+            addf(dx + (size_t)b * row, dout + (size_t)b * row, row);
+            zerof(dout + (size_t)b * row, row);
+        }
+    mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
+    zerof(m->dAtt, (size_t)Nq * d);
+    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
+                       PW(m, o->proj_w), Nq, d, d);
+    float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
+    zerof(dq, (size_t)Nq * d);
+    zerof(dkv, (size_t)Nc * 2 * d);
+    ff_attention_backward(dq, dkv, dkv + d, m->dAtt, a->probs, a->q, d, a->kv, a->kv + d, 2 * d,
+                          cmask, B, Tq, Tc, m->H, m->hd, m->dS);
+    zerof(m->dX2, (size_t)Nq * d);
+    ff_linear_backward(m->dX2, GW(m, o->q_w), GW(m, o->q_b), dq, a->lnq, PW(m, o->q_w), Nq, d,
+                       d);
+    zerof(m->dX3, (size_t)Nc * d);
+    ff_linear_backward(m->dX3, GW(m, o->kv_w), GW(m, o->kv_b), dkv, a->lnkv, PW(m, o->kv_w), Nc,
+                       d, 2 * d);
+    addf(dx, m->dXM, (size_t)Nq * d);
+    ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean,
+                          a->lnq_rstd, PW(m, o->lnq_w), Nq, d, m->ln_scratch);
+    ff_layernorm_backward(dc, GW(m, o->lnkv_w), GW(m, o->lnkv_b), m->dX3, c, a->lnkv_mean,
+                          a->lnkv_rstd, PW(m, o->lnkv_w), Nc, d, m->ln_scratch);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoders                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static const uint8_t *enc_mask(const ff_model *m, int e)
+{
+    return e == FF_ENC_TXT ? m->tmask : e == FF_ENC_EHR ? m->emask : NULL;
+}
+
+static void encoder_forward(ff_model *m, int e, const ff_batch *b)
+{
+    ff_encoder *en = &m->enc[e];
+    const ff_model_config *c = &m->cfg;
+    int B = b->B, T = en->T, N = B * T, d = m->d;
+    if (e == FF_ENC_IMG) {
+        int C = (int)c->image.channels, S = (int)c->image.size, P = (int)c->image.patch;
+        ff_patchify_forward(en->in, b->image, B, C, S, P);
+        ff_linear_forward(en->x0, en->in, PW(m, en->emb[0]), PW(m, en->emb[1]), N, C * P * P, d,
+                          0);
+        ff_pos_forward(en->x0, PW(m, en->emb[2]), B, T, d);
+    } else if (e == FF_ENC_TXT) {
+        ff_embedding_forward(en->x0, b->text_ids, PW(m, en->emb[0]), N, d, 0);
+        ff_pos_forward(en->x0, PW(m, en->emb[1]), B, T, d);
+    } else {
+        ff_embedding_forward(en->x0, b->ehr_code, PW(m, en->emb[0]), N, d, 0);
+        ff_embedding_forward(en->x0, b->ehr_val, PW(m, en->emb[1]), N, d, 1);
+        ff_embedding_forward(en->x0, b->ehr_time, PW(m, en->emb[2]), N, d, 1);
+        ff_pos_forward(en->x0, PW(m, en->emb[3]), B, T, d);
+    }
+    const float *x = en->x0;
+    for (int l = 0; l < m->layers; l++) {
+        block_forward(m, &en->blocks[l], &en->act[l], x, enc_mask(m, e), B, T);
+        x = en->act[l].out;
+    }
+    ff_layernorm_forward(en->h, en->lnf_mean, en->lnf_rstd, x, PW(m, en->lnf_w),
+                         PW(m, en->lnf_b), N, d);
+    ff_masked_mean_forward(en->pooled, en->h, enc_mask(m, e), B, T, d);
+}
+
+/* From dH = m->dEnc[e] down to the embeddings. */
+static void encoder_backward(ff_model *m, int e, const ff_batch *b)
+{
+    ff_encoder *en = &m->enc[e];
+    const ff_model_config *c = &m->cfg;
+    int B = b->B, T = en->T, N = B * T, d = m->d, L = m->layers;
+    float *dcur = m->dR1, *dprev = m->dR2;
+    zerof(dcur, (size_t)N * d);
+    ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e],
+                          en->act[L - 1].out, en->lnf_mean, en->lnf_rstd, PW(m, en->lnf_w), N, d,
+                          m->ln_scratch);
+    for (int l = L - 1; l >= 0; l--) {
+        const float *x = l ? en->act[l - 1].out : en->x0;
+        zerof(dprev, (size_t)N * d);
+        block_backward(m, &en->blocks[l], &en->act[l], x, enc_mask(m, e), B, T, dcur, dprev);
+        float *t = dcur;
+        dcur = dprev, dprev = t;
+    }
+    if (e == FF_ENC_IMG) {
+        int pv = (int)(c->image.channels * c->image.patch * c->image.patch);
+        ff_pos_backward(GW(m, en->emb[2]), dcur, B, T, d);
+        ff_linear_backward(NULL, GW(m, en->emb[0]), GW(m, en->emb[1]), dcur, en->in,
+                           PW(m, en->emb[0]), N, pv, d);
+    } else if (e == FF_ENC_TXT) {
+        ff_embedding_backward(GW(m, en->emb[0]), dcur, b->text_ids, N, d);
+        ff_pos_backward(GW(m, en->emb[1]), dcur, B, T, d);
+    } else {
+        ff_embedding_backward(GW(m, en->emb[0]), dcur, b->ehr_code, N, d);
+        ff_embedding_backward(GW(m, en->emb[1]), dcur, b->ehr_val, N, d);
+        ff_embedding_backward(GW(m, en->emb[2]), dcur, b->ehr_time, N, d);
+        ff_pos_backward(GW(m, en->emb[3]), dcur, B, T, d);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Presence                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+int ff_batch_present(const ff_batch *b, int i, int j)
+{
+    if (j == 0)
+        return b->image_present[i] > 0.5f;
+    const int32_t *ids = j == 1 ? b->text_ids + (size_t)i * b->Lt : b->ehr_code + (size_t)i * b->Le;
+    int L = j == 1 ? b->Lt : b->Le;
+    for (int t = 0; t < L; t++)
+        if (ids[t] != 0)
+            return 1;
+    return 0;
+}
+
+void ff_model_mask_batch(ff_model *m, const ff_batch *b)
+{
+    for (int i = 0; i < b->B; i++) {
+        for (int t = 0; t < b->Lt; t++)
+            m->tmask[(size_t)i * b->Lt + t] = b->text_ids[(size_t)i * b->Lt + t] != 0;
+        for (int t = 0; t < b->Le; t++)
+            m->emask[(size_t)i * b->Le + t] = b->ehr_code[(size_t)i * b->Le + t] != 0;
+        for (int j = 0; j < 3; j++)
+            m->pres[i * 3 + j] = (uint8_t)ff_batch_present(b, i, j);
+        m->tpres[i] = m->pres[i * 3 + 1];
+        m->epres[i] = m->pres[i * 3 + 2];
+    }
+}
+
+static int batch_dims_ok(const ff_model *m, const ff_batch *b)
+{
+    const ff_model_config *c = &m->cfg;
+    if (b->B < 1 || b->B > m->max_batch)
+        return ff_error(FF_EINVAL, "batch: B=%d out of range [1, %d]", b->B, m->max_batch);
+    if (b->K != c->tasks || b->C != c->image.channels || b->H != c->image.size ||
+        b->W != c->image.size || b->Lt != c->text.length || b->Le != c->ehr.length)
+        return ff_error(FF_EINVAL, "batch: dimensions K=%d C=%d H=%d W=%d Lt=%d Le=%d do not "
+                        "match config '%s' (K=%lld C=%lld H=W=%lld Lt=%lld Le=%lld)", b->K, b->C,
+                        b->H, b->W, b->Lt, b->Le, c->name, (long long)c->tasks,
+                        (long long)c->image.channels, (long long)c->image.size,
+                        (long long)c->text.length, (long long)c->ehr.length);
+    if (!b->image || !b->image_present || !b->text_ids || !b->ehr_code || !b->ehr_val ||
+        !b->ehr_time)
+        return ff_error(FF_EINVAL, "batch: missing input array");
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Forward                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void fuse_cross_forward(ff_model *m, int B)
+{
+    int d = m->d, Ti = m->enc[0].T, Tt = m->enc[1].T, Te = m->enc[2].T;
+    xblock_forward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, m->tmask, m->tpres, B,
+                   Ti, Tt);
+    xblock_forward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, m->emask, m->epres, B,
+                   Tt, Te);
+    /* Pooled: plain mean of the image tokens, masked means of text and EHR. */
+    ff_masked_mean_forward(m->enc[0].pooled, m->ax_img.out, NULL, B, Ti, d);
+    ff_masked_mean_forward(m->enc[1].pooled, m->ax_txt.out, m->tmask, B, Tt, d);
+    const float *mod = PW(m, m->mod);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < 3; j++) {
+            const float *p = m->enc[j].pooled + (size_t)b * d;
+            float *f = m->F + ((size_t)b * 3 + j) * d;
+            copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
+            for (int c = 0; c < d; c++)
+                f[c] = p[c] + mod[(size_t)j * d + c];
+        }
+    block_forward(m, &m->fblock, &m->afb, m->F, m->pres, B, 3);
+    ff_layernorm_forward(m->fh, m->flnf_mean, m->flnf_rstd, m->afb.out, PW(m, m->lnf_w),
+                         PW(m, m->lnf_b), B * 3, d);
+    ff_masked_mean_forward(m->z, m->fh, m->pres, B, 3, d);
+    ff_linear_forward(m->logits, m->z, PW(m, m->head_w), PW(m, m->head_b), B, d, m->K, 0);
+}
+
+static void fuse_early_forward(ff_model *m, int B)
+{
+    int d = m->d, w = 3 * d + 3;
+    for (int b = 0; b < B; b++) {
+        float *r = m->ecat + (size_t)b * w;
+        for (int j = 0; j < 3; j++) {
+            const float *p = m->enc[j].pooled + (size_t)b * d;
+            float pres = m->pres[b * 3 + j];
+            for (int c = 0; c < d; c++)
+                r[j * d + c] = pres * p[c]; /* zeros for an absent modality */
+            copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
+            r[3 * d + j] = pres;
+        }
+    }
+    ff_linear_forward(m->efc, m->ecat, PW(m, m->efc_w), PW(m, m->efc_b), B, w, m->m, 0);
+    ff_gelu_forward(m->egelu, m->efc, (size_t)B * m->m);
+    ff_linear_forward(m->z, m->egelu, PW(m, m->efp_w), PW(m, m->efp_b), B, m->m, d, 0);
+    ff_linear_forward(m->logits, m->z, PW(m, m->head_w), PW(m, m->head_b), B, d, m->K, 0);
+}
+
+static void fuse_late_forward(ff_model *m, int B)
+{
+    int d = m->d, K = m->K;
+    const float *fw = PW(m, m->fuse_w);
+    for (int j = 0; j < 3; j++)
+        ff_linear_forward(m->llog + (size_t)j * B * K, m->enc[j].pooled, PW(m, m->lhead_w[j]),
+                          PW(m, m->lhead_b[j]), B, d, K, 0);
+    for (int b = 0; b < B; b++) {
+        /* softmax(fuse.w) renormalised over the present modalities */
+        float mx = -INFINITY, s = 0;
+        for (int j = 0; j < 3; j++)
+            if (m->pres[b * 3 + j] && fw[j] > mx)
+                mx = fw[j];
+        for (int j = 0; j < 3; j++) {
+            float e = m->pres[b * 3 + j] ? expf(fw[j] - mx) : 0.0f;
+            m->lw[b * 3 + j] = e;
+            s += e;
+        }
+        for (int k = 0; k < K; k++)
+            m->logits[(size_t)b * K + k] = 0;
+        for (int j = 0; j < 3; j++) {
+            m->lw[b * 3 + j] /= s;
+            copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
+                  (size_t)d);
+            for (int k = 0; k < K; k++)
+                m->logits[(size_t)b * K + k] +=
+                    m->lw[b * 3 + j] * m->llog[((size_t)j * B + b) * K + k];
+        }
+    }
+}
+
+int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
+{
+    int rc = batch_dims_ok(m, b);
+    if (rc != FF_OK)
+        return rc;
+    int B = b->B;
+    ff_model_mask_batch(m, b);
+    for (int i = 0; i < B; i++)
+        if (!m->pres[i * 3] && !m->pres[i * 3 + 1] && !m->pres[i * 3 + 2])
+            return ff_error(FF_EINVAL, "batch: sample %d has no modality present (image, text "
+                            "and EHR all absent)", i);
+    m->B = B;
+    for (int e = 0; e < 3; e++)
+        encoder_forward(m, e, b);
+    if (m->cfg.fusion == FF_FUSION_CROSS)
+        fuse_cross_forward(m, B);
+    else if (m->cfg.fusion == FF_FUSION_EARLY)
+        fuse_early_forward(m, B);
+    else
+        fuse_late_forward(m, B);
+    if (logits)
+        copyf(logits, m->logits, (size_t)B * m->K);
+    if (loss)
+        *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Backward                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void fuse_cross_backward(ff_model *m, int B)
+{
+    int d = m->d, K = m->K, Ti = m->enc[0].T, Tt = m->enc[1].T, Te = m->enc[2].T;
+    zerof(m->dz, (size_t)B * d);
+    ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
+                       PW(m, m->head_w), B, d, K);
+    zerof(m->dfh, (size_t)B * 3 * d);
+    ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, 3, d);
+    zerof(m->dfo, (size_t)B * 3 * d);
+    ff_layernorm_backward(m->dfo, GW(m, m->lnf_w), GW(m, m->lnf_b), m->dfh, m->afb.out,
+                          m->flnf_mean, m->flnf_rstd, PW(m, m->lnf_w), B * 3, d, m->ln_scratch);
+    zerof(m->dF, (size_t)B * 3 * d);
+    block_backward(m, &m->fblock, &m->afb, m->F, m->pres, B, 3, m->dfo, m->dF);
+    float *dmod = GW(m, m->mod);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < 3; j++) {
+            const float *g = m->dF + ((size_t)b * 3 + j) * d;
+            copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
+            for (int c = 0; c < d; c++)
+                dmod[(size_t)j * d + c] += g[c];
+        }
+    for (int e = 0; e < 3; e++)
+        zerof(m->dEnc[e], (size_t)B * m->enc[e].T * d);
+    ff_masked_mean_backward(m->dEnc[2], m->dPool + (size_t)2 * B * d, m->emask, B, Te, d);
+    /* text cross-block output gradient, then its backward (adds into dH_txt and dH_ehr) */
+    zerof(m->dR1, (size_t)B * Tt * d);
+    ff_masked_mean_backward(m->dR1, m->dPool + (size_t)B * d, m->tmask, B, Tt, d);
+    xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, m->emask, m->epres, B,
+                    Tt, Te, m->dR1, m->dEnc[1], m->dEnc[2]);
+    zerof(m->dR1, (size_t)B * Ti * d);
+    ff_masked_mean_backward(m->dR1, m->dPool, NULL, B, Ti, d);
+    xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, m->tmask, m->tpres, B,
+                    Ti, Tt, m->dR1, m->dEnc[0], m->dEnc[1]);
+}
+
+static void pooled_backward(ff_model *m, int B)
+{
+    /* m->dPool [3,B,d] holds d loss / d pooled_j */
+    int d = m->d;
+    for (int e = 0; e < 3; e++) {
+        zerof(m->dEnc[e], (size_t)B * m->enc[e].T * d);
+        ff_masked_mean_backward(m->dEnc[e], m->dPool + (size_t)e * B * d, enc_mask(m, e), B,
+                                m->enc[e].T, d);
+    }
+}
+
+static void fuse_early_backward(ff_model *m, int B)
+{
+    int d = m->d, K = m->K, mm = m->m, w = 3 * d + 3;
+    zerof(m->dz, (size_t)B * d);
+    ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
+                       PW(m, m->head_w), B, d, K);
+    zerof(m->dgl, (size_t)B * mm);
+    ff_linear_backward(m->dgl, GW(m, m->efp_w), GW(m, m->efp_b), m->dz, m->egelu,
+                       PW(m, m->efp_w), B, mm, d);
+    zerof(m->dfc, (size_t)B * mm);
+    ff_gelu_backward(m->dfc, m->dgl, m->efc, (size_t)B * mm);
+    zerof(m->dcat, (size_t)B * w);
+    ff_linear_backward(m->dcat, GW(m, m->efc_w), GW(m, m->efc_b), m->dfc, m->ecat,
+                       PW(m, m->efc_w), B, w, mm);
+    for (int j = 0; j < 3; j++)
+        for (int b = 0; b < B; b++) {
+            float pres = m->pres[b * 3 + j];
+            for (int c = 0; c < d; c++)
+                m->dPool[((size_t)j * B + b) * d + c] = pres * m->dcat[(size_t)b * w + j * d + c];
+        }
+    pooled_backward(m, B);
+}
+
+static void fuse_late_backward(ff_model *m, int B)
+{
+    int d = m->d, K = m->K;
+    float *dfw = GW(m, m->fuse_w);
+    for (int b = 0; b < B; b++) {
+        float dw[3], dot = 0;
+        for (int j = 0; j < 3; j++) {
+            dw[j] = 0;
+            for (int k = 0; k < K; k++)
+                dw[j] += m->dlogits[(size_t)b * K + k] * m->llog[((size_t)j * B + b) * K + k];
+            dot += m->lw[b * 3 + j] * dw[j];
+        }
+        for (int j = 0; j < 3; j++) {
+            /* softmax Jacobian over the present set (absent ones have weight 0) */
+            dfw[j] += m->lw[b * 3 + j] * (dw[j] - dot);
+            for (int k = 0; k < K; k++)
+                m->dllog[((size_t)j * B + b) * K + k] =
+                    m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
+        }
+    }
+    zerof(m->dPool, (size_t)3 * B * d);
+    for (int j = 0; j < 3; j++)
+        ff_linear_backward(m->dPool + (size_t)j * B * d, GW(m, m->lhead_w[j]),
+                           GW(m, m->lhead_b[j]), m->dllog + (size_t)j * B * K,
+                           m->enc[j].pooled, PW(m, m->lhead_w[j]), B, d, K);
+    pooled_backward(m, B);
+}
+
+int ff_model_backward(ff_model *m, const ff_batch *b)
+{
+    int B = b->B;
+    if (B != m->B)
+        return ff_error(FF_ESTATE, "model: backward on a batch of %d after a forward on %d", B,
+                        m->B);
+    zerof(m->dlogits, (size_t)B * m->K);
+    ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
+    if (m->cfg.fusion == FF_FUSION_CROSS)
+        fuse_cross_backward(m, B);
+    else if (m->cfg.fusion == FF_FUSION_EARLY)
+        fuse_early_backward(m, B);
+    else
+        fuse_late_backward(m, B);
+    for (int e = 0; e < 3; e++)
+        encoder_backward(m, e, b);
+    return FF_OK;
+}
