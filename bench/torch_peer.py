@@ -547,9 +547,13 @@ def compare(expected, actual, tol):
 def cmd_compare(a):
     rows = compare(st_load(a.expected), st_load(a.actual), a.tol)
     worst = max(rows, key=lambda r: r[1])
+    actual = st_load(a.actual)
     for n, rel, ok in rows:
         if a.verbose or not ok:
-            print("%-44s %.3e %s" % (n, rel, "ok" if ok else "FAIL"))
+            why = "" if n in actual else " (missing)" if rel == float("inf") else ""
+            if n in actual and rel == float("inf"):
+                why = " (shape %s)" % list(actual[n].shape)
+            print("%-44s %.3e %s%s" % (n, rel, "ok" if ok else "FAIL", why))
     bad = sum(1 for r in rows if not r[2])
     print("compared %d tensors, worst %s %.3e, %d above %.1e" % (len(rows), worst[0], worst[1], bad, a.tol))
     return 1 if bad else 0

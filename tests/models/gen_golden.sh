@@ -3,7 +3,7 @@
 #   tests/models/gen_golden.sh                 tiny cross/early/late, batch 8, seed 1, into
 #                                              tests/models/golden (the committed set)
 #   tests/models/gen_golden.sh base DIR [B]    fusion-base cross/early/late into DIR (not
-#                                              committed: ~9 MB per mode), batch B (default 8)
+#                                              committed: ~25 MB per mode), batch B (default 8)
 # Needs /usr/bin/python3 with python3-torch, python3-numpy, python3-yaml.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
