@@ -255,7 +255,9 @@ def layer_norm(p, name, x):
 
 
 def gelu(x):
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); torch's fused kernel of that formula
+    (tests/models/check_torch_peer.py checks it against the formula written out)."""
+    return F.gelu(x, approximate="tanh")
 
 
 def attend(q, k, v, key_mask, heads):
@@ -268,11 +270,10 @@ def attend(q, k, v, key_mask, heads):
     vh = v.reshape(B, Lk, heads, hd).transpose(1, 2)
     s = qh @ kh.transpose(-1, -2) / math.sqrt(hd)  # [B,h,Lq,Lk]
     m = key_mask[:, None, None, :]
-    s = s.masked_fill(~m, -1e30)  # finite stand-in for -inf: exp underflows to exactly 0
-    s = s - s.amax(-1, keepdim=True).detach()
-    e = torch.exp(s) * m.to(s.dtype)
-    den = e.sum(-1, keepdim=True)
-    w = e / torch.where(den > 0, den, torch.ones_like(den))
+    # a finite stand-in for -inf: exp underflows to exactly 0 for a masked key when a row
+    # has any valid key, and an all-masked row stays finite (uniform) until it is zeroed
+    w = torch.softmax(s.masked_fill(~m, -1e30), -1)
+    w = w * m.any(-1, keepdim=True).to(w.dtype)
     return (w @ vh).transpose(1, 2).reshape(B, Lq, d)
 
 
@@ -559,6 +560,15 @@ def cmd_compare(a):
     return 1 if bad else 0
 
 
+def _openblas_threads():
+    """OpenBLAS's own thread count (None when it is not the loaded BLAS)."""
+    import ctypes
+    try:
+        return int(ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
+
+
 def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -566,6 +576,9 @@ def _peak_rss_mb():
 def cmd_bench(a):
     c = load_config(a.config, a.fusion)
     torch.set_num_threads(a.threads)
+    blas = _openblas_threads()
+    if blas is not None and blas != a.threads:
+        raise PeerError("bench: OpenBLAS runs %d threads, not %d" % (blas, a.threads))
     rng = np.random.default_rng(a.seed)
     weights = init_golden_weights(c, rng)
     Lt, Le = c["txt_length"], c["ehr_length"]
@@ -588,28 +601,31 @@ def cmd_bench(a):
         opt.step()
         return loss
 
-    for _ in range(a.warmup):
-        train_step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        loss = train_step()
-    t_train = time.perf_counter() - t0
+    def timed(fn):
+        """Median seconds per call: robust to other work on a shared machine."""
+        for _ in range(a.warmup):
+            fn()
+        ts = []
+        for _ in range(a.steps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts)), float(np.mean(ts))
+
+    t_train, m_train = timed(train_step)
+    loss = train_step()
     if not math.isfinite(float(loss)):
         raise PeerError("bench: non-finite loss")
-    rss_train = _peak_rss_mb()
-
     with torch.no_grad():
-        for _ in range(a.warmup):
-            forward(p, c, inp)
-        t0 = time.perf_counter()
-        for _ in range(a.steps):
-            forward(p, c, inp)
-        t_infer = time.perf_counter() - t0
-    print("# torch %s, config %s, fusion %s, batch %d, threads %d, steps %d"
-          % (torch.__version__, c["name"], c["fusion"], a.batch, a.threads, a.steps))
-    print("torch_train_samples_per_s %.2f" % (a.batch * a.steps / t_train))
-    print("torch_infer_samples_per_s %.2f" % (a.batch * a.steps / t_infer))
-    print("torch_peak_rss_mb %.1f" % max(rss_train, _peak_rss_mb()))
+        t_infer, m_infer = timed(lambda: forward(p, c, inp))
+    print("# torch %s, config %s, fusion %s, batch %d, threads %d (OpenBLAS %s), steps %d"
+          % (torch.__version__, c["name"], c["fusion"], a.batch, a.threads, _openblas_threads(), a.steps))
+    print("# per step: train median %.1f ms (mean %.1f), infer median %.1f ms (mean %.1f)"
+          % (1e3 * t_train, 1e3 * m_train, 1e3 * t_infer, 1e3 * m_infer))
+    print("torch_train_samples_per_s %.2f" % (a.batch / t_train))
+    print("torch_infer_samples_per_s %.2f" % (a.batch / t_infer))
+    # peak of the process: reached while training (activations + grads + AdamW moments)
+    print("torch_peak_rss_mb %.1f" % _peak_rss_mb())
 
 
 def build_parser():
@@ -649,12 +665,18 @@ def build_parser():
 def main(argv=None):
     a = build_parser().parse_args(argv)
     if a.cmd == "bench":
-        # Debian's torch multiplies with OpenBLAS, which reads its thread count at load time
-        # and ignores torch.set_num_threads; passive waiting keeps the OpenMP and OpenBLAS
-        # pools from spinning against each other on two cores.
-        for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[k] = str(a.threads)
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        # Debian's torch multiplies with OpenBLAS, which reads its thread count once, when
+        # the library loads, and ignores torch.set_num_threads. numpy (imported above) has
+        # already loaded it, so setting os.environ now is too late: re-execute with the
+        # environment set. Passive waiting keeps the OpenMP and OpenBLAS pools from spinning
+        # against each other on two cores.
+        want = {"OPENBLAS_NUM_THREADS": str(a.threads), "OMP_NUM_THREADS": str(a.threads),
+                "MKL_NUM_THREADS": str(a.threads), "OMP_WAIT_POLICY": "PASSIVE"}
+        if any(os.environ.get(k) != v for k, v in want.items()):
+            env = dict(os.environ, **want)
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + list(
+                sys.argv[1:] if argv is None else argv), env)
     load_torch()
     try:
         if a.cmd == "golden":
