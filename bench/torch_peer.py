@@ -547,12 +547,16 @@ def compare(expected, actual, tol):
 
 def cmd_compare(a):
     rows = compare(st_load(a.expected), st_load(a.actual), a.tol)
+    if not rows:
+        raise PeerError("%s: no tensors to compare" % a.expected)
     worst = max(rows, key=lambda r: r[1])
     actual = st_load(a.actual)
     for n, rel, ok in rows:
         if a.verbose or not ok:
-            why = "" if n in actual else " (missing)" if rel == float("inf") else ""
-            if n in actual and rel == float("inf"):
+            why = ""
+            if n not in actual:
+                why = " (missing)"
+            elif rel == float("inf"):
                 why = " (shape %s)" % list(actual[n].shape)
             print("%-44s %.3e %s%s" % (n, rel, "ok" if ok else "FAIL", why))
     bad = sum(1 for r in rows if not r[2])
@@ -605,23 +609,24 @@ def cmd_bench(a):
         """Median seconds per call: robust to other work on a shared machine."""
         for _ in range(a.warmup):
             fn()
-        ts = []
+        ts, c0 = [], time.process_time()
         for _ in range(a.steps):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-        return float(np.median(ts)), float(np.mean(ts))
+        cpu = (time.process_time() - c0) / a.steps  # all threads: CPU seconds per step
+        return float(np.median(ts)), float(np.mean(ts)), cpu
 
-    t_train, m_train = timed(train_step)
+    t_train, m_train, c_train = timed(train_step)
     loss = train_step()
     if not math.isfinite(float(loss)):
         raise PeerError("bench: non-finite loss")
     with torch.no_grad():
-        t_infer, m_infer = timed(lambda: forward(p, c, inp))
+        t_infer, m_infer, c_infer = timed(lambda: forward(p, c, inp))
     print("# torch %s, config %s, fusion %s, batch %d, threads %d (OpenBLAS %s), steps %d"
           % (torch.__version__, c["name"], c["fusion"], a.batch, a.threads, _openblas_threads(), a.steps))
-    print("# per step: train median %.1f ms (mean %.1f), infer median %.1f ms (mean %.1f)"
-          % (1e3 * t_train, 1e3 * m_train, 1e3 * t_infer, 1e3 * m_infer))
+    print("# per step: train median %.1f ms (mean %.1f, CPU %.1f), infer median %.1f ms (mean %.1f, CPU %.1f)"
+          % (1e3 * t_train, 1e3 * m_train, 1e3 * c_train, 1e3 * t_infer, 1e3 * m_infer, 1e3 * c_infer))
     print("torch_train_samples_per_s %.2f" % (a.batch / t_train))
     print("torch_infer_samples_per_s %.2f" % (a.batch / t_infer))
     # peak of the process: reached while training (activations + grads + AdamW moments)
