@@ -35,14 +35,14 @@ typedef struct {
     int have_status;
 } ccall;
 
-static int call_open(ccall *k, ff_client *c, int m, int timeout_ms)
+static int call_open_path(ccall *k, ff_client *c, const char *method, int timeout_ms)
 {
     memset(k, 0, sizeof *k);
     k->c = c;
     k->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
     k->cq = grpc_completion_queue_create_for_pluck(NULL);
-    char path[64];
-    snprintf(path, sizeof path, FF_METHOD_PREFIX "%s", ff_method_names[m]);
+    char path[128];
+    snprintf(path, sizeof path, FF_METHOD_PREFIX "%s", method);
     grpc_slice ps = grpc_slice_from_copied_string(path);
     k->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, k->cq, ps, NULL,
                                        ff_deadline_ms(k->timeout_ms), NULL);
@@ -53,6 +53,11 @@ static int call_open(ccall *k, ff_client *c, int m, int timeout_ms)
     k->site_md.key = grpc_slice_from_static_string(FF_SITE_METADATA);
     k->site_md.value = grpc_slice_from_copied_string(c->site);
     return k->call ? FF_OK : ff_error(FF_ENET, "cannot create a call to %s", c->target);
+}
+
+static int call_open(ccall *k, ff_client *c, int m, int timeout_ms)
+{
+    return call_open_path(k, c, ff_method_names[m], timeout_ms);
 }
 
 static int batch(ccall *k, grpc_op *ops, size_t n)
@@ -172,6 +177,7 @@ static int with_retry(ff_client *c, const char *what, attempt_fn fn, void *arg)
 
 typedef struct {
     int m;
+    const char *raw_method;
     const ProtobufCMessage *req;
     const void *raw;
     size_t raw_len;
@@ -185,7 +191,8 @@ static int unary_attempt(ff_client *c, void *arg, grpc_status_code *code)
     unary_arg *a = arg;
     ccall k;
     grpc_byte_buffer *resp = NULL;
-    int rc = call_open(&k, c, a->m, a->timeout_ms);
+    int rc = a->raw_method ? call_open_path(&k, c, a->raw_method, a->timeout_ms)
+                           : call_open(&k, c, a->m, a->timeout_ms);
     if (rc != FF_OK) {
         *code = GRPC_STATUS_UNAVAILABLE;
         return rc;
@@ -218,7 +225,7 @@ static int unary_attempt(ff_client *c, void *arg, grpc_status_code *code)
     k.have_status = 1;
     grpc_byte_buffer_destroy(req);
     *code = k.code;
-    const char *mname = ff_method_names[a->m];
+    const char *mname = a->raw_method ? a->raw_method : ff_method_names[a->m];
     if (k.code != GRPC_STATUS_OK)
         rc = status_error(&k, mname);
     else if (a->rd && !resp)
@@ -242,13 +249,7 @@ static int unary(ff_client *c, int m, const ProtobufCMessage *req,
 int ff_client_raw_call(ff_client *c, const char *method, const void *req, size_t len,
                        int timeout_ms, int *grpc_status)
 {
-    int m = -1;
-    for (int i = 0; i < FF_M_COUNT; i++)
-        if (strcmp(method, ff_method_names[i]) == 0)
-            m = i;
-    if (m < 0)
-        return ff_error(FF_EINVAL, "unknown method '%s'", method);
-    unary_arg a = {.m = m, .raw = req, .raw_len = len, .timeout_ms = timeout_ms};
+    unary_arg a = {.raw_method = method, .raw = req, .raw_len = len, .timeout_ms = timeout_ms};
     grpc_status_code code = GRPC_STATUS_OK;
     int rc = unary_attempt(c, &a, &code);
     *grpc_status = (int)code;

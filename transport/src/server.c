@@ -217,7 +217,7 @@ static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
         X509_free(cert);
         if (rc == FF_EPOLICY)
             COUNT(s, revoked, 1);
-        return ff_error(FF_EPOLICY, "site '%s': %s", cn, ff_error_message());
+        return ff_error_prefix(FF_EPOLICY, "site '%s': ", cn);
     }
     X509_free(cert);
     return FF_OK;

@@ -333,7 +333,13 @@ static void grpc_log_to_ff(gpr_log_func_args *a)
     ff_log_level lv = a->severity == GPR_LOG_SEVERITY_ERROR ? FF_LOG_WARN
                     : a->severity == GPR_LOG_SEVERITY_INFO ? FF_LOG_INFO : FF_LOG_DEBUG;
     const char *f = strrchr(a->file, '/');
-    ff_log(lv, "grpc: %s (%s:%d)", a->message, f ? f + 1 : a->file, a->line);
+    /* gRPC does not say whose certificate failed or why; say what it means for us. */
+    const char *hint = strstr(a->message, "certificate verify failed")
+        ? " [a peer certificate was refused at the TLS handshake: not issued by the consortium "
+          "CA, expired or not yet valid; check it with `fedfuse pki check`]"
+        : strstr(a->message, "wrong version number")
+        ? " [a peer spoke plaintext or another protocol to the TLS port]" : "";
+    ff_log(lv, "grpc: %s%s (%s:%d)", a->message, hint, f ? f + 1 : a->file, a->line);
 }
 
 static void log_init_once(void)

@@ -326,8 +326,8 @@ int ff_client_download(ff_client *c, const uint8_t sha256[FF_SHA256_BYTES], uint
 int ff_client_upload(ff_client *c, const Fedfuse__UploadHeader *hdr, ff_source *src,
                      Fedfuse__UploadAck **ack, int timeout_ms) FF_WARN_UNUSED;
 
-/* Low level, for tests: sends raw bytes as the request of a unary method ("/fedfuse.
- * Coordinator/Hello") once, without retries; writes the gRPC status code. */
+/* Low level, for tests: sends raw bytes as the request of method ("Hello", or any name, which
+ * becomes /fedfuse.Coordinator/NAME) once, without retries; writes the gRPC status code. */
 int ff_client_raw_call(ff_client *c, const char *method, const void *req, size_t len,
                        int timeout_ms, int *grpc_status) FF_WARN_UNUSED;
 
