@@ -222,12 +222,21 @@ static void *relay_pump(void *arg)
     static __thread uint8_t buf[1 << 16];
     struct pollfd p[2] = {{rc->a, POLLIN, 0}, {rc->b, POLLIN, 0}};
     for (;;) {
+        if (atomic_load(&r->freeze)) {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+            if (atomic_load(&r->stop))
+                break;
+            continue;
+        }
         if (poll(p, 2, 50) < 0 || atomic_load(&r->stop))
             break;
         long long cut = atomic_load(&r->cut_after);
         if (cut && atomic_load(&r->forwarded) >= cut) {
             atomic_store(&r->cut_after, 0);
             atomic_fetch_add(&r->cuts, 1);
+            if (atomic_load(&r->close_on_cut))
+                atomic_store(&r->stop, 1);
             break;
         }
         int dead = 0;

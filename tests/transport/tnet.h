@@ -50,6 +50,8 @@ typedef struct {
     atomic_llong cut_after; /* 0 = never */
     atomic_int cuts;
     atomic_int stop;
+    atomic_int close_on_cut; /* after the cut, stop accepting: the link stays down */
+    atomic_int freeze; /* stop forwarding without closing: a silent dead link */
     pthread_t thread;
 } tnet_relay;
 void tnet_relay_start(tnet_relay *r, int dst_port);
