@@ -271,7 +271,7 @@ static void test_deadline_and_long_poll(void **state)
     ff_client_free(c);
 }
 
-static void test_coordinator_down_then_restart(void **state)
+static void test_coordinator_down(void **state)
 {
     (void)state;
     /* No server on this port: retries are logged, then a clear failure. */
@@ -291,6 +291,46 @@ static void test_coordinator_down_then_restart(void **state)
     ff_client_free(c);
 }
 
+typedef struct {
+    tnet_coord *t;
+    int port;
+} restart_arg;
+
+static void *restart_later(void *arg)
+{
+    restart_arg *ra = arg;
+    struct timespec ts = {0, 800 * 1000000L};
+    nanosleep(&ts, NULL);
+    tnet_coord_start_port(ra->t, dir, 0, ra->port);
+    return NULL;
+}
+
+static void test_reconnect_after_restart(void **state)
+{
+    (void)state;
+    tnet_coord t2 = tc;
+    t2.srv = NULL;
+    tnet_coord_start(&t2, dir, 0);
+    int port = t2.port;
+    ff_client *c = tnet_client(dir, "hospital-a", t2.addr, 8);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    ff_msg_free(r);
+    tnet_coord_stop(&t2);
+    /* The coordinator comes back on the same port while the client is retrying. */
+    restart_arg ra = {&t2, port};
+    pthread_t th;
+    pthread_create(&th, NULL, restart_later, &ra);
+    double t0 = ff_now();
+    assert_int_equal(hello(c, &r), FF_OK);
+    pthread_join(th, NULL);
+    assert_true(ff_now() - t0 >= 0.7);
+    assert_string_equal(r->site, "hospital-a");
+    ff_msg_free(r);
+    ff_client_free(c);
+    tnet_coord_stop(&t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,7 +343,8 @@ int main(void)
         cmocka_unit_test(test_plaintext_against_tls),
         cmocka_unit_test(test_malformed_and_oversized),
         cmocka_unit_test(test_deadline_and_long_poll),
-        cmocka_unit_test(test_coordinator_down_then_restart),
+        cmocka_unit_test(test_coordinator_down),
+        cmocka_unit_test(test_reconnect_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -171,11 +171,17 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
 
 void tnet_coord_start(tnet_coord *tc, const char *dir, int insecure)
 {
-    char cert[512], key[512], cons[512];
+    tnet_coord_start_port(tc, dir, insecure, 0);
+}
+
+void tnet_coord_start_port(tnet_coord *tc, const char *dir, int insecure, int port)
+{
+    char cert[512], key[512], cons[512], bind[64];
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", port);
     snprintf(cert, sizeof cert, "%s/coord/coord.crt", dir);
     snprintf(key, sizeof key, "%s/coord/coord.key", dir);
     snprintf(cons, sizeof cons, "%s/consortium.yaml", dir);
-    ff_server_opts so = {.bind = "127.0.0.1:0", .cert = cert, .key = key, .consortium = cons,
+    ff_server_opts so = {.bind = bind, .cert = cert, .key = key, .consortium = cons,
                          .insecure = insecure, .threads = 24};
     ff_server_handlers h = {.user = tc, .hello = on_hello, .get_task = on_get_task,
                             .download = on_download, .upload_begin = on_upload_begin,

@@ -36,6 +36,8 @@ typedef struct {
 
 /* Starts a TLS coordinator on 127.0.0.1:0 (or insecure) with dir's PKI. */
 void tnet_coord_start(tnet_coord *tc, const char *dir, int insecure);
+/* As tnet_coord_start on a given port (0 = any). */
+void tnet_coord_start_port(tnet_coord *tc, const char *dir, int insecure, int port);
 void tnet_coord_stop(tnet_coord *tc);
 
 /* Client of site NAME (certificate dir/NAME/NAME.crt) to target. */
