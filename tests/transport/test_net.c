@@ -331,6 +331,31 @@ static void test_reconnect_after_restart(void **state)
     tnet_coord_stop(&t2);
 }
 
+static void test_server_start_errors(void **state)
+{
+    (void)state;
+    ff_server_handlers h = {0};
+    ff_server *s = NULL;
+    char bind[64], cert[512], key[512], cons[512];
+    snprintf(cert, sizeof cert, "%s/coord/coord.crt", dir);
+    snprintf(key, sizeof key, "%s/coord/coord.key", dir);
+    snprintf(cons, sizeof cons, "%s/consortium.yaml", dir);
+    /* The port is taken (SO_REUSEPORT is off, so this is an error, not a silent steal). */
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", tc.port);
+    ff_server_opts so = {.bind = bind, .cert = cert, .key = key, .consortium = cons};
+    assert_int_equal(ff_server_start(&s, &so, &h), FF_ENET);
+    ft_assert_error_has("cannot listen");
+    assert_null(s);
+    so.bind = "127.0.0.1:0";
+    so.consortium = "/nonexistent/consortium.yaml";
+    assert_int_not_equal(ff_server_start(&s, &so, &h), FF_OK);
+    ft_assert_error_has("/nonexistent/consortium.yaml");
+    so.consortium = cons;
+    so.key = cert; /* not a key */
+    assert_int_not_equal(ff_server_start(&s, &so, &h), FF_OK);
+    assert_null(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_deadline_and_long_poll),
         cmocka_unit_test(test_coordinator_down),
         cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_server_start_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -127,7 +127,11 @@ static int status_error(ccall *k, const char *what)
     snprintf(det, sizeof det, "%.*s", (int)GRPC_SLICE_LENGTH(k->details),
              (const char *)GRPC_SLICE_START_PTR(k->details));
     int rc = ff_status_from_grpc(k->code);
+    /* Refused during connection set-up: the channel never became ready and the socket was
+     * closed by the peer (gRPC reports no more than that). A link lost mid-call does not say
+     * "failed to connect". */
     if (k->code == GRPC_STATUS_UNAVAILABLE && !k->c->insecure &&
+        strstr(det, "failed to connect") &&
         (strstr(det, "andshake") || strstr(det, "Socket closed") || strstr(det, "SSL") ||
          strstr(det, "ssl")))
         return ff_error(rc, "%s to %s: TLS handshake refused by coordinator (certificate not "

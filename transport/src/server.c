@@ -662,7 +662,7 @@ void ff_server_counters_get(ff_server *s, ff_server_counters *out)
 
 static void server_free(ff_server *s)
 {
-    for (int i = 0; i < s->nworkers; i++)
+    for (int i = 0; s->workers && i < s->nworkers; i++)
         drain_destroy(s->workers[i].cq);
     drain_destroy(s->shut_cq);
     if (s->srv)
@@ -697,6 +697,11 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         if (stat(s->cons.crl, &st) == 0)
             s->crl_mtime = st.st_mtime;
     }
+    /* Each site may hold a long-poll and a transfer at once: 2 workers per site + spare. */
+    if (s->nworkers <= 0)
+        s->nworkers = (int)FF_MIN(FF_MAX(2 * s->cons.sites.count + 8, 16), 1024);
+    if (!(s->workers = calloc((size_t)s->nworkers, sizeof *s->workers)))
+        return ff_error(FF_ENOMEM, "server: out of memory");
     grpc_arg args[] = {
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = SERVER_MSG_LIMIT}},
         {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
@@ -745,12 +750,10 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     s->h = *h;
     s->insecure = o->insecure;
     s->chunk = o->chunk_size ? o->chunk_size : FF_CHUNK_DEFAULT;
-    s->nworkers = o->threads > 0 ? o->threads : 32;
-    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    s->nworkers = o->threads;
     int rc = s->chunk > FF_CHUNK_MAX ? ff_error(FF_ERANGE, "chunk_size %u exceeds %u", s->chunk,
                                                 FF_CHUNK_MAX)
-           : !s->workers ? ff_error(FF_ENOMEM, "server: out of memory")
-                         : server_setup(s, o);
+                                     : server_setup(s, o);
     if (rc != FF_OK) {
         if (s->srv && s->port > 0) {
             grpc_server_shutdown_and_notify(s->srv, s->shut_cq, TAG_SHUTDOWN);

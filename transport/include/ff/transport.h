@@ -195,7 +195,8 @@ typedef struct {
     const char *consortium;   /* consortium.yaml: CA, CRL, enrolled sites */
     int insecure;             /* plaintext; refused unless bind is loopback. Site name then
                                  comes from the "ff-site" metadata: for local tests only. */
-    int threads;              /* concurrent calls (each call has a thread); 0 = 32 */
+    int threads;              /* concurrent calls (each call has a thread); 0 = 2 per
+                                 enrolled site + 8 (at least 16) */
     uint32_t chunk_size;      /* data part size for downloads; 0 = FF_CHUNK_DEFAULT */
 } ff_server_opts;
 
