@@ -1,0 +1,376 @@
+/* A real coordinator and real clients on loopback with mutual TLS: the good path and every
+ * way a peer can be refused. Server-side reasons are checked in the server's log. */
+#include "tnet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *dir;
+static char logpath[512];
+static tnet_coord tc;
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = ft_tmpdir();
+    tnet_pki(dir);
+    snprintf(logpath, sizeof logpath, "%s/server.log", dir);
+    if (ff_log_open(FF_LOG_INFO, FF_LOG_PLAIN, logpath, "test") != FF_OK)
+        return -1;
+    memset(&tc, 0, sizeof tc);
+    tc.blob_size = 3u << 20 | 12345; /* not a multiple of the chunk size */
+    tc.blob = malloc(tc.blob_size);
+    tnet_fill(0, tc.blob, tc.blob_size);
+    ff_sha256(tc.blob, tc.blob_size, tc.blob_sha);
+    tc.upload_cap = 8u << 20;
+    tc.upload_buf = malloc(tc.upload_cap);
+    tc.current_round = 2;
+    tnet_coord_start(&tc, dir, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tnet_coord_stop(&tc);
+    free(tc.blob);
+    free(tc.upload_buf);
+    ff_log_close();
+    if (!getenv("FF_KEEP"))
+        ft_rmtree(dir);
+    return 0;
+}
+
+static int hello(ff_client *c, Fedfuse__HelloReply **r)
+{
+    Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
+    q.protocol_version = FF_PROTOCOL_VERSION;
+    q.software_version = (char *)FF_VERSION;
+    return ff_client_hello(c, &q, r, 5000);
+}
+
+static void test_good_path(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    assert_string_equal(r->site, "hospital-a"); /* the server saw our certificate's CN */
+    assert_string_equal(r->consortium, "test-consortium");
+    ff_msg_free(r);
+
+    Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
+    tq.wait_ms = 50;
+    Fedfuse__Task *t = NULL;
+    assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_OK);
+    assert_int_equal(t->model_size, tc.blob_size);
+    assert_int_equal(t->phase, FEDFUSE__PHASE__PHASE_TRAIN);
+
+    /* Download into a buffer: bytes equal the server's blob (independent memcmp). */
+    uint8_t *buf = malloc(tc.blob_size);
+    ff_sink sink = {.buf = buf, .cap = tc.blob_size};
+    assert_int_equal(ff_client_download(c, t->model_sha256.data, t->model_size, &sink, 10000),
+                     FF_OK);
+    assert_int_equal(sink.received, tc.blob_size);
+    assert_memory_equal(buf, tc.blob, tc.blob_size);
+    ff_msg_free(t);
+
+    /* Upload a buffer; the server stores it; bytes equal. */
+    for (size_t i = 0; i < tc.blob_size; i++)
+        buf[i] ^= 0x5a;
+    ff_source src = {.buf = buf, .size = tc.blob_size};
+    Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
+    uh.run_id = (char *)"run-1";
+    uh.round = 2;
+    uh.example_count = 100;
+    Fedfuse__UploadAck *ack = NULL;
+    int before = atomic_load(&tc.uploads_ok);
+    assert_int_equal(ff_client_upload(c, &uh, &src, &ack, 10000), FF_OK);
+    assert_int_equal(ack->received, tc.blob_size);
+    ff_msg_free(ack);
+    assert_int_equal(atomic_load(&tc.uploads_ok), before + 1);
+    assert_memory_equal(tc.upload_buf, buf, tc.blob_size);
+
+    /* Replay of an old round is refused and counted. */
+    uh.round = 1;
+    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 10000), FF_ESTATE);
+    ft_assert_error_has("round 1 is over");
+    ff_server_counters k;
+    ff_server_counters_get(tc.srv, &k);
+    assert_true(k.replayed >= 1);
+
+    /* Status carries the counters. */
+    Fedfuse__StatusReply *st = NULL;
+    assert_int_equal(ff_client_status(c, &st, 5000), FF_OK);
+    int found = 0;
+    for (size_t i = 0; i < st->n_counters; i++)
+        if (strcmp(st->counters[i]->name, "replayed") == 0 && st->counters[i]->value >= 1)
+            found = 1;
+    assert_true(found);
+    ff_msg_free(st);
+    free(buf);
+    ff_client_free(c);
+}
+
+/* A certificate the TLS layer refuses: the client gets the handshake message quickly. */
+static void expect_handshake_refused(const char *name)
+{
+    ff_client *c = tnet_client(dir, name, tc.addr, 1);
+    Fedfuse__HelloReply *r = NULL;
+    double t0 = ff_now();
+    assert_int_equal(hello(c, &r), FF_ENET);
+    assert_true(ff_now() - t0 < 5.0);
+    ft_assert_error_has("TLS handshake refused by coordinator");
+    assert_null(r);
+    ff_client_free(c);
+}
+
+static void test_foreign_ca(void **state)
+{
+    (void)state;
+    expect_handshake_refused("foreign");
+    assert_true(tnet_file_has(logpath, "andshake"));
+}
+
+static void test_expired(void **state)
+{
+    (void)state;
+    expect_handshake_refused("expired");
+    /* gRPC 1.51 reports only "certificate verify failed"; our log adds what it means. */
+    assert_true(tnet_file_has(logpath, "refused at the TLS handshake: not issued by the "
+                                       "consortium CA, expired"));
+}
+
+static void test_unenrolled(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "stranger", tc.addr, 3);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_EPOLICY);
+    ft_assert_error_has("not enrolled in consortium 'test-consortium'");
+    ff_server_counters k;
+    ff_server_counters_get(tc.srv, &k);
+    assert_true(k.unenrolled >= 1);
+    assert_true(tnet_file_has(logpath, "site 'stranger' is not enrolled"));
+    ff_client_free(c);
+}
+
+static void test_revoked(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "revoked", tc.addr, 3);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_EPOLICY);
+    ft_assert_error_has("certificate revoked");
+    ff_server_counters k;
+    ff_server_counters_get(tc.srv, &k);
+    assert_true(k.revoked >= 1);
+    assert_true(tnet_file_has(logpath, "refused Hello: site 'revoked': certificate rejected: "
+                                       "certificate revoked"));
+    ff_client_free(c);
+}
+
+static void test_revocation_takes_effect_live(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "hospital-b", tc.addr, 3);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    ff_msg_free(r);
+    struct timespec ts = {1, 100 * 1000000L}; /* CRL mtime has 1 s resolution */
+    nanosleep(&ts, NULL);
+    assert_int_equal(ff_pki_revoke(ft_path(dir, "ca"), ft_path(dir, "hospital-b/hospital-b.crt")),
+                     FF_OK);
+    nanosleep(&ts, NULL);
+    assert_int_equal(hello(c, &r), FF_EPOLICY);
+    ft_assert_error_has("revoked");
+    ff_client_free(c);
+}
+
+static void test_plaintext_against_tls(void **state)
+{
+    (void)state;
+    ff_client_opts o = {.target = tc.addr, .insecure = 1, .insecure_site = "hospital-a",
+                        .attempts = 1};
+    ff_client *c = NULL;
+    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_ENET);
+    assert_null(r);
+    ff_client_free(c);
+    /* Plaintext toward a non-loopback address is refused outright. */
+    ff_client_opts far = {.target = "10.1.2.3:7443", .insecure = 1};
+    assert_int_equal(ff_client_new(&c, &far), FF_EPOLICY);
+    ft_assert_error_has("not a loopback address");
+    ff_server_opts so = {.bind = "0.0.0.0:0", .insecure = 1, .consortium = "x"};
+    ff_server *s = NULL;
+    ff_server_handlers h = {0};
+    assert_int_equal(ff_server_start(&s, &so, &h), FF_EPOLICY);
+    assert_null(s);
+}
+
+static void test_malformed_and_oversized(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    ff_server_counters k0, k1;
+    ff_server_counters_get(tc.srv, &k0);
+    int code = -1;
+    /* Truncated length-delimited field: not a protobuf. */
+    const uint8_t junk[] = {0x0a, 0x7f, 0x01, 0x02};
+    assert_int_not_equal(ff_client_raw_call(c, "Hello", junk, sizeof junk, 5000, &code), FF_OK);
+    assert_int_equal(code, 3 /* INVALID_ARGUMENT */);
+    ft_assert_error_has("malformed protobuf");
+    /* Well-formed protobuf with an out-of-range enum: last_phase = 99. */
+    const uint8_t bad_enum[] = {0x18, 99};
+    assert_int_equal(ff_client_raw_call(c, "GetTask", bad_enum, sizeof bad_enum, 5000, &code),
+                     FF_EINVAL);
+    assert_int_equal(code, 3);
+    ft_assert_error_has("unknown enum value 99");
+    /* A 31-byte sha256. */
+    uint8_t bad_sha[33] = {0x0a, 31};
+    assert_int_equal(ff_client_raw_call(c, "Download", bad_sha, sizeof bad_sha, 5000, &code),
+                     FF_EINVAL);
+    /* Oversized: 5 MiB in one message. */
+    size_t big = 5u << 20;
+    uint8_t *b = calloc(1, big);
+    assert_int_not_equal(ff_client_raw_call(c, "Hello", b, big, 5000, &code), FF_OK);
+    assert_int_equal(code, 8 /* RESOURCE_EXHAUSTED */);
+    free(b);
+    /* Unknown method. */
+    assert_int_not_equal(ff_client_raw_call(c, "Frobnicate", junk, 0, 5000, &code), FF_OK);
+    assert_int_equal(code, 12 /* UNIMPLEMENTED */);
+    ff_server_counters_get(tc.srv, &k1);
+    assert_int_equal(k1.invalid_argument - k0.invalid_argument, 3);
+    assert_int_equal(k1.oversized - k0.oversized, 1);
+    assert_int_equal(k1.unknown_method - k0.unknown_method, 1);
+    /* The server still serves. */
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    ff_msg_free(r);
+    /* And a wrong protocol version from a handler is INVALID_ARGUMENT too. */
+    Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
+    q.protocol_version = 99;
+    assert_int_equal(ff_client_hello(c, &q, &r, 5000), FF_EINVAL);
+    ft_assert_error_has("protocol version 99");
+    ff_client_free(c);
+}
+
+static void test_deadline_and_long_poll(void **state)
+{
+    (void)state;
+    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 1);
+    Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
+    tq.wait_ms = 3000; /* the server would hold 3 s; our deadline is 300 ms */
+    Fedfuse__Task *t = NULL;
+    double t0 = ff_now();
+    assert_int_equal(ff_client_get_task(c, &tq, &t, 300), FF_ETIMEOUT);
+    double dt = ff_now() - t0;
+    assert_true(dt < 1.5);
+    ft_assert_error_has("DEADLINE_EXCEEDED");
+    ff_client_free(c);
+}
+
+static void test_coordinator_down(void **state)
+{
+    (void)state;
+    /* No server on this port: retries are logged, then a clear failure. */
+    tnet_coord t2 = tc;
+    t2.srv = NULL;
+    tnet_coord_start(&t2, dir, 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", t2.addr);
+    ff_client *c = tnet_client(dir, "hospital-a", addr, 3);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    ff_msg_free(r);
+    tnet_coord_stop(&t2);
+    assert_int_equal(hello(c, &r), FF_ENET);
+    ft_assert_error_has("after 3 attempts");
+    assert_true(tnet_file_has(logpath, "Hello: attempt 1/3 failed"));
+    ff_client_free(c);
+}
+
+typedef struct {
+    tnet_coord *t;
+    int port;
+} restart_arg;
+
+static void *restart_later(void *arg)
+{
+    restart_arg *ra = arg;
+    struct timespec ts = {0, 800 * 1000000L};
+    nanosleep(&ts, NULL);
+    tnet_coord_start_port(ra->t, dir, 0, ra->port);
+    return NULL;
+}
+
+static void test_reconnect_after_restart(void **state)
+{
+    (void)state;
+    tnet_coord t2 = tc;
+    t2.srv = NULL;
+    tnet_coord_start(&t2, dir, 0);
+    int port = t2.port;
+    ff_client *c = tnet_client(dir, "hospital-a", t2.addr, 8);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    ff_msg_free(r);
+    tnet_coord_stop(&t2);
+    /* The coordinator comes back on the same port while the client is retrying. */
+    restart_arg ra = {&t2, port};
+    pthread_t th;
+    pthread_create(&th, NULL, restart_later, &ra);
+    double t0 = ff_now();
+    assert_int_equal(hello(c, &r), FF_OK);
+    pthread_join(th, NULL);
+    assert_true(ff_now() - t0 >= 0.7);
+    assert_string_equal(r->site, "hospital-a");
+    ff_msg_free(r);
+    ff_client_free(c);
+    tnet_coord_stop(&t2);
+}
+
+static void test_server_start_errors(void **state)
+{
+    (void)state;
+    ff_server_handlers h = {0};
+    ff_server *s = NULL;
+    char bind[64], cert[512], key[512], cons[512];
+    snprintf(cert, sizeof cert, "%s/coord/coord.crt", dir);
+    snprintf(key, sizeof key, "%s/coord/coord.key", dir);
+    snprintf(cons, sizeof cons, "%s/consortium.yaml", dir);
+    /* The port is taken (SO_REUSEPORT is off, so this is an error, not a silent steal). */
+    snprintf(bind, sizeof bind, "127.0.0.1:%d", tc.port);
+    ff_server_opts so = {.bind = bind, .cert = cert, .key = key, .consortium = cons};
+    assert_int_equal(ff_server_start(&s, &so, &h), FF_ENET);
+    ft_assert_error_has("cannot listen");
+    assert_null(s);
+    so.bind = "127.0.0.1:0";
+    so.consortium = "/nonexistent/consortium.yaml";
+    assert_int_not_equal(ff_server_start(&s, &so, &h), FF_OK);
+    ft_assert_error_has("/nonexistent/consortium.yaml");
+    so.consortium = cons;
+    so.key = cert; /* not a key */
+    assert_int_not_equal(ff_server_start(&s, &so, &h), FF_OK);
+    assert_null(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_path),
+        cmocka_unit_test(test_foreign_ca),
+        cmocka_unit_test(test_expired),
+        cmocka_unit_test(test_unenrolled),
+        cmocka_unit_test(test_revoked),
+        cmocka_unit_test(test_revocation_takes_effect_live),
+        cmocka_unit_test(test_plaintext_against_tls),
+        cmocka_unit_test(test_malformed_and_oversized),
+        cmocka_unit_test(test_deadline_and_long_poll),
+        cmocka_unit_test(test_coordinator_down),
+        cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_server_start_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,256 @@
+/* Chunked streaming over mutual TLS: links cut mid-transfer (resume / restart / clean
+ * failure), a silently dead link caught by keepalive, and (with --big) a 1 GiB transfer each
+ * way with peak RSS asserted. Content is checked against the generator (independent of the
+ * transfer path), and end to end with SHA-256. */
+#include "tnet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *dir;
+static char logpath[512];
+static tnet_coord tc;
+static int big_mode;
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = ft_tmpdir();
+    tnet_pki(dir);
+    snprintf(logpath, sizeof logpath, "%s/log", dir);
+    if (ff_log_open(FF_LOG_INFO, FF_LOG_PLAIN, logpath, "test") != FF_OK)
+        return -1;
+    memset(&tc, 0, sizeof tc);
+    tc.current_round = 1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ff_log_close();
+    if (!getenv("FF_KEEP"))
+        ft_rmtree(dir);
+    return 0;
+}
+
+/* Serve a generated blob of size bytes (nothing held in memory). */
+static void serve_generated(uint64_t size)
+{
+    tc.blob = NULL;
+    tc.blob_size = size;
+    ff_sha256_ctx *h;
+    assert_int_equal(ff_sha256_new(&h), FF_OK);
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t off = 0; off < size; off += 1 << 20) {
+        size_t n = (size_t)FF_MIN((uint64_t)1 << 20, size - off);
+        tnet_fill(off, buf, n);
+        ff_sha256_update(h, buf, n);
+    }
+    free(buf);
+    ff_sha256_final(h, tc.blob_sha);
+}
+
+/* Sink that compares every byte with the generator. */
+typedef struct {
+    uint8_t *scratch;
+    uint64_t mismatches;
+    uint64_t rewinds;
+} check_sink;
+
+static int check_write(void *ctx, uint64_t off, const void *p, size_t n)
+{
+    check_sink *cs = ctx;
+    tnet_fill(off, cs->scratch, n);
+    if (memcmp(cs->scratch, p, n) != 0)
+        cs->mismatches++;
+    return FF_OK;
+}
+
+static int check_rewind(void *ctx, uint64_t off)
+{
+    (void)off;
+    ((check_sink *)ctx)->rewinds++;
+    return FF_OK;
+}
+
+static int gen_read(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    (void)ctx;
+    tnet_fill(off, dst, n);
+    return FF_OK;
+}
+
+static void test_cut_download_resumes(void **state)
+{
+    (void)state;
+    serve_generated(48u << 20);
+    tnet_coord_start(&tc, dir, 0);
+    tnet_relay r;
+    tnet_relay_start(&r, tc.port);
+    atomic_store(&r.cut_after, 12ll << 20);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
+    ff_client *c = tnet_client(dir, "hospital-a", addr, 5);
+    check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
+    ff_sink sink = {.write = check_write, .rewind = check_rewind, .ctx = &cs};
+    assert_int_equal(ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 30000), FF_OK);
+    assert_int_equal(atomic_load(&r.cuts), 1);
+    assert_int_equal(sink.received, tc.blob_size);
+    assert_int_equal(cs.mismatches, 0);
+    assert_int_equal(cs.rewinds, 1); /* resumed once, not restarted */
+    assert_true(tnet_file_has(logpath, "Download: resuming at byte"));
+    assert_true(tnet_file_has(logpath, "Download: attempt 1/5 failed: link lost after"));
+    free(cs.scratch);
+    ff_client_free(c);
+    tnet_relay_stop(&r);
+    tnet_coord_stop(&tc);
+}
+
+static void test_cut_upload_restarts(void **state)
+{
+    (void)state;
+    tc.upload_buf = NULL; /* server only hashes */
+    tnet_coord_start(&tc, dir, 0);
+    tnet_relay r;
+    tnet_relay_start(&r, tc.port);
+    atomic_store(&r.cut_after, 12ll << 20);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
+    ff_client *c = tnet_client(dir, "hospital-a", addr, 5);
+    ff_source src = {.size = 40u << 20, .read = gen_read};
+    memcpy(src.sha256, tc.blob_sha, 32);
+    serve_generated(40u << 20); /* reuse: sha of the same generated 40 MiB */
+    memcpy(src.sha256, tc.blob_sha, 32);
+    Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
+    uh.round = 1;
+    int before = atomic_load(&tc.uploads_ok);
+    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_OK);
+    assert_int_equal(atomic_load(&r.cuts), 1);
+    assert_int_equal(atomic_load(&tc.uploads_ok), before + 1);
+    assert_true(tnet_file_has(logpath, "Upload: attempt 1/5 failed"));
+    /* A wrong hash is refused by the server (DATA_LOSS), not retried. */
+    src.sha256[0] ^= 1;
+    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_ECRYPTO);
+    ft_assert_error_has("does not match");
+    ff_server_counters k;
+    ff_server_counters_get(tc.srv, &k);
+    assert_int_equal(k.checksum_mismatch, 1);
+    ff_client_free(c);
+    tnet_relay_stop(&r);
+    tnet_coord_stop(&tc);
+}
+
+static void test_link_gone_fails_cleanly(void **state)
+{
+    (void)state;
+    serve_generated(48u << 20);
+    tnet_coord_start(&tc, dir, 0);
+    tnet_relay r;
+    tnet_relay_start(&r, tc.port);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
+    ff_client *c = tnet_client(dir, "hospital-a", addr, 3);
+    /* Cut at 8 MB, and the relay stops accepting: reconnects are refused. */
+    atomic_store(&r.close_on_cut, 1);
+    atomic_store(&r.cut_after, 8ll << 20);
+    check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
+    ff_sink sink = {.write = check_write, .rewind = check_rewind, .ctx = &cs};
+    double t0 = ff_now();
+    int rc = ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 30000);
+    assert_int_equal(rc, FF_ENET);
+    ft_assert_error_has("after 3 attempts");
+    assert_true(ff_now() - t0 < 10.0);
+    assert_true(tnet_file_has(logpath, "Download: giving up after 3 attempts"));
+    assert_true(tnet_file_has(logpath, "Download: attempt 1/3 failed: link lost after"));
+    assert_int_equal(atomic_load(&r.cuts), 1);
+    assert_true(sink.received >= 1u << 20 && sink.received < tc.blob_size);
+    free(cs.scratch);
+    ff_client_free(c);
+    tnet_relay_stop(&r);
+    tnet_coord_stop(&tc);
+}
+
+static void test_silent_dead_link_detected(void **state)
+{
+    (void)state;
+    serve_generated(64u << 20);
+    tnet_coord_start(&tc, dir, 0);
+    tnet_relay r;
+    tnet_relay_start(&r, tc.port);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
+    ff_client *c = tnet_client(dir, "hospital-a", addr, 1); /* keepalive 2 s + 2 s */
+    Fedfuse__HelloReply *hr = NULL;
+    Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+    hq.protocol_version = FF_PROTOCOL_VERSION;
+    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_OK);
+    ff_msg_free(hr);
+    atomic_store(&r.freeze, 1); /* packets vanish, no FIN, no RST */
+    check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
+    ff_sink sink = {.write = check_write, .ctx = &cs};
+    double t0 = ff_now();
+    int rc = ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 60000);
+    double dt = ff_now() - t0;
+    assert_int_equal(rc, FF_ENET);
+    /* Keepalive (2 s period + 2 s timeout) reports it long before the 60 s deadline. */
+    assert_true(dt < 15.0);
+    print_message("dead link reported after %.1f s (call deadline 60 s)\n", dt);
+    free(cs.scratch);
+    ff_client_free(c);
+    atomic_store(&r.freeze, 0);
+    tnet_relay_stop(&r);
+    tnet_coord_stop(&tc);
+}
+
+static void test_one_gib(void **state)
+{
+    (void)state;
+    if (!big_mode) {
+        print_message("skipped (run with --big)\n");
+        return;
+    }
+    const uint64_t size = 1ull << 30;
+    serve_generated(size);
+    tc.upload_buf = NULL;
+    tnet_coord_start(&tc, dir, 0);
+    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    double rss0 = tnet_peak_rss_mb();
+    check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
+    ff_sink sink = {.write = check_write, .ctx = &cs};
+    double t0 = ff_now();
+    assert_int_equal(ff_client_download(c, tc.blob_sha, size, &sink, 120000), FF_OK);
+    double t1 = ff_now();
+    assert_int_equal(cs.mismatches, 0);
+    ff_source src = {.size = size, .read = gen_read};
+    memcpy(src.sha256, tc.blob_sha, 32);
+    Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
+    uh.round = 1;
+    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 120000), FF_OK);
+    double t2 = ff_now();
+    double rss = tnet_peak_rss_mb();
+    print_message("1 GiB download %.2f s (%.0f MB/s), upload %.2f s (%.0f MB/s); peak RSS "
+                  "%.1f MiB (%.1f MiB before the transfers)\n", t1 - t0,
+                  size / (t1 - t0) / 1e6, t2 - t1, size / (t2 - t1) / 1e6, rss, rss0);
+    printf("transport_1gib_peak_rss_mib %.1f\n", rss);
+    /* Memory stays bounded by a few chunks on each side, far below the payload. */
+    assert_true(rss < 160.0);
+    free(cs.scratch);
+    ff_client_free(c);
+    tnet_coord_stop(&tc);
+}
+
+int main(int argc, char **argv)
+{
+    big_mode = argc > 1 && strcmp(argv[1], "--big") == 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cut_download_resumes),
+        cmocka_unit_test(test_cut_upload_restarts),
+        cmocka_unit_test(test_link_gone_fails_cleanly),
+        cmocka_unit_test(test_silent_dead_link_detected),
+    };
+    const struct CMUnitTest big[] = {cmocka_unit_test(test_one_gib)};
+    if (big_mode)
+        return cmocka_run_group_tests(big, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

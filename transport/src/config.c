@@ -1,0 +1,182 @@
+/* The consortium file (who may connect) and the site policy (what a site agrees to run). */
+#include "transport_internal.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+static const ff_cfg_field site_fields[] = {
+    {.key = "name", .type = FF_CFG_STRING, .offset = offsetof(ff_consortium_site, name),
+     .size = FF_SITE_NAME_MAX, .required = 1, .help = "site name = certificate CN"},
+    {.key = "contact", .type = FF_CFG_STRING, .offset = offsetof(ff_consortium_site, contact),
+     .size = 128, .help = "who to call at the site"},
+    {0},
+};
+
+static const ff_cfg_field consortium_schema[] = {
+    {.key = "consortium", .type = FF_CFG_STRING, .offset = offsetof(ff_consortium, consortium),
+     .size = FF_SITE_NAME_MAX, .required = 1, .help = "consortium name"},
+    {.key = "ca", .type = FF_CFG_STRING, .offset = offsetof(ff_consortium, ca), .size = 1024,
+     .required = 1, .help = "consortium CA certificate (relative to this file)"},
+    {.key = "crl", .type = FF_CFG_STRING, .offset = offsetof(ff_consortium, crl), .size = 1024,
+     .help = "revocation list from `fedfuse pki revoke` (relative to this file)"},
+    {.key = "sites", .type = FF_CFG_LIST, .offset = offsetof(ff_consortium, sites),
+     .size = sizeof(ff_consortium_site), .sub = site_fields, .min = 1, .max = 4096,
+     .required = 1, .help = "enrolled sites"},
+    {0},
+};
+
+/* Relative paths in a config resolve against the config's folder, not the working dir. */
+static int resolve(const char *cfg_path, char *p, size_t n)
+{
+    if (!p[0] || p[0] == '/')
+        return FF_OK;
+    const char *slash = strrchr(cfg_path, '/');
+    if (!slash)
+        return FF_OK;
+    char tmp[2048];
+    int k = snprintf(tmp, sizeof tmp, "%.*s/%s", (int)(slash - cfg_path), cfg_path, p);
+    if (k < 0 || (size_t)k >= n)
+        return ff_error(FF_ERANGE, "%s: path '%s' too long", cfg_path, p);
+    memcpy(p, tmp, (size_t)k + 1);
+    return FF_OK;
+}
+
+int ff_consortium_load(const char *path, ff_consortium *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = ff_cfg_load(path, consortium_schema, out);
+    if (rc != FF_OK)
+        return rc;
+    if ((rc = resolve(path, out->ca, sizeof out->ca)) != FF_OK ||
+        (rc = resolve(path, out->crl, sizeof out->crl)) != FF_OK)
+        return rc;
+    ff_consortium_site *s = out->sites.items;
+    for (size_t i = 0; i < out->sites.count; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s[i].name, s[j].name) == 0)
+                return ff_error(FF_ECONFIG, "%s: sites: '%s' listed twice", path, s[i].name);
+    return FF_OK;
+}
+
+void ff_consortium_free(ff_consortium *c)
+{
+    ff_cfg_free(consortium_schema, c);
+}
+
+int ff_consortium_has(const ff_consortium *c, const char *name)
+{
+    const ff_consortium_site *s = c->sites.items;
+    for (size_t i = 0; i < c->sites.count; i++)
+        if (strcmp(s[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+#define DPOFF(f) (offsetof(ff_policy, dp.f) - offsetof(ff_policy, dp))
+static const ff_cfg_field dp_fields[] = {
+    {.key = "required", .type = FF_CFG_BOOL, .offset = DPOFF(required), .def = "true",
+     .help = "refuse tasks without differential privacy"},
+    {.key = "max_epsilon", .type = FF_CFG_DOUBLE, .offset = DPOFF(max_epsilon), .min = 0,
+     .max = 1e6, .def = "10.0", .help = "largest run epsilon accepted"},
+    {.key = "max_delta", .type = FF_CFG_DOUBLE, .offset = DPOFF(max_delta), .min = 0, .max = 1,
+     .def = "1e-5", .help = "largest delta accepted"},
+    {.key = "min_noise_multiplier", .type = FF_CFG_DOUBLE, .offset = DPOFF(min_noise_multiplier),
+     .min = 0, .max = 1e3, .def = "0.0", .help = "smallest noise multiplier accepted"},
+    {.key = "max_clip_norm", .type = FF_CFG_DOUBLE, .offset = DPOFF(max_clip_norm), .min = 0,
+     .max = 1e9, .def = "1e9", .help = "largest clipping norm accepted"},
+    {0},
+};
+
+const ff_cfg_field ff_policy_schema[] = {
+    {.key = "site", .type = FF_CFG_STRING, .offset = offsetof(ff_policy, site),
+     .size = FF_SITE_NAME_MAX, .required = 1, .help = "this site's name (certificate CN)"},
+    {.key = "accepted_jobs", .type = FF_CFG_STRLIST, .offset = offsetof(ff_policy, accepted_jobs),
+     .min = 1, .max = FF_CFG_STRLIST_MAX, .required = 1,
+     .help = "sha256 (hex) of model config || training plan the site approved"},
+    {.key = "require_secure_aggregation", .type = FF_CFG_BOOL,
+     .offset = offsetof(ff_policy, require_secagg), .def = "true",
+     .help = "refuse tasks without secure aggregation"},
+    {.key = "dp", .type = FF_CFG_SECTION, .offset = offsetof(ff_policy, dp), .sub = dp_fields,
+     .help = "minimum differential-privacy settings"},
+    {.key = "max_rounds", .type = FF_CFG_INT, .offset = offsetof(ff_policy, max_rounds), .min = 1,
+     .max = 1000000, .def = "100", .help = "largest number of rounds the site takes part in"},
+    {.key = "max_model_bytes", .type = FF_CFG_INT, .offset = offsetof(ff_policy, max_model_bytes),
+     .min = 1, .max = 1e12, .def = "4294967296", .help = "largest global model downloaded"},
+    {0},
+};
+
+static int is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int ff_policy_load(const char *path, ff_policy *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = ff_cfg_load(path, ff_policy_schema, out);
+    if (rc != FF_OK)
+        return rc;
+    for (size_t i = 0; i < out->accepted_jobs.count; i++)
+        if (!is_hex64(out->accepted_jobs.items[i]))
+            return ff_error(FF_ECONFIG, "%s: accepted_jobs[%zu]: '%s' is not 64 lower-case hex "
+                            "digits (sha256)", path, i, out->accepted_jobs.items[i]);
+    return FF_OK;
+}
+
+void ff_policy_free(ff_policy *p)
+{
+    ff_cfg_free(ff_policy_schema, p);
+}
+
+int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t)
+{
+    if (t->phase == FEDFUSE__PHASE__PHASE_WAIT || t->phase == FEDFUSE__PHASE__PHASE_DONE)
+        return FF_OK;
+    if (t->job_sha256.len != FF_SHA256_BYTES)
+        return ff_error(FF_EINVAL, "task: job_sha256 has %zu bytes, expected 32",
+                        t->job_sha256.len);
+    char hex[FF_SHA256_HEX];
+    ff_hex(t->job_sha256.data, FF_SHA256_BYTES, hex);
+    int found = 0;
+    for (size_t i = 0; i < p->accepted_jobs.count && !found; i++)
+        found = strcmp(p->accepted_jobs.items[i], hex) == 0;
+    if (!found)
+        return ff_error(FF_EPOLICY, "policy: job sha256 %s is not in accepted_jobs "
+                        "(the site has not approved this model config and training plan)", hex);
+    if (t->total_rounds > (uint64_t)p->max_rounds || t->round > (uint64_t)p->max_rounds)
+        return ff_error(FF_EPOLICY, "policy: task asks for round %u of %u, max_rounds is %lld",
+                        t->round, t->total_rounds, (long long)p->max_rounds);
+    if (t->model_size > (uint64_t)p->max_model_bytes)
+        return ff_error(FF_EPOLICY, "policy: model of %llu bytes exceeds max_model_bytes %lld",
+                        (unsigned long long)t->model_size, (long long)p->max_model_bytes);
+    int secagg = t->secagg && t->secagg->enabled;
+    if (p->require_secagg && !secagg)
+        return ff_error(FF_EPOLICY, "policy: secure aggregation is required but the task "
+                        "does not enable it");
+    if (!p->dp.required)
+        return FF_OK;
+    const Fedfuse__DpParams *dp = t->dp;
+    if (!dp || !dp->enabled)
+        return ff_error(FF_EPOLICY, "policy: differential privacy is required but the task "
+                        "does not enable it");
+    if (!isfinite(dp->epsilon) || dp->epsilon <= 0 || dp->epsilon > p->dp.max_epsilon)
+        return ff_error(FF_EPOLICY, "policy: task epsilon %g exceeds max_epsilon %g",
+                        dp->epsilon, p->dp.max_epsilon);
+    if (!isfinite(dp->delta) || dp->delta < 0 || dp->delta > p->dp.max_delta)
+        return ff_error(FF_EPOLICY, "policy: task delta %g exceeds max_delta %g", dp->delta,
+                        p->dp.max_delta);
+    if (!isfinite(dp->noise_multiplier) || dp->noise_multiplier < p->dp.min_noise_multiplier)
+        return ff_error(FF_EPOLICY, "policy: task noise multiplier %g is below "
+                        "min_noise_multiplier %g", dp->noise_multiplier,
+                        p->dp.min_noise_multiplier);
+    if (!isfinite(dp->clip_norm) || dp->clip_norm <= 0 || dp->clip_norm > p->dp.max_clip_norm)
+        return ff_error(FF_EPOLICY, "policy: task clip norm %g is outside (0, %g]",
+                        dp->clip_norm, p->dp.max_clip_norm);
+    return FF_OK;
+}

@@ -1,0 +1,517 @@
+/* Consortium PKI on OpenSSL 3: an Ed25519 CA, site/coordinator/audit certificates signed by
+ * it, a CRL, and the checks the coordinator applies to a peer certificate. Ed25519 everywhere
+ * so one site key both authenticates TLS and signs secure-aggregation messages. */
+#include "transport_internal.h"
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define PEM_MAX (1u << 20)
+
+/* Appends OpenSSL's queued error text to msg so messages say what OpenSSL disliked. */
+static int ssl_error(int status, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return ff_error(status, "%s%s%s", what, e ? ": " : "", buf);
+}
+
+static int write_pem(const char *path, unsigned mode, int (*emit)(BIO *, const void *),
+                     const void *obj)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    int rc = FF_OK;
+    if (!b || !emit(b, obj)) {
+        rc = ssl_error(FF_ECRYPTO, path);
+        goto out;
+    }
+    long n = BIO_get_mem_data(b, &data);
+    rc = ff_file_write_atomic(path, data, (size_t)n, mode);
+out:
+    BIO_free(b);
+    return rc;
+}
+
+static int emit_key(BIO *b, const void *k)
+{
+    return PEM_write_bio_PrivateKey(b, (EVP_PKEY *)k, NULL, NULL, 0, NULL, NULL);
+}
+static int emit_cert(BIO *b, const void *c) { return PEM_write_bio_X509(b, (X509 *)c); }
+static int emit_crl(BIO *b, const void *c) { return PEM_write_bio_X509_CRL(b, (X509_CRL *)c); }
+
+static BIO *open_pem(const char *path, char **buf)
+{
+    size_t len = 0;
+    *buf = NULL;
+    if (ff_file_read_all(path, PEM_MAX, buf, &len) != FF_OK)
+        return NULL;
+    return BIO_new_mem_buf(*buf, (int)len);
+}
+
+int ff_pki_load_key(const char *path, EVP_PKEY **out)
+{
+    char *buf;
+    *out = NULL;
+    BIO *b = open_pem(path, &buf);
+    if (!b)
+        return ff_error_prefix(FF_EIO, "loading key: ");
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (buf)
+        ff_secure_zero(buf, strlen(buf));
+    free(buf);
+    if (!k)
+        return ssl_error(FF_EFORMAT, path);
+    if (EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(k);
+        return ff_error(FF_ECRYPTO, "%s: not an Ed25519 key", path);
+    }
+    *out = k;
+    return FF_OK;
+}
+
+int ff_pki_load_cert(const char *path, X509 **out)
+{
+    char *buf;
+    *out = NULL;
+    BIO *b = open_pem(path, &buf);
+    if (!b)
+        return ff_error_prefix(FF_EIO, "loading certificate: ");
+    X509 *c = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    free(buf);
+    if (!c)
+        return ssl_error(FF_EFORMAT, path);
+    *out = c;
+    return FF_OK;
+}
+
+int ff_pki_cert_from_pem(const char *pem, size_t len, X509 **out)
+{
+    *out = NULL;
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    X509 *c = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (!c)
+        return ssl_error(FF_EFORMAT, "peer certificate");
+    *out = c;
+    return FF_OK;
+}
+
+int ff_pki_load_cert_pubkey(const char *path, EVP_PKEY **out)
+{
+    X509 *c;
+    *out = NULL;
+    int rc = ff_pki_load_cert(path, &c);
+    if (rc != FF_OK)
+        return rc;
+    EVP_PKEY *k = X509_get_pubkey(c);
+    X509_free(c);
+    if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(k);
+        return ff_error(FF_ECRYPTO, "%s: certificate key is not Ed25519", path);
+    }
+    *out = k;
+    return FF_OK;
+}
+
+int ff_pki_cert_cn(X509 *cert, char *cn, size_t n)
+{
+    X509_NAME *nm = X509_get_subject_name(cert);
+    int len = X509_NAME_get_text_by_NID(nm, NID_commonName, cn, (int)n);
+    if (len <= 0 || (size_t)len >= n)
+        return ff_error(FF_EFORMAT, "certificate subject has no usable common name");
+    return FF_OK;
+}
+
+/* Random positive 127-bit serial: unique without a CA database. */
+static int set_serial(X509 *x)
+{
+    uint8_t raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return ssl_error(FF_ECRYPTO, "serial");
+    raw[0] &= 0x7f;
+    raw[0] |= 0x01;
+    BIGNUM *bn = BN_bin2bn(raw, sizeof raw, NULL);
+    int ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
+    BN_free(bn);
+    return ok ? FF_OK : ssl_error(FF_ECRYPTO, "serial");
+}
+
+static int add_ext(X509 *issuer, X509 *x, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    int ok = e && X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    return ok ? FF_OK : ssl_error(FF_ECRYPTO, value);
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > FF_SITE_NAME_MAX - 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Builds the subject/validity/key part of a certificate; the caller adds extensions and signs. */
+static int cert_skeleton(X509 *x, EVP_PKEY *key, const char *cn, const char *org,
+                         const char *ou, long from_s, long days)
+{
+    X509_NAME *nm = X509_get_subject_name(x);
+    if (X509_set_version(x, 2) != 1 || set_serial(x) != FF_OK ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), from_s) ||
+        !X509_gmtime_adj(X509_getm_notAfter(x), from_s + days * 86400L) ||
+        X509_set_pubkey(x, key) != 1 ||
+        !X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1,
+                                    0) ||
+        (ou && !X509_NAME_add_entry_by_txt(nm, "OU", MBSTRING_UTF8, (const unsigned char *)ou,
+                                           -1, -1, 0)) ||
+        !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                    0))
+        return ssl_error(FF_ECRYPTO, "building certificate");
+    return FF_OK;
+}
+
+static int new_crl(X509 *ca, EVP_PKEY *cakey, X509_CRL *old, const X509 *revoke,
+                   X509_CRL **out);
+
+int ff_pki_init(const char *out_dir, const char *consortium, int days)
+{
+    EVP_PKEY *key = NULL;
+    X509 *x = NULL;
+    X509_CRL *crl = NULL;
+    char path[4096];
+    int rc;
+    if (!consortium || !valid_name(consortium))
+        return ff_error(FF_EINVAL, "consortium name '%s': use letters, digits, '-', '.', '_'",
+                        consortium ? consortium : "");
+    if (days < 1 || days > 36500)
+        return ff_error(FF_ERANGE, "--days %d: must be 1..36500", days);
+    snprintf(path, sizeof path, "%s/ca.key", out_dir);
+    if (ff_path_exists(path))
+        return ff_error(FF_EINVAL, "%s exists: refusing to overwrite a CA key", path);
+    if ((rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
+        return rc;
+    if (!(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) || !(x = X509_new())) {
+        rc = ssl_error(FF_ECRYPTO, "CA key generation");
+        goto out;
+    }
+    char cn[FF_SITE_NAME_MAX + 8];
+    snprintf(cn, sizeof cn, "%s CA", consortium);
+    if ((rc = cert_skeleton(x, key, cn, consortium, "ca", 0, days)) != FF_OK)
+        goto out;
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    if ((rc = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) != FF_OK ||
+        (rc = add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign")) != FF_OK ||
+        (rc = add_ext(x, x, NID_subject_key_identifier, "hash")) != FF_OK)
+        goto out;
+    if (X509_sign(x, key, NULL) <= 0) {
+        rc = ssl_error(FF_ECRYPTO, "signing CA certificate");
+        goto out;
+    }
+    if ((rc = new_crl(x, key, NULL, NULL, &crl)) != FF_OK)
+        goto out;
+    if ((rc = write_pem(path, 0600, emit_key, key)) != FF_OK)
+        goto out;
+    snprintf(path, sizeof path, "%s/ca.crt", out_dir);
+    if ((rc = write_pem(path, 0644, emit_cert, x)) != FF_OK)
+        goto out;
+    snprintf(path, sizeof path, "%s/crl.pem", out_dir);
+    rc = write_pem(path, 0644, emit_crl, crl);
+out:
+    X509_CRL_free(crl);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static int load_ca(const char *ca_dir, X509 **ca, EVP_PKEY **cakey)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ca.crt", ca_dir);
+    int rc = ff_pki_load_cert(path, ca);
+    if (rc != FF_OK)
+        return rc;
+    snprintf(path, sizeof path, "%s/ca.key", ca_dir);
+    if ((rc = ff_pki_load_key(path, cakey)) != FF_OK) {
+        X509_free(*ca);
+        *ca = NULL;
+    }
+    return rc;
+}
+
+static const char *role_name(ff_pki_role r)
+{
+    return r == FF_PKI_COORDINATOR ? "coordinator" : r == FF_PKI_AUDIT ? "audit" : "site";
+}
+
+int ff_pki_role_parse(const char *s, ff_pki_role *out)
+{
+    for (int r = FF_PKI_SITE; r <= FF_PKI_AUDIT; r++)
+        if (strcmp(s, role_name((ff_pki_role)r)) == 0) {
+            *out = (ff_pki_role)r;
+            return FF_OK;
+        }
+    return ff_error(FF_EINVAL, "--role '%s': expected site, coordinator or audit", s);
+}
+
+/* SAN list: the name itself as DNS (so gRPC's peer identity equals the CN), plus extras; a
+ * coordinator also gets localhost/127.0.0.1 when no extra names are given, for local runs. */
+static int san_value(const ff_pki_issue_opts *o, char *buf, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, n, "DNS:%s", o->name);
+    for (int i = 0; i < o->nsans; i++) {
+        const char *s = o->sans[i];
+        int ip = strspn(s, "0123456789.:") == strlen(s) && strchr(s, '.') != NULL;
+        if (strchr(s, ',') || strlen(s) > 253)
+            return ff_error(FF_EINVAL, "--san '%s': not a host name or address", s);
+        used += (size_t)snprintf(buf + used, n - FF_MIN(used, n), ",%s:%s", ip ? "IP" : "DNS", s);
+    }
+    if (o->role == FF_PKI_COORDINATOR && o->nsans == 0)
+        used += (size_t)snprintf(buf + used, n - FF_MIN(used, n), ",DNS:localhost,IP:127.0.0.1");
+    return used < n ? FF_OK : ff_error(FF_ERANGE, "too many subject alternative names");
+}
+
+int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opts *o)
+{
+    X509 *ca = NULL, *x = NULL;
+    EVP_PKEY *cakey = NULL, *key = NULL;
+    char path[4096], san[4096];
+    int rc;
+    if (!o->name || !valid_name(o->name))
+        return ff_error(FF_EINVAL, "--site '%s': use 1-%d letters, digits, '-', '.', '_'",
+                        o->name ? o->name : "", FF_SITE_NAME_MAX - 1);
+    int days = o->days ? o->days : (o->role == FF_PKI_COORDINATOR ? 365 : 730);
+    if (days < 1 || days > 3650)
+        return ff_error(FF_ERANGE, "--days %d: must be 1..3650", days);
+    if (o->backdate_days < 0 || o->backdate_days > 36500)
+        return ff_error(FF_ERANGE, "backdate %d days: must be 0..36500", o->backdate_days);
+    if ((rc = san_value(o, san, sizeof san)) != FF_OK)
+        return rc;
+    if ((rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK)
+        return rc;
+    if ((rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
+        goto out;
+    if (!(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) || !(x = X509_new())) {
+        rc = ssl_error(FF_ECRYPTO, "key generation");
+        goto out;
+    }
+    char org[FF_SITE_NAME_MAX];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_organizationName, org,
+                                  sizeof org) <= 0)
+        snprintf(org, sizeof org, "fedfuse");
+    long from = -(long)o->backdate_days * 86400L;
+    if ((rc = cert_skeleton(x, key, o->name, org, role_name(o->role), from, days)) != FF_OK)
+        goto out;
+    X509_set_issuer_name(x, X509_get_subject_name(ca));
+    const char *eku = o->role == FF_PKI_COORDINATOR ? "serverAuth,clientAuth" : "clientAuth";
+    if ((rc = add_ext(ca, x, NID_basic_constraints, "critical,CA:FALSE")) != FF_OK ||
+        (rc = add_ext(ca, x, NID_key_usage, "critical,digitalSignature")) != FF_OK ||
+        (rc = add_ext(ca, x, NID_ext_key_usage, eku)) != FF_OK ||
+        (rc = add_ext(ca, x, NID_subject_key_identifier, "hash")) != FF_OK ||
+        (rc = add_ext(ca, x, NID_authority_key_identifier, "keyid:always")) != FF_OK ||
+        (rc = add_ext(ca, x, NID_subject_alt_name, san)) != FF_OK)
+        goto out;
+    if (X509_sign(x, cakey, NULL) <= 0) {
+        rc = ssl_error(FF_ECRYPTO, "signing certificate");
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/%s.key", out_dir, o->name);
+    if ((rc = write_pem(path, 0600, emit_key, key)) != FF_OK)
+        goto out;
+    snprintf(path, sizeof path, "%s/%s.crt", out_dir, o->name);
+    if ((rc = write_pem(path, 0644, emit_cert, x)) != FF_OK)
+        goto out;
+    /* The site needs the CA certificate to check the coordinator: ship it alongside. */
+    snprintf(path, sizeof path, "%s/ca.crt", out_dir);
+    rc = write_pem(path, 0644, emit_cert, ca);
+out:
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(cakey);
+    return rc;
+}
+
+/* A fresh CRL: old's entries (if any) plus revoke (if any), number = old + 1, next update in
+ * 30 days, signed with the CA key. */
+static int new_crl(X509 *ca, EVP_PKEY *cakey, X509_CRL *old, const X509 *revoke,
+                   X509_CRL **out)
+{
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *now = ASN1_TIME_new(), *next = ASN1_TIME_new();
+    ASN1_INTEGER *num = NULL;
+    long number = 1;
+    int rc = FF_OK;
+    *out = NULL;
+    if (!crl || !now || !next || X509_CRL_set_version(crl, 1) != 1 ||
+        X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1 ||
+        !X509_gmtime_adj(now, 0) || !X509_gmtime_adj(next, 30L * 86400L) ||
+        X509_CRL_set1_lastUpdate(crl, now) != 1 || X509_CRL_set1_nextUpdate(crl, next) != 1)
+        goto fail;
+    if (old) {
+        STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(old);
+        for (int i = 0; i < sk_X509_REVOKED_num(rs); i++) {
+            X509_REVOKED *r = X509_REVOKED_dup(sk_X509_REVOKED_value(rs, i));
+            if (!r || X509_CRL_add0_revoked(crl, r) != 1)
+                goto fail;
+        }
+        ASN1_INTEGER *on = X509_CRL_get_ext_d2i(old, NID_crl_number, NULL, NULL);
+        if (on) {
+            number = ASN1_INTEGER_get(on) + 1;
+            ASN1_INTEGER_free(on);
+        }
+    }
+    if (revoke) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        if (!r || X509_REVOKED_set_serialNumber(r, (ASN1_INTEGER *)X509_get0_serialNumber(revoke)) != 1 ||
+            X509_REVOKED_set_revocationDate(r, now) != 1 || X509_CRL_add0_revoked(crl, r) != 1) {
+            X509_REVOKED_free(r);
+            goto fail;
+        }
+    }
+    num = ASN1_INTEGER_new();
+    if (!num || ASN1_INTEGER_set(num, number) != 1 ||
+        X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1)
+        goto fail;
+    X509_CRL_sort(crl);
+    if (X509_CRL_sign(crl, cakey, NULL) <= 0)
+        goto fail;
+    *out = crl;
+    crl = NULL;
+    goto out;
+fail:
+    rc = ssl_error(FF_ECRYPTO, "building revocation list");
+out:
+    X509_CRL_free(crl);
+    ASN1_TIME_free(now);
+    ASN1_TIME_free(next);
+    ASN1_INTEGER_free(num);
+    return rc;
+}
+
+int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out)
+{
+    char *buf;
+    *out = NULL;
+    BIO *b = open_pem(path, &buf);
+    if (!b)
+        return ff_error_prefix(FF_EIO, "loading revocation list: ");
+    X509_CRL *crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+    BIO_free(b);
+    free(buf);
+    if (!crl)
+        return ssl_error(FF_EFORMAT, path);
+    EVP_PKEY *pk = ca ? X509_get0_pubkey(ca) : NULL;
+    if (ca && (!pk || X509_CRL_verify(crl, pk) != 1)) {
+        X509_CRL_free(crl);
+        ERR_clear_error();
+        return ff_error(FF_ECRYPTO, "%s: revocation list not signed by the consortium CA", path);
+    }
+    *out = crl;
+    return FF_OK;
+}
+
+int ff_pki_revoke(const char *ca_dir, const char *cert_path)
+{
+    X509 *ca = NULL, *x = NULL;
+    EVP_PKEY *cakey = NULL;
+    X509_CRL *old = NULL, *crl = NULL;
+    char path[4096];
+    int rc;
+    if ((rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK)
+        return rc;
+    if ((rc = ff_pki_load_cert(cert_path, &x)) != FF_OK)
+        goto out;
+    if (X509_check_issued(ca, x) != X509_V_OK || X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+        ERR_clear_error();
+        rc = ff_error(FF_EINVAL, "%s: not issued by the CA in %s", cert_path, ca_dir);
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/crl.pem", ca_dir);
+    if (ff_path_exists(path) && (rc = ff_pki_load_crl(path, ca, &old)) != FF_OK)
+        goto out;
+    X509_REVOKED *dummy = NULL;
+    if (old && X509_CRL_get0_by_serial(old, &dummy, X509_get0_serialNumber(x)) == 1) {
+        rc = ff_error(FF_EINVAL, "%s: already revoked", cert_path);
+        goto out;
+    }
+    if ((rc = new_crl(ca, cakey, old, x, &crl)) != FF_OK)
+        goto out;
+    rc = write_pem(path, 0644, emit_crl, crl);
+out:
+    X509_CRL_free(old);
+    X509_CRL_free(crl);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(cakey);
+    return rc;
+}
+
+int ff_pki_check_peer(X509 *ca, X509_CRL *crl, X509 *cert, char *cn, size_t cn_len)
+{
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc = FF_OK;
+    if (!st || !ctx || X509_STORE_add_cert(st, ca) != 1 ||
+        (crl && X509_STORE_add_crl(st, crl) != 1) ||
+        X509_STORE_CTX_init(ctx, st, cert, NULL) != 1) {
+        rc = ssl_error(FF_ECRYPTO, "certificate check setup");
+        goto out;
+    }
+    if (crl)
+        X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+    if (X509_verify_cert(ctx) != 1) {
+        int err = X509_STORE_CTX_get_error(ctx);
+        rc = ff_error(err == X509_V_ERR_CERT_REVOKED ? FF_EPOLICY : FF_ECRYPTO,
+                      "certificate rejected: %s", X509_verify_cert_error_string(err));
+        goto out;
+    }
+    rc = ff_pki_cert_cn(cert, cn, cn_len);
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    return rc;
+}
+
+int ff_pki_check_files(const char *ca_path, const char *crl_path, const char *cert_path,
+                       char *cn, size_t cn_len)
+{
+    X509 *ca = NULL, *x = NULL;
+    X509_CRL *crl = NULL;
+    int rc;
+    if ((rc = ff_pki_load_cert(ca_path, &ca)) != FF_OK ||
+        (crl_path && (rc = ff_pki_load_crl(crl_path, ca, &crl)) != FF_OK) ||
+        (rc = ff_pki_load_cert(cert_path, &x)) != FF_OK)
+        goto out;
+    rc = ff_pki_check_peer(ca, crl, x, cn, cn_len);
+    if (rc != FF_OK)
+        ff_error_prefix(rc, "%s: ", cert_path);
+out:
+    X509_CRL_free(crl);
+    X509_free(x);
+    X509_free(ca);
+    return rc;
+}

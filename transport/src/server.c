@@ -1,0 +1,792 @@
+/* The coordinator's gRPC server. Each worker thread owns one completion queue registered with
+ * the server and serves one call at a time on it, synchronously: request a call, wait for it,
+ * run the handler, send the reply, repeat. A long-poll therefore occupies one worker; the
+ * worker count bounds concurrency (gRPC queues calls beyond it). */
+#include "transport_internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TAG_REQUEST ((void *)1)
+#define TAG_OP ((void *)2)
+#define TAG_CLOSE ((void *)3)
+#define TAG_SHUTDOWN ((void *)4)
+#define SERVER_MSG_LIMIT (2 * FF_MSG_MAX) /* gRPC's hard cap; ours (FF_MSG_MAX) is counted */
+
+typedef struct worker {
+    struct ff_server *s;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    int started;
+} worker;
+
+struct ff_server {
+    grpc_server *srv;
+    grpc_completion_queue *shut_cq;
+    int port;
+    int insecure;
+    uint32_t chunk;
+    ff_server_handlers h;
+    ff_consortium cons;
+    X509 *ca;
+    X509_CRL *crl;
+    time_t crl_mtime;
+    double crl_checked;
+    pthread_mutex_t lock; /* counters, crl */
+    ff_server_counters cnt;
+    atomic_int stopping;
+    int nworkers;
+    worker *workers;
+};
+
+typedef struct blk {
+    struct blk *next;
+} blk;
+
+typedef struct {
+    worker *w;
+    grpc_call *call;
+    blk *mem;
+    int close_seen; /* RECV_CLOSE_ON_SERVER completed */
+    int cancelled;
+    char site[FF_SITE_NAME_MAX];
+} call_ctx;
+
+#define COUNT(s, field, n)                                                                    \
+    do {                                                                                      \
+        pthread_mutex_lock(&(s)->lock);                                                       \
+        (s)->cnt.field += (n);                                                                \
+        pthread_mutex_unlock(&(s)->lock);                                                     \
+    } while (0)
+
+void *ff_call_alloc(ff_call *c, size_t n)
+{
+    call_ctx *cc = c->priv;
+    blk *b = calloc(1, sizeof(blk) + n + 16);
+    if (!b)
+        return NULL;
+    b->next = cc->mem;
+    cc->mem = b;
+    return (uint8_t *)b + ((sizeof(blk) + 15) & ~(size_t)15);
+}
+
+char *ff_call_strdup(ff_call *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = ff_call_alloc(c, n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* Waits on the worker's queue for tag; notes the close event if it shows up meanwhile. */
+static int wait_tag(call_ctx *cc, void *tag)
+{
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cc->w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
+        if (ev.type != GRPC_OP_COMPLETE)
+            return 0;
+        if (ev.tag == TAG_CLOSE) {
+            cc->close_seen = 1;
+            if (tag == TAG_CLOSE)
+                return 1;
+            continue;
+        }
+        if (ev.tag == tag)
+            return ev.success;
+    }
+}
+
+int ff_call_cancelled(const ff_call *c)
+{
+    call_ctx *cc = c->priv;
+    if (atomic_load(&cc->w->s->stopping))
+        return 1;
+    if (!cc->close_seen) {
+        grpc_event ev = grpc_completion_queue_next(cc->w->cq, gpr_inf_past(GPR_CLOCK_REALTIME),
+                                                   NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag == TAG_CLOSE)
+            cc->close_seen = 1;
+    }
+    /* The close event before our status means the client cancelled or went away. */
+    return cc->close_seen;
+}
+
+static int run_ops(call_ctx *cc, grpc_op *ops, size_t n)
+{
+    if (grpc_call_start_batch(cc->call, ops, n, TAG_OP, NULL) != GRPC_CALL_OK)
+        return 0;
+    return wait_tag(cc, TAG_OP);
+}
+
+static int send_status(call_ctx *cc, int with_md, grpc_byte_buffer *reply,
+                       grpc_status_code code, const char *details)
+{
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    grpc_slice det = grpc_slice_from_copied_string(details ? details : "");
+    if (with_md)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = reply;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &det;
+    int ok = run_ops(cc, ops, n);
+    grpc_slice_unref(det);
+    if (reply)
+        grpc_byte_buffer_destroy(reply);
+    return ok;
+}
+
+static int fail_call(call_ctx *cc, int with_md, int rc, const char *method)
+{
+    grpc_status_code code = ff_status_to_grpc(rc);
+    if (code == GRPC_STATUS_INVALID_ARGUMENT)
+        COUNT(cc->w->s, invalid_argument, 1);
+    COUNT(cc->w->s, calls_failed, 1);
+    ff_log(code == GRPC_STATUS_INTERNAL ? FF_LOG_ERROR : FF_LOG_WARN, "%s from %s: %s: %s",
+           method, cc->site[0] ? cc->site : "?", ff_grpc_code_name(code), ff_error_message());
+    return send_status(cc, with_md, NULL, code, ff_error_message());
+}
+
+/* ---- identity -------------------------------------------------------------------------- */
+
+/* Re-reads the CRL when its file changed (checked at most once a second), so `fedfuse pki
+ * revoke` takes effect without a restart. Called with s->lock held. */
+static void crl_refresh(ff_server *s)
+{
+    struct stat st;
+    double now = ff_now();
+    if (!s->cons.crl[0] || now - s->crl_checked < 1.0)
+        return;
+    s->crl_checked = now;
+    if (stat(s->cons.crl, &st) != 0 || st.st_mtime == s->crl_mtime)
+        return;
+    X509_CRL *crl;
+    if (ff_pki_load_crl(s->cons.crl, s->ca, &crl) != FF_OK) {
+        ff_log(FF_LOG_ERROR, "keeping the previous revocation list: %s", ff_error_message());
+        return;
+    }
+    X509_CRL_free(s->crl);
+    s->crl = crl;
+    s->crl_mtime = st.st_mtime;
+    ff_log(FF_LOG_INFO, "revocation list %s loaded", s->cons.crl);
+}
+
+static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
+{
+    ff_server *s = cc->w->s;
+    if (s->insecure) {
+        for (size_t i = 0; i < md->count; i++)
+            if (grpc_slice_str_cmp(md->metadata[i].key, FF_SITE_METADATA) == 0) {
+                size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+                if (n == 0 || n >= sizeof cc->site)
+                    break;
+                memcpy(cc->site, GRPC_SLICE_START_PTR(md->metadata[i].value), n);
+                cc->site[n] = 0;
+                return FF_OK;
+            }
+        return ff_error(FF_EPOLICY, "plaintext call without an '%s' header", FF_SITE_METADATA);
+    }
+    grpc_auth_context *ctx = grpc_call_auth_context(cc->call);
+    grpc_auth_property_iterator it =
+        grpc_auth_context_find_properties_by_name(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    X509 *cert = NULL;
+    int rc = p ? ff_pki_cert_from_pem(p->value, p->value_length, &cert)
+               : ff_error(FF_EPOLICY, "no client certificate");
+    grpc_auth_context_release(ctx);
+    if (rc != FF_OK)
+        return FF_EPOLICY;
+    pthread_mutex_lock(&s->lock);
+    crl_refresh(s);
+    rc = ff_pki_check_peer(s->ca, s->crl, cert, cc->site, sizeof cc->site);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != FF_OK) {
+        char cn[FF_SITE_NAME_MAX] = "?";
+        if (ff_pki_cert_cn(cert, cn, sizeof cn) != FF_OK)
+            ff_error_clear();
+        X509_free(cert);
+        if (rc == FF_EPOLICY)
+            COUNT(s, revoked, 1);
+        return ff_error_prefix(FF_EPOLICY, "site '%s': ", cn);
+    }
+    X509_free(cert);
+    return FF_OK;
+}
+
+/* ---- unary methods --------------------------------------------------------------------- */
+
+typedef int (*unary_fn)(void *, ff_call *, const void *, void *);
+
+static const ProtobufCMessageDescriptor *const req_desc[FF_M_COUNT] = {
+    &fedfuse__hello_request__descriptor, &fedfuse__task_request__descriptor,
+    &fedfuse__download_request__descriptor, &fedfuse__upload_part__descriptor,
+    &fedfuse__eval_submission__descriptor, &fedfuse__sec_agg_envelope__descriptor,
+    &fedfuse__status_request__descriptor,
+};
+static const ProtobufCMessageDescriptor *const reply_desc[FF_M_COUNT] = {
+    &fedfuse__hello_reply__descriptor, &fedfuse__task__descriptor, NULL, NULL,
+    &fedfuse__ack__descriptor, &fedfuse__sec_agg_envelope__descriptor,
+    &fedfuse__status_reply__descriptor,
+};
+
+static unary_fn unary_handler(const ff_server_handlers *h, int m)
+{
+    switch (m) {
+    case FF_M_HELLO: return (unary_fn)h->hello;
+    case FF_M_GET_TASK: return (unary_fn)h->get_task;
+    case FF_M_SUBMIT_EVAL: return (unary_fn)h->submit_eval;
+    case FF_M_SECAGG: return (unary_fn)h->secagg;
+    case FF_M_STATUS: return (unary_fn)h->status;
+    default: return NULL;
+    }
+}
+
+/* Receives one message; NULL bb with FF_OK means the client half-closed. Oversized messages
+ * (over our limit, under gRPC's hard cap) are refused and counted here. */
+static int recv_msg(call_ctx *cc, grpc_byte_buffer **bb)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    *bb = NULL;
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = bb;
+    if (!run_ops(cc, &op, 1))
+        return ff_error(FF_ENET, "connection lost while receiving");
+    if (*bb && grpc_byte_buffer_length(*bb) > FF_MSG_MAX) {
+        size_t n = grpc_byte_buffer_length(*bb);
+        grpc_byte_buffer_destroy(*bb);
+        *bb = NULL;
+        COUNT(cc->w->s, oversized, 1);
+        return ff_error(FF_ENOMEM, "message of %zu bytes exceeds the %u byte limit", n,
+                        FF_MSG_MAX);
+    }
+    if (*bb)
+        COUNT(cc->w->s, bytes_in, grpc_byte_buffer_length(*bb));
+    return FF_OK;
+}
+
+static void append_counters(ff_server *s, ff_call *c, Fedfuse__StatusReply *r)
+{
+    ff_server_counters k;
+    ff_server_counters_get(s, &k);
+    struct { const char *name; uint64_t v; } list[] = {
+        {"calls_ok", k.calls_ok}, {"calls_failed", k.calls_failed},
+        {"invalid_argument", k.invalid_argument}, {"oversized", k.oversized},
+        {"unknown_method", k.unknown_method}, {"unenrolled", k.unenrolled},
+        {"revoked", k.revoked}, {"replayed", k.replayed},
+        {"checksum_mismatch", k.checksum_mismatch}, {"bytes_in", k.bytes_in},
+        {"bytes_out", k.bytes_out}};
+    size_t n = FF_ARRAY_LEN(list), old = r->n_counters;
+    Fedfuse__Counter **arr = ff_call_alloc(c, (old + n) * sizeof *arr);
+    Fedfuse__Counter *cs = ff_call_alloc(c, n * sizeof *cs);
+    if (!arr || !cs)
+        return;
+    for (size_t i = 0; i < old; i++)
+        arr[i] = r->counters[i];
+    for (size_t i = 0; i < n; i++) {
+        fedfuse__counter__init(&cs[i]);
+        cs[i].name = (char *)list[i].name;
+        cs[i].value = list[i].v;
+        arr[old + i] = &cs[i];
+    }
+    r->counters = arr;
+    r->n_counters = old + n;
+}
+
+static int serve_unary(call_ctx *cc, ff_call *c, int m)
+{
+    ff_server *s = cc->w->s;
+    grpc_byte_buffer *bb = NULL;
+    ProtobufCMessage *req = NULL;
+    int rc = recv_msg(cc, &bb);
+    if (rc == FF_OK && !bb)
+        rc = ff_error(FF_EINVAL, "%s: no request message", c->method);
+    if (rc == FF_OK)
+        rc = ff_wire_unpack(bb, req_desc[m], &req);
+    if (bb)
+        grpc_byte_buffer_destroy(bb);
+    if (rc != FF_OK)
+        return fail_call(cc, 1, rc, c->method);
+    /* Replies live on the stack in a union-sized buffer, initialised by the descriptor. */
+    union {
+        Fedfuse__HelloReply a;
+        Fedfuse__Task b;
+        Fedfuse__Ack d;
+        Fedfuse__SecAggEnvelope e;
+        Fedfuse__StatusReply f;
+    } reply;
+    protobuf_c_message_init(reply_desc[m], &reply);
+    rc = unary_handler(&s->h, m)(s->h.user, c, req, &reply);
+    if (rc == FF_OK && m == FF_M_STATUS)
+        append_counters(s, c, &reply.f);
+    protobuf_c_message_free_unpacked(req, NULL);
+    if (rc != FF_OK) {
+        if (rc == FF_ESTATE && m == FF_M_SUBMIT_EVAL)
+            COUNT(s, replayed, 1);
+        return fail_call(cc, 1, rc, c->method);
+    }
+    if (ff_msg_validate((ProtobufCMessage *)&reply) != FF_OK) {
+        ff_error_prefix(FF_EINTERNAL, "handler reply invalid: ");
+        return fail_call(cc, 1, FF_EINTERNAL, c->method);
+    }
+    grpc_byte_buffer *out = ff_wire_pack((ProtobufCMessage *)&reply);
+    COUNT(s, bytes_out, grpc_byte_buffer_length(out));
+    COUNT(s, calls_ok, 1);
+    return send_status(cc, 1, out, GRPC_STATUS_OK, "");
+}
+
+/* ---- Download -------------------------------------------------------------------------- */
+
+static int serve_download(call_ctx *cc, ff_call *c)
+{
+    ff_server *s = cc->w->s;
+    grpc_byte_buffer *bb = NULL;
+    Fedfuse__DownloadRequest *req = NULL;
+    ff_source src;
+    memset(&src, 0, sizeof src);
+    int rc = recv_msg(cc, &bb), have_src = 0, md_sent = 0;
+    if (rc == FF_OK && !bb)
+        rc = ff_error(FF_EINVAL, "Download: no request message");
+    if (rc == FF_OK)
+        rc = ff_wire_unpack(bb, req_desc[FF_M_DOWNLOAD], (ProtobufCMessage **)&req);
+    if (bb)
+        grpc_byte_buffer_destroy(bb);
+    if (rc == FF_OK && req->sha256.len != FF_SHA256_BYTES)
+        rc = ff_error(FF_EINVAL, "Download: sha256 missing");
+    if (rc == FF_OK && (rc = s->h.download(s->h.user, c, req, &src)) == FF_OK)
+        have_src = 1;
+    if (rc == FF_OK && !src.buf && !src.read)
+        rc = ff_error(FF_EINTERNAL, "Download handler gave neither buf nor read");
+    if (rc == FF_OK && req->offset > src.size)
+        rc = ff_error(FF_EINVAL, "Download: offset %llu beyond size %llu",
+                      (unsigned long long)req->offset, (unsigned long long)src.size);
+    static const uint8_t zero[FF_SHA256_BYTES];
+    if (rc == FF_OK && src.buf && memcmp(src.sha256, zero, sizeof zero) == 0)
+        ff_sha256(src.buf, src.size, src.sha256);
+    if (rc != FF_OK)
+        goto fail;
+
+    Fedfuse__DownloadHeader hdr = FEDFUSE__DOWNLOAD_HEADER__INIT;
+    Fedfuse__DownloadPart part;
+    fedfuse__download_part__init(&part);
+    hdr.total_size = src.size;
+    hdr.sha256.data = src.sha256;
+    hdr.sha256.len = FF_SHA256_BYTES;
+    hdr.chunk_size = s->chunk;
+    hdr.offset = req->offset;
+    part.part_case = FEDFUSE__DOWNLOAD_PART__PART_HEADER;
+    part.header = &hdr;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = ff_wire_pack(&part.base);
+    int ok = run_ops(cc, ops, 2);
+    grpc_byte_buffer_destroy(ops[1].data.send_message.send_message);
+    md_sent = 1;
+    uint64_t off = req->offset;
+    while (ok && off < src.size) {
+        size_t n = (size_t)FF_MIN((uint64_t)s->chunk, src.size - off);
+        grpc_byte_buffer *data;
+        if ((rc = ff_wire_data_part(&src, off, n, &data)) != FF_OK)
+            goto fail;
+        memset(ops, 0, sizeof ops);
+        ops[0].op = GRPC_OP_SEND_MESSAGE;
+        ops[0].data.send_message.send_message = data;
+        ok = run_ops(cc, ops, 1);
+        grpc_byte_buffer_destroy(data);
+        off += n;
+        COUNT(s, bytes_out, n);
+    }
+    if (!ok) {
+        COUNT(s, calls_failed, 1);
+        ff_log(FF_LOG_WARN, "Download to %s: link lost after %llu of %llu bytes", cc->site,
+               (unsigned long long)off, (unsigned long long)src.size);
+        send_status(cc, 0, NULL, GRPC_STATUS_UNAVAILABLE, "link lost");
+    } else {
+        COUNT(s, calls_ok, 1);
+        send_status(cc, 0, NULL, GRPC_STATUS_OK, "");
+    }
+    rc = FF_OK;
+    goto out;
+fail:
+    fail_call(cc, !md_sent, rc, "Download");
+out:
+    if (have_src && s->h.download_release)
+        s->h.download_release(s->h.user, c, &src);
+    ff_msg_free(req);
+    return rc;
+}
+
+/* ---- Upload ---------------------------------------------------------------------------- */
+
+static int upload_header(call_ctx *cc, Fedfuse__UploadPart **part)
+{
+    grpc_byte_buffer *bb = NULL;
+    int rc = recv_msg(cc, &bb);
+    if (rc == FF_OK && !bb)
+        rc = ff_error(FF_EINVAL, "Upload: empty stream");
+    if (rc == FF_OK)
+        rc = ff_wire_unpack(bb, req_desc[FF_M_UPLOAD], (ProtobufCMessage **)part);
+    if (bb)
+        grpc_byte_buffer_destroy(bb);
+    if (rc != FF_OK)
+        return rc;
+    Fedfuse__UploadHeader *h = (*part)->header;
+    if ((*part)->part_case != FEDFUSE__UPLOAD_PART__PART_HEADER || !h)
+        return ff_error(FF_EINVAL, "Upload: first part is not a header");
+    if (h->sha256.len != FF_SHA256_BYTES)
+        return ff_error(FF_EINVAL, "Upload: header sha256 missing");
+    if (h->total_size > FF_BLOB_MAX)
+        return ff_error(FF_EINVAL, "Upload: total_size %llu exceeds %llu",
+                        (unsigned long long)h->total_size, (unsigned long long)FF_BLOB_MAX);
+    return FF_OK;
+}
+
+static int serve_upload(call_ctx *cc, ff_call *c)
+{
+    ff_server *s = cc->w->s;
+    Fedfuse__UploadPart *part = NULL;
+    ff_sink sink;
+    memset(&sink, 0, sizeof sink);
+    ff_sha256_ctx *h = NULL;
+    int rc = upload_header(cc, &part);
+    if (rc != FF_OK)
+        goto fail;
+    Fedfuse__UploadHeader *hdr = part->header;
+    if ((rc = s->h.upload_begin(s->h.user, c, hdr, &sink)) != FF_OK) {
+        if (rc == FF_ESTATE)
+            COUNT(s, replayed, 1);
+        goto fail;
+    }
+    if ((sink.buf && sink.cap < hdr->total_size) || (!sink.buf && !sink.write))
+        rc = ff_error(FF_EINTERNAL, "upload_begin gave no room for %llu bytes",
+                      (unsigned long long)hdr->total_size);
+    if (rc == FF_OK)
+        rc = ff_sha256_new(&h);
+    uint64_t off = 0;
+    while (rc == FF_OK) {
+        grpc_byte_buffer *bb = NULL;
+        if ((rc = recv_msg(cc, &bb)) != FF_OK || !bb)
+            break;
+        if (!ff_wire_is_data(bb))
+            rc = ff_error(FF_EINVAL, "Upload: second header in one stream");
+        else
+            rc = ff_wire_data_deliver(bb, &sink, &off, hdr->total_size, h);
+        grpc_byte_buffer_destroy(bb);
+    }
+    sink.received = off;
+    if (rc == FF_OK && off != hdr->total_size)
+        rc = ff_error(FF_EINVAL, "Upload: stream ended after %llu of %llu bytes",
+                      (unsigned long long)off, (unsigned long long)hdr->total_size);
+    uint8_t got[FF_SHA256_BYTES];
+    if (h) {
+        ff_sha256_final(h, got);
+        h = NULL;
+        if (rc == FF_OK && !ff_ct_equal(got, hdr->sha256.data, FF_SHA256_BYTES)) {
+            COUNT(s, checksum_mismatch, 1);
+            rc = ff_error(FF_ECRYPTO, "Upload: sha256 of the %llu received bytes does not match "
+                          "the header", (unsigned long long)off);
+        }
+    }
+    if (rc != FF_OK)
+        ff_error_prefix(rc, "upload from %s (round %u): ", cc->site, hdr->round);
+    int rc2 = s->h.upload_end(s->h.user, c, hdr, &sink, rc);
+    if (rc == FF_OK)
+        rc = rc2;
+    if (rc != FF_OK)
+        goto fail;
+    Fedfuse__UploadAck ack = FEDFUSE__UPLOAD_ACK__INIT;
+    ack.received = off;
+    ack.sha256.data = got;
+    ack.sha256.len = FF_SHA256_BYTES;
+    COUNT(s, calls_ok, 1);
+    send_status(cc, 1, ff_wire_pack(&ack.base), GRPC_STATUS_OK, "");
+    goto out;
+fail:
+    fail_call(cc, 1, rc, "Upload");
+out:
+    ff_msg_free(part);
+    return rc;
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
+                       grpc_metadata_array *md)
+{
+    ff_server *s = w->s;
+    call_ctx cc = {.w = w, .call = call};
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    int cancelled = 0;
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &cancelled;
+    if (grpc_call_start_batch(call, &op, 1, TAG_CLOSE, NULL) != GRPC_CALL_OK)
+        return;
+    int m = ff_method_lookup(det->method);
+    const char *mname = m >= 0 ? ff_method_names[m] : "?";
+    if (peer_site(&cc, md) != FF_OK) {
+        ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
+        send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
+        COUNT(s, calls_failed, 1);
+    } else if (!ff_consortium_has(&s->cons, cc.site)) {
+        ff_error(FF_EPOLICY, "site '%s' is not enrolled in consortium '%s'", cc.site,
+                 s->cons.consortium);
+        ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
+        COUNT(s, unenrolled, 1);
+        COUNT(s, calls_failed, 1);
+        send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
+    } else if (m < 0) {
+        char path[128];
+        snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(det->method),
+                 (const char *)GRPC_SLICE_START_PTR(det->method));
+        ff_log(FF_LOG_WARN, "refused unknown method '%s' from %s", path, cc.site);
+        COUNT(s, unknown_method, 1);
+        COUNT(s, calls_failed, 1);
+        send_status(&cc, 1, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+    } else {
+        ff_call c = {.site = cc.site, .method = mname, .priv = &cc};
+        if (gpr_time_cmp(det->deadline, gpr_inf_future(det->deadline.clock_type)) != 0) {
+            gpr_timespec rt = gpr_convert_clock_type(det->deadline, GPR_CLOCK_REALTIME);
+            c.deadline_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+        }
+        int has = m == FF_M_DOWNLOAD ? s->h.download != NULL
+                : m == FF_M_UPLOAD ? (s->h.upload_begin && s->h.upload_end)
+                : unary_handler(&s->h, m) != NULL;
+        if (!has) {
+            COUNT(s, unknown_method, 1);
+            send_status(&cc, 1, NULL, GRPC_STATUS_UNIMPLEMENTED, "method not served");
+        } else if (m == FF_M_DOWNLOAD) {
+            (void)serve_download(&cc, &c);
+        } else if (m == FF_M_UPLOAD) {
+            (void)serve_upload(&cc, &c);
+        } else {
+            (void)serve_unary(&cc, &c, m);
+        }
+    }
+    if (!cc.close_seen)
+        wait_tag(&cc, TAG_CLOSE);
+    while (cc.mem) {
+        blk *b = cc.mem;
+        cc.mem = b->next;
+        free(b);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        grpc_call *call = NULL;
+        grpc_call_details det;
+        grpc_metadata_array md;
+        grpc_call_details_init(&det);
+        grpc_metadata_array_init(&md);
+        int ok = grpc_server_request_call(w->s->srv, &call, &det, &md, w->cq, w->cq,
+                                          TAG_REQUEST) == GRPC_CALL_OK;
+        if (ok) {
+            grpc_event ev = grpc_completion_queue_next(w->cq,
+                                                       gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            ok = ev.type == GRPC_OP_COMPLETE && ev.success && ev.tag == TAG_REQUEST;
+        }
+        if (ok)
+            serve_call(w, call, &det, &md);
+        if (call)
+            grpc_call_unref(call);
+        grpc_call_details_destroy(&det);
+        grpc_metadata_array_destroy(&md);
+        if (!ok)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void drain_destroy(grpc_completion_queue *cq)
+{
+    if (!cq)
+        return;
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+}
+
+static grpc_server_credentials *server_creds(const ff_server_opts *o, const ff_consortium *cons)
+{
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    size_t n;
+    grpc_server_credentials *cr = NULL;
+    if (ff_file_read_all(cons->ca, 1 << 20, &ca, &n) != FF_OK ||
+        ff_file_read_all(o->cert, 1 << 20, &cert, &n) != FF_OK ||
+        ff_file_read_all(o->key, 1 << 20, &key, &n) != FF_OK)
+        goto out;
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+    cr = grpc_ssl_server_credentials_create_ex(
+        ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    if (!cr)
+        ff_error(FF_ECRYPTO, "gRPC refused the server certificate/key %s / %s", o->cert, o->key);
+out:
+    if (key)
+        ff_secure_zero(key, strlen(key));
+    free(ca);
+    free(cert);
+    free(key);
+    return cr;
+}
+
+int ff_server_port(const ff_server *s)
+{
+    return s->port;
+}
+
+void ff_server_counters_get(ff_server *s, ff_server_counters *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->cnt;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void server_free(ff_server *s)
+{
+    for (int i = 0; s->workers && i < s->nworkers; i++)
+        drain_destroy(s->workers[i].cq);
+    drain_destroy(s->shut_cq);
+    if (s->srv)
+        grpc_server_destroy(s->srv);
+    X509_CRL_free(s->crl);
+    X509_free(s->ca);
+    ff_consortium_free(&s->cons);
+    pthread_mutex_destroy(&s->lock);
+    free(s->workers);
+    free(s);
+    grpc_shutdown();
+}
+
+static int server_setup(ff_server *s, const ff_server_opts *o)
+{
+    int rc;
+    if (!o->bind)
+        return ff_error(FF_EINVAL, "server: no bind address");
+    if (o->insecure && !ff_addr_is_loopback(o->bind))
+        return ff_error(FF_EPOLICY, "--insecure refused: '%s' is not a loopback address "
+                        "(plaintext is for local tests only)", o->bind);
+    if (!o->consortium)
+        return ff_error(FF_EINVAL, "server: no consortium file");
+    if ((rc = ff_consortium_load(o->consortium, &s->cons)) != FF_OK)
+        return rc;
+    if ((rc = ff_pki_load_cert(s->cons.ca, &s->ca)) != FF_OK)
+        return ff_error_prefix(rc, "%s: ca: ", o->consortium);
+    if (s->cons.crl[0]) {
+        struct stat st;
+        if ((rc = ff_pki_load_crl(s->cons.crl, s->ca, &s->crl)) != FF_OK)
+            return ff_error_prefix(rc, "%s: crl: ", o->consortium);
+        if (stat(s->cons.crl, &st) == 0)
+            s->crl_mtime = st.st_mtime;
+    }
+    /* Each site may hold a long-poll and a transfer at once: 2 workers per site + spare. */
+    if (s->nworkers <= 0)
+        s->nworkers = (int)FF_MIN(FF_MAX(2 * s->cons.sites.count + 8, 16), 1024);
+    if (!(s->workers = calloc((size_t)s->nworkers, sizeof *s->workers)))
+        return ff_error(FF_ENOMEM, "server: out of memory");
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = SERVER_MSG_LIMIT}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 30000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 10000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         {.integer = 1000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_TSI_MAX_FRAME_SIZE, {.integer = 1 << 20}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 1 << 20}},
+    };
+    grpc_channel_args ca = {FF_ARRAY_LEN(args), args};
+    s->srv = grpc_server_create(&ca, NULL);
+    s->shut_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->srv, s->shut_cq, NULL);
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].s = s;
+        s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->srv, s->workers[i].cq, NULL);
+    }
+    grpc_server_credentials *cr = o->insecure ? grpc_insecure_server_credentials_create()
+                                              : server_creds(o, &s->cons);
+    if (!cr)
+        return ff_error_prefix(FF_ECRYPTO, "server credentials: ");
+    s->port = grpc_server_add_http2_port(s->srv, o->bind, cr);
+    grpc_server_credentials_release(cr);
+    if (s->port <= 0)
+        return ff_error(FF_ENET, "cannot listen on '%s' (address in use or invalid)", o->bind);
+    grpc_server_start(s->srv);
+    return FF_OK;
+}
+
+int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_handlers *h)
+{
+    *out = NULL;
+    ff_transport_log_init();
+    grpc_init();
+    ff_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        grpc_shutdown();
+        return ff_error(FF_ENOMEM, "server: out of memory");
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->h = *h;
+    s->insecure = o->insecure;
+    s->chunk = o->chunk_size ? o->chunk_size : FF_CHUNK_DEFAULT;
+    s->nworkers = o->threads;
+    int rc = s->chunk > FF_CHUNK_MAX ? ff_error(FF_ERANGE, "chunk_size %u exceeds %u", s->chunk,
+                                                FF_CHUNK_MAX)
+                                     : server_setup(s, o);
+    if (rc != FF_OK) {
+        if (s->srv && s->port > 0) {
+            grpc_server_shutdown_and_notify(s->srv, s->shut_cq, TAG_SHUTDOWN);
+            grpc_completion_queue_pluck(s->shut_cq, TAG_SHUTDOWN,
+                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        }
+        server_free(s);
+        return rc;
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) == 0)
+            s->workers[i].started = 1;
+    ff_log(FF_LOG_INFO, "coordinator listening on port %d (%s, %zu enrolled sites, %d workers)",
+           s->port, o->insecure ? "PLAINTEXT" : "mutual TLS", s->cons.sites.count, s->nworkers);
+    *out = s;
+    return FF_OK;
+}
+
+void ff_server_stop(ff_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, 1);
+    grpc_server_shutdown_and_notify(s->srv, s->shut_cq, TAG_SHUTDOWN);
+    grpc_server_cancel_all_calls(s->srv);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(s->shut_cq,
+                                                   gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag == TAG_SHUTDOWN)
+            break;
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            pthread_join(s->workers[i].thread, NULL);
+    server_free(s);
+}

@@ -1,0 +1,54 @@
+/* Shared between the transport sources: wire framing, status mapping, gRPC helpers. */
+#ifndef FF_TRANSPORT_INTERNAL_H
+#define FF_TRANSPORT_INTERNAL_H
+
+#include "ff/transport.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#define FF_METHOD_PREFIX "/fedfuse.Coordinator/"
+#define FF_SITE_METADATA "ff-site"
+
+typedef enum {
+    FF_M_HELLO = 0,
+    FF_M_GET_TASK,
+    FF_M_DOWNLOAD,
+    FF_M_UPLOAD,
+    FF_M_SUBMIT_EVAL,
+    FF_M_SECAGG,
+    FF_M_STATUS,
+    FF_M_COUNT
+} ff_method_id;
+
+extern const char *const ff_method_names[FF_M_COUNT];
+/* Method id from "/fedfuse.Coordinator/Name", or -1. */
+int ff_method_lookup(grpc_slice path);
+
+/* A packed protobuf message as a byte buffer (one copy into a gRPC slice). */
+grpc_byte_buffer *ff_wire_pack(const ProtobufCMessage *m);
+/* Unpacks a received buffer (copies it out of the slices; small control messages only). */
+int ff_wire_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
+                   ProtobufCMessage **out) FF_WARN_UNUSED;
+/* A data part: 0x0a varint(n) then n bytes, read from src (buffer) or via read(). */
+int ff_wire_data_part(const ff_source *src, uint64_t off, size_t n,
+                      grpc_byte_buffer **out) FF_WARN_UNUSED;
+/* 1 when bb starts like a data part (field 1, length-delimited). */
+int ff_wire_is_data(grpc_byte_buffer *bb);
+/* Walks a data part's payload slice by slice into sink at *off (advancing *off, bounded by
+ * limit) and into the running hash. FF_EFORMAT when the framing is wrong. */
+int ff_wire_data_deliver(grpc_byte_buffer *bb, ff_sink *sink, uint64_t *off, uint64_t limit,
+                         ff_sha256_ctx *h) FF_WARN_UNUSED;
+
+grpc_status_code ff_status_to_grpc(int rc);
+int ff_status_from_grpc(grpc_status_code code);
+const char *ff_grpc_code_name(grpc_status_code code);
+
+gpr_timespec ff_deadline_ms(int64_t ms);
+/* 1 when host:port names a loopback address (127.x, ::1, localhost). */
+int ff_addr_is_loopback(const char *addr);
+
+#endif
