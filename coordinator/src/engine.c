@@ -337,6 +337,12 @@ int ff_coord_phase_insert(ff_coord *c, const char *before, const ff_coord_phase 
     return FF_OK;
 }
 
+ff_coord_phase *ff_coord_phase_find(ff_coord *c, const char *name)
+{
+    int at = find_phase(c, name);
+    return at < 0 ? NULL : &c->phases[at].def;
+}
+
 int ff_coord_phase_remove(ff_coord *c, const char *name)
 {
     if (c->state == FF_COORD_IN_ROUND)
@@ -407,7 +413,7 @@ static void reset_attempt(ff_coord *c)
     c->nselected = c->nprev = c->npending = c->ndone = 0;
     c->eval_w = c->eval_loss_acc = c->eval_auroc_acc = c->eval_auroc_w = 0;
     c->eval_sites = 0;
-    c->r_updates = c->r_dropouts = 0;
+    c->r_updates = 0;
     c->r_examples = 0;
     c->r_update_norm = c->r_eval_loss = c->r_auroc = NAN;
 }
@@ -647,13 +653,15 @@ static int close_collect(ff_coord *c)
     }
     memcpy(c->prev_done, done, nd * sizeof(int));
     c->nprev = nd;
-    if (p->builtin == BI_EVALUATE)
-        close_evaluate(c);
     if (p->def.on_close) {
+        /* before the built-in close, so the evaluate phase's callback can pool histograms
+         * and call ff_coord_set_pooled_auroc */
         int rc = p->def.on_close(p->def.ud, c, done, nd);
         if (rc < 0)
             return stop_run(c, rc, ff_error_message());
     }
+    if (p->builtin == BI_EVALUATE)
+        close_evaluate(c);
     return 1;
 }
 
@@ -663,6 +671,7 @@ static int start_round(ff_coord *c)
     c->attempt = 0;
     c->r_attempts = 1;
     c->r_refusals = 0;
+    c->r_dropouts = 0;
     c->round_t0 = now(c);
     reset_attempt(c);
     c->state = FF_COORD_IN_ROUND;

@@ -381,6 +381,10 @@ typedef struct {
 /* Inserts a phase before the named one (NULL = at the end). FF_ENOTFOUND / FF_EINVAL for a
  * duplicate name. Only between rounds. */
 int ff_coord_phase_insert(ff_coord *c, const char *before, const ff_coord_phase *p) FF_WARN_UNUSED;
+/* The phase named name (NULL when absent), to set callbacks, deadline_s or min_sites of a
+ * built-in phase (e.g. the evaluate phase's on_submit/on_close for federated histograms).
+ * Do not change name or kind. Only between rounds. */
+ff_coord_phase *ff_coord_phase_find(ff_coord *c, const char *name);
 /* Removes a phase (e.g. "train" when secure aggregation's masked-input phase replaces it). */
 int ff_coord_phase_remove(ff_coord *c, const char *name) FF_WARN_UNUSED;
 
