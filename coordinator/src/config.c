@@ -2,8 +2,12 @@
  * configs/coordinator.yaml, and the cross-field checks the table cannot express. */
 #include "ff/coordinator.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "place.h"
 
 #define OFF(f) offsetof(ff_coord_config, f)
 #define SUB(sec, f) (offsetof(ff_coord_config, sec.f) - offsetof(ff_coord_config, sec))
@@ -104,25 +108,38 @@ const ff_cfg_field ff_coord_config_schema[] = {
     {0},
 };
 
-static int cross_check(const ff_coord_config *c, const char *name)
+/* A cross-field error at the place of key path in the text: "FILE:LINE:COL: path: why". */
+int coord_place_error(const char *name, const char *yaml, size_t len, const char *path,
+                      const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t line, col;
+    coord_key_place(yaml, len, path, &line, &col);
+    return ff_error(FF_ECONFIG, "%s:%zu:%zu: %s: %s", name, line, col, path, why);
+}
+
+static int cross_check(const ff_coord_config *c, const char *name, const char *yaml, size_t len)
 {
     if (c->run_name[0] == '\0')
-        return ff_error(FF_ECONFIG, "%s: run_name: must not be empty", name);
+        return coord_place_error(name, yaml, len, "run_name", "must not be empty");
     if (c->checkpoint_dir[0] == '\0')
-        return ff_error(FF_ECONFIG, "%s: checkpoint_dir: must not be empty", name);
+        return coord_place_error(name, yaml, len, "checkpoint_dir", "must not be empty");
     if (c->out_dir[0] == '\0')
-        return ff_error(FF_ECONFIG, "%s: out_dir: must not be empty", name);
+        return coord_place_error(name, yaml, len, "out_dir", "must not be empty");
     if (c->sampling.mode == FF_SAMPLE_COUNT && c->sampling.count < c->quorum.min_sites)
-        return ff_error(FF_ECONFIG,
-                        "%s: sampling.count: %lld sites per round can never reach "
-                        "quorum.min_sites %lld",
-                        name, (long long)c->sampling.count, (long long)c->quorum.min_sites);
+        return coord_place_error(name, yaml, len, "sampling.count",
+                                 "%lld sites per round can never reach quorum.min_sites %lld",
+                                 (long long)c->sampling.count, (long long)c->quorum.min_sites);
     if (c->secure_aggregation.enabled && c->secure_aggregation.threshold > c->quorum.min_sites)
-        return ff_error(FF_ECONFIG,
-                        "%s: secure_aggregation.threshold: %lld is above quorum.min_sites %lld "
-                        "(a round could pass quorum and still fail to unmask)",
-                        name, (long long)c->secure_aggregation.threshold,
-                        (long long)c->quorum.min_sites);
+        return coord_place_error(name, yaml, len, "secure_aggregation.threshold",
+                                 "%lld is above quorum.min_sites %lld (a round could pass quorum "
+                                 "and still fail to unmask)",
+                                 (long long)c->secure_aggregation.threshold,
+                                 (long long)c->quorum.min_sites);
     return FF_OK;
 }
 
@@ -132,16 +149,23 @@ int ff_coord_config_load_str(ff_coord_config *cfg, const char *name, const char 
     int rc = ff_cfg_load_str(name, yaml, len, ff_coord_config_schema, cfg);
     if (rc != FF_OK)
         return rc;
-    return cross_check(cfg, name);
+    return cross_check(cfg, name, yaml, len);
 }
 
 int ff_coord_config_load(ff_coord_config *cfg, const char *path)
 {
     memset(cfg, 0, sizeof *cfg);
-    int rc = ff_cfg_load(path, ff_coord_config_schema, cfg);
-    if (rc != FF_OK)
+    char *buf;
+    size_t len;
+    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    if (rc != FF_OK) {
+        if (ff_cfg_defaults(ff_coord_config_schema, cfg) != FF_OK)
+            return FF_EINTERNAL;
         return rc;
-    return cross_check(cfg, path);
+    }
+    rc = ff_coord_config_load_str(cfg, path, buf, len);
+    free(buf);
+    return rc;
 }
 
 void ff_coord_config_free(ff_coord_config *cfg)

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "place.h"
+
 #define POFF(f) offsetof(ff_plan, f)
 #define PSUB(sec, f) (offsetof(ff_plan, sec.f) - offsetof(ff_plan, sec))
 #define SOFF(f) offsetof(ff_plan_stage, f)
@@ -58,23 +60,26 @@ const ff_cfg_field ff_plan_schema[] = {
     {0},
 };
 
-static int check_plan(const ff_plan *p, const char *name)
+static int check_plan(const ff_plan *p, const char *name, const char *yaml, size_t len)
 {
+    char path[64];
     if (p->local_epochs == 0 && p->local_steps == 0)
-        return ff_error(FF_ECONFIG, "%s: local_steps: local_epochs and local_steps are both 0",
-                        name);
+        return coord_place_error(name, yaml, len, "local_steps",
+                                 "local_epochs and local_steps are both 0");
     const ff_plan_stage *st = p->stages.items;
     for (size_t i = 0; i < p->stages.count; i++) {
         for (size_t j = 0; j < i; j++)
-            if (strcmp(st[i].name, st[j].name) == 0)
-                return ff_error(FF_ECONFIG, "%s: stages[%zu].name: '%s' is used twice", name, i,
-                                st[i].name);
+            if (strcmp(st[i].name, st[j].name) == 0) {
+                snprintf(path, sizeof path, "stages[%zu].name", i);
+                return coord_place_error(name, yaml, len, path, "'%s' is used twice", st[i].name);
+            }
         for (size_t k = 0; k < st[i].modalities.count; k++) {
             const char *m = st[i].modalities.items[k];
-            if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr"))
-                return ff_error(FF_ECONFIG,
-                                "%s: stages[%zu].modalities: '%s' is not one of img, txt, ehr",
-                                name, i, m);
+            if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr")) {
+                snprintf(path, sizeof path, "stages[%zu].modalities", i);
+                return coord_place_error(name, yaml, len, path,
+                                         "'%s' is not one of img, txt, ehr", m);
+            }
         }
     }
     return FF_OK;
@@ -104,18 +109,20 @@ int ff_plan_load_str(ff_plan *plan, const char *name, const char *yaml, size_t l
     if (rc == FF_OK)
         rc = default_stage(plan, default_rounds);
     if (rc == FF_OK)
-        rc = check_plan(plan, name);
+        rc = check_plan(plan, name, yaml, len);
     return rc;
 }
 
 int ff_plan_load(ff_plan *plan, const char *path, int64_t default_rounds)
 {
     memset(plan, 0, sizeof *plan);
-    int rc = ff_cfg_load(path, ff_plan_schema, plan);
-    if (rc == FF_OK)
-        rc = default_stage(plan, default_rounds);
-    if (rc == FF_OK)
-        rc = check_plan(plan, path);
+    char *buf;
+    size_t len;
+    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_plan_load_str(plan, path, buf, len, default_rounds);
+    free(buf);
     return rc;
 }
 

@@ -82,10 +82,11 @@ static void test_errors_name_the_place(void **state)
                  "coordinator.yaml:4:12: secure_aggregation.enabled: 'maybe' is not true or false");
     /* cross-field checks name the file and the key */
     expect_error("run_name: a\nrounds: 3\nsampling:\n  mode: count\n  count: 1\nquorum:\n  min_sites: 2\n",
-                 "coordinator.yaml: sampling.count: 1 sites per round can never reach quorum.min_sites 2");
+                 "coordinator.yaml:5:3: sampling.count: 1 sites per round can never reach quorum.min_sites 2");
     expect_error("run_name: a\nrounds: 3\nsecure_aggregation:\n  enabled: true\n  threshold: 3\n",
-                 "coordinator.yaml: secure_aggregation.threshold: 3 is above quorum.min_sites 1");
-    expect_error("run_name: ''\nrounds: 3\n", "coordinator.yaml: run_name: must not be empty");
+                 "coordinator.yaml:5:3: secure_aggregation.threshold: 3 is above quorum.min_sites 1");
+    expect_error("run_name: ''\nrounds: 3\n", "coordinator.yaml:1:1: run_name: must not be empty");
+    expect_error("rounds: 3\nrun_name: ''\n", "coordinator.yaml:2:1: run_name: must not be empty");
 }
 
 static int load_plan(ff_plan *p, const char *yaml)
@@ -146,10 +147,10 @@ static void test_plan_errors(void **state)
     expect_plan_error("stages:\n  - name: a\n    rounds: 1\n    objective: clip\n",
                       "plan.yaml:4:16: stages[0].objective: 'clip' is not one of");
     expect_plan_error("stages:\n  - {name: a, rounds: 1}\n  - {name: a, rounds: 2}\n",
-                      "plan.yaml: stages[1].name: 'a' is used twice");
+                      "plan.yaml:3:6: stages[1].name: 'a' is used twice");
     expect_plan_error("stages:\n  - {name: a, rounds: 1, modalities: [img, xray]}\n",
-                      "plan.yaml: stages[0].modalities: 'xray' is not one of img, txt, ehr");
-    expect_plan_error("local_epochs: 0\n", "plan.yaml: local_steps: local_epochs and local_steps are both 0");
+                      "plan.yaml:2:26: stages[0].modalities: 'xray' is not one of img, txt, ehr");
+    expect_plan_error("local_epochs: 0\n", "plan.yaml:1:1: local_steps: local_epochs and local_steps are both 0");
     expect_plan_error("fedprox_mu: -1\n", "plan.yaml:1:13: fedprox_mu: -1 is out of range");
 }
 
