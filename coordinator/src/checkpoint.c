@@ -326,8 +326,9 @@ int coord_csv_trim(ff_coord *c)
 int ff_coord_resume(ff_coord *c, int *resumed)
 {
     *resumed = 0;
-    if (c->run_started)
-        return ff_error(FF_ESTATE, "resume: the run has started already");
+    if (c->run_started || c->resume_done)
+        return ff_error(FF_ESTATE, "resume: the run has started or resumed already");
+    c->resume_done = 1;
     int found;
     int rc = coord_checkpoint_load(c, &found);
     if (rc != FF_OK)

@@ -258,7 +258,7 @@ void ff_coord_set_clock(ff_coord *c, double (*fn)(void *ud), void *ud)
     c->clock_ud = ud;
 }
 
-void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char job_hash[FF_SHA256_HEX])
+void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char *job_hash)
 {
     c->plan = plan;
     ff_strlcpy(c->job_hash, job_hash ? job_hash : "", sizeof c->job_hash);
@@ -554,8 +554,11 @@ static int open_phase(ff_coord *c)
         memset(c->expected, 0, c->nsites);
         const int *from = p->def.expect == FF_PHASE_FROM_PREVIOUS ? c->prev_done : c->selected;
         size_t k = p->def.expect == FF_PHASE_FROM_PREVIOUS ? c->nprev : c->nselected;
-        for (size_t i = 0; i < k; i++)
-            c->expected[from[i]] = 1;
+        if (p->def.expect == FF_PHASE_FROM_ALL)
+            memset(c->expected, 1, c->nsites);
+        else
+            for (size_t i = 0; i < k; i++)
+                c->expected[from[i]] = 1;
     }
     if (p->builtin == BI_TRAIN || p->builtin == BI_EVALUATE || p->builtin == BI_NONE)
         coord_emit(c, FF_EV_PHASE_OPEN, p->def.name, NULL, 0, 0,
@@ -676,7 +679,10 @@ static int start_round(ff_coord *c)
     reset_attempt(c);
     c->state = FF_COORD_IN_ROUND;
     c->phase_idx = 0;
-    coord_emit(c, FF_EV_ROUND_START, NULL, NULL, 0, c->round, c->model_hash, NULL);
+    const char *stage = "";
+    if (c->plan && c->plan->stages.count)
+        stage = ((const ff_plan_stage *)c->plan->stages.items)[ff_plan_stage_of_round(c->plan, c->round)].name;
+    coord_emit(c, FF_EV_ROUND_START, NULL, NULL, 0, c->round, c->model_hash, stage);
     return open_phase(c);
 }
 
@@ -723,6 +729,13 @@ int ff_coord_poll(ff_coord *c, ff_coord_status *st)
     if (c->state == FF_COORD_STOPPED) {
         fill_status(c, st);
         return ff_error(c->stop_status, "%s", c->stop_msg);
+    }
+    if (!c->run_started && !c->resume_done) {
+        /* A driver that forgot ff_coord_resume must not overwrite a checkpoint with round 1. */
+        int resumed;
+        rc = ff_coord_resume(c, &resumed);
+        if (rc != FF_OK)
+            return rc;
     }
     if (!c->run_started) {
         c->run_started = 1;

@@ -46,6 +46,7 @@ struct ff_coord {
     /* run state */
     int state;
     int run_started;
+    int resume_done;
     int resumed;
     int stop_status;
     char stop_msg[768];

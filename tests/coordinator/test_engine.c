@@ -786,6 +786,64 @@ static void test_resume_refuses_other_config_and_trims_csv(void **state)
     teardown(&f);
 }
 
+static void test_stages_auto_resume_and_evaluate_all(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, "sampling: {mode: count, count: 1}\n", 3, 3);
+    ff_plan plan;
+    const char *py = "stages:\n  - {name: clip, rounds: 2, objective: contrastive}\n"
+                     "  - {name: tune, rounds: 1}\n";
+    assert_int_equal(ff_plan_load_str(&plan, "p.yaml", py, strlen(py), 3), FF_OK);
+    char job[FF_SHA256_HEX];
+    assert_int_equal(ff_job_hash(&plan, "m", 1, job), FF_OK);
+    ff_coord_set_plan(f.c, &plan, job);
+    /* every site evaluates, not only the one that trained */
+    ff_coord_phase_find(f.c, FF_PHASE_EVALUATE)->expect = FF_PHASE_FROM_ALL;
+    ff_coord_status st;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.npending, 1);
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_string_equal(st.phase, FF_PHASE_EVALUATE);
+    assert_int_equal(st.npending, 3);
+    assert_int_equal(st.stage, 0);
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.round, 2);
+    /* crash in round 2; restart without calling ff_coord_resume: the first poll resumes */
+    ff_coord_free(f.c);
+    free(f.rec);
+    engine_new(&f, 3);
+    ff_coord_set_plan(f.c, &plan, job);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.round, 2);
+    assert_string_equal(f.rec->ev[0].detail, "resumed");
+    assert_int_equal(run_all(&f, 0), FF_OK);
+    size_t k = 0;
+    const char *want[] = {"clip", "tune"};
+    for (size_t i = 0; i < f.rec->n; i++)
+        if (f.rec->ev[i].type == FF_EV_ROUND_START)
+            assert_string_equal(f.rec->ev[i].detail, want[k++]);
+    assert_int_equal(k, 2);
+    char *csv;
+    size_t len;
+    assert_int_equal(ff_file_read_all(ft_path(f.cfg.out_dir, "rounds.csv"), 1 << 20, &csv, &len), FF_OK);
+    assert_non_null(strstr(csv, "\n1,0,"));
+    assert_non_null(strstr(csv, "\n2,0,"));
+    assert_non_null(strstr(csv, "\n3,1,"));
+    free(csv);
+    /* another job (plan) must not resume this checkpoint */
+    ff_coord_free(f.c);
+    free(f.rec);
+    engine_new(&f, 3);
+    ff_coord_set_plan(f.c, &plan, "0000");
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_ESTATE);
+    ft_assert_error_has("made for another job");
+    ff_plan_free(&plan);
+    teardown(&f);
+}
+
 static void test_model_table_validation(void **state)
 {
     (void)state;
@@ -846,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_extension_phases_secagg_shape),
         cmocka_unit_test(test_mechanism_and_pooled_auroc),
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
+        cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
         cmocka_unit_test(test_model_table_validation),
         cmocka_unit_test(test_progress_line),
     };

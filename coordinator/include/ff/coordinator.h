@@ -288,13 +288,14 @@ void ff_coord_free(ff_coord *c);
 void ff_coord_set_clock(ff_coord *c, double (*now)(void *ud), void *ud);
 /* Optional training plan: stages per round and the job hash recorded in the checkpoint. The
  * plan is borrowed. Call before the first poll. */
-void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char job_hash[FF_SHA256_HEX]);
+void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char *job_hash);
 /* Live progress line on f (NULL = none, the default). */
 void ff_coord_set_progress(ff_coord *c, FILE *f);
 
 /* Loads checkpoint_dir/checkpoint.safetensors if it exists: model, optimiser state, round,
  * RNG state; trims rounds.csv to the checkpointed rounds. *resumed = 1 when it did. Errors
- * when the checkpoint was made by another configuration (named) or is corrupt. */
+ * when the checkpoint was made by another configuration (named) or is corrupt. Called once,
+ * before the first poll; the first ff_coord_poll calls it when the driver did not. */
 int ff_coord_resume(ff_coord *c, int *resumed) FF_WARN_UNUSED;
 
 /* Advances the engine: starts the next round when idle, runs server phases, closes the open
@@ -353,7 +354,8 @@ typedef enum {
 
 typedef enum {
     FF_PHASE_FROM_SELECTED = 0, /* expects every site selected for the round */
-    FF_PHASE_FROM_PREVIOUS      /* expects the sites that answered the previous collect phase */
+    FF_PHASE_FROM_PREVIOUS,     /* expects the sites that answered the previous collect phase */
+    FF_PHASE_FROM_ALL           /* expects every site of the consortium (e.g. evaluation) */
 } ff_phase_expect;
 
 typedef struct {
@@ -407,7 +409,7 @@ void ff_coord_set_mechanism(ff_coord *c, const ff_coord_mechanism *m);
 
 typedef enum {
     FF_EV_RUN_START = 0,   /* detail: "fresh" or "resumed" */
-    FF_EV_ROUND_START,
+    FF_EV_ROUND_START,     /* detail = plan stage name ("" without a plan) */
     FF_EV_SITES_SELECTED,  /* count = number; detail = comma-separated names */
     FF_EV_PHASE_OPEN,      /* phase; hash = global model sent (train) */
     FF_EV_PHASE_CLOSE,     /* phase; count = answered; detail = names that answered */
