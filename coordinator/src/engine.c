@@ -291,6 +291,7 @@ const float *ff_coord_global(const ff_coord *c) { return c->global; }
 size_t ff_coord_nparams(const ff_coord *c) { return c->n; }
 int64_t ff_coord_round(const ff_coord *c) { return c->round; }
 const ff_strategy *ff_coord_strategy(const ff_coord *c) { return &c->strat; }
+const ff_coord_config *ff_coord_config_of(const ff_coord *c) { return &c->cfg; }
 
 const char *ff_coord_site_name(const ff_coord *c, int site)
 {

@@ -621,6 +621,7 @@ static void test_extension_phases_secagg_shape(void **state)
     fixture f;
     setup(&f, "quorum: {min_sites: 2}\n", 3, 1);
     secagg_sim sim = {0};
+    assert_true(ff_coord_config_of(f.c)->deadlines.advertise_keys == 60);
     ff_coord_phase adv = {.name = "advertise_keys", .kind = FF_PHASE_COLLECT,
                           .expect = FF_PHASE_FROM_SELECTED, .deadline_s = 3, .min_sites = -1,
                           .on_submit = adv_submit, .ud = &sim};

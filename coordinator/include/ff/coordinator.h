@@ -340,6 +340,8 @@ size_t ff_coord_nparams(const ff_coord *c);
 int64_t ff_coord_round(const ff_coord *c);
 const char *ff_coord_site_name(const ff_coord *c, int site);
 const ff_strategy *ff_coord_strategy(const ff_coord *c);
+/* The engine's copy of the config (deadlines for extension phases and the like). */
+const ff_coord_config *ff_coord_config_of(const ff_coord *c);
 /* Refusals counted so far for one reason (all rounds). */
 uint64_t ff_coord_refusals(const ff_coord *c, int reason);
 /* Writes the global model as safetensors through the tensor table (atomic). */
