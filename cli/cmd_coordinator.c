@@ -1,0 +1,86 @@
+/* Commands of the coordinator library that need no network: checking a coordinator config
+ * and training plan, and the job hash the sites approve. */
+#include "commands.h"
+
+#include "ff/coordinator.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_job(int argc, char **argv);
+
+FF_CLI_GROUP_DEFINE(coordinator,
+    {"job", "check a coordinator config and training plan; print the job hash", cmd_job,
+     "usage: fedfuse job --config COORDINATOR.yaml [--plan PLAN.yaml] [--model-config FILE]\n"
+     "       fedfuse job --schema\n"
+     "  Loads and validates the coordinator config and the training plan (errors name\n"
+     "  FILE:LINE:COL and the key), prints the run settings and the plan's stages, and the\n"
+     "  job hash: SHA-256(SHA-256(model config file) || SHA-256(canonical plan)), the value\n"
+     "  a site approves before it trains. Without --plan, the default plan (one stage) is\n"
+     "  used; without --model-config the model config is empty. --schema lists every key\n"
+     "  of both files with its type, default and range.\n"})
+
+static int print_job(const ff_coord_config *c, const ff_plan *p, const char *model_path)
+{
+    char *model = NULL;
+    size_t mlen = 0;
+    if (model_path) {
+        int rc = ff_file_read_all(model_path, 16u << 20, &model, &mlen);
+        if (rc != FF_OK)
+            return rc;
+    }
+    char hash[FF_SHA256_HEX];
+    int rc = ff_job_hash(p, model ? model : "", mlen, hash);
+    free(model);
+    if (rc != FF_OK)
+        return rc;
+    static const char *const modes[] = {"all", "fraction", "count"};
+    printf("run %s: %lld rounds, seed %lld, strategy %s (server_lr %g)\n", c->run_name,
+           (long long)c->rounds, (long long)c->seed, ff_strategy_name(c->strategy.name),
+           c->strategy.server_lr);
+    printf("sampling %s, quorum %lld sites, on_quorum_fail %s (max_retries %lld)\n",
+           modes[c->sampling.mode], (long long)c->quorum.min_sites,
+           c->on_quorum_fail == FF_QUORUM_STOP ? "stop" : "retry", (long long)c->max_retries);
+    printf("deadlines: train %gs, evaluate %gs; secure aggregation %s\n", c->deadlines.train,
+           c->deadlines.evaluate, c->secure_aggregation.enabled ? "on" : "off");
+    const ff_plan_stage *st = p->stages.items;
+    for (size_t i = 0; i < p->stages.count; i++)
+        printf("stage %zu %s: %lld rounds, %zu trainable prefixes (0 = all)\n", i, st[i].name,
+               (long long)st[i].rounds, st[i].trainable.count);
+    printf("job_sha256 %s\n", hash);
+    return FF_OK;
+}
+
+static int cmd_job(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "job", argc, argv);
+    if (ff_cli_flag(&a, "--schema")) {
+        if (ff_cli_check_unused(&a) != FF_OK)
+            return ff_cli_fail(FF_EINVAL);
+        printf("coordinator config:\n");
+        ff_cfg_describe(stdout, ff_coord_config_schema, 2);
+        printf("training plan:\n");
+        ff_cfg_describe(stdout, ff_plan_schema, 2);
+        return FF_EXIT_OK;
+    }
+    const char *cfg_path = ff_cli_opt(&a, "--config");
+    const char *plan_path = ff_cli_opt(&a, "--plan");
+    const char *model_path = ff_cli_opt(&a, "--model-config");
+    if (!cfg_path)
+        return ff_cli_usage_error("job", "missing --config");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    ff_coord_config c;
+    ff_plan p;
+    memset(&p, 0, sizeof p);
+    int rc = ff_coord_config_load(&c, cfg_path);
+    if (rc == FF_OK)
+        rc = plan_path ? ff_plan_load(&p, plan_path, c.rounds)
+                       : ff_plan_load_str(&p, "(default plan)", "", 0, c.rounds);
+    if (rc == FF_OK)
+        rc = print_job(&c, &p, model_path);
+    ff_plan_free(&p);
+    ff_coord_config_free(&c);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}

@@ -1,0 +1,454 @@
+/*
+ * ff/coordinator.h — the federated round engine: configuration, site sampling, phases with
+ * deadlines and quorums, refusals, server strategies (FedAvg, FedAdam, FedYogi, FedAdagrad),
+ * checkpoint/resume, rounds.csv and progress; plus the client-side helpers that need no model
+ * (update computation and validation, FedProx gradient term, the client's round state).
+ *
+ * The engine works on one flat float vector (the model's contiguous parameter buffer) and
+ * does no network I/O: a driver (the transport, or a test) feeds it submissions and calls
+ * ff_coord_poll; time comes from an injected clock.
+ *
+ * Usage (an in-process driver; the transport does the same with messages):
+ *
+ *     ff_coord_config cfg;
+ *     if (ff_coord_config_load(&cfg, "configs/coordinator.yaml") != FF_OK) { ... }
+ *     ff_coord_model model = {.n = n, .tensors = table, .ntensors = nt, .init = params0};
+ *     ff_coord *c = NULL;
+ *     if (ff_coord_new(&c, &cfg, &model, sites, nsites) != FF_OK) { ... }
+ *     int resumed;
+ *     if (ff_coord_resume(c, &resumed) != FF_OK) { ... }    // continues a killed run
+ *     ff_coord_status st;
+ *     while (ff_coord_poll(c, &st) == FF_OK && st.state != FF_COORD_DONE) {
+ *         for (size_t i = 0; i < st.npending; i++) {       // sites the open phase waits for
+ *             // train / evaluate at site st.pending[i] on ff_coord_global(c), then:
+ *             ff_coord_submit_update(c, sites[st.pending[i]], st.round, delta, n, n_examples);
+ *         }
+ *     }                                  // ff_coord_poll returns < 0 when the run stopped
+ *     ff_coord_free(c);
+ *     ff_coord_config_free(&cfg);
+ */
+#ifndef FF_COORDINATOR_H
+#define FF_COORDINATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ff/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Coordinator configuration (configs/coordinator.yaml documents every key)                  */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum {
+    FF_STRATEGY_FEDAVG = 0,
+    FF_STRATEGY_FEDPROX, /* server side = FedAvg; the proximal term is the client's */
+    FF_STRATEGY_FEDADAM,
+    FF_STRATEGY_FEDYOGI,
+    FF_STRATEGY_FEDADAGRAD,
+    FF_STRATEGY_COUNT
+} ff_strategy_kind;
+
+typedef enum { FF_SAMPLE_ALL = 0, FF_SAMPLE_FRACTION, FF_SAMPLE_COUNT } ff_sample_mode;
+typedef enum { FF_QUORUM_RETRY = 0, FF_QUORUM_STOP } ff_quorum_action;
+
+#define FF_COORD_NAME_MAX 64
+#define FF_COORD_PATH_MAX 512
+
+typedef struct {
+    int name;         /* ff_strategy_kind */
+    double server_lr; /* η */
+    double beta1, beta2, tau;
+} ff_strategy_config;
+
+typedef struct {
+    char run_name[FF_COORD_NAME_MAX];
+    int64_t rounds;
+    int64_t seed;
+    ff_strategy_config strategy;
+    struct {
+        int mode; /* ff_sample_mode */
+        double fraction;
+        int64_t count;
+    } sampling;
+    struct {
+        int64_t min_sites;
+    } quorum;
+    struct { /* seconds from the phase's opening */
+        double train, evaluate;
+        double advertise_keys, share_keys, masked_input, unmask; /* secure aggregation */
+    } deadlines;
+    int on_quorum_fail; /* ff_quorum_action */
+    int64_t max_retries;
+    char checkpoint_dir[FF_COORD_PATH_MAX];
+    char out_dir[FF_COORD_PATH_MAX];
+    char listen[128];
+    char consortium[FF_COORD_PATH_MAX];
+    struct {
+        int enabled;
+        int64_t threshold;
+        int64_t neighbours; /* 0 = the crypto library's default rule */
+    } secure_aggregation;
+} ff_coord_config;
+
+/* The schema (for `fedfuse config schema` style listings and tests). */
+extern const ff_cfg_field ff_coord_config_schema[];
+
+/* Loads and validates a coordinator config. Errors are FF_ECONFIG "FILE:LINE:COL: key: why"
+ * (cross-field checks name the file and the key). cfg is filled with defaults first;
+ * release with ff_coord_config_free whatever the result. */
+int ff_coord_config_load(ff_coord_config *cfg, const char *path) FF_WARN_UNUSED;
+int ff_coord_config_load_str(ff_coord_config *cfg, const char *name, const char *yaml,
+                             size_t len) FF_WARN_UNUSED;
+void ff_coord_config_free(ff_coord_config *cfg);
+const char *ff_strategy_name(int kind);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Training plan (configs/plan.yaml): what the sites run; hashed into the job hash            */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum { FF_OPT_ADAMW = 0, FF_OPT_SGD } ff_plan_optimizer;
+typedef enum { FF_OBJ_SUPERVISED = 0, FF_OBJ_CONTRASTIVE, FF_OBJ_MULTITASK } ff_plan_objective;
+
+#define FF_PLAN_DEFAULT_STAGE "default"
+
+typedef struct {
+    char name[FF_COORD_NAME_MAX];
+    int objective;             /* ff_plan_objective */
+    ff_cfg_strlist trainable;  /* name prefixes that train; empty = all parameters */
+    ff_cfg_strlist modalities; /* img, txt, ehr; empty = all */
+    int64_t rounds;
+    int64_t local_steps; /* 0 = the plan's local_epochs/local_steps */
+    double lr;           /* 0 = the plan's optimizer.lr */
+} ff_plan_stage;
+
+typedef struct {
+    int64_t local_epochs; /* used when local_steps = 0 */
+    int64_t local_steps;
+    int64_t batch_size;
+    struct {
+        int name; /* ff_plan_optimizer */
+        double lr, weight_decay, momentum;
+    } optimizer;
+    double fedprox_mu;
+    double modality_dropout;
+    ff_cfg_list stages; /* of ff_plan_stage; one default stage when the file has none */
+} ff_plan;
+
+extern const ff_cfg_field ff_plan_schema[];
+
+/* Loads a plan; with no `stages` key one stage FF_PLAN_DEFAULT_STAGE (supervised, every
+ * parameter, rounds = default_rounds) is made. Release with ff_plan_free. */
+int ff_plan_load(ff_plan *plan, const char *path, int64_t default_rounds) FF_WARN_UNUSED;
+int ff_plan_load_str(ff_plan *plan, const char *name, const char *yaml, size_t len,
+                     int64_t default_rounds) FF_WARN_UNUSED;
+void ff_plan_free(ff_plan *plan);
+/* A canonical text of the plan (fixed key order, %.17g numbers): what the job hash covers.
+ * Caller frees *out with free(). */
+int ff_plan_canonical(const ff_plan *plan, char **out, size_t *len) FF_WARN_UNUSED;
+/* Job hash = SHA-256(SHA-256(model config bytes) || SHA-256(canonical plan)), lower-case hex:
+ * what a site approves before it trains. */
+int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_config_len,
+                char out[FF_SHA256_HEX]) FF_WARN_UNUSED;
+/* The stage that round r (1-based) runs under: stages run in order, each for its rounds; the
+ * last stage continues if the run has more rounds. Returns the stage index. */
+size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Strategies: aggregate (weighted mean of updates) then apply (server optimiser)            */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Δ = Σ_i n_i Δ_i / Σ_i n_i with Δ_i = w_i − w (the pseudo-gradient of Reddi et al. 2021,
+ * negated). FedAvg/FedProx: w ← w + η Δ. FedAdam/FedYogi/FedAdagrad (Reddi et al., "Adaptive
+ * Federated Optimization", ICLR 2021, Algorithm 2, no bias correction):
+ *   m ← β1 m + (1 − β1) Δ
+ *   Adagrad: v ← v + Δ²;  Yogi: v ← v − (1 − β2) Δ² sign(v − Δ²);  Adam: v ← β2 v + (1 − β2) Δ²
+ *   w ← w + η m / (√v + τ)
+ * with m₀ = 0 and v₀ = τ² (the paper's v₋₁ ≥ τ²).
+ */
+typedef struct {
+    int kind; /* ff_strategy_kind */
+    ff_strategy_config cfg;
+    size_t n;
+    float *m, *v;  /* NULL for FedAvg/FedProx; owned */
+    int64_t steps; /* how many times apply ran */
+} ff_strategy;
+
+int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n) FF_WARN_UNUSED;
+void ff_strategy_free(ff_strategy *s);
+/* out[j] = Σ_i w_i u_i[j] / Σ_i w_i, summed in index order in double (deterministic).
+ * k ≥ 1, weights > 0. */
+int ff_strategy_aggregate(float *out, const float *const *updates, const double *weights,
+                          size_t k, size_t n) FF_WARN_UNUSED;
+/* Applies the averaged update delta to the global model in place (and the optimiser state). */
+void ff_strategy_apply(ff_strategy *s, float *global, const float *delta);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Client-side helpers that need no model                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* update = params − global. */
+void ff_fed_update_compute(float *update, const float *params, const float *global, size_t n);
+/* Adds the FedProx proximal gradient μ (w − w_global) to grads (Li et al. 2020). */
+void ff_fedprox_grad(const float *params, const float *global, float mu, float *grads, size_t n);
+
+typedef enum {
+    FF_REFUSE_NONE = 0,
+    FF_REFUSE_UNKNOWN_SITE,
+    FF_REFUSE_NOT_SELECTED, /* not expected in this phase (not sampled, or dropped earlier) */
+    FF_REFUSE_STALE_ROUND,  /* round (or retry attempt) is not the current one */
+    FF_REFUSE_WRONG_PHASE,  /* the phase it belongs to is not open */
+    FF_REFUSE_LATE,         /* after the phase deadline */
+    FF_REFUSE_DUPLICATE,
+    FF_REFUSE_WRONG_SIZE,
+    FF_REFUSE_NONFINITE,    /* NaN or Inf in the vector */
+    FF_REFUSE_BAD_WEIGHT,   /* example count not finite and > 0 */
+    FF_REFUSE_REJECTED,     /* a phase or mechanism callback refused it */
+    FF_REFUSE_COUNT
+} ff_refusal;
+
+const char *ff_refusal_name(int reason); /* "late", "duplicate", ... */
+
+/* Checks an update: size = expected, every value finite, weight finite and > 0. Returns
+ * FF_REFUSE_NONE or the reason; *bad_index (may be NULL) gets the first non-finite index. */
+int ff_fed_update_check(const float *update, size_t n, size_t expected, double weight,
+                        size_t *bad_index);
+
+/* The client's view of the rounds: accepts a task only for a round newer than the last one
+ * it finished (or the same round and a newer retry attempt), so a replayed or stale task is
+ * refused. */
+typedef struct {
+    int64_t round;   /* round of the task in progress, 0 = none */
+    int64_t attempt;
+    int64_t last_done; /* last round whose update was sent */
+    int busy;
+} ff_fedclient_state;
+
+void ff_fedclient_init(ff_fedclient_state *s);
+/* FF_OK and the state moves to (round, attempt); FF_ESTATE naming both rounds when stale. */
+int ff_fedclient_begin(ff_fedclient_state *s, int64_t round, int64_t attempt) FF_WARN_UNUSED;
+/* Marks the task's update sent; FF_ESTATE when round is not the one in progress. */
+int ff_fedclient_done(ff_fedclient_state *s, int64_t round) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The round engine                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[FF_MAX_DIMS];
+    size_t offset; /* in floats, into the flat vector */
+} ff_coord_tensor;
+
+/* The model as the engine sees it: n floats, a table naming slices of them (for the
+ * safetensors checkpoint; the table must cover [0, n) without overlap) and the initial
+ * values. The engine copies init; the table is borrowed and must outlive the engine. */
+typedef struct {
+    size_t n;
+    const ff_coord_tensor *tensors;
+    size_t ntensors;
+    const float *init;
+} ff_coord_model;
+
+typedef struct ff_coord ff_coord;
+
+typedef enum {
+    FF_COORD_IDLE = 0, /* between rounds */
+    FF_COORD_IN_ROUND,
+    FF_COORD_DONE,     /* every round finished */
+    FF_COORD_STOPPED   /* stopped on a quorum failure (ff_coord_poll returned the reason) */
+} ff_coord_state;
+
+#define FF_COORD_MAX_SITES 1024
+
+typedef struct {
+    int state;            /* ff_coord_state */
+    int64_t round;        /* current (or last) round, 1-based */
+    int64_t attempt;      /* retry attempt of the round, 0 = first */
+    const char *phase;    /* open phase name, or "" */
+    size_t stage;         /* plan stage of the round */
+    size_t nselected;
+    size_t ndone;         /* submissions accepted in the open phase */
+    size_t npending;
+    const int *pending;   /* site indices the open phase still waits for (engine-owned) */
+    double deadline_in;   /* seconds until the open phase's deadline (≥ 0) */
+} ff_coord_status;
+
+/* Creates an engine for the given sites (names copied; unique, at most FF_COORD_MAX_SITES).
+ * On error *out is NULL. The config is copied. */
+int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_model *model,
+                 const char *const *sites, size_t nsites) FF_WARN_UNUSED;
+void ff_coord_free(ff_coord *c);
+
+/* Time source in seconds (monotonic); default ff_now. Tests pass a fake clock. */
+void ff_coord_set_clock(ff_coord *c, double (*now)(void *ud), void *ud);
+/* Optional training plan: stages per round and the job hash recorded in the checkpoint. The
+ * plan is borrowed. Call before the first poll. */
+void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char *job_hash);
+/* Live progress line on f (NULL = none, the default). */
+void ff_coord_set_progress(ff_coord *c, FILE *f);
+
+/* Loads checkpoint_dir/checkpoint.safetensors if it exists: model, optimiser state, round,
+ * RNG state; trims rounds.csv to the checkpointed rounds. *resumed = 1 when it did. Errors
+ * when the checkpoint was made by another configuration (named) or is corrupt. Called once,
+ * before the first poll; the first ff_coord_poll calls it when the driver did not. */
+int ff_coord_resume(ff_coord *c, int *resumed) FF_WARN_UNUSED;
+
+/* Advances the engine: starts the next round when idle, runs server phases, closes the open
+ * phase when every expected site has answered or its deadline passed (naming the missing
+ * sites), applies the quorum rule. Never blocks. Returns FF_OK with *st filled (st may be
+ * NULL), or FF_ETIMEOUT/FF_ESTATE when the run stopped (the message says which round, phase,
+ * quorum and missing sites), or an I/O error from checkpointing. */
+int ff_coord_poll(ff_coord *c, ff_coord_status *st) FF_WARN_UNUSED;
+
+/* A site's update for round (Δ = w_site − w_global, n floats) with its example count.
+ * FF_OK when accepted (copied); FF_EPOLICY when refused, with the message naming the site
+ * and the reason (also counted and sent to the hooks); *reason (may be NULL) gets it. */
+int ff_coord_submit_update(ff_coord *c, const char *site, int64_t round, const float *update,
+                           size_t n, double n_examples) FF_WARN_UNUSED;
+int ff_coord_submit_update_ex(ff_coord *c, const char *site, int64_t round, int64_t attempt,
+                              const float *update, size_t n, double n_examples,
+                              int *reason) FF_WARN_UNUSED;
+
+/* A site's evaluation summary of the global model of round. The blob (e.g. the evaluation
+ * library's histograms) is handed to the evaluate phase's on_submit callback, not kept. */
+typedef struct {
+    double n_examples;
+    double loss;
+    double auroc; /* NaN when the site cannot compute it */
+    const void *blob;
+    size_t blob_len;
+} ff_coord_eval;
+int ff_coord_submit_eval(ff_coord *c, const char *site, int64_t round, const ff_coord_eval *e,
+                         int *reason) FF_WARN_UNUSED;
+/* Sets the pooled AUROC of the current round (from federated histograms) in place of the
+ * example-weighted mean of the sites' values. */
+void ff_coord_set_pooled_auroc(ff_coord *c, double auroc);
+
+/* A message for an extension phase (secure aggregation and the like): checked for round,
+ * phase, selection, deadline and duplicates, then handed to the phase's on_submit. */
+int ff_coord_submit(ff_coord *c, const char *phase, const char *site, int64_t round,
+                    const void *msg, size_t len, int *reason) FF_WARN_UNUSED;
+
+/* The global model (n floats, engine-owned, valid until the next poll). */
+const float *ff_coord_global(const ff_coord *c);
+size_t ff_coord_nparams(const ff_coord *c);
+int64_t ff_coord_round(const ff_coord *c);
+const char *ff_coord_site_name(const ff_coord *c, int site);
+const ff_strategy *ff_coord_strategy(const ff_coord *c);
+/* The engine's copy of the config (deadlines for extension phases and the like). */
+const ff_coord_config *ff_coord_config_of(const ff_coord *c);
+/* Refusals counted so far for one reason (all rounds). */
+uint64_t ff_coord_refusals(const ff_coord *c, int reason);
+/* Writes the global model as safetensors through the tensor table (atomic). */
+int ff_coord_save_model(const ff_coord *c, const char *path) FF_WARN_UNUSED;
+
+/* ---- phases: the round is a table of them; extensions insert their own ---------------- */
+
+typedef enum {
+    FF_PHASE_SERVER = 0, /* runs on_open at once and closes */
+    FF_PHASE_COLLECT     /* waits for one submission per expected site, until its deadline */
+} ff_phase_kind;
+
+typedef enum {
+    FF_PHASE_FROM_SELECTED = 0, /* expects every site selected for the round */
+    FF_PHASE_FROM_PREVIOUS,     /* expects the sites that answered the previous collect phase */
+    FF_PHASE_FROM_ALL           /* expects every site of the consortium (e.g. evaluation) */
+} ff_phase_expect;
+
+typedef struct {
+    char name[32];
+    int kind;           /* ff_phase_kind */
+    int expect;         /* ff_phase_expect */
+    double deadline_s;  /* COLLECT: seconds after opening; ≤ 0 = config deadlines.train */
+    int64_t min_sites;  /* COLLECT quorum; -1 = config quorum.min_sites; 0 = none */
+    /* Callbacks (any may be NULL). Returning < 0 from on_open/on_close stops the run with
+     * that status; on_submit returning < 0 refuses the message (FF_REFUSE_REJECTED). */
+    int (*on_open)(void *ud, ff_coord *c, int64_t round);
+    int (*on_submit)(void *ud, ff_coord *c, int site, const void *msg, size_t len);
+    int (*on_close)(void *ud, ff_coord *c, const int *done, size_t ndone);
+    void *ud;
+} ff_coord_phase;
+
+/* Built-in phase names, in order: */
+#define FF_PHASE_SELECT "select"       /* server: sample sites */
+#define FF_PHASE_TRAIN "train"         /* collect: plain updates */
+#define FF_PHASE_AGGREGATE "aggregate" /* server: weighted mean (or the provided sum) */
+#define FF_PHASE_UPDATE "update"       /* server: strategy apply */
+#define FF_PHASE_EVALUATE "evaluate"   /* collect: evaluation summaries, quorum 0 */
+#define FF_PHASE_CHECKPOINT "checkpoint" /* server: rounds.csv line, checkpoint file */
+
+/* Inserts a phase before the named one (NULL = at the end). FF_ENOTFOUND / FF_EINVAL for a
+ * duplicate name. Only between rounds. */
+int ff_coord_phase_insert(ff_coord *c, const char *before, const ff_coord_phase *p) FF_WARN_UNUSED;
+/* The phase named name (NULL when absent), to set callbacks, deadline_s or min_sites of a
+ * built-in phase (e.g. the evaluate phase's on_submit/on_close for federated histograms).
+ * Do not change name or kind. Only between rounds. */
+ff_coord_phase *ff_coord_phase_find(ff_coord *c, const char *name);
+/* Removes a phase (e.g. "train" when secure aggregation's masked-input phase replaces it). */
+int ff_coord_phase_remove(ff_coord *c, const char *name) FF_WARN_UNUSED;
+
+/* For secure aggregation: the unmasked Σ n_i Δ_i and Σ n_i of the survivors, set by an
+ * extension phase before "aggregate"; then "aggregate" uses it instead of plain updates. */
+int ff_coord_provide_sum(ff_coord *c, const float *weighted_sum, double total_weight,
+                         size_t n) FF_WARN_UNUSED;
+
+/* Mechanisms (privacy): on_update may change an accepted plain update in place (clipping);
+ * on_sum may change Σ n_i Δ_i before division (noise). Either returning < 0 stops the run. */
+typedef struct {
+    int (*on_update)(void *ud, int site, float *update, size_t n, double *weight);
+    int (*on_sum)(void *ud, int64_t round, float *sum, size_t n, double *total_weight,
+                  size_t nsites);
+    void *ud;
+} ff_coord_mechanism;
+void ff_coord_set_mechanism(ff_coord *c, const ff_coord_mechanism *m);
+
+/* ---- events: what the audit log and the transport subscribe to ------------------------- */
+
+typedef enum {
+    FF_EV_RUN_START = 0,   /* detail: "fresh" or "resumed" */
+    FF_EV_ROUND_START,     /* detail = plan stage name ("" without a plan) */
+    FF_EV_SITES_SELECTED,  /* count = number; detail = comma-separated names */
+    FF_EV_PHASE_OPEN,      /* phase; hash = global model sent (train) */
+    FF_EV_PHASE_CLOSE,     /* phase; count = answered; detail = names that answered */
+    FF_EV_DROPOUT,         /* phase, site: expected but did not answer by the deadline */
+    FF_EV_REFUSAL,         /* phase, site, reason */
+    FF_EV_QUORUM_FAIL,     /* phase; count = answered; detail = the message */
+    FF_EV_AGGREGATE,       /* hash = SHA-256 of the averaged update; count = sites */
+    FF_EV_MODEL,           /* hash = SHA-256 of the new global model */
+    FF_EV_CHECKPOINT,      /* detail = checkpoint path */
+    FF_EV_ROUND_END,
+    FF_EV_RUN_END,         /* detail: "done" or the stop message */
+    FF_EV_COUNT
+} ff_event_type;
+
+typedef struct {
+    int type; /* ff_event_type */
+    int64_t round, attempt;
+    const char *phase;  /* "" when none */
+    const char *site;   /* "" when none */
+    int reason;         /* ff_refusal for FF_EV_REFUSAL */
+    int64_t count;
+    const char *hash;   /* hex SHA-256 or "" */
+    const char *detail; /* "" when none */
+    double time;        /* the engine clock */
+} ff_coord_event;
+
+const char *ff_event_name(int type);
+typedef void (*ff_coord_hook)(void *ud, const ff_coord_event *ev);
+/* Subscribes fn (up to 8 hooks); called synchronously in order of registration. */
+int ff_coord_add_hook(ff_coord *c, ff_coord_hook fn, void *ud) FF_WARN_UNUSED;
+
+/* rounds.csv columns (out_dir/rounds.csv), one line per finished round, fsynced. */
+#define FF_ROUNDS_CSV_HEADER                                                                   \
+    "round,stage,attempts,selected,updates,dropouts,refusals,examples,update_norm,"           \
+    "eval_sites,eval_loss,pooled_auroc,model_sha256,seconds"
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,174 @@
+/* The coordinator config: one field table (the schema), defaults that are documented in
+ * configs/coordinator.yaml, and the cross-field checks the table cannot express. */
+#include "ff/coordinator.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "place.h"
+
+#define OFF(f) offsetof(ff_coord_config, f)
+#define SUB(sec, f) (offsetof(ff_coord_config, sec.f) - offsetof(ff_coord_config, sec))
+
+static const char *const strategy_names[] = {"fedavg", "fedprox", "fedadam", "fedyogi",
+                                             "fedadagrad", NULL};
+static const char *const sample_modes[] = {"all", "fraction", "count", NULL};
+static const char *const quorum_actions[] = {"retry", "stop", NULL};
+
+const char *ff_strategy_name(int kind)
+{
+    if (kind < 0 || kind >= FF_STRATEGY_COUNT)
+        return "?";
+    return strategy_names[kind];
+}
+
+static const ff_cfg_field strategy_fields[] = {
+    {.key = "name", .type = FF_CFG_ENUM, .offset = SUB(strategy, name), .choices = strategy_names,
+     .def = "fedavg", .help = "server strategy"},
+    {.key = "server_lr", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, server_lr), .min = 1e-9,
+     .max = 100, .def = "1.0", .help = "server learning rate eta"},
+    {.key = "beta1", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, beta1), .min = 0,
+     .max = 0.999999, .def = "0.9", .help = "first-moment decay (adaptive strategies)"},
+    {.key = "beta2", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, beta2), .min = 0,
+     .max = 0.999999, .def = "0.99", .help = "second-moment decay (FedAdam, FedYogi)"},
+    {.key = "tau", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, tau), .min = 1e-12, .max = 10,
+     .def = "0.001", .help = "adaptivity tau; v starts at tau^2"},
+    {0},
+};
+
+static const ff_cfg_field sampling_fields[] = {
+    {.key = "mode", .type = FF_CFG_ENUM, .offset = SUB(sampling, mode), .choices = sample_modes,
+     .def = "all", .help = "which sites train each round"},
+    {.key = "fraction", .type = FF_CFG_DOUBLE, .offset = SUB(sampling, fraction), .min = 1e-9,
+     .max = 1, .def = "1.0", .help = "mode fraction: ceil(fraction * sites) sites"},
+    {.key = "count", .type = FF_CFG_INT, .offset = SUB(sampling, count), .min = 1,
+     .max = FF_COORD_MAX_SITES, .def = "1", .help = "mode count: this many sites"},
+    {0},
+};
+
+static const ff_cfg_field quorum_fields[] = {
+    {.key = "min_sites", .type = FF_CFG_INT, .offset = SUB(quorum, min_sites), .min = 1,
+     .max = FF_COORD_MAX_SITES, .def = "1", .help = "sites that must answer each phase"},
+    {0},
+};
+
+static const ff_cfg_field deadline_fields[] = {
+    {.key = "train", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, train), .min = 0.001,
+     .max = 604800, .def = "3600", .help = "local training and update upload"},
+    {.key = "evaluate", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, evaluate), .min = 0.001,
+     .max = 604800, .def = "600", .help = "federated evaluation"},
+    {.key = "advertise_keys", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, advertise_keys),
+     .min = 0.001, .max = 604800, .def = "60", .help = "secure aggregation round 0"},
+    {.key = "share_keys", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, share_keys),
+     .min = 0.001, .max = 604800, .def = "60", .help = "secure aggregation round 1"},
+    {.key = "masked_input", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, masked_input),
+     .min = 0.001, .max = 604800, .def = "3600", .help = "secure aggregation round 2 (training included)"},
+    {.key = "unmask", .type = FF_CFG_DOUBLE, .offset = SUB(deadlines, unmask), .min = 0.001,
+     .max = 604800, .def = "60", .help = "secure aggregation round 3"},
+    {0},
+};
+
+static const ff_cfg_field secagg_fields[] = {
+    {.key = "enabled", .type = FF_CFG_BOOL, .offset = SUB(secure_aggregation, enabled),
+     .def = "false", .help = "SecAgg+ phases replace plain updates"},
+    {.key = "threshold", .type = FF_CFG_INT, .offset = SUB(secure_aggregation, threshold),
+     .min = 2, .max = FF_COORD_MAX_SITES, .def = "2", .help = "survivors needed to unmask"},
+    {.key = "neighbours", .type = FF_CFG_INT, .offset = SUB(secure_aggregation, neighbours),
+     .min = 0, .max = FF_COORD_MAX_SITES, .def = "0", .help = "k; 0 = default rule"},
+    {0},
+};
+
+const ff_cfg_field ff_coord_config_schema[] = {
+    {.key = "run_name", .type = FF_CFG_STRING, .offset = OFF(run_name), .size = FF_COORD_NAME_MAX,
+     .required = 1, .help = "name of the run (logs, checkpoint)"},
+    {.key = "rounds", .type = FF_CFG_INT, .offset = OFF(rounds), .required = 1, .min = 1,
+     .max = 1000000, .help = "federated rounds"},
+    {.key = "seed", .type = FF_CFG_INT, .offset = OFF(seed), .min = 0, .max = 9.0e15, .def = "0",
+     .help = "seed of site sampling"},
+    {.key = "strategy", .type = FF_CFG_SECTION, .offset = OFF(strategy), .sub = strategy_fields},
+    {.key = "sampling", .type = FF_CFG_SECTION, .offset = OFF(sampling), .sub = sampling_fields},
+    {.key = "quorum", .type = FF_CFG_SECTION, .offset = OFF(quorum), .sub = quorum_fields},
+    {.key = "deadlines", .type = FF_CFG_SECTION, .offset = OFF(deadlines), .sub = deadline_fields},
+    {.key = "on_quorum_fail", .type = FF_CFG_ENUM, .offset = OFF(on_quorum_fail),
+     .choices = quorum_actions, .def = "retry", .help = "retry the round or stop the run"},
+    {.key = "max_retries", .type = FF_CFG_INT, .offset = OFF(max_retries), .min = 0, .max = 1000,
+     .def = "3", .help = "retries of one round before stopping"},
+    {.key = "checkpoint_dir", .type = FF_CFG_STRING, .offset = OFF(checkpoint_dir),
+     .size = FF_COORD_PATH_MAX, .def = "out/checkpoints", .help = "checkpoint folder"},
+    {.key = "out_dir", .type = FF_CFG_STRING, .offset = OFF(out_dir), .size = FF_COORD_PATH_MAX,
+     .def = "out", .help = "rounds.csv and the final model"},
+    {.key = "listen", .type = FF_CFG_STRING, .offset = OFF(listen), .size = 128,
+     .def = "127.0.0.1:7443", .help = "address the transport listens on"},
+    {.key = "consortium", .type = FF_CFG_STRING, .offset = OFF(consortium),
+     .size = FF_COORD_PATH_MAX, .def = "", .help = "consortium file (sites, certificates)"},
+    {.key = "secure_aggregation", .type = FF_CFG_SECTION, .offset = OFF(secure_aggregation),
+     .sub = secagg_fields},
+    {0},
+};
+
+/* A cross-field error at the place of key path in the text: "FILE:LINE:COL: path: why". */
+int coord_place_error(const char *name, const char *yaml, size_t len, const char *path,
+                      const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t line, col;
+    coord_key_place(yaml, len, path, &line, &col);
+    return ff_error(FF_ECONFIG, "%s:%zu:%zu: %s: %s", name, line, col, path, why);
+}
+
+static int cross_check(const ff_coord_config *c, const char *name, const char *yaml, size_t len)
+{
+    if (c->run_name[0] == '\0')
+        return coord_place_error(name, yaml, len, "run_name", "must not be empty");
+    if (c->checkpoint_dir[0] == '\0')
+        return coord_place_error(name, yaml, len, "checkpoint_dir", "must not be empty");
+    if (c->out_dir[0] == '\0')
+        return coord_place_error(name, yaml, len, "out_dir", "must not be empty");
+    if (c->sampling.mode == FF_SAMPLE_COUNT && c->sampling.count < c->quorum.min_sites)
+        return coord_place_error(name, yaml, len, "sampling.count",
+                                 "%lld sites per round can never reach quorum.min_sites %lld",
+                                 (long long)c->sampling.count, (long long)c->quorum.min_sites);
+    if (c->secure_aggregation.enabled && c->secure_aggregation.threshold > c->quorum.min_sites)
+        return coord_place_error(name, yaml, len, "secure_aggregation.threshold",
+                                 "%lld is above quorum.min_sites %lld (a round could pass quorum "
+                                 "and still fail to unmask)",
+                                 (long long)c->secure_aggregation.threshold,
+                                 (long long)c->quorum.min_sites);
+    return FF_OK;
+}
+
+int ff_coord_config_load_str(ff_coord_config *cfg, const char *name, const char *yaml, size_t len)
+{
+    memset(cfg, 0, sizeof *cfg);
+    int rc = ff_cfg_load_str(name, yaml, len, ff_coord_config_schema, cfg);
+    if (rc != FF_OK)
+        return rc;
+    return cross_check(cfg, name, yaml, len);
+}
+
+int ff_coord_config_load(ff_coord_config *cfg, const char *path)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char *buf;
+    size_t len;
+    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    if (rc != FF_OK) {
+        if (ff_cfg_defaults(ff_coord_config_schema, cfg) != FF_OK)
+            return FF_EINTERNAL;
+        return rc;
+    }
+    rc = ff_coord_config_load_str(cfg, path, buf, len);
+    free(buf);
+    return rc;
+}
+
+void ff_coord_config_free(ff_coord_config *cfg)
+{
+    ff_cfg_free(ff_coord_config_schema, cfg);
+}

@@ -1,0 +1,234 @@
+/* The training plan sent to sites, its stages (issue 13) and the job hash sites approve. */
+#include "ff/coordinator.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "place.h"
+
+#define POFF(f) offsetof(ff_plan, f)
+#define PSUB(sec, f) (offsetof(ff_plan, sec.f) - offsetof(ff_plan, sec))
+#define SOFF(f) offsetof(ff_plan_stage, f)
+
+static const char *const optimizers[] = {"adamw", "sgd", NULL};
+static const char *const objectives[] = {"supervised", "contrastive", "multitask", NULL};
+
+static const ff_cfg_field optimizer_fields[] = {
+    {.key = "name", .type = FF_CFG_ENUM, .offset = PSUB(optimizer, name), .choices = optimizers,
+     .def = "adamw", .help = "local optimiser"},
+    {.key = "lr", .type = FF_CFG_DOUBLE, .offset = PSUB(optimizer, lr), .min = 1e-12, .max = 10,
+     .def = "0.001", .help = "local learning rate"},
+    {.key = "weight_decay", .type = FF_CFG_DOUBLE, .offset = PSUB(optimizer, weight_decay),
+     .min = 0, .max = 10, .def = "0.01", .help = "decoupled weight decay (adamw) or L2 (sgd)"},
+    {.key = "momentum", .type = FF_CFG_DOUBLE, .offset = PSUB(optimizer, momentum), .min = 0,
+     .max = 0.999999, .def = "0.9", .help = "sgd momentum (ignored by adamw)"},
+    {0},
+};
+
+static const ff_cfg_field stage_fields[] = {
+    {.key = "name", .type = FF_CFG_STRING, .offset = SOFF(name), .size = FF_COORD_NAME_MAX,
+     .required = 1, .help = "stage name"},
+    {.key = "objective", .type = FF_CFG_ENUM, .offset = SOFF(objective), .choices = objectives,
+     .def = "supervised", .help = "training objective"},
+    {.key = "trainable", .type = FF_CFG_STRLIST, .offset = SOFF(trainable),
+     .help = "parameter name prefixes that train (img., txt., ehr., fuse., head); empty = all"},
+    {.key = "modalities", .type = FF_CFG_STRLIST, .offset = SOFF(modalities),
+     .help = "modalities used (img, txt, ehr); empty = all"},
+    {.key = "rounds", .type = FF_CFG_INT, .offset = SOFF(rounds), .required = 1, .min = 1,
+     .max = 1000000, .help = "rounds of this stage"},
+    {.key = "local_steps", .type = FF_CFG_INT, .offset = SOFF(local_steps), .min = 0,
+     .max = 10000000, .def = "0", .help = "0 = the plan's local_epochs/local_steps"},
+    {.key = "lr", .type = FF_CFG_DOUBLE, .offset = SOFF(lr), .min = 0, .max = 10, .def = "0",
+     .help = "0 = the plan's optimizer.lr"},
+    {0},
+};
+
+const ff_cfg_field ff_plan_schema[] = {
+    {.key = "local_epochs", .type = FF_CFG_INT, .offset = POFF(local_epochs), .min = 0,
+     .max = 10000, .def = "1", .help = "local epochs per round (when local_steps is 0)"},
+    {.key = "local_steps", .type = FF_CFG_INT, .offset = POFF(local_steps), .min = 0,
+     .max = 10000000, .def = "0", .help = "local steps per round; 0 = use local_epochs"},
+    {.key = "batch_size", .type = FF_CFG_INT, .offset = POFF(batch_size), .min = 1, .max = 65536,
+     .def = "32", .help = "local batch size"},
+    {.key = "optimizer", .type = FF_CFG_SECTION, .offset = POFF(optimizer), .sub = optimizer_fields},
+    {.key = "fedprox_mu", .type = FF_CFG_DOUBLE, .offset = POFF(fedprox_mu), .min = 0, .max = 100,
+     .def = "0", .help = "FedProx proximal weight mu (0 = off)"},
+    {.key = "modality_dropout", .type = FF_CFG_DOUBLE, .offset = POFF(modality_dropout), .min = 0,
+     .max = 0.999, .def = "0", .help = "probability of hiding a present modality in training"},
+    {.key = "stages", .type = FF_CFG_LIST, .offset = POFF(stages), .size = sizeof(ff_plan_stage),
+     .sub = stage_fields, .min = 1, .max = 16, .help = "training stages, run in order"},
+    {0},
+};
+
+static int check_plan(const ff_plan *p, const char *name, const char *yaml, size_t len)
+{
+    char path[64];
+    if (p->local_epochs == 0 && p->local_steps == 0)
+        return coord_place_error(name, yaml, len, "local_steps",
+                                 "local_epochs and local_steps are both 0");
+    const ff_plan_stage *st = p->stages.items;
+    for (size_t i = 0; i < p->stages.count; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(st[i].name, st[j].name) == 0) {
+                snprintf(path, sizeof path, "stages[%zu].name", i);
+                return coord_place_error(name, yaml, len, path, "'%s' is used twice", st[i].name);
+            }
+        for (size_t k = 0; k < st[i].modalities.count; k++) {
+            const char *m = st[i].modalities.items[k];
+            if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr")) {
+                snprintf(path, sizeof path, "stages[%zu].modalities", i);
+                return coord_place_error(name, yaml, len, path,
+                                         "'%s' is not one of img, txt, ehr", m);
+            }
+        }
+    }
+    return FF_OK;
+}
+
+static int default_stage(ff_plan *p, int64_t rounds)
+{
+    if (p->stages.count > 0)
+        return FF_OK;
+    ff_plan_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return ff_error(FF_ENOMEM, "out of memory");
+    ff_strlcpy(s->name, FF_PLAN_DEFAULT_STAGE, sizeof s->name);
+    s->objective = FF_OBJ_SUPERVISED;
+    s->rounds = rounds > 0 ? rounds : 1;
+    free(p->stages.items);
+    p->stages.items = s;
+    p->stages.count = 1;
+    return FF_OK;
+}
+
+int ff_plan_load_str(ff_plan *plan, const char *name, const char *yaml, size_t len,
+                     int64_t default_rounds)
+{
+    memset(plan, 0, sizeof *plan);
+    int rc = ff_cfg_load_str(name, yaml, len, ff_plan_schema, plan);
+    if (rc == FF_OK)
+        rc = default_stage(plan, default_rounds);
+    if (rc == FF_OK)
+        rc = check_plan(plan, name, yaml, len);
+    return rc;
+}
+
+int ff_plan_load(ff_plan *plan, const char *path, int64_t default_rounds)
+{
+    memset(plan, 0, sizeof *plan);
+    char *buf;
+    size_t len;
+    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_plan_load_str(plan, path, buf, len, default_rounds);
+    free(buf);
+    return rc;
+}
+
+void ff_plan_free(ff_plan *plan)
+{
+    ff_cfg_free(ff_plan_schema, plan);
+}
+
+/* A growing text buffer for the canonical form. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int err;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) FF_PRINTF(2, 3);
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    if (b->err)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->err = 1;
+            return;
+        }
+        if (b->buf && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) {
+            b->err = 1;
+            return;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+}
+
+static void sb_list(sbuf *b, const char *key, const ff_cfg_strlist *l)
+{
+    sb_printf(b, "%s=[", key);
+    for (size_t i = 0; i < l->count; i++)
+        sb_printf(b, "%s%s", i ? "," : "", l->items[i]);
+    sb_printf(b, "]\n");
+}
+
+int ff_plan_canonical(const ff_plan *p, char **out, size_t *len)
+{
+    sbuf b = {0};
+    sb_printf(&b, "fedfuse-plan-v1\n");
+    sb_printf(&b, "local_epochs=%lld\nlocal_steps=%lld\nbatch_size=%lld\n",
+              (long long)p->local_epochs, (long long)p->local_steps, (long long)p->batch_size);
+    sb_printf(&b, "optimizer.name=%s\noptimizer.lr=%.17g\noptimizer.weight_decay=%.17g\n"
+                  "optimizer.momentum=%.17g\n",
+              optimizers[p->optimizer.name], p->optimizer.lr, p->optimizer.weight_decay,
+              p->optimizer.momentum);
+    sb_printf(&b, "fedprox_mu=%.17g\nmodality_dropout=%.17g\n", p->fedprox_mu, p->modality_dropout);
+    const ff_plan_stage *st = p->stages.items;
+    for (size_t i = 0; i < p->stages.count; i++) {
+        sb_printf(&b, "stage[%zu].name=%s\nobjective=%s\n", i, st[i].name,
+                  objectives[st[i].objective]);
+        sb_list(&b, "trainable", &st[i].trainable);
+        sb_list(&b, "modalities", &st[i].modalities);
+        sb_printf(&b, "rounds=%lld\nlocal_steps=%lld\nlr=%.17g\n", (long long)st[i].rounds,
+                  (long long)st[i].local_steps, st[i].lr);
+    }
+    if (b.err) {
+        free(b.buf);
+        return ff_error(FF_ENOMEM, "plan: out of memory");
+    }
+    *out = b.buf;
+    *len = b.len;
+    return FF_OK;
+}
+
+int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_config_len,
+                char out[FF_SHA256_HEX])
+{
+    char *text;
+    size_t len;
+    int rc = ff_plan_canonical(plan, &text, &len);
+    if (rc != FF_OK)
+        return rc;
+    uint8_t both[2 * FF_SHA256_BYTES], h[FF_SHA256_BYTES];
+    ff_sha256(model_config, model_config_len, both);
+    ff_sha256(text, len, both + FF_SHA256_BYTES);
+    free(text);
+    ff_sha256(both, sizeof both, h);
+    ff_hex(h, sizeof h, out);
+    return FF_OK;
+}
+
+size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round)
+{
+    const ff_plan_stage *st = plan->stages.items;
+    int64_t end = 0;
+    for (size_t i = 0; i < plan->stages.count; i++) {
+        end += st[i].rounds;
+        if (round <= end)
+            return i;
+    }
+    return plan->stages.count ? plan->stages.count - 1 : 0;
+}

@@ -1,0 +1,93 @@
+/* Server strategies. Every strategy first takes the example-weighted mean of the sites'
+ * updates Δ_i = w_i − w (FedAvg, McMahan et al. 2017); the adaptive ones then treat Δ as a
+ * negative pseudo-gradient and run a server optimiser on it (Reddi et al., "Adaptive
+ * Federated Optimization", ICLR 2021, Algorithm 2). The formulas are in the header and in
+ * docs/federation.md. */
+#include "ff/coordinator.h"
+
+#include <math.h>
+#include <string.h>
+
+int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    if (cfg->name < 0 || cfg->name >= FF_STRATEGY_COUNT)
+        return ff_error(FF_EINVAL, "strategy: unknown kind %d", cfg->name);
+    s->kind = cfg->name;
+    s->cfg = *cfg;
+    s->n = n;
+    if (s->kind == FF_STRATEGY_FEDAVG || s->kind == FF_STRATEGY_FEDPROX)
+        return FF_OK;
+    s->m = ff_calloc(n ? n : 1, sizeof(float));
+    s->v = ff_alloc((n ? n : 1) * sizeof(float));
+    if (!s->m || !s->v) {
+        ff_strategy_free(s);
+        return ff_error(FF_ENOMEM, "strategy %s: no memory for %zu moments", ff_strategy_name(cfg->name), n);
+    }
+    /* v₋₁ ≥ τ² in the paper's Algorithm 2: with v starting at τ², the first step is bounded
+     * by η·(1−β1)|Δ|/(√((1−β2)Δ² + β2τ²) + τ) instead of exploding on tiny Δ. */
+    float v0 = (float)(cfg->tau * cfg->tau);
+    for (size_t j = 0; j < n; j++)
+        s->v[j] = v0;
+    return FF_OK;
+}
+
+void ff_strategy_free(ff_strategy *s)
+{
+    ff_free(s->m);
+    ff_free(s->v);
+    s->m = s->v = NULL;
+}
+
+int ff_strategy_aggregate(float *out, const float *const *updates, const double *weights,
+                          size_t k, size_t n)
+{
+    if (k == 0)
+        return ff_error(FF_EINVAL, "aggregate: no updates");
+    double total = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (!(weights[i] > 0) || !isfinite(weights[i]))
+            return ff_error(FF_EINVAL, "aggregate: weight %zu is %g (must be finite and > 0)", i,
+                            weights[i]);
+        total += weights[i];
+    }
+    /* Per element in double, sites in index order: the result does not depend on the order
+     * in which updates arrived, which the bit-identical resume guarantee needs. */
+    for (size_t j = 0; j < n; j++) {
+        double acc = 0;
+        for (size_t i = 0; i < k; i++)
+            acc += weights[i] * (double)updates[i][j];
+        out[j] = (float)(acc / total);
+    }
+    return FF_OK;
+}
+
+void ff_strategy_apply(ff_strategy *s, float *w, const float *d)
+{
+    const double eta = s->cfg.server_lr, b1 = s->cfg.beta1, b2 = s->cfg.beta2, tau = s->cfg.tau;
+    const size_t n = s->n;
+    switch (s->kind) {
+    case FF_STRATEGY_FEDAVG:
+    case FF_STRATEGY_FEDPROX:
+        for (size_t j = 0; j < n; j++)
+            w[j] = (float)((double)w[j] + eta * (double)d[j]);
+        break;
+    default:
+        for (size_t j = 0; j < n; j++) {
+            double dj = d[j], d2 = dj * dj;
+            double m = b1 * s->m[j] + (1 - b1) * dj;
+            double v = s->v[j];
+            if (s->kind == FF_STRATEGY_FEDADAGRAD)
+                v = v + d2;
+            else if (s->kind == FF_STRATEGY_FEDYOGI)
+                v = v - (1 - b2) * d2 * (v > d2 ? 1.0 : (v < d2 ? -1.0 : 0.0));
+            else
+                v = b2 * v + (1 - b2) * d2;
+            s->m[j] = (float)m;
+            s->v[j] = (float)v;
+            w[j] = (float)((double)w[j] + eta * m / (sqrt(v) + tau));
+        }
+        break;
+    }
+    s->steps++;
+}
