@@ -14,6 +14,8 @@ FF_CLI_GROUP_DEFINE(privacy,
      "usage: fedfuse privacy epsilon --q Q --sigma S --steps N --delta D [options]\n"
      "       fedfuse privacy plan --epsilon E --delta D --q Q --steps N [options]\n"
      "       fedfuse privacy ledger FILE.json\n"
+     "       fedfuse privacy ddg --clip S --sigma SITE_STD --gamma G --dim D --survivors N\n"
+     "                           --rounds R --delta D [--beta B] [--q Q] [options]\n"
      "  epsilon: the (epsilon, delta) guarantee of N steps of the Poisson-sampled Gaussian\n"
      "           mechanism (sampling rate Q in (0,1], noise multiplier S > 0), composed in\n"
      "           RDP; prints 'epsilon <value>' and 'order <alpha>' (the optimal order).\n"
@@ -21,6 +23,10 @@ FF_CLI_GROUP_DEFINE(privacy,
      "  ledger:  recomputes epsilon from a privacy ledger (JSON written by a site or the\n"
      "           coordinator) from its recorded rounds; exit 2 if the stored epsilon\n"
      "           disagrees or a round passes the budget.\n"
+     "  ddg:     epsilon of R rounds of the distributed discrete Gaussian (Kairouz, Liu,\n"
+     "           Steinke 2021) with N surviving sites each adding std SITE_STD (original\n"
+     "           units), granularity G, padded dimension D, conditional rounding B (default\n"
+     "           exp(-1/2)), site sampling Q (default 1); also prints tau.\n"
      "options:\n"
      "  --orders default|dp_accounting|opacus|tf_privacy|A,B,...  RDP orders (default:\n"
      "           dp_accounting's 1.1..10.9, 11..63, 128, 256, 512, 1024)\n"
@@ -168,6 +174,40 @@ static int run_ledger(ff_cli_args *a)
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }
 
+static int run_ddg(ff_cli_args *a)
+{
+    ff_privacy_ddg_params p = {0};
+    double dim, survivors, rounds, delta, q, eps, order;
+    acc_opts o;
+    int rc;
+    if ((rc = need_f64(a, "--clip", &p.clip_norm)) || (rc = need_f64(a, "--sigma", &p.sigma)) ||
+        (rc = need_f64(a, "--gamma", &p.gamma)) || (rc = need_f64(a, "--dim", &dim)) ||
+        (rc = need_f64(a, "--survivors", &survivors)) ||
+        (rc = need_f64(a, "--rounds", &rounds)) || (rc = need_f64(a, "--delta", &delta)) ||
+        (rc = ff_cli_opt_f64(a, "--beta", exp(-0.5), &p.beta)) ||
+        (rc = ff_cli_opt_f64(a, "--q", 1.0, &q)) || (rc = parse_common(a, &o)) ||
+        (rc = ff_cli_check_unused(a)))
+        return ff_cli_fail(rc);
+    if (!(rounds >= 1) || rounds != floor(rounds))
+        return ff_cli_fail(ff_error(FF_ERANGE, "--rounds: %g must be an integer >= 1", rounds));
+    if ((rc = check_q_delta_steps(q, delta, 1)))
+        return ff_cli_fail(rc);
+    if (!(dim >= 1) || dim != floor(dim) || !(survivors >= 1) || survivors != floor(survivors))
+        return ff_cli_fail(ff_error(FF_ERANGE, "--dim/--survivors: must be integers >= 1"));
+    p.dim = (int64_t)dim;
+    p.survivors = (int64_t)survivors;
+    ff_privacy_accountant acc;
+    if ((rc = ff_privacy_accountant_init(&acc, o.orders, o.n, o.series)) ||
+        (rc = ff_privacy_accountant_add_ddg(&acc, &p, q, (int64_t)rounds)) ||
+        (rc = ff_privacy_accountant_epsilon(&acc, delta, o.conv, &eps, &order)))
+        return ff_cli_fail(rc);
+    printf("epsilon %.15g\n", eps);
+    printf("order %.15g\n", order);
+    printf("tau %.6g\n", ff_privacy_ddg_tau(&p));
+    printf("sensitivity %.9g\n", sqrt(ff_privacy_ddg_sensitivity_sq(&p)));
+    return FF_EXIT_OK;
+}
+
 static int cmd_privacy(int argc, char **argv)
 {
     if (ff_cli_wants_help(argc, argv)) {
@@ -175,7 +215,7 @@ static int cmd_privacy(int argc, char **argv)
         return FF_EXIT_OK;
     }
     if (argc < 2)
-        return ff_cli_usage_error("privacy", "missing subcommand (epsilon|plan|ledger)");
+        return ff_cli_usage_error("privacy", "missing subcommand (epsilon|plan|ledger|ddg)");
     ff_cli_args a;
     ff_cli_args_init(&a, "privacy", argc - 1, argv + 1);
     if (!strcmp(argv[1], "epsilon"))
@@ -184,5 +224,7 @@ static int cmd_privacy(int argc, char **argv)
         return run_plan(&a);
     if (!strcmp(argv[1], "ledger"))
         return run_ledger(&a);
-    return ff_cli_usage_error("privacy", "unknown subcommand '%s' (epsilon|plan|ledger)", argv[1]);
+    if (!strcmp(argv[1], "ddg"))
+        return run_ddg(&a);
+    return ff_cli_usage_error("privacy", "unknown subcommand '%s' (epsilon|plan|ledger|ddg)", argv[1]);
 }

@@ -170,6 +170,8 @@ static long double log_a_int(long double q, long double sigma, int64_t alpha)
     long double mx = -INFINITY, s = 0.0L;
     for (int64_t i = 2; i <= alpha; i++) {
         long double t = log_a_int_term(lq, l1q, two_s2, alpha, i);
+        if (t == -INFINITY)
+            continue; /* a zero term; also keeps exp(−inf − (−inf)) out */
         if (t > mx) {
             s = s * expl(mx - t) + 1.0L;
             mx = t;

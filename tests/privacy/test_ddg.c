@@ -192,6 +192,44 @@ static void test_ddg_sampled_bound(void **state)
     }
 }
 
+/* ε of whole runs against tests/privacy/oracle_ddg.py (an independent mpmath evaluation of
+ * the same KLS21 bound, dp_accounting orders, improved conversion). */
+static void test_ddg_epsilon_against_mpmath(void **state)
+{
+    (void)state;
+    static const struct {
+        double c, sigma, gamma;
+        int64_t d, n;
+        double beta;
+        int64_t rounds;
+        double delta, eps, tau;
+    } cases[] = {
+        {1, 0.5, 1e-3, 65536, 10, 0.6065306597126334, 1, 1e-3, 2.0618920051568617807, 0},
+        {1, 0.5, 1e-3, 65536, 7, 0.6065306597126334, 1, 1e-3, 2.5503238838435493699, 0},
+        {1, 0.3, 0.5, 64, 3, 0, 20, 1e-5, 1608.9944197046402415, 0.37398253406817265823},
+        {0.5, 0.5, 1e-3, 4096, 5, 0.6065306597126334, 10, 1e-5, 7.1035323781666412824, 0},
+    };
+    double o[FF_PRIVACY_MAX_ORDERS];
+    size_t no = ff_privacy_orders_dp_accounting(o);
+    for (size_t i = 0; i < FF_ARRAY_LEN(cases); i++) {
+        ff_privacy_ddg_params p = {.clip_norm = cases[i].c, .gamma = cases[i].gamma,
+                                   .beta = cases[i].beta, .sigma = cases[i].sigma,
+                                   .dim = cases[i].d, .survivors = cases[i].n};
+        ff_privacy_accountant acc;
+        double eps, order;
+        assert_int_equal(ff_privacy_accountant_init(&acc, o, no, 0), FF_OK);
+        assert_int_equal(ff_privacy_accountant_add_ddg(&acc, &p, 1.0, cases[i].rounds), FF_OK);
+        assert_int_equal(ff_privacy_accountant_epsilon(&acc, cases[i].delta,
+                                                       FF_PRIVACY_CONV_IMPROVED, &eps, &order),
+                         FF_OK);
+        double tau = ff_privacy_ddg_tau(&p);
+        print_message("case %zu: eps %.15g (oracle %.15g), tau %.6g\n", i, eps, cases[i].eps,
+                      tau);
+        assert_true(ft_rel_err(eps, cases[i].eps, 1e-300) < 1e-12);
+        assert_true(fabs(tau - cases[i].tau) <= 1e-13 * fmax(1.0, cases[i].tau));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_ddg_accounting_gaussian_limit),
         cmocka_unit_test(test_ddg_tau_and_dropouts),
         cmocka_unit_test(test_ddg_sampled_bound),
+        cmocka_unit_test(test_ddg_epsilon_against_mpmath),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,7 +172,8 @@ void ff_privacy_gaussian_noise(ff_rng *rng, float *x, size_t n, double std);
 
 /* DP-SGD (Abadi et al. 2016) per-example clipping, in two forms:
  *  - from per-example norms (what ghost clipping gives for linear layers, without
- *    materialising gradients): scales[i] = min(1, clip / norms[i]); the model then
+ *    materialising gradients): scales[i] = min(1, clip / norms[i]) (a factor 4e-7 below
+ *    the ratio when clipping, so float rounding cannot exceed clip); the model then
  *    accumulates Σ_i scales[i] g_i in a second backward pass;
  *  - from materialised per-example gradients grads[B][dim]: sum[dim] = Σ_i clip_C(g_i).
  * Norms must be finite and ≥ 0. */
@@ -192,8 +193,8 @@ typedef int (*ff_privacy_accum_fn)(void *model, const uint32_t *idx, size_t batc
 /* One DP-SGD gradient: Poisson sample from n_records at rate q (idx needs room for
  * n_records), norms → scales → clipped sum → + N(0, (σC)²) per coordinate. sum[dim] is
  * overwritten (the noisy sum; divide by the expected batch q·n_records to average).
- * *batch receives the sampled count. scratch: batch-sized double and float arrays are
- * allocated internally. */
+ * *batch receives the sampled count. An empty batch still gets its noise. Allocates two
+ * batch-sized scratch arrays per call. */
 int ff_privacy_dpsgd_step(ff_rng *rng, size_t n_records, double q, double sigma, double clip,
                           void *model, ff_privacy_norms_fn norms_fn,
                           ff_privacy_accum_fn accum_fn, uint32_t *idx, size_t *batch,
