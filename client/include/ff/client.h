@@ -1,0 +1,98 @@
+/*
+ * ff/client.h — what a hospital runs on its own data: local training of the fusion model for
+ * one round (or a whole centralised baseline), predictions, and evaluation (exact metrics for
+ * the site itself; mergeable score histograms for federated evaluation). No network here: the
+ * client node (`fedfuse client`) and the simulator drive these functions.
+ *
+ *     ff_local_opts o;
+ *     ff_local_opts_from_plan(&o, &plan, stage, ff_site_count(site, FF_SPLIT_TRAIN));
+ *     o.seed = seed ^ round;                       // data order, dropout, augmentation
+ *     ff_local_stats st;
+ *     if (ff_local_train(model, &site, 1, &o, &st) != FF_OK) ...   // message names the step
+ *
+ *     json_t *metrics;                            // per site and pooled, every task
+ *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, &eval_opts, report, &metrics);
+ *
+ * Depends on models, data, eval and coordinator (the training plan).
+ */
+#ifndef FF_CLIENT_H
+#define FF_CLIENT_H
+
+#include <jansson.h>
+
+#include "ff/common.h"
+#include "ff/coordinator.h"
+#include "ff/data.h"
+#include "ff/eval.h"
+#include "ff/models.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FF_CLIENT_TASKS 3
+extern const char *const ff_client_task_names[FF_CLIENT_TASKS]; /* admission, icu, critical */
+
+/* Modalities as a bit mask. */
+enum { FF_MOD_IMG = 1, FF_MOD_TXT = 2, FF_MOD_EHR = 4, FF_MOD_ALL = 7 };
+/* Parses "img,txt,ehr" (any subset, "all"); errors name the bad word. */
+int ff_client_parse_modalities(const char *s, int *mask) FF_WARN_UNUSED;
+
+/* The data shape a model config needs. */
+void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape);
+
+typedef struct {
+    int64_t steps;            /* optimiser steps */
+    int batch;                /* examples per step (<= the model's max batch) */
+    ff_optim_config optim;
+    float modality_dropout;   /* probability of hiding a present modality */
+    float fedprox_mu;         /* > 0: adds mu (w - global) to the gradients */
+    const float *global;      /* the round's global model (FedProx), or NULL */
+    const ff_cfg_strlist *trainable; /* parameter-name prefixes that train; NULL/empty = all */
+    int modalities;           /* FF_MOD_* mask the model may see (single-modality baselines) */
+    int augment;              /* clinical-meaning-preserving augmentation on */
+    uint64_t seed;
+    int progress;             /* print a progress bar on stderr */
+} ff_local_opts;
+
+typedef struct {
+    int64_t steps, examples;
+    double loss_first, loss_last, loss_mean;
+    double seconds;
+} ff_local_stats;
+
+/* Fills o from a training plan stage: steps = stage/plan local_steps, or local_epochs over
+ * ntrain examples; optimiser, lr, dropout and FedProx mu from the plan. */
+void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage, size_t ntrain);
+
+/* Trains m in place for o->steps steps on the train splits of sites (pooled: each step draws
+ * its batch from one site, chosen with probability proportional to its size). A fresh
+ * optimiser state per call (one federated round). A non-finite loss stops with FF_ENUMERIC
+ * naming the step. */
+int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
+                   ff_local_stats *st) FF_WARN_UNUSED;
+
+/* Predicted probabilities for every patient of a split: probs, labels and label masks are
+ * [n, K] arrays the caller allocates with n = ff_site_count(s, split). With a modality mask
+ * other than FF_MOD_ALL, patients left with no modality get the score `fallback`. */
+int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modalities,
+                     float fallback, float *probs, float *labels, float *mask) FF_WARN_UNUSED;
+
+/* Exact metrics of each task on each site's split and on the pooled predictions, with
+ * fairness (sex, age band) on the pooled predictions, as JSON
+ * {"split":..,"tasks":{"admission":{"pooled":{metrics.json},"sites":{"site-1":{..}}}}}.
+ * With html_path, also writes one self-contained report page (columns: pooled and each site,
+ * per task). The caller owns *out. */
+int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *names, size_t n,
+                       ff_split split, int modalities, const ff_eval_opts *eo,
+                       const char *html_path, json_t **out) FF_WARN_UNUSED;
+
+/* Federated evaluation at one site: per-task score histograms (with sex and age-band slices)
+ * of the split, as the JSON array the coordinator merges. */
+int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
+                        json_t **out) FF_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,366 @@
+/* Local training and prediction on a site's data. */
+#include "ff/client.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const ff_client_task_names[FF_CLIENT_TASKS] = {"admission", "icu", "critical"};
+
+int ff_client_parse_modalities(const char *s, int *mask)
+{
+    *mask = 0;
+    if (strcmp(s, "all") == 0) {
+        *mask = FF_MOD_ALL;
+        return FF_OK;
+    }
+    char buf[64];
+    if (ff_strlcpy(buf, s, sizeof buf) != FF_OK)
+        return ff_error(FF_EINVAL, "modalities '%s': too long", s);
+    char *save = NULL;
+    for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (strcmp(w, "img") == 0)
+            *mask |= FF_MOD_IMG;
+        else if (strcmp(w, "txt") == 0)
+            *mask |= FF_MOD_TXT;
+        else if (strcmp(w, "ehr") == 0)
+            *mask |= FF_MOD_EHR;
+        else
+            return ff_error(FF_EINVAL, "modalities: unknown '%s' (img, txt, ehr, all)", w);
+    }
+    if (!*mask)
+        return ff_error(FF_EINVAL, "modalities: empty list");
+    return FF_OK;
+}
+
+void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape)
+{
+    memset(shape, 0, sizeof *shape);
+    shape->C = (int)mc->image.channels;
+    shape->H = shape->W = (int)mc->image.size;
+    shape->Lt = (int)mc->text.length;
+    shape->Vt = (int)mc->text.vocab;
+    shape->Le = (int)mc->ehr.length;
+    shape->Vc = (int)mc->ehr.codes;
+    shape->Vv = (int)mc->ehr.values;
+    shape->Vtime = (int)mc->ehr.times;
+    shape->K = (int)mc->tasks;
+}
+
+void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage, size_t ntrain)
+{
+    memset(o, 0, sizeof *o);
+    const ff_plan_stage *st = plan->stages.count ? (const ff_plan_stage *)plan->stages.items + stage : NULL;
+    o->batch = (int)plan->batch_size;
+    int64_t steps = st && st->local_steps > 0 ? st->local_steps : plan->local_steps;
+    if (steps <= 0) {
+        int64_t per_epoch = ((int64_t)ntrain + o->batch - 1) / o->batch;
+        steps = plan->local_epochs * (per_epoch > 0 ? per_epoch : 1);
+    }
+    o->steps = steps;
+    ff_optim_config_default(&o->optim);
+    o->optim.kind = plan->optimizer.name == FF_OPT_SGD ? FF_OPTIM_SGD : FF_OPTIM_ADAMW;
+    o->optim.lr = (float)(st && st->lr > 0 ? st->lr : plan->optimizer.lr);
+    o->optim.weight_decay = (float)plan->optimizer.weight_decay;
+    o->optim.momentum = (float)plan->optimizer.momentum;
+    o->optim.min_lr_ratio = 1.0f; /* constant within a round; rounds are the schedule */
+    o->modality_dropout = (float)plan->modality_dropout;
+    o->fedprox_mu = (float)plan->fedprox_mu;
+    o->trainable = st ? &st->trainable : NULL;
+    o->modalities = FF_MOD_ALL;
+    o->augment = 1;
+}
+
+/* Zeroes the modalities outside mask; returns 1 when row i keeps at least one. */
+static int restrict_row(ff_batch *b, int i, int mask)
+{
+    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W;
+    if (!(mask & FF_MOD_IMG)) {
+        memset(b->image + (size_t)i * img, 0, img * sizeof(float));
+        b->image_present[i] = 0;
+    }
+    if (!(mask & FF_MOD_TXT))
+        memset(b->text_ids + (size_t)i * (size_t)b->Lt, 0, (size_t)b->Lt * sizeof(int32_t));
+    if (!(mask & FF_MOD_EHR)) {
+        size_t off = (size_t)i * (size_t)b->Le, n = (size_t)b->Le * sizeof(int32_t);
+        memset(b->ehr_code + off, 0, n);
+        memset(b->ehr_val + off, 0, n);
+        memset(b->ehr_time + off, 0, n);
+    }
+    return ff_batch_present(b, i, 0) || ff_batch_present(b, i, 1) || ff_batch_present(b, i, 2);
+}
+
+static void copy_row(ff_batch *b, int dst, int src)
+{
+    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W, K = (size_t)b->K;
+    memcpy(b->image + (size_t)dst * img, b->image + (size_t)src * img, img * sizeof(float));
+    b->image_present[dst] = b->image_present[src];
+    memcpy(b->text_ids + (size_t)dst * (size_t)b->Lt, b->text_ids + (size_t)src * (size_t)b->Lt,
+           (size_t)b->Lt * sizeof(int32_t));
+    size_t Le = (size_t)b->Le;
+    memcpy(b->ehr_code + dst * Le, b->ehr_code + src * Le, Le * sizeof(int32_t));
+    memcpy(b->ehr_val + dst * Le, b->ehr_val + src * Le, Le * sizeof(int32_t));
+    memcpy(b->ehr_time + dst * Le, b->ehr_time + src * Le, Le * sizeof(int32_t));
+    memcpy(b->labels + dst * K, b->labels + src * K, K * sizeof(float));
+    memcpy(b->label_mask + dst * K, b->label_mask + src * K, K * sizeof(float));
+}
+
+/* Restricts rows 0..n-1 to the mask; rows left with no modality are moved out (keep[i] = 0
+ * for them) and the kept rows compacted to the front. Returns the kept count. */
+static int restrict_batch(ff_batch *b, int n, int mask, uint8_t *keep)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        keep[i] = (uint8_t)(mask == FF_MOD_ALL || restrict_row(b, i, mask));
+        if (keep[i]) {
+            if (kept != i)
+                copy_row(b, kept, i);
+            kept++;
+        }
+    }
+    return kept;
+}
+
+/* A batch view with B rows (the model computes B rows; padding rows carry no loss). */
+static ff_batch batch_rows(const ff_batch *b, int B)
+{
+    ff_batch v = *b;
+    v.B = B;
+    return v;
+}
+
+static int prefix_trainable(const ff_cfg_strlist *tr, const char *name)
+{
+    if (!tr || tr->count == 0)
+        return 1;
+    for (size_t i = 0; i < tr->count; i++)
+        if (strncmp(name, tr->items[i], strlen(tr->items[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copies of frozen tensors, restored after each step so nothing outside `trainable` moves
+ * (not even by weight decay). */
+typedef struct {
+    float *saved;
+    uint8_t *frozen; /* per tensor */
+} freeze_state;
+
+static int freeze_init(freeze_state *fz, ff_model *m, const ff_cfg_strlist *tr)
+{
+    memset(fz, 0, sizeof *fz);
+    if (!tr || tr->count == 0)
+        return FF_OK;
+    size_t nt = ff_model_ntensors(m);
+    fz->frozen = calloc(nt, 1);
+    fz->saved = ff_alloc(ff_model_nparams(m) * sizeof(float));
+    if (!fz->frozen || !fz->saved)
+        return ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nt; i++)
+        fz->frozen[i] = (uint8_t)!prefix_trainable(tr, ff_model_tensor(m, i)->name);
+    memcpy(fz->saved, ff_model_params(m), ff_model_nparams(m) * sizeof(float));
+    return FF_OK;
+}
+
+static void freeze_restore(freeze_state *fz, ff_model *m)
+{
+    if (!fz->frozen)
+        return;
+    float *p = ff_model_params(m);
+    for (size_t i = 0; i < ff_model_ntensors(m); i++) {
+        const ff_param_info *t = ff_model_tensor(m, i);
+        if (fz->frozen[i])
+            memcpy(p + t->offset, fz->saved + t->offset, t->numel * sizeof(float));
+    }
+}
+
+static void freeze_free(freeze_state *fz)
+{
+    free(fz->frozen);
+    ff_free(fz->saved);
+}
+
+/* One optimiser step on batch b: forward, backward, FedProx term, clip, step. */
+static int train_one(ff_model *m, ff_optim *opt, const ff_local_opts *o, const ff_batch *b,
+                     int64_t step, float *loss)
+{
+    size_t n = ff_model_nparams(m);
+    int K = b->K;
+    float logits[64 * 8];
+    float *lg = b->B * K <= (int)FF_ARRAY_LEN(logits) ? logits : malloc((size_t)(b->B * K) * sizeof(float));
+    if (!lg)
+        return ff_error(FF_ENOMEM, "out of memory");
+    ff_model_zero_grad(m);
+    int rc = ff_model_forward(m, b, lg, loss);
+    if (rc == FF_OK && !isfinite(*loss))
+        rc = ff_error(FF_ENUMERIC, "local training: loss is %f at step %lld", (double)*loss,
+                      (long long)step);
+    if (rc == FF_OK)
+        rc = ff_model_backward(m, b);
+    if (rc == FF_OK && o->fedprox_mu > 0 && o->global)
+        ff_fedprox_grad(ff_model_params(m), o->global, o->fedprox_mu, ff_model_grads(m), n);
+    if (rc == FF_OK) {
+        ff_grad_clip_norm(ff_model_grads(m), n, o->optim.clip_norm);
+        rc = ff_optim_step(opt, m, ff_lr_schedule(&o->optim, step, o->steps));
+    }
+    if (lg != logits)
+        free(lg);
+    return rc;
+}
+
+/* Picks a site with probability proportional to its train size. */
+static size_t pick_site(ff_rng *rng, ff_site *const *sites, size_t nsites, size_t total)
+{
+    uint32_t r = ff_rng_below(rng, (uint32_t)total);
+    for (size_t i = 0; i < nsites; i++) {
+        size_t c = ff_site_count(sites[i], FF_SPLIT_TRAIN);
+        if (r < c)
+            return i;
+        r -= (uint32_t)c;
+    }
+    return nsites - 1;
+}
+
+typedef struct {
+    uint32_t *order;
+    size_t pos, count;
+    uint64_t epoch;
+} site_cursor;
+
+static void next_indices(const ff_site *s, site_cursor *c, uint64_t seed, uint32_t *idx, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (c->pos == c->count) {
+            ff_site_shuffle(s, FF_SPLIT_TRAIN, seed, c->epoch++, c->order);
+            c->pos = 0;
+        }
+        idx[i] = c->order[c->pos++];
+    }
+}
+
+int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
+                   ff_local_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    size_t total = 0;
+    for (size_t i = 0; i < nsites; i++)
+        total += ff_site_count(sites[i], FF_SPLIT_TRAIN);
+    if (total == 0)
+        return ff_error(FF_EINVAL, "local training: no training examples");
+    if (o->batch < 1 || o->batch > ff_model_max_batch(m))
+        return ff_error(FF_EINVAL, "local training: batch %d outside 1..%d", o->batch,
+                        ff_model_max_batch(m));
+    const ff_data_shape *sh = ff_site_shape(sites[0]);
+    double t0 = ff_now();
+    ff_batch b = {0};
+    ff_optim *opt = NULL;
+    site_cursor *cur = calloc(nsites, sizeof *cur);
+    uint32_t *idx = calloc((size_t)o->batch, sizeof *idx);
+    uint8_t *keep = calloc((size_t)o->batch, 1);
+    freeze_state fz = {0};
+    int rc = cur && idx && keep ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == FF_OK && i < nsites; i++) {
+        cur[i].count = cur[i].pos = ff_site_count(sites[i], FF_SPLIT_TRAIN);
+        if (cur[i].count && !(cur[i].order = calloc(cur[i].count, sizeof(uint32_t))))
+            rc = ff_error(FF_ENOMEM, "out of memory");
+    }
+    if (rc == FF_OK)
+        rc = ff_batch_alloc(&b, o->batch, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+    if (rc == FF_OK)
+        rc = ff_optim_new(&opt, m, &o->optim);
+    if (rc == FF_OK)
+        rc = freeze_init(&fz, m, o->trainable);
+    ff_rng rng;
+    ff_rng_init(&rng, o->seed, 0x10ca1);
+    ff_aug aug = ff_aug_default();
+    ff_progress prog;
+    ff_progress_start(&prog, o->progress ? stderr : NULL, "train", (uint64_t)o->steps);
+    double loss_sum = 0;
+    for (int64_t step = 0; rc == FF_OK && step < o->steps; step++) {
+        size_t si = nsites == 1 ? 0 : pick_site(&rng, sites, nsites, total);
+        if (cur[si].count == 0)
+            continue;
+        next_indices(sites[si], &cur[si], o->seed + si, idx, o->batch);
+        rc = ff_site_batch(sites[si], FF_SPLIT_TRAIN, idx, (size_t)o->batch, o->augment ? &aug : NULL,
+                           &rng, &b);
+        int n = rc == FF_OK ? restrict_batch(&b, o->batch, o->modalities, keep) : 0;
+        if (rc == FF_OK && n == 0)
+            continue;
+        if (rc == FF_OK && o->modality_dropout > 0)
+            rc = ff_modality_dropout(&b, o->modality_dropout, &rng);
+        float loss = 0;
+        ff_batch view = batch_rows(&b, n);
+        if (rc == FF_OK)
+            rc = train_one(m, opt, o, &view, step, &loss);
+        freeze_restore(&fz, m);
+        if (rc != FF_OK)
+            break;
+        if (st->steps == 0)
+            st->loss_first = loss;
+        st->loss_last = loss;
+        loss_sum += loss;
+        st->steps++;
+        st->examples += n;
+        char extra[64];
+        snprintf(extra, sizeof extra, "loss %.4f", loss);
+        ff_progress_update(&prog, (uint64_t)step + 1, extra);
+    }
+    if (o->progress && rc == FF_OK)
+        ff_progress_finish(&prog);
+    st->loss_mean = st->steps ? loss_sum / (double)st->steps : 0;
+    st->seconds = ff_now() - t0;
+    for (size_t i = 0; cur && i < nsites; i++)
+        free(cur[i].order);
+    free(cur);
+    free(idx);
+    free(keep);
+    freeze_free(&fz);
+    ff_optim_free(opt);
+    ff_batch_free(&b);
+    return rc;
+}
+
+int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modalities,
+                     float fallback, float *probs, float *labels, float *mask)
+{
+    const ff_data_shape *sh = ff_site_shape(s);
+    size_t n = ff_site_count(s, split);
+    int B = ff_model_max_batch(m), K = sh->K;
+    ff_batch b;
+    int rc = ff_batch_alloc(&b, B, K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+    if (rc != FF_OK)
+        return rc;
+    uint32_t *idx = calloc((size_t)B, sizeof *idx);
+    uint8_t *keep = calloc((size_t)B, 1);
+    float *logits = calloc((size_t)(B * K), sizeof *logits);
+    if (!idx || !keep || !logits)
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    for (size_t start = 0; rc == FF_OK && start < n; start += (size_t)B) {
+        int cnt = (int)FF_MIN((size_t)B, n - start);
+        for (int i = 0; i < cnt; i++)
+            idx[i] = (uint32_t)(start + (size_t)i);
+        rc = ff_site_batch(s, split, idx, (size_t)cnt, NULL, NULL, &b);
+        if (rc != FF_OK)
+            break;
+        /* labels before compaction: every patient keeps its own row in the output */
+        memcpy(labels + start * (size_t)K, b.labels, (size_t)(cnt * K) * sizeof(float));
+        memcpy(mask + start * (size_t)K, b.label_mask, (size_t)(cnt * K) * sizeof(float));
+        int kept = restrict_batch(&b, cnt, modalities, keep);
+        float loss;
+        ff_batch view = batch_rows(&b, kept);
+        if (kept > 0 && (rc = ff_model_forward(m, &view, logits, &loss)) != FF_OK)
+            break;
+        for (int i = 0, r = 0; i < cnt; i++) {
+            for (int k = 0; k < K; k++) {
+                float p = keep[i] ? 1.0f / (1.0f + expf(-logits[r * K + k])) : fallback;
+                probs[(start + (size_t)i) * (size_t)K + (size_t)k] = p;
+            }
+            r += keep[i];
+        }
+    }
+    free(idx);
+    free(keep);
+    free(logits);
+    ff_batch_free(&b);
+    return rc;
+}
