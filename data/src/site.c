@@ -460,7 +460,8 @@ static int cmp_event(const void *a, const void *b)
  * their values with the given edges. */
 static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
 {
-    qsort(c->ev, c->nev, sizeof *c->ev, cmp_event);
+    if (c->nev)
+        qsort(c->ev, c->nev, sizeof *c->ev, cmp_event);
     size_t Le = (size_t)s->shape.Le, kept = 0;
     s->ev_off = calloc(s->n + 1, sizeof *s->ev_off);
     if (!s->ev_off)

@@ -527,6 +527,12 @@ int ff_synth_generate(const ff_synth_opts *o, const char *out_dir)
             counts[k] = 1;
         grand += counts[k];
     }
+    /* Sizes sum exactly to sites x patients: the rounding remainder goes to the first. */
+    long want = o->patients * (long)FF_MIN(o->sites, 64);
+    if (counts[0] + (want - grand) >= 1) {
+        counts[0] += want - grand;
+        grand = want;
+    }
     int S = o->image_size * 2;
     float *img = malloc((size_t)S * S * sizeof *img);
     char *nbuf = malloc(2048);
