@@ -57,22 +57,35 @@ typedef struct {
     size_t mask;
 } id_index;
 
-static int index_build(id_index *ix, char **ids, size_t n)
+/* Places index i (ids[i]) without checking for equal ids. */
+static void index_place(id_index *ix, char **ids, size_t i)
 {
-    size_t cap = 16;
-    while (cap < 2 * n + 16)
-        cap *= 2;
-    ix->slots = calloc(cap, sizeof *ix->slots);
-    if (!ix->slots)
-        return ff_error(FF_ENOMEM, "out of memory for the id index");
-    ix->mask = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t h = ff_fnv1a32(ids[i], strlen(ids[i])) & ix->mask;
-        while (ix->slots[h])
-            h = (h + 1) & ix->mask;
-        ix->slots[h] = (uint32_t)i + 1;
+    size_t h = ff_fnv1a32(ids[i], strlen(ids[i])) & ix->mask;
+    while (ix->slots[h])
+        h = (h + 1) & ix->mask;
+    ix->slots[h] = (uint32_t)i + 1;
+}
+
+static long index_find(const id_index *ix, char **ids, const char *id, size_t len);
+
+/* Adds ids[i] (i = number of ids already indexed) and returns 0, or 1 when an equal id is
+ * already there (nothing added), or FF_ENOMEM. Keeps the table at most half full. */
+static int index_insert(id_index *ix, char **ids, size_t i)
+{
+    if (2 * (i + 1) > ix->mask) {
+        size_t cap = ix->mask ? (ix->mask + 1) * 2 : 4096;
+        id_index bigger = {calloc(cap, sizeof(uint32_t)), cap - 1};
+        if (!bigger.slots)
+            return ff_error(FF_ENOMEM, "out of memory for the id index");
+        for (size_t k = 0; k < i; k++)
+            index_place(&bigger, ids, k);
+        free(ix->slots);
+        *ix = bigger;
     }
-    return FF_OK;
+    if (index_find(ix, ids, ids[i], strlen(ids[i])) >= 0)
+        return 1;
+    index_place(ix, ids, i);
+    return 0;
 }
 
 static long index_find(const id_index *ix, char **ids, const char *id, size_t len)
@@ -102,9 +115,7 @@ typedef struct {
     int attr_col[SITE_MAX_ATTRS]; /* csv column of declared attribute a (a >= 2) */
     int ncols;
     size_t cap;
-    id_index seen; /* duplicate detection, rebuilt lazily by open addressing below */
-    uint32_t *dup_slots;
-    size_t dup_mask;
+    id_index ix; /* grows with the rows; duplicates found here; then used by notes/events */
 } patients_ctx;
 
 static int header_patients(patients_ctx *c, const ff_csv_row *r)
@@ -198,36 +209,6 @@ static int attr_value(site_attr *a, const char *v)
     return a->values[a->nvalues] ? a->nvalues++ : -1;
 }
 
-static int dup_check_insert(patients_ctx *c, size_t idx)
-{
-    /* Keep the table at most half full: rebuild into a doubled table when needed. */
-    if (2 * (idx + 1) > c->dup_mask) {
-        size_t cap = c->dup_mask ? (c->dup_mask + 1) * 2 : 4096;
-        uint32_t *slots = calloc(cap, sizeof *slots);
-        if (!slots)
-            return ff_error(FF_ENOMEM, "out of memory for the id index");
-        for (size_t i = 0; i < idx; i++) {
-            size_t h = ff_fnv1a32(c->s->ids[i], strlen(c->s->ids[i])) & (cap - 1);
-            while (slots[h])
-                h = (h + 1) & (cap - 1);
-            slots[h] = (uint32_t)i + 1;
-        }
-        free(c->dup_slots);
-        c->dup_slots = slots;
-        c->dup_mask = cap - 1;
-    }
-    const char *id = c->s->ids[idx];
-    size_t len = strlen(id);
-    size_t h = ff_fnv1a32(id, len) & c->dup_mask;
-    while (c->dup_slots[h]) {
-        if (strcmp(c->s->ids[c->dup_slots[h] - 1], id) == 0)
-            return 1;
-        h = (h + 1) & c->dup_mask;
-    }
-    c->dup_slots[h] = (uint32_t)idx + 1;
-    return 0;
-}
-
 static int ensure_patient_cap(patients_ctx *c, size_t need)
 {
     ff_site *s = c->s;
@@ -265,7 +246,6 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     if (c->ncols == 0)
         return header_patients(c, r);
     const char *why = NULL;
-    ff_skip_reason reason = FF_SKIP_PATIENT_ROW;
     if (r->nfields != c->ncols)
         why = "wrong number of fields";
     const char *id = why ? NULL : r->fields[c->col[COL_ID]];
@@ -281,7 +261,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
         why = "split is not one of train, val, test";
     if (why)
-        return skip_row(c->opts, c->rep, reason, c->shown, r->line, why);
+        return skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
     /* Labels are checked in both modes: a wrong label would silently poison training. */
     int8_t lab[FF_DATA_TASKS];
     for (int k = 0; k < FF_DATA_TASKS; k++) {
@@ -301,7 +281,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     s->ids[i] = strdup(id);
     if (!s->ids[i])
         return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
-    int dup = dup_check_insert(c, i);
+    int dup = index_insert(&c->ix, s->ids, i);
     if (dup < 0) {
         free(s->ids[i]);
         return dup;
@@ -610,7 +590,7 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
         if (txt)
             words[nw++] = (long)s->words[p];
         if (nev)
-            evs[ne++] = (long)(nev + 0);
+            evs[ne++] = (long)nev;
     }
     percentiles(words, nw, &rep->words_p50, &rep->words_p90, &rep->words_max);
     percentiles(evs, ne, &rep->events_p50, &rep->events_p90, &rep->events_max);
@@ -636,7 +616,7 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     sprintf(shown, "%s/patients.csv", dir);
     patients_ctx pc = {.s = s, .opts = o, .rep = rep, .shown = shown};
     rc = ff_csv_read(path, shown, o->strict, row_patients, &pc);
-    free(pc.dup_slots);
+    ix = pc.ix;
     if (rc != FF_OK)
         goto out;
     if (pc.ncols == 0) {
@@ -652,8 +632,13 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
         rc = ff_error(FF_ENOMEM, "%s: out of memory for %zu patients", shown, s->n);
         goto out;
     }
-    if ((rc = index_build(&ix, s->ids, s->n)) != FF_OK)
-        goto out;
+    if (!ix.slots) { /* header only: an empty index still answers lookups */
+        ix.slots = calloc(1, sizeof *ix.slots);
+        if (!ix.slots) {
+            rc = ff_error(FF_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
 
     sprintf(path, "%s/notes.csv", dir);
     sprintf(shown, "%s/notes.csv", dir);
