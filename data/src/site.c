@@ -659,10 +659,6 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
         if ((rc = ff_value_edges_local(&s->hist, &local)) != FF_OK)
             goto out;
         edges = &local;
-    } else if (edges->ncodes != s->shape.Vc) {
-        rc = ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d", edges->ncodes,
-                      s->shape.Vc);
-        goto out;
     }
     rep->edges_local = edges->local;
     if ((rc = events_finish(s, &ec, edges)) != FF_OK)
@@ -701,6 +697,9 @@ int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
     int rc = ff_data_shape_check(shape);
     if (rc != FF_OK)
         return rc;
+    if (opts->edges && opts->edges->ncodes != shape->Vc)
+        return ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d",
+                        opts->edges->ncodes, shape->Vc);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return ff_error(FF_EIO, "%s: not a readable directory", dir);
