@@ -312,14 +312,18 @@ static int row_patients(const ff_csv_row *r, void *vctx)
 /* notes.csv                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
+/* What the notes and events readers share. */
 typedef struct {
     ff_site *s;
     const ff_site_opts *opts;
     ff_load_report *rep;
     const char *shown;
     const id_index *ix;
+} reader;
+
+typedef struct {
+    reader r;
     int col_id, col_text, ncols;
-    int32_t *scratch; /* Lt ids */
 } notes_ctx;
 
 static int header_simple(const ff_csv_row *r, const char *shown, const char *const *names,
@@ -341,26 +345,27 @@ static int header_simple(const ff_csv_row *r, const char *shown, const char *con
 
 static int row_notes(const ff_csv_row *r, void *vctx)
 {
-    notes_ctx *c = vctx;
-    if (c->ncols == 0) {
+    notes_ctx *n = vctx;
+    reader *c = &n->r;
+    if (n->ncols == 0) {
         static const char *const names[] = {"patient_id", "text"};
         int cols[2];
-        int rc = header_simple(r, c->shown, names, cols, 2, &c->ncols);
-        c->col_id = cols[0], c->col_text = cols[1];
+        int rc = header_simple(r, c->shown, names, cols, 2, &n->ncols);
+        n->col_id = cols[0], n->col_text = cols[1];
         return rc;
     }
     c->rep->note_rows++;
-    if (r->nfields != c->ncols)
+    if (r->nfields != n->ncols)
         return skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
                         "wrong number of fields");
-    long p = index_find(c->ix, c->s->ids, r->fields[c->col_id], r->lens[c->col_id]);
+    long p = index_find(c->ix, c->s->ids, r->fields[n->col_id], r->lens[n->col_id]);
     if (p < 0)
         return skip_row(c->opts, c->rep, FF_SKIP_NOTE_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
     ff_site *s = c->s;
     size_t Lt = (size_t)s->shape.Lt, have = s->text_len[p], nwords = 0;
     /* Several notes of one patient are concatenated in file order. */
-    size_t got = ff_tok_text(r->fields[c->col_text], r->lens[c->col_text], s->shape.Vt,
+    size_t got = ff_tok_text(r->fields[n->col_text], r->lens[n->col_text], s->shape.Vt,
                              s->shape.bigrams, s->text + (size_t)p * Lt + have, Lt - have,
                              &nwords);
     s->text_len[p] = (uint16_t)(have + got);
@@ -380,11 +385,7 @@ typedef struct {
 } raw_event;
 
 typedef struct {
-    ff_site *s;
-    const ff_site_opts *opts;
-    ff_load_report *rep;
-    const char *shown;
-    const id_index *ix;
+    reader r;
     int col[4], ncols;
     raw_event *ev;
     size_t nev, cap;
@@ -392,35 +393,36 @@ typedef struct {
 
 static int row_events(const ff_csv_row *r, void *vctx)
 {
-    events_ctx *c = vctx;
-    if (c->ncols == 0) {
+    events_ctx *ec = vctx;
+    reader *c = &ec->r;
+    if (ec->ncols == 0) {
         static const char *const names[] = {"patient_id", "hours_before", "code", "value"};
-        return header_simple(r, c->shown, names, c->col, 4, &c->ncols);
+        return header_simple(r, c->shown, names, ec->col, 4, &ec->ncols);
     }
     c->rep->event_rows++;
     const char *why = NULL;
     double hours = 0, value = NAN;
-    if (r->nfields != c->ncols)
+    if (r->nfields != ec->ncols)
         why = "wrong number of fields";
-    if (!why && (ff_parse_f64(r->fields[c->col[1]], &hours) != FF_OK || !(hours >= 0) ||
+    if (!why && (ff_parse_f64(r->fields[ec->col[1]], &hours) != FF_OK || !(hours >= 0) ||
                  !isfinite(hours)))
         why = "hours_before is not a finite number >= 0";
-    if (!why && r->lens[c->col[2]] == 0)
+    if (!why && r->lens[ec->col[2]] == 0)
         why = "code is empty";
-    if (!why && r->lens[c->col[3]] > 0 &&
-        (ff_parse_f64(r->fields[c->col[3]], &value) != FF_OK || !isfinite(value)))
+    if (!why && r->lens[ec->col[3]] > 0 &&
+        (ff_parse_f64(r->fields[ec->col[3]], &value) != FF_OK || !isfinite(value)))
         why = "value is neither empty nor a finite number";
     if (why)
         return skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
-    long p = index_find(c->ix, c->s->ids, r->fields[c->col[0]], r->lens[c->col[0]]);
+    long p = index_find(c->ix, c->s->ids, r->fields[ec->col[0]], r->lens[ec->col[0]]);
     if (p < 0)
         return skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
-    int rc = grow((void **)&c->ev, &c->cap, c->nev + 1, sizeof *c->ev);
+    int rc = grow((void **)&ec->ev, &ec->cap, ec->nev + 1, sizeof *ec->ev);
     if (rc != FF_OK)
         return ff_error_prefix(rc, "%s: ", c->shown);
-    int32_t code = ff_tok_code(r->fields[c->col[2]], r->lens[c->col[2]], c->s->shape.Vc);
-    c->ev[c->nev++] = (raw_event){(uint32_t)p, code, (float)hours, (float)value};
+    int32_t code = ff_tok_code(r->fields[ec->col[2]], r->lens[ec->col[2]], c->s->shape.Vc);
+    ec->ev[ec->nev++] = (raw_event){(uint32_t)p, code, (float)hours, (float)value};
     if (!isnan(value))
         ff_value_hist_add(&c->s->hist, code, value);
     return FF_OK;
@@ -451,7 +453,7 @@ static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
         while (j < c->nev && c->ev[j].patient == c->ev[i].patient)
             j++;
         size_t take = FF_MIN(j - i, Le);
-        c->rep->events_dropped += (long)(j - i - take);
+        c->r.rep->events_dropped += (long)(j - i - take);
         s->ev_off[c->ev[i].patient + 1] = take;
         kept += take;
         i = j;
@@ -643,14 +645,14 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     sprintf(path, "%s/notes.csv", dir);
     sprintf(shown, "%s/notes.csv", dir);
     if ((rep->has_notes_file = ff_path_exists(path))) {
-        notes_ctx nc = {.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+        notes_ctx nc = {.r = {s, o, rep, shown, &ix}};
         if ((rc = ff_csv_read(path, shown, o->strict, row_notes, &nc)) != FF_OK)
             goto out;
     }
 
     sprintf(path, "%s/events.csv", dir);
     sprintf(shown, "%s/events.csv", dir);
-    ec = (events_ctx){.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+    ec = (events_ctx){.r = {s, o, rep, shown, &ix}};
     if ((rep->has_events_file = ff_path_exists(path)) &&
         (rc = ff_csv_read(path, shown, o->strict, row_events, &ec)) != FF_OK)
         goto out;
