@@ -57,22 +57,35 @@ typedef struct {
     size_t mask;
 } id_index;
 
-static int index_build(id_index *ix, char **ids, size_t n)
+/* Places index i (ids[i]) without checking for equal ids. */
+static void index_place(id_index *ix, char **ids, size_t i)
 {
-    size_t cap = 16;
-    while (cap < 2 * n + 16)
-        cap *= 2;
-    ix->slots = calloc(cap, sizeof *ix->slots);
-    if (!ix->slots)
-        return ff_error(FF_ENOMEM, "out of memory for the id index");
-    ix->mask = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t h = ff_fnv1a32(ids[i], strlen(ids[i])) & ix->mask;
-        while (ix->slots[h])
-            h = (h + 1) & ix->mask;
-        ix->slots[h] = (uint32_t)i + 1;
+    size_t h = ff_fnv1a32(ids[i], strlen(ids[i])) & ix->mask;
+    while (ix->slots[h])
+        h = (h + 1) & ix->mask;
+    ix->slots[h] = (uint32_t)i + 1;
+}
+
+static long index_find(const id_index *ix, char **ids, const char *id, size_t len);
+
+/* Adds ids[i] (i = number of ids already indexed) and returns 0, or 1 when an equal id is
+ * already there (nothing added), or FF_ENOMEM. Keeps the table at most half full. */
+static int index_insert(id_index *ix, char **ids, size_t i)
+{
+    if (2 * (i + 1) > ix->mask) {
+        size_t cap = ix->mask ? (ix->mask + 1) * 2 : 4096;
+        id_index bigger = {calloc(cap, sizeof(uint32_t)), cap - 1};
+        if (!bigger.slots)
+            return ff_error(FF_ENOMEM, "out of memory for the id index");
+        for (size_t k = 0; k < i; k++)
+            index_place(&bigger, ids, k);
+        free(ix->slots);
+        *ix = bigger;
     }
-    return FF_OK;
+    if (index_find(ix, ids, ids[i], strlen(ids[i])) >= 0)
+        return 1;
+    index_place(ix, ids, i);
+    return 0;
 }
 
 static long index_find(const id_index *ix, char **ids, const char *id, size_t len)
@@ -102,9 +115,7 @@ typedef struct {
     int attr_col[SITE_MAX_ATTRS]; /* csv column of declared attribute a (a >= 2) */
     int ncols;
     size_t cap;
-    id_index seen; /* duplicate detection, rebuilt lazily by open addressing below */
-    uint32_t *dup_slots;
-    size_t dup_mask;
+    id_index ix; /* grows with the rows; duplicates found here; then used by notes/events */
 } patients_ctx;
 
 static int header_patients(patients_ctx *c, const ff_csv_row *r)
@@ -198,36 +209,6 @@ static int attr_value(site_attr *a, const char *v)
     return a->values[a->nvalues] ? a->nvalues++ : -1;
 }
 
-static int dup_check_insert(patients_ctx *c, size_t idx)
-{
-    /* Keep the table at most half full: rebuild into a doubled table when needed. */
-    if (2 * (idx + 1) > c->dup_mask) {
-        size_t cap = c->dup_mask ? (c->dup_mask + 1) * 2 : 4096;
-        uint32_t *slots = calloc(cap, sizeof *slots);
-        if (!slots)
-            return ff_error(FF_ENOMEM, "out of memory for the id index");
-        for (size_t i = 0; i < idx; i++) {
-            size_t h = ff_fnv1a32(c->s->ids[i], strlen(c->s->ids[i])) & (cap - 1);
-            while (slots[h])
-                h = (h + 1) & (cap - 1);
-            slots[h] = (uint32_t)i + 1;
-        }
-        free(c->dup_slots);
-        c->dup_slots = slots;
-        c->dup_mask = cap - 1;
-    }
-    const char *id = c->s->ids[idx];
-    size_t len = strlen(id);
-    size_t h = ff_fnv1a32(id, len) & c->dup_mask;
-    while (c->dup_slots[h]) {
-        if (strcmp(c->s->ids[c->dup_slots[h] - 1], id) == 0)
-            return 1;
-        h = (h + 1) & c->dup_mask;
-    }
-    c->dup_slots[h] = (uint32_t)idx + 1;
-    return 0;
-}
-
 static int ensure_patient_cap(patients_ctx *c, size_t need)
 {
     ff_site *s = c->s;
@@ -265,7 +246,6 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     if (c->ncols == 0)
         return header_patients(c, r);
     const char *why = NULL;
-    ff_skip_reason reason = FF_SKIP_PATIENT_ROW;
     if (r->nfields != c->ncols)
         why = "wrong number of fields";
     const char *id = why ? NULL : r->fields[c->col[COL_ID]];
@@ -281,7 +261,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
         why = "split is not one of train, val, test";
     if (why)
-        return skip_row(c->opts, c->rep, reason, c->shown, r->line, why);
+        return skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
     /* Labels are checked in both modes: a wrong label would silently poison training. */
     int8_t lab[FF_DATA_TASKS];
     for (int k = 0; k < FF_DATA_TASKS; k++) {
@@ -301,7 +281,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     s->ids[i] = strdup(id);
     if (!s->ids[i])
         return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
-    int dup = dup_check_insert(c, i);
+    int dup = index_insert(&c->ix, s->ids, i);
     if (dup < 0) {
         free(s->ids[i]);
         return dup;
@@ -332,14 +312,18 @@ static int row_patients(const ff_csv_row *r, void *vctx)
 /* notes.csv                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
+/* What the notes and events readers share. */
 typedef struct {
     ff_site *s;
     const ff_site_opts *opts;
     ff_load_report *rep;
     const char *shown;
     const id_index *ix;
+} reader;
+
+typedef struct {
+    reader r;
     int col_id, col_text, ncols;
-    int32_t *scratch; /* Lt ids */
 } notes_ctx;
 
 static int header_simple(const ff_csv_row *r, const char *shown, const char *const *names,
@@ -361,26 +345,27 @@ static int header_simple(const ff_csv_row *r, const char *shown, const char *con
 
 static int row_notes(const ff_csv_row *r, void *vctx)
 {
-    notes_ctx *c = vctx;
-    if (c->ncols == 0) {
+    notes_ctx *n = vctx;
+    reader *c = &n->r;
+    if (n->ncols == 0) {
         static const char *const names[] = {"patient_id", "text"};
         int cols[2];
-        int rc = header_simple(r, c->shown, names, cols, 2, &c->ncols);
-        c->col_id = cols[0], c->col_text = cols[1];
+        int rc = header_simple(r, c->shown, names, cols, 2, &n->ncols);
+        n->col_id = cols[0], n->col_text = cols[1];
         return rc;
     }
     c->rep->note_rows++;
-    if (r->nfields != c->ncols)
+    if (r->nfields != n->ncols)
         return skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
                         "wrong number of fields");
-    long p = index_find(c->ix, c->s->ids, r->fields[c->col_id], r->lens[c->col_id]);
+    long p = index_find(c->ix, c->s->ids, r->fields[n->col_id], r->lens[n->col_id]);
     if (p < 0)
         return skip_row(c->opts, c->rep, FF_SKIP_NOTE_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
     ff_site *s = c->s;
     size_t Lt = (size_t)s->shape.Lt, have = s->text_len[p], nwords = 0;
     /* Several notes of one patient are concatenated in file order. */
-    size_t got = ff_tok_text(r->fields[c->col_text], r->lens[c->col_text], s->shape.Vt,
+    size_t got = ff_tok_text(r->fields[n->col_text], r->lens[n->col_text], s->shape.Vt,
                              s->shape.bigrams, s->text + (size_t)p * Lt + have, Lt - have,
                              &nwords);
     s->text_len[p] = (uint16_t)(have + got);
@@ -400,11 +385,7 @@ typedef struct {
 } raw_event;
 
 typedef struct {
-    ff_site *s;
-    const ff_site_opts *opts;
-    ff_load_report *rep;
-    const char *shown;
-    const id_index *ix;
+    reader r;
     int col[4], ncols;
     raw_event *ev;
     size_t nev, cap;
@@ -412,35 +393,36 @@ typedef struct {
 
 static int row_events(const ff_csv_row *r, void *vctx)
 {
-    events_ctx *c = vctx;
-    if (c->ncols == 0) {
+    events_ctx *ec = vctx;
+    reader *c = &ec->r;
+    if (ec->ncols == 0) {
         static const char *const names[] = {"patient_id", "hours_before", "code", "value"};
-        return header_simple(r, c->shown, names, c->col, 4, &c->ncols);
+        return header_simple(r, c->shown, names, ec->col, 4, &ec->ncols);
     }
     c->rep->event_rows++;
     const char *why = NULL;
     double hours = 0, value = NAN;
-    if (r->nfields != c->ncols)
+    if (r->nfields != ec->ncols)
         why = "wrong number of fields";
-    if (!why && (ff_parse_f64(r->fields[c->col[1]], &hours) != FF_OK || !(hours >= 0) ||
+    if (!why && (ff_parse_f64(r->fields[ec->col[1]], &hours) != FF_OK || !(hours >= 0) ||
                  !isfinite(hours)))
         why = "hours_before is not a finite number >= 0";
-    if (!why && r->lens[c->col[2]] == 0)
+    if (!why && r->lens[ec->col[2]] == 0)
         why = "code is empty";
-    if (!why && r->lens[c->col[3]] > 0 &&
-        (ff_parse_f64(r->fields[c->col[3]], &value) != FF_OK || !isfinite(value)))
+    if (!why && r->lens[ec->col[3]] > 0 &&
+        (ff_parse_f64(r->fields[ec->col[3]], &value) != FF_OK || !isfinite(value)))
         why = "value is neither empty nor a finite number";
     if (why)
         return skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
-    long p = index_find(c->ix, c->s->ids, r->fields[c->col[0]], r->lens[c->col[0]]);
+    long p = index_find(c->ix, c->s->ids, r->fields[ec->col[0]], r->lens[ec->col[0]]);
     if (p < 0)
         return skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
-    int rc = grow((void **)&c->ev, &c->cap, c->nev + 1, sizeof *c->ev);
+    int rc = grow((void **)&ec->ev, &ec->cap, ec->nev + 1, sizeof *ec->ev);
     if (rc != FF_OK)
         return ff_error_prefix(rc, "%s: ", c->shown);
-    int32_t code = ff_tok_code(r->fields[c->col[2]], r->lens[c->col[2]], c->s->shape.Vc);
-    c->ev[c->nev++] = (raw_event){(uint32_t)p, code, (float)hours, (float)value};
+    int32_t code = ff_tok_code(r->fields[ec->col[2]], r->lens[ec->col[2]], c->s->shape.Vc);
+    ec->ev[ec->nev++] = (raw_event){(uint32_t)p, code, (float)hours, (float)value};
     if (!isnan(value))
         ff_value_hist_add(&c->s->hist, code, value);
     return FF_OK;
@@ -460,7 +442,7 @@ static int cmp_event(const void *a, const void *b)
  * their values with the given edges. */
 static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
 {
-    if (c->nev) /* qsort(NULL, 0, ...) is undefined behaviour */
+    if (c->nev)
         qsort(c->ev, c->nev, sizeof *c->ev, cmp_event);
     size_t Le = (size_t)s->shape.Le, kept = 0;
     s->ev_off = calloc(s->n + 1, sizeof *s->ev_off);
@@ -471,7 +453,7 @@ static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
         while (j < c->nev && c->ev[j].patient == c->ev[i].patient)
             j++;
         size_t take = FF_MIN(j - i, Le);
-        c->rep->events_dropped += (long)(j - i - take);
+        c->r.rep->events_dropped += (long)(j - i - take);
         s->ev_off[c->ev[i].patient + 1] = take;
         kept += take;
         i = j;
@@ -610,7 +592,7 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
         if (txt)
             words[nw++] = (long)s->words[p];
         if (nev)
-            evs[ne++] = (long)(nev + 0);
+            evs[ne++] = (long)nev;
     }
     percentiles(words, nw, &rep->words_p50, &rep->words_p90, &rep->words_max);
     percentiles(evs, ne, &rep->events_p50, &rep->events_p90, &rep->events_max);
@@ -636,7 +618,7 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     sprintf(shown, "%s/patients.csv", dir);
     patients_ctx pc = {.s = s, .opts = o, .rep = rep, .shown = shown};
     rc = ff_csv_read(path, shown, o->strict, row_patients, &pc);
-    free(pc.dup_slots);
+    ix = pc.ix;
     if (rc != FF_OK)
         goto out;
     if (pc.ncols == 0) {
@@ -652,20 +634,25 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
         rc = ff_error(FF_ENOMEM, "%s: out of memory for %zu patients", shown, s->n);
         goto out;
     }
-    if ((rc = index_build(&ix, s->ids, s->n)) != FF_OK)
-        goto out;
+    if (!ix.slots) { /* header only: an empty index still answers lookups */
+        ix.slots = calloc(1, sizeof *ix.slots);
+        if (!ix.slots) {
+            rc = ff_error(FF_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
 
     sprintf(path, "%s/notes.csv", dir);
     sprintf(shown, "%s/notes.csv", dir);
     if ((rep->has_notes_file = ff_path_exists(path))) {
-        notes_ctx nc = {.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+        notes_ctx nc = {.r = {s, o, rep, shown, &ix}};
         if ((rc = ff_csv_read(path, shown, o->strict, row_notes, &nc)) != FF_OK)
             goto out;
     }
 
     sprintf(path, "%s/events.csv", dir);
     sprintf(shown, "%s/events.csv", dir);
-    ec = (events_ctx){.s = s, .opts = o, .rep = rep, .shown = shown, .ix = &ix};
+    ec = (events_ctx){.r = {s, o, rep, shown, &ix}};
     if ((rep->has_events_file = ff_path_exists(path)) &&
         (rc = ff_csv_read(path, shown, o->strict, row_events, &ec)) != FF_OK)
         goto out;
@@ -674,10 +661,6 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
         if ((rc = ff_value_edges_local(&s->hist, &local)) != FF_OK)
             goto out;
         edges = &local;
-    } else if (edges->ncodes != s->shape.Vc) {
-        rc = ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d", edges->ncodes,
-                      s->shape.Vc);
-        goto out;
     }
     rep->edges_local = edges->local;
     if ((rc = events_finish(s, &ec, edges)) != FF_OK)
@@ -716,6 +699,9 @@ int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
     int rc = ff_data_shape_check(shape);
     if (rc != FF_OK)
         return rc;
+    if (opts->edges && opts->edges->ncodes != shape->Vc)
+        return ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d",
+                        opts->edges->ncodes, shape->Vc);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return ff_error(FF_EIO, "%s: not a readable directory", dir);

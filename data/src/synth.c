@@ -505,7 +505,8 @@ static site_profile profile_for(int k)
 
 int ff_synth_generate(const ff_synth_opts *o, const char *out_dir)
 {
-    if (o->sites < 1 || o->patients < 1 || o->image_size < 8 || o->image_size > 1024)
+    if (o->sites < 1 || o->sites > 64 || o->patients < 1 || o->image_size < 8 ||
+        o->image_size > 1024)
         return ff_error(FF_EINVAL, "synth: sites=%d patients=%ld image_size=%d out of range",
                         o->sites, o->patients, o->image_size);
     int rc = ff_mkdir_p(out_dir, 0755);
@@ -520,12 +521,18 @@ int ff_synth_generate(const ff_synth_opts *o, const char *out_dir)
     for (int k = 0; k < o->sites; k++)
         total_size += profile_for(k).size;
     long grand = 0;
-    long counts[64 + 1];
-    for (int k = 0; k < o->sites && k < 64; k++) {
+    long counts[64];
+    for (int k = 0; k < o->sites; k++) {
         counts[k] = lround((double)o->patients * o->sites * profile_for(k).size / total_size);
         if (counts[k] < 1)
             counts[k] = 1;
         grand += counts[k];
+    }
+    /* Sizes sum exactly to sites x patients: the rounding remainder goes to the first. */
+    long want = o->patients * (long)o->sites;
+    if (counts[0] + (want - grand) >= 1) {
+        counts[0] += want - grand;
+        grand = want;
     }
     int S = o->image_size * 2;
     float *img = malloc((size_t)S * S * sizeof *img);
@@ -540,7 +547,7 @@ int ff_synth_generate(const ff_synth_opts *o, const char *out_dir)
         rc = ff_error(FF_ENOMEM, "synth: out of memory");
         goto out;
     }
-    for (int k = 0; k < o->sites && k < 64; k++) {
+    for (int k = 0; k < o->sites; k++) {
         site_profile sp = profile_for(k);
         int no_img = o->no_image_site == k + 1;
         snprintf(dir, sizeof dir, "%s/site-%d", out_dir, k + 1);

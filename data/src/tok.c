@@ -25,8 +25,8 @@ int ff_data_shape_check(const ff_data_shape *s)
         return ff_error(FF_EINVAL, "data shape: image channels must be 1 (got %d)", s->C);
     if (s->H < 4 || s->W < 4 || s->H > 1024 || s->W > 1024)
         return ff_error(FF_EINVAL, "data shape: image size %dx%d outside 4..1024", s->H, s->W);
-    if (s->Lt < 1 || s->Le < 1 || s->Lt > 65536 || s->Le > 65536)
-        return ff_error(FF_EINVAL, "data shape: Lt=%d Le=%d outside 1..65536", s->Lt, s->Le);
+    if (s->Lt < 1 || s->Le < 1 || s->Lt > 65535 || s->Le > 65535)
+        return ff_error(FF_EINVAL, "data shape: Lt=%d Le=%d outside 1..65535", s->Lt, s->Le);
     if (s->Vt < 2 || s->Vc < 2 || s->Vtime < 3)
         return ff_error(FF_EINVAL, "data shape: Vt=%d Vc=%d must be >= 2 and Vtime=%d >= 3",
                         s->Vt, s->Vc, s->Vtime);

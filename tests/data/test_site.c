@@ -322,6 +322,108 @@ static void test_png_and_resize(void **state)
     ft_rmtree(dir);
 }
 
+/* Never a crash: random mixtures of CSV syntax in every file, both modes. The load either
+ * succeeds or fails with a message; ASan/UBSan runs make this meaningful. */
+static void test_garbage_never_crashes(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "p1,\"\n\r 0123456789.-abcFMtrainvl\xff\x00";
+    ff_rng r;
+    ff_rng_init(&r, 99, 3);
+    char buf[600];
+    for (int iter = 0; iter < 60; iter++) {
+        const char *dir = ft_tmpdir();
+        put(dir, "patients.csv", kPatients);
+        put(dir, "notes.csv", kNotes);
+        put(dir, "events.csv", kEvents);
+        static const char *const files[] = {"patients.csv", "notes.csv", "events.csv"};
+        const char *target = files[iter % 3];
+        const char *header = iter % 3 == 0 ? "patient_id,age,sex,split,label_admission,"
+                                             "label_icu,label_critical\n"
+                             : iter % 3 == 1 ? "patient_id,text\n"
+                                             : "patient_id,hours_before,code,value\n";
+        size_t n = strlen(header);
+        memcpy(buf, header, n);
+        size_t len = n + ff_rng_below(&r, 400);
+        for (size_t i = n; i < len; i++)
+            buf[i] = alphabet[ff_rng_below(&r, sizeof alphabet - 1)];
+        ft_write_file(ft_path(dir, target), buf, len);
+        for (int strict = 0; strict <= 1; strict++) {
+            ff_site *s = NULL;
+            ff_load_report rep;
+            int rc = load(dir, strict, &s, &rep);
+            if (rc == FF_OK) {
+                assert_non_null(s);
+                ff_site_free(s);
+            } else {
+                assert_null(s);
+                assert_true(strlen(ff_error_message()) > 0);
+            }
+        }
+        ft_rmtree(dir);
+    }
+}
+
+/* The federated statistics path: two hospitals' histograms merged by the coordinator give
+ * shared edges; loading with them bins equal values equally in both and is not flagged
+ * local. */
+static void test_shared_edges(void **state)
+{
+    (void)state;
+    const char *a = make_site(), *b = ft_tmpdir();
+    put(b, "patients.csv", kPatients);
+    put(b, "events.csv", "patient_id,hours_before,code,value\n"
+                         "p1,1,LAB:TROPONIN,5.0\np2,1,LAB:TROPONIN,9.0\n"
+                         "p3,1,LAB:TROPONIN,0.8\np4,1,LAB:TROPONIN,7.0\n");
+    ff_data_shape sh = small_shape();
+    ff_site *sa = NULL, *sb = NULL;
+    ff_load_report rep;
+    assert_int_equal(load(a, 0, &sa, &rep), FF_OK);
+    assert_int_equal(load(b, 0, &sb, &rep), FF_OK);
+    ff_value_hist merged;
+    assert_int_equal(ff_value_hist_init(&merged, sh.Vc), FF_OK);
+    assert_int_equal(ff_value_hist_merge(&merged, ff_site_value_hist(sa)), FF_OK);
+    assert_int_equal(ff_value_hist_merge(&merged, ff_site_value_hist(sb)), FF_OK);
+    ff_value_edges shared;
+    assert_int_equal(ff_value_edges_from_hist(&merged, &shared), FF_OK);
+    ff_site_free(sa);
+    ff_site_free(sb);
+    ff_site_opts o = ff_site_opts_default();
+    o.edges = &shared;
+    assert_int_equal(ff_site_load(&sa, a, &sh, &o, &rep), FF_OK);
+    assert_int_equal(rep.edges_local, 0);
+    assert_int_equal(ff_site_load(&sb, b, &sh, &o, &rep), FF_OK);
+    /* Site a's troponin 0.8 (p1) and site b's 0.8 (p3, val split) get the same bin, which is
+     * no longer the top bin it had among site a's two values alone. */
+    ff_batch ba, bb;
+    assert_int_equal(ff_batch_alloc(&ba, 1, 3, 1, 4, 4, 8, 2), FF_OK);
+    assert_int_equal(ff_batch_alloc(&bb, 1, 3, 1, 4, 4, 8, 2), FF_OK);
+    uint32_t i0 = 0;
+    assert_int_equal(ff_site_batch(sa, FF_SPLIT_TRAIN, &i0, 1, NULL, NULL, &ba), FF_OK);
+    assert_int_equal(ff_site_batch(sb, FF_SPLIT_VAL, &i0, 1, NULL, NULL, &bb), FF_OK);
+    assert_int_equal(ba.ehr_code[0], bb.ehr_code[0]);
+    assert_int_equal(ba.ehr_val[0], bb.ehr_val[0]);
+    assert_true(ba.ehr_val[0] < 10);
+    ff_batch_free(&ba);
+    ff_batch_free(&bb);
+    ff_site_free(sa);
+    ff_site_free(sb);
+    /* Edges for another vocabulary size are refused. */
+    ff_value_hist small;
+    ff_value_edges wrong;
+    assert_int_equal(ff_value_hist_init(&small, 16), FF_OK);
+    assert_int_equal(ff_value_edges_from_hist(&small, &wrong), FF_OK);
+    o.edges = &wrong;
+    assert_int_equal(ff_site_load(&sa, a, &sh, &o, &rep), FF_EINVAL);
+    ft_assert_error_has("value edges: 16 codes, the shape has Vc=1024");
+    ff_value_edges_free(&wrong);
+    ff_value_hist_free(&small);
+    ff_value_edges_free(&shared);
+    ff_value_hist_free(&merged);
+    ft_rmtree(a);
+    ft_rmtree(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +431,8 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_hard_errors),
         cmocka_unit_test(test_png_and_resize),
+        cmocka_unit_test(test_garbage_never_crashes),
+        cmocka_unit_test(test_shared_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

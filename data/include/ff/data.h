@@ -235,7 +235,7 @@ int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a);
 /* ---------------------------------------------------------------------------------------- */
 
 typedef struct {
-    int sites;          /* hospitals (default 4) */
+    int sites;          /* hospitals, 1..64 (default 4) */
     long patients;      /* patients per hospital on average (default 2000); sizes vary */
     uint64_t seed;      /* everything is a function of the seed (Philox streams) */
     int image_size;     /* side of the written PNGs (default 64) */
