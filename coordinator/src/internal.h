@@ -67,6 +67,7 @@ struct ff_coord {
     float **updates;
     double *weights;
     float *avg;
+    double *acc; /* aggregation accumulator, allocated at the first aggregate */
     float *provided;
     double provided_weight;
     int have_provided;
