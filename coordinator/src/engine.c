@@ -469,7 +469,10 @@ static int run_aggregate(ff_coord *c)
                 total += c->weights[i];
             }
         if (k == 0)
-            return ff_error(FF_EINTERNAL, "round %lld: aggregate with no updates", (long long)c->round);
+            return ff_error(FF_ESTATE,
+                            "round %lld: nothing to aggregate (no plain updates, and no phase "
+                            "called ff_coord_provide_sum)",
+                            (long long)c->round);
         /* In double, sites in index order: every element sees the same sequence of
          * additions whatever the arrival order, so the result is reproducible bit for bit.
          * Site-major so the inner loop is a plain vectorisable axpy. */
