@@ -190,7 +190,9 @@ int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_mode
     c->has_update = calloc(nsites, 1);
     c->updates = calloc(nsites, sizeof *c->updates);
     c->weights = calloc(nsites, sizeof(double));
-    if (!c->global || !c->avg || !c->names || !c->selected || !c->prev_done || !c->pending ||
+    c->sel_updates = calloc(nsites, sizeof *c->sel_updates);
+    c->sel_weights = calloc(nsites, sizeof(double));
+    if (!c->sel_updates || !c->sel_weights || !c->global || !c->avg || !c->names || !c->selected || !c->prev_done || !c->pending ||
         !c->expected || !c->done || !c->has_update || !c->updates || !c->weights) {
         rc = ff_error(FF_ENOMEM, "coordinator: out of memory for %zu parameters", c->n);
         goto out;
@@ -239,6 +241,8 @@ void ff_coord_free(ff_coord *c)
     free(c->names);
     free(c->updates);
     free(c->weights);
+    free(c->sel_updates);
+    free(c->sel_weights);
     free(c->selected);
     free(c->prev_done);
     free(c->pending);
@@ -462,10 +466,10 @@ static int run_aggregate(ff_coord *c)
         total = c->provided_weight;
         k = c->r_updates ? c->r_updates : c->nprev;
     } else {
-        int *idx = c->pending; /* scratch: the sites with an update, in index order */
         for (size_t i = 0; i < c->nsites; i++)
             if (c->has_update[i]) {
-                idx[k++] = (int)i;
+                c->sel_updates[k] = c->updates[i];
+                c->sel_weights[k++] = c->weights[i];
                 total += c->weights[i];
             }
         if (k == 0)
@@ -473,21 +477,11 @@ static int run_aggregate(ff_coord *c)
                             "round %lld: nothing to aggregate (no plain updates, and no phase "
                             "called ff_coord_provide_sum)",
                             (long long)c->round);
-        /* In double, sites in index order: every element sees the same sequence of
-         * additions whatever the arrival order, so the result is reproducible bit for bit.
-         * Site-major so the inner loop is a plain vectorisable axpy. */
         if (!c->acc && !(c->acc = ff_alloc(c->n * sizeof(double))))
             return ff_error(FF_ENOMEM, "round %lld: no memory to aggregate", (long long)c->round);
-        double *acc = c->acc;
-        memset(acc, 0, c->n * sizeof(double));
-        for (size_t i = 0; i < k; i++) {
-            const double w = c->weights[idx[i]];
-            const float *u = c->updates[idx[i]];
-            for (size_t j = 0; j < c->n; j++)
-                acc[j] += w * (double)u[j];
-        }
+        coord_weighted_sum(c->acc, c->sel_updates, c->sel_weights, k, c->n);
         for (size_t j = 0; j < c->n; j++)
-            sum[j] = c->mech.on_sum ? (float)acc[j] : (float)(acc[j] / total);
+            sum[j] = c->mech.on_sum ? (float)c->acc[j] : (float)(c->acc[j] / total);
     }
     if (c->mech.on_sum || c->have_provided) {
         if (c->mech.on_sum) {

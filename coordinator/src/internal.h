@@ -68,6 +68,8 @@ struct ff_coord {
     double *weights;
     float *avg;
     double *acc; /* aggregation accumulator, allocated at the first aggregate */
+    const float **sel_updates; /* scratch: the updates of a round, in site order */
+    double *sel_weights;
     float *provided;
     double provided_weight;
     int have_provided;
@@ -87,6 +89,9 @@ struct ff_coord {
 void coord_emit(ff_coord *c, int type, const char *phase, const char *site, int reason,
                 int64_t count, const char *hash, const char *detail);
 void coord_hash_floats(const float *x, size_t n, char out[FF_SHA256_HEX]);
+/* strategy.c: acc = Σ weights[i] updates[i] in double, in the given order */
+void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
+                        size_t k, size_t n);
 /* checkpoint.c */
 int coord_checkpoint_write(ff_coord *c, char *path_out, size_t path_len) FF_WARN_UNUSED;
 int coord_checkpoint_load(ff_coord *c, int *found) FF_WARN_UNUSED;

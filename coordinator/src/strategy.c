@@ -3,7 +3,7 @@
  * negative pseudo-gradient and run a server optimiser on it (Reddi et al., "Adaptive
  * Federated Optimization", ICLR 2021, Algorithm 2). The formulas are in the header and in
  * docs/federation.md. */
-#include "ff/coordinator.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -39,6 +39,21 @@ void ff_strategy_free(ff_strategy *s)
     s->m = s->v = NULL;
 }
 
+/* acc = Σ_i w_i u_i in double, sites in the given order, site-major (a vectorisable axpy per
+ * site). Every element sees the same sequence of additions whatever order the updates
+ * arrived in, which the bit-identical resume guarantee needs. */
+void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
+                        size_t k, size_t n)
+{
+    memset(acc, 0, n * sizeof(double));
+    for (size_t i = 0; i < k; i++) {
+        const double w = weights[i];
+        const float *u = updates[i];
+        for (size_t j = 0; j < n; j++)
+            acc[j] += w * (double)u[j];
+    }
+}
+
 int ff_strategy_aggregate(float *out, const float *const *updates, const double *weights,
                           size_t k, size_t n)
 {
@@ -51,14 +66,13 @@ int ff_strategy_aggregate(float *out, const float *const *updates, const double 
                             weights[i]);
         total += weights[i];
     }
-    /* Per element in double, sites in index order: the result does not depend on the order
-     * in which updates arrived, which the bit-identical resume guarantee needs. */
-    for (size_t j = 0; j < n; j++) {
-        double acc = 0;
-        for (size_t i = 0; i < k; i++)
-            acc += weights[i] * (double)updates[i][j];
-        out[j] = (float)(acc / total);
-    }
+    double *acc = ff_alloc((n ? n : 1) * sizeof(double));
+    if (!acc)
+        return ff_error(FF_ENOMEM, "aggregate: no memory for %zu values", n);
+    coord_weighted_sum(acc, updates, weights, k, n);
+    for (size_t j = 0; j < n; j++)
+        out[j] = (float)(acc[j] / total);
+    ff_free(acc);
     return FF_OK;
 }
 
