@@ -89,6 +89,16 @@ struct ff_coord {
 void coord_emit(ff_coord *c, int type, const char *phase, const char *site, int reason,
                 int64_t count, const char *hash, const char *detail);
 void coord_hash_floats(const float *x, size_t n, char out[FF_SHA256_HEX]);
+/* A server strategy module: whether it keeps the moments m and v (checkpointed), and its
+ * step on the averaged update. One per file under strategies/. */
+typedef struct {
+    const char *name;
+    int moments;
+    void (*apply)(ff_strategy *s, float *w, const float *d);
+} coord_strategy_ops;
+extern const coord_strategy_ops coord_fedavg_ops, coord_fedprox_ops, coord_fedadam_ops,
+    coord_fedyogi_ops, coord_fedadagrad_ops;
+
 /* strategy.c: acc = Σ weights[i] updates[i] in double, in the given order */
 void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
                         size_t k, size_t n);

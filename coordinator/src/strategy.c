@@ -1,12 +1,17 @@
-/* Server strategies. Every strategy first takes the example-weighted mean of the sites'
- * updates Δ_i = w_i − w (FedAvg, McMahan et al. 2017); the adaptive ones then treat Δ as a
- * negative pseudo-gradient and run a server optimiser on it (Reddi et al., "Adaptive
- * Federated Optimization", ICLR 2021, Algorithm 2). The formulas are in the header and in
- * docs/federation.md. */
+/* The strategy interface. Every strategy first takes the example-weighted mean of the sites'
+ * updates Δ_i = w_i − w (FedAvg, McMahan et al. 2017), here; then its module under
+ * strategies/ applies its server step (FedAvg/FedProx: fedavg.c; FedAdam, FedYogi,
+ * FedAdagrad: adaptive.c). The formulas are in the header and in docs/federation.md. */
 #include "internal.h"
 
 #include <math.h>
 #include <string.h>
+
+/* Indexed by ff_strategy_kind. */
+static const coord_strategy_ops *const strategy_ops[FF_STRATEGY_COUNT] = {
+    &coord_fedavg_ops, &coord_fedprox_ops, &coord_fedadam_ops, &coord_fedyogi_ops,
+    &coord_fedadagrad_ops,
+};
 
 int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
 {
@@ -16,7 +21,7 @@ int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
     s->kind = cfg->name;
     s->cfg = *cfg;
     s->n = n;
-    if (s->kind == FF_STRATEGY_FEDAVG || s->kind == FF_STRATEGY_FEDPROX)
+    if (!strategy_ops[s->kind]->moments)
         return FF_OK;
     s->m = ff_calloc(n ? n : 1, sizeof(float));
     s->v = ff_alloc((n ? n : 1) * sizeof(float));
@@ -78,30 +83,6 @@ int ff_strategy_aggregate(float *out, const float *const *updates, const double 
 
 void ff_strategy_apply(ff_strategy *s, float *w, const float *d)
 {
-    const double eta = s->cfg.server_lr, b1 = s->cfg.beta1, b2 = s->cfg.beta2, tau = s->cfg.tau;
-    const size_t n = s->n;
-    switch (s->kind) {
-    case FF_STRATEGY_FEDAVG:
-    case FF_STRATEGY_FEDPROX:
-        for (size_t j = 0; j < n; j++)
-            w[j] = (float)((double)w[j] + eta * (double)d[j]);
-        break;
-    default:
-        for (size_t j = 0; j < n; j++) {
-            double dj = d[j], d2 = dj * dj;
-            double m = b1 * s->m[j] + (1 - b1) * dj;
-            double v = s->v[j];
-            if (s->kind == FF_STRATEGY_FEDADAGRAD)
-                v = v + d2;
-            else if (s->kind == FF_STRATEGY_FEDYOGI)
-                v = v - (1 - b2) * d2 * (v > d2 ? 1.0 : (v < d2 ? -1.0 : 0.0));
-            else
-                v = b2 * v + (1 - b2) * d2;
-            s->m[j] = (float)m;
-            s->v[j] = (float)v;
-            w[j] = (float)((double)w[j] + eta * m / (sqrt(v) + tau));
-        }
-        break;
-    }
+    strategy_ops[s->kind]->apply(s, w, d);
     s->steps++;
 }
