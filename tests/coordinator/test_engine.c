@@ -845,6 +845,31 @@ static void test_stages_auto_resume_and_evaluate_all(void **state)
     teardown(&f);
 }
 
+static void test_refusals_and_dropouts_are_logged_with_site_names(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, NULL, 3, 1);
+    const char *log = ft_path(f.tmp, "coordinator.log");
+    assert_int_equal(ff_log_open(FF_LOG_WARN, FF_LOG_PLAIN, log, "coordinator"), FF_OK);
+    ff_coord_status st;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    answer(&f, &st, 2); /* bravo silent */
+    float u[NP] = {0};
+    assert_int_equal(ff_coord_submit_update(f.c, "alpha", 1, u, NP, 1), FF_EPOLICY);
+    f.clk.t = 10;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    ff_log_close();
+    ff_log_set_level(FF_LOG_OFF);
+    char *text;
+    size_t len;
+    assert_int_equal(ff_file_read_all(log, 1 << 20, &text, &len), FF_OK);
+    assert_non_null(strstr(text, "refused train submission from site 'alpha' for round 1: duplicate"));
+    assert_non_null(strstr(text, "round 1 phase train: deadline of 10 s passed; 1 site(s) did not answer: bravo"));
+    free(text);
+    teardown(&f);
+}
+
 static void test_model_table_validation(void **state)
 {
     (void)state;
@@ -906,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_mechanism_and_pooled_auroc),
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
         cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
+        cmocka_unit_test(test_refusals_and_dropouts_are_logged_with_site_names),
         cmocka_unit_test(test_model_table_validation),
         cmocka_unit_test(test_progress_line),
     };
