@@ -86,6 +86,8 @@ struct ff_coord {
     char model_hash[FF_SHA256_HEX];
 };
 
+double coord_now(const ff_coord *c);
+int coord_find_phase(const ff_coord *c, const char *name); /* index or -1 */
 void coord_emit(ff_coord *c, int type, const char *phase, const char *site, int reason,
                 int64_t count, const char *hash, const char *detail);
 void coord_hash_floats(const float *x, size_t n, char out[FF_SHA256_HEX]);
