@@ -23,7 +23,7 @@ static double sys_clock(void *ud)
     return ff_now();
 }
 
-static double now(const ff_coord *c)
+double coord_now(const ff_coord *c)
 {
     return c->clock(c->clock_ud);
 }
@@ -41,7 +41,7 @@ void coord_emit(ff_coord *c, int type, const char *phase, const char *site, int 
         .count = count,
         .hash = hash ? hash : "",
         .detail = detail ? detail : "",
-        .time = now(c),
+        .time = coord_now(c),
     };
     for (size_t i = 0; i < c->nhooks; i++)
         c->hooks[i].fn(c->hooks[i].ud, &ev);
@@ -190,7 +190,9 @@ int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_mode
     c->has_update = calloc(nsites, 1);
     c->updates = calloc(nsites, sizeof *c->updates);
     c->weights = calloc(nsites, sizeof(double));
-    if (!c->global || !c->avg || !c->names || !c->selected || !c->prev_done || !c->pending ||
+    c->sel_updates = calloc(nsites, sizeof *c->sel_updates);
+    c->sel_weights = calloc(nsites, sizeof(double));
+    if (!c->sel_updates || !c->sel_weights || !c->global || !c->avg || !c->names || !c->selected || !c->prev_done || !c->pending ||
         !c->expected || !c->done || !c->has_update || !c->updates || !c->weights) {
         rc = ff_error(FF_ENOMEM, "coordinator: out of memory for %zu parameters", c->n);
         goto out;
@@ -239,6 +241,8 @@ void ff_coord_free(ff_coord *c)
     free(c->names);
     free(c->updates);
     free(c->weights);
+    free(c->sel_updates);
+    free(c->sel_weights);
     free(c->selected);
     free(c->prev_done);
     free(c->pending);
@@ -248,6 +252,7 @@ void ff_coord_free(ff_coord *c)
     ff_free(c->global);
     ff_free(c->avg);
     ff_free(c->provided);
+    ff_free(c->acc);
     ff_strategy_free(&c->strat);
     free(c);
 }
@@ -310,7 +315,7 @@ int ff_coord_save_model(const ff_coord *c, const char *path)
 
 /* ---- phase table -------------------------------------------------------------------- */
 
-static int find_phase(const ff_coord *c, const char *name)
+int coord_find_phase(const ff_coord *c, const char *name)
 {
     for (size_t i = 0; i < c->nphases; i++)
         if (strcmp(c->phases[i].def.name, name) == 0)
@@ -322,11 +327,11 @@ int ff_coord_phase_insert(ff_coord *c, const char *before, const ff_coord_phase 
 {
     if (c->state == FF_COORD_IN_ROUND)
         return ff_error(FF_ESTATE, "coordinator: phases can change only between rounds");
-    if (!p->name[0] || find_phase(c, p->name) >= 0)
+    if (!p->name[0] || coord_find_phase(c, p->name) >= 0)
         return ff_error(FF_EINVAL, "coordinator: phase '%s' is empty or exists already", p->name);
     if (c->nphases == COORD_MAX_PHASES)
         return ff_error(FF_ENOMEM, "coordinator: at most %d phases", COORD_MAX_PHASES);
-    int at = before ? find_phase(c, before) : (int)c->nphases;
+    int at = before ? coord_find_phase(c, before) : (int)c->nphases;
     if (at < 0)
         return ff_error(FF_ENOTFOUND, "coordinator: no phase '%s' to insert before", before);
     memmove(&c->phases[at + 1], &c->phases[at], (c->nphases - (size_t)at) * sizeof c->phases[0]);
@@ -340,7 +345,7 @@ int ff_coord_phase_insert(ff_coord *c, const char *before, const ff_coord_phase 
 
 ff_coord_phase *ff_coord_phase_find(ff_coord *c, const char *name)
 {
-    int at = find_phase(c, name);
+    int at = coord_find_phase(c, name);
     return at < 0 ? NULL : &c->phases[at].def;
 }
 
@@ -348,7 +353,7 @@ int ff_coord_phase_remove(ff_coord *c, const char *name)
 {
     if (c->state == FF_COORD_IN_ROUND)
         return ff_error(FF_ESTATE, "coordinator: phases can change only between rounds");
-    int at = find_phase(c, name);
+    int at = coord_find_phase(c, name);
     if (at < 0)
         return ff_error(FF_ENOTFOUND, "coordinator: no phase '%s'", name);
     memmove(&c->phases[at], &c->phases[at + 1],
@@ -463,22 +468,20 @@ static int run_aggregate(ff_coord *c)
     } else {
         for (size_t i = 0; i < c->nsites; i++)
             if (c->has_update[i]) {
+                c->sel_updates[k] = c->updates[i];
+                c->sel_weights[k++] = c->weights[i];
                 total += c->weights[i];
-                k++;
             }
         if (k == 0)
-            return ff_error(FF_EINTERNAL, "round %lld: aggregate with no updates", (long long)c->round);
-        /* Per element in double, in site order: independent of arrival order. */
-        for (size_t j = 0; j < c->n; j++) {
-            double acc = 0;
-            for (size_t i = 0; i < c->nsites; i++)
-                if (c->has_update[i])
-                    acc += c->weights[i] * (double)c->updates[i][j];
-            if (c->mech.on_sum)
-                sum[j] = (float)acc;
-            else
-                sum[j] = (float)(acc / total);
-        }
+            return ff_error(FF_ESTATE,
+                            "round %lld: nothing to aggregate (no plain updates, and no phase "
+                            "called ff_coord_provide_sum)",
+                            (long long)c->round);
+        if (!c->acc && !(c->acc = ff_alloc(c->n * sizeof(double))))
+            return ff_error(FF_ENOMEM, "round %lld: no memory to aggregate", (long long)c->round);
+        coord_weighted_sum(c->acc, c->sel_updates, c->sel_weights, k, c->n);
+        for (size_t j = 0; j < c->n; j++)
+            sum[j] = c->mech.on_sum ? (float)c->acc[j] : (float)(c->acc[j] / total);
     }
     if (c->mech.on_sum || c->have_provided) {
         if (c->mech.on_sum) {
@@ -546,7 +549,7 @@ static int run_checkpoint(ff_coord *c)
 static int open_phase(ff_coord *c)
 {
     coord_phase *p = &c->phases[c->phase_idx];
-    double t = now(c);
+    double t = coord_now(c);
     c->phase_open_t = t;
     c->phase_deadline = t + p->def.deadline_s;
     c->ndone = 0;
@@ -619,7 +622,7 @@ static int close_collect(ff_coord *c)
     char dlist[4096], mlist[4096];
     sites_list(c, done, nd, dlist, sizeof dlist);
     sites_list(c, missing, nm, mlist, sizeof mlist);
-    double elapsed = now(c) - c->phase_open_t;
+    double elapsed = coord_now(c) - c->phase_open_t;
     for (size_t i = 0; i < nm; i++)
         coord_emit(c, FF_EV_DROPOUT, p->def.name, c->names[missing[i]], 0, 0, NULL,
                    "no answer by the deadline");
@@ -676,7 +679,7 @@ static int start_round(ff_coord *c)
     c->r_attempts = 1;
     c->r_refusals = 0;
     c->r_dropouts = 0;
-    c->round_t0 = now(c);
+    c->round_t0 = coord_now(c);
     reset_attempt(c);
     c->state = FF_COORD_IN_ROUND;
     c->phase_idx = 0;
@@ -721,7 +724,7 @@ static void fill_status(ff_coord *c, ff_coord_status *st)
     st->ndone = c->ndone;
     st->npending = c->npending;
     st->pending = c->pending;
-    st->deadline_in = c->state == FF_COORD_IN_ROUND ? FF_MAX(0.0, c->phase_deadline - now(c)) : 0;
+    st->deadline_in = c->state == FF_COORD_IN_ROUND ? FF_MAX(0.0, c->phase_deadline - coord_now(c)) : 0;
 }
 
 int ff_coord_poll(ff_coord *c, ff_coord_status *st)
@@ -762,7 +765,7 @@ int ff_coord_poll(ff_coord *c, ff_coord_status *st)
         coord_phase *p = &c->phases[c->phase_idx];
         if (p->def.kind == FF_PHASE_COLLECT) {
             fill_pending(c);
-            if (c->npending > 0 && now(c) < c->phase_deadline)
+            if (c->npending > 0 && coord_now(c) < c->phase_deadline)
                 break; /* waiting for sites */
             int r = close_collect(c);
             if (r < 0) {
@@ -785,169 +788,4 @@ int ff_coord_poll(ff_coord *c, ff_coord_status *st)
     fill_status(c, st);
     progress(c);
     return rc;
-}
-
-/* ---- submissions -------------------------------------------------------------------- */
-
-static int refuse(ff_coord *c, const char *phase, int site_idx, const char *site, int64_t round,
-                  int reason, const char *detail, int *reason_out)
-{
-    char detail_copy[256]; /* detail may be the error buffer that ff_error rewrites */
-    ff_strlcpy(detail_copy, detail, sizeof detail_copy);
-    detail = detail_copy;
-    c->refusals[reason]++;
-    c->r_refusals++;
-    if (reason_out)
-        *reason_out = reason;
-    const char *name = site_idx >= 0 ? c->names[site_idx] : site;
-    coord_emit(c, FF_EV_REFUSAL, phase, name, reason, (int64_t)round, NULL, detail);
-    FF_LOG_WARN("refused %s submission from site '%s' for round %lld: %s%s%s", phase, name,
-                (long long)round, ff_refusal_name(reason), detail[0] ? " — " : "", detail);
-    return ff_error(FF_EPOLICY, "site '%s': %s submission for round %lld refused: %s%s%s", name,
-                    phase, (long long)round, ff_refusal_name(reason), detail[0] ? " — " : "",
-                    detail);
-}
-
-static int site_index(const ff_coord *c, const char *site)
-{
-    for (size_t i = 0; i < c->nsites; i++)
-        if (strcmp(c->names[i], site) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* The checks common to every submission: site, round, attempt, phase, deadline, selection,
- * duplicate. Returns the site index, or < 0 after refusing. */
-static int admit(ff_coord *c, const char *phase, const char *site, int64_t round,
-                 int64_t attempt, int *reason)
-{
-    char d[160] = "";
-    int s = site_index(c, site ? site : "");
-    if (s < 0)
-        return refuse(c, phase, -1, site ? site : "(null)", round, FF_REFUSE_UNKNOWN_SITE,
-                      "not a site of this consortium", reason);
-    if (c->state != FF_COORD_IN_ROUND || round != c->round || (attempt >= 0 && attempt != c->attempt)) {
-        snprintf(d, sizeof d, "the current round is %lld attempt %lld%s", (long long)c->round,
-                 (long long)c->attempt, c->state == FF_COORD_IN_ROUND ? "" : " (no round open)");
-        return refuse(c, phase, s, site, round, FF_REFUSE_STALE_ROUND, d, reason);
-    }
-    int at = find_phase(c, phase);
-    if (at < 0 || (size_t)at != c->phase_idx) {
-        int late = at >= 0 && (size_t)at < c->phase_idx;
-        snprintf(d, sizeof d, "phase %s is %s; the open phase is %s", phase,
-                 late ? "closed" : "not open", c->phases[c->phase_idx].def.name);
-        return refuse(c, phase, s, site, round, late ? FF_REFUSE_LATE : FF_REFUSE_WRONG_PHASE, d,
-                      reason);
-    }
-    double t = now(c);
-    if (t >= c->phase_deadline) {
-        snprintf(d, sizeof d, "arrived %.3f s after the deadline", t - c->phase_deadline);
-        return refuse(c, phase, s, site, round, FF_REFUSE_LATE, d, reason);
-    }
-    if (!c->expected[s])
-        return refuse(c, phase, s, site, round, FF_REFUSE_NOT_SELECTED,
-                      "this site is not expected in this phase", reason);
-    if (c->done[s])
-        return refuse(c, phase, s, site, round, FF_REFUSE_DUPLICATE,
-                      "this site already answered this phase", reason);
-    return s;
-}
-
-static void accepted(ff_coord *c, int s)
-{
-    c->done[s] = 1;
-    c->ndone++;
-}
-
-int ff_coord_submit_update_ex(ff_coord *c, const char *site, int64_t round, int64_t attempt,
-                              const float *update, size_t n, double n_examples, int *reason)
-{
-    if (reason)
-        *reason = FF_REFUSE_NONE;
-    int s = admit(c, FF_PHASE_TRAIN, site, round, attempt, reason);
-    if (s < 0)
-        return s;
-    size_t bad = 0;
-    int why = update ? ff_fed_update_check(update, n, c->n, n_examples, &bad) : FF_REFUSE_WRONG_SIZE;
-    if (why != FF_REFUSE_NONE) {
-        char d[160];
-        if (why == FF_REFUSE_WRONG_SIZE)
-            snprintf(d, sizeof d, "%zu values, the model has %zu", update ? n : 0, c->n);
-        else if (why == FF_REFUSE_NONFINITE)
-            snprintf(d, sizeof d, "value %zu is %s", bad, isnan(update[bad]) ? "NaN" : "Inf");
-        else
-            snprintf(d, sizeof d, "example count %g", n_examples);
-        return refuse(c, FF_PHASE_TRAIN, s, site, round, why, d, reason);
-    }
-    if (!c->updates[s] && !(c->updates[s] = ff_alloc(c->n * sizeof(float))))
-        return ff_error(FF_ENOMEM, "coordinator: no memory for the update of site '%s'", site);
-    memcpy(c->updates[s], update, n * sizeof(float));
-    double w = n_examples;
-    if (c->mech.on_update) {
-        int rc = c->mech.on_update(c->mech.ud, s, c->updates[s], n, &w);
-        if (rc < 0 || !(w > 0) || !isfinite(w))
-            return refuse(c, FF_PHASE_TRAIN, s, site, round, FF_REFUSE_REJECTED,
-                          "refused by the privacy mechanism", reason);
-    }
-    c->weights[s] = w;
-    c->has_update[s] = 1;
-    c->r_updates++;
-    accepted(c, s);
-    return FF_OK;
-}
-
-int ff_coord_submit_update(ff_coord *c, const char *site, int64_t round, const float *update,
-                           size_t n, double n_examples)
-{
-    return ff_coord_submit_update_ex(c, site, round, -1, update, n, n_examples, NULL);
-}
-
-int ff_coord_submit_eval(ff_coord *c, const char *site, int64_t round, const ff_coord_eval *e,
-                         int *reason)
-{
-    if (reason)
-        *reason = FF_REFUSE_NONE;
-    int s = admit(c, FF_PHASE_EVALUATE, site, round, -1, reason);
-    if (s < 0)
-        return s;
-    if (!isfinite(e->n_examples) || !(e->n_examples > 0) || !isfinite(e->loss)) {
-        char d[160];
-        snprintf(d, sizeof d, "example count %g, loss %g", e->n_examples, e->loss);
-        return refuse(c, FF_PHASE_EVALUATE, s, site, round,
-                      isfinite(e->loss) ? FF_REFUSE_BAD_WEIGHT : FF_REFUSE_NONFINITE, d, reason);
-    }
-    coord_phase *p = &c->phases[c->phase_idx];
-    if (p->def.on_submit && p->def.on_submit(p->def.ud, c, s, e->blob, e->blob_len) < 0)
-        return refuse(c, FF_PHASE_EVALUATE, s, site, round, FF_REFUSE_REJECTED, ff_error_message(),
-                      reason);
-    c->eval_w += e->n_examples;
-    c->eval_loss_acc += e->n_examples * e->loss;
-    if (isfinite(e->auroc)) {
-        c->eval_auroc_acc += e->n_examples * e->auroc;
-        c->eval_auroc_w += e->n_examples;
-    }
-    c->eval_sites++;
-    accepted(c, s);
-    return FF_OK;
-}
-
-int ff_coord_submit(ff_coord *c, const char *phase, const char *site, int64_t round,
-                    const void *msg, size_t len, int *reason)
-{
-    if (reason)
-        *reason = FF_REFUSE_NONE;
-    int s = admit(c, phase, site, round, -1, reason);
-    if (s < 0)
-        return s;
-    coord_phase *p = &c->phases[c->phase_idx];
-    if (p->builtin != BI_NONE)
-        return refuse(c, phase, s, site, round, FF_REFUSE_WRONG_PHASE,
-                      "built-in phases take their own submit calls", reason);
-    if (p->def.on_submit && p->def.on_submit(p->def.ud, c, s, msg, len) < 0) {
-        char d[256];
-        ff_strlcpy(d, ff_error_message(), sizeof d);
-        return refuse(c, phase, s, site, round, FF_REFUSE_REJECTED, d, reason);
-    }
-    accepted(c, s);
-    return FF_OK;
 }

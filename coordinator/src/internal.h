@@ -67,6 +67,9 @@ struct ff_coord {
     float **updates;
     double *weights;
     float *avg;
+    double *acc; /* aggregation accumulator, allocated at the first aggregate */
+    const float **sel_updates; /* scratch: the updates of a round, in site order */
+    double *sel_weights;
     float *provided;
     double provided_weight;
     int have_provided;
@@ -83,9 +86,24 @@ struct ff_coord {
     char model_hash[FF_SHA256_HEX];
 };
 
+double coord_now(const ff_coord *c);
+int coord_find_phase(const ff_coord *c, const char *name); /* index or -1 */
 void coord_emit(ff_coord *c, int type, const char *phase, const char *site, int reason,
                 int64_t count, const char *hash, const char *detail);
 void coord_hash_floats(const float *x, size_t n, char out[FF_SHA256_HEX]);
+/* A server strategy module: whether it keeps the moments m and v (checkpointed), and its
+ * step on the averaged update. One per file under strategies/. */
+typedef struct {
+    const char *name;
+    int moments;
+    void (*apply)(ff_strategy *s, float *w, const float *d);
+} coord_strategy_ops;
+extern const coord_strategy_ops coord_fedavg_ops, coord_fedprox_ops, coord_fedadam_ops,
+    coord_fedyogi_ops, coord_fedadagrad_ops;
+
+/* strategy.c: acc = Σ weights[i] updates[i] in double, in the given order */
+void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
+                        size_t k, size_t n);
 /* checkpoint.c */
 int coord_checkpoint_write(ff_coord *c, char *path_out, size_t path_len) FF_WARN_UNUSED;
 int coord_checkpoint_load(ff_coord *c, int *found) FF_WARN_UNUSED;

@@ -1,12 +1,17 @@
-/* Server strategies. Every strategy first takes the example-weighted mean of the sites'
- * updates Δ_i = w_i − w (FedAvg, McMahan et al. 2017); the adaptive ones then treat Δ as a
- * negative pseudo-gradient and run a server optimiser on it (Reddi et al., "Adaptive
- * Federated Optimization", ICLR 2021, Algorithm 2). The formulas are in the header and in
- * docs/federation.md. */
-#include "ff/coordinator.h"
+/* The strategy interface. Every strategy first takes the example-weighted mean of the sites'
+ * updates Δ_i = w_i − w (FedAvg, McMahan et al. 2017), here; then its module under
+ * strategies/ applies its server step (FedAvg/FedProx: fedavg.c; FedAdam, FedYogi,
+ * FedAdagrad: adaptive.c). The formulas are in the header and in docs/federation.md. */
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
+
+/* Indexed by ff_strategy_kind. */
+static const coord_strategy_ops *const strategy_ops[FF_STRATEGY_COUNT] = {
+    &coord_fedavg_ops, &coord_fedprox_ops, &coord_fedadam_ops, &coord_fedyogi_ops,
+    &coord_fedadagrad_ops,
+};
 
 int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
 {
@@ -16,7 +21,7 @@ int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
     s->kind = cfg->name;
     s->cfg = *cfg;
     s->n = n;
-    if (s->kind == FF_STRATEGY_FEDAVG || s->kind == FF_STRATEGY_FEDPROX)
+    if (!strategy_ops[s->kind]->moments)
         return FF_OK;
     s->m = ff_calloc(n ? n : 1, sizeof(float));
     s->v = ff_alloc((n ? n : 1) * sizeof(float));
@@ -39,6 +44,21 @@ void ff_strategy_free(ff_strategy *s)
     s->m = s->v = NULL;
 }
 
+/* acc = Σ_i w_i u_i in double, sites in the given order, site-major (a vectorisable axpy per
+ * site). Every element sees the same sequence of additions whatever order the updates
+ * arrived in, which the bit-identical resume guarantee needs. */
+void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
+                        size_t k, size_t n)
+{
+    memset(acc, 0, n * sizeof(double));
+    for (size_t i = 0; i < k; i++) {
+        const double w = weights[i];
+        const float *u = updates[i];
+        for (size_t j = 0; j < n; j++)
+            acc[j] += w * (double)u[j];
+    }
+}
+
 int ff_strategy_aggregate(float *out, const float *const *updates, const double *weights,
                           size_t k, size_t n)
 {
@@ -51,43 +71,18 @@ int ff_strategy_aggregate(float *out, const float *const *updates, const double 
                             weights[i]);
         total += weights[i];
     }
-    /* Per element in double, sites in index order: the result does not depend on the order
-     * in which updates arrived, which the bit-identical resume guarantee needs. */
-    for (size_t j = 0; j < n; j++) {
-        double acc = 0;
-        for (size_t i = 0; i < k; i++)
-            acc += weights[i] * (double)updates[i][j];
-        out[j] = (float)(acc / total);
-    }
+    double *acc = ff_alloc((n ? n : 1) * sizeof(double));
+    if (!acc)
+        return ff_error(FF_ENOMEM, "aggregate: no memory for %zu values", n);
+    coord_weighted_sum(acc, updates, weights, k, n);
+    for (size_t j = 0; j < n; j++)
+        out[j] = (float)(acc[j] / total);
+    ff_free(acc);
     return FF_OK;
 }
 
 void ff_strategy_apply(ff_strategy *s, float *w, const float *d)
 {
-    const double eta = s->cfg.server_lr, b1 = s->cfg.beta1, b2 = s->cfg.beta2, tau = s->cfg.tau;
-    const size_t n = s->n;
-    switch (s->kind) {
-    case FF_STRATEGY_FEDAVG:
-    case FF_STRATEGY_FEDPROX:
-        for (size_t j = 0; j < n; j++)
-            w[j] = (float)((double)w[j] + eta * (double)d[j]);
-        break;
-    default:
-        for (size_t j = 0; j < n; j++) {
-            double dj = d[j], d2 = dj * dj;
-            double m = b1 * s->m[j] + (1 - b1) * dj;
-            double v = s->v[j];
-            if (s->kind == FF_STRATEGY_FEDADAGRAD)
-                v = v + d2;
-            else if (s->kind == FF_STRATEGY_FEDYOGI)
-                v = v - (1 - b2) * d2 * (v > d2 ? 1.0 : (v < d2 ? -1.0 : 0.0));
-            else
-                v = b2 * v + (1 - b2) * d2;
-            s->m[j] = (float)m;
-            s->v[j] = (float)v;
-            w[j] = (float)((double)w[j] + eta * m / (sqrt(v) + tau));
-        }
-        break;
-    }
+    strategy_ops[s->kind]->apply(s, w, d);
     s->steps++;
 }

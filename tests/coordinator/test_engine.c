@@ -118,6 +118,20 @@ static void teardown(fixture *f)
     ft_rmtree(f->tmp);
 }
 
+/* rounds.csv of the fixture's run into *csv (caller frees). */
+static void read_csv(const fixture *f, char **csv, size_t *len)
+{
+    assert_int_equal(ff_file_read_all(ft_path(f->cfg.out_dir, "rounds.csv"), 1 << 20, csv, len), FF_OK);
+}
+
+/* Lower-case hex SHA-256 of n bytes: an independent recomputation of the engine's hashes. */
+static void sha_hex(const void *p, size_t n, char hex[FF_SHA256_HEX])
+{
+    uint8_t h[FF_SHA256_BYTES];
+    ff_sha256(p, n, h);
+    ff_hex(h, sizeof h, hex);
+}
+
 /* Site i's update: (i+1) * {1, -1, 0.5}, with i+1 examples. */
 static void site_update(int i, float u[NP])
 {
@@ -276,19 +290,15 @@ static void test_round_events_and_weighted_average(void **state)
             fail_msg("event %zu is %s, expected %s", i, ff_event_name(f.rec->ev[i].type),
                      ff_event_name(want[i]));
     /* hashes: the model sent, the aggregate, the new model; independent SHA-256 here */
-    uint8_t h[32];
     char hex[FF_SHA256_HEX];
-    ff_sha256(INIT, sizeof INIT, h);
-    ff_hex(h, 32, hex);
+    sha_hex(INIT, sizeof INIT, hex);
     assert_string_equal(f.rec->ev[3].hash, hex);
     assert_string_equal(f.rec->ev[3].phase, "train");
     float avg[NP] = {(float)m, (float)-m, (float)(0.5 * m)};
-    ff_sha256(avg, sizeof avg, h);
-    ff_hex(h, 32, hex);
+    sha_hex(avg, sizeof avg, hex);
     assert_string_equal(f.rec->ev[5].hash, hex);
     assert_int_equal(f.rec->ev[5].count, 3);
-    ff_sha256(g, NP * sizeof(float), h);
-    ff_hex(h, 32, hex);
+    sha_hex(g, NP * sizeof(float), hex);
     assert_string_equal(f.rec->ev[6].hash, hex);
     assert_string_equal(f.rec->ev[4].detail, "alpha, bravo, charlie");
     assert_true(strstr(f.rec->ev[9].detail, "checkpoint.safetensors") != NULL);
@@ -329,8 +339,13 @@ static void test_rounds_csv(void **state)
 
     char *csv;
     size_t len;
-    assert_int_equal(ff_file_read_all(ft_path(f.cfg.out_dir, "rounds.csv"), 1 << 20, &csv, &len), FF_OK);
-    char *l1 = strchr(csv, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+    read_csv(&f, &csv, &len);
+    const char *nl1 = strchr(csv, '\n');
+    assert_non_null(nl1);
+    const char *l1 = nl1 + 1;
+    const char *nl2 = strchr(l1, '\n');
+    assert_non_null(nl2);
+    const char *l2 = nl2 + 1;
     assert_memory_equal(csv, FF_ROUNDS_CSV_HEADER "\n", strlen(FF_ROUNDS_CSV_HEADER) + 1);
     /* round 1: 3 updates, 1 refusal, 6 examples, |avg| = (14/6)*sqrt(2.25), 3 eval sites,
      * eval loss Σ n·loss / Σ n = (0.1+0.8+2.7... ) */
@@ -350,10 +365,8 @@ static void test_rounds_csv(void **state)
     if (strncmp(l2, want, strlen(want)) != 0)
         fail_msg("line 2: %s\nwant  : %s", l2, want);
     /* the model hash column is the SHA-256 of the final vector */
-    uint8_t h[32];
     char hex[FF_SHA256_HEX];
-    ff_sha256(ff_coord_global(f.c), NP * sizeof(float), h);
-    ff_hex(h, 32, hex);
+    sha_hex(ff_coord_global(f.c), NP * sizeof(float), hex);
     assert_non_null(strstr(l2, hex));
     free(csv);
     teardown(&f);
@@ -423,7 +436,7 @@ static void test_quorum_fail_retry_then_success(void **state)
     assert_int_equal(st.state, FF_COORD_DONE);
     char *csv;
     size_t len;
-    assert_int_equal(ff_file_read_all(ft_path(f.cfg.out_dir, "rounds.csv"), 1 << 20, &csv, &len), FF_OK);
+    read_csv(&f, &csv, &len);
     assert_non_null(strstr(csv, "\n1,0,2,3,3,1,1,6,")); /* 2 attempts, 1 dropout, 1 refusal */
     free(csv);
     teardown(&f);
@@ -730,7 +743,7 @@ static void test_mechanism_and_pooled_auroc(void **state)
     assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
     char *csv;
     size_t len;
-    assert_int_equal(ff_file_read_all(ft_path(f.cfg.out_dir, "rounds.csv"), 1 << 20, &csv, &len), FF_OK);
+    read_csv(&f, &csv, &len);
     assert_non_null(strstr(csv, ",0.7,")); /* pooled AUROC from the callback, 0.5 + 0.1*2 */
     free(csv);
     teardown(&f);
@@ -829,7 +842,7 @@ static void test_stages_auto_resume_and_evaluate_all(void **state)
     assert_int_equal(k, 2);
     char *csv;
     size_t len;
-    assert_int_equal(ff_file_read_all(ft_path(f.cfg.out_dir, "rounds.csv"), 1 << 20, &csv, &len), FF_OK);
+    read_csv(&f, &csv, &len);
     assert_non_null(strstr(csv, "\n1,0,"));
     assert_non_null(strstr(csv, "\n2,0,"));
     assert_non_null(strstr(csv, "\n3,1,"));
@@ -842,6 +855,31 @@ static void test_stages_auto_resume_and_evaluate_all(void **state)
     assert_int_equal(ff_coord_poll(f.c, &st), FF_ESTATE);
     ft_assert_error_has("made for another job");
     ff_plan_free(&plan);
+    teardown(&f);
+}
+
+static void test_refusals_and_dropouts_are_logged_with_site_names(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, NULL, 3, 1);
+    const char *log = ft_path(f.tmp, "coordinator.log");
+    assert_int_equal(ff_log_open(FF_LOG_WARN, FF_LOG_PLAIN, log, "coordinator"), FF_OK);
+    ff_coord_status st;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    answer(&f, &st, 2); /* bravo silent */
+    float u[NP] = {0};
+    assert_int_equal(ff_coord_submit_update(f.c, "alpha", 1, u, NP, 1), FF_EPOLICY);
+    f.clk.t = 10;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    ff_log_close();
+    ff_log_set_level(FF_LOG_OFF);
+    char *text;
+    size_t len;
+    assert_int_equal(ff_file_read_all(log, 1 << 20, &text, &len), FF_OK);
+    assert_non_null(strstr(text, "refused train submission from site 'alpha' for round 1: duplicate"));
+    assert_non_null(strstr(text, "round 1 phase train: deadline of 10 s passed; 1 site(s) did not answer: bravo"));
+    free(text);
     teardown(&f);
 }
 
@@ -906,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_mechanism_and_pooled_auroc),
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
         cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
+        cmocka_unit_test(test_refusals_and_dropouts_are_logged_with_site_names),
         cmocka_unit_test(test_model_table_validation),
         cmocka_unit_test(test_progress_line),
     };

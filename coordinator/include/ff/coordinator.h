@@ -254,6 +254,8 @@ typedef struct {
     const float *init;
 } ff_coord_model;
 
+/* One engine per run. Not thread-safe: a transport serialises its calls (one event loop or
+ * one mutex). */
 typedef struct ff_coord ff_coord;
 
 typedef enum {
@@ -274,7 +276,8 @@ typedef struct {
     size_t nselected;
     size_t ndone;         /* submissions accepted in the open phase */
     size_t npending;
-    const int *pending;   /* site indices the open phase still waits for (engine-owned) */
+    const int *pending;   /* site indices the open phase still waits for (engine-owned,
+                             valid until the next call into the engine) */
     double deadline_in;   /* seconds until the open phase's deadline (≥ 0) */
 } ff_coord_status;
 
@@ -307,7 +310,9 @@ int ff_coord_poll(ff_coord *c, ff_coord_status *st) FF_WARN_UNUSED;
 
 /* A site's update for round (Δ = w_site − w_global, n floats) with its example count.
  * FF_OK when accepted (copied); FF_EPOLICY when refused, with the message naming the site
- * and the reason (also counted and sent to the hooks); *reason (may be NULL) gets it. */
+ * and the reason (also counted, logged and sent to the hooks). The _ex form also checks the
+ * retry attempt the task was sent with (-1 = any attempt of the round: the global model does
+ * not change between attempts) and stores the ff_refusal in *reason (may be NULL). */
 int ff_coord_submit_update(ff_coord *c, const char *site, int64_t round, const float *update,
                            size_t n, double n_examples) FF_WARN_UNUSED;
 int ff_coord_submit_update_ex(ff_coord *c, const char *site, int64_t round, int64_t attempt,
