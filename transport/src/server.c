@@ -29,6 +29,7 @@ struct ff_server {
     int port;
     int insecure;
     uint32_t chunk;
+    int idle_ms;
     ff_server_handlers h;
     ff_consortium cons;
     X509 *ca;
@@ -82,12 +83,22 @@ char *ff_call_strdup(ff_call *c, const char *s)
     return p;
 }
 
-/* Waits on the worker's queue for tag; notes the close event if it shows up meanwhile. */
+/* Waits on the worker's queue for tag; notes the close event if it shows up meanwhile. An
+ * operation idle for longer than the server's idle timeout cancels the call (the operation
+ * then completes, failed), so a stalled peer cannot hold the worker forever. */
 static int wait_tag(call_ctx *cc, void *tag)
 {
+    int idle = cc->w->s->idle_ms;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(cc->w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev = grpc_completion_queue_next(cc->w->cq, ff_deadline_ms(idle), NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            ff_log(FF_LOG_WARN, "call from %s idle for %d ms: cancelled",
+                   cc->site[0] ? cc->site : "?", idle);
+            grpc_call_cancel_with_status(cc->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                         "idle too long", NULL);
+            idle = 1 << 30; /* the cancelled operation completes promptly */
+            continue;
+        }
         if (ev.type != GRPC_OP_COMPLETE)
             return 0;
         if (ev.tag == TAG_CLOSE) {
@@ -750,6 +761,7 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     s->h = *h;
     s->insecure = o->insecure;
     s->chunk = o->chunk_size ? o->chunk_size : FF_CHUNK_DEFAULT;
+    s->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 120000;
     s->nworkers = o->threads;
     int rc = s->chunk > FF_CHUNK_MAX ? ff_error(FF_ERANGE, "chunk_size %u exceeds %u", s->chunk,
                                                 FF_CHUNK_MAX)

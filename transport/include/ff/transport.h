@@ -198,6 +198,9 @@ typedef struct {
     int threads;              /* concurrent calls (each call has a thread); 0 = 2 per
                                  enrolled site + 8 (at least 16) */
     uint32_t chunk_size;      /* data part size for downloads; 0 = FF_CHUNK_DEFAULT */
+    int idle_timeout_ms;      /* a call whose next message does not arrive (or cannot be
+                                 sent) within this is cancelled, so a stalled peer cannot
+                                 hold a worker; 0 = 120000 */
 } ff_server_opts;
 
 typedef struct ff_server ff_server;
