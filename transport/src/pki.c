@@ -515,3 +515,37 @@ out:
     X509_free(ca);
     return rc;
 }
+
+int ff_pki_check_own(const char *cert_path, const char *key_path, const char *ca_path)
+{
+    X509 *ca = NULL, *x = NULL;
+    EVP_PKEY *key = NULL;
+    X509_STORE *st = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    int rc;
+    if ((rc = ff_pki_load_cert(ca_path, &ca)) != FF_OK ||
+        (rc = ff_pki_load_cert(cert_path, &x)) != FF_OK ||
+        (rc = ff_pki_load_key(key_path, &key)) != FF_OK)
+        goto out;
+    if (X509_check_private_key(x, key) != 1) {
+        rc = ff_error(FF_ECRYPTO, "%s does not belong to %s (key and certificate differ)",
+                      key_path, cert_path);
+        goto out;
+    }
+    if (!(st = X509_STORE_new()) || !(ctx = X509_STORE_CTX_new()) ||
+        X509_STORE_add_cert(st, ca) != 1 || X509_STORE_CTX_init(ctx, st, x, NULL) != 1) {
+        rc = ssl_error(FF_ECRYPTO, "certificate check setup");
+        goto out;
+    }
+    if (X509_verify_cert(ctx) != 1)
+        rc = ff_error(FF_EPOLICY, "%s: %s (against %s)", cert_path,
+                      X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)), ca_path);
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    EVP_PKEY_free(key);
+    X509_free(x);
+    X509_free(ca);
+    return rc;
+}

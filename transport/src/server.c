@@ -735,6 +735,14 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->srv, s->workers[i].cq, NULL);
     }
+    if (!o->insecure && (!o->cert || !o->key))
+        return ff_error(FF_EINVAL, "server: mutual TLS needs cert and key");
+    if (!o->insecure && (rc = ff_pki_check_own(o->cert, o->key, s->cons.ca)) != FF_OK) {
+        if (rc != FF_EPOLICY)
+            return ff_error_prefix(rc, "coordinator credentials: ");
+        ff_log(FF_LOG_WARN, "coordinator certificate: %s; sites will refuse it",
+               ff_error_message());
+    }
     grpc_server_credentials *cr = o->insecure ? grpc_insecure_server_credentials_create()
                                               : server_creds(o, &s->cons);
     if (!cr)

@@ -96,6 +96,12 @@ int ff_pki_cert_cn(X509 *cert, char *cn, size_t n) FF_WARN_UNUSED;
  * otherwise, with OpenSSL's reason in the message. */
 int ff_pki_check_peer(X509 *ca, X509_CRL *crl, X509 *cert, char *cn,
                       size_t cn_len) FF_WARN_UNUSED;
+/* Checks a node's own files before use: readable (FF_EIO/FF_EFORMAT), the key is Ed25519
+ * and belongs to the certificate (FF_ECRYPTO), and the certificate chains to ca and is within
+ * its dates (FF_EPOLICY, "certificate has expired"). Client and server log FF_EPOLICY as a
+ * warning and go on (the peer decides); the other errors stop them. */
+int ff_pki_check_own(const char *cert_path, const char *key_path,
+                     const char *ca_path) FF_WARN_UNUSED;
 int ff_pki_check_files(const char *ca_path, const char *crl_path, const char *cert_path,
                        char *cn, size_t cn_len) FF_WARN_UNUSED;
 
