@@ -62,7 +62,10 @@ static void test_good_path(void **state)
     Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
     tq.wait_ms = 50;
     Fedfuse__Task *t = NULL;
+    double now_ms = ff_wall_time() * 1e3;
     assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_OK);
+    /* The handler saw the client's deadline (5 s from now) on the wall clock. */
+    assert_true(tc.last_deadline_ms > now_ms + 4000 && tc.last_deadline_ms < now_ms + 6000);
     assert_int_equal(t->model_size, tc.blob_size);
     assert_int_equal(t->phase, FEDFUSE__PHASE__PHASE_TRAIN);
 

@@ -71,6 +71,7 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                        Fedfuse__Task *reply)
 {
     tnet_coord *tc = user;
+    tc->last_deadline_ms = c->deadline_ms;
     /* A long-poll that honours cancellation: wait up to wait_ms for "work". */
     double t0 = ff_now();
     while (ff_now() - t0 < req->wait_ms / 1000.0 && !ff_call_cancelled(c)) {

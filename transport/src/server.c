@@ -342,7 +342,7 @@ static int serve_unary(call_ctx *cc, ff_call *c, int m)
         append_counters(s, c, &reply.f);
     protobuf_c_message_free_unpacked(req, NULL);
     if (rc != FF_OK) {
-        if (rc == FF_ESTATE && m == FF_M_SUBMIT_EVAL)
+        if (rc == FF_ESTATE && (m == FF_M_SUBMIT_EVAL || m == FF_M_SECAGG))
             COUNT(s, replayed, 1);
         return fail_call(cc, 1, rc, c->method);
     }
