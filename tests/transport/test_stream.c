@@ -270,8 +270,14 @@ static void test_one_gib(void **state)
                   "%.1f MiB (%.1f MiB before the transfers)\n", t1 - t0,
                   size / (t1 - t0) / 1e6, t2 - t1, size / (t2 - t1) / 1e6, rss, rss0);
     printf("transport_1gib_peak_rss_mib %.1f\n", rss);
-    /* Memory stays bounded by a few chunks on each side, far below the payload. */
-    assert_true(rss < 160.0);
+    /* Memory stays bounded by a few chunks on each side, far below the payload. The live
+     * working set is ~20 MiB; glibc's per-thread malloc arenas keep freed chunk buffers of
+     * the ~30 threads around, so without MALLOC_ARENA_MAX the peak is ~115 MiB. ctest sets
+     * MALLOC_ARENA_MAX=2 (as the systemd unit does). */
+    if (getenv("MALLOC_ARENA_MAX"))
+        assert_true(rss - rss0 < 64.0);
+    else
+        assert_true(rss < 160.0);
     free(cs.scratch);
     ff_client_free(c);
     tnet_coord_stop(&tc);
