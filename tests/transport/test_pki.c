@@ -182,6 +182,11 @@ static void test_bad_inputs(void **state)
     ff_pki_issue_opts o = {.name = "bad name/../x"};
     assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &o), FF_EINVAL);
     ft_assert_error_has("--site");
+    const char *reserved[] = {"ca", "..", ".hidden", "-x", ""};
+    for (size_t i = 0; i < 5; i++) {
+        ff_pki_issue_opts r = {.name = reserved[i]};
+        assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &r), FF_EINVAL);
+    }
     ff_pki_issue_opts d = {.name = "ok", .days = 5000};
     assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &d), FF_ERANGE);
     ff_pki_issue_opts n = {.name = "ok"};

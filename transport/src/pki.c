@@ -162,7 +162,9 @@ static int add_ext(X509 *issuer, X509 *x, int nid, const char *value)
 static int valid_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > FF_SITE_NAME_MAX - 1)
+    /* "ca" would overwrite the CA certificate copied next to the site's files. */
+    if (n == 0 || n > FF_SITE_NAME_MAX - 1 || s[0] == '.' || s[0] == '-' ||
+        strcmp(s, "ca") == 0 || strcmp(s, "crl") == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
