@@ -551,3 +551,24 @@ out:
     X509_free(ca);
     return rc;
 }
+
+int ff_pem_files_read(ff_pem_files *f, const char *ca, const char *cert, const char *key)
+{
+    size_t n;
+    memset(f, 0, sizeof *f);
+    int rc;
+    if ((rc = ff_file_read_all(ca, PEM_MAX, &f->ca, &n)) != FF_OK ||
+        (rc = ff_file_read_all(cert, PEM_MAX, &f->cert, &n)) != FF_OK ||
+        (rc = ff_file_read_all(key, PEM_MAX, &f->key, &n)) != FF_OK)
+        ff_pem_files_free(f);
+    return rc;
+}
+
+void ff_pem_files_free(ff_pem_files *f)
+{
+    if (f->key)
+        ff_secure_zero(f->key, strlen(f->key));
+    FF_FREE(f->ca);
+    FF_FREE(f->cert);
+    FF_FREE(f->key);
+}

@@ -638,24 +638,15 @@ static void drain_destroy(grpc_completion_queue *cq)
 
 static grpc_server_credentials *server_creds(const ff_server_opts *o, const ff_consortium *cons)
 {
-    char *ca = NULL, *cert = NULL, *key = NULL;
-    size_t n;
-    grpc_server_credentials *cr = NULL;
-    if (ff_file_read_all(cons->ca, 1 << 20, &ca, &n) != FF_OK ||
-        ff_file_read_all(o->cert, 1 << 20, &cert, &n) != FF_OK ||
-        ff_file_read_all(o->key, 1 << 20, &key, &n) != FF_OK)
-        goto out;
-    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-    cr = grpc_ssl_server_credentials_create_ex(
-        ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    ff_pem_files pem;
+    if (ff_pem_files_read(&pem, cons->ca, o->cert, o->key) != FF_OK)
+        return NULL;
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = pem.key, .cert_chain = pem.cert};
+    grpc_server_credentials *cr = grpc_ssl_server_credentials_create_ex(
+        pem.ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
     if (!cr)
         ff_error(FF_ECRYPTO, "gRPC refused the server certificate/key %s / %s", o->cert, o->key);
-out:
-    if (key)
-        ff_secure_zero(key, strlen(key));
-    free(ca);
-    free(cert);
-    free(key);
+    ff_pem_files_free(&pem);
     return cr;
 }
 
