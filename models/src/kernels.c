@@ -3,6 +3,7 @@
  * the batch with `omp simd` inner loops. The plain twins are in kernels_ref.inc. */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ff/models.h"
@@ -287,21 +288,20 @@ void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
 
 /* Keys past the last valid one contribute nothing; padding sits at the end of a row, so
  * limiting the products to [0, last valid + 1) saves the work without changing a value. */
-static int key_extent(const uint8_t *kmask, int b, int Tk)
+static int key_extent(const uint8_t *m, int Tk)
 {
-    if (!kmask)
+    if (!m)
         return Tk;
-    const uint8_t *m = kmask + (size_t)b * Tk;
     int e = Tk;
     while (e > 0 && !m[e - 1])
         e--;
     return e;
 }
 
-static void softmax_rows(float *S, int Tq, int Tk, int te, const uint8_t *m)
+FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8_t *m)
 {
     for (int i = 0; i < Tq; i++) {
-        float *p = S + (size_t)i * Tk;
+        float *p = S + (size_t)i * ld;
         float mx = -INFINITY;
         for (int j = 0; j < te; j++)
             if (!m || m[j])
@@ -317,38 +317,130 @@ static void softmax_rows(float *S, int Tq, int Tk, int te, const uint8_t *m)
 #pragma omp simd
         for (int j = 0; j < te; j++)
             p[j] *= inv;
-        for (int j = te; j < Tk; j++)
+        for (int j = te; j < ld; j++)
             p[j] = 0;
     }
+}
+
+/* dS = scale · P ⊙ (dP − Σ_j dP P), row by row (the softmax Jacobian). */
+FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq,
+                                        int te, float scale)
+{
+    for (int i = 0; i < Tq; i++) {
+        const float *p = P + (size_t)i * ldP;
+        float *s = dS + (size_t)i * ldS;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < te; j++)
+            dot += s[j] * p[j];
+#pragma omp simd
+        for (int j = 0; j < te; j++)
+            s[j] = scale * p[j] * (s[j] - dot);
+    }
+}
+
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, Tq = qlen[b];
+        if (Tq == 0)
+            continue;
+        const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
+        int te = key_extent(mk, klen[b]);
+        int ld = pld ? pld : te;
+        float *P = probs + (size_t)bh * pstride;
+        float *O = out + (size_t)qoff[b] * d + h * hd;
+        if (te == 0) { /* no valid key: all-zero weights, zero output */
+            if (pld)
+                memset(P, 0, (size_t)Tq * pld * sizeof(float));
+            for (int i = 0; i < Tq; i++)
+                memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
+            continue;
+        }
+        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
+        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
+        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
+                    0.0f, P, ld);
+        softmax_rows(P, ld, Tq, te, mk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, ld, V, ldkv,
+                    0.0f, O, d);
+    }
+}
+
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+                               float *scratch)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+#ifdef _OPENMP
+        float *dS = scratch + (size_t)omp_get_thread_num() * pstride;
+#else
+        float *dS = scratch;
+#endif
+        int b = bh / H, h = bh % H, Tq = qlen[b];
+        const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
+        int te = key_extent(mk, klen[b]);
+        if (te == 0 || Tq == 0)
+            continue;
+        int ld = pld ? pld : te;
+        const float *P = probs + (size_t)bh * pstride;
+        const float *dO = dout + (size_t)qoff[b] * d + h * hd;
+        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
+        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
+        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        float *dQ = dq + (size_t)qoff[b] * ldq + h * hd;
+        float *dK = dk + (size_t)koff[b] * ldkv + h * hd;
+        float *dV = dv + (size_t)koff[b] * ldkv + h * hd;
+        /* dP = dO Vᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
+                    0.0f, dS, te);
+        /* dV += Pᵀ dO */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d,
+                    1.0f, dV, ldkv);
+        softmax_back_rows(dS, te, P, ld, Tq, te, scale);
+        /* dQ += dS K;  dK += dSᵀ Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
+                    1.0f, dQ, ldq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
+                    1.0f, dK, ldkv);
+    }
+}
+
+/* The regular layout (every sample Tq queries and Tk keys) on top of the ragged core. */
+static int regular_rows(int B, int Tq, int Tk, int **buf)
+{
+    *buf = malloc((size_t)4 * B * sizeof(int));
+    if (!*buf)
+        return -1;
+    for (int b = 0; b < B; b++) {
+        (*buf)[b] = b * Tq, (*buf)[B + b] = Tq;
+        (*buf)[2 * B + b] = b * Tk, (*buf)[3 * B + b] = Tk;
+    }
+    return 0;
 }
 
 void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
                           int H, int hd)
 {
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float *P = probs + (size_t)bh * Tq * Tk;
-        float *O = out + (size_t)b * Tq * d + h * hd;
-        int te = key_extent(kmask, b, Tk);
-        if (te == 0) {
-            memset(P, 0, (size_t)Tq * Tk * sizeof(float));
-            for (int i = 0; i < Tq; i++)
-                memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
-            continue;
-        }
-        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
-        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
-        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
-                    0.0f, P, Tk);
-        softmax_rows(P, Tq, Tk, te, kmask ? kmask + (size_t)b * Tk : NULL);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, Tk, V, ldkv,
-                    0.0f, O, d);
-    }
+    int *r;
+    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
+    ff_attention_forward_var(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B,
+                             r, r + B, r + 2 * B, r + 3 * B, H, hd);
+    free(r);
 }
 
 void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
@@ -356,51 +448,11 @@ void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                            int Tk, int H, int hd, float *scratch)
 {
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
-    for (int bh = 0; bh < B * H; bh++) {
-#ifdef _OPENMP
-        float *dS = scratch + (size_t)omp_get_thread_num() * Tq * Tk;
-#else
-        float *dS = scratch;
-#endif
-        int b = bh / H, h = bh % H;
-        int te = key_extent(kmask, b, Tk);
-        if (te == 0)
-            continue;
-        const float *P = probs + (size_t)bh * Tq * Tk;
-        const float *dO = dout + (size_t)b * Tq * d + h * hd;
-        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
-        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
-        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
-        float *dQ = dq + (size_t)b * Tq * ldq + h * hd;
-        float *dK = dk + (size_t)b * Tk * ldkv + h * hd;
-        float *dV = dv + (size_t)b * Tk * ldkv + h * hd;
-        /* dP = dO Vᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
-                    0.0f, dS, te);
-        /* dV += Pᵀ dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, Tk, dO, d,
-                    1.0f, dV, ldkv);
-        /* dS = scale · P ⊙ (dP − Σ_j dP P) (the softmax Jacobian applied row by row) */
-        for (int i = 0; i < Tq; i++) {
-            const float *p = P + (size_t)i * Tk;
-            float *s = dS + (size_t)i * te;
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < te; j++)
-                dot += s[j] * p[j];
-#pragma omp simd
-            for (int j = 0; j < te; j++)
-                s[j] = scale * p[j] * (s[j] - dot);
-        }
-        /* dQ += dS K;  dK += dSᵀ Q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
-                    1.0f, dQ, ldq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
-                    1.0f, dK, ldkv);
-    }
+    int *r;
+    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
+    ff_attention_backward_var(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv,
+                              kmask, Tk, B, r, r + B, r + 2 * B, r + 3 * B, H, hd, scratch);
+    free(r);
 }
 
 /* ---- embeddings, positions, patches ---- */

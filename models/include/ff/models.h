@@ -256,6 +256,20 @@ void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *probs, const float *q, int ldq, const float *k,
                            const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                            int Tk, int H, int hd, float *scratch);
+/* Ragged form used by the model: sample b has qlen[b] query rows from row qoff[b] and klen[b]
+ * key rows from row koff[b] (rows past a sample's extent are simply not there); kmask rows
+ * have stride kmask_ld. probs of (b,h) start at (b*H+h)*pstride with row stride pld (0 =
+ * the number of keys computed). */
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd);
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+                               float *scratch);
 void ff_attention_forward_ref(float *out, float *probs, const float *q, int ldq, const float *k,
                               const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                               int Tk, int H, int hd);
