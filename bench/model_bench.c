@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "ff/models.h"
 
@@ -56,27 +57,34 @@ static flops count_flops(const ff_model_config *c, const ff_batch *b)
     double Ti = (double)((c->image.size / c->image.patch) * (c->image.size / c->image.patch));
     double pv = (double)(c->image.channels * c->image.patch * c->image.patch);
     double T[3] = {Ti, (double)c->text.length, (double)c->ehr.length};
-    lin(&f, b->B * Ti, pv, d, 0);
+    /* rows actually computed: every image token; text and EHR up to each sample's extent */
+    double R[3] = {b->B * Ti, 0, 0};
+    for (int s = 0; s < b->B; s++) {
+        R[1] += extent(b->text_ids + (size_t)s * b->Lt, b->Lt);
+        R[2] += extent(b->ehr_code + (size_t)s * b->Le, b->Le);
+    }
+    lin(&f, R[0], pv, d, 0);
     for (int e = 0; e < 3; e++)
         for (int l = 0; l < c->layers; l++) {
-            double N = b->B * T[e];
+            double N = R[e];
             lin(&f, N, d, 3 * d, 1), lin(&f, N, d, d, 1), lin(&f, N, d, m, 1), lin(&f, N, m, d, 1);
             for (int s = 0; s < b->B; s++) {
                 double te = e == 0 ? Ti
                             : e == 1 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
                                      : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
-                att(&f, T[e], te, hd, H);
+                att(&f, e == 0 ? T[e] : te, te, hd, H);
             }
         }
     if (c->fusion == FF_FUSION_CROSS) {
         for (int x = 0; x < 2; x++) {
-            double Nq = b->B * T[x], Nc = b->B * T[x + 1];
+            double Nq = R[x], Nc = R[x + 1];
             lin(&f, Nq, d, d, 1), lin(&f, Nc, d, 2 * d, 1), lin(&f, Nq, d, d, 1);
             lin(&f, Nq, d, m, 1), lin(&f, Nq, m, d, 1);
             for (int s = 0; s < b->B; s++) {
+                double tq = x == 0 ? T[0] : extent(b->text_ids + (size_t)s * b->Lt, b->Lt);
                 double te = x == 0 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
                                    : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
-                att(&f, T[x], te, hd, H);
+                att(&f, tq, te, hd, H);
             }
         }
         double N = b->B * 3.0;
@@ -203,6 +211,13 @@ static void run_torch(const char *config, int threads, int B, int steps, double 
 
 int main(int argc, char **argv)
 {
+    /* Same setting as the PyTorch peer: OpenMP threads sleep instead of spinning between
+     * parallel regions (spinning on a shared 2-core machine stalls the pool). libgomp reads it
+     * at load time, hence the re-exec. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        execv("/proc/self/exe", argv);
+    }
     const char *config = FF_SOURCE_DIR "/configs/model-base.yaml";
     int threads = 1, B = 32, steps = 10, torch = 1;
     for (int i = 1; i < argc; i++) {
@@ -264,6 +279,7 @@ int main(int argc, char **argv)
             ti[s - 1] = ff_now() - t0;
     }
     double t_train = median(tt, steps), t_infer = median(ti, steps);
+    double t_train_min = tt[0], t_infer_min = ti[0]; /* sorted by median() */
     double train_sps = B / t_train, infer_sps = B / t_infer;
     double gflops = fl.train / t_train / 1e9, infer_gflops = fl.fwd / t_infer / 1e9;
     double ref = sgemm_reference(&c, B, 3);
@@ -274,15 +290,25 @@ int main(int argc, char **argv)
     double need_mb = (4.0 * ff_model_nparams(m) * 4) / (1024.0 * 1024.0);
     printf("# fusion model benchmark: %s (%s), batch %d, threads %d, %d timed steps (median)\n",
            c.name, ff_fusion_name(c.fusion), B, threads, steps);
-    printf("# padding: text %d/%d, EHR %d/%d valid on average\n", 0, (int)c.text.length, 0,
-           (int)c.ehr.length);
+    double vt = 0, ve = 0;
+    for (int s = 0; s < B; s++) {
+        vt += extent(b.text_ids + (size_t)s * b.Lt, b.Lt);
+        ve += extent(b.ehr_code + (size_t)s * b.Le, b.Le);
+    }
+    printf("# padding: text %.1f/%d, EHR %.1f/%d valid tokens on average; OMP_WAIT_POLICY=%s\n",
+           vt / B, (int)c.text.length, ve / B, (int)c.ehr.length, getenv("OMP_WAIT_POLICY"));
     printf("train step            %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
            t_train * 1e3, train_sps, gflops, fl.train / 1e9);
     printf("inference             %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
            t_infer * 1e3, infer_sps, infer_gflops, fl.fwd / 1e9);
+    printf("fastest step: train %.1f ms (%.1f samples/s), inference %.1f ms (%.1f samples/s)\n",
+           t_train_min * 1e3, B / t_train_min, t_infer_min * 1e3, B / t_infer_min);
     printf("cblas_sgemm on the model's Linear shapes: %.1f GFLOP/s; train reaches %.0f%%\n", ref,
            100.0 * gflops / ref);
-    printf("peak RSS %.1f MB; weights+grads+2 moments %.1f MB\n", rss_mb, need_mb);
+    double act_mb = ff_model_activation_bytes(m) / (1024.0 * 1024.0);
+    printf("peak RSS %.1f MB; weights+grads+2 moments %.1f MB + activations %.1f MB = %.1f MB "
+           "(RSS / that = %.2f)\n", rss_mb, need_mb, act_mb, need_mb + act_mb,
+           rss_mb / (need_mb + act_mb));
     if (torch) {
         double pt, pi, pr;
         run_torch(config, threads, B, steps, &pt, &pi, &pr);

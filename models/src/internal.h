@@ -124,7 +124,7 @@ struct ff_model {
     float *lw;       /* late: weights [B,3] */
     float *logits;   /* [B,K] */
     /* backward scratch */
-    float *dR1, *dR2, *dXM, *dX2, *dX3, *dAtt, *dH4, *dH4b, *dQKV, *dS, *ln_scratch;
+    float *dR1, *dR2, *dXM, *dX2, *dX3, *dAtt, *dH4, *dQKV, *dS, *ln_scratch;
     float *dEnc[3];  /* d H for each encoder [B*T,d] */
     float *dPool;    /* [3,B,d] */
     float *dF, *dfh, *dfo; /* [B*3,d] */

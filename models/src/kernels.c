@@ -262,7 +262,29 @@ FF_CLONES static void gelu_bwd_span(float *restrict dx, const float *restrict dy
     }
 }
 
+FF_CLONES static void gelu_bwd_inplace_span(float *restrict g, const float *restrict x, size_t n)
+{
+    const float k = 0.7978845608028654f;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float xi = x[i];
+        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
+        float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
+        g[i] *= 0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du;
+    }
+}
+
 #define GELU_CHUNK 8192
+
+void ff_gelu_backward_inplace(float *g, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_bwd_inplace_span(g + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
+    }
+}
 
 void ff_gelu_forward(float *y, const float *x, size_t n)
 {

@@ -99,7 +99,7 @@ static void carve_all(ff_model *m, carver *c)
     m->llog = carve(c, 3 * B * K), m->lw = carve(c, B * 3);
     m->dR1 = carve(c, Nmax * d), m->dR2 = carve(c, Nmax * d), m->dXM = carve(c, Nmax * d);
     m->dX2 = carve(c, Nmax * d), m->dX3 = carve(c, Nmax * d), m->dAtt = carve(c, Nmax * d);
-    m->dH4 = carve(c, Nmax * mm), m->dH4b = carve(c, Nmax * mm);
+    m->dH4 = carve(c, Nmax * mm);
     m->dQKV = carve(c, Nmax * 3 * d);
     m->dS = carve(c, FF_MAX_THREADS * Tmax * Tmax);
     m->ln_scratch = carve(c, FF_MAX_THREADS * 2 * FF_MAX(d, mm));
@@ -184,6 +184,7 @@ void ff_model_free(ff_model *m)
 }
 
 const float *ff_model_pooled(const ff_model *m) { return m->Fpool; }
+size_t ff_model_activation_bytes(const ff_model *m) { return m->arena.cap; }
 
 const float *ff_model_fusion_attention(const ff_model *m)
 {
@@ -225,6 +226,15 @@ static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const
     ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d, 1);
 }
 
+/* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
+ * model's activation gradients are fresh buffers, so this saves clearing them first. */
+static void linear_backward_set(float *dx, size_t w_off, size_t b_off, const float *dy,
+                                const float *x, ff_model *m, int N, int in, int out)
+{
+    ff_gemm(0, 0, N, in, out, 1.0f, dy, out, PW(m, w_off), in, 0.0f, dx, in);
+    ff_linear_backward(NULL, GW(m, w_off), GW(m, b_off), dy, x, PW(m, w_off), N, in, out);
+}
+
 /* MLP half shared by Block and CrossBlock: from dout (N,d) to dxm = dout + d/dxmid of
  * the MLP branch, in m->dXM. */
 static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
@@ -234,12 +244,9 @@ static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, s
 {
     int d = m->d, mm = m->m;
     copyf(m->dXM, dout, (size_t)N * d);
-    zerof(m->dH4, (size_t)N * mm);
-    ff_linear_backward(m->dH4, GW(m, fp_w), GW(m, fp_b), dout, gelu, PW(m, fp_w), N, mm, d);
-    zerof(m->dH4b, (size_t)N * mm);
-    ff_gelu_backward(m->dH4b, m->dH4, fc, (size_t)N * mm);
-    zerof(m->dAtt, (size_t)N * d);
-    ff_linear_backward(m->dAtt, GW(m, fc_w), GW(m, fc_b), m->dH4b, ln2, PW(m, fc_w), N, d, mm);
+    linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, N, mm, d);
+    ff_gelu_backward_inplace(m->dH4, fc, (size_t)N * mm);
+    linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, N, d, mm);
     ff_layernorm_backward(m->dXM, GW(m, ln2_w), GW(m, ln2_b), m->dAtt, xmid, mean, rstd,
                           PW(m, ln2_w), N, d, m->ln_scratch);
 }
@@ -251,17 +258,13 @@ static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a
     int N = rm->R, d = m->d, T = rm->T;
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
-    zerof(m->dAtt, (size_t)N * d);
-    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
-                       PW(m, o->proj_w), N, d, d);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, N, d, d);
     zerof(m->dQKV, (size_t)N * 3 * d);
     ff_attention_backward_var(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs,
                               (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d,
                               3 * d, rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H,
                               m->hd, m->dS);
-    zerof(m->dX2, (size_t)N * d);
-    ff_linear_backward(m->dX2, GW(m, o->qkv_w), GW(m, o->qkv_b), m->dQKV, a->ln1,
-                       PW(m, o->qkv_w), N, d, 3 * d);
+    linear_backward_set(m->dX2, o->qkv_w, o->qkv_b, m->dQKV, a->ln1, m, N, d, 3 * d);
     addf(dx, m->dXM, (size_t)N * d);
     ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean,
                           a->ln1_rstd, PW(m, o->ln1_w), N, d, m->ln_scratch);
@@ -312,21 +315,15 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
         }
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
-    zerof(m->dAtt, (size_t)Nq * d);
-    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
-                       PW(m, o->proj_w), Nq, d, d);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, Nq, d, d);
     float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
     zerof(dq, (size_t)Nq * d);
     zerof(dkv, (size_t)Nc * 2 * d);
     ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0,
                               a->q, d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off,
                               qr->len, cr->off, cr->len, m->H, m->hd, m->dS);
-    zerof(m->dX2, (size_t)Nq * d);
-    ff_linear_backward(m->dX2, GW(m, o->q_w), GW(m, o->q_b), dq, a->lnq, PW(m, o->q_w), Nq, d,
-                       d);
-    zerof(m->dX3, (size_t)Nc * d);
-    ff_linear_backward(m->dX3, GW(m, o->kv_w), GW(m, o->kv_b), dkv, a->lnkv, PW(m, o->kv_w), Nc,
-                       d, 2 * d);
+    linear_backward_set(m->dX2, o->q_w, o->q_b, dq, a->lnq, m, Nq, d, d);
+    linear_backward_set(m->dX3, o->kv_w, o->kv_b, dkv, a->lnkv, m, Nc, d, 2 * d);
     addf(dx, m->dXM, (size_t)Nq * d);
     ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean,
                           a->lnq_rstd, PW(m, o->lnq_w), Nq, d, m->ln_scratch);

@@ -259,6 +259,13 @@ static void test_gelu(void **state)
     ff_gelu_backward_ref(d2, dyf, xf, n);
     for (size_t i = 0; i < n; i++)
         assert_true(fabs(d1[i] - d2[i]) <= 4e-6 * fmax(1.0, fabs(d2[i])));
+    /* in-place form: g = dy · gelu'(x) */
+    float *g0 = zerosf(n), *g1 = tof(dy, n);
+    ff_gelu_backward_ref(g0, dyf, xf, n);
+    ff_gelu_backward_inplace(g1, xf, n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fabs(g1[i] - g0[i]) <= 4e-6 * fmax(1.0, fabs(g0[i])));
+    ff_free(g0), ff_free(g1);
     free(x), free(dy);
     ff_free(xf), ff_free(dyf), ff_free(y1), ff_free(y2), ff_free(d1), ff_free(d2);
 }

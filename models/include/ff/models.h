@@ -96,6 +96,8 @@ void ff_model_free(ff_model *m);
 const ff_model_config *ff_model_cfg(const ff_model *m);
 int ff_model_max_batch(const ff_model *m);
 size_t ff_model_nparams(const ff_model *m);
+/* Bytes of the activation and scratch arena (sized once by ff_model_new). */
+size_t ff_model_activation_bytes(const ff_model *m);
 float *ff_model_params(ff_model *m);
 float *ff_model_grads(ff_model *m);
 size_t ff_model_ntensors(const ff_model *m);
@@ -241,6 +243,8 @@ void ff_layernorm_backward_ref(float *dx, float *dw, float *db, const float *dy,
 /* tanh GELU, elementwise over n values. */
 void ff_gelu_forward(float *y, const float *x, size_t n);
 void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+/* g = g · gelu'(x) in place (the one kernel that overwrites: the model's fresh buffer). */
+void ff_gelu_backward_inplace(float *g, const float *x, size_t n);
 void ff_gelu_forward_ref(float *y, const float *x, size_t n);
 void ff_gelu_backward_ref(float *dx, const float *dy, const float *x, size_t n);
 
