@@ -228,8 +228,6 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 
 /* ---- GELU ---- */
 
-/* tanh(u) = 1 − 2 / (e^{2u} + 1), with the vectorisable exp above. */
-static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (fast_expf(2.0f * u) + 1.0f); }
 
 /* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
@@ -238,40 +236,42 @@ static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (fast_expf(2.0f *
 #define FF_CLONES
 #endif
 
+/* With s = σ(2u) = (1 + tanh u)/2 the tanh GELU is x·s, and its derivative
+ * s + x · 2s(1−s) · u'. Written this way neither tail cancels (1 + tanh u near −1 would). */
 FF_CLONES static void gelu_fwd_span(float *restrict y, const float *restrict x, size_t n)
 {
     const float k = 0.7978845608028654f;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float xi = x[i];
-        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        y[i] = 0.5f * xi * (1.0f + t);
+        float u = k * (xi + 0.044715f * xi * xi * xi);
+        y[i] = xi / (1.0f + fast_expf(-2.0f * u));
     }
+}
+
+static inline float gelu_grad(float xi)
+{
+    const float k = 0.7978845608028654f;
+    float u = k * (xi + 0.044715f * xi * xi * xi);
+    float em = fast_expf(-2.0f * u);
+    float sg = 1.0f / (1.0f + em);
+    float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
+    return sg + xi * 2.0f * sg * (em * sg) * du;
 }
 
 FF_CLONES static void gelu_bwd_span(float *restrict dx, const float *restrict dy,
                                     const float *restrict x, size_t n)
 {
-    const float k = 0.7978845608028654f;
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float xi = x[i];
-        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
-        dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
-    }
+    for (size_t i = 0; i < n; i++)
+        dx[i] += dy[i] * gelu_grad(x[i]);
 }
 
 FF_CLONES static void gelu_bwd_inplace_span(float *restrict g, const float *restrict x, size_t n)
 {
-    const float k = 0.7978845608028654f;
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float xi = x[i];
-        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
-        g[i] *= 0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du;
-    }
+    for (size_t i = 0; i < n; i++)
+        g[i] *= gelu_grad(x[i]);
 }
 
 #define GELU_CHUNK 8192
