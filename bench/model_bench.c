@@ -5,7 +5,7 @@
  * the same run.
  *
  *   model_bench --config configs/model-base.yaml --threads N [--batch 32] [--steps 10]
- *               [--no-torch]
+ *               [--peer bench/torch_peer.py] [--no-torch]
  *
  * Ends with `train_samples_per_s X`, `infer_samples_per_s X`, `gflops X`, `peak_rss_mb X`. */
 #include <cblas.h>
@@ -184,12 +184,11 @@ static double median(double *v, int n)
 
 /* Runs the PyTorch peer on the same config and thread count; returns its samples/s in
  * *train and *infer (negative when unavailable). */
-static void run_torch(const char *config, int threads, int B, int steps, double *train,
-                      double *infer, double *rss)
+static void run_torch(const char *script, const char *config, int threads, int B, int steps,
+                      double *train, double *infer, double *rss)
 {
     *train = *infer = *rss = -1;
-    char script[1024], cmd[4096], line[512];
-    snprintf(script, sizeof script, "%s/bench/torch_peer.py", FF_SOURCE_DIR);
+    char cmd[4096], line[512];
     if (!ff_path_exists(script) || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
         return;
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
@@ -220,6 +219,7 @@ int main(int argc, char **argv)
     }
     const char *config = FF_SOURCE_DIR "/configs/model-base.yaml";
     int threads = 1, B = 32, steps = 10, torch = 1;
+    const char *peer = FF_SOURCE_DIR "/bench/torch_peer.py";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config = argv[++i];
@@ -229,11 +229,13 @@ int main(int argc, char **argv)
             B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
+            peer = argv[++i];
         else if (!strcmp(argv[i], "--no-torch"))
             torch = 0;
         else {
             fprintf(stderr, "usage: model_bench --config FILE --threads N [--batch B] "
-                            "[--steps S] [--no-torch]\n");
+                            "[--steps S] [--peer torch_peer.py] [--no-torch]\n");
             return 2;
         }
     }
@@ -311,7 +313,7 @@ int main(int argc, char **argv)
            rss_mb / (need_mb + act_mb));
     if (torch) {
         double pt, pi, pr;
-        run_torch(config, threads, B, steps, &pt, &pi, &pr);
+        run_torch(peer, config, threads, B, steps, &pt, &pi, &pr);
         if (pt > 0)
             printf("pytorch peer (same run): train %.1f samples/s, infer %.1f samples/s, "
                    "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n", pt, pi, pr,

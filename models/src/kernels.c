@@ -80,19 +80,17 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Split the larger of M and N into one slab per thread (multiples of 16 so the
-     * micro-kernels stay on full tiles); each element of C is owned by one thread, so the
-     * result does not depend on scheduling. */
+    /* Split the larger of M and N into fixed slabs (multiples of 16 so the micro-kernels stay
+     * on full tiles), three per thread, handed out dynamically: on a shared machine a thread
+     * that loses its core leaves its slabs to the other. Each element of C is computed by one
+     * call over the same slab whoever runs it, so the result does not depend on scheduling. */
     int split_m = M >= N;
     int len = split_m ? M : N;
-    int chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num();
-#else
-        int t = 0;
-#endif
+    int chunk = ((len + 3 * nt - 1) / (3 * nt) + 15) / 16 * 16;
+    chunk = FF_MAX(chunk, 64);
+    int nchunks = (len + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < nchunks; t++) {
         int s0 = t * chunk;
         int n = FF_MIN(chunk, len - s0);
         if (n > 0) {
@@ -178,23 +176,20 @@ void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
     }
 }
 
+#define LN_CHUNKS 16
+
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
                            float *scratch)
 {
-    int nt = (in_parallel() || N < 64) ? 1 : g_threads;
-    memset(scratch, 0, (size_t)nt * 2 * C * sizeof(float));
-    /* Rows are split in fixed contiguous ranges, one per thread; each thread sums its dw/db
-     * in a private slot and the slots are added in thread order: deterministic. */
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num();
-#else
-        int t = 0;
-#endif
+    /* Rows are split in LN_CHUNKS fixed ranges; each range sums its dw/db in its own slot and
+     * the slots are added in range order: the same bits at any thread count or schedule. */
+    int nch = N >= 4 * LN_CHUNKS ? LN_CHUNKS : 1;
+    memset(scratch, 0, (size_t)nch * 2 * C * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
+    for (int t = 0; t < nch; t++) {
         float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
-        int r0 = (int)((int64_t)N * t / nt), r1 = (int)((int64_t)N * (t + 1) / nt);
+        int r0 = (int)((int64_t)N * t / nch), r1 = (int)((int64_t)N * (t + 1) / nch);
         for (int n = r0; n < r1; n++) {
             const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
             float *dxr = dx + (size_t)n * C;
@@ -217,7 +212,7 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
             }
         }
     }
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < nch; t++) {
         const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
         for (int c = 0; c < C; c++) {
             dw[c] += pdw[c];
@@ -279,7 +274,7 @@ FF_CLONES static void gelu_bwd_inplace_span(float *restrict g, const float *rest
 void ff_gelu_backward_inplace(float *g, const float *x, size_t n)
 {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * GELU_CHUNK;
         gelu_bwd_inplace_span(g + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
@@ -289,7 +284,7 @@ void ff_gelu_backward_inplace(float *g, const float *x, size_t n)
 void ff_gelu_forward(float *y, const float *x, size_t n)
 {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * GELU_CHUNK;
         gelu_fwd_span(y + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
@@ -299,7 +294,7 @@ void ff_gelu_forward(float *y, const float *x, size_t n)
 void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
 {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * GELU_CHUNK;
         gelu_bwd_span(dx + i0, dy + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
@@ -368,7 +363,7 @@ void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld,
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = qlen[b];
         if (Tq == 0)
@@ -405,7 +400,7 @@ void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dou
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
     for (int bh = 0; bh < B * H; bh++) {
 #ifdef _OPENMP
         float *dS = scratch + (size_t)omp_get_thread_num() * pstride;

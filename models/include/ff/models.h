@@ -230,7 +230,7 @@ void ff_linear_backward_ref(float *dx, float *dW, float *db, const float *dy, co
 /* y = (x - mean) * rstd * w + b over rows of width C, eps 1e-5; saves mean, rstd [N]. */
 void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int N, int C);
-/* scratch: 2*C floats per thread (ff_models_threads()), for deterministic dw/db sums. */
+/* scratch: 32*C floats (16 fixed row ranges), so dw/db sums are the same at any thread count. */
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
                            float *scratch);
