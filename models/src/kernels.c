@@ -18,6 +18,13 @@
 #undef REAL
 #undef REF
 
+/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
+
 static int g_threads = 1;
 
 void ff_models_set_threads(int n)
@@ -152,11 +159,10 @@ void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const 
 
 /* ---- layernorm ---- */
 
-void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
-                          const float *b, int N, int C)
+FF_CLONES static void layernorm_rows(float *y, float *mean, float *rstd, const float *x,
+                                     const float *w, const float *b, int n0, int n1, int C)
 {
-#pragma omp parallel for schedule(static) if (!in_parallel() && N >= 64)
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const float *xr = x + (size_t)n * C;
         float *yr = y + (size_t)n * C;
         float s = 0;
@@ -176,7 +182,44 @@ void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
     }
 }
 
+void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int N, int C)
+{
+    int nch = N >= 256 ? 16 : 1;
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
+    for (int t = 0; t < nch; t++)
+        layernorm_rows(y, mean, rstd, x, w, b, (int)((int64_t)N * t / nch),
+                       (int)((int64_t)N * (t + 1) / nch), C);
+}
+
 #define LN_CHUNKS 16
+
+FF_CLONES static void layernorm_back_rows(float *dx, float *pdw, float *pdb, const float *dy,
+                                          const float *x, const float *mean, const float *rstd,
+                                          const float *w, int r0, int r1, int C)
+{
+    for (int n = r0; n < r1; n++) {
+        const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
+        float *dxr = dx + (size_t)n * C;
+        float mu = mean[n], rs = rstd[n], mg = 0, mgx = 0;
+#pragma omp simd reduction(+ : mg, mgx)
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - mu) * rs;
+            float g = gr[c] * w[c];
+            mg += g;
+            mgx += g * xh;
+            pdw[c] += gr[c] * xh;
+            pdb[c] += gr[c];
+        }
+        mg /= C;
+        mgx /= C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - mu) * rs;
+            dxr[c] += rs * (gr[c] * w[c] - mg - xh * mgx);
+        }
+    }
+}
 
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
@@ -188,29 +231,9 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
     memset(scratch, 0, (size_t)nch * 2 * C * sizeof(float));
 #pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
     for (int t = 0; t < nch; t++) {
-        float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
-        int r0 = (int)((int64_t)N * t / nch), r1 = (int)((int64_t)N * (t + 1) / nch);
-        for (int n = r0; n < r1; n++) {
-            const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
-            float *dxr = dx + (size_t)n * C;
-            float mu = mean[n], rs = rstd[n], mg = 0, mgx = 0;
-#pragma omp simd reduction(+ : mg, mgx)
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - mu) * rs;
-                float g = gr[c] * w[c];
-                mg += g;
-                mgx += g * xh;
-                pdw[c] += gr[c] * xh;
-                pdb[c] += gr[c];
-            }
-            mg /= C;
-            mgx /= C;
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - mu) * rs;
-                dxr[c] += rs * (gr[c] * w[c] - mg - xh * mgx);
-            }
-        }
+        float *pdw = scratch + (size_t)t * 2 * C;
+        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w,
+                            (int)((int64_t)N * t / nch), (int)((int64_t)N * (t + 1) / nch), C);
     }
     for (int t = 0; t < nch; t++) {
         const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
@@ -224,12 +247,6 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 /* ---- GELU ---- */
 
 
-/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#else
-#define FF_CLONES
-#endif
 
 /* With s = σ(2u) = (1 + tanh u)/2 the tanh GELU is x·s, and its derivative
  * s + x · 2s(1−s) · u'. Written this way neither tail cancels (1 + tanh u near −1 would). */
@@ -315,22 +332,66 @@ static int key_extent(const uint8_t *m, int Tk)
     return e;
 }
 
+/* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te. The
+ * mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so both loops
+ * vectorise. Every row has a valid key: te ends on one. */
 FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8_t *m)
 {
+    /* the byte mask as floats once per (sample, head): a 0/1 factor and a 0/−∞ bias keep
+     * the row loops free of byte loads and branches */
+    float mfb[2 * 1024];
+    float *mf = NULL, *mb = mfb + 1024;
+    if (m && te <= 1024) {
+        mf = mfb;
+        for (int j = 0; j < te; j++) {
+            mf[j] = m[j] ? 1.0f : 0.0f;
+            mb[j] = m[j] ? 0.0f : -INFINITY;
+        }
+    } else if (m) { /* very long rows: the plain form */
+        for (int i = 0; i < Tq; i++) {
+            float *p = S + (size_t)i * ld;
+            float mx = -INFINITY, sum = 0;
+            for (int j = 0; j < te; j++)
+                if (m[j] && p[j] > mx)
+                    mx = p[j];
+            for (int j = 0; j < te; j++) {
+                p[j] = m[j] ? fast_expf(p[j] - mx) : 0.0f;
+                sum += p[j];
+            }
+            for (int j = 0; j < te; j++)
+                p[j] /= sum;
+            for (int j = te; j < ld; j++)
+                p[j] = 0;
+        }
+        return;
+    }
     for (int i = 0; i < Tq; i++) {
         float *p = S + (size_t)i * ld;
-        float mx = -INFINITY;
-        for (int j = 0; j < te; j++)
-            if (!m || m[j])
-                mx = p[j] > mx ? p[j] : mx;
-        float sum = 0;
+        float mx = -INFINITY, sum = 0;
+        if (mf) {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < te; j++) {
+                float v = p[j] + mb[j]; /* −∞ for a masked key */
+                mx = v > mx ? v : mx;
+            }
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < te; j++) {
-            float e = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
-            p[j] = e;
-            sum += e;
+            for (int j = 0; j < te; j++) {
+                float e = fast_expf(p[j] - mx) * mf[j];
+                p[j] = e;
+                sum += e;
+            }
+        } else {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < te; j++)
+                mx = p[j] > mx ? p[j] : mx;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < te; j++) {
+                float e = fast_expf(p[j] - mx);
+                p[j] = e;
+                sum += e;
+            }
         }
-        float inv = sum > 0 ? 1.0f / sum : 0.0f;
+        float inv = 1.0f / sum;
 #pragma omp simd
         for (int j = 0; j < te; j++)
             p[j] *= inv;

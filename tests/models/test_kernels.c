@@ -190,7 +190,7 @@ static void test_layernorm(void **state)
 
     for (int threads = 1; threads <= 2; threads++) {
         ff_models_set_threads(threads);
-        N = 203, C = 64;
+        N = 403, C = 64; /* past the chunking thresholds */
         double *x = rnd64((size_t)N * C, 3), *w = rnd64(C, 1), *b = rnd64(C, 1);
         double *dy = rnd64((size_t)N * C, 1);
         float *xf = tof(x, (size_t)N * C), *wf = tof(w, C), *bf = tof(b, C);
