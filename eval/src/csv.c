@@ -24,6 +24,7 @@ typedef struct {
     size_t extra_nl;  /* newlines inside quoted fields of the current record */
     size_t field;     /* index of the field within the record */
     int header_done;
+    int last_term; /* terminator of the previous record, to count CR LF as one line */
     int col_label, col_score;
     int *col_group; /* [ngroups] */
     int have_label, have_score;
@@ -85,14 +86,27 @@ static int level_index(ev_csv_state *st, size_t g, const char *name, int32_t *id
     return FF_OK;
 }
 
+/* A cell as shown in a one-line error message: at most 40 bytes, control bytes as '?'. */
+static const char *shown(const char *v, char buf[48])
+{
+    size_t i = 0;
+    for (; v[i] && i < 40; i++)
+        buf[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+    if (v[i])
+        buf[i++] = '~';
+    buf[i] = 0;
+    return buf;
+}
+
 static int parse_cell(ev_csv_state *st, const char *v)
 {
+    char sb[48];
     size_t i = st->out->n;
     if ((int)st->field == st->col_label) {
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !(x == 0 || x == 1))
             return ff_error(FF_EINVAL, "%s:%zu: column 'label': '%s' is not 0 or 1", st->path,
-                            st->line, v);
+                            st->line, shown(v, sb));
         st->out->label[i] = (uint8_t)x;
         st->have_label = 1;
     }
@@ -100,10 +114,10 @@ static int parse_cell(ev_csv_state *st, const char *v)
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !isfinite(x))
             return ff_error(FF_EINVAL, "%s:%zu: column 'score': '%s' is not a finite number",
-                            st->path, st->line, v);
+                            st->path, st->line, shown(v, sb));
         if (x < 0 || x > 1)
             return ff_error(FF_EINVAL, "%s:%zu: column 'score': %s is not a probability in "
-                            "[0,1]", st->path, st->line, v);
+                            "[0,1]", st->path, st->line, shown(v, sb));
         st->out->score[i] = x;
         st->have_score = 1;
     }
@@ -123,6 +137,8 @@ static void on_field(void *data, size_t len, void *ctx)
     for (size_t i = 0; i < len; i++)
         st->extra_nl += v[i] == '\n';
     if (st->rc == FF_OK && !st->header_done) {
+        if (st->nheader == 0 && len >= 3 && memcmp(v, "\xef\xbb\xbf", 3) == 0)
+            v += 3; /* UTF-8 byte-order mark written by spreadsheet programs */
         if (st->nheader >= EV_MAX_COLS) {
             st->rc = ff_error(FF_EINVAL, "%s:1: more than %d columns", st->path, EV_MAX_COLS);
         } else {
@@ -173,10 +189,18 @@ static const char *missing_col(ev_csv_state *st)
     return (int)st->field > need ? NULL : name;
 }
 
+/* With CSV_REPALL_NL every line break outside a record arrives as an empty record, so blank
+ * lines are counted; the LF of a CR LF pair is not a line of its own. */
 static void on_record(int term, void *ctx)
 {
-    (void)term;
     ev_csv_state *st = ctx;
+    int prev = st->last_term;
+    st->last_term = term;
+    if (st->field == 0) {
+        if (!(term == '\n' && prev == '\r'))
+            st->line++;
+        return;
+    }
     if (st->rc == FF_OK && !st->header_done) {
         st->rc = finish_header(st);
         st->header_done = 1;
@@ -241,7 +265,7 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
         rc = ff_error(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
-    if (csv_init(&p, CSV_APPEND_NULL) != 0) {
+    if (csv_init(&p, CSV_APPEND_NULL | CSV_REPALL_NL) != 0) {
         rc = ff_error(FF_ENOMEM, "%s: cannot initialise the CSV parser", path);
         goto out;
     }
