@@ -217,6 +217,41 @@ static void on_record(int term, void *ctx)
     st->field = 0;
 }
 
+typedef struct {
+    char *name;
+    int32_t old;
+} ev_named;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const ev_named *)a)->name, ((const ev_named *)b)->name);
+}
+
+/* Levels renumbered in byte order of their names, so reports list them predictably. */
+static int sort_levels(ff_eval_csv_group *g, size_t n)
+{
+    size_t m = g->nlevels ? g->nlevels : 1;
+    ev_named *order = malloc(m * sizeof *order);
+    int32_t *rank = malloc(m * sizeof *rank);
+    if (!order || !rank) {
+        free(order);
+        free(rank);
+        return ff_error(FF_ENOMEM, "no memory");
+    }
+    for (size_t l = 0; l < g->nlevels; l++)
+        order[l] = (ev_named){g->names[l], (int32_t)l};
+    qsort(order, g->nlevels, sizeof *order, by_name);
+    for (size_t l = 0; l < g->nlevels; l++) {
+        rank[order[l].old] = (int32_t)l;
+        g->names[l] = order[l].name;
+    }
+    for (size_t i = 0; i < n; i++)
+        g->level[i] = rank[g->level[i]];
+    free(order);
+    free(rank);
+    return FF_OK;
+}
+
 void ff_eval_csv_free(ff_eval_csv *c)
 {
     if (!c)
@@ -288,6 +323,8 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
     if (rc == FF_OK && !st.header_done)
         rc = ff_error(FF_EINVAL, "%s:1: empty file (expected a header with 'label' and "
                       "'score')", path);
+    for (size_t g = 0; rc == FF_OK && g < ngroups; g++)
+        rc = sort_levels(&out->groups[g], out->n);
 out:
     if (have_parser)
         csv_free(&p);

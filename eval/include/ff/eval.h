@@ -173,7 +173,7 @@ void ff_temperature_apply(const double *score, size_t n, double T, double *out);
 typedef struct {
     char *column;
     int32_t *level;  /* [n] */
-    char **names;    /* [nlevels], in order of first appearance */
+    char **names;    /* [nlevels], sorted by byte order */
     size_t nlevels;
 } ff_eval_csv_group;
 
