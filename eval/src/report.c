@@ -353,7 +353,8 @@ static void rounds(ev_sb *b, const ff_report *rep)
     }
     double pad = 0.08 * (hi - lo);
     ev_sb_printf(b, "<h2>Federated rounds</h2><div class=\"charts\">");
-    ev_svg_lines(b, "Metric per round", "round", "value", 1, (double)(maxn > 1 ? maxn : 2),
+    double xmax = 5 * ceil((double)maxn / 5); /* integer ticks: 0, xmax/5, ... */
+    ev_svg_lines(b, "Metric per round", "round", "value", 0, xmax,
                  lo - pad, hi + pad, s, rep->nrounds, 0, EV_LEGEND_BR);
     ev_sb_printf(b, "</div>\n");
 out:
