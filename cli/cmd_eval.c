@@ -52,6 +52,29 @@ typedef struct {
     ff_eval_opts o;
 } metrics_args;
 
+/* --threshold, --bins and --curve-points, shared by metrics and metrics-pool. */
+static int parse_eval_opts(ff_cli_args *a, ff_eval_opts *o)
+{
+    int64_t bins, pts;
+    int rc = ff_cli_opt_f64(a, "--threshold", 0.5, &o->threshold);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--bins", 10, &bins);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--curve-points", 400, &pts);
+    if (rc != FF_OK)
+        return rc;
+    if (!(o->threshold >= 0 && o->threshold <= 1))
+        return ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", o->threshold);
+    if (bins < 1 || bins > 1000)
+        return ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
+    if (pts < 0 || pts > 1000000)
+        return ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]",
+                        (long long)pts);
+    o->ece_bins = (int)bins;
+    o->curve_points = (int)pts;
+    return FF_OK;
+}
+
 static int parse_metrics_args(int argc, char **argv, metrics_args *m)
 {
     ff_cli_args a;
@@ -66,19 +89,14 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     if (!m->task)
         m->task = "task";
     m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS);
-    int64_t bins, boot, seed, pts, hbins;
-    double thr;
-    int rc = ff_cli_opt_f64(&a, "--threshold", 0.5, &thr);
+    int64_t boot, seed, hbins;
+    int rc = parse_eval_opts(&a, &m->o);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--hist-bins", FF_EVAL_HIST_BINS, &hbins);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--bins", 10, &bins);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--bootstrap", 0, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 0, &seed);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--curve-points", 400, &pts);
     if (rc == FF_OK)
         rc = ff_cli_check_unused(&a);
     if (rc != FF_OK)
@@ -86,25 +104,15 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     if (!m->csv)
         return ff_error(FF_EINVAL, "metrics: --csv FILE is required (see 'fedfuse metrics "
                                    "--help')");
-    if (!(thr >= 0 && thr <= 1))
-        return ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", thr);
-    if (bins < 1 || bins > 1000)
-        return ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
     if (boot < 0 || boot > 100000)
         return ff_error(FF_EINVAL, "--bootstrap: %lld is not in [0, 100000]", (long long)boot);
     if (seed < 0)
         return ff_error(FF_EINVAL, "--seed: %lld is negative", (long long)seed);
-    if (pts < 0 || pts > 1000000)
-        return ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]",
-                        (long long)pts);
     if (hbins < 10 || hbins > 10000000)
         return ff_error(FF_EINVAL, "--hist-bins: %lld is not in [10, 10^7]", (long long)hbins);
     m->hist_bins = (int)hbins;
-    m->o.threshold = thr;
-    m->o.ece_bins = (int)bins;
     m->o.bootstrap = (int)boot;
     m->o.seed = (uint64_t)seed;
-    m->o.curve_points = (int)pts;
     return FF_OK;
 }
 
@@ -360,12 +368,7 @@ static int cmd_metrics_pool(int argc, char **argv)
     p.nsites = (size_t)ff_cli_opt_all(&a, "--hist", p.path, MAX_SITES);
     int nnames = ff_cli_opt_all(&a, "--site", p.name, MAX_SITES);
     const char *out = ff_cli_opt(&a, "--out"), *html = ff_cli_opt(&a, "--html");
-    int64_t bins, pts;
-    int rc = ff_cli_opt_f64(&a, "--threshold", 0.5, &o.threshold);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--bins", 10, &bins);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--curve-points", 400, &pts);
+    int rc = parse_eval_opts(&a, &o);
     if (rc == FF_OK)
         rc = ff_cli_check_unused(&a);
     if (rc == FF_OK && p.nsites == 0)
@@ -373,16 +376,8 @@ static int cmd_metrics_pool(int argc, char **argv)
     if (rc == FF_OK && nnames != 0 && (size_t)nnames != p.nsites)
         rc = ff_error(FF_EINVAL, "metrics-pool: %d --site names for %zu --hist files", nnames,
                       p.nsites);
-    if (rc == FF_OK && !(o.threshold >= 0 && o.threshold <= 1))
-        rc = ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", o.threshold);
-    if (rc == FF_OK && (bins < 1 || bins > 1000))
-        rc = ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
-    if (rc == FF_OK && (pts < 0 || pts > 1000000))
-        rc = ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]", (long long)pts);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    o.ece_bins = (int)bins;
-    o.curve_points = (int)pts;
     for (size_t s = 0; nnames == 0 && s < p.nsites; s++) {
         const char *slash = strrchr(p.path[s], '/');
         p.name[s] = slash ? slash + 1 : p.path[s];

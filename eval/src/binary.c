@@ -18,6 +18,14 @@ void ff_eval_opts_default(ff_eval_opts *o)
     o->curve_points = 400;
 }
 
+const ff_eval_opts *ev_opts(const ff_eval_opts *o, ff_eval_opts *def)
+{
+    if (o)
+        return o;
+    ff_eval_opts_default(def);
+    return def;
+}
+
 static int check_opts(const ff_eval_opts *o)
 {
     if (o->ece_bins < 1 || o->ece_bins > 1000000)
@@ -236,10 +244,7 @@ int ff_eval_binary(const double *score, const uint8_t *label, size_t n, const ff
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = check_opts(o);
     if (rc != FF_OK)
         return rc;

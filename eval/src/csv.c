@@ -27,7 +27,6 @@ typedef struct {
     int last_term; /* terminator of the previous record, to count CR LF as one line */
     int col_label, col_score;
     int *col_group; /* [ngroups] */
-    int have_label, have_score;
     size_t cap;
     ev_levels *lv;  /* [ngroups] */
     int rc;
@@ -108,7 +107,6 @@ static int parse_cell(ev_csv_state *st, const char *v)
             return ff_error(FF_EINVAL, "%s:%zu: column 'label': '%s' is not 0 or 1", st->path,
                             st->line, shown(v, sb));
         st->out->label[i] = (uint8_t)x;
-        st->have_label = 1;
     }
     if ((int)st->field == st->col_score) {
         double x;
@@ -119,7 +117,6 @@ static int parse_cell(ev_csv_state *st, const char *v)
             return ff_error(FF_EINVAL, "%s:%zu: column 'score': %s is not a probability in "
                             "[0,1]", st->path, st->line, shown(v, sb));
         st->out->score[i] = x;
-        st->have_score = 1;
     }
     for (size_t g = 0; g < st->ngroups; g++)
         if ((int)st->field == st->col_group[g]) {

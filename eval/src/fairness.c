@@ -81,10 +81,7 @@ int ff_eval_fairness_compute(const double *score, const uint8_t *label, const in
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = ev_check_inputs(score, label, n);
     if (rc != FF_OK)
         return rc;

@@ -258,10 +258,7 @@ int ff_eval_hist_metrics(const ff_eval_hist *h, size_t slice, const ff_eval_opts
 {
     memset(r, 0, sizeof *r);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     if (slice >= h->nslices)
         return ff_error(FF_EINVAL, "hist: slice %zu does not exist", slice);
     ev_table t;
@@ -287,10 +284,7 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = FF_OK;
     out->attribute = strdup(attribute);
     out->levels = calloc(h->nslices, sizeof *out->levels);

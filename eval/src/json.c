@@ -126,10 +126,7 @@ int ff_eval_to_json(const ff_eval_result *r, const ff_eval_fairness *fair, size_
 {
     *out = NULL;
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     char k_sens[64], k_spec[64], k_sens_t[80], k_spec_t[80];
     snprintf(k_sens, sizeof k_sens, "sensitivity_at_%g_specificity", o->target_spec * 100);
     snprintf(k_spec, sizeof k_spec, "specificity_at_%g_sensitivity", o->target_sens * 100);
