@@ -276,31 +276,9 @@ static int pool_fairness(pool_state *p, const ff_eval_opts *o)
 
 static int pool_json(pool_state *p, const ff_eval_opts *o, json_t **out)
 {
-    json_t *j = NULL, *sites = json_object();
-    int rc = sites ? ff_eval_to_json(&p->pooled_r, p->fair, p->nfair, o, &j)
-                   : ff_error(FF_ENOMEM, "no memory");
-    for (size_t s = 0; rc == FF_OK && s < p->nsites; s++) {
-        json_t *sj;
-        rc = ff_eval_to_json(&p->site_r[s], NULL, 0, o, &sj);
-        if (rc == FF_OK && json_object_set_new(sites, p->name[s], sj) != 0)
-            rc = ff_error(FF_ENOMEM, "no memory");
-    }
-    if (rc == FF_OK &&
-        (json_object_set(j, "sites", sites) != 0 ||
-         json_object_set_new(j, "task", json_string(p->pooled->task)) != 0 ||
-         json_object_set_new(j, "hist_bins", json_integer(p->pooled->nbins)) != 0 ||
-         json_object_set_new(j, "hist_bounds",
-                             json_pack("{s:f,s:f,s:f,s:b}", "auroc", p->bound.auroc, "auprc",
-                                       p->bound.auprc, "brier", p->bound.brier,
-                                       "calibration_bins_exact",
-                                       p->bound.calibration_exact)) != 0))
-        rc = ff_error(FF_ENOMEM, "no memory");
-    json_decref(sites);
-    if (rc != FF_OK)
-        json_decref(j);
-    else
-        *out = j;
-    return rc;
+    ff_eval_task_summary t = {p->pooled->task, &p->pooled_r, p->fair, p->nfair, p->name,
+                              p->site_r, p->nsites, &p->bound, p->pooled->nbins};
+    return ff_eval_task_to_json(&t, o, out);
 }
 
 static int pool_html(pool_state *p, const char *path)

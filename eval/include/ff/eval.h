@@ -271,6 +271,31 @@ int ff_eval_hist_to_json(const ff_eval_hist *h, json_t **out) FF_WARN_UNUSED;
 int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
+/* Run summaries ('fedfuse eval', 'fedfuse metrics-pool')                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One task of an evaluation run: pooled (or single-site) results, fairness tables, per-site
+ * results and, when pooled from histograms, the error bounds. Pointers only; nothing owned. */
+typedef struct {
+    const char *task;
+    const ff_eval_result *pooled;
+    const ff_eval_fairness *fair;
+    size_t nfair;
+    const char *const *site_names;
+    const ff_eval_result *sites; /* [nsites] */
+    size_t nsites;
+    const ff_eval_hist_bound *bound; /* NULL when computed from predictions */
+    int hist_bins;                   /* with bound */
+} ff_eval_task_summary;
+
+/* The object of ff_eval_to_json for t->pooled plus "task", "sites" {name: object without
+ * groups} and, with a bound, "hist_bins" and "hist_bounds". */
+int ff_eval_task_to_json(const ff_eval_task_summary *t, const ff_eval_opts *o,
+                         json_t **out) FF_WARN_UNUSED;
+/* metrics.json of a multi-task run ('fedfuse eval'): {"tasks": {name: task object}}. */
+int ff_eval_tasks_to_json(const ff_eval_task_summary *t, size_t ntasks, const ff_eval_opts *o,
+                          json_t **out) FF_WARN_UNUSED;
+/* ---------------------------------------------------------------------------------------- */
 /* HTML report                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 /*
@@ -288,6 +313,9 @@ typedef struct ff_report ff_report;
 
 int ff_report_new(ff_report **out, const char *title) FF_WARN_UNUSED;
 void ff_report_free(ff_report *rep);
+/* Starts a task section (multi-task runs); the columns added next belong to it. Without it
+ * the report has one unnamed task. */
+int ff_report_add_task(ff_report *rep, const char *name) FF_WARN_UNUSED;
 /* A free-text line under the title (data source, settings); copied. */
 int ff_report_add_note(ff_report *rep, const char *text) FF_WARN_UNUSED;
 int ff_report_add_column(ff_report *rep, const char *name, const ff_eval_result *r,
