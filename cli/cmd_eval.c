@@ -13,7 +13,8 @@ FF_CLI_GROUP_DEFINE(eval,
      cmd_metrics,
      "usage: fedfuse metrics --csv FILE [--group COL]... [--threshold T] [--bins N]\n"
      "                       [--bootstrap N [--seed S]] [--curve-points N]\n"
-     "                       [--out metrics.json] [--html report.html]\n"
+     "                       [--calibrate-on VAL.csv] [--out metrics.json] [--html report.html]\n"
+     "                       [--hist-out SITE.hist.json [--task NAME] [--hist-bins N]]\n"
      "  FILE has a header row with a 'label' column (0/1) and a 'score' column (probability\n"
      "  in [0,1]); each --group COL names a protected-attribute column (any text) for the\n"
      "  per-subgroup metrics and fairness gaps.\n"
@@ -25,6 +26,9 @@ FF_CLI_GROUP_DEFINE(eval,
      "  --out FILE        metrics JSON (schema: docs/evaluation.md); stdout when neither\n"
      "                    --out nor --html is given\n"
      "  --html FILE       self-contained HTML report (inline SVG, no scripts, no network)\n"
+     "  --calibrate-on VAL.csv  fit temperature scaling (minimum NLL) on a validation CSV\n"
+     "                    of the same form and rescale the scores before every metric; the\n"
+     "                    JSON gets 'temperature'\n"
      "  --hist-out FILE   also write the federated summary of these predictions: score\n"
      "                    histograms per class on a fixed grid (and per --group level), the\n"
      "                    only thing a site sends for pooled evaluation (see metrics-pool)\n"
@@ -45,7 +49,7 @@ FF_CLI_GROUP_DEFINE(eval,
 #define MAX_GROUPS 16
 
 typedef struct {
-    const char *csv, *out, *html, *hist_out, *task;
+    const char *csv, *out, *html, *hist_out, *task, *calib;
     int hist_bins;
     const char *groups[MAX_GROUPS];
     int ngroups;
@@ -85,6 +89,7 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     m->out = ff_cli_opt(&a, "--out");
     m->html = ff_cli_opt(&a, "--html");
     m->hist_out = ff_cli_opt(&a, "--hist-out");
+    m->calib = ff_cli_opt(&a, "--calibrate-on");
     m->task = ff_cli_opt(&a, "--task");
     if (!m->task)
         m->task = "task";
@@ -177,6 +182,21 @@ static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
     return rc;
 }
 
+/* Temperature fitted on the validation CSV, applied to the scores in place. */
+static int calibrate(const char *val_path, ff_eval_csv *csv, double *T)
+{
+    ff_eval_csv val;
+    int rc = ff_eval_csv_read(val_path, NULL, 0, &val);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_temperature_fit(val.score, val.label, val.n, T);
+    ff_eval_csv_free(&val);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "--calibrate-on %s: ", val_path);
+    ff_temperature_apply(csv->score, csv->n, *T, csv->score);
+    return FF_OK;
+}
+
 static int cmd_metrics(int argc, char **argv)
 {
     metrics_args m;
@@ -191,6 +211,10 @@ static int cmd_metrics(int argc, char **argv)
     ff_eval_fairness fair[MAX_GROUPS];
     size_t nfair = 0;
     json_t *j = NULL;
+    double T = 1;
+    memset(&r, 0, sizeof r);
+    if (m.calib && (rc = calibrate(m.calib, &csv, &T)) != FF_OK)
+        goto out_csv;
     rc = ff_eval_binary(csv.score, csv.label, csv.n, &m.o, &r);
     if (rc != FF_OK) {
         ff_error_prefix(rc, "%s: ", m.csv);
@@ -206,6 +230,10 @@ static int cmd_metrics(int argc, char **argv)
     }
     if (rc == FF_OK)
         rc = ff_eval_to_json(&r, fair, nfair, &m.o, &j);
+    if (rc == FF_OK && m.calib &&
+        (json_object_set_new(j, "temperature", json_real(T)) != 0 ||
+         json_object_set_new(j, "temperature_fitted_on", json_string(m.calib)) != 0))
+        rc = ff_error(FF_ENOMEM, "no memory");
     if (rc == FF_OK && m.out)
         rc = ff_eval_json_write(j, m.out);
     if (rc == FF_OK && !m.out && !m.html && json_dumpf(j, stdout, JSON_INDENT(1) |
