@@ -435,6 +435,12 @@ int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out)
     if (json_integer_value(nb) < 10 || json_integer_value(nb) > 10000000)
         return ff_error(FF_EFORMAT, "hist: nbins %lld not in [10, 10^7]",
                         (long long)json_integer_value(nb));
+    /* a summary from the network must not make the coordinator allocate without bound */
+    if (json_array_size(sl) > 4096 ||
+        (double)json_integer_value(nb) * (double)json_array_size(sl) > 5e7)
+        return ff_error(FF_EFORMAT, "hist: %zu slices of %lld bins exceed the limit (4096 "
+                        "slices, 5e7 bins in all)", json_array_size(sl),
+                        (long long)json_integer_value(nb));
     ff_eval_hist *h;
     int rc = ff_eval_hist_new(&h, task, (int)json_integer_value(nb));
     for (size_t i = 0; rc == FF_OK && i < json_array_size(sl); i++)
