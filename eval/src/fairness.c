@@ -40,7 +40,7 @@ static void gap(const ff_eval_fairness *f, size_t offset, ff_metric *out)
     double lo = INFINITY, hi = -INFINITY;
     size_t m = 0;
     for (size_t i = 0; i < f->nlevels; i++) {
-        const ff_metric *v = (const ff_metric *)((const char *)&f->levels[i] + offset);
+        const ff_metric *v = (const ff_metric *)(const void *)((const char *)&f->levels[i] + offset);
         if (!v->defined)
             continue;
         lo = fmin(lo, v->value);

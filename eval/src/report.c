@@ -223,7 +223,7 @@ static void headline(ev_sb *b, const ev_col *cols, size_t ncols, const char *tas
     for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++) {
         ev_sb_printf(b, "<tr><td>%s</td>", rows[i].label);
         for (size_t c = 0; c < ncols; c++)
-            cell(b, (const ff_metric *)((const char *)cols[c].r + rows[i].off),
+            cell(b, (const ff_metric *)(const void *)((const char *)cols[c].r + rows[i].off),
                  rows[i].digits);
         ev_sb_printf(b, "</tr>");
     }
@@ -327,7 +327,7 @@ static void fairness_block(ev_sb *b, const char *col, const ff_eval_fairness *f)
         ev_sb_puts_html(b, f->levels[l].name);
         ev_sb_printf(b, "</td><td>%zu (%zu)</td>", f->levels[l].n, f->levels[l].n_pos);
         for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
-            cell(b, (const ff_metric *)((const char *)&f->levels[l] + rows[i].off),
+            cell(b, (const ff_metric *)(const void *)((const char *)&f->levels[l] + rows[i].off),
                  rows[i].digits);
         ev_sb_printf(b, "</tr>");
     }
