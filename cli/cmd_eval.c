@@ -13,7 +13,8 @@ FF_CLI_GROUP_DEFINE(eval,
      cmd_metrics,
      "usage: fedfuse metrics --csv FILE [--group COL]... [--threshold T] [--bins N]\n"
      "                       [--bootstrap N [--seed S]] [--curve-points N]\n"
-     "                       [--calibrate-on VAL.csv] [--out metrics.json] [--html report.html]\n"
+     "                       [--site-column COL] [--calibrate-on VAL.csv]\n"
+     "                       [--out metrics.json] [--html report.html]\n"
      "                       [--hist-out SITE.hist.json [--task NAME] [--hist-bins N]]\n"
      "  FILE has a header row with a 'label' column (0/1) and a 'score' column (probability\n"
      "  in [0,1]); each --group COL names a protected-attribute column (any text) for the\n"
@@ -26,6 +27,8 @@ FF_CLI_GROUP_DEFINE(eval,
      "  --out FILE        metrics JSON (schema: docs/evaluation.md); stdout when neither\n"
      "                    --out nor --html is given\n"
      "  --html FILE       self-contained HTML report (inline SVG, no scripts, no network)\n"
+     "  --site-column COL one column per site (and the pooled 'all') in the JSON ('sites')\n"
+     "                    and the report, from a CSV that holds several sites' predictions\n"
      "  --calibrate-on VAL.csv  fit temperature scaling (minimum NLL) on a validation CSV\n"
      "                    of the same form and rescale the scores before every metric; the\n"
      "                    JSON gets 'temperature'\n"
@@ -49,7 +52,7 @@ FF_CLI_GROUP_DEFINE(eval,
 #define MAX_GROUPS 16
 
 typedef struct {
-    const char *csv, *out, *html, *hist_out, *task, *calib;
+    const char *csv, *out, *html, *hist_out, *task, *calib, *site_col;
     int hist_bins;
     const char *groups[MAX_GROUPS];
     int ngroups;
@@ -90,10 +93,11 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     m->html = ff_cli_opt(&a, "--html");
     m->hist_out = ff_cli_opt(&a, "--hist-out");
     m->calib = ff_cli_opt(&a, "--calibrate-on");
+    m->site_col = ff_cli_opt(&a, "--site-column");
     m->task = ff_cli_opt(&a, "--task");
     if (!m->task)
         m->task = "task";
-    m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS);
+    m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS - 1);
     int64_t boot, seed, hbins;
     int rc = parse_eval_opts(&a, &m->o);
     if (rc == FF_OK)
@@ -121,30 +125,9 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     return FF_OK;
 }
 
-static int write_html(const metrics_args *m, const ff_eval_result *r,
-                      const ff_eval_fairness *fair, size_t nfair)
-{
-    ff_report *rep = NULL;
-    char note[1024];
-    int rc = ff_report_new(&rep, "fedfuse metrics");
-    if (rc == FF_OK) {
-        snprintf(note, sizeof note, "Predictions: %s (%zu rows, %zu positive). Threshold %g, "
-                 "%d calibration bins, %d bootstrap replicates (seed %llu).", m->csv, r->n,
-                 r->n_pos, m->o.threshold, m->o.ece_bins, m->o.bootstrap,
-                 (unsigned long long)m->o.seed);
-        rc = ff_report_add_note(rep, note);
-    }
-    if (rc == FF_OK)
-        rc = ff_report_add_column(rep, "all", r, fair, nfair);
-    if (rc == FF_OK)
-        rc = ff_report_write(rep, m->html);
-    ff_report_free(rep);
-    return rc;
-}
-
 /* The site side of federated evaluation: all rows into slice 0, then each row into its
  * level's slice, one pass per group column. */
-static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
+static int write_hist(const metrics_args *m, const ff_eval_csv *csv, size_t ngroups)
 {
     ff_eval_hist *h = NULL;
     json_t *j = NULL;
@@ -154,7 +137,7 @@ static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
                  : ff_error(FF_ENOMEM, "no memory for %zu rows", csv->n);
     if (rc == FF_OK)
         rc = ff_eval_hist_add(h, csv->score, csv->label, csv->n, NULL);
-    for (size_t g = 0; rc == FF_OK && g < csv->ngroups; g++) {
+    for (size_t g = 0; rc == FF_OK && g < ngroups; g++) {
         const ff_eval_csv_group *grp = &csv->groups[g];
         free(slice_of_level);
         slice_of_level = calloc(grp->nlevels ? grp->nlevels : 1, sizeof *slice_of_level);
@@ -197,64 +180,161 @@ static int calibrate(const char *val_path, ff_eval_csv *csv, double *T)
     return FF_OK;
 }
 
+/* Everything `fedfuse metrics` computes; freed by run_free. */
+typedef struct {
+    ff_eval_csv csv;
+    size_t ngroups; /* fairness attributes: the --group columns (the site column is after) */
+    ff_eval_result all;
+    ff_eval_fairness fair[MAX_GROUPS];
+    size_t nfair;
+    const ff_eval_csv_group *site; /* --site-column, or NULL */
+    ff_eval_result *sites;         /* [site->nlevels] */
+    size_t nsites;
+    double T;
+} metrics_run;
+
+static void run_free(metrics_run *r)
+{
+    for (size_t i = 0; i < r->nfair; i++)
+        ff_eval_fairness_free(&r->fair[i]);
+    for (size_t i = 0; i < r->nsites; i++)
+        ff_eval_result_free(&r->sites[i]);
+    free(r->sites);
+    ff_eval_result_free(&r->all);
+    ff_eval_csv_free(&r->csv);
+}
+
+/* One ff_eval_binary per site level, on that site's rows. */
+static int compute_sites(const metrics_args *m, metrics_run *r)
+{
+    const ff_eval_csv_group *g = r->site;
+    size_t n = r->csv.n;
+    double *s = malloc((n ? n : 1) * sizeof *s);
+    uint8_t *y = malloc(n ? n : 1);
+    r->sites = calloc(g->nlevels ? g->nlevels : 1, sizeof *r->sites);
+    int rc = s && y && r->sites ? FF_OK : ff_error(FF_ENOMEM, "no memory for %zu rows", n);
+    for (size_t l = 0; rc == FF_OK && l < g->nlevels; l++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if ((size_t)g->level[i] == l) {
+                s[k] = r->csv.score[i];
+                y[k++] = r->csv.label[i];
+            }
+        rc = ff_eval_binary(s, y, k, &m->o, &r->sites[l]);
+        if (rc == FF_OK)
+            r->nsites++;
+    }
+    free(s);
+    free(y);
+    return rc;
+}
+
+static int compute(const metrics_args *m, metrics_run *r)
+{
+    const char *cols[MAX_GROUPS];
+    for (int i = 0; i < m->ngroups; i++)
+        cols[i] = m->groups[i];
+    size_t ncols = (size_t)m->ngroups;
+    if (m->site_col)
+        cols[ncols++] = m->site_col;
+    r->ngroups = (size_t)m->ngroups;
+    r->T = 1;
+    int rc = ff_eval_csv_read(m->csv, cols, ncols, &r->csv);
+    if (rc == FF_OK && m->calib)
+        rc = calibrate(m->calib, &r->csv, &r->T);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_eval_binary(r->csv.score, r->csv.label, r->csv.n, &m->o, &r->all);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "%s: ", m->csv);
+    for (; rc == FF_OK && r->nfair < r->ngroups; r->nfair++) {
+        const ff_eval_csv_group *g = &r->csv.groups[r->nfair];
+        rc = ff_eval_fairness_compute(r->csv.score, r->csv.label, g->level, r->csv.n, g->column,
+                                      (const char *const *)g->names, g->nlevels, &m->o,
+                                      &r->fair[r->nfair]);
+        if (rc != FF_OK)
+            return rc;
+    }
+    if (m->site_col) {
+        r->site = &r->csv.groups[r->ngroups];
+        rc = compute_sites(m, r);
+    }
+    return rc;
+}
+
+static int run_json(const metrics_args *m, const metrics_run *r, json_t **j)
+{
+    ff_eval_task_summary t = {m->task, &r->all, r->fair, r->nfair,
+                              r->site ? (const char *const *)r->site->names : NULL, r->sites,
+                              r->nsites, NULL, 0};
+    int rc = r->site ? ff_eval_task_to_json(&t, &m->o, j)
+                     : ff_eval_to_json(&r->all, r->fair, r->nfair, &m->o, j);
+    if (rc == FF_OK && m->calib &&
+        (json_object_set_new(*j, "temperature", json_real(r->T)) != 0 ||
+         json_object_set_new(*j, "temperature_fitted_on", json_string(m->calib)) != 0))
+        rc = ff_error(FF_ENOMEM, "no memory");
+    return rc;
+}
+
+static int write_html(const metrics_args *m, const metrics_run *r)
+{
+    ff_report *rep = NULL;
+    char note[1024];
+    int rc = ff_report_new(&rep, "fedfuse metrics");
+    if (rc == FF_OK) {
+        snprintf(note, sizeof note, "Predictions: %s (%zu rows, %zu positive). Threshold %g, "
+                 "%d calibration bins, %d bootstrap replicates (seed %llu)%s.", m->csv,
+                 r->all.n, r->all.n_pos, m->o.threshold, m->o.ece_bins, m->o.bootstrap,
+                 (unsigned long long)m->o.seed,
+                 m->calib ? ", scores temperature-scaled on the validation CSV" : "");
+        rc = ff_report_add_note(rep, note);
+    }
+    if (rc == FF_OK)
+        rc = ff_report_add_column(rep, "all", &r->all, r->fair, r->nfair);
+    for (size_t i = 0; rc == FF_OK && i < r->nsites; i++)
+        rc = ff_report_add_column(rep, r->site->names[i], &r->sites[i], NULL, 0);
+    if (rc == FF_OK)
+        rc = ff_report_write(rep, m->html);
+    ff_report_free(rep);
+    return rc;
+}
+
+static int write_json(const metrics_args *m, const json_t *j)
+{
+    if (m->out)
+        return ff_eval_json_write(j, m->out);
+    if (m->html)
+        return FF_OK;
+    if (json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        putchar('\n') == EOF)
+        return ff_error(FF_EIO, "stdout: write failed");
+    return FF_OK;
+}
+
 static int cmd_metrics(int argc, char **argv)
 {
     metrics_args m;
     int rc = parse_metrics_args(argc, argv, &m);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    ff_eval_csv csv;
-    rc = ff_eval_csv_read(m.csv, m.groups, (size_t)m.ngroups, &csv);
-    if (rc != FF_OK)
-        return ff_cli_fail(rc);
-    ff_eval_result r;
-    ff_eval_fairness fair[MAX_GROUPS];
-    size_t nfair = 0;
-    json_t *j = NULL;
-    double T = 1;
+    metrics_run r;
     memset(&r, 0, sizeof r);
-    if (m.calib && (rc = calibrate(m.calib, &csv, &T)) != FF_OK)
-        goto out_csv;
-    rc = ff_eval_binary(csv.score, csv.label, csv.n, &m.o, &r);
-    if (rc != FF_OK) {
-        ff_error_prefix(rc, "%s: ", m.csv);
-        goto out_csv;
-    }
-    for (; rc == FF_OK && nfair < csv.ngroups; nfair++) {
-        const ff_eval_csv_group *g = &csv.groups[nfair];
-        rc = ff_eval_fairness_compute(csv.score, csv.label, g->level, csv.n, g->column,
-                                      (const char *const *)g->names, g->nlevels, &m.o,
-                                      &fair[nfair]);
-        if (rc != FF_OK)
-            break;
-    }
+    json_t *j = NULL;
+    rc = compute(&m, &r);
     if (rc == FF_OK)
-        rc = ff_eval_to_json(&r, fair, nfair, &m.o, &j);
-    if (rc == FF_OK && m.calib &&
-        (json_object_set_new(j, "temperature", json_real(T)) != 0 ||
-         json_object_set_new(j, "temperature_fitted_on", json_string(m.calib)) != 0))
-        rc = ff_error(FF_ENOMEM, "no memory");
-    if (rc == FF_OK && m.out)
-        rc = ff_eval_json_write(j, m.out);
-    if (rc == FF_OK && !m.out && !m.html && json_dumpf(j, stdout, JSON_INDENT(1) |
-                                                      JSON_REAL_PRECISION(17)) != 0)
-        rc = ff_error(FF_EIO, "stdout: write failed");
-    if (rc == FF_OK && !m.out && !m.html)
-        putchar('\n');
+        rc = run_json(&m, &r, &j);
+    if (rc == FF_OK)
+        rc = write_json(&m, j);
     if (rc == FF_OK && m.html)
-        rc = write_html(&m, &r, fair, nfair);
+        rc = write_html(&m, &r);
     if (rc == FF_OK && m.hist_out)
-        rc = write_hist(&m, &csv);
+        rc = write_hist(&m, &r.csv, r.ngroups);
     if (rc == FF_OK)
-        FF_LOG_INFO("metrics: %zu rows, %zu groups%s%s%s%s", csv.n, nfair,
-                    m.out ? ", json " : "", m.out ? m.out : "", m.html ? ", html " : "",
-                    m.html ? m.html : "");
+        FF_LOG_INFO("metrics: %zu rows, %zu groups, %zu sites%s%s%s%s", r.csv.n, r.nfair,
+                    r.nsites, m.out ? ", json " : "", m.out ? m.out : "",
+                    m.html ? ", html " : "", m.html ? m.html : "");
     json_decref(j);
-    for (size_t i = 0; i < nfair; i++)
-        ff_eval_fairness_free(&fair[i]);
-    ff_eval_result_free(&r);
-out_csv:
-    ff_eval_csv_free(&csv);
+    run_free(&r);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }
 
