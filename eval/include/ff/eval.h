@@ -10,8 +10,9 @@
  *     ff_eval_opts o;
  *     ff_eval_opts_default(&o);                      // 10 ECE bins, threshold 0.5, ...
  *     ff_eval_result r;
- *     if (ff_eval_binary(score, label, n, &o, &r) != FF_OK)      // score in [0,1], label 0/1
- *         return ff_error_prefix(FF_EINVAL, "task icu: ");
+ *     int rc = ff_eval_binary(score, label, n, &o, &r);          // score in [0,1], label 0/1
+ *     if (rc != FF_OK)
+ *         return ff_error_prefix(rc, "task icu: ");
  *     if (r.auroc.defined) printf("AUROC %.3f\n", r.auroc.value);
  *     else                 printf("AUROC undefined: %s\n", r.auroc.why);
  *     json_t *j = NULL;
@@ -21,6 +22,10 @@
  * Federated: each site fills an ff_eval_hist per task (ff_eval_hist_add), serialises it
  * (ff_eval_hist_to_json), the coordinator merges (ff_eval_hist_merge) and calls
  * ff_eval_hist_metrics, which also returns the error bounds against the exact pooled values.
+ *
+ * A run's outputs ('fedfuse eval'): per task an ff_eval_task_summary (pooled result, fairness,
+ * per-site results) -> ff_eval_tasks_to_json -> metrics.json, and an ff_report with one
+ * ff_report_add_task + ff_report_add_column per site -> report.html.
  *
  * Undefined metrics (one class only, empty subgroup, non-convergent fit) have defined = 0 and
  * why = a static string; value is then 0 and must not be used. Nothing here produces NaN.
