@@ -22,6 +22,9 @@ void ev_table_free(ev_table *t);
 void ev_table_totals(ev_table *t);
 int ev_check_inputs(const double *score, const uint8_t *label, size_t n);
 
+/* o itself, or def filled with the defaults when o is NULL. */
+const ff_eval_opts *ev_opts(const ff_eval_opts *o, ff_eval_opts *def);
+
 void ev_set(ff_metric *m, double v);
 void ev_undef(ff_metric *m, const char *why);
 /* Why a metric needing both classes is undefined, or NULL when it is defined. */
