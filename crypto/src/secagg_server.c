@@ -434,3 +434,16 @@ int ff_secagg_server_is_survivor(const ff_secagg_server *s, uint32_t site)
 {
     return site < s->p.n_sites && s->has_masked[site];
 }
+
+int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type, uint32_t site)
+{
+    if (site >= s->p.n_sites)
+        return 0;
+    switch (type) {
+    case FF_SECAGG_MSG_ADVERTISE: return s->has_adv[site];
+    case FF_SECAGG_MSG_SHARES: return s->has_shares[site];
+    case FF_SECAGG_MSG_MASKED: return s->has_masked[site];
+    case FF_SECAGG_MSG_UNMASK_RESP: return s->responded[site];
+    default: return 0;
+    }
+}

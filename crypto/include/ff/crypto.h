@@ -258,6 +258,11 @@ int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out) FF_
 /* Reconstructs and removes the masks; sum gets n_values lanes. Fails closed (FF_ECRYPTO,
  * sum untouched) when a site's secret has fewer than t shares. */
 int ff_secagg_server_finish(ff_secagg_server *s, uint32_t *sum) FF_WARN_UNUSED;
+/* Whether the coordinator accepted site's message of the given client type (ADVERTISE,
+ * SHARES, MASKED, UNMASK_RESP): the round driver relays SHARES_IN to the sites that sent
+ * SHARES, and the unmask request to those whose MASKED input arrived. */
+int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type,
+                              uint32_t site);
 /* After finish: number of inputs in the sum, and whether site i's input is in it. */
 uint32_t ff_secagg_server_n_survivors(const ff_secagg_server *s);
 int ff_secagg_server_is_survivor(const ff_secagg_server *s, uint32_t site);
