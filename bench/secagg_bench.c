@@ -96,12 +96,9 @@ static result run_round(const config *cf)
     ff_secagg_params_default(&p, cf->seed * 1000003u + n, n, lanes);
     if (cf->k) {
         p.k = cf->k;
-        uint32_t k = p.k >= n - 1 ? n - 1 : ((p.k & 1) && (n & 1) ? p.k + 1 : p.k);
-        p.t = ff_secagg_default_t(k);
-        R.k_eff = k;
-    } else {
-        R.k_eff = p.k;
+        p.t = ff_secagg_default_t(ff_secagg_degree(&p));
     }
+    R.k_eff = ff_secagg_degree(&p);
     R.t = p.t;
     ff_secagg_codec codec;
     CHECK(ff_secagg_codec_init(&codec, 1.0, 0, n, 1u << 20), "codec");

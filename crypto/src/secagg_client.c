@@ -98,7 +98,7 @@ int ff_secagg_client_new(ff_secagg_client **out, const ff_secagg_params *p, uint
     c->sign_key = sign_key;
     c->peer_keys = peer_keys;
     sa_round_tag(p, c->tag);
-    uint32_t kk = sa_effective_k(p);
+    uint32_t kk = ff_secagg_degree(p);
     c->nb = calloc(kk, sizeof *c->nb);
     c->peer_c_pk = calloc(kk, K);
     c->peer_s_pk = calloc(kk, K);

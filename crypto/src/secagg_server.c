@@ -55,7 +55,7 @@ int ff_secagg_server_new(ff_secagg_server **out, const ff_secagg_params *p,
     ff_secagg_server *s = calloc(1, sizeof *s);
     if (!s)
         return ff_error(FF_ENOMEM, "secagg server: out of memory");
-    size_t n = p->n_sites, k = sa_effective_k(p);
+    size_t n = p->n_sites, k = ff_secagg_degree(p);
     s->p = *p;
     s->site_keys = site_keys;
     s->k = (uint32_t)k;

@@ -143,6 +143,9 @@ void ff_secagg_params_default(ff_secagg_params *p, uint64_t round_id, uint32_t n
  * keeps a coordinator from collecting both shares of a site), n_values >= 1. */
 int ff_secagg_params_check(const ff_secagg_params *p) FF_WARN_UNUSED;
 
+/* The degree every site has: k, or k + 1 when k and n are both odd, or n - 1 when k >= n - 1.
+ * t is checked against this. */
+uint32_t ff_secagg_degree(const ff_secagg_params *p);
 /* The neighbour graph: a Harary graph (circulant, offsets +-1..+-k/2, plus the diametric
  * edge when k is odd and n even) on a permutation of the sites drawn from SHA-256 of the
  * round parameters. k odd with n odd is rounded up to k+1 (near-regular, documented).
