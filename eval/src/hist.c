@@ -222,16 +222,10 @@ static void slice_calibration(const ff_eval_hist *h, const ff_eval_hist_slice *s
         sum[k] += sl->ssum[b];
         tru[k] += sl->pos[b];
     }
-    double e = 0;
-    for (int k = 0; k < ebins; k++) {
-        e += fabs(sum[k] - tru[k]) / n;
-        if (rel) {
-            rel->count[k] = c[k];
-            rel->mean_pred[k] = c[k] > 0 ? sum[k] / c[k] : 0;
-            rel->frac_pos[k] = c[k] > 0 ? tru[k] / c[k] : 0;
-        }
-    }
-    ev_set(ece, e);
+    if (rel)
+        ev_ece_finish(c, sum, tru, ebins, ece, rel->count, rel->mean_pred, rel->frac_pos);
+    else
+        ev_ece_finish(c, sum, tru, ebins, ece, NULL, NULL, NULL);
     free(c);
 }
 
