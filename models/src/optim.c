@@ -10,6 +10,40 @@
 #include <omp.h>
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
+
+#define OPT_CHUNK 16384
+
+/* One AdamW update of n parameters (PyTorch's order: decoupled decay, then the Adam step). */
+FF_CLONES static void adamw_span(float *restrict p, const float *restrict g, float *restrict mo,
+                                 float *restrict vo, const uint8_t *restrict dec, size_t n,
+                                 float b1, float b2, float eps, float wd, float step,
+                                 float rbc2)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float pi = p[i] * (1.0f - wd * (float)dec[i]);
+        float mi = b1 * mo[i] + (1.0f - b1) * gi;
+        float vi = b2 * vo[i] + (1.0f - b2) * gi * gi;
+        mo[i] = mi, vo[i] = vi;
+        p[i] = pi - step * mi / (sqrtf(vi) * rbc2 + eps);
+    }
+}
+
+FF_CLONES static double sumsq_span(const float *g, size_t n)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++)
+        s += g[i] * g[i];
+    return s;
+}
+
 struct ff_optim {
     ff_optim_config c;
     size_t n;
@@ -89,16 +123,12 @@ int ff_optim_step(ff_optim *o, ff_model *m, float lr)
         float bc1 = 1.0f - (float)pow(b1, (double)o->t);
         float bc2 = 1.0f - (float)pow(b2, (double)o->t);
         float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
-        float *mo = o->m, *vo = o->v;
-        const uint8_t *dec = o->decay;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (size_t i = 0; i < n; i++) {
-            float gi = g[i];
-            float pi = dec[i] ? p[i] * (1.0f - wd) : p[i];
-            float mi = b1 * mo[i] + (1.0f - b1) * gi;
-            float vi = b2 * vo[i] + (1.0f - b2) * gi * gi;
-            mo[i] = mi, vo[i] = vi;
-            p[i] = pi - step * mi / (sqrtf(vi) * rbc2 + eps);
+        size_t nc = (n + OPT_CHUNK - 1) / OPT_CHUNK;
+#pragma omp parallel for schedule(dynamic, 4) if (nc > 4)
+        for (size_t k = 0; k < nc; k++) {
+            size_t i0 = k * OPT_CHUNK, len = FF_MIN((size_t)OPT_CHUNK, n - i0);
+            adamw_span(p + i0, g + i0, o->m + i0, o->v + i0, o->decay + i0, len, b1, b2, eps, wd,
+                       step, rbc2);
         }
     } else {
         /* SGD with momentum (PyTorch's form: buf = μ buf + g; p -= lr buf), L2 decay. */
@@ -132,7 +162,8 @@ float ff_lr_schedule(const ff_optim_config *c, int64_t step, int64_t total)
 
 float ff_grad_clip_norm(float *g, size_t n, float max_norm)
 {
-    /* Fixed-size chunks summed in double in chunk order: the same value at any thread count. */
+    /* Fixed-size chunks (float within a chunk, vectorised) summed in double in chunk order:
+     * the same value at any thread count. */
     enum { CH = 4096 };
     size_t nch = (n + CH - 1) / CH;
     double total = 0;
@@ -140,13 +171,8 @@ float ff_grad_clip_norm(float *g, size_t n, float max_norm)
     for (size_t c0 = 0; c0 < nch; c0 += 64) {
         size_t c1 = FF_MIN(nch, c0 + 64);
 #pragma omp parallel for schedule(static) if (n > 65536)
-        for (size_t c = c0; c < c1; c++) {
-            double s = 0;
-            size_t e = FF_MIN(n, (c + 1) * CH);
-            for (size_t i = c * CH; i < e; i++)
-                s += (double)g[i] * g[i];
-            part[c - c0] = s;
-        }
+        for (size_t c = c0; c < c1; c++)
+            part[c - c0] = sumsq_span(g + c * CH, FF_MIN(n, (c + 1) * CH) - c * CH);
         for (size_t c = c0; c < c1; c++)
             total += part[c - c0];
     }
