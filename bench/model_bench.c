@@ -268,8 +268,10 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--peer") && i + 1 < argc)
             peer = argv[++i];
-        else if (!strcmp(argv[i], "--no-torch") || !strcmp(argv[i], "--blas-default"))
+        else if (!strcmp(argv[i], "--no-torch"))
             torch = 0;
+        else if (!strcmp(argv[i], "--blas-default"))
+            continue; /* read before the re-exec above */
         else {
             fprintf(stderr, "usage: model_bench --config FILE --threads N [--batch B] "
                             "[--steps S] [--peer torch_peer.py] [--no-torch] [--blas-default]\n");
