@@ -139,5 +139,15 @@ struct ff_model {
 int ff_model_build_table(ff_model *m) FF_WARN_UNUSED;
 int ff_model_alloc_acts(ff_model *m) FF_WARN_UNUSED;
 void ff_model_mask_batch(ff_model *m, const ff_batch *b);
+/* Batch dimensions against the config and max_batch, arrays present (no values read). */
+int ff_model_check_dims(const ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
+
+/* Wider vectors where the CPU has them: one binary for every x86-64, the loader picks. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                       \
+    !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ff/models.h"
+#include "internal.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,12 +18,6 @@
 #undef REAL
 #undef REF
 
-/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#else
-#define FF_CLONES
-#endif
 
 static int g_threads = 1;
 
@@ -634,33 +628,28 @@ void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, i
 
 /* ---- masked mean ---- */
 
-static int mask_count(const uint8_t *mask, int b, int T)
-{
-    if (!mask)
-        return T;
-    int cnt = 0;
-    for (int t = 0; t < T; t++)
-        cnt += mask[(size_t)b * T + t] != 0;
-    return cnt;
-}
-
-void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d)
+/* Sample b's rows: off/len arrays (ragged), or b*T .. b*T+T-1 when off is NULL. */
+static void mean_core_fwd(float *out, const float *x, const uint8_t *mask, int mask_ld, int B,
+                          const int *off, const int *len, int T, int d)
 {
 #pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
     for (int b = 0; b < B; b++) {
+        const uint8_t *mk = mask ? mask + (size_t)b * mask_ld : NULL;
+        size_t r0 = off ? (size_t)off[b] : (size_t)b * T;
+        int n = off ? len[b] : T, cnt = 0;
         float *o = out + (size_t)b * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        int cnt = mask_count(mask, b, T);
-        if (!cnt)
-            continue; /* an absent modality pools to 0, never NaN */
-        for (int t = 0; t < T; t++) {
-            if (mask && !mask[(size_t)b * T + t])
+        for (int t = 0; t < n; t++) {
+            if (mk && !mk[t])
                 continue;
-            const float *r = x + ((size_t)b * T + t) * d;
+            const float *r = x + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
                 o[c] += r[c];
+            cnt++;
         }
+        if (!cnt)
+            continue; /* an absent modality pools to 0, never NaN */
         float inv = 1.0f / (float)cnt;
 #pragma omp simd
         for (int c = 0; c < d; c++)
@@ -668,25 +657,52 @@ void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int
     }
 }
 
-void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
-                             int d)
+static void mean_core_bwd(float *dx, const float *dout, const uint8_t *mask, int mask_ld, int B,
+                          const int *off, const int *len, int T, int d)
 {
 #pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
     for (int b = 0; b < B; b++) {
-        int cnt = mask_count(mask, b, T);
+        const uint8_t *mk = mask ? mask + (size_t)b * mask_ld : NULL;
+        size_t r0 = off ? (size_t)off[b] : (size_t)b * T;
+        int n = off ? len[b] : T, cnt = 0;
+        for (int t = 0; t < n; t++)
+            cnt += !mk || mk[t];
         if (!cnt)
             continue;
         float inv = 1.0f / (float)cnt;
         const float *g = dout + (size_t)b * d;
-        for (int t = 0; t < T; t++) {
-            if (mask && !mask[(size_t)b * T + t])
+        for (int t = 0; t < n; t++) {
+            if (mk && !mk[t])
                 continue;
-            float *r = dx + ((size_t)b * T + t) * d;
+            float *r = dx + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
                 r[c] += g[c] * inv;
         }
     }
+}
+
+void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d)
+{
+    mean_core_fwd(out, x, mask, T, B, NULL, NULL, T, d);
+}
+
+void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
+                             int d)
+{
+    mean_core_bwd(dx, dout, mask, T, B, NULL, NULL, T, d);
+}
+
+void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld,
+                                int B, const int *off, const int *len, int d)
+{
+    mean_core_fwd(out, x, mask, mask_ld, B, off, len, mask_ld, d);
+}
+
+void ff_masked_mean_backward_var(float *dx, const float *dout, const uint8_t *mask, int mask_ld,
+                                 int B, const int *off, const int *len, int d)
+{
+    mean_core_bwd(dx, dout, mask, mask_ld, B, off, len, mask_ld, d);
 }
 
 /* ---- loss ---- */

@@ -338,45 +338,12 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
 /* Mean over each sample's rows under the rowmap's mask; 0 for a sample with none. */
 static void rows_mean_forward(float *out, const float *x, const ff_rowmap *rm, int B, int d)
 {
-#pragma omp parallel for schedule(static) if (rm->R >= 256)
-    for (int b = 0; b < B; b++) {
-        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
-        float *o = out + (size_t)b * d;
-        zerof(o, (size_t)d);
-        int cnt = 0;
-        for (int t = 0; t < rm->len[b]; t++) {
-            if (mk && !mk[t])
-                continue;
-            const float *r = x + ((size_t)rm->off[b] + t) * d;
-            for (int c = 0; c < d; c++)
-                o[c] += r[c];
-            cnt++;
-        }
-        if (cnt)
-            for (int c = 0; c < d; c++)
-                o[c] /= (float)cnt;
-    }
+    ff_masked_mean_forward_var(out, x, rm->mask, rm->T, B, rm->off, rm->len, d);
 }
 
 static void rows_mean_backward(float *dx, const float *dout, const ff_rowmap *rm, int B, int d)
 {
-#pragma omp parallel for schedule(static) if (rm->R >= 256)
-    for (int b = 0; b < B; b++) {
-        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
-        int cnt = 0;
-        for (int t = 0; t < rm->len[b]; t++)
-            cnt += !mk || mk[t];
-        if (!cnt)
-            continue;
-        const float *g = dout + (size_t)b * d;
-        for (int t = 0; t < rm->len[b]; t++) {
-            if (mk && !mk[t])
-                continue;
-            float *r = dx + ((size_t)rm->off[b] + t) * d;
-            for (int c = 0; c < d; c++)
-                r[c] += g[c] / (float)cnt;
-        }
-    }
+    ff_masked_mean_backward_var(dx, dout, rm->mask, rm->T, B, rm->off, rm->len, d);
 }
 
 static void encoder_forward(ff_model *m, int e, const ff_batch *b)
@@ -507,20 +474,27 @@ void ff_model_mask_batch(ff_model *m, const ff_batch *b)
         pack_rows(m, e, b);
 }
 
-static int batch_dims_ok(const ff_model *m, const ff_batch *b)
+int ff_model_check_dims(const ff_model *m, const ff_batch *b)
 {
     const ff_model_config *c = &m->cfg;
     if (b->B < 1 || b->B > m->max_batch)
         return ff_error(FF_EINVAL, "batch: B=%d out of range [1, %d]", b->B, m->max_batch);
-    if (b->K != c->tasks || b->C != c->image.channels || b->H != c->image.size ||
-        b->W != c->image.size || b->Lt != c->text.length || b->Le != c->ehr.length)
-        return ff_error(FF_EINVAL, "batch: dimensions K=%d C=%d H=%d W=%d Lt=%d Le=%d do not "
-                        "match config '%s' (K=%lld C=%lld H=W=%lld Lt=%lld Le=%lld)", b->K, b->C,
-                        b->H, b->W, b->Lt, b->Le, c->name, (long long)c->tasks,
-                        (long long)c->image.channels, (long long)c->image.size,
-                        (long long)c->text.length, (long long)c->ehr.length);
+    struct {
+        const char *what;
+        int got;
+        int64_t want;
+    } dims[] = {{"K (labels columns)", b->K, c->tasks},
+                {"C (image channels)", b->C, c->image.channels},
+                {"H (image height)", b->H, c->image.size},
+                {"W (image width)", b->W, c->image.size},
+                {"Lt (text length)", b->Lt, c->text.length},
+                {"Le (EHR length)", b->Le, c->ehr.length}};
+    for (size_t i = 0; i < FF_ARRAY_LEN(dims); i++)
+        if (dims[i].got != dims[i].want)
+            return ff_error(FF_EINVAL, "batch: %s is %d, config '%s' needs %lld", dims[i].what,
+                            dims[i].got, c->name, (long long)dims[i].want);
     if (!b->image || !b->image_present || !b->text_ids || !b->ehr_code || !b->ehr_val ||
-        !b->ehr_time)
+        !b->ehr_time || !b->labels)
         return ff_error(FF_EINVAL, "batch: missing input array");
     return FF_OK;
 }
@@ -607,7 +581,7 @@ static void fuse_late_forward(ff_model *m, int B)
 
 int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
 {
-    int rc = batch_dims_ok(m, b);
+    int rc = ff_model_check_dims(m, b);
     if (rc != FF_OK)
         return rc;
     int B = b->B;

@@ -10,12 +10,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#else
-#define FF_CLONES
-#endif
-
 #define OPT_CHUNK 16384
 
 /* One AdamW update of n parameters (PyTorch's order: decoupled decay, then the Adam step). */
@@ -282,25 +276,10 @@ static int check_floats(const char *name, const float *x, size_t n, size_t row, 
 int ff_model_check_batch(const ff_model *m, const ff_batch *b)
 {
     const ff_model_config *c = ff_model_cfg(m);
-    if (b->B < 1 || b->B > ff_model_max_batch(m))
-        return ff_error(FF_EINVAL, "batch: B=%d out of range [1, %d]", b->B,
-                        ff_model_max_batch(m));
-    struct {
-        const char *what;
-        int got;
-        int64_t want;
-    } dims[] = {{"K (labels columns)", b->K, c->tasks}, {"C (image channels)", b->C, c->image.channels},
-                {"H (image height)", b->H, c->image.size}, {"W (image width)", b->W, c->image.size},
-                {"Lt (text length)", b->Lt, c->text.length}, {"Le (EHR length)", b->Le, c->ehr.length}};
-    for (size_t i = 0; i < FF_ARRAY_LEN(dims); i++)
-        if (dims[i].got != dims[i].want)
-            return ff_error(FF_EINVAL, "batch: %s is %d, config '%s' needs %lld", dims[i].what,
-                            dims[i].got, c->name, (long long)dims[i].want);
-    if (!b->image || !b->image_present || !b->text_ids || !b->ehr_code || !b->ehr_val ||
-        !b->ehr_time || !b->labels)
-        return ff_error(FF_EINVAL, "batch: missing input array");
+    int rc = ff_model_check_dims(m, b);
+    if (rc != FF_OK)
+        return rc;
     size_t B = (size_t)b->B, img = (size_t)b->C * b->H * b->W;
-    int rc;
     if ((rc = check_floats("image", b->image, B * img, img, 0)) ||
         (rc = check_floats("image_present", b->image_present, B, 1, 1)) ||
         (rc = check_floats("labels", b->labels, B * b->K, (size_t)b->K, 0)) ||

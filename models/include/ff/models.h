@@ -304,6 +304,11 @@ void ff_patchify_forward_ref(float *out, const float *img, int B, int C, int S, 
 void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d);
 void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
                              int d);
+/* Ragged form: sample b's rows are off[b] .. off[b]+len[b]-1; mask rows of stride mask_ld. */
+void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld,
+                                int B, const int *off, const int *len, int d);
+void ff_masked_mean_backward_var(float *dx, const float *dout, const uint8_t *mask, int mask_ld,
+                                 int B, const int *off, const int *len, int d);
 void ff_masked_mean_forward_ref(float *out, const float *x, const uint8_t *mask, int B, int T,
                                 int d);
 void ff_masked_mean_backward_ref(float *dx, const float *dout, const uint8_t *mask, int B, int T,
