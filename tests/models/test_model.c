@@ -105,10 +105,9 @@ static float loss_at(ff_model *m, const ff_batch *b)
 
 /* Whole-model gradient check in float: for every tensor, the directional derivative along
  * the gradient direction and along a random direction, by central differences. */
-static void fd_model(int fusion)
+static void fd_model_cfg(const ff_model_config *cfg, int fusion)
 {
-    ff_model_config c;
-    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model_config c = *cfg;
     c.fusion = fusion;
     ff_model *m;
     assert_int_equal(ff_model_new(&m, &c, 8), FF_OK);
@@ -172,6 +171,25 @@ static void fd_model(int fusion)
     free(g);
     ff_batch_free(&b);
     ff_model_free(m);
+}
+
+static void fd_model(int fusion)
+{
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    fd_model_cfg(&c, fusion);
+}
+
+/* Odd sizes: 3 heads of 8, 2 layers, 2-channel 12×12 images in 4×4 patches, short sequences. */
+static void test_fd_odd_config(void **state)
+{
+    (void)state;
+    const char *y = "name: odd\nwidth: 24\nheads: 3\nmlp: 40\nlayers: 2\ntasks: 2\n"
+                    "image: {size: 12, channels: 2, patch: 4}\ntext: {length: 7, vocab: 50}\n"
+                    "ehr: {length: 9, codes: 30, values: 5, times: 6}\n";
+    ff_model_config c;
+    assert_int_equal(ff_model_config_load_str("odd.yaml", y, strlen(y), &c), FF_OK);
+    fd_model_cfg(&c, FF_FUSION_CROSS);
 }
 
 static void test_fd_cross(void **state) { (void)state; fd_model(FF_FUSION_CROSS); }
@@ -473,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_config),          cmocka_unit_test(test_table_matches_spec),
         cmocka_unit_test(test_fd_cross),        cmocka_unit_test(test_fd_early),
         cmocka_unit_test(test_fd_late),         cmocka_unit_test(test_absent_modality_is_inert),
+        cmocka_unit_test(test_fd_odd_config),
         cmocka_unit_test(test_determinism),     cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_nan_loss_stops),
         cmocka_unit_test(test_check_batch),     cmocka_unit_test(test_adamw_and_sgd),
