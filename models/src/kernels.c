@@ -411,23 +411,30 @@ FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int 
     }
 }
 
-void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
-                              int ldq, const float *k, const float *v, int ldkv,
-                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                              const int *qlen, const int *koff, const int *klen, int H, int hd)
+/* Sample b's query rows: qoff/qlen arrays, or b*Tq .. b*Tq+Tq-1 when they are NULL (the
+ * regular layout); keys likewise with koff/klen/Tk. */
+#define ROWS(arr, b, T) ((arr) ? (arr)[b] : (b) * (T))
+#define LEN(arr, b, T) ((arr) ? (arr)[b] : (T))
+
+static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld,
+                               const float *q, int ldq, const float *k, const float *v,
+                               int ldkv, const uint8_t *kmask, int kmask_ld, int B,
+                               const int *qoff, const int *qlen, const int *koff,
+                               const int *klen, int Tq0, int Tk0, int H, int hd)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
 #pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, Tq = qlen[b];
+        int b = bh / H, h = bh % H, Tq = LEN(qlen, b, Tq0);
+        size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
         if (Tq == 0)
             continue;
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
-        int te = key_extent(mk, klen[b]);
+        int te = key_extent(mk, LEN(klen, b, Tk0));
         int ld = pld ? pld : te;
         float *P = probs + (size_t)bh * pstride;
-        float *O = out + (size_t)qoff[b] * d + h * hd;
+        float *O = out + q0 * d + h * hd;
         if (te == 0) { /* no valid key: all-zero weights, zero output */
             if (pld)
                 memset(P, 0, (size_t)Tq * pld * sizeof(float));
@@ -435,9 +442,9 @@ void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld,
                 memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
             continue;
         }
-        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
-        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
-        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        const float *Q = q + q0 * ldq + h * hd;
+        const float *K = k + k0 * ldkv + h * hd;
+        const float *V = v + k0 * ldkv + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
                     0.0f, P, ld);
         softmax_rows(P, ld, Tq, te, mk);
@@ -446,12 +453,12 @@ void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld,
     }
 }
 
-void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dout,
                                const float *probs, size_t pstride, int pld, const float *q,
                                int ldq, const float *k, const float *v, int ldkv,
                                const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                               const int *qlen, const int *koff, const int *klen, int H, int hd,
-                               float *scratch)
+                               const int *qlen, const int *koff, const int *klen, int Tq0,
+                               int Tk0, int H, int hd, float *scratch)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
@@ -462,20 +469,21 @@ void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dou
 #else
         float *dS = scratch;
 #endif
-        int b = bh / H, h = bh % H, Tq = qlen[b];
+        int b = bh / H, h = bh % H, Tq = LEN(qlen, b, Tq0);
+        size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
-        int te = key_extent(mk, klen[b]);
+        int te = key_extent(mk, LEN(klen, b, Tk0));
         if (te == 0 || Tq == 0)
             continue;
         int ld = pld ? pld : te;
         const float *P = probs + (size_t)bh * pstride;
-        const float *dO = dout + (size_t)qoff[b] * d + h * hd;
-        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
-        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
-        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
-        float *dQ = dq + (size_t)qoff[b] * ldq + h * hd;
-        float *dK = dk + (size_t)koff[b] * ldkv + h * hd;
-        float *dV = dv + (size_t)koff[b] * ldkv + h * hd;
+        const float *dO = dout + q0 * d + h * hd;
+        const float *Q = q + q0 * ldq + h * hd;
+        const float *K = k + k0 * ldkv + h * hd;
+        const float *V = v + k0 * ldkv + h * hd;
+        float *dQ = dq + q0 * ldq + h * hd;
+        float *dK = dk + k0 * ldkv + h * hd;
+        float *dV = dv + k0 * ldkv + h * hd;
         /* dP = dO Vᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
                     0.0f, dS, te);
@@ -491,28 +499,32 @@ void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dou
     }
 }
 
-/* The regular layout (every sample Tq queries and Tk keys) on top of the ragged core. */
-static int regular_rows(int B, int Tq, int Tk, int **buf)
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd)
 {
-    *buf = malloc((size_t)4 * B * sizeof(int));
-    if (!*buf)
-        return -1;
-    for (int b = 0; b < B; b++) {
-        (*buf)[b] = b * Tq, (*buf)[B + b] = Tq;
-        (*buf)[2 * B + b] = b * Tk, (*buf)[3 * B + b] = Tk;
-    }
-    return 0;
+    attention_fwd_core(out, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld, B, qoff,
+                       qlen, koff, klen, 0, 0, H, hd);
+}
+
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+                               float *scratch)
+{
+    attention_bwd_core(dq, dk, dv, dout, probs, pstride, pld, q, ldq, k, v, ldkv, kmask,
+                       kmask_ld, B, qoff, qlen, koff, klen, 0, 0, H, hd, scratch);
 }
 
 void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
                           int H, int hd)
 {
-    int *r;
-    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
-    ff_attention_forward_var(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B,
-                             r, r + B, r + 2 * B, r + 3 * B, H, hd);
-    free(r);
+    attention_fwd_core(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B, NULL,
+                       NULL, NULL, NULL, Tq, Tk, H, hd);
 }
 
 void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
@@ -520,11 +532,8 @@ void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                            int Tk, int H, int hd, float *scratch)
 {
-    int *r;
-    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
-    ff_attention_backward_var(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv,
-                              kmask, Tk, B, r, r + B, r + 2 * B, r + 3 * B, H, hd, scratch);
-    free(r);
+    attention_bwd_core(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask,
+                       Tk, B, NULL, NULL, NULL, NULL, Tq, Tk, H, hd, scratch);
 }
 
 /* ---- embeddings, positions, patches ---- */
