@@ -120,7 +120,7 @@ struct ff_model {
     float *fh, *flnf_mean, *flnf_rstd; /* [B*3,d] */
     float *z;        /* [B,d] pooled fused (cross) or MLP out (early) */
     float *ecat, *efc, *egelu; /* early: [B,3d+3], [B,m], [B,m] */
-    float *llog;     /* late: per-modality logits [B,3,K] */
+    float *llog;     /* late: per-modality logits [3,B,K] */
     float *lw;       /* late: weights [B,3] */
     float *logits;   /* [B,K] */
     /* backward scratch */
@@ -129,7 +129,7 @@ struct ff_model {
     float *dPool;    /* [3,B,d] */
     float *dF, *dfh, *dfo; /* [B*3,d] */
     float *dz, *dlogits, *dcat, *dfc, *dgl; /* [B,d], [B,K], [B,3d+3], [B,m], [B,m] */
-    float *dllog;    /* late: [B,K] per modality */
+    float *dllog;    /* late: [3,B,K] */
 };
 
 /* Pointer to a parameter / gradient at a table offset. */

@@ -195,8 +195,35 @@ const float *ff_model_fusion_attention(const ff_model *m)
 /* Blocks                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-static void copyf(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
-static void zerof(float *dst, size_t n) { memset(dst, 0, n * sizeof(float)); }
+/* Large copies and clears are split over the pool too: serial, they were a tenth of a
+ * two-thread step. */
+#define SPLIT_FLOATS (1u << 16)
+
+static void copyf(float *dst, const float *src, size_t n)
+{
+    if (n < SPLIT_FLOATS || ff_models_threads() == 1) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        memcpy(dst + c * SPLIT_FLOATS, src + c * SPLIT_FLOATS,
+               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
+}
+
+static void zerof(float *dst, size_t n)
+{
+    if (n < SPLIT_FLOATS || ff_models_threads() == 1) {
+        memset(dst, 0, n * sizeof(float));
+        return;
+    }
+    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        memset(dst + c * SPLIT_FLOATS, 0,
+               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
+}
 
 static void addf(float *dst, const float *src, size_t n)
 {
