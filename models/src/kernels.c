@@ -110,12 +110,12 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 
 /* ---- linear ---- */
 
-void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
-                       int out, int accumulate)
+/* Rows [r0, r1) of y: bias (written or added), then one GEMM with β = 1 on top of it. */
+static void linear_rows(float *y, const float *x, const float *W, const float *b, int r0, int r1,
+                        int in, int out, int accumulate)
 {
-    if (b) {
-#pragma omp parallel for schedule(static) if (!in_parallel() && (size_t)N * out > 65536)
-        for (int n = 0; n < N; n++) {
+    if (b)
+        for (int n = r0; n < r1; n++) {
             float *yr = y + (size_t)n * out;
             if (accumulate) {
 #pragma omp simd
@@ -125,9 +125,25 @@ void ff_linear_forward(float *y, const float *x, const float *W, const float *b,
                 memcpy(yr, b, (size_t)out * sizeof(float));
             }
         }
-    }
     float beta = (b || accumulate) ? 1.0f : 0.0f;
-    ff_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in, 1.0f,
+                x + (size_t)r0 * in, in, W, in, beta, y + (size_t)r0 * out, out);
+}
+
+void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                       int out, int accumulate)
+{
+    int nt = in_parallel() ? 1 : g_threads;
+    if (nt <= 1 || (double)N * in * out < 262144.0 || N < 128) {
+        linear_rows(y, x, W, b, 0, N, in, out, accumulate);
+        return;
+    }
+    /* Row slabs as in ff_gemm, each with its own bias rows: one parallel region per layer. */
+    int chunk = FF_MAX(((N + 3 * nt - 1) / (3 * nt) + 15) / 16 * 16, 64);
+    int nchunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < nchunks; t++)
+        linear_rows(y, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out, accumulate);
 }
 
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
