@@ -110,11 +110,24 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 
 /* ---- linear ---- */
 
-/* Rows [r0, r1) of y: bias (written or added), then one GEMM with β = 1 on top of it. */
-static void linear_rows(float *y, const float *x, const float *W, const float *b, int r0, int r1,
-                        int in, int out, int accumulate)
+/* Rows [r0, r1) of y: residual + bias (or bias, or bias added to y), then one GEMM with
+ * β = 1 on top of it. */
+static void linear_rows(float *y, const float *res, const float *x, const float *W,
+                        const float *b, int r0, int r1, int in, int out, int accumulate)
 {
-    if (b)
+    if (res)
+        for (int n = r0; n < r1; n++) {
+            float *yr = y + (size_t)n * out;
+            const float *rr = res + (size_t)n * out;
+            if (b) {
+#pragma omp simd
+                for (int o = 0; o < out; o++)
+                    yr[o] = rr[o] + b[o];
+            } else {
+                memcpy(yr, rr, (size_t)out * sizeof(float));
+            }
+        }
+    else if (b)
         for (int n = r0; n < r1; n++) {
             float *yr = y + (size_t)n * out;
             if (accumulate) {
@@ -125,17 +138,17 @@ static void linear_rows(float *y, const float *x, const float *W, const float *b
                 memcpy(yr, b, (size_t)out * sizeof(float));
             }
         }
-    float beta = (b || accumulate) ? 1.0f : 0.0f;
+    float beta = (res || b || accumulate) ? 1.0f : 0.0f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in, 1.0f,
                 x + (size_t)r0 * in, in, W, in, beta, y + (size_t)r0 * out, out);
 }
 
-void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
-                       int out, int accumulate)
+static void linear_forward_core(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out, int accumulate)
 {
     int nt = in_parallel() ? 1 : g_threads;
     if (nt <= 1 || (double)N * in * out < 262144.0 || N < 128) {
-        linear_rows(y, x, W, b, 0, N, in, out, accumulate);
+        linear_rows(y, res, x, W, b, 0, N, in, out, accumulate);
         return;
     }
     /* Row slabs as in ff_gemm, each with its own bias rows: one parallel region per layer. */
@@ -143,7 +156,20 @@ void ff_linear_forward(float *y, const float *x, const float *W, const float *b,
     int nchunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int t = 0; t < nchunks; t++)
-        linear_rows(y, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out, accumulate);
+        linear_rows(y, res, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out,
+                    accumulate);
+}
+
+void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                       int out, int accumulate)
+{
+    linear_forward_core(y, NULL, x, W, b, N, in, out, accumulate);
+}
+
+void ff_linear_forward_residual(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out)
+{
+    linear_forward_core(y, res, x, W, b, N, in, out, 0);
 }
 
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,

@@ -243,14 +243,13 @@ static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const
     ff_attention_forward_var(a->att, a->probs, (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d,
                              a->qkv + 2 * d, 3 * d, rm->mask, T, B, rm->off, rm->len, rm->off,
                              rm->len, m->H, m->hd);
-    copyf(a->xmid, x, (size_t)N * d);
-    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d, 1);
+    ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d);
     ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
                          PW(m, o->ln2_b), N, d);
     ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), N, d, mm, 0);
     ff_gelu_forward(a->gelu, a->fc, (size_t)N * mm);
-    copyf(a->out, a->xmid, (size_t)N * d);
-    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d, 1);
+    ff_linear_forward_residual(a->out, a->xmid, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm,
+                               d);
 }
 
 /* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
@@ -313,14 +312,14 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
     ff_attention_forward_var(a->att, a->probs, (size_t)qr->T * cr->T, 0, a->q, d, a->kv,
                              a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off, qr->len, cr->off,
                              cr->len, m->H, m->hd);
-    copyf(a->xmid, x, (size_t)Nq * d);
-    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d, 1);
+    ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d,
+                               d);
     ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
                          PW(m, o->ln2_b), Nq, d);
     ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), Nq, d, mm, 0);
     ff_gelu_forward(a->gelu, a->fc, (size_t)Nq * mm);
-    copyf(a->out, a->xmid, (size_t)Nq * d);
-    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm, d, 1);
+    ff_linear_forward_residual(a->out, a->xmid, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm,
+                               d);
     for (int b = 0; b < B; b++)
         if (!cpres[b])
             copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,

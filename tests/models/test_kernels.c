@@ -144,6 +144,13 @@ static void test_linear(void **state)
         ff_linear_forward(y1, xf, Wf, NULL, N, in, out, 0);
         ff_linear_forward_ref(y2, xf, Wf, NULL, N, in, out, 0);
         assert_close_f("linear y nobias", y1, y2, (size_t)N * out, 1e-4);
+        /* residual form: y = res + x Wᵀ + b, against copy-then-accumulate in the ref */
+        float *res = tof(dy, (size_t)N * out);
+        ff_linear_forward_residual(y1, res, xf, Wf, bf, N, in, out);
+        memcpy(y2, res, (size_t)N * out * sizeof(float));
+        ff_linear_forward_ref(y2, xf, Wf, bf, N, in, out, 1);
+        assert_close_f("linear y residual", y1, y2, (size_t)N * out, 1e-4);
+        ff_free(res);
         float *dx1 = tof(x, (size_t)N * in), *dx2 = tof(x, (size_t)N * in);
         float *dW1 = tof(W, (size_t)out * in), *dW2 = tof(W, (size_t)out * in);
         float *db1 = tof(b, out), *db2 = tof(b, out);

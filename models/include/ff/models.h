@@ -219,6 +219,10 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 /* y [N,out] = x [N,in] · Wᵀ + b (W [out,in]); accumulate != 0 adds into y instead. */
 void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
                        int out, int accumulate);
+/* y = res + x · Wᵀ + b in one pass over y (a Block's residual connection); res [N,out] must
+ * not alias y. */
+void ff_linear_forward_residual(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out);
 /* dx [N,in] += dy W (dx may be NULL); dW += dyᵀ x; db += Σ rows dy (db may be NULL). */
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int N, int in, int out);
