@@ -371,27 +371,24 @@ static int key_extent(const uint8_t *m, int Tk)
 /* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te. The
  * mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so both loops
  * vectorise. Every row has a valid key: te ends on one. */
-FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8_t *m)
+/* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te up to ld.
+ * The mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so the loops
+ * vectorise; they run over w ≥ te columns (w ≤ ld, a multiple of 16 when the row has room),
+ * the extra columns weighted 0, so no scalar remainder loop is left. Every row has a valid
+ * key: te ends on one. */
+FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, const uint8_t *m)
 {
-    /* the byte mask as floats once per (sample, head): a 0/1 factor and a 0/−∞ bias keep
-     * the row loops free of byte loads and branches */
     float mfb[2 * 1024];
-    float *mf = NULL, *mb = mfb + 1024;
-    if (m && te <= 1024) {
-        mf = mfb;
-        for (int j = 0; j < te; j++) {
-            mf[j] = m[j] ? 1.0f : 0.0f;
-            mb[j] = m[j] ? 0.0f : -INFINITY;
-        }
-    } else if (m) { /* very long rows: the plain form */
+    float *mf = mfb, *mb = mfb + 1024;
+    if (w > 1024) { /* very long rows: the plain form */
         for (int i = 0; i < Tq; i++) {
             float *p = S + (size_t)i * ld;
             float mx = -INFINITY, sum = 0;
             for (int j = 0; j < te; j++)
-                if (m[j] && p[j] > mx)
+                if ((!m || m[j]) && p[j] > mx)
                     mx = p[j];
             for (int j = 0; j < te; j++) {
-                p[j] = m[j] ? fast_expf(p[j] - mx) : 0.0f;
+                p[j] = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
                 sum += p[j];
             }
             for (int j = 0; j < te; j++)
@@ -401,39 +398,44 @@ FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8
         }
         return;
     }
+    for (int j = 0; j < w; j++) {
+        int on = j < te && (!m || m[j]);
+        mf[j] = on ? 1.0f : 0.0f;
+        mb[j] = on ? 0.0f : -INFINITY;
+    }
     for (int i = 0; i < Tq; i++) {
         float *p = S + (size_t)i * ld;
         float mx = -INFINITY, sum = 0;
-        if (mf) {
+        for (int j = te; j < w; j++)
+            p[j] = 0; /* the GEMM did not write these */
 #pragma omp simd reduction(max : mx)
-            for (int j = 0; j < te; j++) {
-                float v = p[j] + mb[j]; /* −∞ for a masked key */
-                mx = v > mx ? v : mx;
-            }
+        for (int j = 0; j < w; j++) {
+            float v = p[j] + mb[j];
+            mx = v > mx ? v : mx;
+        }
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < te; j++) {
-                float e = fast_expf(p[j] - mx) * mf[j];
-                p[j] = e;
-                sum += e;
-            }
-        } else {
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < te; j++)
-                mx = p[j] > mx ? p[j] : mx;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < te; j++) {
-                float e = fast_expf(p[j] - mx);
-                p[j] = e;
-                sum += e;
-            }
+        for (int j = 0; j < w; j++) {
+            float e = fast_expf(p[j] - mx) * mf[j];
+            p[j] = e;
+            sum += e;
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = 0; j < te; j++)
+        for (int j = 0; j < w; j++)
             p[j] *= inv;
-        for (int j = te; j < ld; j++)
+        for (int j = w; j < ld; j++)
             p[j] = 0;
     }
+}
+
+/* Row stride of the saved probabilities of one (sample, head): pld when the caller fixes it,
+ * else te rounded up to 16 when the slot has room (vector-friendly rows), else te. */
+static int probs_ld(int pld, int te, int Tq, size_t pstride)
+{
+    if (pld)
+        return pld;
+    int t16 = (te + 15) / 16 * 16;
+    return (size_t)Tq * t16 <= pstride ? t16 : te;
 }
 
 /* dS = scale · P ⊙ (dP − Σ_j dP P), row by row (the softmax Jacobian). */
@@ -474,7 +476,7 @@ static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld
             continue;
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
         int te = key_extent(mk, LEN(klen, b, Tk0));
-        int ld = pld ? pld : te;
+        int ld = probs_ld(pld, te, Tq, pstride);
         float *P = probs + (size_t)bh * pstride;
         float *O = out + q0 * d + h * hd;
         if (te == 0) { /* no valid key: all-zero weights, zero output */
@@ -489,7 +491,7 @@ static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld
         const float *V = v + k0 * ldkv + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
                     0.0f, P, ld);
-        softmax_rows(P, ld, Tq, te, mk);
+        softmax_rows(P, ld, Tq, te, FF_MIN(ld, (te + 15) / 16 * 16), mk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, ld, V, ldkv,
                     0.0f, O, d);
     }
@@ -517,7 +519,7 @@ static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dou
         int te = key_extent(mk, LEN(klen, b, Tk0));
         if (te == 0 || Tq == 0)
             continue;
-        int ld = pld ? pld : te;
+        int ld = probs_ld(pld, te, Tq, pstride);
         const float *P = probs + (size_t)bh * pstride;
         const float *dO = dout + q0 * d + h * hd;
         const float *Q = q + q0 * ldq + h * hd;
