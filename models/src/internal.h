@@ -139,6 +139,9 @@ struct ff_model {
 int ff_model_build_table(ff_model *m) FF_WARN_UNUSED;
 int ff_model_alloc_acts(ff_model *m) FF_WARN_UNUSED;
 void ff_model_mask_batch(ff_model *m, const ff_batch *b);
+/* memcpy / memset of n floats, split over the pool when large. */
+void ff_copyf(float *dst, const float *src, size_t n);
+void ff_zerof(float *dst, size_t n);
 /* Batch dimensions against the config and max_batch, arrays present (no values read). */
 int ff_model_check_dims(const ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
 

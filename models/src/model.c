@@ -195,36 +195,6 @@ const float *ff_model_fusion_attention(const ff_model *m)
 /* Blocks                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Large copies and clears are split over the pool too: serial, they were a tenth of a
- * two-thread step. */
-#define SPLIT_FLOATS (1u << 16)
-
-static void copyf(float *dst, const float *src, size_t n)
-{
-    if (n < SPLIT_FLOATS || ff_models_threads() == 1) {
-        memcpy(dst, src, n * sizeof(float));
-        return;
-    }
-    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nc; c++)
-        memcpy(dst + c * SPLIT_FLOATS, src + c * SPLIT_FLOATS,
-               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
-}
-
-static void zerof(float *dst, size_t n)
-{
-    if (n < SPLIT_FLOATS || ff_models_threads() == 1) {
-        memset(dst, 0, n * sizeof(float));
-        return;
-    }
-    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nc; c++)
-        memset(dst + c * SPLIT_FLOATS, 0,
-               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
-}
-
 static void addf(float *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
@@ -269,7 +239,7 @@ static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, s
                          const float *gelu, const float *dout, int N)
 {
     int d = m->d, mm = m->m;
-    copyf(m->dXM, dout, (size_t)N * d);
+    ff_copyf(m->dXM, dout, (size_t)N * d);
     linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, N, mm, d);
     ff_gelu_backward_inplace(m->dH4, fc, (size_t)N * mm);
     linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, N, d, mm);
@@ -285,7 +255,7 @@ static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
     linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, N, d, d);
-    zerof(m->dQKV, (size_t)N * 3 * d);
+    ff_zerof(m->dQKV, (size_t)N * 3 * d);
     ff_attention_backward_var(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs,
                               (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d,
                               3 * d, rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H,
@@ -322,7 +292,7 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
                                d);
     for (int b = 0; b < B; b++)
         if (!cpres[b])
-            copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
+            ff_copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
                   (size_t)qr->len[b] * d);
 }
 
@@ -337,14 +307,14 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
         if (!cpres[b]) { /* identity: the gradient passes straight through */
             size_t r0 = (size_t)qr->off[b] * d, n = (size_t)qr->len[b] * d;
             addf(dx + r0, dout + r0, n);
-            zerof(dout + r0, n);
+            ff_zerof(dout + r0, n);
         }
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
     linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, Nq, d, d);
     float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
-    zerof(dq, (size_t)Nq * d);
-    zerof(dkv, (size_t)Nc * 2 * d);
+    ff_zerof(dq, (size_t)Nq * d);
+    ff_zerof(dkv, (size_t)Nc * 2 * d);
     ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0,
                               a->q, d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off,
                               qr->len, cr->off, cr->len, m->H, m->hd, m->dS);
@@ -411,13 +381,13 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
     if (N == 0)
         return;
     float *dcur = m->dR1, *dprev = m->dR2;
-    zerof(dcur, (size_t)N * d);
+    ff_zerof(dcur, (size_t)N * d);
     ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e],
                           en->act[L - 1].out, en->lnf_mean, en->lnf_rstd, PW(m, en->lnf_w), N, d,
                           m->ln_scratch);
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l ? en->act[l - 1].out : en->x0;
-        zerof(dprev, (size_t)N * d);
+        ff_zerof(dprev, (size_t)N * d);
         block_backward(m, &en->blocks[l], &en->act[l], x, &en->rows, B, 0, dcur, dprev);
         float *t = dcur;
         dcur = dprev, dprev = t;
@@ -543,7 +513,7 @@ static void fuse_cross_forward(ff_model *m, int B)
         for (int j = 0; j < 3; j++) {
             const float *p = m->enc[j].pooled + (size_t)b * d;
             float *f = m->F + ((size_t)b * 3 + j) * d;
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
             for (int c = 0; c < d; c++)
                 f[c] = p[c] + mod[(size_t)j * d + c];
         }
@@ -564,7 +534,7 @@ static void fuse_early_forward(ff_model *m, int B)
             float pres = m->pres[b * 3 + j];
             for (int c = 0; c < d; c++)
                 r[j * d + c] = pres * p[c]; /* zeros for an absent modality */
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
             r[3 * d + j] = pres;
         }
     }
@@ -596,7 +566,7 @@ static void fuse_late_forward(ff_model *m, int B)
             m->logits[(size_t)b * K + k] = 0;
         for (int j = 0; j < 3; j++) {
             m->lw[b * 3 + j] /= s;
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
                   (size_t)d);
             for (int k = 0; k < K; k++)
                 m->logits[(size_t)b * K + k] +=
@@ -626,7 +596,7 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
     else
         fuse_late_forward(m, B);
     if (logits)
-        copyf(logits, m->logits, (size_t)B * m->K);
+        ff_copyf(logits, m->logits, (size_t)B * m->K);
     if (loss)
         *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
     return FF_OK;
@@ -640,33 +610,33 @@ static void fuse_cross_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K;
     const ff_rowmap *ri = &m->enc[0].rows, *rt = &m->enc[1].rows, *re = &m->enc[2].rows;
-    zerof(m->dz, (size_t)B * d);
+    ff_zerof(m->dz, (size_t)B * d);
     ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
                        PW(m, m->head_w), B, d, K);
-    zerof(m->dfh, (size_t)B * 3 * d);
+    ff_zerof(m->dfh, (size_t)B * 3 * d);
     ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, 3, d);
-    zerof(m->dfo, (size_t)B * 3 * d);
+    ff_zerof(m->dfo, (size_t)B * 3 * d);
     ff_layernorm_backward(m->dfo, GW(m, m->lnf_w), GW(m, m->lnf_b), m->dfh, m->afb.out,
                           m->flnf_mean, m->flnf_rstd, PW(m, m->lnf_w), B * 3, d, m->ln_scratch);
-    zerof(m->dF, (size_t)B * 3 * d);
+    ff_zerof(m->dF, (size_t)B * 3 * d);
     block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3, m->dfo, m->dF);
     float *dmod = GW(m, m->mod);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < 3; j++) {
             const float *g = m->dF + ((size_t)b * 3 + j) * d;
-            copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
+            ff_copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
             for (int c = 0; c < d; c++)
                 dmod[(size_t)j * d + c] += g[c];
         }
     for (int e = 0; e < 3; e++)
-        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
     rows_mean_backward(m->dEnc[2], m->dPool + (size_t)2 * B * d, re, B, d);
     /* text cross-block output gradient, then its backward (adds into dH_txt and dH_ehr) */
-    zerof(m->dR1, (size_t)rt->R * d);
+    ff_zerof(m->dR1, (size_t)rt->R * d);
     rows_mean_backward(m->dR1, m->dPool + (size_t)B * d, rt, B, d);
     xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, rt, re, m->epres, B,
                     m->dR1, m->dEnc[1], m->dEnc[2]);
-    zerof(m->dR1, (size_t)ri->R * d);
+    ff_zerof(m->dR1, (size_t)ri->R * d);
     rows_mean_backward(m->dR1, m->dPool, ri, B, d);
     xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, ri, rt, m->tpres, B,
                     m->dR1, m->dEnc[0], m->dEnc[1]);
@@ -677,7 +647,7 @@ static void pooled_backward(ff_model *m, int B)
     /* m->dPool [3,B,d] holds d loss / d pooled_j */
     int d = m->d;
     for (int e = 0; e < 3; e++) {
-        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
         rows_mean_backward(m->dEnc[e], m->dPool + (size_t)e * B * d, &m->enc[e].rows, B, d);
     }
 }
@@ -685,15 +655,15 @@ static void pooled_backward(ff_model *m, int B)
 static void fuse_early_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K, mm = m->m, w = 3 * d + 3;
-    zerof(m->dz, (size_t)B * d);
+    ff_zerof(m->dz, (size_t)B * d);
     ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
                        PW(m, m->head_w), B, d, K);
-    zerof(m->dgl, (size_t)B * mm);
+    ff_zerof(m->dgl, (size_t)B * mm);
     ff_linear_backward(m->dgl, GW(m, m->efp_w), GW(m, m->efp_b), m->dz, m->egelu,
                        PW(m, m->efp_w), B, mm, d);
-    zerof(m->dfc, (size_t)B * mm);
+    ff_zerof(m->dfc, (size_t)B * mm);
     ff_gelu_backward(m->dfc, m->dgl, m->efc, (size_t)B * mm);
-    zerof(m->dcat, (size_t)B * w);
+    ff_zerof(m->dcat, (size_t)B * w);
     ff_linear_backward(m->dcat, GW(m, m->efc_w), GW(m, m->efc_b), m->dfc, m->ecat,
                        PW(m, m->efc_w), B, w, mm);
     for (int j = 0; j < 3; j++)
@@ -725,7 +695,7 @@ static void fuse_late_backward(ff_model *m, int B)
                     m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
         }
     }
-    zerof(m->dPool, (size_t)3 * B * d);
+    ff_zerof(m->dPool, (size_t)3 * B * d);
     for (int j = 0; j < 3; j++)
         ff_linear_backward(m->dPool + (size_t)j * B * d, GW(m, m->lhead_w[j]),
                            GW(m, m->lhead_b[j]), m->dllog + (size_t)j * B * K,
@@ -739,7 +709,7 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
     if (B != m->B)
         return ff_error(FF_ESTATE, "model: backward on a batch of %d after a forward on %d", B,
                         m->B);
-    zerof(m->dlogits, (size_t)B * m->K);
+    ff_zerof(m->dlogits, (size_t)B * m->K);
     ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
     if (m->cfg.fusion == FF_FUSION_CROSS)
         fuse_cross_backward(m, B);

@@ -179,14 +179,7 @@ float *ff_model_grads(ff_model *m) { return m->grads; }
 const ff_model_config *ff_model_cfg(const ff_model *m) { return &m->cfg; }
 int ff_model_max_batch(const ff_model *m) { return m->max_batch; }
 
-void ff_model_zero_grad(ff_model *m)
-{
-    /* 13.6 MB for fusion-base: worth both cores */
-    size_t n = m->nparams, ch = 1u << 16, nc = (n + ch - 1) / ch;
-#pragma omp parallel for schedule(static) if (nc > 4 && ff_models_threads() > 1)
-    for (size_t c = 0; c < nc; c++)
-        memset(m->grads + c * ch, 0, FF_MIN(ch, n - c * ch) * sizeof(float));
-}
+void ff_model_zero_grad(ff_model *m) { ff_zerof(m->grads, m->nparams); }
 
 static int is_layernorm_weight(const char *name)
 {
