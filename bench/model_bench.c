@@ -54,7 +54,8 @@ static int extent(const int32_t *ids, int L)
 static flops count_flops(const ff_model_config *c, const ff_batch *b)
 {
     flops f = {0, 0};
-    double d = (double)c->width, m = (double)c->mlp, hd = d / (double)c->heads, H = (double)c->heads;
+    double d = (double)c->width, m = (double)c->mlp, hd = d / (double)c->heads,
+           H = (double)c->heads;
     double Ti = (double)((c->image.size / c->image.patch) * (c->image.size / c->image.patch));
     double pv = (double)(c->image.channels * c->image.patch * c->image.patch);
     double T[3] = {Ti, (double)c->text.length, (double)c->ehr.length};
@@ -70,7 +71,7 @@ static flops count_flops(const ff_model_config *c, const ff_batch *b)
             double N = R[e];
             lin(&f, N, d, 3 * d, 1), lin(&f, N, d, d, 1), lin(&f, N, d, m, 1), lin(&f, N, m, d, 1);
             for (int s = 0; s < b->B; s++) {
-                double te = e == 0 ? Ti
+                double te = e == 0   ? Ti
                             : e == 1 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
                                      : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
                 att(&f, e == 0 ? T[e] : te, te, hd, H);
@@ -204,16 +205,19 @@ static void run_torch(const char *script, const char *config, int threads, int B
     char cmd[4096], line[512];
     if (!ff_path_exists(script) || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
         return;
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
-             "--steps %d", script, config, threads, B, steps);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
+             "--steps %d",
+             script, config, threads, B, steps);
     FILE *p = popen(cmd, "r");
-    if (!p)
-        return;
+    if (!p) return;
     while (fgets(line, sizeof line, p)) {
         double v;
         double a, b2, c2, d2, e2, f2;
-        if (sscanf(line, "# per step: train median %lf ms (mean %lf, CPU %lf), infer median %lf ms "
-                   "(mean %lf, CPU %lf)", &a, &b2, &c2, &d2, &e2, &f2) == 6)
+        if (sscanf(line,
+                   "# per step: train median %lf ms (mean %lf, CPU %lf), infer median %lf ms "
+                   "(mean %lf, CPU %lf)",
+                   &a, &b2, &c2, &d2, &e2, &f2) == 6)
             *cpu_train = c2, *cpu_infer = f2;
         if (sscanf(line, "torch_train_samples_per_s %lf", &v) == 1)
             *train = v;
@@ -252,8 +256,7 @@ int main(int argc, char **argv)
         setenv("FF_BENCH_BLAS_CHOSEN", "1", 1);
         reexec = 1;
     }
-    if (reexec)
-        execv("/proc/self/exe", argv);
+    if (reexec) execv("/proc/self/exe", argv);
     const char *config = FF_SOURCE_DIR "/configs/model-base.yaml";
     int threads = 1, B = 32, steps = 10, torch = 1;
     const char *peer = FF_SOURCE_DIR "/bench/torch_peer.py";
@@ -310,15 +313,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "model_bench: %s\n", ff_error_message());
             return 1;
         }
-        if (s >= 2)
-            tt[s - 2] = ff_now() - t0, cpu_train += cpu_now() - c0;
+        if (s >= 2) tt[s - 2] = ff_now() - t0, cpu_train += cpu_now() - c0;
     }
     for (int s = 0; s < 1 + steps; s++) {
         double t0 = ff_now(), c0 = cpu_now();
-        if (ff_model_forward(m, &b, logits, &loss) != FF_OK)
-            return 1;
-        if (s >= 1)
-            ti[s - 1] = ff_now() - t0, cpu_infer += cpu_now() - c0;
+        if (ff_model_forward(m, &b, logits, &loss) != FF_OK) return 1;
+        if (s >= 1) ti[s - 1] = ff_now() - t0, cpu_infer += cpu_now() - c0;
     }
     double t_train = median(tt, steps), t_infer = median(ti, steps);
     double t_train_min = tt[0], t_infer_min = ti[0]; /* sorted by median() */
@@ -351,27 +351,26 @@ int main(int argc, char **argv)
     printf("fastest step: train %.1f ms (%.1f samples/s), inference %.1f ms (%.1f samples/s)\n",
            t_train_min * 1e3, B / t_train_min, t_infer_min * 1e3, B / t_infer_min);
     printf("cblas_sgemm on the model's Linear shapes (best of 5): %.1f GFLOP/s; train reaches "
-           "%.0f%% (median step), %.0f%% (fastest step)\n", ref, 100.0 * gflops / ref,
-           100.0 * fl.train / t_train_min / 1e9 / ref);
+           "%.0f%% (median step), %.0f%% (fastest step)\n",
+           ref, 100.0 * gflops / ref, 100.0 * fl.train / t_train_min / 1e9 / ref);
     double act_mb = ff_model_activation_bytes(m) / (1024.0 * 1024.0);
     printf("peak RSS %.1f MB; weights+grads+2 moments %.1f MB + activations %.1f MB = %.1f MB "
-           "(RSS / that = %.2f)\n", rss_mb, need_mb, act_mb, need_mb + act_mb,
-           rss_mb / (need_mb + act_mb));
+           "(RSS / that = %.2f)\n",
+           rss_mb, need_mb, act_mb, need_mb + act_mb, rss_mb / (need_mb + act_mb));
     if (torch) {
         double pt, pi, pr, pct, pci;
         run_torch(peer, config, threads, B, steps, &pt, &pi, &pr, &pct, &pci);
         if (pt > 0) {
             printf("pytorch peer (same run): train %.1f samples/s, infer %.1f samples/s, "
-                   "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n", pt, pi, pr,
-                   train_sps / pt, infer_sps / pi);
+                   "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n",
+                   pt, pi, pr, train_sps / pt, infer_sps / pi);
             /* CPU time per step is what a busy machine disturbs least (at one thread it is the
              * uncontended step time): the steadier ratio when others share the cores */
             if (pct > 0)
                 printf("pytorch peer CPU per step: train %.1f ms, infer %.1f ms -> CPU-time "
-                       "ratio train %.2fx, infer %.2fx\n", pct, pci, pct / cpu_train,
-                       pci / cpu_infer);
-        }
-        else
+                       "ratio train %.2fx, infer %.2fx\n",
+                       pct, pci, pct / cpu_train, pci / cpu_infer);
+        } else
             printf("pytorch peer: not available (needs bench/torch_peer.py and torch)\n");
     }
     printf("sgemm_gflops %.2f\n", ref);

@@ -18,13 +18,11 @@
 #undef REAL
 #undef REF
 
-
 static int g_threads = 1;
 
 void ff_models_set_threads(int n)
 {
-    if (n < 1)
-        n = 1;
+    if (n < 1) n = 1;
     g_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);
@@ -33,7 +31,10 @@ void ff_models_set_threads(int n)
     openblas_set_num_threads(1);
 }
 
-int ff_models_threads(void) { return g_threads; }
+int ff_models_threads(void)
+{
+    return g_threads;
+}
 
 static int in_parallel(void)
 {
@@ -144,8 +145,8 @@ void ff_zerof(float *dst, size_t n)
 
 /* Rows [r0, r1) of y: residual + bias (or bias, or bias added to y), then one GEMM with
  * β = 1 on top of it. */
-static void linear_rows(float *y, const float *res, const float *x, const float *W,
-                        const float *b, int r0, int r1, int in, int out, int accumulate)
+static void linear_rows(float *y, const float *res, const float *x, const float *W, const float *b,
+                        int r0, int r1, int in, int out, int accumulate)
 {
     if (res)
         for (int n = r0; n < r1; n++) {
@@ -188,8 +189,7 @@ static void linear_forward_core(float *y, const float *res, const float *x, cons
     int nchunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int t = 0; t < nchunks; t++)
-        linear_rows(y, res, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out,
-                    accumulate);
+        linear_rows(y, res, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out, accumulate);
 }
 
 void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
@@ -207,8 +207,7 @@ void ff_linear_forward_residual(float *y, const float *res, const float *x, cons
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int N, int in, int out)
 {
-    if (dx)
-        ff_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+    if (dx) ff_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
     ff_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
     if (db) {
         /* Column sums: each thread owns a slice of columns, rows summed in order. */
@@ -300,8 +299,8 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 #pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
     for (int t = 0; t < nch; t++) {
         float *pdw = scratch + (size_t)t * 2 * C;
-        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w,
-                            (int)((int64_t)N * t / nch), (int)((int64_t)N * (t + 1) / nch), C);
+        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w, (int)((int64_t)N * t / nch),
+                            (int)((int64_t)N * (t + 1) / nch), C);
     }
     for (int t = 0; t < nch; t++) {
         const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
@@ -313,8 +312,6 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 }
 
 /* ---- GELU ---- */
-
-
 
 /* With s = σ(2u) = (1 + tanh u)/2 the tanh GELU is x·s, and its derivative
  * s + x · 2s(1−s) · u'. Written this way neither tail cancels (1 + tanh u near −1 would). */
@@ -392,8 +389,7 @@ void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
  * limiting the products to [0, last valid + 1) saves the work without changing a value. */
 static int key_extent(const uint8_t *m, int Tk)
 {
-    if (!m)
-        return Tk;
+    if (!m) return Tk;
     int e = Tk;
     while (e > 0 && !m[e - 1])
         e--;
@@ -417,8 +413,7 @@ FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, cons
             float *p = S + (size_t)i * ld;
             float mx = -INFINITY, sum = 0;
             for (int j = 0; j < te; j++)
-                if ((!m || m[j]) && p[j] > mx)
-                    mx = p[j];
+                if ((!m || m[j]) && p[j] > mx) mx = p[j];
             for (int j = 0; j < te; j++) {
                 p[j] = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
                 sum += p[j];
@@ -464,15 +459,14 @@ FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, cons
  * else te rounded up to 16 when the slot has room (vector-friendly rows), else te. */
 static int probs_ld(int pld, int te, int Tq, size_t pstride)
 {
-    if (pld)
-        return pld;
+    if (pld) return pld;
     int t16 = (te + 15) / 16 * 16;
     return (size_t)Tq * t16 <= pstride ? t16 : te;
 }
 
 /* dS = scale · P ⊙ (dP − Σ_j dP P), row by row (the softmax Jacobian). */
-FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq,
-                                        int te, float scale)
+FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq, int te,
+                                        float scale)
 {
     for (int i = 0; i < Tq; i++) {
         const float *p = P + (size_t)i * ldP;
@@ -492,11 +486,11 @@ FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int 
 #define ROWS(arr, b, T) ((arr) ? (arr)[b] : (b) * (T))
 #define LEN(arr, b, T) ((arr) ? (arr)[b] : (T))
 
-static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld,
-                               const float *q, int ldq, const float *k, const float *v,
-                               int ldkv, const uint8_t *kmask, int kmask_ld, int B,
-                               const int *qoff, const int *qlen, const int *koff,
-                               const int *klen, int Tq0, int Tk0, int H, int hd)
+static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int Tq0, int Tk0,
+                               int H, int hd)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
@@ -504,16 +498,14 @@ static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, Tq = LEN(qlen, b, Tq0);
         size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
-        if (Tq == 0)
-            continue;
+        if (Tq == 0) continue;
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
         int te = key_extent(mk, LEN(klen, b, Tk0));
         int ld = probs_ld(pld, te, Tq, pstride);
         float *P = probs + (size_t)bh * pstride;
         float *O = out + q0 * d + h * hd;
         if (te == 0) { /* no valid key: all-zero weights, zero output */
-            if (pld)
-                memset(P, 0, (size_t)Tq * pld * sizeof(float));
+            if (pld) memset(P, 0, (size_t)Tq * pld * sizeof(float));
             for (int i = 0; i < Tq; i++)
                 memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
             continue;
@@ -530,11 +522,11 @@ static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld
 }
 
 static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dout,
-                               const float *probs, size_t pstride, int pld, const float *q,
-                               int ldq, const float *k, const float *v, int ldkv,
-                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                               const int *qlen, const int *koff, const int *klen, int Tq0,
-                               int Tk0, int H, int hd, float *scratch)
+                               const float *probs, size_t pstride, int pld, const float *q, int ldq,
+                               const float *k, const float *v, int ldkv, const uint8_t *kmask,
+                               int kmask_ld, int B, const int *qoff, const int *qlen,
+                               const int *koff, const int *klen, int Tq0, int Tk0, int H, int hd,
+                               float *scratch)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
@@ -549,8 +541,7 @@ static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dou
         size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
         int te = key_extent(mk, LEN(klen, b, Tk0));
-        if (te == 0 || Tq == 0)
-            continue;
+        if (te == 0 || Tq == 0) continue;
         int ld = probs_ld(pld, te, Tq, pstride);
         const float *P = probs + (size_t)bh * pstride;
         const float *dO = dout + q0 * d + h * hd;
@@ -561,17 +552,17 @@ static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dou
         float *dK = dk + k0 * ldkv + h * hd;
         float *dV = dv + k0 * ldkv + h * hd;
         /* dP = dO Vᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
-                    0.0f, dS, te);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv, 0.0f,
+                    dS, te);
         /* dV += Pᵀ dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d,
-                    1.0f, dV, ldkv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d, 1.0f,
+                    dV, ldkv);
         softmax_back_rows(dS, te, P, ld, Tq, te, scale);
         /* dQ += dS K;  dK += dSᵀ Q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
                     1.0f, dQ, ldq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
-                    1.0f, dK, ldkv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq, 1.0f,
+                    dK, ldkv);
     }
 }
 
@@ -580,19 +571,18 @@ void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld,
                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
                               const int *qlen, const int *koff, const int *klen, int H, int hd)
 {
-    attention_fwd_core(out, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld, B, qoff,
-                       qlen, koff, klen, 0, 0, H, hd);
+    attention_fwd_core(out, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld, B, qoff, qlen,
+                       koff, klen, 0, 0, H, hd);
 }
 
 void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
-                               const float *probs, size_t pstride, int pld, const float *q,
-                               int ldq, const float *k, const float *v, int ldkv,
-                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                               const int *qlen, const int *koff, const int *klen, int H, int hd,
-                               float *scratch)
+                               const float *probs, size_t pstride, int pld, const float *q, int ldq,
+                               const float *k, const float *v, int ldkv, const uint8_t *kmask,
+                               int kmask_ld, int B, const int *qoff, const int *qlen,
+                               const int *koff, const int *klen, int H, int hd, float *scratch)
 {
-    attention_bwd_core(dq, dk, dv, dout, probs, pstride, pld, q, ldq, k, v, ldkv, kmask,
-                       kmask_ld, B, qoff, qlen, koff, klen, 0, 0, H, hd, scratch);
+    attention_bwd_core(dq, dk, dv, dout, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld,
+                       B, qoff, qlen, koff, klen, 0, 0, H, hd, scratch);
 }
 
 void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
@@ -603,13 +593,13 @@ void ff_attention_forward(float *out, float *probs, const float *q, int ldq, con
                        NULL, NULL, NULL, Tq, Tk, H, hd);
 }
 
-void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                           const float *probs, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
-                           int Tk, int H, int hd, float *scratch)
+void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                           const float *q, int ldq, const float *k, const float *v, int ldkv,
+                           const uint8_t *kmask, int B, int Tq, int Tk, int H, int hd,
+                           float *scratch)
 {
-    attention_bwd_core(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask,
-                       Tk, B, NULL, NULL, NULL, NULL, Tq, Tk, H, hd, scratch);
+    attention_bwd_core(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk,
+                       B, NULL, NULL, NULL, NULL, Tq, Tk, H, hd, scratch);
 }
 
 /* ---- embeddings, positions, patches ---- */
@@ -703,8 +693,8 @@ void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, i
             const float *g = dout + ((size_t)b * G * G + t) * C * P * P;
             for (int c = 0; c < C; c++)
                 for (int i = 0; i < P; i++) {
-                    float *r = dimg + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S +
-                               (size_t)pc * P;
+                    float *r =
+                        dimg + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S + (size_t)pc * P;
                     for (int j = 0; j < P; j++)
                         r[j] += g[((size_t)c * P + i) * P + j];
                 }
@@ -725,16 +715,14 @@ static void mean_core_fwd(float *out, const float *x, const uint8_t *mask, int m
         float *o = out + (size_t)b * d;
         memset(o, 0, (size_t)d * sizeof(float));
         for (int t = 0; t < n; t++) {
-            if (mk && !mk[t])
-                continue;
+            if (mk && !mk[t]) continue;
             const float *r = x + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
                 o[c] += r[c];
             cnt++;
         }
-        if (!cnt)
-            continue; /* an absent modality pools to 0, never NaN */
+        if (!cnt) continue; /* an absent modality pools to 0, never NaN */
         float inv = 1.0f / (float)cnt;
 #pragma omp simd
         for (int c = 0; c < d; c++)
@@ -752,13 +740,11 @@ static void mean_core_bwd(float *dx, const float *dout, const uint8_t *mask, int
         int n = off ? len[b] : T, cnt = 0;
         for (int t = 0; t < n; t++)
             cnt += !mk || mk[t];
-        if (!cnt)
-            continue;
+        if (!cnt) continue;
         float inv = 1.0f / (float)cnt;
         const float *g = dout + (size_t)b * d;
         for (int t = 0; t < n; t++) {
-            if (mk && !mk[t])
-                continue;
+            if (mk && !mk[t]) continue;
             float *r = dx + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
@@ -772,14 +758,13 @@ void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int
     mean_core_fwd(out, x, mask, T, B, NULL, NULL, T, d);
 }
 
-void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
-                             int d)
+void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T, int d)
 {
     mean_core_bwd(dx, dout, mask, T, B, NULL, NULL, T, d);
 }
 
-void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld,
-                                int B, const int *off, const int *len, int d)
+void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld, int B,
+                                const int *off, const int *len, int d)
 {
     mean_core_fwd(out, x, mask, mask_ld, B, off, len, mask_ld, d);
 }
@@ -797,8 +782,7 @@ float ff_bce_forward(const float *logits, const float *y, const float *mask, int
     return ff_bce_forward_ref(logits, y, mask, n); /* K·B values: nothing to optimise */
 }
 
-void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask,
-                     int n)
+void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask, int n)
 {
     ff_bce_backward_ref(dlogits, logits, y, mask, n);
 }

@@ -120,8 +120,14 @@ static void test_linear(void **state)
 {
     (void)state;
     int N = 7, in = 5, out = 6;
-    lin_ctx c = {rnd64((size_t)N * in, 1), rnd64((size_t)out * in, 1), rnd64((size_t)out, 1),
-                 zeros64((size_t)N * out), rnd64((size_t)N * out, 1), N, in, out};
+    lin_ctx c = {rnd64((size_t)N * in, 1),
+                 rnd64((size_t)out * in, 1),
+                 rnd64((size_t)out, 1),
+                 zeros64((size_t)N * out),
+                 rnd64((size_t)N * out, 1),
+                 N,
+                 in,
+                 out};
     double *dx = zeros64((size_t)N * in), *dW = zeros64((size_t)out * in), *db = zeros64(out);
     ff_linear_backward_ref64(dx, dW, db, c.R, c.x, c.W, N, in, out);
     fd_check("linear dx", c.x, (size_t)N * in, dx, lin_loss, &c);
@@ -133,8 +139,8 @@ static void test_linear(void **state)
     for (int threads = 1; threads <= 2; threads++) {
         ff_models_set_threads(threads);
         N = 300, in = 96, out = 160;
-        double *x = rnd64((size_t)N * in, 1), *W = rnd64((size_t)out * in, 0.1),
-               *b = rnd64(out, 1), *dy = rnd64((size_t)N * out, 1);
+        double *x = rnd64((size_t)N * in, 1), *W = rnd64((size_t)out * in, 0.1), *b = rnd64(out, 1),
+               *dy = rnd64((size_t)N * out, 1);
         float *xf = tof(x, (size_t)N * in), *Wf = tof(W, (size_t)out * in), *bf = tof(b, out);
         float *dyf = tof(dy, (size_t)N * out);
         float *y1 = tof(dy, (size_t)N * out), *y2 = tof(dy, (size_t)N * out);
@@ -184,8 +190,9 @@ static void test_layernorm(void **state)
 {
     (void)state;
     int N = 5, C = 8;
-    ln_ctx c = {rnd64((size_t)N * C, 2), rnd64(C, 1), rnd64(C, 1), zeros64((size_t)N * C),
-                zeros64(N), zeros64(N), rnd64((size_t)N * C, 1), N, C};
+    ln_ctx c = {rnd64((size_t)N * C, 2), rnd64(C, 1), rnd64(C, 1),
+                zeros64((size_t)N * C),  zeros64(N),  zeros64(N),
+                rnd64((size_t)N * C, 1), N,           C};
     ln_loss(&c);
     double *dx = zeros64((size_t)N * C), *dw = zeros64(C), *db = zeros64(C);
     ff_layernorm_backward_ref64(dx, dw, db, c.R, c.x, c.mean, c.rstd, c.w, N, C);
@@ -308,9 +315,17 @@ static void test_attention(void **state)
     int B = 3, Tq = 4, Tk = 5, H = 2, hd = 3, d = H * hd;
     /* sample 0: all keys valid; 1: keys 1 and 3 masked; 2: no valid key at all */
     uint8_t mask[15] = {1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0};
-    att_ctx c = {rnd64((size_t)B * Tq * d, 1), rnd64((size_t)B * Tk * 2 * d, 1),
-                 zeros64((size_t)B * Tq * d), zeros64((size_t)B * H * Tq * Tk),
-                 rnd64((size_t)B * Tq * d, 1), mask, B, Tq, Tk, H, hd};
+    att_ctx c = {rnd64((size_t)B * Tq * d, 1),
+                 rnd64((size_t)B * Tk * 2 * d, 1),
+                 zeros64((size_t)B * Tq * d),
+                 zeros64((size_t)B * H * Tq * Tk),
+                 rnd64((size_t)B * Tq * d, 1),
+                 mask,
+                 B,
+                 Tq,
+                 Tk,
+                 H,
+                 hd};
     att_loss(&c);
     /* masked keys get weight 0; the all-masked sample has zero weights and zero output */
     for (int h = 0; h < H; h++)
@@ -349,8 +364,8 @@ static void test_attention(void **state)
         assert_close_f("att out", o1, o2, no, 1e-4);
         assert_close_f("att probs", p1, p2, np, 1e-4);
         float *g1 = zerosf(nq), *g2 = zerosf(nq), *scr = zerosf((size_t)64 * Tq * Tk);
-        ff_attention_backward(g1, g1 + d, g1 + 2 * d, dof, p1, qf, 3 * d, qf + d, qf + 2 * d,
-                              3 * d, km, B, Tq, Tk, H, hd, scr);
+        ff_attention_backward(g1, g1 + d, g1 + 2 * d, dof, p1, qf, 3 * d, qf + d, qf + 2 * d, 3 * d,
+                              km, B, Tq, Tk, H, hd, scr);
         ff_attention_backward_ref(g2, g2 + d, g2 + 2 * d, dof, p2, qf, 3 * d, qf + d, qf + 2 * d,
                                   3 * d, B, Tq, Tk, H, hd);
         assert_close_f("att dqkv", g1, g2, nq, 2e-4);
@@ -381,8 +396,8 @@ static void test_embedding(void **state)
     (void)state;
     int32_t ids[6] = {3, 0, 3, 5, 1, 3};
     int N = 6, d = 4, V = 7;
-    emb_ctx c = {rnd64((size_t)V * d, 1), zeros64((size_t)N * d), rnd64((size_t)N * d, 1), ids,
-                 N, d};
+    emb_ctx c = {
+        rnd64((size_t)V * d, 1), zeros64((size_t)N * d), rnd64((size_t)N * d, 1), ids, N, d};
     double *dt = zeros64((size_t)V * d);
     ff_embedding_backward_ref64(dt, c.R, ids, N, d);
     fd_check("embedding dtable", c.tab, (size_t)V * d, dt, emb_loss, &c);
@@ -464,16 +479,23 @@ static void test_masked_mean(void **state)
     (void)state;
     int B = 3, T = 4, d = 3;
     uint8_t mask[12] = {1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1};
-    mm_ctx c = {rnd64((size_t)B * T * d, 1), zeros64((size_t)B * d), rnd64((size_t)B * d, 1),
-                mask, B, T, d};
+    mm_ctx c = {rnd64((size_t)B * T * d, 1),
+                zeros64((size_t)B * d),
+                rnd64((size_t)B * d, 1),
+                mask,
+                B,
+                T,
+                d};
     mm_loss(&c);
     for (int k = 0; k < d; k++)
         assert_true(c.out[1 * d + k] == 0); /* absent modality pools to 0, not NaN */
     double *dx = zeros64((size_t)B * T * d);
     ff_masked_mean_backward_ref64(dx, c.R, mask, B, T, d);
     fd_check("masked mean dx", c.x, (size_t)B * T * d, dx, mm_loss, &c);
-    float *xf = tof(c.x, (size_t)B * T * d), *o1 = zerosf((size_t)B * d), *o2 = zerosf((size_t)B * d);
-    float *Rf = tof(c.R, (size_t)B * d), *g1 = zerosf((size_t)B * T * d), *g2 = zerosf((size_t)B * T * d);
+    float *xf = tof(c.x, (size_t)B * T * d), *o1 = zerosf((size_t)B * d),
+          *o2 = zerosf((size_t)B * d);
+    float *Rf = tof(c.R, (size_t)B * d), *g1 = zerosf((size_t)B * T * d),
+          *g2 = zerosf((size_t)B * T * d);
     ff_masked_mean_forward(o1, xf, mask, B, T, d);
     ff_masked_mean_forward_ref(o2, xf, mask, B, T, d);
     assert_close_f("mm out", o1, o2, (size_t)B * d, 1e-6);
@@ -506,8 +528,9 @@ static void test_bce(void **state)
     ff_bce_backward_ref64(dz, z, y, mask, n);
     fd_check("bce dz", z, (size_t)n, dz, bce_loss, &c);
     /* known value: mean of log(1+e^-0.3), log(1+e^-2)... computed independently */
-    double want = (log1p(exp(-0.3)) + log1p(exp(-2)) + 40 + log1p(exp(-40)) + 40 +
-                   log1p(exp(-40)) + log(2)) / 5;
+    double want =
+        (log1p(exp(-0.3)) + log1p(exp(-2)) + 40 + log1p(exp(-40)) + 40 + log1p(exp(-40)) + log(2)) /
+        5;
     assert_true(fabs(bce_loss(&c) - want) < 1e-12);
     assert_true(dz[2] == 0); /* masked entry */
 }
@@ -516,9 +539,9 @@ int main(void)
 {
     ff_rng_init(&g_rng, 1234, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),     cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_gelu),       cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_embedding),  cmocka_unit_test(test_patchify),
+        cmocka_unit_test(test_linear),      cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_gelu),        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_embedding),   cmocka_unit_test(test_patchify),
         cmocka_unit_test(test_masked_mean), cmocka_unit_test(test_bce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
