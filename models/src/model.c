@@ -203,11 +203,23 @@ static void addf(float *dst, const float *src, size_t n)
         dst[i] += src[i];
 }
 
+/* MLP half shared by Block and CrossBlock: out = xmid + fc₂(GELU(fc₁(LN2 xmid))). */
+static void mlp_forward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
+                        size_t fp_w, size_t fp_b, const float *xmid, float *ln2, float *mean,
+                        float *rstd, float *fc, float *gelu, float *out, int N)
+{
+    int d = m->d, mm = m->m;
+    ff_layernorm_forward(ln2, mean, rstd, xmid, PW(m, ln2_w), PW(m, ln2_b), N, d);
+    ff_linear_forward(fc, ln2, PW(m, fc_w), PW(m, fc_b), N, d, mm, 0);
+    ff_gelu_forward(gelu, fc, (size_t)N * mm);
+    ff_linear_forward_residual(out, xmid, gelu, PW(m, fp_w), PW(m, fp_b), N, mm, d);
+}
+
 /* Pre-LN Block: x + MHA(LN1 x), then + MLP(LN2 ·). x (N,d) → a->out (N,d). */
 static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const float *x,
                           const ff_rowmap *rm, int B, int pld)
 {
-    int N = rm->R, d = m->d, mm = m->m, T = rm->T;
+    int N = rm->R, d = m->d, T = rm->T;
     ff_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PW(m, o->ln1_w), PW(m, o->ln1_b), N,
                          d);
     ff_linear_forward(a->qkv, a->ln1, PW(m, o->qkv_w), PW(m, o->qkv_b), N, d, 3 * d, 0);
@@ -215,11 +227,8 @@ static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const
                              a->qkv + 2 * d, 3 * d, rm->mask, T, B, rm->off, rm->len, rm->off,
                              rm->len, m->H, m->hd);
     ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d);
-    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
-                         PW(m, o->ln2_b), N, d);
-    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), N, d, mm, 0);
-    ff_gelu_forward(a->gelu, a->fc, (size_t)N * mm);
-    ff_linear_forward_residual(a->out, a->xmid, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d);
+    mlp_forward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, a->out, N);
 }
 
 /* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
@@ -272,7 +281,7 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
                            const float *c, const ff_rowmap *qr, const ff_rowmap *cr,
                            const uint8_t *cpres, int B)
 {
-    int Nq = qr->R, Nc = cr->R, d = m->d, mm = m->m;
+    int Nq = qr->R, Nc = cr->R, d = m->d;
     ff_layernorm_forward(a->lnq, a->lnq_mean, a->lnq_rstd, x, PW(m, o->lnq_w), PW(m, o->lnq_b), Nq,
                          d);
     ff_layernorm_forward(a->lnkv, a->lnkv_mean, a->lnkv_rstd, c, PW(m, o->lnkv_w), PW(m, o->lnkv_b),
@@ -283,11 +292,8 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
                              2 * d, cr->mask, cr->T, B, qr->off, qr->len, cr->off, cr->len, m->H,
                              m->hd);
     ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d);
-    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
-                         PW(m, o->ln2_b), Nq, d);
-    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), Nq, d, mm, 0);
-    ff_gelu_forward(a->gelu, a->fc, (size_t)Nq * mm);
-    ff_linear_forward_residual(a->out, a->xmid, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm, d);
+    mlp_forward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, a->out, Nq);
     for (int b = 0; b < B; b++)
         if (!cpres[b])
             ff_copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
