@@ -376,6 +376,57 @@ static void test_attention(void **state)
     ff_models_set_threads(1);
 }
 
+/* The ragged form the model uses (rows past each sample's last valid token absent) against
+ * the reference on the padded layout, with zero output gradient on the padded query rows. */
+static void test_attention_ragged(void **state)
+{
+    (void)state;
+    ff_models_set_threads(2);
+    int B = 3, T = 20, H = 2, hd = 8, d = H * hd;
+    int len[3] = {20, 13, 5}, off[3] = {0, 20, 33}, R = 38;
+    uint8_t *km = calloc((size_t)B * T, 1);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++)
+            km[b * T + t] = t != 3; /* an interior hole too */
+    size_t np = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
+    double *q64 = rnd64(np, 1.5), *g64 = rnd64(no, 1);
+    float *qp = tof(q64, np), *gp = tof(g64, no);
+    for (int b = 0; b < B; b++) /* no gradient arrives at padded query rows */
+        for (int t = len[b]; t < T; t++)
+            memset(gp + ((size_t)b * T + t) * d, 0, (size_t)d * sizeof(float));
+    float *qr = zerosf((size_t)R * 3 * d), *gr = zerosf((size_t)R * d);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++) {
+            memcpy(qr + ((size_t)off[b] + t) * 3 * d, qp + ((size_t)b * T + t) * 3 * d,
+                   (size_t)3 * d * sizeof(float));
+            memcpy(gr + ((size_t)off[b] + t) * d, gp + ((size_t)b * T + t) * d,
+                   (size_t)d * sizeof(float));
+        }
+    size_t pst = (size_t)T * T;
+    float *o_ref = zerosf(no), *p_ref = zerosf((size_t)B * H * pst), *d_ref = zerosf(np);
+    float *o_var = zerosf((size_t)R * d), *p_var = zerosf((size_t)B * H * pst);
+    float *d_var = zerosf((size_t)R * 3 * d), *scr = zerosf((size_t)64 * pst);
+    ff_attention_forward_ref(o_ref, p_ref, qp, 3 * d, qp + d, qp + 2 * d, 3 * d, km, B, T, T, H,
+                             hd);
+    ff_attention_backward_ref(d_ref, d_ref + d, d_ref + 2 * d, gp, p_ref, qp, 3 * d, qp + d,
+                              qp + 2 * d, 3 * d, B, T, T, H, hd);
+    ff_attention_forward_var(o_var, p_var, pst, 0, qr, 3 * d, qr + d, qr + 2 * d, 3 * d, km, T, B,
+                             off, len, off, len, H, hd);
+    ff_attention_backward_var(d_var, d_var + d, d_var + 2 * d, gr, p_var, pst, 0, qr, 3 * d, qr + d,
+                              qr + 2 * d, 3 * d, km, T, B, off, len, off, len, H, hd, scr);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++) {
+            assert_close_f("ragged out", o_var + ((size_t)off[b] + t) * d,
+                           o_ref + ((size_t)b * T + t) * d, (size_t)d, 1e-4);
+            assert_close_f("ragged dqkv", d_var + ((size_t)off[b] + t) * 3 * d,
+                           d_ref + ((size_t)b * T + t) * 3 * d, (size_t)3 * d, 2e-4);
+        }
+    free(km), free(q64), free(g64);
+    ff_free(qp), ff_free(gp), ff_free(qr), ff_free(gr), ff_free(o_ref), ff_free(p_ref);
+    ff_free(d_ref), ff_free(o_var), ff_free(p_var), ff_free(d_var), ff_free(scr);
+    ff_models_set_threads(1);
+}
+
 /* ---- embeddings, patchify, masked mean, BCE ---- */
 
 typedef struct {
@@ -539,10 +590,15 @@ int main(void)
 {
     ff_rng_init(&g_rng, 1234, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),      cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_gelu),        cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_embedding),   cmocka_unit_test(test_patchify),
-        cmocka_unit_test(test_masked_mean), cmocka_unit_test(test_bce),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_ragged),
+        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_patchify),
+        cmocka_unit_test(test_masked_mean),
+        cmocka_unit_test(test_bce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
