@@ -24,12 +24,11 @@ FF_CLI_GROUP_DEFINE(audit,
      "report writes one self-contained HTML page: rounds, participation matrix, epsilon\n"
      "over rounds and findings.\n"})
 
-/* The independent epsilon recomputation: wired to the privacy library's accountant when it
- * is built (FF_HAVE_PRIVACY); without it, verify says epsilon was NOT recomputed. */
+/* The independent epsilon recomputation: the privacy library's accountant. */
 typedef int (*eps_fn_t)(const json_t *, double *, double *);
 static eps_fn_t audit_epsilon_fn(void)
 {
-    return NULL;
+    return ff_audit_privacy_epsilon;
 }
 
 static void print_summary(const char *log, const ff_audit_summary *s, const ff_audit_findings *f,

@@ -13,7 +13,9 @@ FF_CLI_GROUP_DEFINE(eval,
      cmd_metrics,
      "usage: fedfuse metrics --csv FILE [--group COL]... [--threshold T] [--bins N]\n"
      "                       [--bootstrap N [--seed S]] [--curve-points N]\n"
+     "                       [--site-column COL] [--calibrate-on VAL.csv]\n"
      "                       [--out metrics.json] [--html report.html]\n"
+     "                       [--hist-out SITE.hist.json [--task NAME] [--hist-bins N]]\n"
      "  FILE has a header row with a 'label' column (0/1) and a 'score' column (probability\n"
      "  in [0,1]); each --group COL names a protected-attribute column (any text) for the\n"
      "  per-subgroup metrics and fairness gaps.\n"
@@ -25,6 +27,11 @@ FF_CLI_GROUP_DEFINE(eval,
      "  --out FILE        metrics JSON (schema: docs/evaluation.md); stdout when neither\n"
      "                    --out nor --html is given\n"
      "  --html FILE       self-contained HTML report (inline SVG, no scripts, no network)\n"
+     "  --site-column COL one column per site (and the pooled 'all') in the JSON ('sites')\n"
+     "                    and the report, from a CSV that holds several sites' predictions\n"
+     "  --calibrate-on VAL.csv  fit temperature scaling (minimum NLL) on a validation CSV\n"
+     "                    of the same form and rescale the scores before every metric; the\n"
+     "                    JSON gets 'temperature'\n"
      "  --hist-out FILE   also write the federated summary of these predictions: score\n"
      "                    histograms per class on a fixed grid (and per --group level), the\n"
      "                    only thing a site sends for pooled evaluation (see metrics-pool)\n"
@@ -45,12 +52,35 @@ FF_CLI_GROUP_DEFINE(eval,
 #define MAX_GROUPS 16
 
 typedef struct {
-    const char *csv, *out, *html, *hist_out, *task;
+    const char *csv, *out, *html, *hist_out, *task, *calib, *site_col;
     int hist_bins;
     const char *groups[MAX_GROUPS];
     int ngroups;
     ff_eval_opts o;
 } metrics_args;
+
+/* --threshold, --bins and --curve-points, shared by metrics and metrics-pool. */
+static int parse_eval_opts(ff_cli_args *a, ff_eval_opts *o)
+{
+    int64_t bins, pts;
+    int rc = ff_cli_opt_f64(a, "--threshold", 0.5, &o->threshold);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--bins", 10, &bins);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--curve-points", 400, &pts);
+    if (rc != FF_OK)
+        return rc;
+    if (!(o->threshold >= 0 && o->threshold <= 1))
+        return ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", o->threshold);
+    if (bins < 1 || bins > 1000)
+        return ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
+    if (pts < 0 || pts > 1000000)
+        return ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]",
+                        (long long)pts);
+    o->ece_bins = (int)bins;
+    o->curve_points = (int)pts;
+    return FF_OK;
+}
 
 static int parse_metrics_args(int argc, char **argv, metrics_args *m)
 {
@@ -62,23 +92,20 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     m->out = ff_cli_opt(&a, "--out");
     m->html = ff_cli_opt(&a, "--html");
     m->hist_out = ff_cli_opt(&a, "--hist-out");
+    m->calib = ff_cli_opt(&a, "--calibrate-on");
+    m->site_col = ff_cli_opt(&a, "--site-column");
     m->task = ff_cli_opt(&a, "--task");
     if (!m->task)
         m->task = "task";
-    m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS);
-    int64_t bins, boot, seed, pts, hbins;
-    double thr;
-    int rc = ff_cli_opt_f64(&a, "--threshold", 0.5, &thr);
+    m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS - 1);
+    int64_t boot, seed, hbins;
+    int rc = parse_eval_opts(&a, &m->o);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--hist-bins", FF_EVAL_HIST_BINS, &hbins);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--bins", 10, &bins);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--bootstrap", 0, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 0, &seed);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--curve-points", 400, &pts);
     if (rc == FF_OK)
         rc = ff_cli_check_unused(&a);
     if (rc != FF_OK)
@@ -86,52 +113,21 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     if (!m->csv)
         return ff_error(FF_EINVAL, "metrics: --csv FILE is required (see 'fedfuse metrics "
                                    "--help')");
-    if (!(thr >= 0 && thr <= 1))
-        return ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", thr);
-    if (bins < 1 || bins > 1000)
-        return ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
     if (boot < 0 || boot > 100000)
         return ff_error(FF_EINVAL, "--bootstrap: %lld is not in [0, 100000]", (long long)boot);
     if (seed < 0)
         return ff_error(FF_EINVAL, "--seed: %lld is negative", (long long)seed);
-    if (pts < 0 || pts > 1000000)
-        return ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]",
-                        (long long)pts);
     if (hbins < 10 || hbins > 10000000)
         return ff_error(FF_EINVAL, "--hist-bins: %lld is not in [10, 10^7]", (long long)hbins);
     m->hist_bins = (int)hbins;
-    m->o.threshold = thr;
-    m->o.ece_bins = (int)bins;
     m->o.bootstrap = (int)boot;
     m->o.seed = (uint64_t)seed;
-    m->o.curve_points = (int)pts;
     return FF_OK;
-}
-
-static int write_html(const metrics_args *m, const ff_eval_result *r,
-                      const ff_eval_fairness *fair, size_t nfair)
-{
-    ff_report *rep = NULL;
-    char note[1024];
-    int rc = ff_report_new(&rep, "fedfuse metrics");
-    if (rc == FF_OK) {
-        snprintf(note, sizeof note, "Predictions: %s (%zu rows, %zu positive). Threshold %g, "
-                 "%d calibration bins, %d bootstrap replicates (seed %llu).", m->csv, r->n,
-                 r->n_pos, m->o.threshold, m->o.ece_bins, m->o.bootstrap,
-                 (unsigned long long)m->o.seed);
-        rc = ff_report_add_note(rep, note);
-    }
-    if (rc == FF_OK)
-        rc = ff_report_add_column(rep, "all", r, fair, nfair);
-    if (rc == FF_OK)
-        rc = ff_report_write(rep, m->html);
-    ff_report_free(rep);
-    return rc;
 }
 
 /* The site side of federated evaluation: all rows into slice 0, then each row into its
  * level's slice, one pass per group column. */
-static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
+static int write_hist(const metrics_args *m, const ff_eval_csv *csv, size_t ngroups)
 {
     ff_eval_hist *h = NULL;
     json_t *j = NULL;
@@ -141,7 +137,7 @@ static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
                  : ff_error(FF_ENOMEM, "no memory for %zu rows", csv->n);
     if (rc == FF_OK)
         rc = ff_eval_hist_add(h, csv->score, csv->label, csv->n, NULL);
-    for (size_t g = 0; rc == FF_OK && g < csv->ngroups; g++) {
+    for (size_t g = 0; rc == FF_OK && g < ngroups; g++) {
         const ff_eval_csv_group *grp = &csv->groups[g];
         free(slice_of_level);
         slice_of_level = calloc(grp->nlevels ? grp->nlevels : 1, sizeof *slice_of_level);
@@ -169,56 +165,176 @@ static int write_hist(const metrics_args *m, const ff_eval_csv *csv)
     return rc;
 }
 
+/* Temperature fitted on the validation CSV, applied to the scores in place. */
+static int calibrate(const char *val_path, ff_eval_csv *csv, double *T)
+{
+    ff_eval_csv val;
+    int rc = ff_eval_csv_read(val_path, NULL, 0, &val);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_temperature_fit(val.score, val.label, val.n, T);
+    ff_eval_csv_free(&val);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "--calibrate-on %s: ", val_path);
+    ff_temperature_apply(csv->score, csv->n, *T, csv->score);
+    return FF_OK;
+}
+
+/* Everything `fedfuse metrics` computes; freed by run_free. */
+typedef struct {
+    ff_eval_csv csv;
+    size_t ngroups; /* fairness attributes: the --group columns (the site column is after) */
+    ff_eval_result all;
+    ff_eval_fairness fair[MAX_GROUPS];
+    size_t nfair;
+    const ff_eval_csv_group *site; /* --site-column, or NULL */
+    ff_eval_result *sites;         /* [site->nlevels] */
+    size_t nsites;
+    double T;
+} metrics_run;
+
+static void run_free(metrics_run *r)
+{
+    for (size_t i = 0; i < r->nfair; i++)
+        ff_eval_fairness_free(&r->fair[i]);
+    for (size_t i = 0; i < r->nsites; i++)
+        ff_eval_result_free(&r->sites[i]);
+    free(r->sites);
+    ff_eval_result_free(&r->all);
+    ff_eval_csv_free(&r->csv);
+}
+
+/* One ff_eval_binary per site level, on that site's rows. */
+static int compute_sites(const metrics_args *m, metrics_run *r)
+{
+    const ff_eval_csv_group *g = r->site;
+    size_t n = r->csv.n;
+    double *s = malloc((n ? n : 1) * sizeof *s);
+    uint8_t *y = malloc(n ? n : 1);
+    r->sites = calloc(g->nlevels ? g->nlevels : 1, sizeof *r->sites);
+    int rc = s && y && r->sites ? FF_OK : ff_error(FF_ENOMEM, "no memory for %zu rows", n);
+    for (size_t l = 0; rc == FF_OK && l < g->nlevels; l++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if ((size_t)g->level[i] == l) {
+                s[k] = r->csv.score[i];
+                y[k++] = r->csv.label[i];
+            }
+        rc = ff_eval_binary(s, y, k, &m->o, &r->sites[l]);
+        if (rc == FF_OK)
+            r->nsites++;
+    }
+    free(s);
+    free(y);
+    return rc;
+}
+
+static int compute(const metrics_args *m, metrics_run *r)
+{
+    const char *cols[MAX_GROUPS];
+    for (int i = 0; i < m->ngroups; i++)
+        cols[i] = m->groups[i];
+    size_t ncols = (size_t)m->ngroups;
+    if (m->site_col)
+        cols[ncols++] = m->site_col;
+    r->ngroups = (size_t)m->ngroups;
+    r->T = 1;
+    int rc = ff_eval_csv_read(m->csv, cols, ncols, &r->csv);
+    if (rc == FF_OK && m->calib)
+        rc = calibrate(m->calib, &r->csv, &r->T);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_eval_binary(r->csv.score, r->csv.label, r->csv.n, &m->o, &r->all);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "%s: ", m->csv);
+    for (; rc == FF_OK && r->nfair < r->ngroups; r->nfair++) {
+        const ff_eval_csv_group *g = &r->csv.groups[r->nfair];
+        rc = ff_eval_fairness_compute(r->csv.score, r->csv.label, g->level, r->csv.n, g->column,
+                                      (const char *const *)g->names, g->nlevels, &m->o,
+                                      &r->fair[r->nfair]);
+        if (rc != FF_OK)
+            return rc;
+    }
+    if (m->site_col) {
+        r->site = &r->csv.groups[r->ngroups];
+        rc = compute_sites(m, r);
+    }
+    return rc;
+}
+
+static int run_json(const metrics_args *m, const metrics_run *r, json_t **j)
+{
+    ff_eval_task_summary t = {m->task, &r->all, r->fair, r->nfair,
+                              r->site ? (const char *const *)r->site->names : NULL, r->sites,
+                              r->nsites, NULL, 0};
+    int rc = r->site ? ff_eval_task_to_json(&t, &m->o, j)
+                     : ff_eval_to_json(&r->all, r->fair, r->nfair, &m->o, j);
+    if (rc == FF_OK && m->calib &&
+        (json_object_set_new(*j, "temperature", json_real(r->T)) != 0 ||
+         json_object_set_new(*j, "temperature_fitted_on", json_string(m->calib)) != 0))
+        rc = ff_error(FF_ENOMEM, "no memory");
+    return rc;
+}
+
+static int write_html(const metrics_args *m, const metrics_run *r)
+{
+    ff_report *rep = NULL;
+    char note[1024];
+    int rc = ff_report_new(&rep, "fedfuse metrics");
+    if (rc == FF_OK) {
+        snprintf(note, sizeof note, "Predictions: %s (%zu rows, %zu positive). Threshold %g, "
+                 "%d calibration bins, %d bootstrap replicates (seed %llu)%s.", m->csv,
+                 r->all.n, r->all.n_pos, m->o.threshold, m->o.ece_bins, m->o.bootstrap,
+                 (unsigned long long)m->o.seed,
+                 m->calib ? ", scores temperature-scaled on the validation CSV" : "");
+        rc = ff_report_add_note(rep, note);
+    }
+    if (rc == FF_OK)
+        rc = ff_report_add_column(rep, "all", &r->all, r->fair, r->nfair);
+    for (size_t i = 0; rc == FF_OK && i < r->nsites; i++)
+        rc = ff_report_add_column(rep, r->site->names[i], &r->sites[i], NULL, 0);
+    if (rc == FF_OK)
+        rc = ff_report_write(rep, m->html);
+    ff_report_free(rep);
+    return rc;
+}
+
+static int write_json(const metrics_args *m, const json_t *j)
+{
+    if (m->out)
+        return ff_eval_json_write(j, m->out);
+    if (m->html)
+        return FF_OK;
+    if (json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0 ||
+        putchar('\n') == EOF)
+        return ff_error(FF_EIO, "stdout: write failed");
+    return FF_OK;
+}
+
 static int cmd_metrics(int argc, char **argv)
 {
     metrics_args m;
     int rc = parse_metrics_args(argc, argv, &m);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    ff_eval_csv csv;
-    rc = ff_eval_csv_read(m.csv, m.groups, (size_t)m.ngroups, &csv);
-    if (rc != FF_OK)
-        return ff_cli_fail(rc);
-    ff_eval_result r;
-    ff_eval_fairness fair[MAX_GROUPS];
-    size_t nfair = 0;
+    metrics_run r;
+    memset(&r, 0, sizeof r);
     json_t *j = NULL;
-    rc = ff_eval_binary(csv.score, csv.label, csv.n, &m.o, &r);
-    if (rc != FF_OK) {
-        ff_error_prefix(rc, "%s: ", m.csv);
-        goto out_csv;
-    }
-    for (; rc == FF_OK && nfair < csv.ngroups; nfair++) {
-        const ff_eval_csv_group *g = &csv.groups[nfair];
-        rc = ff_eval_fairness_compute(csv.score, csv.label, g->level, csv.n, g->column,
-                                      (const char *const *)g->names, g->nlevels, &m.o,
-                                      &fair[nfair]);
-        if (rc != FF_OK)
-            break;
-    }
+    rc = compute(&m, &r);
     if (rc == FF_OK)
-        rc = ff_eval_to_json(&r, fair, nfair, &m.o, &j);
-    if (rc == FF_OK && m.out)
-        rc = ff_eval_json_write(j, m.out);
-    if (rc == FF_OK && !m.out && !m.html && json_dumpf(j, stdout, JSON_INDENT(1) |
-                                                      JSON_REAL_PRECISION(17)) != 0)
-        rc = ff_error(FF_EIO, "stdout: write failed");
-    if (rc == FF_OK && !m.out && !m.html)
-        putchar('\n');
+        rc = run_json(&m, &r, &j);
+    if (rc == FF_OK)
+        rc = write_json(&m, j);
     if (rc == FF_OK && m.html)
-        rc = write_html(&m, &r, fair, nfair);
+        rc = write_html(&m, &r);
     if (rc == FF_OK && m.hist_out)
-        rc = write_hist(&m, &csv);
+        rc = write_hist(&m, &r.csv, r.ngroups);
     if (rc == FF_OK)
-        FF_LOG_INFO("metrics: %zu rows, %zu groups%s%s%s%s", csv.n, nfair,
-                    m.out ? ", json " : "", m.out ? m.out : "", m.html ? ", html " : "",
-                    m.html ? m.html : "");
+        FF_LOG_INFO("metrics: %zu rows, %zu groups, %zu sites%s%s%s%s", r.csv.n, r.nfair,
+                    r.nsites, m.out ? ", json " : "", m.out ? m.out : "",
+                    m.html ? ", html " : "", m.html ? m.html : "");
     json_decref(j);
-    for (size_t i = 0; i < nfair; i++)
-        ff_eval_fairness_free(&fair[i]);
-    ff_eval_result_free(&r);
-out_csv:
-    ff_eval_csv_free(&csv);
+    run_free(&r);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }
 
@@ -268,31 +384,9 @@ static int pool_fairness(pool_state *p, const ff_eval_opts *o)
 
 static int pool_json(pool_state *p, const ff_eval_opts *o, json_t **out)
 {
-    json_t *j = NULL, *sites = json_object();
-    int rc = sites ? ff_eval_to_json(&p->pooled_r, p->fair, p->nfair, o, &j)
-                   : ff_error(FF_ENOMEM, "no memory");
-    for (size_t s = 0; rc == FF_OK && s < p->nsites; s++) {
-        json_t *sj;
-        rc = ff_eval_to_json(&p->site_r[s], NULL, 0, o, &sj);
-        if (rc == FF_OK && json_object_set_new(sites, p->name[s], sj) != 0)
-            rc = ff_error(FF_ENOMEM, "no memory");
-    }
-    if (rc == FF_OK &&
-        (json_object_set(j, "sites", sites) != 0 ||
-         json_object_set_new(j, "task", json_string(p->pooled->task)) != 0 ||
-         json_object_set_new(j, "hist_bins", json_integer(p->pooled->nbins)) != 0 ||
-         json_object_set_new(j, "hist_bounds",
-                             json_pack("{s:f,s:f,s:f,s:b}", "auroc", p->bound.auroc, "auprc",
-                                       p->bound.auprc, "brier", p->bound.brier,
-                                       "calibration_bins_exact",
-                                       p->bound.calibration_exact)) != 0))
-        rc = ff_error(FF_ENOMEM, "no memory");
-    json_decref(sites);
-    if (rc != FF_OK)
-        json_decref(j);
-    else
-        *out = j;
-    return rc;
+    ff_eval_task_summary t = {p->pooled->task, &p->pooled_r, p->fair, p->nfair, p->name,
+                              p->site_r, p->nsites, &p->bound, p->pooled->nbins};
+    return ff_eval_task_to_json(&t, o, out);
 }
 
 static int pool_html(pool_state *p, const char *path)
@@ -360,12 +454,7 @@ static int cmd_metrics_pool(int argc, char **argv)
     p.nsites = (size_t)ff_cli_opt_all(&a, "--hist", p.path, MAX_SITES);
     int nnames = ff_cli_opt_all(&a, "--site", p.name, MAX_SITES);
     const char *out = ff_cli_opt(&a, "--out"), *html = ff_cli_opt(&a, "--html");
-    int64_t bins, pts;
-    int rc = ff_cli_opt_f64(&a, "--threshold", 0.5, &o.threshold);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--bins", 10, &bins);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--curve-points", 400, &pts);
+    int rc = parse_eval_opts(&a, &o);
     if (rc == FF_OK)
         rc = ff_cli_check_unused(&a);
     if (rc == FF_OK && p.nsites == 0)
@@ -373,16 +462,8 @@ static int cmd_metrics_pool(int argc, char **argv)
     if (rc == FF_OK && nnames != 0 && (size_t)nnames != p.nsites)
         rc = ff_error(FF_EINVAL, "metrics-pool: %d --site names for %zu --hist files", nnames,
                       p.nsites);
-    if (rc == FF_OK && !(o.threshold >= 0 && o.threshold <= 1))
-        rc = ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", o.threshold);
-    if (rc == FF_OK && (bins < 1 || bins > 1000))
-        rc = ff_error(FF_EINVAL, "--bins: %lld is not in [1, 1000]", (long long)bins);
-    if (rc == FF_OK && (pts < 0 || pts > 1000000))
-        rc = ff_error(FF_EINVAL, "--curve-points: %lld is not in [0, 1000000]", (long long)pts);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    o.ece_bins = (int)bins;
-    o.curve_points = (int)pts;
     for (size_t s = 0; nnames == 0 && s < p.nsites; s++) {
         const char *slash = strrchr(p.path[s], '/');
         p.name[s] = slash ? slash + 1 : p.path[s];

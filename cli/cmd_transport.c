@@ -5,6 +5,8 @@
 #include "ff/transport.h"
 
 static int cmd_pki(int argc, char **argv);
+static int cmd_ping(int argc, char **argv);
+static int cmd_policy(int argc, char **argv);
 
 FF_CLI_GROUP_DEFINE(transport,
     {"pki", "consortium PKI: create the CA, issue and revoke site certificates", cmd_pki,
@@ -22,7 +24,17 @@ FF_CLI_GROUP_DEFINE(transport,
      "          --backdate-days starts the validity in the past (tests of expiry).\n"
      "  revoke  adds the certificate to DIR/crl.pem; the coordinator re-reads it within a\n"
      "          second.\n"
-     "  check   verifies a certificate against the CA (and CRL) and prints its CN.\n"})
+     "  check   verifies a certificate against the CA (and CRL) and prints its CN.\n"},
+    {"ping", "check the link to the coordinator: TLS, enrolment, round-trip time", cmd_ping,
+     "usage: fedfuse ping --coordinator HOST:PORT --cert SITE.crt --key SITE.key --ca CA.crt\n"
+     "                    [--server-name NAME] [--count N] [--timeout-ms MS]\n"
+     "  Calls the coordinator's Status method N times (default 3) over mutual TLS and prints\n"
+     "  the consortium, the round-trip times and the coordinator's refusal counters. Exit 1\n"
+     "  when the coordinator is unreachable or refuses this site (the message says why).\n"},
+    {"policy", "validate a site policy file and show what it accepts", cmd_policy,
+     "usage: fedfuse policy check --policy FILE\n"
+     "  Loads the site policy (schema: configs/site-policy.example.yaml) and prints the rules\n"
+     "  it enforces. Exit 2 with FILE:LINE:COL: key: reason when it is invalid.\n"})
 
 static int pki_init(ff_cli_args *a)
 {
@@ -118,4 +130,78 @@ static int cmd_pki(int argc, char **argv)
     if (strcmp(sub, "check") == 0)
         return pki_check(&a);
     return ff_cli_usage_error("pki", "unknown subcommand '%s'", sub);
+}
+
+static int cmd_ping(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "ping", argc, argv);
+    ff_client_opts o = {.attempts = 1};
+    o.target = ff_cli_opt(&a, "--coordinator");
+    o.cert = ff_cli_opt(&a, "--cert");
+    o.key = ff_cli_opt(&a, "--key");
+    o.ca = ff_cli_opt(&a, "--ca");
+    o.server_name = ff_cli_opt(&a, "--server-name");
+    int64_t count, timeout;
+    if (ff_cli_opt_i64(&a, "--count", 3, &count) != FF_OK ||
+        ff_cli_opt_i64(&a, "--timeout-ms", 5000, &timeout) != FF_OK ||
+        ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!o.target || !o.cert || !o.key || !o.ca)
+        return ff_cli_usage_error("ping", "needs --coordinator --cert --key --ca");
+    if (count < 1 || count > 1000 || timeout < 1 || timeout > 600000)
+        return ff_cli_usage_error("ping", "--count 1..1000, --timeout-ms 1..600000");
+    ff_client *c;
+    int rc = ff_client_new(&c, &o);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    for (int64_t i = 0; i < count && rc == FF_OK; i++) {
+        Fedfuse__StatusReply *st = NULL;
+        double t0 = ff_now();
+        rc = ff_client_status(c, &st, (int)timeout);
+        if (rc != FF_OK)
+            break;
+        printf("%s: consortium %s, round trip %.1f ms\n", o.target,
+               st->consortium ? st->consortium : "?", (ff_now() - t0) * 1e3);
+        if (i + 1 == count)
+            for (size_t k = 0; k < st->n_counters; k++)
+                printf("  %-18s %llu\n", st->counters[k]->name,
+                       (unsigned long long)st->counters[k]->value);
+        ff_msg_free(st);
+    }
+    ff_client_free(c);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc == FF_EPOLICY ? FF_ENET : rc);
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "check") != 0)
+        return ff_cli_usage_error("policy", "expected 'check'");
+    ff_cli_args a;
+    ff_cli_args_init(&a, "policy", argc - 1, argv + 1);
+    const char *path = ff_cli_opt(&a, "--policy");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!path)
+        return ff_cli_usage_error("policy", "check: missing --policy FILE");
+    ff_policy p;
+    int rc = ff_policy_load(path, &p);
+    if (rc != FF_OK) {
+        ff_policy_free(&p);
+        return ff_cli_fail(rc);
+    }
+    printf("site %s: %zu approved job(s)\n", p.site, p.accepted_jobs.count);
+    for (size_t i = 0; i < p.accepted_jobs.count; i++)
+        printf("  job %s\n", p.accepted_jobs.items[i]);
+    printf("secure aggregation: %s\n", p.require_secagg ? "required" : "optional");
+    if (p.dp.required)
+        printf("differential privacy: required, epsilon <= %g, delta <= %g, noise multiplier >= "
+               "%g, clip norm <= %g\n", p.dp.max_epsilon, p.dp.max_delta,
+               p.dp.min_noise_multiplier, p.dp.max_clip_norm);
+    else
+        printf("differential privacy: optional\n");
+    printf("rounds <= %lld, model <= %lld bytes\n", (long long)p.max_rounds,
+           (long long)p.max_model_bytes);
+    ff_policy_free(&p);
+    return FF_EXIT_OK;
 }

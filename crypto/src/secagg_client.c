@@ -45,7 +45,7 @@ static void wipe(ff_secagg_client *c)
 }
 
 /* Records a refusal: the round is over for this site. Returns rc. */
-static int fail(ff_secagg_client *c, int rc)
+static int fail_closed(ff_secagg_client *c, int rc)
 {
     wipe(c);
     c->state = C_FAILED;
@@ -98,7 +98,7 @@ int ff_secagg_client_new(ff_secagg_client **out, const ff_secagg_params *p, uint
     c->sign_key = sign_key;
     c->peer_keys = peer_keys;
     sa_round_tag(p, c->tag);
-    uint32_t kk = sa_effective_k(p);
+    uint32_t kk = ff_secagg_degree(p);
     c->nb = calloc(kk, sizeof *c->nb);
     c->peer_c_pk = calloc(kk, K);
     c->peer_s_pk = calloc(kk, K);
@@ -155,13 +155,13 @@ int ff_secagg_client_advertise(ff_secagg_client *c, ff_secagg_buf *out)
         return rc;
     if ((rc = ff_crypto_x25519_keygen(c->c_sk, c->c_pk)) ||
         (rc = ff_crypto_x25519_keygen(c->s_sk, c->s_pk)))
-        return fail(c, rc);
+        return fail_closed(c, rc);
     sa_adv_sig_msg(c->tag, c->self, c->c_pk, c->s_pk, m);
     if ((rc = ff_crypto_ed25519_sign(c->sign_key, m, sizeof m, sig)))
-        return fail(c, rc);
+        return fail_closed(c, rc);
     if ((rc = sa_msg_begin(out, &w, FF_SECAGG_MSG_ADVERTISE, c->p.round_id, c->self,
                            SA_ADV_BYTES)))
-        return fail(c, rc);
+        return fail_closed(c, rc);
     sa_put(&w, c->c_pk, K);
     sa_put(&w, c->s_pk, K);
     sa_put(&w, sig, sizeof sig);
@@ -234,13 +234,13 @@ int ff_secagg_client_share(ff_secagg_client *c, const uint8_t *set, size_t len,
     if (rc)
         return rc;
     if ((rc = read_adv_set(c, set, len)))
-        return fail(c, rc);
+        return fail_closed(c, rc);
     /* Share holders: this site (x = self + 1) then each advertised neighbour. */
     uint32_t holders = 1;
     for (uint32_t i = 0; i < c->deg; i++)
         holders += c->advertised[i];
     if (holders < c->p.t)
-        return fail(c, ff_error(FF_EPOLICY,
+        return fail_closed(c, ff_error(FF_EPOLICY,
                                 "share keys: only %u of the %u share holders advertised keys, "
                                 "below the threshold t = %u",
                                 holders, c->deg + 1, c->p.t));
@@ -297,7 +297,7 @@ out:
     free(key_sh);
     if (rc) {
         ff_secagg_buf_free(out);
-        return fail(c, rc);
+        return fail_closed(c, rc);
     }
     return FF_OK;
 }
@@ -368,12 +368,12 @@ int ff_secagg_client_mask(ff_secagg_client *c, const uint8_t *shares_in, size_t 
     if (rc)
         return rc;
     if ((rc = read_shares_in(c, shares_in, len)))
-        return fail(c, rc);
+        return fail_closed(c, rc);
     uint32_t holders = 1;
     for (uint32_t i = 0; i < c->deg; i++)
         holders += c->shared[i];
     if (holders < c->p.t)
-        return fail(c, ff_error(FF_EPOLICY,
+        return fail_closed(c, ff_error(FF_EPOLICY,
                                 "masked input: only %u share holders left (threshold t = %u)",
                                 holders, c->p.t));
     seeds = malloc((size_t)holders * K);
@@ -409,7 +409,7 @@ out:
     free(signs);
     if (rc) {
         ff_secagg_buf_free(out);
-        return fail(c, rc);
+        return fail_closed(c, rc);
     }
     return FF_OK;
 }
@@ -503,7 +503,7 @@ out:
     free(dropped);
     if (rc) {
         ff_secagg_buf_free(out);
-        return fail(c, rc);
+        return fail_closed(c, rc);
     }
     return FF_OK;
 }

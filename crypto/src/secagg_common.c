@@ -38,10 +38,10 @@ void ff_secagg_params_default(ff_secagg_params *p, uint64_t round_id, uint32_t n
     p->n_sites = n_sites;
     p->n_values = n_values;
     p->k = ff_secagg_default_k(n_sites);
-    p->t = ff_secagg_default_t(sa_effective_k(p));
+    p->t = ff_secagg_default_t(ff_secagg_degree(p));
 }
 
-uint32_t sa_effective_k(const ff_secagg_params *p)
+uint32_t ff_secagg_degree(const ff_secagg_params *p)
 {
     if (p->k >= p->n_sites - 1)
         return p->n_sites - 1;
@@ -58,7 +58,7 @@ int ff_secagg_params_check(const ff_secagg_params *p)
     if (p->k < 1 || p->k > p->n_sites - 1)
         return ff_error(FF_EINVAL, "secagg params: k = %u not in 1..%u", p->k,
                         p->n_sites - 1);
-    uint32_t k = sa_effective_k(p);
+    uint32_t k = ff_secagg_degree(p);
     if (2 * p->t <= k + 1 || p->t > k + 1)
         return ff_error(FF_EINVAL,
                         "secagg params: t = %u must satisfy %u < t <= %u (a strict majority "
@@ -114,7 +114,7 @@ static int cmp_u32(const void *a, const void *b)
 void sa_graph_nbrs(const ff_secagg_params *p, const uint32_t *pos, const uint32_t *perm,
                    uint32_t site, uint32_t *nb, uint32_t *deg)
 {
-    uint32_t n = p->n_sites, k = sa_effective_k(p), d = 0;
+    uint32_t n = p->n_sites, k = ff_secagg_degree(p), d = 0;
     if (k == n - 1) {
         for (uint32_t j = 0; j < n; j++)
             if (j != site)

@@ -51,11 +51,9 @@ void sa_share_aad(const uint8_t tag[32], uint32_t sender, uint32_t recipient, ui
 int sa_mask_seed(const uint8_t tag[32], const uint8_t s_sk[32], const uint8_t s_pk_peer[32],
                  uint32_t a, uint32_t b, uint8_t seed[32]);
 
-/* Degree every site has (k, or k+1 when k and n are both odd, or n-1). */
-uint32_t sa_effective_k(const ff_secagg_params *p);
 /* Graph positions: pos[site] (n entries, caller frees) and perm[position] = site. */
 int sa_graph_build(const ff_secagg_params *p, uint32_t **pos, uint32_t **perm);
-/* Sorted neighbours of site into nb (capacity sa_effective_k). */
+/* Sorted neighbours of site into nb (capacity ff_secagg_degree). */
 void sa_graph_nbrs(const ff_secagg_params *p, const uint32_t *pos, const uint32_t *perm,
                    uint32_t site, uint32_t *nb, uint32_t *deg);
 

@@ -55,7 +55,7 @@ int ff_secagg_server_new(ff_secagg_server **out, const ff_secagg_params *p,
     ff_secagg_server *s = calloc(1, sizeof *s);
     if (!s)
         return ff_error(FF_ENOMEM, "secagg server: out of memory");
-    size_t n = p->n_sites, k = sa_effective_k(p);
+    size_t n = p->n_sites, k = ff_secagg_degree(p);
     s->p = *p;
     s->site_keys = site_keys;
     s->k = (uint32_t)k;
@@ -433,4 +433,17 @@ uint32_t ff_secagg_server_n_survivors(const ff_secagg_server *s)
 int ff_secagg_server_is_survivor(const ff_secagg_server *s, uint32_t site)
 {
     return site < s->p.n_sites && s->has_masked[site];
+}
+
+int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type, uint32_t site)
+{
+    if (site >= s->p.n_sites)
+        return 0;
+    switch (type) {
+    case FF_SECAGG_MSG_ADVERTISE: return s->has_adv[site];
+    case FF_SECAGG_MSG_SHARES: return s->has_shares[site];
+    case FF_SECAGG_MSG_MASKED: return s->has_masked[site];
+    case FF_SECAGG_MSG_UNMASK_RESP: return s->responded[site];
+    default: return 0;
+    }
 }

@@ -18,6 +18,14 @@ void ff_eval_opts_default(ff_eval_opts *o)
     o->curve_points = 400;
 }
 
+const ff_eval_opts *ev_opts(const ff_eval_opts *o, ff_eval_opts *def)
+{
+    if (o)
+        return o;
+    ff_eval_opts_default(def);
+    return def;
+}
+
 static int check_opts(const ff_eval_opts *o)
 {
     if (o->ece_bins < 1 || o->ece_bins > 1000000)
@@ -185,7 +193,8 @@ static int bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *labe
     int rc = FF_OK;
     ev_table w = {0};
     double *vals = malloc(B * BS_COUNT * sizeof(double));
-    if (!vals || ev_table_alloc(&w, t->n) != FF_OK) {
+    uint32_t *draws = malloc(n * sizeof *draws);
+    if (!vals || !draws || ev_table_alloc(&w, t->n) != FF_OK) {
         rc = ff_error(FF_ENOMEM, "eval: no memory for %zu bootstrap replicates", B);
         goto out;
     }
@@ -193,15 +202,15 @@ static int bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *labe
     ff_rng rng;
     ff_rng_init(&rng, o->seed, 0x626f6f74 /* "boot" */);
     for (size_t b = 0; b < B; b++) {
+        /* count the draws per row first (one random access per draw), then fold the rows
+         * into the table in one sequential pass */
+        memset(draws, 0, n * sizeof *draws);
         memset(w.pos, 0, t->n * sizeof(double));
         memset(w.neg, 0, t->n * sizeof(double));
-        for (size_t i = 0; i < n; i++) {
-            uint32_t row = ff_rng_below(&rng, (uint32_t)n);
-            if (label[row])
-                w.pos[grp[row]] += 1;
-            else
-                w.neg[grp[row]] += 1;
-        }
+        for (size_t i = 0; i < n; i++)
+            draws[ff_rng_below(&rng, (uint32_t)n)]++;
+        for (size_t row = 0; row < n; row++)
+            (label[row] ? w.pos : w.neg)[grp[row]] += draws[row];
         ev_table_totals(&w);
         ff_metric m[BS_COUNT], thr;
         ev_auroc(&w, &m[BS_AUROC]);
@@ -227,6 +236,7 @@ static int bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *labe
     }
 out:
     free(vals);
+    free(draws);
     ev_table_free(&w);
     return rc;
 }
@@ -236,10 +246,7 @@ int ff_eval_binary(const double *score, const uint8_t *label, size_t n, const ff
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = check_opts(o);
     if (rc != FF_OK)
         return rc;

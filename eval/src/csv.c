@@ -24,9 +24,9 @@ typedef struct {
     size_t extra_nl;  /* newlines inside quoted fields of the current record */
     size_t field;     /* index of the field within the record */
     int header_done;
+    int last_term; /* terminator of the previous record, to count CR LF as one line */
     int col_label, col_score;
     int *col_group; /* [ngroups] */
-    int have_label, have_score;
     size_t cap;
     ev_levels *lv;  /* [ngroups] */
     int rc;
@@ -85,27 +85,38 @@ static int level_index(ev_csv_state *st, size_t g, const char *name, int32_t *id
     return FF_OK;
 }
 
+/* A cell as shown in a one-line error message: at most 40 bytes, control bytes as '?'. */
+static const char *shown(const char *v, char buf[48])
+{
+    size_t i = 0;
+    for (; v[i] && i < 40; i++)
+        buf[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+    if (v[i])
+        buf[i++] = '~';
+    buf[i] = 0;
+    return buf;
+}
+
 static int parse_cell(ev_csv_state *st, const char *v)
 {
+    char sb[48];
     size_t i = st->out->n;
     if ((int)st->field == st->col_label) {
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !(x == 0 || x == 1))
             return ff_error(FF_EINVAL, "%s:%zu: column 'label': '%s' is not 0 or 1", st->path,
-                            st->line, v);
+                            st->line, shown(v, sb));
         st->out->label[i] = (uint8_t)x;
-        st->have_label = 1;
     }
     if ((int)st->field == st->col_score) {
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !isfinite(x))
             return ff_error(FF_EINVAL, "%s:%zu: column 'score': '%s' is not a finite number",
-                            st->path, st->line, v);
+                            st->path, st->line, shown(v, sb));
         if (x < 0 || x > 1)
             return ff_error(FF_EINVAL, "%s:%zu: column 'score': %s is not a probability in "
-                            "[0,1]", st->path, st->line, v);
+                            "[0,1]", st->path, st->line, shown(v, sb));
         st->out->score[i] = x;
-        st->have_score = 1;
     }
     for (size_t g = 0; g < st->ngroups; g++)
         if ((int)st->field == st->col_group[g]) {
@@ -123,6 +134,8 @@ static void on_field(void *data, size_t len, void *ctx)
     for (size_t i = 0; i < len; i++)
         st->extra_nl += v[i] == '\n';
     if (st->rc == FF_OK && !st->header_done) {
+        if (st->nheader == 0 && len >= 3 && memcmp(v, "\xef\xbb\xbf", 3) == 0)
+            v += 3; /* UTF-8 byte-order mark written by spreadsheet programs */
         if (st->nheader >= EV_MAX_COLS) {
             st->rc = ff_error(FF_EINVAL, "%s:1: more than %d columns", st->path, EV_MAX_COLS);
         } else {
@@ -173,10 +186,18 @@ static const char *missing_col(ev_csv_state *st)
     return (int)st->field > need ? NULL : name;
 }
 
+/* With CSV_REPALL_NL every line break outside a record arrives as an empty record, so blank
+ * lines are counted; the LF of a CR LF pair is not a line of its own. */
 static void on_record(int term, void *ctx)
 {
-    (void)term;
     ev_csv_state *st = ctx;
+    int prev = st->last_term;
+    st->last_term = term;
+    if (st->field == 0) {
+        if (!(term == '\n' && prev == '\r'))
+            st->line++;
+        return;
+    }
     if (st->rc == FF_OK && !st->header_done) {
         st->rc = finish_header(st);
         st->header_done = 1;
@@ -191,6 +212,41 @@ static void on_record(int term, void *ctx)
     st->line += 1 + st->extra_nl;
     st->extra_nl = 0;
     st->field = 0;
+}
+
+typedef struct {
+    char *name;
+    int32_t old;
+} ev_named;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const ev_named *)a)->name, ((const ev_named *)b)->name);
+}
+
+/* Levels renumbered in byte order of their names, so reports list them predictably. */
+static int sort_levels(ff_eval_csv_group *g, size_t n)
+{
+    size_t m = g->nlevels ? g->nlevels : 1;
+    ev_named *order = malloc(m * sizeof *order);
+    int32_t *rank = malloc(m * sizeof *rank);
+    if (!order || !rank) {
+        free(order);
+        free(rank);
+        return ff_error(FF_ENOMEM, "no memory");
+    }
+    for (size_t l = 0; l < g->nlevels; l++)
+        order[l] = (ev_named){g->names[l], (int32_t)l};
+    qsort(order, g->nlevels, sizeof *order, by_name);
+    for (size_t l = 0; l < g->nlevels; l++) {
+        rank[order[l].old] = (int32_t)l;
+        g->names[l] = order[l].name;
+    }
+    for (size_t i = 0; i < n; i++)
+        g->level[i] = rank[g->level[i]];
+    free(order);
+    free(rank);
+    return FF_OK;
 }
 
 void ff_eval_csv_free(ff_eval_csv *c)
@@ -241,7 +297,7 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
         rc = ff_error(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
-    if (csv_init(&p, CSV_APPEND_NULL) != 0) {
+    if (csv_init(&p, CSV_APPEND_NULL | CSV_REPALL_NL) != 0) {
         rc = ff_error(FF_ENOMEM, "%s: cannot initialise the CSV parser", path);
         goto out;
     }
@@ -264,6 +320,8 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
     if (rc == FF_OK && !st.header_done)
         rc = ff_error(FF_EINVAL, "%s:1: empty file (expected a header with 'label' and "
                       "'score')", path);
+    for (size_t g = 0; rc == FF_OK && g < ngroups; g++)
+        rc = sort_levels(&out->groups[g], out->n);
 out:
     if (have_parser)
         csv_free(&p);

@@ -40,7 +40,7 @@ static void gap(const ff_eval_fairness *f, size_t offset, ff_metric *out)
     double lo = INFINITY, hi = -INFINITY;
     size_t m = 0;
     for (size_t i = 0; i < f->nlevels; i++) {
-        const ff_metric *v = (const ff_metric *)((const char *)&f->levels[i] + offset);
+        const ff_metric *v = (const ff_metric *)(const void *)((const char *)&f->levels[i] + offset);
         if (!v->defined)
             continue;
         lo = fmin(lo, v->value);
@@ -81,10 +81,7 @@ int ff_eval_fairness_compute(const double *score, const uint8_t *label, const in
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = ev_check_inputs(score, label, n);
     if (rc != FF_OK)
         return rc;
@@ -92,23 +89,29 @@ int ff_eval_fairness_compute(const double *score, const uint8_t *label, const in
         if (level[i] < 0 || (size_t)level[i] >= nlevels)
             return ff_error(FF_EINVAL, "fairness '%s': row %zu: level %d not in [0, %zu)",
                             attribute, i, (int)level[i], nlevels);
+    /* rows grouped by level with a counting sort: O(n + levels), not O(n * levels) */
     double *s = malloc((n ? n : 1) * sizeof *s);
     uint8_t *y = malloc(n ? n : 1);
+    size_t *start = calloc(nlevels + 1, sizeof *start);
     out->attribute = strdup(attribute ? attribute : "");
     out->levels = calloc(nlevels ? nlevels : 1, sizeof *out->levels);
-    if (!s || !y || !out->attribute || !out->levels) {
+    if (!s || !y || !start || !out->attribute || !out->levels) {
         rc = ff_error(FF_ENOMEM, "fairness: no memory");
         goto out;
     }
-    for (size_t l = 0; l < nlevels; l++) {
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if ((size_t)level[i] == l) {
-                s[m] = score[i];
-                y[m++] = label[i];
-            }
+    for (size_t i = 0; i < n; i++)
+        start[level[i] + 1]++;
+    for (size_t l = 0; l < nlevels; l++)
+        start[l + 1] += start[l];
+    for (size_t i = 0; i < n; i++) {
+        size_t at = start[level[i]]++;
+        s[at] = score[i];
+        y[at] = label[i];
+    }
+    for (size_t l = 0; l < nlevels; l++) { /* start[l] now ends level l */
+        size_t from = l == 0 ? 0 : start[l - 1];
         ev_table t;
-        rc = ev_table_build(s, y, m, &t, NULL);
+        rc = ev_table_build(s + from, y + from, start[l] - from, &t, NULL);
         if (rc != FF_OK)
             goto out;
         out->nlevels = l + 1;
@@ -124,6 +127,7 @@ int ff_eval_fairness_compute(const double *score, const uint8_t *label, const in
 out:
     free(s);
     free(y);
+    free(start);
     if (rc != FF_OK)
         ff_eval_fairness_free(out);
     return rc;

@@ -222,16 +222,10 @@ static void slice_calibration(const ff_eval_hist *h, const ff_eval_hist_slice *s
         sum[k] += sl->ssum[b];
         tru[k] += sl->pos[b];
     }
-    double e = 0;
-    for (int k = 0; k < ebins; k++) {
-        e += fabs(sum[k] - tru[k]) / n;
-        if (rel) {
-            rel->count[k] = c[k];
-            rel->mean_pred[k] = c[k] > 0 ? sum[k] / c[k] : 0;
-            rel->frac_pos[k] = c[k] > 0 ? tru[k] / c[k] : 0;
-        }
-    }
-    ev_set(ece, e);
+    if (rel)
+        ev_ece_finish(c, sum, tru, ebins, ece, rel->count, rel->mean_pred, rel->frac_pos);
+    else
+        ev_ece_finish(c, sum, tru, ebins, ece, NULL, NULL, NULL);
     free(c);
 }
 
@@ -258,10 +252,7 @@ int ff_eval_hist_metrics(const ff_eval_hist *h, size_t slice, const ff_eval_opts
 {
     memset(r, 0, sizeof *r);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     if (slice >= h->nslices)
         return ff_error(FF_EINVAL, "hist: slice %zu does not exist", slice);
     ev_table t;
@@ -287,10 +278,7 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
 {
     memset(out, 0, sizeof *out);
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     int rc = FF_OK;
     out->attribute = strdup(attribute);
     out->levels = calloc(h->nslices, sizeof *out->levels);
@@ -440,6 +428,12 @@ int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out)
                                     "'slices' array");
     if (json_integer_value(nb) < 10 || json_integer_value(nb) > 10000000)
         return ff_error(FF_EFORMAT, "hist: nbins %lld not in [10, 10^7]",
+                        (long long)json_integer_value(nb));
+    /* a summary from the network must not make the coordinator allocate without bound */
+    if (json_array_size(sl) > 4096 ||
+        (double)json_integer_value(nb) * (double)json_array_size(sl) > 5e7)
+        return ff_error(FF_EFORMAT, "hist: %zu slices of %lld bins exceed the limit (4096 "
+                        "slices, 5e7 bins in all)", json_array_size(sl),
                         (long long)json_integer_value(nb));
     ff_eval_hist *h;
     int rc = ff_eval_hist_new(&h, task, (int)json_integer_value(nb));

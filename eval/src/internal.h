@@ -22,6 +22,9 @@ void ev_table_free(ev_table *t);
 void ev_table_totals(ev_table *t);
 int ev_check_inputs(const double *score, const uint8_t *label, size_t n);
 
+/* o itself, or def filled with the defaults when o is NULL. */
+const ff_eval_opts *ev_opts(const ff_eval_opts *o, ff_eval_opts *def);
+
 void ev_set(ff_metric *m, double v);
 void ev_undef(ff_metric *m, const char *why);
 /* Why a metric needing both classes is undefined, or NULL when it is defined. */
@@ -35,6 +38,9 @@ void ev_spec_at_sens(const ev_table *t, double target, ff_metric *v, ff_metric *
 void ev_brier_table(const ev_table *t, ff_metric *m);
 /* Reliability bins (sklearn uniform): index of the bin holding s. */
 int ev_rel_bin(double s, int nbins);
+/* ECE and optional reliability arrays from per-bin count, score sum and positives. */
+void ev_ece_finish(const double *cnt, const double *sum, const double *tru, int nbins,
+                   ff_metric *m, double *count, double *mean_pred, double *frac_pos);
 /* ECE + optional reliability arrays (count/mean_pred/frac_pos of nbins each). */
 void ev_ece_table(const ev_table *t, int nbins, ff_metric *m, double *count, double *mean_pred,
                   double *frac_pos);

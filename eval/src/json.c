@@ -126,10 +126,7 @@ int ff_eval_to_json(const ff_eval_result *r, const ff_eval_fairness *fair, size_
 {
     *out = NULL;
     ff_eval_opts def;
-    if (!o) {
-        ff_eval_opts_default(&def);
-        o = &def;
-    }
+    o = ev_opts(o, &def);
     char k_sens[64], k_spec[64], k_sens_t[80], k_spec_t[80];
     snprintf(k_sens, sizeof k_sens, "sensitivity_at_%g_specificity", o->target_spec * 100);
     snprintf(k_spec, sizeof k_spec, "specificity_at_%g_sensitivity", o->target_sens * 100);
@@ -196,5 +193,56 @@ int ff_eval_json_write(const json_t *j, const char *path)
     s[len] = '\n'; /* replaces the NUL; we pass len + 1 bytes and never use s as a string */
     int rc = ff_file_write_atomic(path, s, len + 1, 0644);
     free(s);
+    return rc;
+}
+
+int ff_eval_task_to_json(const ff_eval_task_summary *t, const ff_eval_opts *o, json_t **out)
+{
+    *out = NULL;
+    json_t *j = NULL, *sites = json_object();
+    int rc = sites ? ff_eval_to_json(t->pooled, t->fair, t->nfair, o, &j)
+                   : ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    for (size_t s = 0; rc == FF_OK && s < t->nsites; s++) {
+        json_t *sj;
+        rc = ff_eval_to_json(&t->sites[s], NULL, 0, o, &sj);
+        if (rc == FF_OK && json_object_set_new(sites, t->site_names[s], sj) != 0)
+            rc = ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    }
+    if (rc == FF_OK && (json_object_set(j, "sites", sites) != 0 ||
+                        json_object_set_new(j, "task", json_string(t->task ? t->task : "")) != 0))
+        rc = ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    if (rc == FF_OK && t->bound &&
+        (json_object_set_new(j, "hist_bins", json_integer(t->hist_bins)) != 0 ||
+         json_object_set_new(j, "hist_bounds",
+                             json_pack("{s:f,s:f,s:f,s:b}", "auroc", t->bound->auroc, "auprc",
+                                       t->bound->auprc, "brier", t->bound->brier,
+                                       "calibration_bins_exact",
+                                       t->bound->calibration_exact)) != 0))
+        rc = ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    json_decref(sites);
+    if (rc != FF_OK)
+        json_decref(j);
+    else
+        *out = j;
+    return rc;
+}
+
+int ff_eval_tasks_to_json(const ff_eval_task_summary *t, size_t ntasks, const ff_eval_opts *o,
+                          json_t **out)
+{
+    *out = NULL;
+    json_t *tasks = json_object();
+    int rc = tasks ? FF_OK : ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    for (size_t k = 0; rc == FF_OK && k < ntasks; k++) {
+        json_t *tj;
+        rc = ff_eval_task_to_json(&t[k], o, &tj);
+        if (rc == FF_OK && json_object_set_new(tasks, t[k].task ? t[k].task : "", tj) != 0)
+            rc = ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    }
+    json_t *j = rc == FF_OK ? json_pack("{s:O}", "tasks", tasks) : NULL;
+    if (rc == FF_OK && !j)
+        rc = ff_error(FF_ENOMEM, "eval: no memory for JSON");
+    json_decref(tasks);
+    *out = j;
     return rc;
 }

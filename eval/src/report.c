@@ -10,6 +10,7 @@ typedef struct {
     const ff_eval_result *r;
     const ff_eval_fairness *fair;
     size_t nfair;
+    size_t task; /* index into ff_report.tasks */
 } ev_col;
 
 typedef struct {
@@ -22,6 +23,8 @@ struct ff_report {
     char *title;
     char **notes;
     size_t nnotes;
+    char **tasks; /* NULL name: the implicit task of a single-task report */
+    size_t ntasks;
     ev_col *cols;
     size_t ncols;
     ev_rounds *rounds;
@@ -46,6 +49,9 @@ void ff_report_free(ff_report *rep)
         return;
     for (size_t i = 0; i < rep->nnotes; i++)
         free(rep->notes[i]);
+    for (size_t i = 0; i < rep->ntasks; i++)
+        free(rep->tasks[i]);
+    free(rep->tasks);
     for (size_t i = 0; i < rep->ncols; i++)
         free(rep->cols[i].name);
     for (size_t i = 0; i < rep->nrounds; i++) {
@@ -71,14 +77,34 @@ int ff_report_add_note(ff_report *rep, const char *text)
     return FF_OK;
 }
 
+static int push_task(ff_report *rep, const char *name)
+{
+    char **t = realloc(rep->tasks, (rep->ntasks + 1) * sizeof *t);
+    if (!t)
+        return ff_error(FF_ENOMEM, "report: no memory");
+    rep->tasks = t;
+    t[rep->ntasks] = NULL;
+    if (name && !(t[rep->ntasks] = strdup(name)))
+        return ff_error(FF_ENOMEM, "report: no memory");
+    rep->ntasks++;
+    return FF_OK;
+}
+
+int ff_report_add_task(ff_report *rep, const char *name)
+{
+    return push_task(rep, name);
+}
+
 int ff_report_add_column(ff_report *rep, const char *name, const ff_eval_result *r,
                          const ff_eval_fairness *fair, size_t nfair)
 {
+    if (rep->ntasks == 0 && push_task(rep, NULL) != FF_OK)
+        return FF_ENOMEM;
     ev_col *c = realloc(rep->cols, (rep->ncols + 1) * sizeof *c);
     if (!c)
         return ff_error(FF_ENOMEM, "report: no memory");
     rep->cols = c;
-    c[rep->ncols] = (ev_col){strdup(name), r, fair, nfair};
+    c[rep->ncols] = (ev_col){strdup(name), r, fair, nfair, rep->ntasks - 1};
     if (!c[rep->ncols].name)
         return ff_error(FF_ENOMEM, "report: no memory");
     rep->ncols++;
@@ -128,6 +154,16 @@ static const char CSS[] =
     "svg .al{font-size:11px;fill:#333}svg .lg{font-size:11px}svg .na{font-size:10px;fill:#999}"
     "footer{margin-top:30px;color:#777;font-size:12px}";
 
+static void section(ev_sb *b, const char *title, const char *task)
+{
+    ev_sb_printf(b, "<h2>%s", title);
+    if (task) {
+        ev_sb_printf(b, " &mdash; task ");
+        ev_sb_puts_html(b, task);
+    }
+    ev_sb_printf(b, "</h2>");
+}
+
 static void cell(ev_sb *b, const ff_metric *m, int digits)
 {
     ev_sb_printf(b, "<td>");
@@ -154,7 +190,7 @@ typedef struct {
     int digits;
 } ev_row;
 
-static void headline(ev_sb *b, const ff_report *rep)
+static void headline(ev_sb *b, const ev_col *cols, size_t ncols, const char *task)
 {
     static const ev_row rows[] = {
         {"AUROC", offsetof(ff_eval_result, auroc), 3},
@@ -170,23 +206,24 @@ static void headline(ev_sb *b, const ff_report *rep)
         {"Sensitivity at threshold", offsetof(ff_eval_result, sensitivity), 3},
         {"Specificity at threshold", offsetof(ff_eval_result, specificity), 3},
     };
-    ev_sb_printf(b, "<h2>Headline metrics</h2><table><tr><th>metric</th>");
-    for (size_t c = 0; c < rep->ncols; c++) {
+    section(b, "Headline metrics", task);
+    ev_sb_printf(b, "<table><tr><th>metric</th>");
+    for (size_t c = 0; c < ncols; c++) {
         ev_sb_printf(b, "<th>");
-        ev_sb_puts_html(b, rep->cols[c].name);
+        ev_sb_puts_html(b, cols[c].name);
         ev_sb_printf(b, "</th>");
     }
     ev_sb_printf(b, "</tr><tr><td>patients (positives)</td>");
-    for (size_t c = 0; c < rep->ncols; c++)
-        ev_sb_printf(b, "<td>%zu (%zu)</td>", rep->cols[c].r->n, rep->cols[c].r->n_pos);
+    for (size_t c = 0; c < ncols; c++)
+        ev_sb_printf(b, "<td>%zu (%zu)</td>", cols[c].r->n, cols[c].r->n_pos);
     ev_sb_printf(b, "</tr><tr><td>operating threshold</td>");
-    for (size_t c = 0; c < rep->ncols; c++)
-        ev_sb_printf(b, "<td>%g</td>", rep->cols[c].r->threshold);
+    for (size_t c = 0; c < ncols; c++)
+        ev_sb_printf(b, "<td>%g</td>", cols[c].r->threshold);
     ev_sb_printf(b, "</tr>");
     for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++) {
         ev_sb_printf(b, "<tr><td>%s</td>", rows[i].label);
-        for (size_t c = 0; c < rep->ncols; c++)
-            cell(b, (const ff_metric *)((const char *)rep->cols[c].r + rows[i].off),
+        for (size_t c = 0; c < ncols; c++)
+            cell(b, (const ff_metric *)(const void *)((const char *)cols[c].r + rows[i].off),
                  rows[i].digits);
         ev_sb_printf(b, "</tr>");
     }
@@ -194,33 +231,35 @@ static void headline(ev_sb *b, const ff_report *rep)
                     "percentile intervals (when requested).</p>\n");
 }
 
-static void curves(ev_sb *b, const ff_report *rep)
+static void curves(ev_sb *b, const ev_col *cols, size_t n, const char *task)
 {
-    size_t n = rep->ncols;
     ev_series *s = calloc(n * 2 + 2, sizeof *s);
     if (!s) {
         b->oom = 1;
         return;
     }
-    ev_sb_printf(b, "<h2>Discrimination</h2><div class=\"charts\">");
+    section(b, "Discrimination", task);
+    ev_sb_printf(b, "<div class=\"charts\">");
     for (size_t c = 0; c < n; c++)
-        s[c] = (ev_series){rep->cols[c].name, rep->cols[c].r->roc.x, rep->cols[c].r->roc.y,
-                           rep->cols[c].r->roc.n, 0, 0};
+        s[c] = (ev_series){cols[c].name, cols[c].r->roc.x, cols[c].r->roc.y,
+                           cols[c].r->roc.n, 0, 0};
     ev_svg_lines(b, "ROC curve", "1 - specificity (false positive rate)",
                  "sensitivity (true positive rate)", 0, 1, 0, 1, s, n, 1, EV_LEGEND_BR);
     for (size_t c = 0; c < n; c++)
-        s[c] = (ev_series){rep->cols[c].name, rep->cols[c].r->pr.x, rep->cols[c].r->pr.y,
-                           rep->cols[c].r->pr.n, 0, 0};
+        s[c] = (ev_series){cols[c].name, cols[c].r->pr.x, cols[c].r->pr.y,
+                           cols[c].r->pr.n, 0, 0};
     ev_svg_lines(b, "Precision-recall curve", "recall (sensitivity)", "precision (PPV)", 0, 1,
                  0, 1, s, n, 0, EV_LEGEND_BL);
-    ev_sb_printf(b, "</div><h2>Calibration</h2><div class=\"charts\">");
+    ev_sb_printf(b, "</div>");
+    section(b, "Calibration", task);
+    ev_sb_printf(b, "<div class=\"charts\">");
     /* reliability: only bins holding predictions, as sklearn's calibration_curve */
     size_t total = 1, used = 0;
     for (size_t c = 0; c < n; c++)
-        total += 2 * (size_t)rep->cols[c].r->rel.nbins;
+        total += 2 * (size_t)cols[c].r->rel.nbins;
     double *buf = calloc(total, sizeof(double));
     for (size_t c = 0; buf && c < n; c++) {
-        const ff_reliability *rel = &rep->cols[c].r->rel;
+        const ff_reliability *rel = &cols[c].r->rel;
         double *x = buf + used, *y = x + rel->nbins;
         size_t k = 0;
         for (int i = 0; i < rel->nbins; i++)
@@ -229,25 +268,27 @@ static void curves(ev_sb *b, const ff_report *rep)
                 y[k++] = rel->frac_pos[i];
             }
         used += 2 * (size_t)rel->nbins;
-        s[c] = (ev_series){rep->cols[c].name, x, y, k, 0, 1};
+        s[c] = (ev_series){cols[c].name, x, y, k, 0, 1};
     }
     if (buf)
         ev_svg_lines(b, "Reliability diagram", "mean predicted probability (per bin)",
                      "observed fraction positive", 0, 1, 0, 1, s, n, 1, EV_LEGEND_TL);
     free(buf);
-    ev_sb_printf(b, "</div><h2>Clinical utility: decision curves</h2><div class=\"charts\">");
+    ev_sb_printf(b, "</div>");
+    section(b, "Clinical utility: decision curves", task);
+    ev_sb_printf(b, "<div class=\"charts\">");
     double ymax = 0.01;
     for (size_t c = 0; c < n; c++) {
-        const ff_dca *d = &rep->cols[c].r->dca;
+        const ff_dca *d = &cols[c].r->dca;
         for (size_t i = 0; i < d->n; i++)
             ymax = fmax(ymax, fmax(d->model[i], d->treat_all[i]));
     }
     size_t k = 0;
     for (size_t c = 0; c < n; c++) {
-        const ff_dca *d = &rep->cols[c].r->dca;
-        s[k++] = (ev_series){rep->cols[c].name, d->t, d->model, d->n, 0, 0};
+        const ff_dca *d = &cols[c].r->dca;
+        s[k++] = (ev_series){cols[c].name, d->t, d->model, d->n, 0, 0};
     }
-    const ff_dca *d0 = &rep->cols[0].r->dca;
+    const ff_dca *d0 = &cols[0].r->dca;
     s[k++] = (ev_series){n > 1 ? "treat all (first column)" : "treat all", d0->t,
                          d0->treat_all, d0->n, 1, 0};
     static const double zx[2] = {0, 1}, zy[2] = {0, 0};
@@ -286,7 +327,7 @@ static void fairness_block(ev_sb *b, const char *col, const ff_eval_fairness *f)
         ev_sb_puts_html(b, f->levels[l].name);
         ev_sb_printf(b, "</td><td>%zu (%zu)</td>", f->levels[l].n, f->levels[l].n_pos);
         for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
-            cell(b, (const ff_metric *)((const char *)&f->levels[l] + rows[i].off),
+            cell(b, (const ff_metric *)(const void *)((const char *)&f->levels[l] + rows[i].off),
                  rows[i].digits);
         ev_sb_printf(b, "</tr>");
     }
@@ -353,7 +394,8 @@ static void rounds(ev_sb *b, const ff_report *rep)
     }
     double pad = 0.08 * (hi - lo);
     ev_sb_printf(b, "<h2>Federated rounds</h2><div class=\"charts\">");
-    ev_svg_lines(b, "Metric per round", "round", "value", 1, (double)(maxn > 1 ? maxn : 2),
+    double xmax = 5 * ceil((double)maxn / 5); /* integer ticks: 0, xmax/5, ... */
+    ev_svg_lines(b, "Metric per round", "round", "value", 0, xmax,
                  lo - pad, hi + pad, s, rep->nrounds, 0, EV_LEGEND_BR);
     ev_sb_printf(b, "</div>\n");
 out:
@@ -377,16 +419,28 @@ int ff_report_write(const ff_report *rep, const char *path)
         ev_sb_puts_html(&b, rep->notes[i]);
         ev_sb_printf(&b, "</p>");
     }
-    headline(&b, rep);
-    curves(&b, rep);
-    int any = 0;
-    for (size_t c = 0; c < rep->ncols; c++)
-        any |= rep->cols[c].nfair > 0;
-    if (any)
-        ev_sb_printf(&b, "<h2>Subgroups and fairness</h2>");
-    for (size_t c = 0; c < rep->ncols; c++)
-        for (size_t i = 0; i < rep->cols[c].nfair; i++)
-            fairness_block(&b, rep->cols[c].name, &rep->cols[c].fair[i]);
+    ev_col *view = malloc(rep->ncols * sizeof *view);
+    for (size_t t = 0; view && t < rep->ntasks; t++) {
+        size_t n = 0;
+        for (size_t c = 0; c < rep->ncols; c++)
+            if (rep->cols[c].task == t)
+                view[n++] = rep->cols[c];
+        if (n == 0)
+            continue;
+        headline(&b, view, n, rep->tasks[t]);
+        curves(&b, view, n, rep->tasks[t]);
+        int any = 0;
+        for (size_t c = 0; c < n; c++)
+            any |= view[c].nfair > 0;
+        if (any)
+            section(&b, "Subgroups and fairness", rep->tasks[t]);
+        for (size_t c = 0; c < n; c++)
+            for (size_t i = 0; i < view[c].nfair; i++)
+                fairness_block(&b, view[c].name, &view[c].fair[i]);
+    }
+    if (!view)
+        b.oom = 1;
+    free(view);
     if (rep->nrounds > 0)
         rounds(&b, rep);
     ev_sb_printf(&b, "<footer>Generated by fedfuse %s. Definitions of every metric: "

@@ -140,7 +140,14 @@ void ev_svg_lines(ev_sb *b, const char *title, const char *xlabel, const char *y
                          px(s[k].x[i], x0, x1), py(s[k].y[i], y0, y1), col);
     }
     /* legend inside the frame, in the corner the caller knows the curves avoid */
-    double lx = (legend == EV_LEGEND_BR || legend == EV_LEGEND_TR) ? W - MR - 150 : ML + 8;
+    size_t longest = 0; /* legend width from its longest label, ~6 px per character */
+    for (size_t k = 0; k < ns; k++) {
+        size_t len = strlen(s[k].name) + (s[k].n == 0 ? 11 : 0);
+        longest = len > longest ? len : longest;
+    }
+    double lx = (legend == EV_LEGEND_BR || legend == EV_LEGEND_TR)
+                    ? fmax(ML + 8, W - MR - 34 - 6.0 * (double)longest)
+                    : ML + 8;
     double ly = (legend == EV_LEGEND_BR || legend == EV_LEGEND_BL)
                     ? H - MB - 10 - 14.0 * (double)(ns - 1)
                     : MT + 14;
@@ -152,7 +159,7 @@ void ev_svg_lines(ev_sb *b, const char *title, const char *xlabel, const char *y
         ev_sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", lx + 22,
                      ly + 14.0 * (double)k);
         ev_sb_puts_html(b, s[k].name);
-        ev_sb_printf(b, "</text>");
+        ev_sb_printf(b, "%s</text>", s[k].n == 0 ? " (no curve)" : "");
     }
     ev_sb_printf(b, "</svg>\n");
 }

@@ -302,6 +302,27 @@ int ev_rel_bin(double s, int nbins)
     return b;
 }
 
+void ev_ece_finish(const double *cnt, const double *sum, const double *tru, int nbins,
+                   ff_metric *m, double *count, double *mean_pred, double *frac_pos)
+{
+    double total = 0, ece = 0;
+    for (int b = 0; b < nbins; b++)
+        total += cnt[b];
+    for (int b = 0; b < nbins; b++) {
+        if (cnt[b] > 0)
+            ece += fabs(sum[b] - tru[b]) / total;
+        if (count) {
+            count[b] = cnt[b];
+            mean_pred[b] = cnt[b] > 0 ? sum[b] / cnt[b] : 0;
+            frac_pos[b] = cnt[b] > 0 ? tru[b] / cnt[b] : 0;
+        }
+    }
+    if (total == 0)
+        ev_undef(m, "no rows");
+    else
+        ev_set(m, ece);
+}
+
 void ev_ece_table(const ev_table *t, int nbins, ff_metric *m, double *count, double *mean_pred,
                   double *frac_pos)
 {
@@ -318,20 +339,7 @@ void ev_ece_table(const ev_table *t, int nbins, ff_metric *m, double *count, dou
         sum[b] += t->s[k] * c;
         tru[b] += t->pos[k];
     }
-    double total = t->P + t->N, ece = 0;
-    for (int b = 0; b < nbins; b++) {
-        if (cnt[b] > 0)
-            ece += fabs(sum[b] - tru[b]) / total;
-        if (count) {
-            count[b] = cnt[b];
-            mean_pred[b] = cnt[b] > 0 ? sum[b] / cnt[b] : 0;
-            frac_pos[b] = cnt[b] > 0 ? tru[b] / cnt[b] : 0;
-        }
-    }
-    if (total == 0)
-        ev_undef(m, "no rows");
-    else
-        ev_set(m, ece);
+    ev_ece_finish(cnt, sum, tru, nbins, m, count, mean_pred, frac_pos);
     free(cnt);
 }
 

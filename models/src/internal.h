@@ -62,8 +62,22 @@ typedef struct {
 
 enum { FF_ENC_IMG = 0, FF_ENC_TXT = 1, FF_ENC_EHR = 2 };
 
+/* Which rows of a packed (R, d) activation belong to which sample: sample b owns rows
+ * off[b] .. off[b]+len[b]-1, its tokens 0 .. len[b]-1. Text and EHR rows past a sample's
+ * last valid token are never computed: no loss or gradient depends on them (they are masked
+ * as keys and never pooled), so skipping them changes no value the model returns. */
+typedef struct {
+    int *off, *len;
+    int R;                /* total rows */
+    int T;                /* tokens per sample before packing */
+    const uint8_t *mask;  /* [B,T] key/pooling mask (1 = valid), NULL = all valid */
+} ff_rowmap;
+
 typedef struct {
     int T;                 /* tokens */
+    ff_rowmap rows;        /* packing of the current batch */
+    int32_t *pid[3];       /* packed ids (txt: tok; ehr: code, val, time) [R] */
+    int32_t *pidx;         /* packed position of each row [R] */
     size_t emb[4];         /* img: patch_w, patch_b, pos; txt: tok, pos; ehr: code,val,time,pos */
     ff_blk_off *blocks;    /* [layers] */
     size_t lnf_w, lnf_b;
@@ -102,6 +116,7 @@ struct ff_model {
     float *F;        /* [B,3,d] fused tokens = pooled + mod */
     float *Fpool;    /* [B,3,d] pooled (explanations) */
     ff_blk_act afb;  /* fusion block */
+    ff_rowmap frows; /* fusion tokens: 3 per sample, mask = presence */
     float *fh, *flnf_mean, *flnf_rstd; /* [B*3,d] */
     float *z;        /* [B,d] pooled fused (cross) or MLP out (early) */
     float *ecat, *efc, *egelu; /* early: [B,3d+3], [B,m], [B,m] */
@@ -109,7 +124,7 @@ struct ff_model {
     float *lw;       /* late: weights [B,3] */
     float *logits;   /* [B,K] */
     /* backward scratch */
-    float *dR1, *dR2, *dXM, *dX2, *dX3, *dAtt, *dH4, *dH4b, *dQKV, *dS, *ln_scratch;
+    float *dR1, *dR2, *dXM, *dX2, *dX3, *dAtt, *dH4, *dQKV, *dS, *ln_scratch;
     float *dEnc[3];  /* d H for each encoder [B*T,d] */
     float *dPool;    /* [3,B,d] */
     float *dF, *dfh, *dfo; /* [B*3,d] */

@@ -3,6 +3,7 @@
  * the batch with `omp simd` inner loops. The plain twins are in kernels_ref.inc. */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ff/models.h"
@@ -16,6 +17,13 @@
 #include "kernels_ref.inc"
 #undef REAL
 #undef REF
+
+/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
 
 static int g_threads = 1;
 
@@ -79,19 +87,17 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* Split the larger of M and N into one slab per thread (multiples of 16 so the
-     * micro-kernels stay on full tiles); each element of C is owned by one thread, so the
-     * result does not depend on scheduling. */
+    /* Split the larger of M and N into fixed slabs (multiples of 16 so the micro-kernels stay
+     * on full tiles), three per thread, handed out dynamically: on a shared machine a thread
+     * that loses its core leaves its slabs to the other. Each element of C is computed by one
+     * call over the same slab whoever runs it, so the result does not depend on scheduling. */
     int split_m = M >= N;
     int len = split_m ? M : N;
-    int chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num();
-#else
-        int t = 0;
-#endif
+    int chunk = ((len + 3 * nt - 1) / (3 * nt) + 15) / 16 * 16;
+    chunk = FF_MAX(chunk, 64);
+    int nchunks = (len + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < nchunks; t++) {
         int s0 = t * chunk;
         int n = FF_MIN(chunk, len - s0);
         if (n > 0) {
@@ -153,11 +159,10 @@ void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const 
 
 /* ---- layernorm ---- */
 
-void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
-                          const float *b, int N, int C)
+FF_CLONES static void layernorm_rows(float *y, float *mean, float *rstd, const float *x,
+                                     const float *w, const float *b, int n0, int n1, int C)
 {
-#pragma omp parallel for schedule(static) if (!in_parallel() && N >= 64)
-    for (int n = 0; n < N; n++) {
+    for (int n = n0; n < n1; n++) {
         const float *xr = x + (size_t)n * C;
         float *yr = y + (size_t)n * C;
         float s = 0;
@@ -177,46 +182,60 @@ void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
     }
 }
 
+void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int N, int C)
+{
+    int nch = N >= 256 ? 16 : 1;
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
+    for (int t = 0; t < nch; t++)
+        layernorm_rows(y, mean, rstd, x, w, b, (int)((int64_t)N * t / nch),
+                       (int)((int64_t)N * (t + 1) / nch), C);
+}
+
+#define LN_CHUNKS 16
+
+FF_CLONES static void layernorm_back_rows(float *dx, float *pdw, float *pdb, const float *dy,
+                                          const float *x, const float *mean, const float *rstd,
+                                          const float *w, int r0, int r1, int C)
+{
+    for (int n = r0; n < r1; n++) {
+        const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
+        float *dxr = dx + (size_t)n * C;
+        float mu = mean[n], rs = rstd[n], mg = 0, mgx = 0;
+#pragma omp simd reduction(+ : mg, mgx)
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - mu) * rs;
+            float g = gr[c] * w[c];
+            mg += g;
+            mgx += g * xh;
+            pdw[c] += gr[c] * xh;
+            pdb[c] += gr[c];
+        }
+        mg /= C;
+        mgx /= C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float xh = (xr[c] - mu) * rs;
+            dxr[c] += rs * (gr[c] * w[c] - mg - xh * mgx);
+        }
+    }
+}
+
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
                            float *scratch)
 {
-    int nt = (in_parallel() || N < 64) ? 1 : g_threads;
-    memset(scratch, 0, (size_t)nt * 2 * C * sizeof(float));
-    /* Rows are split in fixed contiguous ranges, one per thread; each thread sums its dw/db
-     * in a private slot and the slots are added in thread order: deterministic. */
-#pragma omp parallel num_threads(nt)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num();
-#else
-        int t = 0;
-#endif
-        float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
-        int r0 = (int)((int64_t)N * t / nt), r1 = (int)((int64_t)N * (t + 1) / nt);
-        for (int n = r0; n < r1; n++) {
-            const float *xr = x + (size_t)n * C, *gr = dy + (size_t)n * C;
-            float *dxr = dx + (size_t)n * C;
-            float mu = mean[n], rs = rstd[n], mg = 0, mgx = 0;
-#pragma omp simd reduction(+ : mg, mgx)
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - mu) * rs;
-                float g = gr[c] * w[c];
-                mg += g;
-                mgx += g * xh;
-                pdw[c] += gr[c] * xh;
-                pdb[c] += gr[c];
-            }
-            mg /= C;
-            mgx /= C;
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - mu) * rs;
-                dxr[c] += rs * (gr[c] * w[c] - mg - xh * mgx);
-            }
-        }
+    /* Rows are split in LN_CHUNKS fixed ranges; each range sums its dw/db in its own slot and
+     * the slots are added in range order: the same bits at any thread count or schedule. */
+    int nch = N >= 4 * LN_CHUNKS ? LN_CHUNKS : 1;
+    memset(scratch, 0, (size_t)nch * 2 * C * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
+    for (int t = 0; t < nch; t++) {
+        float *pdw = scratch + (size_t)t * 2 * C;
+        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w,
+                            (int)((int64_t)N * t / nch), (int)((int64_t)N * (t + 1) / nch), C);
     }
-    for (int t = 0; t < nt; t++) {
+    for (int t = 0; t < nch; t++) {
         const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
         for (int c = 0; c < C; c++) {
             dw[c] += pdw[c];
@@ -227,46 +246,62 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 
 /* ---- GELU ---- */
 
-/* tanh(u) = 1 − 2 / (e^{2u} + 1), with the vectorisable exp above. */
-static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (fast_expf(2.0f * u) + 1.0f); }
 
-/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#else
-#define FF_CLONES
-#endif
 
+/* With s = σ(2u) = (1 + tanh u)/2 the tanh GELU is x·s, and its derivative
+ * s + x · 2s(1−s) · u'. Written this way neither tail cancels (1 + tanh u near −1 would). */
 FF_CLONES static void gelu_fwd_span(float *restrict y, const float *restrict x, size_t n)
 {
     const float k = 0.7978845608028654f;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float xi = x[i];
-        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        y[i] = 0.5f * xi * (1.0f + t);
+        float u = k * (xi + 0.044715f * xi * xi * xi);
+        y[i] = xi / (1.0f + fast_expf(-2.0f * u));
     }
+}
+
+static inline float gelu_grad(float xi)
+{
+    const float k = 0.7978845608028654f;
+    float u = k * (xi + 0.044715f * xi * xi * xi);
+    float em = fast_expf(-2.0f * u);
+    float sg = 1.0f / (1.0f + em);
+    float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
+    return sg + xi * 2.0f * sg * (em * sg) * du;
 }
 
 FF_CLONES static void gelu_bwd_span(float *restrict dx, const float *restrict dy,
                                     const float *restrict x, size_t n)
 {
-    const float k = 0.7978845608028654f;
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float xi = x[i];
-        float t = fast_tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        float du = k * (1.0f + 3.0f * 0.044715f * xi * xi);
-        dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
-    }
+    for (size_t i = 0; i < n; i++)
+        dx[i] += dy[i] * gelu_grad(x[i]);
+}
+
+FF_CLONES static void gelu_bwd_inplace_span(float *restrict g, const float *restrict x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        g[i] *= gelu_grad(x[i]);
 }
 
 #define GELU_CHUNK 8192
 
+void ff_gelu_backward_inplace(float *g, const float *x, size_t n)
+{
+    size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        size_t i0 = c * GELU_CHUNK;
+        gelu_bwd_inplace_span(g + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
+    }
+}
+
 void ff_gelu_forward(float *y, const float *x, size_t n)
 {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * GELU_CHUNK;
         gelu_fwd_span(y + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
@@ -276,7 +311,7 @@ void ff_gelu_forward(float *y, const float *x, size_t n)
 void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
 {
     size_t nc = (n + GELU_CHUNK - 1) / GELU_CHUNK;
-#pragma omp parallel for schedule(static) if (!in_parallel() && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nc > 1)
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * GELU_CHUNK;
         gelu_bwd_span(dx + i0, dy + i0, x + i0, FF_MIN(n - i0, (size_t)GELU_CHUNK));
@@ -287,68 +322,203 @@ void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
 
 /* Keys past the last valid one contribute nothing; padding sits at the end of a row, so
  * limiting the products to [0, last valid + 1) saves the work without changing a value. */
-static int key_extent(const uint8_t *kmask, int b, int Tk)
+static int key_extent(const uint8_t *m, int Tk)
 {
-    if (!kmask)
+    if (!m)
         return Tk;
-    const uint8_t *m = kmask + (size_t)b * Tk;
     int e = Tk;
     while (e > 0 && !m[e - 1])
         e--;
     return e;
 }
 
-static void softmax_rows(float *S, int Tq, int Tk, int te, const uint8_t *m)
+/* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te. The
+ * mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so both loops
+ * vectorise. Every row has a valid key: te ends on one. */
+FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8_t *m)
 {
-    for (int i = 0; i < Tq; i++) {
-        float *p = S + (size_t)i * Tk;
-        float mx = -INFINITY;
-        for (int j = 0; j < te; j++)
-            if (!m || m[j])
-                mx = p[j] > mx ? p[j] : mx;
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
+    /* the byte mask as floats once per (sample, head): a 0/1 factor and a 0/−∞ bias keep
+     * the row loops free of byte loads and branches */
+    float mfb[2 * 1024];
+    float *mf = NULL, *mb = mfb + 1024;
+    if (m && te <= 1024) {
+        mf = mfb;
         for (int j = 0; j < te; j++) {
-            float e = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
-            p[j] = e;
-            sum += e;
+            mf[j] = m[j] ? 1.0f : 0.0f;
+            mb[j] = m[j] ? 0.0f : -INFINITY;
         }
-        float inv = sum > 0 ? 1.0f / sum : 0.0f;
+    } else if (m) { /* very long rows: the plain form */
+        for (int i = 0; i < Tq; i++) {
+            float *p = S + (size_t)i * ld;
+            float mx = -INFINITY, sum = 0;
+            for (int j = 0; j < te; j++)
+                if (m[j] && p[j] > mx)
+                    mx = p[j];
+            for (int j = 0; j < te; j++) {
+                p[j] = m[j] ? fast_expf(p[j] - mx) : 0.0f;
+                sum += p[j];
+            }
+            for (int j = 0; j < te; j++)
+                p[j] /= sum;
+            for (int j = te; j < ld; j++)
+                p[j] = 0;
+        }
+        return;
+    }
+    for (int i = 0; i < Tq; i++) {
+        float *p = S + (size_t)i * ld;
+        float mx = -INFINITY, sum = 0;
+        if (mf) {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < te; j++) {
+                float v = p[j] + mb[j]; /* −∞ for a masked key */
+                mx = v > mx ? v : mx;
+            }
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < te; j++) {
+                float e = fast_expf(p[j] - mx) * mf[j];
+                p[j] = e;
+                sum += e;
+            }
+        } else {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < te; j++)
+                mx = p[j] > mx ? p[j] : mx;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < te; j++) {
+                float e = fast_expf(p[j] - mx);
+                p[j] = e;
+                sum += e;
+            }
+        }
+        float inv = 1.0f / sum;
 #pragma omp simd
         for (int j = 0; j < te; j++)
             p[j] *= inv;
-        for (int j = te; j < Tk; j++)
+        for (int j = te; j < ld; j++)
             p[j] = 0;
     }
+}
+
+/* dS = scale · P ⊙ (dP − Σ_j dP P), row by row (the softmax Jacobian). */
+FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq,
+                                        int te, float scale)
+{
+    for (int i = 0; i < Tq; i++) {
+        const float *p = P + (size_t)i * ldP;
+        float *s = dS + (size_t)i * ldS;
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < te; j++)
+            dot += s[j] * p[j];
+#pragma omp simd
+        for (int j = 0; j < te; j++)
+            s[j] = scale * p[j] * (s[j] - dot);
+    }
+}
+
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, Tq = qlen[b];
+        if (Tq == 0)
+            continue;
+        const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
+        int te = key_extent(mk, klen[b]);
+        int ld = pld ? pld : te;
+        float *P = probs + (size_t)bh * pstride;
+        float *O = out + (size_t)qoff[b] * d + h * hd;
+        if (te == 0) { /* no valid key: all-zero weights, zero output */
+            if (pld)
+                memset(P, 0, (size_t)Tq * pld * sizeof(float));
+            for (int i = 0; i < Tq; i++)
+                memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
+            continue;
+        }
+        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
+        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
+        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
+                    0.0f, P, ld);
+        softmax_rows(P, ld, Tq, te, mk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, ld, V, ldkv,
+                    0.0f, O, d);
+    }
+}
+
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+                               float *scratch)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int d = H * hd;
+#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+#ifdef _OPENMP
+        float *dS = scratch + (size_t)omp_get_thread_num() * pstride;
+#else
+        float *dS = scratch;
+#endif
+        int b = bh / H, h = bh % H, Tq = qlen[b];
+        const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
+        int te = key_extent(mk, klen[b]);
+        if (te == 0 || Tq == 0)
+            continue;
+        int ld = pld ? pld : te;
+        const float *P = probs + (size_t)bh * pstride;
+        const float *dO = dout + (size_t)qoff[b] * d + h * hd;
+        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
+        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
+        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        float *dQ = dq + (size_t)qoff[b] * ldq + h * hd;
+        float *dK = dk + (size_t)koff[b] * ldkv + h * hd;
+        float *dV = dv + (size_t)koff[b] * ldkv + h * hd;
+        /* dP = dO Vᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
+                    0.0f, dS, te);
+        /* dV += Pᵀ dO */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d,
+                    1.0f, dV, ldkv);
+        softmax_back_rows(dS, te, P, ld, Tq, te, scale);
+        /* dQ += dS K;  dK += dSᵀ Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
+                    1.0f, dQ, ldq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
+                    1.0f, dK, ldkv);
+    }
+}
+
+/* The regular layout (every sample Tq queries and Tk keys) on top of the ragged core. */
+static int regular_rows(int B, int Tq, int Tk, int **buf)
+{
+    *buf = malloc((size_t)4 * B * sizeof(int));
+    if (!*buf)
+        return -1;
+    for (int b = 0; b < B; b++) {
+        (*buf)[b] = b * Tq, (*buf)[B + b] = Tq;
+        (*buf)[2 * B + b] = b * Tk, (*buf)[3 * B + b] = Tk;
+    }
+    return 0;
 }
 
 void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
                           int H, int hd)
 {
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float *P = probs + (size_t)bh * Tq * Tk;
-        float *O = out + (size_t)b * Tq * d + h * hd;
-        int te = key_extent(kmask, b, Tk);
-        if (te == 0) {
-            memset(P, 0, (size_t)Tq * Tk * sizeof(float));
-            for (int i = 0; i < Tq; i++)
-                memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
-            continue;
-        }
-        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
-        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
-        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
-                    0.0f, P, Tk);
-        softmax_rows(P, Tq, Tk, te, kmask ? kmask + (size_t)b * Tk : NULL);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, Tk, V, ldkv,
-                    0.0f, O, d);
-    }
+    int *r;
+    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
+    ff_attention_forward_var(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B,
+                             r, r + B, r + 2 * B, r + 3 * B, H, hd);
+    free(r);
 }
 
 void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
@@ -356,51 +526,11 @@ void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                            int Tk, int H, int hd, float *scratch)
 {
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int d = H * hd;
-#pragma omp parallel for schedule(static) if (!in_parallel() && B * H > 1)
-    for (int bh = 0; bh < B * H; bh++) {
-#ifdef _OPENMP
-        float *dS = scratch + (size_t)omp_get_thread_num() * Tq * Tk;
-#else
-        float *dS = scratch;
-#endif
-        int b = bh / H, h = bh % H;
-        int te = key_extent(kmask, b, Tk);
-        if (te == 0)
-            continue;
-        const float *P = probs + (size_t)bh * Tq * Tk;
-        const float *dO = dout + (size_t)b * Tq * d + h * hd;
-        const float *Q = q + (size_t)b * Tq * ldq + h * hd;
-        const float *K = k + (size_t)b * Tk * ldkv + h * hd;
-        const float *V = v + (size_t)b * Tk * ldkv + h * hd;
-        float *dQ = dq + (size_t)b * Tq * ldq + h * hd;
-        float *dK = dk + (size_t)b * Tk * ldkv + h * hd;
-        float *dV = dv + (size_t)b * Tk * ldkv + h * hd;
-        /* dP = dO Vᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
-                    0.0f, dS, te);
-        /* dV += Pᵀ dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, Tk, dO, d,
-                    1.0f, dV, ldkv);
-        /* dS = scale · P ⊙ (dP − Σ_j dP P) (the softmax Jacobian applied row by row) */
-        for (int i = 0; i < Tq; i++) {
-            const float *p = P + (size_t)i * Tk;
-            float *s = dS + (size_t)i * te;
-            float dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < te; j++)
-                dot += s[j] * p[j];
-#pragma omp simd
-            for (int j = 0; j < te; j++)
-                s[j] = scale * p[j] * (s[j] - dot);
-        }
-        /* dQ += dS K;  dK += dSᵀ Q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
-                    1.0f, dQ, ldq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
-                    1.0f, dK, ldkv);
-    }
+    int *r;
+    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
+    ff_attention_backward_var(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv,
+                              kmask, Tk, B, r, r + B, r + 2 * B, r + 3 * B, H, hd, scratch);
+    free(r);
 }
 
 /* ---- embeddings, positions, patches ---- */

@@ -73,11 +73,19 @@ static void carve_all(ff_model *m, carver *c)
         en->h = carve(c, N * d), en->lnf_mean = carve(c, N), en->lnf_rstd = carve(c, N);
         en->pooled = carve(c, B * d);
         m->dEnc[e] = carve(c, N * d);
+        en->rows.off = carve_bytes(c, B * sizeof(int));
+        en->rows.len = carve_bytes(c, B * sizeof(int));
+        en->rows.T = (int)T;
+        for (int k = 0; k < 3; k++)
+            en->pid[k] = carve_bytes(c, N * sizeof(int32_t));
+        en->pidx = carve_bytes(c, N * sizeof(int32_t));
     }
     size_t Ti = (size_t)m->enc[0].T, Tt = (size_t)m->enc[1].T, Te = (size_t)m->enc[2].T;
     size_t Nmax = B * Tmax;
     m->tmask = carve_bytes(c, B * Tt), m->emask = carve_bytes(c, B * Te);
     m->pres = carve_bytes(c, B * 3), m->tpres = carve_bytes(c, B), m->epres = carve_bytes(c, B);
+    m->frows.off = carve_bytes(c, B * sizeof(int)), m->frows.len = carve_bytes(c, B * sizeof(int));
+    m->frows.T = 3;
     if (cf->fusion == FF_FUSION_CROSS) {
         carve_xblock(c, &m->ax_img, B * Ti, B * Tt, d, mm, B * H * Ti * Tt);
         carve_xblock(c, &m->ax_txt, B * Tt, B * Te, d, mm, B * H * Tt * Te);
@@ -91,7 +99,7 @@ static void carve_all(ff_model *m, carver *c)
     m->llog = carve(c, 3 * B * K), m->lw = carve(c, B * 3);
     m->dR1 = carve(c, Nmax * d), m->dR2 = carve(c, Nmax * d), m->dXM = carve(c, Nmax * d);
     m->dX2 = carve(c, Nmax * d), m->dX3 = carve(c, Nmax * d), m->dAtt = carve(c, Nmax * d);
-    m->dH4 = carve(c, Nmax * mm), m->dH4b = carve(c, Nmax * mm);
+    m->dH4 = carve(c, Nmax * mm);
     m->dQKV = carve(c, Nmax * 3 * d);
     m->dS = carve(c, FF_MAX_THREADS * Tmax * Tmax);
     m->ln_scratch = carve(c, FF_MAX_THREADS * 2 * FF_MAX(d, mm));
@@ -176,6 +184,7 @@ void ff_model_free(ff_model *m)
 }
 
 const float *ff_model_pooled(const ff_model *m) { return m->Fpool; }
+size_t ff_model_activation_bytes(const ff_model *m) { return m->arena.cap; }
 
 const float *ff_model_fusion_attention(const ff_model *m)
 {
@@ -198,14 +207,15 @@ static void addf(float *dst, const float *src, size_t n)
 
 /* Pre-LN Block: x + MHA(LN1 x), then + MLP(LN2 ·). x (N,d) → a->out (N,d). */
 static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const float *x,
-                          const uint8_t *kmask, int B, int T)
+                          const ff_rowmap *rm, int B, int pld)
 {
-    int N = B * T, d = m->d, mm = m->m;
+    int N = rm->R, d = m->d, mm = m->m, T = rm->T;
     ff_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PW(m, o->ln1_w), PW(m, o->ln1_b),
                          N, d);
     ff_linear_forward(a->qkv, a->ln1, PW(m, o->qkv_w), PW(m, o->qkv_b), N, d, 3 * d, 0);
-    ff_attention_forward(a->att, a->probs, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d,
-                         kmask, B, T, T, m->H, m->hd);
+    ff_attention_forward_var(a->att, a->probs, (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d,
+                             a->qkv + 2 * d, 3 * d, rm->mask, T, B, rm->off, rm->len, rm->off,
+                             rm->len, m->H, m->hd);
     copyf(a->xmid, x, (size_t)N * d);
     ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d, 1);
     ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
@@ -214,6 +224,15 @@ static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const
     ff_gelu_forward(a->gelu, a->fc, (size_t)N * mm);
     copyf(a->out, a->xmid, (size_t)N * d);
     ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d, 1);
+}
+
+/* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
+ * model's activation gradients are fresh buffers, so this saves clearing them first. */
+static void linear_backward_set(float *dx, size_t w_off, size_t b_off, const float *dy,
+                                const float *x, ff_model *m, int N, int in, int out)
+{
+    ff_gemm(0, 0, N, in, out, 1.0f, dy, out, PW(m, w_off), in, 0.0f, dx, in);
+    ff_linear_backward(NULL, GW(m, w_off), GW(m, b_off), dy, x, PW(m, w_off), N, in, out);
 }
 
 /* MLP half shared by Block and CrossBlock: from dout (N,d) to dxm = dout + d/dxmid of
@@ -225,33 +244,27 @@ static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, s
 {
     int d = m->d, mm = m->m;
     copyf(m->dXM, dout, (size_t)N * d);
-    zerof(m->dH4, (size_t)N * mm);
-    ff_linear_backward(m->dH4, GW(m, fp_w), GW(m, fp_b), dout, gelu, PW(m, fp_w), N, mm, d);
-    zerof(m->dH4b, (size_t)N * mm);
-    ff_gelu_backward(m->dH4b, m->dH4, fc, (size_t)N * mm);
-    zerof(m->dAtt, (size_t)N * d);
-    ff_linear_backward(m->dAtt, GW(m, fc_w), GW(m, fc_b), m->dH4b, ln2, PW(m, fc_w), N, d, mm);
+    linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, N, mm, d);
+    ff_gelu_backward_inplace(m->dH4, fc, (size_t)N * mm);
+    linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, N, d, mm);
     ff_layernorm_backward(m->dXM, GW(m, ln2_w), GW(m, ln2_b), m->dAtt, xmid, mean, rstd,
                           PW(m, ln2_w), N, d, m->ln_scratch);
 }
 
 /* dx (N,d) += d loss / d x given dout = d loss / d a->out. */
 static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a, const float *x,
-                           const uint8_t *kmask, int B, int T, const float *dout, float *dx)
+                           const ff_rowmap *rm, int B, int pld, const float *dout, float *dx)
 {
-    int N = B * T, d = m->d;
+    int N = rm->R, d = m->d, T = rm->T;
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
-    zerof(m->dAtt, (size_t)N * d);
-    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
-                       PW(m, o->proj_w), N, d, d);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, N, d, d);
     zerof(m->dQKV, (size_t)N * 3 * d);
-    ff_attention_backward(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs, a->qkv,
-                          3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d, kmask, B, T, T, m->H, m->hd,
-                          m->dS);
-    zerof(m->dX2, (size_t)N * d);
-    ff_linear_backward(m->dX2, GW(m, o->qkv_w), GW(m, o->qkv_b), m->dQKV, a->ln1,
-                       PW(m, o->qkv_w), N, d, 3 * d);
+    ff_attention_backward_var(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs,
+                              (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d,
+                              3 * d, rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H,
+                              m->hd, m->dS);
+    linear_backward_set(m->dX2, o->qkv_w, o->qkv_b, m->dQKV, a->ln1, m, N, d, 3 * d);
     addf(dx, m->dXM, (size_t)N * d);
     ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean,
                           a->ln1_rstd, PW(m, o->ln1_w), N, d, m->ln_scratch);
@@ -260,18 +273,19 @@ static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a
 /* CrossBlock(x, c, cmask): x (B*Tq,d) attends to c (B*Tc,d); identity for samples whose
  * context is absent (cpres[b] == 0). */
 static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, const float *x,
-                           const float *c, const uint8_t *cmask, const uint8_t *cpres, int B,
-                           int Tq, int Tc)
+                           const float *c, const ff_rowmap *qr, const ff_rowmap *cr,
+                           const uint8_t *cpres, int B)
 {
-    int Nq = B * Tq, Nc = B * Tc, d = m->d, mm = m->m;
+    int Nq = qr->R, Nc = cr->R, d = m->d, mm = m->m;
     ff_layernorm_forward(a->lnq, a->lnq_mean, a->lnq_rstd, x, PW(m, o->lnq_w), PW(m, o->lnq_b),
                          Nq, d);
     ff_layernorm_forward(a->lnkv, a->lnkv_mean, a->lnkv_rstd, c, PW(m, o->lnkv_w),
                          PW(m, o->lnkv_b), Nc, d);
     ff_linear_forward(a->q, a->lnq, PW(m, o->q_w), PW(m, o->q_b), Nq, d, d, 0);
     ff_linear_forward(a->kv, a->lnkv, PW(m, o->kv_w), PW(m, o->kv_b), Nc, d, 2 * d, 0);
-    ff_attention_forward(a->att, a->probs, a->q, d, a->kv, a->kv + d, 2 * d, cmask, B, Tq, Tc,
-                         m->H, m->hd);
+    ff_attention_forward_var(a->att, a->probs, (size_t)qr->T * cr->T, 0, a->q, d, a->kv,
+                             a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off, qr->len, cr->off,
+                             cr->len, m->H, m->hd);
     copyf(a->xmid, x, (size_t)Nq * d);
     ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d, 1);
     ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
@@ -282,38 +296,34 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
     ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm, d, 1);
     for (int b = 0; b < B; b++)
         if (!cpres[b])
-            copyf(a->out + (size_t)b * Tq * d, x + (size_t)b * Tq * d, (size_t)Tq * d);
+            copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
+                  (size_t)qr->len[b] * d);
 }
 
 /* dx += d/dx, dc += d/dc. dout is consumed (rows of context-absent samples are zeroed). */
 static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act *a,
-                            const float *x, const float *c, const uint8_t *cmask,
-                            const uint8_t *cpres, int B, int Tq, int Tc, float *dout, float *dx,
-                            float *dc)
+                            const float *x, const float *c, const ff_rowmap *qr,
+                            const ff_rowmap *cr, const uint8_t *cpres, int B, float *dout,
+                            float *dx, float *dc)
 {
-    int Nq = B * Tq, Nc = B * Tc, d = m->d;
-    size_t row = (size_t)Tq * d;
+    int Nq = qr->R, Nc = cr->R, d = m->d;
     for (int b = 0; b < B; b++)
         if (!cpres[b]) { /* identity: the gradient passes straight through */
-            addf(dx + (size_t)b * row, dout + (size_t)b * row, row);
-            zerof(dout + (size_t)b * row, row);
+            size_t r0 = (size_t)qr->off[b] * d, n = (size_t)qr->len[b] * d;
+            addf(dx + r0, dout + r0, n);
+            zerof(dout + r0, n);
         }
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
-    zerof(m->dAtt, (size_t)Nq * d);
-    ff_linear_backward(m->dAtt, GW(m, o->proj_w), GW(m, o->proj_b), m->dXM, a->att,
-                       PW(m, o->proj_w), Nq, d, d);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, Nq, d, d);
     float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
     zerof(dq, (size_t)Nq * d);
     zerof(dkv, (size_t)Nc * 2 * d);
-    ff_attention_backward(dq, dkv, dkv + d, m->dAtt, a->probs, a->q, d, a->kv, a->kv + d, 2 * d,
-                          cmask, B, Tq, Tc, m->H, m->hd, m->dS);
-    zerof(m->dX2, (size_t)Nq * d);
-    ff_linear_backward(m->dX2, GW(m, o->q_w), GW(m, o->q_b), dq, a->lnq, PW(m, o->q_w), Nq, d,
-                       d);
-    zerof(m->dX3, (size_t)Nc * d);
-    ff_linear_backward(m->dX3, GW(m, o->kv_w), GW(m, o->kv_b), dkv, a->lnkv, PW(m, o->kv_w), Nc,
-                       d, 2 * d);
+    ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0,
+                              a->q, d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off,
+                              qr->len, cr->off, cr->len, m->H, m->hd, m->dS);
+    linear_backward_set(m->dX2, o->q_w, o->q_b, dq, a->lnq, m, Nq, d, d);
+    linear_backward_set(m->dX3, o->kv_w, o->kv_b, dkv, a->lnkv, m, Nc, d, 2 * d);
     addf(dx, m->dXM, (size_t)Nq * d);
     ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean,
                           a->lnq_rstd, PW(m, o->lnq_w), Nq, d, m->ln_scratch);
@@ -325,16 +335,55 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
 /* Encoders                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static const uint8_t *enc_mask(const ff_model *m, int e)
+/* Mean over each sample's rows under the rowmap's mask; 0 for a sample with none. */
+static void rows_mean_forward(float *out, const float *x, const ff_rowmap *rm, int B, int d)
 {
-    return e == FF_ENC_TXT ? m->tmask : e == FF_ENC_EHR ? m->emask : NULL;
+#pragma omp parallel for schedule(static) if (rm->R >= 256)
+    for (int b = 0; b < B; b++) {
+        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
+        float *o = out + (size_t)b * d;
+        zerof(o, (size_t)d);
+        int cnt = 0;
+        for (int t = 0; t < rm->len[b]; t++) {
+            if (mk && !mk[t])
+                continue;
+            const float *r = x + ((size_t)rm->off[b] + t) * d;
+            for (int c = 0; c < d; c++)
+                o[c] += r[c];
+            cnt++;
+        }
+        if (cnt)
+            for (int c = 0; c < d; c++)
+                o[c] /= (float)cnt;
+    }
+}
+
+static void rows_mean_backward(float *dx, const float *dout, const ff_rowmap *rm, int B, int d)
+{
+#pragma omp parallel for schedule(static) if (rm->R >= 256)
+    for (int b = 0; b < B; b++) {
+        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
+        int cnt = 0;
+        for (int t = 0; t < rm->len[b]; t++)
+            cnt += !mk || mk[t];
+        if (!cnt)
+            continue;
+        const float *g = dout + (size_t)b * d;
+        for (int t = 0; t < rm->len[b]; t++) {
+            if (mk && !mk[t])
+                continue;
+            float *r = dx + ((size_t)rm->off[b] + t) * d;
+            for (int c = 0; c < d; c++)
+                r[c] += g[c] / (float)cnt;
+        }
+    }
 }
 
 static void encoder_forward(ff_model *m, int e, const ff_batch *b)
 {
     ff_encoder *en = &m->enc[e];
     const ff_model_config *c = &m->cfg;
-    int B = b->B, T = en->T, N = B * T, d = m->d;
+    int B = b->B, T = en->T, N = en->rows.R, d = m->d;
     if (e == FF_ENC_IMG) {
         int C = (int)c->image.channels, S = (int)c->image.size, P = (int)c->image.patch;
         ff_patchify_forward(en->in, b->image, B, C, S, P);
@@ -342,22 +391,22 @@ static void encoder_forward(ff_model *m, int e, const ff_batch *b)
                           0);
         ff_pos_forward(en->x0, PW(m, en->emb[2]), B, T, d);
     } else if (e == FF_ENC_TXT) {
-        ff_embedding_forward(en->x0, b->text_ids, PW(m, en->emb[0]), N, d, 0);
-        ff_pos_forward(en->x0, PW(m, en->emb[1]), B, T, d);
+        ff_embedding_forward(en->x0, en->pid[0], PW(m, en->emb[0]), N, d, 0);
+        ff_embedding_forward(en->x0, en->pidx, PW(m, en->emb[1]), N, d, 1);
     } else {
-        ff_embedding_forward(en->x0, b->ehr_code, PW(m, en->emb[0]), N, d, 0);
-        ff_embedding_forward(en->x0, b->ehr_val, PW(m, en->emb[1]), N, d, 1);
-        ff_embedding_forward(en->x0, b->ehr_time, PW(m, en->emb[2]), N, d, 1);
-        ff_pos_forward(en->x0, PW(m, en->emb[3]), B, T, d);
+        ff_embedding_forward(en->x0, en->pid[0], PW(m, en->emb[0]), N, d, 0);
+        ff_embedding_forward(en->x0, en->pid[1], PW(m, en->emb[1]), N, d, 1);
+        ff_embedding_forward(en->x0, en->pid[2], PW(m, en->emb[2]), N, d, 1);
+        ff_embedding_forward(en->x0, en->pidx, PW(m, en->emb[3]), N, d, 1);
     }
     const float *x = en->x0;
     for (int l = 0; l < m->layers; l++) {
-        block_forward(m, &en->blocks[l], &en->act[l], x, enc_mask(m, e), B, T);
+        block_forward(m, &en->blocks[l], &en->act[l], x, &en->rows, B, 0);
         x = en->act[l].out;
     }
     ff_layernorm_forward(en->h, en->lnf_mean, en->lnf_rstd, x, PW(m, en->lnf_w),
                          PW(m, en->lnf_b), N, d);
-    ff_masked_mean_forward(en->pooled, en->h, enc_mask(m, e), B, T, d);
+    rows_mean_forward(en->pooled, en->h, &en->rows, B, d);
 }
 
 /* From dH = m->dEnc[e] down to the embeddings. */
@@ -365,7 +414,9 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
 {
     ff_encoder *en = &m->enc[e];
     const ff_model_config *c = &m->cfg;
-    int B = b->B, T = en->T, N = B * T, d = m->d, L = m->layers;
+    int B = b->B, T = en->T, N = en->rows.R, d = m->d, L = m->layers;
+    if (N == 0)
+        return;
     float *dcur = m->dR1, *dprev = m->dR2;
     zerof(dcur, (size_t)N * d);
     ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e],
@@ -374,7 +425,7 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l ? en->act[l - 1].out : en->x0;
         zerof(dprev, (size_t)N * d);
-        block_backward(m, &en->blocks[l], &en->act[l], x, enc_mask(m, e), B, T, dcur, dprev);
+        block_backward(m, &en->blocks[l], &en->act[l], x, &en->rows, B, 0, dcur, dprev);
         float *t = dcur;
         dcur = dprev, dprev = t;
     }
@@ -384,13 +435,12 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
         ff_linear_backward(NULL, GW(m, en->emb[0]), GW(m, en->emb[1]), dcur, en->in,
                            PW(m, en->emb[0]), N, pv, d);
     } else if (e == FF_ENC_TXT) {
-        ff_embedding_backward(GW(m, en->emb[0]), dcur, b->text_ids, N, d);
-        ff_pos_backward(GW(m, en->emb[1]), dcur, B, T, d);
+        ff_embedding_backward(GW(m, en->emb[0]), dcur, en->pid[0], N, d);
+        ff_embedding_backward(GW(m, en->emb[1]), dcur, en->pidx, N, d);
     } else {
-        ff_embedding_backward(GW(m, en->emb[0]), dcur, b->ehr_code, N, d);
-        ff_embedding_backward(GW(m, en->emb[1]), dcur, b->ehr_val, N, d);
-        ff_embedding_backward(GW(m, en->emb[2]), dcur, b->ehr_time, N, d);
-        ff_pos_backward(GW(m, en->emb[3]), dcur, B, T, d);
+        for (int k = 0; k < 3; k++)
+            ff_embedding_backward(GW(m, en->emb[k]), dcur, en->pid[k], N, d);
+        ff_embedding_backward(GW(m, en->emb[3]), dcur, en->pidx, N, d);
     }
 }
 
@@ -410,6 +460,34 @@ int ff_batch_present(const ff_batch *b, int i, int j)
     return 0;
 }
 
+static void pack_rows(ff_model *m, int e, const ff_batch *b)
+{
+    ff_encoder *en = &m->enc[e];
+    ff_rowmap *rm = &en->rows;
+    int T = en->T, R = 0;
+    rm->mask = e == FF_ENC_TXT ? m->tmask : e == FF_ENC_EHR ? m->emask : NULL;
+    for (int i = 0; i < b->B; i++) {
+        int len = T;
+        if (rm->mask) /* up to the last valid token */
+            while (len > 0 && !rm->mask[(size_t)i * T + len - 1])
+                len--;
+        rm->off[i] = R, rm->len[i] = len;
+        for (int t = 0; t < len; t++) {
+            size_t src = (size_t)i * T + t;
+            en->pidx[R + t] = t;
+            if (e == FF_ENC_TXT) {
+                en->pid[0][R + t] = b->text_ids[src];
+            } else if (e == FF_ENC_EHR) {
+                en->pid[0][R + t] = b->ehr_code[src];
+                en->pid[1][R + t] = b->ehr_val[src];
+                en->pid[2][R + t] = b->ehr_time[src];
+            }
+        }
+        R += len;
+    }
+    rm->R = R;
+}
+
 void ff_model_mask_batch(ff_model *m, const ff_batch *b)
 {
     for (int i = 0; i < b->B; i++) {
@@ -421,7 +499,12 @@ void ff_model_mask_batch(ff_model *m, const ff_batch *b)
             m->pres[i * 3 + j] = (uint8_t)ff_batch_present(b, i, j);
         m->tpres[i] = m->pres[i * 3 + 1];
         m->epres[i] = m->pres[i * 3 + 2];
+        m->frows.off[i] = 3 * i, m->frows.len[i] = 3;
     }
+    m->frows.R = 3 * b->B;
+    m->frows.mask = m->pres;
+    for (int e = 0; e < 3; e++)
+        pack_rows(m, e, b);
 }
 
 static int batch_dims_ok(const ff_model *m, const ff_batch *b)
@@ -448,14 +531,13 @@ static int batch_dims_ok(const ff_model *m, const ff_batch *b)
 
 static void fuse_cross_forward(ff_model *m, int B)
 {
-    int d = m->d, Ti = m->enc[0].T, Tt = m->enc[1].T, Te = m->enc[2].T;
-    xblock_forward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, m->tmask, m->tpres, B,
-                   Ti, Tt);
-    xblock_forward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, m->emask, m->epres, B,
-                   Tt, Te);
+    int d = m->d;
+    const ff_rowmap *ri = &m->enc[0].rows, *rt = &m->enc[1].rows, *re = &m->enc[2].rows;
+    xblock_forward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, ri, rt, m->tpres, B);
+    xblock_forward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, rt, re, m->epres, B);
     /* Pooled: plain mean of the image tokens, masked means of text and EHR. */
-    ff_masked_mean_forward(m->enc[0].pooled, m->ax_img.out, NULL, B, Ti, d);
-    ff_masked_mean_forward(m->enc[1].pooled, m->ax_txt.out, m->tmask, B, Tt, d);
+    rows_mean_forward(m->enc[0].pooled, m->ax_img.out, ri, B, d);
+    rows_mean_forward(m->enc[1].pooled, m->ax_txt.out, rt, B, d);
     const float *mod = PW(m, m->mod);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < 3; j++) {
@@ -465,7 +547,7 @@ static void fuse_cross_forward(ff_model *m, int B)
             for (int c = 0; c < d; c++)
                 f[c] = p[c] + mod[(size_t)j * d + c];
         }
-    block_forward(m, &m->fblock, &m->afb, m->F, m->pres, B, 3);
+    block_forward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3);
     ff_layernorm_forward(m->fh, m->flnf_mean, m->flnf_rstd, m->afb.out, PW(m, m->lnf_w),
                          PW(m, m->lnf_b), B * 3, d);
     ff_masked_mean_forward(m->z, m->fh, m->pres, B, 3, d);
@@ -556,7 +638,8 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
 
 static void fuse_cross_backward(ff_model *m, int B)
 {
-    int d = m->d, K = m->K, Ti = m->enc[0].T, Tt = m->enc[1].T, Te = m->enc[2].T;
+    int d = m->d, K = m->K;
+    const ff_rowmap *ri = &m->enc[0].rows, *rt = &m->enc[1].rows, *re = &m->enc[2].rows;
     zerof(m->dz, (size_t)B * d);
     ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
                        PW(m, m->head_w), B, d, K);
@@ -566,7 +649,7 @@ static void fuse_cross_backward(ff_model *m, int B)
     ff_layernorm_backward(m->dfo, GW(m, m->lnf_w), GW(m, m->lnf_b), m->dfh, m->afb.out,
                           m->flnf_mean, m->flnf_rstd, PW(m, m->lnf_w), B * 3, d, m->ln_scratch);
     zerof(m->dF, (size_t)B * 3 * d);
-    block_backward(m, &m->fblock, &m->afb, m->F, m->pres, B, 3, m->dfo, m->dF);
+    block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3, m->dfo, m->dF);
     float *dmod = GW(m, m->mod);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < 3; j++) {
@@ -576,17 +659,17 @@ static void fuse_cross_backward(ff_model *m, int B)
                 dmod[(size_t)j * d + c] += g[c];
         }
     for (int e = 0; e < 3; e++)
-        zerof(m->dEnc[e], (size_t)B * m->enc[e].T * d);
-    ff_masked_mean_backward(m->dEnc[2], m->dPool + (size_t)2 * B * d, m->emask, B, Te, d);
+        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+    rows_mean_backward(m->dEnc[2], m->dPool + (size_t)2 * B * d, re, B, d);
     /* text cross-block output gradient, then its backward (adds into dH_txt and dH_ehr) */
-    zerof(m->dR1, (size_t)B * Tt * d);
-    ff_masked_mean_backward(m->dR1, m->dPool + (size_t)B * d, m->tmask, B, Tt, d);
-    xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, m->emask, m->epres, B,
-                    Tt, Te, m->dR1, m->dEnc[1], m->dEnc[2]);
-    zerof(m->dR1, (size_t)B * Ti * d);
-    ff_masked_mean_backward(m->dR1, m->dPool, NULL, B, Ti, d);
-    xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, m->tmask, m->tpres, B,
-                    Ti, Tt, m->dR1, m->dEnc[0], m->dEnc[1]);
+    zerof(m->dR1, (size_t)rt->R * d);
+    rows_mean_backward(m->dR1, m->dPool + (size_t)B * d, rt, B, d);
+    xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, rt, re, m->epres, B,
+                    m->dR1, m->dEnc[1], m->dEnc[2]);
+    zerof(m->dR1, (size_t)ri->R * d);
+    rows_mean_backward(m->dR1, m->dPool, ri, B, d);
+    xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, ri, rt, m->tpres, B,
+                    m->dR1, m->dEnc[0], m->dEnc[1]);
 }
 
 static void pooled_backward(ff_model *m, int B)
@@ -594,9 +677,8 @@ static void pooled_backward(ff_model *m, int B)
     /* m->dPool [3,B,d] holds d loss / d pooled_j */
     int d = m->d;
     for (int e = 0; e < 3; e++) {
-        zerof(m->dEnc[e], (size_t)B * m->enc[e].T * d);
-        ff_masked_mean_backward(m->dEnc[e], m->dPool + (size_t)e * B * d, enc_mask(m, e), B,
-                                m->enc[e].T, d);
+        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        rows_mean_backward(m->dEnc[e], m->dPool + (size_t)e * B * d, &m->enc[e].rows, B, d);
     }
 }
 

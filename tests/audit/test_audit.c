@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ff/audit.h"
+#include "ff/privacy.h"
 
 typedef struct {
     EVP_PKEY *ca_key, *audit_key, *site_key, *other_key;
@@ -433,6 +434,53 @@ static void test_report_html(void **state)
     ff_audit_findings_free(&fd);
 }
 
+/* A privacy entry carrying the client-level ledger: the auditor's own accountant must agree
+ * with the logged epsilon, and catch a misreported one. */
+static void test_epsilon_recomputed(void **state)
+{
+    fixture *f = *state;
+    double orders[FF_PRIVACY_MAX_ORDERS];
+    size_t no = ff_privacy_orders_dp_accounting(orders);
+    ff_privacy_ledger *l;
+    assert_int_equal(ff_privacy_ledger_new(&l, FF_PRIVACY_LEVEL_CLIENT, 10.0, 1e-5, orders, no,
+                                           FF_PRIVACY_SERIES_DP_ACCOUNTING, FF_PRIVACY_CONV_IMPROVED),
+                     FF_OK);
+    ff_privacy_round r = {.round = 1, .level = FF_PRIVACY_LEVEL_CLIENT,
+                          .mechanism = FF_PRIVACY_MECH_GAUSSIAN, .q = 1.0, .sigma = 1.2,
+                          .steps = 1, .clip_norm = 1.0};
+    assert_int_equal(ff_privacy_ledger_record(l, &r), FF_OK);
+    double eps, order;
+    assert_int_equal(ff_privacy_ledger_epsilon(l, &eps, &order), FF_OK);
+    char *text;
+    assert_int_equal(ff_privacy_ledger_to_json(l, &text), FF_OK);
+    json_t *lj = json_loads(text, 0, NULL);
+    assert_non_null(lj);
+    free(text);
+    ff_privacy_ledger_free(l);
+    for (int lie = 0; lie < 2; lie++) {
+        ff_audit_log *log;
+        size_t torn;
+        unlink(f->log_path);
+        assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, NULL, &torn), FF_OK);
+        append(log, "round_start", json_pack("{s:i, s:[s]}", "round", 1, "selected", "site-1"));
+        append(log, "privacy", json_pack("{s:i, s:f, s:f, s:n, s:O}", "round", 1, "epsilon_record", 0.0,
+                                         "epsilon_client", lie ? eps / 2 : eps, "record_ledger",
+                                         "client_ledger", lj));
+        append(log, "run_end", json_pack("{s:i}", "rounds", 1));
+        ff_audit_close(log);
+        ff_audit_verify_opts o = {.ca_pem_path = f->ca_path, .epsilon_fn = ff_audit_privacy_epsilon};
+        ff_audit_summary s;
+        ff_audit_findings fd;
+        assert_int_equal(ff_audit_verify(f->log_path, &o, &s, &fd), FF_OK);
+        if (lie)
+            assert_true(has_finding(&fd, "privacy.epsilon", 2));
+        else
+            assert_int_equal(fd.count, 0);
+        ff_audit_findings_free(&fd);
+    }
+    json_decref(lj);
+}
+
 static void test_policy_file(void **state)
 {
     fixture *f = *state;
@@ -460,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_resume_after_torn_write),
         cmocka_unit_test(test_report_html),
         cmocka_unit_test(test_policy_file),
+        cmocka_unit_test(test_epsilon_recomputed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -114,6 +114,12 @@ static void one_round(ff_rng *rng, int iter, int complete)
             for (uint32_t i = 0; i < n; i++) {
                 surv += m.msk[i];
                 assert_int_equal(ff_secagg_server_is_survivor(m.s, i), m.msk[i]);
+                assert_int_equal(ff_secagg_server_accepted(m.s, FF_SECAGG_MSG_ADVERTISE, i),
+                                 m.adv[i]);
+                assert_int_equal(ff_secagg_server_accepted(m.s, FF_SECAGG_MSG_SHARES, i),
+                                 m.shr[i]);
+                assert_int_equal(ff_secagg_server_accepted(m.s, FF_SECAGG_MSG_UNMASK_RESP, i),
+                                 m.ans[i]);
             }
             assert_int_equal(ff_secagg_server_n_survivors(m.s), surv);
         } else {

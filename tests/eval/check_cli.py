@@ -62,6 +62,17 @@ def main():
                     close(g["levels"][lv]["auroc"], ref["auroc"], 1e-12, f"{lv} auroc")
             close(g["demographic_parity_difference"], c["fairness"]["dp"], 1e-12, "dp")
             close(g["equalized_odds_difference"], c["fairness"]["eo"], 1e-12, "eo")
+            # the same column as sites: per-site metrics equal sklearn on each site's rows
+            sj = os.path.join(outdir, c["name"] + ".sites.json")
+            r = subprocess.run([fedfuse, "metrics", "--csv", c["csv"], "--site-column", "grp",
+                                "--out", sj], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"FAIL {c['name']} --site-column: {r.stderr}")
+            sites = json.load(open(sj))["sites"]
+            for lv, ref in c["fairness"]["levels"].items():
+                close(sites[lv]["brier"], ref["brier"], 1e-12, f"site {lv} brier")
+                if "auroc" in ref:
+                    close(sites[lv]["auroc"], ref["auroc"], 1e-12, f"site {lv} auroc")
         page = open(html).read()
         for bad in ("<script", "http://", "https://", "NaN", "nan<"):
             if bad in page:

@@ -220,6 +220,9 @@ static void test_merge_and_parse_errors(void **state)
         {"{\"format\":\"fedfuse-eval-hist-1\",\"task\":\"t\",\"nbins\":100,\"slices\":[{\"bins\":"
          "[3],\"pos\":[1],\"neg\":[0],\"ssum\":[0.03]}]}",
          "slices[0].pos_s"},
+        {"{\"format\":\"fedfuse-eval-hist-1\",\"task\":\"t\",\"nbins\":10000000,\"slices\":"
+         "[{},{},{},{},{},{}]}",
+         "exceed the limit"},
     };
     for (size_t i = 0; i < FF_ARRAY_LEN(bad); i++) {
         json_t *j = json_loads(bad[i][0], 0, NULL);

@@ -199,6 +199,8 @@ static void test_csv_errors(void **state)
         {"label,prob\n1,0.3\n", "p.csv:1: no column 'score'"},
         {"label,score,sex\n1,0.3\n", "p.csv:2: column 'sex': missing"},
         {"", "empty file"},
+        {"\xef\xbb\xbflabel,score\r\n0,0.1\r\n\r\n1,x\r\n", "p.csv:4: column 'score': 'x'"},
+        {"label,score\n0,0.1\n\n\n1,\"0.9\nz\"\n", "p.csv:5: column 'score': '0.9?z' is"},
     };
     for (size_t i = 0; i < FF_ARRAY_LEN(bad); i++) {
         ft_write_file(p, bad[i][0], strlen(bad[i][0]));

@@ -263,6 +263,32 @@ static void test_determinism(void **state)
     free(a), free(b);
 }
 
+/* A non-finite loss stops training with the step named, before any update. */
+static void test_nan_loss_stops(void **state)
+{
+    (void)state;
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &c, 4), FF_OK);
+    assert_int_equal(ff_model_init(m, 1), FF_OK);
+    ff_optim_config oc;
+    ff_optim_config_default(&oc);
+    ff_optim *o;
+    assert_int_equal(ff_optim_new(&o, m, &oc), FF_OK);
+    ff_batch b;
+    make_batch(&c, &b, 4, 2);
+    float loss;
+    assert_int_equal(ff_model_train_step(m, o, &b, 0, 10, &loss), FF_OK);
+    ff_model_params(m)[ff_model_find(m, "head.bias")->offset] = INFINITY;
+    assert_int_equal(ff_model_train_step(m, o, &b, 1, 10, &loss), FF_ENUMERIC);
+    ft_assert_error_has("step 1: loss is");
+    assert_int_equal(ff_optim_steps(o), 1);
+    ff_batch_free(&b);
+    ff_optim_free(o);
+    ff_model_free(m);
+}
+
 static void test_save_load(void **state)
 {
     (void)state;
@@ -448,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_fd_cross),        cmocka_unit_test(test_fd_early),
         cmocka_unit_test(test_fd_late),         cmocka_unit_test(test_absent_modality_is_inert),
         cmocka_unit_test(test_determinism),     cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_nan_loss_stops),
         cmocka_unit_test(test_check_batch),     cmocka_unit_test(test_adamw_and_sgd),
         cmocka_unit_test(test_schedule_clip_dropout),
     };

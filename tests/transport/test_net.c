@@ -62,7 +62,10 @@ static void test_good_path(void **state)
     Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
     tq.wait_ms = 50;
     Fedfuse__Task *t = NULL;
+    double now_ms = ff_wall_time() * 1e3;
     assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_OK);
+    /* The handler saw the client's deadline (5 s from now) on the wall clock. */
+    assert_true(tc.last_deadline_ms > now_ms + 4000 && tc.last_deadline_ms < now_ms + 6000);
     assert_int_equal(t->model_size, tc.blob_size);
     assert_int_equal(t->phase, FEDFUSE__PHASE__PHASE_TRAIN);
 
@@ -331,6 +334,28 @@ static void test_reconnect_after_restart(void **state)
     tnet_coord_stop(&t2);
 }
 
+static void test_insecure_loopback(void **state)
+{
+    (void)state;
+    tnet_coord t2 = tc;
+    t2.srv = NULL;
+    tnet_coord_start(&t2, dir, 1);
+    ff_client_opts o = {.target = t2.addr, .insecure = 1, .insecure_site = "hospital-a",
+                        .attempts = 1};
+    ff_client *c = NULL;
+    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    Fedfuse__HelloReply *r = NULL;
+    assert_int_equal(hello(c, &r), FF_OK);
+    assert_string_equal(r->site, "hospital-a");
+    ff_msg_free(r);
+    ff_client_free(c);
+    o.insecure_site = "stranger"; /* enrolment still applies */
+    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    assert_int_equal(hello(c, &r), FF_EPOLICY);
+    ff_client_free(c);
+    tnet_coord_stop(&t2);
+}
+
 static void test_server_start_errors(void **state)
 {
     (void)state;
@@ -370,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_deadline_and_long_poll),
         cmocka_unit_test(test_coordinator_down),
         cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_insecure_loopback),
         cmocka_unit_test(test_server_start_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -153,12 +153,40 @@ static void test_expired_and_foreign(void **state)
     X509_free(ca);
 }
 
+static void test_check_own(void **state)
+{
+    (void)state;
+    assert_int_equal(ff_pki_check_own(ft_path(dir, "a/hospital-a.crt"),
+                                      ft_path(dir, "a/hospital-a.key"), ft_path(dir, "ca/ca.crt")),
+                     FF_OK);
+    ff_pki_issue_opts o = {.name = "hospital-z"};
+    assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "z"), &o), FF_OK);
+    assert_int_equal(ff_pki_check_own(ft_path(dir, "a/hospital-a.crt"),
+                                      ft_path(dir, "z/hospital-z.key"), ft_path(dir, "ca/ca.crt")),
+                     FF_ECRYPTO);
+    ft_assert_error_has("key and certificate differ");
+    ff_pki_issue_opts e = {.name = "hospital-e", .days = 2, .backdate_days = 3};
+    assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "e"), &e), FF_OK);
+    assert_int_equal(ff_pki_check_own(ft_path(dir, "e/hospital-e.crt"),
+                                      ft_path(dir, "e/hospital-e.key"), ft_path(dir, "ca/ca.crt")),
+                     FF_EPOLICY);
+    ft_assert_error_has("expired");
+    assert_int_equal(ff_pki_check_own(ft_path(dir, "a/hospital-a.crt"),
+                                      ft_path(dir, "a/missing.key"), ft_path(dir, "ca/ca.crt")),
+                     FF_EIO);
+}
+
 static void test_bad_inputs(void **state)
 {
     (void)state;
     ff_pki_issue_opts o = {.name = "bad name/../x"};
     assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &o), FF_EINVAL);
     ft_assert_error_has("--site");
+    const char *reserved[] = {"ca", "..", ".hidden", "-x", ""};
+    for (size_t i = 0; i < 5; i++) {
+        ff_pki_issue_opts r = {.name = reserved[i]};
+        assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &r), FF_EINVAL);
+    }
     ff_pki_issue_opts d = {.name = "ok", .days = 5000};
     assert_int_equal(ff_pki_issue(ft_path(dir, "ca"), ft_path(dir, "b"), &d), FF_ERANGE);
     ff_pki_issue_opts n = {.name = "ok"};
@@ -175,7 +203,7 @@ int main(void)
         cmocka_unit_test(test_files_and_modes),     cmocka_unit_test(test_openssl_accepts_chain),
         cmocka_unit_test(test_cn_and_check),        cmocka_unit_test(test_ed25519_sign_verify),
         cmocka_unit_test(test_revoke),              cmocka_unit_test(test_expired_and_foreign),
-        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_check_own),           cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -203,6 +203,43 @@ static void test_silent_dead_link_detected(void **state)
     tnet_coord_stop(&tc);
 }
 
+static int slow_read(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    (void)ctx;
+    if (off >= (2u << 20)) { /* the site stalls after 2 MiB */
+        struct timespec ts = {2, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    tnet_fill(off, dst, n);
+    return FF_OK;
+}
+
+static void test_stalled_peer_cancelled(void **state)
+{
+    (void)state;
+    tc.upload_buf = NULL;
+    tc.idle_timeout_ms = 1000;
+    tnet_coord_start(&tc, dir, 0);
+    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 1);
+    ff_source src = {.size = 8u << 20, .read = slow_read};
+    memset(src.sha256, 1, 32);
+    Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
+    uh.round = 1;
+    int before = atomic_load(&tc.uploads_ok);
+    assert_int_not_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_OK);
+    assert_int_equal(atomic_load(&tc.uploads_ok), before);
+    assert_true(tnet_file_has(logpath, "call from hospital-a idle for 1000 ms: cancelled"));
+    /* The worker is free again: the server still answers. */
+    Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+    hq.protocol_version = FF_PROTOCOL_VERSION;
+    Fedfuse__HelloReply *hr = NULL;
+    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_OK);
+    ff_msg_free(hr);
+    ff_client_free(c);
+    tnet_coord_stop(&tc);
+    tc.idle_timeout_ms = 0;
+}
+
 static void test_one_gib(void **state)
 {
     (void)state;
@@ -233,8 +270,14 @@ static void test_one_gib(void **state)
                   "%.1f MiB (%.1f MiB before the transfers)\n", t1 - t0,
                   size / (t1 - t0) / 1e6, t2 - t1, size / (t2 - t1) / 1e6, rss, rss0);
     printf("transport_1gib_peak_rss_mib %.1f\n", rss);
-    /* Memory stays bounded by a few chunks on each side, far below the payload. */
-    assert_true(rss < 160.0);
+    /* Memory stays bounded by a few chunks on each side, far below the payload. The live
+     * working set is ~20 MiB; glibc's per-thread malloc arenas keep freed chunk buffers of
+     * the ~30 threads around, so without MALLOC_ARENA_MAX the peak is ~115 MiB. ctest sets
+     * MALLOC_ARENA_MAX=2 (as the systemd unit does). */
+    if (getenv("MALLOC_ARENA_MAX"))
+        assert_true(rss - rss0 < 64.0);
+    else
+        assert_true(rss < 160.0);
     free(cs.scratch);
     ff_client_free(c);
     tnet_coord_stop(&tc);
@@ -248,6 +291,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cut_upload_restarts),
         cmocka_unit_test(test_link_gone_fails_cleanly),
         cmocka_unit_test(test_silent_dead_link_detected),
+        cmocka_unit_test(test_stalled_peer_cancelled),
     };
     const struct CMUnitTest big[] = {cmocka_unit_test(test_one_gib)};
     if (big_mode)

@@ -71,6 +71,7 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                        Fedfuse__Task *reply)
 {
     tnet_coord *tc = user;
+    tc->last_deadline_ms = c->deadline_ms;
     /* A long-poll that honours cancellation: wait up to wait_ms for "work". */
     double t0 = ff_now();
     while (ff_now() - t0 < req->wait_ms / 1000.0 && !ff_call_cancelled(c)) {
@@ -182,7 +183,8 @@ void tnet_coord_start_port(tnet_coord *tc, const char *dir, int insecure, int po
     snprintf(key, sizeof key, "%s/coord/coord.key", dir);
     snprintf(cons, sizeof cons, "%s/consortium.yaml", dir);
     ff_server_opts so = {.bind = bind, .cert = cert, .key = key, .consortium = cons,
-                         .insecure = insecure, .threads = 24};
+                         .insecure = insecure, .threads = 24,
+                         .idle_timeout_ms = tc->idle_timeout_ms};
     ff_server_handlers h = {.user = tc, .hello = on_hello, .get_task = on_get_task,
                             .download = on_download, .upload_begin = on_upload_begin,
                             .upload_end = on_upload_end, .status = on_status};

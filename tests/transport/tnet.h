@@ -32,6 +32,8 @@ typedef struct {
     atomic_int uploads_ok;
     uint32_t current_round; /* uploads for older rounds are refused as replays */
     atomic_int hellos;
+    int64_t last_deadline_ms; /* ff_call.deadline_ms seen by GetTask */
+    int idle_timeout_ms; /* server option; 0 = default */
 } tnet_coord;
 
 /* Starts a TLS coordinator on 127.0.0.1:0 (or insecure) with dir's PKI. */

@@ -548,27 +548,14 @@ int ff_client_upload(ff_client *c, const Fedfuse__UploadHeader *hdr, ff_source *
 
 static grpc_channel_credentials *client_creds(const ff_client_opts *o)
 {
-    char *ca = NULL, *cert = NULL, *key = NULL;
-    size_t n;
-    grpc_channel_credentials *cr = NULL;
-    if (!o->ca || !o->cert || !o->key) {
-        ff_error(FF_EINVAL, "client: mutual TLS needs ca, cert and key");
+    ff_pem_files pem;
+    if (ff_pem_files_read(&pem, o->ca, o->cert, o->key) != FF_OK)
         return NULL;
-    }
-    if (ff_file_read_all(o->ca, 1 << 20, &ca, &n) == FF_OK &&
-        ff_file_read_all(o->cert, 1 << 20, &cert, &n) == FF_OK &&
-        ff_file_read_all(o->key, 1 << 20, &key, &n) == FF_OK) {
-        grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-        cr = grpc_ssl_credentials_create(ca, &pair, NULL, NULL);
-        if (!cr)
-            ff_error(FF_ECRYPTO, "gRPC refused the site certificate/key %s / %s", o->cert,
-                     o->key);
-    }
-    if (key)
-        ff_secure_zero(key, strlen(key));
-    free(ca);
-    free(cert);
-    free(key);
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = pem.key, .cert_chain = pem.cert};
+    grpc_channel_credentials *cr = grpc_ssl_credentials_create(pem.ca, &pair, NULL, NULL);
+    if (!cr)
+        ff_error(FF_ECRYPTO, "gRPC refused the site certificate/key %s / %s", o->cert, o->key);
+    ff_pem_files_free(&pem);
     return cr;
 }
 
@@ -613,11 +600,28 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
          {.string = (char *)(o->server_name ? o->server_name : "")}},
     };
     grpc_channel_args ca = {FF_ARRAY_LEN(args) - (o->server_name ? 0 : 1), args};
+    /* Our own files, checked here so a wrong path or an expired certificate gets a clear
+     * message instead of gRPC's "empty address list" on the first call. */
+    int rc = o->insecure ? FF_OK
+           : (!o->ca || !o->cert || !o->key)
+               ? ff_error(FF_EINVAL, "client: mutual TLS needs ca, cert and key")
+               : ff_pki_check_own(o->cert, o->key, o->ca);
+    if (rc == FF_EPOLICY) {
+        ff_log(FF_LOG_WARN, "site certificate: %s; the coordinator will likely refuse it",
+               ff_error_message());
+        rc = FF_OK;
+    }
+    if (rc != FF_OK) {
+        ff_error_prefix(rc, "site credentials: ");
+        ff_client_free(c);
+        return rc;
+    }
     grpc_channel_credentials *cr = o->insecure ? grpc_insecure_credentials_create()
                                                : client_creds(o);
     if (!cr) {
+        rc = ff_error_prefix(FF_ECRYPTO, "site credentials: ");
         ff_client_free(c);
-        return ff_error_prefix(FF_ECRYPTO, "client credentials: ");
+        return rc;
     }
     c->ch = grpc_channel_create(o->target, cr, &ca);
     grpc_channel_credentials_release(cr);

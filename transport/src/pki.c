@@ -162,7 +162,9 @@ static int add_ext(X509 *issuer, X509 *x, int nid, const char *value)
 static int valid_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > FF_SITE_NAME_MAX - 1)
+    /* "ca" would overwrite the CA certificate copied next to the site's files. */
+    if (n == 0 || n > FF_SITE_NAME_MAX - 1 || s[0] == '.' || s[0] == '-' ||
+        strcmp(s, "ca") == 0 || strcmp(s, "crl") == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -514,4 +516,59 @@ out:
     X509_free(x);
     X509_free(ca);
     return rc;
+}
+
+int ff_pki_check_own(const char *cert_path, const char *key_path, const char *ca_path)
+{
+    X509 *ca = NULL, *x = NULL;
+    EVP_PKEY *key = NULL;
+    X509_STORE *st = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    int rc;
+    if ((rc = ff_pki_load_cert(ca_path, &ca)) != FF_OK ||
+        (rc = ff_pki_load_cert(cert_path, &x)) != FF_OK ||
+        (rc = ff_pki_load_key(key_path, &key)) != FF_OK)
+        goto out;
+    if (X509_check_private_key(x, key) != 1) {
+        rc = ff_error(FF_ECRYPTO, "%s does not belong to %s (key and certificate differ)",
+                      key_path, cert_path);
+        goto out;
+    }
+    if (!(st = X509_STORE_new()) || !(ctx = X509_STORE_CTX_new()) ||
+        X509_STORE_add_cert(st, ca) != 1 || X509_STORE_CTX_init(ctx, st, x, NULL) != 1) {
+        rc = ssl_error(FF_ECRYPTO, "certificate check setup");
+        goto out;
+    }
+    if (X509_verify_cert(ctx) != 1)
+        rc = ff_error(FF_EPOLICY, "%s: %s (against %s)", cert_path,
+                      X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)), ca_path);
+out:
+    ERR_clear_error();
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    EVP_PKEY_free(key);
+    X509_free(x);
+    X509_free(ca);
+    return rc;
+}
+
+int ff_pem_files_read(ff_pem_files *f, const char *ca, const char *cert, const char *key)
+{
+    size_t n;
+    memset(f, 0, sizeof *f);
+    int rc;
+    if ((rc = ff_file_read_all(ca, PEM_MAX, &f->ca, &n)) != FF_OK ||
+        (rc = ff_file_read_all(cert, PEM_MAX, &f->cert, &n)) != FF_OK ||
+        (rc = ff_file_read_all(key, PEM_MAX, &f->key, &n)) != FF_OK)
+        ff_pem_files_free(f);
+    return rc;
+}
+
+void ff_pem_files_free(ff_pem_files *f)
+{
+    if (f->key)
+        ff_secure_zero(f->key, strlen(f->key));
+    FF_FREE(f->ca);
+    FF_FREE(f->cert);
+    FF_FREE(f->key);
 }

@@ -29,6 +29,7 @@ struct ff_server {
     int port;
     int insecure;
     uint32_t chunk;
+    int idle_ms;
     ff_server_handlers h;
     ff_consortium cons;
     X509 *ca;
@@ -82,12 +83,22 @@ char *ff_call_strdup(ff_call *c, const char *s)
     return p;
 }
 
-/* Waits on the worker's queue for tag; notes the close event if it shows up meanwhile. */
+/* Waits on the worker's queue for tag; notes the close event if it shows up meanwhile. An
+ * operation idle for longer than the server's idle timeout cancels the call (the operation
+ * then completes, failed), so a stalled peer cannot hold the worker forever. */
 static int wait_tag(call_ctx *cc, void *tag)
 {
+    int idle = cc->w->s->idle_ms;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(cc->w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev = grpc_completion_queue_next(cc->w->cq, ff_deadline_ms(idle), NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            ff_log(FF_LOG_WARN, "call from %s idle for %d ms: cancelled",
+                   cc->site[0] ? cc->site : "?", idle);
+            grpc_call_cancel_with_status(cc->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                         "idle too long", NULL);
+            idle = 1 << 30; /* the cancelled operation completes promptly */
+            continue;
+        }
         if (ev.type != GRPC_OP_COMPLETE)
             return 0;
         if (ev.tag == TAG_CLOSE) {
@@ -331,7 +342,7 @@ static int serve_unary(call_ctx *cc, ff_call *c, int m)
         append_counters(s, c, &reply.f);
     protobuf_c_message_free_unpacked(req, NULL);
     if (rc != FF_OK) {
-        if (rc == FF_ESTATE && m == FF_M_SUBMIT_EVAL)
+        if (rc == FF_ESTATE && (m == FF_M_SUBMIT_EVAL || m == FF_M_SECAGG))
             COUNT(s, replayed, 1);
         return fail_call(cc, 1, rc, c->method);
     }
@@ -627,24 +638,15 @@ static void drain_destroy(grpc_completion_queue *cq)
 
 static grpc_server_credentials *server_creds(const ff_server_opts *o, const ff_consortium *cons)
 {
-    char *ca = NULL, *cert = NULL, *key = NULL;
-    size_t n;
-    grpc_server_credentials *cr = NULL;
-    if (ff_file_read_all(cons->ca, 1 << 20, &ca, &n) != FF_OK ||
-        ff_file_read_all(o->cert, 1 << 20, &cert, &n) != FF_OK ||
-        ff_file_read_all(o->key, 1 << 20, &key, &n) != FF_OK)
-        goto out;
-    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-    cr = grpc_ssl_server_credentials_create_ex(
-        ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    ff_pem_files pem;
+    if (ff_pem_files_read(&pem, cons->ca, o->cert, o->key) != FF_OK)
+        return NULL;
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = pem.key, .cert_chain = pem.cert};
+    grpc_server_credentials *cr = grpc_ssl_server_credentials_create_ex(
+        pem.ca, &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
     if (!cr)
         ff_error(FF_ECRYPTO, "gRPC refused the server certificate/key %s / %s", o->cert, o->key);
-out:
-    if (key)
-        ff_secure_zero(key, strlen(key));
-    free(ca);
-    free(cert);
-    free(key);
+    ff_pem_files_free(&pem);
     return cr;
 }
 
@@ -724,6 +726,14 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->srv, s->workers[i].cq, NULL);
     }
+    if (!o->insecure && (!o->cert || !o->key))
+        return ff_error(FF_EINVAL, "server: mutual TLS needs cert and key");
+    if (!o->insecure && (rc = ff_pki_check_own(o->cert, o->key, s->cons.ca)) != FF_OK) {
+        if (rc != FF_EPOLICY)
+            return ff_error_prefix(rc, "coordinator credentials: ");
+        ff_log(FF_LOG_WARN, "coordinator certificate: %s; sites will refuse it",
+               ff_error_message());
+    }
     grpc_server_credentials *cr = o->insecure ? grpc_insecure_server_credentials_create()
                                               : server_creds(o, &s->cons);
     if (!cr)
@@ -750,6 +760,7 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     s->h = *h;
     s->insecure = o->insecure;
     s->chunk = o->chunk_size ? o->chunk_size : FF_CHUNK_DEFAULT;
+    s->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 120000;
     s->nworkers = o->threads;
     int rc = s->chunk > FF_CHUNK_MAX ? ff_error(FF_ERANGE, "chunk_size %u exceeds %u", s->chunk,
                                                 FF_CHUNK_MAX)

@@ -43,6 +43,15 @@ int ff_wire_is_data(grpc_byte_buffer *bb);
 int ff_wire_data_deliver(grpc_byte_buffer *bb, ff_sink *sink, uint64_t *off, uint64_t limit,
                          ff_sha256_ctx *h) FF_WARN_UNUSED;
 
+/* The PEM texts gRPC's credentials take: CA, certificate chain, private key. */
+typedef struct {
+    char *ca, *cert, *key;
+} ff_pem_files;
+int ff_pem_files_read(ff_pem_files *f, const char *ca, const char *cert,
+                      const char *key) FF_WARN_UNUSED;
+/* Wipes the key text and frees all three. */
+void ff_pem_files_free(ff_pem_files *f);
+
 grpc_status_code ff_status_to_grpc(int rc);
 int ff_status_from_grpc(grpc_status_code code);
 const char *ff_grpc_code_name(grpc_status_code code);

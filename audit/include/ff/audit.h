@@ -127,6 +127,12 @@ int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
                     ff_audit_summary *summary, ff_audit_findings *findings) FF_WARN_UNUSED;
 void ff_audit_findings_free(ff_audit_findings *f);
 
+/* The auditor's own epsilon for a `privacy` entry: its `record_ledger` and `client_ledger`
+ * objects (the privacy library's ledger JSON, or null) are re-accounted from their per-round
+ * parameters with the privacy library's accountant. Usable as opts.epsilon_fn. */
+int ff_audit_privacy_epsilon(const json_t *privacy_entry, double *eps_record,
+                             double *eps_client);
+
 /* Machine-readable verdict: {"ok":bool,"summary":{...},"findings":[{"seq","rule","detail"}]}. */
 json_t *ff_audit_result_json(const ff_audit_summary *s, const ff_audit_findings *f);
 

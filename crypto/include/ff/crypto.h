@@ -143,6 +143,9 @@ void ff_secagg_params_default(ff_secagg_params *p, uint64_t round_id, uint32_t n
  * keeps a coordinator from collecting both shares of a site), n_values >= 1. */
 int ff_secagg_params_check(const ff_secagg_params *p) FF_WARN_UNUSED;
 
+/* The degree every site has: k, or k + 1 when k and n are both odd, or n - 1 when k >= n - 1.
+ * t is checked against this. */
+uint32_t ff_secagg_degree(const ff_secagg_params *p);
 /* The neighbour graph: a Harary graph (circulant, offsets +-1..+-k/2, plus the diametric
  * edge when k is odd and n even) on a permutation of the sites drawn from SHA-256 of the
  * round parameters. k odd with n odd is rounded up to k+1 (near-regular, documented).
@@ -258,6 +261,11 @@ int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out) FF_
 /* Reconstructs and removes the masks; sum gets n_values lanes. Fails closed (FF_ECRYPTO,
  * sum untouched) when a site's secret has fewer than t shares. */
 int ff_secagg_server_finish(ff_secagg_server *s, uint32_t *sum) FF_WARN_UNUSED;
+/* Whether the coordinator accepted site's message of the given client type (ADVERTISE,
+ * SHARES, MASKED, UNMASK_RESP): the round driver relays SHARES_IN to the sites that sent
+ * SHARES, and the unmask request to those whose MASKED input arrived. */
+int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type,
+                              uint32_t site);
 /* After finish: number of inputs in the sum, and whether site i's input is in it. */
 uint32_t ff_secagg_server_n_survivors(const ff_secagg_server *s);
 int ff_secagg_server_is_survivor(const ff_secagg_server *s, uint32_t site);

@@ -10,8 +10,9 @@
  *     ff_eval_opts o;
  *     ff_eval_opts_default(&o);                      // 10 ECE bins, threshold 0.5, ...
  *     ff_eval_result r;
- *     if (ff_eval_binary(score, label, n, &o, &r) != FF_OK)      // score in [0,1], label 0/1
- *         return ff_error_prefix(FF_EINVAL, "task icu: ");
+ *     int rc = ff_eval_binary(score, label, n, &o, &r);          // score in [0,1], label 0/1
+ *     if (rc != FF_OK)
+ *         return ff_error_prefix(rc, "task icu: ");
  *     if (r.auroc.defined) printf("AUROC %.3f\n", r.auroc.value);
  *     else                 printf("AUROC undefined: %s\n", r.auroc.why);
  *     json_t *j = NULL;
@@ -21,6 +22,10 @@
  * Federated: each site fills an ff_eval_hist per task (ff_eval_hist_add), serialises it
  * (ff_eval_hist_to_json), the coordinator merges (ff_eval_hist_merge) and calls
  * ff_eval_hist_metrics, which also returns the error bounds against the exact pooled values.
+ *
+ * A run's outputs ('fedfuse eval'): per task an ff_eval_task_summary (pooled result, fairness,
+ * per-site results) -> ff_eval_tasks_to_json -> metrics.json, and an ff_report with one
+ * ff_report_add_task + ff_report_add_column per site -> report.html.
  *
  * Undefined metrics (one class only, empty subgroup, non-convergent fit) have defined = 0 and
  * why = a static string; value is then 0 and must not be used. Nothing here produces NaN.
@@ -173,7 +178,7 @@ void ff_temperature_apply(const double *score, size_t n, double T, double *out);
 typedef struct {
     char *column;
     int32_t *level;  /* [n] */
-    char **names;    /* [nlevels], in order of first appearance */
+    char **names;    /* [nlevels], sorted by byte order */
     size_t nlevels;
 } ff_eval_csv_group;
 
@@ -271,6 +276,31 @@ int ff_eval_hist_to_json(const ff_eval_hist *h, json_t **out) FF_WARN_UNUSED;
 int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
+/* Run summaries ('fedfuse eval', 'fedfuse metrics-pool')                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One task of an evaluation run: pooled (or single-site) results, fairness tables, per-site
+ * results and, when pooled from histograms, the error bounds. Pointers only; nothing owned. */
+typedef struct {
+    const char *task;
+    const ff_eval_result *pooled;
+    const ff_eval_fairness *fair;
+    size_t nfair;
+    const char *const *site_names;
+    const ff_eval_result *sites; /* [nsites] */
+    size_t nsites;
+    const ff_eval_hist_bound *bound; /* NULL when computed from predictions */
+    int hist_bins;                   /* with bound */
+} ff_eval_task_summary;
+
+/* The object of ff_eval_to_json for t->pooled plus "task", "sites" {name: object without
+ * groups} and, with a bound, "hist_bins" and "hist_bounds". */
+int ff_eval_task_to_json(const ff_eval_task_summary *t, const ff_eval_opts *o,
+                         json_t **out) FF_WARN_UNUSED;
+/* metrics.json of a multi-task run ('fedfuse eval'): {"tasks": {name: task object}}. */
+int ff_eval_tasks_to_json(const ff_eval_task_summary *t, size_t ntasks, const ff_eval_opts *o,
+                          json_t **out) FF_WARN_UNUSED;
+/* ---------------------------------------------------------------------------------------- */
 /* HTML report                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 /*
@@ -288,6 +318,9 @@ typedef struct ff_report ff_report;
 
 int ff_report_new(ff_report **out, const char *title) FF_WARN_UNUSED;
 void ff_report_free(ff_report *rep);
+/* Starts a task section (multi-task runs); the columns added next belong to it. Without it
+ * the report has one unnamed task. */
+int ff_report_add_task(ff_report *rep, const char *name) FF_WARN_UNUSED;
 /* A free-text line under the title (data source, settings); copied. */
 int ff_report_add_note(ff_report *rep, const char *text) FF_WARN_UNUSED;
 int ff_report_add_column(ff_report *rep, const char *name, const ff_eval_result *r,

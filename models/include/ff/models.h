@@ -96,6 +96,8 @@ void ff_model_free(ff_model *m);
 const ff_model_config *ff_model_cfg(const ff_model *m);
 int ff_model_max_batch(const ff_model *m);
 size_t ff_model_nparams(const ff_model *m);
+/* Bytes of the activation and scratch arena (sized once by ff_model_new). */
+size_t ff_model_activation_bytes(const ff_model *m);
 float *ff_model_params(ff_model *m);
 float *ff_model_grads(ff_model *m);
 size_t ff_model_ntensors(const ff_model *m);
@@ -228,7 +230,7 @@ void ff_linear_backward_ref(float *dx, float *dW, float *db, const float *dy, co
 /* y = (x - mean) * rstd * w + b over rows of width C, eps 1e-5; saves mean, rstd [N]. */
 void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int N, int C);
-/* scratch: 2*C floats per thread (ff_models_threads()), for deterministic dw/db sums. */
+/* scratch: 32*C floats (16 fixed row ranges), so dw/db sums are the same at any thread count. */
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
                            float *scratch);
@@ -241,6 +243,8 @@ void ff_layernorm_backward_ref(float *dx, float *dw, float *db, const float *dy,
 /* tanh GELU, elementwise over n values. */
 void ff_gelu_forward(float *y, const float *x, size_t n);
 void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+/* g = g · gelu'(x) in place (the one kernel that overwrites: the model's fresh buffer). */
+void ff_gelu_backward_inplace(float *g, const float *x, size_t n);
 void ff_gelu_forward_ref(float *y, const float *x, size_t n);
 void ff_gelu_backward_ref(float *dx, const float *dy, const float *x, size_t n);
 
@@ -256,6 +260,20 @@ void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                            const float *probs, const float *q, int ldq, const float *k,
                            const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                            int Tk, int H, int hd, float *scratch);
+/* Ragged form used by the model: sample b has qlen[b] query rows from row qoff[b] and klen[b]
+ * key rows from row koff[b] (rows past a sample's extent are simply not there); kmask rows
+ * have stride kmask_ld. probs of (b,h) start at (b*H+h)*pstride with row stride pld (0 =
+ * the number of keys computed). */
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd);
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+                               float *scratch);
 void ff_attention_forward_ref(float *out, float *probs, const float *q, int ldq, const float *k,
                               const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
                               int Tk, int H, int hd);

@@ -49,7 +49,8 @@ extern "C" {
 #define FF_SITE_NAME_MAX 64               /* bytes including NUL */
 #define FF_CHUNK_DEFAULT (1u << 20)       /* bytes per data part of a stream */
 #define FF_CHUNK_MAX (4u << 20)
-#define FF_MSG_MAX ((4u << 20) + 4096u)   /* gRPC receive limit on both sides */
+#define FF_MSG_MAX ((4u << 20) + 4096u)   /* largest message; the server refuses (and
+                                              counts) larger ones, gRPC drops > 2x */
 #define FF_PLAN_MAX (1u << 20)
 #define FF_PAYLOAD_MAX (4u << 20)
 #define FF_BLOB_MAX (64ull << 30)          /* largest streamed blob */
@@ -96,6 +97,12 @@ int ff_pki_cert_cn(X509 *cert, char *cn, size_t n) FF_WARN_UNUSED;
  * otherwise, with OpenSSL's reason in the message. */
 int ff_pki_check_peer(X509 *ca, X509_CRL *crl, X509 *cert, char *cn,
                       size_t cn_len) FF_WARN_UNUSED;
+/* Checks a node's own files before use: readable (FF_EIO/FF_EFORMAT), the key is Ed25519
+ * and belongs to the certificate (FF_ECRYPTO), and the certificate chains to ca and is within
+ * its dates (FF_EPOLICY, "certificate has expired"). Client and server log FF_EPOLICY as a
+ * warning and go on (the peer decides); the other errors stop them. */
+int ff_pki_check_own(const char *cert_path, const char *key_path,
+                     const char *ca_path) FF_WARN_UNUSED;
 int ff_pki_check_files(const char *ca_path, const char *crl_path, const char *cert_path,
                        char *cn, size_t cn_len) FF_WARN_UNUSED;
 
@@ -149,7 +156,7 @@ extern const ff_cfg_field ff_policy_schema[];
 int ff_policy_load(const char *path, ff_policy *out) FF_WARN_UNUSED;
 void ff_policy_free(ff_policy *p);
 /* FF_OK when the task is acceptable; FF_EPOLICY with the reason ("job sha256 ab12... is not
- * in accepted_jobs", "secure aggregation is required but the task disables it", ...);
+ * in accepted_jobs", "secure aggregation is required but the task does not enable it", ...);
  * FF_EINVAL when the task itself is malformed. WAIT and DONE tasks always pass. */
 int ff_policy_check(const ff_policy *p, const Fedfuse__Task *task) FF_WARN_UNUSED;
 
@@ -171,7 +178,8 @@ typedef struct {
     /* Fills dst with n bytes at offset off; FF_OK or an error. */
     int (*read)(void *ctx, uint64_t off, void *dst, size_t n);
     void *ctx;
-    uint8_t sha256[FF_SHA256_BYTES]; /* required for read sources; computed for buf if all 0 */
+    uint8_t sha256[FF_SHA256_BYTES]; /* of the whole payload: required for read sources;
+                                        computed for buf sources when left all zero */
 } ff_source;
 
 typedef struct {
@@ -198,6 +206,9 @@ typedef struct {
     int threads;              /* concurrent calls (each call has a thread); 0 = 2 per
                                  enrolled site + 8 (at least 16) */
     uint32_t chunk_size;      /* data part size for downloads; 0 = FF_CHUNK_DEFAULT */
+    int idle_timeout_ms;      /* a call whose next message does not arrive (or cannot be
+                                 sent) within this is cancelled, so a stalled peer cannot
+                                 hold a worker; 0 = 120000 */
 } ff_server_opts;
 
 typedef struct ff_server ff_server;
@@ -219,7 +230,8 @@ int ff_call_cancelled(const ff_call *c);
 /* Handlers return FF_OK or an FF_E... with ff_error() set; the client then sees
  * EINVAL/EFORMAT/ERANGE -> INVALID_ARGUMENT, EPOLICY -> PERMISSION_DENIED,
  * ESTATE -> FAILED_PRECONDITION, ENOTFOUND -> NOT_FOUND, ETIMEOUT -> DEADLINE_EXCEEDED,
- * others -> INTERNAL, with the message as status details. A handler fills the
+ * ECRYPTO -> DATA_LOSS, ENOMEM -> RESOURCE_EXHAUSTED, ENET -> UNAVAILABLE (the client
+ * retries), others -> INTERNAL, with the message as status details. A handler fills the
  * pre-initialised reply; fields may point at ff_call_alloc memory or at memory the
  * handler keeps alive until it returns its next call. NULL handler -> UNIMPLEMENTED. */
 typedef struct {

@@ -1,0 +1,189 @@
+/* Local training, prediction and evaluation on a small synthetic site with the tiny model. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/client.h"
+
+typedef struct {
+    const char *dir;
+    ff_model_config mc;
+    ff_site *site;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = ft_tmpdir();
+    ff_synth_opts so = ff_synth_opts_default();
+    so.sites = 1;
+    so.patients = 400;
+    so.seed = 11;
+    so.image_size = 32;
+    so.no_image_site = 0;
+    so.quiet = 1;
+    char out[512];
+    snprintf(out, sizeof out, "%s/cohort", f->dir);
+    if (ff_synth_generate(&so, out) != FF_OK)
+        return -1;
+    if (ff_model_config_load(FF_SOURCE_DIR "/configs/model-tiny.yaml", &f->mc) != FF_OK)
+        return -1;
+    ff_data_shape shape;
+    ff_client_shape(&f->mc, &shape);
+    ff_site_opts opts = ff_site_opts_default();
+    snprintf(out, sizeof out, "%s/cohort/site-1", f->dir);
+    if (ff_site_load(&f->site, out, &shape, &opts, NULL) != FF_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    ff_site_free(f->site);
+    ft_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static ff_local_opts opts(int64_t steps, uint64_t seed)
+{
+    ff_local_opts o;
+    memset(&o, 0, sizeof o);
+    o.steps = steps;
+    o.batch = 16;
+    ff_optim_config_default(&o.optim);
+    o.optim.lr = 2e-3f;
+    o.modalities = FF_MOD_ALL;
+    o.augment = 1;
+    o.seed = seed;
+    return o;
+}
+
+static void test_training_lowers_loss_and_is_deterministic(void **state)
+{
+    fixture *f = *state;
+    ff_model *a, *b;
+    assert_int_equal(ff_model_new(&a, &f->mc, 16), FF_OK);
+    assert_int_equal(ff_model_new(&b, &f->mc, 16), FF_OK);
+    assert_int_equal(ff_model_init(a, 5), FF_OK);
+    assert_int_equal(ff_model_init(b, 5), FF_OK);
+    ff_local_opts o = opts(120, 3);
+    ff_local_stats sa, sb;
+    assert_int_equal(ff_local_train(a, &f->site, 1, &o, &sa), FF_OK);
+    assert_int_equal(ff_local_train(b, &f->site, 1, &o, &sb), FF_OK);
+    assert_int_equal(sa.steps, 120);
+    assert_true(sa.loss_mean < sa.loss_first);
+    /* same seed, data and thread count: bit-identical weights */
+    assert_memory_equal(ff_model_params(a), ff_model_params(b), ff_model_nparams(a) * sizeof(float));
+    ff_model_free(a);
+    ff_model_free(b);
+}
+
+static void test_frozen_prefixes_do_not_move(void **state)
+{
+    fixture *f = *state;
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &f->mc, 16), FF_OK);
+    assert_int_equal(ff_model_init(m, 9), FF_OK);
+    size_t n = ff_model_nparams(m);
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, ff_model_params(m), n * sizeof *before);
+    ff_cfg_strlist tr = {.items = {"head"}, .count = 1};
+    ff_local_opts o = opts(10, 1);
+    o.trainable = &tr;
+    ff_local_stats st;
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    int head_moved = 0;
+    for (size_t i = 0; i < ff_model_ntensors(m); i++) {
+        const ff_param_info *t = ff_model_tensor(m, i);
+        int same = memcmp(before + t->offset, ff_model_params(m) + t->offset, t->numel * sizeof(float)) == 0;
+        if (strncmp(t->name, "head", 4) == 0)
+            head_moved |= !same;
+        else if (!same)
+            fail_msg("frozen tensor %s moved", t->name);
+    }
+    assert_true(head_moved);
+    free(before);
+    ff_model_free(m);
+}
+
+static void test_predict_and_evaluate(void **state)
+{
+    fixture *f = *state;
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &f->mc, 32), FF_OK);
+    assert_int_equal(ff_model_init(m, 2), FF_OK);
+    ff_local_opts o = opts(150, 4);
+    ff_local_stats st;
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    size_t n = ff_site_count(f->site, FF_SPLIT_TEST);
+    assert_true(n > 20);
+    float *p = malloc(n * 3 * sizeof *p), *l = malloc(n * 3 * sizeof *l), *k = malloc(n * 3 * sizeof *k);
+    float *p2 = malloc(n * 3 * sizeof *p2);
+    assert_int_equal(ff_local_predict(m, f->site, FF_SPLIT_TEST, FF_MOD_ALL, 0.5f, p, l, k), FF_OK);
+    for (size_t i = 0; i < n * 3; i++)
+        assert_true(p[i] > 0 && p[i] < 1 && (l[i] == 0 || l[i] == 1));
+    /* text only: patients without a note fall back to 0.5, the others differ from fusion */
+    assert_int_equal(ff_local_predict(m, f->site, FF_SPLIT_TEST, FF_MOD_TXT, 0.5f, p2, l, k), FF_OK);
+    int differs = 0;
+    for (size_t i = 0; i < n * 3; i++)
+        differs += p2[i] != p[i];
+    assert_true(differs > (int)n);
+
+    const char *names[1] = {"site-1"};
+    json_t *j = NULL;
+    ff_eval_opts eo;
+    ff_eval_opts_default(&eo);
+    const char *html = ft_path(f->dir, "report.html");
+    assert_int_equal(ff_client_evaluate(m, &f->site, names, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, html, &j), FF_OK);
+    json_t *adm = json_object_get(json_object_get(j, "tasks"), "admission");
+    double pooled = json_number_value(json_object_get(json_object_get(adm, "pooled"), "auroc"));
+    double site = json_number_value(json_object_get(json_object_get(json_object_get(adm, "sites"), "site-1"), "auroc"));
+    assert_true(pooled > 0.55); /* learned something on 150 steps of a 400-patient site */
+    assert_true(pooled == site); /* one site: pooled = the site */
+    assert_true(ff_path_exists(html));
+
+    /* federated histograms: the AUROC they give is within their bound of the exact one */
+    json_t *h = NULL;
+    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, &h), FF_OK);
+    assert_int_equal(json_array_size(h), 3);
+    ff_eval_hist *eh;
+    assert_int_equal(ff_eval_hist_from_json(json_array_get(h, 0), &eh), FF_OK);
+    ff_eval_result r;
+    ff_eval_hist_bound bound;
+    assert_int_equal(ff_eval_hist_metrics(eh, 0, &eo, &r, &bound), FF_OK);
+    assert_true(fabs(r.auroc.value - pooled) <= bound.auroc + 1e-12);
+    ff_eval_result_free(&r);
+    ff_eval_hist_free(eh);
+    json_decref(h);
+    json_decref(j);
+    free(p), free(p2), free(l), free(k);
+    ff_model_free(m);
+}
+
+static void test_modalities_parse(void **state)
+{
+    (void)state;
+    int m;
+    assert_int_equal(ff_client_parse_modalities("img,ehr", &m), FF_OK);
+    assert_int_equal(m, FF_MOD_IMG | FF_MOD_EHR);
+    assert_int_equal(ff_client_parse_modalities("all", &m), FF_OK);
+    assert_int_equal(m, FF_MOD_ALL);
+    assert_int_equal(ff_client_parse_modalities("img,xray", &m), FF_EINVAL);
+    ft_assert_error_has("unknown 'xray'");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_training_lowers_loss_and_is_deterministic),
+        cmocka_unit_test(test_frozen_prefixes_do_not_move),
+        cmocka_unit_test(test_predict_and_evaluate),
+        cmocka_unit_test(test_modalities_parse),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
