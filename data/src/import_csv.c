@@ -101,9 +101,11 @@ int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn
             goto out;
         }
     }
-    if (n < 0) {
-        int zerr = 0;
-        const char *msg = gzerror(f, &zerr);
+    /* A truncated gzip stream ends with a short read and Z_BUF_ERROR, not n < 0: without
+     * this check a cut-off table would be taken as a short one. */
+    int zerr = Z_OK;
+    const char *msg = gzerror(f, &zerr);
+    if (n < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
         rc = ff_error(FF_EIO, "%s: read error (%s)", shown,
                       zerr == Z_ERRNO ? strerror(errno) : msg);
         goto out;

@@ -311,6 +311,21 @@ static void test_errors(void **state)
     ft_assert_error_has("edstays.csv:3: intime or outtime is not a date-time");
     assert_null(strstr(ff_error_message(), "2150-02-31X"));
     ft_rmtree(fx.root);
+
+    /* A truncated .csv.gz (preferred over the .csv beside it) is a read error, not a short
+     * table taken silently. */
+    if (!have_demo())
+        return;
+    fixture_make(&fx, NULL);
+    char *gz = NULL;
+    size_t len = 0;
+    assert_int_equal(ff_file_read_all(ED_DIR "/edstays.csv.gz", 1 << 20, &gz, &len), FF_OK);
+    assert_true(len > 400);
+    ft_write_file(ft_path(fx.ed, "edstays.csv.gz"), gz, 400);
+    free(gz);
+    assert_int_equal(import_fixture(&fx, 0, NULL), FF_EIO);
+    ft_assert_error_has("edstays.csv.gz: read error");
+    ft_rmtree(fx.root);
 }
 
 static void test_parsers(void **state)
