@@ -585,9 +585,11 @@ out:
 /* Event tables (streamed)                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Writes the event (time t, code, value or NULL) for every stay of the subject whose index
- * time is strictly after t (and within the lookback). Returns the count written. */
-static long emit(mimic *m, int si, int64_t t, const char *code, const double *value)
+/* Writes the event (taken at time t, known from time avail >= t; code; value or NULL) for
+ * every stay of the subject whose index time is strictly after avail (and within the
+ * lookback of t). hours_before is measured from t. Returns the count written. */
+static long emit(mimic *m, int si, int64_t t, int64_t avail, const char *code,
+                 const double *value)
 {
     const msubj *u = &m->subj[si];
     if (!u->has_patient)
@@ -597,8 +599,8 @@ static long emit(mimic *m, int si, int64_t t, const char *code, const double *va
     long n = 0;
     for (int i = u->first_stay; i >= 0; i = m->stays[i].next_subj) {
         int64_t d = m->stays[i].intime - t;
-        if (d <= 0 || (lookback_s > 0 && (double)d > lookback_s))
-            continue; /* the leakage rule: nothing at or after the index time */
+        if (m->stays[i].intime <= avail || (lookback_s > 0 && (double)d > lookback_s))
+            continue; /* the leakage rule: nothing known at or after the index time */
         fprintf(f, "%lld,%.6f,%s,", (long long)m->stays[i].stay_id, (double)d / 3600.0, code);
         if (value)
             fprintf(f, "%.10g", *value);
@@ -637,7 +639,7 @@ static int row_diagnoses(mimic *m, char **f, const char **why)
     }
     char code[32];
     snprintf(code, sizeof code, "ICD%d:%s", (int)ver, c);
-    m->rep->ev_dx += emit(m, si, m->adm_disch[a], code, NULL);
+    m->rep->ev_dx += emit(m, si, m->adm_disch[a], m->adm_disch[a], code, NULL);
     return FF_OK;
 }
 
@@ -667,22 +669,8 @@ static int row_labevents(mimic *m, char **f, const char **why)
     int has_v = ff_parse_num(f[LB_VALUENUM], &v) == 0;
     char code[32];
     snprintf(code, sizeof code, "LAB:%lld", (long long)item);
-    int64_t t = store > chart ? store : chart; /* availability decides eligibility */
-    const msubj *u = &m->subj[si];
-    if (!u->has_patient)
-        return FF_OK;
-    double lookback_s = m->o->lookback_days * 86400.0;
-    for (int i = u->first_stay; i >= 0; i = m->stays[i].next_subj) {
-        int64_t d = m->stays[i].intime - chart;
-        if (m->stays[i].intime <= t || (lookback_s > 0 && (double)d > lookback_s))
-            continue;
-        FILE *out = m->events[u->site];
-        fprintf(out, "%lld,%.6f,%s,", (long long)m->stays[i].stay_id, (double)d / 3600.0, code);
-        if (has_v)
-            fprintf(out, "%.10g", v);
-        fputc('\n', out);
-        m->rep->ev_lab++;
-    }
+    int64_t avail = store > chart ? store : chart; /* availability decides eligibility */
+    m->rep->ev_lab += emit(m, si, chart, avail, code, has_v ? &v : NULL);
     return FF_OK;
 }
 
@@ -708,7 +696,7 @@ static int row_vitalsign(mimic *m, char **f, const char **why)
             continue; /* empty, or free text such as pain "unable" */
         char code[32];
         snprintf(code, sizeof code, "VITAL:%s", vitalsign_cols[VS_FIRST + k]);
-        m->rep->ev_vital += emit(m, si, chart, code, &v);
+        m->rep->ev_vital += emit(m, si, chart, chart, code, &v);
     }
     return FF_OK;
 }

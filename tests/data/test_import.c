@@ -275,6 +275,30 @@ static void test_leakage_rule(void **state)
     ft_rmtree(fx.root);
 }
 
+static void test_lookback(void **state)
+{
+    (void)state;
+    fixture fx;
+    fixture_make(&fx, NULL);
+    ff_mimic_opts o = ff_mimic_opts_default();
+    o.ed_dir = fx.ed;
+    o.hosp_dir = fx.hosp;
+    o.icu_dir = fx.icu;
+    o.lookback_days = 1; /* keeps the labs 1 h and 1 s before, not the 526 h / 719 h ones */
+    ff_mimic_report rep;
+    assert_int_equal(ff_mimic_import(&o, fx.out, &rep), FF_OK);
+    char *ev = slurp(ft_path(fx.out, "events.csv"));
+    assert_non_null(ev);
+    assert_string_equal(ev, "patient_id,hours_before,code,value\n"
+                            "12,1.000000,LAB:500,0.5\n"
+                            "12,0.000278,LAB:500,\n");
+    free(ev);
+    assert_int_equal(rep.ev_dx + rep.ev_vital, 0);
+    o.lookback_days = -1;
+    assert_int_equal(ff_mimic_import(&o, fx.out, NULL), FF_ERANGE);
+    ft_rmtree(fx.root);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -368,6 +392,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_leakage_rule),
+        cmocka_unit_test(test_lookback),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_demo_counts),
         cmocka_unit_test(test_demo_sites),
