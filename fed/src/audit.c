@@ -10,6 +10,8 @@ static void names_into(json_t *arr, const char *csv)
     json_array_clear(arr);
     const char *p = csv;
     while (p && *p) {
+        while (*p == ' ')
+            p++;
         const char *e = strchr(p, ',');
         size_t l = e ? (size_t)(e - p) : strlen(p);
         if (l > 0)
