@@ -6,6 +6,7 @@
  * cross-sample coupling: LayerNorm is per token, attention per sample, the loss a sum), time
  * B small passes instead of one batched pass. Ghost clipping is described in docs/privacy.md. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -26,11 +27,120 @@ ff_batch ff_batch_row(const ff_batch *b, int i)
     return v;
 }
 
-/* Gradient of example i's own loss into m->grads (cleared first); its loss into *loss. */
-static int example_grad(ff_model *m, const ff_batch *b, int i, float *loss)
+double ff_dp_clip_scale(double norm, double clip)
+{
+    if (!(clip > 0) || isinf(clip) || norm <= clip)
+        return 1.0;
+    /* a hair below C / norm so float rounding of the scaled vector cannot exceed C */
+    return clip / norm * (1.0 - 4e-7);
+}
+
+/* The parts of the gradient buffer one example can write. The two large embedding tables
+ * (text tokens, EHR codes: vocab x d, about 45 % of fusion-base) get gradient only in the rows
+ * the example's ids name (ff_embedding_backward touches only those), so zeroing, norms and
+ * accumulation visit the dense ranges plus those rows: per-example memory traffic drops from
+ * the whole buffer to what the example can touch. Rows are taken from the batch's ids (a
+ * superset of the tokens the model packs), deduplicated with a per-table marker. */
+typedef struct {
+    size_t off[3], len[3]; /* dense ranges around the two tables */
+    int ndense;
+    size_t table[2], vocab[2]; /* sparse tables: txt tok, ehr code */
+    uint8_t *mark[2];
+    size_t *rows[2]; /* unique rows of the current example */
+    int nrows[2];
+    size_t d;
+} ex_span;
+
+static int span_init(ex_span *sp, const ff_model *m)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->d = (size_t)m->d;
+    sp->table[0] = m->enc[FF_ENC_TXT].emb[0], sp->vocab[0] = (size_t)m->cfg.text.vocab;
+    sp->table[1] = m->enc[FF_ENC_EHR].emb[0], sp->vocab[1] = (size_t)m->cfg.ehr.codes;
+    int first = sp->table[0] < sp->table[1] ? 0 : 1; /* ranges in increasing order */
+    size_t cur = 0;
+    for (int k = 0; k < 2; k++) {
+        int t = k == 0 ? first : 1 - first;
+        size_t start = sp->table[t], end = start + sp->vocab[t] * sp->d;
+        if (start > cur)
+            sp->off[sp->ndense] = cur, sp->len[sp->ndense++] = start - cur;
+        cur = end;
+    }
+    if (m->nparams > cur)
+        sp->off[sp->ndense] = cur, sp->len[sp->ndense++] = m->nparams - cur;
+    size_t maxr[2] = {(size_t)m->cfg.text.length, (size_t)m->cfg.ehr.length};
+    for (int t = 0; t < 2; t++) {
+        sp->mark[t] = calloc(sp->vocab[t], 1);
+        sp->rows[t] = calloc(maxr[t] ? maxr[t] : 1, sizeof(size_t));
+        if (!sp->mark[t] || !sp->rows[t])
+            return ff_error(FF_ENOMEM, "per-example gradients: out of memory");
+    }
+    return FF_OK;
+}
+
+static void span_free(ex_span *sp)
+{
+    for (int t = 0; t < 2; t++)
+        free(sp->mark[t]), free(sp->rows[t]);
+}
+
+/* The unique embedding rows of example v (B = 1; ids in range, a trusted batch). */
+static void span_rows(ex_span *sp, const ff_batch *v)
+{
+    const int32_t *ids[2] = {v->text_ids, v->ehr_code};
+    int L[2] = {v->Lt, v->Le};
+    for (int t = 0; t < 2; t++) {
+        sp->nrows[t] = 0;
+        for (int j = 0; ids[t] && j < L[t]; j++) {
+            size_t r = (size_t)ids[t][j];
+            if (r < sp->vocab[t] && !sp->mark[t][r]) {
+                sp->mark[t][r] = 1;
+                sp->rows[t][sp->nrows[t]++] = r;
+            }
+        }
+        for (int j = 0; j < sp->nrows[t]; j++)
+            sp->mark[t][sp->rows[t][j]] = 0;
+    }
+}
+
+enum { SPAN_ZERO, SPAN_SQNORM, SPAN_AXPY };
+
+static double range_op(float *g, float *sum, size_t n, float s, int op)
+{
+    if (op == SPAN_ZERO) {
+        memset(g, 0, n * sizeof(float));
+        return 0;
+    }
+    if (op == SPAN_AXPY) {
+        for (size_t j = 0; j < n; j++)
+            sum[j] += s * g[j];
+        return 0;
+    }
+    double acc = 0;
+    for (size_t j = 0; j < n; j++)
+        acc += (double)g[j] * (double)g[j];
+    return acc;
+}
+
+/* op over every range the current example can have written; Σ x² for SPAN_SQNORM. */
+static double span_apply(const ex_span *sp, float *g, float *sum, float s, int op)
+{
+    double acc = 0;
+    for (int k = 0; k < sp->ndense; k++)
+        acc += range_op(g + sp->off[k], sum ? sum + sp->off[k] : NULL, sp->len[k], s, op);
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < sp->nrows[t]; j++) {
+            size_t o = sp->table[t] + sp->rows[t][j] * sp->d;
+            acc += range_op(g + o, sum ? sum + o : NULL, sp->d, s, op);
+        }
+    return acc;
+}
+
+/* Example i's gradient into m->grads (zero on entry), its loss into *loss. */
+static int example_grad(ff_model *m, ex_span *sp, const ff_batch *b, int i, float *loss)
 {
     ff_batch v = ff_batch_row(b, i);
-    ff_model_zero_grad(m);
+    span_rows(sp, &v);
     int rc = ff_model_forward(m, &v, NULL, loss);
     if (rc != FF_OK)
         return ff_error(rc, "per-example gradients: example %d of %d", i, b->B);
@@ -40,20 +150,35 @@ static int example_grad(ff_model *m, const ff_batch *b, int i, float *loss)
     return ff_model_backward(m, &v);
 }
 
-static double norm2(const float *x, size_t n)
+/* Runs every example of b: norms[i], losses[i] (each may be NULL) and, when sum is not NULL,
+ * sum += min(1, clip / norm_i) g_i. The gradient buffer is zero between examples. */
+static int run_examples(ff_model *m, const ff_batch *b, double clip, float *sum, double *norms,
+                        float *losses)
 {
-    double s = 0;
-    for (size_t j = 0; j < n; j++)
-        s += (double)x[j] * (double)x[j];
-    return sqrt(s);
-}
-
-double ff_dp_clip_scale(double norm, double clip)
-{
-    if (!(clip > 0) || isinf(clip) || norm <= clip)
-        return 1.0;
-    /* a hair below C / norm so float rounding of the scaled vector cannot exceed C */
-    return clip / norm * (1.0 - 4e-7);
+    ex_span sp;
+    int rc = span_init(&sp, m);
+    ff_model_zero_grad(m);
+    for (int i = 0; rc == FF_OK && i < b->B; i++) {
+        float loss;
+        rc = example_grad(m, &sp, b, i, &loss);
+        if (rc != FF_OK)
+            break;
+        double nrm = sqrt(span_apply(&sp, m->grads, NULL, 0, SPAN_SQNORM));
+        if (!isfinite(nrm)) {
+            rc = ff_error(FF_ENUMERIC, "per-example gradients: example %d has a non-finite "
+                          "gradient", i);
+            break;
+        }
+        if (sum)
+            span_apply(&sp, m->grads, sum, (float)ff_dp_clip_scale(nrm, clip), SPAN_AXPY);
+        span_apply(&sp, m->grads, NULL, 0, SPAN_ZERO);
+        if (norms)
+            norms[i] = nrm;
+        if (losses)
+            losses[i] = loss;
+    }
+    span_free(&sp);
+    return rc;
 }
 
 int ff_model_perexample_norms(ff_model *m, const ff_batch *b, double *norms, float *losses)
@@ -61,16 +186,7 @@ int ff_model_perexample_norms(ff_model *m, const ff_batch *b, double *norms, flo
     if (b->B < 0 || b->B > m->max_batch)
         return ff_error(FF_EINVAL, "per-example norms: batch %d outside 0..%d", b->B,
                         m->max_batch);
-    for (int i = 0; i < b->B; i++) {
-        float loss;
-        int rc = example_grad(m, b, i, &loss);
-        if (rc != FF_OK)
-            return rc;
-        norms[i] = norm2(m->grads, m->nparams);
-        if (losses)
-            losses[i] = loss;
-    }
-    return FF_OK;
+    return run_examples(m, b, INFINITY, NULL, norms, losses);
 }
 
 int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
@@ -82,24 +198,5 @@ int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float
     if (!(clip > 0))
         return ff_error(FF_EINVAL, "clipped gradient sum: clip norm %g must be > 0 (inf = off)",
                         clip);
-    size_t n = m->nparams;
-    for (int i = 0; i < b->B; i++) {
-        float loss;
-        int rc = example_grad(m, b, i, &loss);
-        if (rc != FF_OK)
-            return rc;
-        double nrm = norm2(m->grads, n);
-        if (!isfinite(nrm))
-            return ff_error(FF_ENUMERIC, "clipped gradient sum: example %d has a non-finite "
-                            "gradient", i);
-        float s = (float)ff_dp_clip_scale(nrm, clip);
-        const float *g = m->grads;
-        for (size_t j = 0; j < n; j++)
-            sum[j] += s * g[j];
-        if (norms)
-            norms[i] = nrm;
-        if (losses)
-            losses[i] = loss;
-    }
-    return FF_OK;
+    return run_examples(m, b, clip, sum, norms, losses);
 }
