@@ -200,3 +200,45 @@ int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float
                         clip);
     return run_examples(m, b, clip, sum, norms, losses);
 }
+
+int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w, float *sum)
+{
+    if (b->B < 1 || b->B > m->max_batch)
+        return ff_error(FF_EINVAL, "weighted gradient sum: batch %d outside 1..%d", b->B,
+                        m->max_batch);
+    size_t K = (size_t)b->K, nk = (size_t)b->B * K;
+    float *mask = malloc(nk * sizeof *mask);
+    if (!mask)
+        return ff_error(FF_ENOMEM, "weighted gradient sum: out of memory");
+    /* example i's loss is Σ_k m_ik BCE_ik / M_i; weight its terms by w_i / M_i */
+    double total = 0;
+    for (int i = 0; i < b->B; i++) {
+        const float *mi = b->label_mask ? b->label_mask + (size_t)i * K : NULL;
+        double Mi = 0;
+        for (size_t k = 0; k < K; k++)
+            Mi += mi ? mi[k] : 1.0;
+        for (size_t k = 0; k < K; k++) {
+            double v = Mi > 0 ? (double)w[i] * (mi ? mi[k] : 1.0) / Mi : 0.0;
+            mask[(size_t)i * K + k] = (float)v;
+            total += v;
+        }
+    }
+    int rc = FF_OK;
+    if (total > 0) {
+        ff_batch v = *b;
+        v.label_mask = mask;
+        float loss;
+        ff_model_zero_grad(m);
+        rc = ff_model_forward(m, &v, NULL, &loss);
+        if (rc == FF_OK)
+            rc = ff_model_backward(m, &v);
+        /* the batched loss divides by Σ mask (the float sum the kernel takes) */
+        float tot = 0;
+        for (size_t j = 0; j < nk; j++)
+            tot += mask[j];
+        for (size_t j = 0; rc == FF_OK && j < m->nparams; j++)
+            sum[j] += tot * m->grads[j];
+    }
+    free(mask);
+    return rc;
+}

@@ -118,6 +118,7 @@ static void test_norms_and_clipped_sum_match_single_runs(void **state)
     for (int i = 0; i < NB; i++) {
         single_grad(f, ff_model_params(m), i, g, n);
         rn[i] = dnorm(g, n);
+        print_message("norm %d: %.9g vs single run %.9g\n", i, norms[i], rn[i]);
         assert_true(ft_rel_err(norms[i], rn[i], 0) < 1e-5);
     }
     /* clip at the median so some examples are clipped and some are not */
@@ -145,6 +146,8 @@ static void test_norms_and_clipped_sum_match_single_runs(void **state)
         dn += ((double)sum[j] - ref[j]) * ((double)sum[j] - ref[j]);
         rn2 += ref[j] * ref[j];
     }
+    print_message("clipped sum vs single runs: rel err %.3g (%d of %d clipped)\n",
+                  sqrt(dn / rn2), clipped, NB);
     assert_true(sqrt(dn / rn2) < 1e-5);
     for (int i = 0; i < NB; i++)
         assert_true(ft_rel_err(norms2[i], rn[i], 0) < 1e-5);
@@ -180,8 +183,37 @@ static void test_unclipped_sum_is_batched_gradient(void **state)
         dn += d * d;
         rn += (double)batched[j] * batched[j];
     }
+    print_message("unclipped sum / B vs batched gradient: rel err %.3g\n", sqrt(dn / rn));
     assert_true(sqrt(dn / rn) < 1e-5);
     free(mask), free(sum), free(batched);
+    ff_model_free(m);
+}
+
+/* The batched reweighted pass (ghost clipping's second pass) with scales from the norms
+ * equals the batch-of-1 clipped sum. */
+static void test_weighted_sum_equals_clipped_sum(void **state)
+{
+    fixture *f = *state;
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &f->mc, NB), FF_OK);
+    assert_int_equal(ff_model_init_std(m, 13, 0.1f), FF_OK);
+    size_t n = ff_model_nparams(m);
+    float *a = calloc(n, sizeof *a), *w_sum = calloc(n, sizeof *w_sum), w[NB];
+    double norms[NB], clip;
+    assert_int_equal(ff_model_perexample_norms(m, &f->b, norms, NULL), FF_OK);
+    clip = 0.5 * (norms[0] + norms[1]);
+    for (int i = 0; i < NB; i++)
+        w[i] = (float)ff_dp_clip_scale(norms[i], clip);
+    assert_int_equal(ff_model_clipped_grad_sum(m, &f->b, clip, a, NULL, NULL), FF_OK);
+    assert_int_equal(ff_model_weighted_grad_sum(m, &f->b, w, w_sum), FF_OK);
+    double dn = 0, rn = 0;
+    for (size_t j = 0; j < n; j++) {
+        dn += ((double)a[j] - w_sum[j]) * ((double)a[j] - w_sum[j]);
+        rn += (double)a[j] * a[j];
+    }
+    print_message("weighted batched pass vs clipped sum: rel err %.3g\n", sqrt(dn / rn));
+    assert_true(sqrt(dn / rn) < 1e-5);
+    free(a), free(w_sum);
     ff_model_free(m);
 }
 
@@ -257,6 +289,7 @@ static void test_sigma0_equals_sgd_replay(void **state)
         dn += d * d;
         rn += (double)ff_model_params(r)[j] * ff_model_params(r)[j];
     }
+    print_message("sigma 0 DP training vs SGD replay: rel err %.3g\n", sqrt(dn / rn));
     assert_true(sqrt(dn / rn) < 1e-5);
     free(idx), free(g);
     ff_batch_free(&one);
@@ -348,6 +381,8 @@ static void test_noise_has_the_right_scale(void **state)
         within += fabs(d) < want;
     }
     double mean = s1 / (double)n, sd = sqrt(s2 / (double)n - mean * mean);
+    print_message("noise: %zu coordinates, std %.6g (want %.6g), mean %.3g, 1-sigma mass "
+                  "%.4f\n", n, sd, want, mean, (double)within / (double)n);
     assert_true(fabs(sd / want - 1) < 0.02);
     assert_true(fabs(mean) < 5 * want / sqrt((double)n));
     assert_true(fabs((double)within / (double)n - 0.6827) < 0.01);
@@ -376,6 +411,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_norms_and_clipped_sum_match_single_runs),
         cmocka_unit_test(test_unclipped_sum_is_batched_gradient),
+        cmocka_unit_test(test_weighted_sum_equals_clipped_sum),
         cmocka_unit_test(test_sigma0_equals_sgd_replay),
         cmocka_unit_test(test_ledger_refuses_round_past_budget),
         cmocka_unit_test(test_noise_has_the_right_scale),

@@ -342,6 +342,12 @@ int ff_model_perexample_norms(ff_model *m, const ff_batch *b, double *norms,
  * On error sum holds the examples before the failing one. */
 int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
                               double *norms, float *losses) FF_WARN_UNUSED;
+/* sum[nparams] += Σ_i w[i] ∇loss_i with ONE batched forward and backward: example i's
+ * label mask is scaled by w[i] / (its known labels), and the batched loss's normalisation is
+ * multiplied back. The second pass of ghost clipping (w = clip scales from norms computed
+ * without materialising gradients); B >= 1. Clobbers the gradient buffer. */
+int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
+                               float *sum) FF_WARN_UNUSED;
 
 #ifdef __cplusplus
 }
