@@ -6,8 +6,12 @@
  * cross-sample coupling: LayerNorm is per token, attention per sample, the loss a sum), time
  * B small passes instead of one batched pass. Ghost clipping is described in docs/privacy.md. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "internal.h"
 
@@ -150,15 +154,15 @@ static int example_grad(ff_model *m, ex_span *sp, const ff_batch *b, int i, floa
     return ff_model_backward(m, &v);
 }
 
-/* Runs every example of b: norms[i], losses[i] (each may be NULL) and, when sum is not NULL,
- * sum += min(1, clip / norm_i) g_i. The gradient buffer is zero between examples. */
-static int run_examples(ff_model *m, const ff_batch *b, double clip, float *sum, double *norms,
-                        float *losses)
+/* Examples i0..i1-1 of b on model m: norms[i], losses[i] (each may be NULL) and, when sum is
+ * not NULL, sum += min(1, clip / norm_i) g_i. The gradient buffer is zero between examples. */
+static int run_range(ff_model *m, const ff_batch *b, int i0, int i1, double clip, float *sum,
+                     double *norms, float *losses)
 {
     ex_span sp;
     int rc = span_init(&sp, m);
     ff_model_zero_grad(m);
-    for (int i = 0; rc == FF_OK && i < b->B; i++) {
+    for (int i = i0; rc == FF_OK && i < i1; i++) {
         float loss;
         rc = example_grad(m, &sp, b, i, &loss);
         if (rc != FF_OK)
@@ -178,6 +182,59 @@ static int run_examples(ff_model *m, const ff_batch *b, double clip, float *sum,
             losses[i] = loss;
     }
     span_free(&sp);
+    return rc;
+}
+
+#define FF_PEX_MAX_THREADS 16
+
+/* With a thread pool of T > 1, batch-of-1 GEMMs are too small to split well, so examples are
+ * split instead: thread t runs a contiguous range on its own max-batch-1 replica of the model
+ * (parameters copied; kernels see they are inside a parallel region and run serially) into
+ * its own sum; the sums are added in thread order, so results depend only on T. */
+static int run_examples(ff_model *m, const ff_batch *b, double clip, float *sum, double *norms,
+                        float *losses)
+{
+    int T = FF_MIN(FF_MIN(ff_models_threads(), b->B), FF_PEX_MAX_THREADS);
+#ifdef _OPENMP
+    if (omp_in_parallel())
+        T = 1;
+#else
+    T = 1;
+#endif
+    if (T <= 1)
+        return run_range(m, b, 0, b->B, clip, sum, norms, losses);
+    ff_model *rep[FF_PEX_MAX_THREADS] = {m};
+    float *sums[FF_PEX_MAX_THREADS] = {sum};
+    int rcs[FF_PEX_MAX_THREADS] = {0};
+    char msg[FF_PEX_MAX_THREADS][256];
+    size_t n = m->nparams;
+    int rc = FF_OK;
+    for (int t = 1; rc == FF_OK && t < T; t++) {
+        rc = ff_model_new(&rep[t], &m->cfg, 1);
+        if (rc == FF_OK)
+            memcpy(rep[t]->params, m->params, n * sizeof(float));
+        if (rc == FF_OK && sum && !(sums[t] = ff_calloc(n, sizeof(float))))
+            rc = ff_error(FF_ENOMEM, "per-example gradients: out of memory");
+    }
+    if (rc == FF_OK) {
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+        for (int t = 0; t < T; t++) {
+            int i0 = b->B * t / T, i1 = b->B * (t + 1) / T;
+            rcs[t] = run_range(rep[t], b, i0, i1, clip, sums[t], norms, losses);
+            if (rcs[t] != FF_OK) /* messages are per thread */
+                snprintf(msg[t], sizeof msg[t], "%s", ff_error_message());
+        }
+        for (int t = 0; rc == FF_OK && t < T; t++)
+            if (rcs[t] != FF_OK)
+                rc = ff_error(rcs[t], "%s", msg[t]);
+    }
+    for (int t = 1; t < T; t++) {
+        if (rc == FF_OK && sum)
+            for (size_t j = 0; j < n; j++)
+                sum[j] += sums[t][j];
+        ff_free(sums[t]);
+        ff_model_free(rep[t]);
+    }
     return rc;
 }
 

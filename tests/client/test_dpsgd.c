@@ -151,7 +151,20 @@ static void test_norms_and_clipped_sum_match_single_runs(void **state)
     assert_true(sqrt(dn / rn2) < 1e-5);
     for (int i = 0; i < NB; i++)
         assert_true(ft_rel_err(norms2[i], rn[i], 0) < 1e-5);
-    /* every clipped contribution is within C */
+    /* the example-parallel path (thread pool > 1, one replica per thread) */
+    float *sum2 = calloc(n, sizeof *sum2);
+    double norms3[NB];
+    ff_models_set_threads(3);
+    assert_int_equal(ff_model_clipped_grad_sum(m, &f->b, clip, sum2, norms3, NULL), FF_OK);
+    ff_models_set_threads(1);
+    dn = 0;
+    for (size_t j = 0; j < n; j++)
+        dn += ((double)sum2[j] - ref[j]) * ((double)sum2[j] - ref[j]);
+    print_message("3 threads: clipped sum rel err %.3g\n", sqrt(dn / rn2));
+    assert_true(sqrt(dn / rn2) < 1e-5);
+    for (int i = 0; i < NB; i++)
+        assert_true(ft_rel_err(norms3[i], rn[i], 0) < 1e-5);
+    free(sum2);
     free(g), free(ref), free(sum);
     ff_model_free(m);
 }
