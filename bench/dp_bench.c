@@ -1,5 +1,5 @@
 /* dp_bench: DP-SGD training throughput against non-private training of the same model in the
- * same run (fusion-base by default, batch 32). DP step = per-example clipped sum (batch-of-1
+ * same run (fusion-base by default, batch 32), interleaved step by step, medians. DP step = per-example clipped sum (batch-of-1
  * passes, models/src/perexample.c) + Gaussian noise + optimiser step; non-private step =
  * ff_model_train_step. Also prints what one extra backward pass would cost (the price of
  * ghost / per-layer clipping, docs/privacy.md) from the measured forward and step times:
@@ -52,6 +52,18 @@ static void make_batch(const ff_model_config *c, ff_batch *b, int B)
     }
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfgp = argc > 1 ? argv[1] : FF_SOURCE_DIR "/configs/model-base.yaml";
@@ -79,25 +91,24 @@ int main(int argc, char **argv)
         die("optimiser");
     printf("model %s, %zu parameters, batch %d, %d steps, %d thread(s)\n", c.name, n, B, steps,
            threads);
-    /* non-private: warm-up then timed steps */
-    if (ff_model_train_step(m, opt, &b, 0, steps + 1, &loss) != FF_OK)
-        die("train step");
-    double t0 = ff_now();
-    for (int s = 0; s < steps; s++)
-        if (ff_model_train_step(m, opt, &b, s + 1, steps + 1, &loss) != FF_OK)
-            die("train step");
-    double t_nondp = (ff_now() - t0) / steps;
-    t0 = ff_now();
-    for (int s = 0; s < steps; s++)
-        if (ff_model_forward(m, &b, NULL, &loss) != FF_OK)
-            die("forward");
-    double t_fwd = (ff_now() - t0) / steps;
-    /* DP-SGD: clipped sum of batch-of-1 gradients, noise, average, step */
+    /* Interleaved: each round times one forward, one non-private step and one DP step, so
+     * load from other processes on a shared machine hits both alike; medians are reported.
+     * Round 0 is warm-up. */
     ff_rng noise;
     ff_rng_init(&noise, 99, 1);
-    double t_dp = 0;
+    double *tf = calloc((size_t)steps, sizeof *tf), *tn = calloc((size_t)steps, sizeof *tn);
+    double *td = calloc((size_t)steps, sizeof *td);
+    if (!tf || !tn || !td)
+        die("out of memory");
     for (int s = 0; s <= steps; s++) {
-        double ts = ff_now();
+        double t0 = ff_now();
+        if (ff_model_forward(m, &b, NULL, &loss) != FF_OK)
+            die("forward");
+        double t1 = ff_now();
+        if (ff_model_train_step(m, opt, &b, s, 2 * steps + 2, &loss) != FF_OK)
+            die("train step");
+        double t2 = ff_now();
+        /* DP-SGD: clipped sum of per-example gradients, noise, average, step */
         memset(sum, 0, n * sizeof(float));
         if (ff_model_clipped_grad_sum(m, &b, 1.0, sum, NULL, NULL) != FF_OK)
             die("clipped sum");
@@ -107,10 +118,12 @@ int main(int argc, char **argv)
             g[j] = sum[j] / (float)B;
         if (ff_optim_step(opt, m, oc.lr) != FF_OK)
             die("optimiser step");
-        if (s > 0) /* the first is warm-up */
-            t_dp += ff_now() - ts;
+        double t3 = ff_now();
+        if (s > 0)
+            tf[s - 1] = t1 - t0, tn[s - 1] = t2 - t1, td[s - 1] = t3 - t2;
     }
-    t_dp /= steps;
+    double t_fwd = median(tf, steps), t_nondp = median(tn, steps), t_dp = median(td, steps);
+    free(tf), free(tn), free(td);
     double dp_sps = B / t_dp, nondp_sps = B / t_nondp;
     /* one extra backward on top of a non-private step (the per-layer norm pass) */
     double t_bwd = t_nondp - t_fwd, ghost = (t_nondp + t_bwd) / t_nondp;
