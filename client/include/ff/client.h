@@ -10,6 +10,9 @@
  *     ff_local_stats st;
  *     if (ff_local_train(model, &site, 1, &o, &st) != FF_OK) ...   // message names the step
  *
+ *     // record-level DP-SGD: o.dp = 1; o.dp_sigma = 1.1; o.dp_clip = 1.0; o.dp_delta = 1e-5;
+ *     // o.dp_ledger = site_ledger; o.dp_round = round;   → FF_EPOLICY past the site's budget
+ *
  *     json_t *metrics;                            // per site and pooled, every task
  *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, &eval_opts, report, &metrics);
  *
