@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,10 @@ FF_CLI_GROUP_DEFINE(client,
      "  --modalities img,txt,ehr restricts what the model sees (single-modality baselines;\n"
      "  patients left with no modality score 0.5). Defaults: 300 steps, batch 32, lr 1e-3,\n"
      "  seed 1. Writes DIR/model.safetensors (DIR/local-<site>/ with --local),\n"
-     "  DIR/metrics.json, DIR/report.html. Prints `auroc_<task> X` for the pooled test set.\n"},
+     "  DIR/metrics.json, DIR/report.html. Prints `auroc_<task> X` for the pooled test set.\n"
+     "  --dp-sigma S --dp-clip C --dp-delta D [--dp-epsilon-budget E]: record-level DP-SGD\n"
+     "  (Poisson sampling at q = batch / patients, per-patient clip C, noise S*C; see\n"
+     "  docs/privacy.md); prints `epsilon X` at delta D (refused past the budget E).\n"},
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
      "                    [--split test|val|train] [--bootstrap N] [--seed S] --out DIR\n"
@@ -112,6 +116,8 @@ typedef struct {
     int ndirs, local;
     int64_t steps, batch, seed, threads;
     double lr, dropout;
+    int dp;
+    double dp_sigma, dp_clip, dp_delta, dp_budget;
 } train_args;
 
 static int parse_train(ff_cli_args *a, train_args *t)
@@ -135,7 +141,24 @@ static int parse_train(ff_cli_args *a, train_args *t)
     if (rc == FF_OK)
         rc = ff_cli_opt_f64(a, "--dropout", 0.0, &t->dropout);
     if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-sigma", NAN, &t->dp_sigma);
+    t->dp = !isnan(t->dp_sigma); /* DP-SGD when --dp-sigma is given */
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-clip", 1.0, &t->dp_clip);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-delta", 1e-5, &t->dp_delta);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-epsilon-budget", 0.0, &t->dp_budget);
+    if (rc == FF_OK)
         rc = ff_cli_check_unused(a);
+    if (rc == FF_OK && t->dp && !(t->dp_sigma > 0))
+        rc = ff_error(FF_EINVAL, "--dp-sigma %g: expected > 0", t->dp_sigma);
+    if (rc == FF_OK && t->dp && !(t->dp_clip > 0 && isfinite(t->dp_clip)))
+        rc = ff_error(FF_EINVAL, "--dp-clip %g: expected a finite value > 0", t->dp_clip);
+    if (rc == FF_OK && t->dp && !(t->dp_delta > 0 && t->dp_delta < 1))
+        rc = ff_error(FF_EINVAL, "--dp-delta %g: expected 0 < delta < 1", t->dp_delta);
+    if (rc == FF_OK && !(t->dp_budget >= 0))
+        rc = ff_error(FF_EINVAL, "--dp-epsilon-budget %g: expected > 0", t->dp_budget);
     if (rc == FF_OK && (!t->cfg || !t->out || t->ndirs == 0))
         rc = ff_error(FF_EINVAL, "train needs --config, --data and --out (see 'fedfuse train --help')");
     if (rc == FF_OK && (t->steps < 1 || t->batch < 1 || t->batch > 1024 || t->threads < 1))
@@ -169,6 +192,11 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     o.augment = 1;
     o.seed = (uint64_t)t->seed;
     o.progress = 1;
+    o.dp = t->dp;
+    o.dp_sigma = t->dp_sigma;
+    o.dp_clip = t->dp_clip;
+    o.dp_delta = t->dp_delta;
+    o.dp_epsilon_budget = t->dp_budget;
     ff_local_stats st;
     if (rc == FF_OK)
         rc = ff_local_train(m, train_sites, n, &o, &st);
@@ -176,6 +204,8 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
         FF_LOG_INFO("trained %lld steps (%lld examples) in %.1f s; loss %.4f -> %.4f",
                     (long long)st.steps, (long long)st.examples, st.seconds, st.loss_first,
                     st.loss_last);
+        if (o.dp)
+            printf("epsilon %.6f\n", st.epsilon);
         char path[1024];
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         rc = ff_model_save(m, path);

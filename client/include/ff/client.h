@@ -10,6 +10,9 @@
  *     ff_local_stats st;
  *     if (ff_local_train(model, &site, 1, &o, &st) != FF_OK) ...   // message names the step
  *
+ *     // record-level DP-SGD: o.dp = 1; o.dp_sigma = 1.1; o.dp_clip = 1.0; o.dp_delta = 1e-5;
+ *     // o.dp_ledger = site_ledger; o.dp_round = round;   → FF_EPOLICY past the site's budget
+ *
  *     json_t *metrics;                            // per site and pooled, every task
  *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, &eval_opts, report, &metrics);
  *
@@ -25,6 +28,7 @@
 #include "ff/data.h"
 #include "ff/eval.h"
 #include "ff/models.h"
+#include "ff/privacy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,12 +57,28 @@ typedef struct {
     int augment;              /* clinical-meaning-preserving augmentation on */
     uint64_t seed;
     int progress;             /* print a progress bar on stderr */
+    /* Record-level (patient-level) DP-SGD (client/src/dpsgd.c), used when dp != 0: each step
+     * takes every training patient independently with probability q = batch / patients
+     * (Poisson; batch is then the expected size), clips each patient's gradient to dp_clip,
+     * adds N(0, (dp_sigma·dp_clip)²) to the sum and divides by batch. optim.clip_norm is not
+     * applied (the noisy gradient is already bounded per patient). The round is recorded in
+     * dp_ledger before any data is touched; FF_EPOLICY (nothing trained) when it would pass
+     * the ledger's budget. Not combinable with `trainable` or a modality restriction. */
+    int dp;
+    double dp_sigma;          /* noise multiplier σ >= 0 (0: no noise, ε = inf; tests only) */
+    double dp_clip;           /* C > 0, +inf = no clipping */
+    double dp_delta;          /* δ of the reported ε (< 1 / patients) */
+    double dp_epsilon_budget; /* used when dp_ledger is NULL: 0 = no budget */
+    ff_privacy_ledger *dp_ledger; /* the site's record-level ledger (caller owns), or NULL */
+    int64_t dp_round;         /* round number recorded in the ledger */
+    uint64_t dp_noise_seed;   /* 0 = noise from the OS entropy pool (use 0 outside tests) */
 } ff_local_opts;
 
 typedef struct {
     int64_t steps, examples;
     double loss_first, loss_last, loss_mean;
     double seconds;
+    double epsilon;           /* DP-SGD: ε at dp_delta after this call (ledger total) */
 } ff_local_stats;
 
 /* Fills o from a training plan stage: steps = stage/plan local_steps, or local_epochs over
@@ -71,6 +91,10 @@ void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage
  * naming the step. */
 int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
                    ff_local_stats *st) FF_WARN_UNUSED;
+/* The DP-SGD path of ff_local_train (called by it when o->dp is set): the sites' train
+ * splits are pooled into one set of patients for sampling and accounting. */
+int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites,
+                      const ff_local_opts *o, ff_local_stats *st) FF_WARN_UNUSED;
 
 /* Predicted probabilities for every patient of a split: probs, labels and label masks are
  * [n, K] arrays the caller allocates with n = ff_site_count(s, split). With a modality mask

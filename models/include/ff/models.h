@@ -319,6 +319,38 @@ float ff_bce_forward_ref(const float *logits, const float *y, const float *mask,
 void ff_bce_backward_ref(float *dlogits, const float *logits, const float *y, const float *mask,
                          int n);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Per-example gradients (DP-SGD)                                                            */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Exact per-example gradients by batch-of-1 passes (models/src/perexample.c): example i's
+ * gradient is that of its own loss (its masked-mean BCE over the K tasks), computed alone.
+ * They use (and clobber) the model's gradient buffer and last-forward activations. Ghost
+ * clipping (norms of Linear-layer gradients without materialising them) is designed in
+ * docs/privacy.md.
+ */
+
+/* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
+ff_batch ff_batch_row(const ff_batch *b, int i);
+/* min(1, clip / norm), a factor 4e-7 below the ratio when clipping so the float result
+ * cannot exceed clip; 1 when clip is +inf or <= 0 (no clipping). */
+double ff_dp_clip_scale(double norm, double clip);
+/* norms[i] = ||∇ loss_i||₂ for each example of b (B <= max_batch); losses[i] (may be NULL)
+ * its loss. Errors name the example. */
+int ff_model_perexample_norms(ff_model *m, const ff_batch *b, double *norms,
+                              float *losses) FF_WARN_UNUSED;
+/* sum[nparams] += Σ_i min(1, clip / ||g_i||) g_i (clip > 0; +inf = no clipping). norms and
+ * losses (may be NULL) receive each example's gradient norm before clipping and its loss.
+ * On error sum holds the examples before the failing one. */
+int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
+                              double *norms, float *losses) FF_WARN_UNUSED;
+/* sum[nparams] += Σ_i w[i] ∇loss_i with ONE batched forward and backward: example i's
+ * label mask is scaled by w[i] / (its known labels), and the batched loss's normalisation is
+ * multiplied back. The second pass of ghost clipping (w = clip scales from norms computed
+ * without materialising gradients); B >= 1. Clobbers the gradient buffer. */
+int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
+                               float *sum) FF_WARN_UNUSED;
+
 #ifdef __cplusplus
 }
 #endif
