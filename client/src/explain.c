@@ -493,13 +493,14 @@ static int png_write_rgb(const char *path, const uint8_t *rgb, int W, int H)
 }
 
 /* The image (channel 0, [-1,1] to grey) upscaled by nearest neighbour to at least 256 px,
- * blended with red in proportion to each patch's occlusion importance (the largest = 60%). */
+ * blended with red in proportion to each patch's occlusion importance, min-max scaled over the
+ * patches (least important = no red, most important = 70% red): relative, not absolute. */
 static int write_heatmap(const char *path, const ex_state *st, const double *imp)
 {
     int S = st->sh->W, g = S / st->P, f = (256 + S - 1) / S, W = S * f;
-    double mx = 0;
+    double mx = 0, mn = INFINITY;
     for (int i = 0; i < st->np; i++)
-        mx = fmax(mx, imp[i]);
+        mx = fmax(mx, imp[i]), mn = fmin(mn, imp[i]);
     uint8_t *rgb = malloc((size_t)W * (size_t)W * 3);
     if (!rgb)
         return ff_error(FF_ENOMEM, "%s: out of memory", path);
@@ -509,7 +510,7 @@ static int write_heatmap(const char *path, const ex_state *st, const double *imp
             int sx = x / f;
             double v = (st->base.image[(size_t)sy * S + sx] + 1.0) * 0.5;
             v = v < 0 ? 0 : v > 1 ? 1 : v;
-            double a = mx > 0 ? 0.6 * imp[(sy / st->P) * g + sx / st->P] / mx : 0;
+            double a = mx > mn ? 0.7 * (imp[(sy / st->P) * g + sx / st->P] - mn) / (mx - mn) : 0;
             uint8_t *px = rgb + ((size_t)y * W + x) * 3;
             px[0] = (uint8_t)lround(255.0 * ((1 - a) * v + a));
             px[1] = px[2] = (uint8_t)lround(255.0 * (1 - a) * v);
@@ -813,8 +814,7 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
         } else if (x->kind == V_LAB) {
             char what[300];
             snprintf(what, sizeof what, "%s %s", o->lab,
-                     x->arg == 0 ? "without a value" : x->arg == 5 ? "at value bin 5 (normal, "
-                     "just below the median)" : "at value bin 6 (normal, just above the median)");
+                     x->arg == 0 ? "with no value" : x->arg == 5 ? "normal (bin 5)" : "normal (bin 6)");
             json_t *c = outcome_json(st, x, what);
             int has = 0;
             for (int e = 0; e < st->sh->Le; e++)
@@ -1046,8 +1046,8 @@ static void print_words_events(const json_t *ex, int top, FILE *out)
         char line[128];
         json_t *h = json_object_get(w, "hours_before"), *v = json_object_get(w, "value");
         int n = snprintf(line, sizeof line, "%s = %s", json_string_value(json_object_get(w, "code")),
-                         v ? json_string_value(v) : "(no value)");
-        if (h && n > 0 && (size_t)n < sizeof line)
+                         json_is_string(v) ? json_string_value(v) : "(no value)");
+        if (json_is_number(h) && n > 0 && (size_t)n < sizeof line)
             snprintf(line + n, sizeof line - (size_t)n, ", %.1f h before", json_number_value(h));
         fprintf(out, "  %-42.42s", line);
         print_vec(json_object_get(w, "occlusion"), 1, out);
@@ -1149,7 +1149,12 @@ void ff_explain_print(const json_t *ex, int top, FILE *out)
                               "                                            ", out);
         print_outcomes(cf, out);
     }
-    fprintf(out, "\n(*) temperature not fitted (too few or one-class validation labels): "
-                 "uncalibrated.\nOcclusion = logit change when the item is removed (+ = raised "
+    int unfitted = 0;
+    json_array_foreach(json_object_get(ex, "predictions"), i, p)
+        unfitted |= !json_is_true(json_object_get(p, "temperature_fitted"));
+    if (unfitted)
+        fprintf(out, "\n(*) temperature not fitted (too few or one-class validation labels): "
+                     "uncalibrated.");
+    fprintf(out, "\nOcclusion = logit change when the item is removed (+ = raised "
                  "the risk). Attention = where the model looked.\n");
 }
