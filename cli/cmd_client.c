@@ -323,6 +323,10 @@ static int cmd_explain(int argc, char **argv)
     rc = sites_load(&s, cfg, &dir, 1);
     ff_model *m = NULL;
     json_t *ex = NULL;
+    ff_split sp;
+    size_t ix;
+    if (rc == FF_OK) /* an unknown id fails before the weights are read */
+        rc = ff_explain_find(s.sites[0], dir, pid, &sp, &ix);
     if (rc == FF_OK)
         rc = ff_model_new(&m, &s.mc, 64);
     if (rc == FF_OK)
