@@ -720,9 +720,11 @@ static json_t *outcome_json(const ex_state *st, const ex_variant *v, const char 
     return o;
 }
 
-/* Attention views of the base forward (NULL arrays when absent). */
+/* Attention views of the base forward (NULL arrays when absent), with the name of the view
+ * each came from. */
 typedef struct {
     float *words, *events, *patches;
+    const char *words_view, *events_view, *patches_view;
     float mods[3];
     int has_mods;
 } ex_attn;
@@ -734,21 +736,45 @@ static void attn_free(ex_attn *a)
     free(a->patches);
 }
 
+/* Reads the first view of views[] that exists into *dst (freed and NULL when none). A cross
+ * view whose queries come from an absent modality is skipped: that modality's fusion token is
+ * masked, so where its tokens looked cannot matter for the prediction. */
+static void attn_pick(const ff_model *m, float **dst, int cap, const int *views,
+                      const int *usable, const char *const *names, int n, const char **name)
+{
+    *name = NULL;
+    for (int i = 0; i < n; i++)
+        if (usable[i] && ff_model_attention_received(m, views[i], 0, *dst, cap) > 0) {
+            *name = names[i];
+            return;
+        }
+    free(*dst);
+    *dst = NULL;
+}
+
 static int attn_read(const ex_state *st, ex_attn *a)
 {
     memset(a, 0, sizeof *a);
     int Lt = st->sh->Lt, Le = st->sh->Le;
+    int img = ff_batch_present(&st->base, 0, 0), txt = ff_batch_present(&st->base, 0, 1);
     a->words = calloc((size_t)Lt, sizeof(float));
     a->events = calloc((size_t)Le, sizeof(float));
     a->patches = calloc((size_t)st->np, sizeof(float));
     if (!a->words || !a->events || !a->patches)
         return ff_error(FF_ENOMEM, "out of memory");
-    if (ff_model_attention_received(st->m, FF_ATTN_IMG_TXT, 0, a->words, Lt) == 0)
-        free(a->words), a->words = NULL;
-    if (ff_model_attention_received(st->m, FF_ATTN_TXT_EHR, 0, a->events, Le) == 0)
-        free(a->events), a->events = NULL;
-    if (ff_model_attention_received(st->m, FF_ATTN_IMG_SELF, 0, a->patches, st->np) == 0)
-        free(a->patches), a->patches = NULL;
+    static const char *const wn[2] = {"fuse.x_img: image tokens attending to note tokens",
+                                      "last text-encoder block: note tokens attending to note "
+                                      "tokens (no image)"};
+    static const char *const en[2] = {"fuse.x_txt: note tokens attending to record events",
+                                      "last EHR-encoder block: events attending to events (no "
+                                      "note)"};
+    static const char *const pn[1] = {"last image-encoder block: patches attending to patches"};
+    int wv[2] = {FF_ATTN_IMG_TXT, FF_ATTN_TXT_SELF}, wu[2] = {img, 1};
+    int ev[2] = {FF_ATTN_TXT_EHR, FF_ATTN_EHR_SELF}, eu[2] = {txt, 1};
+    int pv[1] = {FF_ATTN_IMG_SELF}, pu[1] = {img};
+    attn_pick(st->m, &a->words, Lt, wv, wu, wn, 2, &a->words_view);
+    attn_pick(st->m, &a->events, Le, ev, eu, en, 2, &a->events_view);
+    attn_pick(st->m, &a->patches, st->np, pv, pu, pn, 1, &a->patches_view);
     a->has_mods = ff_model_modality_attention(st->m, 0, a->mods) == 3;
     return FF_OK;
 }
@@ -831,6 +857,9 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
     json_object_set_new(ex, "events", sorted(events));
     json_object_set_new(ex, "ablation", abl);
     json_object_set_new(ex, "counterfactuals", cf);
+    json_object_set_new(ex, "attention_views",
+                        json_pack("{s:s?,s:s?,s:s?}", "words", at->words_view, "events",
+                                  at->events_view, "patches", at->patches_view));
     if (at->has_mods)
         json_object_set_new(ex, "modality_attention",
                             json_pack("{s:f,s:f,s:f}", "image", at->mods[0], "note", at->mods[1],
@@ -845,9 +874,10 @@ static json_t *methods_json(void)
         "= the item raised the risk): word = every position of the word set to padding, patch "
         "= pixels set to 0 (mid-grey), event = row set to padding",
         "attention",
-        "words: fuse.x_img (image tokens attending to note tokens); events: fuse.x_txt (note "
-        "tokens attending to record events); patches: last image-encoder self-attention; mean "
-        "over heads and queries. Where the model looked, not what changed its answer",
+        "weight each token received, mean over heads and queries (attention_views names the "
+        "layer: fuse.x_img for words and fuse.x_txt for events when the querying modality is "
+        "present, else the encoder's last self-attention; patches: the image encoder's last "
+        "self-attention). Where the model looked, not what changed its answer",
         "calibration",
         "temperature scaling per task fitted on this site's validation split (T = 1 when it "
         "cannot be fitted)",
@@ -872,8 +902,6 @@ static int explain_body(ex_state *st, const ff_site *s, ff_split split, size_t i
         rc = ff_model_forward(st->m, &one, st->logit0, NULL);
     if (rc == FF_OK)
         rc = attn_read(st, &at);
-    if (rc == FF_OK && st->base.image_present[0] < 0.5f)
-        free(at.patches), at.patches = NULL; /* a blank image's self-attention means nothing */
     const float *e = rc == FF_OK ? embedding(st->m, &w) : NULL;
     if (rc == FF_OK && !(e0 = malloc((size_t)w * sizeof *e0)))
         rc = ff_error(FF_ENOMEM, "out of memory");
@@ -1156,5 +1184,12 @@ void ff_explain_print(const json_t *ex, int top, FILE *out)
         fprintf(out, "\n(*) temperature not fitted (too few or one-class validation labels): "
                      "uncalibrated.");
     fprintf(out, "\nOcclusion = logit change when the item is removed (+ = raised "
-                 "the risk). Attention = where the model looked.\n");
+                 "the risk). Attention = where the model looked:\n");
+    json_t *av = json_object_get(ex, "attention_views");
+    const char *const keys[3] = {"words", "events", "patches"};
+    for (int k = 0; k < 3; k++) {
+        json_t *v = json_object_get(av, keys[k]);
+        fprintf(out, "  %-8s %s\n", keys[k], json_is_string(v) ? json_string_value(v)
+                                                              : "(not available)");
+    }
 }
