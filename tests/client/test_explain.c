@@ -349,6 +349,41 @@ static void test_heatmap_png(void **state)
     json_decref(ex);
 }
 
+/* A patient without an image: no patches, no heat map, and the word attention comes from the
+ * text encoder (the image tokens' cross-attention cannot matter for the prediction). */
+static void test_patient_without_image(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < ff_site_count(f->site, FF_SPLIT_TEST); i++) {
+        ff_batch b;
+        patient_batch(f, FF_SPLIT_TEST, i, &b);
+        int want = !ff_batch_present(&b, 0, 0) && ff_batch_present(&b, 0, 1);
+        ff_batch_free(&b);
+        if (!want)
+            continue;
+        ff_explain_opts o;
+        ff_explain_opts_default(&o);
+        o.k = 0;
+        o.heatmap_path = ft_path(f->dir, "none.png");
+        json_t *ex = explain(f, ff_site_patient_id(f->site, FF_SPLIT_TEST, i), &o);
+        assert_int_equal(json_array_size(json_object_get(ex, "patches")), 0);
+        assert_true(json_is_null(json_object_get(ex, "heatmap")));
+        const char *v = json_string_value(json_object_get(json_object_get(ex, "attention_views"),
+                                                          "words"));
+        assert_non_null(v);
+        assert_non_null(strstr(v, "text-encoder"));
+        /* ablating the absent image changes nothing */
+        json_t *a0 = json_object_get(json_array_get(json_object_get(ex, "ablation"), 0),
+                                     "probability");
+        json_t *p0 = json_array_get(json_object_get(ex, "predictions"), 0);
+        assert_true(fabs(num(a0, 0) - json_number_value(json_object_get(p0, "probability"))) <
+                    1e-6);
+        json_decref(ex);
+        return;
+    }
+    skip();
+}
+
 static void test_unknown_patient(void **state)
 {
     fixture *f = *state;
@@ -371,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_lab_counterfactual),
         cmocka_unit_test(test_neighbours_sorted_without_self),
         cmocka_unit_test(test_heatmap_png),
+        cmocka_unit_test(test_patient_without_image),
         cmocka_unit_test(test_unknown_patient),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
