@@ -328,7 +328,7 @@ static int cmd_explain(int argc, char **argv)
     if (rc == FF_OK) /* an unknown id fails before the weights are read */
         rc = ff_explain_find(s.sites[0], dir, pid, &sp, &ix);
     if (rc == FF_OK)
-        rc = ff_model_new(&m, &s.mc, 64);
+        rc = ff_model_new(&m, &s.mc, 32); /* variants run 32 at a time */
     if (rc == FF_OK)
         rc = ff_model_load(m, w);
     if (rc == FF_OK)
