@@ -23,17 +23,24 @@ static int key_extent(const uint8_t *mask, int klen)
     return e;
 }
 
-/* Mean over heads and query rows of probs [H, qlen, te] (row stride te) into out[0..te). */
-static void mean_received(const float *probs, size_t pstride, int b, int H, int qlen, int te,
-                          float *out)
+/* Mean over heads and valid query rows (qmask NULL = all) of probs [H, qlen, te] (row
+ * stride te) into out[0..te). Padding rows inside a note or record are computed by the
+ * kernel as queries but are not tokens of the patient, so they are left out. */
+static void mean_received(const float *probs, size_t pstride, int b, int H, int qlen,
+                          const uint8_t *qmask, int te, float *out)
 {
+    int nq = 0;
     for (int h = 0; h < H; h++) {
         const float *P = probs + ((size_t)b * H + h) * pstride;
-        for (int q = 0; q < qlen; q++)
+        for (int q = 0; q < qlen; q++) {
+            if (qmask && !qmask[q])
+                continue;
+            nq++;
             for (int k = 0; k < te; k++)
                 out[k] += P[(size_t)q * te + k];
+        }
     }
-    float inv = 1.0f / (float)(H * qlen);
+    float inv = nq ? 1.0f / (float)nq : 0.0f;
     for (int k = 0; k < te; k++)
         out[k] *= inv;
 }
@@ -64,13 +71,14 @@ int ff_model_attention_received(const ff_model *m, int view, int b, float *out, 
     }
     ktok = kr->T;
     kmask = kr->mask ? kr->mask + (size_t)b * ktok : NULL;
+    const uint8_t *qmask = qr->mask ? qr->mask + (size_t)b * qr->T : NULL;
     int te = key_extent(kmask, kr->len[b]), qlen = qr->len[b];
     if (te == 0 || qlen == 0)
         return 0;
     if (te > cap)
         return 0;
     memset(out, 0, (size_t)cap * sizeof *out);
-    mean_received(probs, pstride, b, m->H, qlen, te, out);
+    mean_received(probs, pstride, b, m->H, qlen, qmask, te, out);
     return te;
 }
 

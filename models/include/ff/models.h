@@ -336,10 +336,10 @@ enum {
     FF_ATTN_EHR_SELF = 4  /* last EHR-encoder block */
 };
 /* For sample b of the last forward: out[t] = attention weight key token t received, averaged
- * over heads and query tokens (masked keys 0; the values of one view sum to 1). Returns the
- * number of key positions written (up to the last valid key), or 0 when the view does not
- * exist (cross views outside cross fusion, an absent context, b out of range, cap too
- * small). Reads only. */
+ * over heads and valid (non-padding) query tokens (masked keys 0; the values of one view sum
+ * to 1). Returns the number of key positions written (up to the last valid key), or 0 when
+ * the view does not exist (cross views outside cross fusion, an absent context, b out of
+ * range, cap too small). Reads only. */
 int ff_model_attention_received(const ff_model *m, int view, int b, float *out, int cap);
 /* Cross fusion: out[j] = mean over heads and present query modalities of the fusion block's
  * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available. */
