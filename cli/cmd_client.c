@@ -342,8 +342,8 @@ static int cmd_explain(int argc, char **argv)
         fputc('\n', stdout);
     } else if (rc == FF_OK) {
         ff_explain_print(ex, eo.top, stdout);
-        printf("\nwrote %s%s%s\n", jpath, json_is_string(json_object_get(ex, "heatmap")) ? " and " : "",
-               json_is_string(json_object_get(ex, "heatmap")) ? hpath : "");
+        int hm = json_is_string(json_object_get(ex, "heatmap"));
+        printf("\nwrote %s%s%s\n", jpath, hm ? " and " : "", hm ? hpath : "");
     }
     json_decref(ex);
     ff_model_free(m);

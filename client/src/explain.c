@@ -81,7 +81,8 @@ static void ex_field(void *data, size_t len, void *vctx)
         r->oom = 1;
         return;
     }
-    memcpy(f, data, len);
+    if (len)
+        memcpy(f, data, len);
     f[len] = '\0';
     r->field[r->nfields] = f;
     r->flen[r->nfields++] = len;
@@ -99,7 +100,8 @@ static char *ex_strdup(const char *s)
 static void ex_row_data(ex_reader *r)
 {
     int nf = FF_MIN(r->nfields, EX_MAX_FIELDS);
-    if (r->col_id < 0 || r->col_id >= nf || r->col_a >= nf || r->col_b >= nf || r->col_c >= nf)
+    if (r->col_id < 0 || r->col_a < 0 || r->col_id >= nf || r->col_a >= nf || r->col_b >= nf ||
+        r->col_c >= nf)
         return;
     if (strcmp(r->field[r->col_id], r->want) != 0)
         return;
@@ -260,10 +262,11 @@ static void apply_variant(const ex_state *st, ff_batch *b, int r, const ex_varia
     } else if (v->kind == V_PATCH) {
         int S = b->W, g = S / st->P, pr = v->arg / g, pc = v->arg % g;
         for (int c = 0; c < b->C; c++)
-            for (int y = pr * st->P; y < (pr + 1) * st->P; y++)
-                memset(b->image + ((ru * (size_t)b->C + (size_t)c) * (size_t)S + (size_t)y) * (size_t)S +
-                           (size_t)(pc * st->P),
-                       0, (size_t)st->P * sizeof(float));
+            for (int y = pr * st->P; y < (pr + 1) * st->P; y++) {
+                size_t row = (ru * (size_t)b->C + (size_t)c) * (size_t)S + (size_t)y;
+                memset(b->image + row * (size_t)S + (size_t)(pc * st->P), 0,
+                       (size_t)st->P * sizeof(float));
+            }
     } else if (v->kind == V_EVENT) {
         ec[v->arg] = ev[v->arg] = et[v->arg] = 0;
     } else if (v->kind == V_DROP) {
@@ -840,7 +843,9 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
         } else if (x->kind == V_LAB) {
             char what[300];
             snprintf(what, sizeof what, "%s %s", o->lab,
-                     x->arg == 0 ? "with no value" : x->arg == 5 ? "normal (bin 5)" : "normal (bin 6)");
+                     x->arg == 0   ? "with no value"
+                     : x->arg == 5 ? "normal (bin 5)"
+                                   : "normal (bin 6)");
             json_t *c = outcome_json(st, x, what);
             int has = 0;
             for (int e = 0; e < st->sh->Le; e++)
@@ -1073,7 +1078,8 @@ static void print_words_events(const json_t *ex, int top, FILE *out)
             break;
         char line[128];
         json_t *h = json_object_get(w, "hours_before"), *v = json_object_get(w, "value");
-        int n = snprintf(line, sizeof line, "%s = %s", json_string_value(json_object_get(w, "code")),
+        int n = snprintf(line, sizeof line, "%s = %s",
+                         json_string_value(json_object_get(w, "code")),
                          json_is_string(v) ? json_string_value(v) : "(no value)");
         if (json_is_number(h) && n > 0 && (size_t)n < sizeof line)
             snprintf(line + n, sizeof line - (size_t)n, ", %.1f h before", json_number_value(h));

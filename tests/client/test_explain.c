@@ -217,17 +217,17 @@ static void test_word_counterfactual_and_top_word(void **state)
     ff_explain_opts_default(&o);
     o.k = 0;
     json_t *ex = explain(f, id, &o);
-    const char *top = json_string_value(json_object_get(json_array_get(json_object_get(ex, "words"), 0),
-                                                        "word"));
+    json_t *words = json_object_get(ex, "words");
+    const char *top = json_string_value(json_object_get(json_array_get(words, 0), "word"));
     assert_non_null(top);
     char *note = note_of(f, id);
     if (!has_token(note, top))
         fail_msg("top word '%s' is not in the patient's note", top);
     /* occlusion is sorted by importance */
-    json_t *words = json_object_get(ex, "words");
     for (size_t w = 1; w < json_array_size(words); w++)
-        assert_true(json_number_value(json_object_get(json_array_get(words, w - 1), "importance")) >=
-                    json_number_value(json_object_get(json_array_get(words, w), "importance")));
+        assert_true(
+            json_number_value(json_object_get(json_array_get(words, w - 1), "importance")) >=
+            json_number_value(json_object_get(json_array_get(words, w), "importance")));
     char word[128];
     snprintf(word, sizeof word, "%s", top);
     json_decref(ex);

@@ -108,7 +108,8 @@ static void test_image_self_attention_matches_ref(void **state)
     int C = (int)c->image.channels, S = (int)c->image.size, Pp = (int)c->image.patch;
     int g = S / Pp, T = g * g, pv = C * Pp * Pp, d = (int)c->width;
     for (int b = 0; b < 2; b++) {
-        float *patch = calloc((size_t)T * pv, sizeof *patch), *x0 = calloc((size_t)T * d, sizeof *x0);
+        float *patch = calloc((size_t)T * pv, sizeof *patch);
+        float *x0 = calloc((size_t)T * d, sizeof *x0);
         ff_patchify_forward_ref(patch, f->b.image + (size_t)b * C * S * S, 1, C, S, Pp);
         ff_linear_forward_ref(x0, patch, P(f, "img.patch.weight"), P(f, "img.patch.bias"), T, pv,
                               d, 0);
