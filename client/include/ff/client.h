@@ -116,6 +116,48 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
                         json_t **out) FF_WARN_UNUSED;
 
+/* ---------------------------------------------------------------------------------------- */
+/* Explanations (fedfuse explain; client/src/explain.c)                                      */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * One patient of one site, run locally at the hospital. The result holds that patient's own
+ * words, codes and values (and the outcomes of similar patients): it is for the local
+ * clinician's terminal and the explanation folder only. Nothing of it goes to ff_log.
+ *
+ *     ff_explain_opts eo; ff_explain_opts_default(&eo);
+ *     eo.word = "chest"; eo.heatmap_path = "out/heatmap.png";
+ *     json_t *ex;
+ *     if (ff_explain(m, site, "cohort/site-1", "p-0042", &eo, &ex) != FF_OK) ...
+ *     ff_explain_print(ex, stdout); ff_eval_json_write(ex, "out/explain.json");
+ */
+
+typedef struct {
+    int k;                    /* nearest training patients (0 = none) */
+    const char *lab;          /* EHR code for the "lab value normal" counterfactual, or NULL */
+    const char *word;         /* note word for the "word absent" counterfactual, or NULL */
+    const char *heatmap_path; /* PNG of the image with the patch-occlusion overlay, or NULL */
+    int top;                  /* items per view in the printed summary */
+} ff_explain_opts;
+void ff_explain_opts_default(ff_explain_opts *o); /* k 5, top 8, no lab/word/heatmap */
+
+/* Finds a patient id in every split of the site. FF_ENOTFOUND ("patient 'ID' is not in
+ * SITE_NAME") names only the id that was asked for. */
+int ff_explain_find(const ff_site *s, const char *site_name, const char *patient_id,
+                    ff_split *split, size_t *index) FF_WARN_UNUSED;
+
+/* The explanation of one patient as JSON (schema in docs/evaluation.md): calibrated
+ * prediction per task (temperature fitted on the site's val split), occlusion and attention
+ * over note words, image patches and record events, modality ablation, the k nearest
+ * training patients by distance of the pooled fused vector, and the counterfactuals asked
+ * for. site_dir is read again for the raw note words and event rows of that patient. Writes
+ * o->heatmap_path when set and the patient has an image. The caller owns *out; on error *out
+ * is NULL. The model needs max batch >= 2. */
+int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *patient_id,
+               const ff_explain_opts *o, json_t **out) FF_WARN_UNUSED;
+
+/* Prints the readable summary of an explanation (top o->top items per view). */
+void ff_explain_print(const json_t *ex, int top, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -351,6 +351,33 @@ int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float
 int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
                                float *sum) FF_WARN_UNUSED;
 
+/* Inspection of the last forward (explanations; read-only, models/src/inspect.c)            */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The pooled fused vector z [B, ff_model_fused_width] of the last forward (the input of the
+ * head: cross = masked mean of the fusion tokens, early = the fusion MLP output); NULL for
+ * late fusion, which has none. Valid until the next forward. */
+const float *ff_model_fused(const ff_model *m);
+int ff_model_fused_width(const ff_model *m);
+
+/* Attention views: which keys the attention of the last forward looked at. */
+enum {
+    FF_ATTN_IMG_TXT = 0,  /* fuse.x_img: image tokens attending to note tokens (keys = words) */
+    FF_ATTN_TXT_EHR = 1,  /* fuse.x_txt: note tokens attending to record events */
+    FF_ATTN_IMG_SELF = 2, /* last image-encoder block: patches attending to patches */
+    FF_ATTN_TXT_SELF = 3, /* last text-encoder block */
+    FF_ATTN_EHR_SELF = 4  /* last EHR-encoder block */
+};
+/* For sample b of the last forward: out[t] = attention weight key token t received, averaged
+ * over heads and valid (non-padding) query tokens (masked keys 0; the values of one view sum
+ * to 1). Returns the number of key positions written (up to the last valid key), or 0 when
+ * the view does not exist (cross views outside cross fusion, an absent context, b out of
+ * range, cap too small). Reads only. */
+int ff_model_attention_received(const ff_model *m, int view, int b, float *out, int cap);
+/* Cross fusion: out[j] = mean over heads and present query modalities of the fusion block's
+ * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available. */
+int ff_model_modality_attention(const ff_model *m, int b, float out[3]);
+
 #ifdef __cplusplus
 }
 #endif
