@@ -493,6 +493,11 @@ static void drain_done_locked(node *nd)
             break;
         cv_wait_until(nd, until);
     }
+    /* The last DONE replies are still being sent when their handlers return; stopping the
+     * server now would cancel them and leave a client retrying a coordinator that is gone. */
+    pthread_mutex_unlock(&nd->mu);
+    usleep(1000000);
+    pthread_mutex_lock(&nd->mu);
 }
 
 static int drive(node *nd, const ff_fed_run_opts *o)
