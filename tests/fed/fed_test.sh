@@ -9,6 +9,8 @@
 #                  bit-identical (sha256) to an uninterrupted run, the audit log verifies.
 #   client_killed  one client is killed while the run is in progress: the rounds go on with
 #                  the others (quorum 2), the coordinator names the missing site, the run ends.
+#   client_hung    the same with a client that stays connected but never answers (SIGSTOP):
+#                  each phase ends at its deadline, logged with the site name.
 set -u
 mode=$1 fedfuse=$2 src=$3
 py=/usr/bin/python3
@@ -74,7 +76,7 @@ for t in ("admission", "icu", "critical"):
     assert d < 0.01, t  # histogram ties: the tiny model scores in a narrow band
 EOP
     ;;
-restart|client_killed)
+restart|client_killed|client_hung)
     if [ $mode = restart ]; then mkconf 4 false 30; else mkconf 4 false 4; fi
     "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
     # run b: the same consortium files, its own out folder, the processes started by hand
@@ -105,7 +107,11 @@ restart|client_killed)
         grep -q '"event":"restart"' "$tmp/b/audit.jsonl" || fail "no restart entry in the audit log"
     else
         for i in $(seq 1 300); do grep -q "round 1: trained" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
-        kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+        if [ $mode = client_hung ]; then
+            kill -STOP "${cl[1]}"   # alive, connected, never answers again
+        else
+            kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+        fi
         wait_for $cpid 120 || fail "coordinator failed"
         grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
         [ "$(wc -l < "$tmp/b/rounds.csv")" = 5 ] || fail "not all 4 rounds finished"
