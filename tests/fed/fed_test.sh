@@ -11,6 +11,7 @@
 #                  the others (quorum 2), the coordinator names the missing site, the run ends.
 #   client_hung    the same with a client that stays connected but never answers (SIGSTOP):
 #                  each phase ends at its deadline, logged with the site name.
+#   (both also call `fedfuse status` mid-run and check the round/phase line)
 set -u
 mode=$1 fedfuse=$2 src=$3
 py=/usr/bin/python3
@@ -112,6 +113,11 @@ restart|client_killed|client_hung)
         else
             kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
         fi
+        port=$(grep -o "127.0.0.1:[0-9]*" "$tmp/b/config/coordinator.yaml" | cut -d: -f2)
+        "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/b/pki/sites/site-1.crt" \
+            --key "$tmp/b/pki/sites/site-1.key" --ca "$tmp/b/pki/ca.pem" --server-name coordinator \
+            > "$tmp/status.txt" 2>&1 || { cat "$tmp/status.txt"; fail "fedfuse status"; }
+        grep -q "^round [1-4] of 4, phase " "$tmp/status.txt" || { cat "$tmp/status.txt"; fail "status output"; }
         wait_for $cpid 120 || fail "coordinator failed"
         grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
         [ "$(wc -l < "$tmp/b/rounds.csv")" = 5 ] || fail "not all 4 rounds finished"
