@@ -405,6 +405,10 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
         return rc;
     if (!nd->cfg.model_config[0])
         return ff_error(FF_ECONFIG, "%s: model_config: needed to run the coordinator", config_path);
+    if (nd->cfg.secure_aggregation.enabled)
+        return ff_error(FF_ECONFIG, "%s: secure_aggregation.enabled: the coordinator process does "
+                        "not run the secure-aggregation phases yet (issue 8); set it to false",
+                        config_path);
     if (!nd->cfg.consortium[0])
         return ff_error(FF_ECONFIG, "%s: consortium: needed to run the coordinator", config_path);
     if (nd->cfg.plan[0]) {
@@ -493,6 +497,11 @@ static void drain_done_locked(node *nd)
             break;
         cv_wait_until(nd, until);
     }
+    /* The last DONE replies are still being sent when their handlers return; stopping the
+     * server now would cancel them and leave a client retrying a coordinator that is gone. */
+    pthread_mutex_unlock(&nd->mu);
+    usleep(1000000);
+    pthread_mutex_lock(&nd->mu);
 }
 
 static int drive(node *nd, const ff_fed_run_opts *o)

@@ -389,8 +389,8 @@ static void show_rounds(sim *s, int *shown)
         for (char *p = strtok(line, ",\n"); p && nf < 16; p = strtok(NULL, ",\n"))
             fld[nf++] = p;
         if (nf >= 14)
-            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %s (%.1fs)\n",
-                   fld[0], (long long)s->d.rounds, fld[4], fld[7], fld[11], atof(fld[13]));
+            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %.3f (%.1fs)\n",
+                   fld[0], (long long)s->d.rounds, fld[4], fld[7], atof(fld[11]), atof(fld[13]));
         *shown = i - 1;
     }
     fclose(f);
