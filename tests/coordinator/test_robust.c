@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "ff/coordinator.h"
+#include "toyfed.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -188,6 +189,49 @@ static void test_config(void **state)
     ff_coord_config_free(&c);
 }
 
+/* The engine end to end: the toy federation (4 sites) with site-d sending its update
+ * multiplied by -1000 every round (sign-flipped and huge, finite so it is accepted). The mean
+ * diverges (loss > 10^6 x the honest run's); median and trimmed mean (beta 0.25 cuts one site
+ * from each end) still learn: loss below a quarter of the initial model's and within 4x of the
+ * honest weighted mean (they estimate the middle of heterogeneous sites, not the pooled
+ * optimum, so they do not reach the honest mean's loss exactly). */
+static double g_init_loss;
+
+static double run_toy(int aggregator, int hostile)
+{
+    toy_fed f;
+    toy_init(&f);
+    if (hostile) {
+        f.hostile_site = 3;
+        f.hostile_scale = -1000.0f;
+    }
+    ff_coord_config cfg;
+    toy_config(&cfg, ft_tmpdir(), 15, FF_STRATEGY_FEDAVG);
+    cfg.strategy.aggregator = aggregator;
+    cfg.strategy.trim_fraction = 0.25;
+    g_init_loss = toy_pooled_loss(&f, f.init);
+    float w[TOY_N];
+    int rc = toy_run(&f, &cfg, NULL, NULL, w);
+    double loss = rc == 1 ? toy_pooled_loss(&f, w) : INFINITY;
+    ff_coord_config_free(&cfg);
+    toy_free(&f);
+    return loss;
+}
+
+static void test_engine_with_hostile_site(void **state)
+{
+    (void)state;
+    double honest = run_toy(FF_AGG_MEAN, 0);
+    double mean = run_toy(FF_AGG_MEAN, 1);
+    double med = run_toy(FF_AGG_MEDIAN, 1);
+    double trim = run_toy(FF_AGG_TRIMMED_MEAN, 1);
+    printf("pooled loss after 15 rounds: initial %.4g, honest mean %.4g, hostile: mean %.4g, "
+           "median %.4g, trimmed %.4g\n", g_init_loss, honest, mean, med, trim);
+    assert_true(!(mean < 1e6 * honest)); /* corrupted (or diverged to non-finite) */
+    assert_true(med < 0.25 * g_init_loss && med < 4 * honest);
+    assert_true(trim < 0.25 * g_init_loss && trim < 4 * honest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_refuses_bad_input),
         cmocka_unit_test(test_clip_known_answer),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_engine_with_hostile_site),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
