@@ -5,7 +5,7 @@
  * the same run.
  *
  *   model_bench --config configs/model-base.yaml --threads N [--batch 32] [--steps 10]
- *               [--peer bench/torch_peer.py] [--no-torch]
+ *               [--peer bench/torch_peer.py] [--no-torch] [--blas-default]
  *
  * Ends with `train_samples_per_s X`, `infer_samples_per_s X`, `gflops X`, `peak_rss_mb X`. */
 #include <cblas.h>
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ff/models.h"
@@ -53,7 +54,8 @@ static int extent(const int32_t *ids, int L)
 static flops count_flops(const ff_model_config *c, const ff_batch *b)
 {
     flops f = {0, 0};
-    double d = (double)c->width, m = (double)c->mlp, hd = d / (double)c->heads, H = (double)c->heads;
+    double d = (double)c->width, m = (double)c->mlp, hd = d / (double)c->heads,
+           H = (double)c->heads;
     double Ti = (double)((c->image.size / c->image.patch) * (c->image.size / c->image.patch));
     double pv = (double)(c->image.channels * c->image.patch * c->image.patch);
     double T[3] = {Ti, (double)c->text.length, (double)c->ehr.length};
@@ -69,7 +71,7 @@ static flops count_flops(const ff_model_config *c, const ff_batch *b)
             double N = R[e];
             lin(&f, N, d, 3 * d, 1), lin(&f, N, d, d, 1), lin(&f, N, d, m, 1), lin(&f, N, m, d, 1);
             for (int s = 0; s < b->B; s++) {
-                double te = e == 0 ? Ti
+                double te = e == 0   ? Ti
                             : e == 1 ? extent(b->text_ids + (size_t)s * b->Lt, b->Lt)
                                      : extent(b->ehr_code + (size_t)s * b->Le, b->Le);
                 att(&f, e == 0 ? T[e] : te, te, hd, H);
@@ -188,20 +190,35 @@ static double median(double *v, int n)
 
 /* Runs the PyTorch peer on the same config and thread count; returns its samples/s in
  * *train and *infer (negative when unavailable). */
-static void run_torch(const char *script, const char *config, int threads, int B, int steps,
-                      double *train, double *infer, double *rss)
+static double cpu_now(void)
 {
-    *train = *infer = *rss = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void run_torch(const char *script, const char *config, int threads, int B, int steps,
+                      double *train, double *infer, double *rss, double *cpu_train,
+                      double *cpu_infer)
+{
+    *train = *infer = *rss = *cpu_train = *cpu_infer = -1;
     char cmd[4096], line[512];
     if (!ff_path_exists(script) || system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0)
         return;
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
-             "--steps %d", script, config, threads, B, steps);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 '%s' bench --config '%s' --threads %d --batch %d "
+             "--steps %d",
+             script, config, threads, B, steps);
     FILE *p = popen(cmd, "r");
-    if (!p)
-        return;
+    if (!p) return;
     while (fgets(line, sizeof line, p)) {
         double v;
+        double a, b2, c2, d2, e2, f2;
+        if (sscanf(line,
+                   "# per step: train median %lf ms (mean %lf, CPU %lf), infer median %lf ms "
+                   "(mean %lf, CPU %lf)",
+                   &a, &b2, &c2, &d2, &e2, &f2) == 6)
+            *cpu_train = c2, *cpu_infer = f2;
         if (sscanf(line, "torch_train_samples_per_s %lf", &v) == 1)
             *train = v;
         else if (sscanf(line, "torch_infer_samples_per_s %lf", &v) == 1)
@@ -217,10 +234,29 @@ int main(int argc, char **argv)
     /* Same setting as the PyTorch peer: OpenMP threads sleep instead of spinning between
      * parallel regions (spinning on a shared 2-core machine stalls the pool). libgomp reads it
      * at load time, hence the re-exec. */
+    int reexec = 0;
     if (!getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        execv("/proc/self/exe", argv);
+        reexec = 1;
     }
+    /* Debian's OpenBLAS 0.3.21 does not know AMD Zen 4 and falls back to its AVX2 (Haswell)
+     * kernels on a CPU with AVX-512; its SkylakeX kernels run there and are ~1.6x faster.
+     * OpenBLAS picks its kernels when it loads, hence the environment and the re-exec. The
+     * PyTorch peer inherits the same setting, so the comparison stays like for like.
+     * --blas-default keeps OpenBLAS's own choice. */
+    int blas_default = 0;
+    for (int i = 1; i < argc; i++)
+        blas_default |= !strcmp(argv[i], "--blas-default");
+    /* (OpenBLAS writes OPENBLAS_CORETYPE itself when it loads, so our own marker says
+     * whether we already chose) */
+    if (!blas_default && !getenv("FF_BENCH_BLAS_CHOSEN") && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && strcmp(openblas_get_corename(), "Haswell") == 0) {
+        setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1);
+        setenv("FF_BENCH_BLAS_CHOSEN", "1", 1);
+        reexec = 1;
+    }
+    if (reexec) execv("/proc/self/exe", argv);
     const char *config = FF_SOURCE_DIR "/configs/model-base.yaml";
     int threads = 1, B = 32, steps = 10, torch = 1;
     const char *peer = FF_SOURCE_DIR "/bench/torch_peer.py";
@@ -237,9 +273,11 @@ int main(int argc, char **argv)
             peer = argv[++i];
         else if (!strcmp(argv[i], "--no-torch"))
             torch = 0;
+        else if (!strcmp(argv[i], "--blas-default"))
+            continue; /* read before the re-exec above */
         else {
             fprintf(stderr, "usage: model_bench --config FILE --threads N [--batch B] "
-                            "[--steps S] [--peer torch_peer.py] [--no-torch]\n");
+                            "[--steps S] [--peer torch_peer.py] [--no-torch] [--blas-default]\n");
             return 2;
         }
     }
@@ -268,21 +306,19 @@ int main(int argc, char **argv)
     double *tt = calloc((size_t)steps, sizeof *tt), *ti = calloc((size_t)steps, sizeof *ti);
     float loss = 0;
     float *logits = malloc((size_t)B * c.tasks * sizeof *logits);
+    double cpu_train = 0, cpu_infer = 0;
     for (int s = 0; s < 2 + steps; s++) { /* two warm-up steps */
-        double t0 = ff_now();
+        double t0 = ff_now(), c0 = cpu_now();
         if (ff_model_train_step(m, o, &b, s, 1000, &loss) != FF_OK) {
             fprintf(stderr, "model_bench: %s\n", ff_error_message());
             return 1;
         }
-        if (s >= 2)
-            tt[s - 2] = ff_now() - t0;
+        if (s >= 2) tt[s - 2] = ff_now() - t0, cpu_train += cpu_now() - c0;
     }
     for (int s = 0; s < 1 + steps; s++) {
-        double t0 = ff_now();
-        if (ff_model_forward(m, &b, logits, &loss) != FF_OK)
-            return 1;
-        if (s >= 1)
-            ti[s - 1] = ff_now() - t0;
+        double t0 = ff_now(), c0 = cpu_now();
+        if (ff_model_forward(m, &b, logits, &loss) != FF_OK) return 1;
+        if (s >= 1) ti[s - 1] = ff_now() - t0, cpu_infer += cpu_now() - c0;
     }
     double t_train = median(tt, steps), t_infer = median(ti, steps);
     double t_train_min = tt[0], t_infer_min = ti[0]; /* sorted by median() */
@@ -301,29 +337,40 @@ int main(int argc, char **argv)
         vt += extent(b.text_ids + (size_t)s * b.Lt, b.Lt);
         ve += extent(b.ehr_code + (size_t)s * b.Le, b.Le);
     }
+    printf("# OpenBLAS %s, kernels %s (OPENBLAS_CORETYPE=%s)\n", openblas_get_config(),
+           openblas_get_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
     printf("# padding: text %.1f/%d, EHR %.1f/%d valid tokens on average; OMP_WAIT_POLICY=%s\n",
            vt / B, (int)c.text.length, ve / B, (int)c.ehr.length, getenv("OMP_WAIT_POLICY"));
     printf("train step            %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
            t_train * 1e3, train_sps, gflops, fl.train / 1e9);
     printf("inference             %8.1f ms   %8.1f samples/s   %6.1f GFLOP/s (%.2f GFLOP)\n",
            t_infer * 1e3, infer_sps, infer_gflops, fl.fwd / 1e9);
+    cpu_train = cpu_train / steps * 1e3, cpu_infer = cpu_infer / steps * 1e3;
+    printf("CPU time per step (all threads): train %.1f ms, inference %.1f ms\n", cpu_train,
+           cpu_infer);
     printf("fastest step: train %.1f ms (%.1f samples/s), inference %.1f ms (%.1f samples/s)\n",
            t_train_min * 1e3, B / t_train_min, t_infer_min * 1e3, B / t_infer_min);
     printf("cblas_sgemm on the model's Linear shapes (best of 5): %.1f GFLOP/s; train reaches "
-           "%.0f%% (median step), %.0f%% (fastest step)\n", ref, 100.0 * gflops / ref,
-           100.0 * fl.train / t_train_min / 1e9 / ref);
+           "%.0f%% (median step), %.0f%% (fastest step)\n",
+           ref, 100.0 * gflops / ref, 100.0 * fl.train / t_train_min / 1e9 / ref);
     double act_mb = ff_model_activation_bytes(m) / (1024.0 * 1024.0);
     printf("peak RSS %.1f MB; weights+grads+2 moments %.1f MB + activations %.1f MB = %.1f MB "
-           "(RSS / that = %.2f)\n", rss_mb, need_mb, act_mb, need_mb + act_mb,
-           rss_mb / (need_mb + act_mb));
+           "(RSS / that = %.2f)\n",
+           rss_mb, need_mb, act_mb, need_mb + act_mb, rss_mb / (need_mb + act_mb));
     if (torch) {
-        double pt, pi, pr;
-        run_torch(peer, config, threads, B, steps, &pt, &pi, &pr);
-        if (pt > 0)
+        double pt, pi, pr, pct, pci;
+        run_torch(peer, config, threads, B, steps, &pt, &pi, &pr, &pct, &pci);
+        if (pt > 0) {
             printf("pytorch peer (same run): train %.1f samples/s, infer %.1f samples/s, "
-                   "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n", pt, pi, pr,
-                   train_sps / pt, infer_sps / pi);
-        else
+                   "RSS %.0f MB -> ratio train %.2fx, infer %.2fx\n",
+                   pt, pi, pr, train_sps / pt, infer_sps / pi);
+            /* CPU time per step is what a busy machine disturbs least (at one thread it is the
+             * uncontended step time): the steadier ratio when others share the cores */
+            if (pct > 0)
+                printf("pytorch peer CPU per step: train %.1f ms, infer %.1f ms -> CPU-time "
+                       "ratio train %.2fx, infer %.2fx\n",
+                       pct, pci, pct / cpu_train, pci / cpu_infer);
+        } else
             printf("pytorch peer: not available (needs bench/torch_peer.py and torch)\n");
     }
     printf("sgemm_gflops %.2f\n", ref);

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 
 static int cmd_train(int argc, char **argv);
 static int cmd_eval(int argc, char **argv);
+static int cmd_explain(int argc, char **argv);
 
 FF_CLI_GROUP_DEFINE(client,
     {"train", "train centrally on pooled sites, or on each site alone (--local)", cmd_train,
@@ -24,14 +26,31 @@ FF_CLI_GROUP_DEFINE(client,
      "  --modalities img,txt,ehr restricts what the model sees (single-modality baselines;\n"
      "  patients left with no modality score 0.5). Defaults: 300 steps, batch 32, lr 1e-3,\n"
      "  seed 1. Writes DIR/model.safetensors (DIR/local-<site>/ with --local),\n"
-     "  DIR/metrics.json, DIR/report.html. Prints `auroc_<task> X` for the pooled test set.\n"},
+     "  DIR/metrics.json, DIR/report.html. Prints `auroc_<task> X` for the pooled test set.\n"
+     "  --dp-sigma S --dp-clip C --dp-delta D [--dp-epsilon-budget E]: record-level DP-SGD\n"
+     "  (Poisson sampling at q = batch / patients, per-patient clip C, noise S*C; see\n"
+     "  docs/privacy.md); prints `epsilon X` at delta D (refused past the budget E).\n"},
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
      "                    [--split test|val|train] [--bootstrap N] [--seed S] --out DIR\n"
      "  Exact metrics per task (AUROC, AUPRC, Brier, ECE, calibration slope, sensitivity\n"
      "  at 90% specificity, decision curves, fairness by sex and age band) for each site\n"
      "  and pooled. Writes DIR/metrics.json (schema: docs/evaluation.md) and DIR/report.html\n"
-     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"})
+     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"},
+    {"explain", "explain one patient's prediction (local, for clinicians)", cmd_explain,
+     "usage: fedfuse explain --config MODEL.yaml --weights W.safetensors --site SITE_DIR\n"
+     "                       --patient ID [--k 5] [--lab CODE] [--word WORD] [--top N]\n"
+     "                       [--out DIR] [--json]\n"
+     "  For one patient of SITE_DIR: the prediction per task with its calibrated probability\n"
+     "  (temperature scaling fitted on the site's val split); the note words, image patches\n"
+     "  and record events that changed the prediction most when removed (occlusion), with\n"
+     "  the fusion's attention as a second view; the prediction with each modality removed;\n"
+     "  the k most similar training patients of the site (distance of the fused embedding)\n"
+     "  with their outcomes; counterfactuals: --lab CODE (that lab at a normal value, bins\n"
+     "  5 and 6, or with no value) and --word WORD (the word absent from the note).\n"
+     "  Writes DIR/explain.json and DIR/heatmap.png (default DIR: explain-out). --json prints\n"
+     "  the JSON instead of the summary. Runs locally: the patient's words and codes are\n"
+     "  printed to this terminal only; nothing of them goes to the log.\n"})
 
 #define MAX_SITES 64
 
@@ -112,6 +131,8 @@ typedef struct {
     int ndirs, local;
     int64_t steps, batch, seed, threads;
     double lr, dropout;
+    int dp;
+    double dp_sigma, dp_clip, dp_delta, dp_budget;
 } train_args;
 
 static int parse_train(ff_cli_args *a, train_args *t)
@@ -135,7 +156,24 @@ static int parse_train(ff_cli_args *a, train_args *t)
     if (rc == FF_OK)
         rc = ff_cli_opt_f64(a, "--dropout", 0.0, &t->dropout);
     if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-sigma", NAN, &t->dp_sigma);
+    t->dp = !isnan(t->dp_sigma); /* DP-SGD when --dp-sigma is given */
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-clip", 1.0, &t->dp_clip);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-delta", 1e-5, &t->dp_delta);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--dp-epsilon-budget", 0.0, &t->dp_budget);
+    if (rc == FF_OK)
         rc = ff_cli_check_unused(a);
+    if (rc == FF_OK && t->dp && !(t->dp_sigma > 0))
+        rc = ff_error(FF_EINVAL, "--dp-sigma %g: expected > 0", t->dp_sigma);
+    if (rc == FF_OK && t->dp && !(t->dp_clip > 0 && isfinite(t->dp_clip)))
+        rc = ff_error(FF_EINVAL, "--dp-clip %g: expected a finite value > 0", t->dp_clip);
+    if (rc == FF_OK && t->dp && !(t->dp_delta > 0 && t->dp_delta < 1))
+        rc = ff_error(FF_EINVAL, "--dp-delta %g: expected 0 < delta < 1", t->dp_delta);
+    if (rc == FF_OK && !(t->dp_budget >= 0))
+        rc = ff_error(FF_EINVAL, "--dp-epsilon-budget %g: expected > 0", t->dp_budget);
     if (rc == FF_OK && (!t->cfg || !t->out || t->ndirs == 0))
         rc = ff_error(FF_EINVAL, "train needs --config, --data and --out (see 'fedfuse train --help')");
     if (rc == FF_OK && (t->steps < 1 || t->batch < 1 || t->batch > 1024 || t->threads < 1))
@@ -169,6 +207,11 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     o.augment = 1;
     o.seed = (uint64_t)t->seed;
     o.progress = 1;
+    o.dp = t->dp;
+    o.dp_sigma = t->dp_sigma;
+    o.dp_clip = t->dp_clip;
+    o.dp_delta = t->dp_delta;
+    o.dp_epsilon_budget = t->dp_budget;
     ff_local_stats st;
     if (rc == FF_OK)
         rc = ff_local_train(m, train_sites, n, &o, &st);
@@ -176,6 +219,8 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
         FF_LOG_INFO("trained %lld steps (%lld examples) in %.1f s; loss %.4f -> %.4f",
                     (long long)st.steps, (long long)st.examples, st.seconds, st.loss_first,
                     st.loss_last);
+        if (o.dp)
+            printf("epsilon %.6f\n", st.epsilon);
         char path[1024];
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         rc = ff_model_save(m, path);
@@ -265,6 +310,72 @@ static int cmd_eval(int argc, char **argv)
     eo.seed = (uint64_t)seed;
     if (rc == FF_OK)
         rc = evaluate_to(m, &s, split, &eo, FF_MOD_ALL, out, NULL);
+    ff_model_free(m);
+    sites_free(&s);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
+/* fedfuse explain: one patient, locally. The explanation holds the patient's own words and
+ * codes: it goes to stdout and DIR only, never to ff_log. */
+static int cmd_explain(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "explain", argc, argv);
+    const char *cfg = ff_cli_opt(&a, "--config"), *w = ff_cli_opt(&a, "--weights");
+    const char *dir = ff_cli_opt(&a, "--site"), *pid = ff_cli_opt(&a, "--patient");
+    const char *out = ff_cli_opt(&a, "--out");
+    ff_explain_opts eo;
+    ff_explain_opts_default(&eo);
+    eo.lab = ff_cli_opt(&a, "--lab");
+    eo.word = ff_cli_opt(&a, "--word");
+    int as_json = ff_cli_flag(&a, "--json");
+    int64_t k, top;
+    int rc = ff_cli_opt_i64(&a, "--k", 5, &k);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(&a, "--top", 8, &top);
+    if (rc == FF_OK)
+        rc = ff_cli_check_unused(&a);
+    if (rc == FF_OK && (!cfg || !w || !dir || !pid))
+        rc = ff_error(FF_EINVAL, "explain needs --config, --weights, --site and --patient");
+    if (rc == FF_OK && (k < 0 || k > 1000 || top < 1 || top > 1000))
+        rc = ff_error(FF_EINVAL, "--k (0..1000) and --top (1..1000) out of range");
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    if (!out)
+        out = "explain-out";
+    eo.k = (int)k;
+    eo.top = (int)top;
+    char hpath[1024], jpath[1024];
+    snprintf(hpath, sizeof hpath, "%s/heatmap.png", out);
+    snprintf(jpath, sizeof jpath, "%s/explain.json", out);
+    eo.heatmap_path = hpath;
+    site_set s;
+    rc = sites_load(&s, cfg, &dir, 1);
+    ff_model *m = NULL;
+    json_t *ex = NULL;
+    ff_split sp;
+    size_t ix;
+    if (rc == FF_OK) /* an unknown id fails before the weights are read */
+        rc = ff_explain_find(s.sites[0], dir, pid, &sp, &ix);
+    if (rc == FF_OK)
+        rc = ff_model_new(&m, &s.mc, 32); /* variants run 32 at a time */
+    if (rc == FF_OK)
+        rc = ff_model_load(m, w);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(out, 0755);
+    if (rc == FF_OK)
+        rc = ff_explain(m, s.sites[0], dir, pid, &eo, &ex);
+    if (rc == FF_OK)
+        rc = ff_eval_json_write(ex, jpath);
+    if (rc == FF_OK && as_json) {
+        json_dumpf(ex, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        fputc('\n', stdout);
+    } else if (rc == FF_OK) {
+        ff_explain_print(ex, eo.top, stdout);
+        int hm = json_is_string(json_object_get(ex, "heatmap"));
+        printf("\nwrote %s%s%s\n", jpath, hm ? " and " : "", hm ? hpath : "");
+    }
+    json_decref(ex);
     ff_model_free(m);
     sites_free(&s);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);

@@ -7,13 +7,13 @@
 
 static int cmd_model(int argc, char **argv);
 
-#define MODEL_USAGE                                                                           \
-    "usage: fedfuse model VERB [options]   (fedfuse model VERB --help for details)\n"       \
-    "verbs:\n"                                                                                \
-    "  info     --config C                          parameter names, shapes, counts, total\n" \
-    "  init     --config C --seed S --out W         write freshly initialised weights\n"     \
-    "  forward  --config C --weights W --inputs I --out O   logits [B,K] and loss [1]\n"     \
-    "  grad     --config C --weights W --inputs I --out O   as forward, plus grad.<name>\n"  \
+#define MODEL_USAGE                                                                                \
+    "usage: fedfuse model VERB [options]   (fedfuse model VERB --help for details)\n"              \
+    "verbs:\n"                                                                                     \
+    "  info     --config C                          parameter names, shapes, counts, total\n"      \
+    "  init     --config C --seed S --out W         write freshly initialised weights\n"           \
+    "  forward  --config C --weights W --inputs I --out O   logits [B,K] and loss [1]\n"           \
+    "  grad     --config C --weights W --inputs I --out O   as forward, plus grad.<name>\n"        \
     "Common options: --threads N (default 1). Bad input exits 2 naming tensor and index.\n"
 
 FF_CLI_GROUP_DEFINE(models, {"model", "inspect, initialise and run the fusion model", cmd_model,
@@ -52,8 +52,7 @@ static int load_cfg(ff_cli_args *a, const char *verb, ff_model_config *cfg)
 {
     const char *path;
     int rc = need(a, verb, "--config", &path);
-    if (rc == FF_OK)
-        rc = ff_model_config_load(path, cfg);
+    if (rc == FF_OK) rc = ff_model_config_load(path, cfg);
     return rc;
 }
 
@@ -61,8 +60,7 @@ static int threads_opt(ff_cli_args *a)
 {
     int64_t t;
     int rc = ff_cli_opt_i64(a, "--threads", 1, &t);
-    if (rc != FF_OK)
-        return rc;
+    if (rc != FF_OK) return rc;
     if (t < 1 || t > 64)
         return ff_error(FF_EINVAL, "--threads: %lld outside [1, 64]", (long long)t);
     ff_models_set_threads((int)t);
@@ -74,12 +72,9 @@ static int verb_info(ff_cli_args *a)
     ff_model_config cfg;
     ff_model *m = NULL;
     int rc = load_cfg(a, "info", &cfg);
-    if (rc == FF_OK)
-        rc = ff_cli_check_unused(a);
-    if (rc == FF_OK)
-        rc = ff_model_new(&m, &cfg, 1);
-    if (rc != FF_OK)
-        return ff_cli_fail(rc);
+    if (rc == FF_OK) rc = ff_cli_check_unused(a);
+    if (rc == FF_OK) rc = ff_model_new(&m, &cfg, 1);
+    if (rc != FF_OK) return ff_cli_fail(rc);
     printf("model %s: width %lld, heads %lld, mlp %lld, layers %lld, fusion %s, tasks %lld\n",
            cfg.name, (long long)cfg.width, (long long)cfg.heads, (long long)cfg.mlp,
            (long long)cfg.layers, ff_fusion_name(cfg.fusion), (long long)cfg.tasks);
@@ -87,8 +82,9 @@ static int verb_info(ff_cli_args *a)
     for (size_t i = 0; i < ff_model_ntensors(m); i++) {
         const ff_param_info *p = ff_model_tensor(m, i);
         char shape[64];
-        printf("%-36s %-12s %10zu%s\n", p->name, ff_shape_str(shape, sizeof shape, p->ndim, p->shape),
-               p->numel, p->decay ? "  decay" : "");
+        printf("%-36s %-12s %10zu%s\n", p->name,
+               ff_shape_str(shape, sizeof shape, p->ndim, p->shape), p->numel,
+               p->decay ? "  decay" : "");
         total += p->numel;
     }
     printf("total %zu parameters in %zu tensors\n", total, ff_model_ntensors(m));
@@ -105,27 +101,19 @@ static int verb_init(ff_cli_args *a)
     double std = 0.02;
     const char *seed_s = NULL;
     int rc = load_cfg(a, "init", &cfg);
-    if (rc == FF_OK)
-        rc = need(a, "init", "--seed", &seed_s);
+    if (rc == FF_OK) rc = need(a, "init", "--seed", &seed_s);
     if (rc == FF_OK && ff_parse_i64(seed_s, &seed) != FF_OK)
         rc = ff_error(FF_EINVAL, "--seed: '%s' is not an integer", seed_s);
-    if (rc == FF_OK)
-        rc = need(a, "init", "--out", &out);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_f64(a, "--std", 0.02, &std);
+    if (rc == FF_OK) rc = need(a, "init", "--out", &out);
+    if (rc == FF_OK) rc = ff_cli_opt_f64(a, "--std", 0.02, &std);
     if (rc == FF_OK && !(std > 0 && std < 10))
         rc = ff_error(FF_EINVAL, "--std: %g outside (0, 10)", std);
-    if (rc == FF_OK)
-        rc = ff_cli_check_unused(a);
-    if (rc == FF_OK)
-        rc = ff_model_new(&m, &cfg, 1);
-    if (rc == FF_OK)
-        rc = ff_model_init_std(m, (uint64_t)seed, (float)std);
-    if (rc == FF_OK)
-        rc = ff_model_save(m, out);
+    if (rc == FF_OK) rc = ff_cli_check_unused(a);
+    if (rc == FF_OK) rc = ff_model_new(&m, &cfg, 1);
+    if (rc == FF_OK) rc = ff_model_init_std(m, (uint64_t)seed, (float)std);
+    if (rc == FF_OK) rc = ff_model_save(m, out);
     ff_model_free(m);
-    if (rc != FF_OK)
-        return ff_cli_fail(rc);
+    if (rc != FF_OK) return ff_cli_fail(rc);
     printf("wrote %s (%s, seed %lld)\n", out, cfg.name, (long long)seed);
     return FF_EXIT_OK;
 }
@@ -139,36 +127,25 @@ static int verb_run(ff_cli_args *a, const char *verb, int grads)
     float *logits = NULL, loss = 0;
     const char *wpath, *ipath, *opath;
     int rc = load_cfg(a, verb, &cfg);
-    if (rc == FF_OK)
-        rc = need(a, verb, "--weights", &wpath);
-    if (rc == FF_OK)
-        rc = need(a, verb, "--inputs", &ipath);
-    if (rc == FF_OK)
-        rc = need(a, verb, "--out", &opath);
-    if (rc == FF_OK)
-        rc = threads_opt(a);
-    if (rc == FF_OK)
-        rc = ff_cli_check_unused(a);
-    if (rc == FF_OK)
-        rc = ff_model_read_inputs(&cfg, ipath, &b);
-    if (rc == FF_OK)
-        rc = ff_model_new(&m, &cfg, b.B);
+    if (rc == FF_OK) rc = need(a, verb, "--weights", &wpath);
+    if (rc == FF_OK) rc = need(a, verb, "--inputs", &ipath);
+    if (rc == FF_OK) rc = need(a, verb, "--out", &opath);
+    if (rc == FF_OK) rc = threads_opt(a);
+    if (rc == FF_OK) rc = ff_cli_check_unused(a);
+    if (rc == FF_OK) rc = ff_model_read_inputs(&cfg, ipath, &b);
+    if (rc == FF_OK) rc = ff_model_new(&m, &cfg, b.B);
     if (rc == FF_OK && (rc = ff_model_check_batch(m, &b)) != FF_OK)
         ff_error_prefix(rc, "%s: ", ipath);
-    if (rc == FF_OK)
-        rc = ff_model_load(m, wpath);
+    if (rc == FF_OK) rc = ff_model_load(m, wpath);
     if (rc == FF_OK && !(logits = malloc((size_t)b.B * cfg.tasks * sizeof *logits)))
         rc = ff_error(FF_ENOMEM, "out of memory");
-    if (rc == FF_OK)
-        rc = ff_model_forward(m, &b, logits, &loss);
+    if (rc == FF_OK) rc = ff_model_forward(m, &b, logits, &loss);
     if (rc == FF_OK && grads) {
         ff_model_zero_grad(m);
         rc = ff_model_backward(m, &b);
     }
-    if (rc == FF_OK)
-        rc = ff_model_write_outputs(m, opath, logits, b.B, loss, grads);
-    if (rc == FF_OK)
-        printf("%s: B=%d loss %.6f -> %s\n", verb, b.B, (double)loss, opath);
+    if (rc == FF_OK) rc = ff_model_write_outputs(m, opath, logits, b.B, loss, grads);
+    if (rc == FF_OK) printf("%s: B=%d loss %.6f -> %s\n", verb, b.B, (double)loss, opath);
     free(logits);
     ff_batch_free(&b);
     ff_model_free(m);
@@ -177,8 +154,7 @@ static int verb_run(ff_cli_args *a, const char *verb, int grads)
 
 static int cmd_model(int argc, char **argv)
 {
-    if (argc < 2)
-        return ff_cli_usage_error("model", "missing VERB (info, init, forward, grad)");
+    if (argc < 2) return ff_cli_usage_error("model", "missing VERB (info, init, forward, grad)");
     const char *verb = argv[1];
     const char *usage = strcmp(verb, "info") == 0      ? USAGE_INFO
                         : strcmp(verb, "init") == 0    ? USAGE_INIT
@@ -193,9 +169,7 @@ static int cmd_model(int argc, char **argv)
     }
     ff_cli_args a;
     ff_cli_args_init(&a, "model", argc - 1, argv + 1);
-    if (strcmp(verb, "info") == 0)
-        return verb_info(&a);
-    if (strcmp(verb, "init") == 0)
-        return verb_init(&a);
+    if (strcmp(verb, "info") == 0) return verb_info(&a);
+    if (strcmp(verb, "init") == 0) return verb_init(&a);
     return verb_run(&a, verb, strcmp(verb, "grad") == 0);
 }

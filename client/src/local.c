@@ -241,6 +241,8 @@ static void next_indices(const ff_site *s, site_cursor *c, uint64_t seed, uint32
 int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
                    ff_local_stats *st)
 {
+    if (o->dp)
+        return ff_local_train_dp(m, sites, nsites, o, st);
     memset(st, 0, sizeof *st);
     size_t total = 0;
     for (size_t i = 0; i < nsites; i++)

@@ -99,6 +99,24 @@ static const ff_cfg_field secagg_fields[] = {
     {0},
 };
 
+static const ff_cfg_field tls_fields[] = {
+    {.key = "cert", .type = FF_CFG_STRING, .offset = SUB(tls, cert), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "coordinator certificate (PEM)"},
+    {.key = "key", .type = FF_CFG_STRING, .offset = SUB(tls, key), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "coordinator private key (PEM)"},
+    {0},
+};
+
+static const ff_cfg_field audit_fields[] = {
+    {.key = "cert", .type = FF_CFG_STRING, .offset = SUB(audit, cert), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "audit certificate (role audit)"},
+    {.key = "key", .type = FF_CFG_STRING, .offset = SUB(audit, key), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "audit private key; empty = no audit log"},
+    {.key = "log", .type = FF_CFG_STRING, .offset = SUB(audit, log), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "audit log path; empty = out_dir/audit.jsonl"},
+    {0},
+};
+
 const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "run_name", .type = FF_CFG_STRING, .offset = OFF(run_name), .size = FF_COORD_NAME_MAX,
      .required = 1, .help = "name of the run (logs, checkpoint)"},
@@ -122,6 +140,12 @@ const ff_cfg_field ff_coord_config_schema[] = {
      .def = "127.0.0.1:7443", .help = "address the transport listens on"},
     {.key = "consortium", .type = FF_CFG_STRING, .offset = OFF(consortium),
      .size = FF_COORD_PATH_MAX, .def = "", .help = "consortium file (sites, certificates)"},
+    {.key = "plan", .type = FF_CFG_STRING, .offset = OFF(plan), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "training plan file (empty = default plan)"},
+    {.key = "model_config", .type = FF_CFG_STRING, .offset = OFF(model_config),
+     .size = FF_COORD_PATH_MAX, .def = "", .help = "model config file"},
+    {.key = "tls", .type = FF_CFG_SECTION, .offset = OFF(tls), .sub = tls_fields},
+    {.key = "audit", .type = FF_CFG_SECTION, .offset = OFF(audit), .sub = audit_fields},
     {.key = "secure_aggregation", .type = FF_CFG_SECTION, .offset = OFF(secure_aggregation),
      .sub = secagg_fields},
     {0},

@@ -337,9 +337,7 @@ static double log_uniform(ff_rng *r, double lo, double hi)
     return exp(log(lo) + uni(r) * (log(hi) - log(lo)));
 }
 
-/* Labs: (code, centre, spread, log-normal?, how condition and severity move it). Log-normal
- * centres are written as the double nearest log(x): a call is not a constant expression in
- * C11 (GCC folds it, clang refuses), and the literal keeps the synthetic data bit-identical. */
+/* Labs: (code, centre, spread, log-normal?, how condition and severity move it). */
 typedef struct {
     const char *code;
     double mean, sd;
@@ -350,14 +348,14 @@ typedef struct {
 } lab_def;
 
 static const lab_def lab_table[] = {
-    {"LAB:TROPONIN", -3.912023005428146 /* log(0.02) */, 0.6, 1, 0.45, {0.9, 0.2, 0, 0, 0, 0},
+    {"LAB:TROPONIN", -3.912023005428146 /* ln 0.02 */, 0.6, 1, 0.45, {0.9, 0.2, 0, 0, 0, 0},
      {0.95, 0.6, 0.35, 0.4, 0.2, 0.25}},
-    {"LAB:LACTATE", 0.26236426446749106 /* log(1.3) */, 0.3, 1, 0.35, {0, 0.1, 0.15, 0, 0.05, 0},
+    {"LAB:LACTATE", 0.26236426446749106 /* ln 1.3 */, 0.3, 1, 0.35, {0, 0.1, 0.15, 0, 0.05, 0},
      {0.5, 0.6, 0.6, 0.3, 0.3, 0.4}},
     {"LAB:WBC", 8.5, 2.5, 0, 1.0, {0, 0.6, 0.6, 0, 0.2, 0.4}, {0.8, 0.9, 0.9, 0.7, 0.6, 0.85}},
-    {"LAB:CREAT", -0.05129329438755058 /* log(0.95) */, 0.22, 1, 0.25, {0, 0, 0.1, 0, 0, 0.5},
+    {"LAB:CREAT", -0.051293294387550578 /* ln 0.95 */, 0.22, 1, 0.25, {0, 0, 0.1, 0, 0, 0.5},
      {0.8, 0.8, 0.9, 0.7, 0.5, 0.95}},
-    {"LAB:LIPASE", 3.5553480614894135 /* log(35) */, 0.4, 1, 0.2, {0, 0, 0.8, 0, 0, 0}, {0.15, 0.1, 0.8, 0.05, 0.05, 0.3}},
+    {"LAB:LIPASE", 3.5553480614894135 /* ln 35 */, 0.4, 1, 0.2, {0, 0, 0.8, 0, 0, 0}, {0.15, 0.1, 0.8, 0.05, 0.05, 0.3}},
     {"LAB:HGB", 13.5, 1.4, 0, -0.8, {0, 0, -0.2, 0, -0.3, 0}, {0.8, 0.8, 0.9, 0.7, 0.7, 0.8}},
     {"LAB:NA", 139, 3, 0, -0.7, {0, 0, 0, -0.2, 0, 0}, {0.8, 0.8, 0.9, 0.8, 0.5, 0.85}},
     {"LAB:K", 4.1, 0.4, 0, 0.4, {0, 0, 0, 0, 0, 0.3}, {0.8, 0.8, 0.9, 0.8, 0.5, 0.85}},

@@ -9,61 +9,154 @@ static const char *const fusion_modes[] = {"cross", "early", "late", NULL};
 #define SUB(type, member, field) (offsetof(type, member.field) - offsetof(type, member))
 
 static const ff_cfg_field image_fields[] = {
-    {.key = "size", .type = FF_CFG_INT, .offset = SUB(ff_model_config, image, size),
-     .required = 1, .min = 1, .max = 4096, .help = "image side in pixels (square images)"},
-    {.key = "channels", .type = FF_CFG_INT, .offset = SUB(ff_model_config, image, channels),
-     .min = 1, .max = 16, .def = "1", .help = "image channels"},
-    {.key = "patch", .type = FF_CFG_INT, .offset = SUB(ff_model_config, image, patch),
-     .required = 1, .min = 1, .max = 1024, .help = "patch side; must divide size"},
+    {.key = "size",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, image, size),
+     .required = 1,
+     .min = 1,
+     .max = 4096,
+     .help = "image side in pixels (square images)"},
+    {.key = "channels",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, image, channels),
+     .min = 1,
+     .max = 16,
+     .def = "1",
+     .help = "image channels"},
+    {.key = "patch",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, image, patch),
+     .required = 1,
+     .min = 1,
+     .max = 1024,
+     .help = "patch side; must divide size"},
     {0},
 };
 
 static const ff_cfg_field text_fields[] = {
-    {.key = "length", .type = FF_CFG_INT, .offset = SUB(ff_model_config, text, length),
-     .required = 1, .min = 1, .max = 65536, .help = "text tokens per sample (0 = padding)"},
-    {.key = "vocab", .type = FF_CFG_INT, .offset = SUB(ff_model_config, text, vocab),
-     .required = 1, .min = 2, .max = 1 << 24, .help = "hashed token buckets"},
+    {.key = "length",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, text, length),
+     .required = 1,
+     .min = 1,
+     .max = 65536,
+     .help = "text tokens per sample (0 = padding)"},
+    {.key = "vocab",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, text, vocab),
+     .required = 1,
+     .min = 2,
+     .max = 1 << 24,
+     .help = "hashed token buckets"},
     {0},
 };
 
 static const ff_cfg_field ehr_fields[] = {
-    {.key = "length", .type = FF_CFG_INT, .offset = SUB(ff_model_config, ehr, length),
-     .required = 1, .min = 1, .max = 65536, .help = "EHR events per sample (code 0 = padding)"},
-    {.key = "codes", .type = FF_CFG_INT, .offset = SUB(ff_model_config, ehr, codes),
-     .required = 1, .min = 2, .max = 1 << 24, .help = "event code vocabulary"},
-    {.key = "values", .type = FF_CFG_INT, .offset = SUB(ff_model_config, ehr, values),
-     .required = 1, .min = 1, .max = 1 << 16, .help = "value bins (0 = no value)"},
-    {.key = "times", .type = FF_CFG_INT, .offset = SUB(ff_model_config, ehr, times),
-     .required = 1, .min = 1, .max = 1 << 16, .help = "time bins"},
+    {.key = "length",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, ehr, length),
+     .required = 1,
+     .min = 1,
+     .max = 65536,
+     .help = "EHR events per sample (code 0 = padding)"},
+    {.key = "codes",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, ehr, codes),
+     .required = 1,
+     .min = 2,
+     .max = 1 << 24,
+     .help = "event code vocabulary"},
+    {.key = "values",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, ehr, values),
+     .required = 1,
+     .min = 1,
+     .max = 1 << 16,
+     .help = "value bins (0 = no value)"},
+    {.key = "times",
+     .type = FF_CFG_INT,
+     .offset = SUB(ff_model_config, ehr, times),
+     .required = 1,
+     .min = 1,
+     .max = 1 << 16,
+     .help = "time bins"},
     {0},
 };
 
 static const ff_cfg_field model_fields[] = {
-    {.key = "name", .type = FF_CFG_STRING, .offset = offsetof(ff_model_config, name), .size = 64,
-     .required = 1, .help = "config name (fusion-base, fusion-tiny, ...)"},
-    {.key = "width", .type = FF_CFG_INT, .offset = offsetof(ff_model_config, width),
-     .required = 1, .min = 1, .max = 65536, .help = "model width d"},
-    {.key = "heads", .type = FF_CFG_INT, .offset = offsetof(ff_model_config, heads),
-     .required = 1, .min = 1, .max = 1024, .help = "attention heads; must divide width"},
-    {.key = "mlp", .type = FF_CFG_INT, .offset = offsetof(ff_model_config, mlp), .required = 1,
-     .min = 1, .max = 1 << 20, .help = "MLP hidden width m"},
-    {.key = "layers", .type = FF_CFG_INT, .offset = offsetof(ff_model_config, layers),
-     .required = 1, .min = 1, .max = 64, .help = "blocks per encoder (fusion has one)"},
-    {.key = "fusion", .type = FF_CFG_ENUM, .offset = offsetof(ff_model_config, fusion),
-     .choices = fusion_modes, .def = "cross", .help = "fusion mode"},
-    {.key = "tasks", .type = FF_CFG_INT, .offset = offsetof(ff_model_config, tasks),
-     .required = 1, .min = 1, .max = 1024, .help = "binary tasks K"},
-    {.key = "image", .type = FF_CFG_SECTION, .offset = offsetof(ff_model_config, image),
-     .required = 1, .sub = image_fields, .help = "image encoder input"},
-    {.key = "text", .type = FF_CFG_SECTION, .offset = offsetof(ff_model_config, text),
-     .required = 1, .sub = text_fields, .help = "text encoder input"},
-    {.key = "ehr", .type = FF_CFG_SECTION, .offset = offsetof(ff_model_config, ehr),
-     .required = 1, .sub = ehr_fields, .help = "EHR encoder input"},
+    {.key = "name",
+     .type = FF_CFG_STRING,
+     .offset = offsetof(ff_model_config, name),
+     .size = 64,
+     .required = 1,
+     .help = "config name (fusion-base, fusion-tiny, ...)"},
+    {.key = "width",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, width),
+     .required = 1,
+     .min = 1,
+     .max = 65536,
+     .help = "model width d"},
+    {.key = "heads",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, heads),
+     .required = 1,
+     .min = 1,
+     .max = 1024,
+     .help = "attention heads; must divide width"},
+    {.key = "mlp",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, mlp),
+     .required = 1,
+     .min = 1,
+     .max = 1 << 20,
+     .help = "MLP hidden width m"},
+    {.key = "layers",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, layers),
+     .required = 1,
+     .min = 1,
+     .max = 64,
+     .help = "blocks per encoder (fusion has one)"},
+    {.key = "fusion",
+     .type = FF_CFG_ENUM,
+     .offset = offsetof(ff_model_config, fusion),
+     .choices = fusion_modes,
+     .def = "cross",
+     .help = "fusion mode"},
+    {.key = "tasks",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, tasks),
+     .required = 1,
+     .min = 1,
+     .max = 1024,
+     .help = "binary tasks K"},
+    {.key = "image",
+     .type = FF_CFG_SECTION,
+     .offset = offsetof(ff_model_config, image),
+     .required = 1,
+     .sub = image_fields,
+     .help = "image encoder input"},
+    {.key = "text",
+     .type = FF_CFG_SECTION,
+     .offset = offsetof(ff_model_config, text),
+     .required = 1,
+     .sub = text_fields,
+     .help = "text encoder input"},
+    {.key = "ehr",
+     .type = FF_CFG_SECTION,
+     .offset = offsetof(ff_model_config, ehr),
+     .required = 1,
+     .sub = ehr_fields,
+     .help = "EHR encoder input"},
     {0},
 };
 
 const ff_cfg_field *ff_model_config_schema(void);
-const ff_cfg_field *ff_model_config_schema(void) { return model_fields; }
+const ff_cfg_field *ff_model_config_schema(void)
+{
+    return model_fields;
+}
 
 const char *ff_fusion_name(int fusion)
 {
@@ -73,19 +166,24 @@ const char *ff_fusion_name(int fusion)
 int ff_model_config_validate(const ff_model_config *c)
 {
     if (c->width <= 0 || c->heads <= 0 || c->mlp <= 0 || c->layers <= 0 || c->tasks <= 0)
-        return ff_error(FF_ECONFIG, "model config '%s': width, heads, mlp, layers and tasks "
-                        "must be positive", c->name);
+        return ff_error(FF_ECONFIG,
+                        "model config '%s': width, heads, mlp, layers and tasks "
+                        "must be positive",
+                        c->name);
     if (c->width % c->heads != 0)
         return ff_error(FF_ECONFIG, "model config '%s': heads: %lld does not divide width %lld",
                         c->name, (long long)c->heads, (long long)c->width);
     if (c->image.patch <= 0 || c->image.size % c->image.patch != 0)
-        return ff_error(FF_ECONFIG, "model config '%s': image.patch: %lld does not divide "
-                        "image.size %lld", c->name, (long long)c->image.patch,
-                        (long long)c->image.size);
-    if (c->image.channels <= 0 || c->text.length <= 0 || c->text.vocab <= 1 ||
-        c->ehr.length <= 0 || c->ehr.codes <= 1 || c->ehr.values <= 0 || c->ehr.times <= 0)
-        return ff_error(FF_ECONFIG, "model config '%s': image.channels, text.*, ehr.* must be "
-                        "positive (vocabularies at least 2)", c->name);
+        return ff_error(FF_ECONFIG,
+                        "model config '%s': image.patch: %lld does not divide "
+                        "image.size %lld",
+                        c->name, (long long)c->image.patch, (long long)c->image.size);
+    if (c->image.channels <= 0 || c->text.length <= 0 || c->text.vocab <= 1 || c->ehr.length <= 0 ||
+        c->ehr.codes <= 1 || c->ehr.values <= 0 || c->ehr.times <= 0)
+        return ff_error(FF_ECONFIG,
+                        "model config '%s': image.channels, text.*, ehr.* must be "
+                        "positive (vocabularies at least 2)",
+                        c->name);
     if (c->fusion < FF_FUSION_CROSS || c->fusion > FF_FUSION_LATE)
         return ff_error(FF_ECONFIG, "model config '%s': fusion: unknown mode %d", c->name,
                         c->fusion);
@@ -120,18 +218,30 @@ int ff_model_config_default(ff_model_config *c, const char *name)
 {
     memset(c, 0, sizeof *c);
     if (name && strcmp(name, "fusion-base") == 0) {
-        *c = (ff_model_config){.width = 128, .heads = 4, .mlp = 512, .layers = 2,
-                               .fusion = FF_FUSION_CROSS, .tasks = 3,
-                               .image = {64, 1, 8}, .text = {64, 8192},
+        *c = (ff_model_config){.width = 128,
+                               .heads = 4,
+                               .mlp = 512,
+                               .layers = 2,
+                               .fusion = FF_FUSION_CROSS,
+                               .tasks = 3,
+                               .image = {64, 1, 8},
+                               .text = {64, 8192},
                                .ehr = {128, 4096, 11, 32}};
     } else if (name && strcmp(name, "fusion-tiny") == 0) {
-        *c = (ff_model_config){.width = 32, .heads = 2, .mlp = 64, .layers = 1,
-                               .fusion = FF_FUSION_CROSS, .tasks = 3,
-                               .image = {32, 1, 8}, .text = {32, 2048},
+        *c = (ff_model_config){.width = 32,
+                               .heads = 2,
+                               .mlp = 64,
+                               .layers = 1,
+                               .fusion = FF_FUSION_CROSS,
+                               .tasks = 3,
+                               .image = {32, 1, 8},
+                               .text = {32, 2048},
                                .ehr = {48, 1024, 11, 16}};
     } else {
-        return ff_error(FF_ENOTFOUND, "model config: no built-in config '%s' (fusion-base, "
-                        "fusion-tiny)", name ? name : "(null)");
+        return ff_error(FF_ENOTFOUND,
+                        "model config: no built-in config '%s' (fusion-base, "
+                        "fusion-tiny)",
+                        name ? name : "(null)");
     }
     return ff_strlcpy(c->name, name, sizeof c->name);
 }

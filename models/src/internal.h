@@ -7,37 +7,37 @@
 
 /* A Block's parameters: X(field, name, decay, rows, cols); rows 0 = 1-D of cols.
  * Order is the spec's and PyTorch's module order. d = width, m = mlp. */
-#define FF_BLOCK_PARAMS(X, d, m)                                                              \
-    X(ln1_w, "ln1.weight", 0, 0, d)                                                           \
-    X(ln1_b, "ln1.bias", 0, 0, d)                                                             \
-    X(qkv_w, "attn.qkv.weight", 1, 3 * (d), d)                                                \
-    X(qkv_b, "attn.qkv.bias", 0, 0, 3 * (d))                                                  \
-    X(proj_w, "attn.proj.weight", 1, d, d)                                                    \
-    X(proj_b, "attn.proj.bias", 0, 0, d)                                                      \
-    X(ln2_w, "ln2.weight", 0, 0, d)                                                           \
-    X(ln2_b, "ln2.bias", 0, 0, d)                                                             \
-    X(fc_w, "mlp.fc.weight", 1, m, d)                                                         \
-    X(fc_b, "mlp.fc.bias", 0, 0, m)                                                           \
-    X(fp_w, "mlp.proj.weight", 1, d, m)                                                       \
+#define FF_BLOCK_PARAMS(X, d, m)                                                                   \
+    X(ln1_w, "ln1.weight", 0, 0, d)                                                                \
+    X(ln1_b, "ln1.bias", 0, 0, d)                                                                  \
+    X(qkv_w, "attn.qkv.weight", 1, 3 * (d), d)                                                     \
+    X(qkv_b, "attn.qkv.bias", 0, 0, 3 * (d))                                                       \
+    X(proj_w, "attn.proj.weight", 1, d, d)                                                         \
+    X(proj_b, "attn.proj.bias", 0, 0, d)                                                           \
+    X(ln2_w, "ln2.weight", 0, 0, d)                                                                \
+    X(ln2_b, "ln2.bias", 0, 0, d)                                                                  \
+    X(fc_w, "mlp.fc.weight", 1, m, d)                                                              \
+    X(fc_b, "mlp.fc.bias", 0, 0, m)                                                                \
+    X(fp_w, "mlp.proj.weight", 1, d, m)                                                            \
     X(fp_b, "mlp.proj.bias", 0, 0, d)
 
 /* A CrossBlock's parameters. */
-#define FF_XBLOCK_PARAMS(X, d, m)                                                             \
-    X(lnq_w, "ln_q.weight", 0, 0, d)                                                          \
-    X(lnq_b, "ln_q.bias", 0, 0, d)                                                            \
-    X(lnkv_w, "ln_kv.weight", 0, 0, d)                                                        \
-    X(lnkv_b, "ln_kv.bias", 0, 0, d)                                                          \
-    X(q_w, "attn.q.weight", 1, d, d)                                                          \
-    X(q_b, "attn.q.bias", 0, 0, d)                                                            \
-    X(kv_w, "attn.kv.weight", 1, 2 * (d), d)                                                  \
-    X(kv_b, "attn.kv.bias", 0, 0, 2 * (d))                                                    \
-    X(proj_w, "attn.proj.weight", 1, d, d)                                                    \
-    X(proj_b, "attn.proj.bias", 0, 0, d)                                                      \
-    X(ln2_w, "ln2.weight", 0, 0, d)                                                           \
-    X(ln2_b, "ln2.bias", 0, 0, d)                                                             \
-    X(fc_w, "mlp.fc.weight", 1, m, d)                                                         \
-    X(fc_b, "mlp.fc.bias", 0, 0, m)                                                           \
-    X(fp_w, "mlp.proj.weight", 1, d, m)                                                       \
+#define FF_XBLOCK_PARAMS(X, d, m)                                                                  \
+    X(lnq_w, "ln_q.weight", 0, 0, d)                                                               \
+    X(lnq_b, "ln_q.bias", 0, 0, d)                                                                 \
+    X(lnkv_w, "ln_kv.weight", 0, 0, d)                                                             \
+    X(lnkv_b, "ln_kv.bias", 0, 0, d)                                                               \
+    X(q_w, "attn.q.weight", 1, d, d)                                                               \
+    X(q_b, "attn.q.bias", 0, 0, d)                                                                 \
+    X(kv_w, "attn.kv.weight", 1, 2 * (d), d)                                                       \
+    X(kv_b, "attn.kv.bias", 0, 0, 2 * (d))                                                         \
+    X(proj_w, "attn.proj.weight", 1, d, d)                                                         \
+    X(proj_b, "attn.proj.bias", 0, 0, d)                                                           \
+    X(ln2_w, "ln2.weight", 0, 0, d)                                                                \
+    X(ln2_b, "ln2.bias", 0, 0, d)                                                                  \
+    X(fc_w, "mlp.fc.weight", 1, m, d)                                                              \
+    X(fc_b, "mlp.fc.bias", 0, 0, m)                                                                \
+    X(fp_w, "mlp.proj.weight", 1, d, m)                                                            \
     X(fp_b, "mlp.proj.bias", 0, 0, d)
 
 #define FF_ENUM_FIELD(f, n, dec, r, c) f,
@@ -50,14 +50,14 @@ typedef struct {
 
 /* Saved activations of one self-attention Block over N = B*T rows. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *probs, *att, *xmid, *ln2, *ln2_mean, *ln2_rstd,
-        *fc, *gelu, *out;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *probs, *att, *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc,
+        *gelu, *out;
 } ff_blk_act;
 
 /* Saved activations of one CrossBlock: queries N = B*Tq rows, context Nc = B*Tc rows. */
 typedef struct {
-    float *lnq, *lnq_mean, *lnq_rstd, *lnkv, *lnkv_mean, *lnkv_rstd, *q, *kv, *probs, *att,
-        *xmid, *ln2, *ln2_mean, *ln2_rstd, *fc, *gelu, *out;
+    float *lnq, *lnq_mean, *lnq_rstd, *lnkv, *lnkv_mean, *lnkv_rstd, *q, *kv, *probs, *att, *xmid,
+        *ln2, *ln2_mean, *ln2_rstd, *fc, *gelu, *out;
 } ff_xblk_act;
 
 enum { FF_ENC_IMG = 0, FF_ENC_TXT = 1, FF_ENC_EHR = 2 };
@@ -68,25 +68,25 @@ enum { FF_ENC_IMG = 0, FF_ENC_TXT = 1, FF_ENC_EHR = 2 };
  * as keys and never pooled), so skipping them changes no value the model returns. */
 typedef struct {
     int *off, *len;
-    int R;                /* total rows */
-    int T;                /* tokens per sample before packing */
-    const uint8_t *mask;  /* [B,T] key/pooling mask (1 = valid), NULL = all valid */
+    int R;               /* total rows */
+    int T;               /* tokens per sample before packing */
+    const uint8_t *mask; /* [B,T] key/pooling mask (1 = valid), NULL = all valid */
 } ff_rowmap;
 
 typedef struct {
-    int T;                 /* tokens */
-    ff_rowmap rows;        /* packing of the current batch */
-    int32_t *pid[3];       /* packed ids (txt: tok; ehr: code, val, time) [R] */
-    int32_t *pidx;         /* packed position of each row [R] */
-    size_t emb[4];         /* img: patch_w, patch_b, pos; txt: tok, pos; ehr: code,val,time,pos */
-    ff_blk_off *blocks;    /* [layers] */
+    int T;              /* tokens */
+    ff_rowmap rows;     /* packing of the current batch */
+    int32_t *pid[3];    /* packed ids (txt: tok; ehr: code, val, time) [R] */
+    int32_t *pidx;      /* packed position of each row [R] */
+    size_t emb[4];      /* img: patch_w, patch_b, pos; txt: tok, pos; ehr: code,val,time,pos */
+    ff_blk_off *blocks; /* [layers] */
     size_t lnf_w, lnf_b;
     /* activations */
-    float *in;             /* img: patches [N, C*P*P]; else unused */
-    float *x0;             /* embeddings [N,d] */
-    ff_blk_act *act;       /* [layers] */
+    float *in;                      /* img: patches [N, C*P*P]; else unused */
+    float *x0;                      /* embeddings [N,d] */
+    ff_blk_act *act;                /* [layers] */
     float *h, *lnf_mean, *lnf_rstd; /* encoder output H [N,d] */
-    float *pooled;         /* [B,d] (masked mean of H) */
+    float *pooled;                  /* [B,d] (masked mean of H) */
 } ff_encoder;
 
 struct ff_model {
@@ -101,35 +101,35 @@ struct ff_model {
     float *params, *grads;
     /* layout */
     ff_encoder enc[3];
-    ff_xblk_off x_img, x_txt;        /* cross */
-    size_t mod, lnf_w, lnf_b;        /* cross */
-    ff_blk_off fblock;               /* cross */
-    size_t head_w, head_b;           /* cross, early */
-    size_t efc_w, efc_b, efp_w, efp_b; /* early */
+    ff_xblk_off x_img, x_txt;              /* cross */
+    size_t mod, lnf_w, lnf_b;              /* cross */
+    ff_blk_off fblock;                     /* cross */
+    size_t head_w, head_b;                 /* cross, early */
+    size_t efc_w, efc_b, efp_w, efp_b;     /* early */
     size_t lhead_w[3], lhead_b[3], fuse_w; /* late */
     /* activations (one arena, sized once) */
     ff_arena arena;
-    int B;                           /* batch of the last forward */
-    uint8_t *tmask, *emask, *pres;   /* [B,Lt], [B,Le], [B,3] */
-    uint8_t *tpres, *epres;          /* [B] per-sample context presence */
+    int B;                         /* batch of the last forward */
+    uint8_t *tmask, *emask, *pres; /* [B,Lt], [B,Le], [B,3] */
+    uint8_t *tpres, *epres;        /* [B] per-sample context presence */
     ff_xblk_act ax_img, ax_txt;
-    float *F;        /* [B,3,d] fused tokens = pooled + mod */
-    float *Fpool;    /* [B,3,d] pooled (explanations) */
-    ff_blk_act afb;  /* fusion block */
-    ff_rowmap frows; /* fusion tokens: 3 per sample, mask = presence */
+    float *F;                          /* [B,3,d] fused tokens = pooled + mod */
+    float *Fpool;                      /* [B,3,d] pooled (explanations) */
+    ff_blk_act afb;                    /* fusion block */
+    ff_rowmap frows;                   /* fusion tokens: 3 per sample, mask = presence */
     float *fh, *flnf_mean, *flnf_rstd; /* [B*3,d] */
-    float *z;        /* [B,d] pooled fused (cross) or MLP out (early) */
-    float *ecat, *efc, *egelu; /* early: [B,3d+3], [B,m], [B,m] */
-    float *llog;     /* late: per-modality logits [B,3,K] */
-    float *lw;       /* late: weights [B,3] */
-    float *logits;   /* [B,K] */
+    float *z;                          /* [B,d] pooled fused (cross) or MLP out (early) */
+    float *ecat, *efc, *egelu;         /* early: [B,3d+3], [B,m], [B,m] */
+    float *llog;                       /* late: per-modality logits [3,B,K] */
+    float *lw;                         /* late: weights [B,3] */
+    float *logits;                     /* [B,K] */
     /* backward scratch */
     float *dR1, *dR2, *dXM, *dX2, *dX3, *dAtt, *dH4, *dQKV, *dS, *ln_scratch;
-    float *dEnc[3];  /* d H for each encoder [B*T,d] */
-    float *dPool;    /* [3,B,d] */
-    float *dF, *dfh, *dfo; /* [B*3,d] */
+    float *dEnc[3];                         /* d H for each encoder [B*T,d] */
+    float *dPool;                           /* [3,B,d] */
+    float *dF, *dfh, *dfo;                  /* [B*3,d] */
     float *dz, *dlogits, *dcat, *dfc, *dgl; /* [B,d], [B,K], [B,3d+3], [B,m], [B,m] */
-    float *dllog;    /* late: [B,K] per modality */
+    float *dllog;                           /* late: [3,B,K] */
 };
 
 /* Pointer to a parameter / gradient at a table offset. */
@@ -139,5 +139,18 @@ struct ff_model {
 int ff_model_build_table(ff_model *m) FF_WARN_UNUSED;
 int ff_model_alloc_acts(ff_model *m) FF_WARN_UNUSED;
 void ff_model_mask_batch(ff_model *m, const ff_batch *b);
+/* memcpy / memset of n floats, split over the pool when large. */
+void ff_copyf(float *dst, const float *src, size_t n);
+void ff_zerof(float *dst, size_t n);
+/* Batch dimensions against the config and max_batch, arrays present (no values read). */
+int ff_model_check_dims(const ff_model *m, const ff_batch *b) FF_WARN_UNUSED;
+
+/* Wider vectors where the CPU has them: one binary for every x86-64, the loader picks. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
+#else
+#define FF_CLONES
+#endif
 
 #endif

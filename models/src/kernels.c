@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ff/models.h"
+#include "internal.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,19 +18,11 @@
 #undef REAL
 #undef REF
 
-/* Wider vectors where the CPU has them (one binary for every x86-64; the loader picks). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FF_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), noinline))
-#else
-#define FF_CLONES
-#endif
-
 static int g_threads = 1;
 
 void ff_models_set_threads(int n)
 {
-    if (n < 1)
-        n = 1;
+    if (n < 1) n = 1;
     g_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);
@@ -39,7 +31,10 @@ void ff_models_set_threads(int n)
     openblas_set_num_threads(1);
 }
 
-int ff_models_threads(void) { return g_threads; }
+int ff_models_threads(void)
+{
+    return g_threads;
+}
 
 static int in_parallel(void)
 {
@@ -114,14 +109,59 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     }
 }
 
+/* ---- copies and clears ---- */
+
+/* Large copies and clears are split over the pool too: serial, they were a tenth of a
+ * two-thread step. */
+#define SPLIT_FLOATS (1u << 16)
+
+void ff_copyf(float *dst, const float *src, size_t n)
+{
+    if (n < SPLIT_FLOATS || g_threads == 1 || in_parallel()) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        memcpy(dst + c * SPLIT_FLOATS, src + c * SPLIT_FLOATS,
+               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
+}
+
+void ff_zerof(float *dst, size_t n)
+{
+    if (n < SPLIT_FLOATS || g_threads == 1 || in_parallel()) {
+        memset(dst, 0, n * sizeof(float));
+        return;
+    }
+    size_t nc = (n + SPLIT_FLOATS - 1) / SPLIT_FLOATS;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++)
+        memset(dst + c * SPLIT_FLOATS, 0,
+               FF_MIN((size_t)SPLIT_FLOATS, n - c * SPLIT_FLOATS) * sizeof(float));
+}
+
 /* ---- linear ---- */
 
-void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
-                       int out, int accumulate)
+/* Rows [r0, r1) of y: residual + bias (or bias, or bias added to y), then one GEMM with
+ * β = 1 on top of it. */
+static void linear_rows(float *y, const float *res, const float *x, const float *W, const float *b,
+                        int r0, int r1, int in, int out, int accumulate)
 {
-    if (b) {
-#pragma omp parallel for schedule(static) if (!in_parallel() && (size_t)N * out > 65536)
-        for (int n = 0; n < N; n++) {
+    if (res)
+        for (int n = r0; n < r1; n++) {
+            float *yr = y + (size_t)n * out;
+            const float *rr = res + (size_t)n * out;
+            if (b) {
+#pragma omp simd
+                for (int o = 0; o < out; o++)
+                    yr[o] = rr[o] + b[o];
+            } else {
+                memcpy(yr, rr, (size_t)out * sizeof(float));
+            }
+        }
+    else if (b)
+        for (int n = r0; n < r1; n++) {
             float *yr = y + (size_t)n * out;
             if (accumulate) {
 #pragma omp simd
@@ -131,16 +171,43 @@ void ff_linear_forward(float *y, const float *x, const float *W, const float *b,
                 memcpy(yr, b, (size_t)out * sizeof(float));
             }
         }
+    float beta = (res || b || accumulate) ? 1.0f : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, out, in, 1.0f,
+                x + (size_t)r0 * in, in, W, in, beta, y + (size_t)r0 * out, out);
+}
+
+static void linear_forward_core(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out, int accumulate)
+{
+    int nt = in_parallel() ? 1 : g_threads;
+    if (nt <= 1 || (double)N * in * out < 262144.0 || N < 128) {
+        linear_rows(y, res, x, W, b, 0, N, in, out, accumulate);
+        return;
     }
-    float beta = (b || accumulate) ? 1.0f : 0.0f;
-    ff_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    /* Row slabs as in ff_gemm, each with its own bias rows: one parallel region per layer. */
+    int chunk = FF_MAX(((N + 3 * nt - 1) / (3 * nt) + 15) / 16 * 16, 64);
+    int nchunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int t = 0; t < nchunks; t++)
+        linear_rows(y, res, x, W, b, t * chunk, FF_MIN(N, (t + 1) * chunk), in, out, accumulate);
+}
+
+void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                       int out, int accumulate)
+{
+    linear_forward_core(y, NULL, x, W, b, N, in, out, accumulate);
+}
+
+void ff_linear_forward_residual(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out)
+{
+    linear_forward_core(y, res, x, W, b, N, in, out, 0);
 }
 
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int N, int in, int out)
 {
-    if (dx)
-        ff_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+    if (dx) ff_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
     ff_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
     if (db) {
         /* Column sums: each thread owns a slice of columns, rows summed in order. */
@@ -232,8 +299,8 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 #pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && nch > 1)
     for (int t = 0; t < nch; t++) {
         float *pdw = scratch + (size_t)t * 2 * C;
-        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w,
-                            (int)((int64_t)N * t / nch), (int)((int64_t)N * (t + 1) / nch), C);
+        layernorm_back_rows(dx, pdw, pdw + C, dy, x, mean, rstd, w, (int)((int64_t)N * t / nch),
+                            (int)((int64_t)N * (t + 1) / nch), C);
     }
     for (int t = 0; t < nch; t++) {
         const float *pdw = scratch + (size_t)t * 2 * C, *pdb = pdw + C;
@@ -245,8 +312,6 @@ void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, con
 }
 
 /* ---- GELU ---- */
-
-
 
 /* With s = σ(2u) = (1 + tanh u)/2 the tanh GELU is x·s, and its derivative
  * s + x · 2s(1−s) · u'. Written this way neither tail cancels (1 + tanh u near −1 would). */
@@ -324,8 +389,7 @@ void ff_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
  * limiting the products to [0, last valid + 1) saves the work without changing a value. */
 static int key_extent(const uint8_t *m, int Tk)
 {
-    if (!m)
-        return Tk;
+    if (!m) return Tk;
     int e = Tk;
     while (e > 0 && !m[e - 1])
         e--;
@@ -335,27 +399,23 @@ static int key_extent(const uint8_t *m, int Tk)
 /* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te. The
  * mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so both loops
  * vectorise. Every row has a valid key: te ends on one. */
-FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8_t *m)
+/* Row softmax over the first te columns (masked keys get exactly 0), zero beyond te up to ld.
+ * The mask enters as a −∞ bias in the max and a 0/1 factor after the exp, so the loops
+ * vectorise; they run over w ≥ te columns (w ≤ ld, a multiple of 16 when the row has room),
+ * the extra columns weighted 0, so no scalar remainder loop is left. Every row has a valid
+ * key: te ends on one. */
+FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, const uint8_t *m)
 {
-    /* the byte mask as floats once per (sample, head): a 0/1 factor and a 0/−∞ bias keep
-     * the row loops free of byte loads and branches */
     float mfb[2 * 1024];
-    float *mf = NULL, *mb = mfb + 1024;
-    if (m && te <= 1024) {
-        mf = mfb;
-        for (int j = 0; j < te; j++) {
-            mf[j] = m[j] ? 1.0f : 0.0f;
-            mb[j] = m[j] ? 0.0f : -INFINITY;
-        }
-    } else if (m) { /* very long rows: the plain form */
+    float *mf = mfb, *mb = mfb + 1024;
+    if (w > 1024) { /* very long rows: the plain form */
         for (int i = 0; i < Tq; i++) {
             float *p = S + (size_t)i * ld;
             float mx = -INFINITY, sum = 0;
             for (int j = 0; j < te; j++)
-                if (m[j] && p[j] > mx)
-                    mx = p[j];
+                if ((!m || m[j]) && p[j] > mx) mx = p[j];
             for (int j = 0; j < te; j++) {
-                p[j] = m[j] ? fast_expf(p[j] - mx) : 0.0f;
+                p[j] = (!m || m[j]) ? fast_expf(p[j] - mx) : 0.0f;
                 sum += p[j];
             }
             for (int j = 0; j < te; j++)
@@ -365,44 +425,48 @@ FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, const uint8
         }
         return;
     }
+    for (int j = 0; j < w; j++) {
+        int on = j < te && (!m || m[j]);
+        mf[j] = on ? 1.0f : 0.0f;
+        mb[j] = on ? 0.0f : -INFINITY;
+    }
     for (int i = 0; i < Tq; i++) {
         float *p = S + (size_t)i * ld;
         float mx = -INFINITY, sum = 0;
-        if (mf) {
+        for (int j = te; j < w; j++)
+            p[j] = 0; /* the GEMM did not write these */
 #pragma omp simd reduction(max : mx)
-            for (int j = 0; j < te; j++) {
-                float v = p[j] + mb[j]; /* −∞ for a masked key */
-                mx = v > mx ? v : mx;
-            }
+        for (int j = 0; j < w; j++) {
+            float v = p[j] + mb[j];
+            mx = v > mx ? v : mx;
+        }
 #pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < te; j++) {
-                float e = fast_expf(p[j] - mx) * mf[j];
-                p[j] = e;
-                sum += e;
-            }
-        } else {
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < te; j++)
-                mx = p[j] > mx ? p[j] : mx;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < te; j++) {
-                float e = fast_expf(p[j] - mx);
-                p[j] = e;
-                sum += e;
-            }
+        for (int j = 0; j < w; j++) {
+            float e = fast_expf(p[j] - mx) * mf[j];
+            p[j] = e;
+            sum += e;
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = 0; j < te; j++)
+        for (int j = 0; j < w; j++)
             p[j] *= inv;
-        for (int j = te; j < ld; j++)
+        for (int j = w; j < ld; j++)
             p[j] = 0;
     }
 }
 
+/* Row stride of the saved probabilities of one (sample, head): pld when the caller fixes it,
+ * else te rounded up to 16 when the slot has room (vector-friendly rows), else te. */
+static int probs_ld(int pld, int te, int Tq, size_t pstride)
+{
+    if (pld) return pld;
+    int t16 = (te + 15) / 16 * 16;
+    return (size_t)Tq * t16 <= pstride ? t16 : te;
+}
+
 /* dS = scale · P ⊙ (dP − Σ_j dP P), row by row (the softmax Jacobian). */
-FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq,
-                                        int te, float scale)
+FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int ldP, int Tq, int te,
+                                        float scale)
 {
     for (int i = 0; i < Tq; i++) {
         const float *p = P + (size_t)i * ldP;
@@ -417,46 +481,51 @@ FF_CLONES static void softmax_back_rows(float *dS, int ldS, const float *P, int 
     }
 }
 
-void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
-                              int ldq, const float *k, const float *v, int ldkv,
-                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                              const int *qlen, const int *koff, const int *klen, int H, int hd)
+/* Sample b's query rows: qoff/qlen arrays, or b*Tq .. b*Tq+Tq-1 when they are NULL (the
+ * regular layout); keys likewise with koff/klen/Tk. */
+#define ROWS(arr, b, T) ((arr) ? (arr)[b] : (b) * (T))
+#define LEN(arr, b, T) ((arr) ? (arr)[b] : (T))
+
+static void attention_fwd_core(float *out, float *probs, size_t pstride, int pld, const float *q,
+                               int ldq, const float *k, const float *v, int ldkv,
+                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                               const int *qlen, const int *koff, const int *klen, int Tq0, int Tk0,
+                               int H, int hd)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
 #pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
     for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, Tq = qlen[b];
-        if (Tq == 0)
-            continue;
+        int b = bh / H, h = bh % H, Tq = LEN(qlen, b, Tq0);
+        size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
+        if (Tq == 0) continue;
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
-        int te = key_extent(mk, klen[b]);
-        int ld = pld ? pld : te;
+        int te = key_extent(mk, LEN(klen, b, Tk0));
+        int ld = probs_ld(pld, te, Tq, pstride);
         float *P = probs + (size_t)bh * pstride;
-        float *O = out + (size_t)qoff[b] * d + h * hd;
+        float *O = out + q0 * d + h * hd;
         if (te == 0) { /* no valid key: all-zero weights, zero output */
-            if (pld)
-                memset(P, 0, (size_t)Tq * pld * sizeof(float));
+            if (pld) memset(P, 0, (size_t)Tq * pld * sizeof(float));
             for (int i = 0; i < Tq; i++)
                 memset(O + (size_t)i * d, 0, (size_t)hd * sizeof(float));
             continue;
         }
-        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
-        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
-        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
+        const float *Q = q + q0 * ldq + h * hd;
+        const float *K = k + k0 * ldkv + h * hd;
+        const float *V = v + k0 * ldkv + h * hd;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, scale, Q, ldq, K, ldkv,
                     0.0f, P, ld);
-        softmax_rows(P, ld, Tq, te, mk);
+        softmax_rows(P, ld, Tq, te, FF_MIN(ld, (te + 15) / 16 * 16), mk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, P, ld, V, ldkv,
                     0.0f, O, d);
     }
 }
 
-void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
-                               const float *probs, size_t pstride, int pld, const float *q,
-                               int ldq, const float *k, const float *v, int ldkv,
-                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                               const int *qlen, const int *koff, const int *klen, int H, int hd,
+static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q, int ldq,
+                               const float *k, const float *v, int ldkv, const uint8_t *kmask,
+                               int kmask_ld, int B, const int *qoff, const int *qlen,
+                               const int *koff, const int *klen, int Tq0, int Tk0, int H, int hd,
                                float *scratch)
 {
     const float scale = 1.0f / sqrtf((float)hd);
@@ -468,69 +537,69 @@ void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dou
 #else
         float *dS = scratch;
 #endif
-        int b = bh / H, h = bh % H, Tq = qlen[b];
+        int b = bh / H, h = bh % H, Tq = LEN(qlen, b, Tq0);
+        size_t q0 = (size_t)ROWS(qoff, b, Tq0), k0 = (size_t)ROWS(koff, b, Tk0);
         const uint8_t *mk = kmask ? kmask + (size_t)b * kmask_ld : NULL;
-        int te = key_extent(mk, klen[b]);
-        if (te == 0 || Tq == 0)
-            continue;
-        int ld = pld ? pld : te;
+        int te = key_extent(mk, LEN(klen, b, Tk0));
+        if (te == 0 || Tq == 0) continue;
+        int ld = probs_ld(pld, te, Tq, pstride);
         const float *P = probs + (size_t)bh * pstride;
-        const float *dO = dout + (size_t)qoff[b] * d + h * hd;
-        const float *Q = q + (size_t)qoff[b] * ldq + h * hd;
-        const float *K = k + (size_t)koff[b] * ldkv + h * hd;
-        const float *V = v + (size_t)koff[b] * ldkv + h * hd;
-        float *dQ = dq + (size_t)qoff[b] * ldq + h * hd;
-        float *dK = dk + (size_t)koff[b] * ldkv + h * hd;
-        float *dV = dv + (size_t)koff[b] * ldkv + h * hd;
+        const float *dO = dout + q0 * d + h * hd;
+        const float *Q = q + q0 * ldq + h * hd;
+        const float *K = k + k0 * ldkv + h * hd;
+        const float *V = v + k0 * ldkv + h * hd;
+        float *dQ = dq + q0 * ldq + h * hd;
+        float *dK = dk + k0 * ldkv + h * hd;
+        float *dV = dv + k0 * ldkv + h * hd;
         /* dP = dO Vᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv,
-                    0.0f, dS, te);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, te, hd, 1.0f, dO, d, V, ldkv, 0.0f,
+                    dS, te);
         /* dV += Pᵀ dO */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d,
-                    1.0f, dV, ldkv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, P, ld, dO, d, 1.0f,
+                    dV, ldkv);
         softmax_back_rows(dS, te, P, ld, Tq, te, scale);
         /* dQ += dS K;  dK += dSᵀ Q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, te, 1.0f, dS, te, K, ldkv,
                     1.0f, dQ, ldq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq,
-                    1.0f, dK, ldkv);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, te, hd, Tq, 1.0f, dS, te, Q, ldq, 1.0f,
+                    dK, ldkv);
     }
 }
 
-/* The regular layout (every sample Tq queries and Tk keys) on top of the ragged core. */
-static int regular_rows(int B, int Tq, int Tk, int **buf)
+void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld, const float *q,
+                              int ldq, const float *k, const float *v, int ldkv,
+                              const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
+                              const int *qlen, const int *koff, const int *klen, int H, int hd)
 {
-    *buf = malloc((size_t)4 * B * sizeof(int));
-    if (!*buf)
-        return -1;
-    for (int b = 0; b < B; b++) {
-        (*buf)[b] = b * Tq, (*buf)[B + b] = Tq;
-        (*buf)[2 * B + b] = b * Tk, (*buf)[3 * B + b] = Tk;
-    }
-    return 0;
+    attention_fwd_core(out, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld, B, qoff, qlen,
+                       koff, klen, 0, 0, H, hd);
+}
+
+void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
+                               const float *probs, size_t pstride, int pld, const float *q, int ldq,
+                               const float *k, const float *v, int ldkv, const uint8_t *kmask,
+                               int kmask_ld, int B, const int *qoff, const int *qlen,
+                               const int *koff, const int *klen, int H, int hd, float *scratch)
+{
+    attention_bwd_core(dq, dk, dv, dout, probs, pstride, pld, q, ldq, k, v, ldkv, kmask, kmask_ld,
+                       B, qoff, qlen, koff, klen, 0, 0, H, hd, scratch);
 }
 
 void ff_attention_forward(float *out, float *probs, const float *q, int ldq, const float *k,
                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
                           int H, int hd)
 {
-    int *r;
-    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
-    ff_attention_forward_var(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B,
-                             r, r + B, r + 2 * B, r + 3 * B, H, hd);
-    free(r);
+    attention_fwd_core(out, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk, B, NULL,
+                       NULL, NULL, NULL, Tq, Tk, H, hd);
 }
 
-void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                           const float *probs, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
-                           int Tk, int H, int hd, float *scratch)
+void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                           const float *q, int ldq, const float *k, const float *v, int ldkv,
+                           const uint8_t *kmask, int B, int Tq, int Tk, int H, int hd,
+                           float *scratch)
 {
-    int *r;
-    FF_ASSERT(regular_rows(B, Tq, Tk, &r) == 0);
-    ff_attention_backward_var(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv,
-                              kmask, Tk, B, r, r + B, r + 2 * B, r + 3 * B, H, hd, scratch);
-    free(r);
+    attention_bwd_core(dq, dk, dv, dout, probs, (size_t)Tq * Tk, Tk, q, ldq, k, v, ldkv, kmask, Tk,
+                       B, NULL, NULL, NULL, NULL, Tq, Tk, H, hd, scratch);
 }
 
 /* ---- embeddings, positions, patches ---- */
@@ -624,8 +693,8 @@ void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, i
             const float *g = dout + ((size_t)b * G * G + t) * C * P * P;
             for (int c = 0; c < C; c++)
                 for (int i = 0; i < P; i++) {
-                    float *r = dimg + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S +
-                               (size_t)pc * P;
+                    float *r =
+                        dimg + (((size_t)b * C + c) * S + (size_t)pr * P + i) * S + (size_t)pc * P;
                     for (int j = 0; j < P; j++)
                         r[j] += g[((size_t)c * P + i) * P + j];
                 }
@@ -634,33 +703,26 @@ void ff_patchify_backward(float *dimg, const float *dout, int B, int C, int S, i
 
 /* ---- masked mean ---- */
 
-static int mask_count(const uint8_t *mask, int b, int T)
-{
-    if (!mask)
-        return T;
-    int cnt = 0;
-    for (int t = 0; t < T; t++)
-        cnt += mask[(size_t)b * T + t] != 0;
-    return cnt;
-}
-
-void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d)
+/* Sample b's rows: off/len arrays (ragged), or b*T .. b*T+T-1 when off is NULL. */
+static void mean_core_fwd(float *out, const float *x, const uint8_t *mask, int mask_ld, int B,
+                          const int *off, const int *len, int T, int d)
 {
 #pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
     for (int b = 0; b < B; b++) {
+        const uint8_t *mk = mask ? mask + (size_t)b * mask_ld : NULL;
+        size_t r0 = off ? (size_t)off[b] : (size_t)b * T;
+        int n = off ? len[b] : T, cnt = 0;
         float *o = out + (size_t)b * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        int cnt = mask_count(mask, b, T);
-        if (!cnt)
-            continue; /* an absent modality pools to 0, never NaN */
-        for (int t = 0; t < T; t++) {
-            if (mask && !mask[(size_t)b * T + t])
-                continue;
-            const float *r = x + ((size_t)b * T + t) * d;
+        for (int t = 0; t < n; t++) {
+            if (mk && !mk[t]) continue;
+            const float *r = x + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
                 o[c] += r[c];
+            cnt++;
         }
+        if (!cnt) continue; /* an absent modality pools to 0, never NaN */
         float inv = 1.0f / (float)cnt;
 #pragma omp simd
         for (int c = 0; c < d; c++)
@@ -668,25 +730,49 @@ void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int
     }
 }
 
-void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
-                             int d)
+static void mean_core_bwd(float *dx, const float *dout, const uint8_t *mask, int mask_ld, int B,
+                          const int *off, const int *len, int T, int d)
 {
 #pragma omp parallel for schedule(static) if (!in_parallel() && B * T >= 256)
     for (int b = 0; b < B; b++) {
-        int cnt = mask_count(mask, b, T);
-        if (!cnt)
-            continue;
+        const uint8_t *mk = mask ? mask + (size_t)b * mask_ld : NULL;
+        size_t r0 = off ? (size_t)off[b] : (size_t)b * T;
+        int n = off ? len[b] : T, cnt = 0;
+        for (int t = 0; t < n; t++)
+            cnt += !mk || mk[t];
+        if (!cnt) continue;
         float inv = 1.0f / (float)cnt;
         const float *g = dout + (size_t)b * d;
-        for (int t = 0; t < T; t++) {
-            if (mask && !mask[(size_t)b * T + t])
-                continue;
-            float *r = dx + ((size_t)b * T + t) * d;
+        for (int t = 0; t < n; t++) {
+            if (mk && !mk[t]) continue;
+            float *r = dx + (r0 + t) * d;
 #pragma omp simd
             for (int c = 0; c < d; c++)
                 r[c] += g[c] * inv;
         }
     }
+}
+
+void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d)
+{
+    mean_core_fwd(out, x, mask, T, B, NULL, NULL, T, d);
+}
+
+void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T, int d)
+{
+    mean_core_bwd(dx, dout, mask, T, B, NULL, NULL, T, d);
+}
+
+void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld, int B,
+                                const int *off, const int *len, int d)
+{
+    mean_core_fwd(out, x, mask, mask_ld, B, off, len, mask_ld, d);
+}
+
+void ff_masked_mean_backward_var(float *dx, const float *dout, const uint8_t *mask, int mask_ld,
+                                 int B, const int *off, const int *len, int d)
+{
+    mean_core_bwd(dx, dout, mask, mask_ld, B, off, len, mask_ld, d);
 }
 
 /* ---- loss ---- */
@@ -696,8 +782,7 @@ float ff_bce_forward(const float *logits, const float *y, const float *mask, int
     return ff_bce_forward_ref(logits, y, mask, n); /* K·B values: nothing to optimise */
 }
 
-void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask,
-                     int n)
+void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask, int n)
 {
     ff_bce_backward_ref(dlogits, logits, y, mask, n);
 }

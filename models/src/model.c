@@ -34,7 +34,10 @@ static void *carve_bytes(carver *c, size_t n)
     return p;
 }
 
-static float *carve(carver *c, size_t n) { return carve_bytes(c, n * sizeof(float)); }
+static float *carve(carver *c, size_t n)
+{
+    return carve_bytes(c, n * sizeof(float));
+}
 
 static void carve_block(carver *c, ff_blk_act *a, size_t N, size_t d, size_t m, size_t BHTT)
 {
@@ -114,12 +117,10 @@ int ff_model_alloc_acts(ff_model *m)
     carver c = {0};
     carve_all(m, &c);
     int rc = ff_arena_init(&m->arena, c.need + 4096);
-    if (rc != FF_OK)
-        return rc;
+    if (rc != FF_OK) return rc;
     c.a = &m->arena;
     carve_all(m, &c);
-    if (c.fail)
-        return ff_error(FF_EINTERNAL, "model: activation arena sized wrong");
+    if (c.fail) return ff_error(FF_EINTERNAL, "model: activation arena sized wrong");
     return FF_OK;
 }
 
@@ -131,19 +132,16 @@ int ff_model_new(ff_model **out, const ff_model_config *cfg, int max_batch)
 {
     *out = NULL;
     int rc = ff_model_config_validate(cfg);
-    if (rc != FF_OK)
-        return rc;
+    if (rc != FF_OK) return rc;
     if (max_batch < 1 || max_batch > 65536)
         return ff_error(FF_EINVAL, "model: max_batch %d out of range [1, 65536]", max_batch);
     ff_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return ff_error(FF_ENOMEM, "model: out of memory");
+    if (!m) return ff_error(FF_ENOMEM, "model: out of memory");
     m->cfg = *cfg;
     m->max_batch = max_batch;
     m->d = (int)cfg->width, m->m = (int)cfg->mlp, m->H = (int)cfg->heads;
     m->hd = m->d / m->H, m->K = (int)cfg->tasks, m->layers = (int)cfg->layers;
-    if ((rc = ff_model_build_table(m)) != FF_OK)
-        goto out;
+    if ((rc = ff_model_build_table(m)) != FF_OK) goto out;
     for (int e = 0; e < 3; e++) {
         m->enc[e].act = calloc((size_t)m->layers, sizeof(ff_blk_act));
         if (!m->enc[e].act) {
@@ -157,20 +155,17 @@ int ff_model_new(ff_model **out, const ff_model_config *cfg, int max_batch)
         rc = ff_error(FF_ENOMEM, "model: out of memory for %zu parameters", m->nparams);
         goto out;
     }
-    if ((rc = ff_model_alloc_acts(m)) != FF_OK)
-        goto out;
+    if ((rc = ff_model_alloc_acts(m)) != FF_OK) goto out;
     ff_models_set_threads(ff_models_threads()); /* make the OpenMP pool match */
     *out = m;
 out:
-    if (rc != FF_OK)
-        ff_model_free(m);
+    if (rc != FF_OK) ff_model_free(m);
     return rc;
 }
 
 void ff_model_free(ff_model *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     for (int e = 0; e < 3; e++) {
         free(m->enc[e].blocks);
         free(m->enc[e].act);
@@ -183,8 +178,14 @@ void ff_model_free(ff_model *m)
     free(m);
 }
 
-const float *ff_model_pooled(const ff_model *m) { return m->Fpool; }
-size_t ff_model_activation_bytes(const ff_model *m) { return m->arena.cap; }
+const float *ff_model_pooled(const ff_model *m)
+{
+    return m->Fpool;
+}
+size_t ff_model_activation_bytes(const ff_model *m)
+{
+    return m->arena.cap;
+}
 
 const float *ff_model_fusion_attention(const ff_model *m)
 {
@@ -195,9 +196,6 @@ const float *ff_model_fusion_attention(const ff_model *m)
 /* Blocks                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-static void copyf(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
-static void zerof(float *dst, size_t n) { memset(dst, 0, n * sizeof(float)); }
-
 static void addf(float *dst, const float *src, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
@@ -205,25 +203,32 @@ static void addf(float *dst, const float *src, size_t n)
         dst[i] += src[i];
 }
 
+/* MLP half shared by Block and CrossBlock: out = xmid + fc₂(GELU(fc₁(LN2 xmid))). */
+static void mlp_forward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
+                        size_t fp_w, size_t fp_b, const float *xmid, float *ln2, float *mean,
+                        float *rstd, float *fc, float *gelu, float *out, int N)
+{
+    int d = m->d, mm = m->m;
+    ff_layernorm_forward(ln2, mean, rstd, xmid, PW(m, ln2_w), PW(m, ln2_b), N, d);
+    ff_linear_forward(fc, ln2, PW(m, fc_w), PW(m, fc_b), N, d, mm, 0);
+    ff_gelu_forward(gelu, fc, (size_t)N * mm);
+    ff_linear_forward_residual(out, xmid, gelu, PW(m, fp_w), PW(m, fp_b), N, mm, d);
+}
+
 /* Pre-LN Block: x + MHA(LN1 x), then + MLP(LN2 ·). x (N,d) → a->out (N,d). */
 static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const float *x,
                           const ff_rowmap *rm, int B, int pld)
 {
-    int N = rm->R, d = m->d, mm = m->m, T = rm->T;
-    ff_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PW(m, o->ln1_w), PW(m, o->ln1_b),
-                         N, d);
+    int N = rm->R, d = m->d, T = rm->T;
+    ff_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PW(m, o->ln1_w), PW(m, o->ln1_b), N,
+                         d);
     ff_linear_forward(a->qkv, a->ln1, PW(m, o->qkv_w), PW(m, o->qkv_b), N, d, 3 * d, 0);
     ff_attention_forward_var(a->att, a->probs, (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d,
                              a->qkv + 2 * d, 3 * d, rm->mask, T, B, rm->off, rm->len, rm->off,
                              rm->len, m->H, m->hd);
-    copyf(a->xmid, x, (size_t)N * d);
-    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d, 1);
-    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
-                         PW(m, o->ln2_b), N, d);
-    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), N, d, mm, 0);
-    ff_gelu_forward(a->gelu, a->fc, (size_t)N * mm);
-    copyf(a->out, a->xmid, (size_t)N * d);
-    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), N, mm, d, 1);
+    ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), N, d, d);
+    mlp_forward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, a->out, N);
 }
 
 /* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
@@ -239,11 +244,11 @@ static void linear_backward_set(float *dx, size_t w_off, size_t b_off, const flo
  * the MLP branch, in m->dXM. */
 static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
                          size_t fp_w, size_t fp_b, const float *xmid, const float *ln2,
-                         const float *mean, const float *rstd, const float *fc,
-                         const float *gelu, const float *dout, int N)
+                         const float *mean, const float *rstd, const float *fc, const float *gelu,
+                         const float *dout, int N)
 {
     int d = m->d, mm = m->m;
-    copyf(m->dXM, dout, (size_t)N * d);
+    ff_copyf(m->dXM, dout, (size_t)N * d);
     linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, N, mm, d);
     ff_gelu_backward_inplace(m->dH4, fc, (size_t)N * mm);
     linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, N, d, mm);
@@ -259,15 +264,15 @@ static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
     linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, N, d, d);
-    zerof(m->dQKV, (size_t)N * 3 * d);
+    ff_zerof(m->dQKV, (size_t)N * 3 * d);
     ff_attention_backward_var(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs,
-                              (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d,
-                              3 * d, rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H,
-                              m->hd, m->dS);
+                              (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d,
+                              rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H, m->hd,
+                              m->dS);
     linear_backward_set(m->dX2, o->qkv_w, o->qkv_b, m->dQKV, a->ln1, m, N, d, 3 * d);
     addf(dx, m->dXM, (size_t)N * d);
-    ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean,
-                          a->ln1_rstd, PW(m, o->ln1_w), N, d, m->ln_scratch);
+    ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean, a->ln1_rstd,
+                          PW(m, o->ln1_w), N, d, m->ln_scratch);
 }
 
 /* CrossBlock(x, c, cmask): x (B*Tq,d) attends to c (B*Tc,d); identity for samples whose
@@ -276,57 +281,51 @@ static void xblock_forward(ff_model *m, const ff_xblk_off *o, ff_xblk_act *a, co
                            const float *c, const ff_rowmap *qr, const ff_rowmap *cr,
                            const uint8_t *cpres, int B)
 {
-    int Nq = qr->R, Nc = cr->R, d = m->d, mm = m->m;
-    ff_layernorm_forward(a->lnq, a->lnq_mean, a->lnq_rstd, x, PW(m, o->lnq_w), PW(m, o->lnq_b),
-                         Nq, d);
-    ff_layernorm_forward(a->lnkv, a->lnkv_mean, a->lnkv_rstd, c, PW(m, o->lnkv_w),
-                         PW(m, o->lnkv_b), Nc, d);
+    int Nq = qr->R, Nc = cr->R, d = m->d;
+    ff_layernorm_forward(a->lnq, a->lnq_mean, a->lnq_rstd, x, PW(m, o->lnq_w), PW(m, o->lnq_b), Nq,
+                         d);
+    ff_layernorm_forward(a->lnkv, a->lnkv_mean, a->lnkv_rstd, c, PW(m, o->lnkv_w), PW(m, o->lnkv_b),
+                         Nc, d);
     ff_linear_forward(a->q, a->lnq, PW(m, o->q_w), PW(m, o->q_b), Nq, d, d, 0);
     ff_linear_forward(a->kv, a->lnkv, PW(m, o->kv_w), PW(m, o->kv_b), Nc, d, 2 * d, 0);
-    ff_attention_forward_var(a->att, a->probs, (size_t)qr->T * cr->T, 0, a->q, d, a->kv,
-                             a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off, qr->len, cr->off,
-                             cr->len, m->H, m->hd);
-    copyf(a->xmid, x, (size_t)Nq * d);
-    ff_linear_forward(a->xmid, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d, 1);
-    ff_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->xmid, PW(m, o->ln2_w),
-                         PW(m, o->ln2_b), Nq, d);
-    ff_linear_forward(a->fc, a->ln2, PW(m, o->fc_w), PW(m, o->fc_b), Nq, d, mm, 0);
-    ff_gelu_forward(a->gelu, a->fc, (size_t)Nq * mm);
-    copyf(a->out, a->xmid, (size_t)Nq * d);
-    ff_linear_forward(a->out, a->gelu, PW(m, o->fp_w), PW(m, o->fp_b), Nq, mm, d, 1);
+    ff_attention_forward_var(a->att, a->probs, (size_t)qr->T * cr->T, 0, a->q, d, a->kv, a->kv + d,
+                             2 * d, cr->mask, cr->T, B, qr->off, qr->len, cr->off, cr->len, m->H,
+                             m->hd);
+    ff_linear_forward_residual(a->xmid, x, a->att, PW(m, o->proj_w), PW(m, o->proj_b), Nq, d, d);
+    mlp_forward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
+                a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, a->out, Nq);
     for (int b = 0; b < B; b++)
         if (!cpres[b])
-            copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
-                  (size_t)qr->len[b] * d);
+            ff_copyf(a->out + (size_t)qr->off[b] * d, x + (size_t)qr->off[b] * d,
+                     (size_t)qr->len[b] * d);
 }
 
 /* dx += d/dx, dc += d/dc. dout is consumed (rows of context-absent samples are zeroed). */
-static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act *a,
-                            const float *x, const float *c, const ff_rowmap *qr,
-                            const ff_rowmap *cr, const uint8_t *cpres, int B, float *dout,
-                            float *dx, float *dc)
+static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act *a, const float *x,
+                            const float *c, const ff_rowmap *qr, const ff_rowmap *cr,
+                            const uint8_t *cpres, int B, float *dout, float *dx, float *dc)
 {
     int Nq = qr->R, Nc = cr->R, d = m->d;
     for (int b = 0; b < B; b++)
         if (!cpres[b]) { /* identity: the gradient passes straight through */
             size_t r0 = (size_t)qr->off[b] * d, n = (size_t)qr->len[b] * d;
             addf(dx + r0, dout + r0, n);
-            zerof(dout + r0, n);
+            ff_zerof(dout + r0, n);
         }
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
                  a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
     linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, Nq, d, d);
     float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
-    zerof(dq, (size_t)Nq * d);
-    zerof(dkv, (size_t)Nc * 2 * d);
-    ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0,
-                              a->q, d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off,
-                              qr->len, cr->off, cr->len, m->H, m->hd, m->dS);
+    ff_zerof(dq, (size_t)Nq * d);
+    ff_zerof(dkv, (size_t)Nc * 2 * d);
+    ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0, a->q,
+                              d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off, qr->len,
+                              cr->off, cr->len, m->H, m->hd, m->dS);
     linear_backward_set(m->dX2, o->q_w, o->q_b, dq, a->lnq, m, Nq, d, d);
     linear_backward_set(m->dX3, o->kv_w, o->kv_b, dkv, a->lnkv, m, Nc, d, 2 * d);
     addf(dx, m->dXM, (size_t)Nq * d);
-    ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean,
-                          a->lnq_rstd, PW(m, o->lnq_w), Nq, d, m->ln_scratch);
+    ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean, a->lnq_rstd,
+                          PW(m, o->lnq_w), Nq, d, m->ln_scratch);
     ff_layernorm_backward(dc, GW(m, o->lnkv_w), GW(m, o->lnkv_b), m->dX3, c, a->lnkv_mean,
                           a->lnkv_rstd, PW(m, o->lnkv_w), Nc, d, m->ln_scratch);
 }
@@ -338,45 +337,12 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
 /* Mean over each sample's rows under the rowmap's mask; 0 for a sample with none. */
 static void rows_mean_forward(float *out, const float *x, const ff_rowmap *rm, int B, int d)
 {
-#pragma omp parallel for schedule(static) if (rm->R >= 256)
-    for (int b = 0; b < B; b++) {
-        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
-        float *o = out + (size_t)b * d;
-        zerof(o, (size_t)d);
-        int cnt = 0;
-        for (int t = 0; t < rm->len[b]; t++) {
-            if (mk && !mk[t])
-                continue;
-            const float *r = x + ((size_t)rm->off[b] + t) * d;
-            for (int c = 0; c < d; c++)
-                o[c] += r[c];
-            cnt++;
-        }
-        if (cnt)
-            for (int c = 0; c < d; c++)
-                o[c] /= (float)cnt;
-    }
+    ff_masked_mean_forward_var(out, x, rm->mask, rm->T, B, rm->off, rm->len, d);
 }
 
 static void rows_mean_backward(float *dx, const float *dout, const ff_rowmap *rm, int B, int d)
 {
-#pragma omp parallel for schedule(static) if (rm->R >= 256)
-    for (int b = 0; b < B; b++) {
-        const uint8_t *mk = rm->mask ? rm->mask + (size_t)b * rm->T : NULL;
-        int cnt = 0;
-        for (int t = 0; t < rm->len[b]; t++)
-            cnt += !mk || mk[t];
-        if (!cnt)
-            continue;
-        const float *g = dout + (size_t)b * d;
-        for (int t = 0; t < rm->len[b]; t++) {
-            if (mk && !mk[t])
-                continue;
-            float *r = dx + ((size_t)rm->off[b] + t) * d;
-            for (int c = 0; c < d; c++)
-                r[c] += g[c] / (float)cnt;
-        }
-    }
+    ff_masked_mean_backward_var(dx, dout, rm->mask, rm->T, B, rm->off, rm->len, d);
 }
 
 static void encoder_forward(ff_model *m, int e, const ff_batch *b)
@@ -387,8 +353,7 @@ static void encoder_forward(ff_model *m, int e, const ff_batch *b)
     if (e == FF_ENC_IMG) {
         int C = (int)c->image.channels, S = (int)c->image.size, P = (int)c->image.patch;
         ff_patchify_forward(en->in, b->image, B, C, S, P);
-        ff_linear_forward(en->x0, en->in, PW(m, en->emb[0]), PW(m, en->emb[1]), N, C * P * P, d,
-                          0);
+        ff_linear_forward(en->x0, en->in, PW(m, en->emb[0]), PW(m, en->emb[1]), N, C * P * P, d, 0);
         ff_pos_forward(en->x0, PW(m, en->emb[2]), B, T, d);
     } else if (e == FF_ENC_TXT) {
         ff_embedding_forward(en->x0, en->pid[0], PW(m, en->emb[0]), N, d, 0);
@@ -404,8 +369,8 @@ static void encoder_forward(ff_model *m, int e, const ff_batch *b)
         block_forward(m, &en->blocks[l], &en->act[l], x, &en->rows, B, 0);
         x = en->act[l].out;
     }
-    ff_layernorm_forward(en->h, en->lnf_mean, en->lnf_rstd, x, PW(m, en->lnf_w),
-                         PW(m, en->lnf_b), N, d);
+    ff_layernorm_forward(en->h, en->lnf_mean, en->lnf_rstd, x, PW(m, en->lnf_w), PW(m, en->lnf_b),
+                         N, d);
     rows_mean_forward(en->pooled, en->h, &en->rows, B, d);
 }
 
@@ -415,16 +380,14 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
     ff_encoder *en = &m->enc[e];
     const ff_model_config *c = &m->cfg;
     int B = b->B, T = en->T, N = en->rows.R, d = m->d, L = m->layers;
-    if (N == 0)
-        return;
+    if (N == 0) return;
     float *dcur = m->dR1, *dprev = m->dR2;
-    zerof(dcur, (size_t)N * d);
-    ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e],
-                          en->act[L - 1].out, en->lnf_mean, en->lnf_rstd, PW(m, en->lnf_w), N, d,
-                          m->ln_scratch);
+    ff_zerof(dcur, (size_t)N * d);
+    ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e], en->act[L - 1].out,
+                          en->lnf_mean, en->lnf_rstd, PW(m, en->lnf_w), N, d, m->ln_scratch);
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l ? en->act[l - 1].out : en->x0;
-        zerof(dprev, (size_t)N * d);
+        ff_zerof(dprev, (size_t)N * d);
         block_backward(m, &en->blocks[l], &en->act[l], x, &en->rows, B, 0, dcur, dprev);
         float *t = dcur;
         dcur = dprev, dprev = t;
@@ -450,13 +413,11 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
 
 int ff_batch_present(const ff_batch *b, int i, int j)
 {
-    if (j == 0)
-        return b->image_present[i] > 0.5f;
+    if (j == 0) return b->image_present[i] > 0.5f;
     const int32_t *ids = j == 1 ? b->text_ids + (size_t)i * b->Lt : b->ehr_code + (size_t)i * b->Le;
     int L = j == 1 ? b->Lt : b->Le;
     for (int t = 0; t < L; t++)
-        if (ids[t] != 0)
-            return 1;
+        if (ids[t] != 0) return 1;
     return 0;
 }
 
@@ -507,20 +468,27 @@ void ff_model_mask_batch(ff_model *m, const ff_batch *b)
         pack_rows(m, e, b);
 }
 
-static int batch_dims_ok(const ff_model *m, const ff_batch *b)
+int ff_model_check_dims(const ff_model *m, const ff_batch *b)
 {
     const ff_model_config *c = &m->cfg;
     if (b->B < 1 || b->B > m->max_batch)
         return ff_error(FF_EINVAL, "batch: B=%d out of range [1, %d]", b->B, m->max_batch);
-    if (b->K != c->tasks || b->C != c->image.channels || b->H != c->image.size ||
-        b->W != c->image.size || b->Lt != c->text.length || b->Le != c->ehr.length)
-        return ff_error(FF_EINVAL, "batch: dimensions K=%d C=%d H=%d W=%d Lt=%d Le=%d do not "
-                        "match config '%s' (K=%lld C=%lld H=W=%lld Lt=%lld Le=%lld)", b->K, b->C,
-                        b->H, b->W, b->Lt, b->Le, c->name, (long long)c->tasks,
-                        (long long)c->image.channels, (long long)c->image.size,
-                        (long long)c->text.length, (long long)c->ehr.length);
+    struct {
+        const char *what;
+        int got;
+        int64_t want;
+    } dims[] = {{"K (labels columns)", b->K, c->tasks},
+                {"C (image channels)", b->C, c->image.channels},
+                {"H (image height)", b->H, c->image.size},
+                {"W (image width)", b->W, c->image.size},
+                {"Lt (text length)", b->Lt, c->text.length},
+                {"Le (EHR length)", b->Le, c->ehr.length}};
+    for (size_t i = 0; i < FF_ARRAY_LEN(dims); i++)
+        if (dims[i].got != dims[i].want)
+            return ff_error(FF_EINVAL, "batch: %s is %d, config '%s' needs %lld", dims[i].what,
+                            dims[i].got, c->name, (long long)dims[i].want);
     if (!b->image || !b->image_present || !b->text_ids || !b->ehr_code || !b->ehr_val ||
-        !b->ehr_time)
+        !b->ehr_time || !b->labels)
         return ff_error(FF_EINVAL, "batch: missing input array");
     return FF_OK;
 }
@@ -543,7 +511,7 @@ static void fuse_cross_forward(ff_model *m, int B)
         for (int j = 0; j < 3; j++) {
             const float *p = m->enc[j].pooled + (size_t)b * d;
             float *f = m->F + ((size_t)b * 3 + j) * d;
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
             for (int c = 0; c < d; c++)
                 f[c] = p[c] + mod[(size_t)j * d + c];
         }
@@ -564,7 +532,7 @@ static void fuse_early_forward(ff_model *m, int B)
             float pres = m->pres[b * 3 + j];
             for (int c = 0; c < d; c++)
                 r[j * d + c] = pres * p[c]; /* zeros for an absent modality */
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
             r[3 * d + j] = pres;
         }
     }
@@ -585,8 +553,7 @@ static void fuse_late_forward(ff_model *m, int B)
         /* softmax(fuse.w) renormalised over the present modalities */
         float mx = -INFINITY, s = 0;
         for (int j = 0; j < 3; j++)
-            if (m->pres[b * 3 + j] && fw[j] > mx)
-                mx = fw[j];
+            if (m->pres[b * 3 + j] && fw[j] > mx) mx = fw[j];
         for (int j = 0; j < 3; j++) {
             float e = m->pres[b * 3 + j] ? expf(fw[j] - mx) : 0.0f;
             m->lw[b * 3 + j] = e;
@@ -596,8 +563,8 @@ static void fuse_late_forward(ff_model *m, int B)
             m->logits[(size_t)b * K + k] = 0;
         for (int j = 0; j < 3; j++) {
             m->lw[b * 3 + j] /= s;
-            copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
-                  (size_t)d);
+            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
+                     (size_t)d);
             for (int k = 0; k < K; k++)
                 m->logits[(size_t)b * K + k] +=
                     m->lw[b * 3 + j] * m->llog[((size_t)j * B + b) * K + k];
@@ -607,15 +574,16 @@ static void fuse_late_forward(ff_model *m, int B)
 
 int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
 {
-    int rc = batch_dims_ok(m, b);
-    if (rc != FF_OK)
-        return rc;
+    int rc = ff_model_check_dims(m, b);
+    if (rc != FF_OK) return rc;
     int B = b->B;
     ff_model_mask_batch(m, b);
     for (int i = 0; i < B; i++)
         if (!m->pres[i * 3] && !m->pres[i * 3 + 1] && !m->pres[i * 3 + 2])
-            return ff_error(FF_EINVAL, "batch: sample %d has no modality present (image, text "
-                            "and EHR all absent)", i);
+            return ff_error(FF_EINVAL,
+                            "batch: sample %d has no modality present (image, text "
+                            "and EHR all absent)",
+                            i);
     m->B = B;
     for (int e = 0; e < 3; e++)
         encoder_forward(m, e, b);
@@ -625,10 +593,8 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
         fuse_early_forward(m, B);
     else
         fuse_late_forward(m, B);
-    if (logits)
-        copyf(logits, m->logits, (size_t)B * m->K);
-    if (loss)
-        *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
+    if (logits) ff_copyf(logits, m->logits, (size_t)B * m->K);
+    if (loss) *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
     return FF_OK;
 }
 
@@ -640,36 +606,36 @@ static void fuse_cross_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K;
     const ff_rowmap *ri = &m->enc[0].rows, *rt = &m->enc[1].rows, *re = &m->enc[2].rows;
-    zerof(m->dz, (size_t)B * d);
+    ff_zerof(m->dz, (size_t)B * d);
     ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
                        PW(m, m->head_w), B, d, K);
-    zerof(m->dfh, (size_t)B * 3 * d);
+    ff_zerof(m->dfh, (size_t)B * 3 * d);
     ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, 3, d);
-    zerof(m->dfo, (size_t)B * 3 * d);
+    ff_zerof(m->dfo, (size_t)B * 3 * d);
     ff_layernorm_backward(m->dfo, GW(m, m->lnf_w), GW(m, m->lnf_b), m->dfh, m->afb.out,
                           m->flnf_mean, m->flnf_rstd, PW(m, m->lnf_w), B * 3, d, m->ln_scratch);
-    zerof(m->dF, (size_t)B * 3 * d);
+    ff_zerof(m->dF, (size_t)B * 3 * d);
     block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3, m->dfo, m->dF);
     float *dmod = GW(m, m->mod);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < 3; j++) {
             const float *g = m->dF + ((size_t)b * 3 + j) * d;
-            copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
+            ff_copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
             for (int c = 0; c < d; c++)
                 dmod[(size_t)j * d + c] += g[c];
         }
     for (int e = 0; e < 3; e++)
-        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
     rows_mean_backward(m->dEnc[2], m->dPool + (size_t)2 * B * d, re, B, d);
     /* text cross-block output gradient, then its backward (adds into dH_txt and dH_ehr) */
-    zerof(m->dR1, (size_t)rt->R * d);
+    ff_zerof(m->dR1, (size_t)rt->R * d);
     rows_mean_backward(m->dR1, m->dPool + (size_t)B * d, rt, B, d);
-    xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, rt, re, m->epres, B,
-                    m->dR1, m->dEnc[1], m->dEnc[2]);
-    zerof(m->dR1, (size_t)ri->R * d);
+    xblock_backward(m, &m->x_txt, &m->ax_txt, m->enc[1].h, m->enc[2].h, rt, re, m->epres, B, m->dR1,
+                    m->dEnc[1], m->dEnc[2]);
+    ff_zerof(m->dR1, (size_t)ri->R * d);
     rows_mean_backward(m->dR1, m->dPool, ri, B, d);
-    xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, ri, rt, m->tpres, B,
-                    m->dR1, m->dEnc[0], m->dEnc[1]);
+    xblock_backward(m, &m->x_img, &m->ax_img, m->enc[0].h, m->enc[1].h, ri, rt, m->tpres, B, m->dR1,
+                    m->dEnc[0], m->dEnc[1]);
 }
 
 static void pooled_backward(ff_model *m, int B)
@@ -677,7 +643,7 @@ static void pooled_backward(ff_model *m, int B)
     /* m->dPool [3,B,d] holds d loss / d pooled_j */
     int d = m->d;
     for (int e = 0; e < 3; e++) {
-        zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
         rows_mean_backward(m->dEnc[e], m->dPool + (size_t)e * B * d, &m->enc[e].rows, B, d);
     }
 }
@@ -685,17 +651,17 @@ static void pooled_backward(ff_model *m, int B)
 static void fuse_early_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K, mm = m->m, w = 3 * d + 3;
-    zerof(m->dz, (size_t)B * d);
+    ff_zerof(m->dz, (size_t)B * d);
     ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
                        PW(m, m->head_w), B, d, K);
-    zerof(m->dgl, (size_t)B * mm);
-    ff_linear_backward(m->dgl, GW(m, m->efp_w), GW(m, m->efp_b), m->dz, m->egelu,
-                       PW(m, m->efp_w), B, mm, d);
-    zerof(m->dfc, (size_t)B * mm);
+    ff_zerof(m->dgl, (size_t)B * mm);
+    ff_linear_backward(m->dgl, GW(m, m->efp_w), GW(m, m->efp_b), m->dz, m->egelu, PW(m, m->efp_w),
+                       B, mm, d);
+    ff_zerof(m->dfc, (size_t)B * mm);
     ff_gelu_backward(m->dfc, m->dgl, m->efc, (size_t)B * mm);
-    zerof(m->dcat, (size_t)B * w);
-    ff_linear_backward(m->dcat, GW(m, m->efc_w), GW(m, m->efc_b), m->dfc, m->ecat,
-                       PW(m, m->efc_w), B, w, mm);
+    ff_zerof(m->dcat, (size_t)B * w);
+    ff_linear_backward(m->dcat, GW(m, m->efc_w), GW(m, m->efc_b), m->dfc, m->ecat, PW(m, m->efc_w),
+                       B, w, mm);
     for (int j = 0; j < 3; j++)
         for (int b = 0; b < B; b++) {
             float pres = m->pres[b * 3 + j];
@@ -725,11 +691,11 @@ static void fuse_late_backward(ff_model *m, int B)
                     m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
         }
     }
-    zerof(m->dPool, (size_t)3 * B * d);
+    ff_zerof(m->dPool, (size_t)3 * B * d);
     for (int j = 0; j < 3; j++)
-        ff_linear_backward(m->dPool + (size_t)j * B * d, GW(m, m->lhead_w[j]),
-                           GW(m, m->lhead_b[j]), m->dllog + (size_t)j * B * K,
-                           m->enc[j].pooled, PW(m, m->lhead_w[j]), B, d, K);
+        ff_linear_backward(m->dPool + (size_t)j * B * d, GW(m, m->lhead_w[j]), GW(m, m->lhead_b[j]),
+                           m->dllog + (size_t)j * B * K, m->enc[j].pooled, PW(m, m->lhead_w[j]), B,
+                           d, K);
     pooled_backward(m, B);
 }
 
@@ -739,7 +705,7 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
     if (B != m->B)
         return ff_error(FF_ESTATE, "model: backward on a batch of %d after a forward on %d", B,
                         m->B);
-    zerof(m->dlogits, (size_t)B * m->K);
+    ff_zerof(m->dlogits, (size_t)B * m->K);
     ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
     if (m->cfg.fusion == FF_FUSION_CROSS)
         fuse_cross_backward(m, B);

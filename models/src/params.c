@@ -18,8 +18,7 @@ static int add_param(ff_model *m, size_t *off, const char *prefix, const char *n
     if (m->ntab == m->cap_tab) {
         size_t cap = m->cap_tab ? 2 * m->cap_tab : 64;
         ff_param_info *t = realloc(m->tab, cap * sizeof *t);
-        if (!t)
-            return ff_error(FF_ENOMEM, "parameter table: out of memory");
+        if (!t) return ff_error(FF_ENOMEM, "parameter table: out of memory");
         m->tab = t;
         m->cap_tab = cap;
     }
@@ -28,8 +27,7 @@ static int add_param(ff_model *m, size_t *off, const char *prefix, const char *n
         while (cap < m->names_len + (size_t)n + 1)
             cap *= 2;
         char *s = realloc(m->names, cap);
-        if (!s)
-            return ff_error(FF_ENOMEM, "parameter table: out of memory");
+        if (!s) return ff_error(FF_ENOMEM, "parameter table: out of memory");
         m->names = s;
         m->names_cap = cap;
     }
@@ -50,9 +48,8 @@ static int add_param(ff_model *m, size_t *off, const char *prefix, const char *n
     return FF_OK;
 }
 
-#define ADD(field, nm, dec, r, c)                                                             \
-    if ((rc = add_param(m, &o->field, prefix, nm, dec, r, c)) != FF_OK)                       \
-        return rc;
+#define ADD(field, nm, dec, r, c)                                                                  \
+    if ((rc = add_param(m, &o->field, prefix, nm, dec, r, c)) != FF_OK) return rc;
 
 static int add_block(ff_model *m, ff_blk_off *o, const char *prefix)
 {
@@ -102,12 +99,10 @@ static int add_encoder(ff_model *m, int e)
             return rc;
     }
     en->blocks = calloc((size_t)m->layers, sizeof *en->blocks);
-    if (!en->blocks)
-        return ff_error(FF_ENOMEM, "model: out of memory");
+    if (!en->blocks) return ff_error(FF_ENOMEM, "model: out of memory");
     for (int i = 0; i < m->layers; i++) {
         snprintf(p, sizeof p, "%s.blocks.%d.", pre[e], i);
-        if ((rc = add_block(m, &en->blocks[i], p)) != FF_OK)
-            return rc;
+        if ((rc = add_block(m, &en->blocks[i], p)) != FF_OK) return rc;
     }
     snprintf(p, sizeof p, "%s.", pre[e]);
     if ((rc = add_param(m, &en->lnf_w, p, "ln_f.weight", 0, 0, d)) ||
@@ -121,8 +116,7 @@ int ff_model_build_table(ff_model *m)
     int rc;
     int64_t d = m->d, K = m->K;
     for (int e = 0; e < 3; e++)
-        if ((rc = add_encoder(m, e)) != FF_OK)
-            return rc;
+        if ((rc = add_encoder(m, e)) != FF_OK) return rc;
     if (m->cfg.fusion == FF_FUSION_CROSS) {
         if ((rc = add_xblock(m, &m->x_img, "fuse.x_img.")) ||
             (rc = add_xblock(m, &m->x_txt, "fuse.x_txt.")) ||
@@ -142,15 +136,13 @@ int ff_model_build_table(ff_model *m)
             (rc = add_param(m, &m->head_b, "", "head.bias", 0, 0, K)))
             return rc;
     } else {
-        static const char *const hw[3] = {"head.img.weight", "head.txt.weight",
-                                          "head.ehr.weight"};
+        static const char *const hw[3] = {"head.img.weight", "head.txt.weight", "head.ehr.weight"};
         static const char *const hb[3] = {"head.img.bias", "head.txt.bias", "head.ehr.bias"};
         for (int e = 0; e < 3; e++)
             if ((rc = add_param(m, &m->lhead_w[e], "", hw[e], 1, K, d)) ||
                 (rc = add_param(m, &m->lhead_b[e], "", hb[e], 0, 0, K)))
                 return rc;
-        if ((rc = add_param(m, &m->fuse_w, "fuse.", "w", 0, 0, 3)) != FF_OK)
-            return rc;
+        if ((rc = add_param(m, &m->fuse_w, "fuse.", "w", 0, 0, 3)) != FF_OK) return rc;
     }
     for (size_t i = 0; i < m->ntab; i++)
         m->tab[i].name = m->names + (uintptr_t)m->tab[i].name;
@@ -158,7 +150,10 @@ int ff_model_build_table(ff_model *m)
     return FF_OK;
 }
 
-size_t ff_model_ntensors(const ff_model *m) { return m->ntab; }
+size_t ff_model_ntensors(const ff_model *m)
+{
+    return m->ntab;
+}
 
 const ff_param_info *ff_model_tensor(const ff_model *m, size_t i)
 {
@@ -168,18 +163,35 @@ const ff_param_info *ff_model_tensor(const ff_model *m, size_t i)
 const ff_param_info *ff_model_find(const ff_model *m, const char *name)
 {
     for (size_t i = 0; i < m->ntab; i++)
-        if (strcmp(m->tab[i].name, name) == 0)
-            return &m->tab[i];
+        if (strcmp(m->tab[i].name, name) == 0) return &m->tab[i];
     return NULL;
 }
 
-size_t ff_model_nparams(const ff_model *m) { return m->nparams; }
-float *ff_model_params(ff_model *m) { return m->params; }
-float *ff_model_grads(ff_model *m) { return m->grads; }
-const ff_model_config *ff_model_cfg(const ff_model *m) { return &m->cfg; }
-int ff_model_max_batch(const ff_model *m) { return m->max_batch; }
+size_t ff_model_nparams(const ff_model *m)
+{
+    return m->nparams;
+}
+float *ff_model_params(ff_model *m)
+{
+    return m->params;
+}
+float *ff_model_grads(ff_model *m)
+{
+    return m->grads;
+}
+const ff_model_config *ff_model_cfg(const ff_model *m)
+{
+    return &m->cfg;
+}
+int ff_model_max_batch(const ff_model *m)
+{
+    return m->max_batch;
+}
 
-void ff_model_zero_grad(ff_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+void ff_model_zero_grad(ff_model *m)
+{
+    ff_zerof(m->grads, m->nparams);
+}
 
 static int is_layernorm_weight(const char *name)
 {
@@ -208,28 +220,28 @@ int ff_model_init_std(ff_model *m, uint64_t seed, float std)
     return FF_OK;
 }
 
-int ff_model_init(ff_model *m, uint64_t seed) { return ff_model_init_std(m, seed, 0.02f); }
+int ff_model_init(ff_model *m, uint64_t seed)
+{
+    return ff_model_init_std(m, seed, 0.02f);
+}
 
 int ff_model_load(ff_model *m, const char *path)
 {
     ff_safetensors *st = NULL;
     int rc = ff_safetensors_open(&st, path);
-    if (rc != FF_OK)
-        return rc;
+    if (rc != FF_OK) return rc;
     for (size_t i = 0; i < m->ntab && rc == FF_OK; i++) {
         const ff_param_info *p = &m->tab[i];
         if (!ff_safetensors_find(st, p->name)) {
             rc = ff_error(FF_ENOTFOUND, "%s: missing parameter tensor '%s'", path, p->name);
             break;
         }
-        rc = ff_safetensors_read(st, p->name, FF_DT_F32, p->ndim, p->shape,
-                                 m->params + p->offset);
-        if (rc != FF_OK)
-            break;
+        rc = ff_safetensors_read(st, p->name, FF_DT_F32, p->ndim, p->shape, m->params + p->offset);
+        if (rc != FF_OK) break;
         for (size_t j = 0; j < p->numel; j++)
             if (!isfinite(m->params[p->offset + j])) {
-                rc = ff_error(FF_ENUMERIC, "%s: tensor '%s' index %zu is not finite", path,
-                              p->name, j);
+                rc = ff_error(FF_ENUMERIC, "%s: tensor '%s' index %zu is not finite", path, p->name,
+                              j);
                 break;
             }
     }
@@ -241,18 +253,14 @@ int ff_model_save(const ff_model *m, const char *path)
 {
     ff_st_writer *w = NULL;
     int rc = ff_st_writer_new(&w);
-    if (rc != FF_OK)
-        return rc;
+    if (rc != FF_OK) return rc;
     for (size_t i = 0; i < m->ntab && rc == FF_OK; i++) {
         const ff_param_info *p = &m->tab[i];
         rc = ff_st_writer_add(w, p->name, FF_DT_F32, p->ndim, p->shape, m->params + p->offset);
     }
-    if (rc == FF_OK)
-        rc = ff_st_writer_meta(w, "config", m->cfg.name);
-    if (rc == FF_OK)
-        rc = ff_st_writer_meta(w, "fusion", ff_fusion_name(m->cfg.fusion));
-    if (rc == FF_OK)
-        rc = ff_st_writer_save(w, path);
+    if (rc == FF_OK) rc = ff_st_writer_meta(w, "config", m->cfg.name);
+    if (rc == FF_OK) rc = ff_st_writer_meta(w, "fusion", ff_fusion_name(m->cfg.fusion));
+    if (rc == FF_OK) rc = ff_st_writer_save(w, path);
     ff_st_writer_free(w);
     return rc;
 }

@@ -48,9 +48,19 @@ int ff_privacy_clip(float *x, size_t n, double clip, double *norm_before)
     return FF_OK;
 }
 
+/* Box-Muller with both outputs of each pair (cos and sin are independent standard
+ * normals), half the log/uniform draws of one ff_rng_normal per coordinate: the noise is a
+ * per-step O(params) cost of DP-SGD that showed at ~20 % of a fusion-base step. */
 void ff_privacy_gaussian_noise(ff_rng *rng, float *x, size_t n, double std)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        double u1 = ff_rng_uniform_d(rng), u2 = ff_rng_uniform_d(rng);
+        double r = std * sqrt(-2.0 * log(1.0 - u1)), t = 6.283185307179586 * u2;
+        x[i] = (float)(x[i] + r * cos(t));
+        x[i + 1] = (float)(x[i + 1] + r * sin(t));
+    }
+    if (i < n)
         x[i] = (float)(x[i] + std * ff_rng_normal(rng));
 }
 

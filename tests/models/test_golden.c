@@ -27,8 +27,7 @@ static double tensor_err(const ff_st_entry *e, const float *actual, size_t n)
         maxe = fmax(maxe, fabs((double)want[i]));
     }
     free(want);
-    if (maxe == 0)
-        return maxd; /* an all-zero expected gradient must be (near) zero here too */
+    if (maxe == 0) return maxd; /* an all-zero expected gradient must be (near) zero here too */
     return maxd / maxe;
 }
 
@@ -41,14 +40,12 @@ static void run_mode(const char *mode, int fusion, int threads)
     c.fusion = fusion;
     ff_batch b;
     snprintf(path, sizeof path, GOLD "tiny_%s_inputs.safetensors", mode);
-    if (ff_model_read_inputs(&c, path, &b) != FF_OK)
-        fail_msg("%s", ff_error_message());
+    if (ff_model_read_inputs(&c, path, &b) != FF_OK) fail_msg("%s", ff_error_message());
     ff_model *m;
     assert_int_equal(ff_model_new(&m, &c, b.B), FF_OK);
     assert_int_equal(ff_model_check_batch(m, &b), FF_OK);
     snprintf(path, sizeof path, GOLD "tiny_%s_weights.safetensors", mode);
-    if (ff_model_load(m, path) != FF_OK)
-        fail_msg("%s", ff_error_message());
+    if (ff_model_load(m, path) != FF_OK) fail_msg("%s", ff_error_message());
     float *logits = malloc((size_t)b.B * c.tasks * sizeof *logits), loss;
     ff_model_zero_grad(m);
     assert_int_equal(ff_model_forward(m, &b, logits, &loss), FF_OK);
@@ -63,13 +60,11 @@ static void run_mode(const char *mode, int fusion, int threads)
     const ff_st_entry *e = ff_safetensors_find(st, "logits");
     assert_non_null(e);
     double err = tensor_err(e, logits, (size_t)b.B * c.tasks);
-    if (err > TOL)
-        print_error("%s logits: rel err %g\n", mode, err), bad = 1;
+    if (err > TOL) print_error("%s logits: rel err %g\n", mode, err), bad = 1;
     e = ff_safetensors_find(st, "loss");
     assert_non_null(e);
     err = tensor_err(e, &loss, 1);
-    if (err > TOL)
-        print_error("%s loss: rel err %g\n", mode, err), bad = 1;
+    if (err > TOL) print_error("%s loss: rel err %g\n", mode, err), bad = 1;
     size_t ngrad = 0;
     for (size_t i = 0; i < ff_model_ntensors(m); i++) {
         const ff_param_info *p = ff_model_tensor(m, i);
@@ -83,8 +78,7 @@ static void run_mode(const char *mode, int fusion, int threads)
         }
         ngrad++;
         err = tensor_err(e, ff_model_grads(m) + p->offset, p->numel);
-        if (err > worst)
-            worst = err, worst_name = p->name;
+        if (err > worst) worst = err, worst_name = p->name;
         if (err > TOL) {
             print_error("%s %s: rel err %g\n", mode, name, err);
             bad = 1;
@@ -95,20 +89,31 @@ static void run_mode(const char *mode, int fusion, int threads)
     for (size_t i = 0; i < ff_safetensors_count(st); i++)
         peer_grads += strncmp(ff_safetensors_entry(st, i)->name, "grad.", 5) == 0;
     assert_int_equal(peer_grads, ngrad);
-    print_message("%s (%d threads): %zu gradients, worst rel err %.3g (%s)\n", mode, threads,
-                  ngrad, worst, worst_name);
+    print_message("%s (%d threads): %zu gradients, worst rel err %.3g (%s)\n", mode, threads, ngrad,
+                  worst, worst_name);
     ff_safetensors_close(st);
     free(logits);
     ff_batch_free(&b);
     ff_model_free(m);
     ff_models_set_threads(1);
-    if (bad)
-        fail();
+    if (bad) fail();
 }
 
-static void test_cross(void **state) { (void)state; run_mode("cross", FF_FUSION_CROSS, 1); }
-static void test_early(void **state) { (void)state; run_mode("early", FF_FUSION_EARLY, 1); }
-static void test_late(void **state) { (void)state; run_mode("late", FF_FUSION_LATE, 1); }
+static void test_cross(void **state)
+{
+    (void)state;
+    run_mode("cross", FF_FUSION_CROSS, 1);
+}
+static void test_early(void **state)
+{
+    (void)state;
+    run_mode("early", FF_FUSION_EARLY, 1);
+}
+static void test_late(void **state)
+{
+    (void)state;
+    run_mode("late", FF_FUSION_LATE, 1);
+}
 static void test_cross_2threads(void **state)
 {
     (void)state;

@@ -120,8 +120,14 @@ static void test_linear(void **state)
 {
     (void)state;
     int N = 7, in = 5, out = 6;
-    lin_ctx c = {rnd64((size_t)N * in, 1), rnd64((size_t)out * in, 1), rnd64((size_t)out, 1),
-                 zeros64((size_t)N * out), rnd64((size_t)N * out, 1), N, in, out};
+    lin_ctx c = {rnd64((size_t)N * in, 1),
+                 rnd64((size_t)out * in, 1),
+                 rnd64((size_t)out, 1),
+                 zeros64((size_t)N * out),
+                 rnd64((size_t)N * out, 1),
+                 N,
+                 in,
+                 out};
     double *dx = zeros64((size_t)N * in), *dW = zeros64((size_t)out * in), *db = zeros64(out);
     ff_linear_backward_ref64(dx, dW, db, c.R, c.x, c.W, N, in, out);
     fd_check("linear dx", c.x, (size_t)N * in, dx, lin_loss, &c);
@@ -133,8 +139,8 @@ static void test_linear(void **state)
     for (int threads = 1; threads <= 2; threads++) {
         ff_models_set_threads(threads);
         N = 300, in = 96, out = 160;
-        double *x = rnd64((size_t)N * in, 1), *W = rnd64((size_t)out * in, 0.1),
-               *b = rnd64(out, 1), *dy = rnd64((size_t)N * out, 1);
+        double *x = rnd64((size_t)N * in, 1), *W = rnd64((size_t)out * in, 0.1), *b = rnd64(out, 1),
+               *dy = rnd64((size_t)N * out, 1);
         float *xf = tof(x, (size_t)N * in), *Wf = tof(W, (size_t)out * in), *bf = tof(b, out);
         float *dyf = tof(dy, (size_t)N * out);
         float *y1 = tof(dy, (size_t)N * out), *y2 = tof(dy, (size_t)N * out);
@@ -144,6 +150,13 @@ static void test_linear(void **state)
         ff_linear_forward(y1, xf, Wf, NULL, N, in, out, 0);
         ff_linear_forward_ref(y2, xf, Wf, NULL, N, in, out, 0);
         assert_close_f("linear y nobias", y1, y2, (size_t)N * out, 1e-4);
+        /* residual form: y = res + x Wᵀ + b, against copy-then-accumulate in the ref */
+        float *res = tof(dy, (size_t)N * out);
+        ff_linear_forward_residual(y1, res, xf, Wf, bf, N, in, out);
+        memcpy(y2, res, (size_t)N * out * sizeof(float));
+        ff_linear_forward_ref(y2, xf, Wf, bf, N, in, out, 1);
+        assert_close_f("linear y residual", y1, y2, (size_t)N * out, 1e-4);
+        ff_free(res);
         float *dx1 = tof(x, (size_t)N * in), *dx2 = tof(x, (size_t)N * in);
         float *dW1 = tof(W, (size_t)out * in), *dW2 = tof(W, (size_t)out * in);
         float *db1 = tof(b, out), *db2 = tof(b, out);
@@ -177,8 +190,9 @@ static void test_layernorm(void **state)
 {
     (void)state;
     int N = 5, C = 8;
-    ln_ctx c = {rnd64((size_t)N * C, 2), rnd64(C, 1), rnd64(C, 1), zeros64((size_t)N * C),
-                zeros64(N), zeros64(N), rnd64((size_t)N * C, 1), N, C};
+    ln_ctx c = {rnd64((size_t)N * C, 2), rnd64(C, 1), rnd64(C, 1),
+                zeros64((size_t)N * C),  zeros64(N),  zeros64(N),
+                rnd64((size_t)N * C, 1), N,           C};
     ln_loss(&c);
     double *dx = zeros64((size_t)N * C), *dw = zeros64(C), *db = zeros64(C);
     ff_layernorm_backward_ref64(dx, dw, db, c.R, c.x, c.mean, c.rstd, c.w, N, C);
@@ -301,9 +315,17 @@ static void test_attention(void **state)
     int B = 3, Tq = 4, Tk = 5, H = 2, hd = 3, d = H * hd;
     /* sample 0: all keys valid; 1: keys 1 and 3 masked; 2: no valid key at all */
     uint8_t mask[15] = {1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0};
-    att_ctx c = {rnd64((size_t)B * Tq * d, 1), rnd64((size_t)B * Tk * 2 * d, 1),
-                 zeros64((size_t)B * Tq * d), zeros64((size_t)B * H * Tq * Tk),
-                 rnd64((size_t)B * Tq * d, 1), mask, B, Tq, Tk, H, hd};
+    att_ctx c = {rnd64((size_t)B * Tq * d, 1),
+                 rnd64((size_t)B * Tk * 2 * d, 1),
+                 zeros64((size_t)B * Tq * d),
+                 zeros64((size_t)B * H * Tq * Tk),
+                 rnd64((size_t)B * Tq * d, 1),
+                 mask,
+                 B,
+                 Tq,
+                 Tk,
+                 H,
+                 hd};
     att_loss(&c);
     /* masked keys get weight 0; the all-masked sample has zero weights and zero output */
     for (int h = 0; h < H; h++)
@@ -342,8 +364,8 @@ static void test_attention(void **state)
         assert_close_f("att out", o1, o2, no, 1e-4);
         assert_close_f("att probs", p1, p2, np, 1e-4);
         float *g1 = zerosf(nq), *g2 = zerosf(nq), *scr = zerosf((size_t)64 * Tq * Tk);
-        ff_attention_backward(g1, g1 + d, g1 + 2 * d, dof, p1, qf, 3 * d, qf + d, qf + 2 * d,
-                              3 * d, km, B, Tq, Tk, H, hd, scr);
+        ff_attention_backward(g1, g1 + d, g1 + 2 * d, dof, p1, qf, 3 * d, qf + d, qf + 2 * d, 3 * d,
+                              km, B, Tq, Tk, H, hd, scr);
         ff_attention_backward_ref(g2, g2 + d, g2 + 2 * d, dof, p2, qf, 3 * d, qf + d, qf + 2 * d,
                                   3 * d, B, Tq, Tk, H, hd);
         assert_close_f("att dqkv", g1, g2, nq, 2e-4);
@@ -351,6 +373,57 @@ static void test_attention(void **state)
         ff_free(qf), ff_free(dof), ff_free(o1), ff_free(o2), ff_free(p1), ff_free(p2);
         ff_free(g1), ff_free(g2), ff_free(scr);
     }
+    ff_models_set_threads(1);
+}
+
+/* The ragged form the model uses (rows past each sample's last valid token absent) against
+ * the reference on the padded layout, with zero output gradient on the padded query rows. */
+static void test_attention_ragged(void **state)
+{
+    (void)state;
+    ff_models_set_threads(2);
+    int B = 3, T = 20, H = 2, hd = 8, d = H * hd;
+    int len[3] = {20, 13, 5}, off[3] = {0, 20, 33}, R = 38;
+    uint8_t *km = calloc((size_t)B * T, 1);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++)
+            km[b * T + t] = t != 3; /* an interior hole too */
+    size_t np = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
+    double *q64 = rnd64(np, 1.5), *g64 = rnd64(no, 1);
+    float *qp = tof(q64, np), *gp = tof(g64, no);
+    for (int b = 0; b < B; b++) /* no gradient arrives at padded query rows */
+        for (int t = len[b]; t < T; t++)
+            memset(gp + ((size_t)b * T + t) * d, 0, (size_t)d * sizeof(float));
+    float *qr = zerosf((size_t)R * 3 * d), *gr = zerosf((size_t)R * d);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++) {
+            memcpy(qr + ((size_t)off[b] + t) * 3 * d, qp + ((size_t)b * T + t) * 3 * d,
+                   (size_t)3 * d * sizeof(float));
+            memcpy(gr + ((size_t)off[b] + t) * d, gp + ((size_t)b * T + t) * d,
+                   (size_t)d * sizeof(float));
+        }
+    size_t pst = (size_t)T * T;
+    float *o_ref = zerosf(no), *p_ref = zerosf((size_t)B * H * pst), *d_ref = zerosf(np);
+    float *o_var = zerosf((size_t)R * d), *p_var = zerosf((size_t)B * H * pst);
+    float *d_var = zerosf((size_t)R * 3 * d), *scr = zerosf((size_t)64 * pst);
+    ff_attention_forward_ref(o_ref, p_ref, qp, 3 * d, qp + d, qp + 2 * d, 3 * d, km, B, T, T, H,
+                             hd);
+    ff_attention_backward_ref(d_ref, d_ref + d, d_ref + 2 * d, gp, p_ref, qp, 3 * d, qp + d,
+                              qp + 2 * d, 3 * d, B, T, T, H, hd);
+    ff_attention_forward_var(o_var, p_var, pst, 0, qr, 3 * d, qr + d, qr + 2 * d, 3 * d, km, T, B,
+                             off, len, off, len, H, hd);
+    ff_attention_backward_var(d_var, d_var + d, d_var + 2 * d, gr, p_var, pst, 0, qr, 3 * d, qr + d,
+                              qr + 2 * d, 3 * d, km, T, B, off, len, off, len, H, hd, scr);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++) {
+            assert_close_f("ragged out", o_var + ((size_t)off[b] + t) * d,
+                           o_ref + ((size_t)b * T + t) * d, (size_t)d, 1e-4);
+            assert_close_f("ragged dqkv", d_var + ((size_t)off[b] + t) * 3 * d,
+                           d_ref + ((size_t)b * T + t) * 3 * d, (size_t)3 * d, 2e-4);
+        }
+    free(km), free(q64), free(g64);
+    ff_free(qp), ff_free(gp), ff_free(qr), ff_free(gr), ff_free(o_ref), ff_free(p_ref);
+    ff_free(d_ref), ff_free(o_var), ff_free(p_var), ff_free(d_var), ff_free(scr);
     ff_models_set_threads(1);
 }
 
@@ -374,8 +447,8 @@ static void test_embedding(void **state)
     (void)state;
     int32_t ids[6] = {3, 0, 3, 5, 1, 3};
     int N = 6, d = 4, V = 7;
-    emb_ctx c = {rnd64((size_t)V * d, 1), zeros64((size_t)N * d), rnd64((size_t)N * d, 1), ids,
-                 N, d};
+    emb_ctx c = {
+        rnd64((size_t)V * d, 1), zeros64((size_t)N * d), rnd64((size_t)N * d, 1), ids, N, d};
     double *dt = zeros64((size_t)V * d);
     ff_embedding_backward_ref64(dt, c.R, ids, N, d);
     fd_check("embedding dtable", c.tab, (size_t)V * d, dt, emb_loss, &c);
@@ -457,16 +530,23 @@ static void test_masked_mean(void **state)
     (void)state;
     int B = 3, T = 4, d = 3;
     uint8_t mask[12] = {1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1};
-    mm_ctx c = {rnd64((size_t)B * T * d, 1), zeros64((size_t)B * d), rnd64((size_t)B * d, 1),
-                mask, B, T, d};
+    mm_ctx c = {rnd64((size_t)B * T * d, 1),
+                zeros64((size_t)B * d),
+                rnd64((size_t)B * d, 1),
+                mask,
+                B,
+                T,
+                d};
     mm_loss(&c);
     for (int k = 0; k < d; k++)
         assert_true(c.out[1 * d + k] == 0); /* absent modality pools to 0, not NaN */
     double *dx = zeros64((size_t)B * T * d);
     ff_masked_mean_backward_ref64(dx, c.R, mask, B, T, d);
     fd_check("masked mean dx", c.x, (size_t)B * T * d, dx, mm_loss, &c);
-    float *xf = tof(c.x, (size_t)B * T * d), *o1 = zerosf((size_t)B * d), *o2 = zerosf((size_t)B * d);
-    float *Rf = tof(c.R, (size_t)B * d), *g1 = zerosf((size_t)B * T * d), *g2 = zerosf((size_t)B * T * d);
+    float *xf = tof(c.x, (size_t)B * T * d), *o1 = zerosf((size_t)B * d),
+          *o2 = zerosf((size_t)B * d);
+    float *Rf = tof(c.R, (size_t)B * d), *g1 = zerosf((size_t)B * T * d),
+          *g2 = zerosf((size_t)B * T * d);
     ff_masked_mean_forward(o1, xf, mask, B, T, d);
     ff_masked_mean_forward_ref(o2, xf, mask, B, T, d);
     assert_close_f("mm out", o1, o2, (size_t)B * d, 1e-6);
@@ -499,8 +579,9 @@ static void test_bce(void **state)
     ff_bce_backward_ref64(dz, z, y, mask, n);
     fd_check("bce dz", z, (size_t)n, dz, bce_loss, &c);
     /* known value: mean of log(1+e^-0.3), log(1+e^-2)... computed independently */
-    double want = (log1p(exp(-0.3)) + log1p(exp(-2)) + 40 + log1p(exp(-40)) + 40 +
-                   log1p(exp(-40)) + log(2)) / 5;
+    double want =
+        (log1p(exp(-0.3)) + log1p(exp(-2)) + 40 + log1p(exp(-40)) + 40 + log1p(exp(-40)) + log(2)) /
+        5;
     assert_true(fabs(bce_loss(&c) - want) < 1e-12);
     assert_true(dz[2] == 0); /* masked entry */
 }
@@ -509,10 +590,15 @@ int main(void)
 {
     ff_rng_init(&g_rng, 1234, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),     cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_gelu),       cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_embedding),  cmocka_unit_test(test_patchify),
-        cmocka_unit_test(test_masked_mean), cmocka_unit_test(test_bce),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_ragged),
+        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_patchify),
+        cmocka_unit_test(test_masked_mean),
+        cmocka_unit_test(test_bce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

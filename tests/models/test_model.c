@@ -13,9 +13,9 @@
  * empty record, and each single modality. */
 static void make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t seed)
 {
-    assert_int_equal(ff_batch_alloc(b, B, (int)c->tasks, (int)c->image.channels,
-                                     (int)c->image.size, (int)c->image.size,
-                                     (int)c->text.length, (int)c->ehr.length), FF_OK);
+    assert_int_equal(ff_batch_alloc(b, B, (int)c->tasks, (int)c->image.channels, (int)c->image.size,
+                                    (int)c->image.size, (int)c->text.length, (int)c->ehr.length),
+                     FF_OK);
     ff_rng r;
     ff_rng_init(&r, seed, 7);
     size_t img = (size_t)c->image.channels * c->image.size * c->image.size;
@@ -56,21 +56,34 @@ static void test_table_matches_spec(void **state)
         int64_t r, c;
         int decay;
     } want[] = {
-        {"img.patch.weight", 128, 64, 1}, {"img.patch.bias", 128, 0, 0}, {"img.pos", 64, 128, 0},
-        {"txt.tok", 8192, 128, 0}, {"txt.pos", 64, 128, 0}, {"ehr.code", 4096, 128, 0},
-        {"ehr.val", 11, 128, 0}, {"ehr.time", 32, 128, 0}, {"ehr.pos", 128, 128, 0},
-        {"txt.blocks.1.attn.qkv.weight", 384, 128, 1}, {"ehr.blocks.0.attn.qkv.bias", 384, 0, 0},
-        {"img.blocks.1.mlp.fc.weight", 512, 128, 1}, {"img.blocks.0.mlp.proj.weight", 128, 512, 1},
-        {"txt.blocks.0.ln1.weight", 128, 0, 0}, {"ehr.ln_f.bias", 128, 0, 0},
-        {"fuse.x_img.attn.q.weight", 128, 128, 1}, {"fuse.x_txt.attn.kv.weight", 256, 128, 1},
-        {"fuse.x_txt.ln_kv.weight", 128, 0, 0}, {"fuse.x_img.mlp.proj.bias", 128, 0, 0},
-        {"fuse.mod", 3, 128, 0}, {"fuse.block.attn.proj.weight", 128, 128, 1},
-        {"fuse.ln_f.weight", 128, 0, 0}, {"head.weight", 3, 128, 1}, {"head.bias", 3, 0, 0},
+        {"img.patch.weight", 128, 64, 1},
+        {"img.patch.bias", 128, 0, 0},
+        {"img.pos", 64, 128, 0},
+        {"txt.tok", 8192, 128, 0},
+        {"txt.pos", 64, 128, 0},
+        {"ehr.code", 4096, 128, 0},
+        {"ehr.val", 11, 128, 0},
+        {"ehr.time", 32, 128, 0},
+        {"ehr.pos", 128, 128, 0},
+        {"txt.blocks.1.attn.qkv.weight", 384, 128, 1},
+        {"ehr.blocks.0.attn.qkv.bias", 384, 0, 0},
+        {"img.blocks.1.mlp.fc.weight", 512, 128, 1},
+        {"img.blocks.0.mlp.proj.weight", 128, 512, 1},
+        {"txt.blocks.0.ln1.weight", 128, 0, 0},
+        {"ehr.ln_f.bias", 128, 0, 0},
+        {"fuse.x_img.attn.q.weight", 128, 128, 1},
+        {"fuse.x_txt.attn.kv.weight", 256, 128, 1},
+        {"fuse.x_txt.ln_kv.weight", 128, 0, 0},
+        {"fuse.x_img.mlp.proj.bias", 128, 0, 0},
+        {"fuse.mod", 3, 128, 0},
+        {"fuse.block.attn.proj.weight", 128, 128, 1},
+        {"fuse.ln_f.weight", 128, 0, 0},
+        {"head.weight", 3, 128, 1},
+        {"head.bias", 3, 0, 0},
     };
     for (size_t i = 0; i < FF_ARRAY_LEN(want); i++) {
         const ff_param_info *p = ff_model_find(m, want[i].name);
-        if (!p)
-            fail_msg("missing %s", want[i].name);
+        if (!p) fail_msg("missing %s", want[i].name);
         assert_int_equal(p->shape[0], want[i].r);
         if (want[i].c)
             assert_int_equal(p->shape[1], want[i].c);
@@ -81,12 +94,12 @@ static void test_table_matches_spec(void **state)
     /* total, counted independently from the spec's shapes */
     int64_t d = 128, mm = 512;
     int64_t block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (mm * d + mm) + (d * mm + d);
-    int64_t xblock = 6 * d + (d * d + d) + (2 * d * d + 2 * d) + (d * d + d) + (mm * d + mm) +
-                     (d * mm + d);
+    int64_t xblock =
+        6 * d + (d * d + d) + (2 * d * d + 2 * d) + (d * d + d) + (mm * d + mm) + (d * mm + d);
     int64_t enc = 2 * block + 2 * d;
     int64_t total = (128 * 64 + 128 + 64 * 128) + (8192 * 128 + 64 * 128) +
-                    (4096 * 128 + 11 * 128 + 32 * 128 + 128 * 128) + 3 * enc + 2 * xblock +
-                    3 * d + block + 2 * d + 3 * d + 3;
+                    (4096 * 128 + 11 * 128 + 32 * 128 + 128 * 128) + 3 * enc + 2 * xblock + 3 * d +
+                    block + 2 * d + 3 * d + 3;
     size_t sum = 0;
     for (size_t i = 0; i < ff_model_ntensors(m); i++)
         sum += ff_model_tensor(m, i)->numel;
@@ -105,10 +118,9 @@ static float loss_at(ff_model *m, const ff_batch *b)
 
 /* Whole-model gradient check in float: for every tensor, the directional derivative along
  * the gradient direction and along a random direction, by central differences. */
-static void fd_model(int fusion)
+static void fd_model_cfg(const ff_model_config *cfg, int fusion)
 {
-    ff_model_config c;
-    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model_config c = *cfg;
     c.fusion = fusion;
     ff_model *m;
     assert_int_equal(ff_model_new(&m, &c, 8), FF_OK);
@@ -174,9 +186,40 @@ static void fd_model(int fusion)
     ff_model_free(m);
 }
 
-static void test_fd_cross(void **state) { (void)state; fd_model(FF_FUSION_CROSS); }
-static void test_fd_early(void **state) { (void)state; fd_model(FF_FUSION_EARLY); }
-static void test_fd_late(void **state) { (void)state; fd_model(FF_FUSION_LATE); }
+static void fd_model(int fusion)
+{
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    fd_model_cfg(&c, fusion);
+}
+
+/* Odd sizes: 3 heads of 8, 2 layers, 2-channel 12×12 images in 4×4 patches, short sequences. */
+static void test_fd_odd_config(void **state)
+{
+    (void)state;
+    const char *y = "name: odd\nwidth: 24\nheads: 3\nmlp: 40\nlayers: 2\ntasks: 2\n"
+                    "image: {size: 12, channels: 2, patch: 4}\ntext: {length: 7, vocab: 50}\n"
+                    "ehr: {length: 9, codes: 30, values: 5, times: 6}\n";
+    ff_model_config c;
+    assert_int_equal(ff_model_config_load_str("odd.yaml", y, strlen(y), &c), FF_OK);
+    fd_model_cfg(&c, FF_FUSION_CROSS);
+}
+
+static void test_fd_cross(void **state)
+{
+    (void)state;
+    fd_model(FF_FUSION_CROSS);
+}
+static void test_fd_early(void **state)
+{
+    (void)state;
+    fd_model(FF_FUSION_EARLY);
+}
+static void test_fd_late(void **state)
+{
+    (void)state;
+    fd_model(FF_FUSION_LATE);
+}
 
 /* Gradients are exactly zero for tensors that cannot influence the loss through a masked
  * path: an absent modality contributes nothing, whatever its ids. */
@@ -230,8 +273,7 @@ static void train(int threads, uint64_t seed, float *out, size_t n)
     for (int s = 0; s < 8; s++) {
         float l;
         assert_int_equal(ff_model_train_step(m, o, &b, s, 8, &l), FF_OK);
-        if (s == 0)
-            first = l;
+        if (s == 0) first = l;
         last = l;
     }
     assert_true(last < first); /* it learns the one batch it sees */
@@ -410,8 +452,7 @@ static void test_adamw_and_sgd(void **state)
             const ff_param_info *pi = ff_model_tensor(m, ti);
             for (size_t k = 0; k < pi->numel; k++) {
                 size_t i = pi->offset + k;
-                if (pi->decay)
-                    ref[i] -= (double)lr * 0.1 * ref[i];
+                if (pi->decay) ref[i] -= (double)lr * 0.1 * ref[i];
                 mo[i] = 0.9 * mo[i] + 0.1 * g[i];
                 vo[i] = 0.999 * vo[i] + 0.001 * (double)g[i] * g[i];
                 double mh = mo[i] / (1 - pow(0.9, t)), vh = vo[i] / (1 - pow(0.999, t));
@@ -470,12 +511,18 @@ static void test_schedule_clip_dropout(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config),          cmocka_unit_test(test_table_matches_spec),
-        cmocka_unit_test(test_fd_cross),        cmocka_unit_test(test_fd_early),
-        cmocka_unit_test(test_fd_late),         cmocka_unit_test(test_absent_modality_is_inert),
-        cmocka_unit_test(test_determinism),     cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_table_matches_spec),
+        cmocka_unit_test(test_fd_cross),
+        cmocka_unit_test(test_fd_early),
+        cmocka_unit_test(test_fd_late),
+        cmocka_unit_test(test_absent_modality_is_inert),
+        cmocka_unit_test(test_fd_odd_config),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_nan_loss_stops),
-        cmocka_unit_test(test_check_batch),     cmocka_unit_test(test_adamw_and_sgd),
+        cmocka_unit_test(test_check_batch),
+        cmocka_unit_test(test_adamw_and_sgd),
         cmocka_unit_test(test_schedule_clip_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

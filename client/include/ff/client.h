@@ -10,6 +10,9 @@
  *     ff_local_stats st;
  *     if (ff_local_train(model, &site, 1, &o, &st) != FF_OK) ...   // message names the step
  *
+ *     // record-level DP-SGD: o.dp = 1; o.dp_sigma = 1.1; o.dp_clip = 1.0; o.dp_delta = 1e-5;
+ *     // o.dp_ledger = site_ledger; o.dp_round = round;   → FF_EPOLICY past the site's budget
+ *
  *     json_t *metrics;                            // per site and pooled, every task
  *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, &eval_opts, report, &metrics);
  *
@@ -25,6 +28,7 @@
 #include "ff/data.h"
 #include "ff/eval.h"
 #include "ff/models.h"
+#include "ff/privacy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,12 +57,28 @@ typedef struct {
     int augment;              /* clinical-meaning-preserving augmentation on */
     uint64_t seed;
     int progress;             /* print a progress bar on stderr */
+    /* Record-level (patient-level) DP-SGD (client/src/dpsgd.c), used when dp != 0: each step
+     * takes every training patient independently with probability q = batch / patients
+     * (Poisson; batch is then the expected size), clips each patient's gradient to dp_clip,
+     * adds N(0, (dp_sigma·dp_clip)²) to the sum and divides by batch. optim.clip_norm is not
+     * applied (the noisy gradient is already bounded per patient). The round is recorded in
+     * dp_ledger before any data is touched; FF_EPOLICY (nothing trained) when it would pass
+     * the ledger's budget. Not combinable with `trainable` or a modality restriction. */
+    int dp;
+    double dp_sigma;          /* noise multiplier σ >= 0 (0: no noise, ε = inf; tests only) */
+    double dp_clip;           /* C > 0, +inf = no clipping */
+    double dp_delta;          /* δ of the reported ε (< 1 / patients) */
+    double dp_epsilon_budget; /* used when dp_ledger is NULL: 0 = no budget */
+    ff_privacy_ledger *dp_ledger; /* the site's record-level ledger (caller owns), or NULL */
+    int64_t dp_round;         /* round number recorded in the ledger */
+    uint64_t dp_noise_seed;   /* 0 = noise from the OS entropy pool (use 0 outside tests) */
 } ff_local_opts;
 
 typedef struct {
     int64_t steps, examples;
     double loss_first, loss_last, loss_mean;
     double seconds;
+    double epsilon;           /* DP-SGD: ε at dp_delta after this call (ledger total) */
 } ff_local_stats;
 
 /* Fills o from a training plan stage: steps = stage/plan local_steps, or local_epochs over
@@ -71,6 +91,10 @@ void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage
  * naming the step. */
 int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
                    ff_local_stats *st) FF_WARN_UNUSED;
+/* The DP-SGD path of ff_local_train (called by it when o->dp is set): the sites' train
+ * splits are pooled into one set of patients for sampling and accounting. */
+int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites,
+                      const ff_local_opts *o, ff_local_stats *st) FF_WARN_UNUSED;
 
 /* Predicted probabilities for every patient of a split: probs, labels and label masks are
  * [n, K] arrays the caller allocates with n = ff_site_count(s, split). With a modality mask
@@ -91,6 +115,48 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
  * of the split, as the JSON array the coordinator merges. */
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
                         json_t **out) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Explanations (fedfuse explain; client/src/explain.c)                                      */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * One patient of one site, run locally at the hospital. The result holds that patient's own
+ * words, codes and values (and the outcomes of similar patients): it is for the local
+ * clinician's terminal and the explanation folder only. Nothing of it goes to ff_log.
+ *
+ *     ff_explain_opts eo; ff_explain_opts_default(&eo);
+ *     eo.word = "chest"; eo.heatmap_path = "out/heatmap.png";
+ *     json_t *ex;
+ *     if (ff_explain(m, site, "cohort/site-1", "p-0042", &eo, &ex) != FF_OK) ...
+ *     ff_explain_print(ex, stdout); ff_eval_json_write(ex, "out/explain.json");
+ */
+
+typedef struct {
+    int k;                    /* nearest training patients (0 = none) */
+    const char *lab;          /* EHR code for the "lab value normal" counterfactual, or NULL */
+    const char *word;         /* note word for the "word absent" counterfactual, or NULL */
+    const char *heatmap_path; /* PNG of the image with the patch-occlusion overlay, or NULL */
+    int top;                  /* items per view in the printed summary */
+} ff_explain_opts;
+void ff_explain_opts_default(ff_explain_opts *o); /* k 5, top 8, no lab/word/heatmap */
+
+/* Finds a patient id in every split of the site. FF_ENOTFOUND ("patient 'ID' is not in
+ * SITE_NAME") names only the id that was asked for. */
+int ff_explain_find(const ff_site *s, const char *site_name, const char *patient_id,
+                    ff_split *split, size_t *index) FF_WARN_UNUSED;
+
+/* The explanation of one patient as JSON (schema in docs/evaluation.md): calibrated
+ * prediction per task (temperature fitted on the site's val split), occlusion and attention
+ * over note words, image patches and record events, modality ablation, the k nearest
+ * training patients by distance of the pooled fused vector, and the counterfactuals asked
+ * for. site_dir is read again for the raw note words and event rows of that patient. Writes
+ * o->heatmap_path when set and the patient has an image. The caller owns *out; on error *out
+ * is NULL. The model needs max batch >= 2. */
+int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *patient_id,
+               const ff_explain_opts *o, json_t **out) FF_WARN_UNUSED;
+
+/* Prints the readable summary of an explanation (top o->top items per view). */
+void ff_explain_print(const json_t *ex, int top, FILE *out);
 
 #ifdef __cplusplus
 }

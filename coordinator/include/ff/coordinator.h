@@ -100,6 +100,17 @@ typedef struct {
     char out_dir[FF_COORD_PATH_MAX];
     char listen[128];
     char consortium[FF_COORD_PATH_MAX];
+    /* Files the coordinator process (`fedfuse coordinator`, library fed) reads; the engine
+     * itself ignores them. Relative paths resolve against the working directory. */
+    char plan[FF_COORD_PATH_MAX];         /* training plan; "" = the default plan */
+    char model_config[FF_COORD_PATH_MAX]; /* model config (hashed into the job hash) */
+    struct {
+        char cert[FF_COORD_PATH_MAX], key[FF_COORD_PATH_MAX];
+    } tls;                                /* coordinator certificate and key (mTLS) */
+    struct {
+        char cert[FF_COORD_PATH_MAX], key[FF_COORD_PATH_MAX];
+        char log[FF_COORD_PATH_MAX];      /* "" = out_dir/audit.jsonl */
+    } audit;                              /* audit key signing the log; "" = no log */
     struct {
         int enabled;
         int64_t threshold;

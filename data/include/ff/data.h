@@ -249,6 +249,67 @@ ff_synth_opts ff_synth_opts_default(void);
  * Refuses an out_dir that already holds a site-1 (FF_ESTATE). */
 int ff_synth_generate(const ff_synth_opts *o, const char *out_dir) FF_WARN_UNUSED;
 
+/* ---------------------------------------------------------------------------------------- */
+/* MIMIC-IV-ED import (real data; see docs/data.md "Real data: MIMIC-IV-ED demo")             */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ *     ff_mimic_opts o = ff_mimic_opts_default();
+ *     o.ed_dir = ".../ed"; o.hosp_dir = ".../hosp"; o.icu_dir = ".../icu"; o.sites = 3;
+ *     ff_mimic_report rep;
+ *     if (ff_mimic_import(&o, "mimic-sites", &rep) != FF_OK) ...   // names file and column
+ *     ff_mimic_report_print(&rep, stdout);                          // counts only
+ *
+ * One patient row per ED stay (patient_id = stay_id). Index time = ED intime: every event
+ * written is strictly earlier (hours_before > 0). Tables are streamed (.csv.gz through zlib,
+ * or .csv), so labevents is never held in memory.
+ */
+#define FF_MIMIC_MAX_SITES 64
+
+typedef struct {
+    const char *ed_dir;   /* edstays, triage, vitalsign */
+    const char *hosp_dir; /* patients, admissions, diagnoses_icd, labevents, d_labitems */
+    const char *icu_dir;  /* icustays */
+    int sites;            /* 0: one site written to out_dir itself; 1..64: out_dir/site-k */
+    uint64_t seed;        /* split and site assignment (default 1) */
+    int strict;           /* 1: the first malformed row is an error naming file and record */
+    double lookback_days; /* > 0: drop events older than this before the index time */
+} ff_mimic_opts;
+ff_mimic_opts ff_mimic_opts_default(void);
+
+typedef enum {
+    FF_MIMIC_EDSTAYS = 0, FF_MIMIC_TRIAGE, FF_MIMIC_VITALSIGN, FF_MIMIC_PATIENTS,
+    FF_MIMIC_ADMISSIONS, FF_MIMIC_DIAGNOSES, FF_MIMIC_LABEVENTS, FF_MIMIC_D_LABITEMS,
+    FF_MIMIC_ICUSTAYS, FF_MIMIC_TABLES
+} ff_mimic_table;
+/* "edstays", "triage", ... (file name without .csv.gz). */
+const char *ff_mimic_table_name(ff_mimic_table t);
+
+/* Counts only (never record contents). */
+typedef struct {
+    long stays, subjects;                     /* written */
+    long admitted, icu24, deaths, critical;   /* label = 1 */
+    long with_note;                           /* stays with a triage note */
+    long ev_lab, ev_dx, ev_vital;             /* events written, by source */
+    long rows[FF_MIMIC_TABLES];               /* records read (header excluded) */
+    long bad_rows[FF_MIMIC_TABLES];           /* malformed, skipped (lenient) */
+    long stays_no_patient;                    /* ED stays whose subject has no patients row */
+    long lab_unknown_item;                    /* labevents rows with an itemid not in d_labitems */
+    long dx_unknown_admission;                /* diagnoses of an admission not in admissions */
+    int sites;
+    long site_stays[FF_MIMIC_MAX_SITES], site_subjects[FF_MIMIC_MAX_SITES];
+    long split_stays[FF_SPLIT_COUNT];
+} ff_mimic_report;
+
+/* Imports MIMIC-IV-ED (+ MIMIC-IV hosp/icu) into the site format at out_dir (created; an
+ * out_dir already holding patients.csv or site-1 is refused with FF_ESTATE), with
+ * ATTRIBUTION.md and LICENSE.md (ODbL) beside the data. Missing tables or columns are
+ * FF_EIO/FF_EFORMAT naming the file and column; malformed rows are counted and skipped
+ * (lenient) or FF_EFORMAT "FILE:RECORD: reason" (strict). rep (may be NULL) is filled. On
+ * error, files already written are left in place. */
+int ff_mimic_import(const ff_mimic_opts *o, const char *out_dir,
+                    ff_mimic_report *rep) FF_WARN_UNUSED;
+void ff_mimic_report_print(const ff_mimic_report *r, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,11 +8,9 @@
  *     if (ff_model_config_load("configs/model-base.yaml", &cfg) != FF_OK) ...  // names key
  *     ff_model *m = NULL;
  *     if (ff_model_new(&m, &cfg, 32) != FF_OK) ...           // activations sized once
- *     ff_model_init(m, 42);                                  // or ff_model_load(m, "w.safetensors")
- *     ff_optim_config oc; ff_optim_config_default(&oc);
- *     ff_optim *opt = NULL; ff_optim_new(&opt, m, &oc);
- *     for (int64_t step = 0; step < total; step++) {
- *         float loss;
+ *     ff_model_init(m, 42);                                  // or ff_model_load(m,
+ * "w.safetensors") ff_optim_config oc; ff_optim_config_default(&oc); ff_optim *opt = NULL;
+ * ff_optim_new(&opt, m, &oc); for (int64_t step = 0; step < total; step++) { float loss;
  *         // batch: an ff_batch from data/ (ff_model_check_batch first when untrusted)
  *         if (ff_model_train_step(m, opt, &batch, step, total, &loss) != FF_OK) ...
  *     }
@@ -136,8 +134,7 @@ void ff_model_zero_grad(ff_model *m);
  * [B,K] F32) from a safetensors file into a freshly allocated batch (free with
  * ff_batch_free). Checks presence, dtype and shape against the config (errors name the
  * tensor); values are checked by ff_model_check_batch. On error nothing is allocated. */
-int ff_model_read_inputs(const ff_model_config *cfg, const char *path,
-                         ff_batch *b) FF_WARN_UNUSED;
+int ff_model_read_inputs(const ff_model_config *cfg, const char *path, ff_batch *b) FF_WARN_UNUSED;
 /* Writes logits [B,K], loss [1] and, when with_grads, grad.<name> for every parameter in
  * table order, atomically. */
 int ff_model_write_outputs(const ff_model *m, const char *path, const float *logits, int B,
@@ -194,8 +191,8 @@ float ff_grad_clip_norm(float *grads, size_t n, float max_norm);
 
 /* zero_grad, forward, (non-finite loss → FF_ENUMERIC naming the step), backward, clip,
  * schedule, optimizer step. */
-int ff_model_train_step(ff_model *m, ff_optim *o, const ff_batch *b, int64_t step,
-                        int64_t total, float *loss) FF_WARN_UNUSED;
+int ff_model_train_step(ff_model *m, ff_optim *o, const ff_batch *b, int64_t step, int64_t total,
+                        float *loss) FF_WARN_UNUSED;
 
 /* Modality dropout, a batch transform: each present modality of each sample is dropped with
  * probability p, but never all of a sample's modalities (if all draws drop, one present
@@ -219,11 +216,15 @@ void ff_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 /* y [N,out] = x [N,in] · Wᵀ + b (W [out,in]); accumulate != 0 adds into y instead. */
 void ff_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
                        int out, int accumulate);
+/* y = res + x · Wᵀ + b in one pass over y (a Block's residual connection); res [N,out] must
+ * not alias y. */
+void ff_linear_forward_residual(float *y, const float *res, const float *x, const float *W,
+                                const float *b, int N, int in, int out);
 /* dx [N,in] += dy W (dx may be NULL); dW += dyᵀ x; db += Σ rows dy (db may be NULL). */
 void ff_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                         const float *W, int N, int in, int out);
-void ff_linear_forward_ref(float *y, const float *x, const float *W, const float *b, int N,
-                           int in, int out, int accumulate);
+void ff_linear_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int in,
+                           int out, int accumulate);
 void ff_linear_backward_ref(float *dx, float *dW, float *db, const float *dy, const float *x,
                             const float *W, int N, int in, int out);
 
@@ -234,11 +235,10 @@ void ff_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
 void ff_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *w, int N, int C,
                            float *scratch);
-void ff_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x,
-                              const float *w, const float *b, int N, int C);
+void ff_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, int N, int C);
 void ff_layernorm_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x,
-                               const float *mean, const float *rstd, const float *w, int N,
-                               int C);
+                               const float *mean, const float *rstd, const float *w, int N, int C);
 
 /* tanh GELU, elementwise over n values. */
 void ff_gelu_forward(float *y, const float *x, size_t n);
@@ -256,10 +256,10 @@ void ff_attention_forward(float *out, float *probs, const float *q, int ldq, con
                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
                           int H, int hd);
 /* dq, dk, dv (same strides as q, k, v) += gradients. scratch: Tq*Tk floats per thread. */
-void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                           const float *probs, const float *q, int ldq, const float *k,
-                           const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
-                           int Tk, int H, int hd, float *scratch);
+void ff_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                           const float *q, int ldq, const float *k, const float *v, int ldkv,
+                           const uint8_t *kmask, int B, int Tq, int Tk, int H, int hd,
+                           float *scratch);
 /* Ragged form used by the model: sample b has qlen[b] query rows from row qoff[b] and klen[b]
  * key rows from row koff[b] (rows past a sample's extent are simply not there); kmask rows
  * have stride kmask_ld. probs of (b,h) start at (b*H+h)*pstride with row stride pld (0 =
@@ -269,14 +269,13 @@ void ff_attention_forward_var(float *out, float *probs, size_t pstride, int pld,
                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
                               const int *qlen, const int *koff, const int *klen, int H, int hd);
 void ff_attention_backward_var(float *dq, float *dk, float *dv, const float *dout,
-                               const float *probs, size_t pstride, int pld, const float *q,
-                               int ldq, const float *k, const float *v, int ldkv,
-                               const uint8_t *kmask, int kmask_ld, int B, const int *qoff,
-                               const int *qlen, const int *koff, const int *klen, int H, int hd,
-                               float *scratch);
+                               const float *probs, size_t pstride, int pld, const float *q, int ldq,
+                               const float *k, const float *v, int ldkv, const uint8_t *kmask,
+                               int kmask_ld, int B, const int *qoff, const int *qlen,
+                               const int *koff, const int *klen, int H, int hd, float *scratch);
 void ff_attention_forward_ref(float *out, float *probs, const float *q, int ldq, const float *k,
-                              const float *v, int ldkv, const uint8_t *kmask, int B, int Tq,
-                              int Tk, int H, int hd);
+                              const float *v, int ldkv, const uint8_t *kmask, int B, int Tq, int Tk,
+                              int H, int hd);
 void ff_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
                                const float *probs, const float *q, int ldq, const float *k,
                                const float *v, int ldkv, int B, int Tq, int Tk, int H, int hd);
@@ -289,8 +288,7 @@ void ff_embedding_forward(float *out, const int32_t *ids, const float *table, in
 void ff_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int d);
 void ff_embedding_forward_ref(float *out, const int32_t *ids, const float *table, int N, int d,
                               int accumulate);
-void ff_embedding_backward_ref(float *dtable, const float *dout, const int32_t *ids, int N,
-                               int d);
+void ff_embedding_backward_ref(float *dtable, const float *dout, const int32_t *ids, int N, int d);
 /* out [B,T,d] += pos [T,d]; dpos += Σ_b dout. */
 void ff_pos_forward(float *out, const float *pos, int B, int T, int d);
 void ff_pos_backward(float *dpos, const float *dout, int B, int T, int d);
@@ -304,6 +302,11 @@ void ff_patchify_forward_ref(float *out, const float *img, int B, int C, int S, 
 void ff_masked_mean_forward(float *out, const float *x, const uint8_t *mask, int B, int T, int d);
 void ff_masked_mean_backward(float *dx, const float *dout, const uint8_t *mask, int B, int T,
                              int d);
+/* Ragged form: sample b's rows are off[b] .. off[b]+len[b]-1; mask rows of stride mask_ld. */
+void ff_masked_mean_forward_var(float *out, const float *x, const uint8_t *mask, int mask_ld, int B,
+                                const int *off, const int *len, int d);
+void ff_masked_mean_backward_var(float *dx, const float *dout, const uint8_t *mask, int mask_ld,
+                                 int B, const int *off, const int *len, int d);
 void ff_masked_mean_forward_ref(float *out, const float *x, const uint8_t *mask, int B, int T,
                                 int d);
 void ff_masked_mean_backward_ref(float *dx, const float *dout, const uint8_t *mask, int B, int T,
@@ -311,11 +314,69 @@ void ff_masked_mean_backward_ref(float *dx, const float *dout, const uint8_t *ma
 
 /* Σ mask * BCE(logits, y) / Σ mask (mask NULL = all ones); dlogits += d loss / d logits. */
 float ff_bce_forward(const float *logits, const float *y, const float *mask, int n);
-void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask,
-                     int n);
+void ff_bce_backward(float *dlogits, const float *logits, const float *y, const float *mask, int n);
 float ff_bce_forward_ref(const float *logits, const float *y, const float *mask, int n);
 void ff_bce_backward_ref(float *dlogits, const float *logits, const float *y, const float *mask,
                          int n);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Per-example gradients (DP-SGD)                                                            */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Exact per-example gradients by batch-of-1 passes (models/src/perexample.c): example i's
+ * gradient is that of its own loss (its masked-mean BCE over the K tasks), computed alone.
+ * They use (and clobber) the model's gradient buffer and last-forward activations. Ghost
+ * clipping (norms of Linear-layer gradients without materialising them) is designed in
+ * docs/privacy.md.
+ */
+
+/* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
+ff_batch ff_batch_row(const ff_batch *b, int i);
+/* min(1, clip / norm), a factor 4e-7 below the ratio when clipping so the float result
+ * cannot exceed clip; 1 when clip is +inf or <= 0 (no clipping). */
+double ff_dp_clip_scale(double norm, double clip);
+/* norms[i] = ||∇ loss_i||₂ for each example of b (B <= max_batch); losses[i] (may be NULL)
+ * its loss. Errors name the example. */
+int ff_model_perexample_norms(ff_model *m, const ff_batch *b, double *norms,
+                              float *losses) FF_WARN_UNUSED;
+/* sum[nparams] += Σ_i min(1, clip / ||g_i||) g_i (clip > 0; +inf = no clipping). norms and
+ * losses (may be NULL) receive each example's gradient norm before clipping and its loss.
+ * On error sum holds the examples before the failing one. */
+int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
+                              double *norms, float *losses) FF_WARN_UNUSED;
+/* sum[nparams] += Σ_i w[i] ∇loss_i with ONE batched forward and backward: example i's
+ * label mask is scaled by w[i] / (its known labels), and the batched loss's normalisation is
+ * multiplied back. The second pass of ghost clipping (w = clip scales from norms computed
+ * without materialising gradients); B >= 1. Clobbers the gradient buffer. */
+int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
+                               float *sum) FF_WARN_UNUSED;
+
+/* Inspection of the last forward (explanations; read-only, models/src/inspect.c)            */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The pooled fused vector z [B, ff_model_fused_width] of the last forward (the input of the
+ * head: cross = masked mean of the fusion tokens, early = the fusion MLP output); NULL for
+ * late fusion, which has none. Valid until the next forward. */
+const float *ff_model_fused(const ff_model *m);
+int ff_model_fused_width(const ff_model *m);
+
+/* Attention views: which keys the attention of the last forward looked at. */
+enum {
+    FF_ATTN_IMG_TXT = 0,  /* fuse.x_img: image tokens attending to note tokens (keys = words) */
+    FF_ATTN_TXT_EHR = 1,  /* fuse.x_txt: note tokens attending to record events */
+    FF_ATTN_IMG_SELF = 2, /* last image-encoder block: patches attending to patches */
+    FF_ATTN_TXT_SELF = 3, /* last text-encoder block */
+    FF_ATTN_EHR_SELF = 4  /* last EHR-encoder block */
+};
+/* For sample b of the last forward: out[t] = attention weight key token t received, averaged
+ * over heads and valid (non-padding) query tokens (masked keys 0; the values of one view sum
+ * to 1). Returns the number of key positions written (up to the last valid key), or 0 when
+ * the view does not exist (cross views outside cross fusion, an absent context, b out of
+ * range, cap too small). Reads only. */
+int ff_model_attention_received(const ff_model *m, int view, int b, float *out, int cap);
+/* Cross fusion: out[j] = mean over heads and present query modalities of the fusion block's
+ * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available. */
+int ff_model_modality_attention(const ff_model *m, int b, float out[3]);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,182 @@
+/* Commands of the fed library: the coordinator and client processes, the Status RPC and the
+ * one-machine simulation (the README demo). */
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "ff/fed.h"
+#include "ff/transport.h"
+
+static int cmd_coordinator(int argc, char **argv);
+static int cmd_client_node(int argc, char **argv);
+static int cmd_status(int argc, char **argv);
+static int cmd_simulate(int argc, char **argv);
+
+FF_CLI_GROUP_DEFINE(fed,
+    {"coordinator", "run the federation's coordinator (gRPC + mTLS, round engine, audit log)",
+     cmd_coordinator,
+     "usage: fedfuse coordinator --config COORDINATOR.yaml [--no-progress]\n"
+     "  Serves the consortium's sites over mutual TLS (listen, tls, consortium), runs the\n"
+     "  rounds of the training plan (plan, model_config) and writes out_dir/: model.safetensors\n"
+     "  (final), rounds.csv, checkpoints, audit.jsonl (audit key), metrics.json and report.html\n"
+     "  (pooled and per site, from the sites' score histograms). Restarted with the same\n"
+     "  command after a crash, it resumes from the last checkpoint. SIGINT/SIGTERM stop it.\n"},
+    {"client", "run a hospital's client node (dials out to the coordinator)", cmd_client_node,
+     "usage: fedfuse client --config SITE.yaml [run]\n"
+     "       fedfuse client run --config SITE.yaml\n"
+     "  Long-polls the coordinator for tasks; checks each against the site policy and the\n"
+     "  approved job hash, trains locally or evaluates, sends the update or the score\n"
+     "  histograms, and writes a signed receipt per round under out_dir/receipts. Reconnects\n"
+     "  by itself; exits 0 when the run is done. Schema: configs/site.yaml.\n"},
+    {"status", "ask a coordinator for its round, phase, sites and counters", cmd_status,
+     "usage: fedfuse status --coordinator HOST:PORT --cert SITE.crt --key SITE.key --ca CA.crt\n"
+     "                      [--server-name NAME] [--json]\n"
+     "  Calls the Status RPC over mutual TLS and prints the round, phase, connected sites,\n"
+     "  pending sites and the coordinator's counters. Exit 1 when unreachable.\n"},
+    {"simulate", "the demo: a whole consortium on this machine as real processes", cmd_simulate,
+     "usage: fedfuse simulate --config configs/demo.yaml [--out DIR]\n"
+     "  Makes the synthetic cohort when missing, a throw-away PKI, and runs one coordinator\n"
+     "  and one client process per hospital over mutual TLS on loopback. Then trains the\n"
+     "  pooled and local-only baselines on the same budget and compares them with the\n"
+     "  federated model and the oracle. Writes DIR/ (default out): model.safetensors,\n"
+     "  checkpoints/, rounds.csv, metrics.json, report.html, comparison.json, audit.jsonl,\n"
+     "  receipts/, pki/ca.pem, config/, logs/.\n"})
+
+static volatile int g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int cmd_coordinator(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "coordinator", argc, argv);
+    const char *cfg = ff_cli_opt(&a, "--config");
+    int quiet = ff_cli_flag(&a, "--no-progress");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!cfg)
+        return ff_cli_usage_error("coordinator", "missing --config");
+    install_signals();
+    ff_fed_run_opts o = {.stop = &g_stop, .progress = !quiet};
+    int rc = ff_fed_coordinator_run(cfg, &o);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
+static int cmd_client_node(int argc, char **argv)
+{
+    /* `fedfuse client run --config X` (the systemd unit's form) is the same command. */
+    if (argc > 1 && strcmp(argv[1], "run") == 0) {
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
+    ff_cli_args a;
+    ff_cli_args_init(&a, "client", argc, argv);
+    const char *cfg = ff_cli_opt(&a, "--config");
+    const char *pos = ff_cli_pos(&a, 0);
+    if (pos && strcmp(pos, "run") != 0)
+        return ff_cli_usage_error("client", "unknown argument '%s'", pos);
+    (void)ff_cli_pos(&a, 0);
+    if (!cfg)
+        return ff_cli_usage_error("client", "missing --config");
+    ff_site_config sc;
+    int rc = ff_site_config_load(&sc, cfg);
+    ff_cfg_free(ff_site_config_schema, &sc);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    install_signals();
+    ff_fed_run_opts o = {.stop = &g_stop};
+    rc = ff_fed_client_run(&sc, &o);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
+static const char *phase_name(int p)
+{
+    static const char *const n[] = {"wait", "train", "evaluate", "secagg-advertise", "secagg-share",
+                                    "secagg-masked-input", "secagg-unmask", "done"};
+    return p >= 0 && p < 8 ? n[p] : "?";
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "status", argc, argv);
+    ff_client_opts o = {.attempts = 1};
+    o.target = ff_cli_opt(&a, "--coordinator");
+    o.cert = ff_cli_opt(&a, "--cert");
+    o.key = ff_cli_opt(&a, "--key");
+    o.ca = ff_cli_opt(&a, "--ca");
+    o.server_name = ff_cli_opt(&a, "--server-name");
+    int as_json = ff_cli_flag(&a, "--json");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!o.target || !o.cert || !o.key || !o.ca)
+        return ff_cli_usage_error("status", "needs --coordinator --cert --key --ca");
+    ff_client *c = NULL;
+    Fedfuse__StatusReply *st = NULL;
+    int rc = ff_client_new(&c, &o);
+    if (rc == FF_OK)
+        rc = ff_client_status(c, &st, 10000);
+    if (rc == FF_OK) {
+        if (as_json) {
+            printf("%.*s\n", (int)st->detail.len, (const char *)st->detail.data);
+        } else {
+            json_t *d = json_loadb((const char *)st->detail.data, st->detail.len, 0, NULL);
+            printf("consortium %s, run %s\n", st->consortium, st->run_id);
+            printf("round %u of %lld, phase %s\n", st->round,
+                   (long long)json_integer_value(json_object_get(d, "rounds")),
+                   json_string_value(json_object_get(d, "phase")) ? json_string_value(json_object_get(d, "phase"))
+                                                                  : phase_name(st->phase));
+            printf("sites connected (last minute): %zu of %lld:", st->n_sites_connected,
+                   (long long)json_integer_value(json_object_get(d, "sites")));
+            for (size_t i = 0; i < st->n_sites_connected; i++)
+                printf(" %s", st->sites_connected[i]);
+            printf("\npending in this phase:");
+            size_t i;
+            json_t *v;
+            json_array_foreach(json_object_get(d, "pending"), i, v)
+            {
+                printf(" %s", json_string_value(v));
+            }
+            printf("\n");
+            for (size_t k = 0; k < st->n_counters; k++)
+                printf("  %-18s %llu\n", st->counters[k]->name, (unsigned long long)st->counters[k]->value);
+            json_decref(d);
+        }
+    }
+    ff_msg_free(st);
+    ff_client_free(c);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc == FF_EPOLICY ? FF_ENET : rc);
+}
+
+static int cmd_simulate(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "simulate", argc, argv);
+    const char *cfg = ff_cli_opt(&a, "--config");
+    const char *out = ff_cli_opt(&a, "--out");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!cfg)
+        return ff_cli_usage_error("simulate", "missing --config (try configs/demo.yaml)");
+    install_signals();
+    ff_fed_run_opts o = {.stop = &g_stop};
+    int rc = ff_fed_simulate(cfg, out ? out : "out", "/proc/self/exe", &o);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}

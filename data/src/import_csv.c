@@ -1,0 +1,293 @@
+/* Shared helpers of the importers: CSV records streamed from .csv.gz through zlib into
+ * libcsv (no table is ever loaded whole), a column map, an int64 hash map and field parsers. */
+#include "import_internal.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define GZCSV_MAX_FIELDS 128
+#define GZCSV_CHUNK (1 << 16)
+
+typedef struct {
+    char *fields[GZCSV_MAX_FIELDS];
+    size_t lens[GZCSV_MAX_FIELDS];
+    size_t caps[GZCSV_MAX_FIELDS];
+    int nfields, too_many, oom, status;
+    long record;
+    ff_csv_row_fn fn;
+    void *ctx;
+} gz_state;
+
+static void gz_on_field(void *s, size_t len, void *data)
+{
+    gz_state *st = data;
+    if (st->nfields >= GZCSV_MAX_FIELDS) {
+        st->too_many = 1;
+        return;
+    }
+    int i = st->nfields;
+    if (st->caps[i] < len + 1) {
+        size_t cap = len + 1 < 64 ? 64 : len + 1;
+        char *p = realloc(st->fields[i], cap);
+        if (!p) {
+            st->oom = 1;
+            return;
+        }
+        st->fields[i] = p;
+        st->caps[i] = cap;
+    }
+    if (len)
+        memcpy(st->fields[i], s, len);
+    st->fields[i][len] = '\0';
+    st->lens[i] = len;
+    st->nfields++;
+}
+
+static void gz_on_row(int c, void *data)
+{
+    (void)c;
+    gz_state *st = data;
+    st->record++;
+    if (st->status == FF_OK && !st->oom) {
+        ff_csv_row row = {st->fields, st->lens, st->too_many ? -1 : st->nfields, st->record};
+        st->status = st->fn(&row, st->ctx);
+    }
+    st->nfields = 0;
+    st->too_many = 0;
+}
+
+int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
+{
+    int rc = FF_OK, have_parser = 0;
+    struct csv_parser p;
+    gzFile f = NULL;
+    char *buf = malloc(GZCSV_CHUNK);
+    gz_state *st = calloc(1, sizeof *st);
+    if (!buf || !st) {
+        rc = ff_error(FF_ENOMEM, "%s: out of memory", shown);
+        goto out;
+    }
+    f = gzopen(path, "rb");
+    if (!f) {
+        rc = ff_error(FF_EIO, "%s: cannot open (%s)", shown, errno ? strerror(errno) : "zlib");
+        goto out;
+    }
+    gzbuffer(f, 1 << 17);
+    st->fn = fn;
+    st->ctx = ctx;
+    unsigned char opts = CSV_APPEND_NULL | (strict ? CSV_STRICT | CSV_STRICT_FINI : 0);
+    if (csv_init(&p, opts) != 0) {
+        rc = ff_error(FF_ENOMEM, "%s: cannot start the CSV parser", shown);
+        goto out;
+    }
+    have_parser = 1;
+    int n;
+    while ((n = gzread(f, buf, GZCSV_CHUNK)) > 0) {
+        if (csv_parse(&p, buf, (size_t)n, gz_on_field, gz_on_row, st) != (size_t)n) {
+            rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (%s)", shown, st->record + 1,
+                          csv_strerror(csv_error(&p)));
+            goto out;
+        }
+        if (st->oom) {
+            rc = ff_error(FF_ENOMEM, "%s:%ld: out of memory", shown, st->record + 1);
+            goto out;
+        }
+        if (st->status != FF_OK) {
+            rc = st->status;
+            goto out;
+        }
+    }
+    /* A truncated gzip stream ends with a short read and Z_BUF_ERROR, not n < 0: without
+     * this check a cut-off table would be taken as a short one. */
+    int zerr = Z_OK;
+    const char *msg = gzerror(f, &zerr);
+    if (n < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
+        rc = ff_error(FF_EIO, "%s: read error (%s)", shown,
+                      zerr == Z_ERRNO ? strerror(errno) : msg);
+        goto out;
+    }
+    if (csv_fini(&p, gz_on_field, gz_on_row, st) != 0) {
+        rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (unterminated quoted field)", shown,
+                      st->record + 1);
+        goto out;
+    }
+    rc = st->oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
+out:
+    if (have_parser)
+        csv_free(&p);
+    if (f)
+        gzclose(f);
+    free(buf);
+    if (st)
+        for (int i = 0; i < GZCSV_MAX_FIELDS; i++)
+            free(st->fields[i]);
+    free(st);
+    return rc;
+}
+
+int ff_gzcsv_columns(const ff_csv_row *hdr, const char *shown, const char *const *names, int n,
+                     int *idx)
+{
+    for (int k = 0; k < n; k++) {
+        idx[k] = -1;
+        for (int i = 0; i < hdr->nfields && idx[k] < 0; i++)
+            if (strcmp(hdr->fields[i], names[k]) == 0)
+                idx[k] = i;
+        if (idx[k] < 0)
+            return ff_error(FF_EFORMAT, "%s:1: missing required column '%s'", shown, names[k]);
+    }
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static size_t i64_slot(int64_t key, size_t mask)
+{
+    uint64_t x = (uint64_t)key * 0x9E3779B97F4A7C15ull;
+    return (size_t)(x ^ (x >> 29)) & mask;
+}
+
+int ff_i64map_init(ff_i64map *m, size_t expect)
+{
+    size_t cap = 64;
+    while (cap < expect * 2)
+        cap *= 2;
+    m->keys = malloc(cap * sizeof *m->keys);
+    m->vals = malloc(cap * sizeof *m->vals);
+    if (!m->keys || !m->vals) {
+        ff_i64map_free(m);
+        return ff_error(FF_ENOMEM, "out of memory for an index of %zu entries", cap);
+    }
+    for (size_t i = 0; i < cap; i++)
+        m->keys[i] = -1;
+    m->mask = cap - 1;
+    m->count = 0;
+    return FF_OK;
+}
+
+void ff_i64map_free(ff_i64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    m->keys = NULL;
+    m->vals = NULL;
+    m->mask = m->count = 0;
+}
+
+int ff_i64map_get(const ff_i64map *m, int64_t key)
+{
+    if (!m->keys || key < 0)
+        return -1;
+    for (size_t i = i64_slot(key, m->mask);; i = (i + 1) & m->mask) {
+        if (m->keys[i] == key)
+            return m->vals[i];
+        if (m->keys[i] < 0)
+            return -1;
+    }
+}
+
+static void i64map_place(ff_i64map *m, int64_t key, int val)
+{
+    size_t i = i64_slot(key, m->mask);
+    while (m->keys[i] >= 0 && m->keys[i] != key)
+        i = (i + 1) & m->mask;
+    if (m->keys[i] < 0)
+        m->count++;
+    m->keys[i] = key;
+    m->vals[i] = val;
+}
+
+int ff_i64map_put(ff_i64map *m, int64_t key, int val)
+{
+    if (key < 0)
+        return ff_error(FF_EINVAL, "negative key in an id index");
+    if ((m->count + 1) * 2 > m->mask + 1) {
+        ff_i64map old = *m;
+        if (ff_i64map_init(m, old.mask + 1) != FF_OK) {
+            *m = old;
+            return FF_ENOMEM;
+        }
+        for (size_t i = 0; i <= old.mask; i++)
+            if (old.keys[i] >= 0)
+                i64map_place(m, old.keys[i], old.vals[i]);
+        ff_i64map_free(&old);
+    }
+    i64map_place(m, key, val);
+    return FF_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int ff_parse_datetime(const char *s, int64_t *out)
+{
+    size_t n = strlen(s);
+    int y, mo, d, h = 0, mi = 0, se = 0;
+    if (n < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d))
+        return -1;
+    if (n > 10) {
+        if ((s[10] != ' ' && s[10] != 'T') || n < 16 || digits(s + 11, 2, &h) || s[13] != ':' ||
+            digits(s + 14, 2, &mi))
+            return -1;
+        if (n > 16 && (n != 19 || s[16] != ':' || digits(s + 17, 2, &se)))
+            return -1;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    return 0;
+}
+
+int ff_parse_id(const char *s, int64_t *out)
+{
+    if (!*s)
+        return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int ff_parse_num(const char *s, double *out)
+{
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * ff/fed.h — the federation's processes: the coordinator service (transport server + round
+ * engine + audit log), the hospital client service (long-poll, policy check, local training,
+ * federated evaluation, signed receipts) and the one-machine simulation that runs both as
+ * real processes over mutual TLS.
+ *
+ *     volatile int stop = 0;                     // set from a signal handler to stop
+ *     ff_fed_run_opts ro = {.stop = &stop, .progress = 1};
+ *     ff_fed_coordinator_run("configs/coordinator.yaml", &ro);     // returns when done
+ *
+ *     ff_site_config sc;
+ *     ff_site_config_load(&sc, "configs/site.yaml");
+ *     ff_fed_client_run(&sc, &ro);               // returns 0 when the run is DONE
+ *
+ *     ff_fed_simulate("configs/demo.yaml", "out", "/proc/self/exe", &ro);
+ *
+ * Wire formats (docs/federation.md, "Running a federation"):
+ *   - model blob (Download): the flat float32 parameter vector, little-endian, in the model's
+ *     tensor order; its SHA-256 is the engine's model hash (the audit log's model_sha256).
+ *   - update (Upload, kind UPDATE): the float32 delta params - global, same layout; the
+ *     example count in the upload header is the site's number of training patients.
+ *   - evaluation (SubmitEval summary): JSON {"n_examples","loss","hists":[ff_eval_hist JSON]}.
+ *   - Task.payload: JSON {"attempt": A, "stage": S} (the retry attempt of the round).
+ */
+#ifndef FF_FED_H
+#define FF_FED_H
+
+#include <stdint.h>
+
+#include "ff/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    volatile int *stop; /* may be NULL; when *stop becomes non-zero the service stops */
+    int progress;       /* live progress line on stderr (coordinator) */
+} ff_fed_run_opts;
+
+/* Runs the coordinator of coordinator.yaml (its plan, model_config, consortium, tls and audit
+ * keys) until every round is done or the run stops. Resumes from the checkpoint when one
+ * exists. Writes out_dir/model.safetensors, rounds.csv, audit.jsonl, metrics.json,
+ * report.html and fedeval.json. FF_OK when the run finished. */
+int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
+/* A hospital's client node (configs/site.yaml documents every key). */
+typedef struct {
+    char site[64];          /* must equal the CN of cert */
+    char coordinator[256];  /* host:port */
+    char server_name[128];  /* expected coordinator name when it differs from the host */
+    char cert[512], key[512], ca[512];
+    char data[512];         /* the site's data folder (site format, docs/data.md) */
+    char model_config[512];
+    char policy[512];
+    char out_dir[512];      /* receipts/ */
+    int64_t threads;
+    int64_t seed;           /* local training seed base (mixed with round and site) */
+    double give_up_after;   /* seconds without reaching the coordinator before exit 1; 0 = never */
+} ff_site_config;
+
+extern const ff_cfg_field ff_site_config_schema[];
+int ff_site_config_load(ff_site_config *out, const char *path) FF_WARN_UNUSED;
+
+/* Runs the client node until the coordinator says DONE (FF_OK), *stop, or give_up_after. */
+int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
+/* Rebuilds out_dir/report.html and out_dir/metrics.json from out_dir/fedeval.json (written by
+ * the coordinator), adding free-text notes (the simulation's baseline comparison). */
+int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nnotes) FF_WARN_UNUSED;
+
+/* The one-machine demo (configs/demo.yaml): cohort, PKI, one coordinator process and one
+ * client process per hospital (exe = this program), then baselines and comparison.json. */
+int ff_fed_simulate(const char *config_path, const char *out_dir, const char *exe,
+                    const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

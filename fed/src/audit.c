@@ -1,0 +1,161 @@
+/* The coordinator's audit log: the engine's events mapped to the entries of docs/audit.md.
+ * Only hashes, counts, names and settings are written; never a parameter or patient value. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fed_internal.h"
+
+static void names_into(json_t *arr, const char *csv)
+{
+    json_array_clear(arr);
+    const char *p = csv;
+    while (p && *p) {
+        while (*p == ' ')
+            p++;
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l > 0)
+            json_array_append_new(arr, json_stringn(p, l));
+        p = e ? e + 1 : NULL;
+    }
+}
+
+static void append(fed_audit *a, const char *event, json_t *d)
+{
+    if (!a->failed && ff_audit_append(a->log, event, d) != FF_OK) {
+        a->failed = 1;
+        ff_strlcpy(a->why, ff_error_message(), sizeof a->why);
+        FF_LOG_ERROR("audit log: %s", a->why);
+    }
+    json_decref(d);
+}
+
+static void on_event(void *ud, const ff_coord_event *ev)
+{
+    fed_audit *a = ud;
+    json_int_t r = (json_int_t)ev->round;
+    switch (ev->type) {
+    case FF_EV_RUN_START:
+        append(a, "run_start",
+               json_pack("{s:s, s:s, s:I, s:{s:s, s:f}, s:b}", "config_sha256", a->config_sha,
+                         "job_sha256", a->job, "rounds", (json_int_t)a->rounds, "strategy", "name",
+                         a->strategy, "server_lr", a->server_lr, "resumed",
+                         strcmp(ev->detail, "resumed") == 0));
+        if (strcmp(ev->detail, "resumed") == 0 || a->torn > 0)
+            append(a, "restart", json_pack("{s:I, s:I}", "torn_bytes", (json_int_t)a->torn,
+                                           "resumed_round", r));
+        break;
+    case FF_EV_SITES_SELECTED: {
+        json_t *sel = json_array();
+        names_into(sel, ev->detail);
+        append(a, "round_start", json_pack("{s:I, s:I, s:o}", "round", r, "attempt",
+                                           (json_int_t)ev->attempt, "selected", sel));
+        json_array_clear(a->dropped);
+        break;
+    }
+    case FF_EV_PHASE_OPEN:
+        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0)
+            ff_strlcpy(a->sent, ev->hash, sizeof a->sent);
+        json_array_clear(a->dropped);
+        break;
+    case FF_EV_DROPOUT:
+        json_array_append_new(a->dropped, json_string(ev->site));
+        break;
+    case FF_EV_PHASE_CLOSE: {
+        json_t *part = json_array();
+        names_into(part, ev->detail);
+        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0) {
+            json_array_clear(a->train_sites);
+            json_array_extend(a->train_sites, part);
+        }
+        append(a, "phase", json_pack("{s:I, s:s, s:o, s:O}", "round", r, "phase", ev->phase,
+                                     "participants", part, "dropped", a->dropped));
+        json_array_clear(a->dropped);
+        break;
+    }
+    case FF_EV_REFUSAL:
+        append(a, "refusal", json_pack("{s:I, s:s, s:s, s:s}", "round", r, "phase", ev->phase,
+                                       "site", ev->site, "reason", ff_refusal_name(ev->reason)));
+        break;
+    case FF_EV_QUORUM_FAIL:
+        append(a, "quorum_fail", json_pack("{s:I, s:s, s:I, s:s}", "round", r, "phase", ev->phase,
+                                           "answered", (json_int_t)ev->count, "detail", ev->detail));
+        break;
+    case FF_EV_AGGREGATE:
+        ff_strlcpy(a->agg, ev->hash, sizeof a->agg);
+        break;
+    case FF_EV_MODEL:
+        ff_strlcpy(a->newmodel, ev->hash, sizeof a->newmodel);
+        a->agg_round = ev->round;
+        break;
+    case FF_EV_CHECKPOINT:
+        /* The aggregate entry is written once the round is checkpointed: a coordinator killed
+         * before that redoes the round from the previous model, and the log's model chain
+         * must not contain a model that was never kept. */
+        if (a->agg_round == ev->round)
+            append(a, "aggregate",
+                   json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", a->train_sites,
+                             "secure_aggregation", 0, "model_sha256", a->sent, "aggregate_sha256",
+                             a->agg, "new_model_sha256", a->newmodel));
+        append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash));
+        break;
+    case FF_EV_RUN_END:
+        append(a, "run_end", json_pack("{s:I, s:s, s:s}", "rounds", r, "final_model_sha256",
+                                       ev->hash, "status", ev->detail));
+        break;
+    default:
+        break;
+    }
+}
+
+int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
+                   const char *job_hex, ff_coord *c)
+{
+    memset(a, 0, sizeof *a);
+    a->train_sites = json_array();
+    a->dropped = json_array();
+    if (!cfg->audit.key[0]) {
+        FF_LOG_WARN("no audit key in the config (audit.key): running without an audit log");
+        return FF_OK;
+    }
+    ff_strlcpy(a->job, job_hex, sizeof a->job);
+    a->rounds = cfg->rounds;
+    a->server_lr = cfg->strategy.server_lr;
+    ff_strlcpy(a->strategy, ff_strategy_name(cfg->strategy.name), sizeof a->strategy);
+    char path[FF_COORD_PATH_MAX + 32], cons_sha[FF_SHA256_HEX];
+    if (cfg->audit.log[0])
+        ff_strlcpy(path, cfg->audit.log, sizeof path);
+    else
+        snprintf(path, sizeof path, "%s/audit.jsonl", cfg->out_dir);
+    char *pem = NULL;
+    size_t pem_len = 0;
+    int rc = ff_sha256_file(config_path, a->config_sha);
+    if (rc == FF_OK)
+        rc = ff_sha256_file(cfg->consortium, cons_sha);
+    if (rc == FF_OK)
+        rc = ff_audit_load_key(cfg->audit.key, &a->key);
+    if (rc == FF_OK)
+        rc = ff_file_read_all(cfg->audit.cert, 1u << 20, &pem, &pem_len);
+    json_t *gen = json_pack("{s:s, s:s, s:s, s:s, s:s}", "format", "fedfuse-audit-v1",
+                            "consortium_sha256", cons_sha, "job_sha256", job_hex, "policy_sha256",
+                            a->config_sha, "run_name", cfg->run_name);
+    if (rc == FF_OK)
+        rc = ff_audit_open(&a->log, path, a->key, pem, gen, &a->torn);
+    json_decref(gen);
+    free(pem);
+    if (rc == FF_OK && a->torn)
+        FF_LOG_WARN("audit log %s: cut %zu bytes of a torn last entry", path, a->torn);
+    if (rc == FF_OK)
+        rc = ff_coord_add_hook(c, on_event, a);
+    return rc;
+}
+
+void fed_audit_close(fed_audit *a)
+{
+    if (a->log)
+        ff_audit_close(a->log);
+    EVP_PKEY_free(a->key);
+    json_decref(a->train_sites);
+    json_decref(a->dropped);
+    memset(a, 0, sizeof *a);
+}

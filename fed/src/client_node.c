@@ -1,0 +1,392 @@
+/* The hospital client process: Hello, then GetTask long-polls; each task is checked against
+ * the site's own policy and the approved job, the global model is downloaded (SHA-256
+ * checked), trained on locally or evaluated, and the result sent; every round it trains in
+ * leaves a signed receipt. It dials out only and reconnects by itself. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fed_internal.h"
+
+typedef struct {
+    const ff_site_config *sc;
+    ff_client *cl;
+    ff_policy pol;
+    ff_model_config mc;
+    char *mc_bytes;
+    size_t mc_len;
+    ff_model *m;
+    ff_site *site;
+    EVP_PKEY *key;
+    float *global, *update;
+    float *global_full; /* the global model in the model's own layout (FedProx) */
+    size_t n;
+    char run_id[128];
+    ff_fedclient_state fs;
+    int64_t last_eval_round;
+    int hello_failures;
+    char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */
+} cnode;
+
+static void hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX])
+{
+    if (b->len == FF_SHA256_BYTES)
+        ff_hex(b->data, FF_SHA256_BYTES, out);
+    else
+        ff_strlcpy(out, "(none)", FF_SHA256_HEX);
+}
+
+static int64_t task_attempt(const Fedfuse__Task *t)
+{
+    json_t *j = json_loadb((const char *)t->payload.data, t->payload.len, 0, NULL);
+    int64_t a = json_integer_value(json_object_get(j, "attempt"));
+    json_decref(j);
+    return a;
+}
+
+/* Policy, job hash recomputed from the plan we were sent and our own model config, size. */
+static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
+{
+    int rc = ff_policy_check(&cn->pol, t);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data, t->plan_yaml.len,
+                          t->total_rounds);
+    if (rc != FF_OK)
+        return ff_error_prefix(FF_EPOLICY, "the task's plan does not load: ");
+    char job[FF_SHA256_HEX], sent[FF_SHA256_HEX];
+    rc = ff_job_hash(plan, cn->mc_bytes, cn->mc_len, job);
+    hex_of(&t->job_sha256, sent);
+    if (rc == FF_OK && strcmp(job, sent) != 0)
+        rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
+                      "task claims job %s", job, sent);
+    if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
+        rc = ff_error(FF_EPOLICY, "the task's model has %llu bytes, our model config has %zu",
+                      (unsigned long long)t->model_size, cn->n * sizeof(float));
+    return rc;
+}
+
+static int fetch_model(cnode *cn, const Fedfuse__Task *t)
+{
+    ff_sink sink = {.buf = cn->global, .cap = cn->n * sizeof(float)};
+    int rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
+    if (rc == FF_OK) {
+        fed_unpack(cn->m, cn->global);
+        memcpy(cn->global_full, ff_model_params(cn->m), ff_model_nparams(cn->m) * sizeof(float));
+    }
+    return rc;
+}
+
+static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples)
+{
+    char dir[600], path[700], model[FF_SHA256_HEX], job[FF_SHA256_HEX];
+    snprintf(dir, sizeof dir, "%s/receipts", cn->sc->out_dir);
+    snprintf(path, sizeof path, "%s/%s-round-%04u.json", dir, cn->sc->site, t->round);
+    hex_of(&t->model_sha256, model);
+    hex_of(&t->job_sha256, job);
+    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:{s:b}, s:{s:b}, s:{}}", "site",
+                          cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
+                          "update_sha256", update_sha, "job_sha256", job, "examples", examples,
+                          "secagg", "enabled", 0, "privacy", "enabled", 0, "epsilon");
+    int rc = ff_mkdir_p(dir, 0755);
+    if (rc == FF_OK)
+        rc = ff_audit_receipt_write(path, f, cn->key);
+    json_decref(f);
+    return rc;
+}
+
+static uint64_t train_seed(const ff_site_config *sc, uint32_t round)
+{
+    return (uint64_t)sc->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)round << 32) ^
+           ff_fnv1a32(sc->site, strlen(sc->site));
+}
+
+static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
+{
+    int64_t attempt = task_attempt(t);
+    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
+        FF_LOG_WARN("round %u: %s; not training again", t->round, ff_error_message());
+        return FF_OK;
+    }
+    int rc = fetch_model(cn, t);
+    size_t ntrain = ff_site_count(cn->site, FF_SPLIT_TRAIN);
+    size_t stage = ff_plan_stage_of_round(plan, t->round);
+    ff_local_opts o;
+    ff_local_opts_from_plan(&o, plan, stage, ntrain);
+    o.global = cn->global_full;
+    o.seed = train_seed(cn->sc, t->round);
+    if (rc == FF_OK && o.batch > ff_model_max_batch(cn->m))
+        rc = ff_error(FF_EPOLICY, "plan batch_size %d is above this node's limit %d", o.batch,
+                      ff_model_max_batch(cn->m));
+    ff_local_stats st;
+    if (rc == FF_OK)
+        rc = ff_local_train(cn->m, &cn->site, 1, &o, &st);
+    if (rc != FF_OK)
+        return rc;
+    fed_pack(cn->m, cn->update);
+    ff_fed_update_compute(cn->update, cn->update, cn->global, cn->n);
+    ff_source src = {.buf = cn->update, .size = cn->n * sizeof(float)};
+    uint8_t h[FF_SHA256_BYTES];
+    ff_sha256(cn->update, cn->n * sizeof(float), h);
+    memcpy(src.sha256, h, sizeof h);
+    char uh[FF_SHA256_HEX];
+    ff_hex(h, sizeof h, uh);
+    Fedfuse__UploadHeader hdr = FEDFUSE__UPLOAD_HEADER__INIT;
+    hdr.run_id = cn->run_id;
+    hdr.round = t->round;
+    hdr.phase = FEDFUSE__PHASE__PHASE_TRAIN;
+    hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE;
+    hdr.example_count = ntrain;
+    Fedfuse__UploadAck *ack = NULL;
+    rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
+    ff_msg_free(ack);
+    if (rc == FF_EPOLICY || rc == FF_ESTATE) {
+        FF_LOG_WARN("round %u: the coordinator refused our update: %s", t->round, ff_error_message());
+        return FF_OK;
+    }
+    if (rc != FF_OK)
+        return rc;
+    FF_LOG_INFO("round %u: trained %lld steps on %zu patients, loss %.3f -> %.3f, update sent "
+                "(%.1f MB)", t->round, (long long)st.steps, ntrain, st.loss_first, st.loss_last,
+                (double)src.size / 1e6);
+    if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
+        FF_LOG_WARN("%s", ff_error_message());
+    rc = write_receipt(cn, t, uh, (double)ntrain);
+    if (rc != FF_OK)
+        FF_LOG_WARN("round %u: receipt not written: %s", t->round, ff_error_message());
+    return FF_OK;
+}
+
+/* Mean binary cross-entropy of the test split over labelled (patient, task) pairs. */
+static int test_loss(cnode *cn, double *loss, size_t *n)
+{
+    *n = ff_site_count(cn->site, FF_SPLIT_TEST);
+    int K = FF_CLIENT_TASKS;
+    float *p = malloc((*n + 1) * K * sizeof *p), *y = malloc((*n + 1) * K * sizeof *y);
+    float *mk = malloc((*n + 1) * K * sizeof *mk);
+    int rc = p && y && mk ? ff_local_predict(cn->m, cn->site, FF_SPLIT_TEST, FF_MOD_ALL, 0.5f, p, y, mk)
+                          : ff_error(FF_ENOMEM, "out of memory");
+    double s = 0, c = 0;
+    for (size_t i = 0; rc == FF_OK && i < *n * (size_t)K; i++)
+        if (mk[i] > 0) {
+            double q = FF_MIN(FF_MAX((double)p[i], 1e-7), 1 - 1e-7);
+            s -= y[i] > 0.5f ? log(q) : log(1 - q);
+            c += 1;
+        }
+    *loss = c > 0 ? s / c : 0;
+    free(p);
+    free(y);
+    free(mk);
+    return rc;
+}
+
+static int do_eval(cnode *cn, const Fedfuse__Task *t)
+{
+    int rc = fetch_model(cn, t);
+    json_t *arr = NULL;
+    double loss = 0;
+    size_t n = 0;
+    if (rc == FF_OK)
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &arr);
+    if (rc == FF_OK)
+        rc = test_loss(cn, &loss, &n);
+    if (rc != FF_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    json_t *j = json_pack("{s:I, s:f, s:o}", "n_examples", (json_int_t)n, "loss", loss, "hists", arr);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    if (!s)
+        return ff_error(FF_ENOMEM, "out of memory");
+    Fedfuse__EvalSubmission es = FEDFUSE__EVAL_SUBMISSION__INIT;
+    es.run_id = cn->run_id;
+    es.round = t->round;
+    es.summary.data = (uint8_t *)s;
+    es.summary.len = strlen(s);
+    Fedfuse__Ack *ack = NULL;
+    rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
+    ff_msg_free(ack);
+    free(s);
+    if (rc == FF_EPOLICY || rc == FF_ESTATE) {
+        FF_LOG_WARN("round %u: evaluation refused: %s", t->round, ff_error_message());
+        rc = FF_OK;
+    } else if (rc == FF_OK) {
+        FF_LOG_INFO("round %u: evaluated the global model on %zu test patients (loss %.3f), "
+                    "histograms sent", t->round, n, loss);
+    }
+    cn->last_eval_round = t->round;
+    return rc;
+}
+
+static int handle(cnode *cn, const Fedfuse__Task *t)
+{
+    if (t->run_id && strcmp(t->run_id, cn->run_id) != 0) {
+        /* A new coordinator process (a restart): it redoes the unfinished round, so our
+         * replay guard starts over for the new run incarnation. */
+        if (cn->run_id[0])
+            FF_LOG_INFO("coordinator restarted (run %s); continuing", t->run_id);
+        ff_strlcpy(cn->run_id, t->run_id, sizeof cn->run_id);
+        ff_fedclient_init(&cn->fs);
+        cn->refused[0] = '\0';
+    }
+    if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE)
+        return FF_OK;
+    ff_plan plan;
+    memset(&plan, 0, sizeof plan);
+    int rc = check_task(cn, t, &plan);
+    if (rc == FF_EPOLICY || rc == FF_EINVAL) {
+        char key[sizeof cn->refused], job[FF_SHA256_HEX];
+        hex_of(&t->job_sha256, job);
+        snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
+        if (strcmp(key, cn->refused) != 0)
+            FF_LOG_WARN("round %u: task refused: %s", t->round, ff_error_message());
+        ff_strlcpy(cn->refused, key, sizeof cn->refused);
+        ff_plan_free(&plan);
+        sleep(1); /* the coordinator keeps offering it until its deadline */
+        return FF_OK;
+    }
+    if (rc == FF_OK)
+        rc = t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan) : do_eval(cn, t);
+    ff_plan_free(&plan);
+    return rc;
+}
+
+static int cnode_connect(cnode *cn)
+{
+    const ff_site_config *sc = cn->sc;
+    ff_client_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
+                         .server_name = sc->server_name[0] ? sc->server_name : NULL,
+                         .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000};
+    return ff_client_new(&cn->cl, &co);
+}
+
+static int cnode_open(cnode *cn, const ff_site_config *sc)
+{
+    memset(cn, 0, sizeof *cn);
+    cn->sc = sc;
+    ff_fedclient_init(&cn->fs);
+    ff_models_set_threads((int)sc->threads);
+    int rc = ff_policy_load(sc->policy, &cn->pol);
+    if (rc == FF_OK && strcmp(cn->pol.site, sc->site) != 0)
+        rc = ff_error(FF_ECONFIG, "%s: site '%s' does not match the client config's site '%s'",
+                      sc->policy, cn->pol.site, sc->site);
+    if (rc == FF_OK)
+        rc = ff_file_read_all(sc->model_config, 16u << 20, &cn->mc_bytes, &cn->mc_len);
+    if (rc == FF_OK)
+        rc = ff_model_config_load(sc->model_config, &cn->mc);
+    if (rc == FF_OK)
+        rc = ff_model_new(&cn->m, &cn->mc, 64);
+    ff_data_shape shape;
+    ff_client_shape(&cn->mc, &shape);
+    ff_site_opts so = ff_site_opts_default();
+    ff_load_report rep;
+    if (rc == FF_OK && (rc = ff_site_load(&cn->site, sc->data, &shape, &so, &rep)) == FF_OK)
+        ff_load_report_log(&rep, sc->site);
+    if (rc == FF_OK)
+        rc = ff_pki_load_key(sc->key, &cn->key);
+    if (rc == FF_OK) {
+        cn->n = fed_packed_size(cn->m);
+        cn->global = malloc(cn->n * sizeof(float));
+        cn->update = malloc(cn->n * sizeof(float));
+        cn->global_full = malloc(ff_model_nparams(cn->m) * sizeof(float));
+        if (!cn->global || !cn->update || !cn->global_full)
+            rc = ff_error(FF_ENOMEM, "out of memory");
+    }
+    if (rc == FF_OK)
+        rc = cnode_connect(cn);
+    return rc;
+}
+
+static void cnode_close(cnode *cn)
+{
+    ff_client_free(cn->cl);
+    ff_site_free(cn->site);
+    ff_model_free(cn->m);
+    EVP_PKEY_free(cn->key);
+    free(cn->global);
+    free(cn->update);
+    free(cn->global_full);
+    free(cn->mc_bytes);
+    ff_policy_free(&cn->pol);
+}
+
+static int stopped(const ff_fed_run_opts *o)
+{
+    return o && o->stop && *o->stop;
+}
+
+int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
+{
+    cnode cn;
+    int rc = cnode_open(&cn, sc);
+    double last_ok = ff_now();
+    int hello = 0, warned = 0;
+    while (rc == FF_OK && !stopped(o)) {
+        if (!hello) {
+            Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+            hq.software_version = FF_VERSION;
+            hq.protocol_version = FF_PROTOCOL_VERSION;
+            Fedfuse__HelloReply *hr = NULL;
+            int h = ff_client_hello(cn.cl, &hq, &hr, 10000);
+            if (h == FF_OK) {
+                FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site,
+                            sc->coordinator, hr->consortium, hr->run_id);
+                hello = 1;
+                warned = 0;
+                last_ok = ff_now();
+            } else if (++cn.hello_failures % 3 == 0) {
+                /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
+                 * the coordinator was starting); the certificate itself is re-checked. */
+                ff_client_free(cn.cl);
+                cn.cl = NULL;
+                int nc = cnode_connect(&cn);
+                if (nc != FF_OK)
+                    rc = nc;
+            }
+            ff_msg_free(hr);
+        }
+        Fedfuse__Task *t = NULL;
+        int g = FF_ENET;
+        if (hello) {
+            Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
+            tq.run_id = cn.run_id;
+            tq.last_round = (uint32_t)FF_MAX(cn.fs.last_done, 0);
+            tq.wait_ms = 10000;
+            g = ff_client_get_task(cn.cl, &tq, &t, 20000);
+        }
+        if (g == FF_OK) {
+            last_ok = ff_now();
+            if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
+                FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
+                ff_msg_free(t);
+                break;
+            }
+            int hr = handle(&cn, t);
+            if (hr == FF_ENET || hr == FF_ETIMEOUT) {
+                FF_LOG_WARN("round %u: lost the coordinator (%s); will retry", t->round,
+                            ff_error_message());
+                hello = 0;
+            } else if (hr != FF_OK) {
+                rc = hr;
+            }
+        } else if (rc == FF_OK && (g == FF_ENET || g == FF_ETIMEOUT || g == FF_ESTATE)) {
+            if (!warned)
+                FF_LOG_WARN("%s: coordinator %s unreachable (%s); retrying", sc->site,
+                            sc->coordinator, ff_error_message());
+            warned = 1;
+            hello = 0;
+            if (sc->give_up_after > 0 && ff_now() - last_ok > sc->give_up_after)
+                rc = ff_error(FF_ENET, "no contact with coordinator %s for %.0f s; giving up",
+                              sc->coordinator, sc->give_up_after);
+            else
+                usleep(500000);
+        } else if (rc == FF_OK) {
+            rc = g;
+        }
+        ff_msg_free(t);
+    }
+    cnode_close(&cn);
+    return rc;
+}

@@ -1,0 +1,616 @@
+/* The coordinator process: the transport server's handlers feed the round engine; one mutex
+ * serialises every engine call (the engine is not thread-safe) and one condition variable
+ * wakes long-polls when the engine moves. The main thread polls the engine, sleeping at most
+ * until the open phase's deadline, so no wait is unbounded. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fed_internal.h"
+
+/* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
+
+typedef struct blob {
+    uint8_t sha[FF_SHA256_BYTES];
+    float *data;
+    size_t bytes;
+    int refs, current;
+    struct blob *next;
+} blob;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ff_coord *c;
+    ff_coord_config cfg;
+    ff_plan plan;
+    char *plan_yaml;
+    size_t plan_len;
+    uint8_t job[FF_SHA256_BYTES];
+    char job_hex[FF_SHA256_HEX];
+    ff_consortium cons;
+    const char **names;
+    size_t nsites;
+    char run_id[96];
+    /* engine snapshot (under mu) */
+    int state, fatal;
+    int64_t round, attempt;
+    char phase[32];
+    unsigned char *pending;
+    int64_t deadline_ms;
+    unsigned char *done_sent;
+    double *last_seen;
+    blob *blobs, *cur;
+    int64_t blob_round, blob_attempt;
+    char blob_phase[32];
+    fed_evalstate ev;
+    fed_audit audit;
+} node;
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int site_index(const node *nd, const char *name)
+{
+    for (size_t i = 0; i < nd->nsites; i++)
+        if (strcmp(nd->names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void blob_release_locked(node *nd, blob *b)
+{
+    if (--b->refs > 0 || b->current)
+        return;
+    for (blob **p = &nd->blobs; *p; p = &(*p)->next)
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    free(b->data);
+    free(b);
+}
+
+/* Makes the engine's global model the current blob (a copy: the engine's pointer is valid
+ * only until the next poll). */
+static int blob_refresh_locked(node *nd)
+{
+    size_t n = ff_coord_nparams(nd->c);
+    blob *b = calloc(1, sizeof *b);
+    if (!b || !(b->data = malloc(n * sizeof(float)))) {
+        free(b);
+        return ff_error(FF_ENOMEM, "coordinator: out of memory for the model blob");
+    }
+    memcpy(b->data, ff_coord_global(nd->c), n * sizeof(float));
+    b->bytes = n * sizeof(float);
+    ff_sha256(b->data, b->bytes, b->sha);
+    b->current = 1;
+    b->next = nd->blobs;
+    nd->blobs = b;
+    if (nd->cur) {
+        /* Retire the previous model; a download still streaming it keeps it alive. */
+        nd->cur->current = 0;
+        nd->cur->refs++;
+        blob_release_locked(nd, nd->cur);
+    }
+    nd->cur = b;
+    return FF_OK;
+}
+
+static int phase_is(const node *nd, const char *p)
+{
+    return strcmp(nd->phase, p) == 0;
+}
+
+static int snapshot_locked(node *nd, const ff_coord_status *st)
+{
+    nd->state = st->state;
+    nd->round = st->round;
+    nd->attempt = st->attempt;
+    ff_strlcpy(nd->phase, st->phase ? st->phase : "", sizeof nd->phase);
+    memset(nd->pending, 0, nd->nsites);
+    for (size_t i = 0; i < st->npending; i++)
+        if (st->pending[i] >= 0 && (size_t)st->pending[i] < nd->nsites)
+            nd->pending[st->pending[i]] = 1;
+    nd->deadline_ms = unix_ms() + (int64_t)(st->deadline_in * 1000.0);
+    int serving = phase_is(nd, FF_PHASE_TRAIN) || phase_is(nd, FF_PHASE_EVALUATE);
+    if (serving && (nd->blob_round != nd->round || nd->blob_attempt != nd->attempt ||
+                    strcmp(nd->blob_phase, nd->phase) != 0 || !nd->cur)) {
+        int rc = blob_refresh_locked(nd);
+        if (rc != FF_OK)
+            return rc;
+        nd->blob_round = nd->round;
+        nd->blob_attempt = nd->attempt;
+        ff_strlcpy(nd->blob_phase, nd->phase, sizeof nd->blob_phase);
+    }
+    return FF_OK;
+}
+
+/* ---- handlers ---------------------------------------------------------------------------- */
+
+static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
+                    Fedfuse__HelloReply *reply)
+{
+    node *nd = user;
+    (void)req;
+    reply->consortium = ff_call_strdup(c, nd->cons.consortium);
+    reply->run_id = ff_call_strdup(c, nd->run_id);
+    reply->site = ff_call_strdup(c, c->site);
+    reply->protocol_version = FF_PROTOCOL_VERSION;
+    reply->poll_timeout_ms = 20000;
+    FF_LOG_INFO("site %s connected", c->site);
+    return reply->consortium && reply->run_id && reply->site ? FF_OK
+                                                             : ff_error(FF_ENOMEM, "hello: out of memory");
+}
+
+static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
+{
+    t->run_id = ff_call_strdup(c, nd->run_id);
+    t->round = (uint32_t)nd->round;
+    t->total_rounds = (uint32_t)nd->cfg.rounds;
+    t->phase = phase;
+    t->deadline_unix_ms = nd->deadline_ms;
+    t->plan_yaml.data = (uint8_t *)nd->plan_yaml;
+    t->plan_yaml.len = nd->plan_len;
+    t->job_sha256.data = nd->job;
+    t->job_sha256.len = FF_SHA256_BYTES;
+    uint8_t *sha = ff_call_alloc(c, FF_SHA256_BYTES);
+    char *payload = ff_call_alloc(c, 96);
+    if (!t->run_id || !sha || !payload)
+        return ff_error(FF_ENOMEM, "get_task: out of memory");
+    memcpy(sha, nd->cur->sha, FF_SHA256_BYTES);
+    t->model_sha256.data = sha;
+    t->model_sha256.len = FF_SHA256_BYTES;
+    t->model_size = nd->cur->bytes;
+    int len = snprintf(payload, 96, "{\"attempt\":%lld}", (long long)nd->attempt);
+    t->payload.data = (uint8_t *)payload;
+    t->payload.len = (size_t)len;
+    return FF_OK;
+}
+
+static void cv_wait_until(node *nd, double until)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    double t = FF_MIN(until, now + 0.25); /* re-check cancellation four times a second */
+    if (t <= now)
+        return;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    pthread_cond_timedwait(&nd->cv, &nd->mu, &ts);
+}
+
+static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
+                       Fedfuse__Task *reply)
+{
+    node *nd = user;
+    uint32_t wait = req->wait_ms ? FF_MIN(req->wait_ms, 30000u) : 20000u;
+    int rc = FF_OK;
+    pthread_mutex_lock(&nd->mu);
+    int idx = site_index(nd, c->site);
+    double until = ff_wall_time() + wait / 1000.0;
+    for (;;) {
+        if (idx < 0) {
+            rc = ff_error(FF_EPOLICY, "site %s is not in the run", c->site);
+            break;
+        }
+        nd->last_seen[idx] = ff_now();
+        if (nd->fatal) {
+            rc = ff_error(FF_ENET, "the coordinator is stopping");
+            break;
+        }
+        if (nd->state == FF_COORD_DONE) {
+            reply->phase = FEDFUSE__PHASE__PHASE_DONE;
+            reply->run_id = ff_call_strdup(c, nd->run_id);
+            reply->round = (uint32_t)nd->round;
+            reply->total_rounds = (uint32_t)nd->cfg.rounds;
+            nd->done_sent[idx] = 1;
+            pthread_cond_broadcast(&nd->cv);
+            break;
+        }
+        if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_TRAIN)) {
+            rc = fill_task_locked(nd, c, FEDFUSE__PHASE__PHASE_TRAIN, reply);
+            break;
+        }
+        if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_EVALUATE)) {
+            rc = fill_task_locked(nd, c, FEDFUSE__PHASE__PHASE_EVALUATE, reply);
+            break;
+        }
+        if (ff_wall_time() >= until || ff_call_cancelled(c)) {
+            reply->phase = FEDFUSE__PHASE__PHASE_WAIT;
+            reply->run_id = ff_call_strdup(c, nd->run_id);
+            reply->round = (uint32_t)nd->round;
+            break;
+        }
+        cv_wait_until(nd, until);
+    }
+    pthread_mutex_unlock(&nd->mu);
+    return rc;
+}
+
+static int on_download(void *user, ff_call *c, const Fedfuse__DownloadRequest *req,
+                       ff_source *src)
+{
+    node *nd = user;
+    int rc = ff_error(FF_ENOTFOUND, "download: no model with that sha256 (site %s)", c->site);
+    pthread_mutex_lock(&nd->mu);
+    for (blob *b = nd->blobs; b; b = b->next)
+        if (req->sha256.len == FF_SHA256_BYTES && memcmp(b->sha, req->sha256.data, FF_SHA256_BYTES) == 0) {
+            b->refs++;
+            src->buf = b->data;
+            src->size = b->bytes;
+            src->ctx = b;
+            memcpy(src->sha256, b->sha, FF_SHA256_BYTES);
+            rc = FF_OK;
+            break;
+        }
+    pthread_mutex_unlock(&nd->mu);
+    return rc;
+}
+
+static void on_download_release(void *user, ff_call *c, ff_source *src)
+{
+    node *nd = user;
+    (void)c;
+    pthread_mutex_lock(&nd->mu);
+    if (src->ctx)
+        blob_release_locked(nd, src->ctx);
+    src->ctx = NULL;
+    pthread_mutex_unlock(&nd->mu);
+}
+
+static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink)
+{
+    node *nd = user;
+    pthread_mutex_lock(&nd->mu);
+    size_t want = ff_coord_nparams(nd->c) * sizeof(float);
+    int64_t round = nd->round;
+    pthread_mutex_unlock(&nd->mu);
+    if (hdr->kind != FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE || hdr->phase != FEDFUSE__PHASE__PHASE_TRAIN)
+        return ff_error(FF_EINVAL, "upload from %s: only plain updates of the train phase are "
+                        "accepted", c->site);
+    if ((int64_t)hdr->round != round)
+        return ff_error(FF_ESTATE, "upload from %s: round %u is not the current round %lld",
+                        c->site, hdr->round, (long long)round);
+    if (hdr->total_size != want)
+        return ff_error(FF_EINVAL, "upload from %s: %llu bytes, the model update is %zu bytes",
+                        c->site, (unsigned long long)hdr->total_size, want);
+    sink->buf = malloc(want);
+    if (!sink->buf)
+        return ff_error(FF_ENOMEM, "upload: out of memory");
+    sink->cap = want;
+    return FF_OK;
+}
+
+static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink,
+                         int status)
+{
+    node *nd = user;
+    int rc = FF_OK;
+    if (status == FF_OK) {
+        pthread_mutex_lock(&nd->mu);
+        int reason = 0;
+        size_t n = ff_coord_nparams(nd->c);
+        rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf, n,
+                                       (double)hdr->example_count, &reason);
+        if (rc == FF_OK)
+            FF_LOG_INFO("round %u: update from %s accepted (%llu examples)", hdr->round, c->site,
+                        (unsigned long long)hdr->example_count);
+        pthread_cond_broadcast(&nd->cv);
+        pthread_mutex_unlock(&nd->mu);
+    }
+    free(sink->buf);
+    sink->buf = NULL;
+    return rc;
+}
+
+static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission *req,
+                          Fedfuse__Ack *reply)
+{
+    node *nd = user;
+    json_error_t jerr;
+    json_t *j = json_loadb((const char *)req->summary.data, req->summary.len, 0, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return ff_error(FF_EFORMAT, "evaluation from %s: not a JSON object (%s)", c->site, jerr.text);
+    }
+    ff_coord_eval e = {.n_examples = json_number_value(json_object_get(j, "n_examples")),
+                       .loss = json_number_value(json_object_get(j, "loss")),
+                       .auroc = NAN,
+                       .blob = req->summary.data,
+                       .blob_len = req->summary.len};
+    json_decref(j);
+    pthread_mutex_lock(&nd->mu);
+    int reason = 0;
+    int rc = ff_coord_submit_eval(nd->c, c->site, req->round, &e, &reason);
+    pthread_cond_broadcast(&nd->cv);
+    pthread_mutex_unlock(&nd->mu);
+    reply->accepted = rc == FF_OK;
+    return rc;
+}
+
+static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
+                     Fedfuse__StatusReply *reply)
+{
+    node *nd = user;
+    (void)req;
+    pthread_mutex_lock(&nd->mu);
+    reply->consortium = ff_call_strdup(c, nd->cons.consortium);
+    reply->run_id = ff_call_strdup(c, nd->run_id);
+    reply->round = (uint32_t)nd->round;
+    reply->phase = phase_is(nd, FF_PHASE_TRAIN)      ? FEDFUSE__PHASE__PHASE_TRAIN
+                   : phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
+                   : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
+                                                     : FEDFUSE__PHASE__PHASE_WAIT;
+    char **conn = ff_call_alloc(c, (nd->nsites + 1) * sizeof *conn);
+    size_t nconn = 0;
+    json_t *d = json_object();
+    json_t *pend = json_array(), *seen = json_object();
+    double now = ff_now();
+    for (size_t i = 0; conn && i < nd->nsites; i++) {
+        if (nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60)
+            conn[nconn++] = ff_call_strdup(c, nd->names[i]);
+        if (nd->pending[i])
+            json_array_append_new(pend, json_string(nd->names[i]));
+        if (nd->last_seen[i] > 0)
+            json_object_set_new(seen, nd->names[i], json_real(now - nd->last_seen[i]));
+    }
+    json_object_set_new(d, "run", json_string(nd->cfg.run_name));
+    json_object_set_new(d, "rounds", json_integer(nd->cfg.rounds));
+    json_object_set_new(d, "round", json_integer(nd->round));
+    json_object_set_new(d, "attempt", json_integer(nd->attempt));
+    json_object_set_new(d, "phase", json_string(nd->state == FF_COORD_DONE ? "done" : nd->phase));
+    json_object_set_new(d, "pending", pend);
+    json_object_set_new(d, "seconds_since_seen", seen);
+    json_object_set_new(d, "deadline_in_s", json_real(FF_MAX(0, (nd->deadline_ms - unix_ms()) / 1e3)));
+    json_object_set_new(d, "sites", json_integer((json_int_t)nd->nsites));
+    json_t *ref = json_object();
+    for (int r = 1; r < FF_REFUSE_COUNT; r++)
+        json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
+    json_object_set_new(d, "refusals", ref);
+    pthread_mutex_unlock(&nd->mu);
+    char *s = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    reply->sites_connected = conn;
+    reply->n_sites_connected = nconn;
+    if (s) {
+        size_t l = strlen(s);
+        uint8_t *b = ff_call_alloc(c, l + 1);
+        if (b) {
+            memcpy(b, s, l);
+            reply->detail.data = b;
+            reply->detail.len = l;
+        }
+        free(s);
+    }
+    return FF_OK;
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+static int load_inputs(node *nd, const char *config_path, ff_model **model, char **mc_bytes,
+                       size_t *mc_len)
+{
+    int rc = ff_coord_config_load(&nd->cfg, config_path);
+    if (rc != FF_OK)
+        return rc;
+    if (!nd->cfg.model_config[0])
+        return ff_error(FF_ECONFIG, "%s: model_config: needed to run the coordinator", config_path);
+    if (nd->cfg.secure_aggregation.enabled)
+        return ff_error(FF_ECONFIG, "%s: secure_aggregation.enabled: the coordinator process does "
+                        "not run the secure-aggregation phases yet (issue 8); set it to false",
+                        config_path);
+    if (!nd->cfg.consortium[0])
+        return ff_error(FF_ECONFIG, "%s: consortium: needed to run the coordinator", config_path);
+    if (nd->cfg.plan[0]) {
+        rc = ff_file_read_all(nd->cfg.plan, FF_PLAN_MAX, &nd->plan_yaml, &nd->plan_len);
+        if (rc == FF_OK)
+            rc = ff_plan_load_str(&nd->plan, nd->cfg.plan, nd->plan_yaml, nd->plan_len, nd->cfg.rounds);
+    } else {
+        nd->plan_yaml = strdup("{}\n");
+        nd->plan_len = 3;
+        rc = nd->plan_yaml ? ff_plan_load_str(&nd->plan, "(default plan)", nd->plan_yaml, 3, nd->cfg.rounds)
+                           : ff_error(FF_ENOMEM, "out of memory");
+    }
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_file_read_all(nd->cfg.model_config, 16u << 20, mc_bytes, mc_len);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_job_hash(&nd->plan, *mc_bytes, *mc_len, nd->job_hex);
+    for (int i = 0; rc == FF_OK && i < FF_SHA256_BYTES; i++) {
+        unsigned v;
+        if (sscanf(nd->job_hex + 2 * i, "%2x", &v) != 1)
+            rc = ff_error(FF_EINTERNAL, "job hash is not hex");
+        nd->job[i] = (uint8_t)v;
+    }
+    ff_model_config mc;
+    if (rc == FF_OK)
+        rc = ff_model_config_load(nd->cfg.model_config, &mc);
+    if (rc == FF_OK)
+        rc = ff_model_new(model, &mc, 1);
+    if (rc == FF_OK)
+        rc = ff_model_init(*model, (uint64_t)nd->cfg.seed);
+    if (rc == FF_OK)
+        rc = ff_consortium_load(nd->cfg.consortium, &nd->cons);
+    return rc;
+}
+
+static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
+{
+    size_t nt = ff_model_ntensors(m);
+    ff_coord_tensor *tab = calloc(nt, sizeof *tab);
+    nd->nsites = nd->cons.sites.count;
+    nd->names = calloc(nd->nsites + 1, sizeof *nd->names);
+    nd->pending = calloc(nd->nsites + 1, 1);
+    nd->done_sent = calloc(nd->nsites + 1, 1);
+    nd->last_seen = calloc(nd->nsites + 1, sizeof *nd->last_seen);
+    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen) {
+        free(tab);
+        return ff_error(FF_ENOMEM, "out of memory");
+    }
+    *tabp = tab;
+    size_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const ff_param_info *p = ff_model_tensor(m, i);
+        tab[i].name = p->name;
+        tab[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++)
+            tab[i].shape[d] = p->shape[d];
+        tab[i].offset = off;
+        off += p->numel;
+    }
+    float *init = malloc((off + 1) * sizeof(float));
+    if (!init)
+        return ff_error(FF_ENOMEM, "out of memory");
+    fed_pack(m, init);
+    const ff_consortium_site *cs = nd->cons.sites.items;
+    for (size_t i = 0; i < nd->nsites; i++)
+        nd->names[i] = cs[i].name;
+    ff_coord_model cm = {.n = off, .tensors = tab, .ntensors = nt, .init = init};
+    int rc = ff_coord_new(&nd->c, &nd->cfg, &cm, nd->names, nd->nsites);
+    free(init);
+    if (rc != FF_OK)
+        return rc;
+    ff_coord_set_plan(nd->c, &nd->plan, nd->job_hex);
+    return FF_OK;
+}
+
+/* Lets every site fetch its DONE task (so client processes end cleanly), for at most 10 s. */
+static void drain_done_locked(node *nd)
+{
+    double until = ff_wall_time() + 10.0;
+    while (ff_wall_time() < until) {
+        size_t left = 0;
+        for (size_t i = 0; i < nd->nsites; i++)
+            left += nd->last_seen[i] > 0 && !nd->done_sent[i];
+        if (left == 0)
+            break;
+        cv_wait_until(nd, until);
+    }
+    /* The last DONE replies are still being sent when their handlers return; stopping the
+     * server now would cancel them and leave a client retrying a coordinator that is gone. */
+    pthread_mutex_unlock(&nd->mu);
+    usleep(1000000);
+    pthread_mutex_lock(&nd->mu);
+}
+
+static int drive(node *nd, const ff_fed_run_opts *o)
+{
+    int rc = FF_OK;
+    pthread_mutex_lock(&nd->mu);
+    while (!(o && o->stop && *o->stop)) {
+        ff_coord_status st;
+        rc = ff_coord_poll(nd->c, &st);
+        if (rc == FF_OK && nd->audit.failed)
+            rc = ff_error(FF_EIO, "audit log: %s", nd->audit.why);
+        if (rc == FF_OK)
+            rc = snapshot_locked(nd, &st);
+        pthread_cond_broadcast(&nd->cv);
+        if (rc != FF_OK || st.state == FF_COORD_DONE)
+            break;
+        double now = ff_wall_time();
+        cv_wait_until(nd, now + FF_MIN(FF_MAX(st.deadline_in, 0.01), 0.5));
+    }
+    if (rc != FF_OK) {
+        nd->fatal = 1;
+        pthread_cond_broadcast(&nd->cv);
+    } else if (nd->state == FF_COORD_DONE) {
+        drain_done_locked(nd);
+    }
+    pthread_mutex_unlock(&nd->mu);
+    if (rc == FF_OK && o && o->stop && *o->stop)
+        rc = ff_error(FF_ESTATE, "coordinator stopped by a signal (the checkpoint allows a resume)");
+    return rc;
+}
+
+int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
+{
+    node nd;
+    memset(&nd, 0, sizeof nd);
+    pthread_mutex_init(&nd.mu, NULL);
+    pthread_cond_init(&nd.cv, NULL);
+    nd.blob_round = -1;
+    ff_model *m = NULL;
+    char *mc_bytes = NULL;
+    size_t mc_len = 0;
+    ff_coord_tensor *tab = NULL;
+    ff_server *srv = NULL;
+    int rc = load_inputs(&nd, config_path, &m, &mc_bytes, &mc_len);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(nd.cfg.out_dir, 0755);
+    if (rc == FF_OK)
+        rc = make_engine(&nd, m, &tab);
+    snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
+    if (rc == FF_OK)
+        rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
+    if (rc == FF_OK)
+        rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
+    int resumed = 0;
+    if (rc == FF_OK)
+        rc = ff_coord_resume(nd.c, &resumed);
+    if (rc == FF_OK && resumed)
+        rc = fed_evalstate_resume(&nd.ev);
+    if (rc == FF_OK && o && o->progress)
+        ff_coord_set_progress(nd.c, stderr);
+    if (rc == FF_OK) {
+        ff_server_opts so = {.bind = nd.cfg.listen, .cert = nd.cfg.tls.cert, .key = nd.cfg.tls.key,
+                             .consortium = nd.cfg.consortium};
+        ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
+                                .download = on_download, .download_release = on_download_release,
+                                .upload_begin = on_upload_begin, .upload_end = on_upload_end,
+                                .submit_eval = on_submit_eval, .status = on_status};
+        rc = ff_server_start(&srv, &so, &h);
+    }
+    if (rc == FF_OK) {
+        FF_LOG_INFO("coordinator %s: %zu sites, %lld rounds, listening on %s (port %d)%s, job %s",
+                    nd.cfg.run_name, nd.nsites, (long long)nd.cfg.rounds, nd.cfg.listen,
+                    ff_server_port(srv), resumed ? ", resumed from checkpoint" : "", nd.job_hex);
+        rc = drive(&nd, o);
+    }
+    if (srv) {
+        /* Stopping the server wakes blocked long-polls (cancelled calls). */
+        pthread_mutex_lock(&nd.mu);
+        nd.fatal = 1;
+        pthread_cond_broadcast(&nd.cv);
+        pthread_mutex_unlock(&nd.mu);
+        ff_server_stop(srv);
+    }
+    if (rc == FF_OK)
+        rc = fed_evalstate_finish(&nd.ev);
+    if (rc == FF_OK)
+        FF_LOG_INFO("run %s finished: %s/model.safetensors, rounds.csv, report.html", nd.cfg.run_name,
+                    nd.cfg.out_dir);
+    fed_audit_close(&nd.audit);
+    fed_evalstate_free(&nd.ev);
+    ff_coord_free(nd.c);
+    while (nd.blobs) {
+        blob *b = nd.blobs;
+        nd.blobs = b->next;
+        free(b->data);
+        free(b);
+    }
+    free(tab);
+    free(nd.names);
+    free(nd.pending);
+    free(nd.done_sent);
+    free(nd.last_seen);
+    free(nd.plan_yaml);
+    free(mc_bytes);
+    ff_model_free(m);
+    ff_consortium_free(&nd.cons);
+    ff_plan_free(&nd.plan);
+    ff_coord_config_free(&nd.cfg);
+    pthread_cond_destroy(&nd.cv);
+    pthread_mutex_destroy(&nd.mu);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* Shared pieces of the federation processes (not public). */
+#ifndef FF_FED_INTERNAL_H
+#define FF_FED_INTERNAL_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "ff/audit.h"
+#include "ff/client.h"
+#include "ff/coordinator.h"
+#include "ff/fed.h"
+#include "ff/transport.h"
+
+/* Federated evaluation on the coordinator: the evaluate phase's callbacks merge the sites'
+ * histograms; per-round pooled AUROC per task; out_dir/fedeval.json keeps the curve and the
+ * last histograms of each site (so a resumed run and the final report have them). */
+typedef struct {
+    ff_coord *c;
+    const char *const *names;
+    size_t nsites;
+    char out_dir[FF_COORD_PATH_MAX];
+    ff_eval_hist *pooled[FF_CLIENT_TASKS];
+    json_t *site_hists; /* site -> [hist json...] of the latest round each site evaluated */
+    json_t *rounds;     /* [{"round","auroc":{task:value|null}}] */
+} fed_evalstate;
+
+int fed_evalstate_init(fed_evalstate *e, ff_coord *c, const char *const *names, size_t nsites,
+                       const char *out_dir) FF_WARN_UNUSED;
+int fed_evalstate_resume(fed_evalstate *e) FF_WARN_UNUSED;
+int fed_evalstate_finish(fed_evalstate *e) FF_WARN_UNUSED;
+void fed_evalstate_free(fed_evalstate *e);
+
+/* The audit log fed by the engine's events (docs/audit.md). */
+typedef struct {
+    ff_audit_log *log;
+    EVP_PKEY *key;
+    size_t torn;
+    int failed;
+    char why[256];
+    char config_sha[FF_SHA256_HEX], job[FF_SHA256_HEX];
+    int64_t rounds;
+    char strategy[32];
+    double server_lr;
+    char sent[FF_SHA256_HEX], agg[FF_SHA256_HEX], newmodel[FF_SHA256_HEX];
+    int64_t agg_round;
+    json_t *train_sites, *dropped;
+} fed_audit;
+
+int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
+                   const char *job_hex, ff_coord *c) FF_WARN_UNUSED;
+void fed_audit_close(fed_audit *a);
+
+/* The model's parameters as the engine and the wire see them: every tensor's values back to
+ * back in tensor order (the model's own buffer has alignment gaps between tensors). */
+size_t fed_packed_size(const ff_model *m);
+void fed_pack(ff_model *m, float *dst);
+void fed_unpack(ff_model *m, const float *src);
+
+/* AUROC of task k from a merged histogram (NaN when undefined). */
+double fed_hist_auroc(const ff_eval_hist *h);
+
+#endif

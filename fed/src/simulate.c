@@ -1,0 +1,779 @@
+/* `fedfuse simulate`: the whole consortium on one machine, as real processes. Makes the
+ * synthetic cohort and a throw-away PKI, writes every config a real deployment would have
+ * (out/config), runs one coordinator and one client per hospital over mutual TLS on loopback,
+ * then trains the baselines in-process and writes the comparison. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fed_internal.h"
+
+#define MAX_DEMO_SITES 16
+
+typedef struct {
+    char run_name[64];
+    struct {
+        char dir[512];
+        int64_t sites, patients, seed;
+    } data;
+    char model_config[512];
+    int64_t rounds, seed;
+    struct {
+        int64_t local_steps, batch_size;
+        double lr, fedprox_mu, modality_dropout;
+    } plan;
+    struct {
+        int name;
+        double server_lr;
+    } strategy;
+    int64_t min_sites;
+    struct {
+        double train, evaluate;
+    } deadlines;
+    int64_t threads;
+    int baselines;
+    double timeout;
+} demo_cfg;
+
+static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
+
+#define D(f) offsetof(demo_cfg, f)
+#define DS(s, f) (offsetof(demo_cfg, s.f) - offsetof(demo_cfg, s))
+static const ff_cfg_field data_fields[] = {
+    {.key = "dir", .type = FF_CFG_STRING, .offset = DS(data, dir), .size = 512, .def = "demo-data",
+     .help = "cohort folder (made when missing)"},
+    {.key = "sites", .type = FF_CFG_INT, .offset = DS(data, sites), .min = 2, .max = MAX_DEMO_SITES,
+     .def = "4", .help = "hospitals"},
+    {.key = "patients", .type = FF_CFG_INT, .offset = DS(data, patients), .min = 50, .max = 1e6,
+     .def = "1000", .help = "patients per hospital on average"},
+    {.key = "seed", .type = FF_CFG_INT, .offset = DS(data, seed), .min = 0, .max = 9e15, .def = "7",
+     .help = "cohort seed"},
+    {0},
+};
+static const ff_cfg_field plan_fields[] = {
+    {.key = "local_steps", .type = FF_CFG_INT, .offset = DS(plan, local_steps), .min = 1, .max = 1e6,
+     .def = "40", .help = "local steps per round"},
+    {.key = "batch_size", .type = FF_CFG_INT, .offset = DS(plan, batch_size), .min = 1, .max = 64,
+     .def = "32", .help = "batch size"},
+    {.key = "lr", .type = FF_CFG_DOUBLE, .offset = DS(plan, lr), .min = 1e-7, .max = 1, .def = "0.002",
+     .help = "AdamW learning rate"},
+    {.key = "fedprox_mu", .type = FF_CFG_DOUBLE, .offset = DS(plan, fedprox_mu), .min = 0, .max = 100,
+     .def = "0", .help = "FedProx mu"},
+    {.key = "modality_dropout", .type = FF_CFG_DOUBLE, .offset = DS(plan, modality_dropout), .min = 0,
+     .max = 0.99, .def = "0", .help = "modality dropout"},
+    {0},
+};
+static const ff_cfg_field strategy_fields[] = {
+    {.key = "name", .type = FF_CFG_ENUM, .offset = DS(strategy, name), .choices = strategies,
+     .def = "fedavg", .help = "server strategy"},
+    {.key = "server_lr", .type = FF_CFG_DOUBLE, .offset = DS(strategy, server_lr), .min = 1e-9,
+     .max = 100, .def = "1.0", .help = "server learning rate"},
+    {0},
+};
+static const ff_cfg_field deadline_fields[] = {
+    {.key = "train", .type = FF_CFG_DOUBLE, .offset = DS(deadlines, train), .min = 1, .max = 86400,
+     .def = "120", .help = "seconds for local training + upload"},
+    {.key = "evaluate", .type = FF_CFG_DOUBLE, .offset = DS(deadlines, evaluate), .min = 1,
+     .max = 86400, .def = "60", .help = "seconds for evaluation"},
+    {0},
+};
+static const ff_cfg_field demo_schema[] = {
+    {.key = "run_name", .type = FF_CFG_STRING, .offset = D(run_name), .size = 64, .def = "demo",
+     .help = "run name"},
+    {.key = "data", .type = FF_CFG_SECTION, .offset = D(data), .sub = data_fields},
+    {.key = "model_config", .type = FF_CFG_STRING, .offset = D(model_config), .size = 512,
+     .def = "configs/model-tiny.yaml", .help = "model config"},
+    {.key = "rounds", .type = FF_CFG_INT, .offset = D(rounds), .min = 1, .max = 10000, .def = "8",
+     .help = "federated rounds"},
+    {.key = "seed", .type = FF_CFG_INT, .offset = D(seed), .min = 0, .max = 9e15, .def = "1",
+     .help = "model init, sampling and training seed"},
+    {.key = "plan", .type = FF_CFG_SECTION, .offset = D(plan), .sub = plan_fields},
+    {.key = "strategy", .type = FF_CFG_SECTION, .offset = D(strategy), .sub = strategy_fields},
+    {.key = "min_sites", .type = FF_CFG_INT, .offset = D(min_sites), .min = 1, .max = MAX_DEMO_SITES,
+     .def = "2", .help = "quorum"},
+    {.key = "deadlines", .type = FF_CFG_SECTION, .offset = D(deadlines), .sub = deadline_fields},
+    {.key = "threads", .type = FF_CFG_INT, .offset = D(threads), .min = 1, .max = 64, .def = "1",
+     .help = "threads per client process"},
+    {.key = "baselines", .type = FF_CFG_BOOL, .offset = D(baselines), .def = "true",
+     .help = "train pooled and local-only baselines after the run"},
+    {.key = "timeout", .type = FF_CFG_DOUBLE, .offset = D(timeout), .min = 10, .max = 604800,
+     .def = "900", .help = "seconds before the simulation gives up and kills its processes"},
+    {0},
+};
+
+typedef struct {
+    demo_cfg d;
+    char out[512], abs_out[1024], data[1024], model_cfg[1024], exe[1024];
+    char names[MAX_DEMO_SITES][32];
+    size_t nsites;
+    pid_t coord, clients[MAX_DEMO_SITES];
+    int port;
+} sim;
+
+static int write_text(const char *path, const char *fmt, ...) FF_PRINTF(2, 3);
+static int write_text(const char *path, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return ff_error(FF_ERANGE, "%s: text too long", path);
+    return ff_file_write_atomic(path, buf, (size_t)n, 0644);
+}
+
+static int abspath(const char *p, char *out, size_t n)
+{
+    if (p[0] == '/') {
+        ff_strlcpy(out, p, n);
+        return FF_OK;
+    }
+    char cwd[768];
+    if (!getcwd(cwd, sizeof cwd))
+        return ff_error(FF_EIO, "getcwd: %s", strerror(errno));
+    snprintf(out, n, "%s/%s", cwd, p);
+    return FF_OK;
+}
+
+static int free_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+             getsockname(fd, (struct sockaddr *)&a, &l) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok)
+        return ff_error(FF_ENET, "cannot find a free loopback port: %s", strerror(errno));
+    *port = ntohs(a.sin_port);
+    return FF_OK;
+}
+
+static int make_cohort(sim *s, const ff_model_config *mc)
+{
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/site-1", s->data);
+    if (ff_path_exists(probe)) {
+        printf("cohort: using %s\n", s->data);
+        return FF_OK;
+    }
+    ff_synth_opts so = ff_synth_opts_default();
+    so.sites = (int)s->d.data.sites;
+    so.patients = (long)s->d.data.patients;
+    so.seed = (uint64_t)s->d.data.seed;
+    so.image_size = mc->image.size;
+    so.quiet = 1;
+    printf("cohort: generating %d synthetic hospitals x ~%ld patients in %s\n", so.sites,
+           so.patients, s->data);
+    return ff_synth_generate(&so, s->data);
+}
+
+static int make_pki(sim *s)
+{
+    char ca[1100], dir[1100];
+    snprintf(ca, sizeof ca, "%s/pki/ca", s->abs_out);
+    int rc = ff_pki_init(ca, "fedfuse-demo", 30);
+    ff_pki_issue_opts co = {.name = "coordinator", .role = FF_PKI_COORDINATOR, .days = 30};
+    ff_pki_issue_opts ao = {.name = "audit", .role = FF_PKI_AUDIT, .days = 30};
+    snprintf(dir, sizeof dir, "%s/pki/coordinator", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_pki_issue(ca, dir, &co);
+    snprintf(dir, sizeof dir, "%s/pki/audit", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_pki_issue(ca, dir, &ao);
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        ff_pki_issue_opts so = {.name = s->names[i], .role = FF_PKI_SITE, .days = 30};
+        snprintf(dir, sizeof dir, "%s/pki/sites", s->abs_out);
+        rc = ff_pki_issue(ca, dir, &so);
+        /* the auditor's receipt check reads <site>.pem */
+        char crt[1200], pem_path[1200], *b = NULL;
+        size_t bl = 0;
+        snprintf(crt, sizeof crt, "%s/%s.crt", dir, s->names[i]);
+        snprintf(pem_path, sizeof pem_path, "%s/pki/receipt-certs/%s.pem", s->abs_out, s->names[i]);
+        if (rc == FF_OK)
+            rc = ff_file_read_all(crt, 1u << 20, &b, &bl);
+        if (rc == FF_OK) {
+            snprintf(crt, sizeof crt, "%s/pki/receipt-certs", s->abs_out);
+            rc = ff_mkdir_p(crt, 0755);
+        }
+        if (rc == FF_OK)
+            rc = ff_file_write_atomic(pem_path, b, bl, 0644);
+        free(b);
+    }
+    char *pem = NULL;
+    size_t len = 0;
+    snprintf(dir, sizeof dir, "%s/ca.crt", ca);
+    if (rc == FF_OK)
+        rc = ff_file_read_all(dir, 1u << 20, &pem, &len);
+    snprintf(dir, sizeof dir, "%s/pki/ca.pem", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_file_write_atomic(dir, pem, len, 0644);
+    free(pem);
+    return rc;
+}
+
+static int write_configs(sim *s, char *job_hex)
+{
+    const char *o = s->abs_out;
+    char path[1200], plan_path[1200];
+    int rc = FF_OK;
+    snprintf(path, sizeof path, "%s/config", o);
+    rc = ff_mkdir_p(path, 0755);
+    snprintf(plan_path, sizeof plan_path, "%s/config/plan.yaml", o);
+    if (rc == FF_OK)
+        rc = write_text(plan_path,
+                        "# Training plan of the demo (written by fedfuse simulate).\n"
+                        "local_steps: %lld\nbatch_size: %lld\n"
+                        "optimizer: {name: adamw, lr: %.17g, weight_decay: 0.01}\n"
+                        "fedprox_mu: %.17g\nmodality_dropout: %.17g\n",
+                        (long long)s->d.plan.local_steps, (long long)s->d.plan.batch_size,
+                        s->d.plan.lr, s->d.plan.fedprox_mu, s->d.plan.modality_dropout);
+    char sites[2048] = "";
+    for (size_t i = 0; i < s->nsites; i++) {
+        size_t l = strlen(sites);
+        snprintf(sites + l, sizeof sites - l, "  - name: %s\n", s->names[i]);
+    }
+    snprintf(path, sizeof path, "%s/config/consortium.yaml", o);
+    if (rc == FF_OK)
+        rc = write_text(path, "consortium: fedfuse-demo\nca: ../pki/ca/ca.crt\ncrl: ../pki/ca/crl.pem\n"
+                              "sites:\n%s", sites);
+    snprintf(path, sizeof path, "%s/config/coordinator.yaml", o);
+    if (rc == FF_OK)
+        rc = write_text(path,
+                        "# Coordinator of the demo (written by fedfuse simulate).\n"
+                        "run_name: %s\nrounds: %lld\nseed: %lld\n"
+                        "strategy: {name: %s, server_lr: %.17g}\n"
+                        "quorum: {min_sites: %lld}\n"
+                        "deadlines: {train: %.17g, evaluate: %.17g}\n"
+                        "checkpoint_dir: %s/checkpoints\nout_dir: %s\nlisten: 127.0.0.1:%d\n"
+                        "consortium: %s/config/consortium.yaml\nplan: %s\nmodel_config: %s\n"
+                        "tls: {cert: %s/pki/coordinator/coordinator.crt, key: %s/pki/coordinator/coordinator.key}\n"
+                        "audit: {cert: %s/pki/audit/audit.crt, key: %s/pki/audit/audit.key}\n",
+                        s->d.run_name, (long long)s->d.rounds, (long long)s->d.seed,
+                        strategies[s->d.strategy.name], s->d.strategy.server_lr,
+                        (long long)s->d.min_sites, s->d.deadlines.train, s->d.deadlines.evaluate, o,
+                        o, s->port, o, plan_path, s->model_cfg, o, o, o, o);
+    /* the job hash each site's policy approves */
+    ff_plan plan;
+    memset(&plan, 0, sizeof plan);
+    char *mc = NULL;
+    size_t mlen = 0;
+    if (rc == FF_OK)
+        rc = ff_plan_load(&plan, plan_path, s->d.rounds);
+    if (rc == FF_OK)
+        rc = ff_file_read_all(s->model_cfg, 16u << 20, &mc, &mlen);
+    if (rc == FF_OK)
+        rc = ff_job_hash(&plan, mc, mlen, job_hex);
+    ff_plan_free(&plan);
+    free(mc);
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        const char *n = s->names[i];
+        snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
+        rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: false\n"
+                              "dp: {required: false}\nmax_rounds: 10000\n", n, job_hex);
+        snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
+        if (rc == FF_OK)
+            rc = write_text(path,
+                            "# Client node of %s (written by fedfuse simulate).\n"
+                            "site: %s\ncoordinator: 127.0.0.1:%d\nserver_name: coordinator\n"
+                            "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
+                            "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
+                            "out_dir: %s\nthreads: %lld\nseed: %lld\ngive_up_after: 120\n",
+                            n, n, s->port, o, n, o, n, o, s->data, n, s->model_cfg, o, n, o,
+                            (long long)s->d.threads, (long long)s->d.seed);
+    }
+    return rc;
+}
+
+static pid_t spawn(sim *s, const char *log_name, char *const argv[])
+{
+    char log[1200];
+    snprintf(log, sizeof log, "%s/logs/%s.log", s->abs_out, log_name);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* child: die with the simulation; one BLAS thread (determinism, shared cores) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("MALLOC_ARENA_MAX", "2", 1);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    execv(s->exe, argv);
+    _exit(127);
+}
+
+/* Waits (at most 30 s) until the coordinator accepts TCP connections, so the clients' first
+ * calls find it up. */
+static void wait_listening(sim *s)
+{
+    double until = ff_now() + 30.0;
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        /* WNOWAIT: a coordinator that died is left for wait_run to reap and report. */
+        if (ff_now() > until || waitid(P_PID, (id_t)s->coord, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid != 0)
+            return;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return;
+        usleep(50000);
+    }
+}
+
+static void kill_all(sim *s)
+{
+    pid_t all[MAX_DEMO_SITES + 1];
+    size_t n = 0;
+    if (s->coord > 0)
+        all[n++] = s->coord;
+    for (size_t i = 0; i < s->nsites; i++)
+        if (s->clients[i] > 0)
+            all[n++] = s->clients[i];
+    for (size_t i = 0; i < n; i++)
+        kill(all[i], SIGTERM);
+    double until = ff_now() + 3.0;
+    for (size_t i = 0; i < n; i++) {
+        while (waitpid(all[i], NULL, WNOHANG) == 0) {
+            if (ff_now() > until) {
+                kill(all[i], SIGKILL);
+                waitpid(all[i], NULL, 0);
+                break;
+            }
+            usleep(20000);
+        }
+    }
+    s->coord = 0;
+    for (size_t i = 0; i < s->nsites; i++)
+        s->clients[i] = 0;
+}
+
+/* Prints a line per finished round from rounds.csv (the coordinator's own record). */
+static void show_rounds(sim *s, int *shown)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/rounds.csv", s->abs_out);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[1024];
+    int i = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (i++ == 0 || i - 1 <= *shown)
+            continue;
+        char *fld[16];
+        int nf = 0;
+        for (char *p = strtok(line, ",\n"); p && nf < 16; p = strtok(NULL, ",\n"))
+            fld[nf++] = p;
+        if (nf >= 14)
+            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %.3f (%.1fs)\n",
+                   fld[0], (long long)s->d.rounds, fld[4], fld[7], atof(fld[11]), atof(fld[13]));
+        *shown = i - 1;
+    }
+    fclose(f);
+    fflush(stdout);
+}
+
+static int wait_run(sim *s, const ff_fed_run_opts *o)
+{
+    double until = ff_now() + s->d.timeout, clients_until = 0;
+    int shown = 0, rc = FF_OK;
+    for (;;) {
+        if (o && o->stop && *o->stop) {
+            rc = ff_error(FF_ESTATE, "interrupted; stopped the coordinator and the clients");
+            break;
+        }
+        if (ff_now() > until) {
+            rc = ff_error(FF_ETIMEOUT, "the run did not finish within timeout %.0f s (logs: %s/logs)",
+                          s->d.timeout, s->out);
+            break;
+        }
+        show_rounds(s, &shown);
+        int st;
+        if (s->coord > 0 && waitpid(s->coord, &st, WNOHANG) == s->coord) {
+            s->coord = 0;
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                rc = ff_error(FF_ESTATE, "the coordinator failed (status %d); see %s/logs/coordinator.log",
+                              WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), s->out);
+                break;
+            }
+            clients_until = ff_now() + 30.0;
+        }
+        size_t alive = 0;
+        for (size_t i = 0; i < s->nsites; i++) {
+            if (s->clients[i] > 0 && waitpid(s->clients[i], &st, WNOHANG) == s->clients[i]) {
+                s->clients[i] = 0;
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                    fprintf(stderr, "warning: client %s exited with status %d (see %s/logs/%s.log)\n",
+                            s->names[i], WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), s->out,
+                            s->names[i]);
+            }
+            alive += s->clients[i] > 0;
+        }
+        if (s->coord == 0 && (alive == 0 || ff_now() > clients_until))
+            break;
+        usleep(200000);
+    }
+    show_rounds(s, &shown);
+    kill_all(s);
+    return rc;
+}
+
+/* ---- baselines ------------------------------------------------------------------------- */
+
+typedef struct {
+    double auroc[FF_CLIENT_TASKS];
+} aurocs;
+
+static int eval_model(ff_model *m, ff_site **sites, const char **names, size_t n, aurocs *a)
+{
+    ff_eval_opts eo;
+    ff_eval_opts_default(&eo);
+    eo.bootstrap = 0;
+    json_t *j = NULL;
+    int rc = ff_client_evaluate(m, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, &j);
+    for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++) {
+        json_t *v = json_object_get(json_object_get(j, "auroc"), ff_client_task_names[k]);
+        a->auroc[k] = json_is_number(v) ? json_number_value(v) : NAN;
+    }
+    json_decref(j);
+    return rc;
+}
+
+static int train_baseline(sim *s, const ff_model_config *mc, ff_site **train, size_t ntrain,
+                          int64_t steps, ff_site **all, const char **names, aurocs *a)
+{
+    ff_model *m = NULL;
+    int rc = ff_model_new(&m, mc, (int)s->d.plan.batch_size);
+    if (rc == FF_OK)
+        rc = ff_model_init(m, (uint64_t)s->d.seed);
+    ff_local_opts o;
+    memset(&o, 0, sizeof o);
+    o.steps = steps;
+    o.batch = (int)s->d.plan.batch_size;
+    ff_optim_config_default(&o.optim);
+    o.optim.lr = (float)s->d.plan.lr;
+    o.optim.weight_decay = 0.01f;
+    o.optim.min_lr_ratio = 1.0f; /* the federated rounds use a constant rate too */
+    o.modality_dropout = (float)s->d.plan.modality_dropout;
+    o.modalities = FF_MOD_ALL;
+    o.augment = 1;
+    o.seed = (uint64_t)s->d.seed;
+    ff_local_stats st;
+    if (rc == FF_OK)
+        rc = ff_local_train(m, train, ntrain, &o, &st);
+    if (rc == FF_OK)
+        rc = eval_model(m, all, names, s->nsites, a);
+    ff_model_free(m);
+    return rc;
+}
+
+/* The oracle: the cohort's true risks as scores, pooled test split. */
+static int oracle_auroc(sim *s, aurocs *a)
+{
+    size_t cap = 1 << 16, n = 0;
+    double *sc[FF_CLIENT_TASKS];
+    uint8_t *lb[FF_CLIENT_TASKS];
+    size_t cnt[FF_CLIENT_TASKS] = {0};
+    int rc = FF_OK;
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        sc[k] = malloc(cap * sizeof(double));
+        lb[k] = malloc(cap);
+        if (!sc[k] || !lb[k])
+            rc = ff_error(FF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        char p1[1200], p2[1200];
+        snprintf(p1, sizeof p1, "%s/%s/patients.csv", s->data, s->names[i]);
+        snprintf(p2, sizeof p2, "%s/%s/oracle.csv", s->data, s->names[i]);
+        FILE *fp = fopen(p1, "r"), *fo = fopen(p2, "r");
+        if (!fp || !fo) {
+            rc = ff_error(FF_EIO, "%s: cannot read the cohort's oracle", !fp ? p1 : p2);
+        } else {
+            /* Both files list the same patients in the same order (the generator writes them
+             * together); ids are checked. */
+            char a1[4096], a2[4096];
+            if (!fgets(a1, sizeof a1, fp) || !fgets(a2, sizeof a2, fo))
+                rc = ff_error(FF_EFORMAT, "%s: empty", p1);
+            while (rc == FF_OK && fgets(a1, sizeof a1, fp) && fgets(a2, sizeof a2, fo)) {
+                char *f1[12], *f2[12];
+                int n1 = 0, n2 = 0;
+                for (char *q = a1, *e; n1 < 12; q = e + 1) {
+                    f1[n1++] = q;
+                    if (!(e = strchr(q, ',')))
+                        break;
+                    *e = '\0';
+                }
+                for (char *q = a2, *e; n2 < 12; q = e + 1) {
+                    f2[n2++] = q;
+                    if (!(e = strchr(q, ',')))
+                        break;
+                    *e = '\0';
+                }
+                if (n1 < 7 || n2 < 4 || strcmp(f1[0], f2[0]) != 0) {
+                    rc = ff_error(FF_EFORMAT, "%s: rows do not match %s", p2, p1);
+                    break;
+                }
+                if (strcmp(f1[3], "test") != 0)
+                    continue;
+                for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+                    if (f1[4 + k][0] == '\0' || cnt[k] >= cap)
+                        continue;
+                    sc[k][cnt[k]] = atof(f2[1 + k]);
+                    lb[k][cnt[k]++] = (uint8_t)(atoi(f1[4 + k]) != 0);
+                }
+                n++;
+            }
+        }
+        if (fp)
+            fclose(fp);
+        if (fo)
+            fclose(fo);
+    }
+    ff_eval_opts eo;
+    ff_eval_opts_default(&eo);
+    eo.bootstrap = 0;
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        a->auroc[k] = NAN;
+        ff_eval_result r;
+        if (rc == FF_OK && ff_eval_binary(sc[k], lb[k], cnt[k], &eo, &r) == FF_OK) {
+            a->auroc[k] = r.auroc.defined ? r.auroc.value : NAN;
+            ff_eval_result_free(&r);
+        }
+        free(sc[k]);
+        free(lb[k]);
+    }
+    return rc;
+}
+
+static json_t *au_json(const aurocs *a)
+{
+    json_t *j = json_object();
+    for (int k = 0; k < FF_CLIENT_TASKS; k++)
+        json_object_set_new(j, ff_client_task_names[k], isfinite(a->auroc[k]) ? json_real(a->auroc[k]) : json_null());
+    return j;
+}
+
+static int baselines(sim *s, const ff_model_config *mc)
+{
+    ff_data_shape shape;
+    ff_client_shape(mc, &shape);
+    ff_site_opts so = ff_site_opts_default();
+    ff_site *sites[MAX_DEMO_SITES] = {0};
+    const char *names[MAX_DEMO_SITES];
+    int rc = FF_OK;
+    ff_log_level lvl = ff_log_get_level();
+    ff_log_set_level(FF_LOG_WARN);
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        char dir[1200];
+        snprintf(dir, sizeof dir, "%s/%s", s->data, s->names[i]);
+        ff_load_report rep;
+        rc = ff_site_load(&sites[i], dir, &shape, &so, &rep);
+        names[i] = s->names[i];
+    }
+    aurocs fed, pooled, oracle, local[MAX_DEMO_SITES], local_mean = {{0}};
+    ff_model *m = NULL;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_model_new(&m, mc, 64);
+    if (rc == FF_OK)
+        rc = ff_model_load(m, path);
+    if (rc == FF_OK)
+        rc = eval_model(m, sites, names, s->nsites, &fed);
+    ff_model_free(m);
+    /* Same total budget: the federation ran rounds x local_steps steps at each site. */
+    int64_t total = s->d.rounds * s->d.plan.local_steps * (int64_t)s->nsites;
+    double t0 = ff_now();
+    if (rc == FF_OK) {
+        printf("baselines: pooled (centralised) training, %lld steps...\n", (long long)total);
+        fflush(stdout);
+        rc = train_baseline(s, mc, sites, s->nsites, total, sites, names, &pooled);
+    }
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        printf("baselines: local-only at %s, %lld steps...\n", s->names[i], (long long)total);
+        fflush(stdout);
+        rc = train_baseline(s, mc, &sites[i], 1, total, sites, names, &local[i]);
+        for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++)
+            local_mean.auroc[k] += local[i].auroc[k] / (double)s->nsites;
+    }
+    /* Real data has no oracle (only the synthetic cohort knows each patient's true risk). */
+    char opath[1300];
+    snprintf(opath, sizeof opath, "%s/%s/oracle.csv", s->data, s->names[0]);
+    int have_oracle = ff_path_exists(opath);
+    for (int k = 0; k < FF_CLIENT_TASKS; k++)
+        oracle.auroc[k] = -1;
+    if (rc == FF_OK && have_oracle)
+        rc = oracle_auroc(s, &oracle);
+    ff_log_set_level(lvl);
+    for (size_t i = 0; i < s->nsites; i++)
+        ff_site_free(sites[i]);
+    if (rc != FF_OK)
+        return rc;
+    json_t *loc = json_object();
+    for (size_t i = 0; i < s->nsites; i++)
+        json_object_set_new(loc, s->names[i], au_json(&local[i]));
+    int pass_pooled = 1, pass_local = 1;
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        pass_pooled &= fed.auroc[k] >= pooled.auroc[k] - 0.02;
+        pass_local &= fed.auroc[k] >= local_mean.auroc[k] + 0.03;
+    }
+    json_t *cmp = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b}, s:f}",
+                            "metric", "pooled test AUROC (exact, every site's test split)",
+                            "budget", "pooled and each local-only model: rounds x local_steps x sites optimiser steps",
+                            "rounds", (json_int_t)s->d.rounds, "steps", (json_int_t)total,
+                            "federated", au_json(&fed), "pooled", au_json(&pooled), "local_only", loc,
+                            "local_only_mean", au_json(&local_mean), "oracle",
+                            have_oracle ? au_json(&oracle) : json_null(),
+                            "targets", "federated_ge_pooled_minus_0.02", pass_pooled,
+                            "federated_ge_local_mean_plus_0.03", pass_local, "baseline_seconds",
+                            ff_now() - t0);
+    snprintf(path, sizeof path, "%s/comparison.json", s->abs_out);
+    rc = ff_eval_json_write(cmp, path);
+    json_decref(cmp);
+    char lines[4 + FF_CLIENT_TASKS][256];
+    const char *notes[4 + FF_CLIENT_TASKS];
+    size_t nn = 0;
+    snprintf(lines[nn], 256, "Comparison (pooled test AUROC, exact; same budget of %lld steps for "
+             "the pooled and each local-only model): federated | pooled | local-only mean | oracle",
+             (long long)total);
+    notes[nn] = lines[nn];
+    nn++;
+    printf("\n%-10s %10s %10s %12s %10s\n", "task", "federated", "pooled", "local mean", "oracle");
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        char orc[32] = "-";
+        if (have_oracle)
+            snprintf(orc, sizeof orc, "%.3f", oracle.auroc[k]);
+        snprintf(lines[nn], 256, "%s: %.3f | %.3f | %.3f | %s", ff_client_task_names[k], fed.auroc[k],
+                 pooled.auroc[k], local_mean.auroc[k], orc);
+        notes[nn] = lines[nn];
+        nn++;
+        printf("%-10s %10.3f %10.3f %12.3f %10s\n", ff_client_task_names[k], fed.auroc[k],
+               pooled.auroc[k], local_mean.auroc[k], orc);
+    }
+    snprintf(lines[nn], 256, "Targets: federated >= pooled - 0.02 on every task: %s; federated >= "
+             "mean local-only + 0.03 on every task: %s", pass_pooled ? "met" : "NOT met",
+             pass_local ? "met" : "NOT met");
+    notes[nn] = lines[nn];
+    nn++;
+    printf("%s\n", lines[nn - 1]);
+    if (rc == FF_OK)
+        rc = ff_fed_write_report(s->abs_out, notes, nn);
+    return rc;
+}
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+static int prepare(sim *s, const char *config_path, const char *out_dir, const char *exe,
+                   ff_model_config *mc)
+{
+    int rc = ff_cfg_load(config_path, demo_schema, &s->d);
+    if (rc != FF_OK)
+        return rc;
+    ff_strlcpy(s->out, out_dir, sizeof s->out);
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/rounds.csv", out_dir);
+    if (ff_path_exists(probe))
+        return ff_error(FF_ESTATE, "%s already holds a run (rounds.csv); remove it or pass --out", out_dir);
+    rc = abspath(out_dir, s->abs_out, sizeof s->abs_out);
+    if (rc == FF_OK)
+        rc = abspath(s->d.data.dir, s->data, sizeof s->data);
+    if (rc == FF_OK)
+        rc = abspath(s->d.model_config, s->model_cfg, sizeof s->model_cfg);
+    if (rc == FF_OK) {
+        ssize_t l = readlink(exe, s->exe, sizeof s->exe - 1);
+        if (l > 0)
+            s->exe[l] = '\0';
+        else
+            rc = abspath(exe, s->exe, sizeof s->exe);
+    }
+    if (rc == FF_OK && s->d.min_sites > s->d.data.sites)
+        return ff_error(FF_ECONFIG, "%s: min_sites %lld is above data.sites %lld", config_path,
+                        (long long)s->d.min_sites, (long long)s->d.data.sites);
+    if (rc == FF_OK)
+        rc = ff_model_config_load(s->model_cfg, mc);
+    s->nsites = (size_t)s->d.data.sites;
+    for (size_t i = 0; i < s->nsites; i++)
+        snprintf(s->names[i], sizeof s->names[i], "site-%zu", i + 1);
+    char logs[1100];
+    snprintf(logs, sizeof logs, "%s/logs", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(logs, 0755);
+    return rc;
+}
+
+int ff_fed_simulate(const char *config_path, const char *out_dir, const char *exe,
+                    const ff_fed_run_opts *o)
+{
+    sim *s = calloc(1, sizeof *s);
+    if (!s)
+        return ff_error(FF_ENOMEM, "out of memory");
+    ff_model_config mc;
+    double t0 = ff_now();
+    char job[FF_SHA256_HEX];
+    int rc = prepare(s, config_path, out_dir, exe, &mc);
+    if (rc == FF_OK)
+        rc = make_cohort(s, &mc);
+    if (rc == FF_OK)
+        rc = make_pki(s);
+    if (rc == FF_OK)
+        rc = free_port(&s->port);
+    if (rc == FF_OK)
+        rc = write_configs(s, job);
+    if (rc == FF_OK) {
+        printf("consortium: %zu hospitals, CA and certificates in %s/pki, configs in %s/config\n",
+               s->nsites, s->out, s->out);
+        printf("job %s\n", job);
+        printf("starting 1 coordinator (127.0.0.1:%d, mutual TLS) and %zu client processes; logs in %s/logs\n",
+               s->port, s->nsites, s->out);
+        fflush(stdout);
+        char cpath[1200];
+        snprintf(cpath, sizeof cpath, "%s/config/coordinator.yaml", s->abs_out);
+        char *cargv[] = {s->exe, "coordinator", "--config", cpath, "--no-progress", NULL};
+        s->coord = spawn(s, "coordinator", cargv);
+        wait_listening(s);
+        for (size_t i = 0; i < s->nsites && s->coord > 0; i++) {
+            char spath[1200];
+            snprintf(spath, sizeof spath, "%s/config/site-%s.yaml", s->abs_out, s->names[i]);
+            char *argv[] = {s->exe, "client", "--config", spath, NULL};
+            s->clients[i] = spawn(s, s->names[i], argv);
+        }
+        rc = s->coord > 0 ? wait_run(s, o) : ff_error(FF_EIO, "fork: %s", strerror(errno));
+        kill_all(s);
+    }
+    double fed_s = ff_now() - t0;
+    if (rc == FF_OK)
+        printf("federated run finished in %.1f s: %s/model.safetensors, rounds.csv, metrics.json, "
+               "report.html, audit.jsonl, receipts/\n", fed_s, s->out);
+    if (rc == FF_OK && s->d.baselines)
+        rc = baselines(s, &mc);
+    if (rc == FF_OK)
+        printf("done in %.1f s. Check the audit log: fedfuse audit verify --log %s/audit.jsonl "
+               "--ca %s/pki/ca.pem\n", ff_now() - t0, s->out, s->out);
+    ff_cfg_free(demo_schema, &s->d);
+    free(s);
+    return rc;
+}
