@@ -14,6 +14,7 @@
 
 static const char *const strategy_names[] = {"fedavg", "fedprox", "fedadam", "fedyogi",
                                              "fedadagrad", NULL};
+static const char *const aggregator_names[] = {"mean", "median", "trimmed_mean", NULL};
 static const char *const sample_modes[] = {"all", "fraction", "count", NULL};
 static const char *const quorum_actions[] = {"retry", "stop", NULL};
 
@@ -22,6 +23,13 @@ const char *ff_strategy_name(int kind)
     if (kind < 0 || kind >= FF_STRATEGY_COUNT)
         return "?";
     return strategy_names[kind];
+}
+
+const char *ff_aggregator_name(int kind)
+{
+    if (kind < 0 || kind >= FF_AGG_COUNT)
+        return "?";
+    return aggregator_names[kind];
 }
 
 static const ff_cfg_field strategy_fields[] = {
@@ -35,6 +43,17 @@ static const ff_cfg_field strategy_fields[] = {
      .max = 0.999999, .def = "0.99", .help = "second-moment decay (FedAdam, FedYogi)"},
     {.key = "tau", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, tau), .min = 1e-12, .max = 10,
      .def = "0.001", .help = "adaptivity tau; v starts at tau^2"},
+    {.key = "aggregator", .type = FF_CFG_ENUM, .offset = SUB(strategy, aggregator),
+     .choices = aggregator_names, .def = "mean",
+     .help = "combine updates by weighted mean, or coordinate-wise median / trimmed mean "
+             "(robust; secure aggregation off)"},
+    {.key = "trim_fraction", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, trim_fraction),
+     .min = 0, .max = 0.49, .def = "0.1",
+     .help = "trimmed_mean: fraction of sites cut from each end per coordinate"},
+    {.key = "clip_multiple", .type = FF_CFG_DOUBLE, .offset = SUB(strategy, clip_multiple),
+     .min = 0, .max = 1e6, .def = "0",
+     .help = "clip each update to this multiple of the round's median update norm (0 = off; "
+             "secure aggregation off)"},
     {0},
 };
 
@@ -164,6 +183,16 @@ static int cross_check(const ff_coord_config *c, const char *name, const char *y
                                  "and still fail to unmask)",
                                  (long long)c->secure_aggregation.threshold,
                                  (long long)c->quorum.min_sites);
+    if (c->secure_aggregation.enabled && c->strategy.aggregator != FF_AGG_MEAN)
+        return coord_place_error(name, yaml, len, "strategy.aggregator",
+                                 "%s needs single updates, which secure aggregation hides (use "
+                                 "mean, or turn secure_aggregation.enabled off)",
+                                 ff_aggregator_name(c->strategy.aggregator));
+    if (c->secure_aggregation.enabled && c->strategy.clip_multiple > 0)
+        return coord_place_error(name, yaml, len, "strategy.clip_multiple",
+                                 "%g needs single update norms, which secure aggregation hides "
+                                 "(clip on the client instead, or set 0)",
+                                 c->strategy.clip_multiple);
     return FF_OK;
 }
 

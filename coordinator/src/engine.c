@@ -128,6 +128,13 @@ static void config_hash(ff_coord *c)
                        (long long)k->sampling.count, k->secure_aggregation.enabled, c->n,
                        c->nsites);
     ff_sha256_update(h, buf, (size_t)len);
+    /* Only when set, so that the hashes of existing mean-aggregated checkpoints still match. */
+    if (k->strategy.aggregator != FF_AGG_MEAN || k->strategy.clip_multiple > 0) {
+        len = snprintf(buf, sizeof buf, "aggregator=%s trim=%.17g clip=%.17g\n",
+                       ff_aggregator_name(k->strategy.aggregator), k->strategy.trim_fraction,
+                       k->strategy.clip_multiple);
+        ff_sha256_update(h, buf, (size_t)len);
+    }
     for (size_t i = 0; i < c->nsites; i++)
         ff_sha256_update(h, c->names[i], strlen(c->names[i]) + 1);
     for (size_t i = 0; i < c->ntensors; i++)
@@ -456,6 +463,31 @@ static void select_sites(ff_coord *c)
                 n, list);
 }
 
+/* Robust options (secure aggregation off, so single updates are visible): clip the round's
+ * updates to clip_multiple × their median norm, in place (they were validated and hashed on
+ * submission and are not kept past the round). A privacy mechanism calibrates its noise to
+ * the weighted sum, so it is refused with a median or trimmed mean. */
+static int robust_prepare(ff_coord *c, size_t k)
+{
+    const ff_strategy_config *s = &c->cfg.strategy;
+    if (s->aggregator != FF_AGG_MEAN && c->mech.on_sum)
+        return ff_error(FF_ECONFIG,
+                        "round %lld: strategy.aggregator %s cannot be combined with a privacy "
+                        "mechanism on the sum (its noise is calibrated to the weighted mean)",
+                        (long long)c->round, ff_aggregator_name(s->aggregator));
+    if (!(s->clip_multiple > 0))
+        return FF_OK;
+    size_t nclipped = 0;
+    int rc = ff_strategy_clip_updates((float *const *)c->sel_updates, k, c->n, s->clip_multiple,
+                                      &nclipped);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "round %lld: ", (long long)c->round);
+    if (nclipped)
+        FF_LOG_WARN("round %lld: %zu of %zu updates clipped to %g x the median norm",
+                    (long long)c->round, nclipped, k, s->clip_multiple);
+    return FF_OK;
+}
+
 static int run_aggregate(ff_coord *c)
 {
     double total = 0;
@@ -479,9 +511,21 @@ static int run_aggregate(ff_coord *c)
                             (long long)c->round);
         if (!c->acc && !(c->acc = ff_alloc(c->n * sizeof(double))))
             return ff_error(FF_ENOMEM, "round %lld: no memory to aggregate", (long long)c->round);
-        coord_weighted_sum(c->acc, c->sel_updates, c->sel_weights, k, c->n);
-        for (size_t j = 0; j < c->n; j++)
-            sum[j] = c->mech.on_sum ? (float)c->acc[j] : (float)(c->acc[j] / total);
+        int rc = robust_prepare(c, k);
+        if (rc != FF_OK)
+            return rc;
+        if (c->cfg.strategy.aggregator != FF_AGG_MEAN) {
+            /* Unweighted robust statistic; the mechanism check above keeps on_sum out. */
+            rc = ff_strategy_aggregate_robust(sum, c->sel_updates, k, c->n,
+                                              c->cfg.strategy.aggregator,
+                                              c->cfg.strategy.trim_fraction);
+            if (rc != FF_OK)
+                return ff_error_prefix(rc, "round %lld: ", (long long)c->round);
+        } else {
+            coord_weighted_sum(c->acc, c->sel_updates, c->sel_weights, k, c->n);
+            for (size_t j = 0; j < c->n; j++)
+                sum[j] = c->mech.on_sum ? (float)c->acc[j] : (float)(c->acc[j] / total);
+        }
     }
     if (c->mech.on_sum || c->have_provided) {
         if (c->mech.on_sum) {

@@ -45,6 +45,7 @@ void toy_init(toy_fed *f)
     f->lr = 0.1f;
     f->crash_after = -1;
     f->skip_site = -1;
+    f->hostile_site = -1;
 }
 
 void toy_free(toy_fed *f)
@@ -191,6 +192,9 @@ int toy_run(toy_fed *f, const ff_coord_config *cfg, double (*clock)(void *), voi
                 if (f->sleep_us)
                     usleep(f->sleep_us);
                 toy_local_update(f, s, ff_coord_global(c), u);
+                if (s == f->hostile_site) /* finite, so it passes validation */
+                    for (int j = 0; j < TOY_N; j++)
+                        u[j] *= f->hostile_scale;
                 rc = ff_coord_submit_update(c, f->names[s], st.round, u, TOY_N, f->site[s].m);
             } else if (strcmp(st.phase, FF_PHASE_EVALUATE) == 0) {
                 ff_coord_eval e = {.n_examples = f->site[s].m,

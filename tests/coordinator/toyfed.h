@@ -29,6 +29,8 @@ typedef struct {
     long crash_after;   /* drop the engine after this many submissions (-1 = never) */
     unsigned sleep_us;  /* per local training, for the kill -9 test */
     int skip_site;      /* a site that never answers (-1 = none) */
+    int hostile_site;   /* a site whose update is multiplied by hostile_scale (-1 = none) */
+    float hostile_scale;
 } toy_fed;
 
 typedef struct {

@@ -32,7 +32,7 @@ typedef struct {
     atomic_int uploads_ok;
     uint32_t current_round; /* uploads for older rounds are refused as replays */
     atomic_int hellos;
-    int64_t last_deadline_ms; /* ff_call.deadline_ms seen by GetTask */
+    _Atomic int64_t last_deadline_ms; /* ff_call.deadline_ms seen by GetTask (handler thread) */
     int idle_timeout_ms; /* server option; 0 = default */
 } tnet_coord;
 

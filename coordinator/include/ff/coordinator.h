@@ -52,6 +52,16 @@ typedef enum {
     FF_STRATEGY_COUNT
 } ff_strategy_kind;
 
+/* How the sites' updates are combined before the strategy's server step. Median and trimmed
+ * mean are coordinate-wise and unweighted (Yin et al., ICML 2018): robust to a minority of
+ * hostile sites, only for runs without secure aggregation (the server sees single updates). */
+typedef enum {
+    FF_AGG_MEAN = 0,     /* example-weighted mean (FedAvg) */
+    FF_AGG_MEDIAN,       /* per coordinate: the median of the k values (mean of the middle two) */
+    FF_AGG_TRIMMED_MEAN, /* per coordinate: drop floor(beta k) lowest and highest, mean the rest */
+    FF_AGG_COUNT
+} ff_aggregator;
+
 typedef enum { FF_SAMPLE_ALL = 0, FF_SAMPLE_FRACTION, FF_SAMPLE_COUNT } ff_sample_mode;
 typedef enum { FF_QUORUM_RETRY = 0, FF_QUORUM_STOP } ff_quorum_action;
 
@@ -62,6 +72,9 @@ typedef struct {
     int name;         /* ff_strategy_kind */
     double server_lr; /* η */
     double beta1, beta2, tau;
+    int aggregator;       /* ff_aggregator */
+    double trim_fraction; /* beta in [0, 0.5) for FF_AGG_TRIMMED_MEAN */
+    double clip_multiple; /* > 0: clip each update's L2 norm to this × the median norm; 0 off */
 } ff_strategy_config;
 
 typedef struct {
@@ -116,6 +129,7 @@ int ff_coord_config_load_str(ff_coord_config *cfg, const char *name, const char 
                              size_t len) FF_WARN_UNUSED;
 void ff_coord_config_free(ff_coord_config *cfg);
 const char *ff_strategy_name(int kind);
+const char *ff_aggregator_name(int kind);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Training plan (configs/plan.yaml): what the sites run; hashed into the job hash            */
@@ -194,6 +208,17 @@ void ff_strategy_free(ff_strategy *s);
  * k ≥ 1, weights > 0. */
 int ff_strategy_aggregate(float *out, const float *const *updates, const double *weights,
                           size_t k, size_t n) FF_WARN_UNUSED;
+/* Robust aggregation (secure aggregation off): out[j] = median_i u_i[j] (FF_AGG_MEDIAN) or
+ * the beta-trimmed mean (FF_AGG_TRIMMED_MEAN, as scipy.stats.trim_mean: floor(beta k) cut
+ * from each end); FF_AGG_MEAN is the unweighted mean. Weights are not used: a hostile site
+ * could claim any example count. A non-finite value is FF_ENUMERIC naming site and index. */
+int ff_strategy_aggregate_robust(float *out, const float *const *updates, size_t k, size_t n,
+                                 int aggregator, double trim_fraction) FF_WARN_UNUSED;
+/* Norm clipping against huge-norm updates: scales every update whose L2 norm exceeds
+ * multiple × (median of the k norms) down to that bound, in place. Returns the number
+ * clipped in *nclipped (may be NULL). multiple ≤ 0 does nothing. */
+int ff_strategy_clip_updates(float *const *updates, size_t k, size_t n, double multiple,
+                             size_t *nclipped) FF_WARN_UNUSED;
 /* Applies the averaged update delta to the global model in place (and the optimiser state). */
 void ff_strategy_apply(ff_strategy *s, float *global, const float *delta);
 
