@@ -472,6 +472,11 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         cn->sa.step = (int)t->phase;
         if (what[0])
             FF_LOG_INFO("round %u: %s", t->round, what);
+        /* Test hook (tests/fed, secagg_killed): hold after sharing so a test can kill the
+         * process between share_keys and masked_input. Unset in every real deployment. */
+        const char *hold = getenv("FEDFUSE_TEST_HOLD_AFTER_SHARE");
+        if (hold && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE)
+            sleep((unsigned)atoi(hold));
     }
     if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK) {
         if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
