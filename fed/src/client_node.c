@@ -323,6 +323,12 @@ static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b
     return rc;
 }
 
+static const char *site_name_at(json_t *sites, size_t i)
+{
+    const char *s = json_string_value(json_array_get(sites, i));
+    return s ? s : "";
+}
+
 /* Phase 1: train (the update stays here), new secagg state, signed advertisement. */
 static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
                             ff_secagg_buf *out)
@@ -358,7 +364,7 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     rc = ff_secagg_params_check(&p);
     if (rc == FF_OK && (p.n_values != cn->n + 1 || json_array_size(sites) != p.n_sites ||
                         self < 0 || (uint32_t)self >= p.n_sites ||
-                        strcmp(json_string_value(json_array_get(sites, (size_t)self)) ?: "",
+                        strcmp(site_name_at(sites, (size_t)self),
                                cn->sc->site) != 0))
         rc = ff_error(FF_EPOLICY, "round %u: secure-aggregation parameters do not match this "
                       "site (%llu lanes for %zu parameters, index %lld)", t->round,
@@ -368,7 +374,7 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     if (rc == FF_OK && !cn->sa.peers)
         rc = ff_error(FF_ENOMEM, "out of memory");
     for (uint32_t i = 0; rc == FF_OK && i < p.n_sites; i++)
-        rc = peer_key(cn, json_string_value(json_array_get(sites, i)) ?: "", &cn->sa.peers[i]);
+        rc = peer_key(cn, site_name_at(sites, i), &cn->sa.peers[i]);
     if (rc == FF_OK)
         rc = ff_secagg_client_new(&cn->sa.c, &p, (uint32_t)self, cn->key, cn->sa.peers);
     if (rc == FF_OK)

@@ -422,7 +422,11 @@ static void show_rounds(sim *s, int *shown)
         int nf = 0;
         for (char *p = strtok(line, ",\n"); p && nf < 16; p = strtok(NULL, ",\n"))
             fld[nf++] = p;
-        if (nf >= 14)
+        if (nf >= 14 && s->d.secagg.enabled) /* the coordinator saw only the masked sum */
+            printf("round %s/%lld: secure sum of the masked updates, %s examples, pooled test "
+                   "AUROC %.3f (%.1fs)\n", fld[0], (long long)s->d.rounds, fld[7], atof(fld[11]),
+                   atof(fld[13]));
+        else if (nf >= 14)
             printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %.3f (%.1fs)\n",
                    fld[0], (long long)s->d.rounds, fld[4], fld[7], atof(fld[11]), atof(fld[13]));
         *shown = i - 1;
