@@ -385,6 +385,9 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     pthread_mutex_lock(&nd->mu);
     int reason = 0;
     int rc = ff_coord_submit_eval(nd->c, c->site, req->round, &e, &reason);
+    int idx = site_index(nd, c->site);
+    if (rc == FF_OK && idx >= 0)
+        nd->pending[idx] = 0; /* not offered again before the next poll's snapshot */
     pthread_cond_broadcast(&nd->cv);
     pthread_mutex_unlock(&nd->mu);
     reply->accepted = rc == FF_OK;
