@@ -96,6 +96,9 @@ static const ff_cfg_field secagg_fields[] = {
      .min = 2, .max = FF_COORD_MAX_SITES, .def = "2", .help = "survivors needed to unmask"},
     {.key = "neighbours", .type = FF_CFG_INT, .offset = SUB(secure_aggregation, neighbours),
      .min = 0, .max = FF_COORD_MAX_SITES, .def = "0", .help = "k; 0 = default rule"},
+    {.key = "site_certs", .type = FF_CFG_STRING, .offset = SUB(secure_aggregation, site_certs),
+     .size = FF_COORD_PATH_MAX, .def = "",
+     .help = "folder of <site>.pem certificates whose Ed25519 keys sign the advertisements"},
     {0},
 };
 

@@ -64,7 +64,7 @@ static void on_event(void *ud, const ff_coord_event *ev)
     case FF_EV_PHASE_CLOSE: {
         json_t *part = json_array();
         names_into(part, ev->detail);
-        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0) {
+        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0 || strcmp(ev->phase, FED_PHASE_MASKED) == 0) {
             json_array_clear(a->train_sites);
             json_array_extend(a->train_sites, part);
         }
@@ -95,7 +95,7 @@ static void on_event(void *ud, const ff_coord_event *ev)
         if (a->agg_round == ev->round)
             append(a, "aggregate",
                    json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", a->train_sites,
-                             "secure_aggregation", 0, "model_sha256", a->sent, "aggregate_sha256",
+                             "secure_aggregation", a->secagg, "model_sha256", a->sent, "aggregate_sha256",
                              a->agg, "new_model_sha256", a->newmodel));
         append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash));
         break;
@@ -148,6 +148,14 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     if (rc == FF_OK)
         rc = ff_coord_add_hook(c, on_event, a);
     return rc;
+}
+
+void fed_audit_secagg(fed_audit *a, const char *model_sha, json_t *params)
+{
+    a->secagg = 1;
+    ff_strlcpy(a->sent, model_sha, sizeof a->sent);
+    if (a->log)
+        append(a, "secagg", json_incref(params));
 }
 
 void fed_audit_close(fed_audit *a)

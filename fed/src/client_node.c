@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fed_internal.h"
+#include "fed_secagg.h"
 
 typedef struct {
     const ff_site_config *sc;
@@ -27,6 +27,19 @@ typedef struct {
     int64_t last_eval_round;
     int hello_failures;
     char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */
+    struct {                          /* secure aggregation: the round in progress */
+        ff_secagg_client *c;
+        int64_t round, attempt;
+        int step;                     /* last Task.phase answered */
+        json_t *entry;                /* the coordinator's secagg parameters (receipt) */
+        int64_t upd_round;            /* round whose update is in cn->update */
+        size_t ntrain;
+        char update_sha[FF_SHA256_HEX];
+        EVP_PKEY **peers;             /* per secagg index, borrowed from the cache */
+        char (*names)[FF_SITE_NAME_MAX];
+        EVP_PKEY **keys;              /* cache: names[i] -> keys[i] */
+        size_t nkeys;
+    } sa;
 } cnode;
 
 static void hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX])
@@ -78,17 +91,19 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
     return rc;
 }
 
-static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples)
+static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples,
+                         json_t *secagg)
 {
     char dir[600], path[700], model[FF_SHA256_HEX], job[FF_SHA256_HEX];
     snprintf(dir, sizeof dir, "%s/receipts", cn->sc->out_dir);
     snprintf(path, sizeof path, "%s/%s-round-%04u.json", dir, cn->sc->site, t->round);
     hex_of(&t->model_sha256, model);
     hex_of(&t->job_sha256, job);
-    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:{s:b}, s:{s:b}, s:{}}", "site",
+    json_t *sp = secagg ? json_deep_copy(secagg) : json_pack("{s:b}", "enabled", 0);
+    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:{s:b}, s:{}}", "site",
                           cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
                           "update_sha256", update_sha, "job_sha256", job, "examples", examples,
-                          "secagg", "enabled", 0, "privacy", "enabled", 0, "epsilon");
+                          "secagg", sp, "privacy", "enabled", 0, "epsilon");
     int rc = ff_mkdir_p(dir, 0755);
     if (rc == FF_OK)
         rc = ff_audit_receipt_write(path, f, cn->key);
@@ -102,13 +117,10 @@ static uint64_t train_seed(const ff_site_config *sc, uint32_t round)
            ff_fnv1a32(sc->site, strlen(sc->site));
 }
 
-static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
+/* Downloads the task's model and trains on it: cn->update = params - global. */
+static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, size_t *ntrainp,
+                       ff_local_stats *stp)
 {
-    int64_t attempt = task_attempt(t);
-    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
-        FF_LOG_WARN("round %u: %s; not training again", t->round, ff_error_message());
-        return FF_OK;
-    }
     int rc = fetch_model(cn, t);
     size_t ntrain = ff_site_count(cn->site, FF_SPLIT_TRAIN);
     size_t stage = ff_plan_stage_of_round(plan, t->round);
@@ -119,13 +131,28 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     if (rc == FF_OK && o.batch > ff_model_max_batch(cn->m))
         rc = ff_error(FF_EPOLICY, "plan batch_size %d is above this node's limit %d", o.batch,
                       ff_model_max_batch(cn->m));
-    ff_local_stats st;
     if (rc == FF_OK)
-        rc = ff_local_train(cn->m, &cn->site, 1, &o, &st);
+        rc = ff_local_train(cn->m, &cn->site, 1, &o, stp);
     if (rc != FF_OK)
         return rc;
     fed_pack(cn->m, cn->update);
     ff_fed_update_compute(cn->update, cn->update, cn->global, cn->n);
+    *ntrainp = ntrain;
+    return FF_OK;
+}
+
+static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
+{
+    int64_t attempt = task_attempt(t);
+    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
+        FF_LOG_WARN("round %u: %s; not training again", t->round, ff_error_message());
+        return FF_OK;
+    }
+    size_t ntrain = 0;
+    ff_local_stats st;
+    int rc = train_local(cn, t, plan, &ntrain, &st);
+    if (rc != FF_OK)
+        return rc;
     ff_source src = {.buf = cn->update, .size = cn->n * sizeof(float)};
     uint8_t h[FF_SHA256_BYTES];
     ff_sha256(cn->update, cn->n * sizeof(float), h);
@@ -152,7 +179,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
                 (double)src.size / 1e6);
     if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
         FF_LOG_WARN("%s", ff_error_message());
-    rc = write_receipt(cn, t, uh, (double)ntrain);
+    rc = write_receipt(cn, t, uh, (double)ntrain, NULL);
     if (rc != FF_OK)
         FF_LOG_WARN("round %u: receipt not written: %s", t->round, ff_error_message());
     return FF_OK;
@@ -220,6 +247,260 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     return rc;
 }
 
+/* ---- secure aggregation (docs/federation.md, "Secure aggregation in the round") ------------ */
+
+/* The Ed25519 key of site name, from peers_dir/<name>.pem (cached). */
+static int peer_key(cnode *cn, const char *name, EVP_PKEY **out)
+{
+    for (size_t i = 0; i < cn->sa.nkeys; i++)
+        if (strcmp(cn->sa.names[i], name) == 0) {
+            *out = cn->sa.keys[i];
+            return FF_OK;
+        }
+    if (!cn->sc->peers_dir[0])
+        return ff_error(FF_ECONFIG, "secure aggregation: the site config has no peers_dir (a "
+                        "folder of the sites' <site>.pem certificates)");
+    if (strlen(name) >= FF_SITE_NAME_MAX || strchr(name, '/'))
+        return ff_error(FF_EPOLICY, "secure aggregation: bad peer name '%s'", name);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s.pem", cn->sc->peers_dir, name);
+    EVP_PKEY *k = NULL;
+    int rc = ff_pki_load_cert_pubkey(path, &k);
+    if (rc != FF_OK)
+        return rc;
+    void *nk = realloc(cn->sa.keys, (cn->sa.nkeys + 1) * sizeof *cn->sa.keys);
+    if (nk)
+        cn->sa.keys = nk;
+    void *nn = nk ? realloc(cn->sa.names, (cn->sa.nkeys + 1) * sizeof *cn->sa.names) : NULL;
+    if (nn)
+        cn->sa.names = nn;
+    if (!nk || !nn) {
+        EVP_PKEY_free(k);
+        return ff_error(FF_ENOMEM, "out of memory");
+    }
+    ff_strlcpy(cn->sa.names[cn->sa.nkeys], name, FF_SITE_NAME_MAX);
+    cn->sa.keys[cn->sa.nkeys++] = k;
+    *out = k;
+    return FF_OK;
+}
+
+static void secagg_reset(cnode *cn)
+{
+    ff_secagg_client_free(cn->sa.c);
+    cn->sa.c = NULL;
+    json_decref(cn->sa.entry);
+    cn->sa.entry = NULL;
+    cn->sa.step = 0;
+}
+
+/* Task.payload of a secure-aggregation task: JSON parameters, a NUL byte, the coordinator's
+ * message for the phase. */
+static int secagg_payload(const Fedfuse__Task *t, json_t **j, const uint8_t **body, size_t *blen)
+{
+    const uint8_t *nul = t->payload.len ? memchr(t->payload.data, 0, t->payload.len) : NULL;
+    if (!nul)
+        return ff_error(FF_EFORMAT, "round %u: secure-aggregation task without parameters", t->round);
+    size_t jl = (size_t)(nul - t->payload.data);
+    *j = json_loadb((const char *)t->payload.data, jl, 0, NULL);
+    *body = nul + 1;
+    *blen = t->payload.len - jl - 1;
+    return json_is_object(*j) ? FF_OK
+                              : ff_error(FF_EFORMAT, "round %u: secure-aggregation parameters are "
+                                         "not a JSON object", t->round);
+}
+
+static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b)
+{
+    Fedfuse__SecAggEnvelope env = FEDFUSE__SEC_AGG_ENVELOPE__INIT;
+    env.run_id = cn->run_id;
+    env.round = t->round;
+    env.phase = t->phase;
+    env.body.data = b->data;
+    env.body.len = b->len;
+    Fedfuse__SecAggEnvelope *reply = NULL;
+    int rc = ff_client_secagg(cn->cl, &env, &reply, 60000);
+    ff_msg_free(reply);
+    return rc;
+}
+
+static const char *site_name_at(json_t *sites, size_t i)
+{
+    const char *s = json_string_value(json_array_get(sites, i));
+    return s ? s : "";
+}
+
+/* Phase 1: train (the update stays here), new secagg state, signed advertisement. */
+static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
+                            ff_secagg_buf *out)
+{
+    int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
+    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
+        FF_LOG_WARN("round %u: %s; not taking part again", t->round, ff_error_message());
+        return FF_OK;
+    }
+    secagg_reset(cn);
+    int rc = FF_OK;
+    if (cn->sa.upd_round != t->round) {
+        /* a retry of the round keeps the update: the global model did not change */
+        ff_local_stats st;
+        rc = train_local(cn, t, plan, &cn->sa.ntrain, &st);
+        if (rc != FF_OK)
+            return rc;
+        cn->sa.upd_round = t->round;
+        uint8_t h[FF_SHA256_BYTES];
+        ff_sha256(cn->update, cn->n * sizeof(float), h);
+        ff_hex(h, sizeof h, cn->sa.update_sha);
+        FF_LOG_INFO("round %u: trained %lld steps on %zu patients, loss %.3f -> %.3f (kept for "
+                    "secure aggregation)", t->round, (long long)st.steps, cn->sa.ntrain,
+                    st.loss_first, st.loss_last);
+    }
+    ff_secagg_params p = {.round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id")),
+                          .n_sites = (uint32_t)json_integer_value(json_object_get(j, "n")),
+                          .k = (uint32_t)json_integer_value(json_object_get(j, "k")),
+                          .t = (uint32_t)json_integer_value(json_object_get(j, "t")),
+                          .n_values = (uint64_t)json_integer_value(json_object_get(j, "n_values"))};
+    json_t *sites = json_object_get(j, "sites");
+    json_int_t self = json_integer_value(json_object_get(j, "index"));
+    rc = ff_secagg_params_check(&p);
+    if (rc == FF_OK && (p.n_values != cn->n + 1 || json_array_size(sites) != p.n_sites ||
+                        self < 0 || (uint32_t)self >= p.n_sites ||
+                        strcmp(site_name_at(sites, (size_t)self),
+                               cn->sc->site) != 0))
+        rc = ff_error(FF_EPOLICY, "round %u: secure-aggregation parameters do not match this "
+                      "site (%llu lanes for %zu parameters, index %lld)", t->round,
+                      (unsigned long long)p.n_values, cn->n, (long long)self);
+    free(cn->sa.peers);
+    cn->sa.peers = rc == FF_OK ? calloc(p.n_sites, sizeof *cn->sa.peers) : NULL;
+    if (rc == FF_OK && !cn->sa.peers)
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    for (uint32_t i = 0; rc == FF_OK && i < p.n_sites; i++)
+        rc = peer_key(cn, site_name_at(sites, i), &cn->sa.peers[i]);
+    if (rc == FF_OK)
+        rc = ff_secagg_client_new(&cn->sa.c, &p, (uint32_t)self, cn->key, cn->sa.peers);
+    if (rc == FF_OK)
+        rc = ff_secagg_client_advertise(cn->sa.c, out);
+    if (rc == FF_OK) {
+        cn->sa.round = t->round;
+        cn->sa.attempt = attempt;
+        cn->sa.entry = json_incref(json_object_get(j, "entry"));
+    }
+    return rc;
+}
+
+/* Phase 3: encode clip(Δ · n / W) and n, mask, upload as a stream (n_values lanes). */
+static int secagg_masked(cnode *cn, const Fedfuse__Task *t, json_t *j, const uint8_t *body,
+                         size_t blen)
+{
+    ff_secagg_codec codec;
+    uint32_t w = (uint32_t)json_integer_value(json_object_get(j, "max_weight"));
+    int rc = ff_secagg_codec_init(&codec, json_number_value(json_object_get(j, "clip")),
+                                  json_number_value(json_object_get(j, "scale")),
+                                  (uint32_t)json_integer_value(json_object_get(j, "n")), w);
+    if (rc == FF_OK && (cn->sa.ntrain == 0 || cn->sa.ntrain > w))
+        rc = ff_error(FF_EPOLICY, "round %u: %zu training examples; secure aggregation encodes "
+                      "1..%u", t->round, cn->sa.ntrain, w);
+    float *x = rc == FF_OK ? malloc(cn->n * sizeof *x) : NULL;
+    uint32_t *lanes = rc == FF_OK ? malloc((cn->n + 1) * sizeof *lanes) : NULL;
+    if (rc == FF_OK && (!x || !lanes))
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    ff_secagg_buf out = {0};
+    if (rc == FF_OK) {
+        float f = (float)((double)cn->sa.ntrain / w);
+        for (size_t i = 0; i < cn->n; i++)
+            x[i] = cn->update[i] * f;
+        ff_rng rng;
+        ff_rng_init(&rng, train_seed(cn->sc, t->round) ^ 0x5EC466ull, (uint64_t)cn->sa.attempt);
+        rc = ff_secagg_encode(&codec, &rng, x, cn->n, (uint32_t)cn->sa.ntrain, lanes);
+    }
+    if (rc == FF_OK)
+        rc = ff_secagg_client_mask(cn->sa.c, body, blen, lanes, &out);
+    free(x);
+    free(lanes);
+    if (rc != FF_OK)
+        return rc;
+    ff_source src = {.buf = out.data, .size = out.len};
+    ff_sha256(out.data, out.len, src.sha256);
+    Fedfuse__UploadHeader hdr = FEDFUSE__UPLOAD_HEADER__INIT;
+    hdr.run_id = cn->run_id;
+    hdr.round = t->round;
+    hdr.phase = FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
+    hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE;
+    Fedfuse__UploadAck *ack = NULL;
+    rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
+    ff_msg_free(ack);
+    if (rc == FF_OK)
+        FF_LOG_INFO("round %u: masked input sent (%.1f MB)", t->round, (double)out.len / 1e6);
+    ff_secagg_buf_free(&out);
+    return rc;
+}
+
+static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
+{
+    json_t *j = NULL;
+    const uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = secagg_payload(t, &j, &body, &blen);
+    int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
+    int ours = cn->sa.c && cn->sa.round == t->round && cn->sa.attempt == attempt;
+    int again = ours && cn->sa.step >= (int)t->phase;
+    if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
+        /* we missed an earlier phase of this round (or answered this one already) */
+        json_decref(j);
+        sleep(1);
+        return FF_OK;
+    }
+    ff_secagg_buf out = {0};
+    const char *what = "";
+    switch (rc == FF_OK ? (int)t->phase : -1) {
+    case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
+        rc = secagg_advertise(cn, t, plan, j, &out);
+        what = "keys advertised";
+        break;
+    case FEDFUSE__PHASE__PHASE_SECAGG_SHARE:
+        rc = ff_secagg_client_share(cn->sa.c, body, blen, &out);
+        what = "keys shared";
+        break;
+    case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
+        rc = secagg_masked(cn, t, j, body, blen);
+        break;
+    case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
+        rc = ff_secagg_client_unmask(cn->sa.c, body, blen, &out);
+        what = "unmask shares sent";
+        break;
+    default:
+        break;
+    }
+    if (rc == FF_OK && out.data)
+        rc = secagg_send(cn, t, &out);
+    ff_secagg_buf_free(&out);
+    json_decref(j);
+    if (rc == FF_OK && cn->sa.c) {
+        cn->sa.step = (int)t->phase;
+        if (what[0])
+            FF_LOG_INFO("round %u: %s", t->round, what);
+        /* Test hook (tests/fed, secagg_killed): hold after sharing so a test can kill the
+         * process between share_keys and masked_input. Unset in every real deployment. */
+        const char *hold = getenv("FEDFUSE_TEST_HOLD_AFTER_SHARE");
+        if (hold && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE)
+            sleep((unsigned)atoi(hold));
+    }
+    if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK) {
+        if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
+            FF_LOG_WARN("%s", ff_error_message());
+        if (write_receipt(cn, t, cn->sa.update_sha, (double)cn->sa.ntrain, cn->sa.entry) != FF_OK)
+            FF_LOG_WARN("round %u: receipt not written: %s", t->round, ff_error_message());
+        secagg_reset(cn);
+    }
+    if (rc == FF_ENET || rc == FF_ETIMEOUT || rc == FF_ENOMEM || rc == FF_EIO)
+        return rc;
+    if (rc != FF_OK) {
+        /* a refused or failed check: this round goes on without us (fail closed) */
+        FF_LOG_WARN("round %u: secure aggregation: %s", t->round, ff_error_message());
+        secagg_reset(cn);
+    }
+    return FF_OK;
+}
+
 static int handle(cnode *cn, const Fedfuse__Task *t)
 {
     if (t->run_id && strcmp(t->run_id, cn->run_id) != 0) {
@@ -231,7 +512,10 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         ff_fedclient_init(&cn->fs);
         cn->refused[0] = '\0';
     }
-    if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE)
+    int secagg = t->phase >= FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE &&
+                 t->phase <= FEDFUSE__PHASE__PHASE_SECAGG_UNMASK;
+    if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
+        !secagg)
         return FF_OK;
     ff_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -248,7 +532,9 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         return FF_OK;
     }
     if (rc == FF_OK)
-        rc = t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan) : do_eval(cn, t);
+        rc = secagg                                   ? do_secagg(cn, t, &plan)
+             : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan)
+                                                       : do_eval(cn, t);
     ff_plan_free(&plan);
     return rc;
 }
@@ -301,6 +587,13 @@ static int cnode_open(cnode *cn, const ff_site_config *sc)
 
 static void cnode_close(cnode *cn)
 {
+    ff_secagg_client_free(cn->sa.c);
+    json_decref(cn->sa.entry);
+    for (size_t i = 0; i < cn->sa.nkeys; i++)
+        EVP_PKEY_free(cn->sa.keys[i]);
+    free(cn->sa.keys);
+    free(cn->sa.names);
+    free(cn->sa.peers);
     ff_client_free(cn->cl);
     ff_site_free(cn->site);
     ff_model_free(cn->m);

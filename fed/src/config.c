@@ -22,6 +22,8 @@ const ff_cfg_field ff_site_config_schema[] = {
     STR("model_config", model_config, "", "model config (must match the approved job)"),
     STR("policy", policy, "", "site policy file"),
     STR("out_dir", out_dir, "fedfuse-site", "receipts/ are written here"),
+    STR("peers_dir", peers_dir, "",
+        "secure aggregation: folder of <site>.pem certificates of the other sites"),
     {.key = "threads", .type = FF_CFG_INT, .offset = OFF(threads), .min = 1, .max = 256,
      .def = "1", .help = "compute threads for local training"},
     {.key = "seed", .type = FF_CFG_INT, .offset = OFF(seed), .min = 0, .max = 9.0e15, .def = "1",

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fed_internal.h"
+#include "fed_secagg.h"
 
 /* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
 
@@ -49,6 +49,7 @@ typedef struct {
     char blob_phase[32];
     fed_evalstate ev;
     fed_audit audit;
+    fed_secagg sa; /* secure_aggregation.enabled */
 } node;
 
 static int64_t unix_ms(void)
@@ -121,7 +122,8 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
         if (st->pending[i] >= 0 && (size_t)st->pending[i] < nd->nsites)
             nd->pending[st->pending[i]] = 1;
     nd->deadline_ms = unix_ms() + (int64_t)(st->deadline_in * 1000.0);
-    int serving = phase_is(nd, FF_PHASE_TRAIN) || phase_is(nd, FF_PHASE_EVALUATE);
+    int serving = phase_is(nd, FF_PHASE_TRAIN) || phase_is(nd, FF_PHASE_EVALUATE) ||
+                  phase_is(nd, FED_PHASE_ADVERTISE);
     if (serving && (nd->blob_round != nd->round || nd->blob_attempt != nd->attempt ||
                     strcmp(nd->blob_phase, nd->phase) != 0 || !nd->cur)) {
         int rc = blob_refresh_locked(nd);
@@ -151,6 +153,20 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
                                                              : ff_error(FF_ENOMEM, "hello: out of memory");
 }
 
+static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t);
+
+/* The secure-aggregation phase open now, as the Task.phase the sites see (0 = none). */
+static int secagg_phase(const node *nd)
+{
+    if (!nd->cfg.secure_aggregation.enabled)
+        return 0;
+    return phase_is(nd, FED_PHASE_ADVERTISE) ? FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE
+           : phase_is(nd, FED_PHASE_SHARE)   ? FEDFUSE__PHASE__PHASE_SECAGG_SHARE
+           : phase_is(nd, FED_PHASE_MASKED)  ? FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT
+           : phase_is(nd, FED_PHASE_UNMASK)  ? FEDFUSE__PHASE__PHASE_SECAGG_UNMASK
+                                             : 0;
+}
+
 static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
 {
     t->run_id = ff_call_strdup(c, nd->run_id);
@@ -173,6 +189,20 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
     int len = snprintf(payload, 96, "{\"attempt\":%lld}", (long long)nd->attempt);
     t->payload.data = (uint8_t *)payload;
     t->payload.len = (size_t)len;
+    if (secagg_phase(nd) == phase)
+        return fed_secagg_task(&nd->sa, site_index(nd, c->site), nd->attempt, nd->phase, c, t);
+    if (nd->cfg.secure_aggregation.enabled) {
+        /* every task of the run says so: a site's policy may require it */
+        Fedfuse__SecAggParams *sp = ff_call_alloc(c, sizeof *sp);
+        if (!sp)
+            return ff_error(FF_ENOMEM, "get_task: out of memory");
+        fedfuse__sec_agg_params__init(sp);
+        sp->enabled = 1;
+        sp->threshold = (uint32_t)nd->cfg.secure_aggregation.threshold;
+        sp->num_sites = (uint32_t)nd->nsites;
+        sp->field_bits = 32;
+        t->secagg = sp;
+    }
     return FF_OK;
 }
 
@@ -219,6 +249,10 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
         }
         if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_TRAIN)) {
             rc = fill_task_locked(nd, c, FEDFUSE__PHASE__PHASE_TRAIN, reply);
+            break;
+        }
+        if (nd->pending[idx] && nd->cur && secagg_phase(nd)) {
+            rc = fill_task_locked(nd, c, secagg_phase(nd), reply);
             break;
         }
         if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_EVALUATE)) {
@@ -274,10 +308,20 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
     pthread_mutex_lock(&nd->mu);
     size_t want = ff_coord_nparams(nd->c) * sizeof(float);
     int64_t round = nd->round;
+    int secagg = nd->cfg.secure_aggregation.enabled;
     pthread_mutex_unlock(&nd->mu);
-    if (hdr->kind != FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE || hdr->phase != FEDFUSE__PHASE__PHASE_TRAIN)
+    if (secagg) {
+        /* the masked input: header + one uint32 lane per parameter + the weight lane */
+        want = FF_SECAGG_HEADER_BYTES + (want / sizeof(float) + 1) * sizeof(uint32_t);
+        if (hdr->kind != FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE ||
+            hdr->phase != FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT)
+            return ff_error(FF_EINVAL, "upload from %s: secure aggregation is on; only masked "
+                            "inputs of the masked_input phase are accepted", c->site);
+    } else if (hdr->kind != FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE ||
+               hdr->phase != FEDFUSE__PHASE__PHASE_TRAIN) {
         return ff_error(FF_EINVAL, "upload from %s: only plain updates of the train phase are "
                         "accepted", c->site);
+    }
     if ((int64_t)hdr->round != round)
         return ff_error(FF_ESTATE, "upload from %s: round %u is not the current round %lld",
                         c->site, hdr->round, (long long)round);
@@ -300,9 +344,18 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
         pthread_mutex_lock(&nd->mu);
         int reason = 0;
         size_t n = ff_coord_nparams(nd->c);
-        rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf, n,
-                                       (double)hdr->example_count, &reason);
-        if (rc == FF_OK)
+        if (hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
+            rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf,
+                                 sink->cap, &reason);
+            if (rc == FF_OK && site_index(nd, c->site) >= 0)
+                nd->pending[site_index(nd, c->site)] = 0;
+            if (rc == FF_OK)
+                FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
+        } else {
+            rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf, n,
+                                           (double)hdr->example_count, &reason);
+        }
+        if (rc == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE)
             FF_LOG_INFO("round %u: update from %s accepted (%llu examples)", hdr->round, c->site,
                         (unsigned long long)hdr->example_count);
         pthread_cond_broadcast(&nd->cv);
@@ -332,9 +385,45 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     pthread_mutex_lock(&nd->mu);
     int reason = 0;
     int rc = ff_coord_submit_eval(nd->c, c->site, req->round, &e, &reason);
+    int idx = site_index(nd, c->site);
+    if (rc == FF_OK && idx >= 0)
+        nd->pending[idx] = 0; /* not offered again before the next poll's snapshot */
     pthread_cond_broadcast(&nd->cv);
     pthread_mutex_unlock(&nd->mu);
     reply->accepted = rc == FF_OK;
+    return rc;
+}
+
+/* The secure-aggregation messages of the advertise, share and unmask phases (small). */
+static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
+                     Fedfuse__SecAggEnvelope *reply)
+{
+    node *nd = user;
+    const char *phase = req->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE ? FED_PHASE_ADVERTISE
+                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE   ? FED_PHASE_SHARE
+                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK  ? FED_PHASE_UNMASK
+                                                                              : NULL;
+    if (!phase)
+        return ff_error(FF_EINVAL, "secagg from %s: phase %d is not sent as an envelope", c->site,
+                        (int)req->phase);
+    pthread_mutex_lock(&nd->mu);
+    int reason = 0;
+    int rc = nd->cfg.secure_aggregation.enabled
+                 ? ff_coord_submit(nd->c, phase, c->site, req->round, req->body.data,
+                                   req->body.len, &reason)
+                 : ff_error(FF_EPOLICY, "secagg from %s: secure aggregation is off", c->site);
+    if (rc == FF_OK) {
+        /* not offered again before the engine's next poll refreshes the snapshot */
+        int idx = site_index(nd, c->site);
+        if (idx >= 0)
+            nd->pending[idx] = 0;
+        FF_LOG_INFO("round %u: %s message from %s accepted", req->round, phase, c->site);
+    }
+    pthread_cond_broadcast(&nd->cv);
+    reply->run_id = ff_call_strdup(c, nd->run_id);
+    reply->round = (uint32_t)nd->round;
+    reply->phase = req->phase;
+    pthread_mutex_unlock(&nd->mu);
     return rc;
 }
 
@@ -347,7 +436,8 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     reply->consortium = ff_call_strdup(c, nd->cons.consortium);
     reply->run_id = ff_call_strdup(c, nd->run_id);
     reply->round = (uint32_t)nd->round;
-    reply->phase = phase_is(nd, FF_PHASE_TRAIN)      ? FEDFUSE__PHASE__PHASE_TRAIN
+    reply->phase = secagg_phase(nd)                  ? secagg_phase(nd)
+                   : phase_is(nd, FF_PHASE_TRAIN)    ? FEDFUSE__PHASE__PHASE_TRAIN
                    : phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
                    : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
                                                      : FEDFUSE__PHASE__PHASE_WAIT;
@@ -405,10 +495,6 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
         return rc;
     if (!nd->cfg.model_config[0])
         return ff_error(FF_ECONFIG, "%s: model_config: needed to run the coordinator", config_path);
-    if (nd->cfg.secure_aggregation.enabled)
-        return ff_error(FF_ECONFIG, "%s: secure_aggregation.enabled: the coordinator process does "
-                        "not run the secure-aggregation phases yet (issue 8); set it to false",
-                        config_path);
     if (!nd->cfg.consortium[0])
         return ff_error(FF_ECONFIG, "%s: consortium: needed to run the coordinator", config_path);
     if (nd->cfg.plan[0]) {
@@ -555,6 +641,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
     if (rc == FF_OK)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
+    if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)
+        rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.run_id, &nd.audit);
     int resumed = 0;
     if (rc == FF_OK)
         rc = ff_coord_resume(nd.c, &resumed);
@@ -568,7 +656,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
-                                .submit_eval = on_submit_eval, .status = on_status};
+                                .submit_eval = on_submit_eval, .status = on_status,
+                                .secagg = on_secagg};
         rc = ff_server_start(&srv, &so, &h);
     }
     if (rc == FF_OK) {
@@ -590,6 +679,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     if (rc == FF_OK)
         FF_LOG_INFO("run %s finished: %s/model.safetensors, rounds.csv, report.html", nd.cfg.run_name,
                     nd.cfg.out_dir);
+    fed_secagg_free(&nd.sa);
     fed_audit_close(&nd.audit);
     fed_evalstate_free(&nd.ev);
     ff_coord_free(nd.c);

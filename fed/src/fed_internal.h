@@ -43,8 +43,22 @@ typedef struct {
     double server_lr;
     char sent[FF_SHA256_HEX], agg[FF_SHA256_HEX], newmodel[FF_SHA256_HEX];
     int64_t agg_round;
+    int secagg; /* the aggregate entries say secure_aggregation: true */
     json_t *train_sites, *dropped;
 } fed_audit;
+
+/* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */
+#define FED_PHASE_ADVERTISE "advertise_keys"
+#define FED_PHASE_SHARE "share_keys"
+#define FED_PHASE_MASKED "masked_input"
+#define FED_PHASE_UNMASK "unmask"
+/* Encoding: each site sends clip(Δ_i · n_i / W) and n_i, so the sum decodes to Σ n_i Δ_i / W
+ * and Σ n_i; W = FED_SECAGG_MAX_WEIGHT bounds a site's example count. */
+#define FED_SECAGG_CLIP 1.0
+#define FED_SECAGG_MAX_WEIGHT 65536u
+
+/* Records the round's secure-aggregation parameters (a `secagg` entry) and the model sent. */
+void fed_audit_secagg(fed_audit *a, const char *model_sha, json_t *params);
 
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;

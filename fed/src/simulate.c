@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ff/crypto.h"
 #include "fed_internal.h"
 
 #define MAX_DEMO_SITES 16
@@ -39,6 +40,10 @@ typedef struct {
     struct {
         double train, evaluate;
     } deadlines;
+    struct {
+        int enabled;
+        int64_t threshold, neighbours; /* 0 = the crypto library's default rule */
+    } secagg;
     int64_t threads;
     int baselines;
     double timeout;
@@ -86,6 +91,15 @@ static const ff_cfg_field deadline_fields[] = {
      .max = 86400, .def = "60", .help = "seconds for evaluation"},
     {0},
 };
+static const ff_cfg_field secagg_fields[] = {
+    {.key = "enabled", .type = FF_CFG_BOOL, .offset = DS(secagg, enabled), .def = "false",
+     .help = "SecAgg+: the coordinator only sees the sum of the masked updates"},
+    {.key = "threshold", .type = FF_CFG_INT, .offset = DS(secagg, threshold), .min = 0,
+     .max = MAX_DEMO_SITES, .def = "0", .help = "t; 0 = default rule floor((k+1)/2)+1"},
+    {.key = "neighbours", .type = FF_CFG_INT, .offset = DS(secagg, neighbours), .min = 0,
+     .max = MAX_DEMO_SITES, .def = "0", .help = "k; 0 = default rule"},
+    {0},
+};
 static const ff_cfg_field demo_schema[] = {
     {.key = "run_name", .type = FF_CFG_STRING, .offset = D(run_name), .size = 64, .def = "demo",
      .help = "run name"},
@@ -101,6 +115,7 @@ static const ff_cfg_field demo_schema[] = {
     {.key = "min_sites", .type = FF_CFG_INT, .offset = D(min_sites), .min = 1, .max = MAX_DEMO_SITES,
      .def = "2", .help = "quorum"},
     {.key = "deadlines", .type = FF_CFG_SECTION, .offset = D(deadlines), .sub = deadline_fields},
+    {.key = "secure_aggregation", .type = FF_CFG_SECTION, .offset = D(secagg), .sub = secagg_fields},
     {.key = "threads", .type = FF_CFG_INT, .offset = D(threads), .min = 1, .max = 64, .def = "1",
      .help = "threads per client process"},
     {.key = "baselines", .type = FF_CFG_BOOL, .offset = D(baselines), .def = "true",
@@ -248,21 +263,38 @@ static int write_configs(sim *s, char *job_hex)
     if (rc == FF_OK)
         rc = write_text(path, "consortium: fedfuse-demo\nca: ../pki/ca/ca.crt\ncrl: ../pki/ca/crl.pem\n"
                               "sites:\n%s", sites);
+    /* secure aggregation: t by the crypto library's rule unless given; the quorum must reach t */
+    uint32_t nsa = (uint32_t)s->nsites;
+    uint32_t k = s->d.secagg.neighbours > 0 ? (uint32_t)FF_MIN(s->d.secagg.neighbours, (int64_t)nsa - 1)
+                                            : ff_secagg_default_k(nsa);
+    int64_t t = s->d.secagg.threshold > 0 ? s->d.secagg.threshold : (int64_t)ff_secagg_default_t(k);
+    int64_t quorum = s->d.secagg.enabled ? FF_MAX(s->d.min_sites, t) : s->d.min_sites;
+    if (quorum != s->d.min_sites)
+        FF_LOG_INFO("secure aggregation: threshold t=%lld, so the quorum is raised to %lld sites",
+                    (long long)t, (long long)quorum);
+    char sa[1400];
+    snprintf(sa, sizeof sa,
+             "secure_aggregation: {enabled: %s, threshold: %lld, neighbours: %lld, "
+             "site_certs: %s/pki/receipt-certs}\n"
+             "deadlines: {train: %.17g, evaluate: %.17g, advertise_keys: %.17g, share_keys: %.17g, "
+             "masked_input: %.17g, unmask: %.17g}\n",
+             s->d.secagg.enabled ? "true" : "false", (long long)t, (long long)k, o,
+             s->d.deadlines.train, s->d.deadlines.evaluate, s->d.deadlines.train,
+             s->d.deadlines.evaluate, s->d.deadlines.evaluate, s->d.deadlines.evaluate);
     snprintf(path, sizeof path, "%s/config/coordinator.yaml", o);
     if (rc == FF_OK)
         rc = write_text(path,
                         "# Coordinator of the demo (written by fedfuse simulate).\n"
                         "run_name: %s\nrounds: %lld\nseed: %lld\n"
                         "strategy: {name: %s, server_lr: %.17g}\n"
-                        "quorum: {min_sites: %lld}\n"
-                        "deadlines: {train: %.17g, evaluate: %.17g}\n"
+                        "quorum: {min_sites: %lld}\n%s"
                         "checkpoint_dir: %s/checkpoints\nout_dir: %s\nlisten: 127.0.0.1:%d\n"
                         "consortium: %s/config/consortium.yaml\nplan: %s\nmodel_config: %s\n"
                         "tls: {cert: %s/pki/coordinator/coordinator.crt, key: %s/pki/coordinator/coordinator.key}\n"
                         "audit: {cert: %s/pki/audit/audit.crt, key: %s/pki/audit/audit.key}\n",
                         s->d.run_name, (long long)s->d.rounds, (long long)s->d.seed,
                         strategies[s->d.strategy.name], s->d.strategy.server_lr,
-                        (long long)s->d.min_sites, s->d.deadlines.train, s->d.deadlines.evaluate, o,
+                        (long long)quorum, sa, o,
                         o, s->port, o, plan_path, s->model_cfg, o, o, o, o);
     /* the job hash each site's policy approves */
     ff_plan plan;
@@ -280,8 +312,9 @@ static int write_configs(sim *s, char *job_hex)
     for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
         const char *n = s->names[i];
         snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
-        rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: false\n"
-                              "dp: {required: false}\nmax_rounds: 10000\n", n, job_hex);
+        rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: %s\n"
+                              "dp: {required: false}\nmax_rounds: 10000\n", n, job_hex,
+                        s->d.secagg.enabled ? "true" : "false");
         snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
         if (rc == FF_OK)
             rc = write_text(path,
@@ -289,8 +322,9 @@ static int write_configs(sim *s, char *job_hex)
                             "site: %s\ncoordinator: 127.0.0.1:%d\nserver_name: coordinator\n"
                             "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
                             "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
-                            "out_dir: %s\nthreads: %lld\nseed: %lld\ngive_up_after: 120\n",
-                            n, n, s->port, o, n, o, n, o, s->data, n, s->model_cfg, o, n, o,
+                            "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
+                            "threads: %lld\nseed: %lld\ngive_up_after: 120\n",
+                            n, n, s->port, o, n, o, n, o, s->data, n, s->model_cfg, o, n, o, o,
                             (long long)s->d.threads, (long long)s->d.seed);
     }
     return rc;
@@ -388,7 +422,11 @@ static void show_rounds(sim *s, int *shown)
         int nf = 0;
         for (char *p = strtok(line, ",\n"); p && nf < 16; p = strtok(NULL, ",\n"))
             fld[nf++] = p;
-        if (nf >= 14)
+        if (nf >= 14 && s->d.secagg.enabled) /* the coordinator saw only the masked sum */
+            printf("round %s/%lld: secure sum of the masked updates, %s examples, pooled test "
+                   "AUROC %.3f (%.1fs)\n", fld[0], (long long)s->d.rounds, fld[7], atof(fld[11]),
+                   atof(fld[13]));
+        else if (nf >= 14)
             printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %.3f (%.1fs)\n",
                    fld[0], (long long)s->d.rounds, fld[4], fld[7], atof(fld[11]), atof(fld[13]));
         *shown = i - 1;

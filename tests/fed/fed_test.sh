@@ -12,6 +12,15 @@
 #   client_hung    the same with a client that stays connected but never answers (SIGSTOP):
 #                  each phase ends at its deadline, logged with the site name.
 #   (both also call `fedfuse status` mid-run and check the round/phase line)
+#   secagg_equiv   1 round with secure aggregation ON and the same run OFF: the two final
+#                  models agree element-wise within the quantisation bound
+#                  n·W/(scale·Σn) + 2^-23·(|a|+|b|) (numpy; n, scale, Σn from the coordinator
+#                  log); `fedfuse audit verify` passes with the receipts, the log has a secagg
+#                  entry per round with n, t, k, modulus_bits, clip_range and aggregate entries
+#                  with secure_aggregation true, the receipts carry the same parameters.
+#   secagg_killed  secure aggregation on, 3 sites, t=2: site-2 is killed (SIGKILL) after it
+#                  shared its keys in round 1; the round completes by recovering site-2's
+#                  masks from the survivors' shares (sum of 2 sites), every round finishes.
 set -u
 mode=$1 fedfuse=$2 src=$3
 py=/usr/bin/python3
@@ -25,8 +34,9 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*/logs/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 
 # demo config: 3 sites, small cohort, short deadlines
-mkconf() { # rounds baselines train_deadline
+mkconf() { # rounds baselines train_deadline [secagg]
     cat > "$tmp/demo.yaml" <<EOC
+secure_aggregation: {enabled: ${4:-false}}
 run_name: t
 data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
 model_config: $src/configs/model-tiny.yaml
@@ -124,6 +134,71 @@ restart|client_killed|client_hung)
         tail -1 "$tmp/b/rounds.csv" | awk -F, '$5 != 2 { exit 1 }' || fail "last round should aggregate 2 updates"
         verify "$tmp/b"
     fi
+    ;;
+secagg_equiv)
+    mkconf 1 false 60 true
+    cp "$tmp/demo.yaml" "$tmp/on.yaml"
+    "$fedfuse" simulate --config "$tmp/on.yaml" --out "$tmp/on" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate (secagg on) exit"; }
+    mkconf 1 false 60 false
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/off" > "$tmp/sim2.txt" 2>&1 || { cat "$tmp/sim2.txt"; fail "simulate (secagg off) exit"; }
+    grep -q "round 1: unmasked the sum of 3 sites" "$tmp/on/logs/coordinator.log" || fail "no unmasked sum in the log"
+    ! grep -q "update from .* accepted" "$tmp/on/logs/coordinator.log" || fail "a plain update reached the coordinator"
+    verify "$tmp/on"
+    $py - "$tmp/on" "$tmp/off" <<'EOP' || fail "models differ beyond the quantisation bound"
+import json, re, struct, sys
+import numpy as np
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in h.items() if k != "__metadata__"}
+on, off = sys.argv[1], sys.argv[2]
+log = open(on + "/logs/coordinator.log").read()
+n = int(re.search(r"secure aggregation n=(\d+)", log).group(1))
+scale = 2.0 ** int(re.search(r"scale 2\^(\d+)", log).group(1))
+total = int(re.search(r"unmasked the sum of \d+ sites \((\d+) examples\)", log).group(1))
+W = 65536
+bound = n * W / (scale * total)
+a, b = load(on + "/model.safetensors"), load(off + "/model.safetensors")
+worst = 0.0
+for k in b:
+    x, y = a[k].astype(np.float64), b[k].astype(np.float64)
+    slack = bound + 2.0 ** -23 * (np.abs(x) + np.abs(y))
+    worst = max(worst, float(np.max(np.abs(x - y) / slack)))
+    assert np.all(np.abs(x - y) <= slack), k
+d = max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in b)
+print("max |on - off| = %.3g, quantisation bound %.3g, worst ratio to slack %.3f" % (d, bound, worst))
+entries = [json.loads(l) for l in open(on + "/audit.jsonl")]
+sa = [e["data"] for e in entries if e.get("event") == "secagg"]
+ag = [e["data"] for e in entries if e.get("event") == "aggregate"]
+assert len(sa) == 1 and all(k in sa[0] for k in ("n", "t", "k", "modulus_bits", "clip_range")), sa
+assert ag and all(x["secure_aggregation"] is True for x in ag), ag
+r = json.load(open(on + "/receipts/site-1-round-0001.json"))
+assert r["secagg"] == sa[0], (r["secagg"], sa[0])
+print("audit:", sa[0])
+EOP
+    ;;
+secagg_killed)
+    mkconf 3 false 4 true
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
+    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+    cl=()
+    for s in site-1 site-2 site-3; do
+        hold=""; [ $s = site-2 ] && hold=30
+        FEDFUSE_TEST_HOLD_AFTER_SHARE=$hold "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
+        cl+=($!); pids+=($!)
+    done
+    for i in $(seq 1 300); do grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" || fail "site-2 never shared its keys"
+    kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+    wait_for $cpid 80 || fail "coordinator failed"
+    grep -q "round 1: unmasked the sum of 2 sites" "$tmp/b/logs/coordinator.log" || fail "round 1 not recovered with 2 survivors"
+    grep -q "masked_input: deadline.*did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as dropped"
+    [ "$(wc -l < "$tmp/b/rounds.csv")" = 4 ] || fail "not all 3 rounds finished"
+    verify "$tmp/b"
     ;;
 esac
 echo PASS

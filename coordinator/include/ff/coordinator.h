@@ -115,6 +115,7 @@ typedef struct {
         int enabled;
         int64_t threshold;
         int64_t neighbours; /* 0 = the crypto library's default rule */
+        char site_certs[FF_COORD_PATH_MAX]; /* <site>.pem per site (the coordinator process) */
     } secure_aggregation;
 } ff_coord_config;
 

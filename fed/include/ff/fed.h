@@ -54,6 +54,8 @@ typedef struct {
     char model_config[512];
     char policy[512];
     char out_dir[512];      /* receipts/ */
+    char peers_dir[512];    /* <site>.pem of every site: their Ed25519 keys verify the
+                               secure-aggregation advertisements ("" = no secure aggregation) */
     int64_t threads;
     int64_t seed;           /* local training seed base (mixed with round and site) */
     double give_up_after;   /* seconds without reaching the coordinator before exit 1; 0 = never */

@@ -1,0 +1,290 @@
+/* Secure aggregation in the coordinator's round: the `train` phase is replaced by
+ * advertise_keys → share_keys → masked_input → unmask (SecAgg+, crypto/). The coordinator only
+ * relays the sites' messages through ff_secagg_server and, at the close of `unmask`, obtains
+ * the SUM of the surviving sites' encoded inputs, decodes it and hands Σ n_i Δ_i, Σ n_i to the
+ * engine (ff_coord_provide_sum). It never sees a single site's update in the clear. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fed_secagg.h"
+
+static void round_free(fed_secagg *sa)
+{
+    ff_secagg_server_free(sa->srv);
+    sa->srv = NULL;
+    ff_secagg_buf_free(&sa->adv);
+    ff_secagg_buf_free(&sa->req);
+    for (size_t i = 0; sa->shares && i < sa->nsites; i++)
+        ff_secagg_buf_free(&sa->shares[i]);
+    sa->n = 0;
+}
+
+/* The selection of the round (the engine's sites_selected event): secagg index = position. */
+static void on_event(void *ud, const ff_coord_event *ev)
+{
+    fed_secagg *sa = ud;
+    if (ev->type != FF_EV_SITES_SELECTED)
+        return;
+    sa->nsel = 0;
+    for (size_t i = 0; i < sa->nsites; i++)
+        sa->index_of[i] = -1;
+    const char *p = ev->detail;
+    while (p && *p) {
+        while (*p == ' ')
+            p++;
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        for (size_t i = 0; i < sa->nsites; i++)
+            if (strlen(sa->names[i]) == l && strncmp(sa->names[i], p, l) == 0) {
+                sa->index_of[i] = (int)sa->nsel;
+                sa->site_of[sa->nsel++] = (int)i;
+            }
+        p = e ? e + 1 : NULL;
+    }
+    sa->attempt = ev->attempt;
+}
+
+static int adv_open(void *ud, ff_coord *c, int64_t round)
+{
+    fed_secagg *sa = ud;
+    round_free(sa);
+    if (sa->nsel < 2)
+        return ff_error(FF_EPOLICY, "round %lld: secure aggregation needs at least 2 selected "
+                        "sites, %zu were selected", (long long)round, sa->nsel);
+    uint64_t nv = (uint64_t)ff_coord_nparams(c) + 1;
+    ff_secagg_params_default(&sa->p, 0, (uint32_t)sa->nsel, nv);
+    sa->p.round_id = ((uint64_t)ff_fnv1a32(sa->run_id, strlen(sa->run_id)) << 32) ^
+                     ((uint64_t)round << 8) ^ (uint64_t)sa->attempt;
+    if (sa->cfg->secure_aggregation.neighbours > 0)
+        sa->p.k = (uint32_t)FF_MIN(sa->cfg->secure_aggregation.neighbours, (int64_t)sa->nsel - 1);
+    sa->p.t = (uint32_t)sa->cfg->secure_aggregation.threshold;
+    uint32_t deg = ff_secagg_degree(&sa->p);
+    if (sa->p.t > deg + 1 || 2 * sa->p.t <= deg + 1)
+        return ff_error(FF_ECONFIG, "round %lld: secure_aggregation.threshold %u does not fit %u "
+                        "selected sites with %u neighbours each (needs %u < t <= %u)",
+                        (long long)round, sa->p.t, sa->p.n_sites, deg, (deg + 1) / 2, deg + 1);
+    int rc = ff_secagg_params_check(&sa->p);
+    for (size_t j = 0; rc == FF_OK && j < sa->nsel; j++)
+        sa->sel_keys[j] = sa->keys[sa->site_of[j]];
+    if (rc == FF_OK)
+        rc = ff_secagg_server_new(&sa->srv, &sa->p, sa->sel_keys);
+    if (rc == FF_OK)
+        rc = ff_secagg_codec_init(&sa->codec, FED_SECAGG_CLIP, 0, sa->p.n_sites,
+                                  FED_SECAGG_MAX_WEIGHT);
+    if (rc != FF_OK)
+        return rc;
+    sa->n = sa->nsel;
+    json_decref(sa->entry);
+    sa->entry = json_pack("{s:I, s:I, s:I, s:I, s:i, s:f}", "round", (json_int_t)round, "n",
+                          (json_int_t)sa->p.n_sites, "t", (json_int_t)sa->p.t, "k",
+                          (json_int_t)sa->p.k, "modulus_bits", 32, "clip_range", FED_SECAGG_CLIP);
+    uint8_t h[FF_SHA256_BYTES];
+    char hex[FF_SHA256_HEX];
+    ff_sha256(ff_coord_global(c), ff_coord_nparams(c) * sizeof(float), h);
+    ff_hex(h, sizeof h, hex);
+    if (sa->audit)
+        fed_audit_secagg(sa->audit, hex, sa->entry);
+    FF_LOG_INFO("round %lld: secure aggregation n=%u k=%u t=%u, %llu lanes, scale 2^%d",
+                (long long)round, sa->p.n_sites, sa->p.k, sa->p.t, (unsigned long long)nv,
+                (int)(log2(sa->codec.scale) + 0.5));
+    return FF_OK;
+}
+
+/* Any client message: it must come from the site the coordinator authenticated. */
+static int any_submit(void *ud, ff_coord *c, int site, const void *msg, size_t len)
+{
+    fed_secagg *sa = ud;
+    (void)c;
+    ff_secagg_msg_type type;
+    uint64_t rid;
+    uint32_t sender;
+    int rc = ff_secagg_msg_peek(msg, len, &type, &rid, &sender);
+    if (rc != FF_OK)
+        return rc;
+    if (!sa->srv || site < 0 || (size_t)site >= sa->nsites || sa->index_of[site] < 0 ||
+        sender != (uint32_t)sa->index_of[site])
+        return ff_error(FF_EPOLICY, "secure aggregation: site %s sent a message as index %u",
+                        site >= 0 && (size_t)site < sa->nsites ? sa->names[site] : "?", sender);
+    return ff_secagg_server_add(sa->srv, msg, len);
+}
+
+static int share_open(void *ud, ff_coord *c, int64_t round)
+{
+    fed_secagg *sa = ud;
+    (void)c;
+    (void)round;
+    return sa->srv ? ff_secagg_server_advertise_set(sa->srv, &sa->adv)
+                   : ff_error(FF_ESTATE, "secure aggregation: no round state");
+}
+
+static int masked_open(void *ud, ff_coord *c, int64_t round)
+{
+    fed_secagg *sa = ud;
+    (void)c;
+    (void)round;
+    int rc = sa->srv ? FF_OK : ff_error(FF_ESTATE, "secure aggregation: no round state");
+    for (size_t j = 0; rc == FF_OK && j < sa->n; j++)
+        if (ff_secagg_server_accepted(sa->srv, FF_SECAGG_MSG_SHARES, (uint32_t)j))
+            rc = ff_secagg_server_shares_for(sa->srv, (uint32_t)j, &sa->shares[j]);
+    return rc;
+}
+
+static int unmask_open(void *ud, ff_coord *c, int64_t round)
+{
+    fed_secagg *sa = ud;
+    (void)c;
+    (void)round;
+    return sa->srv ? ff_secagg_server_unmask_request(sa->srv, &sa->req)
+                   : ff_error(FF_ESTATE, "secure aggregation: no round state");
+}
+
+static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
+{
+    fed_secagg *sa = ud;
+    (void)done;
+    size_t n = ff_coord_nparams(c);
+    uint32_t *sum = malloc((n + 1) * sizeof *sum);
+    double *dec = malloc((n + 1) * sizeof *dec);
+    float *ws = malloc((n + 1) * sizeof *ws);
+    int rc = sum && dec && ws ? FF_OK : ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+    if (rc == FF_OK && (rc = ff_secagg_server_finish(sa->srv, sum)) != FF_OK)
+        rc = ff_error_prefix(rc, "round %lld: secure aggregation failed closed (%zu sites "
+                             "answered the unmask request, threshold t=%u): ",
+                             (long long)ff_coord_round(c), ndone, sa->p.t);
+    uint64_t weight = 0;
+    if (rc == FF_OK) {
+        ff_secagg_decode(&sa->codec, sum, n, dec, &weight);
+        for (size_t i = 0; i < n; i++)
+            ws[i] = (float)(dec[i] * FED_SECAGG_MAX_WEIGHT);
+        if (weight == 0)
+            rc = ff_error(FF_EPOLICY, "round %lld: secure aggregation: the sum holds no examples",
+                          (long long)ff_coord_round(c));
+    }
+    if (rc == FF_OK)
+        rc = ff_coord_provide_sum(c, ws, (double)weight, n);
+    if (rc == FF_OK)
+        FF_LOG_INFO("round %lld: unmasked the sum of %u sites (%llu examples)",
+                    (long long)ff_coord_round(c), ff_secagg_server_n_survivors(sa->srv),
+                    (unsigned long long)weight);
+    free(sum);
+    free(dec);
+    free(ws);
+    round_free(sa);
+    return rc;
+}
+
+static int load_keys(fed_secagg *sa, const char *dir)
+{
+    if (!dir[0])
+        return ff_error(FF_ECONFIG, "secure_aggregation.site_certs: needed (a folder of <site>.pem "
+                        "certificates) when secure_aggregation.enabled is true");
+    for (size_t i = 0; i < sa->nsites; i++) {
+        char path[FF_COORD_PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s.pem", dir, sa->names[i]);
+        int rc = ff_pki_load_cert_pubkey(path, &sa->keys[i]);
+        if (rc != FF_OK)
+            return ff_error_prefix(rc, "secure_aggregation.site_certs: ");
+    }
+    return FF_OK;
+}
+
+int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
+                       const char *const *names, size_t nsites, const char *run_id,
+                       fed_audit *audit)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->cfg = cfg;
+    sa->names = names;
+    sa->nsites = nsites;
+    sa->audit = audit && audit->log ? audit : NULL;
+    ff_strlcpy(sa->run_id, run_id, sizeof sa->run_id);
+    sa->keys = calloc(nsites, sizeof *sa->keys);
+    sa->sel_keys = calloc(nsites, sizeof *sa->sel_keys);
+    sa->index_of = calloc(nsites, sizeof *sa->index_of);
+    sa->site_of = calloc(nsites, sizeof *sa->site_of);
+    sa->shares = calloc(nsites, sizeof *sa->shares);
+    if (!sa->keys || !sa->sel_keys || !sa->index_of || !sa->site_of || !sa->shares)
+        return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+    int rc = load_keys(sa, cfg->secure_aggregation.site_certs);
+    if (rc == FF_OK)
+        rc = ff_coord_add_hook(c, on_event, sa);
+    if (rc == FF_OK)
+        rc = ff_coord_phase_remove(c, FF_PHASE_TRAIN);
+    const ff_coord_phase ph[4] = {
+        {.name = FED_PHASE_ADVERTISE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_SELECTED,
+         .deadline_s = cfg->deadlines.advertise_keys, .min_sites = -1, .on_open = adv_open,
+         .on_submit = any_submit, .ud = sa},
+        {.name = FED_PHASE_SHARE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .deadline_s = cfg->deadlines.share_keys, .min_sites = -1, .on_open = share_open,
+         .on_submit = any_submit, .ud = sa},
+        {.name = FED_PHASE_MASKED, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .deadline_s = cfg->deadlines.masked_input, .min_sites = -1, .on_open = masked_open,
+         .on_submit = any_submit, .ud = sa},
+        {.name = FED_PHASE_UNMASK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .deadline_s = cfg->deadlines.unmask, .min_sites = -1, .on_open = unmask_open,
+         .on_submit = any_submit, .on_close = unmask_close, .ud = sa},
+    };
+    for (int i = 0; rc == FF_OK && i < 4; i++)
+        rc = ff_coord_phase_insert(c, FF_PHASE_AGGREGATE, &ph[i]);
+    return rc;
+}
+
+void fed_secagg_free(fed_secagg *sa)
+{
+    round_free(sa);
+    for (size_t i = 0; sa->keys && i < sa->nsites; i++)
+        EVP_PKEY_free(sa->keys[i]);
+    free(sa->keys);
+    free(sa->sel_keys);
+    free(sa->index_of);
+    free(sa->site_of);
+    free(sa->shares);
+    json_decref(sa->entry);
+    memset(sa, 0, sizeof *sa);
+}
+
+int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,
+                    Fedfuse__Task *t)
+{
+    const ff_secagg_buf *body = NULL;
+    if (strcmp(phase, FED_PHASE_SHARE) == 0)
+        body = &sa->adv;
+    else if (strcmp(phase, FED_PHASE_MASKED) == 0)
+        body = sa->index_of[site] >= 0 ? &sa->shares[sa->index_of[site]] : NULL;
+    else if (strcmp(phase, FED_PHASE_UNMASK) == 0)
+        body = &sa->req;
+    json_t *names = json_array();
+    for (size_t j = 0; j < sa->n; j++)
+        json_array_append_new(names, json_string(sa->names[sa->site_of[j]]));
+    json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:i, s:I, s:i, s:f, s:f, s:i, s:o, s:O}",
+                          "attempt", (json_int_t)attempt, "round_id", (json_int_t)sa->p.round_id,
+                          "n", (int)sa->p.n_sites, "k", (int)sa->p.k, "t", (int)sa->p.t,
+                          "n_values", (json_int_t)sa->p.n_values, "index", sa->index_of[site],
+                          "clip", sa->codec.clip, "scale", sa->codec.scale, "max_weight",
+                          (int)FED_SECAGG_MAX_WEIGHT, "sites", names, "entry", sa->entry);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(j);
+    if (!s)
+        return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+    size_t sl = strlen(s), bl = body && body->data ? body->len : 0;
+    uint8_t *p = ff_call_alloc(call, sl + 1 + bl + 1);
+    Fedfuse__SecAggParams *sp = ff_call_alloc(call, sizeof *sp);
+    if (!p || !sp) {
+        free(s);
+        return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+    }
+    /* payload = JSON parameters, a NUL byte, then the coordinator's message for this phase */
+    memcpy(p, s, sl + 1);
+    if (bl)
+        memcpy(p + sl + 1, body->data, bl);
+    free(s);
+    fedfuse__sec_agg_params__init(sp);
+    sp->enabled = 1;
+    sp->threshold = sa->p.t;
+    sp->num_sites = sa->p.n_sites;
+    sp->field_bits = 32;
+    t->secagg = sp;
+    t->payload.data = p;
+    t->payload.len = sl + 1 + bl;
+    return FF_OK;
+}

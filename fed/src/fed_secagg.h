@@ -1,0 +1,39 @@
+/* Secure aggregation in the federation processes (not public): the coordinator's phases
+ * (coord_secagg.c) and the payload of the secagg tasks. */
+#ifndef FF_FED_SECAGG_H
+#define FF_FED_SECAGG_H
+
+#include <math.h>
+
+#include "ff/crypto.h"
+#include "fed_internal.h"
+
+typedef struct {
+    const ff_coord_config *cfg;
+    const char *const *names;
+    size_t nsites;
+    char run_id[96];
+    fed_audit *audit;
+    EVP_PKEY **keys;      /* per consortium site, from secure_aggregation.site_certs */
+    EVP_PKEY **sel_keys;  /* per secagg index */
+    int *index_of;        /* consortium site -> secagg index of this round, -1 */
+    int *site_of;         /* secagg index -> consortium site */
+    size_t nsel, n;
+    int64_t attempt;
+    ff_secagg_params p;
+    ff_secagg_codec codec;
+    ff_secagg_server *srv;
+    ff_secagg_buf adv, req, *shares;
+    json_t *entry; /* the round's audit `secagg` entry (also in each site's receipt) */
+} fed_secagg;
+
+/* Removes `train`, inserts the four phases before `aggregate`, loads the sites' keys. */
+int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
+                       const char *const *names, size_t nsites, const char *run_id,
+                       fed_audit *audit) FF_WARN_UNUSED;
+void fed_secagg_free(fed_secagg *sa);
+/* Fills t->secagg and t->payload (JSON parameters, NUL, the phase's message) for site. */
+int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,
+                    Fedfuse__Task *t) FF_WARN_UNUSED;
+
+#endif
