@@ -149,6 +149,13 @@ static const ff_cfg_field model_fields[] = {
      .required = 1,
      .sub = ehr_fields,
      .help = "EHR encoder input"},
+    {.key = "projection",
+     .type = FF_CFG_INT,
+     .offset = offsetof(ff_model_config, projection),
+     .min = 0,
+     .max = 65536,
+     .def = "0",
+     .help = "contrastive projection width p (proj.* heads + logit_scale); 0 = none"},
     {0},
 };
 
@@ -184,6 +191,9 @@ int ff_model_config_validate(const ff_model_config *c)
                         "model config '%s': image.channels, text.*, ehr.* must be "
                         "positive (vocabularies at least 2)",
                         c->name);
+    if (c->projection < 0)
+        return ff_error(FF_ECONFIG, "model config '%s': projection: %lld is negative", c->name,
+                        (long long)c->projection);
     if (c->fusion < FF_FUSION_CROSS || c->fusion > FF_FUSION_LATE)
         return ff_error(FF_ECONFIG, "model config '%s': fusion: unknown mode %d", c->name,
                         c->fusion);

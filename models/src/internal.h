@@ -107,6 +107,7 @@ struct ff_model {
     size_t head_w, head_b;                 /* cross, early */
     size_t efc_w, efc_b, efp_w, efp_b;     /* early */
     size_t lhead_w[3], lhead_b[3], fuse_w; /* late */
+    size_t proj_w[3], logit_scale;         /* contrastive heads (cfg.projection > 0) */
     /* activations (one arena, sized once) */
     ff_arena arena;
     int B;                         /* batch of the last forward */

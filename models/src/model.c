@@ -717,3 +717,21 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
         encoder_backward(m, e, b);
     return FF_OK;
 }
+
+/* Contrastive pre-training's entry into the encoders: dpool [3,B,d] is d loss / d (each
+ * encoder's own masked-mean output, before fusion); adds the encoders' gradients for the
+ * modalities in enc_mask (bit e = encoder e). Uses the activations of the last forward. */
+int ff_model_backward_pooled(ff_model *m, const ff_batch *b, const float *dpool, int enc_mask)
+{
+    int B = b->B, d = m->d;
+    if (B != m->B)
+        return ff_error(FF_ESTATE, "model: backward on a batch of %d after a forward on %d", B,
+                        m->B);
+    for (int e = 0; e < 3; e++) {
+        if (!(enc_mask & (1 << e))) continue;
+        ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
+        rows_mean_backward(m->dEnc[e], dpool + (size_t)e * B * d, &m->enc[e].rows, B, d);
+        encoder_backward(m, e, b);
+    }
+    return FF_OK;
+}

@@ -144,6 +144,14 @@ int ff_model_build_table(ff_model *m)
                 return rc;
         if ((rc = add_param(m, &m->fuse_w, "fuse.", "w", 0, 0, 3)) != FF_OK) return rc;
     }
+    /* Optional contrastive heads, after every spec tensor so the spec's offsets are unchanged. */
+    if (m->cfg.projection > 0) {
+        static const char *const pw[3] = {"proj.img.weight", "proj.txt.weight", "proj.ehr.weight"};
+        for (int e = 0; e < 3; e++)
+            if ((rc = add_param(m, &m->proj_w[e], "", pw[e], 1, m->cfg.projection, d)) != FF_OK)
+                return rc;
+        if ((rc = add_param(m, &m->logit_scale, "", "logit_scale", 0, 0, 1)) != FF_OK) return rc;
+    }
     for (size_t i = 0; i < m->ntab; i++)
         m->tab[i].name = m->names + (uintptr_t)m->tab[i].name;
     m->nparams = (m->nparams + 15) / 16 * 16;
@@ -215,6 +223,8 @@ int ff_model_init_std(ff_model *m, uint64_t seed, float std)
             ff_rng r;
             ff_rng_init(&r, seed, 0x1000 + i);
             ff_rng_normal_fill(&r, w, p->numel, 0.0f, std);
+        } else if (strcmp(p->name, "logit_scale") == 0) {
+            w[0] = logf(1.0f / 0.07f); /* CLIP's initial temperature */
         } /* biases and LayerNorm biases stay 0 */
     }
     return FF_OK;

@@ -59,6 +59,7 @@ typedef struct {
     struct {
         int64_t length, codes, values, times;
     } ehr;
+    int64_t projection; /* contrastive heads' width p (0 = none, the spec's model) */
 } ff_model_config;
 
 /* Loads and validates a model config (unknown keys, ranges, width % heads, size % patch):
@@ -377,6 +378,44 @@ int ff_model_attention_received(const ff_model *m, int view, int b, float *out, 
 /* Cross fusion: out[j] = mean over heads and present query modalities of the fusion block's
  * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available. */
 int ff_model_modality_attention(const ff_model *m, int b, float out[3]);
+
+/* Contrastive pre-training (CLIP-style; needs a config with `projection: p` > 0, which adds */
+/* proj.img.weight, proj.txt.weight, proj.ehr.weight [p,d] and logit_scale [1] after every  */
+/* spec tensor; projection 0, the default, leaves the spec's table unchanged).               */
+/*                                                                                          */
+/*     ff_contrastive *c; ff_contrastive_new(&c, m);                                        */
+/*     ff_model_zero_grad(m); ff_model_forward(m, &b, NULL, NULL);                          */
+/*     ff_contrastive_forward(c, &b, 0, 1, &loss, &npairs);     // image-text pairs         */
+/*     ff_contrastive_backward(c, &b, 1.0f);                    // adds into the gradients  */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct ff_contrastive ff_contrastive;
+/* Scratch for the model's max batch; FF_ECONFIG when the config has no projection heads. */
+int ff_contrastive_new(ff_contrastive **c, ff_model *m) FF_WARN_UNUSED;
+void ff_contrastive_free(ff_contrastive *c);
+/* After ff_model_forward on b: symmetric InfoNCE between modalities a and e (0 image, 1 text,
+ * 2 EHR) over the samples where both are present (pairs only inside the batch; labels are
+ * not read). Each side is the encoder's own masked-mean output (before fusion), projected by
+ * proj.<mod>.weight and L2-normalised; logits = exp(min(logit_scale, ln 100)) * cosine. loss
+ * = (CE over rows + CE over columns) / 2, averaged over the pairs; 0 with no pair. */
+int ff_contrastive_forward(ff_contrastive *c, const ff_batch *b, int a, int e, float *loss,
+                           int *npairs) FF_WARN_UNUSED;
+/* Adds weight * d loss / d params (heads, logit_scale, both encoders) into the gradients. */
+int ff_contrastive_backward(ff_contrastive *c, const ff_batch *b, float weight) FF_WARN_UNUSED;
+/* After a forward: unit-norm projected embeddings [B,p] of modality e for every row. */
+int ff_contrastive_embed(ff_contrastive *c, int e, float *out) FF_WARN_UNUSED;
+/* The clamped temperature exp(min(logit_scale, ln 100)); 0 without heads. */
+float ff_contrastive_scale(const ff_model *m);
+/* The loss on given pooled pairs pa, pc [n,d] with heads Wa, Wc [p,d] and logit_scale ls
+ * (the kernel under the two calls above, exposed for the gradient tests). With non-NULL
+ * outputs adds weight * the gradients into dpa, dpc [n,d], dWa, dWc [p,d], dls [1]. */
+int ff_contrastive_core(ff_contrastive *c, const float *pa, const float *pc, int n,
+                        const float *Wa, const float *Wc, float ls, float weight, float *loss,
+                        float *dpa, float *dpc, float *dWa, float *dWc, float *dls) FF_WARN_UNUSED;
+/* Gradient entry for losses on the encoders' own pooled outputs: dpool [3,B,d] = d loss /
+ * d pooled_e; runs the backward of the encoders whose bit (1 << e) is in enc_mask. */
+int ff_model_backward_pooled(ff_model *m, const ff_batch *b, const float *dpool,
+                             int enc_mask) FF_WARN_UNUSED;
 
 #ifdef __cplusplus
 }
