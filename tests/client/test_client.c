@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ff/client.h"
+#include "site_fixture.h"
 
 typedef struct {
     const char *dir;
@@ -17,24 +18,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->dir = ft_tmpdir();
-    ff_synth_opts so = ff_synth_opts_default();
-    so.sites = 1;
-    so.patients = 400;
-    so.seed = 11;
-    so.image_size = 32;
-    so.no_image_site = 0;
-    so.quiet = 1;
-    char out[512];
-    snprintf(out, sizeof out, "%s/cohort", f->dir);
-    if (ff_synth_generate(&so, out) != FF_OK)
-        return -1;
-    if (ff_model_config_load(FF_SOURCE_DIR "/configs/model-tiny.yaml", &f->mc) != FF_OK)
-        return -1;
-    ff_data_shape shape;
-    ff_client_shape(&f->mc, &shape);
-    ff_site_opts opts = ff_site_opts_default();
-    snprintf(out, sizeof out, "%s/cohort/site-1", f->dir);
-    if (ff_site_load(&f->site, out, &shape, &opts, NULL) != FF_OK)
+    if (ftc_site_make(f->dir, 400, 11, &f->mc, &f->site, NULL, 0) != FF_OK)
         return -1;
     *state = f;
     return 0;

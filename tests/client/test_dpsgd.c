@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ff/client.h"
+#include "site_fixture.h"
 
 #define NB 8
 
@@ -23,25 +24,10 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->dir = ft_tmpdir();
-    ff_synth_opts so = ff_synth_opts_default();
-    so.sites = 1;
-    so.patients = 200;
-    so.seed = 23;
-    so.image_size = 32;
-    so.no_image_site = 0;
-    so.quiet = 1;
-    char out[512];
-    snprintf(out, sizeof out, "%s/cohort", f->dir);
-    if (ff_synth_generate(&so, out) != FF_OK)
-        return -1;
-    if (ff_model_config_load(FF_SOURCE_DIR "/configs/model-tiny.yaml", &f->mc) != FF_OK)
+    if (ftc_site_make(f->dir, 200, 23, &f->mc, &f->site, NULL, 0) != FF_OK)
         return -1;
     ff_data_shape sh;
     ff_client_shape(&f->mc, &sh);
-    ff_site_opts opts = ff_site_opts_default();
-    snprintf(out, sizeof out, "%s/cohort/site-1", f->dir);
-    if (ff_site_load(&f->site, out, &sh, &opts, NULL) != FF_OK)
-        return -1;
     if (ff_batch_alloc(&f->b, NB, sh.K, sh.C, sh.H, sh.W, sh.Lt, sh.Le) != FF_OK)
         return -1;
     uint32_t idx[NB];
