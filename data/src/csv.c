@@ -6,15 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CSV_MAX_FIELDS 256
-
 typedef struct {
-    char *fields[CSV_MAX_FIELDS];
-    size_t lens[CSV_MAX_FIELDS];
-    size_t caps[CSV_MAX_FIELDS];
-    int nfields;
-    int too_many;
-    int oom;
+    ff_csv_fields f;
     long line;      /* physical line being fed */
     long row_start; /* line where the current row began; 0 = between rows */
     int status;     /* first error returned by the row callback */
@@ -22,29 +15,45 @@ typedef struct {
     void *ctx;
 } csv_state;
 
-static void on_field(void *s, size_t len, void *data)
+void ff_csv_fields_add(ff_csv_fields *f, const void *s, size_t len)
 {
-    csv_state *st = data;
-    if (st->nfields >= CSV_MAX_FIELDS) {
-        st->too_many = 1;
+    if (f->nfields >= f->max) {
+        f->too_many = 1;
         return;
     }
-    int i = st->nfields++;
-    if (st->caps[i] < len + 1) {
+    int i = f->nfields;
+    if (f->caps[i] < len + 1) {
         size_t cap = len + 1 < 64 ? 64 : len + 1;
-        char *p = realloc(st->fields[i], cap);
+        char *p = realloc(f->fields[i], cap);
         if (!p) {
-            st->oom = 1;
-            st->nfields--;
+            f->oom = 1;
             return;
         }
-        st->fields[i] = p;
-        st->caps[i] = cap;
+        f->fields[i] = p;
+        f->caps[i] = cap;
     }
     if (len)
-        memcpy(st->fields[i], s, len);
-    st->fields[i][len] = '\0';
-    st->lens[i] = len;
+        memcpy(f->fields[i], s, len);
+    f->fields[i][len] = '\0';
+    f->lens[i] = len;
+    f->nfields++;
+}
+
+void ff_csv_fields_next(ff_csv_fields *f)
+{
+    f->nfields = 0;
+    f->too_many = 0;
+}
+
+void ff_csv_fields_free(ff_csv_fields *f)
+{
+    for (int i = 0; i < FF_CSV_FIELDS_CAP; i++)
+        free(f->fields[i]);
+}
+
+static void on_field(void *s, size_t len, void *data)
+{
+    ff_csv_fields_add(&((csv_state *)data)->f, s, len);
 }
 
 static void on_row(int c, void *data)
@@ -52,12 +61,11 @@ static void on_row(int c, void *data)
     (void)c;
     csv_state *st = data;
     long line = st->row_start ? st->row_start : st->line;
-    if (st->status == FF_OK && !st->oom) {
-        ff_csv_row row = {st->fields, st->lens, st->too_many ? -1 : st->nfields, line};
+    if (st->status == FF_OK && !st->f.oom) {
+        ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields, line};
         st->status = st->fn(&row, st->ctx);
     }
-    st->nfields = 0;
-    st->too_many = 0;
+    ff_csv_fields_next(&st->f);
     st->row_start = 0;
 }
 
@@ -82,6 +90,7 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
     }
     st->fn = fn;
     st->ctx = ctx;
+    st->f.max = FF_CSV_FIELDS_CAP;
     unsigned char opts = CSV_APPEND_NULL | (strict ? CSV_STRICT | CSV_STRICT_FINI : 0);
     if (csv_init(&p, opts) != 0) {
         rc = ff_error(FF_ENOMEM, "%s: cannot start the CSV parser", shown);
@@ -101,7 +110,7 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
                           csv_strerror(csv_error(&p)));
             goto out;
         }
-        if (st->oom) {
+        if (st->f.oom) {
             rc = ff_error(FF_ENOMEM, "%s:%ld: out of memory", shown, st->line);
             goto out;
         }
@@ -119,7 +128,7 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
                       st->row_start ? st->row_start : st->line);
         goto out;
     }
-    rc = st->oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
+    rc = st->f.oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
 out:
     if (have_parser)
         csv_free(&p);
@@ -127,8 +136,7 @@ out:
         fclose(f);
     free(buf);
     if (st)
-        for (int i = 0; i < CSV_MAX_FIELDS; i++)
-            free(st->fields[i]);
+        ff_csv_fields_free(&st->f);
     free(st);
     return rc;
 }

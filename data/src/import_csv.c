@@ -13,10 +13,8 @@
 #define GZCSV_CHUNK (1 << 16)
 
 typedef struct {
-    char *fields[GZCSV_MAX_FIELDS];
-    size_t lens[GZCSV_MAX_FIELDS];
-    size_t caps[GZCSV_MAX_FIELDS];
-    int nfields, too_many, oom, status;
+    ff_csv_fields f;
+    int status;
     long record;
     ff_csv_row_fn fn;
     void *ctx;
@@ -24,27 +22,7 @@ typedef struct {
 
 static void gz_on_field(void *s, size_t len, void *data)
 {
-    gz_state *st = data;
-    if (st->nfields >= GZCSV_MAX_FIELDS) {
-        st->too_many = 1;
-        return;
-    }
-    int i = st->nfields;
-    if (st->caps[i] < len + 1) {
-        size_t cap = len + 1 < 64 ? 64 : len + 1;
-        char *p = realloc(st->fields[i], cap);
-        if (!p) {
-            st->oom = 1;
-            return;
-        }
-        st->fields[i] = p;
-        st->caps[i] = cap;
-    }
-    if (len)
-        memcpy(st->fields[i], s, len);
-    st->fields[i][len] = '\0';
-    st->lens[i] = len;
-    st->nfields++;
+    ff_csv_fields_add(&((gz_state *)data)->f, s, len);
 }
 
 static void gz_on_row(int c, void *data)
@@ -52,12 +30,12 @@ static void gz_on_row(int c, void *data)
     (void)c;
     gz_state *st = data;
     st->record++;
-    if (st->status == FF_OK && !st->oom) {
-        ff_csv_row row = {st->fields, st->lens, st->too_many ? -1 : st->nfields, st->record};
+    if (st->status == FF_OK && !st->f.oom) {
+        ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields,
+                          st->record};
         st->status = st->fn(&row, st->ctx);
     }
-    st->nfields = 0;
-    st->too_many = 0;
+    ff_csv_fields_next(&st->f);
 }
 
 int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
@@ -79,6 +57,7 @@ int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn
     gzbuffer(f, 1 << 17);
     st->fn = fn;
     st->ctx = ctx;
+    st->f.max = GZCSV_MAX_FIELDS;
     unsigned char opts = CSV_APPEND_NULL | (strict ? CSV_STRICT | CSV_STRICT_FINI : 0);
     if (csv_init(&p, opts) != 0) {
         rc = ff_error(FF_ENOMEM, "%s: cannot start the CSV parser", shown);
@@ -92,7 +71,7 @@ int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn
                           csv_strerror(csv_error(&p)));
             goto out;
         }
-        if (st->oom) {
+        if (st->f.oom) {
             rc = ff_error(FF_ENOMEM, "%s:%ld: out of memory", shown, st->record + 1);
             goto out;
         }
@@ -115,7 +94,7 @@ int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn
                       st->record + 1);
         goto out;
     }
-    rc = st->oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
+    rc = st->f.oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
 out:
     if (have_parser)
         csv_free(&p);
@@ -123,8 +102,7 @@ out:
         gzclose(f);
     free(buf);
     if (st)
-        for (int i = 0; i < GZCSV_MAX_FIELDS; i++)
-            free(st->fields[i]);
+        ff_csv_fields_free(&st->f);
     free(st);
     return rc;
 }

@@ -13,6 +13,22 @@ typedef struct {
     long line;
 } ff_csv_row;
 
+/* The fields of the row libcsv is delivering, in reused buffers: shared by the plain and the
+ * gzip readers. At most max (<= FF_CSV_FIELDS_CAP) fields; more sets too_many. */
+#define FF_CSV_FIELDS_CAP 256
+typedef struct {
+    char *fields[FF_CSV_FIELDS_CAP];
+    size_t lens[FF_CSV_FIELDS_CAP];
+    size_t caps[FF_CSV_FIELDS_CAP];
+    int max, nfields, too_many, oom;
+} ff_csv_fields;
+
+/* Appends one field (libcsv's field callback body). */
+void ff_csv_fields_add(ff_csv_fields *f, const void *s, size_t len);
+/* Clears the row for the next one. */
+void ff_csv_fields_next(ff_csv_fields *f);
+void ff_csv_fields_free(ff_csv_fields *f);
+
 /* Called per row (header included, as the first). Returns FF_OK to go on, or an error status
  * (with ff_error set) to stop reading. */
 typedef int (*ff_csv_row_fn)(const ff_csv_row *row, void *ctx);
