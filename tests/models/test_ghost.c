@@ -1,0 +1,303 @@
+/* Ghost clipping against independent single-example runs: for every example of a batch with
+ * missing modalities, repeated ids and interior padding, each parameter tensor's per-example
+ * squared gradient norm from the ghost pass (Gram form, materialised form and the automatic
+ * choice) equals the one of the gradient a separate max-batch-1 model materialises for that
+ * example alone; whole norms likewise, for fusion-tiny in every fusion mode and for
+ * fusion-base; and the ghost clipped sum equals Σ clip_C(g_i) of the single runs. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/models.h"
+
+/* Presence patterns of the spec (all, no image, no text, no EHR, each alone); even samples
+ * draw note ids from 1..4 so ids repeat, and some notes have padding inside. */
+static void make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t seed)
+{
+    assert_int_equal(ff_batch_alloc(b, B, (int)c->tasks, (int)c->image.channels, (int)c->image.size,
+                                    (int)c->image.size, (int)c->text.length, (int)c->ehr.length),
+                     FF_OK);
+    ff_rng r;
+    ff_rng_init(&r, seed, 7);
+    size_t img = (size_t)c->image.channels * c->image.size * c->image.size;
+    for (int i = 0; i < B; i++) {
+        int pat = i % 7; /* 0 all, 1 no image, 2 no text, 3 no EHR, 4 img, 5 text, 6 EHR */
+        int has_img = pat == 0 || pat == 2 || pat == 3 || pat == 4;
+        int has_txt = pat == 0 || pat == 1 || pat == 3 || pat == 5;
+        int has_ehr = pat == 0 || pat == 1 || pat == 2 || pat == 6;
+        ff_rng_normal_fill(&r, b->image + i * img, img, 0, 1);
+        b->image_present[i] = (float)has_img;
+        int lt = has_txt ? 2 + (int)ff_rng_below(&r, (uint32_t)c->text.length - 1) : 0;
+        uint32_t vocab = i % 2 ? (uint32_t)c->text.vocab - 1 : 4;
+        for (int t = 0; t < lt; t++)
+            b->text_ids[(size_t)i * c->text.length + t] =
+                (i % 3 == 0 && t == lt / 2) ? 0 : 1 + (int32_t)ff_rng_below(&r, vocab);
+        int le = has_ehr ? 1 + (int)ff_rng_below(&r, (uint32_t)c->ehr.length) : 0;
+        for (int t = 0; t < le; t++) {
+            size_t k = (size_t)i * c->ehr.length + t;
+            b->ehr_code[k] = 1 + (int32_t)ff_rng_below(&r, i % 2 ? (uint32_t)c->ehr.codes - 1 : 3);
+            b->ehr_val[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.values);
+            b->ehr_time[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.times);
+        }
+        for (int k = 0; k < c->tasks; k++) {
+            b->labels[(size_t)i * c->tasks + k] = (float)ff_rng_below(&r, 2);
+            /* one unknown label on some samples: per-example loss is the mean of ITS labels */
+            b->label_mask[(size_t)i * c->tasks + k] = (i % 4 == 1 && k == 0) ? 0.0f : 1.0f;
+        }
+    }
+}
+
+/* Row i copied into its own batch of one (nothing shared with the code under test). */
+static void copy_row(const ff_batch *b, int i, ff_batch *one)
+{
+    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W;
+    assert_int_equal(ff_batch_alloc(one, 1, b->K, b->C, b->H, b->W, b->Lt, b->Le), FF_OK);
+    memcpy(one->image, b->image + (size_t)i * img, img * sizeof(float));
+    one->image_present[0] = b->image_present[i];
+    memcpy(one->text_ids, b->text_ids + (size_t)i * b->Lt, (size_t)b->Lt * 4);
+    memcpy(one->ehr_code, b->ehr_code + (size_t)i * b->Le, (size_t)b->Le * 4);
+    memcpy(one->ehr_val, b->ehr_val + (size_t)i * b->Le, (size_t)b->Le * 4);
+    memcpy(one->ehr_time, b->ehr_time + (size_t)i * b->Le, (size_t)b->Le * 4);
+    memcpy(one->labels, b->labels + (size_t)i * b->K, (size_t)b->K * 4);
+    memcpy(one->label_mask, b->label_mask + (size_t)i * b->K, (size_t)b->K * 4);
+}
+
+/* Oracle: example i's gradient, materialised by a separate max-batch-1 model. */
+static void single_grad(const ff_model_config *c, const float *params, const ff_batch *b, int i,
+                        double *g, size_t n)
+{
+    ff_model *m1;
+    assert_int_equal(ff_model_new(&m1, c, 1), FF_OK);
+    memcpy(ff_model_params(m1), params, n * sizeof(float));
+    ff_batch one;
+    copy_row(b, i, &one);
+    float loss;
+    ff_model_zero_grad(m1);
+    assert_int_equal(ff_model_forward(m1, &one, NULL, &loss), FF_OK);
+    assert_int_equal(ff_model_backward(m1, &one), FF_OK);
+    for (size_t j = 0; j < n; j++)
+        g[j] = ff_model_grads(m1)[j];
+    ff_batch_free(&one);
+    ff_model_free(m1);
+}
+
+typedef struct {
+    ff_model_config c;
+    ff_model *m;
+    ff_batch b;
+    size_t n, nt;
+    int B;
+    double *g;  /* [B][n] single-run gradients */
+    double *sq; /* [B][nt] their per-tensor squared norms */
+} setup_t;
+
+static void setup_make(setup_t *s, const char *cfg, int fusion, int B, uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    assert_int_equal(ff_model_config_default(&s->c, cfg), FF_OK);
+    s->c.fusion = fusion;
+    s->B = B;
+    assert_int_equal(ff_model_new(&s->m, &s->c, B), FF_OK);
+    assert_int_equal(ff_model_init_std(s->m, seed, 0.1f), FF_OK);
+    make_batch(&s->c, &s->b, B, seed + 1);
+    s->n = ff_model_nparams(s->m), s->nt = ff_model_ntensors(s->m);
+    s->g = malloc((size_t)B * s->n * sizeof *s->g);
+    s->sq = calloc((size_t)B * s->nt, sizeof *s->sq);
+    assert_non_null(s->g);
+    assert_non_null(s->sq);
+    for (int i = 0; i < B; i++) {
+        double *gi = s->g + (size_t)i * s->n;
+        single_grad(&s->c, ff_model_params(s->m), &s->b, i, gi, s->n);
+        for (size_t t = 0; t < s->nt; t++) {
+            const ff_param_info *p = ff_model_tensor(s->m, t);
+            for (size_t j = 0; j < p->numel; j++)
+                s->sq[(size_t)i * s->nt + t] += gi[p->offset + j] * gi[p->offset + j];
+        }
+    }
+}
+
+static void setup_free(setup_t *s)
+{
+    free(s->g);
+    free(s->sq);
+    ff_batch_free(&s->b);
+    ff_model_free(s->m);
+}
+
+static double total(const setup_t *s, int i)
+{
+    double t = 0;
+    for (size_t k = 0; k < s->nt; k++)
+        t += s->sq[(size_t)i * s->nt + k];
+    return t;
+}
+
+/* Per tensor and example: |ghost − single| ≤ tol · single + 1e-9 · the example's total (a
+ * tensor with no gradient for that example, e.g. an absent modality, must get ~0). Returns
+ * the worst relative error over tensors with a non-negligible share. */
+static double check_tensors(setup_t *s, int policy, double tol, int *nonzero)
+{
+    ff_model_set_ghost_policy(s->m, policy);
+    double *gs = malloc((size_t)s->B * s->nt * sizeof *gs), *norms = malloc(s->B * sizeof *norms);
+    assert_int_equal(ff_model_ghost_tensor_sqnorms(s->m, &s->b, norms, gs), FF_OK);
+    double worst = 0;
+    *nonzero = 0;
+    for (int i = 0; i < s->B; i++) {
+        double tot = total(s, i), gt = 0;
+        for (size_t t = 0; t < s->nt; t++) {
+            double want = s->sq[(size_t)i * s->nt + t], got = gs[(size_t)i * s->nt + t];
+            gt += got;
+            if (fabs(got - want) > tol * want + 1e-9 * tot)
+                fail_msg("example %d tensor %s: ghost %.9g, single run %.9g (policy %d)", i,
+                         ff_model_tensor(s->m, t)->name, got, want, policy);
+            if (want > 1e-9 * tot) {
+                (*nonzero)++;
+                worst = fmax(worst, fabs(got - want) / want);
+            }
+        }
+        assert_true(fabs(norms[i] - sqrt(tot)) <= tol * sqrt(tot));
+        assert_true(fabs(gt - norms[i] * norms[i]) <= 1e-9 * gt);
+    }
+    free(gs);
+    free(norms);
+    return worst;
+}
+
+static void run_layers(const char *cfg, int fusion, int B)
+{
+    setup_t s;
+    setup_make(&s, cfg, fusion, B, 31);
+    const char *pol[] = {"auto", "gram", "materialised"};
+    for (int p = 0; p < 3; p++) {
+        int nz;
+        double w = check_tensors(&s, p, 1e-4, &nz);
+        printf("%s %s, %s: %d (example, tensor) norms, worst rel. err %.2e\n", cfg,
+               ff_fusion_name(fusion), pol[p], nz, w);
+        assert_true(w < 1e-4);
+    }
+    long long gram, mat;
+    ff_model_ghost_stats(s.m, &gram, &mat);
+    assert_true(gram > 0 && mat > 0);
+    setup_free(&s);
+}
+
+static void test_layers_tiny_cross(void **state)
+{
+    (void)state;
+    run_layers("fusion-tiny", FF_FUSION_CROSS, 9);
+}
+
+static void test_layers_tiny_early_late(void **state)
+{
+    (void)state;
+    run_layers("fusion-tiny", FF_FUSION_EARLY, 7);
+    run_layers("fusion-tiny", FF_FUSION_LATE, 7);
+}
+
+/* Whole norms of fusion-base (every presence pattern) against the single runs and against the
+ * library's own batch-of-1 path; then the clipped sum. */
+static void test_base_norms_and_clipped_sum(void **state)
+{
+    (void)state;
+    setup_t s;
+    int B = 7;
+    setup_make(&s, "fusion-base", FF_FUSION_CROSS, B, 5);
+    double ghost[7], exact[7];
+    float gl[7], el[7];
+    assert_int_equal(ff_model_ghost_norms(s.m, &s.b, ghost, gl), FF_OK);
+    assert_int_equal(ff_model_perexample_norms(s.m, &s.b, exact, el), FF_OK);
+    double worst = 0, worst_b1 = 0;
+    for (int i = 0; i < B; i++) {
+        double want = sqrt(total(&s, i));
+        worst = fmax(worst, fabs(ghost[i] - want) / want);
+        worst_b1 = fmax(worst_b1, fabs(exact[i] - want) / want);
+        assert_true(fabs(gl[i] - el[i]) <= 1e-5f * fabsf(el[i]));
+    }
+    printf("fusion-base norms: ghost vs single runs worst rel. err %.2e (batch-of-1 path %.2e)\n",
+           worst, worst_b1);
+    assert_true(worst < 1e-5);
+    int nz;
+    double wt = check_tensors(&s, FF_GHOST_AUTO, 1e-4, &nz);
+    printf("fusion-base per tensor: %d norms, worst rel. err %.2e\n", nz, wt);
+
+    /* clip at the median norm: some examples clipped, some not */
+    double sorted[7];
+    memcpy(sorted, ghost, sizeof sorted);
+    for (int i = 1; i < B; i++)
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            double t = sorted[j];
+            sorted[j] = sorted[j - 1], sorted[j - 1] = t;
+        }
+    double C = sorted[B / 2];
+    float *sum = calloc(s.n, sizeof *sum);
+    double *want = calloc(s.n, sizeof *want);
+    ff_model_set_ghost_policy(s.m, FF_GHOST_AUTO);
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, C, sum, NULL, NULL), FF_OK);
+    for (int i = 0; i < B; i++) {
+        double nrm = sqrt(total(&s, i)), sc = nrm > C ? C / nrm : 1.0;
+        for (size_t j = 0; j < s.n; j++)
+            want[j] += sc * s.g[(size_t)i * s.n + j];
+    }
+    double num = 0, den = 0;
+    for (size_t j = 0; j < s.n; j++)
+        num += (sum[j] - want[j]) * (sum[j] - want[j]), den += want[j] * want[j];
+    printf("fusion-base clipped sum (C = %.4g): rel. err %.2e vs single runs\n", C,
+           sqrt(num / den));
+    assert_true(sqrt(num / den) < 1e-5);
+    free(sum);
+    free(want);
+    setup_free(&s);
+}
+
+/* Tiny cross: the clipped sum at a clip below every norm and at C = inf (plain sum), the ghost
+ * pass leaving the gradient buffer alone, and B = 0. */
+static void test_tiny_clipped_sum(void **state)
+{
+    (void)state;
+    setup_t s;
+    int B = 9;
+    setup_make(&s, "fusion-tiny", FF_FUSION_CROSS, B, 77);
+    double Cs[] = {1e-3, INFINITY};
+    for (size_t c = 0; c < 2; c++) {
+        float *sum = calloc(s.n, sizeof *sum);
+        double *want = calloc(s.n, sizeof *want), norms[9];
+        float *g = ff_model_grads(s.m);
+        for (size_t j = 0; j < s.n; j++)
+            g[j] = 7.0f;
+        assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, Cs[c], sum, norms, NULL),
+                         FF_OK);
+        for (size_t j = 0; j < s.n; j++)
+            assert_true(g[j] == 7.0f);
+        for (int i = 0; i < B; i++) {
+            double nrm = sqrt(total(&s, i)), sc = nrm > Cs[c] ? Cs[c] / nrm : 1.0;
+            for (size_t j = 0; j < s.n; j++)
+                want[j] += sc * s.g[(size_t)i * s.n + j];
+        }
+        double num = 0, den = 0;
+        for (size_t j = 0; j < s.n; j++)
+            num += (sum[j] - want[j]) * (sum[j] - want[j]), den += want[j] * want[j];
+        printf("fusion-tiny clipped sum (C = %g): rel. err %.2e\n", Cs[c], sqrt(num / den));
+        assert_true(sqrt(num / den) < 1e-5);
+        free(sum);
+        free(want);
+    }
+    ff_batch none = s.b;
+    none.B = 0;
+    assert_int_equal(ff_model_ghost_norms(s.m, &none, NULL, NULL), FF_OK);
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, 0.0, NULL, NULL, NULL), FF_EINVAL);
+    setup_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layers_tiny_cross),
+        cmocka_unit_test(test_layers_tiny_early_late),
+        cmocka_unit_test(test_tiny_clipped_sum),
+        cmocka_unit_test(test_base_norms_and_clipped_sum),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
