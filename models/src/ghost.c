@@ -7,8 +7,13 @@
  * parameter is the contribution of its own rows; each hook below takes its squared norm from
  * the layer's saved inputs and output gradients. docs/privacy.md has the per-layer table.
  *
- * Then the clipped sum is a second backward over the SAME forward with example i's output
- * gradient scaled by min(1, C/‖g_i‖): 1 forward + 2 backward per DP-SGD step. */
+ * Then the clipped sum Σ_i s_i g_i, s_i = min(1, C/‖g_i‖), by book-keeping (Bu, Wang, Zha,
+ * Karypis 2023, "Differentially private optimization on large model at small cost"): the
+ * norm pass keeps each layer's output gradient, and each layer's parameter gradient is
+ * formed once, from those rows scaled by their example's s_i (e.g. dW = (s ⊙ G)ᵀ A): one
+ * forward and one backward per DP-SGD step, at the memory of one copy of the output
+ * gradients. FF_GHOST_TWO_BACKWARD (or running out of memory for the copies) takes a second
+ * backward over the same forward with example i's output gradient scaled by s_i instead. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +34,10 @@ void ff_ghost_free(ff_ghost *g)
     ff_free(g->sink);
     free(g->slot);
     ff_free(g->rows);
+    free(g->fw);
+    free(g->scale);
+    free(g->ops);
+    free(g->tape);
     free(g);
 }
 
@@ -68,8 +77,10 @@ static int ghost_alloc(ff_model *m)
     g->sink = ff_calloc(2 * d, sizeof(float));
     g->slot = malloc(vocab * sizeof(int));
     g->rows = ff_calloc(T * d, sizeof(float));
+    g->fw = calloc(B * 3, sizeof(float));
+    g->scale = calloc(B, sizeof(float));
     if (!g->sq || !g->unit.off || !g->unit.len || !g->ga || !g->gg || !g->mat || !g->vec ||
-        !g->sink || !g->slot || !g->rows) {
+        !g->sink || !g->slot || !g->rows || !g->fw || !g->scale) {
         ff_ghost_free(g);
         return ff_error(FF_ENOMEM, "ghost clipping: out of memory");
     }
@@ -82,10 +93,40 @@ static int ghost_alloc(ff_model *m)
     return FF_OK;
 }
 
+/* Keeps op, with a copy of its output gradient (rm->R rows of width w), for book-keeping. */
+static void record(ff_ghost *g, ff_ghost_op op, const float *dy, int w)
+{
+    if (!g->record || g->oom) return;
+    size_t n = (size_t)op.rm->R * (size_t)w;
+    if (g->nops == g->cap_ops) {
+        size_t cap = g->cap_ops ? 2 * g->cap_ops : 64;
+        ff_ghost_op *ops = realloc(g->ops, cap * sizeof *ops);
+        if (!ops) {
+            g->oom = 1;
+            return;
+        }
+        g->ops = ops, g->cap_ops = cap;
+    }
+    if (g->tape_len + n > g->tape_cap) {
+        size_t cap = FF_MAX(FF_MAX(2 * g->tape_cap, g->tape_len + n), (size_t)1 << 20);
+        float *t = realloc(g->tape, cap * sizeof *t);
+        if (!t) {
+            g->oom = 1;
+            return;
+        }
+        g->tape = t, g->tape_cap = cap;
+    }
+    memcpy(g->tape + g->tape_len, dy, n * sizeof(float));
+    op.dy = g->tape_len;
+    g->tape_len += n;
+    g->ops[g->nops++] = op;
+}
+
 /* Gram form when it is cheaper: two T×T Gram matrices by SYRK cost T²(in+out)/2 multiply-
  * adds, the materialised G_iᵀA_i costs T·in·out. */
 static int use_gram(int policy, int T, int in, int out)
 {
+    policy &= 3;
     if (policy == FF_GHOST_GRAM) return 1;
     if (policy == FF_GHOST_MATERIALISE) return 0;
     return (double)T * (double)(in + out) < 2.0 * (double)in * (double)out;
@@ -181,6 +222,9 @@ void ff_ghost_linear(ff_model *m, size_t w_off, size_t b_off, const float *x, co
         ff_ghost_add(m, i, w_off, sw);
         ff_ghost_add(m, i, b_off, sb);
     }
+    record(g, (ff_ghost_op){.kind = FF_GOP_LINEAR, .w_off = w_off, .b_off = b_off, .x = x,
+                            .rm = rm, .in = in, .out = out},
+           dy, out);
 }
 
 /* LayerNorm's per-example weight and bias gradients are only 2d floats: materialise them. */
@@ -203,6 +247,9 @@ void ff_ghost_layernorm(ff_model *m, size_t w_off, size_t b_off, const float *dy
         ff_ghost_add(m, i, w_off, dot(dw, dw, d));
         ff_ghost_add(m, i, b_off, dot(db, db, d));
     }
+    record(g, (ff_ghost_op){.kind = FF_GOP_LAYERNORM, .w_off = w_off, .b_off = b_off, .x = x,
+                            .mean = mean, .rstd = rstd, .rm = rm, .out = d},
+           dy, d);
 }
 
 /* Rows with equal ids add into one table row: group them per example (slot per distinct id),
@@ -229,6 +276,9 @@ void ff_ghost_embedding(ff_model *m, size_t off, const float *dy, const int32_t 
         for (int r = r0; r < r1; r++)
             g->slot[ids[r]] = -1;
     }
+    record(g, (ff_ghost_op){.kind = FF_GOP_EMBEDDING, .w_off = off, .ids = ids, .rm = rm,
+                            .out = d},
+           dy, d);
 }
 
 void ff_ghost_rows(ff_model *m, size_t off, const float *v, const ff_rowmap *rm, int d)
@@ -237,6 +287,7 @@ void ff_ghost_rows(ff_model *m, size_t off, const float *v, const ff_rowmap *rm,
         const float *r = v + (size_t)rm->off[i] * d;
         ff_ghost_add(m, i, off, dot(r, r, rm->len[i] * d));
     }
+    record(m->ghost, (ff_ghost_op){.kind = FF_GOP_ROWS, .w_off = off, .rm = rm, .out = d}, v, d);
 }
 
 void ff_model_set_ghost_policy(ff_model *m, int policy)
@@ -274,6 +325,46 @@ static int example_losses(ff_model *m, const ff_batch *b, float *losses)
     return FF_OK;
 }
 
+/* One recorded op's parameter gradient with example i's rows scaled by s[i], added into grads
+ * at the op's offsets. The copy of dy is scaled in place (it is used once). */
+static void replay(ff_model *m, const ff_ghost_op *op, const float *s, float *grads)
+{
+    const ff_rowmap *rm = op->rm;
+    int w = op->out, R = rm->R;
+    float *dy = m->ghost_buf->tape + op->dy;
+    for (int i = 0; i < m->B; i++) {
+        float *r = dy + (size_t)rm->off[i] * w;
+        for (size_t j = 0; j < (size_t)rm->len[i] * w; j++)
+            r[j] *= s[i];
+    }
+    float *gw = grads + op->w_off, *gb = grads + op->b_off;
+    switch (op->kind) {
+    case FF_GOP_LINEAR: /* dW += (s ⊙ G)ᵀ A, db += Σ_r (s ⊙ G)_r */
+        ff_linear_backward(NULL, gw, gb, dy, op->x, NULL, R, op->in, w);
+        break;
+    case FF_GOP_LAYERNORM:
+        for (int r = 0; r < R; r++) {
+            const float *xr = op->x + (size_t)r * w, *gr = dy + (size_t)r * w;
+            float mu = op->mean[r], rs = op->rstd[r];
+            for (int c = 0; c < w; c++) {
+                gw[c] += gr[c] * ((xr[c] - mu) * rs);
+                gb[c] += gr[c];
+            }
+        }
+        break;
+    case FF_GOP_EMBEDDING:
+        ff_embedding_backward(gw, dy, op->ids, R, w);
+        break;
+    default: /* FF_GOP_ROWS: row t of example i goes to parameter row t */
+        for (int i = 0; i < m->B; i++)
+            for (int t = 0; t < rm->len[i]; t++) {
+                const float *gr = dy + (size_t)(rm->off[i] + t) * w;
+                for (int c = 0; c < w; c++)
+                    gw[(size_t)t * w + c] += gr[c];
+            }
+    }
+}
+
 /* Forward, per-example output gradients into m->dlogits, and the norm pass (by_tensor: the
  * per-tensor breakdown, [B * ntensors], or NULL). */
 static int ghost_norm_pass(ff_model *m, const ff_batch *b, double *norms, float *losses,
@@ -286,6 +377,8 @@ static int ghost_norm_pass(ff_model *m, const ff_batch *b, double *norms, float 
     ff_ghost *g = m->ghost_buf;
     g->policy = m->ghost_policy;
     g->by_tensor = by_tensor;
+    g->unit.R = b->B;
+    g->nops = 0, g->tape_len = 0, g->oom = 0;
     memset(g->sq, 0, (size_t)b->B * sizeof *g->sq);
     if (by_tensor) memset(by_tensor, 0, (size_t)b->B * m->ntab * sizeof *by_tensor);
     m->ghost = g;
@@ -333,8 +426,20 @@ int ff_model_ghost_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip,
     if (b->B == 0) return FF_OK;
     double *nrm = norms ? norms : malloc((size_t)b->B * sizeof *nrm);
     if (!nrm) return ff_error(FF_ENOMEM, "ghost clipped sum: out of memory");
-    rc = ghost_norm_pass(m, b, nrm, losses, NULL);
+    rc = ghost_alloc(m);
+    ff_ghost *g = m->ghost_buf;
+    int bk = !(m->ghost_policy & FF_GHOST_TWO_BACKWARD);
     if (rc == FF_OK) {
+        g->record = bk;
+        rc = ghost_norm_pass(m, b, nrm, losses, NULL);
+    }
+    if (rc == FF_OK && bk && !g->oom) {
+        g->record = 0;
+        for (int i = 0; i < b->B; i++)
+            g->scale[i] = (float)ff_dp_clip_scale(nrm[i], clip);
+        for (size_t k = 0; k < g->nops; k++)
+            replay(m, &g->ops[k], g->scale, sum);
+    } else if (rc == FF_OK) {
         int K = m->K;
         for (int i = 0; i < b->B; i++) {
             float s = (float)ff_dp_clip_scale(nrm[i], clip);
@@ -348,6 +453,7 @@ int ff_model_ghost_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip,
         ff_model_backward_core(m);
         m->grads = grads;
     }
+    if (g) g->record = 0;
     if (!norms) free(nrm);
     return rc;
 }

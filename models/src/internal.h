@@ -89,6 +89,22 @@ typedef struct {
     float *pooled;                  /* [B,d] (masked mean of H) */
 } ff_encoder;
 
+/* A parameter-gradient operation of the backward, kept by the ghost norm pass for book-keeping
+ * (Bu et al. 2023): once the clip factors s_i are known, the clipped sum Σ_i s_i g_i is each
+ * op replayed with its output-gradient rows scaled by their example's s_i, with no second
+ * backward. dy is a copy (the backward reuses its scratch); x, statistics, ids and rowmaps
+ * are the forward's, valid until the next forward. */
+typedef struct {
+    int kind;                     /* FF_GOP_LINEAR, _LAYERNORM, _EMBEDDING, _ROWS */
+    size_t w_off, b_off;          /* parameter offsets (b_off: LINEAR, LAYERNORM) */
+    const float *x, *mean, *rstd; /* input rows (LINEAR, LAYERNORM), LayerNorm statistics */
+    const int32_t *ids;           /* EMBEDDING */
+    const ff_rowmap *rm;
+    size_t dy;                    /* offset of the output-gradient copy in ff_ghost.tape */
+    int in, out;                  /* widths (in: LINEAR only) */
+} ff_ghost_op;
+enum { FF_GOP_LINEAR, FF_GOP_LAYERNORM, FF_GOP_EMBEDDING, FF_GOP_ROWS };
+
 /* Ghost clipping's per-example norm pass (models/src/ghost.c): while ff_model.ghost is set,
  * the backward computes activation gradients as usual but, instead of adding parameter
  * gradients into m->grads, adds each example's squared parameter-gradient norm into sq[i],
@@ -105,6 +121,14 @@ typedef struct {
     float *rows;    /* [Tmax*d] embedding gradient rows grouped by id */
     long long layers_gram, layers_mat; /* (example, layer) pairs handled each way */
     double *by_tensor; /* [B * ntab] per-tensor breakdown of sq, or NULL (tests, per-layer) */
+    float *fw;         /* [max_batch * 3] late fusion: each example's gradient of fuse.w */
+    float *scale;      /* [max_batch] clip factors of the book-keeping replay */
+    int record;        /* keep the ops for book-keeping */
+    ff_ghost_op *ops;
+    size_t nops, cap_ops;
+    float *tape; /* output-gradient copies of the recorded ops */
+    size_t tape_len, tape_cap;
+    int oom;     /* recording ran out of memory (the clipped sum fails cleanly) */
 } ff_ghost;
 
 struct ff_model {

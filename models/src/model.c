@@ -740,21 +740,20 @@ static void fuse_late_backward(ff_model *m, int B)
                 dw[j] += m->dlogits[(size_t)b * K + k] * m->llog[((size_t)j * B + b) * K + k];
             dot += m->lw[b * 3 + j] * dw[j];
         }
-        double sq = 0;
         for (int j = 0; j < 3; j++) {
             /* softmax Jacobian over the present set (absent ones have weight 0) */
             float gj = m->lw[b * 3 + j] * (dw[j] - dot);
             if (m->ghost)
-                sq += (double)gj * gj;
+                m->ghost->fw[b * 3 + j] = gj; /* example b's gradient of fuse.w */
             else
                 dfw[j] += gj;
             for (int k = 0; k < K; k++)
                 m->dllog[((size_t)j * B + b) * K + k] =
                     m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
         }
-        if (m->ghost) ff_ghost_add(m, b, m->fuse_w, sq);
     }
     const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
+    if (m->ghost) ff_ghost_rows(m, m->fuse_w, m->ghost->fw, unit, 3);
     ff_zerof(m->dPool, (size_t)3 * B * d);
     for (int j = 0; j < 3; j++)
         linear_backward_add(m->dPool + (size_t)j * B * d, m->lhead_w[j], m->lhead_b[j],

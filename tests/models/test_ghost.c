@@ -3,7 +3,8 @@
  * squared gradient norm from the ghost pass (Gram form, materialised form and the automatic
  * choice) equals the one of the gradient a separate max-batch-1 model materialises for that
  * example alone; whole norms likewise, for fusion-tiny in every fusion mode and for
- * fusion-base; and the ghost clipped sum equals Σ clip_C(g_i) of the single runs. */
+ * fusion-base; and the ghost clipped sum (book-keeping, and a second backward) equals
+ * Σ clip_C(g_i) of the single runs. */
 #include "testutil.h"
 
 #include <math.h>
@@ -166,6 +167,56 @@ static double check_tensors(setup_t *s, int policy, double tol, int *nonzero)
     return worst;
 }
 
+/* The ghost clipped sum at clip C (book-keeping or, with FF_GHOST_TWO_BACKWARD in policy, a
+ * second backward) against Σ_i min(1, C/‖g_i‖) g_i of the single runs, in double; also
+ * checks the model's gradient buffer is left alone. Returns the relative error. */
+static double clipped_sum_err(setup_t *s, double C, int policy)
+{
+    float *sum = calloc(s->n, sizeof *sum), *g = ff_model_grads(s->m);
+    double *want = calloc(s->n, sizeof *want), *norms = malloc(s->B * sizeof *norms);
+    for (size_t j = 0; j < s->n; j++)
+        g[j] = 7.0f;
+    ff_model_set_ghost_policy(s->m, policy);
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(s->m, &s->b, C, sum, norms, NULL), FF_OK);
+    ff_model_set_ghost_policy(s->m, FF_GHOST_AUTO);
+    for (size_t j = 0; j < s->n; j++)
+        assert_true(g[j] == 7.0f);
+    for (int i = 0; i < s->B; i++) {
+        double nrm = sqrt(total(s, i)), sc = nrm > C ? C / nrm : 1.0;
+        for (size_t j = 0; j < s->n; j++)
+            want[j] += sc * s->g[(size_t)i * s->n + j];
+    }
+    double num = 0, den = 0;
+    for (size_t j = 0; j < s->n; j++)
+        num += (sum[j] - want[j]) * (sum[j] - want[j]), den += want[j] * want[j];
+    free(sum);
+    free(want);
+    free(norms);
+    return sqrt(num / den);
+}
+
+/* Clip below every norm, at the median norm, and C = inf; both ways of forming the sum. */
+static void check_clipped_sums(setup_t *s, const char *what)
+{
+    double *nr = malloc(s->B * sizeof *nr);
+    for (int i = 0; i < s->B; i++)
+        nr[i] = sqrt(total(s, i));
+    for (int i = 1; i < s->B; i++)
+        for (int j = i; j > 0 && nr[j - 1] > nr[j]; j--) {
+            double t = nr[j];
+            nr[j] = nr[j - 1], nr[j - 1] = t;
+        }
+    double Cs[] = {0.5 * nr[0], nr[s->B / 2], INFINITY};
+    for (int k = 0; k < 3; k++)
+        for (int two = 0; two < 2; two++) {
+            double e = clipped_sum_err(s, Cs[k], two ? FF_GHOST_TWO_BACKWARD : FF_GHOST_AUTO);
+            printf("%s clipped sum (C = %.4g, %s): rel. err %.2e vs single runs\n", what,
+                   Cs[k], two ? "second backward" : "book-keeping", e);
+            assert_true(e < 1e-5);
+        }
+    free(nr);
+}
+
 static void run_layers(const char *cfg, int fusion, int B)
 {
     setup_t s;
@@ -181,6 +232,9 @@ static void run_layers(const char *cfg, int fusion, int B)
     long long gram, mat;
     ff_model_ghost_stats(s.m, &gram, &mat);
     assert_true(gram > 0 && mat > 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s %s", cfg, ff_fusion_name(fusion));
+    check_clipped_sums(&s, what);
     setup_free(&s);
 }
 
@@ -223,72 +277,32 @@ static void test_base_norms_and_clipped_sum(void **state)
     double wt = check_tensors(&s, FF_GHOST_AUTO, 1e-4, &nz);
     printf("fusion-base per tensor: %d norms, worst rel. err %.2e\n", nz, wt);
 
-    /* clip at the median norm: some examples clipped, some not */
-    double sorted[7];
-    memcpy(sorted, ghost, sizeof sorted);
-    for (int i = 1; i < B; i++)
-        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-            double t = sorted[j];
-            sorted[j] = sorted[j - 1], sorted[j - 1] = t;
-        }
-    double C = sorted[B / 2];
-    float *sum = calloc(s.n, sizeof *sum);
-    double *want = calloc(s.n, sizeof *want);
-    ff_model_set_ghost_policy(s.m, FF_GHOST_AUTO);
-    assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, C, sum, NULL, NULL), FF_OK);
-    for (int i = 0; i < B; i++) {
-        double nrm = sqrt(total(&s, i)), sc = nrm > C ? C / nrm : 1.0;
-        for (size_t j = 0; j < s.n; j++)
-            want[j] += sc * s.g[(size_t)i * s.n + j];
-    }
-    double num = 0, den = 0;
-    for (size_t j = 0; j < s.n; j++)
-        num += (sum[j] - want[j]) * (sum[j] - want[j]), den += want[j] * want[j];
-    printf("fusion-base clipped sum (C = %.4g): rel. err %.2e vs single runs\n", C,
-           sqrt(num / den));
-    assert_true(sqrt(num / den) < 1e-5);
-    free(sum);
-    free(want);
+    check_clipped_sums(&s, "fusion-base cross");
     setup_free(&s);
 }
 
-/* Tiny cross: the clipped sum at a clip below every norm and at C = inf (plain sum), the ghost
- * pass leaving the gradient buffer alone, and B = 0. */
-static void test_tiny_clipped_sum(void **state)
+/* B = 0 and a bad clip norm. */
+static void test_edge_cases(void **state)
 {
     (void)state;
-    setup_t s;
-    int B = 9;
-    setup_make(&s, "fusion-tiny", FF_FUSION_CROSS, B, 77);
-    double Cs[] = {1e-3, INFINITY};
-    for (size_t c = 0; c < 2; c++) {
-        float *sum = calloc(s.n, sizeof *sum);
-        double *want = calloc(s.n, sizeof *want), norms[9];
-        float *g = ff_model_grads(s.m);
-        for (size_t j = 0; j < s.n; j++)
-            g[j] = 7.0f;
-        assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, Cs[c], sum, norms, NULL),
-                         FF_OK);
-        for (size_t j = 0; j < s.n; j++)
-            assert_true(g[j] == 7.0f);
-        for (int i = 0; i < B; i++) {
-            double nrm = sqrt(total(&s, i)), sc = nrm > Cs[c] ? Cs[c] / nrm : 1.0;
-            for (size_t j = 0; j < s.n; j++)
-                want[j] += sc * s.g[(size_t)i * s.n + j];
-        }
-        double num = 0, den = 0;
-        for (size_t j = 0; j < s.n; j++)
-            num += (sum[j] - want[j]) * (sum[j] - want[j]), den += want[j] * want[j];
-        printf("fusion-tiny clipped sum (C = %g): rel. err %.2e\n", Cs[c], sqrt(num / den));
-        assert_true(sqrt(num / den) < 1e-5);
-        free(sum);
-        free(want);
-    }
-    ff_batch none = s.b;
-    none.B = 0;
-    assert_int_equal(ff_model_ghost_norms(s.m, &none, NULL, NULL), FF_OK);
-    assert_int_equal(ff_model_ghost_clipped_grad_sum(s.m, &s.b, 0.0, NULL, NULL, NULL), FF_EINVAL);
-    setup_free(&s);
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &c, 4), FF_OK);
+    ff_batch b;
+    make_batch(&c, &b, 4, 3);
+    float *sum = calloc(ff_model_nparams(m), sizeof *sum);
+    b.B = 0;
+    assert_int_equal(ff_model_ghost_norms(m, &b, NULL, NULL), FF_OK);
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(m, &b, 1.0, sum, NULL, NULL), FF_OK);
+    b.B = 4;
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(m, &b, 0.0, sum, NULL, NULL), FF_EINVAL);
+    b.B = 5;
+    assert_int_equal(ff_model_ghost_clipped_grad_sum(m, &b, 1.0, sum, NULL, NULL), FF_EINVAL);
+    b.B = 4;
+    free(sum);
+    ff_batch_free(&b);
+    ff_model_free(m);
 }
 
 int main(void)
@@ -296,7 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layers_tiny_cross),
         cmocka_unit_test(test_layers_tiny_early_late),
-        cmocka_unit_test(test_tiny_clipped_sum),
+        cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_base_norms_and_clipped_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

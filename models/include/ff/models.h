@@ -358,9 +358,10 @@ int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
  * rounding. Clobbers the last-forward activations; the gradient buffer is not touched. */
 int ff_model_ghost_norms(ff_model *m, const ff_batch *b, double *norms,
                          float *losses) FF_WARN_UNUSED;
-/* As ff_model_clipped_grad_sum (same contract; on error sum is untouched) by ghost norms and
- * then a second backward over the same forward with example i's loss scaled by
- * min(1, clip / ||g_i||): one forward and two backward passes in all. */
+/* As ff_model_clipped_grad_sum (same contract; on error sum is untouched): ghost norms, then
+ * each layer's parameter gradient formed once from its output-gradient rows scaled by
+ * min(1, clip / ||g_i||) ("book-keeping": one forward and one backward in all, plus a copy
+ * of the output gradients), or with FF_GHOST_TWO_BACKWARD by a second backward. */
 int ff_model_ghost_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
                                     double *norms, float *losses) FF_WARN_UNUSED;
 /* As ff_model_ghost_norms, with each example's squared norm split by parameter tensor:
@@ -371,6 +372,9 @@ int ff_model_ghost_tensor_sqnorms(ff_model *m, const ff_batch *b, double *norms,
  * per layer and example the cheaper of the Gram form Σ_{t,s}(a_t·a_s)(g_t·g_s) (T²(in+out)/2)
  * and the materialised G_iᵀA_i (T·in·out); the others force one form (tests). */
 enum { FF_GHOST_AUTO = 0, FF_GHOST_GRAM = 1, FF_GHOST_MATERIALISE = 2 };
+/* OR'ed into the policy: the clipped sum by a second backward over the same forward instead
+ * of book-keeping (which keeps a copy of every layer's output gradient; the default). */
+enum { FF_GHOST_TWO_BACKWARD = 4 };
 void ff_model_set_ghost_policy(ff_model *m, int policy);
 /* (example, sequence linear layer) pairs the model has handled in each form so far. */
 void ff_model_ghost_stats(const ff_model *m, long long *gram, long long *mat);
