@@ -281,6 +281,64 @@ static void test_base_norms_and_clipped_sum(void **state)
     setup_free(&s);
 }
 
+/* Against the PyTorch peer (bench/torch_peer.py, float64, each example alone through
+ * autograd): the committed golden sets of fusion-tiny, per-tensor squared norms from
+ * tests/models/oracle_pernorms.py. */
+static void test_vs_torch(void **state)
+{
+    (void)state;
+    const char *modes[] = {"cross", "early", "late"};
+    int fusions[] = {FF_FUSION_CROSS, FF_FUSION_EARLY, FF_FUSION_LATE};
+    for (int k = 0; k < 3; k++) {
+        char path[512];
+        ff_model_config c;
+        assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+        c.fusion = fusions[k];
+        ff_batch b;
+        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_inputs.safetensors",
+                 modes[k]);
+        if (ff_model_read_inputs(&c, path, &b) != FF_OK) fail_msg("%s", ff_error_message());
+        ff_model *m;
+        assert_int_equal(ff_model_new(&m, &c, b.B), FF_OK);
+        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_weights.safetensors",
+                 modes[k]);
+        if (ff_model_load(m, path) != FF_OK) fail_msg("%s", ff_error_message());
+        size_t nt = ff_model_ntensors(m);
+        double *sq = malloc((size_t)b.B * nt * sizeof *sq), *norms = malloc(b.B * sizeof *norms);
+        double *want = malloc(b.B * sizeof *want), *tn = malloc(b.B * sizeof *tn);
+        assert_int_equal(ff_model_ghost_tensor_sqnorms(m, &b, norms, sq), FF_OK);
+        ff_safetensors *st;
+        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_pernorm.safetensors",
+                 modes[k]);
+        assert_int_equal(ff_safetensors_open(&st, path), FF_OK);
+        int64_t shape[1] = {b.B};
+        assert_int_equal(ff_safetensors_read(st, "norm", FF_DT_F64, 1, shape, tn), FF_OK);
+        double worst = 0, worst_t = 0;
+        for (int i = 0; i < b.B; i++)
+            worst = fmax(worst, fabs(norms[i] - tn[i]) / tn[i]);
+        for (size_t t = 0; t < nt; t++) {
+            char name[160];
+            snprintf(name, sizeof name, "sq.%s", ff_model_tensor(m, t)->name);
+            if (ff_safetensors_read(st, name, FF_DT_F64, 1, shape, want) != FF_OK)
+                fail_msg("%s", ff_error_message());
+            for (int i = 0; i < b.B; i++) {
+                double got = sq[(size_t)i * nt + t], tot = tn[i] * tn[i];
+                if (fabs(got - want[i]) > 1e-4 * want[i] + 1e-9 * tot)
+                    fail_msg("%s example %d %s: ghost %.9g, torch %.9g", modes[k], i, name, got,
+                             want[i]);
+                if (want[i] > 1e-9 * tot) worst_t = fmax(worst_t, fabs(got - want[i]) / want[i]);
+            }
+        }
+        printf("tiny %s vs torch: norms worst rel. err %.2e, per tensor %.2e\n", modes[k], worst,
+               worst_t);
+        assert_true(worst < 1e-5);
+        ff_safetensors_close(st);
+        free(sq), free(norms), free(want), free(tn);
+        ff_batch_free(&b);
+        ff_model_free(m);
+    }
+}
+
 /* B = 0 and a bad clip norm. */
 static void test_edge_cases(void **state)
 {
@@ -311,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_layers_tiny_cross),
         cmocka_unit_test(test_layers_tiny_early_late),
         cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_vs_torch),
         cmocka_unit_test(test_base_norms_and_clipped_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
