@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "ff/models.h"
 #include "ff/privacy.h"
@@ -55,6 +56,15 @@ static void make_batch(const ff_model_config *c, ff_batch *b, int B)
             b->label_mask[(size_t)i * (size_t)c->tasks + (size_t)k] = 1;
         }
     }
+}
+
+/* Process CPU seconds: on a loaded shared machine a 1-thread step's CPU time barely moves
+ * while its wall time swings with the load, so the CPU-time ratio is reported too. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -125,35 +135,43 @@ int main(int argc, char **argv)
     ff_rng_init(&noise, 99, 1);
     double *tf = calloc((size_t)steps, sizeof *tf), *tn = calloc((size_t)steps, sizeof *tn);
     double *tg = calloc((size_t)steps, sizeof *tg), *te = calloc((size_t)steps, sizeof *te);
-    double *t2b = calloc((size_t)steps, sizeof *t2b);
-    if (!tf || !tn || !tg || !te || !t2b)
+    double *t2b = calloc((size_t)steps, sizeof *t2b), *cpu = calloc(4 * (size_t)steps, sizeof *cpu);
+    if (!tf || !tn || !tg || !te || !t2b || !cpu)
         die("out of memory");
     for (int s = 0; s <= steps; s++) {
         double t0 = ff_now();
         if (ff_model_forward(m, &b, NULL, &loss) != FF_OK)
             die("forward");
         double t1 = ff_now();
+        double c1 = cpu_now();
         if (ff_model_train_step(m, opt, &b, s, 2 * steps + 2, &loss) != FF_OK)
             die("train step");
         double t2 = ff_now(), t3 = t2, t4 = t2, t5 = t2;
+        double c2 = cpu_now(), c3 = c2, c4 = c2, c5 = c2;
         if (do_ghost) {
             ff_model_set_ghost_policy(m, FF_GHOST_AUTO);
             dp_step(m, opt, &oc, &b, sum, &noise, 1);
-            t3 = ff_now();
+            t3 = ff_now(), c3 = cpu_now();
         }
         if (do_ghost2) {
             ff_model_set_ghost_policy(m, FF_GHOST_AUTO | FF_GHOST_TWO_BACKWARD);
             dp_step(m, opt, &oc, &b, sum, &noise, 1);
-            t4 = ff_now();
+            t4 = ff_now(), c4 = cpu_now();
         }
         if (do_exact) {
             dp_step(m, opt, &oc, &b, sum, &noise, 0);
-            t5 = ff_now();
+            t5 = ff_now(), c5 = cpu_now();
         }
-        if (s > 0)
+        if (s > 0) {
             tf[s - 1] = t1 - t0, tn[s - 1] = t2 - t1, tg[s - 1] = t3 - t2, t2b[s - 1] = t4 - t3,
                    te[s - 1] = t5 - t4;
+            cpu[s - 1] = c2 - c1, cpu[steps + s - 1] = c3 - c2;
+            cpu[2 * steps + s - 1] = c4 - c3, cpu[3 * steps + s - 1] = c5 - c4;
+        }
     }
+    double cn = median(cpu, steps), cg = median(cpu + steps, steps);
+    double cg2 = median(cpu + 2 * steps, steps), ce = median(cpu + 3 * steps, steps);
+    free(cpu);
     double t_fwd = median(tf, steps), t_nondp = median(tn, steps);
     double t_ghost = median(tg, steps), t_ghost2 = median(t2b, steps);
     double t_exact = median(te, steps);
@@ -184,6 +202,11 @@ int main(int argc, char **argv)
     if (do_exact)
         printf("exact_samples_per_s %.2f\n", B / t_exact);
     printf("nondp_samples_per_s %.2f\n", nondp_sps);
+    printf("cpu time per step (1 thread: robust to load): non-private %.1f ms", 1e3 * cn);
+    if (do_ghost) printf(", ghost %.1f ms (%.2fx)", 1e3 * cg, cg / cn);
+    if (do_ghost2) printf(", ghost + second backward %.1f ms (%.2fx)", 1e3 * cg2, cg2 / cn);
+    if (do_exact) printf(", exact %.1f ms (%.2fx)", 1e3 * ce, ce / cn);
+    printf("\n");
     if (do_ghost)
         printf("overhead %.3f\n", t_ghost / t_nondp);
     if (do_ghost2)
