@@ -18,6 +18,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "internal.h"
 
@@ -49,7 +52,10 @@ static size_t max_sz(const size_t *v, size_t n)
     return x;
 }
 
-/* Scratch for the largest layer of this model, made once. */
+#define FF_GHOST_MAX_THREADS 16
+
+/* Scratch for the largest layer of this model, made once (one slice per worker thread of
+ * the pool at that time). */
 static int ghost_alloc(ff_model *m)
 {
     if (m->ghost_buf) return FF_OK;
@@ -70,10 +76,14 @@ static int ghost_alloc(ff_model *m)
     g->sq = calloc(B, sizeof *g->sq);
     g->unit.off = calloc(B, sizeof(int));
     g->unit.len = calloc(B, sizeof(int));
-    g->ga = ff_calloc(T * T, sizeof(float));
-    g->gg = ff_calloc(T * T, sizeof(float));
-    g->mat = ff_calloc(max_sz(io, FF_ARRAY_LEN(io)), sizeof(float));
-    g->vec = ff_calloc(2 * max_sz(widths, FF_ARRAY_LEN(widths)), sizeof(float));
+    g->nth = FF_MAX(1, FF_MIN(ff_models_threads(), FF_GHOST_MAX_THREADS));
+    g->ga_ld = T * T, g->mat_ld = max_sz(io, FF_ARRAY_LEN(io));
+    g->vec_ld = 2 * max_sz(widths, FF_ARRAY_LEN(widths));
+    size_t nth = (size_t)g->nth;
+    g->ga = ff_calloc(nth * g->ga_ld, sizeof(float));
+    g->gg = ff_calloc(nth * g->ga_ld, sizeof(float));
+    g->mat = ff_calloc(nth * g->mat_ld, sizeof(float));
+    g->vec = ff_calloc(nth * g->vec_ld, sizeof(float));
     g->sink = ff_calloc(2 * d, sizeof(float));
     g->slot = malloc(vocab * sizeof(int));
     g->rows = ff_calloc(T * d, sizeof(float));
@@ -155,14 +165,15 @@ void ff_ghost_add(ff_model *m, int i, size_t off, double v)
 
 /* ‖GᵀA‖²_F = Σ_{t,s} (a_t·a_s)(g_t·g_s) and ‖Σ_t g_t‖² = Σ_{t,s} g_t·g_s: only the upper
  * triangles of the symmetric Gram matrices are formed, off-diagonal terms counted twice. */
-static void linear_gram(ff_ghost *g, const float *A, const float *G, int T, int in, int out,
-                        double *sw, double *sb)
+static void linear_gram(ff_ghost *g, int th, const float *A, const float *G, int T, int in,
+                        int out, double *sw, double *sb)
 {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, in, 1.0f, A, in, 0.0f, g->ga, T);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, out, 1.0f, G, out, 0.0f, g->gg, T);
+    float *ga = g->ga + (size_t)th * g->ga_ld, *gg = g->gg + (size_t)th * g->ga_ld;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, in, 1.0f, A, in, 0.0f, ga, T);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, out, 1.0f, G, out, 0.0f, gg, T);
     double w = 0, b = 0;
     for (int t = 0; t < T; t++) {
-        const float *ra = g->ga + (size_t)t * T, *rg = g->gg + (size_t)t * T;
+        const float *ra = ga + (size_t)t * T, *rg = gg + (size_t)t * T;
         double rw = 0.5 * (double)ra[t] * rg[t], rb = 0.5 * (double)rg[t];
         for (int u = t + 1; u < T; u++) {
             rw += (double)ra[u] * rg[u];
@@ -174,15 +185,16 @@ static void linear_gram(ff_ghost *g, const float *A, const float *G, int T, int 
 }
 
 /* The same by materialising example i's weight gradient G_iᵀA_i (out×in) and bias Σ_t g_t. */
-static void linear_mat(ff_ghost *g, const float *A, const float *G, int T, int in, int out,
-                       double *sw, double *sb)
+static void linear_mat(ff_ghost *g, int th, const float *A, const float *G, int T, int in,
+                       int out, double *sw, double *sb)
 {
+    float *mat = g->mat + (size_t)th * g->mat_ld;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, T, 1.0f, G, out, A, in, 0.0f,
-                g->mat, in);
+                mat, in);
     double w = 0, b = 0;
     for (size_t j = 0; j < (size_t)out * in; j++)
-        w += (double)g->mat[j] * g->mat[j];
-    float *bs = g->vec;
+        w += (double)mat[j] * mat[j];
+    float *bs = g->vec + (size_t)th * g->vec_ld;
     memset(bs, 0, (size_t)out * sizeof(float));
     for (int t = 0; t < T; t++)
         for (int o = 0; o < out; o++)
@@ -200,12 +212,40 @@ static double dot(const float *a, const float *b, int n)
     return s;
 }
 
+/* Worker threads for a per-example loop: the pool size, capped by the scratch slices; 1
+ * inside a parallel region. */
+static int ghost_threads(const ff_ghost *g, int B)
+{
+    int nt = FF_MIN(FF_MIN(ff_models_threads(), g->nth), B);
+#ifdef _OPENMP
+    if (omp_in_parallel()) nt = 1;
+#else
+    nt = 1;
+#endif
+    return FF_MAX(nt, 1);
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Examples are independent: they are split over the pool (each writes only its own sq[i];
+ * an example's norm is computed the same way whichever thread runs it). */
 void ff_ghost_linear(ff_model *m, size_t w_off, size_t b_off, const float *x, const float *dy,
                      const ff_rowmap *rm, int in, int out)
 {
     ff_ghost *g = m->ghost;
+    long long ngram = 0, nmat = 0;
+    int nt = ghost_threads(g, m->B);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) reduction(+ : ngram, nmat) \
+    if (nt > 1)
     for (int i = 0; i < m->B; i++) {
-        int T = rm->len[i];
+        int T = rm->len[i], th = thread_id();
         if (T == 0) continue;
         const float *A = x + (size_t)rm->off[i] * in, *G = dy + (size_t)rm->off[i] * out;
         double sw, sb;
@@ -213,15 +253,16 @@ void ff_ghost_linear(ff_model *m, size_t w_off, size_t b_off, const float *x, co
             sb = dot(G, G, out);
             sw = sb * dot(A, A, in);
         } else if (use_gram(g->policy, T, in, out)) {
-            linear_gram(g, A, G, T, in, out, &sw, &sb);
-            g->layers_gram++;
+            linear_gram(g, th, A, G, T, in, out, &sw, &sb);
+            ngram++;
         } else {
-            linear_mat(g, A, G, T, in, out, &sw, &sb);
-            g->layers_mat++;
+            linear_mat(g, th, A, G, T, in, out, &sw, &sb);
+            nmat++;
         }
         ff_ghost_add(m, i, w_off, sw);
         ff_ghost_add(m, i, b_off, sb);
     }
+    g->layers_gram += ngram, g->layers_mat += nmat;
     record(g, (ff_ghost_op){.kind = FF_GOP_LINEAR, .w_off = w_off, .b_off = b_off, .x = x,
                             .rm = rm, .in = in, .out = out},
            dy, out);

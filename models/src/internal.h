@@ -113,9 +113,12 @@ typedef struct {
     double *sq;     /* [B] per-example squared norms being accumulated */
     int policy;     /* FF_GHOST_AUTO / _GRAM / _MATERIALISE (ff_model_set_ghost_policy) */
     ff_rowmap unit; /* one row per example: off = i, len = 1 (heads, early/late fusion) */
-    float *ga, *gg; /* [Tmax*Tmax] Gram matrices A_i A_iᵀ and G_i G_iᵀ */
-    float *mat;     /* [max in*out] one example's materialised weight gradient */
-    float *vec;     /* [2*max width] bias column sums, layernorm dw|db of one example */
+    /* per worker thread t (ff_ghost_linear runs examples in parallel): slice t of each */
+    int nth;                                /* worker slices allocated */
+    size_t ga_ld, mat_ld, vec_ld;           /* slice sizes of ga/gg, mat, vec */
+    float *ga, *gg; /* [nth][Tmax*Tmax] Gram matrices A_i A_iᵀ and G_i G_iᵀ */
+    float *mat;     /* [nth][max in*out] one example's materialised weight gradient */
+    float *vec;     /* [nth][2*max width] bias column sums, layernorm dw|db of one example */
     float *sink;    /* [2*max width] where layernorm backward's batched dw|db go (unused) */
     int *slot;      /* [max vocab] embedding id -> slot of the example, -1 = none */
     float *rows;    /* [Tmax*d] embedding gradient rows grouped by id */

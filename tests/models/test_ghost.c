@@ -339,6 +339,28 @@ static void test_vs_torch(void **state)
     }
 }
 
+/* With a pool of 3 threads the linear hooks split examples over it: same checks, and the
+ * norms agree with a 1-thread pass (not bit for bit: the model's batched GEMMs split their
+ * work by the thread count). */
+static void test_threads(void **state)
+{
+    (void)state;
+    ff_models_set_threads(3);
+    setup_t s;
+    setup_make(&s, "fusion-tiny", FF_FUSION_CROSS, 9, 41);
+    int nz;
+    double w = check_tensors(&s, FF_GHOST_AUTO, 1e-4, &nz);
+    printf("fusion-tiny cross, 3 threads: %d norms, worst rel. err %.2e\n", nz, w);
+    check_clipped_sums(&s, "fusion-tiny cross, 3 threads");
+    double n3[9], n1[9];
+    assert_int_equal(ff_model_ghost_norms(s.m, &s.b, n3, NULL), FF_OK);
+    ff_models_set_threads(1);
+    assert_int_equal(ff_model_ghost_norms(s.m, &s.b, n1, NULL), FF_OK);
+    for (int i = 0; i < 9; i++)
+        assert_true(fabs(n1[i] - n3[i]) <= 1e-6 * n1[i]);
+    setup_free(&s);
+}
+
 /* B = 0 and a bad clip norm. */
 static void test_edge_cases(void **state)
 {
@@ -370,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_layers_tiny_early_late),
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_vs_torch),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_base_norms_and_clipped_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
