@@ -269,8 +269,8 @@ void ff_ghost_linear(ff_model *m, size_t w_off, size_t b_off, const float *x, co
 }
 
 /* LayerNorm's per-example weight and bias gradients are only 2d floats: materialise them. */
-void ff_ghost_layernorm(ff_model *m, size_t w_off, size_t b_off, const float *dy, const float *x, const float *mean,
-                        const float *rstd, const ff_rowmap *rm, int d)
+void ff_ghost_layernorm(ff_model *m, size_t w_off, size_t b_off, const float *dy, const float *x,
+                        const float *mean, const float *rstd, const ff_rowmap *rm, int d)
 {
     ff_ghost *g = m->ghost;
     float *dw = g->vec, *db = g->vec + d;
@@ -295,8 +295,8 @@ void ff_ghost_layernorm(ff_model *m, size_t w_off, size_t b_off, const float *dy
 
 /* Rows with equal ids add into one table row: group them per example (slot per distinct id),
  * O(T·d), then sum the squared norms of the groups. */
-void ff_ghost_embedding(ff_model *m, size_t off, const float *dy, const int32_t *ids, const ff_rowmap *rm,
-                        int d)
+void ff_ghost_embedding(ff_model *m, size_t off, const float *dy, const int32_t *ids,
+                        const ff_rowmap *rm, int d)
 {
     ff_ghost *g = m->ghost;
     for (int i = 0; i < m->B; i++) {

@@ -14,6 +14,8 @@
 
 #include "ff/models.h"
 
+#define GOLD FF_SOURCE_DIR "/tests/models/golden/"
+
 /* Presence patterns of the spec (all, no image, no text, no EHR, each alone); even samples
  * draw note ids from 1..4 so ids repeat, and some notes have padding inside. */
 static void make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t seed)
@@ -295,21 +297,18 @@ static void test_vs_torch(void **state)
         assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
         c.fusion = fusions[k];
         ff_batch b;
-        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_inputs.safetensors",
-                 modes[k]);
+        snprintf(path, sizeof path, GOLD "tiny_%s_inputs.safetensors", modes[k]);
         if (ff_model_read_inputs(&c, path, &b) != FF_OK) fail_msg("%s", ff_error_message());
         ff_model *m;
         assert_int_equal(ff_model_new(&m, &c, b.B), FF_OK);
-        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_weights.safetensors",
-                 modes[k]);
+        snprintf(path, sizeof path, GOLD "tiny_%s_weights.safetensors", modes[k]);
         if (ff_model_load(m, path) != FF_OK) fail_msg("%s", ff_error_message());
         size_t nt = ff_model_ntensors(m);
         double *sq = malloc((size_t)b.B * nt * sizeof *sq), *norms = malloc(b.B * sizeof *norms);
         double *want = malloc(b.B * sizeof *want), *tn = malloc(b.B * sizeof *tn);
         assert_int_equal(ff_model_ghost_tensor_sqnorms(m, &b, norms, sq), FF_OK);
         ff_safetensors *st;
-        snprintf(path, sizeof path, FF_SOURCE_DIR "/tests/models/golden/tiny_%s_pernorm.safetensors",
-                 modes[k]);
+        snprintf(path, sizeof path, GOLD "tiny_%s_pernorm.safetensors", modes[k]);
         assert_int_equal(ff_safetensors_open(&st, path), FF_OK);
         int64_t shape[1] = {b.B};
         assert_int_equal(ff_safetensors_read(st, "norm", FF_DT_F64, 1, shape, tn), FF_OK);
