@@ -1,15 +1,21 @@
 /* dp_bench: DP-SGD training throughput against non-private training of the same model in the
- * same run (fusion-base by default, batch 32), interleaved step by step, medians. DP step = per-example clipped sum (batch-of-1
- * passes, models/src/perexample.c) + Gaussian noise + optimiser step; non-private step =
- * ff_model_train_step. Also prints what one extra backward pass would cost (the price of
- * ghost / per-layer clipping, docs/privacy.md) from the measured forward and step times:
- * an estimate, labelled as such. Ends with dp_samples_per_s, nondp_samples_per_s, overhead.
+ * same run (fusion-base by default, batch 32), interleaved step by step, medians. Three DP
+ * steps are timed: ghost clipping with book-keeping (the default of DP training: one forward,
+ * one backward taking per-example norms and keeping output gradients, then each layer's
+ * clipped parameter gradient; models/src/ghost.c), ghost clipping with a second backward
+ * instead of book-keeping, and the exact batch-of-1 path (models/src/perexample.c); each =
+ * clipped sum + Gaussian noise + optimiser step. The non-private step is
+ * ff_model_train_step. Ends with dp_samples_per_s (ghost), exact_samples_per_s,
+ * nondp_samples_per_s, overhead (ghost), overhead_exact.
  *
- * usage: dp_bench [CONFIG.yaml] [BATCH] [STEPS] [THREADS] */
+ * usage: dp_bench [CONFIG.yaml] [BATCH] [STEPS] [THREADS] [MODE]
+ *   MODE all (default) times all of them; ghost, ghost2 (second backward) or exact times
+ *   only that DP path (and the non-private step), so peak_rss_mb is that path's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "ff/models.h"
 #include "ff/privacy.h"
@@ -52,6 +58,15 @@ static void make_batch(const ff_model_config *c, ff_batch *b, int B)
     }
 }
 
+/* Process CPU seconds: on a loaded shared machine a 1-thread step's CPU time barely moves
+ * while its wall time swings with the load, so the CPU-time ratio is reported too. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -64,13 +79,35 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* One DP-SGD step: clipped sum (ghost or exact), noise σC with σ = C = 1, mean, step. */
+static void dp_step(ff_model *m, ff_optim *opt, const ff_optim_config *oc, const ff_batch *b,
+                    float *sum, ff_rng *noise, int ghost)
+{
+    size_t n = ff_model_nparams(m);
+    memset(sum, 0, n * sizeof(float));
+    int rc = ghost ? ff_model_ghost_clipped_grad_sum(m, b, 1.0, sum, NULL, NULL)
+                   : ff_model_clipped_grad_sum(m, b, 1.0, sum, NULL, NULL);
+    if (rc != FF_OK)
+        die("clipped sum");
+    ff_privacy_gaussian_noise(noise, sum, n, 1.0);
+    float *g = ff_model_grads(m);
+    for (size_t j = 0; j < n; j++)
+        g[j] = sum[j] / (float)b->B;
+    if (ff_optim_step(opt, m, oc->lr) != FF_OK)
+        die("optimiser step");
+}
+
 int main(int argc, char **argv)
 {
     const char *cfgp = argc > 1 ? argv[1] : FF_SOURCE_DIR "/configs/model-base.yaml";
     int B = argc > 2 ? atoi(argv[2]) : 32, steps = argc > 3 ? atoi(argv[3]) : 8;
     int threads = argc > 4 ? atoi(argv[4]) : 1;
-    if (B < 1 || steps < 1 || threads < 1) {
-        fprintf(stderr, "usage: dp_bench [CONFIG.yaml] [BATCH] [STEPS] [THREADS]\n");
+    const char *mode = argc > 5 ? argv[5] : "all";
+    int all = !strcmp(mode, "all"), do_ghost = all || !strcmp(mode, "ghost");
+    int do_ghost2 = all || !strcmp(mode, "ghost2"), do_exact = all || !strcmp(mode, "exact");
+    if (B < 1 || steps < 1 || threads < 1 || !(do_ghost || do_ghost2 || do_exact)) {
+        fprintf(stderr, "usage: dp_bench [CONFIG.yaml] [BATCH] [STEPS] [THREADS] "
+                        "[all|ghost|ghost2|exact]\n");
         return 2;
     }
     ff_models_set_threads(threads);
@@ -91,53 +128,91 @@ int main(int argc, char **argv)
         die("optimiser");
     printf("model %s, %zu parameters, batch %d, %d steps, %d thread(s)\n", c.name, n, B, steps,
            threads);
-    /* Interleaved: each round times one forward, one non-private step and one DP step, so
-     * load from other processes on a shared machine hits both alike; medians are reported.
+    /* Interleaved: each round times one forward, one non-private step and the DP steps, so
+     * load from other processes on a shared machine hits all alike; medians are reported.
      * Round 0 is warm-up. */
     ff_rng noise;
     ff_rng_init(&noise, 99, 1);
     double *tf = calloc((size_t)steps, sizeof *tf), *tn = calloc((size_t)steps, sizeof *tn);
-    double *td = calloc((size_t)steps, sizeof *td);
-    if (!tf || !tn || !td)
+    double *tg = calloc((size_t)steps, sizeof *tg), *te = calloc((size_t)steps, sizeof *te);
+    double *t2b = calloc((size_t)steps, sizeof *t2b), *cpu = calloc(4 * (size_t)steps, sizeof *cpu);
+    if (!tf || !tn || !tg || !te || !t2b || !cpu)
         die("out of memory");
     for (int s = 0; s <= steps; s++) {
         double t0 = ff_now();
         if (ff_model_forward(m, &b, NULL, &loss) != FF_OK)
             die("forward");
         double t1 = ff_now();
+        double c1 = cpu_now();
         if (ff_model_train_step(m, opt, &b, s, 2 * steps + 2, &loss) != FF_OK)
             die("train step");
-        double t2 = ff_now();
-        /* DP-SGD: clipped sum of per-example gradients, noise, average, step */
-        memset(sum, 0, n * sizeof(float));
-        if (ff_model_clipped_grad_sum(m, &b, 1.0, sum, NULL, NULL) != FF_OK)
-            die("clipped sum");
-        ff_privacy_gaussian_noise(&noise, sum, n, 1.0);
-        float *g = ff_model_grads(m);
-        for (size_t j = 0; j < n; j++)
-            g[j] = sum[j] / (float)B;
-        if (ff_optim_step(opt, m, oc.lr) != FF_OK)
-            die("optimiser step");
-        double t3 = ff_now();
-        if (s > 0)
-            tf[s - 1] = t1 - t0, tn[s - 1] = t2 - t1, td[s - 1] = t3 - t2;
+        double t2 = ff_now(), t3 = t2, t4 = t2, t5 = t2;
+        double c2 = cpu_now(), c3 = c2, c4 = c2, c5 = c2;
+        if (do_ghost) {
+            ff_model_set_ghost_policy(m, FF_GHOST_AUTO);
+            dp_step(m, opt, &oc, &b, sum, &noise, 1);
+            t3 = ff_now(), c3 = cpu_now();
+        }
+        if (do_ghost2) {
+            ff_model_set_ghost_policy(m, FF_GHOST_AUTO | FF_GHOST_TWO_BACKWARD);
+            dp_step(m, opt, &oc, &b, sum, &noise, 1);
+            t4 = ff_now(), c4 = cpu_now();
+        }
+        if (do_exact) {
+            dp_step(m, opt, &oc, &b, sum, &noise, 0);
+            t5 = ff_now(), c5 = cpu_now();
+        }
+        if (s > 0) {
+            tf[s - 1] = t1 - t0, tn[s - 1] = t2 - t1, tg[s - 1] = t3 - t2, t2b[s - 1] = t4 - t3,
+                   te[s - 1] = t5 - t4;
+            cpu[s - 1] = c2 - c1, cpu[steps + s - 1] = c3 - c2;
+            cpu[2 * steps + s - 1] = c4 - c3, cpu[3 * steps + s - 1] = c5 - c4;
+        }
     }
-    double t_fwd = median(tf, steps), t_nondp = median(tn, steps), t_dp = median(td, steps);
-    free(tf), free(tn), free(td);
-    double dp_sps = B / t_dp, nondp_sps = B / t_nondp;
-    /* one extra backward on top of a non-private step (the per-layer norm pass) */
-    double t_bwd = t_nondp - t_fwd, ghost = (t_nondp + t_bwd) / t_nondp;
+    double cn = median(cpu, steps), cg = median(cpu + steps, steps);
+    double cg2 = median(cpu + 2 * steps, steps), ce = median(cpu + 3 * steps, steps);
+    free(cpu);
+    double t_fwd = median(tf, steps), t_nondp = median(tn, steps);
+    double t_ghost = median(tg, steps), t_ghost2 = median(t2b, steps);
+    double t_exact = median(te, steps);
+    free(tf), free(tn), free(tg), free(te), free(t2b);
+    double nondp_sps = B / t_nondp;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    long long gram, mat;
+    ff_model_ghost_stats(m, &gram, &mat);
     printf("non-private step %.1f ms (forward %.1f ms, backward+update %.1f ms)\n",
-           1e3 * t_nondp, 1e3 * t_fwd, 1e3 * t_bwd);
-    printf("DP-SGD step (batch-of-1 per-example clipping) %.1f ms\n", 1e3 * t_dp);
-    printf("ghost/per-layer clipping estimate (forward + 2 backward): %.2fx (not measured)\n",
-           ghost);
+           1e3 * t_nondp, 1e3 * t_fwd, 1e3 * (t_nondp - t_fwd));
+    if (do_ghost)
+        printf("DP-SGD step, ghost clipping + book-keeping %.1f ms (%.2fx); linear layers: %lld "
+               "Gram, %lld materialised (example, layer) pairs\n",
+               1e3 * t_ghost, t_ghost / t_nondp, gram, mat);
+    if (do_ghost2)
+        printf("DP-SGD step, ghost clipping with a second backward %.1f ms (%.2fx)\n",
+               1e3 * t_ghost2, t_ghost2 / t_nondp);
+    if (do_exact)
+        printf("DP-SGD step, exact batch-of-1 clipping %.1f ms (%.2fx)\n", 1e3 * t_exact,
+               t_exact / t_nondp);
+    if (do_ghost && do_exact)
+        printf("ghost vs exact: %.2fx faster\n", t_exact / t_ghost);
+    printf("mode %s\n", mode);
     printf("peak_rss_mb %.1f\n", (double)ru.ru_maxrss / 1024.0);
-    printf("dp_samples_per_s %.2f\n", dp_sps);
+    if (do_ghost)
+        printf("dp_samples_per_s %.2f\n", B / t_ghost);
+    if (do_exact)
+        printf("exact_samples_per_s %.2f\n", B / t_exact);
     printf("nondp_samples_per_s %.2f\n", nondp_sps);
-    printf("overhead %.3f\n", nondp_sps / dp_sps);
+    printf("cpu time per step (1 thread: robust to load): non-private %.1f ms", 1e3 * cn);
+    if (do_ghost) printf(", ghost %.1f ms (%.2fx)", 1e3 * cg, cg / cn);
+    if (do_ghost2) printf(", ghost + second backward %.1f ms (%.2fx)", 1e3 * cg2, cg2 / cn);
+    if (do_exact) printf(", exact %.1f ms (%.2fx)", 1e3 * ce, ce / cn);
+    printf("\n");
+    if (do_ghost)
+        printf("overhead %.3f\n", t_ghost / t_nondp);
+    if (do_ghost2)
+        printf("overhead_ghost_two_backward %.3f\n", t_ghost2 / t_nondp);
+    if (do_exact)
+        printf("overhead_exact %.3f\n", t_exact / t_nondp);
     ff_free(sum);
     ff_optim_free(opt);
     ff_batch_free(&b);

@@ -29,7 +29,8 @@ FF_CLI_GROUP_DEFINE(client,
      "  DIR/metrics.json, DIR/report.html. Prints `auroc_<task> X` for the pooled test set.\n"
      "  --dp-sigma S --dp-clip C --dp-delta D [--dp-epsilon-budget E]: record-level DP-SGD\n"
      "  (Poisson sampling at q = batch / patients, per-patient clip C, noise S*C; see\n"
-     "  docs/privacy.md); prints `epsilon X` at delta D (refused past the budget E).\n"},
+     "  docs/privacy.md); prints `epsilon X` at delta D (refused past the budget E).\n"
+     "  Per-patient gradient norms by ghost clipping; --dp-exact uses batch-of-1 passes.\n"},
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
      "                    [--split test|val|train] [--bootstrap N] [--seed S] --out DIR\n"
@@ -131,7 +132,7 @@ typedef struct {
     int ndirs, local;
     int64_t steps, batch, seed, threads;
     double lr, dropout;
-    int dp;
+    int dp, dp_exact;
     double dp_sigma, dp_clip, dp_delta, dp_budget;
 } train_args;
 
@@ -143,6 +144,7 @@ static int parse_train(ff_cli_args *a, train_args *t)
     t->init = ff_cli_opt(a, "--init");
     t->mods = ff_cli_opt(a, "--modalities");
     t->local = ff_cli_flag(a, "--local");
+    t->dp_exact = ff_cli_flag(a, "--dp-exact");
     t->ndirs = ff_cli_opt_all(a, "--data", t->dirs, MAX_SITES);
     int rc = ff_cli_opt_i64(a, "--steps", 300, &t->steps);
     if (rc == FF_OK)
@@ -210,6 +212,7 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     o.dp = t->dp;
     o.dp_sigma = t->dp_sigma;
     o.dp_clip = t->dp_clip;
+    o.dp_exact = t->dp_exact;
     o.dp_delta = t->dp_delta;
     o.dp_epsilon_budget = t->dp_budget;
     ff_local_stats st;

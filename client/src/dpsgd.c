@@ -1,6 +1,6 @@
 /* Record-level (patient-level) DP-SGD at a site (Abadi et al. 2016): Poisson sampling of
- * patients, per-patient clipping, Gaussian noise on the clipped sum, division by the
- * expected batch. The round is charged to the site's ledger before any record is read. */
+ * patients, per-patient clipping (ghost clipping by default, batch-of-1 passes with
+ * dp_exact), Gaussian noise on the clipped sum, division by the expected batch. The round is charged to the site's ledger before any record is read. */
 #include "ff/client.h"
 
 #include <math.h>
@@ -144,8 +144,10 @@ static int clipped_sum(ff_model *m, ff_site *const *sites, size_t nsites, const 
         v.B = (int)n;
         if (rc == FF_OK && o->modality_dropout > 0)
             rc = ff_modality_dropout(&v, o->modality_dropout, rng);
-        if (rc == FF_OK)
+        if (rc == FF_OK && o->dp_exact)
             rc = ff_model_clipped_grad_sum(m, &v, o->dp_clip, s->sum, NULL, s->losses);
+        else if (rc == FF_OK)
+            rc = ff_model_ghost_clipped_grad_sum(m, &v, o->dp_clip, s->sum, NULL, s->losses);
         if (rc != FF_OK)
             return rc;
         for (size_t k = 0; k < n; k++)

@@ -89,6 +89,51 @@ typedef struct {
     float *pooled;                  /* [B,d] (masked mean of H) */
 } ff_encoder;
 
+/* A parameter-gradient operation of the backward, kept by the ghost norm pass for book-keeping
+ * (Bu et al. 2023): once the clip factors s_i are known, the clipped sum Σ_i s_i g_i is each
+ * op replayed with its output-gradient rows scaled by their example's s_i, with no second
+ * backward. dy is a copy (the backward reuses its scratch); x, statistics, ids and rowmaps
+ * are the forward's, valid until the next forward. */
+typedef struct {
+    int kind;                     /* FF_GOP_LINEAR, _LAYERNORM, _EMBEDDING, _ROWS */
+    size_t w_off, b_off;          /* parameter offsets (b_off: LINEAR, LAYERNORM) */
+    const float *x, *mean, *rstd; /* input rows (LINEAR, LAYERNORM), LayerNorm statistics */
+    const int32_t *ids;           /* EMBEDDING */
+    const ff_rowmap *rm;
+    size_t dy;                    /* offset of the output-gradient copy in ff_ghost.tape */
+    int in, out;                  /* widths (in: LINEAR only) */
+} ff_ghost_op;
+enum { FF_GOP_LINEAR, FF_GOP_LAYERNORM, FF_GOP_EMBEDDING, FF_GOP_ROWS };
+
+/* Ghost clipping's per-example norm pass (models/src/ghost.c): while ff_model.ghost is set,
+ * the backward computes activation gradients as usual but, instead of adding parameter
+ * gradients into m->grads, adds each example's squared parameter-gradient norm into sq[i],
+ * layer by layer (the table in docs/privacy.md). Scratch sized once for the model. */
+typedef struct {
+    double *sq;     /* [B] per-example squared norms being accumulated */
+    int policy;     /* FF_GHOST_AUTO / _GRAM / _MATERIALISE (ff_model_set_ghost_policy) */
+    ff_rowmap unit; /* one row per example: off = i, len = 1 (heads, early/late fusion) */
+    /* per worker thread t (ff_ghost_linear runs examples in parallel): slice t of each */
+    int nth;                                /* worker slices allocated */
+    size_t ga_ld, mat_ld, vec_ld;           /* slice sizes of ga/gg, mat, vec */
+    float *ga, *gg; /* [nth][Tmax*Tmax] Gram matrices A_i A_iᵀ and G_i G_iᵀ */
+    float *mat;     /* [nth][max in*out] one example's materialised weight gradient */
+    float *vec;     /* [nth][2*max width] bias column sums, layernorm dw|db of one example */
+    float *sink;    /* [2*max width] where layernorm backward's batched dw|db go (unused) */
+    int *slot;      /* [max vocab] embedding id -> slot of the example, -1 = none */
+    float *rows;    /* [Tmax*d] embedding gradient rows grouped by id */
+    long long layers_gram, layers_mat; /* (example, layer) pairs handled each way */
+    double *by_tensor; /* [B * ntab] per-tensor breakdown of sq, or NULL (tests, per-layer) */
+    float *fw;         /* [max_batch * 3] late fusion: each example's gradient of fuse.w */
+    float *scale;      /* [max_batch] clip factors of the book-keeping replay */
+    int record;        /* keep the ops for book-keeping */
+    ff_ghost_op *ops;
+    size_t nops, cap_ops;
+    float *tape; /* output-gradient copies of the recorded ops */
+    size_t tape_len, tape_cap;
+    int oom;     /* recording ran out of memory (the clipped sum fails cleanly) */
+} ff_ghost;
+
 struct ff_model {
     ff_model_config cfg;
     int max_batch, d, m, H, hd, K, layers;
@@ -131,7 +176,33 @@ struct ff_model {
     float *dF, *dfh, *dfo;                  /* [B*3,d] */
     float *dz, *dlogits, *dcat, *dfc, *dgl; /* [B,d], [B,K], [B,3d+3], [B,m], [B,m] */
     float *dllog;                           /* late: [3,B,K] */
+    ff_ghost *ghost;     /* set only during the ghost norm pass */
+    ff_ghost *ghost_buf; /* its scratch, allocated on first use, owned */
+    int ghost_policy;
 };
+
+/* The backward below the loss: from m->dlogits (filled by the caller) for the batch of the
+ * last forward. ff_model_backward = BCE backward + this. */
+void ff_model_backward_core(ff_model *m);
+
+/* Ghost norm hooks (models/src/ghost.c), called by the backward while m->ghost is set. Each
+ * adds, for every example i of the rowmap, the squared norm of example i's gradient of that
+ * layer's parameters (table offsets w_off, b_off) into m->ghost->sq[i]. */
+/* Linear y = x Wᵀ + b over rows x (N,in), dy (N,out): ‖G_iᵀA_i‖²_F + ‖Σ_t g_t‖². */
+void ff_ghost_linear(ff_model *m, size_t w_off, size_t b_off, const float *x, const float *dy,
+                     const ff_rowmap *rm, int in, int out);
+/* LayerNorm weight and bias (width d): ‖Σ_t g_t ⊙ x̂_t‖² + ‖Σ_t g_t‖². */
+void ff_ghost_layernorm(ff_model *m, size_t w_off, size_t b_off, const float *dy, const float *x,
+                        const float *mean, const float *rstd, const ff_rowmap *rm, int d);
+/* Embedding table rows named by ids[r]: Σ over distinct ids v of ‖Σ_{t: id_t = v} g_t‖². */
+void ff_ghost_embedding(ff_model *m, size_t off, const float *dy, const int32_t *ids,
+                        const ff_rowmap *rm, int d);
+/* A parameter whose gradient rows are the example's rows of v, each row a distinct parameter
+ * row (positions, the modality embedding): Σ_t ‖v_t‖². */
+void ff_ghost_rows(ff_model *m, size_t off, const float *v, const ff_rowmap *rm, int d);
+/* Adds v to example i's squared norm (a parameter at offset off handled by the caller). */
+void ff_ghost_add(ff_model *m, int i, size_t off, double v);
+void ff_ghost_free(ff_ghost *g);
 
 /* Pointer to a parameter / gradient at a table offset. */
 #define PW(m, off) ((m)->params + (off))

@@ -175,6 +175,7 @@ void ff_model_free(ff_model *m)
     ff_free(m->params);
     ff_free(m->grads);
     ff_arena_free(&m->arena);
+    ff_ghost_free(m->ghost_buf);
     free(m);
 }
 
@@ -231,13 +232,50 @@ static void block_forward(ff_model *m, const ff_blk_off *o, ff_blk_act *a, const
                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, a->out, N);
 }
 
+/* A linear layer's parameter gradients: added into m->grads, or in the ghost norm pass only
+ * each example's squared norm (the batched weight-gradient GEMM is skipped there). rm says
+ * which rows are whose; it is read only in the ghost pass. */
+static void linear_param_grads(ff_model *m, size_t w_off, size_t b_off, const float *dy,
+                               const float *x, const ff_rowmap *rm, int N, int in, int out)
+{
+    if (m->ghost)
+        ff_ghost_linear(m, w_off, b_off, x, dy, rm, in, out);
+    else
+        ff_linear_backward(NULL, GW(m, w_off), GW(m, b_off), dy, x, PW(m, w_off), N, in, out);
+}
+
 /* Linear backward that overwrites dx (instead of adding) and adds the weight gradients: the
  * model's activation gradients are fresh buffers, so this saves clearing them first. */
 static void linear_backward_set(float *dx, size_t w_off, size_t b_off, const float *dy,
-                                const float *x, ff_model *m, int N, int in, int out)
+                                const float *x, ff_model *m, const ff_rowmap *rm, int N, int in,
+                                int out)
 {
     ff_gemm(0, 0, N, in, out, 1.0f, dy, out, PW(m, w_off), in, 0.0f, dx, in);
-    ff_linear_backward(NULL, GW(m, w_off), GW(m, b_off), dy, x, PW(m, w_off), N, in, out);
+    linear_param_grads(m, w_off, b_off, dy, x, rm, N, in, out);
+}
+
+/* Linear backward adding into dx (may be NULL) and the parameter gradients. */
+static void linear_backward_add(float *dx, size_t w_off, size_t b_off, const float *dy,
+                                const float *x, ff_model *m, const ff_rowmap *rm, int N, int in,
+                                int out)
+{
+    if (dx) ff_gemm(0, 0, N, in, out, 1.0f, dy, out, PW(m, w_off), in, 1.0f, dx, in);
+    linear_param_grads(m, w_off, b_off, dy, x, rm, N, in, out);
+}
+
+/* LayerNorm backward (width d) adding into dx; in the ghost pass the batched weight and bias
+ * gradients go to a sink and each example's squared norm is taken instead. */
+static void layernorm_backward(ff_model *m, float *dx, size_t w_off, size_t b_off,
+                               const float *dy, const float *x, const float *mean,
+                               const float *rstd, const ff_rowmap *rm, int N)
+{
+    int d = m->d;
+    float *dw = GW(m, w_off), *db = GW(m, b_off);
+    if (m->ghost) {
+        ff_ghost_layernorm(m, w_off, b_off, dy, x, mean, rstd, rm, d);
+        dw = m->ghost->sink, db = m->ghost->sink + d;
+    }
+    ff_layernorm_backward(dx, dw, db, dy, x, mean, rstd, PW(m, w_off), N, d, m->ln_scratch);
 }
 
 /* MLP half shared by Block and CrossBlock: from dout (N,d) to dxm = dout + d/dxmid of
@@ -245,15 +283,14 @@ static void linear_backward_set(float *dx, size_t w_off, size_t b_off, const flo
 static void mlp_backward(ff_model *m, size_t ln2_w, size_t ln2_b, size_t fc_w, size_t fc_b,
                          size_t fp_w, size_t fp_b, const float *xmid, const float *ln2,
                          const float *mean, const float *rstd, const float *fc, const float *gelu,
-                         const float *dout, int N)
+                         const float *dout, const ff_rowmap *rm, int N)
 {
     int d = m->d, mm = m->m;
     ff_copyf(m->dXM, dout, (size_t)N * d);
-    linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, N, mm, d);
+    linear_backward_set(m->dH4, fp_w, fp_b, dout, gelu, m, rm, N, mm, d);
     ff_gelu_backward_inplace(m->dH4, fc, (size_t)N * mm);
-    linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, N, d, mm);
-    ff_layernorm_backward(m->dXM, GW(m, ln2_w), GW(m, ln2_b), m->dAtt, xmid, mean, rstd,
-                          PW(m, ln2_w), N, d, m->ln_scratch);
+    linear_backward_set(m->dAtt, fc_w, fc_b, m->dH4, ln2, m, rm, N, d, mm);
+    layernorm_backward(m, m->dXM, ln2_w, ln2_b, m->dAtt, xmid, mean, rstd, rm, N);
 }
 
 /* dx (N,d) += d loss / d x given dout = d loss / d a->out. */
@@ -262,17 +299,16 @@ static void block_backward(ff_model *m, const ff_blk_off *o, const ff_blk_act *a
 {
     int N = rm->R, d = m->d, T = rm->T;
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
-                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, N);
-    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, N, d, d);
+                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, rm, N);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, rm, N, d, d);
     ff_zerof(m->dQKV, (size_t)N * 3 * d);
     ff_attention_backward_var(m->dQKV, m->dQKV + d, m->dQKV + 2 * d, m->dAtt, a->probs,
                               (size_t)T * T, pld, a->qkv, 3 * d, a->qkv + d, a->qkv + 2 * d, 3 * d,
                               rm->mask, T, B, rm->off, rm->len, rm->off, rm->len, m->H, m->hd,
                               m->dS);
-    linear_backward_set(m->dX2, o->qkv_w, o->qkv_b, m->dQKV, a->ln1, m, N, d, 3 * d);
+    linear_backward_set(m->dX2, o->qkv_w, o->qkv_b, m->dQKV, a->ln1, m, rm, N, d, 3 * d);
     addf(dx, m->dXM, (size_t)N * d);
-    ff_layernorm_backward(dx, GW(m, o->ln1_w), GW(m, o->ln1_b), m->dX2, x, a->ln1_mean, a->ln1_rstd,
-                          PW(m, o->ln1_w), N, d, m->ln_scratch);
+    layernorm_backward(m, dx, o->ln1_w, o->ln1_b, m->dX2, x, a->ln1_mean, a->ln1_rstd, rm, N);
 }
 
 /* CrossBlock(x, c, cmask): x (B*Tq,d) attends to c (B*Tc,d); identity for samples whose
@@ -313,21 +349,19 @@ static void xblock_backward(ff_model *m, const ff_xblk_off *o, const ff_xblk_act
             ff_zerof(dout + r0, n);
         }
     mlp_backward(m, o->ln2_w, o->ln2_b, o->fc_w, o->fc_b, o->fp_w, o->fp_b, a->xmid, a->ln2,
-                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, Nq);
-    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, Nq, d, d);
+                 a->ln2_mean, a->ln2_rstd, a->fc, a->gelu, dout, qr, Nq);
+    linear_backward_set(m->dAtt, o->proj_w, o->proj_b, m->dXM, a->att, m, qr, Nq, d, d);
     float *dq = m->dQKV, *dkv = m->dQKV + (size_t)Nq * d;
     ff_zerof(dq, (size_t)Nq * d);
     ff_zerof(dkv, (size_t)Nc * 2 * d);
     ff_attention_backward_var(dq, dkv, dkv + d, m->dAtt, a->probs, (size_t)qr->T * cr->T, 0, a->q,
                               d, a->kv, a->kv + d, 2 * d, cr->mask, cr->T, B, qr->off, qr->len,
                               cr->off, cr->len, m->H, m->hd, m->dS);
-    linear_backward_set(m->dX2, o->q_w, o->q_b, dq, a->lnq, m, Nq, d, d);
-    linear_backward_set(m->dX3, o->kv_w, o->kv_b, dkv, a->lnkv, m, Nc, d, 2 * d);
+    linear_backward_set(m->dX2, o->q_w, o->q_b, dq, a->lnq, m, qr, Nq, d, d);
+    linear_backward_set(m->dX3, o->kv_w, o->kv_b, dkv, a->lnkv, m, cr, Nc, d, 2 * d);
     addf(dx, m->dXM, (size_t)Nq * d);
-    ff_layernorm_backward(dx, GW(m, o->lnq_w), GW(m, o->lnq_b), m->dX2, x, a->lnq_mean, a->lnq_rstd,
-                          PW(m, o->lnq_w), Nq, d, m->ln_scratch);
-    ff_layernorm_backward(dc, GW(m, o->lnkv_w), GW(m, o->lnkv_b), m->dX3, c, a->lnkv_mean,
-                          a->lnkv_rstd, PW(m, o->lnkv_w), Nc, d, m->ln_scratch);
+    layernorm_backward(m, dx, o->lnq_w, o->lnq_b, m->dX2, x, a->lnq_mean, a->lnq_rstd, qr, Nq);
+    layernorm_backward(m, dc, o->lnkv_w, o->lnkv_b, m->dX3, c, a->lnkv_mean, a->lnkv_rstd, cr, Nc);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -374,17 +408,38 @@ static void encoder_forward(ff_model *m, int e, const ff_batch *b)
     rows_mean_forward(en->pooled, en->h, &en->rows, B, d);
 }
 
-/* From dH = m->dEnc[e] down to the embeddings. */
-static void encoder_backward(ff_model *m, int e, const ff_batch *b)
+/* Ghost norm pass: the embedding layer's per-example norms from dX0 (image: patch linear and
+ * positions; text and EHR: id tables grouped by id, positions distinct per example). */
+static void embeddings_ghost(ff_model *m, int e, const float *dx0)
 {
     ff_encoder *en = &m->enc[e];
     const ff_model_config *c = &m->cfg;
-    int B = b->B, T = en->T, N = en->rows.R, d = m->d, L = m->layers;
+    int d = m->d;
+    if (e == FF_ENC_IMG) {
+        int pv = (int)(c->image.channels * c->image.patch * c->image.patch);
+        ff_ghost_linear(m, en->emb[0], en->emb[1], en->in, dx0, &en->rows, pv, d);
+        ff_ghost_rows(m, en->emb[2], dx0, &en->rows, d); /* token t of an example: row t */
+    } else if (e == FF_ENC_TXT) {
+        ff_ghost_embedding(m, en->emb[0], dx0, en->pid[0], &en->rows, d);
+        ff_ghost_rows(m, en->emb[1], dx0, &en->rows, d);
+    } else {
+        for (int k = 0; k < 3; k++)
+            ff_ghost_embedding(m, en->emb[k], dx0, en->pid[k], &en->rows, d);
+        ff_ghost_rows(m, en->emb[3], dx0, &en->rows, d);
+    }
+}
+
+/* From dH = m->dEnc[e] down to the embeddings. */
+static void encoder_backward(ff_model *m, int e)
+{
+    ff_encoder *en = &m->enc[e];
+    const ff_model_config *c = &m->cfg;
+    int B = m->B, T = en->T, N = en->rows.R, d = m->d, L = m->layers;
     if (N == 0) return;
     float *dcur = m->dR1, *dprev = m->dR2;
     ff_zerof(dcur, (size_t)N * d);
-    ff_layernorm_backward(dcur, GW(m, en->lnf_w), GW(m, en->lnf_b), m->dEnc[e], en->act[L - 1].out,
-                          en->lnf_mean, en->lnf_rstd, PW(m, en->lnf_w), N, d, m->ln_scratch);
+    layernorm_backward(m, dcur, en->lnf_w, en->lnf_b, m->dEnc[e], en->act[L - 1].out, en->lnf_mean,
+                       en->lnf_rstd, &en->rows, N);
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l ? en->act[l - 1].out : en->x0;
         ff_zerof(dprev, (size_t)N * d);
@@ -392,7 +447,9 @@ static void encoder_backward(ff_model *m, int e, const ff_batch *b)
         float *t = dcur;
         dcur = dprev, dprev = t;
     }
-    if (e == FF_ENC_IMG) {
+    if (m->ghost) {
+        embeddings_ghost(m, e, dcur);
+    } else if (e == FF_ENC_IMG) {
         int pv = (int)(c->image.channels * c->image.patch * c->image.patch);
         ff_pos_backward(GW(m, en->emb[2]), dcur, B, T, d);
         ff_linear_backward(NULL, GW(m, en->emb[0]), GW(m, en->emb[1]), dcur, en->in,
@@ -606,22 +663,24 @@ static void fuse_cross_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K;
     const ff_rowmap *ri = &m->enc[0].rows, *rt = &m->enc[1].rows, *re = &m->enc[2].rows;
+    const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
     ff_zerof(m->dz, (size_t)B * d);
-    ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
-                       PW(m, m->head_w), B, d, K);
+    linear_backward_add(m->dz, m->head_w, m->head_b, m->dlogits, m->z, m, unit, B, d, K);
     ff_zerof(m->dfh, (size_t)B * 3 * d);
     ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, 3, d);
     ff_zerof(m->dfo, (size_t)B * 3 * d);
-    ff_layernorm_backward(m->dfo, GW(m, m->lnf_w), GW(m, m->lnf_b), m->dfh, m->afb.out,
-                          m->flnf_mean, m->flnf_rstd, PW(m, m->lnf_w), B * 3, d, m->ln_scratch);
+    layernorm_backward(m, m->dfo, m->lnf_w, m->lnf_b, m->dfh, m->afb.out, m->flnf_mean,
+                       m->flnf_rstd, &m->frows, B * 3);
     ff_zerof(m->dF, (size_t)B * 3 * d);
     block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3, m->dfo, m->dF);
-    float *dmod = GW(m, m->mod);
+    /* mod row j gets dF row j of every example: in the ghost pass that is Σ_j ‖dF_bj‖² */
+    float *dmod = m->ghost ? NULL : GW(m, m->mod);
+    if (m->ghost) ff_ghost_rows(m, m->mod, m->dF, &m->frows, d);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < 3; j++) {
             const float *g = m->dF + ((size_t)b * 3 + j) * d;
             ff_copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
-            for (int c = 0; c < d; c++)
+            for (int c = 0; dmod && c < d; c++)
                 dmod[(size_t)j * d + c] += g[c];
         }
     for (int e = 0; e < 3; e++)
@@ -651,17 +710,15 @@ static void pooled_backward(ff_model *m, int B)
 static void fuse_early_backward(ff_model *m, int B)
 {
     int d = m->d, K = m->K, mm = m->m, w = 3 * d + 3;
+    const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
     ff_zerof(m->dz, (size_t)B * d);
-    ff_linear_backward(m->dz, GW(m, m->head_w), GW(m, m->head_b), m->dlogits, m->z,
-                       PW(m, m->head_w), B, d, K);
+    linear_backward_add(m->dz, m->head_w, m->head_b, m->dlogits, m->z, m, unit, B, d, K);
     ff_zerof(m->dgl, (size_t)B * mm);
-    ff_linear_backward(m->dgl, GW(m, m->efp_w), GW(m, m->efp_b), m->dz, m->egelu, PW(m, m->efp_w),
-                       B, mm, d);
+    linear_backward_add(m->dgl, m->efp_w, m->efp_b, m->dz, m->egelu, m, unit, B, mm, d);
     ff_zerof(m->dfc, (size_t)B * mm);
     ff_gelu_backward(m->dfc, m->dgl, m->efc, (size_t)B * mm);
     ff_zerof(m->dcat, (size_t)B * w);
-    ff_linear_backward(m->dcat, GW(m, m->efc_w), GW(m, m->efc_b), m->dfc, m->ecat, PW(m, m->efc_w),
-                       B, w, mm);
+    linear_backward_add(m->dcat, m->efc_w, m->efc_b, m->dfc, m->ecat, m, unit, B, w, mm);
     for (int j = 0; j < 3; j++)
         for (int b = 0; b < B; b++) {
             float pres = m->pres[b * 3 + j];
@@ -685,17 +742,22 @@ static void fuse_late_backward(ff_model *m, int B)
         }
         for (int j = 0; j < 3; j++) {
             /* softmax Jacobian over the present set (absent ones have weight 0) */
-            dfw[j] += m->lw[b * 3 + j] * (dw[j] - dot);
+            float gj = m->lw[b * 3 + j] * (dw[j] - dot);
+            if (m->ghost)
+                m->ghost->fw[b * 3 + j] = gj; /* example b's gradient of fuse.w */
+            else
+                dfw[j] += gj;
             for (int k = 0; k < K; k++)
                 m->dllog[((size_t)j * B + b) * K + k] =
                     m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
         }
     }
+    const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
+    if (m->ghost) ff_ghost_rows(m, m->fuse_w, m->ghost->fw, unit, 3);
     ff_zerof(m->dPool, (size_t)3 * B * d);
     for (int j = 0; j < 3; j++)
-        ff_linear_backward(m->dPool + (size_t)j * B * d, GW(m, m->lhead_w[j]), GW(m, m->lhead_b[j]),
-                           m->dllog + (size_t)j * B * K, m->enc[j].pooled, PW(m, m->lhead_w[j]), B,
-                           d, K);
+        linear_backward_add(m->dPool + (size_t)j * B * d, m->lhead_w[j], m->lhead_b[j],
+                            m->dllog + (size_t)j * B * K, m->enc[j].pooled, m, unit, B, d, K);
     pooled_backward(m, B);
 }
 
@@ -707,6 +769,13 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
                         m->B);
     ff_zerof(m->dlogits, (size_t)B * m->K);
     ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
+    ff_model_backward_core(m);
+    return FF_OK;
+}
+
+void ff_model_backward_core(ff_model *m)
+{
+    int B = m->B;
     if (m->cfg.fusion == FF_FUSION_CROSS)
         fuse_cross_backward(m, B);
     else if (m->cfg.fusion == FF_FUSION_EARLY)
@@ -714,8 +783,7 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
     else
         fuse_late_backward(m, B);
     for (int e = 0; e < 3; e++)
-        encoder_backward(m, e, b);
-    return FF_OK;
+        encoder_backward(m, e);
 }
 
 /* Contrastive pre-training's entry into the encoders: dpool [3,B,d] is d loss / d (each
@@ -731,7 +799,7 @@ int ff_model_backward_pooled(ff_model *m, const ff_batch *b, const float *dpool,
         if (!(enc_mask & (1 << e))) continue;
         ff_zerof(m->dEnc[e], (size_t)m->enc[e].rows.R * d);
         rows_mean_backward(m->dEnc[e], dpool + (size_t)e * B * d, &m->enc[e].rows, B, d);
-        encoder_backward(m, e, b);
+        encoder_backward(m, e);
     }
     return FF_OK;
 }

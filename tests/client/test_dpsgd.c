@@ -150,6 +150,24 @@ static void test_norms_and_clipped_sum_match_single_runs(void **state)
     assert_true(sqrt(dn / rn2) < 1e-5);
     for (int i = 0; i < NB; i++)
         assert_true(ft_rel_err(norms3[i], rn[i], 0) < 1e-5);
+    /* ghost clipping (the default of DP training), at 1 and at 3 threads */
+    for (int th = 1; th <= 3; th += 2) {
+        memset(sum2, 0, n * sizeof *sum2);
+        ff_models_set_threads(th);
+        assert_int_equal(ff_model_ghost_clipped_grad_sum(m, &f->b, clip, sum2, norms3, NULL),
+                         FF_OK);
+        ff_models_set_threads(1);
+        dn = 0;
+        for (size_t j = 0; j < n; j++)
+            dn += ((double)sum2[j] - ref[j]) * ((double)sum2[j] - ref[j]);
+        double wn = 0;
+        for (int i = 0; i < NB; i++)
+            wn = fmax(wn, ft_rel_err(norms3[i], rn[i], 0));
+        print_message("ghost, %d thread(s): norms worst rel err %.3g, clipped sum rel err %.3g\n",
+                      th, wn, sqrt(dn / rn2));
+        assert_true(wn < 1e-5);
+        assert_true(sqrt(dn / rn2) < 1e-5);
+    }
     free(sum2);
     free(g), free(ref), free(sum);
     ff_model_free(m);
@@ -295,6 +313,36 @@ static void test_sigma0_equals_sgd_replay(void **state)
     ff_model_free(m), ff_model_free(r);
 }
 
+/* The default (ghost clipping) and dp_exact (batch-of-1) train to the same weights with
+ * clipping active and noise on (same noise seed, so the same noise). */
+static void test_ghost_training_equals_exact(void **state)
+{
+    fixture *f = *state;
+    ff_model *m[2];
+    for (int k = 0; k < 2; k++) {
+        ff_local_opts o = dp_opts(4);
+        o.dp_sigma = 0.5;
+        o.dp_clip = 0.3; /* below every norm seen at init: every patient clipped */
+        o.dp_exact = k;
+        assert_int_equal(ff_model_new(&m[k], &f->mc, 16), FF_OK);
+        assert_int_equal(ff_model_init_std(m[k], 3, 0.1f), FF_OK);
+        ff_local_stats st;
+        assert_int_equal(ff_local_train(m[k], &f->site, 1, &o, &st), FF_OK);
+        assert_true(st.examples > 0);
+    }
+    size_t n = ff_model_nparams(m[0]);
+    const float *p0 = ff_model_params(m[0]), *p1 = ff_model_params(m[1]);
+    double dn = 0, rn = 0;
+    for (size_t j = 0; j < n; j++) {
+        dn += ((double)p0[j] - p1[j]) * ((double)p0[j] - p1[j]);
+        rn += (double)p1[j] * p1[j];
+    }
+    print_message("DP training, ghost vs exact: weights rel err %.3g after 4 steps\n",
+                  sqrt(dn / rn));
+    assert_true(sqrt(dn / rn) < 1e-6);
+    ff_model_free(m[0]), ff_model_free(m[1]);
+}
+
 static void test_ledger_refuses_round_past_budget(void **state)
 {
     fixture *f = *state;
@@ -412,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_unclipped_sum_is_batched_gradient),
         cmocka_unit_test(test_weighted_sum_equals_clipped_sum),
         cmocka_unit_test(test_sigma0_equals_sgd_replay),
+        cmocka_unit_test(test_ghost_training_equals_exact),
         cmocka_unit_test(test_ledger_refuses_round_past_budget),
         cmocka_unit_test(test_noise_has_the_right_scale),
         cmocka_unit_test(test_bad_options_are_errors),

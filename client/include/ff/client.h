@@ -72,6 +72,9 @@ typedef struct {
     ff_privacy_ledger *dp_ledger; /* the site's record-level ledger (caller owns), or NULL */
     int64_t dp_round;         /* round number recorded in the ledger */
     uint64_t dp_noise_seed;   /* 0 = noise from the OS entropy pool (use 0 outside tests) */
+    int dp_exact; /* per-patient gradients by batch-of-1 passes (the reference) instead of
+                   * ghost clipping (default: one forward, two backward; same sums up to
+                   * float rounding) */
 } ff_local_opts;
 
 typedef struct {

@@ -327,8 +327,7 @@ void ff_bce_backward_ref(float *dlogits, const float *logits, const float *y, co
  * Exact per-example gradients by batch-of-1 passes (models/src/perexample.c): example i's
  * gradient is that of its own loss (its masked-mean BCE over the K tasks), computed alone.
  * They use (and clobber) the model's gradient buffer and last-forward activations. Ghost
- * clipping (norms of Linear-layer gradients without materialising them) is designed in
- * docs/privacy.md.
+ * clipping (below, models/src/ghost.c) gives the same norms and sums from one batched pass.
  */
 
 /* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
@@ -351,6 +350,34 @@ int ff_model_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float
  * without materialising gradients); B >= 1. Clobbers the gradient buffer. */
 int ff_model_weighted_grad_sum(ff_model *m, const ff_batch *b, const float *w,
                                float *sum) FF_WARN_UNUSED;
+
+/* Ghost clipping: per-example norms from ONE batched forward and a backward in which each
+ * layer adds its per-example squared norm, taken from its inputs and output gradients,
+ * without materialising per-example gradients where the layer allows it (docs/privacy.md
+ * lists what each layer does). Same values as ff_model_perexample_norms up to float
+ * rounding. Clobbers the last-forward activations; the gradient buffer is not touched. */
+int ff_model_ghost_norms(ff_model *m, const ff_batch *b, double *norms,
+                         float *losses) FF_WARN_UNUSED;
+/* As ff_model_clipped_grad_sum (same contract; on error sum is untouched): ghost norms, then
+ * each layer's parameter gradient formed once from its output-gradient rows scaled by
+ * min(1, clip / ||g_i||) ("book-keeping": one forward and one backward in all, plus a copy
+ * of the output gradients), or with FF_GHOST_TWO_BACKWARD by a second backward. */
+int ff_model_ghost_clipped_grad_sum(ff_model *m, const ff_batch *b, double clip, float *sum,
+                                    double *norms, float *losses) FF_WARN_UNUSED;
+/* As ff_model_ghost_norms, with each example's squared norm split by parameter tensor:
+ * sq[i * ff_model_ntensors(m) + t] = ||∂loss_i/∂tensor t||² (per-layer clipping, tests). */
+int ff_model_ghost_tensor_sqnorms(ff_model *m, const ff_batch *b, double *norms,
+                                  double *sq) FF_WARN_UNUSED;
+/* How a linear layer over an example's T rows takes its norm: FF_GHOST_AUTO (default) picks
+ * per layer and example the cheaper of the Gram form Σ_{t,s}(a_t·a_s)(g_t·g_s) (T²(in+out)/2)
+ * and the materialised G_iᵀA_i (T·in·out); the others force one form (tests). */
+enum { FF_GHOST_AUTO = 0, FF_GHOST_GRAM = 1, FF_GHOST_MATERIALISE = 2 };
+/* OR'ed into the policy: the clipped sum by a second backward over the same forward instead
+ * of book-keeping (which keeps a copy of every layer's output gradient; the default). */
+enum { FF_GHOST_TWO_BACKWARD = 4 };
+void ff_model_set_ghost_policy(ff_model *m, int policy);
+/* (example, sequence linear layer) pairs the model has handled in each form so far. */
+void ff_model_ghost_stats(const ff_model *m, long long *gram, long long *mat);
 
 /* Inspection of the last forward (explanations; read-only, models/src/inspect.c)            */
 /* ---------------------------------------------------------------------------------------- */
