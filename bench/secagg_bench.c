@@ -10,7 +10,10 @@
  * integer sum of the encoded inputs exactly, the float sum within the quantisation bound.
  * Drop-outs (a fraction P of the sites) leave after sharing their keys and before sending
  * their input, the costliest case for the coordinator (their pairwise masks must be
- * rebuilt). The ratio printed is mask throughput against plain AES-128-CTR keystream
+ * rebuilt). The consistency check (survivors sign the survivor set; each site verifies the
+ * quorum of signatures relayed with the unmask request) has its own columns: client check s
+ * is the signing, the verification is inside client unmask s (the per-signature cost is
+ * printed once), server check s is the coordinator verifying each signature on arrival. The ratio printed is mask throughput against plain AES-128-CTR keystream
  * measured in the same run. Ends with `exact_sum`, `client_s`, `server_s`, `mask_gbps`,
  * `upload_overhead` lines. */
 #include <math.h>
@@ -33,9 +36,12 @@ typedef struct {
 
 typedef struct {
     int exact, within_bound;
-    double client_phase[4], client_s; /* mean per site over the sites that did the phase */
-    double server_phase[5], server_s; /* collect+advertise, relay, accumulate, request, finish */
-    size_t bytes[4];                  /* sent by one site that stays, per phase */
+    double client_phase[5], client_s; /* mean per site over the sites that did the phase */
+    double server_phase[6], server_s; /* collect+advertise, relay, accumulate, check, request,
+                                         finish */
+    size_t bytes[5];                  /* sent by one site that stays, per phase */
+    size_t req_bytes;                 /* the unmask request one site receives (signatures) */
+    uint32_t n_sig;                   /* signatures over the survivor set */
     double upload_overhead;
     double worst_err, bound;
     uint32_t survivors, t, k_eff;
@@ -131,7 +137,7 @@ static result run_round(const config *cf)
     uint32_t *enc = malloc(lanes * 4), *plain = calloc(lanes, 4), *sum = malloc(lanes * 4);
     double *fsum = calloc(m, sizeof *fsum), *dec = malloc(m * sizeof *dec);
 
-    ff_secagg_buf b, set, req;
+    ff_secagg_buf b, set, req = {0}, chk = {0};
     double t0;
     /* Phase 1 */
     for (uint32_t i = 0; i < n; i++) {
@@ -198,34 +204,62 @@ static result run_round(const config *cf)
     /* Too many drop-outs end the round closed (no request, refusals, missing shares): the
      * run then reports exact_sum FAILED with the reason. */
     t0 = cpu_now();
-    int frc = ff_secagg_server_unmask_request(s, &req);
+    int frc = ff_secagg_server_check_request(s, &chk);
     R.server_phase[3] += cpu_now() - t0;
     uint32_t refused = 0;
+    /* Consistency check: survivors sign U3, the coordinator verifies each signature. */
+    for (uint32_t i = 0; i < n && !frc; i++) {
+        if (!alive[i])
+            continue;
+        t0 = cpu_now();
+        int crc = ff_secagg_client_check(c[i], chk.data, chk.len, &b);
+        R.client_phase[3] += cpu_now() - t0;
+        if (crc == FF_EPOLICY) { /* too few survivors around this site */
+            alive[i] = 0;
+            refused++;
+            continue;
+        }
+        CHECK(crc, "consistency check");
+        if (i == probe)
+            R.bytes[3] = b.len;
+        t0 = cpu_now();
+        CHECK(ff_secagg_server_add(s, b.data, b.len), "server add signature");
+        R.server_phase[3] += cpu_now() - t0;
+        ff_secagg_buf_free(&b);
+        R.n_sig++;
+    }
+    ff_secagg_buf_free(&chk);
+    t0 = cpu_now();
+    if (!frc)
+        frc = ff_secagg_server_unmask_request(s, &req);
+    R.server_phase[4] += cpu_now() - t0;
+    R.req_bytes = req.len;
     for (uint32_t i = 0; i < n && !frc; i++) {
         if (!alive[i])
             continue;
         t0 = cpu_now();
         int urc = ff_secagg_client_unmask(c[i], req.data, req.len, &b);
-        R.client_phase[3] += cpu_now() - t0;
+        R.client_phase[4] += cpu_now() - t0;
         if (urc == FF_EPOLICY) { /* too few survivors around this site */
             refused++;
             continue;
         }
         CHECK(urc, "unmask");
         if (i == probe)
-            R.bytes[3] = b.len;
+            R.bytes[4] = b.len;
         t0 = cpu_now();
         CHECK(ff_secagg_server_add(s, b.data, b.len), "server add unmask");
-        R.server_phase[3] += cpu_now() - t0;
+        R.server_phase[4] += cpu_now() - t0;
         ff_secagg_buf_free(&b);
     }
     ff_secagg_buf_free(&req);
     if (refused)
-        fprintf(stderr, "secagg_bench: %u sites refused the unmask request\n", refused);
+        fprintf(stderr, "secagg_bench: %u sites refused the check or unmask request\n",
+                refused);
     t0 = cpu_now();
     if (!frc)
         frc = ff_secagg_server_finish(s, sum);
-    R.server_phase[4] = cpu_now() - t0;
+    R.server_phase[5] = cpu_now() - t0;
     if (frc) {
         fprintf(stderr, "secagg_bench: round failed: %s\n", ff_error_message());
         memset(sum, 0, lanes * 4);
@@ -243,12 +277,13 @@ static result run_round(const config *cf)
     R.client_phase[1] /= n;
     R.client_phase[2] /= n_masked;
     R.client_phase[3] /= n_masked;
-    for (int ph = 0; ph < 4; ph++)
-        R.client_s += R.client_phase[ph];
+    R.client_phase[4] /= n_masked;
     for (int ph = 0; ph < 5; ph++)
+        R.client_s += R.client_phase[ph];
+    for (int ph = 0; ph < 6; ph++)
         R.server_s += R.server_phase[ph];
-    R.upload_overhead =
-        (double)(R.bytes[0] + R.bytes[1] + R.bytes[2] + R.bytes[3]) / (4.0 * (double)m);
+    R.upload_overhead = (double)(R.bytes[0] + R.bytes[1] + R.bytes[2] + R.bytes[3] +
+                                 R.bytes[4]) / (4.0 * (double)m);
 
     for (uint32_t i = 0; i < n; i++) {
         ff_secagg_client_free(c[i]);
@@ -269,6 +304,26 @@ static result run_round(const config *cf)
     free(fsum);
     free(dec);
     return R;
+}
+
+/* CPU seconds of one Ed25519 signature (sign = 1) or verification over a survivor-set
+ * message of 44 + 8 bytes, the mean of 500. */
+static double ed25519_cost(int sign)
+{
+    EVP_PKEY *pub, *key = ed25519_new(&pub);
+    uint8_t msg[52] = {1}, sig[FF_CRYPTO_SIG_BYTES];
+    CHECK(ff_crypto_ed25519_sign(key, msg, sizeof msg, sig), "sign");
+    double t0 = cpu_now();
+    for (int i = 0; i < 500; i++) {
+        if (sign)
+            CHECK(ff_crypto_ed25519_sign(key, msg, sizeof msg, sig), "sign");
+        else
+            CHECK(ff_crypto_ed25519_verify(pub, msg, sizeof msg, sig), "verify");
+    }
+    double dt = (cpu_now() - t0) / 500;
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(pub);
+    return dt;
 }
 
 /* Mask generation + addition with 16 seeds over m lanes, against the peer: AES-128-CTR
@@ -305,22 +360,25 @@ static void mask_throughput(size_t m, double *mask_gbps, double *aes_gbps)
 
 static void print_row(const config *cf, const result *R)
 {
-    printf("| %4u | %4u%s | %2u | %8zu | %3.0f%% | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | "
-           "%.4f | %.4f | %zu | %zu | %.4f | %s |\n",
+    printf("| %4u | %4u%s | %2u | %8zu | %3.0f%% | %.4f | %.4f | %.6f | %.4f | %.4f | %.4f | "
+           "%.4f | %.4f | %.4f | %.4f | %u | %zu | %zu | %zu | %.4f | %s |\n",
            cf->n, R->k_eff, cf->k ? "" : "*", R->t, cf->m, 100 * cf->dropout,
            R->client_phase[0] + R->client_phase[1], R->client_phase[2], R->client_phase[3],
-           R->client_s, R->server_phase[0] + R->server_phase[1], R->server_phase[2],
-           R->server_phase[3] + R->server_phase[4], R->server_s, R->bytes[1], R->bytes[2],
-           R->upload_overhead, R->exact && R->within_bound ? "ok" : "FAILED");
+           R->client_phase[4], R->client_s, R->server_phase[0] + R->server_phase[1],
+           R->server_phase[2], R->server_phase[3], R->server_phase[4] + R->server_phase[5],
+           R->server_s, R->n_sig, R->bytes[1], R->bytes[2], R->req_bytes, R->upload_overhead,
+           R->exact && R->within_bound ? "ok" : "FAILED");
     fflush(stdout);
 }
 
 static void print_header(void)
 {
-    printf("| n | k | t | values | drop | client adv+share s | client mask s | client unmask s "
-           "| client_s | server adv+share s | server collect s | server unmask s | server_s | "
-           "shares B | masked B | upload_overhead | exact |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| n | k | t | values | drop | client adv+share s | client mask s | client check s "
+           "| client unmask s | client_s | server adv+share s | server collect s | server check s "
+           "| server unmask s | server_s | sigs | shares B | masked B | unmask req B "
+           "| upload_overhead | exact |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+           "---|\n");
 }
 
 static int parse(int argc, char **argv, config *cf, int *sweep, int *full)
@@ -372,6 +430,9 @@ int main(int argc, char **argv)
     mask_throughput(1u << 20, &mask_gbps, &aes_gbps);
     printf("mask generation+addition: %.2f GB/s; AES-128-CTR keystream alone: %.2f GB/s; "
            "ratio %.2f\n", mask_gbps, aes_gbps, mask_gbps / aes_gbps);
+    printf("consistency check: one Ed25519 verification %.1f us, one signature %.1f us "
+           "(a site verifies `sigs` signatures inside client unmask s)\n",
+           1e6 * ed25519_cost(0), 1e6 * ed25519_cost(1));
     int all_ok = 1;
     result head;
     memset(&head, 0, sizeof head);

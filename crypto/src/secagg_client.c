@@ -1,4 +1,4 @@
-/* Secure aggregation, the site's side: four phases, each consuming the coordinator's message
+/* Secure aggregation, the site's side: five phases, each consuming the coordinator's message
  * and producing the site's. Any failed check of what the coordinator sent fails the round
  * closed: the secrets are wiped and every later call is refused. */
 #include "secagg_internal.h"
@@ -12,7 +12,7 @@
 #define S FF_SHAMIR_SHARE_BYTES
 #define K FF_CRYPTO_KEY_BYTES
 
-enum { C_NEW, C_ADVERTISED, C_SHARED, C_MASKED, C_DONE, C_FAILED };
+enum { C_NEW, C_ADVERTISED, C_SHARED, C_MASKED, C_CHECKED, C_DONE, C_FAILED };
 
 struct ff_secagg_client {
     ff_secagg_params p;
@@ -29,6 +29,7 @@ struct ff_secagg_client {
     uint8_t (*peer_c_pk)[K], (*peer_s_pk)[K];
     uint8_t *advertised, *shared;
     uint8_t (*seed_share)[S], (*key_share)[S]; /* our shares of the neighbour's secrets */
+    uint8_t *u3; /* the survivor set this site signed (ceil(n/8) bytes), once checked */
 };
 
 static void wipe(ff_secagg_client *c)
@@ -114,12 +115,16 @@ int ff_secagg_client_new(ff_secagg_client **out, const ff_secagg_params *p, uint
     if ((rc = sa_graph_build(p, &pos, &perm)))
         goto out;
     sa_graph_nbrs(p, pos, perm, self, c->nb, &c->deg);
-    for (uint32_t i = 0; i < c->deg; i++)
-        if (!peer_keys[c->nb[i]]) {
-            rc = ff_error(FF_EINVAL, "secagg client: no public key for neighbour %u",
-                          c->nb[i]);
+    /* Every site's key, not only the neighbours': any survivor may sign the survivor set. */
+    for (uint32_t i = 0; i < p->n_sites; i++)
+        if (!peer_keys[i]) {
+            rc = ff_error(FF_EINVAL, "secagg client: no public key for site %u", i);
             goto out;
         }
+    if (!(c->u3 = calloc((p->n_sites + 7) / 8, 1))) {
+        rc = ff_error(FF_ENOMEM, "secagg client: out of memory");
+        goto out;
+    }
     *out = c;
     c = NULL;
 out:
@@ -141,6 +146,7 @@ void ff_secagg_client_free(ff_secagg_client *c)
     free(c->shared);
     free(c->seed_share);
     free(c->key_share);
+    free(c->u3);
     OPENSSL_cleanse(c, sizeof *c);
     free(c);
 }
@@ -419,6 +425,127 @@ static int bit(const uint8_t *bm, uint32_t i)
     return (bm[i / 8] >> (i % 8)) & 1;
 }
 
+/* Survivors among this site and its neighbours. */
+static uint32_t alive_near(const ff_secagg_client *c, const uint8_t *alive)
+{
+    uint32_t a = bit(alive, c->self);
+    for (uint32_t i = 0; i < c->deg; i++)
+        a += bit(alive, c->nb[i]);
+    return a;
+}
+
+/* What a survivor set must satisfy in this site's view: no bits beyond the last site, this
+ * site in it, each neighbour in it one whose shares arrived here (U3 within U2), at least t
+ * survivors overall and among this site and its neighbours. */
+static int check_u3(ff_secagg_client *c, const uint8_t *u3, size_t nb, const char *what)
+{
+    uint32_t n = c->p.n_sites;
+    if (n % 8 && (u3[nb - 1] >> (n % 8)))
+        return ff_error(FF_EFORMAT, "%s: bits set beyond site %u", what, n - 1);
+    if (!bit(u3, c->self))
+        return ff_error(FF_EPOLICY, "%s refused: this site's input is not listed as received",
+                        what);
+    for (uint32_t i = 0; i < c->deg; i++)
+        if (bit(u3, c->nb[i]) && !c->shared[i])
+            return ff_error(FF_EPOLICY, "%s refused: it lists site %u as a survivor, but that "
+                            "site's shares never reached this site (U3 not within U2)",
+                            what, c->nb[i]);
+    uint32_t all = sa_popcount(u3, nb), near = alive_near(c, u3);
+    if (all < c->p.t || near < c->p.t)
+        return ff_error(FF_EPOLICY, "%s refused: it names %u survivors, %u among this site and "
+                        "its %u neighbours, fewer than t = %u", what, all, near, c->deg,
+                        c->p.t);
+    return FF_OK;
+}
+
+int ff_secagg_client_check(ff_secagg_client *c, const uint8_t *req, size_t len,
+                           ff_secagg_buf *out)
+{
+    *out = (ff_secagg_buf){0};
+    const char *what = "consistency check";
+    size_t nb = (c->p.n_sites + 7) / 8, ml = 0;
+    uint8_t sig[FF_CRYPTO_SIG_BYTES], *m = NULL;
+    sa_reader r;
+    sa_writer w;
+    uint32_t sender;
+    int rc = want_state(c, C_MASKED, what);
+    if (rc)
+        return rc;
+    if ((rc = sa_msg_open(req, len, FF_SECAGG_MSG_CHECK_REQ, c->p.round_id, &r, &sender, what)))
+        goto out;
+    if (sender != FF_SECAGG_SERVER) {
+        rc = ff_error(FF_EPOLICY, "%s: sender %u is not the coordinator", what, sender);
+        goto out;
+    }
+    if ((rc = sa_get(&r, c->u3, nb, what)) || (rc = sa_end(&r, what)) ||
+        (rc = check_u3(c, c->u3, nb, what)))
+        goto out;
+    if (!(m = sa_u3_sig_msg(c->tag, c->u3, nb, &ml))) {
+        rc = ff_error(FF_ENOMEM, "%s: out of memory", what);
+        goto out;
+    }
+    if ((rc = ff_crypto_ed25519_sign(c->sign_key, m, ml, sig)) ||
+        (rc = sa_msg_begin(out, &w, FF_SECAGG_MSG_CHECK_SIG, c->p.round_id, c->self,
+                           sizeof sig)))
+        goto out;
+    sa_put(&w, sig, sizeof sig);
+    c->state = C_CHECKED; /* this site has now committed to one U3 for the round */
+out:
+    free(m);
+    if (rc) {
+        ff_secagg_buf_free(out);
+        return fail_closed(c, rc);
+    }
+    return FF_OK;
+}
+
+/* The signatures relayed with the unmask request: every one must verify over the U3 this
+ * site signed, from distinct sites of U3 in increasing order; at least the quorum. */
+static int check_signatures(ff_secagg_client *c, sa_reader *r, const char *what)
+{
+    uint32_t count, site, prev = 0, q = ff_secagg_check_quorum(&c->p);
+    size_t nb = (c->p.n_sites + 7) / 8, ml;
+    uint8_t sig[FF_CRYPTO_SIG_BYTES];
+    int rc;
+    if ((rc = sa_get_u32(r, &count, what)))
+        return rc;
+    if (count > c->p.n_sites)
+        return ff_error(FF_EFORMAT, "%s: %u signatures for %u sites", what, count,
+                        c->p.n_sites);
+    uint8_t *m = sa_u3_sig_msg(c->tag, c->u3, nb, &ml);
+    if (!m)
+        return ff_error(FF_ENOMEM, "%s: out of memory", what);
+    for (uint32_t e = 0; e < count; e++) {
+        if ((rc = sa_get_u32(r, &site, what)) || (rc = sa_get(r, sig, sizeof sig, what)))
+            goto out;
+        if (site >= c->p.n_sites || (e > 0 && site <= prev)) {
+            rc = ff_error(FF_EFORMAT, "%s: signature %u names site %u out of order or range "
+                          "(repeated signers do not count twice)", what, e, site);
+            goto out;
+        }
+        prev = site;
+        if (!bit(c->u3, site)) {
+            rc = ff_error(FF_EPOLICY, "%s: signature of site %u, which is not a survivor",
+                          what, site);
+            goto out;
+        }
+        if (ff_crypto_ed25519_verify(c->peer_keys[site], m, ml, sig)) {
+            rc = ff_error(FF_ECRYPTO, "%s: the signature of site %u does not verify over the "
+                          "survivor set this site signed (forged, another round's, or the "
+                          "coordinator showed that site a different set)", what, site);
+            goto out;
+        }
+    }
+    if ((rc = sa_end(r, what)))
+        goto out;
+    if (count < q)
+        rc = ff_error(FF_EPOLICY, "%s refused: %u valid signatures over the survivor set, "
+                      "below the quorum %u", what, count, q);
+out:
+    free(m);
+    return rc;
+}
+
 /* The safety rule: for no peer both shares, never this site as dropped, at least t survivors
  * among this site and its neighbours. */
 static int check_request(ff_secagg_client *c, const uint8_t *alive, const uint8_t *dropped,
@@ -438,9 +565,7 @@ static int check_request(ff_secagg_client *c, const uint8_t *alive, const uint8_
     if (!bit(alive, c->self) || bit(dropped, c->self))
         return ff_error(FF_EPOLICY, "unmask request refused: this site's input is not listed "
                         "as received");
-    uint32_t alive_nb = 1;
-    for (uint32_t i = 0; i < c->deg; i++)
-        alive_nb += bit(alive, c->nb[i]);
+    uint32_t alive_nb = alive_near(c, alive);
     if (alive_nb < c->p.t)
         return ff_error(FF_EPOLICY, "unmask request refused: it names %u survivors among this "
                         "site and its %u neighbours, fewer than t = %u",
@@ -458,7 +583,7 @@ int ff_secagg_client_unmask(ff_secagg_client *c, const uint8_t *req, size_t len,
     sa_writer w = {0};
     uint32_t sender;
     size_t nb = (c->p.n_sites + 7) / 8;
-    int rc = want_state(c, C_MASKED, "unmask");
+    int rc = want_state(c, C_CHECKED, "unmask");
     if (rc)
         return rc;
     alive = malloc(nb);
@@ -474,8 +599,15 @@ int ff_secagg_client_unmask(ff_secagg_client *c, const uint8_t *req, size_t len,
         rc = ff_error(FF_EPOLICY, "%s: sender %u is not the coordinator", what, sender);
         goto out;
     }
-    if ((rc = sa_get(&r, alive, nb, what)) || (rc = sa_get(&r, dropped, nb, what)) ||
-        (rc = sa_end(&r, what)) || (rc = check_request(c, alive, dropped, nb)))
+    if ((rc = sa_get(&r, alive, nb, what)) || (rc = sa_get(&r, dropped, nb, what)))
+        goto out;
+    /* The survivor set is public, so a plain comparison is fine. */
+    if (memcmp(alive, c->u3, nb) != 0) {
+        rc = ff_error(FF_EPOLICY, "%s refused: its survivor set is not the one this site "
+                      "signed in the consistency check", what);
+        goto out;
+    }
+    if ((rc = check_signatures(c, &r, what)) || (rc = check_request(c, alive, dropped, nb)))
         goto out;
     uint32_t count = 1;
     for (uint32_t i = 0; i < c->deg; i++)

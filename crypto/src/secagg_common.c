@@ -30,6 +30,14 @@ uint32_t ff_secagg_default_t(uint32_t k)
     return (k + 1) / 2 + 1; /* strict majority of the k + 1 share holders */
 }
 
+uint32_t ff_secagg_check_quorum(const ff_secagg_params *p)
+{
+    /* Any two sets of q signers out of n share 2q - n of them; an honest site signs one
+     * survivor set per round, so a majority quorum makes the coordinator's two stories
+     * need colluding signers. t alone would be a local majority only (k < n - 1). */
+    return FF_MAX(p->t, p->n_sites / 2 + 1);
+}
+
 void ff_secagg_params_default(ff_secagg_params *p, uint64_t round_id, uint32_t n_sites,
                               uint64_t n_values)
 {
@@ -232,8 +240,9 @@ void ff_secagg_buf_free(ff_secagg_buf *b)
 
 static const char *type_name(unsigned t)
 {
-    static const char *names[] = {"?",         "ADVERTISE", "ADVERTISE_SET", "SHARES",
-                                  "SHARES_IN", "MASKED",    "UNMASK_REQ",    "UNMASK_RESP"};
+    static const char *names[] = {"?",           "ADVERTISE",  "ADVERTISE_SET", "SHARES",
+                                  "SHARES_IN",   "MASKED",     "UNMASK_REQ",    "UNMASK_RESP",
+                                  "CHECK_REQ",   "CHECK_SIG"};
     return t < FF_ARRAY_LEN(names) ? names[t] : "?";
 }
 
@@ -285,7 +294,7 @@ int ff_secagg_msg_peek(const uint8_t *msg, size_t len, ff_secagg_msg_type *type,
         return ff_error(FF_EFORMAT, "secagg message: bad magic or %zu bytes < header", len);
     if (msg[4] != SA_VERSION || msg[6] || msg[7])
         return ff_error(FF_EFORMAT, "secagg message: version %u unsupported", msg[4]);
-    if (msg[5] < FF_SECAGG_MSG_ADVERTISE || msg[5] > FF_SECAGG_MSG_UNMASK_RESP)
+    if (msg[5] < FF_SECAGG_MSG_ADVERTISE || msg[5] > FF_SECAGG_MSG_CHECK_SIG)
         return ff_error(FF_EFORMAT, "secagg message: unknown type %u", msg[5]);
     memcpy(&body, msg + 20, 4);
     if ((size_t)body != len - FF_SECAGG_HEADER_BYTES)
@@ -368,6 +377,26 @@ void sa_adv_sig_msg(const uint8_t tag[32], uint32_t sender, const uint8_t c_pk[3
     memcpy(out + 45, &sender, 4);
     memcpy(out + 49, c_pk, 32);
     memcpy(out + 81, s_pk, 32);
+}
+
+uint8_t *sa_u3_sig_msg(const uint8_t tag[32], const uint8_t *u3, size_t nb, size_t *len)
+{
+    uint8_t *m = malloc(12 + 32 + nb);
+    if (!m)
+        return NULL;
+    memcpy(m, "ff-secagg-u3", 12);
+    memcpy(m + 12, tag, 32);
+    memcpy(m + 44, u3, nb);
+    *len = 44 + nb;
+    return m;
+}
+
+uint32_t sa_popcount(const uint8_t *bm, size_t nb)
+{
+    uint32_t c = 0;
+    for (size_t i = 0; i < nb; i++)
+        c += (uint32_t)__builtin_popcount(bm[i]);
+    return c;
 }
 
 void sa_share_aad(const uint8_t tag[32], uint32_t sender, uint32_t recipient, uint8_t aad[40])

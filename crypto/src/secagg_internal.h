@@ -5,7 +5,7 @@
 
 #include "ff/crypto.h"
 
-#define SA_VERSION 1
+#define SA_VERSION 2 /* 2: consistency check, signatures in UNMASK_REQ */
 #define SA_SIG_MSG_BYTES (13 + 32 + 4 + 64) /* "ff-secagg-adv" | tag | sender | keys */
 #define SA_ADV_BYTES (2 * FF_CRYPTO_KEY_BYTES + FF_CRYPTO_SIG_BYTES)
 #define SA_SHARE_PT_BYTES (8 + 2 * FF_SHAMIR_SHARE_BYTES)
@@ -43,6 +43,11 @@ void sa_round_tag(const ff_secagg_params *p, uint8_t tag[32]);
 /* The bytes an advertisement signs. */
 void sa_adv_sig_msg(const uint8_t tag[32], uint32_t sender, const uint8_t c_pk[32],
                     const uint8_t s_pk[32], uint8_t out[SA_SIG_MSG_BYTES]);
+/* The bytes a consistency-check signature covers: "ff-secagg-u3" | tag | U3 bitmap (nb
+ * bytes). Returns a malloc'd buffer of *len bytes, NULL when out of memory. */
+uint8_t *sa_u3_sig_msg(const uint8_t tag[32], const uint8_t *u3, size_t nb, size_t *len);
+/* Number of set bits in a site bitmap of nb bytes. */
+uint32_t sa_popcount(const uint8_t *bm, size_t nb);
 /* Directional share-encryption key from X25519(c_sk_self, c_pk_peer). */
 int sa_share_key(const uint8_t tag[32], const uint8_t c_sk[32], const uint8_t c_pk_peer[32],
                  uint32_t sender, uint32_t recipient, uint8_t key[32]);

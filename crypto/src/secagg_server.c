@@ -12,7 +12,7 @@
 #define S FF_SHAMIR_SHARE_BYTES
 #define K FF_CRYPTO_KEY_BYTES
 
-enum { S_ADVERTISE, S_SHARE, S_MASK, S_UNMASK, S_DONE, S_FAILED };
+enum { S_ADVERTISE, S_SHARE, S_MASK, S_CHECK, S_UNMASK, S_DONE, S_FAILED };
 
 struct ff_secagg_server {
     ff_secagg_params p;
@@ -22,7 +22,10 @@ struct ff_secagg_server {
     uint32_t k;          /* effective degree */
     uint32_t *deg, *nb;  /* nb[i*k + slot], sorted */
     uint8_t *adv;        /* n x SA_ADV_BYTES */
-    uint8_t *has_adv, *has_shares, *has_masked, *responded;
+    uint8_t *has_adv, *has_shares, *has_masked, *has_sig, *responded;
+    uint8_t *sig;        /* n x 64: consistency-check signatures over U3 */
+    uint8_t *u3_msg;     /* the bytes those signatures cover */
+    size_t u3_len;
     uint8_t *ct;         /* n x k ciphertexts: ct[(sender*k + slot)] addressed to nb slot */
     uint8_t *has_ct;     /* n x k */
     uint32_t *acc;       /* running sum of masked inputs */
@@ -66,6 +69,8 @@ int ff_secagg_server_new(ff_secagg_server **out, const ff_secagg_params *p,
     s->has_adv = calloc(n, 1);
     s->has_shares = calloc(n, 1);
     s->has_masked = calloc(n, 1);
+    s->has_sig = calloc(n, 1);
+    s->sig = calloc(n, FF_CRYPTO_SIG_BYTES);
     s->responded = calloc(n, 1);
     s->ct = calloc(n * k, SA_SHARE_CT_BYTES);
     s->has_ct = calloc(n * k, 1);
@@ -74,7 +79,7 @@ int ff_secagg_server_new(ff_secagg_server **out, const ff_secagg_params *p,
     s->sh_x = calloc(n * (k + 1), 4);
     s->sh = calloc(n * (k + 1), S);
     if (!s->deg || !s->nb || !s->adv || !s->has_adv || !s->has_shares || !s->has_masked ||
-        !s->responded || !s->ct || !s->has_ct || !s->acc || !s->n_sh || !s->sh_x || !s->sh) {
+        !s->has_sig || !s->sig || !s->responded || !s->ct || !s->has_ct || !s->acc || !s->n_sh || !s->sh_x || !s->sh) {
         rc = ff_error(FF_ENOMEM, "secagg server: out of memory for %zu sites", n);
         goto out;
     }
@@ -108,6 +113,9 @@ void ff_secagg_server_free(ff_secagg_server *s)
     free(s->has_adv);
     free(s->has_shares);
     free(s->has_masked);
+    free(s->has_sig);
+    free(s->sig);
+    free(s->u3_msg);
     free(s->responded);
     free(s->ct);
     free(s->has_ct);
@@ -191,6 +199,21 @@ static int add_masked(ff_secagg_server *s, uint32_t from, sa_reader *r)
     return FF_OK;
 }
 
+static int add_check_sig(ff_secagg_server *s, uint32_t from, sa_reader *r)
+{
+    const char *what = "consistency-check signature";
+    uint8_t sig[FF_CRYPTO_SIG_BYTES];
+    int rc;
+    if ((rc = sa_get(r, sig, sizeof sig, what)) || (rc = sa_end(r, what)))
+        return rc;
+    if (ff_crypto_ed25519_verify(s->site_keys[from], s->u3_msg, s->u3_len, sig))
+        return ff_error(FF_ECRYPTO, "%s of site %u does not verify over this round's survivor "
+                        "set", what, from);
+    memcpy(s->sig + (size_t)from * sizeof sig, sig, sizeof sig);
+    s->has_sig[from] = 1;
+    return FF_OK;
+}
+
 static int add_unmask(ff_secagg_server *s, uint32_t from, sa_reader *r)
 {
     const char *what = "unmask response";
@@ -236,7 +259,7 @@ static int add_unmask(ff_secagg_server *s, uint32_t from, sa_reader *r)
 int ff_secagg_server_add(ff_secagg_server *s, const uint8_t *msg, size_t len)
 {
     static const ff_secagg_msg_type expect[] = {FF_SECAGG_MSG_ADVERTISE, FF_SECAGG_MSG_SHARES,
-                                                FF_SECAGG_MSG_MASKED,
+                                                FF_SECAGG_MSG_MASKED, FF_SECAGG_MSG_CHECK_SIG,
                                                 FF_SECAGG_MSG_UNMASK_RESP};
     sa_reader r;
     uint32_t from;
@@ -248,8 +271,9 @@ int ff_secagg_server_add(ff_secagg_server *s, const uint8_t *msg, size_t len)
     if (from >= s->p.n_sites)
         return ff_error(FF_EPOLICY, "secagg server: sender %u is not a site of this round",
                         from);
-    const uint8_t *done[] = {s->has_adv, s->has_shares, s->has_masked, s->responded};
-    const uint8_t *prev[] = {NULL, s->has_adv, s->has_shares, s->has_masked};
+    const uint8_t *done[] = {s->has_adv, s->has_shares, s->has_masked, s->has_sig,
+                             s->responded};
+    const uint8_t *prev[] = {NULL, s->has_adv, s->has_shares, s->has_masked, s->has_sig};
     if (done[s->state][from])
         return ff_error(FF_EPOLICY, "secagg server: duplicate message from site %u", from);
     if (prev[s->state] && !prev[s->state][from])
@@ -258,6 +282,7 @@ int ff_secagg_server_add(ff_secagg_server *s, const uint8_t *msg, size_t len)
     case S_ADVERTISE: return add_advertise(s, from, &r);
     case S_SHARE: return add_shares(s, from, &r);
     case S_MASK: return add_masked(s, from, &r);
+    case S_CHECK: return add_check_sig(s, from, &r);
     default: return add_unmask(s, from, &r);
     }
 }
@@ -320,7 +345,7 @@ int ff_secagg_server_shares_for(ff_secagg_server *s, uint32_t site, ff_secagg_bu
     return FF_OK;
 }
 
-int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out)
+int ff_secagg_server_check_request(ff_secagg_server *s, ff_secagg_buf *out)
 {
     sa_writer w;
     size_t nb = (s->p.n_sites + 7) / 8;
@@ -328,12 +353,43 @@ int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out)
     if (s->state == S_SHARE)
         s->state = S_MASK; /* nobody asked for shares: every site dropped before masking */
     if (s->state != S_MASK)
-        return ff_error(FF_ESTATE, "secagg server: unmask request already sent");
+        return ff_error(FF_ESTATE, "secagg server: consistency check already sent");
     if (s->n_survivors < s->p.t)
         return ff_error(FF_EPOLICY, "secagg server: %u masked inputs, below t = %u; round "
                         "failed", s->n_survivors, s->p.t);
+    int rc = sa_msg_begin(out, &w, FF_SECAGG_MSG_CHECK_REQ, s->p.round_id, FF_SECAGG_SERVER, nb);
+    if (rc)
+        return rc;
+    uint8_t *u3 = w.p + w.len;
+    memset(u3, 0, nb);
+    for (uint32_t i = 0; i < s->p.n_sites; i++)
+        if (s->has_masked[i])
+            u3[i / 8] |= (uint8_t)(1u << (i % 8));
+    w.len += nb;
+    if (!(s->u3_msg = sa_u3_sig_msg(s->tag, u3, nb, &s->u3_len))) {
+        ff_secagg_buf_free(out);
+        return ff_error(FF_ENOMEM, "secagg server: out of memory");
+    }
+    s->state = S_CHECK;
+    return FF_OK;
+}
+
+int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out)
+{
+    sa_writer w;
+    size_t nb = (s->p.n_sites + 7) / 8;
+    uint32_t q = ff_secagg_check_quorum(&s->p), n_sig = 0;
+    *out = (ff_secagg_buf){0};
+    if (s->state != S_CHECK)
+        return ff_error(FF_ESTATE, "secagg server: the unmask request follows the consistency "
+                        "check, once (phase %d)", s->state);
+    for (uint32_t i = 0; i < s->p.n_sites; i++)
+        n_sig += s->has_sig[i];
+    if (n_sig < q)
+        return ff_error(FF_EPOLICY, "secagg server: %u sites signed the survivor set, below the "
+                        "consistency quorum %u; round failed", n_sig, q);
     int rc = sa_msg_begin(out, &w, FF_SECAGG_MSG_UNMASK_REQ, s->p.round_id, FF_SECAGG_SERVER,
-                          2 * nb);
+                          2 * nb + 4 + (size_t)n_sig * (4 + FF_CRYPTO_SIG_BYTES));
     if (rc)
         return rc;
     memset(w.p + w.len, 0, 2 * nb);
@@ -344,6 +400,12 @@ int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out)
             w.p[w.len + nb + i / 8] |= (uint8_t)(1u << (i % 8));
     }
     w.len += 2 * nb;
+    sa_put_u32(&w, n_sig);
+    for (uint32_t i = 0; i < s->p.n_sites; i++)
+        if (s->has_sig[i]) {
+            sa_put_u32(&w, i);
+            sa_put(&w, s->sig + (size_t)i * FF_CRYPTO_SIG_BYTES, FF_CRYPTO_SIG_BYTES);
+        }
     s->state = S_UNMASK;
     return FF_OK;
 }
@@ -443,6 +505,7 @@ int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type
     case FF_SECAGG_MSG_ADVERTISE: return s->has_adv[site];
     case FF_SECAGG_MSG_SHARES: return s->has_shares[site];
     case FF_SECAGG_MSG_MASKED: return s->has_masked[site];
+    case FF_SECAGG_MSG_CHECK_SIG: return s->has_sig[site];
     case FF_SECAGG_MSG_UNMASK_RESP: return s->responded[site];
     default: return 0;
     }

@@ -30,7 +30,7 @@ typedef struct {
     struct {                          /* secure aggregation: the round in progress */
         ff_secagg_client *c;
         int64_t round, attempt;
-        int step;                     /* last Task.phase answered */
+        int step;                     /* last secagg_step() answered */
         json_t *entry;                /* the coordinator's secagg parameters (receipt) */
         int64_t upd_round;            /* round whose update is in cn->update */
         size_t ntrain;
@@ -434,6 +434,20 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, json_t *j, const uin
     return rc;
 }
 
+/* Position of a secure-aggregation phase in the round (the consistency check was added to
+ * the enum after unmask, but runs before it). 0 for other phases. */
+static int secagg_step(int phase)
+{
+    switch (phase) {
+    case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE: return 1;
+    case FEDFUSE__PHASE__PHASE_SECAGG_SHARE: return 2;
+    case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT: return 3;
+    case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY: return 4;
+    case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK: return 5;
+    default: return 0;
+    }
+}
+
 static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
     json_t *j = NULL;
@@ -442,7 +456,7 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     int rc = secagg_payload(t, &j, &body, &blen);
     int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
     int ours = cn->sa.c && cn->sa.round == t->round && cn->sa.attempt == attempt;
-    int again = ours && cn->sa.step >= (int)t->phase;
+    int again = ours && cn->sa.step >= secagg_step((int)t->phase);
     if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
         /* we missed an earlier phase of this round (or answered this one already) */
         json_decref(j);
@@ -463,6 +477,10 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
         rc = secagg_masked(cn, t, j, body, blen);
         break;
+    case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY:
+        rc = ff_secagg_client_check(cn->sa.c, body, blen, &out);
+        what = "survivor set signed";
+        break;
     case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
         rc = ff_secagg_client_unmask(cn->sa.c, body, blen, &out);
         what = "unmask shares sent";
@@ -475,7 +493,7 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     ff_secagg_buf_free(&out);
     json_decref(j);
     if (rc == FF_OK && cn->sa.c) {
-        cn->sa.step = (int)t->phase;
+        cn->sa.step = secagg_step((int)t->phase);
         if (what[0])
             FF_LOG_INFO("round %u: %s", t->round, what);
         /* Test hook (tests/fed, secagg_killed): hold after sharing so a test can kill the
@@ -512,8 +530,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         ff_fedclient_init(&cn->fs);
         cn->refused[0] = '\0';
     }
-    int secagg = t->phase >= FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE &&
-                 t->phase <= FEDFUSE__PHASE__PHASE_SECAGG_UNMASK;
+    int secagg = secagg_step((int)t->phase) > 0;
     if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
         !secagg)
         return FF_OK;

@@ -163,6 +163,7 @@ static int secagg_phase(const node *nd)
     return phase_is(nd, FED_PHASE_ADVERTISE) ? FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE
            : phase_is(nd, FED_PHASE_SHARE)   ? FEDFUSE__PHASE__PHASE_SECAGG_SHARE
            : phase_is(nd, FED_PHASE_MASKED)  ? FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT
+           : phase_is(nd, FED_PHASE_CHECK)   ? FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY
            : phase_is(nd, FED_PHASE_UNMASK)  ? FEDFUSE__PHASE__PHASE_SECAGG_UNMASK
                                              : 0;
 }
@@ -394,13 +395,15 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     return rc;
 }
 
-/* The secure-aggregation messages of the advertise, share and unmask phases (small). */
+/* The secure-aggregation messages of the advertise, share, consistency-check and unmask
+ * phases (small). */
 static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
                      Fedfuse__SecAggEnvelope *reply)
 {
     node *nd = user;
     const char *phase = req->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE ? FED_PHASE_ADVERTISE
                         : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE   ? FED_PHASE_SHARE
+                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY ? FED_PHASE_CHECK
                         : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK  ? FED_PHASE_UNMASK
                                                                               : NULL;
     if (!phase)

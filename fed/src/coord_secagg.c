@@ -1,5 +1,6 @@
 /* Secure aggregation in the coordinator's round: the `train` phase is replaced by
- * advertise_keys → share_keys → masked_input → unmask (SecAgg+, crypto/). The coordinator only
+ * advertise_keys → share_keys → masked_input → consistency_check → unmask (SecAgg+ with the
+ * consistency check of Bonawitz et al., crypto/). The coordinator only
  * relays the sites' messages through ff_secagg_server and, at the close of `unmask`, obtains
  * the SUM of the surviving sites' encoded inputs, decodes it and hands Σ n_i Δ_i, Σ n_i to the
  * engine (ff_coord_provide_sum). It never sees a single site's update in the clear. */
@@ -13,6 +14,7 @@ static void round_free(fed_secagg *sa)
     ff_secagg_server_free(sa->srv);
     sa->srv = NULL;
     ff_secagg_buf_free(&sa->adv);
+    ff_secagg_buf_free(&sa->chk);
     ff_secagg_buf_free(&sa->req);
     for (size_t i = 0; sa->shares && i < sa->nsites; i++)
         ff_secagg_buf_free(&sa->shares[i]);
@@ -129,6 +131,16 @@ static int masked_open(void *ud, ff_coord *c, int64_t round)
     return rc;
 }
 
+/* Closes masked_input: the survivor set U3 goes to the survivors, who sign it. */
+static int check_open(void *ud, ff_coord *c, int64_t round)
+{
+    fed_secagg *sa = ud;
+    (void)c;
+    (void)round;
+    return sa->srv ? ff_secagg_server_check_request(sa->srv, &sa->chk)
+                   : ff_error(FF_ESTATE, "secure aggregation: no round state");
+}
+
 static int unmask_open(void *ud, ff_coord *c, int64_t round)
 {
     fed_secagg *sa = ud;
@@ -210,7 +222,8 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
         rc = ff_coord_add_hook(c, on_event, sa);
     if (rc == FF_OK)
         rc = ff_coord_phase_remove(c, FF_PHASE_TRAIN);
-    const ff_coord_phase ph[4] = {
+    /* The consistency check is short (one signature per site) and shares unmask's deadline. */
+    const ff_coord_phase ph[5] = {
         {.name = FED_PHASE_ADVERTISE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_SELECTED,
          .deadline_s = cfg->deadlines.advertise_keys, .min_sites = -1, .on_open = adv_open,
          .on_submit = any_submit, .ud = sa},
@@ -220,11 +233,14 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
         {.name = FED_PHASE_MASKED, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
          .deadline_s = cfg->deadlines.masked_input, .min_sites = -1, .on_open = masked_open,
          .on_submit = any_submit, .ud = sa},
+        {.name = FED_PHASE_CHECK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .deadline_s = cfg->deadlines.unmask, .min_sites = -1, .on_open = check_open,
+         .on_submit = any_submit, .ud = sa},
         {.name = FED_PHASE_UNMASK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
          .deadline_s = cfg->deadlines.unmask, .min_sites = -1, .on_open = unmask_open,
          .on_submit = any_submit, .on_close = unmask_close, .ud = sa},
     };
-    for (int i = 0; rc == FF_OK && i < 4; i++)
+    for (int i = 0; rc == FF_OK && i < 5; i++)
         rc = ff_coord_phase_insert(c, FF_PHASE_AGGREGATE, &ph[i]);
     return rc;
 }
@@ -251,6 +267,8 @@ int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase
         body = &sa->adv;
     else if (strcmp(phase, FED_PHASE_MASKED) == 0)
         body = sa->index_of[site] >= 0 ? &sa->shares[sa->index_of[site]] : NULL;
+    else if (strcmp(phase, FED_PHASE_CHECK) == 0)
+        body = &sa->chk;
     else if (strcmp(phase, FED_PHASE_UNMASK) == 0)
         body = &sa->req;
     json_t *names = json_array();

@@ -51,6 +51,7 @@ typedef struct {
 #define FED_PHASE_ADVERTISE "advertise_keys"
 #define FED_PHASE_SHARE "share_keys"
 #define FED_PHASE_MASKED "masked_input"
+#define FED_PHASE_CHECK "consistency_check"
 #define FED_PHASE_UNMASK "unmask"
 /* Encoding: each site sends clip(Δ_i · n_i / W) and n_i, so the sum decodes to Σ n_i Δ_i / W
  * and Σ n_i; W = FED_SECAGG_MAX_WEIGHT bounds a site's example count. */

@@ -23,11 +23,11 @@ typedef struct {
     ff_secagg_params p;
     ff_secagg_codec codec;
     ff_secagg_server *srv;
-    ff_secagg_buf adv, req, *shares;
+    ff_secagg_buf adv, chk, req, *shares;
     json_t *entry; /* the round's audit `secagg` entry (also in each site's receipt) */
 } fed_secagg;
 
-/* Removes `train`, inserts the four phases before `aggregate`, loads the sites' keys. */
+/* Removes `train`, inserts the five phases before `aggregate`, loads the sites' keys. */
 int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
                        const char *const *names, size_t nsites, const char *run_id,
                        fed_audit *audit) FF_WARN_UNUSED;

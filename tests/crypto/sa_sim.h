@@ -15,9 +15,10 @@ typedef struct {
     ff_secagg_client **c;
     ff_secagg_server *s;
     uint32_t **in;      /* encoded inputs */
-    int *drop;          /* 0 = stays; 1..4 = silent from that phase on */
-    /* What each site managed: advertised, shared, masked, answered (ok flags). */
-    uint8_t *adv, *shr, *msk, *ans;
+    int *drop;          /* 0 = stays; 1..5 = silent from that phase on (advertise, share,
+                           mask, consistency check, unmask) */
+    /* What each site managed: advertised, shared, masked, signed U3, answered (ok flags). */
+    uint8_t *adv, *shr, *msk, *sig, *ans;
 } sa_sim;
 
 static inline EVP_PKEY *sim_ed25519_new(EVP_PKEY **pub)
@@ -48,6 +49,7 @@ static inline void sim_init(sa_sim *m, const ff_secagg_params *p, ff_rng *rng)
     m->adv = calloc(n, 1);
     m->shr = calloc(n, 1);
     m->msk = calloc(n, 1);
+    m->sig = calloc(n, 1);
     m->ans = calloc(n, 1);
     for (uint32_t i = 0; i < n; i++) {
         m->sk[i] = sim_ed25519_new(&m->pk[i]);
@@ -77,6 +79,7 @@ static inline void sim_free(sa_sim *m)
     free(m->adv);
     free(m->shr);
     free(m->msk);
+    free(m->sig);
     free(m->ans);
 }
 
@@ -85,7 +88,27 @@ static inline int sim_alive(const sa_sim *m, uint32_t i, int phase)
     return m->drop[i] == 0 || m->drop[i] > phase;
 }
 
-/* Runs phases 1-3 and returns the server status of unmask_request (req filled on success). */
+/* Runs the consistency check: each site that masked and is still there signs the survivor
+ * set. Returns the server status of check_request. */
+static inline int sim_run_check(sa_sim *m)
+{
+    ff_secagg_buf chk, b;
+    int rc = ff_secagg_server_check_request(m->s, &chk);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < m->p.n_sites; i++)
+        if (m->msk[i] && sim_alive(m, i, 4)) {
+            if (ff_secagg_client_check(m->c[i], chk.data, chk.len, &b) != FF_OK)
+                continue; /* too few survivors near it: this site stops (fails closed) */
+            assert_int_equal(ff_secagg_server_add(m->s, b.data, b.len), FF_OK);
+            ff_secagg_buf_free(&b);
+            m->sig[i] = 1;
+        }
+    ff_secagg_buf_free(&chk);
+    return FF_OK;
+}
+
+/* Runs phases 1-4 and returns the server status of unmask_request (req filled on success). */
 static inline int sim_run_to_request(sa_sim *m, ff_secagg_buf *req)
 {
     ff_secagg_buf b, set;
@@ -121,13 +144,15 @@ static inline int sim_run_to_request(sa_sim *m, ff_secagg_buf *req)
             ff_secagg_buf_free(&b);
             m->msk[i] = 1;
         }
+    if ((rc = sim_run_check(m)))
+        return rc;
     return ff_secagg_server_unmask_request(m->s, req);
 }
 
 static inline void sim_answer(sa_sim *m, const ff_secagg_buf *req)
 {
     for (uint32_t i = 0; i < m->p.n_sites; i++)
-        if (m->msk[i] && sim_alive(m, i, 4)) {
+        if (m->sig[i] && sim_alive(m, i, 5)) {
             ff_secagg_buf b;
             if (ff_secagg_client_unmask(m->c[i], req->data, req->len, &b) != FF_OK)
                 continue;

@@ -12,13 +12,14 @@
 
 typedef struct {
     sa_sim m;
-    ff_secagg_buf set, in[N], req;
+    ff_secagg_buf set, in[N], chk, req;
 } fixture;
 
 static ff_rng g_rng;
 
 /* A round of 6 sites (k = 5, t = 4) run to the point named: 1 = advertise set built,
- * 2 = SHARES_IN built for every site, 3 = unmask request built. */
+ * 2 = SHARES_IN built for every site, 3 = consistency-check request built, 4 = every
+ * survivor signed it and the unmask request is built. */
 static void run_to(fixture *f, int stage, uint64_t round_id)
 {
     ff_secagg_params p;
@@ -50,12 +51,21 @@ static void run_to(fixture *f, int stage, uint64_t round_id)
             assert_int_equal(ff_secagg_server_add(f->m.s, b.data, b.len), FF_OK);
         ff_secagg_buf_free(&b);
     }
+    assert_int_equal(ff_secagg_server_check_request(f->m.s, &f->chk), FF_OK);
+    if (stage < 4)
+        return;
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_int_equal(ff_secagg_client_check(f->m.c[i], f->chk.data, f->chk.len, &b), FF_OK);
+        assert_int_equal(ff_secagg_server_add(f->m.s, b.data, b.len), FF_OK);
+        ff_secagg_buf_free(&b);
+    }
     assert_int_equal(ff_secagg_server_unmask_request(f->m.s, &f->req), FF_OK);
 }
 
 static void done(fixture *f)
 {
     ff_secagg_buf_free(&f->set);
+    ff_secagg_buf_free(&f->chk);
     ff_secagg_buf_free(&f->req);
     for (int i = 0; i < N; i++)
         ff_secagg_buf_free(&f->in[i]);
@@ -75,6 +85,8 @@ static void set_bit(uint8_t *msg, int which, uint32_t site, int on)
 static void assert_site_closed(fixture *f, uint32_t i)
 {
     ff_secagg_buf b;
+    assert_int_equal(ff_secagg_client_check(f->m.c[i], f->chk.data, f->chk.len, &b), FF_ESTATE);
+    ft_assert_error_has("already failed");
     assert_int_equal(ff_secagg_client_unmask(f->m.c[i], f->req.data, f->req.len, &b), FF_ESTATE);
     ft_assert_error_has("already failed");
     assert_null(b.data);
@@ -84,7 +96,7 @@ static void test_refuses_both_shares(void **state)
 {
     (void)state;
     fixture f;
-    run_to(&f, 3, 10);
+    run_to(&f, 4, 10);
     ff_secagg_buf b = {0};
     /* Site 2 named both survivor (seed share) and dropped (key share). */
     set_bit(f.req.data, 1, 2, 1);
@@ -109,25 +121,30 @@ static void test_refuses_too_few_survivors(void **state)
     fixture f;
     run_to(&f, 3, 11);
     ff_secagg_buf b;
-    for (uint32_t j = 3; j < 5; j++) { /* only sites 0, 1, 2 alive: 3 < t = 4 */
-        set_bit(f.req.data, 0, j, 0);
-        set_bit(f.req.data, 1, j, 1);
-    }
-    assert_int_equal(ff_secagg_client_unmask(f.m.c[0], f.req.data, f.req.len, &b), FF_EPOLICY);
+    for (uint32_t j = 3; j < 5; j++) /* only sites 0, 1, 2 alive: 3 < t = 4 */
+        set_bit(f.chk.data, 0, j, 0);
+    assert_int_equal(ff_secagg_client_check(f.m.c[0], f.chk.data, f.chk.len, &b), FF_EPOLICY);
     ft_assert_error_has("fewer than t = 4");
+    assert_null(b.data);
     assert_site_closed(&f, 0);
     /* Naming the site itself as dropped is refused too. */
     done(&f);
     run_to(&f, 3, 12);
-    set_bit(f.req.data, 0, 1, 0);
-    set_bit(f.req.data, 1, 1, 1);
-    assert_int_equal(ff_secagg_client_unmask(f.m.c[1], f.req.data, f.req.len, &b), FF_EPOLICY);
+    set_bit(f.chk.data, 0, 1, 0);
+    assert_int_equal(ff_secagg_client_check(f.m.c[1], f.chk.data, f.chk.len, &b), FF_EPOLICY);
     ft_assert_error_has("not listed as received");
-    /* Bits beyond the last site. */
-    set_bit(f.req.data, 1, 1, 0);
-    set_bit(f.req.data, 0, 1, 1);
-    set_bit(f.req.data, 0, 7, 1);
-    assert_int_equal(ff_secagg_client_unmask(f.m.c[2], f.req.data, f.req.len, &b), FF_EFORMAT);
+    /* Bits beyond the last site (site 1 restored). */
+    set_bit(f.chk.data, 0, 1, 1);
+    set_bit(f.chk.data, 0, 7, 1);
+    assert_int_equal(ff_secagg_client_check(f.m.c[2], f.chk.data, f.chk.len, &b), FF_EFORMAT);
+    done(&f);
+    /* The unmask request cannot change the survivor set the sites signed. */
+    run_to(&f, 4, 13);
+    set_bit(f.req.data, 0, 4, 0);
+    set_bit(f.req.data, 1, 4, 1); /* "4 dropped": its mask-key share */
+    assert_int_equal(ff_secagg_client_unmask(f.m.c[0], f.req.data, f.req.len, &b), FF_EPOLICY);
+    ft_assert_error_has("not the one this site signed");
+    assert_site_closed(&f, 0);
     done(&f);
 }
 
@@ -263,12 +280,13 @@ static void test_server_refuses_bad_input(void **state)
     assert_int_equal(ff_secagg_server_add(f.m.s, b.data, b.len), FF_OK);
     assert_int_equal(ff_secagg_server_add(f.m.s, b.data, b.len), FF_EPOLICY);
     ft_assert_error_has("duplicate");
+    uint8_t version = b.data[4];
     b.data[4] = 9;
     assert_int_equal(ff_secagg_server_add(f.m.s, b.data, b.len), FF_EFORMAT);
     ff_secagg_msg_type ty;
     uint64_t rid;
     uint32_t snd;
-    b.data[4] = 1;
+    b.data[4] = version;
     assert_int_equal(ff_secagg_msg_peek(b.data, b.len, &ty, &rid, &snd), FF_OK);
     assert_int_equal(ty, FF_SECAGG_MSG_ADVERTISE);
     assert_true(rid == 50 && snd == 0);

@@ -142,6 +142,8 @@ secagg_equiv)
     mkconf 1 false 60 false
     "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/off" > "$tmp/sim2.txt" 2>&1 || { cat "$tmp/sim2.txt"; fail "simulate (secagg off) exit"; }
     grep -q "round 1: unmasked the sum of 3 sites" "$tmp/on/logs/coordinator.log" || fail "no unmasked sum in the log"
+    grep -q "round 1: consistency_check message from site-1 accepted" "$tmp/on/logs/coordinator.log" || fail "no consistency check in the round"
+    grep -q "round 1: survivor set signed" "$tmp/on/logs/site-2.log" || fail "site-2 did not sign the survivor set"
     ! grep -q "update from .* accepted" "$tmp/on/logs/coordinator.log" || fail "a plain update reached the coordinator"
     verify "$tmp/on"
     $py - "$tmp/on" "$tmp/off" <<'EOP' || fail "models differ beyond the quantisation bound"

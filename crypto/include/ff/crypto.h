@@ -15,7 +15,9 @@
  *     ff_secagg_client_share(c[i], set.data, set.len, &buf);   -> server_add
  *     ff_secagg_server_shares_for(s, i, &in);      // per site
  *     ff_secagg_client_mask(c[i], in.data, in.len, encoded_input, &buf);   -> server_add
- *     ff_secagg_server_unmask_request(s, &req);    // broadcast to survivors
+ *     ff_secagg_server_check_request(s, &chk);     // the survivor set U3, to survivors
+ *     ff_secagg_client_check(c[i], chk.data, chk.len, &buf);   -> server_add (signature)
+ *     ff_secagg_server_unmask_request(s, &req);    // U3 + signatures, to the signers
  *     ff_secagg_client_unmask(c[i], req.data, req.len, &buf);  -> server_add
  *     ff_secagg_server_finish(s, sum);             // sum of surviving inputs, mod 2^32
  *
@@ -135,6 +137,10 @@ typedef struct {
 } ff_secagg_params;
 
 /* The project's default: k = min(n-1, 2*ceil(log2 n) + 2), t = floor((k+1)/2) + 1. */
+/* Signatures over one survivor set a site needs before it unmasks: max(t, floor(n/2) + 1),
+ * counted over all sites of the round. Two different survivor sets can then both reach the
+ * quorum only if 2q - n signers collude with the coordinator (docs/secagg.md). */
+uint32_t ff_secagg_check_quorum(const ff_secagg_params *p);
 uint32_t ff_secagg_default_k(uint32_t n_sites);
 uint32_t ff_secagg_default_t(uint32_t k);
 void ff_secagg_params_default(ff_secagg_params *p, uint64_t round_id, uint32_t n_sites,
@@ -180,7 +186,7 @@ void ff_secagg_decode(const ff_secagg_codec *c, const uint32_t *sum, size_t n, d
 /* ---------------------------------------------------------------------------------------- */
 /*
  * Wire format (all integers little-endian), every message:
- *   magic "FFSA" | version u8 (=1) | type u8 | reserved u16 (=0) | round_id u64 |
+ *   magic "FFSA" | version u8 (=2) | type u8 | reserved u16 (=0) | round_id u64 |
  *   sender u32 | body_len u32 | body (body_len bytes; total length must match exactly)
  * Bodies (n = n_sites, K = FF_CRYPTO_KEY_BYTES, S = FF_SHAMIR_SHARE_BYTES):
  *   ADVERTISE     c_pk[K] s_pk[K] sig[64]   (sig over "ff-secagg-adv", round tag, sender, keys)
@@ -188,8 +194,12 @@ void ff_secagg_decode(const ff_secagg_codec *c, const uint32_t *sum, size_t n, d
  *   SHARES        count u32, then count x { peer u32, ct[8 + 2S + 16] } (peer = recipient)
  *   SHARES_IN     count u32, then count x { peer u32, ct[...] }         (peer = sender)
  *   MASKED        n_values x u32
- *   UNMASK_REQ    bitmap[ceil(n/8)] survivors (reveal self-mask shares),
- *                 bitmap[ceil(n/8)] dropped   (reveal mask-key shares)
+ *   CHECK_REQ     bitmap[ceil(n/8)] survivors U3 (the sites whose MASKED input arrived)
+ *   CHECK_SIG     sig[64]   (Ed25519 over "ff-secagg-u3" | round tag | U3 bitmap)
+ *   UNMASK_REQ    bitmap[ceil(n/8)] survivors (= U3; reveal self-mask shares),
+ *                 bitmap[ceil(n/8)] dropped   (reveal mask-key shares),
+ *                 count u32, then count x { site u32, sig[64] }, sites increasing (the
+ *                 CHECK_SIG signatures the coordinator collected)
  *   UNMASK_RESP   count u32, then count x { peer u32, kind u8 (1 seed, 2 key), share[S] }
  * The round tag is SHA-256("ff-secagg-v1" | round_id | n | k | t | n_values).
  */
@@ -200,7 +210,9 @@ typedef enum {
     FF_SECAGG_MSG_SHARES_IN = 4,
     FF_SECAGG_MSG_MASKED = 5,
     FF_SECAGG_MSG_UNMASK_REQ = 6,
-    FF_SECAGG_MSG_UNMASK_RESP = 7
+    FF_SECAGG_MSG_UNMASK_RESP = 7,
+    FF_SECAGG_MSG_CHECK_REQ = 8, /* consistency check (Bonawitz et al. Round 3) */
+    FF_SECAGG_MSG_CHECK_SIG = 9
 } ff_secagg_msg_type;
 
 #define FF_SECAGG_HEADER_BYTES 24
@@ -221,8 +233,8 @@ typedef struct ff_secagg_client ff_secagg_client;
 typedef struct ff_secagg_server ff_secagg_server;
 
 /* A site's state for one round. sign_key is this site's Ed25519 private key; peer_keys[i]
- * is site i's Ed25519 public key (from its certificate), n_sites entries. Both are borrowed
- * and must outlive the client. */
+ * is site i's Ed25519 public key (from its certificate), n_sites entries, all present (any
+ * survivor may sign the survivor set). Both are borrowed and must outlive the client. */
 int ff_secagg_client_new(ff_secagg_client **out, const ff_secagg_params *p, uint32_t self,
                          EVP_PKEY *sign_key, EVP_PKEY *const *peer_keys) FF_WARN_UNUSED;
 /* Wipes every secret and frees. NULL is fine. */
@@ -237,9 +249,19 @@ int ff_secagg_client_share(ff_secagg_client *c, const uint8_t *set, size_t len,
  * input (n_values lanes) + self mask + pairwise masks with the neighbours that shared. */
 int ff_secagg_client_mask(ff_secagg_client *c, const uint8_t *shares_in, size_t len,
                           const uint32_t *input, ff_secagg_buf *out) FF_WARN_UNUSED;
-/* Phase 4: answers one unmask request, once. Refuses (FF_EPOLICY) a request naming a peer in
- * both lists, naming this site as dropped, or with fewer than t survivors among this site
- * and its neighbours. Wipes the round's secrets afterwards. */
+/* Phase 4, consistency check (Bonawitz et al.'s Round 3, active-adversary version): reads the
+ * survivor set U3 and signs "ff-secagg-u3" | round tag | U3 with the site key. Refuses
+ * (FF_EPOLICY) a set that omits this site, names a neighbour whose shares this site did not
+ * receive (U3 must lie in its U2), or has fewer than t survivors in all or among this site and
+ * its neighbours. A site signs one survivor set per round. */
+int ff_secagg_client_check(ff_secagg_client *c, const uint8_t *req, size_t len,
+                           ff_secagg_buf *out) FF_WARN_UNUSED;
+/* Phase 5: answers one unmask request, once. Refuses (FF_EPOLICY) a request whose survivor set
+ * is not the U3 this site signed, that carries fewer than ff_secagg_check_quorum() valid
+ * signatures over that U3 from distinct sites of U3 (FF_ECRYPTO for any signature that does
+ * not verify: forged, or from another round), that names a peer in both lists, names this
+ * site as dropped, or has fewer than t survivors among this site and its neighbours. Wipes
+ * the round's secrets afterwards. */
 int ff_secagg_client_unmask(ff_secagg_client *c, const uint8_t *req, size_t len,
                             ff_secagg_buf *out) FF_WARN_UNUSED;
 
@@ -247,7 +269,8 @@ int ff_secagg_client_unmask(ff_secagg_client *c, const uint8_t *req, size_t len,
 int ff_secagg_server_new(ff_secagg_server **out, const ff_secagg_params *p,
                          EVP_PKEY *const *site_keys) FF_WARN_UNUSED;
 void ff_secagg_server_free(ff_secagg_server *s);
-/* Accepts a client message of the current phase (ADVERTISE, SHARES, MASKED, UNMASK_RESP);
+/* Accepts a client message of the current phase (ADVERTISE, SHARES, MASKED, CHECK_SIG,
+ * UNMASK_RESP);
  * a duplicate, a message of another round or phase, or a bad signature is refused and
  * ignored (the round goes on without it). */
 int ff_secagg_server_add(ff_secagg_server *s, const uint8_t *msg, size_t len) FF_WARN_UNUSED;
@@ -256,14 +279,19 @@ int ff_secagg_server_advertise_set(ff_secagg_server *s, ff_secagg_buf *out) FF_W
 /* Closes phase 2 (first call) and returns the ciphertexts addressed to site. */
 int ff_secagg_server_shares_for(ff_secagg_server *s, uint32_t site,
                                 ff_secagg_buf *out) FF_WARN_UNUSED;
-/* Closes phase 3 and returns the unmask request for the survivors. */
+/* Closes phase 3 and returns the consistency-check request (the survivor set U3) for the
+ * survivors; FF_EPOLICY when fewer than t inputs arrived. */
+int ff_secagg_server_check_request(ff_secagg_server *s, ff_secagg_buf *out) FF_WARN_UNUSED;
+/* Closes the consistency check and returns the unmask request (U3, the dropped sites and the
+ * collected signatures) for the sites that signed; FF_EPOLICY below the check quorum. */
 int ff_secagg_server_unmask_request(ff_secagg_server *s, ff_secagg_buf *out) FF_WARN_UNUSED;
 /* Reconstructs and removes the masks; sum gets n_values lanes. Fails closed (FF_ECRYPTO,
  * sum untouched) when a site's secret has fewer than t shares. */
 int ff_secagg_server_finish(ff_secagg_server *s, uint32_t *sum) FF_WARN_UNUSED;
 /* Whether the coordinator accepted site's message of the given client type (ADVERTISE,
- * SHARES, MASKED, UNMASK_RESP): the round driver relays SHARES_IN to the sites that sent
- * SHARES, and the unmask request to those whose MASKED input arrived. */
+ * SHARES, MASKED, CHECK_SIG, UNMASK_RESP): the round driver relays SHARES_IN to the sites
+ * that sent SHARES, the check request to those whose MASKED input arrived and the unmask
+ * request to those whose CHECK_SIG arrived. */
 int ff_secagg_server_accepted(const ff_secagg_server *s, ff_secagg_msg_type type,
                               uint32_t site);
 /* After finish: number of inputs in the sum, and whether site i's input is in it. */
