@@ -142,9 +142,9 @@ int fed_dp_record_ddg(fed_dp *dp, int64_t round, int64_t survivors, int64_t site
     r.ddg_beta = k->beta;
     r.ddg_dim = (int64_t)d;
     if (survivors < sites)
-        FF_LOG_WARN("round %lld: %lld of %lld sites' noise shares are in the secure sum; the "
-                    "drop-outs' noise is missing and the round is accounted with %lld shares "
-                    "(noise std %.4g instead of %.4g)",
+        FF_LOG_WARN("round %lld: %lld of %lld sites' noise shares are missing from the secure "
+                    "sum (drop-outs); the round is accounted with the %lld shares in it (noise "
+                    "std %.4g instead of %.4g)",
                     (long long)round, (long long)(sites - survivors), (long long)sites,
                     (long long)survivors, k->sigma * sqrt((double)survivors),
                     k->sigma * sqrt((double)sites));
