@@ -10,7 +10,8 @@
 #            mis-scaled or divided by the wrong count), its mean is 0 within 5 standard errors
 #            and its kurtosis is 3 ± 0.1 (Gaussian); the sites' receipts carry the DP settings
 #            and their policies required DP; an entry whose ε is edited fails verification
-#            with a privacy.epsilon finding.
+#            with a privacy.epsilon finding; rerun with site-3's policy requiring σ ≥ 2: it
+#            refuses the task (naming min_noise_multiplier), the rounds go on without it.
 #   ddg      the distributed discrete Gaussian under secure aggregation, 3 sites, 2 rounds:
 #            the same checks (variance Σ_r survivors·σ_site²/k², the KLS21 bound recomputed
 #            in numpy from the logged parameters); then the run again with site-2 killed after
@@ -155,6 +156,21 @@ EOP
     fi
     grep -q "privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no privacy.epsilon finding"; }
     grep "privacy.epsilon" "$tmp/tv.txt"
+    # the site policy's minimum DP settings: site-3 requires sigma >= 2 and refuses the task
+    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
+    for f in "$tmp"/a/config/*.yaml; do sed -e "s#$tmp/a#$tmp/b#g" -e "s/\(train\|evaluate\): 60/\1: 3/g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-3.yaml"
+    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+    for s in site-1 site-2 site-3; do
+        "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
+        pids+=($!)
+    done
+    wait_for $cpid 60 || fail "coordinator (policy run) failed"
+    grep -q "task refused: policy: task noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not refuse by its policy"
+    ! grep -q "round 1: trained" "$tmp/b/logs/site-3.log" || fail "site-3 trained against its policy"
+    grep -q "round 1: 2 updates clipped" "$tmp/b/logs/coordinator.log" || fail "round 1 should aggregate the 2 other sites"
     ;;
 ddg)
     mkconf 2 4 true distributed_discrete_gaussian 20
