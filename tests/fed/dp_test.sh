@@ -173,7 +173,7 @@ EOP
     grep -q "round 1: 2 updates clipped" "$tmp/b/logs/coordinator.log" || fail "round 1 should aggregate the 2 other sites"
     ;;
 ddg)
-    mkconf 2 4 true distributed_discrete_gaussian 20
+    mkconf 2 15 true distributed_discrete_gaussian 20  # the exact sampler: ~1 s per site for 262,144 coordinates
     "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
     verify "$tmp/a"
     grep -q "decoded the noisy sum of 3 sites" "$tmp/a/logs/coordinator.log" || fail "no ddg sum"
