@@ -52,6 +52,7 @@ typedef struct {
     fed_audit audit;
     fed_secagg sa; /* secure_aggregation.enabled */
     fed_dp dp;     /* plan privacy.client.enabled */
+    const char *config_path;
 } node;
 
 static int64_t unix_ms(void)
@@ -506,12 +507,23 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
+static const char *config_path_of(const node *nd)
+{
+    return nd->config_path ? nd->config_path : "coordinator config";
+}
+
 /* The plan's privacy section against this run: its sites, secure aggregation and the ε a
  * resumed run already spent. */
 static int check_privacy(const node *nd, double spent)
 {
     ff_privacy_context ctx = {.num_sites = (int64_t)nd->cons.sites.count,
                               .client_eps_spent = spent};
+    const ff_strategy_config *st = &nd->cfg.strategy;
+    if (nd->plan.privacy.client.enabled && (st->aggregator != FF_AGG_MEAN || st->clip_multiple > 0))
+        return ff_error(FF_ECONFIG, "%s: strategy.%s: cannot be combined with the plan's "
+                        "privacy.client (its noise is calibrated to the sum of updates clipped "
+                        "to clip_norm)", config_path_of(nd),
+                        st->aggregator != FF_AGG_MEAN ? "aggregator" : "clip_multiple");
     return ff_plan_check_privacy(&nd->plan, nd->cfg.plan[0] ? nd->cfg.plan : "(default plan)",
                                  nd->plan_yaml, nd->plan_len, &ctx,
                                  nd->cfg.secure_aggregation.enabled);
@@ -663,6 +675,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     size_t mc_len = 0;
     ff_coord_tensor *tab = NULL;
     ff_server *srv = NULL;
+    nd.config_path = config_path;
     int rc = load_inputs(&nd, config_path, &m, &mc_bytes, &mc_len);
     if (rc == FF_OK)
         rc = ff_mkdir_p(nd.cfg.out_dir, 0755);
