@@ -51,6 +51,29 @@ static int print_job(const ff_coord_config *c, const ff_plan *p, const char *mod
     return FF_OK;
 }
 
+/* The plan's privacy section against this config's secure aggregation (the coordinator
+ * also checks the consortium's size and the ε a resumed run spent). */
+static int check_plan_privacy(const ff_coord_config *c, const ff_plan *p, const char *path)
+{
+    const ff_privacy_cfg *pv = &p->privacy;
+    if (!pv->record.enabled && !pv->client.enabled)
+        return FF_OK;
+    char *yaml = NULL;
+    size_t len = 0;
+    int rc = ff_file_read_all(path, 4u << 20, &yaml, &len);
+    ff_privacy_context ctx = {0};
+    if (rc == FF_OK)
+        rc = ff_plan_check_privacy(p, path, yaml, len, &ctx, c->secure_aggregation.enabled);
+    free(yaml);
+    if (rc == FF_OK)
+        printf("privacy: client-level %s, noise multiplier %g, clip %g, delta %g, epsilon "
+               "budget %g\n",
+               pv->client.mechanism ? "distributed_discrete_gaussian" : "gaussian",
+               pv->client.noise_multiplier, pv->client.clip_norm, pv->client.delta,
+               pv->client.epsilon_budget);
+    return rc;
+}
+
 static int cmd_job(int argc, char **argv)
 {
     ff_cli_args a;
@@ -78,6 +101,8 @@ static int cmd_job(int argc, char **argv)
     if (rc == FF_OK)
         rc = plan_path ? ff_plan_load(&p, plan_path, c.rounds)
                        : ff_plan_load_str(&p, "(default plan)", "", 0, c.rounds);
+    if (rc == FF_OK && plan_path)
+        rc = check_plan_privacy(&c, &p, plan_path);
     if (rc == FF_OK)
         rc = print_job(&c, &p, model_path);
     ff_plan_free(&p);

@@ -57,8 +57,55 @@ const ff_cfg_field ff_plan_schema[] = {
      .max = 0.999, .def = "0", .help = "probability of hiding a present modality in training"},
     {.key = "stages", .type = FF_CFG_LIST, .offset = POFF(stages), .size = sizeof(ff_plan_stage),
      .sub = stage_fields, .min = 1, .max = 16, .help = "training stages, run in order"},
+    {.key = "privacy", .type = FF_CFG_SECTION, .offset = POFF(privacy),
+     .sub = ff_privacy_cfg_schema, .help = "differential privacy (docs/privacy.md)"},
     {0},
 };
+
+/* The privacy validator's message starts with the key it blames ("privacy.client.delta:
+ * ..."): re-issue it at that key's place in the text, like every other config error. */
+static int privacy_place_error(int rc, const char *name, const char *yaml, size_t len)
+{
+    char msg[512], key[96];
+    ff_strlcpy(msg, ff_error_message(), sizeof msg);
+    const char *sep = strstr(msg, ": ");
+    size_t kl = sep ? (size_t)(sep - msg) : 0;
+    if (!sep || kl >= sizeof key || strncmp(msg, "privacy.", 8) != 0)
+        return ff_error(rc, "%s: %s", name, msg);
+    memcpy(key, msg, kl);
+    key[kl] = '\0';
+    return coord_place_error(name, yaml, len, key, "%s", sep + 2);
+}
+
+int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yaml, size_t len,
+                          const ff_privacy_context *ctx, int secure_aggregation)
+{
+    const ff_privacy_cfg *p = &plan->privacy;
+    if (p->record.enabled)
+        return coord_place_error(name, yaml, len, "privacy.record.enabled",
+                                 "patient-level DP-SGD is not part of the federated round yet "
+                                 "(fedfuse train --dp-sigma runs it centrally); refusing rather "
+                                 "than training without it");
+    if (!p->client.enabled)
+        return FF_OK;
+    if (ff_privacy_cfg_validate(p, ctx) != FF_OK)
+        return privacy_place_error(FF_ECONFIG, name, yaml, len);
+    int ddg = p->client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
+    if (ddg && !secure_aggregation)
+        return coord_place_error(name, yaml, len, "privacy.client.mechanism",
+                                 "distributed_discrete_gaussian needs secure_aggregation.enabled "
+                                 "(the sites' noise shares only protect inside the secure sum); "
+                                 "use gaussian without secure aggregation");
+    if (!ddg && secure_aggregation)
+        return coord_place_error(name, yaml, len, "privacy.client.mechanism",
+                                 "gaussian clips single updates at the coordinator, which secure "
+                                 "aggregation hides; use distributed_discrete_gaussian");
+    if (ddg && p->client.bits > 32)
+        return coord_place_error(name, yaml, len, "privacy.client.bits",
+                                 "%lld exceeds the 32-bit lanes of secure aggregation",
+                                 (long long)p->client.bits);
+    return FF_OK;
+}
 
 static int check_plan(const ff_plan *p, const char *name, const char *yaml, size_t len)
 {
@@ -66,6 +113,10 @@ static int check_plan(const ff_plan *p, const char *name, const char *yaml, size
     if (p->local_epochs == 0 && p->local_steps == 0)
         return coord_place_error(name, yaml, len, "local_steps",
                                  "local_epochs and local_steps are both 0");
+    /* What needs no knowledge of the run (σ = 0 with DP on, δ outside (0, 1), no budget);
+     * ff_plan_check_privacy adds the run's sites, spent ε and secure aggregation. */
+    if (ff_privacy_cfg_validate(&p->privacy, NULL) != FF_OK)
+        return privacy_place_error(FF_ECONFIG, name, yaml, len);
     const ff_plan_stage *st = p->stages.items;
     for (size_t i = 0; i < p->stages.count; i++) {
         for (size_t j = 0; j < i; j++)
@@ -194,6 +245,18 @@ int ff_plan_canonical(const ff_plan *p, char **out, size_t *len)
         sb_list(&b, "modalities", &st[i].modalities);
         sb_printf(&b, "rounds=%lld\nlocal_steps=%lld\nlr=%.17g\n", (long long)st[i].rounds,
                   (long long)st[i].local_steps, st[i].lr);
+    }
+    /* Only plans with DP on carry privacy lines, so the job hash of every plan written
+     * before the section existed is unchanged. */
+    const ff_privacy_cfg *pv = &p->privacy;
+    if (pv->record.enabled || pv->client.enabled) {
+        const ff_privacy_record_cfg *r = &pv->record;
+        const ff_privacy_client_cfg *c = &pv->client;
+        sb_printf(&b, "privacy.record=%d,%.17g,%.17g,%.17g,%.17g\n", r->enabled,
+                  r->noise_multiplier, r->clip_norm, r->delta, r->epsilon_budget);
+        sb_printf(&b, "privacy.client=%d,%.17g,%.17g,%.17g,%.17g,%d,%lld,%.17g,%.17g\n",
+                  c->enabled, c->noise_multiplier, c->clip_norm, c->delta, c->epsilon_budget,
+                  c->mechanism, (long long)c->bits, c->gamma, c->beta);
     }
     if (b.err) {
         free(b.buf);

@@ -158,6 +158,14 @@ void fed_audit_secagg(fed_audit *a, const char *model_sha, json_t *params)
         append(a, "secagg", json_incref(params));
 }
 
+void fed_audit_privacy(fed_audit *a, json_t *data)
+{
+    if (a->log)
+        append(a, "privacy", data);
+    else
+        json_decref(data);
+}
+
 void fed_audit_close(fed_audit *a)
 {
     if (a->log)

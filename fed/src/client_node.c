@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
+#include "fed_dp.h"
 #include "fed_secagg.h"
 
 typedef struct {
@@ -58,6 +61,29 @@ static int64_t task_attempt(const Fedfuse__Task *t)
     return a;
 }
 
+/* The task's DP claims (what the policy's dp: limits were checked against) must be the
+ * approved plan's privacy.client, which the job hash covers; and a plan asking for what this
+ * client does not do is refused, never silently trained without. */
+static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan, const char *site)
+{
+    const ff_privacy_cfg *p = &plan->privacy;
+    const Fedfuse__DpParams *dp = t->dp;
+    if (p->record.enabled)
+        return ff_error(FF_EPOLICY, "%s: the plan enables privacy.record (patient-level DP-SGD), "
+                        "which this client does not run in federated rounds", site);
+    int claims = dp && dp->enabled;
+    if (claims != p->client.enabled ||
+        (claims && (dp->noise_multiplier != p->client.noise_multiplier ||
+                    dp->clip_norm != p->client.clip_norm ||
+                    dp->epsilon != p->client.epsilon_budget || dp->delta != p->client.delta)))
+        return ff_error(FF_EPOLICY, "the task's dp parameters (enabled %d, noise multiplier %g, "
+                        "clip %g, epsilon %g, delta %g) are not the approved plan's "
+                        "privacy.client", claims, claims ? dp->noise_multiplier : 0,
+                        claims ? dp->clip_norm : 0, claims ? dp->epsilon : 0,
+                        claims ? dp->delta : 0);
+    return FF_OK;
+}
+
 /* Policy, job hash recomputed from the plan we were sent and our own model config, size. */
 static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
 {
@@ -74,6 +100,8 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
     if (rc == FF_OK && strcmp(job, sent) != 0)
         rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
                       "task claims job %s", job, sent);
+    if (rc == FF_OK)
+        rc = check_task_dp(t, plan, cn->pol.site);
     if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
         rc = ff_error(FF_EPOLICY, "the task's model has %llu bytes, our model config has %zu",
                       (unsigned long long)t->model_size, cn->n * sizeof(float));
@@ -100,10 +128,16 @@ static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_s
     hex_of(&t->model_sha256, model);
     hex_of(&t->job_sha256, job);
     json_t *sp = secagg ? json_deep_copy(secagg) : json_pack("{s:b}", "enabled", 0);
-    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:{s:b}, s:{}}", "site",
+    /* t->dp was checked against the approved plan (check_task_dp) */
+    const Fedfuse__DpParams *dp = t->dp && t->dp->enabled ? t->dp : NULL;
+    json_t *pv = dp ? json_pack("{s:b, s:s, s:f, s:f, s:f, s:f}", "enabled", 1, "level", "client",
+                                "noise_multiplier", dp->noise_multiplier, "clip_norm",
+                                dp->clip_norm, "delta", dp->delta, "epsilon_budget", dp->epsilon)
+                    : json_pack("{s:b}", "enabled", 0);
+    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:o, s:{}}", "site",
                           cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
                           "update_sha256", update_sha, "job_sha256", job, "examples", examples,
-                          "secagg", sp, "privacy", "enabled", 0, "epsilon");
+                          "secagg", sp, "privacy", pv, "epsilon");
     int rc = ff_mkdir_p(dir, 0755);
     if (rc == FF_OK)
         rc = ff_audit_receipt_write(path, f, cn->key);
@@ -362,7 +396,10 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     json_t *sites = json_object_get(j, "sites");
     json_int_t self = json_integer_value(json_object_get(j, "index"));
     rc = ff_secagg_params_check(&p);
-    if (rc == FF_OK && (p.n_values != cn->n + 1 || json_array_size(sites) != p.n_sites ||
+    int ddg = plan->privacy.client.enabled &&
+              plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
+    uint64_t lanes = (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
+    if (rc == FF_OK && (p.n_values != lanes || json_array_size(sites) != p.n_sites ||
                         self < 0 || (uint32_t)self >= p.n_sites ||
                         strcmp(site_name_at(sites, (size_t)self),
                                cn->sc->site) != 0))
@@ -387,24 +424,70 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     return rc;
 }
 
-/* Phase 3: encode clip(Δ · n / W) and n, mask, upload as a stream (n_values lanes). */
-static int secagg_masked(cnode *cn, const Fedfuse__Task *t, json_t *j, const uint8_t *body,
-                         size_t blen)
+/* The distributed discrete Gaussian (KLS21): clip to S, pad, rotate, scale, round, add this
+ * site's noise share N_Z(0, (σS/√n/γ)²), wrap mod 2^bits; the last lane is 1 so the sum
+ * counts the inputs it holds. The noise comes from the OS's generator: nobody else may be
+ * able to reproduce (and subtract) it. */
+static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, uint32_t *lanes)
 {
+    ff_privacy_ddg_config k;
+    size_t d;
+    uint32_t n_sites = (uint32_t)json_integer_value(json_object_get(j, "n"));
+    uint64_t round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id"));
+    int rc = fed_dp_ddg_config(&plan->privacy.client, n_sites, round_id, cn->n, &k, &d);
+    if (rc == FF_OK && (uint64_t)json_integer_value(json_object_get(j, "n_values")) != d + 1)
+        rc = ff_error(FF_EPOLICY, "ddg: the round has %lld lanes, the plan needs %zu",
+                      (long long)json_integer_value(json_object_get(j, "n_values")), d + 1);
+    uint64_t *out = rc == FF_OK ? malloc(d * sizeof *out) : NULL;
+    if (rc == FF_OK && !out)
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    uint64_t seed[2];
+    if (rc == FF_OK && RAND_bytes((unsigned char *)seed, sizeof seed) != 1)
+        rc = ff_error(FF_ECRYPTO, "ddg: no randomness from the OS for the noise");
+    ff_rng rng;
+    if (rc == FF_OK) {
+        ff_rng_init(&rng, seed[0], seed[1]);
+        rc = ff_privacy_ddg_encode(&k, &rng, cn->update, cn->n, out, d);
+    }
+    for (size_t i = 0; rc == FF_OK && i < d; i++)
+        lanes[i] = (uint32_t)out[i];
+    if (rc == FF_OK) {
+        lanes[d] = 1;
+        FF_LOG_INFO("ddg: update clipped to %g, noise share std %.4g (of %u sites), gamma %.3g, "
+                    "2^%d, %zu lanes", k.clip_norm, k.sigma, n_sites, k.gamma, k.bits, d + 1);
+    }
+    ff_secure_zero(seed, sizeof seed);
+    ff_secure_zero(&rng, sizeof rng);
+    if (out)
+        ff_secure_zero(out, d * sizeof *out);
+    free(out);
+    return rc;
+}
+
+/* Phase 3: encode clip(Δ · n / W) and n (or the ddg lanes), mask, upload as a stream
+ * (n_values lanes). */
+static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
+                         const uint8_t *body, size_t blen)
+{
+    int ddg = plan->privacy.client.enabled &&
+              plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
     ff_secagg_codec codec;
     uint32_t w = (uint32_t)json_integer_value(json_object_get(j, "max_weight"));
     int rc = ff_secagg_codec_init(&codec, json_number_value(json_object_get(j, "clip")),
                                   json_number_value(json_object_get(j, "scale")),
                                   (uint32_t)json_integer_value(json_object_get(j, "n")), w);
-    if (rc == FF_OK && (cn->sa.ntrain == 0 || cn->sa.ntrain > w))
+    if (rc == FF_OK && !ddg && (cn->sa.ntrain == 0 || cn->sa.ntrain > w))
         rc = ff_error(FF_EPOLICY, "round %u: %zu training examples; secure aggregation encodes "
                       "1..%u", t->round, cn->sa.ntrain, w);
+    uint64_t nv = (uint64_t)json_integer_value(json_object_get(j, "n_values"));
     float *x = rc == FF_OK ? malloc(cn->n * sizeof *x) : NULL;
-    uint32_t *lanes = rc == FF_OK ? malloc((cn->n + 1) * sizeof *lanes) : NULL;
+    uint32_t *lanes = rc == FF_OK && nv >= cn->n + 1 ? malloc(nv * sizeof *lanes) : NULL;
     if (rc == FF_OK && (!x || !lanes))
-        rc = ff_error(FF_ENOMEM, "out of memory");
+        rc = ff_error(FF_ENOMEM, "out of memory (%llu lanes)", (unsigned long long)nv);
     ff_secagg_buf out = {0};
-    if (rc == FF_OK) {
+    if (rc == FF_OK && ddg) {
+        rc = ddg_lanes(cn, plan, j, lanes);
+    } else if (rc == FF_OK) {
         float f = (float)((double)cn->sa.ntrain / w);
         for (size_t i = 0; i < cn->n; i++)
             x[i] = cn->update[i] * f;
@@ -475,7 +558,7 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         what = "keys shared";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
-        rc = secagg_masked(cn, t, j, body, blen);
+        rc = secagg_masked(cn, t, plan, j, body, blen);
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY:
         rc = ff_secagg_client_check(cn->sa.c, body, blen, &out);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fed_dp.h"
 #include "fed_secagg.h"
 
 /* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
@@ -50,6 +51,8 @@ typedef struct {
     fed_evalstate ev;
     fed_audit audit;
     fed_secagg sa; /* secure_aggregation.enabled */
+    fed_dp dp;     /* plan privacy.client.enabled */
+    const char *config_path;
 } node;
 
 static int64_t unix_ms(void)
@@ -190,6 +193,19 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
     int len = snprintf(payload, 96, "{\"attempt\":%lld}", (long long)nd->attempt);
     t->payload.data = (uint8_t *)payload;
     t->payload.len = (size_t)len;
+    if (nd->dp.on) {
+        /* what the site's policy checks (dp:) and the site compares with the approved plan */
+        Fedfuse__DpParams *dp = ff_call_alloc(c, sizeof *dp);
+        if (!dp)
+            return ff_error(FF_ENOMEM, "get_task: out of memory");
+        fedfuse__dp_params__init(dp);
+        dp->enabled = 1;
+        dp->noise_multiplier = nd->dp.cfg.noise_multiplier;
+        dp->clip_norm = nd->dp.cfg.clip_norm;
+        dp->epsilon = nd->dp.cfg.epsilon_budget;
+        dp->delta = nd->dp.cfg.delta;
+        t->dp = dp;
+    }
     if (secagg_phase(nd) == phase)
         return fed_secagg_task(&nd->sa, site_index(nd, c->site), nd->attempt, nd->phase, c, t);
     if (nd->cfg.secure_aggregation.enabled) {
@@ -312,8 +328,12 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
     int secagg = nd->cfg.secure_aggregation.enabled;
     pthread_mutex_unlock(&nd->mu);
     if (secagg) {
-        /* the masked input: header + one uint32 lane per parameter + the weight lane */
-        want = FF_SECAGG_HEADER_BYTES + (want / sizeof(float) + 1) * sizeof(uint32_t);
+        /* the masked input: header + one uint32 lane per parameter (per padded coordinate
+         * with the distributed discrete Gaussian) + the weight lane */
+        size_t lanes = want / sizeof(float);
+        if (nd->dp.on && nd->dp.ddg)
+            lanes = ff_privacy_ddg_padded_dim(lanes);
+        want = FF_SECAGG_HEADER_BYTES + (lanes + 1) * sizeof(uint32_t);
         if (hdr->kind != FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE ||
             hdr->phase != FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT)
             return ff_error(FF_EINVAL, "upload from %s: secure aggregation is on; only masked "
@@ -490,6 +510,28 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
+static const char *config_path_of(const node *nd)
+{
+    return nd->config_path ? nd->config_path : "coordinator config";
+}
+
+/* The plan's privacy section against this run: its sites, secure aggregation and the ε a
+ * resumed run already spent. */
+static int check_privacy(const node *nd, double spent)
+{
+    ff_privacy_context ctx = {.num_sites = (int64_t)nd->cons.sites.count,
+                              .client_eps_spent = spent};
+    const ff_strategy_config *st = &nd->cfg.strategy;
+    if (nd->plan.privacy.client.enabled && (st->aggregator != FF_AGG_MEAN || st->clip_multiple > 0))
+        return ff_error(FF_ECONFIG, "%s: strategy.%s: cannot be combined with the plan's "
+                        "privacy.client (its noise is calibrated to the sum of updates clipped "
+                        "to clip_norm)", config_path_of(nd),
+                        st->aggregator != FF_AGG_MEAN ? "aggregator" : "clip_multiple");
+    return ff_plan_check_privacy(&nd->plan, nd->cfg.plan[0] ? nd->cfg.plan : "(default plan)",
+                                 nd->plan_yaml, nd->plan_len, &ctx,
+                                 nd->cfg.secure_aggregation.enabled);
+}
+
 static int load_inputs(node *nd, const char *config_path, ff_model **model, char **mc_bytes,
                        size_t *mc_len)
 {
@@ -531,6 +573,8 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
         rc = ff_model_init(*model, (uint64_t)nd->cfg.seed);
     if (rc == FF_OK)
         rc = ff_consortium_load(nd->cfg.consortium, &nd->cons);
+    if (rc == FF_OK)
+        rc = check_privacy(nd, 0);
     return rc;
 }
 
@@ -634,6 +678,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     size_t mc_len = 0;
     ff_coord_tensor *tab = NULL;
     ff_server *srv = NULL;
+    nd.config_path = config_path;
     int rc = load_inputs(&nd, config_path, &m, &mc_bytes, &mc_len);
     if (rc == FF_OK)
         rc = ff_mkdir_p(nd.cfg.out_dir, 0755);
@@ -646,9 +691,17 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
     if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)
         rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.run_id, &nd.audit);
+    if (rc == FF_OK)
+        rc = fed_dp_install(&nd.dp, nd.c, &nd.cfg, &nd.plan, &nd.audit);
+    nd.sa.dp = &nd.dp;
     int resumed = 0;
+    double spent = 0;
     if (rc == FF_OK)
         rc = ff_coord_resume(nd.c, &resumed);
+    if (rc == FF_OK)
+        rc = fed_dp_start(&nd.dp, resumed, &spent);
+    if (rc == FF_OK && nd.dp.on)
+        rc = check_privacy(&nd, spent);
     if (rc == FF_OK && resumed)
         rc = fed_evalstate_resume(&nd.ev);
     if (rc == FF_OK && o && o->progress)
@@ -683,6 +736,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         FF_LOG_INFO("run %s finished: %s/model.safetensors, rounds.csv, report.html", nd.cfg.run_name,
                     nd.cfg.out_dir);
     fed_secagg_free(&nd.sa);
+    fed_dp_free(&nd.dp);
     fed_audit_close(&nd.audit);
     fed_evalstate_free(&nd.ev);
     ff_coord_free(nd.c);

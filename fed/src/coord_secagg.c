@@ -53,7 +53,11 @@ static int adv_open(void *ud, ff_coord *c, int64_t round)
     if (sa->nsel < 2)
         return ff_error(FF_EPOLICY, "round %lld: secure aggregation needs at least 2 selected "
                         "sites, %zu were selected", (long long)round, sa->nsel);
-    uint64_t nv = (uint64_t)ff_coord_nparams(c) + 1;
+    /* one lane per parameter, or per padded coordinate of the distributed discrete Gaussian,
+     * then the weight lane */
+    int ddg = sa->dp && sa->dp->on && sa->dp->ddg;
+    size_t nparams = ff_coord_nparams(c);
+    uint64_t nv = (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(nparams) : nparams) + 1;
     ff_secagg_params_default(&sa->p, 0, (uint32_t)sa->nsel, nv);
     sa->p.round_id = ((uint64_t)ff_fnv1a32(sa->run_id, strlen(sa->run_id)) << 32) ^
                      ((uint64_t)round << 8) ^ (uint64_t)sa->attempt;
@@ -80,6 +84,17 @@ static int adv_open(void *ud, ff_coord *c, int64_t round)
     sa->entry = json_pack("{s:I, s:I, s:I, s:I, s:i, s:f}", "round", (json_int_t)round, "n",
                           (json_int_t)sa->p.n_sites, "t", (json_int_t)sa->p.t, "k",
                           (json_int_t)sa->p.k, "modulus_bits", 32, "clip_range", FED_SECAGG_CLIP);
+    if (ddg) {
+        ff_privacy_ddg_config k;
+        size_t d;
+        int drc = fed_dp_ddg_config(&sa->dp->cfg, sa->p.n_sites, sa->p.round_id, nparams, &k, &d);
+        if (drc != FF_OK)
+            return drc;
+        json_object_set_new(sa->entry, "dp", json_pack("{s:s, s:I, s:i, s:f, s:f}", "mechanism",
+                                                       "distributed_discrete_gaussian", "dim",
+                                                       (json_int_t)d, "bits", k.bits, "gamma",
+                                                       k.gamma, "site_noise_std", k.sigma));
+    }
     uint8_t h[FF_SHA256_BYTES];
     char hex[FF_SHA256_HEX];
     ff_sha256(ff_coord_global(c), ff_coord_nparams(c) * sizeof(float), h);
@@ -150,12 +165,51 @@ static int unmask_open(void *ud, ff_coord *c, int64_t round)
                    : ff_error(FF_ESTATE, "secure aggregation: no round state");
 }
 
+/* The distributed discrete Gaussian's sum: lanes [0, d) are Σ (rounded, rotated, scaled
+ * clipped update + noise share) mod 2^bits, lane d counts the inputs in the sum (each site
+ * puts 1 there): the survivors whose noise the accountant may use. Σ clip(Δ_i) + noise is
+ * handed to the engine with the selected sites as the fixed denominator. */
+static int ddg_close(fed_secagg *sa, ff_coord *c, const uint32_t *sum)
+{
+    size_t n = ff_coord_nparams(c), d;
+    ff_privacy_ddg_config k;
+    int rc = fed_dp_ddg_config(&sa->dp->cfg, sa->p.n_sites, sa->p.round_id, n, &k, &d);
+    if (rc != FF_OK)
+        return rc;
+    if ((uint64_t)d + 1 != sa->p.n_values)
+        return ff_error(FF_EINTERNAL, "ddg: %zu padded lanes, secure aggregation has %llu", d,
+                        (unsigned long long)sa->p.n_values);
+    int64_t survivors = sum[d];
+    if (survivors < 1 || survivors > (int64_t)sa->p.n_sites)
+        return ff_error(FF_EPOLICY, "round %lld: the weight lane says %lld inputs in the sum of "
+                        "%u sites", (long long)ff_coord_round(c), (long long)survivors,
+                        sa->p.n_sites);
+    uint64_t *s64 = malloc(d * sizeof *s64);
+    float *y = malloc(n * sizeof *y);
+    rc = s64 && y ? FF_OK : ff_error(FF_ENOMEM, "ddg: out of memory");
+    for (size_t i = 0; rc == FF_OK && i < d; i++)
+        s64[i] = sum[i]; /* 2^bits divides 2^32: the sum mod 2^32 reduces to the sum mod 2^bits */
+    if (rc == FF_OK)
+        rc = ff_privacy_ddg_decode(&k, s64, d, y, n);
+    if (rc == FF_OK)
+        rc = fed_dp_record_ddg(sa->dp, ff_coord_round(c), survivors, sa->p.n_sites, &k, d);
+    if (rc == FF_OK)
+        rc = ff_coord_provide_sum(c, y, (double)sa->p.n_sites, n);
+    if (rc == FF_OK)
+        FF_LOG_INFO("round %lld: decoded the noisy sum of %lld sites (distributed discrete "
+                    "Gaussian, d=%zu, gamma %.3g, 2^%d)", (long long)ff_coord_round(c),
+                    (long long)survivors, d, k.gamma, k.bits);
+    free(s64);
+    free(y);
+    return rc;
+}
+
 static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
 {
     fed_secagg *sa = ud;
     (void)done;
     size_t n = ff_coord_nparams(c);
-    uint32_t *sum = malloc((n + 1) * sizeof *sum);
+    uint32_t *sum = malloc(sa->p.n_values * sizeof *sum);
     double *dec = malloc((n + 1) * sizeof *dec);
     float *ws = malloc((n + 1) * sizeof *ws);
     int rc = sum && dec && ws ? FF_OK : ff_error(FF_ENOMEM, "secure aggregation: out of memory");
@@ -164,6 +218,14 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
                              "answered the unmask request, threshold t=%u): ",
                              (long long)ff_coord_round(c), ndone, sa->p.t);
     uint64_t weight = 0;
+    if (rc == FF_OK && sa->dp && sa->dp->on && sa->dp->ddg) {
+        rc = ddg_close(sa, c, sum);
+        free(sum);
+        free(dec);
+        free(ws);
+        round_free(sa);
+        return rc;
+    }
     if (rc == FF_OK) {
         ff_secagg_decode(&sa->codec, sum, n, dec, &weight);
         for (size_t i = 0; i < n; i++)

@@ -61,6 +61,10 @@ typedef struct {
 /* Records the round's secure-aggregation parameters (a `secagg` entry) and the model sent. */
 void fed_audit_secagg(fed_audit *a, const char *model_sha, json_t *params);
 
+/* Appends a `privacy` entry (data is stolen): the round's client-level DP parameters and
+ * ledger, from which the auditor recomputes ε (fed_dp.h). */
+void fed_audit_privacy(fed_audit *a, json_t *data);
+
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;
 void fed_audit_close(fed_audit *a);

@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "ff/crypto.h"
+#include "fed_dp.h"
 #include "fed_internal.h"
 
 typedef struct {
@@ -25,6 +26,7 @@ typedef struct {
     ff_secagg_server *srv;
     ff_secagg_buf adv, chk, req, *shares;
     json_t *entry; /* the round's audit `secagg` entry (also in each site's receipt) */
+    fed_dp *dp;    /* client-level DP (borrowed; the distributed discrete Gaussian when on) */
 } fed_secagg;
 
 /* Removes `train`, inserts the five phases before `aggregate`, loads the sites' keys. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ff/crypto.h"
+#include "ff/privacy.h"
 #include "fed_internal.h"
 
 #define MAX_DEMO_SITES 16
@@ -47,6 +48,7 @@ typedef struct {
     int64_t threads;
     int baselines;
     double timeout;
+    ff_privacy_cfg privacy; /* copied into the plan (docs/privacy.md) */
 } demo_cfg;
 
 static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
@@ -122,6 +124,8 @@ static const ff_cfg_field demo_schema[] = {
      .help = "train pooled and local-only baselines after the run"},
     {.key = "timeout", .type = FF_CFG_DOUBLE, .offset = D(timeout), .min = 10, .max = 604800,
      .def = "900", .help = "seconds before the simulation gives up and kills its processes"},
+    {.key = "privacy", .type = FF_CFG_SECTION, .offset = D(privacy), .sub = ff_privacy_cfg_schema,
+     .help = "the plan's privacy section (client-level DP in the round)"},
     {0},
 };
 
@@ -254,6 +258,34 @@ static int write_configs(sim *s, char *job_hex)
                         "fedprox_mu: %.17g\nmodality_dropout: %.17g\n",
                         (long long)s->d.plan.local_steps, (long long)s->d.plan.batch_size,
                         s->d.plan.lr, s->d.plan.fedprox_mu, s->d.plan.modality_dropout);
+    const ff_privacy_record_cfg *pr = &s->d.privacy.record;
+    const ff_privacy_client_cfg *pc = &s->d.privacy.client;
+    static const char *const mechs[] = {"gaussian", "distributed_discrete_gaussian"};
+    char pv[1024] = "", dp[512] = "dp: {required: false}";
+    if (pr->enabled || pc->enabled) {
+        snprintf(pv, sizeof pv,
+                 "privacy:\n"
+                 "  record: {enabled: %s, noise_multiplier: %.17g, clip_norm: %.17g, delta: %.17g, "
+                 "epsilon_budget: %.17g}\n"
+                 "  client: {enabled: %s, noise_multiplier: %.17g, clip_norm: %.17g, delta: %.17g, "
+                 "epsilon_budget: %.17g, mechanism: %s, bits: %lld, gamma: %.17g, beta: %.17g}\n",
+                 pr->enabled ? "true" : "false", pr->noise_multiplier, pr->clip_norm, pr->delta,
+                 pr->epsilon_budget, pc->enabled ? "true" : "false", pc->noise_multiplier,
+                 pc->clip_norm, pc->delta, pc->epsilon_budget, mechs[pc->mechanism == 1],
+                 (long long)pc->bits, pc->gamma, pc->beta);
+        /* the sites require DP and accept exactly the plan's settings as their limits */
+        snprintf(dp, sizeof dp,
+                 "dp: {required: true, max_epsilon: %.17g, max_delta: %.17g, "
+                 "min_noise_multiplier: %.17g, max_clip_norm: %.17g}",
+                 pc->epsilon_budget, pc->delta, pc->noise_multiplier, pc->clip_norm);
+    }
+    if (rc == FF_OK && pv[0]) {
+        FILE *pf = fopen(plan_path, "a");
+        if (!pf || fputs(pv, pf) < 0)
+            rc = ff_error(FF_EIO, "%s: cannot append the privacy section", plan_path);
+        if (pf && fclose(pf) != 0 && rc == FF_OK)
+            rc = ff_error(FF_EIO, "%s: cannot append the privacy section", plan_path);
+    }
     char sites[2048] = "";
     for (size_t i = 0; i < s->nsites; i++) {
         size_t l = strlen(sites);
@@ -313,8 +345,8 @@ static int write_configs(sim *s, char *job_hex)
         const char *n = s->names[i];
         snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
         rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: %s\n"
-                              "dp: {required: false}\nmax_rounds: 10000\n", n, job_hex,
-                        s->d.secagg.enabled ? "true" : "false");
+                              "%s\nmax_rounds: 10000\n", n, job_hex,
+                        s->d.secagg.enabled ? "true" : "false", dp);
         snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
         if (rc == FF_OK)
             rc = write_text(path,

@@ -186,6 +186,10 @@ static json_t *round_to_json(const ff_privacy_round *r)
         return NULL;
     if (r->level == FF_PRIVACY_LEVEL_RECORD || r->mechanism == FF_PRIVACY_MECH_GAUSSIAN) {
         json_object_set_new(o, "sigma", json_real(r->sigma));
+        if (r->sites > 0) { /* a federated round: who was in the sum (informational) */
+            json_object_set_new(o, "survivors", json_integer(r->survivors));
+            json_object_set_new(o, "sites", json_integer(r->sites));
+        }
     } else {
         json_object_set_new(o, "survivors", json_integer(r->survivors));
         json_object_set_new(o, "sites", json_integer(r->sites));

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "ff/common.h"
+#include "ff/privacy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -162,6 +163,7 @@ typedef struct {
     double fedprox_mu;
     double modality_dropout;
     ff_cfg_list stages; /* of ff_plan_stage; one default stage when the file has none */
+    ff_privacy_cfg privacy; /* `privacy:` (docs/privacy.md); both levels off by default */
 } ff_plan;
 
 extern const ff_cfg_field ff_plan_schema[];
@@ -179,6 +181,16 @@ int ff_plan_canonical(const ff_plan *plan, char **out, size_t *len) FF_WARN_UNUS
  * what a site approves before it trains. */
 int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_config_len,
                 char out[FF_SHA256_HEX]) FF_WARN_UNUSED;
+/* The plan's `privacy:` section against the run it is used in: the sites of the consortium
+ * (δ < 1/sites), the ε already spent (a resumed run), and the mechanism that secure
+ * aggregation allows (gaussian needs it off: the coordinator clips single updates;
+ * distributed_discrete_gaussian needs it on, with bits ≤ 32, SecAgg's lane width).
+ * Record-level DP-SGD is not part of the federated round yet, so privacy.record.enabled is
+ * refused rather than ignored. Errors are FF_ECONFIG "NAME:LINE:COL: privacy.LEVEL.KEY: why"
+ * placed in yaml (the plan text, name its file). The context-free checks already ran in
+ * ff_plan_load. */
+int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yaml, size_t len,
+                          const ff_privacy_context *ctx, int secure_aggregation) FF_WARN_UNUSED;
 /* The stage that round r (1-based) runs under: stages run in order, each for its rounds; the
  * last stage continues if the run has more rounds. Returns the stage index. */
 size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round);

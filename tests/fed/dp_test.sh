@@ -1,0 +1,235 @@
+#!/bin/bash
+# Client-level (hospital-level) differential privacy in the federated round, with real
+# coordinator and client processes over mutual TLS (label integration; docs/privacy.md).
+#   central  DP-FedAvg, secure aggregation off, 3 sites, 2 rounds, local lr 1e-7 (the updates
+#            are ~1e-7, so the model's change is the noise): every round has a `privacy` audit
+#            entry; `fedfuse audit verify` recomputes ε and passes; an independent numpy RDP
+#            computation from the entries' (q, σ, rounds, δ) gives the logged ε (rel. 1e-9);
+#            the variance of (final − initial model) over the 156,163 parameters matches
+#            Σ_r (σS)²/k² within 3 % (8 standard errors; it fails if the noise is missing,
+#            mis-scaled or divided by the wrong count), its mean is 0 within 5 standard errors
+#            and its kurtosis is 3 ± 0.1 (Gaussian); the sites' receipts carry the DP settings
+#            and their policies required DP; an entry whose ε is edited fails verification
+#            with a privacy.epsilon finding; rerun with site-3's policy requiring σ ≥ 2: it
+#            refuses the task (naming min_noise_multiplier), the rounds go on without it.
+#   ddg      the distributed discrete Gaussian under secure aggregation, 3 sites, 2 rounds:
+#            the same checks (variance Σ_r survivors·σ_site²/k², the KLS21 bound recomputed
+#            in numpy from the logged parameters); then the run again with site-2 killed after
+#            it shared its keys in round 1: the sum holds 2 noise shares, the entry says
+#            survivors 2 of 3, ε of that round is larger than with 3 and the log says why.
+#   budget   σ = 1, δ = 1e-3, budget 6: rounds 1-2 spend 5.42, round 3 would reach 7.00; the
+#            coordinator refuses it, stops with a message naming privacy.client.epsilon_budget,
+#            rounds.csv and the audit log stop at round 2 (which still verifies); restarted on
+#            its checkpoint it reloads the ledger and refuses round 3 again.
+set -u
+mode=$1 fedfuse=$2 src=$3
+py=/usr/bin/python3
+tmp=$(mktemp -d /tmp/dptest.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$tmp"/*/logs/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+
+mkconf() { # rounds train_deadline secagg mechanism budget
+    cat > "$tmp/demo.yaml" <<EOC
+run_name: dp
+data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
+model_config: $src/configs/model-tiny.yaml
+rounds: $1
+seed: 5
+plan: {local_steps: 3, batch_size: 16, lr: 1e-7}
+min_sites: 2
+deadlines: {train: $2, evaluate: $2}
+secure_aggregation: {enabled: $3}
+baselines: false
+timeout: 200
+privacy:
+  client: {enabled: true, noise_multiplier: 1.0, clip_norm: 0.5, delta: 1e-3,
+           epsilon_budget: $5, mechanism: $4}
+EOC
+}
+
+verify() { # out
+    "$fedfuse" audit verify --log "$1/audit.jsonl" --ca "$1/pki/ca.pem" --receipts "$1/receipts" \
+        --certs "$1/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify $1"; }
+    grep -q "recomputed independently" "$tmp/verify.txt" || fail "epsilon not recomputed"
+}
+
+wait_for() { # pid seconds
+    local i=0
+    while kill -0 "$1" 2>/dev/null; do
+        sleep 0.2; i=$((i + 1))
+        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
+    done
+    wait "$1"
+}
+
+# The independent checks: ε from the logged parameters (numpy), the noise's moments.
+check() { # out expected_rounds
+    "$fedfuse" model init --config "$src/configs/model-tiny.yaml" --seed 5 --out "$tmp/init.safetensors" > /dev/null || fail "model init"
+    $py - "$1" "$2" "$tmp/init.safetensors" <<'EOP' || fail "privacy checks of $1"
+import json, math, struct, sys
+import numpy as np
+out, rounds, init = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ents = [json.loads(l) for l in open(out + "/audit.jsonl")]
+pv = [e["data"] for e in ents if e["event"] == "privacy"]
+assert [p["round"] for p in pv] == list(range(1, rounds + 1)), [p["round"] for p in pv]
+orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
+def eps(rdp, delta):  # dp_accounting's improved conversion (Balle et al. 2020 Thm 21)
+    best = math.inf
+    for a, r in zip(orders, rdp):
+        if a <= 1.01:
+            continue
+        if delta ** 2 + math.expm1(-r) > 0:
+            return 0.0
+        best = min(best, r + math.log1p(-1 / a) - (math.log(delta) + math.log(a)) / (a - 1))
+    return best
+def ddg_rdp(r, a):  # KLS21 Prop. 14 / Eq. 17 (no L1 term), n = survivors
+    c, g, b, s, d, n = (r["clip_norm"], r["ddg_gamma"], r["ddg_beta"], r["ddg_sigma"],
+                        r["ddg_dim"], r["survivors"])
+    t1 = (c + g * math.sqrt(d)) ** 2
+    t2 = c * c + g * g * d / 4 + math.sqrt(2 * math.log(1 / b)) * g * (c + g * math.sqrt(d) / 2)
+    delta2 = min(t1, t2) if b > 0 else t1
+    tau = 10 * sum(math.exp(-2 * math.pi ** 2 * (s / g) ** 2 * k / (k + 1)) for k in range(1, n))
+    sc = math.sqrt(delta2 / (n * s * s))
+    return min(a * sc * sc / 2 + tau * d, a / 2 * (sc + math.sqrt(d) * tau) ** 2)
+rdp = [0.0] * len(orders)
+expect_var = 0.0
+for p in pv:
+    led = p["client_ledger"]["rounds"][-1]
+    assert p["q"] == 1.0 and p["steps"] == 1 and led["round"] == p["round"], p
+    for i, a in enumerate(orders):
+        if p["mechanism"] == "gaussian":
+            rdp[i] += a / (2 * p["noise_multiplier"] ** 2)
+        else:
+            rdp[i] += ddg_rdp(led, a)
+    mine = eps(rdp, p["delta"])
+    rel = abs(mine - p["epsilon_client"]) / mine
+    print("round %d: %s, %d of %d sites' noise, noise std %.4g, epsilon logged %.10g, "
+          "numpy %.10g (rel %.1e)" % (p["round"], p["mechanism"], p["survivors"], p["sites"],
+                                      p["noise_std"], p["epsilon_client"], mine, rel))
+    assert rel < 1e-9, rel
+    expect_var += p["noise_std"] ** 2 / p["sites"] ** 2
+def load(path):
+    b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in h.items() if k != "__metadata__"}
+a, b = load(out + "/model.safetensors"), load(init)
+x = np.concatenate([a[k].astype(np.float64) - b[k] for k in sorted(b)])
+var, mean, kurt = x.var(), x.mean(), ((x - x.mean()) ** 4).mean() / x.var() ** 2
+print("model change over %d parameters: variance %.6g, expected %.6g (ratio %.4f), mean %.2e "
+      "(%.1f standard errors), kurtosis %.3f" % (x.size, var, expect_var, var / expect_var, mean,
+                                                  abs(mean) / math.sqrt(var / x.size), kurt))
+assert abs(var / expect_var - 1) < 0.03
+assert abs(mean) < 5 * math.sqrt(var / x.size)
+assert abs(kurt - 3) < 0.1
+r = json.load(open(out + "/receipts/site-1-round-0001.json"))
+assert r["privacy"]["enabled"] and r["privacy"]["noise_multiplier"] == 1.0, r["privacy"]
+print("receipt:", r["privacy"])
+EOP
+}
+
+case $mode in
+central)
+    mkconf 2 60 false gaussian 20
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    verify "$tmp/a"
+    grep -q "required: true" "$tmp/a/config/policy-site-1.yaml" || fail "the site policy does not require DP"
+    grep -q "updates clipped to norm 0.5" "$tmp/a/logs/coordinator.log" || fail "no clipping in the log"
+    check "$tmp/a" 2
+    # an edited epsilon: the recomputation disagrees (and the signature breaks)
+    $py - "$tmp/a/audit.jsonl" "$tmp/tampered.jsonl" <<'EOP'
+import json, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+for i, l in enumerate(lines):
+    e = json.loads(l)
+    if e["event"] == "privacy" and e["data"]["round"] == 2:
+        lines[i] = re.sub(r'"epsilon_client":[-+.0-9eE]+', '"epsilon_client":1.0', l, count=1)
+        assert lines[i] != l
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+EOP
+    if "$fedfuse" audit verify --log "$tmp/tampered.jsonl" --ca "$tmp/a/pki/ca.pem" > "$tmp/tv.txt" 2>&1; then
+        cat "$tmp/tv.txt"; fail "a tampered epsilon verified"
+    fi
+    grep -q "privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no privacy.epsilon finding"; }
+    grep "privacy.epsilon" "$tmp/tv.txt"
+    # the site policy's minimum DP settings: site-3 requires sigma >= 2 and refuses the task
+    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
+    for f in "$tmp"/a/config/*.yaml; do sed -e "s#$tmp/a#$tmp/b#g" -e "s/\(train\|evaluate\): 60/\1: 3/g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-3.yaml"
+    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+    for s in site-1 site-2 site-3; do
+        "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
+        pids+=($!)
+    done
+    wait_for $cpid 60 || fail "coordinator (policy run) failed"
+    grep -q "task refused: policy: task noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not refuse by its policy"
+    ! grep -q "round 1: trained" "$tmp/b/logs/site-3.log" || fail "site-3 trained against its policy"
+    grep -q "round 1: 2 updates clipped" "$tmp/b/logs/coordinator.log" || fail "round 1 should aggregate the 2 other sites"
+    ;;
+ddg)
+    mkconf 2 15 true distributed_discrete_gaussian 20  # the exact sampler: ~1 s per site for 262,144 coordinates
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    verify "$tmp/a"
+    grep -q "decoded the noisy sum of 3 sites" "$tmp/a/logs/coordinator.log" || fail "no ddg sum"
+    ! grep -q "update from .* accepted" "$tmp/a/logs/coordinator.log" || fail "a plain update reached the coordinator"
+    grep -q "ddg: update clipped to 0.5, noise share std" "$tmp/a/logs/site-1.log" || fail "site-1 added no noise share"
+    check "$tmp/a" 2
+    # again with site-2 killed after sharing its keys in round 1
+    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
+    # (the dead site costs each phase its deadline: evaluation, which has no quorum, gets 4 s)
+    for f in "$tmp"/a/config/*.yaml; do sed -e "s#$tmp/a#$tmp/b#g" -e "s/evaluate: 15,/evaluate: 4,/" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    grep -q "evaluate: 4," "$tmp/b/config/coordinator.yaml" || fail "evaluate deadline not shortened"
+    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+    cl=()
+    for s in site-1 site-2 site-3; do
+        hold=""; [ $s = site-2 ] && hold=30
+        FEDFUSE_TEST_HOLD_AFTER_SHARE=$hold "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
+        cl+=($!); pids+=($!)
+    done
+    for i in $(seq 1 300); do grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" || fail "site-2 never shared its keys"
+    kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+    wait_for $cpid 80 || fail "coordinator failed"
+    grep -q "round 1: decoded the noisy sum of 2 sites" "$tmp/b/logs/coordinator.log" || fail "round 1 not summed with 2 survivors"
+    grep -q "round 1: 1 of 3 sites' noise shares are missing from the secure sum" "$tmp/b/logs/coordinator.log" || fail "the drop-out's missing noise is not logged"
+    verify "$tmp/b"
+    check "$tmp/b" 2
+    $py - "$tmp/a/audit.jsonl" "$tmp/b/audit.jsonl" <<'EOP' || fail "drop-out accounting"
+import json, sys
+def first(p):
+    return [json.loads(l)["data"] for l in open(p) if '"event":"privacy"' in l][0]
+full, drop = first(sys.argv[1]), first(sys.argv[2])
+assert full["survivors"] == 3 and drop["survivors"] == 2 and drop["sites"] == 3, (full, drop)
+assert drop["epsilon_client"] > full["epsilon_client"], (drop["epsilon_client"], full["epsilon_client"])
+print("round 1 epsilon: 3 survivors %.6f, 2 survivors %.6f" % (full["epsilon_client"], drop["epsilon_client"]))
+EOP
+    ;;
+budget)
+    mkconf 4 60 false gaussian 6
+    if "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1; then
+        cat "$tmp/sim.txt"; fail "the run went past its budget"
+    fi
+    grep "privacy budget exhausted" "$tmp/a/logs/coordinator.log" | tail -1
+    grep -q "privacy budget exhausted: round 3 refused, client-level epsilon would reach 6.99.*past privacy.client.epsilon_budget 6 (spent 5.42.. in 2 rounds)" \
+        "$tmp/a/logs/coordinator.log" || fail "no clear budget message"
+    [ "$(wc -l < "$tmp/a/rounds.csv")" = 3 ] || fail "rounds.csv should stop after round 2"
+    [ "$(grep -c '"event":"privacy"' "$tmp/a/audit.jsonl")" = 2 ] || fail "privacy entries should stop after round 2"
+    verify "$tmp/a"
+    # a restart resumes the ledger, not a fresh budget
+    sed -i 's/^timeout.*//' "$tmp/a/config/coordinator.yaml"
+    if "$fedfuse" coordinator --config "$tmp/a/config/coordinator.yaml" --no-progress > "$tmp/restart.log" 2>&1; then
+        cat "$tmp/restart.log"; fail "the restarted coordinator ran past the budget"
+    fi
+    grep -q "resumed ledger of 2 rounds" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "ledger not resumed"; }
+    grep -q "privacy budget exhausted: round 3 refused" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "round 3 not refused after the restart"; }
+    ;;
+esac
+echo PASS
