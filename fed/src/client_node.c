@@ -80,9 +80,50 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
     return rc;
 }
 
+/* Test hook (testhook.c): a transfer that dies mid-stream. The upload's header is on the
+ * wire when the first part is read; the download's first part has arrived when it is written. */
+typedef struct {
+    void *buf;
+    const char *point;
+    uint32_t round;
+} kill_xfer;
+
+static int kill_read(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    const kill_xfer *k = ctx;
+    fed_test_kill_at(k->point, k->round);
+    memcpy(dst, (const uint8_t *)k->buf + off, n);
+    return FF_OK;
+}
+
+static int kill_write(void *ctx, uint64_t off, const void *src, size_t n)
+{
+    const kill_xfer *k = ctx;
+    memcpy((uint8_t *)k->buf + off, src, n);
+    fed_test_kill_at(k->point, k->round);
+    return FF_OK;
+}
+
+/* src must have its sha256 set already (a read source needs it). */
+static void arm_source(ff_source *src, kill_xfer *k, const char *point, uint32_t round)
+{
+    if (!fed_test_kill_armed(point, round))
+        return;
+    *k = (kill_xfer){.buf = (void *)src->buf, .point = point, .round = round};
+    src->buf = NULL;
+    src->read = kill_read;
+    src->ctx = k;
+}
+
 static int fetch_model(cnode *cn, const Fedfuse__Task *t)
 {
     ff_sink sink = {.buf = cn->global, .cap = cn->n * sizeof(float)};
+    kill_xfer kx = {.buf = cn->global, .point = "download", .round = t->round};
+    if (fed_test_kill_armed(kx.point, t->round)) {
+        sink.buf = NULL;
+        sink.write = kill_write;
+        sink.ctx = &kx;
+    }
     int rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
     if (rc == FF_OK) {
         fed_unpack(cn->m, cn->global);
@@ -150,6 +191,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     }
     size_t ntrain = 0;
     ff_local_stats st;
+    fed_test_kill_at("task", t->round);
     int rc = train_local(cn, t, plan, &ntrain, &st);
     if (rc != FF_OK)
         return rc;
@@ -165,6 +207,8 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     hdr.phase = FEDFUSE__PHASE__PHASE_TRAIN;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE;
     hdr.example_count = ntrain;
+    kill_xfer kx;
+    arm_source(&src, &kx, "upload", t->round);
     Fedfuse__UploadAck *ack = NULL;
     rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
     ff_msg_free(ack);
@@ -232,6 +276,7 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     es.round = t->round;
     es.summary.data = (uint8_t *)s;
     es.summary.len = strlen(s);
+    fed_test_kill_at("evaluate", t->round);
     Fedfuse__Ack *ack = NULL;
     rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
     ff_msg_free(ack);
@@ -425,6 +470,8 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, json_t *j, const uin
     hdr.round = t->round;
     hdr.phase = FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE;
+    kill_xfer kx;
+    arm_source(&src, &kx, "masked_input", t->round);
     Fedfuse__UploadAck *ack = NULL;
     rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
     ff_msg_free(ack);
@@ -450,15 +497,17 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         return FF_OK;
     }
     ff_secagg_buf out = {0};
-    const char *what = "";
+    const char *what = "", *point = "";
     switch (rc == FF_OK ? (int)t->phase : -1) {
     case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
         rc = secagg_advertise(cn, t, plan, j, &out);
         what = "keys advertised";
+        point = "advertise_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_SHARE:
         rc = ff_secagg_client_share(cn->sa.c, body, blen, &out);
         what = "keys shared";
+        point = "share_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
         rc = secagg_masked(cn, t, j, body, blen);
@@ -466,12 +515,15 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
         rc = ff_secagg_client_unmask(cn->sa.c, body, blen, &out);
         what = "unmask shares sent";
+        point = "unmask";
         break;
     default:
         break;
     }
-    if (rc == FF_OK && out.data)
+    if (rc == FF_OK && out.data) {
+        fed_test_kill_at(point, t->round); /* the answer is ready, not sent */
         rc = secagg_send(cn, t, &out);
+    }
     ff_secagg_buf_free(&out);
     json_decref(j);
     if (rc == FF_OK && cn->sa.c) {

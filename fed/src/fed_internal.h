@@ -73,4 +73,9 @@ void fed_unpack(ff_model *m, const float *src);
 /* AUROC of task k from a merged histogram (NaN when undefined). */
 double fed_hist_auroc(const ff_eval_hist *h);
 
+/* Test hook (testhook.c): with FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the
+ * process SIGKILLs itself at that point; without it, nothing happens. */
+int fed_test_kill_armed(const char *point, int64_t round);
+void fed_test_kill_at(const char *point, int64_t round);
+
 #endif
