@@ -35,6 +35,7 @@ typedef struct {
     ff_audit_log *log;
     EVP_PKEY *key;
     size_t torn;
+    int existed; /* the log was there before this process: a restart, checkpoint or not */
     int failed;
     char why[256];
     char config_sha[FF_SHA256_HEX], job[FF_SHA256_HEX];
