@@ -563,6 +563,11 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         ff_strlcpy(cn->run_id, t->run_id, sizeof cn->run_id);
         ff_fedclient_init(&cn->fs);
         cn->refused[0] = '\0';
+        /* Nor does a secure-aggregation round in progress survive it: its keys were for the
+         * old incarnation's round id, and a kept step count would make us skip the new
+         * round's advertise_keys as already answered. Training again is deterministic. */
+        secagg_reset(cn);
+        cn->sa.upd_round = 0;
     }
     int secagg = t->phase >= FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE &&
                  t->phase <= FEDFUSE__PHASE__PHASE_SECAGG_UNMASK;
