@@ -171,6 +171,8 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
     if (rc == FF_OK)
         rc = ff_coord_provide_sum(c, ws, (double)weight, n);
     if (rc == FF_OK)
+        ff_coord_provide_sites(c, ff_secagg_server_n_survivors(sa->srv));
+    if (rc == FF_OK)
         FF_LOG_INFO("round %lld: unmasked the sum of %u sites (%llu examples)",
                     (long long)ff_coord_round(c), ff_secagg_server_n_survivors(sa->srv),
                     (unsigned long long)weight);
