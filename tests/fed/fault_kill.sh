@@ -20,6 +20,9 @@
 #                  phase, the counts and t; no aggregate entry for round 2, the checkpoint stays
 #                  at round 1. Restarting the coordinator and the two sites with the same
 #                  commands redoes round 2 and the final model equals run a's (sha256).
+#   plain_below_quorum  secure aggregation off, on_quorum_fail: stop: site-2 and site-3 killed
+#                  mid-upload in round 2; the coordinator stops at once naming the train phase
+#                  and the counts; the same restart finishes with run a's model.
 #   coord_plain    the coordinator is killed at select (round 1), mid-train (1, one update
 #                  in), after aggregate (2), after the model update (2), mid-evaluate (3),
 #                  after the checkpoint (3), each time restarted with the same command: the
@@ -163,34 +166,44 @@ client_plain|client_secagg)
     [ "$(csv_col ${#kills[@]} 10)" = 2 ] || fail "the last round should pool 2 evaluations"
     verify
     ;;
-secagg_below_t)
-    setup 3 4 true
-    echo "max_retries: 1" >> "$tmp/b/config/coordinator.yaml"
+secagg_below_t|plain_below_quorum)
+    log=$tmp/b/logs/coordinator.log
+    if [ $mode = secagg_below_t ]; then
+        setup 3 4 true; point=masked_input; echo "max_retries: 1" >> "$tmp/b/config/coordinator.yaml"
+    else
+        setup 3 4 false; point=upload; echo "on_quorum_fail: stop" >> "$tmp/b/config/coordinator.yaml"
+    fi
     coordinator
     sleep 0.5
-    client site-1; client site-2 masked_input:2; client site-3 masked_input:2
-    killed_at "${cl[site-2]}" "$tmp/b/logs/site-2.log" "masked_input of round 2"
-    killed_at "${cl[site-3]}" "$tmp/b/logs/site-3.log" "masked_input of round 2"
+    client site-1; client site-2 $point:2; client site-3 $point:2
+    killed_at "${cl[site-2]}" "$tmp/b/logs/site-2.log" "$point of round 2"
+    killed_at "${cl[site-3]}" "$tmp/b/logs/site-3.log" "$point of round 2"
     wait_for $cpid 120; st=$?
     [ $st = 1 ] || fail "coordinator exit status $st, want 1 (runtime failure)"
-    log=$tmp/b/logs/coordinator.log
-    grep "round 2 phase masked_input: 1 of 3 expected sites answered .*quorum is 2; missing: site-2, site-3; retrying" "$log" ||
-        fail "no quorum failure naming the masked_input phase and the counts"
-    grep "round 2: secure aggregation failed closed in phase masked_input: 1 of 3 sites answered, t=2" "$log" ||
-        fail "no secure-aggregation fail-closed message"
-    grep "fedfuse: error: round 2 phase advertise_keys: 1 of 3 .*no retries left" "$log" ||
-        fail "the coordinator's last error does not name the phase and counts"
-    ! grep -q "round 2: unmasked" "$log" || fail "round 2 was unmasked"
+    if [ $mode = secagg_below_t ]; then
+        grep "round 2 phase masked_input: 1 of 3 expected sites answered .*quorum is 2; missing: site-2, site-3; retrying" "$log" ||
+            fail "no quorum failure naming the masked_input phase and the counts"
+        grep "round 2: secure aggregation failed closed in phase masked_input: 1 of 3 sites answered, t=2" "$log" ||
+            fail "no secure-aggregation fail-closed message"
+        grep "fedfuse: error: round 2 phase advertise_keys: 1 of 3 .*no retries left" "$log" ||
+            fail "the coordinator's last error does not name the phase and counts"
+        ! grep -q "round 2: unmasked" "$log" || fail "round 2 was unmasked"
+        want_qf='[(2, "masked_input"), (2, "advertise_keys")]'
+    else
+        grep "fedfuse: error: round 2 phase train: 1 of 3 expected sites answered .*quorum is 2; missing: site-2, site-3; on_quorum_fail is stop" "$log" ||
+            fail "the coordinator's error does not name the train phase and the counts"
+        want_qf='[(2, "train")]'
+    fi
     [ "$(rounds_done)" = 1 ] || fail "rounds.csv has $(rounds_done) rounds, want 1"
-    $py - "$tmp/b/audit.jsonl" <<'EOP' || fail "audit log after the failed round"
-import json, sys
+    $py - "$tmp/b/audit.jsonl" "$want_qf" <<'EOP' || fail "audit log after the failed round"
+import ast, json, sys
 es = [json.loads(l) for l in open(sys.argv[1])]
 agg = [e["data"]["round"] for e in es if e["event"] == "aggregate"]
 ck = [e["data"]["round"] for e in es if e["event"] == "checkpoint"]
 qf = [(e["data"]["round"], e["data"]["phase"]) for e in es if e["event"] == "quorum_fail"]
 end = [e["data"]["status"] for e in es if e["event"] == "run_end"]
 assert agg == [1] and ck == [1], (agg, ck)
-assert qf == [(2, "masked_input"), (2, "advertise_keys")], qf
+assert qf == ast.literal_eval(sys.argv[2]), qf
 assert end and "quorum is 2" in end[-1], end
 print("audit: aggregate rounds", agg, "quorum_fail", qf)
 EOP
