@@ -492,6 +492,13 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     int again = ours && cn->sa.step >= (int)t->phase;
     if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
         /* we missed an earlier phase of this round (or answered this one already) */
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "secagg %u/%lld", t->round, (long long)attempt);
+        if (!ours && strcmp(key, cn->refused) != 0)
+            FF_LOG_INFO("round %u: secure aggregation is past advertise_keys (attempt %lld) "
+                        "without this site; waiting for the next round", t->round, (long long)attempt);
+        if (!ours)
+            ff_strlcpy(cn->refused, key, sizeof cn->refused);
         json_decref(j);
         sleep(1);
         return FF_OK;
