@@ -17,8 +17,9 @@ typedef struct {
     EVP_PKEY *pub;      /* audit key from the genesis certificate */
     int64_t round;      /* current round, 0 before the first */
     json_t *selected;   /* sites selected in the current round */
+    json_t *answered;   /* sites in the phase entries of the current attempt */
     char last_model[FF_SHA256_HEX];
-    json_t *rounds;     /* "r" -> {"sites":[..],"model_sha256":..,"secagg":{..}} */
+    json_t *rounds;     /* "r" -> {"sites":[..],"model_sha256":..,"secagg":{..},"failed":[..]} */
     json_t *sites;      /* set of all sites */
     double eps_rec, eps_cli;
 } vctx;
@@ -117,6 +118,7 @@ static void check_round_start(vctx *c, int64_t seq, json_t *d)
     c->round = r;
     json_decref(c->selected);
     c->selected = json_incref(sel);
+    json_array_clear(c->answered);
 }
 
 static int64_t entry_round(vctx *c, int64_t seq, json_t *d, const char *event)
@@ -137,6 +139,24 @@ static void check_phase(vctx *c, int64_t seq, json_t *d)
         add_finding(c->f, "consistency.participants", seq,
                     "site '%s' took part in phase '%s' but was not selected", bad,
                     phase ? phase : "?");
+    json_t *part = json_object_get(d, "participants");
+    if (json_is_array(part))
+        json_array_extend(c->answered, part);
+}
+
+/* An attempt that missed its quorum: its sites may hold receipts (a plain update is receipted
+ * when acknowledged) for a round that aggregated without them, or never did. */
+static void check_quorum_fail(vctx *c, int64_t seq, json_t *d)
+{
+    int64_t r = entry_round(c, seq, d, "quorum_fail");
+    json_t *ri = round_info(c, r);
+    json_t *failed = json_object_get(ri, "failed");
+    if (!failed) {
+        failed = json_array();
+        json_object_set_new(ri, "failed", failed);
+    }
+    json_array_extend(failed, c->answered);
+    json_array_clear(c->answered);
 }
 
 static void check_secagg(vctx *c, int64_t seq, json_t *d)
@@ -241,6 +261,8 @@ static void check_event(vctx *c, int64_t seq, const char *event, json_t *d)
         check_aggregate(c, seq, d);
     } else if (strcmp(event, "privacy") == 0) {
         check_privacy(c, seq, d);
+    } else if (strcmp(event, "quorum_fail") == 0) {
+        check_quorum_fail(c, seq, d);
     } else if (strcmp(event, "run_end") == 0) {
         c->s->ended = 1;
     }
@@ -315,6 +337,8 @@ static void check_receipt(vctx *c, const char *path)
     char key[32];
     snprintf(key, sizeof key, "%lld", (long long)round);
     json_t *ri = json_object_get(c->rounds, key);
+    if (ri && !str_in(json_object_get(ri, "sites"), site) && str_in(json_object_get(ri, "failed"), site))
+        goto out; /* its attempt failed closed (quorum_fail): not aggregated, nothing to compare */
     if (!ri || !str_in(json_object_get(ri, "sites"), site))
         add_finding(c->f, "receipt.participation", -1,
                     "%s: site '%s' holds a receipt for round %lld, but the log does not list it "
@@ -404,7 +428,7 @@ int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
         return rc;
     }
     vctx c = {.o = opts, .s = summary, .f = findings, .ca = ca, .rounds = json_object(),
-              .sites = json_object()};
+              .sites = json_object(), .answered = json_array()};
     if (len == 0)
         add_finding(findings, "format", -1, "the log is empty");
     walk_lines(&c, buf, len);
@@ -418,6 +442,7 @@ int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
     summary->sites = (int64_t)json_object_size(c.sites);
     EVP_PKEY_free(c.pub);
     json_decref(c.selected);
+    json_decref(c.answered);
     json_decref(c.rounds);
     json_decref(c.sites);
     X509_free(ca);

@@ -383,6 +383,11 @@ int ff_coord_provide_sum(ff_coord *c, const float *sum, double total_weight, siz
     return FF_OK;
 }
 
+void ff_coord_provide_sites(ff_coord *c, size_t nsites)
+{
+    c->provided_sites = nsites;
+}
+
 void ff_coord_set_pooled_auroc(ff_coord *c, double auroc)
 {
     c->pooled_auroc = auroc;
@@ -422,6 +427,7 @@ static void reset_attempt(ff_coord *c)
 {
     memset(c->has_update, 0, c->nsites);
     c->have_provided = 0;
+    c->provided_sites = 0;
     c->have_pooled = 0;
     c->nselected = c->nprev = c->npending = c->ndone = 0;
     c->eval_w = c->eval_loss_acc = c->eval_auroc_acc = c->eval_auroc_w = 0;
@@ -496,7 +502,8 @@ static int run_aggregate(ff_coord *c)
     if (c->have_provided) {
         memcpy(sum, c->provided, c->n * sizeof(float));
         total = c->provided_weight;
-        k = c->r_updates ? c->r_updates : c->nprev;
+        k = c->provided_sites ? c->provided_sites : c->r_updates ? c->r_updates : c->nprev;
+        c->r_updates = k; /* rounds.csv `updates`: it said 0 for every provided sum */
     } else {
         for (size_t i = 0; i < c->nsites; i++)
             if (c->has_update[i]) {

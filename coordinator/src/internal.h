@@ -72,6 +72,7 @@ struct ff_coord {
     double *sel_weights;
     float *provided;
     double provided_weight;
+    size_t provided_sites; /* sites in the provided sum; 0 = unknown */
     int have_provided;
     double eval_w, eval_loss_acc, eval_auroc_acc, eval_auroc_w;
     size_t eval_sites;

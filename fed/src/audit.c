@@ -2,6 +2,7 @@
  * Only hashes, counts, names and settings are written; never a parameter or patient value. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fed_internal.h"
 
@@ -41,7 +42,9 @@ static void on_event(void *ud, const ff_coord_event *ev)
                          "job_sha256", a->job, "rounds", (json_int_t)a->rounds, "strategy", "name",
                          a->strategy, "server_lr", a->server_lr, "resumed",
                          strcmp(ev->detail, "resumed") == 0));
-        if (strcmp(ev->detail, "resumed") == 0 || a->torn > 0)
+        /* Also a coordinator killed before its first checkpoint starts the run over on the
+         * same log: the second run_start must not look like the first (resumed_round 0). */
+        if (strcmp(ev->detail, "resumed") == 0 || a->torn > 0 || a->existed)
             append(a, "restart", json_pack("{s:I, s:I}", "torn_bytes", (json_int_t)a->torn,
                                            "resumed_round", r));
         break;
@@ -139,6 +142,8 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     json_t *gen = json_pack("{s:s, s:s, s:s, s:s, s:s}", "format", "fedfuse-audit-v1",
                             "consortium_sha256", cons_sha, "job_sha256", job_hex, "policy_sha256",
                             a->config_sha, "run_name", cfg->run_name);
+    struct stat st;
+    a->existed = stat(path, &st) == 0 && st.st_size > 0;
     if (rc == FF_OK)
         rc = ff_audit_open(&a->log, path, a->key, pem, gen, &a->torn);
     json_decref(gen);

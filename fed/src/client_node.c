@@ -108,9 +108,50 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
     return rc;
 }
 
+/* Test hook (testhook.c): a transfer that dies mid-stream. The upload's header is on the
+ * wire when the first part is read; the download's first part has arrived when it is written. */
+typedef struct {
+    void *buf;
+    const char *point;
+    uint32_t round;
+} kill_xfer;
+
+static int kill_read(void *ctx, uint64_t off, void *dst, size_t n)
+{
+    const kill_xfer *k = ctx;
+    fed_test_kill_at(k->point, k->round);
+    memcpy(dst, (const uint8_t *)k->buf + off, n);
+    return FF_OK;
+}
+
+static int kill_write(void *ctx, uint64_t off, const void *src, size_t n)
+{
+    const kill_xfer *k = ctx;
+    memcpy((uint8_t *)k->buf + off, src, n);
+    fed_test_kill_at(k->point, k->round);
+    return FF_OK;
+}
+
+/* src must have its sha256 set already (a read source needs it). */
+static void arm_source(ff_source *src, kill_xfer *k, const char *point, uint32_t round)
+{
+    if (!fed_test_kill_armed(point, round))
+        return;
+    *k = (kill_xfer){.buf = (void *)src->buf, .point = point, .round = round};
+    src->buf = NULL;
+    src->read = kill_read;
+    src->ctx = k;
+}
+
 static int fetch_model(cnode *cn, const Fedfuse__Task *t)
 {
     ff_sink sink = {.buf = cn->global, .cap = cn->n * sizeof(float)};
+    kill_xfer kx = {.buf = cn->global, .point = "download", .round = t->round};
+    if (fed_test_kill_armed(kx.point, t->round)) {
+        sink.buf = NULL;
+        sink.write = kill_write;
+        sink.ctx = &kx;
+    }
     int rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
     if (rc == FF_OK) {
         fed_unpack(cn->m, cn->global);
@@ -184,6 +225,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     }
     size_t ntrain = 0;
     ff_local_stats st;
+    fed_test_kill_at("task", t->round);
     int rc = train_local(cn, t, plan, &ntrain, &st);
     if (rc != FF_OK)
         return rc;
@@ -199,6 +241,8 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     hdr.phase = FEDFUSE__PHASE__PHASE_TRAIN;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE;
     hdr.example_count = ntrain;
+    kill_xfer kx;
+    arm_source(&src, &kx, "upload", t->round);
     Fedfuse__UploadAck *ack = NULL;
     rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
     ff_msg_free(ack);
@@ -266,6 +310,7 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     es.round = t->round;
     es.summary.data = (uint8_t *)s;
     es.summary.len = strlen(s);
+    fed_test_kill_at("evaluate", t->round);
     Fedfuse__Ack *ack = NULL;
     rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
     ff_msg_free(ack);
@@ -508,6 +553,8 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
     hdr.round = t->round;
     hdr.phase = FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE;
+    kill_xfer kx;
+    arm_source(&src, &kx, "masked_input", t->round);
     Fedfuse__UploadAck *ack = NULL;
     rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
     ff_msg_free(ack);
@@ -542,20 +589,29 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     int again = ours && cn->sa.step >= secagg_step((int)t->phase);
     if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
         /* we missed an earlier phase of this round (or answered this one already) */
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "secagg %u/%lld", t->round, (long long)attempt);
+        if (!ours && strcmp(key, cn->refused) != 0)
+            FF_LOG_INFO("round %u: secure aggregation is past advertise_keys (attempt %lld) "
+                        "without this site; waiting for the next round", t->round, (long long)attempt);
+        if (!ours)
+            ff_strlcpy(cn->refused, key, sizeof cn->refused);
         json_decref(j);
         sleep(1);
         return FF_OK;
     }
     ff_secagg_buf out = {0};
-    const char *what = "";
+    const char *what = "", *point = "";
     switch (rc == FF_OK ? (int)t->phase : -1) {
     case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
         rc = secagg_advertise(cn, t, plan, j, &out);
         what = "keys advertised";
+        point = "advertise_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_SHARE:
         rc = ff_secagg_client_share(cn->sa.c, body, blen, &out);
         what = "keys shared";
+        point = "share_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
         rc = secagg_masked(cn, t, plan, j, body, blen);
@@ -567,12 +623,15 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
         rc = ff_secagg_client_unmask(cn->sa.c, body, blen, &out);
         what = "unmask shares sent";
+        point = "unmask";
         break;
     default:
         break;
     }
-    if (rc == FF_OK && out.data)
+    if (rc == FF_OK && out.data) {
+        fed_test_kill_at(point, t->round); /* the answer is ready, not sent */
         rc = secagg_send(cn, t, &out);
+    }
     ff_secagg_buf_free(&out);
     json_decref(j);
     if (rc == FF_OK && cn->sa.c) {
@@ -612,6 +671,11 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         ff_strlcpy(cn->run_id, t->run_id, sizeof cn->run_id);
         ff_fedclient_init(&cn->fs);
         cn->refused[0] = '\0';
+        /* Nor does a secure-aggregation round in progress survive it: its keys were for the
+         * old incarnation's round id, and a kept step count would make us skip the new
+         * round's advertise_keys as already answered. Training again is deterministic. */
+        secagg_reset(cn);
+        cn->sa.upd_round = 0;
     }
     int secagg = secagg_step((int)t->phase) > 0;
     if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&

@@ -372,13 +372,17 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
                 nd->pending[site_index(nd, c->site)] = 0;
             if (rc == FF_OK)
                 FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
+            if (rc == FF_OK)
+                fed_test_kill_at(FED_PHASE_MASKED, hdr->round);
         } else {
             rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf, n,
                                            (double)hdr->example_count, &reason);
         }
-        if (rc == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE)
+        if (rc == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE) {
             FF_LOG_INFO("round %u: update from %s accepted (%llu examples)", hdr->round, c->site,
                         (unsigned long long)hdr->example_count);
+            fed_test_kill_at(FF_PHASE_TRAIN, hdr->round);
+        }
         pthread_cond_broadcast(&nd->cv);
         pthread_mutex_unlock(&nd->mu);
     }
@@ -409,6 +413,8 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     int idx = site_index(nd, c->site);
     if (rc == FF_OK && idx >= 0)
         nd->pending[idx] = 0; /* not offered again before the next poll's snapshot */
+    if (rc == FF_OK)
+        fed_test_kill_at(FF_PHASE_EVALUATE, req->round);
     pthread_cond_broadcast(&nd->cv);
     pthread_mutex_unlock(&nd->mu);
     reply->accepted = rc == FF_OK;
@@ -441,6 +447,7 @@ static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
         if (idx >= 0)
             nd->pending[idx] = 0;
         FF_LOG_INFO("round %u: %s message from %s accepted", req->round, phase, c->site);
+        fed_test_kill_at(phase, req->round);
     }
     pthread_cond_broadcast(&nd->cv);
     reply->run_id = ff_call_strdup(c, nd->run_id);
@@ -506,6 +513,20 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
         free(s);
     }
     return FF_OK;
+}
+
+/* Test hook (testhook.c): the server-side steps of a round as kill points, after the
+ * audit log has seen the event (its hook was added first). */
+static void on_test_event(void *ud, const ff_coord_event *ev)
+{
+    (void)ud;
+    const char *point = ev->type == FF_EV_SITES_SELECTED ? "select"
+                        : ev->type == FF_EV_AGGREGATE    ? "aggregate"
+                        : ev->type == FF_EV_MODEL        ? "update"
+                        : ev->type == FF_EV_CHECKPOINT   ? "checkpoint"
+                                                         : NULL;
+    if (point)
+        fed_test_kill_at(point, ev->round);
 }
 
 /* ---- setup ------------------------------------------------------------------------------- */
@@ -694,6 +715,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     if (rc == FF_OK)
         rc = fed_dp_install(&nd.dp, nd.c, &nd.cfg, &nd.plan, &nd.audit);
     nd.sa.dp = &nd.dp;
+    if (rc == FF_OK && getenv("FEDFUSE_TEST_KILL_AT"))
+        rc = ff_coord_add_hook(nd.c, on_test_event, NULL);
     int resumed = 0;
     double spent = 0;
     if (rc == FF_OK)

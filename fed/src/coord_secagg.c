@@ -25,6 +25,14 @@ static void round_free(fed_secagg *sa)
 static void on_event(void *ud, const ff_coord_event *ev)
 {
     fed_secagg *sa = ud;
+    if (ev->type == FF_EV_QUORUM_FAIL &&
+        (strcmp(ev->phase, FED_PHASE_ADVERTISE) == 0 || strcmp(ev->phase, FED_PHASE_SHARE) == 0 ||
+         strcmp(ev->phase, FED_PHASE_MASKED) == 0 || strcmp(ev->phase, FED_PHASE_UNMASK) == 0))
+        /* the quorum is at least t (config check), so fewer answers can never be unmasked */
+        FF_LOG_ERROR("round %lld: secure aggregation failed closed in phase %s: %lld of %zu sites "
+                     "answered, t=%lld; nothing was unmasked and the model is unchanged",
+                     (long long)ev->round, ev->phase, (long long)ev->count, sa->n ? sa->n : sa->nsel,
+                     (long long)sa->cfg->secure_aggregation.threshold);
     if (ev->type != FF_EV_SITES_SELECTED)
         return;
     sa->nsel = 0;
@@ -236,6 +244,8 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
     }
     if (rc == FF_OK)
         rc = ff_coord_provide_sum(c, ws, (double)weight, n);
+    if (rc == FF_OK)
+        ff_coord_provide_sites(c, ff_secagg_server_n_survivors(sa->srv));
     if (rc == FF_OK)
         FF_LOG_INFO("round %lld: unmasked the sum of %u sites (%llu examples)",
                     (long long)ff_coord_round(c), ff_secagg_server_n_survivors(sa->srv),

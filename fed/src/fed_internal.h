@@ -35,6 +35,7 @@ typedef struct {
     ff_audit_log *log;
     EVP_PKEY *key;
     size_t torn;
+    int existed; /* the log was there before this process: a restart, checkpoint or not */
     int failed;
     char why[256];
     char config_sha[FF_SHA256_HEX], job[FF_SHA256_HEX];
@@ -77,5 +78,10 @@ void fed_unpack(ff_model *m, const float *src);
 
 /* AUROC of task k from a merged histogram (NaN when undefined). */
 double fed_hist_auroc(const ff_eval_hist *h);
+
+/* Test hook (testhook.c): with FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the
+ * process SIGKILLs itself at that point; without it, nothing happens. */
+int fed_test_kill_armed(const char *point, int64_t round);
+void fed_test_kill_at(const char *point, int64_t round);
 
 #endif

@@ -383,6 +383,52 @@ static void test_receipts(void **state)
     unlink(ft_path(f->receipts, "r3.json"));
 }
 
+/* A round whose attempt missed its quorum: site-1's update was acknowledged (so it holds a
+ * receipt) but nothing was aggregated. The log says so (phase participants, quorum_fail), so
+ * the receipt is consistent; a receipt of a site the failed phase does not list is not. */
+static void write_failed_round(fixture *f, const char *answered)
+{
+    ff_audit_log *log;
+    size_t torn;
+    unlink(f->log_path);
+    json_t *g = json_pack("{s:s, s:s}", "consortium_sha256", MODEL0, "job_sha256", MODEL1);
+    assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, g, &torn), FF_OK);
+    json_decref(g);
+    append(log, "run_start", json_pack("{s:s, s:i}", "config_sha256", MODEL0, "rounds", 1));
+    append(log, "round_start", json_pack("{s:i, s:[s,s,s]}", "round", 1, "selected", "site-1",
+                                         "site-2", "site-3"));
+    append(log, "phase", json_pack("{s:i, s:s, s:[s], s:[s,s]}", "round", 1, "phase", "train",
+                                   "participants", answered, "dropped", "site-2", "site-3"));
+    append(log, "quorum_fail", json_pack("{s:i, s:s, s:i, s:s}", "round", 1, "phase", "train",
+                                         "answered", 1, "detail", "1 of 3, quorum is 2"));
+    append(log, "run_end", json_pack("{s:i, s:s, s:s}", "rounds", 1, "final_model_sha256", MODEL0,
+                                     "status", "quorum is 2"));
+    ff_audit_close(log);
+}
+
+static void test_receipt_of_failed_attempt(void **state)
+{
+    fixture *f = *state;
+    json_t *r = json_pack("{s:s, s:i, s:s, s:s}", "site", "site-1", "round", 1, "model_sha256",
+                          MODEL0, "update_sha256", MODEL2);
+    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r1.json"), r, f->site_key), FF_OK);
+    json_decref(r);
+    ff_audit_summary s;
+    ff_audit_findings fd;
+    write_failed_round(f, "site-1");
+    verify(f, NULL, f->receipts, &s, &fd);
+    if (fd.count)
+        has_finding(&fd, "-", 0);
+    assert_int_equal(fd.count, 0);
+    ff_audit_findings_free(&fd);
+    write_failed_round(f, "site-3");
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_true(has_finding(&fd, "receipt.participation", -1));
+    assert_int_equal(fd.count, 1);
+    ff_audit_findings_free(&fd);
+    unlink(ft_path(f->receipts, "r1.json"));
+}
+
 static void test_resume_after_torn_write(void **state)
 {
     fixture *f = *state;
@@ -505,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_resigned_with_other_key),
         cmocka_unit_test(test_policy_violations),
         cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_receipt_of_failed_attempt),
         cmocka_unit_test(test_resume_after_torn_write),
         cmocka_unit_test(test_report_html),
         cmocka_unit_test(test_policy_file),

@@ -450,6 +450,10 @@ int ff_coord_phase_remove(ff_coord *c, const char *name) FF_WARN_UNUSED;
  * extension phase before "aggregate"; then "aggregate" uses it instead of plain updates. */
 int ff_coord_provide_sum(ff_coord *c, const float *weighted_sum, double total_weight,
                          size_t n) FF_WARN_UNUSED;
+/* How many sites the provided sum holds (rounds.csv `updates`, the aggregate event's count, the
+ * privacy mechanism's k). Without it: the sites that answered the phase before "aggregate",
+ * which under secure aggregation misses a site whose input arrived before it dropped out. */
+void ff_coord_provide_sites(ff_coord *c, size_t nsites);
 
 /* Mechanisms (privacy): on_update may change an accepted plain update in place (clipping);
  * on_sum may change Σ n_i Δ_i before division (noise). Either returning < 0 stops the run. */

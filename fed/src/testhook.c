@@ -1,0 +1,38 @@
+/* Fault-injection hook for the process-level tests (tests/fed/fault_kill.sh).
+ *
+ * FEDFUSE_TEST_KILL_AT=<point>:<round> makes this process send itself SIGKILL when it reaches
+ * <point> in round <round>: the same death as `kill -9` from outside, but at an exact place in
+ * the protocol, which an outside observer of a millisecond-long phase cannot hit. Unset (every
+ * real deployment) it does nothing; set, it can only end the process that reads it. The points
+ * are listed in docs/reliability.md ("Kill points"). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fed_internal.h"
+
+int fed_test_kill_armed(const char *point, int64_t round)
+{
+    const char *v = getenv("FEDFUSE_TEST_KILL_AT");
+    if (!v || !v[0])
+        return 0;
+    const char *colon = strrchr(v, ':');
+    size_t l = strlen(point);
+    return colon && (size_t)(colon - v) == l && strncmp(v, point, l) == 0 &&
+           strtoll(colon + 1, NULL, 10) == round;
+}
+
+void fed_test_kill_at(const char *point, int64_t round)
+{
+    if (!fed_test_kill_armed(point, round))
+        return;
+    /* One unbuffered write, so the test can see where the process died. */
+    char line[160];
+    int n = snprintf(line, sizeof line, "test hook FEDFUSE_TEST_KILL_AT: SIGKILL at %s of round %lld\n",
+                     point, (long long)round);
+    ssize_t w = n > 0 ? write(STDERR_FILENO, line, (size_t)FF_MIN(n, (int)sizeof line - 1)) : 0;
+    (void)w;
+    raise(SIGKILL);
+}
