@@ -5,7 +5,8 @@
 #   link_cut        every client dials the coordinator through ff_proxy, which resets every
 #                   open connection after each 700 kB forwarded (6 cuts: inside model
 #                   downloads and update uploads) and keeps the link down 1.5 s after each cut.
-#                   Clients reconnect with backoff; all 4 rounds aggregate 3 updates and the
+#                   Clients reconnect with backoff (never reporting the resets as a refused
+#                   certificate); all 4 rounds aggregate 3 updates and the
 #                   final model is bit-identical (sha256) to run a; the audit log verifies.
 #   link_stall      only site-2 goes through the proxy; after site-2 trained round 1 the proxy
 #                   stalls (forwards nothing, closes nothing) for 9 s, past the 4 s deadlines:
@@ -132,6 +133,9 @@ link_cut)
     cat "$tmp/proxy.log"
     [ "$(grep -c '^proxy: cut' "$tmp/proxy.log")" = 6 ] || fail "the proxy did not cut 6 times"
     grep -q "retrying\|will retry" "$tmp"/b/logs/site-*.log || fail "no client saw the cuts"
+    grep -q "link lost after" "$tmp"/b/logs/site-*.log || fail "no cut inside a transfer"
+    # A reset link is not a refused certificate (the message used to say so).
+    ! grep -q "TLS handshake refused" "$tmp"/b/logs/site-*.log || fail "link cut reported as a TLS refusal"
     echo "updates per round: $(updates_per_round)"
     [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "a round lost a site to a link cut"
     same_model
