@@ -8,11 +8,12 @@
 #                   Clients reconnect with backoff (never reporting the resets as a refused
 #                   certificate); all 4 rounds aggregate 3 updates and the
 #                   final model is bit-identical (sha256) to run a; the audit log verifies.
-#   link_stall      only site-2 goes through the proxy; after site-2 trained round 1 the proxy
-#                   stalls (forwards nothing, closes nothing) for 9 s, past the 4 s deadlines:
-#                   the coordinator names site-2 as missing, the rounds go on with 2 updates,
-#                   site-2 comes back after the stall and is in the last round (3 updates);
-#                   the audit log verifies.
+#   link_stall      only site-2 goes through the proxy; after site-2 evaluated round 1 the
+#                   proxy stalls (forwards nothing, closes nothing) for 12 s, past the 4 s
+#                   deadlines: the coordinator names site-2 as missing, the rounds go on with 2
+#                   updates; the round-2 task reaches site-2 after round 2 is over and is
+#                   skipped ("no longer current"; the client used to exit on its NOT_FOUND
+#                   download); site-2 is in the last round (3 updates); the audit log verifies.
 #   clock_skew      site-2 runs 2 h ahead and site-3 30 min behind (faketime): deadlines are the
 #                   coordinator's (clients ignore Task.deadline_unix_ms), certificates are
 #                   back-dated 1 h against skew, so the run is bit-identical to run a; audit
@@ -147,11 +148,15 @@ link_stall)
     start_proxy proxy
     via site-2 "$proxy_port"
     for s in site-1 site-2 site-3; do start_client $s; done
-    for i in $(seq 1 300); do grep -q "round 1: trained" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
-    kill -USR2 $proxy_pid; sleep 9; kill -USR2 $proxy_pid
+    # Stall right after site-2's round-1 evaluation: its next GetTask is already on the way,
+    # so the round-2 task comes back through the stalled link after round 2 is over.
+    for i in $(seq 1 300); do grep -q "round 1: evaluated" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+    kill -USR2 $proxy_pid; sleep 12; kill -USR2 $proxy_pid
     finish 150
     cat "$tmp/proxy.log"
     grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
+    grep "no longer current" "$tmp/b/logs/site-2.log" | cut -c1-160
+    grep -q "no longer current" "$tmp/b/logs/site-2.log" || fail "site-2 never got a task from a finished round"
     echo "updates per round: $(updates_per_round)"
     [ "$(wc -l < "$tmp/b/rounds.csv")" = 5 ] || fail "not all 4 rounds finished"
     updates_per_round | grep -q 2 || fail "no round went on without the stalled site"
