@@ -700,6 +700,14 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
              : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan)
                                                        : do_eval(cn, t);
     ff_plan_free(&plan);
+    if (rc == FF_ENOTFOUND) {
+        /* The coordinator only serves the current round's model: a task that reached us late
+         * (a stalled link delivered it after the round moved on) names a model that is gone.
+         * That task is over, the node is fine: wait for the next one instead of exiting. */
+        FF_LOG_WARN("round %u: task no longer current (%s); waiting for the next task", t->round,
+                    ff_error_message());
+        return FF_OK;
+    }
     return rc;
 }
 

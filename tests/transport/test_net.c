@@ -2,6 +2,10 @@
  * way a peer can be refused. Server-side reasons are checked in the server's log. */
 #include "tnet.h"
 
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +192,135 @@ static void test_revocation_takes_effect_live(void **state)
     assert_int_equal(hello(c, &r), FF_EPOLICY);
     ft_assert_error_has("revoked");
     ff_client_free(c);
+}
+
+/* A Hello made with gRPC C core directly (not ff_client) to target, over mutual TLS with site
+ * NAME's certificate (NAME NULL: plaintext), carrying the plaintext-mode "ff-site" header set
+ * to SPOOF. Returns the gRPC status; on OK, the site the coordinator says it saw is copied to
+ * seen. */
+static int raw_hello_spoofed(const char *target, const char *name, const char *spoof, char *seen,
+                             size_t cap)
+{
+    char cert[512], key[512], ca[512];
+    char *pc = NULL, *pk = NULL, *pa = NULL;
+    size_t n;
+    grpc_init();
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    if (name) {
+        snprintf(cert, sizeof cert, "%s/%s/%s.crt", dir, name, name);
+        snprintf(key, sizeof key, "%s/%s/%s.key", dir, name, name);
+        snprintf(ca, sizeof ca, "%s/ca/ca.crt", dir);
+        assert_int_equal(ff_file_read_all(cert, 1 << 20, &pc, &n), FF_OK);
+        assert_int_equal(ff_file_read_all(key, 1 << 20, &pk, &n), FF_OK);
+        assert_int_equal(ff_file_read_all(ca, 1 << 20, &pa, &n), FF_OK);
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = pk, .cert_chain = pc};
+        grpc_channel_credentials_release(cr);
+        cr = grpc_ssl_credentials_create(pa, &pair, NULL, NULL);
+    }
+    grpc_arg arg = {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, {.string = "localhost"}};
+    grpc_channel_args ca_args = {1, &arg};
+    grpc_channel *ch = grpc_channel_create(target, cr, &ca_args);
+    grpc_channel_credentials_release(cr);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_slice method = grpc_slice_from_static_string("/fedfuse.Coordinator/Hello");
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+                                               gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                                            gpr_time_from_seconds(5, GPR_TIMESPAN)),
+                                               NULL);
+    Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
+    q.protocol_version = FF_PROTOCOL_VERSION;
+    q.software_version = (char *)FF_VERSION;
+    uint8_t body[256];
+    size_t len = fedfuse__hello_request__pack(&q, body);
+    grpc_slice bs = grpc_slice_from_copied_buffer((const char *)body, len);
+    grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&bs, 1);
+    grpc_slice_unref(bs);
+    grpc_metadata md = {.key = grpc_slice_from_static_string("ff-site"),
+                        .value = grpc_slice_from_copied_string(spoof)};
+    grpc_metadata_array init_md, trail_md;
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    grpc_byte_buffer *resp = NULL;
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &code;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    seen[0] = 0;
+    if (code == GRPC_STATUS_OK && resp) {
+        grpc_byte_buffer_reader rd;
+        assert_true(grpc_byte_buffer_reader_init(&rd, resp));
+        grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+        Fedfuse__HelloReply *r =
+            fedfuse__hello_reply__unpack(NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+        assert_non_null(r);
+        snprintf(seen, cap, "%s", r->site);
+        fedfuse__hello_reply__free_unpacked(r, NULL);
+        grpc_slice_unref(all);
+    }
+    grpc_byte_buffer_destroy(req);
+    if (resp)
+        grpc_byte_buffer_destroy(resp);
+    grpc_slice_unref(md.value);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    grpc_channel_destroy(ch);
+    grpc_shutdown();
+    if (pk)
+        OPENSSL_cleanse(pk, strlen(pk));
+    free(pc);
+    free(pk);
+    free(pa);
+    return (int)code;
+}
+
+/* In TLS mode the site is the certificate's CN; the plaintext-mode "ff-site" header is
+ * ignored. hospital-a naming hospital-b is served as hospital-a; a stranger (valid CA, not
+ * enrolled) naming an enrolled site is still refused as itself. */
+static void test_identity_header_spoof(void **state)
+{
+    (void)state;
+    char seen[64];
+    assert_int_equal(raw_hello_spoofed(tc.addr, "hospital-a", "hospital-b", seen, sizeof seen),
+                     GRPC_STATUS_OK);
+    assert_string_equal(seen, "hospital-a");
+    assert_int_equal(raw_hello_spoofed(tc.addr, "stranger", "hospital-a", seen, sizeof seen),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_true(tnet_file_has(logpath, "site 'stranger' is not enrolled"));
+    /* The control: the same raw call in plaintext to a plaintext (loopback, test-only)
+     * coordinator is taken as the header's site, so the header is what the TLS server ignores. */
+    tnet_coord t2 = tc;
+    t2.srv = NULL;
+    tnet_coord_start(&t2, dir, 1);
+    assert_int_equal(raw_hello_spoofed(t2.addr, NULL, "hospital-b", seen, sizeof seen),
+                     GRPC_STATUS_OK);
+    assert_string_equal(seen, "hospital-b");
+    tnet_coord_stop(&t2);
 }
 
 static void test_plaintext_against_tls(void **state)
@@ -391,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_revocation_takes_effect_live),
         cmocka_unit_test(test_plaintext_against_tls),
+        cmocka_unit_test(test_identity_header_spoof),
         cmocka_unit_test(test_malformed_and_oversized),
         cmocka_unit_test(test_deadline_and_long_poll),
         cmocka_unit_test(test_coordinator_down),

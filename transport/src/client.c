@@ -129,9 +129,10 @@ static int status_error(ccall *k, const char *what)
     int rc = ff_status_from_grpc(k->code);
     /* Refused during connection set-up: the channel never became ready and the socket was
      * closed by the peer (gRPC reports no more than that). A link lost mid-call does not say
-     * "failed to connect". */
+     * "failed to connect". "tcp handshaker shutdown" is the TCP connection reset before TLS
+     * began (a link or proxy dropping it, tests/fed/fault_net.sh link_cut): not a refusal. */
     if (k->code == GRPC_STATUS_UNAVAILABLE && !k->c->insecure &&
-        strstr(det, "failed to connect") &&
+        strstr(det, "failed to connect") && !strstr(det, "tcp handshaker") &&
         (strstr(det, "andshake") || strstr(det, "Socket closed") || strstr(det, "SSL") ||
          strstr(det, "ssl")))
         return ff_error(rc, "%s to %s: TLS handshake refused by coordinator (certificate not "

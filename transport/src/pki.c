@@ -175,13 +175,16 @@ static int valid_name(const char *s)
     return 1;
 }
 
-/* Builds the subject/validity/key part of a certificate; the caller adds extensions and signs. */
+/* Builds the subject/validity/key part of a certificate; the caller adds extensions and signs.
+ * Validity starts FF_PKI_SKEW_S before from_s: a certificate issued now must already be valid
+ * for a peer whose clock is a little behind the CA's (without it, a node 1 s behind refuses a
+ * freshly issued coordinator certificate as "not yet valid"). notAfter is not moved. */
 static int cert_skeleton(X509 *x, EVP_PKEY *key, const char *cn, const char *org,
                          const char *ou, long from_s, long days)
 {
     X509_NAME *nm = X509_get_subject_name(x);
     if (X509_set_version(x, 2) != 1 || set_serial(x) != FF_OK ||
-        !X509_gmtime_adj(X509_getm_notBefore(x), from_s) ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), from_s - FF_PKI_SKEW_S) ||
         !X509_gmtime_adj(X509_getm_notAfter(x), from_s + days * 86400L) ||
         X509_set_pubkey(x, key) != 1 ||
         !X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1,

@@ -61,6 +61,10 @@ extern "C" {
 
 typedef enum { FF_PKI_SITE = 0, FF_PKI_COORDINATOR, FF_PKI_AUDIT } ff_pki_role;
 
+/* Clock skew tolerated between nodes: every certificate's validity starts this long before
+ * it is issued (docs/reliability.md, "clock skew"). */
+#define FF_PKI_SKEW_S 3600L
+
 /* Creates DIR/ca.key (0600), DIR/ca.crt (self-signed, CA:TRUE, keyCertSign+cRLSign, valid
  * `days`) and an empty signed DIR/crl.pem. Refuses to overwrite an existing ca.key. */
 int ff_pki_init(const char *dir, const char *consortium, int days) FF_WARN_UNUSED;

@@ -1,0 +1,237 @@
+#!/bin/bash
+# Network and node faults around a whole federated run (label integration). Each mode first
+# runs `fedfuse simulate` (run a, uninterrupted), then starts the same consortium by hand
+# (run b: coordinator + 3 client processes on loopback, mutual TLS) with one fault injected.
+#   link_cut        every client dials the coordinator through ff_proxy, which resets every
+#                   open connection after each 700 kB forwarded (6 cuts: inside model
+#                   downloads and update uploads) and keeps the link down 1.5 s after each cut.
+#                   Clients reconnect with backoff (never reporting the resets as a refused
+#                   certificate); all 4 rounds aggregate 3 updates and the
+#                   final model is bit-identical (sha256) to run a; the audit log verifies.
+#   link_stall      only site-2 goes through the proxy; after site-2 evaluated round 1 the
+#                   proxy stalls (forwards nothing, closes nothing) for 12 s, past the 4 s
+#                   deadlines: the coordinator names site-2 as missing, the rounds go on with 2
+#                   updates; the round-2 task reaches site-2 after round 2 is over and is
+#                   skipped ("no longer current"; the client used to exit on its NOT_FOUND
+#                   download); site-2 is in the last round (3 updates); the audit log verifies.
+#   clock_skew      site-2 runs 2 h ahead and site-3 30 min behind (faketime): deadlines are the
+#                   coordinator's (clients ignore Task.deadline_unix_ms), certificates are
+#                   back-dated 1 h against skew, so the run is bit-identical to run a; audit
+#                   timestamps are the coordinator's clock (inside the real run window, never
+#                   2 h ahead). A node 2 h behind is refused (its certificate is not yet valid
+#                   for it): `fedfuse status` fails and says so. Skipped (77) without faketime.
+#   client_diskfull site-2's out_dir (receipts) is a 96 kB tmpfs that is filled after its round-1
+#                   receipt: the round-2/3 receipts fail with a message naming the file and
+#                   "No space left", the round-1 receipt stays byte-identical, no temp file
+#                   is left behind, site-2 keeps training (every round has 3 updates, final
+#                   model bit-identical to run a); after space is freed the last receipt is
+#                   written. Needs root for mount (skipped with 77 otherwise).
+set -u
+mode=$1 fedfuse=$2 src=$3 proxy=$4
+py=/usr/bin/python3
+tmp=$(mktemp -d /tmp/faultnet.XXXXXX)
+pids=()
+mnt=""
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "$mnt" ] && umount -l "$mnt" 2>/dev/null
+    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $*"
+    for f in "$tmp"/b/logs/*.log "$tmp"/proxy*.log; do [ -f "$f" ] && { echo "== $f"; tail -8 "$f"; }; done
+    exit 1
+}
+
+mkconf() { # rounds deadline
+    cat > "$tmp/demo.yaml" <<EOC
+secure_aggregation: {enabled: false}
+run_name: t
+data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
+model_config: $src/configs/model-tiny.yaml
+rounds: $1
+seed: 5
+plan: {local_steps: 10, batch_size: 16, lr: 0.002}
+min_sites: 2
+deadlines: {train: $2, evaluate: $2}
+baselines: false
+timeout: 200
+EOC
+}
+
+verify() { # out
+    "$fedfuse" audit verify --log "$1/audit.jsonl" --ca "$1/pki/ca.pem" --receipts "$1/receipts" \
+        --certs "$1/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify"; }
+}
+
+wait_for() { # pid seconds
+    local i=0
+    while kill -0 "$1" 2>/dev/null; do
+        sleep 0.2; i=$((i + 1))
+        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
+    done
+    wait "$1"
+}
+
+# Run a (reference) and run b's folder with the same consortium files.
+prepare() { # rounds deadline
+    mkconf "$1" "$2"
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
+    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    port=$(grep -o "127.0.0.1:[0-9]*" "$tmp/b/config/coordinator.yaml" | cut -d: -f2)
+}
+
+start_coordinator() {
+    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+}
+
+start_proxy() { # name [ff_proxy options...]: sets proxy_port, proxy_pid
+    local name=$1; shift
+    "$proxy" "$tmp/$name.port" "$port" "$@" 2> "$tmp/$name.log" &
+    proxy_pid=$!; pids+=($proxy_pid)
+    for i in $(seq 1 50); do [ -s "$tmp/$name.port" ] && break; sleep 0.1; done
+    proxy_port=$(cat "$tmp/$name.port") || fail "proxy did not start"
+}
+
+via() { # site proxy_port: the site's client dials the proxy instead of the coordinator
+    sed -i "s#^coordinator: 127.0.0.1:.*#coordinator: 127.0.0.1:$2#" "$tmp/b/config/site-$1.yaml"
+}
+
+start_client() { # site [wrapper...]
+    local s=$1; shift
+    "$@" "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
+    cl+=($!); pids+=($!)
+}
+
+finish() { # seconds
+    wait_for $cpid "$1" || fail "coordinator failed"
+    for p in "${cl[@]}"; do wait_for "$p" 60 || fail "a client failed"; done
+}
+
+same_model() {
+    a=$(sha256sum < "$tmp/a/model.safetensors") b=$(sha256sum < "$tmp/b/model.safetensors")
+    echo "uninterrupted $a"; echo "this run      $b"
+    [ "$a" = "$b" ] || fail "final models differ"
+}
+
+updates_per_round() { # rounds.csv column 5 = updates aggregated, one line per round
+    tail -n +2 "$tmp/b/rounds.csv" | cut -d, -f5 | tr '\n' ' '
+}
+
+cl=()
+case $mode in
+link_cut)
+    prepare 4 30
+    start_coordinator
+    start_proxy proxy --cut-every 700000 --cuts 6 --down-ms 1500
+    for s in site-1 site-2 site-3; do via $s "$proxy_port"; start_client $s; done
+    finish 180
+    kill -TERM $proxy_pid; wait $proxy_pid 2>/dev/null
+    cat "$tmp/proxy.log"
+    [ "$(grep -c '^proxy: cut' "$tmp/proxy.log")" = 6 ] || fail "the proxy did not cut 6 times"
+    grep -q "retrying\|will retry" "$tmp"/b/logs/site-*.log || fail "no client saw the cuts"
+    grep -q "link lost after" "$tmp"/b/logs/site-*.log || fail "no cut inside a transfer"
+    # A reset link is not a refused certificate (the message used to say so).
+    ! grep -q "TLS handshake refused" "$tmp"/b/logs/site-*.log || fail "link cut reported as a TLS refusal"
+    echo "updates per round: $(updates_per_round)"
+    [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "a round lost a site to a link cut"
+    same_model
+    verify "$tmp/b"
+    ;;
+link_stall)
+    prepare 4 4
+    start_coordinator
+    start_proxy proxy
+    via site-2 "$proxy_port"
+    for s in site-1 site-2 site-3; do start_client $s; done
+    # Stall right after site-2's round-1 evaluation: its next GetTask is already on the way,
+    # so the round-2 task comes back through the stalled link after round 2 is over.
+    for i in $(seq 1 300); do grep -q "round 1: evaluated" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+    kill -USR2 $proxy_pid; sleep 12; kill -USR2 $proxy_pid
+    finish 150
+    cat "$tmp/proxy.log"
+    grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
+    grep "no longer current" "$tmp/b/logs/site-2.log" | cut -c1-160
+    grep -q "no longer current" "$tmp/b/logs/site-2.log" || fail "site-2 never got a task from a finished round"
+    echo "updates per round: $(updates_per_round)"
+    [ "$(wc -l < "$tmp/b/rounds.csv")" = 5 ] || fail "not all 4 rounds finished"
+    updates_per_round | grep -q 2 || fail "no round went on without the stalled site"
+    tail -1 "$tmp/b/rounds.csv" | awk -F, '$5 != 3 { exit 1 }' || fail "site-2 did not come back after the stall"
+    verify "$tmp/b"
+    ;;
+clock_skew)
+    command -v faketime > /dev/null || { echo "skipped: faketime not installed (scripts/install-deps --test)"; exit 77; }
+    prepare 3 30
+    # Monotonic clocks stay true: only the wall clock (certificates, timestamps) is skewed.
+    export FAKETIME_DONT_FAKE_MONOTONIC=1
+    t0=$(date -u +%s)
+    start_coordinator
+    st() { # faketime offset -> fedfuse status exit code
+        faketime -f "$1" "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/b/pki/sites/site-1.crt" \
+            --key "$tmp/b/pki/sites/site-1.key" --ca "$tmp/b/pki/ca.pem" --server-name coordinator \
+            > "$tmp/status$1.txt" 2>&1
+    }
+    st "+2h" || { cat "$tmp/status+2h.txt"; fail "status from a clock 2 h ahead"; }
+    st "-30m" || { cat "$tmp/status-30m.txt"; fail "status from a clock 30 min behind (inside the 1 h back-dating)"; }
+    st "-2h" && fail "status from a clock 2 h behind should be refused"
+    cat "$tmp/status-2h.txt"
+    grep -qi "not yet valid" "$tmp/status-2h.txt" || fail "the refusal does not say the certificate is not yet valid"
+    start_client site-1
+    start_client site-2 faketime -f "+2h"
+    start_client site-3 faketime -f "-30m"
+    finish 150
+    t1=$(date -u +%s)
+    head -2 "$tmp/b/logs/site-2.log" | cut -c1-80
+    echo "updates per round: $(updates_per_round)"
+    [ "$(updates_per_round)" = "3 3 3 " ] || fail "a skewed site missed a round"
+    same_model
+    verify "$tmp/b"
+    $py - "$tmp/b/audit.jsonl" "$t0" "$t1" <<'EOP' || fail "audit timestamps are not the coordinator's clock"
+import datetime, json, sys
+t0, t1 = int(sys.argv[2]), int(sys.argv[3])
+ts = [datetime.datetime.strptime(json.loads(l)["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+      .replace(tzinfo=datetime.timezone.utc).timestamp() for l in open(sys.argv[1])]
+assert ts == sorted(ts), "not in order"
+new = [t for t in ts if t >= t0 - 1]
+assert new and all(t <= t1 + 1 for t in new), (t0, t1, min(new), max(new))
+print("audit: %d entries of this run, all inside [%d, %d] (coordinator clock)" % (len(new), t0, t1))
+EOP
+    ;;
+client_diskfull)
+    prepare 4 30
+    mnt="$tmp/site2-out"; mkdir -p "$mnt"
+    mount -t tmpfs -o size=96k tmpfs "$mnt" 2>/dev/null || { mnt=""; echo "skipped: cannot mount a tmpfs; run as root"; exit 77; }
+    sed -i "s#^out_dir: .*#out_dir: $mnt#" "$tmp/b/config/site-site-2.yaml"
+    start_coordinator
+    for s in site-1 site-2 site-3; do start_client $s; done
+    r1="$mnt/receipts/site-2-round-0001.json"
+    for i in $(seq 1 300); do [ -s "$r1" ] && break; sleep 0.1; done
+    [ -s "$r1" ] || fail "no round-1 receipt"
+    h1=$(sha256sum < "$r1")
+    dd if=/dev/zero of="$mnt/filler" bs=4k 2>/dev/null   # until ENOSPC
+    echo "filled: $(df -k "$mnt" | tail -1)"
+    for i in $(seq 1 600); do grep -q "round 3: receipt not written" "$tmp/b/logs/site-2.log" && break; sleep 0.1; done
+    rm -f "$mnt/filler"  # space again: the round-4 receipt is written
+    finish 150
+    grep "receipt not written" "$tmp/b/logs/site-2.log" | head -2
+    grep -q "round 2: receipt not written: .*site-2-round-0002.json.*No space left" "$tmp/b/logs/site-2.log" || fail "no clear error naming the receipt file"
+    [ "$(sha256sum < "$r1")" = "$h1" ] || fail "the round-1 receipt changed"
+    [ -s "$mnt/receipts/site-2-round-0004.json" ] || fail "no receipt after space was freed"
+    ls -A "$mnt/receipts"
+    [ "$(ls -A "$mnt/receipts" | grep -vc '^site-2-round-000[14].json$')" = 0 ] || fail "partial or temp files left in receipts/"
+    echo "updates per round: $(updates_per_round)"
+    [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "site-2 stopped training when its disk filled"
+    same_model
+    # The coordinator's audit log verifies; site-2's receipts 1 and 4 verify on their own.
+    cp "$mnt/receipts/"site-2-* "$tmp/b/receipts/" 2>/dev/null
+    verify "$tmp/b"
+    ;;
+*)
+    fail "unknown mode $mode"
+    ;;
+esac
+echo "PASS $mode"
