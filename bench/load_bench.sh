@@ -67,7 +67,7 @@ EOC
     t0=$(date +%s.%N)
     "$fedfuse" simulate --config "$work/load-$n.yaml" --out "$out" > "$work/sim-$n.txt" 2>&1
     rc=$?
-    wall=$(echo "$(date +%s.%N) - $t0" | bc)
+    wall=$(printf "%.1f" "$(echo "$(date +%s.%N) - $t0" | bc)")
     line=$(grep "^coordinator process:" "$work/sim-$n.txt")
     cpu=$(echo "$line" | sed -n 's/.*cpu \([0-9.]*\) s.*/\1/p')
     peak=$(echo "$line" | sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p')
@@ -76,15 +76,16 @@ EOC
     r1=$(awk -F, 'NR == 2 { print $NF }' "$out/rounds.csv" 2>/dev/null)
     rmed=$(awk -F, 'NR > 2 { print $NF }' "$out/rounds.csv" 2>/dev/null | sort -g |
            awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
-    done_rounds=$(($(wc -l < "$out/rounds.csv" 2>/dev/null || echo 1) - 1))
+    done_rounds=$(($(wc -l 2>/dev/null < "$out/rounds.csv" || echo 1) - 1))
     full=$(grep -c "unmasked the sum of $n sites" "$out/logs/coordinator.log" 2>/dev/null)
     warns=$(grep -cE "Z (warn|error) +\[" "$out/logs/coordinator.log" 2>/dev/null)
     errors=$(( (rc != 0) + ${failed:-$n} + (rounds - done_rounds) + (rounds - ${full:-0}) + ${warns:-0} ))
     [ -n "$cpu" ] && [ -n "$peak" ] || errors=$((errors + 1))
     if [ $errors -ne 0 ]; then
         status=1
-        echo "load_bench: $n clients: exit $rc, $failed clients failed, $done_rounds/$rounds rounds," \
-             "$full full sums, $warns warnings (logs in $out/logs; --keep to keep them)" >&2
+        echo "load_bench: $n clients: exit $rc, ${failed:-?} clients failed, $done_rounds/$rounds" \
+             "rounds, ${full:-0} full sums, ${warns:-0} warnings (logs in $out/logs; --keep to" \
+             "keep them)" >&2
         tail -3 "$work/sim-$n.txt" >&2
     fi
     printf "%8d %10s %10s %12s %14s %8.1f %7d\n" "$n" "${rmed:--}" "${r1:--}" "${cpu:--}" \
