@@ -57,7 +57,10 @@ int ff_sha256_file(const char *path, char out[FF_SHA256_HEX])
         close(fd);
         return rc;
     }
-    static _Thread_local uint8_t buf[1 << 16];
+    /* A local buffer, not a _Thread_local one: static TLS is zeroed in every new thread of
+     * the process, so 64 KiB there cost 64 KiB of RSS per thread (the coordinator runs two
+     * transport threads per site; docs/benchmarks.md, "Load"). */
+    uint8_t buf[1 << 14];
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)

@@ -24,6 +24,8 @@ typedef struct {
     EVP_PKEY *key;
     float *global, *update;
     float *global_full; /* the global model in the model's own layout (FedProx) */
+    uint8_t global_sha[FF_SHA256_BYTES]; /* what cn->global holds, when have_global */
+    int have_global;
     size_t n;
     char run_id[128];
     ff_fedclient_state fs;
@@ -143,16 +145,28 @@ static void arm_source(ff_source *src, kill_xfer *k, const char *point, uint32_t
     src->ctx = k;
 }
 
+/* Loads the task's global model into cn->m. The model evaluated after round r is the one
+ * trained from in round r + 1, so a model whose SHA-256 matches the last download is not
+ * fetched again (half the coordinator's download traffic; bench/load_bench). */
 static int fetch_model(cnode *cn, const Fedfuse__Task *t)
 {
     ff_sink sink = {.buf = cn->global, .cap = cn->n * sizeof(float)};
     kill_xfer kx = {.buf = cn->global, .point = "download", .round = t->round};
-    if (fed_test_kill_armed(kx.point, t->round)) {
-        sink.buf = NULL;
-        sink.write = kill_write;
-        sink.ctx = &kx;
+    int rc = FF_OK;
+    if (!cn->have_global || t->model_sha256.len != FF_SHA256_BYTES ||
+        !ff_ct_equal(cn->global_sha, t->model_sha256.data, FF_SHA256_BYTES)) {
+        if (fed_test_kill_armed(kx.point, t->round)) {
+            sink.buf = NULL;
+            sink.write = kill_write;
+            sink.ctx = &kx;
+        }
+        cn->have_global = 0; /* a failed download leaves cn->global partly overwritten */
+        rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
+        if (rc == FF_OK && t->model_sha256.len == FF_SHA256_BYTES) {
+            memcpy(cn->global_sha, t->model_sha256.data, FF_SHA256_BYTES);
+            cn->have_global = 1;
+        }
     }
-    int rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
     if (rc == FF_OK) {
         fed_unpack(cn->m, cn->global);
         memcpy(cn->global_full, ff_model_params(cn->m), ff_model_nparams(cn->m) * sizeof(float));
@@ -716,7 +730,10 @@ static int cnode_connect(cnode *cn)
     const ff_site_config *sc = cn->sc;
     ff_client_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
                          .server_name = sc->server_name[0] ? sc->server_name : NULL,
-                         .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000};
+                         .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000,
+                         /* gRPC hands the coordinator whole messages: a part is what one
+                          * upload in progress costs it (docs/benchmarks.md, "Load") */
+                         .chunk_size = 256u << 10};
     return ff_client_new(&cn->cl, &co);
 }
 

@@ -23,6 +23,15 @@ typedef struct blob {
     struct blob *next;
 } blob;
 
+/* Upload buffers. A masked input (or a plain update) reaches the engine only once its SHA-256
+ * has been checked at the end of the stream, so each upload in progress needs a whole
+ * model-sized buffer: with one malloc per upload, N clients finishing together cost N model
+ * sizes of coordinator memory. FED_UPLOAD_SLOTS buffers, reused for the whole run, cost that
+ * many model sizes whatever N is (docs/benchmarks.md, "Load"). An upload that finds every
+ * slot taken waits in upload_begin, its data held back by gRPC flow control; on loopback or a
+ * LAN an upload holds a slot for milliseconds. */
+#define FED_UPLOAD_SLOTS 8
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -53,6 +62,9 @@ typedef struct {
     fed_secagg sa; /* secure_aggregation.enabled */
     fed_dp dp;     /* plan privacy.client.enabled */
     const char *config_path;
+    void *slot_buf[FED_UPLOAD_SLOTS]; /* allocated on first use, freed at the end of the run */
+    size_t slot_cap[FED_UPLOAD_SLOTS];
+    unsigned char slot_busy[FED_UPLOAD_SLOTS];
 } node;
 
 static int64_t unix_ms(void)
@@ -319,6 +331,50 @@ static void on_download_release(void *user, ff_call *c, ff_source *src)
     pthread_mutex_unlock(&nd->mu);
 }
 
+/* Waits for a free upload slot (until the call is cancelled or the server stops) and points
+ * sink at its buffer; sink->ctx points at the slot's busy flag for slot_give_locked. */
+static int slot_take(node *nd, ff_call *c, size_t want, ff_sink *sink)
+{
+    int rc = FF_OK, slot = -1;
+    pthread_mutex_lock(&nd->mu);
+    for (;;) {
+        for (int i = 0; slot < 0 && i < FED_UPLOAD_SLOTS; i++)
+            if (!nd->slot_busy[i])
+                slot = i;
+        if (slot >= 0 || nd->fatal || ff_call_cancelled(c))
+            break;
+        cv_wait_until(nd, ff_wall_time() + 0.25);
+    }
+    if (slot < 0) {
+        rc = ff_error(FF_ENET, "upload from %s: the coordinator is stopping", c->site);
+    } else if (nd->slot_cap[slot] < want) {
+        free(nd->slot_buf[slot]);
+        nd->slot_cap[slot] = 0;
+        if (!(nd->slot_buf[slot] = malloc(want)))
+            rc = ff_error(FF_ENOMEM, "upload from %s: out of memory for %zu bytes", c->site, want);
+        else
+            nd->slot_cap[slot] = want;
+    }
+    if (rc == FF_OK) {
+        nd->slot_busy[slot] = 1;
+        sink->buf = nd->slot_buf[slot];
+        sink->cap = want;
+        sink->ctx = &nd->slot_busy[slot];
+    }
+    pthread_mutex_unlock(&nd->mu);
+    return rc;
+}
+
+/* Returns the upload's slot (caller holds nd->mu) and wakes uploads waiting for one. */
+static void slot_give_locked(node *nd, ff_sink *sink)
+{
+    if (sink->ctx)
+        *(unsigned char *)sink->ctx = 0;
+    sink->ctx = NULL;
+    sink->buf = NULL;
+    pthread_cond_broadcast(&nd->cv);
+}
+
 static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink)
 {
     node *nd = user;
@@ -349,45 +405,37 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
     if (hdr->total_size != want)
         return ff_error(FF_EINVAL, "upload from %s: %llu bytes, the model update is %zu bytes",
                         c->site, (unsigned long long)hdr->total_size, want);
-    sink->buf = malloc(want);
-    if (!sink->buf)
-        return ff_error(FF_ENOMEM, "upload: out of memory");
-    sink->cap = want;
-    return FF_OK;
+    return slot_take(nd, c, want, sink);
 }
 
 static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink,
                          int status)
 {
     node *nd = user;
-    int rc = FF_OK;
-    if (status == FF_OK) {
-        pthread_mutex_lock(&nd->mu);
-        int reason = 0;
-        size_t n = ff_coord_nparams(nd->c);
-        if (hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
-            rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf,
-                                 sink->cap, &reason);
-            if (rc == FF_OK && site_index(nd, c->site) >= 0)
-                nd->pending[site_index(nd, c->site)] = 0;
-            if (rc == FF_OK)
-                FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
-            if (rc == FF_OK)
-                fed_test_kill_at(FED_PHASE_MASKED, hdr->round);
-        } else {
-            rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf, n,
-                                           (double)hdr->example_count, &reason);
-        }
-        if (rc == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE) {
+    int rc = FF_OK, reason = 0;
+    pthread_mutex_lock(&nd->mu);
+    if (status == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
+        rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf, sink->cap,
+                             &reason);
+        if (rc == FF_OK && site_index(nd, c->site) >= 0)
+            nd->pending[site_index(nd, c->site)] = 0;
+        if (rc == FF_OK)
+            FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
+        if (rc == FF_OK)
+            fed_test_kill_at(FED_PHASE_MASKED, hdr->round);
+    } else if (status == FF_OK) {
+        /* the engine adds the update into its running sum; the buffer is reused after this */
+        rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf,
+                                       ff_coord_nparams(nd->c), (double)hdr->example_count,
+                                       &reason);
+        if (rc == FF_OK) {
             FF_LOG_INFO("round %u: update from %s accepted (%llu examples)", hdr->round, c->site,
                         (unsigned long long)hdr->example_count);
             fed_test_kill_at(FF_PHASE_TRAIN, hdr->round);
         }
-        pthread_cond_broadcast(&nd->cv);
-        pthread_mutex_unlock(&nd->mu);
     }
-    free(sink->buf);
-    sink->buf = NULL;
+    slot_give_locked(nd, sink); /* also wakes the long-polls: the engine may have moved */
+    pthread_mutex_unlock(&nd->mu);
     return rc;
 }
 
@@ -731,7 +779,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         ff_coord_set_progress(nd.c, stderr);
     if (rc == FF_OK) {
         ff_server_opts so = {.bind = nd.cfg.listen, .cert = nd.cfg.tls.cert, .key = nd.cfg.tls.key,
-                             .consortium = nd.cfg.consortium};
+                             .consortium = nd.cfg.consortium, .chunk_size = 256u << 10};
         ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
@@ -769,6 +817,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         free(b->data);
         free(b);
     }
+    for (int i = 0; i < FED_UPLOAD_SLOTS; i++)
+        free(nd.slot_buf[i]);
     free(tab);
     free(nd.names);
     free(nd.pending);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,7 +20,10 @@
 #include "ff/privacy.h"
 #include "fed_internal.h"
 
-#define MAX_DEMO_SITES 16
+#define MAX_DEMO_SITES 256
+/* The synthetic generator makes at most this many hospitals (ff_synth_opts.sites); above it,
+ * client i reads the data of hospital (i mod 64) + 1, so a load test can run 256 clients. */
+#define MAX_COHORT_SITES 64
 
 typedef struct {
     char run_name[64];
@@ -133,15 +137,20 @@ typedef struct {
     demo_cfg d;
     char out[512], abs_out[1024], data[1024], model_cfg[1024], exe[1024];
     char names[MAX_DEMO_SITES][32];
-    size_t nsites;
+    size_t nsites, ncohort; /* ncohort = hospitals with their own data folder */
     pid_t coord, clients[MAX_DEMO_SITES];
     int port;
+    /* The coordinator's own resource use, from wait4 when it exits (the load benchmark reads
+     * the line printed from it), and how many clients exited with an error. */
+    struct rusage coord_ru;
+    int coord_reaped;
+    size_t clients_failed;
 } sim;
 
 static int write_text(const char *path, const char *fmt, ...) FF_PRINTF(2, 3);
 static int write_text(const char *path, const char *fmt, ...)
 {
-    char buf[8192];
+    char buf[16384]; /* the consortium file of 256 sites is about 5 KB */
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
@@ -188,7 +197,7 @@ static int make_cohort(sim *s, const ff_model_config *mc)
         return FF_OK;
     }
     ff_synth_opts so = ff_synth_opts_default();
-    so.sites = (int)s->d.data.sites;
+    so.sites = (int)s->ncohort;
     so.patients = (long)s->d.data.patients;
     so.seed = (uint64_t)s->d.data.seed;
     so.image_size = mc->image.size;
@@ -286,7 +295,7 @@ static int write_configs(sim *s, char *job_hex)
         if (pf && fclose(pf) != 0 && rc == FF_OK)
             rc = ff_error(FF_EIO, "%s: cannot append the privacy section", plan_path);
     }
-    char sites[2048] = "";
+    char sites[MAX_DEMO_SITES * 24] = "";
     for (size_t i = 0; i < s->nsites; i++) {
         size_t l = strlen(sites);
         snprintf(sites + l, sizeof sites - l, "  - name: %s\n", s->names[i]);
@@ -356,7 +365,8 @@ static int write_configs(sim *s, char *job_hex)
                             "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
                             "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
                             "threads: %lld\nseed: %lld\ngive_up_after: 120\n",
-                            n, n, s->port, o, n, o, n, o, s->data, n, s->model_cfg, o, n, o, o,
+                            n, n, s->port, o, n, o, n, o, s->data, s->names[i % s->ncohort],
+                            s->model_cfg, o, n, o, o,
                             (long long)s->d.threads, (long long)s->d.seed);
     }
     return rc;
@@ -483,8 +493,9 @@ static int wait_run(sim *s, const ff_fed_run_opts *o)
         }
         show_rounds(s, &shown);
         int st;
-        if (s->coord > 0 && waitpid(s->coord, &st, WNOHANG) == s->coord) {
+        if (s->coord > 0 && wait4(s->coord, &st, WNOHANG, &s->coord_ru) == s->coord) {
             s->coord = 0;
+            s->coord_reaped = 1;
             if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                 rc = ff_error(FF_ESTATE, "the coordinator failed (status %d); see %s/logs/coordinator.log",
                               WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), s->out);
@@ -496,6 +507,7 @@ static int wait_run(sim *s, const ff_fed_run_opts *o)
         for (size_t i = 0; i < s->nsites; i++) {
             if (s->clients[i] > 0 && waitpid(s->clients[i], &st, WNOHANG) == s->clients[i]) {
                 s->clients[i] = 0;
+                s->clients_failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
                 if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                     fprintf(stderr, "warning: client %s exited with status %d (see %s/logs/%s.log)\n",
                             s->names[i], WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), s->out,
@@ -507,6 +519,12 @@ static int wait_run(sim *s, const ff_fed_run_opts *o)
             break;
         usleep(200000);
     }
+    for (size_t i = 0; s->coord_reaped && i < s->nsites; i++)
+        if (s->clients[i] > 0) { /* still running 30 s after the coordinator finished */
+            s->clients_failed++;
+            fprintf(stderr, "warning: client %s did not exit after the run (see %s/logs/%s.log)\n",
+                    s->names[i], s->out, s->names[i]);
+        }
     show_rounds(s, &shown);
     kill_all(s);
     return rc;
@@ -556,7 +574,7 @@ static int train_baseline(sim *s, const ff_model_config *mc, ff_site **train, si
     if (rc == FF_OK)
         rc = ff_local_train(m, train, ntrain, &o, &st);
     if (rc == FF_OK)
-        rc = eval_model(m, all, names, s->nsites, a);
+        rc = eval_model(m, all, names, s->ncohort, a);
     ff_model_free(m);
     return rc;
 }
@@ -575,7 +593,7 @@ static int oracle_auroc(sim *s, aurocs *a)
         if (!sc[k] || !lb[k])
             rc = ff_error(FF_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+    for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         char p1[1200], p2[1200];
         snprintf(p1, sizeof p1, "%s/%s/patients.csv", s->data, s->names[i]);
         snprintf(p2, sizeof p2, "%s/%s/oracle.csv", s->data, s->names[i]);
@@ -657,7 +675,7 @@ static int baselines(sim *s, const ff_model_config *mc)
     int rc = FF_OK;
     ff_log_level lvl = ff_log_get_level();
     ff_log_set_level(FF_LOG_WARN);
-    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+    for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/%s", s->data, s->names[i]);
         ff_load_report rep;
@@ -673,7 +691,7 @@ static int baselines(sim *s, const ff_model_config *mc)
     if (rc == FF_OK)
         rc = ff_model_load(m, path);
     if (rc == FF_OK)
-        rc = eval_model(m, sites, names, s->nsites, &fed);
+        rc = eval_model(m, sites, names, s->ncohort, &fed);
     ff_model_free(m);
     /* Same total budget: the federation ran rounds x local_steps steps at each site. */
     int64_t total = s->d.rounds * s->d.plan.local_steps * (int64_t)s->nsites;
@@ -681,14 +699,14 @@ static int baselines(sim *s, const ff_model_config *mc)
     if (rc == FF_OK) {
         printf("baselines: pooled (centralised) training, %lld steps...\n", (long long)total);
         fflush(stdout);
-        rc = train_baseline(s, mc, sites, s->nsites, total, sites, names, &pooled);
+        rc = train_baseline(s, mc, sites, s->ncohort, total, sites, names, &pooled);
     }
-    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+    for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         printf("baselines: local-only at %s, %lld steps...\n", s->names[i], (long long)total);
         fflush(stdout);
         rc = train_baseline(s, mc, &sites[i], 1, total, sites, names, &local[i]);
         for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++)
-            local_mean.auroc[k] += local[i].auroc[k] / (double)s->nsites;
+            local_mean.auroc[k] += local[i].auroc[k] / (double)s->ncohort;
     }
     /* Real data has no oracle (only the synthetic cohort knows each patient's true risk). */
     char opath[1300];
@@ -699,12 +717,12 @@ static int baselines(sim *s, const ff_model_config *mc)
     if (rc == FF_OK && have_oracle)
         rc = oracle_auroc(s, &oracle);
     ff_log_set_level(lvl);
-    for (size_t i = 0; i < s->nsites; i++)
+    for (size_t i = 0; i < s->ncohort; i++)
         ff_site_free(sites[i]);
     if (rc != FF_OK)
         return rc;
     json_t *loc = json_object();
-    for (size_t i = 0; i < s->nsites; i++)
+    for (size_t i = 0; i < s->ncohort; i++)
         json_object_set_new(loc, s->names[i], au_json(&local[i]));
     int pass_pooled = 1, pass_local = 1;
     for (int k = 0; k < FF_CLIENT_TASKS; k++) {
@@ -786,6 +804,7 @@ static int prepare(sim *s, const char *config_path, const char *out_dir, const c
     if (rc == FF_OK)
         rc = ff_model_config_load(s->model_cfg, mc);
     s->nsites = (size_t)s->d.data.sites;
+    s->ncohort = FF_MIN(s->nsites, (size_t)MAX_COHORT_SITES);
     for (size_t i = 0; i < s->nsites; i++)
         snprintf(s->names[i], sizeof s->names[i], "site-%zu", i + 1);
     char logs[1100];
@@ -835,6 +854,15 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
         kill_all(s);
     }
     double fed_s = ff_now() - t0;
+    if (s->coord_reaped) {
+        const struct rusage *u = &s->coord_ru;
+        double us = (double)u->ru_utime.tv_sec + u->ru_utime.tv_usec * 1e-6;
+        double ss = (double)u->ru_stime.tv_sec + u->ru_stime.tv_usec * 1e-6;
+        /* ru_maxrss is the peak resident set (VmHWM) in KiB on Linux */
+        printf("coordinator process: cpu %.2f s (user %.2f, system %.2f), peak RSS %.1f MB; "
+               "%zu of %zu clients failed\n", us + ss, us, ss, (double)u->ru_maxrss / 1024.0,
+               s->clients_failed, s->nsites);
+    }
     if (rc == FF_OK)
         printf("federated run finished in %.1f s: %s/model.safetensors, rounds.csv, metrics.json, "
                "report.html, audit.jsonl, receipts/\n", fed_s, s->out);

@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void test_error_message_and_prefix(void **state)
@@ -77,6 +78,14 @@ static void test_sha256_known_answers(void **state)
     ft_write_file(ft_path(dir, "f"), "", 0);
     assert_int_equal(ff_sha256_file(ft_path(dir, "f"), hex), FF_OK);
     assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* FIPS 180-2: one million 'a', read through many buffers of ff_sha256_file */
+    char *big = malloc(1000000);
+    assert_non_null(big);
+    memset(big, 'a', 1000000);
+    ft_write_file(ft_path(dir, "big"), big, 1000000);
+    free(big);
+    assert_int_equal(ff_sha256_file(ft_path(dir, "big"), hex), FF_OK);
+    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     ft_rmtree(dir);
     uint8_t secret[8] = {1, 2, 3, 4, 5, 6, 7, 8}, zero[8] = {0};
     ff_secure_zero(secret, sizeof secret);

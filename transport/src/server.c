@@ -715,7 +715,15 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PING_STRIKES, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_TSI_MAX_FRAME_SIZE, {.integer = 1 << 20}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 1 << 20}},
+        /* Memory per transfer in flight, whatever the model's size (bench/load_bench,
+         * docs/benchmarks.md "Load"): a download queues at most this much beyond the part
+         * being sent, and an upload's stream may push at most the fixed window below before
+         * its handler reads it (with BDP probing gRPC grows the window until a whole upload
+         * fits, so N sites uploading together held N model sizes). 256 KiB still fills a
+         * 5 MB/s link at 50 ms round trip. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 256 << 10}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 256 << 10}},
     };
     grpc_channel_args ca = {FF_ARRAY_LEN(args), args};
     s->srv = grpc_server_create(&ca, NULL);
