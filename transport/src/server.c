@@ -600,6 +600,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
     if (!cc.close_seen)
         wait_tag(&cc, TAG_CLOSE);
     grpc_call_unref(call);
+    cc.call = NULL;
     if (cc.pinned)
         ff_wire_pin_wait(&cc.pin, "Download");
     if (cc.release)

@@ -253,7 +253,9 @@ typedef struct {
     int (*get_task)(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                     Fedfuse__Task *reply);
     /* Fills src for the blob req->sha256 (size, and buf or read+ctx). The server streams
-       from req->offset. If src->buf, it must stay valid until release is called. */
+       from req->offset. If src->buf, it must stay valid until release is called: the
+       chunks are sent as references into it, and release comes after the call has ended
+       and gRPC has dropped the last of them. */
     int (*download)(void *user, ff_call *c, const Fedfuse__DownloadRequest *req,
                     ff_source *src);
     void (*download_release)(void *user, ff_call *c, ff_source *src);
