@@ -53,21 +53,27 @@ typedef struct {
     size_t total;          /* bytes per connection */
     int hash;              /* receiver hashes with SHA-256 */
     pthread_barrier_t *go; /* handshakes done: start the clock */
+    SSL_CTX *sctx, *cctx;  /* made once by the main thread (path() is not thread-safe) */
     char cipher[64];
 } raw_conn;
 
 static SSL_CTX *ctx_new(int server)
 {
     SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
-    if (server) {
-        SSL_CTX_use_certificate_file(c, path(dir, "coord/coord.crt"), SSL_FILETYPE_PEM);
-        SSL_CTX_use_PrivateKey_file(c, path(dir, "coord/coord.key"), SSL_FILETYPE_PEM);
-    } else {
-        SSL_CTX_load_verify_locations(c, path(dir, "ca/ca.crt"), NULL);
+    int ok = c && SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) == 1;
+    if (ok && server)
+        ok = SSL_CTX_use_certificate_file(c, path(dir, "coord/coord.crt"), SSL_FILETYPE_PEM) == 1 &&
+             SSL_CTX_use_PrivateKey_file(c, path(dir, "coord/coord.key"), SSL_FILETYPE_PEM) == 1;
+    else if (ok) {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_use_certificate_file(c, path(dir, "site-0/site-0.crt"), SSL_FILETYPE_PEM);
-        SSL_CTX_use_PrivateKey_file(c, path(dir, "site-0/site-0.key"), SSL_FILETYPE_PEM);
+        const char *crt = path(dir, "site-0/site-0.crt"), *key = path(dir, "site-0/site-0.key");
+        ok = SSL_CTX_load_verify_locations(c, path(dir, "ca/ca.crt"), NULL) == 1 &&
+             SSL_CTX_use_certificate_file(c, crt, SSL_FILETYPE_PEM) == 1 &&
+             SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) == 1;
+    }
+    if (!ok) {
+        ERR_print_errors_fp(stderr);
+        exit(1);
     }
     return c;
 }
@@ -76,9 +82,8 @@ static SSL_CTX *ctx_new(int server)
 static void *raw_sender(void *arg)
 {
     raw_conn *rc = arg;
-    SSL_CTX *c = ctx_new(1);
     int fd = accept(rc->lfd, NULL, NULL);
-    SSL *s = SSL_new(c);
+    SSL *s = SSL_new(rc->sctx);
     SSL_set_fd(s, fd);
     if (SSL_accept(s) != 1) {
         ERR_print_errors_fp(stderr);
@@ -97,7 +102,6 @@ static void *raw_sender(void *arg)
     SSL_shutdown(s);
     SSL_free(s);
     close(fd);
-    SSL_CTX_free(c);
     return NULL;
 }
 
@@ -121,9 +125,8 @@ static void *raw_receiver(void *arg)
     struct sockaddr_in sa;
     socklen_t len = sizeof sa;
     getsockname(rc->lfd, (struct sockaddr *)&sa, &len);
-    SSL_CTX *c = ctx_new(0);
     int fd;
-    SSL *s = raw_connect(ntohs(sa.sin_port), c, &fd);
+    SSL *s = raw_connect(ntohs(sa.sin_port), rc->cctx, &fd);
     if (SSL_connect(s) != 1) {
         ERR_print_errors_fp(stderr);
         exit(1);
@@ -154,7 +157,6 @@ static void *raw_receiver(void *arg)
     free(buf);
     SSL_free(s);
     close(fd);
-    SSL_CTX_free(c);
     return NULL;
 }
 
@@ -173,8 +175,10 @@ static double raw_tls_mbps(size_t total, int nconn, int hash)
     pthread_barrier_init(&go, NULL, (unsigned)(2 * nconn + 1));
     raw_conn *rc = calloc((size_t)nconn, sizeof *rc);
     pthread_t *t = calloc((size_t)(2 * nconn), sizeof *t);
+    SSL_CTX *sctx = ctx_new(1), *cctx = ctx_new(0);
     for (int i = 0; i < nconn; i++) {
-        rc[i] = (raw_conn){.lfd = lfd, .total = total / (size_t)nconn, .hash = hash, .go = &go};
+        rc[i] = (raw_conn){.lfd = lfd, .total = total / (size_t)nconn, .hash = hash, .go = &go,
+                           .sctx = sctx, .cctx = cctx};
         pthread_create(&t[2 * i], NULL, raw_sender, &rc[i]);
         pthread_create(&t[2 * i + 1], NULL, raw_receiver, &rc[i]);
     }
@@ -185,6 +189,8 @@ static double raw_tls_mbps(size_t total, int nconn, int hash)
     double dt = ff_now() - t0;
     snprintf(raw_cipher, sizeof raw_cipher, "%s", rc[0].cipher);
     pthread_barrier_destroy(&go);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
     free(rc);
     free(t);
     close(lfd);
