@@ -1,8 +1,10 @@
 /* transport_bench: a fusion-base-sized model (13.6 MB) broadcast to 8 clients and uploaded
  * from 8 clients over loopback mutual TLS, compared with a raw TLS socket copy (OpenSSL, one
  * connection, same certificates, same run). Each gRPC transfer includes the end-to-end
- * SHA-256 check. Usage: transport_bench [--clients N] [--bytes B] [--reps R]. */
+ * SHA-256 check. Usage: transport_bench [--clients N] [--bytes B] [--chunk C] [--reps R]
+ * [--phase grpc] (grpc: skip the raw peers, for profiling). */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -43,41 +45,53 @@ static char *path(const char *a, const char *b)
 
 /* ---- raw TLS peer ---------------------------------------------------------------------- */
 
+/* The peer is plain OpenSSL over TCP, with the same certificates, TLS 1.3 and OpenSSL's default
+ * cipher suites (what gRPC negotiates too: raw_cipher_of_grpc checks it). No HTTP/2, no
+ * framing, no copies beyond SSL_write/SSL_read's own. */
 typedef struct {
     int lfd;
-    size_t total;
-} raw_srv;
+    size_t total;          /* bytes per connection */
+    int hash;              /* receiver hashes with SHA-256 */
+    pthread_barrier_t *go; /* handshakes done: start the clock */
+    SSL_CTX *sctx, *cctx;  /* made once by the main thread (path() is not thread-safe) */
+    char cipher[64];
+} raw_conn;
 
 static SSL_CTX *ctx_new(int server)
 {
     SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
-    if (server) {
-        SSL_CTX_use_certificate_file(c, path(dir, "coord/coord.crt"), SSL_FILETYPE_PEM);
-        SSL_CTX_use_PrivateKey_file(c, path(dir, "coord/coord.key"), SSL_FILETYPE_PEM);
-    } else {
-        SSL_CTX_load_verify_locations(c, path(dir, "ca/ca.crt"), NULL);
+    int ok = c && SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) == 1;
+    if (ok && server)
+        ok = SSL_CTX_use_certificate_file(c, path(dir, "coord/coord.crt"), SSL_FILETYPE_PEM) == 1 &&
+             SSL_CTX_use_PrivateKey_file(c, path(dir, "coord/coord.key"), SSL_FILETYPE_PEM) == 1;
+    else if (ok) {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_use_certificate_file(c, path(dir, "site-0/site-0.crt"), SSL_FILETYPE_PEM);
-        SSL_CTX_use_PrivateKey_file(c, path(dir, "site-0/site-0.key"), SSL_FILETYPE_PEM);
+        const char *crt = path(dir, "site-0/site-0.crt"), *key = path(dir, "site-0/site-0.key");
+        ok = SSL_CTX_load_verify_locations(c, path(dir, "ca/ca.crt"), NULL) == 1 &&
+             SSL_CTX_use_certificate_file(c, crt, SSL_FILETYPE_PEM) == 1 &&
+             SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) == 1;
+    }
+    if (!ok) {
+        ERR_print_errors_fp(stderr);
+        exit(1);
     }
     return c;
 }
 
-/* Server side of the raw copy: accepts one connection and sends total bytes of the blob. */
+/* Sending end of one connection: accepts, then sends total bytes of the blob in 1 MiB writes. */
 static void *raw_sender(void *arg)
 {
-    raw_srv *rs = arg;
-    SSL_CTX *c = ctx_new(1);
-    int fd = accept(rs->lfd, NULL, NULL);
-    SSL *s = SSL_new(c);
+    raw_conn *rc = arg;
+    int fd = accept(rc->lfd, NULL, NULL);
+    SSL *s = SSL_new(rc->sctx);
     SSL_set_fd(s, fd);
     if (SSL_accept(s) != 1) {
         ERR_print_errors_fp(stderr);
         exit(1);
     }
-    for (size_t off = 0; off < rs->total;) {
-        size_t n = FF_MIN((size_t)1 << 20, rs->total - off);
+    pthread_barrier_wait(rc->go);
+    for (size_t off = 0; off < rc->total;) {
+        size_t n = FF_MIN((size_t)1 << 20, rc->total - off);
         size_t boff = off % blob_size;
         n = FF_MIN(n, blob_size - boff);
         int w = SSL_write(s, blob + boff, (int)n);
@@ -88,39 +102,41 @@ static void *raw_sender(void *arg)
     SSL_shutdown(s);
     SSL_free(s);
     close(fd);
-    SSL_CTX_free(c);
     return NULL;
 }
 
-/* The raw peer; with hash, the receiver also runs SHA-256 over what it gets, i.e. the same
- * end-to-end check every fedfuse transfer performs. */
-static double raw_tls_mbps(size_t total, int hash)
+static SSL *raw_connect(int port, SSL_CTX *c, int *fd)
 {
-    raw_srv rs = {.total = total};
-    rs.lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (bind(rs.lfd, (struct sockaddr *)&sa, sizeof sa) || listen(rs.lfd, 1))
-        exit(1);
-    getsockname(rs.lfd, (struct sockaddr *)&sa, &len);
-    pthread_t t;
-    pthread_create(&t, NULL, raw_sender, &rs);
-    SSL_CTX *c = ctx_new(0);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa))
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(*fd, (struct sockaddr *)&sa, sizeof sa))
         exit(1);
     SSL *s = SSL_new(c);
-    SSL_set_fd(s, fd);
+    SSL_set_fd(s, *fd);
+    return s;
+}
+
+/* Receiving end: reads into a 1 MiB buffer and, with hash, runs SHA-256 over what it gets,
+ * i.e. the same end-to-end check every fedfuse transfer performs. */
+static void *raw_receiver(void *arg)
+{
+    raw_conn *rc = arg;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    getsockname(rc->lfd, (struct sockaddr *)&sa, &len);
+    int fd;
+    SSL *s = raw_connect(ntohs(sa.sin_port), rc->cctx, &fd);
     if (SSL_connect(s) != 1) {
         ERR_print_errors_fp(stderr);
         exit(1);
     }
+    snprintf(rc->cipher, sizeof rc->cipher, "%s", SSL_get_cipher_name(s));
     uint8_t *buf = malloc(1 << 20);
     ff_sha256_ctx *h = NULL;
-    if (hash && ff_sha256_new(&h) != FF_OK)
+    if (rc->hash && ff_sha256_new(&h) != FF_OK)
         exit(1);
-    double t0 = ff_now();
+    pthread_barrier_wait(rc->go);
     size_t got = 0;
     for (;;) {
         int r = SSL_read(s, buf, 1 << 20);
@@ -130,22 +146,71 @@ static double raw_tls_mbps(size_t total, int hash)
             ff_sha256_update(h, buf, (size_t)r);
         got += (size_t)r;
     }
-    double dt = ff_now() - t0;
     if (h) {
         uint8_t d[32];
         ff_sha256_final(h, d);
     }
-    pthread_join(t, NULL);
-    if (got != total) {
-        fprintf(stderr, "raw TLS: got %zu of %zu\n", got, total);
+    if (got != rc->total) {
+        fprintf(stderr, "raw TLS: got %zu of %zu\n", got, rc->total);
         exit(1);
     }
     free(buf);
     SSL_free(s);
     close(fd);
-    close(rs.lfd);
+    return NULL;
+}
+
+static char raw_cipher[64];
+
+/* MB/s of nconn concurrent raw TLS connections carrying total bytes between them, timed from
+ * the end of the handshakes to the last byte read. */
+static double raw_tls_mbps(size_t total, int nconn, int hash)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) || listen(lfd, nconn))
+        exit(1);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)(2 * nconn + 1));
+    raw_conn *rc = calloc((size_t)nconn, sizeof *rc);
+    pthread_t *t = calloc((size_t)(2 * nconn), sizeof *t);
+    SSL_CTX *sctx = ctx_new(1), *cctx = ctx_new(0);
+    for (int i = 0; i < nconn; i++) {
+        rc[i] = (raw_conn){.lfd = lfd, .total = total / (size_t)nconn, .hash = hash, .go = &go,
+                           .sctx = sctx, .cctx = cctx};
+        pthread_create(&t[2 * i], NULL, raw_sender, &rc[i]);
+        pthread_create(&t[2 * i + 1], NULL, raw_receiver, &rc[i]);
+    }
+    pthread_barrier_wait(&go);
+    double t0 = ff_now();
+    for (int i = 0; i < 2 * nconn; i++)
+        pthread_join(t[i], NULL);
+    double dt = ff_now() - t0;
+    snprintf(raw_cipher, sizeof raw_cipher, "%s", rc[0].cipher);
+    pthread_barrier_destroy(&go);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    free(rc);
+    free(t);
+    close(lfd);
+    return (double)(total / (size_t)nconn * (size_t)nconn) / dt / 1e6;
+}
+
+/* The cipher suite the fedfuse coordinator's gRPC server picks for a client offering OpenSSL's
+ * defaults (gRPC's client does): a TLS handshake with ALPN h2 to its port. */
+static void grpc_cipher(int port, char *out, size_t cap)
+{
+    SSL_CTX *c = ctx_new(0);
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(c, alpn, sizeof alpn);
+    int fd;
+    SSL *s = raw_connect(port, c, &fd);
+    SSL_set_tlsext_host_name(s, "localhost");
+    snprintf(out, cap, "%s", SSL_connect(s) == 1 ? SSL_get_cipher_name(s) : "(handshake failed)");
+    SSL_free(s);
+    close(fd);
     SSL_CTX_free(c);
-    return (double)got / dt / 1e6;
 }
 
 /* ---- coordinator ----------------------------------------------------------------------- */
@@ -249,6 +314,7 @@ static double median(const double *v, int n)
 int main(int argc, char **argv)
 {
     int reps = 5;
+    const char *phase = "all";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--clients") == 0)
             nclients = atoi(argv[i + 1]);
@@ -258,9 +324,19 @@ int main(int argc, char **argv)
             chunk = (uint32_t)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--reps") == 0)
             reps = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--phase") == 0) /* for profiling one side alone */
+            phase = argv[i + 1];
     }
     if (nclients < 1 || nclients > 64 || blob_size < 1 || reps < 1)
         return 2;
+    /* Run as the nodes are deployed: deploy/fedfuse-client.service and `fedfuse simulate` cap
+     * glibc's malloc arenas at 2 (with one arena per thread, freed gRPC buffers go back to
+     * the kernel and fault in again: ~13 % more CPU per byte here). Same process, so the raw
+     * peers run under the same setting. MALLOC_ARENA_MAX=16 gives glibc's default on 2 cores. */
+    const char *arenas = getenv("MALLOC_ARENA_MAX");
+    if (!arenas)
+        mallopt(M_ARENA_MAX, 2);
+    printf("malloc arenas: %s\n", arenas ? arenas : "2 (as deployed)");
     if (ff_log_open(FF_LOG_WARN, FF_LOG_PLAIN, NULL, "bench") != FF_OK)
         return 1;
     snprintf(dir, sizeof dir, "/tmp/ffbench.XXXXXX");
@@ -293,7 +369,7 @@ int main(int argc, char **argv)
     up_bufs = calloc((size_t)nclients, sizeof *up_bufs);
     for (int i = 0; i < nclients; i++) {
         up_bufs[i] = malloc(blob_size);
-        memset(up_bufs[i], 0, blob_size);
+        memset(up_bufs[i], 0x5a, blob_size); /* touched: 0 would become calloc */
     }
 
     ff_server_opts so = {.bind = "127.0.0.1:0", .cert = path(dir, "coord/coord.crt"),
@@ -320,20 +396,32 @@ int main(int argc, char **argv)
         if (ff_client_new(&jobs[i].cl, &o) != FF_OK)
             die("client");
         jobs[i].buf = malloc(blob_size);
-        memset(jobs[i].buf, 0, blob_size);
+        memset(jobs[i].buf, 0x5a, blob_size);
     }
     /* Warm-up: connections and handshakes are not part of the steady-state rate. */
     (void)round_mbps(jobs, 0);
-    /* The machine is shared: each repetition measures the raw peer, the broadcast and the
-     * upload back to back, and the ratios are taken within a repetition (median reported). */
-    double raw[32], bc[32], up[32], rb[32], ru[32], craw[32], cbc[32], cup[32], rawh[32];
-    double rbh[32], ruh[32];
+    char gcipher[64];
+    grpc_cipher(ff_server_port(srv), gcipher, sizeof gcipher);
+    /* The machine is shared: each repetition measures the four raw peers, the broadcast and
+     * the upload back to back, and the ratios are taken within a repetition (medians
+     * reported). Peers: K_1 one connection (the issue's "raw TLS socket copy"), K_1H the same
+     * with SHA-256 at the receiver, K_N nclients concurrent connections, K_NH those with
+     * SHA-256: the like-for-like peer (same concurrency, same end-to-end check). */
+    enum { K_1, K_1H, K_N, K_NH, NK };
+    static const char *const kname[NK] = {"1 connection", "1 connection + SHA-256",
+                                          "N connections", "N connections + SHA-256"};
+    static const char *const kkey[NK] = {"", "_sha256", "_nconn", "_nconn_sha256"};
+    double raw[NK][32], rb[NK][32], ru[NK][32], craw[NK][32], bc[32], up[32], cbc[32], cup[32];
     reps = FF_MIN(reps, 32);
+    int grpc_only = strcmp(phase, "grpc") == 0;
+    size_t total = blob_size * (size_t)nclients;
+    double mb = (double)total / 1e6;
     for (int r = 0; r < reps; r++) {
-        double c0 = cpu_s();
-        raw[r] = raw_tls_mbps(blob_size * (size_t)nclients, 0);
-        double c0b = cpu_s();
-        rawh[r] = raw_tls_mbps(blob_size * (size_t)nclients, 1);
+        for (int k = 0; k < NK && !grpc_only; k++) {
+            double c0 = cpu_s();
+            raw[k][r] = raw_tls_mbps(total, k >= K_N ? nclients : 1, k == K_1H || k == K_NH);
+            craw[k][r] = mb / (cpu_s() - c0);
+        }
         double c1 = cpu_s();
         bc[r] = round_mbps(jobs, 0);
         double c2 = cpu_s();
@@ -344,16 +432,18 @@ int main(int argc, char **argv)
             memcpy(jobs[i].buf, blob, blob_size);
         double c3 = cpu_s();
         up[r] = round_mbps(jobs, 1);
-        double c4 = cpu_s(), mb = (double)blob_size * nclients / 1e6;
-        craw[r] = mb / (c0b - c0);
+        double c4 = cpu_s();
         cbc[r] = mb / (c2 - c1);
         cup[r] = mb / (c4 - c3);
-        rb[r] = bc[r] / raw[r];
-        ru[r] = up[r] / raw[r];
-        rbh[r] = bc[r] / rawh[r];
-        ruh[r] = up[r] / rawh[r];
-        printf("rep %d: raw TLS %.0f MB/s (+sha256 %.0f), broadcast %d x %zu B %.0f MB/s (%.2fx), upload %.0f "
-               "MB/s (%.2fx)\n", r, raw[r], rawh[r], nclients, blob_size, bc[r], rb[r], up[r], ru[r]);
+        for (int k = 0; k < NK; k++) {
+            if (grpc_only)
+                raw[k][r] = craw[k][r] = 1;
+            rb[k][r] = bc[r] / raw[k][r];
+            ru[k][r] = up[r] / raw[k][r];
+        }
+        printf("rep %d: raw TLS %.0f MB/s (+sha256 %.0f; %d conns %.0f, +sha256 %.0f), broadcast "
+               "%.0f MB/s, upload %.0f MB/s\n", r, raw[K_1][r], raw[K_1H][r], nclients,
+               raw[K_N][r], raw[K_NH][r], bc[r], up[r]);
     }
     for (int i = 0; i < nclients; i++) {
         if (memcmp(up_bufs[i], blob, blob_size) != 0)
@@ -364,29 +454,35 @@ int main(int argc, char **argv)
     ff_server_stop(srv);
     struct rusage rus;
     getrusage(RUSAGE_SELF, &rus);
-    double mraw = median(raw, reps), mbc = median(bc, reps), mup = median(up, reps);
-    double mrb = median(rb, reps), mru = median(ru, reps);
-    printf("\nmedians of %d repetitions:\n", reps);
-    printf("raw TLS socket copy (1 connection): %.0f MB/s\n", mraw);
-    printf("gRPC broadcast to %d clients: %.0f MB/s (%.2fx raw TLS)\n", nclients, mbc, mrb);
-    printf("gRPC upload from %d clients: %.0f MB/s (%.2fx raw TLS)\n", nclients, mup, mru);
-    printf("raw TLS copy + SHA-256 at the receiver (same end-to-end check): %.0f MB/s; "
-           "broadcast %.2fx, upload %.2fx of it\n", median(rawh, reps), median(rbh, reps),
-           median(ruh, reps));
-    printf("CPU cost (MB per CPU-second, both ends, steadier on a shared machine): raw TLS %.0f,"
-           " broadcast %.0f (%.2fx), upload %.0f (%.2fx)\n", median(craw, reps), median(cbc, reps),
-           median(cbc, reps) / median(craw, reps), median(cup, reps),
-           median(cup, reps) / median(craw, reps));
-    printf("transport_raw_tls_mbps %.1f\n", mraw);
+    double mbc = median(bc, reps), mup = median(up, reps);
+    printf("\nmedians of %d repetitions; %d x %zu B each way; cipher raw %s, gRPC %s\n", reps,
+           nclients, blob_size, raw_cipher, gcipher);
+    printf("gRPC broadcast to %d clients: %.0f MB/s; upload from %d clients: %.0f MB/s\n",
+           nclients, mbc, nclients, mup);
+    printf("%-34s %9s %10s %10s %11s\n", "raw TLS peer", "MB/s", "broadcast", "upload",
+           "MB/CPU-s");
+    for (int k = 0; k < NK; k++)
+        printf("%-34s %9.0f %9.2fx %9.2fx %11.0f\n", kname[k], median(raw[k], reps),
+               median(rb[k], reps), median(ru[k], reps), median(craw[k], reps));
+    printf("CPU cost (MB per CPU-second, both ends, steadier on a shared machine): broadcast "
+           "%.0f (%.2fx raw 1 connection, %.2fx raw N connections + SHA-256), upload %.0f "
+           "(%.2fx, %.2fx)\n", median(cbc, reps), median(cbc, reps) / median(craw[K_1], reps),
+           median(cbc, reps) / median(craw[K_NH], reps), median(cup, reps),
+           median(cup, reps) / median(craw[K_1], reps),
+           median(cup, reps) / median(craw[K_NH], reps));
     printf("transport_broadcast_mbps %.1f\n", mbc);
     printf("transport_upload_mbps %.1f\n", mup);
-    printf("transport_broadcast_ratio %.3f\n", mrb);
-    printf("transport_upload_ratio %.3f\n", mru);
-    printf("transport_raw_tls_sha256_mbps %.1f\n", median(rawh, reps));
-    printf("transport_broadcast_ratio_vs_tls_sha256 %.3f\n", median(rbh, reps));
-    printf("transport_upload_ratio_vs_tls_sha256 %.3f\n", median(ruh, reps));
-    printf("transport_broadcast_cpu_ratio %.3f\n", median(cbc, reps) / median(craw, reps));
-    printf("transport_upload_cpu_ratio %.3f\n", median(cup, reps) / median(craw, reps));
+    for (int k = 0; k < NK; k++) {
+        printf("transport_raw_tls%s_mbps %.1f\n", kkey[k], median(raw[k], reps));
+        printf("transport_broadcast_ratio%s %.3f\n", kkey[k], median(rb[k], reps));
+        printf("transport_upload_ratio%s %.3f\n", kkey[k], median(ru[k], reps));
+    }
+    printf("transport_broadcast_cpu_ratio %.3f\n", median(cbc, reps) / median(craw[K_1], reps));
+    printf("transport_upload_cpu_ratio %.3f\n", median(cup, reps) / median(craw[K_1], reps));
+    printf("transport_broadcast_cpu_ratio_nconn_sha256 %.3f\n",
+           median(cbc, reps) / median(craw[K_NH], reps));
+    printf("transport_upload_cpu_ratio_nconn_sha256 %.3f\n",
+           median(cup, reps) / median(craw[K_NH], reps));
     printf("peak_rss_mib %.1f\n", rus.ru_maxrss / 1024.0);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,4 +1,5 @@
-/* `fedfuse pki`: the consortium's certificate authority (init, issue, revoke, check). */
+/* `fedfuse pki`: the consortium's certificate authority (init, issue, csr, sign, revoke,
+ * check). */
 #include <string.h>
 
 #include "commands.h"
@@ -13,6 +14,9 @@ FF_CLI_GROUP_DEFINE(transport,
      "usage: fedfuse pki init --out DIR [--name CONSORTIUM] [--days N]\n"
      "       fedfuse pki issue --site NAME --ca DIR --out DIR [--role site|coordinator|audit]\n"
      "                         [--days N] [--san HOST]... [--backdate-days N]\n"
+     "       fedfuse pki csr --site NAME --out DIR\n"
+     "       fedfuse pki sign --csr FILE --ca DIR --out DIR [--site NAME]\n"
+     "                        [--role site|coordinator|audit] [--days N] [--san HOST]...\n"
      "       fedfuse pki revoke --ca DIR --cert CERT\n"
      "       fedfuse pki check --ca-cert CA.crt [--crl CRL] --cert CERT\n"
      "  init    creates DIR/ca.key (0600), DIR/ca.crt (Ed25519, default 3650 days) and an\n"
@@ -22,6 +26,11 @@ FF_CLI_GROUP_DEFINE(transport,
      "          site and audit (TLS client, 730 days), coordinator (TLS server and client,\n"
      "          365 days; --san adds host names/addresses, default localhost,127.0.0.1).\n"
      "          --backdate-days starts the validity in the past (tests of expiry).\n"
+     "  csr     at the site: creates OUT/NAME.key (0600, never leaves the site) and a\n"
+     "          certificate request OUT/NAME.csr (CN=NAME) to send to the CA operator.\n"
+     "  sign    at the CA: checks the request (signature, Ed25519 key, subject exactly\n"
+     "          CN=<site name>, equal to --site when given) and writes OUT/NAME.crt and\n"
+     "          OUT/ca.crt, with the same roles, lifetimes and key usages as issue.\n"
      "  revoke  adds the certificate to DIR/crl.pem; the coordinator re-reads it within a\n"
      "          second.\n"
      "  check   verifies a certificate against the CA (and CRL) and prints its CN.\n"},
@@ -80,6 +89,48 @@ static int pki_issue(ff_cli_args *a)
     return FF_EXIT_OK;
 }
 
+static int pki_csr(ff_cli_args *a)
+{
+    const char *name = ff_cli_opt(a, "--site"), *out = ff_cli_opt(a, "--out");
+    if (ff_cli_check_unused(a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!name || !out)
+        return ff_cli_usage_error("pki", "csr: needs --site NAME --out DIR");
+    int rc = ff_pki_csr(out, name);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    printf("created %s/%s.key (secret: keep it at the site) and %s/%s.csr (send it to the CA "
+           "operator)\n", out, name, out, name);
+    return FF_EXIT_OK;
+}
+
+static int pki_sign(ff_cli_args *a)
+{
+    ff_pki_issue_opts o = {0};
+    const char *sans[16];
+    o.name = ff_cli_opt(a, "--site");
+    const char *csr = ff_cli_opt(a, "--csr"), *ca = ff_cli_opt(a, "--ca");
+    const char *out = ff_cli_opt(a, "--out"), *role = ff_cli_opt(a, "--role");
+    int64_t days;
+    o.nsans = ff_cli_opt_all(a, "--san", sans, 16);
+    o.sans = sans;
+    if (ff_cli_opt_i64(a, "--days", 0, &days) != FF_OK ||
+        (role && ff_pki_role_parse(role, &o.role) != FF_OK) || ff_cli_check_unused(a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!csr || !ca || !out)
+        return ff_cli_usage_error("pki", "sign: needs --csr FILE --ca DIR --out DIR");
+    if (days < 0 || days > 3650)
+        return ff_cli_usage_error("pki", "sign: --days must be 1..3650");
+    o.days = (int)days;
+    char name[FF_SITE_NAME_MAX];
+    int rc = ff_pki_sign_csr(ca, csr, out, &o, name, sizeof name);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    printf("signed %s: %s/%s.crt (CN=%s, role %s) and %s/ca.crt\n", csr, out, name, name,
+           role ? role : "site", out);
+    return FF_EXIT_OK;
+}
+
 static int pki_revoke(ff_cli_args *a)
 {
     const char *ca = ff_cli_opt(a, "--ca"), *cert = ff_cli_opt(a, "--cert");
@@ -117,7 +168,7 @@ static int cmd_pki(int argc, char **argv)
         return FF_EXIT_OK;
     }
     if (argc < 2 || argv[1][0] == '-')
-        return ff_cli_usage_error("pki", "missing subcommand (init, issue, revoke, check)");
+        return ff_cli_usage_error("pki", "missing subcommand (init, issue, csr, sign, revoke, check)");
     ff_cli_args a;
     ff_cli_args_init(&a, "pki", argc - 1, argv + 1);
     const char *sub = argv[1];
@@ -125,6 +176,10 @@ static int cmd_pki(int argc, char **argv)
         return pki_init(&a);
     if (strcmp(sub, "issue") == 0)
         return pki_issue(&a);
+    if (strcmp(sub, "csr") == 0)
+        return pki_csr(&a);
+    if (strcmp(sub, "sign") == 0)
+        return pki_sign(&a);
     if (strcmp(sub, "revoke") == 0)
         return pki_revoke(&a);
     if (strcmp(sub, "check") == 0)

@@ -444,6 +444,8 @@ static int ul_attempt(ff_client *c, void *arg, grpc_status_code *code)
         *code = GRPC_STATUS_UNAVAILABLE;
         return rc;
     }
+    ff_wire_pin pin;
+    ff_wire_pin_init(&pin);
     Fedfuse__UploadPart part;
     fedfuse__upload_part__init(&part);
     part.part_case = FEDFUSE__UPLOAD_PART__PART_HEADER;
@@ -459,7 +461,7 @@ static int ul_attempt(ff_client *c, void *arg, grpc_status_code *code)
     while (ok && off < total) {
         size_t n = (size_t)FF_MIN((uint64_t)c->chunk, total - off);
         grpc_byte_buffer *bb;
-        if ((rc = ff_wire_data_part(a->src, off, n, &bb)) != FF_OK)
+        if ((rc = ff_wire_data_part(a->src, off, n, &pin, &bb)) != FF_OK)
             break;
         memset(ops, 0, sizeof ops);
         ops[0].op = GRPC_OP_SEND_MESSAGE;
@@ -513,6 +515,8 @@ out:
     if (resp)
         grpc_byte_buffer_destroy(resp);
     call_close(&k);
+    /* The caller may free the source once we return: wait for gRPC's last reference. */
+    ff_wire_pin_wait(&pin, "Upload");
     return rc;
 }
 

@@ -48,6 +48,7 @@ static int emit_key(BIO *b, const void *k)
 }
 static int emit_cert(BIO *b, const void *c) { return PEM_write_bio_X509(b, (X509 *)c); }
 static int emit_crl(BIO *b, const void *c) { return PEM_write_bio_X509_CRL(b, (X509_CRL *)c); }
+static int emit_req(BIO *b, const void *r) { return PEM_write_bio_X509_REQ(b, (X509_REQ *)r); }
 
 static BIO *open_pem(const char *path, char **buf)
 {
@@ -297,12 +298,9 @@ static int san_value(const ff_pki_issue_opts *o, char *buf, size_t n)
     return used < n ? FF_OK : ff_error(FF_ERANGE, "too many subject alternative names");
 }
 
-int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opts *o)
+/* Checks what a certificate request for o can be signed with (name, days, names). */
+static int check_issue_opts(const ff_pki_issue_opts *o, char *san, size_t san_len)
 {
-    X509 *ca = NULL, *x = NULL;
-    EVP_PKEY *cakey = NULL, *key = NULL;
-    char path[4096], san[4096];
-    int rc;
     if (!o->name || !valid_name(o->name))
         return ff_error(FF_EINVAL, "--site '%s': use 1-%d letters, digits, '-', '.', '_'",
                         o->name ? o->name : "", FF_SITE_NAME_MAX - 1);
@@ -311,22 +309,26 @@ int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opt
         return ff_error(FF_ERANGE, "--days %d: must be 1..3650", days);
     if (o->backdate_days < 0 || o->backdate_days > 36500)
         return ff_error(FF_ERANGE, "backdate %d days: must be 0..36500", o->backdate_days);
-    if ((rc = san_value(o, san, sizeof san)) != FF_OK)
-        return rc;
-    if ((rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK)
-        return rc;
-    if ((rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
-        goto out;
-    if (!(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) || !(x = X509_new())) {
-        rc = ssl_error(FF_ECRYPTO, "key generation");
-        goto out;
-    }
-    char org[FF_SITE_NAME_MAX];
+    return san_value(o, san, san_len);
+}
+
+/* Builds and signs the certificate of pub for o (options already checked), then writes
+ * OUT/NAME.crt and the CA certificate as OUT/ca.crt. The one place that decides a
+ * certificate's subject, lifetime and key usages, for `pki issue` and `pki sign` alike. */
+static int sign_cert(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *pub, const ff_pki_issue_opts *o,
+                     const char *san, const char *out_dir)
+{
+    char path[4096], org[FF_SITE_NAME_MAX];
+    X509 *x = X509_new();
+    int rc;
+    if (!x)
+        return ssl_error(FF_ENOMEM, "certificate");
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_organizationName, org,
                                   sizeof org) <= 0)
         snprintf(org, sizeof org, "fedfuse");
+    int days = o->days ? o->days : (o->role == FF_PKI_COORDINATOR ? 365 : 730);
     long from = -(long)o->backdate_days * 86400L;
-    if ((rc = cert_skeleton(x, key, o->name, org, role_name(o->role), from, days)) != FF_OK)
+    if ((rc = cert_skeleton(x, pub, o->name, org, role_name(o->role), from, days)) != FF_OK)
         goto out;
     X509_set_issuer_name(x, X509_get_subject_name(ca));
     const char *eku = o->role == FF_PKI_COORDINATOR ? "serverAuth,clientAuth" : "clientAuth";
@@ -341,9 +343,6 @@ int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opt
         rc = ssl_error(FF_ECRYPTO, "signing certificate");
         goto out;
     }
-    snprintf(path, sizeof path, "%s/%s.key", out_dir, o->name);
-    if ((rc = write_pem(path, 0600, emit_key, key)) != FF_OK)
-        goto out;
     snprintf(path, sizeof path, "%s/%s.crt", out_dir, o->name);
     if ((rc = write_pem(path, 0644, emit_cert, x)) != FF_OK)
         goto out;
@@ -352,8 +351,149 @@ int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opt
     rc = write_pem(path, 0644, emit_cert, ca);
 out:
     X509_free(x);
+    return rc;
+}
+
+int ff_pki_issue(const char *ca_dir, const char *out_dir, const ff_pki_issue_opts *o)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *cakey = NULL, *key = NULL;
+    char path[4096], san[4096];
+    int rc;
+    if ((rc = check_issue_opts(o, san, sizeof san)) != FF_OK)
+        return rc;
+    if ((rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK)
+        return rc;
+    if ((rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
+        goto out;
+    if (!(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"))) {
+        rc = ssl_error(FF_ECRYPTO, "key generation");
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/%s.key", out_dir, o->name);
+    if ((rc = write_pem(path, 0600, emit_key, key)) != FF_OK)
+        goto out;
+    rc = sign_cert(ca, cakey, key, o, san, out_dir);
+out:
     X509_free(ca);
     EVP_PKEY_free(key);
+    EVP_PKEY_free(cakey);
+    return rc;
+}
+
+/* ---- certificate requests -------------------------------------------------------------- */
+
+int ff_pki_csr(const char *out_dir, const char *name)
+{
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    char path[4096];
+    int rc;
+    if (!name || !valid_name(name))
+        return ff_error(FF_EINVAL, "--site '%s': use 1-%d letters, digits, '-', '.', '_'",
+                        name ? name : "", FF_SITE_NAME_MAX - 1);
+    snprintf(path, sizeof path, "%s/%s.key", out_dir, name);
+    if (ff_path_exists(path))
+        return ff_error(FF_EINVAL, "%s exists: refusing to overwrite a site key", path);
+    if ((rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
+        return rc;
+    if (!(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) || !(req = X509_REQ_new())) {
+        rc = ssl_error(FF_ECRYPTO, "key generation");
+        goto out;
+    }
+    /* Only the CN: the CA writes the organisation, role and extensions itself. */
+    X509_NAME *nm = X509_REQ_get_subject_name(req);
+    if (X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
+        !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1,
+                                    -1, 0) ||
+        X509_REQ_set_pubkey(req, key) != 1 || X509_REQ_sign(req, key, NULL) <= 0) {
+        rc = ssl_error(FF_ECRYPTO, "building certificate request");
+        goto out;
+    }
+    if ((rc = write_pem(path, 0600, emit_key, key)) != FF_OK)
+        goto out;
+    snprintf(path, sizeof path, "%s/%s.csr", out_dir, name);
+    rc = write_pem(path, 0644, emit_req, req);
+out:
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* The CN of a request whose subject is exactly one CN holding a valid site name; the CA
+ * refuses anything else rather than guess which part names the site. */
+static int csr_site_name(X509_REQ *req, const char *path, char *cn, size_t n)
+{
+    X509_NAME *nm = X509_REQ_get_subject_name(req);
+    if (!nm || X509_NAME_entry_count(nm) != 1 ||
+        OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(nm, 0))) != NID_commonName)
+        return ff_error(FF_EINVAL, "%s: subject must be exactly CN=<site name> (the CA sets "
+                        "the organisation and role)", path);
+    unsigned char *u = NULL;
+    int len = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(nm, 0)));
+    int ok = len > 0 && (size_t)len < n && memchr(u, 0, (size_t)len) == NULL;
+    if (ok) {
+        memcpy(cn, u, (size_t)len);
+        cn[len] = 0;
+        ok = valid_name(cn);
+    }
+    OPENSSL_free(u);
+    ERR_clear_error();
+    if (!ok)
+        return ff_error(FF_EINVAL, "%s: subject CN is not a site name (1-%d letters, digits, "
+                        "'-', '.', '_')", path, FF_SITE_NAME_MAX - 1);
+    return FF_OK;
+}
+
+int ff_pki_sign_csr(const char *ca_dir, const char *csr_path, const char *out_dir,
+                    const ff_pki_issue_opts *o, char *name, size_t name_len)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *cakey = NULL;
+    X509_REQ *req = NULL;
+    char *buf = NULL, san[4096], cn[FF_SITE_NAME_MAX];
+    int rc;
+    BIO *b = open_pem(csr_path, &buf);
+    if (!b) {
+        free(buf);
+        return ff_error_prefix(FF_EIO, "loading certificate request: ");
+    }
+    req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+    BIO_free(b);
+    free(buf);
+    if (!req)
+        return ssl_error(FF_EFORMAT, csr_path);
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(req);
+    if (X509_REQ_get_version(req) != X509_REQ_VERSION_1)
+        rc = ff_error(FF_EFORMAT, "%s: request version %ld, expected 1", csr_path,
+                      X509_REQ_get_version(req) + 1);
+    else if (!pub || EVP_PKEY_get_id(pub) != EVP_PKEY_ED25519)
+        rc = ff_error(FF_EINVAL, "%s: key is not Ed25519 (the consortium signs secure "
+                      "aggregation messages with site keys; use `fedfuse pki csr`)", csr_path);
+    else if (X509_REQ_verify(req, pub) != 1)
+        rc = ff_error(FF_EINVAL, "%s: signature does not verify: the request was altered or "
+                      "not signed by the key it carries", csr_path);
+    else
+        rc = csr_site_name(req, csr_path, cn, sizeof cn);
+    ERR_clear_error();
+    if (rc != FF_OK)
+        goto out;
+    if (o->name && strcmp(o->name, cn) != 0) {
+        rc = ff_error(FF_EINVAL, "%s: request is for '%s', not --site '%s'", csr_path, cn,
+                      o->name);
+        goto out;
+    }
+    ff_pki_issue_opts so = *o;
+    so.name = cn;
+    if ((rc = check_issue_opts(&so, san, sizeof san)) != FF_OK ||
+        (rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK ||
+        (rc = ff_mkdir_p(out_dir, 0700)) != FF_OK)
+        goto out;
+    if ((rc = sign_cert(ca, cakey, pub, &so, san, out_dir)) == FF_OK && name)
+        snprintf(name, name_len, "%s", cn);
+out:
+    X509_REQ_free(req);
+    X509_free(ca);
     EVP_PKEY_free(cakey);
     return rc;
 }

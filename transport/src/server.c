@@ -54,6 +54,12 @@ typedef struct {
     int close_seen; /* RECV_CLOSE_ON_SERVER completed */
     int cancelled;
     char site[FF_SITE_NAME_MAX];
+    /* A download's source stays lent out until gRPC has dropped every slice that points
+       into it, which may be after the call is unreferenced: serve_call waits on the pin and
+       then calls download_release. */
+    ff_wire_pin pin;
+    int pinned, release;
+    ff_source src;
 } call_ctx;
 
 #define COUNT(s, field, n)                                                                    \
@@ -406,10 +412,12 @@ static int serve_download(call_ctx *cc, ff_call *c)
     grpc_byte_buffer_destroy(ops[1].data.send_message.send_message);
     md_sent = 1;
     uint64_t off = req->offset;
+    ff_wire_pin_init(&cc->pin);
+    cc->pinned = 1;
     while (ok && off < src.size) {
         size_t n = (size_t)FF_MIN((uint64_t)s->chunk, src.size - off);
         grpc_byte_buffer *data;
-        if ((rc = ff_wire_data_part(&src, off, n, &data)) != FF_OK)
+        if ((rc = ff_wire_data_part(&src, off, n, &cc->pin, &data)) != FF_OK)
             goto fail;
         memset(ops, 0, sizeof ops);
         ops[0].op = GRPC_OP_SEND_MESSAGE;
@@ -433,8 +441,8 @@ static int serve_download(call_ctx *cc, ff_call *c)
 fail:
     fail_call(cc, !md_sent, rc, "Download");
 out:
-    if (have_src && s->h.download_release)
-        s->h.download_release(s->h.user, c, &src);
+    cc->release = have_src && s->h.download_release;
+    cc->src = src;
     ff_msg_free(req);
     return rc;
 }
@@ -538,13 +546,16 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
 {
     ff_server *s = w->s;
     call_ctx cc = {.w = w, .call = call};
+    ff_call c = {.site = cc.site, .priv = &cc};
     grpc_op op;
     memset(&op, 0, sizeof op);
     int cancelled = 0;
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &cancelled;
-    if (grpc_call_start_batch(call, &op, 1, TAG_CLOSE, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(call, &op, 1, TAG_CLOSE, NULL) != GRPC_CALL_OK) {
+        grpc_call_unref(call);
         return;
+    }
     int m = ff_method_lookup(det->method);
     const char *mname = m >= 0 ? ff_method_names[m] : "?";
     if (peer_site(&cc, md) != FF_OK) {
@@ -567,7 +578,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         COUNT(s, calls_failed, 1);
         send_status(&cc, 1, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
     } else {
-        ff_call c = {.site = cc.site, .method = mname, .priv = &cc};
+        c.method = mname;
         if (gpr_time_cmp(det->deadline, gpr_inf_future(det->deadline.clock_type)) != 0) {
             gpr_timespec rt = gpr_convert_clock_type(det->deadline, GPR_CLOCK_REALTIME);
             c.deadline_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
@@ -588,6 +599,12 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
     }
     if (!cc.close_seen)
         wait_tag(&cc, TAG_CLOSE);
+    grpc_call_unref(call);
+    cc.call = NULL;
+    if (cc.pinned)
+        ff_wire_pin_wait(&cc.pin, "Download");
+    if (cc.release)
+        s->h.download_release(s->h.user, &c, &cc.src);
     while (cc.mem) {
         blk *b = cc.mem;
         cc.mem = b->next;
@@ -611,8 +628,10 @@ static void *worker_main(void *arg)
                                                        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             ok = ev.type == GRPC_OP_COMPLETE && ev.success && ev.tag == TAG_REQUEST;
         }
-        if (ok)
-            serve_call(w, call, &det, &md);
+        if (ok) {
+            serve_call(w, call, &det, &md); /* unreferences call */
+            call = NULL;
+        }
         if (call)
             grpc_call_unref(call);
         grpc_call_details_destroy(&det);

@@ -9,6 +9,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <pthread.h>
 
 #define FF_METHOD_PREFIX "/fedfuse.Coordinator/"
 #define FF_SITE_METADATA "ff-site"
@@ -33,8 +34,23 @@ grpc_byte_buffer *ff_wire_pack(const ProtobufCMessage *m);
 /* Unpacks a received buffer (copies it out of the slices; small control messages only). */
 int ff_wire_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
                    ProtobufCMessage **out) FF_WARN_UNUSED;
-/* A data part: 0x0a varint(n) then n bytes, read from src (buffer) or via read(). */
-int ff_wire_data_part(const ff_source *src, uint64_t off, size_t n,
+/* Counts the gRPC slices that still point into a source buffer sent without a copy. gRPC
+ * may hold a sent slice after SEND_MESSAGE completes (until its TLS layer has encrypted it or
+ * the stream is destroyed), so the owner of the buffer waits for the count to reach zero
+ * before giving the buffer back. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+} ff_wire_pin;
+void ff_wire_pin_init(ff_wire_pin *pin);
+/* Blocks until no slice references the buffer any more, then destroys the pin. what names
+ * the transfer in the log line written when that takes longer than a second. */
+void ff_wire_pin_wait(ff_wire_pin *pin, const char *what);
+
+/* A data part: 0x0a varint(n) then n bytes. A buffer source is referenced, not copied (its
+ * slice holds a reference on pin); a read() source is read into a fresh slice. */
+int ff_wire_data_part(const ff_source *src, uint64_t off, size_t n, ff_wire_pin *pin,
                       grpc_byte_buffer **out) FF_WARN_UNUSED;
 /* 1 when bb starts like a data part (field 1, length-delimited). */
 int ff_wire_is_data(grpc_byte_buffer *bb);

@@ -83,6 +83,17 @@ typedef struct {
  * and 127.0.0.1). */
 int ff_pki_issue(const char *ca_dir, const char *out_dir,
                  const ff_pki_issue_opts *o) FF_WARN_UNUSED;
+/* Certificate requests, so a site's private key never leaves the site. At the site:
+ * ff_pki_csr writes OUT/NAME.key (Ed25519, 0600; refuses to overwrite one) and OUT/NAME.csr
+ * (subject CN=NAME, signed by that key). At the CA: ff_pki_sign_csr checks the request (PEM,
+ * version 1, Ed25519 key, signature verifies, subject exactly one CN that is a valid site
+ * name, equal to o->name when that is set), then signs it exactly as ff_pki_issue would for o
+ * (role, days, sans, backdate; o->name may be NULL) and writes OUT/NAME.crt and OUT/ca.crt.
+ * Extensions requested in the CSR are ignored: the CA decides key usages. The CN is written
+ * to name (may be NULL). Bad requests are FF_EINVAL/FF_EFORMAT and nothing is written. */
+int ff_pki_csr(const char *out_dir, const char *name) FF_WARN_UNUSED;
+int ff_pki_sign_csr(const char *ca_dir, const char *csr_path, const char *out_dir,
+                    const ff_pki_issue_opts *o, char *name, size_t name_len) FF_WARN_UNUSED;
 /* Adds cert's serial to ca_dir/crl.pem (re-signed, CRL number + 1). */
 int ff_pki_revoke(const char *ca_dir, const char *cert_path) FF_WARN_UNUSED;
 int ff_pki_role_parse(const char *s, ff_pki_role *out) FF_WARN_UNUSED;
@@ -246,7 +257,9 @@ typedef struct {
     int (*get_task)(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                     Fedfuse__Task *reply);
     /* Fills src for the blob req->sha256 (size, and buf or read+ctx). The server streams
-       from req->offset. If src->buf, it must stay valid until release is called. */
+       from req->offset. If src->buf, it must stay valid until release is called: the
+       chunks are sent as references into it, and release comes after the call has ended
+       and gRPC has dropped the last of them. */
     int (*download)(void *user, ff_call *c, const Fedfuse__DownloadRequest *req,
                     ff_source *src);
     void (*download_release)(void *user, ff_call *c, ff_source *src);
