@@ -47,6 +47,8 @@ typedef struct {
     int64_t threads;
     int baselines;
     double timeout;
+    char plan_file[512]; /* a training plan with stages, used instead of the `plan` section */
+    double label_fraction;
 } demo_cfg;
 
 static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
@@ -122,6 +124,10 @@ static const ff_cfg_field demo_schema[] = {
      .help = "train pooled and local-only baselines after the run"},
     {.key = "timeout", .type = FF_CFG_DOUBLE, .offset = D(timeout), .min = 10, .max = 604800,
      .def = "900", .help = "seconds before the simulation gives up and kills its processes"},
+    {.key = "plan_file", .type = FF_CFG_STRING, .offset = D(plan_file), .size = 512, .def = "",
+     .help = "training plan file with stages (configs/plan-pretrain.yaml); \"\" = the plan section"},
+    {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = D(label_fraction), .min = 0.001,
+     .max = 1, .def = "1", .help = "share of each site's training patients with labels"},
     {0},
 };
 
@@ -246,7 +252,14 @@ static int write_configs(sim *s, char *job_hex)
     snprintf(path, sizeof path, "%s/config", o);
     rc = ff_mkdir_p(path, 0755);
     snprintf(plan_path, sizeof plan_path, "%s/config/plan.yaml", o);
-    if (rc == FF_OK)
+    if (rc == FF_OK && s->d.plan_file[0]) {
+        char *pb = NULL; /* the given plan as it is: its bytes are what the job hash covers */
+        size_t pl = 0;
+        rc = ff_file_read_all(s->d.plan_file, 1u << 20, &pb, &pl);
+        if (rc == FF_OK)
+            rc = ff_file_write_atomic(plan_path, pb, pl, 0644);
+        free(pb);
+    } else if (rc == FF_OK)
         rc = write_text(plan_path,
                         "# Training plan of the demo (written by fedfuse simulate).\n"
                         "local_steps: %lld\nbatch_size: %lld\n"
@@ -323,9 +336,10 @@ static int write_configs(sim *s, char *job_hex)
                             "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
                             "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
                             "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
-                            "threads: %lld\nseed: %lld\ngive_up_after: 120\n",
+                            "threads: %lld\nseed: %lld\ngive_up_after: 120\n"
+                            "label_fraction: %.17g\n",
                             n, n, s->port, o, n, o, n, o, s->data, n, s->model_cfg, o, n, o, o,
-                            (long long)s->d.threads, (long long)s->d.seed);
+                            (long long)s->d.threads, (long long)s->d.seed, s->d.label_fraction);
     }
     return rc;
 }
