@@ -18,6 +18,9 @@
 #                  log); `fedfuse audit verify` passes with the receipts, the log has a secagg
 #                  entry per round with n, t, k, modulus_bits, clip_range and aggregate entries
 #                  with secure_aggregation true, the receipts carry the same parameters.
+#   plan           a three-stage plan (contrastive image-text, contrastive with EHR, supervised)
+#                  with 25% of labels per site: every round runs, the audit log verifies and its
+#                  round_start entries name the stage of each round in order.
 #   secagg_killed  secure aggregation on, 3 sites, t=2: site-2 is killed (SIGKILL) after it
 #                  shared its keys in round 1; the round completes by recovering site-2's
 #                  masks from the survivors' shares (sum of 2 sites), every round finishes.
@@ -176,6 +179,25 @@ r = json.load(open(on + "/receipts/site-1-round-0001.json"))
 assert r["secagg"] == sa[0], (r["secagg"], sa[0])
 print("audit:", sa[0])
 EOP
+    ;;
+plan)
+    mkconf 4 false 60
+    cat > "$tmp/plan.yaml" <<'EOP'
+local_steps: 6
+batch_size: 16
+stages:
+  - {name: clip, objective: contrastive, trainable: [img., txt., proj., logit_scale], modalities: [img, txt], rounds: 1}
+  - {name: ehr, objective: contrastive, trainable: [ehr., proj.ehr, logit_scale], modalities: [img, txt, ehr], rounds: 1}
+  - {name: tune, objective: supervised, rounds: 2}
+EOP
+    sed -i "s#model-tiny.yaml#model-tiny-clip.yaml#" "$tmp/demo.yaml"
+    printf 'plan_file: %s\nlabel_fraction: 0.25\n' "$tmp/plan.yaml" >> "$tmp/demo.yaml"
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    [ "$(wc -l < "$tmp/a/rounds.csv")" = 5 ] || fail "rounds.csv should have header + 4 lines"
+    grep -q "label_fraction: 0.25" "$tmp/a/config/site-site-1.yaml" || fail "label_fraction not in the site config"
+    verify "$tmp/a"
+    stages=$($py -c 'import json,sys; print(" ".join(json.loads(l)["data"].get("stage","-") for l in open(sys.argv[1]) if json.loads(l)["event"]=="round_start"))' "$tmp/a/audit.jsonl")
+    [ "$stages" = "clip ehr tune tune" ] || fail "audit round_start stages: '$stages'"
     ;;
 secagg_killed)
     mkconf 3 false 4 true
