@@ -47,11 +47,14 @@ FF_CLI_GROUP_DEFINE(client,
      "  docs/training.md).\n"},
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
-     "                    [--split test|val|train] [--bootstrap N] [--seed S] --out DIR\n"
+     "                    [--split test|val|train] [--bootstrap N] [--seed S] [--retrieval]\n"
+     "                    --out DIR\n"
      "  Exact metrics per task (AUROC, AUPRC, Brier, ECE, calibration slope, sensitivity\n"
      "  at 90% specificity, decision curves, fairness by sex and age band) for each site\n"
      "  and pooled. Writes DIR/metrics.json (schema: docs/evaluation.md) and DIR/report.html\n"
-     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"},
+     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"
+     "  --retrieval (models with projection heads): also image->text retrieval on the split,\n"
+     "  each site's patients as candidates (`retrieval_top1 X`, `retrieval_top5 X`).\n"},
     {"explain", "explain one patient's prediction (local, for clinicians)", cmd_explain,
      "usage: fedfuse explain --config MODEL.yaml --weights W.safetensors --site SITE_DIR\n"
      "                       --patient ID [--k 5] [--lab CODE] [--word WORD] [--top N]\n"
@@ -474,6 +477,7 @@ static int cmd_eval(int argc, char **argv)
     const char *dirs[MAX_SITES];
     int nd = ff_cli_opt_all(&a, "--data", dirs, MAX_SITES);
     int64_t boot, seed;
+    int retrieval = ff_cli_flag(&a, "--retrieval");
     int rc = ff_cli_opt_i64(&a, "--bootstrap", 200, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 1, &seed);
@@ -507,6 +511,13 @@ static int cmd_eval(int argc, char **argv)
     eo.seed = (uint64_t)seed;
     if (rc == FF_OK)
         rc = evaluate_to(m, &s, split, &eo, FF_MOD_ALL, out, NULL);
+    double t1, t5, ch;
+    size_t np;
+    if (rc == FF_OK && retrieval)
+        rc = ff_local_retrieval(m, s.sites, s.n, split, 0, 1, &t1, &t5, &np, &ch);
+    if (rc == FF_OK && retrieval)
+        printf("retrieval image->text on %zu pairs: chance top1 %.4f\nretrieval_top1 %.4f\n"
+               "retrieval_top5 %.4f\n", np, ch, t1, t5);
     ff_model_free(m);
     sites_free(&s);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
