@@ -26,7 +26,7 @@ cohort=$out/cohort
 data=(); for s in "$cohort"/site-*; do data+=(--data "$s"); done
 rounds=$(awk '/^ *rounds:/{s+=$2} END{print s}' "$plan")
 # supervised-only: the plan's optimiser section and budget, one supervised stage
-{ sed '/^stages:/,$d' "$plan"; printf 'stages:\n  - {name: supervised, objective: supervised, rounds: %d}\n' "$rounds"; } > "$out/plan-supervised.yaml"
+{ sed '/^stages:/,$d' "$plan"; printf 'stages:\n  - name: supervised\n    objective: supervised\n    rounds: %d\n' "$rounds"; } > "$out/plan-supervised.yaml"
 # stage 1 alone (for retrieval after stage 1)
 { sed '/^stages:/,$d' "$plan"; echo 'stages:'; sed -n '/^  - name: clip/,/^  # (2)/p' "$plan" | sed '$d'; } > "$out/plan-stage1.yaml"
 
@@ -49,7 +49,8 @@ timeout: 1800
 plan_file: $1
 label_fraction: $2
 EOC
-        rm -rf "$4"; "$fedfuse" simulate --config "$4.yaml" --out "$4" > "$4.log" 2>&1
+        rm -rf "$4"; "$fedfuse" simulate --config "$4.yaml" --out "$4" > "$4.log" 2>&1 ||
+            { echo "simulate failed: $4.log" >&2; tail -3 "$4.log" >&2; exit 1; }
     fi
 }
 score() { # dir [--retrieval]

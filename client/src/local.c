@@ -232,7 +232,7 @@ static void freeze_free(freeze_state *fz)
 /* Adds the contrastive loss of b (mean over the modality pairs with at least two in-batch
  * pairs) and its gradient; after ff_model_forward on b. */
 static int contrastive_step(ff_contrastive *c, const ff_local_opts *o, const ff_batch *b,
-                            float *loss)
+                            float *loss, int *usedp)
 {
     int pairs[2][2], used = 0;
     int np = contrastive_pairs(o->modalities ? o->modalities : FF_MOD_ALL, pairs);
@@ -254,6 +254,7 @@ static int contrastive_step(ff_contrastive *c, const ff_local_opts *o, const ff_
         sum += l[k] / (float)used;
     }
     *loss = sum;
+    *usedp = used;
     return rc;
 }
 
@@ -265,9 +266,12 @@ static int any_label(const ff_batch *b)
     return 0;
 }
 
-/* One optimiser step on batch b: forward, the objective's backward, FedProx term, clip, step. */
+/* One optimiser step on batch b: forward, the objective's backward, FedProx term, clip, step.
+ * A batch with nothing to learn from (no known label, no pair) takes no step (*skipped = 1):
+ * a step on a zero gradient would still apply weight decay, so a site without pairs for a
+ * contrastive stage would shrink the encoders it cannot train. */
 static int train_one(ff_model *m, ff_optim *opt, ff_contrastive *c, const ff_local_opts *o,
-                     const ff_batch *b, int64_t step, float *loss)
+                     const ff_batch *b, int64_t step, float *loss, int *skipped)
 {
     size_t n = ff_model_nparams(m);
     int K = b->K;
@@ -277,15 +281,25 @@ static int train_one(ff_model *m, ff_optim *opt, ff_contrastive *c, const ff_loc
         return ff_error(FF_ENOMEM, "out of memory");
     ff_model_zero_grad(m);
     int rc = ff_model_forward(m, b, lg, &sup);
-    int supervised = o->objective != FF_OBJ_CONTRASTIVE;
+    int supervised = o->objective != FF_OBJ_CONTRASTIVE, learned = 0, used = 0;
     if (!supervised)
         sup = 0;
     /* a batch with no known label adds nothing to the supervised gradient: skip its pass */
-    if (rc == FF_OK && supervised && any_label(b))
+    if (rc == FF_OK && supervised && any_label(b)) {
         rc = ff_model_backward(m, b);
-    if (rc == FF_OK && o->objective != FF_OBJ_SUPERVISED)
-        rc = contrastive_step(c, o, b, &con);
+        learned = 1;
+    }
+    if (rc == FF_OK && o->objective != FF_OBJ_SUPERVISED) {
+        rc = contrastive_step(c, o, b, &con, &used);
+        learned |= used > 0;
+    }
     *loss = sup + con;
+    *skipped = rc == FF_OK && !learned;
+    if (*skipped) {
+        if (lg != logits)
+            free(lg);
+        return FF_OK;
+    }
     if (rc == FF_OK && !isfinite(*loss))
         rc = ff_error(FF_ENUMERIC, "local training: loss is %f at step %lld", (double)*loss,
                       (long long)step);
@@ -424,9 +438,11 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
         if (rc == FF_OK && o->modality_dropout > 0)
             rc = ff_modality_dropout(&b, o->modality_dropout, &rng);
         float loss = 0;
+        int skipped = 0;
         ff_batch view = batch_rows(&b, n);
         if (rc == FF_OK)
-            rc = train_one(m, opt, con, o, &view, step, &loss);
+            rc = train_one(m, opt, con, o, &view, step, &loss, &skipped);
+        st->skipped += skipped;
         freeze_restore(&fz, m);
         if (rc != FF_OK)
             break;

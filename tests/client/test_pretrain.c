@@ -143,6 +143,28 @@ static void test_labels_only_where_used(void **state)
     }
 }
 
+/* A batch of one has no pair: no step is taken, so not even weight decay moves the model
+ * (a site without images in an image-text stage sends a zero update). */
+static void test_no_pairs_no_step(void **state)
+{
+    fixture *f = *state;
+    ff_model *m = new_model(f, 8), *ref = new_model(f, 8);
+    ff_local_opts o = opts(5, FF_OBJ_CONTRASTIVE, FF_MOD_IMG | FF_MOD_TXT);
+    o.batch = 1;
+    ff_local_stats st;
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    assert_int_equal(st.skipped, 5);
+    assert_memory_equal(ff_model_params(m), ff_model_params(ref),
+                        ff_model_nparams(m) * sizeof(float));
+    o.batch = 2; /* two rows: a pair when both have image and note */
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    assert_true(st.skipped < 5);
+    assert_memory_not_equal(ff_model_params(m), ff_model_params(ref),
+                            ff_model_nparams(m) * sizeof(float));
+    ff_model_free(m);
+    ff_model_free(ref);
+}
+
 /* Exactly ceil(f n) patients keep labels, the same ones for the same seed and site. */
 static void test_labelled_subset(void **state)
 {
@@ -219,6 +241,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contrastive_stage),
         cmocka_unit_test(test_labels_only_where_used),
+        cmocka_unit_test(test_no_pairs_no_step),
         cmocka_unit_test(test_labelled_subset),
         cmocka_unit_test(test_opts_from_plan),
         cmocka_unit_test(test_refusals),

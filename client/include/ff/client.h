@@ -87,6 +87,7 @@ typedef struct {
 
 typedef struct {
     int64_t steps, examples;
+    int64_t skipped;          /* steps with nothing to learn from (no label, no pair): no update */
     double loss_first, loss_last, loss_mean;
     double seconds;
     double epsilon;           /* DP-SGD: ε at dp_delta after this call (ledger total) */
