@@ -9,7 +9,8 @@
 #
 # Usage: bench/pretrain_table.sh [FEDFUSE] [OUT]
 #   env: SEEDS="1 2 3" (training seeds), FRACTIONS="0.1 0.25 1", BOOT=1000, MODE=federated
-#        (or pooled: `fedfuse train --plan` on the pooled sites, no network)
+#        (or pooled: `fedfuse train --plan` on the pooled sites, no network), TABLE_ONLY=1
+#        (only rebuild the tables from the runs already in OUT)
 # Prints the markdown table and writes OUT/table.md and OUT/results.json.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +59,8 @@ score() { # dir [--retrieval]
         --seed 1 ${2:-} --out "$1/eval" 2>/dev/null > "$1/eval.txt"
 }
 t0=$(date +%s)
-for seed in $SEEDS; do
+[ -n "${TABLE_ONLY:-}" ] && SEEDS_RUN="" || SEEDS_RUN=$SEEDS
+for seed in $SEEDS_RUN; do
     d=$out/stage1-s$seed; train "$out/plan-stage1.yaml" 1 "$seed" "$d"; score "$d" --retrieval
     for f in $FRACTIONS; do
         for arm in supervised plan; do
@@ -68,48 +70,56 @@ for seed in $SEEDS; do
         done
     done
 done
-echo "$MODE runs finished in $(( $(date +%s) - t0 )) s" >&2
+[ -n "${TABLE_ONLY:-}" ] || echo "$MODE runs finished in $(( $(date +%s) - t0 )) s" >&2
 /usr/bin/python3 - "$out" "$MODE" "$SEEDS" "$FRACTIONS" "$BOOT" <<'PY'
 import json, sys, statistics as st
 out, mode, seeds, fracs, boot = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
 tasks = ["admission", "icu", "critical"]
-res = {"mode": mode, "seeds": seeds, "bootstrap": int(boot), "arms": {}, "retrieval": {}}
-lines = []
-lines.append("| labels | arm | " + " | ".join(f"AUROC {t}" for t in tasks) + " | mean |")
-lines.append("|---|---|" + "---|" * (len(tasks) + 1))
+arms = [("supervised", "supervised only"), ("plan", "3-stage plan")]
+res = {"mode": mode, "seeds": seeds, "bootstrap": int(boot), "runs": {}, "retrieval": {}}
+def load(arm, f, s):
+    j = json.load(open(f"{out}/{arm}-f{f}-s{s}/eval/metrics.json"))
+    return {t: (j["tasks"][t]["pooled"]["auroc"], j["tasks"][t]["pooled"].get("ci95", {}).get("auroc")) for t in tasks}
+R = {(a, f, s): load(a, f, s) for a, _ in arms for f in fracs for s in seeds}
+for (a, f, s), v in R.items():
+    res["runs"][f"{a}-{f}-s{s}"] = {t: {"auroc": v[t][0], "ci95": v[t][1]} for t in tasks}
+sd = lambda xs: f" ± {st.stdev(xs):.3f}" if len(xs) > 1 else ""
+L = [f"Mean test AUROC over training seeds {', '.join(seeds)} (± SD over seeds); last column: "
+     "plan minus supervised-only in the mean over tasks, per seed.", "",
+     "| labels | arm | " + " | ".join(tasks) + " | mean over tasks | plan − supervised |",
+     "|---|---|" + "---|" * (len(tasks) + 2)]
 for f in fracs:
-    for arm in ["supervised", "plan"]:
-        per = {t: [] for t in tasks}; ci = {}
-        for i, s in enumerate(seeds):
-            j = json.load(open(f"{out}/{arm}-f{f}-s{s}/eval/metrics.json"))
-            for t in tasks:
-                p = j["tasks"][t]["pooled"]
-                per[t].append(p["auroc"])
-                if i == 0: ci[t] = p.get("ci95", {}).get("auroc")
-        res["arms"][f"{arm}-{f}"] = {"auroc": per, "ci95_first_seed": ci}
+    for a, name in arms:
+        cells = [f"{st.mean(R[a, f, s][t][0] for s in seeds):.3f}{sd([R[a, f, s][t][0] for s in seeds])}" for t in tasks]
+        mean = st.mean(R[a, f, s][t][0] for s in seeds for t in tasks)
+        diff = ""
+        if a == "plan":
+            d = [st.mean(R["plan", f, s][t][0] for t in tasks) - st.mean(R["supervised", f, s][t][0] for t in tasks) for s in seeds]
+            diff = f"{st.mean(d):+.3f} ({', '.join(f'{x:+.3f}' for x in d)})"
+        L.append(f"| {float(f)*100:g}% | {name} | " + " | ".join(cells) + f" | {mean:.3f} | {diff} |")
+s1 = seeds[0]
+L += ["", f"Training seed {s1} alone, with 95% bootstrap CIs ({boot} resamples of the pooled test patients):", "",
+      "| labels | arm | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+for f in fracs:
+    for a, name in arms:
         cells = []
         for t in tasks:
-            m = st.mean(per[t]); lo, hi = ci[t] if ci[t] else (float("nan"),) * 2
-            sd = f" ±{st.stdev(per[t]):.3f}" if len(per[t]) > 1 else ""
-            cells.append(f"{m:.3f}{sd} [{lo:.3f}, {hi:.3f}]")
-        mean = st.mean(st.mean(per[t]) for t in tasks)
-        name = "supervised only" if arm == "supervised" else "3-stage plan"
-        lines.append(f"| {float(f)*100:g}% | {name} | " + " | ".join(cells) + f" | {mean:.3f} |")
+            v, ci = R[a, f, s1][t]
+            cells.append(f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}")
+        L.append(f"| {float(f)*100:g}% | {name} | " + " | ".join(cells) + " |")
 r1, r5, ch, n = [], [], [], 0
 for s in seeds:
-    txt = open(f"{out}/stage1-s{s}/eval.txt").read().split("\n")
-    for l in txt:
+    for l in open(f"{out}/stage1-s{s}/eval.txt").read().split("\n"):
         if l.startswith("retrieval_top1 "): r1.append(float(l.split()[1]))
         if l.startswith("retrieval_top5 "): r5.append(float(l.split()[1]))
         if l.startswith("retrieval image->text on "):
             n = int(l.split()[3]); ch.append(float(l.split()[-1]))
 res["retrieval"] = {"top1": r1, "top5": r5, "chance_top1": ch[0] if ch else None, "pairs": n}
-lines.append("")
-lines.append(f"Image->text retrieval after stage 1 ({n} held-out test pairs, candidates = the same "
-             f"site's test patients): top-1 {st.mean(r1):.3f}, top-5 {st.mean(r5):.3f} "
-             f"(per seed: top-1 {', '.join(f'{x:.3f}' for x in r1)}; top-5 {', '.join(f'{x:.3f}' for x in r5)}); "
-             f"chance top-1 {ch[0]:.4f}, top-5 ~{min(1, 5*ch[0]):.4f}.")
-open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
+L += ["", f"Image→text retrieval after stage 1 ({n} held-out test pairs; candidates = the same "
+      f"site's test patients): top-1 {st.mean(r1):.3f}, top-5 {st.mean(r5):.3f} (per seed: top-1 "
+      f"{', '.join(f'{x:.3f}' for x in r1)}; top-5 {', '.join(f'{x:.3f}' for x in r5)}); "
+      f"a random ranking: top-1 {ch[0]:.4f}, top-5 about {min(1, 5*ch[0]):.4f}."]
+open(f"{out}/table.md", "w").write("\n".join(L) + "\n")
 json.dump(res, open(f"{out}/results.json", "w"), indent=1)
-print("\n".join(lines))
+print("\n".join(L))
 PY
