@@ -17,7 +17,9 @@ FF_CLI_GROUP_DEFINE(client,
     {"train", "train centrally on pooled sites, or on each site alone (--local)", cmd_train,
      "usage: fedfuse train --config MODEL.yaml --data SITE_DIR... [--local]\n"
      "                     [--steps N] [--batch B] [--lr LR] [--seed S] [--modalities LIST]\n"
-     "                     [--dropout P] [--threads T] [--init W.safetensors] --out DIR\n"
+     "                     [--dropout P] [--threads T] [--init W.safetensors]\n"
+     "                     [--init-partial W.safetensors] [--label-fraction F]\n"
+     "                     [--plan PLAN.yaml [--stages N] [--resume]] --out DIR\n"
      "  The baselines a federated run is compared with, on the same model and budget.\n"
      "  Pooled (default): one model trained on the train splits of all sites together\n"
      "  (each batch from one site, drawn in proportion to its size), evaluated on every\n"
@@ -30,14 +32,30 @@ FF_CLI_GROUP_DEFINE(client,
      "  --dp-sigma S --dp-clip C --dp-delta D [--dp-epsilon-budget E]: record-level DP-SGD\n"
      "  (Poisson sampling at q = batch / patients, per-patient clip C, noise S*C; see\n"
      "  docs/privacy.md); prints `epsilon X` at delta D (refused past the budget E).\n"
-     "  Per-patient gradient norms by ghost clipping; --dp-exact uses batch-of-1 passes.\n"},
+     "  Per-patient gradient norms by ghost clipping; --dp-exact uses batch-of-1 passes.\n"
+     "  --init loads every parameter from W (all must be there); --init-partial loads the\n"
+     "  tensors W shares with the model by name and shape (e.g. pre-trained encoders) and\n"
+     "  prints what was loaded, kept as initialised and ignored.\n"
+     "  --label-fraction F: only ceil(F * n) training patients of each site keep their\n"
+     "  labels (fixed by --seed); supervised steps use those, contrastive steps everyone.\n"
+     "  --plan PLAN.yaml: run the plan's stages in order (objective, trainable prefixes,\n"
+     "  modalities, rounds x local steps, lr and batch from the plan; --steps, --batch and\n"
+     "  --lr are not used). After each stage: DIR/stage-<i>.safetensors and\n"
+     "  DIR/plan-state.json; --resume continues after the last finished stage; --stages N\n"
+     "  stops after stage N. After a contrastive stage with images and notes it prints\n"
+     "  image->text retrieval on the test splits (`retrieval_top1_<stage> X`, top5).\n"
+     "  Contrastive stages need a model config with `projection: p` (configs/plan-pretrain.yaml,\n"
+     "  docs/training.md).\n"},
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
-     "                    [--split test|val|train] [--bootstrap N] [--seed S] --out DIR\n"
+     "                    [--split test|val|train] [--bootstrap N] [--seed S] [--retrieval]\n"
+     "                    --out DIR\n"
      "  Exact metrics per task (AUROC, AUPRC, Brier, ECE, calibration slope, sensitivity\n"
      "  at 90% specificity, decision curves, fairness by sex and age band) for each site\n"
      "  and pooled. Writes DIR/metrics.json (schema: docs/evaluation.md) and DIR/report.html\n"
-     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"},
+     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"
+     "  --retrieval (models with projection heads): also image->text retrieval on the split,\n"
+     "  each site's patients as candidates (`retrieval_top1 X`, `retrieval_top5 X`).\n"},
     {"explain", "explain one patient's prediction (local, for clinicians)", cmd_explain,
      "usage: fedfuse explain --config MODEL.yaml --weights W.safetensors --site SITE_DIR\n"
      "                       --patient ID [--k 5] [--lab CODE] [--word WORD] [--top N]\n"
@@ -127,11 +145,11 @@ static int evaluate_to(ff_model *m, site_set *s, ff_split split, const ff_eval_o
 }
 
 typedef struct {
-    const char *cfg, *out, *init, *mods;
+    const char *cfg, *out, *init, *init_partial, *mods, *plan;
     const char *dirs[MAX_SITES];
-    int ndirs, local;
-    int64_t steps, batch, seed, threads;
-    double lr, dropout;
+    int ndirs, local, resume;
+    int64_t steps, batch, seed, threads, stages;
+    double lr, dropout, label_fraction;
     int dp, dp_exact;
     double dp_sigma, dp_clip, dp_delta, dp_budget;
 } train_args;
@@ -142,6 +160,9 @@ static int parse_train(ff_cli_args *a, train_args *t)
     t->cfg = ff_cli_opt(a, "--config");
     t->out = ff_cli_opt(a, "--out");
     t->init = ff_cli_opt(a, "--init");
+    t->init_partial = ff_cli_opt(a, "--init-partial");
+    t->plan = ff_cli_opt(a, "--plan");
+    t->resume = ff_cli_flag(a, "--resume");
     t->mods = ff_cli_opt(a, "--modalities");
     t->local = ff_cli_flag(a, "--local");
     t->dp_exact = ff_cli_flag(a, "--dp-exact");
@@ -157,6 +178,10 @@ static int parse_train(ff_cli_args *a, train_args *t)
         rc = ff_cli_opt_f64(a, "--lr", 1e-3, &t->lr);
     if (rc == FF_OK)
         rc = ff_cli_opt_f64(a, "--dropout", 0.0, &t->dropout);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_f64(a, "--label-fraction", 1.0, &t->label_fraction);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--stages", 0, &t->stages);
     if (rc == FF_OK)
         rc = ff_cli_opt_f64(a, "--dp-sigma", NAN, &t->dp_sigma);
     t->dp = !isnan(t->dp_sigma); /* DP-SGD when --dp-sigma is given */
@@ -184,6 +209,34 @@ static int parse_train(ff_cli_args *a, train_args *t)
         rc = ff_error(FF_EINVAL, "--lr %g: expected 0 < lr < 1", t->lr);
     if (rc == FF_OK && !(t->dropout >= 0 && t->dropout < 1))
         rc = ff_error(FF_EINVAL, "--dropout %g: expected 0 <= p < 1", t->dropout);
+    if (rc == FF_OK && !(t->label_fraction > 0 && t->label_fraction <= 1))
+        rc = ff_error(FF_EINVAL, "--label-fraction %g: expected 0 < F <= 1", t->label_fraction);
+    if (rc == FF_OK && t->init && t->init_partial)
+        rc = ff_error(FF_EINVAL, "--init and --init-partial: give one");
+    if (rc == FF_OK && !t->plan && (t->resume || t->stages))
+        rc = ff_error(FF_EINVAL, "--resume and --stages need --plan");
+    if (rc == FF_OK && t->stages < 0)
+        rc = ff_error(FF_EINVAL, "--stages %lld: expected >= 1", (long long)t->stages);
+    if (rc == FF_OK && t->plan && (t->local || t->dp))
+        rc = ff_error(FF_EINVAL, "--plan: not with --local or DP-SGD");
+    return rc;
+}
+
+/* A model with max batch B, initialised from the seed, then --init or --init-partial. */
+static int model_start(const train_args *t, const ff_model_config *mc, int B, ff_model **out)
+{
+    int rc = ff_model_new(out, mc, B);
+    if (rc == FF_OK)
+        rc = ff_model_init(*out, (uint64_t)t->seed);
+    if (rc == FF_OK && t->init)
+        rc = ff_model_load(*out, t->init);
+    if (rc == FF_OK && t->init_partial) {
+        ff_model_load_report rep;
+        rc = ff_model_load_partial(*out, t->init_partial, &rep);
+        if (rc == FF_OK)
+            ff_model_load_report_print(&rep, t->init_partial, stdout);
+        ff_model_load_report_free(&rep);
+    }
     return rc;
 }
 
@@ -194,9 +247,7 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     ff_model *m = NULL;
     int rc = ff_mkdir_p(dir, 0755);
     if (rc == FF_OK)
-        rc = ff_model_new(&m, &s->mc, (int)t->batch);
-    if (rc == FF_OK)
-        rc = t->init ? ff_model_load(m, t->init) : ff_model_init(m, (uint64_t)t->seed);
+        rc = model_start(t, &s->mc, (int)t->batch, &m);
     ff_local_opts o;
     memset(&o, 0, sizeof o);
     o.steps = t->steps;
@@ -208,6 +259,8 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     o.modalities = modalities;
     o.augment = 1;
     o.seed = (uint64_t)t->seed;
+    o.label_fraction = t->label_fraction;
+    o.label_seed = (uint64_t)t->seed;
     o.progress = 1;
     o.dp = t->dp;
     o.dp_sigma = t->dp_sigma;
@@ -241,6 +294,151 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     return rc;
 }
 
+/* ---- fedfuse train --plan: the stages of a training plan, in order, on pooled sites ---- */
+
+static const char *const objective_names[] = {"supervised", "contrastive", "multitask"};
+
+static int plan_hash(const ff_plan *p, char hex[FF_SHA256_HEX])
+{
+    char *txt = NULL;
+    size_t len = 0;
+    int rc = ff_plan_canonical(p, &txt, &len);
+    if (rc != FF_OK)
+        return rc;
+    uint8_t h[FF_SHA256_BYTES];
+    ff_sha256(txt, len, h);
+    ff_hex(h, sizeof h, hex);
+    free(txt);
+    return FF_OK;
+}
+
+/* Stages already finished in dir for this plan (0 without a state file when not resuming). */
+static int plan_resume_point(const char *dir, const char *hash, size_t *done)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/plan-state.json", dir);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j)
+        return ff_error(FF_ENOTFOUND, "--resume: %s: %s", path, err.text);
+    const char *h = json_string_value(json_object_get(j, "plan_sha256"));
+    json_t *d = json_object_get(j, "stages_done");
+    int rc = FF_OK;
+    if (!h || !json_is_integer(d) || json_integer_value(d) < 0)
+        rc = ff_error(FF_EFORMAT, "%s: expected plan_sha256 and stages_done", path);
+    else if (strcmp(h, hash) != 0)
+        rc = ff_error(FF_EINVAL, "--resume: %s was written for another plan (plan_sha256 %.12s..., "
+                                 "this plan %.12s...)", path, h, hash);
+    else
+        *done = (size_t)json_integer_value(d);
+    json_decref(j);
+    return rc;
+}
+
+/* The stage's rounds, each a call of local training with a fresh optimiser (as a site does in
+ * a federated round), seeded by (seed, stage, round) so a resumed run repeats the same steps. */
+static int run_stage(const train_args *t, site_set *s, const ff_plan *plan, size_t i, ff_model *m)
+{
+    const ff_plan_stage *st = (const ff_plan_stage *)plan->stages.items + i;
+    size_t ntrain = 0;
+    for (size_t k = 0; k < s->n; k++)
+        ntrain += ff_site_count(s->sites[k], FF_SPLIT_TRAIN);
+    ff_local_opts o;
+    ff_local_opts_from_plan(&o, plan, i, ntrain);
+    o.label_fraction = t->label_fraction;
+    o.label_seed = (uint64_t)t->seed;
+    double t0 = ff_now(), first = 0, last = 0;
+    int64_t steps = 0;
+    int rc = FF_OK;
+    for (int64_t r = 0; rc == FF_OK && r < st->rounds; r++) {
+        o.seed = (uint64_t)t->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(i + 1) << 40) ^ (uint64_t)r;
+        ff_local_stats ls;
+        rc = ff_local_train(m, s->sites, s->n, &o, &ls);
+        if (rc == FF_OK && r == 0)
+            first = ls.loss_first;
+        last = ls.loss_last;
+        steps += ls.steps;
+    }
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "stage %zu '%s': ", i + 1, st->name);
+    printf("stage %zu %s: %s, %lld rounds, %lld steps, loss %.4f -> %.4f (%.1f s)\n", i + 1,
+           st->name, objective_names[st->objective], (long long)st->rounds, (long long)steps,
+           first, last, ff_now() - t0);
+    int mods = o.modalities ? o.modalities : FF_MOD_ALL;
+    if (st->objective == FF_OBJ_SUPERVISED || !(mods & FF_MOD_IMG) || !(mods & FF_MOD_TXT))
+        return FF_OK;
+    double t1, t5, ch;
+    size_t np;
+    rc = ff_local_retrieval(m, s->sites, s->n, FF_SPLIT_TEST, 0, 1, &t1, &t5, &np, &ch);
+    if (rc != FF_OK)
+        return rc;
+    printf("stage %zu %s: image->text retrieval on %zu held-out pairs (candidates: the same "
+           "site's): top1 %.4f top5 %.4f (chance %.4f, %.4f)\n",
+           i + 1, st->name, np, t1, t5, ch, FF_MIN(1.0, 5 * ch));
+    printf("retrieval_top1_%s %.4f\nretrieval_top5_%s %.4f\n", st->name, t1, st->name, t5);
+    return FF_OK;
+}
+
+static int save_stage(ff_model *m, const char *dir, size_t done, const char *hash)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stage-%zu.safetensors", dir, done);
+    int rc = ff_model_save(m, path);
+    json_t *j = json_pack("{s:s, s:I, s:s}", "plan_sha256", hash, "stages_done", (json_int_t)done,
+                          "checkpoint", path);
+    snprintf(path, sizeof path, "%s/plan-state.json", dir);
+    if (rc == FF_OK)
+        rc = j ? ff_eval_json_write(j, path) : ff_error(FF_ENOMEM, "out of memory");
+    json_decref(j);
+    return rc;
+}
+
+static int train_plan(const train_args *t, site_set *s, const char *dir)
+{
+    ff_plan plan;
+    char hash[FF_SHA256_HEX], path[1100];
+    size_t done = 0;
+    ff_model *m = NULL;
+    int rc = ff_plan_load(&plan, t->plan, 1);
+    if (rc != FF_OK)
+        return rc;
+    rc = plan_hash(&plan, hash);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(dir, 0755);
+    if (rc == FF_OK && t->resume)
+        rc = plan_resume_point(dir, hash, &done);
+    if (rc == FF_OK)
+        rc = model_start(t, &s->mc, (int)plan.batch_size, &m);
+    if (rc == FF_OK && done > 0) {
+        snprintf(path, sizeof path, "%s/stage-%zu.safetensors", dir, done);
+        rc = ff_model_load(m, path);
+        if (rc == FF_OK)
+            printf("resumed after stage %zu from %s\n", done, path);
+    }
+    size_t end = plan.stages.count;
+    if (t->stages > 0 && (size_t)t->stages < end)
+        end = (size_t)t->stages;
+    for (size_t i = done; rc == FF_OK && i < end; i++) {
+        rc = run_stage(t, s, &plan, i, m);
+        if (rc == FF_OK)
+            rc = save_stage(m, dir, i + 1, hash);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (rc == FF_OK)
+        rc = ff_model_save(m, path);
+    ff_eval_opts eo;
+    ff_eval_opts_default(&eo);
+    json_t *extra = json_pack("{s:s, s:s, s:I, s:f}", "plan", t->plan, "plan_sha256", hash,
+                              "stages_done", (json_int_t)FF_MAX(end, done), "label_fraction",
+                              t->label_fraction);
+    if (rc == FF_OK)
+        rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, FF_MOD_ALL, dir, extra);
+    json_decref(extra);
+    ff_model_free(m);
+    ff_plan_free(&plan);
+    return rc;
+}
+
 static int cmd_train(int argc, char **argv)
 {
     ff_cli_args a;
@@ -257,7 +455,9 @@ static int cmd_train(int argc, char **argv)
     rc = sites_load(&s, t.cfg, t.dirs, t.ndirs);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    if (!t.local) {
+    if (t.plan) {
+        rc = train_plan(&t, &s, t.out);
+    } else if (!t.local) {
         rc = train_one_model(&t, &s, s.sites, s.n, mods, t.out);
     } else {
         for (size_t i = 0; rc == FF_OK && i < s.n; i++) {
@@ -280,6 +480,7 @@ static int cmd_eval(int argc, char **argv)
     const char *dirs[MAX_SITES];
     int nd = ff_cli_opt_all(&a, "--data", dirs, MAX_SITES);
     int64_t boot, seed;
+    int retrieval = ff_cli_flag(&a, "--retrieval");
     int rc = ff_cli_opt_i64(&a, "--bootstrap", 200, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 1, &seed);
@@ -313,6 +514,13 @@ static int cmd_eval(int argc, char **argv)
     eo.seed = (uint64_t)seed;
     if (rc == FF_OK)
         rc = evaluate_to(m, &s, split, &eo, FF_MOD_ALL, out, NULL);
+    double t1, t5, ch;
+    size_t np;
+    if (rc == FF_OK && retrieval)
+        rc = ff_local_retrieval(m, s.sites, s.n, split, 0, 1, &t1, &t5, &np, &ch);
+    if (rc == FF_OK && retrieval)
+        printf("retrieval image->text on %zu pairs: chance top1 %.4f\nretrieval_top1 %.4f\n"
+               "retrieval_top5 %.4f\n", np, ch, t1, t5);
     ff_model_free(m);
     sites_free(&s);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);

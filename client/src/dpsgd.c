@@ -48,6 +48,10 @@ static int check_opts(const ff_local_opts *o, size_t total, int max_batch)
         return ff_error(FF_EINVAL, "DP-SGD: a trainable subset is not supported");
     if (o->modalities && o->modalities != FF_MOD_ALL)
         return ff_error(FF_EINVAL, "DP-SGD: a modality restriction is not supported");
+    if (o->objective != FF_OBJ_SUPERVISED)
+        return ff_error(FF_EINVAL, "DP-SGD: only the supervised objective is supported");
+    if (o->label_fraction > 0 && o->label_fraction < 1)
+        return ff_error(FF_EINVAL, "DP-SGD: a label fraction is not supported");
     return FF_OK;
 }
 

@@ -68,7 +68,56 @@ void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage
     o->fedprox_mu = (float)plan->fedprox_mu;
     o->trainable = st ? &st->trainable : NULL;
     o->modalities = FF_MOD_ALL;
+    o->objective = st ? st->objective : FF_OBJ_SUPERVISED;
+    if (st && st->modalities.count) {
+        o->modalities = 0; /* names checked when the plan was loaded */
+        for (size_t i = 0; i < st->modalities.count; i++) {
+            int bit = 0;
+            if (ff_client_parse_modalities(st->modalities.items[i], &bit) == FF_OK)
+                o->modalities |= bit;
+        }
+        if (!o->modalities)
+            o->modalities = FF_MOD_ALL;
+    }
     o->augment = 1;
+}
+
+void ff_local_labelled(const ff_site *s, double f, uint64_t seed, uint8_t *labelled)
+{
+    size_t n = ff_site_count(s, FF_SPLIT_TRAIN);
+    if (!(f > 0 && f < 1)) {
+        memset(labelled, 1, n);
+        return;
+    }
+    memset(labelled, 0, n);
+    uint32_t *order = calloc(n ? n : 1, sizeof *order);
+    if (!order) { /* keep every label rather than silently train on none */
+        memset(labelled, 1, n);
+        return;
+    }
+    /* mixed with the site's first patient id so two sites of equal size differ */
+    const char *id = n ? ff_site_patient_id(s, FF_SPLIT_TRAIN, 0) : "";
+    uint64_t site_seed = seed ^ ((uint64_t)ff_fnv1a32(id, strlen(id)) << 17);
+    ff_site_shuffle(s, FF_SPLIT_TRAIN, site_seed, 0x1abe11edull, order);
+    size_t k = (size_t)ceil(f * (double)n);
+    for (size_t i = 0; i < k && i < n; i++)
+        labelled[order[i]] = 1;
+    free(order);
+}
+
+/* The modality pairs a contrastive step uses: image-text, or with EHR the pairs with EHR. */
+static int contrastive_pairs(int mods, int pairs[2][2])
+{
+    int n = 0;
+    if (mods & FF_MOD_EHR) {
+        if (mods & FF_MOD_IMG)
+            pairs[n][0] = 0, pairs[n][1] = 2, n++;
+        if (mods & FF_MOD_TXT)
+            pairs[n][0] = 1, pairs[n][1] = 2, n++;
+    } else if ((mods & FF_MOD_IMG) && (mods & FF_MOD_TXT)) {
+        pairs[n][0] = 0, pairs[n][1] = 1, n++;
+    }
+    return n;
 }
 
 /* Zeroes the modalities outside mask; returns 1 when row i keeps at least one. */
@@ -180,23 +229,80 @@ static void freeze_free(freeze_state *fz)
     ff_free(fz->saved);
 }
 
-/* One optimiser step on batch b: forward, backward, FedProx term, clip, step. */
-static int train_one(ff_model *m, ff_optim *opt, const ff_local_opts *o, const ff_batch *b,
-                     int64_t step, float *loss)
+/* Adds the contrastive loss of b (mean over the modality pairs with at least two in-batch
+ * pairs) and its gradient; after ff_model_forward on b. */
+static int contrastive_step(ff_contrastive *c, const ff_local_opts *o, const ff_batch *b,
+                            float *loss, int *usedp)
+{
+    int pairs[2][2], used = 0;
+    int np = contrastive_pairs(o->modalities ? o->modalities : FF_MOD_ALL, pairs);
+    float sum = 0, l[2] = {0, 0};
+    int cnt[2] = {0, 0};
+    int rc = FF_OK;
+    /* the losses first, so each backward can carry the 1/used weight */
+    for (int k = 0; rc == FF_OK && k < np; k++) {
+        rc = ff_contrastive_forward(c, b, pairs[k][0], pairs[k][1], &l[k], &cnt[k]);
+        used += rc == FF_OK && cnt[k] >= 2;
+    }
+    for (int k = 0; rc == FF_OK && k < np; k++) {
+        if (cnt[k] < 2)
+            continue;
+        if (np > 1) /* the scratch holds the last pair: run this pair's forward again */
+            rc = ff_contrastive_forward(c, b, pairs[k][0], pairs[k][1], &l[k], &cnt[k]);
+        if (rc == FF_OK)
+            rc = ff_contrastive_backward(c, b, 1.0f / (float)used);
+        sum += l[k] / (float)used;
+    }
+    *loss = sum;
+    *usedp = used;
+    return rc;
+}
+
+static int any_label(const ff_batch *b)
+{
+    for (size_t i = 0; i < (size_t)b->B * (size_t)b->K; i++)
+        if (b->label_mask[i] > 0)
+            return 1;
+    return 0;
+}
+
+/* One optimiser step on batch b: forward, the objective's backward, FedProx term, clip, step.
+ * A batch with nothing to learn from (no known label, no pair) takes no step (*skipped = 1):
+ * a step on a zero gradient would still apply weight decay, so a site without pairs for a
+ * contrastive stage would shrink the encoders it cannot train. */
+static int train_one(ff_model *m, ff_optim *opt, ff_contrastive *c, const ff_local_opts *o,
+                     const ff_batch *b, int64_t step, float *loss, int *skipped)
 {
     size_t n = ff_model_nparams(m);
     int K = b->K;
-    float logits[64 * 8];
+    float logits[64 * 8], sup = 0, con = 0;
     float *lg = b->B * K <= (int)FF_ARRAY_LEN(logits) ? logits : malloc((size_t)(b->B * K) * sizeof(float));
     if (!lg)
         return ff_error(FF_ENOMEM, "out of memory");
     ff_model_zero_grad(m);
-    int rc = ff_model_forward(m, b, lg, loss);
+    int rc = ff_model_forward(m, b, lg, &sup);
+    int supervised = o->objective != FF_OBJ_CONTRASTIVE, learned = 0, used = 0;
+    if (!supervised)
+        sup = 0;
+    /* a batch with no known label adds nothing to the supervised gradient: skip its pass */
+    if (rc == FF_OK && supervised && any_label(b)) {
+        rc = ff_model_backward(m, b);
+        learned = 1;
+    }
+    if (rc == FF_OK && o->objective != FF_OBJ_SUPERVISED) {
+        rc = contrastive_step(c, o, b, &con, &used);
+        learned |= used > 0;
+    }
+    *loss = sup + con;
+    *skipped = rc == FF_OK && !learned;
+    if (*skipped) {
+        if (lg != logits)
+            free(lg);
+        return FF_OK;
+    }
     if (rc == FF_OK && !isfinite(*loss))
         rc = ff_error(FF_ENUMERIC, "local training: loss is %f at step %lld", (double)*loss,
                       (long long)step);
-    if (rc == FF_OK)
-        rc = ff_model_backward(m, b);
     if (rc == FF_OK && o->fedprox_mu > 0 && o->global)
         ff_fedprox_grad(ff_model_params(m), o->global, o->fedprox_mu, ff_model_grads(m), n);
     if (rc == FF_OK) {
@@ -225,17 +331,50 @@ typedef struct {
     uint32_t *order;
     size_t pos, count;
     uint64_t epoch;
+    uint8_t *labelled; /* [count]; NULL = every label is used */
+    int only_labelled; /* supervised steps draw the labelled patients only */
 } site_cursor;
 
 static void next_indices(const ff_site *s, site_cursor *c, uint64_t seed, uint32_t *idx, int n)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n;) {
         if (c->pos == c->count) {
             ff_site_shuffle(s, FF_SPLIT_TRAIN, seed, c->epoch++, c->order);
             c->pos = 0;
         }
-        idx[i] = c->order[c->pos++];
+        uint32_t j = c->order[c->pos++];
+        if (!c->only_labelled || !c->labelled || c->labelled[j])
+            idx[i++] = j;
     }
+}
+
+/* Hides the labels of the rows whose patient is not labelled (before any compaction). */
+static void hide_labels(ff_batch *b, const site_cursor *c, const uint32_t *idx, int n)
+{
+    for (int i = 0; c->labelled && i < n; i++)
+        if (!c->labelled[idx[i]])
+            memset(b->label_mask + (size_t)i * (size_t)b->K, 0, (size_t)b->K * sizeof(float));
+}
+
+/* Cursors over each site's train split, with the labelled patients of o->label_fraction. */
+static int cursors_init(site_cursor *cur, ff_site *const *sites, size_t nsites,
+                        const ff_local_opts *o)
+{
+    int partial = o->label_fraction > 0 && o->label_fraction < 1;
+    for (size_t i = 0; i < nsites; i++) {
+        cur[i].count = cur[i].pos = ff_site_count(sites[i], FF_SPLIT_TRAIN);
+        if (!cur[i].count)
+            continue;
+        if (!(cur[i].order = calloc(cur[i].count, sizeof(uint32_t))))
+            return ff_error(FF_ENOMEM, "out of memory");
+        if (!partial)
+            continue;
+        if (!(cur[i].labelled = malloc(cur[i].count)))
+            return ff_error(FF_ENOMEM, "out of memory");
+        ff_local_labelled(sites[i], o->label_fraction, o->label_seed, cur[i].labelled);
+        cur[i].only_labelled = o->objective == FF_OBJ_SUPERVISED;
+    }
+    return FF_OK;
 }
 
 int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_local_opts *o,
@@ -260,11 +399,17 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
     uint32_t *idx = calloc((size_t)o->batch, sizeof *idx);
     uint8_t *keep = calloc((size_t)o->batch, 1);
     freeze_state fz = {0};
+    ff_contrastive *con = NULL;
+    int pairs[2][2];
     int rc = cur && idx && keep ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == FF_OK && i < nsites; i++) {
-        cur[i].count = cur[i].pos = ff_site_count(sites[i], FF_SPLIT_TRAIN);
-        if (cur[i].count && !(cur[i].order = calloc(cur[i].count, sizeof(uint32_t))))
-            rc = ff_error(FF_ENOMEM, "out of memory");
+    if (rc == FF_OK)
+        rc = cursors_init(cur, sites, nsites, o);
+    if (rc == FF_OK && o->objective != FF_OBJ_SUPERVISED) {
+        if (contrastive_pairs(o->modalities ? o->modalities : FF_MOD_ALL, pairs) == 0)
+            rc = ff_error(FF_EINVAL, "local training: a contrastive objective needs two "
+                                     "modalities (image and text, or EHR with another)");
+        else
+            rc = ff_contrastive_new(&con, m);
     }
     if (rc == FF_OK)
         rc = ff_batch_alloc(&b, o->batch, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
@@ -285,15 +430,19 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
         next_indices(sites[si], &cur[si], o->seed + si, idx, o->batch);
         rc = ff_site_batch(sites[si], FF_SPLIT_TRAIN, idx, (size_t)o->batch, o->augment ? &aug : NULL,
                            &rng, &b);
+        if (rc == FF_OK)
+            hide_labels(&b, &cur[si], idx, o->batch);
         int n = rc == FF_OK ? restrict_batch(&b, o->batch, o->modalities, keep) : 0;
         if (rc == FF_OK && n == 0)
             continue;
         if (rc == FF_OK && o->modality_dropout > 0)
             rc = ff_modality_dropout(&b, o->modality_dropout, &rng);
         float loss = 0;
+        int skipped = 0;
         ff_batch view = batch_rows(&b, n);
         if (rc == FF_OK)
-            rc = train_one(m, opt, o, &view, step, &loss);
+            rc = train_one(m, opt, con, o, &view, step, &loss, &skipped);
+        st->skipped += skipped;
         freeze_restore(&fz, m);
         if (rc != FF_OK)
             break;
@@ -311,9 +460,12 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
         ff_progress_finish(&prog);
     st->loss_mean = st->steps ? loss_sum / (double)st->steps : 0;
     st->seconds = ff_now() - t0;
-    for (size_t i = 0; cur && i < nsites; i++)
+    for (size_t i = 0; cur && i < nsites; i++) {
         free(cur[i].order);
+        free(cur[i].labelled);
+    }
     free(cur);
+    ff_contrastive_free(con);
     free(idx);
     free(keep);
     freeze_free(&fz);

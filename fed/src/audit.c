@@ -48,11 +48,17 @@ static void on_event(void *ud, const ff_coord_event *ev)
             append(a, "restart", json_pack("{s:I, s:I}", "torn_bytes", (json_int_t)a->torn,
                                            "resumed_round", r));
         break;
+    case FF_EV_ROUND_START:
+        ff_strlcpy(a->stage, ev->detail, sizeof a->stage);
+        break;
     case FF_EV_SITES_SELECTED: {
         json_t *sel = json_array();
         names_into(sel, ev->detail);
-        append(a, "round_start", json_pack("{s:I, s:I, s:o}", "round", r, "attempt",
-                                           (json_int_t)ev->attempt, "selected", sel));
+        json_t *d = json_pack("{s:I, s:I, s:o}", "round", r, "attempt", (json_int_t)ev->attempt,
+                              "selected", sel);
+        if (d && a->stage[0]) /* the training plan's stage: which objective ran this round */
+            json_object_set_new(d, "stage", json_string(a->stage));
+        append(a, "round_start", d);
         json_array_clear(a->dropped);
         break;
     }

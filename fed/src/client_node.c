@@ -217,6 +217,8 @@ static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
     ff_local_opts_from_plan(&o, plan, stage, ntrain);
     o.global = cn->global_full;
     o.seed = train_seed(cn->sc, t->round);
+    o.label_fraction = cn->sc->label_fraction;
+    o.label_seed = (uint64_t)cn->sc->seed; /* fixed across rounds: the same patients */
     if (rc == FF_OK && o.batch > ff_model_max_batch(cn->m))
         rc = ff_error(FF_EPOLICY, "plan batch_size %d is above this node's limit %d", o.batch,
                       ff_model_max_batch(cn->m));

@@ -30,6 +30,8 @@ const ff_cfg_field ff_site_config_schema[] = {
      .help = "local training seed (mixed with round and site)"},
     {.key = "give_up_after", .type = FF_CFG_DOUBLE, .offset = OFF(give_up_after), .min = 0,
      .max = 1e9, .def = "0", .help = "seconds without the coordinator before exiting; 0 = never"},
+    {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = OFF(label_fraction), .min = 0.001,
+     .max = 1, .def = "1", .help = "share of training patients whose labels are used (1 = all)"},
     {0},
 };
 

@@ -46,6 +46,7 @@ typedef struct {
     int64_t agg_round;
     int secagg; /* the aggregate entries say secure_aggregation: true */
     json_t *train_sites, *dropped;
+    char stage[64]; /* the plan stage of the round (ROUND_START comes before the selection) */
 } fed_audit;
 
 /* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */

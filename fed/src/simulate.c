@@ -53,6 +53,8 @@ typedef struct {
     int baselines;
     double timeout;
     ff_privacy_cfg privacy; /* copied into the plan (docs/privacy.md) */
+    char plan_file[512]; /* a training plan with stages, used instead of the `plan` section */
+    double label_fraction;
 } demo_cfg;
 
 static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
@@ -130,6 +132,10 @@ static const ff_cfg_field demo_schema[] = {
      .def = "900", .help = "seconds before the simulation gives up and kills its processes"},
     {.key = "privacy", .type = FF_CFG_SECTION, .offset = D(privacy), .sub = ff_privacy_cfg_schema,
      .help = "the plan's privacy section (client-level DP in the round)"},
+    {.key = "plan_file", .type = FF_CFG_STRING, .offset = D(plan_file), .size = 512, .def = "",
+     .help = "training plan file with stages (configs/plan-pretrain.yaml); \"\" = the plan section"},
+    {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = D(label_fraction), .min = 0.001,
+     .max = 1, .def = "1", .help = "share of each site's training patients with labels"},
     {0},
 };
 
@@ -259,7 +265,14 @@ static int write_configs(sim *s, char *job_hex)
     snprintf(path, sizeof path, "%s/config", o);
     rc = ff_mkdir_p(path, 0755);
     snprintf(plan_path, sizeof plan_path, "%s/config/plan.yaml", o);
-    if (rc == FF_OK)
+    if (rc == FF_OK && s->d.plan_file[0]) {
+        char *pb = NULL; /* the given plan as it is: its bytes are what the job hash covers */
+        size_t pl = 0;
+        rc = ff_file_read_all(s->d.plan_file, 1u << 20, &pb, &pl);
+        if (rc == FF_OK)
+            rc = ff_file_write_atomic(plan_path, pb, pl, 0644);
+        free(pb);
+    } else if (rc == FF_OK)
         rc = write_text(plan_path,
                         "# Training plan of the demo (written by fedfuse simulate).\n"
                         "local_steps: %lld\nbatch_size: %lld\n"
@@ -364,10 +377,11 @@ static int write_configs(sim *s, char *job_hex)
                             "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
                             "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
                             "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
-                            "threads: %lld\nseed: %lld\ngive_up_after: 120\n",
+                            "threads: %lld\nseed: %lld\ngive_up_after: 120\n"
+                            "label_fraction: %.17g\n",
                             n, n, s->port, o, n, o, n, o, s->data, s->names[i % s->ncohort],
                             s->model_cfg, o, n, o, o,
-                            (long long)s->d.threads, (long long)s->d.seed);
+                            (long long)s->d.threads, (long long)s->d.seed, s->d.label_fraction);
     }
     return rc;
 }

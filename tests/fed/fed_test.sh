@@ -18,6 +18,12 @@
 #                  log); `fedfuse audit verify` passes with the receipts, the log has a secagg
 #                  entry per round with n, t, k, modulus_bits, clip_range and aggregate entries
 #                  with secure_aggregation true, the receipts carry the same parameters.
+#   plan_restart   the restart test under that plan, the coordinator killed at the boundary of
+#                  stages 2 and 3: the final model is bit-identical to an uninterrupted run
+#                  and every round_start names its round's stage.
+#   plan           a three-stage plan (contrastive image-text, contrastive with EHR, supervised)
+#                  with 25% of labels per site: every round runs, the audit log verifies and its
+#                  round_start entries name the stage of each round in order.
 #   secagg_killed  secure aggregation on, 3 sites, t=2: site-2 is killed (SIGKILL) after it
 #                  shared its keys in round 1; the round completes by recovering site-2's
 #                  masks from the survivors' shares (sum of 2 sites), every round finishes.
@@ -48,6 +54,37 @@ deadlines: {train: $3, evaluate: $3}
 baselines: $2
 timeout: 200
 EOC
+}
+
+# the three-stage plan of the plan tests (tiny model with heads, 25% of labels)
+mkplan() {
+    cat > "$tmp/plan.yaml" <<'EOP'
+local_steps: 6
+batch_size: 16
+stages:
+  - {name: clip, objective: contrastive, trainable: [img., txt., proj., logit_scale], modalities: [img, txt], rounds: 1}
+  - {name: ehr, objective: contrastive, trainable: [ehr., proj.ehr, logit_scale], modalities: [img, txt, ehr], rounds: 1}
+  - {name: tune, objective: supervised, rounds: 2}
+EOP
+    sed -i "s#model-tiny.yaml#model-tiny-clip.yaml#" "$tmp/demo.yaml"
+    printf 'plan_file: %s\nlabel_fraction: 0.25\n' "$tmp/plan.yaml" >> "$tmp/demo.yaml"
+}
+
+# every round_start of the audit log names the stage of its round (clip, ehr, tune, tune)
+check_stages() { # out
+    $py - "$1/audit.jsonl" <<'EOP' || fail "audit round_start stages"
+import json, sys
+want = {1: "clip", 2: "ehr", 3: "tune", 4: "tune"}
+seen = {}
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e["event"] == "round_start":
+        d = e["data"]
+        assert d.get("stage") == want[d["round"]], (d["round"], d.get("stage"))
+        seen[d["round"]] = d["stage"]
+assert sorted(seen) == [1, 2, 3, 4], seen
+print("stages", [seen[r] for r in sorted(seen)])
+EOP
 }
 
 verify() { # out
@@ -87,8 +124,9 @@ for t in ("admission", "icu", "critical"):
     assert d < 0.01, t  # histogram ties: the tiny model scores in a narrow band
 EOP
     ;;
-restart|client_killed|client_hung)
-    if [ $mode = restart ]; then mkconf 4 false 30; else mkconf 4 false 4; fi
+restart|plan_restart|client_killed|client_hung)
+    if [ $mode = restart ] || [ $mode = plan_restart ]; then mkconf 4 false 30; else mkconf 4 false 4; fi
+    [ $mode = plan_restart ] && mkplan
     "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
     # run b: the same consortium files, its own out folder, the processes started by hand
     mkdir -p "$tmp/b/logs" && cp -r "$tmp/a/pki" "$tmp/b/pki"
@@ -102,7 +140,7 @@ restart|client_killed|client_hung)
         "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
         cl+=($!); pids+=($!)
     done
-    if [ $mode = restart ]; then
+    if [ $mode = restart ] || [ $mode = plan_restart ]; then
         for i in $(seq 1 300); do [ -f "$tmp/b/rounds.csv" ] && [ "$(wc -l < "$tmp/b/rounds.csv")" -ge 3 ] && break; sleep 0.1; done
         kill -9 $cpid; wait $cpid 2>/dev/null
         echo "killed the coordinator after $(($(wc -l < "$tmp/b/rounds.csv") - 1)) rounds"
@@ -116,6 +154,7 @@ restart|client_killed|client_hung)
         [ "$a" = "$b" ] || fail "final models differ"
         verify "$tmp/b"
         grep -q '"event":"restart"' "$tmp/b/audit.jsonl" || fail "no restart entry in the audit log"
+        [ $mode = plan_restart ] && check_stages "$tmp/b"
     else
         for i in $(seq 1 300); do grep -q "round 1: trained" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
         if [ $mode = client_hung ]; then
@@ -178,6 +217,15 @@ r = json.load(open(on + "/receipts/site-1-round-0001.json"))
 assert r["secagg"] == sa[0], (r["secagg"], sa[0])
 print("audit:", sa[0])
 EOP
+    ;;
+plan)
+    mkconf 4 false 60
+    mkplan
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    [ "$(wc -l < "$tmp/a/rounds.csv")" = 5 ] || fail "rounds.csv should have header + 4 lines"
+    grep -q "label_fraction: 0.25" "$tmp/a/config/site-site-1.yaml" || fail "label_fraction not in the site config"
+    verify "$tmp/a"
+    check_stages "$tmp/a"
     ;;
 secagg_killed)
     mkconf 3 false 4 true

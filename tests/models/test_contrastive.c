@@ -247,6 +247,66 @@ static void test_model_fd_img_txt_late(void **state)
     model_fd(FF_FUSION_LATE, 0, 1);
 }
 
+/* grads of one forward followed by several backward passes (what a multitask step does:
+ * the supervised backward, then InfoNCE over two modality pairs) = the sum of each pass
+ * done alone after its own forward: no backward clobbers what a later one reads. */
+static void test_backwards_add(void **state)
+{
+    (void)state;
+    ff_model_config cfg;
+    tiny_cfg(&cfg, 16);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &cfg, 12), FF_OK);
+    assert_int_equal(ff_model_init(m, 21), FF_OK);
+    ff_contrastive *c;
+    assert_int_equal(ff_contrastive_new(&c, m), FF_OK);
+    ff_batch b;
+    make_batch(&cfg, &b, 12, 5);
+    for (int i = 0; i < 12 * (int)cfg.tasks; i++) {
+        b.labels[i] = (float)(i % 3 == 0);
+        b.label_mask[i] = 1.0f;
+    }
+    size_t n = ff_model_nparams(m);
+    float *sum = calloc(n, sizeof *sum), *all = calloc(n, sizeof *all);
+    float l;
+    int np;
+    /* each pass alone */
+    for (int pass = 0; pass < 3; pass++) {
+        ff_model_zero_grad(m);
+        assert_int_equal(ff_model_forward(m, &b, NULL, &l), FF_OK);
+        if (pass == 0) {
+            assert_int_equal(ff_model_backward(m, &b), FF_OK);
+        } else {
+            assert_int_equal(ff_contrastive_forward(c, &b, pass - 1, 2, &l, &np), FF_OK);
+            assert_int_equal(ff_contrastive_backward(c, &b, 0.5f), FF_OK);
+        }
+        for (size_t i = 0; i < n; i++)
+            sum[i] += ff_model_grads(m)[i];
+    }
+    /* all after one forward */
+    ff_model_zero_grad(m);
+    assert_int_equal(ff_model_forward(m, &b, NULL, &l), FF_OK);
+    assert_int_equal(ff_model_backward(m, &b), FF_OK);
+    for (int a = 0; a < 2; a++) {
+        assert_int_equal(ff_contrastive_forward(c, &b, a, 2, &l, &np), FF_OK);
+        assert_int_equal(ff_contrastive_backward(c, &b, 0.5f), FF_OK);
+    }
+    memcpy(all, ff_model_grads(m), n * sizeof *all);
+    double gmax = 0;
+    for (size_t i = 0; i < n; i++)
+        gmax = fmax(gmax, fabs(sum[i]));
+    assert_true(gmax > 0);
+    for (size_t i = 0; i < n; i++)
+        if (fabs(all[i] - sum[i]) > 1e-5 * gmax) {
+            print_error("grad %zu: together %.8g, summed %.8g\n", i, all[i], sum[i]);
+            fail();
+        }
+    free(sum), free(all);
+    ff_batch_free(&b);
+    ff_contrastive_free(c);
+    ff_model_free(m);
+}
+
 /* projection 0 = the spec's table exactly; projection p appends four tensors and moves
  * nothing. */
 static void test_table(void **state)
@@ -290,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_model_fd_img_txt_cross),
         cmocka_unit_test(test_model_fd_txt_ehr_cross),
         cmocka_unit_test(test_model_fd_img_txt_late),
+        cmocka_unit_test(test_backwards_add),
         cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

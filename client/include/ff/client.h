@@ -55,6 +55,17 @@ typedef struct {
     const ff_cfg_strlist *trainable; /* parameter-name prefixes that train; NULL/empty = all */
     int modalities;           /* FF_MOD_* mask the model may see (single-modality baselines) */
     int augment;              /* clinical-meaning-preserving augmentation on */
+    /* Objective (ff_plan_objective): supervised BCE (0), contrastive = symmetric InfoNCE over
+     * the in-batch pairs of `modalities` (image-text; with EHR, the pairs that include EHR;
+     * rows where both sides are present; labels not read; needs projection heads), or
+     * multitask = supervised + contrastive. */
+    int objective;
+    /* Share of each site's training patients whose labels may be used, in (0,1); 0 or >= 1 =
+     * all. The labelled patients are fixed by (label_seed, site) (ff_local_labelled):
+     * supervised steps draw only them; contrastive steps draw everyone; multitask steps
+     * draw everyone and mask the unlabelled rows out of the supervised loss. */
+    double label_fraction;
+    uint64_t label_seed;
     uint64_t seed;
     int progress;             /* print a progress bar on stderr */
     /* Record-level (patient-level) DP-SGD (client/src/dpsgd.c), used when dp != 0: each step
@@ -79,14 +90,31 @@ typedef struct {
 
 typedef struct {
     int64_t steps, examples;
+    int64_t skipped;          /* steps with nothing to learn from (no label, no pair): no update */
     double loss_first, loss_last, loss_mean;
     double seconds;
     double epsilon;           /* DP-SGD: ε at dp_delta after this call (ledger total) */
 } ff_local_stats;
 
 /* Fills o from a training plan stage: steps = stage/plan local_steps, or local_epochs over
- * ntrain examples; optimiser, lr, dropout and FedProx mu from the plan. */
+ * ntrain examples; optimiser, lr, dropout and FedProx mu from the plan; objective,
+ * trainable prefixes and modalities from the stage. */
 void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage, size_t ntrain);
+
+/* labelled[i] (i < ff_site_count(s, FF_SPLIT_TRAIN)) = 1 for the training patients whose
+ * labels are used at label fraction f: exactly ceil(f * n) of them (all when f <= 0 or
+ * f >= 1), chosen by a permutation seeded by seed and the site's first patient id, so the
+ * same site gets the same patients in every round and process. */
+void ff_local_labelled(const ff_site *s, double f, uint64_t seed, uint8_t *labelled);
+
+/* Image→text retrieval on held-out pairs (needs projection heads): for each site, every
+ * patient of the split with both modalities a and e is a query (modality a) and a candidate
+ * (modality e) among that site's patients only; top1/top5 = share of queries whose own
+ * partner ranks first / in the first five by cosine of the projected embeddings. *npairs
+ * receives the number of queries, *chance the expected top-1 of a random ranking. */
+int ff_local_retrieval(ff_model *m, ff_site *const *sites, size_t n, ff_split split, int a,
+                       int e, double *top1, double *top5, size_t *npairs,
+                       double *chance) FF_WARN_UNUSED;
 
 /* Trains m in place for o->steps steps on the train splits of sites (pooled: each step draws
  * its batch from one site, chosen with probability proportional to its size). A fresh

@@ -59,6 +59,8 @@ typedef struct {
     int64_t threads;
     int64_t seed;           /* local training seed base (mixed with round and site) */
     double give_up_after;   /* seconds without reaching the coordinator before exit 1; 0 = never */
+    double label_fraction;  /* share of training patients whose labels are used (1 = all);
+                               the rest still count in contrastive stages */
 } ff_site_config;
 
 extern const ff_cfg_field ff_site_config_schema[];

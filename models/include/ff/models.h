@@ -27,6 +27,7 @@
 #define FF_MODELS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "ff/common.h"
@@ -114,6 +115,32 @@ int ff_model_init_std(ff_model *m, uint64_t seed, float std) FF_WARN_UNUSED;
  * expected and found shape/dtype. On error the parameters may be partly overwritten. */
 int ff_model_load(ff_model *m, const char *path) FF_WARN_UNUSED;
 int ff_model_save(const ff_model *m, const char *path) FF_WARN_UNUSED;
+
+/* Partial loading by parameter name (pre-trained encoders into a larger model, weights
+ * converted from elsewhere as safetensors with our names): every model tensor whose name is
+ * in the file with the same shape and dtype F32 is loaded; the others keep their current
+ * values (call ff_model_init first); file tensors not in the model, or of another shape or
+ * dtype, are ignored. The report lists every tensor with what happened and why. Errors: the
+ * file (ff_safetensors_open's messages), a non-finite value (names the tensor and index), no
+ * tensor loaded at all (FF_ENOTFOUND). On error the parameters are untouched and the report
+ * is empty. Free the report with ff_model_load_report_free. */
+enum { FF_LOAD_LOADED = 0, FF_LOAD_KEPT = 1, FF_LOAD_IGNORED = 2 };
+typedef struct {
+    int what; /* FF_LOAD_* */
+    char name[160];
+    char why[200]; /* kept / ignored: "not in the file", "shape [..] in the file, [..] in the model" */
+} ff_model_load_item;
+typedef struct {
+    size_t loaded, kept, ignored;      /* tensors */
+    size_t loaded_values, kept_values; /* floats */
+    ff_model_load_item *items;         /* model tensors in table order, then ignored ones */
+    size_t nitems, cap;
+} ff_model_load_report;
+int ff_model_load_partial(ff_model *m, const char *path, ff_model_load_report *r) FF_WARN_UNUSED;
+void ff_model_load_report_free(ff_model_load_report *r);
+/* The summary line, tensor groups loaded and kept (by first name component), and one line
+ * per tensor kept for a mismatch or ignored, with the reason. */
+void ff_model_load_report_print(const ff_model_load_report *r, const char *path, FILE *out);
 
 /* Checks a batch against the config: dimensions, ids within each vocabulary, finite floats,
  * image_present and label_mask in {0,1}, at least one modality per sample. Errors name the
