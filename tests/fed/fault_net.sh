@@ -11,9 +11,10 @@
 #   link_stall      only site-2 goes through the proxy; after site-2 evaluated round 1 the
 #                   proxy stalls (forwards nothing, closes nothing) for 12 s, past the 4 s
 #                   deadlines: the coordinator names site-2 as missing, the rounds go on with 2
-#                   updates; the round-2 task reaches site-2 after round 2 is over and is
-#                   skipped ("no longer current"; the client used to exit on its NOT_FOUND
-#                   download); site-2 is in the last round (3 updates); the audit log verifies.
+#                   updates; a task of a finished round that reaches site-2 is skipped ("no
+#                   longer current"; the client used to exit on its NOT_FOUND download) or
+#                   refused as late, depending on timing; site-2 stays up and is in the last
+#                   of 5 rounds (3 updates); the audit log verifies.
 #   clock_skew      site-2 runs 2 h ahead and site-3 30 min behind (faketime): deadlines are the
 #                   coordinator's (clients ignore Task.deadline_unix_ms), certificates are
 #                   back-dated 1 h against skew, so the run is bit-identical to run a; audit
@@ -143,7 +144,7 @@ link_cut)
     verify "$tmp/b"
     ;;
 link_stall)
-    prepare 4 4
+    prepare 5 4
     start_coordinator
     start_proxy proxy
     via site-2 "$proxy_port"
@@ -155,10 +156,14 @@ link_stall)
     finish 150
     cat "$tmp/proxy.log"
     grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
-    grep "no longer current" "$tmp/b/logs/site-2.log" | cut -c1-160
-    grep -q "no longer current" "$tmp/b/logs/site-2.log" || fail "site-2 never got a task from a finished round"
+    # Where the stall lands depends on timing: the task that comes back through the stalled
+    # link may belong to a finished round (its model gone: "task no longer current"; or its
+    # answer refused as late) or be current. What must hold: site-2 never exits, is named as
+    # missing, the rounds go on without it, and it is back in the sum of the last round.
+    grep -E "no longer current|is not the current round|stale round" "$tmp/b/logs/site-2.log" | cut -c1-160
+    grep -q "site-2: the run is done" "$tmp/b/logs/site-2.log" || fail "site-2 exited before the end of the run"
     echo "updates per round: $(updates_per_round)"
-    [ "$(wc -l < "$tmp/b/rounds.csv")" = 5 ] || fail "not all 4 rounds finished"
+    [ "$(wc -l < "$tmp/b/rounds.csv")" = 6 ] || fail "not all 5 rounds finished"
     updates_per_round | grep -q 2 || fail "no round went on without the stalled site"
     tail -1 "$tmp/b/rounds.csv" | awk -F, '$5 != 3 { exit 1 }' || fail "site-2 did not come back after the stall"
     verify "$tmp/b"
@@ -202,31 +207,35 @@ print("audit: %d entries of this run, all inside [%d, %d] (coordinator clock)" %
 EOP
     ;;
 client_diskfull)
-    prepare 4 30
+    prepare 8 30
     mnt="$tmp/site2-out"; mkdir -p "$mnt"
     mount -t tmpfs -o size=96k tmpfs "$mnt" 2>/dev/null || { mnt=""; echo "skipped: cannot mount a tmpfs; run as root"; exit 77; }
     sed -i "s#^out_dir: .*#out_dir: $mnt#" "$tmp/b/config/site-site-2.yaml"
     start_coordinator
     for s in site-1 site-2 site-3; do start_client $s; done
     r1="$mnt/receipts/site-2-round-0001.json"
-    for i in $(seq 1 300); do [ -s "$r1" ] && break; sleep 0.1; done
+    for i in $(seq 1 3000); do [ -s "$r1" ] && break; sleep 0.01; done
     [ -s "$r1" ] || fail "no round-1 receipt"
     h1=$(sha256sum < "$r1")
     dd if=/dev/zero of="$mnt/filler" bs=4k 2>/dev/null   # until ENOSPC
     echo "filled: $(df -k "$mnt" | tail -1)"
-    for i in $(seq 1 600); do grep -q "round 3: receipt not written" "$tmp/b/logs/site-2.log" && break; sleep 0.1; done
-    rm -f "$mnt/filler"  # space again: the round-4 receipt is written
+    # A round of the tiny model takes tens of milliseconds: free the space as soon as the
+    # first write fails; the rounds after that must write their receipts again.
+    for i in $(seq 1 6000); do grep -q "receipt not written" "$tmp/b/logs/site-2.log" && break; sleep 0.01; done
+    rm -f "$mnt/filler"
     finish 150
-    grep "receipt not written" "$tmp/b/logs/site-2.log" | head -2
+    grep "receipt not written" "$tmp/b/logs/site-2.log" | head -3
     grep -q "round 2: receipt not written: .*site-2-round-0002.json.*No space left" "$tmp/b/logs/site-2.log" || fail "no clear error naming the receipt file"
     [ "$(sha256sum < "$r1")" = "$h1" ] || fail "the round-1 receipt changed"
-    [ -s "$mnt/receipts/site-2-round-0004.json" ] || fail "no receipt after space was freed"
+    [ -s "$mnt/receipts/site-2-round-0008.json" ] || fail "no receipt after space was freed"
     ls -A "$mnt/receipts"
-    [ "$(ls -A "$mnt/receipts" | grep -vc '^site-2-round-000[14].json$')" = 0 ] || fail "partial or temp files left in receipts/"
+    # every file left is a whole receipt (no temp files, nothing torn)
+    [ "$(ls -A "$mnt/receipts" | grep -vc '^site-2-round-000[1-8].json$')" = 0 ] || fail "temp files left in receipts/"
+    for f in "$mnt/receipts"/*; do $py -c 'import json,sys; json.load(open(sys.argv[1]))' "$f" || fail "torn receipt $f"; done
     echo "updates per round: $(updates_per_round)"
-    [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "site-2 stopped training when its disk filled"
+    [ "$(updates_per_round)" = "3 3 3 3 3 3 3 3 " ] || fail "site-2 stopped training when its disk filled"
     same_model
-    # The coordinator's audit log verifies; site-2's receipts 1 and 4 verify on their own.
+    # The coordinator's audit log verifies; site-2's surviving receipts verify on their own.
     cp "$mnt/receipts/"site-2-* "$tmp/b/receipts/" 2>/dev/null
     verify "$tmp/b"
     ;;
