@@ -295,6 +295,8 @@ static int write_configs(sim *s, char *job_hex)
                  pr->epsilon_budget, pc->enabled ? "true" : "false", pc->noise_multiplier,
                  pc->clip_norm, pc->delta, pc->epsilon_budget, mechs[pc->mechanism == 1],
                  (long long)pc->bits, pc->gamma, pc->beta);
+    }
+    if (pc->enabled) {
         /* the sites require DP and accept exactly the plan's settings as their limits */
         snprintf(dp, sizeof dp,
                  "dp: {required: true, max_epsilon: %.17g, max_delta: %.17g, "
