@@ -334,8 +334,16 @@ static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
         o.dp_ledger = cn->rec_ledger;
         o.dp_round = t->round;
     }
-    if (rc == FF_OK)
+    if (rc == FF_OK) {
         rc = ff_local_train(cn->m, &cn->site, 1, &o, stp);
+        if (rc == FF_EPOLICY && pr->enabled)
+            rc = ff_error_prefix(FF_EPOLICY, "%s %g: ",
+                                 cn->rec_budget < pr->epsilon_budget
+                                     ? "the site policy's dp.max_epsilon (stricter than "
+                                       "privacy.record.epsilon_budget)"
+                                     : "privacy.record.epsilon_budget",
+                                 cn->rec_budget);
+    }
     /* A round charged to the ledger is saved whether training then succeeded or not: its
      * noise may have been drawn, so it counts (never under-count ε). */
     if (pr->enabled && cn->rec_ledger && ff_privacy_ledger_count(cn->rec_ledger) > charged) {
@@ -369,8 +377,15 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     fed_test_kill_at("task", t->round);
     int rc = train_local(cn, t, plan, &ntrain, &st);
     if (rc == FF_EPOLICY) {
-        /* the site's policy or privacy budget says no: the round goes on without us */
-        FF_LOG_WARN("round %u: training refused by this site: %s", t->round, ff_error_message());
+        /* the site's policy or privacy budget says no: the round goes on without us (the
+         * coordinator offers the task until its deadline: say so once, do not spin) */
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
+        if (strcmp(key, cn->refused) != 0)
+            FF_LOG_WARN("round %u: training refused by this site: %s", t->round,
+                        ff_error_message());
+        ff_strlcpy(cn->refused, key, sizeof cn->refused);
+        sleep(1);
         return FF_OK;
     }
     if (rc != FF_OK)
