@@ -69,13 +69,12 @@ static int64_t task_attempt(const Fedfuse__Task *t)
 }
 
 /* The task's DP claims (what the policy's dp: limits were checked against) must be the
- * approved plan's privacy.client, which the job hash covers; and a plan asking for what this
- * client does not do is refused, never silently trained without. */
-static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan, const char *site)
+ * approved plan's privacy.client, which the job hash covers (privacy.record is run by
+ * train_local from the plan itself). */
+static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
 {
     const ff_privacy_cfg *p = &plan->privacy;
     const Fedfuse__DpParams *dp = t->dp;
-    (void)site;
     int claims = dp && dp->enabled;
     if (claims != p->client.enabled ||
         (claims && (dp->noise_multiplier != p->client.noise_multiplier ||
@@ -106,7 +105,7 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
         rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
                       "task claims job %s", job, sent);
     if (rc == FF_OK)
-        rc = check_task_dp(t, plan, cn->pol.site);
+        rc = check_task_dp(t, plan);
     if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
         rc = ff_error(FF_EPOLICY, "the task's model has %llu bytes, our model config has %zu",
                       (unsigned long long)t->model_size, cn->n * sizeof(float));
