@@ -33,6 +33,8 @@
 #            message naming the budget, trains no further, and no ledger passes 2.0. Then the
 #            same run with site-1 killed at the start of round 2 and restarted: it resumes its
 #            ledger of 1 round, and its final ε is that of 9 steps, not 6 (never reset).
+#            Last, δ = 0.008: the two sites with more than 125 training patients refuse
+#            (naming privacy.record.delta and their count), the third trains.
 set -u
 mode=$1 fedfuse=$2 src=$3
 py=/usr/bin/python3
@@ -380,6 +382,16 @@ EOP
     grep "resumed the site's ledger" "$tmp/c/logs/site-1b.log" || fail "site-1 did not resume its ledger"
     grep -q "resumed the site's ledger of 1 rounds" "$tmp/c/logs/site-1b.log" || fail "site-1 resumed the wrong ledger"
     check_refusals "$tmp/c"
+    # δ ≥ 1/patients is only known at a site: δ = 0.008 is refused by site-1 (165 training
+    # patients) and site-2 (141), accepted by site-3 (116), which trains alone (quorum 1)
+    sed -i 's/delta: 1e-3, epsilon_budget: 2.0/delta: 0.008, epsilon_budget: 2.0/; s/^rounds: 3/rounds: 1/' "$tmp/rec.yaml"
+    "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$tmp/d" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate delta"; }
+    for s in site-1:165 site-2:141; do
+        grep -q "round 1: training refused by this site: this site has ${s#*:} training patients: privacy.record.delta: 0.008 is not below 1/${s#*:} patients" \
+            "$tmp/d/logs/${s%:*}.log" || fail "${s%:*} did not refuse delta 0.008"
+    done
+    grep -q "round 1: trained" "$tmp/d/logs/site-3.log" || fail "site-3 did not train at delta 0.008"
+    grep -h "privacy.record.delta" "$tmp"/d/logs/site-*.log | cut -c1-200
     ;;
 esac
 echo PASS
