@@ -44,6 +44,9 @@ static void print_summary(const char *log, const ff_audit_summary *s, const ff_a
                s->epsilon_client, eps_checked ? "recomputed independently" : "NOT recomputed");
     else
         printf("epsilon spent: no privacy entries\n");
+    if (s->receipts_record_dp > 0)
+        printf("record-level epsilon recomputed from the site ledgers of %lld receipts\n",
+               (long long)s->receipts_record_dp);
     for (size_t i = 0; i < f->count; i++)
         printf("finding: seq %lld: %s: %s\n", (long long)f->items[i].seq, f->items[i].rule,
                f->items[i].detail);

@@ -304,6 +304,43 @@ static void check_line(vctx *c, size_t i, const char *line, size_t n, const uint
     json_decref(e);
 }
 
+/* A receipt's record-level DP-SGD (privacy.record): the site's ledger up to this round is
+ * replayed with the accountant; the ε it claims must be what the ledger gives, within its
+ * budget, and the ledger's last round this one. */
+static void check_receipt_record(vctx *c, const char *path, const char *site, int64_t round,
+                                 json_t *rec)
+{
+    if (!json_is_true(json_object_get(rec, "enabled")))
+        return;
+    json_t *ledger = json_object_get(rec, "ledger");
+    json_t *rounds = json_object_get(ledger, "rounds");
+    json_t *last = json_array_get(rounds, json_array_size(rounds) - 1);
+    json_t *e = json_pack("{s:O?}", "record_ledger", ledger);
+    double eps = 0, unused = 0;
+    int rc = ledger && last ? ff_audit_privacy_epsilon(e, &eps, &unused) : FF_EFORMAT;
+    json_decref(e);
+    double claim = json_number_value(json_object_get(rec, "epsilon"));
+    double budget = json_number_value(json_object_get(rec, "epsilon_budget"));
+    if (rc != FF_OK)
+        add_finding(c->f, "receipt.privacy", -1, "%s: site '%s' round %lld: the record-level "
+                    "ledger does not replay: %s", path, site, (long long)round,
+                    rc == FF_EFORMAT && !last ? "no rounds" : ff_error_message());
+    else if (json_integer_value(json_object_get(last, "round")) != round)
+        add_finding(c->f, "receipt.privacy", -1, "%s: site '%s' round %lld: the record-level "
+                    "ledger ends at round %lld", path, site, (long long)round,
+                    (long long)json_integer_value(json_object_get(last, "round")));
+    else if (!(fabs(eps - claim) <= 1e-9 * fmax(1.0, eps)))
+        add_finding(c->f, "receipt.privacy.epsilon", -1, "%s: site '%s' round %lld claims "
+                    "record-level epsilon %.10g, its ledger recomputes to %.10g", path, site,
+                    (long long)round, claim, eps);
+    else if (eps > budget)
+        add_finding(c->f, "receipt.privacy.budget", -1, "%s: site '%s' round %lld: record-level "
+                    "epsilon %.10g is past its budget %g", path, site, (long long)round, eps,
+                    budget);
+    else
+        c->s->receipts_record_dp++;
+}
+
 static void check_receipt(vctx *c, const char *path)
 {
     char *buf;
@@ -354,6 +391,7 @@ static void check_receipt(vctx *c, const char *path)
             add_finding(c->f, "receipt.secagg", -1, "%s: site '%s' applied other secure aggregation "
                         "parameters in round %lld than the log records", path, site, (long long)round);
     }
+    check_receipt_record(c, path, site, round, json_object_get(json_object_get(r, "privacy"), "record"));
 out:
     json_decref(r);
     free(buf);

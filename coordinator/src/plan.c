@@ -81,16 +81,15 @@ int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yam
                           const ff_privacy_context *ctx, int secure_aggregation)
 {
     const ff_privacy_cfg *p = &plan->privacy;
-    if (p->record.enabled)
-        return coord_place_error(name, yaml, len, "privacy.record.enabled",
-                                 "patient-level DP-SGD is not part of the federated round yet "
-                                 "(fedfuse train --dp-sigma runs it centrally); refusing rather "
-                                 "than training without it");
-    if (!p->client.enabled)
+    /* Record-level DP-SGD runs at each site (client/src/dpsgd.c); δ < 1/patients and the
+     * spent ε are checked there, against the site's own ledger. */
+    if (!p->record.enabled && !p->client.enabled)
         return FF_OK;
     if (ff_privacy_cfg_validate(p, ctx) != FF_OK)
         return privacy_place_error(FF_ECONFIG, name, yaml, len);
     int ddg = p->client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
+    if (!p->client.enabled)
+        return FF_OK;
     if (ddg && !secure_aggregation)
         return coord_place_error(name, yaml, len, "privacy.client.mechanism",
                                  "distributed_discrete_gaussian needs secure_aggregation.enabled "
@@ -119,6 +118,19 @@ static int check_plan(const ff_plan *p, const char *name, const char *yaml, size
         return privacy_place_error(FF_ECONFIG, name, yaml, len);
     const ff_plan_stage *st = p->stages.items;
     for (size_t i = 0; i < p->stages.count; i++) {
+        /* DP-SGD clips one patient's supervised gradient; an InfoNCE loss couples the
+         * patients of a batch, and a subset of parameters or modalities is not clipped */
+        if (p->privacy.record.enabled && st[i].objective != FF_OBJ_SUPERVISED) {
+            snprintf(path, sizeof path, "stages[%zu].objective", i);
+            return coord_place_error(name, yaml, len, path, "privacy.record (DP-SGD) supports "
+                                     "only the supervised objective");
+        }
+        if (p->privacy.record.enabled && (st[i].trainable.count || st[i].modalities.count)) {
+            snprintf(path, sizeof path, "stages[%zu].%s", i,
+                     st[i].trainable.count ? "trainable" : "modalities");
+            return coord_place_error(name, yaml, len, path, "privacy.record (DP-SGD) trains "
+                                     "every parameter on every modality");
+        }
         for (size_t j = 0; j < i; j++)
             if (strcmp(st[i].name, st[j].name) == 0) {
                 snprintf(path, sizeof path, "stages[%zu].name", i);

@@ -32,6 +32,11 @@ typedef struct {
     int64_t last_eval_round;
     int hello_failures;
     char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */
+    /* Record-level DP-SGD (privacy.record): this site's ledger, persisted in
+     * out_dir/privacy-ledger-<site>.json after every charged round and reloaded on start,
+     * so a restart never resets ε. rec_eps: ε after the last round trained (receipt). */
+    ff_privacy_ledger *rec_ledger;
+    double rec_budget, rec_delta, rec_eps;
     struct {                          /* secure aggregation: the round in progress */
         ff_secagg_client *c;
         int64_t round, attempt;
@@ -64,15 +69,12 @@ static int64_t task_attempt(const Fedfuse__Task *t)
 }
 
 /* The task's DP claims (what the policy's dp: limits were checked against) must be the
- * approved plan's privacy.client, which the job hash covers; and a plan asking for what this
- * client does not do is refused, never silently trained without. */
-static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan, const char *site)
+ * approved plan's privacy.client, which the job hash covers (privacy.record is run by
+ * train_local from the plan itself). */
+static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
 {
     const ff_privacy_cfg *p = &plan->privacy;
     const Fedfuse__DpParams *dp = t->dp;
-    if (p->record.enabled)
-        return ff_error(FF_EPOLICY, "%s: the plan enables privacy.record (patient-level DP-SGD), "
-                        "which this client does not run in federated rounds", site);
     int claims = dp && dp->enabled;
     if (claims != p->client.enabled ||
         (claims && (dp->noise_multiplier != p->client.noise_multiplier ||
@@ -103,7 +105,7 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
         rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
                       "task claims job %s", job, sent);
     if (rc == FF_OK)
-        rc = check_task_dp(t, plan, cn->pol.site);
+        rc = check_task_dp(t, plan);
     if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
         rc = ff_error(FF_EPOLICY, "the task's model has %llu bytes, our model config has %zu",
                       (unsigned long long)t->model_size, cn->n * sizeof(float));
@@ -174,6 +176,26 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
     return rc;
 }
 
+/* The receipt's record-level part: the plan's settings, the site's ε after this round and
+ * its whole ledger (every round's q, σ, steps, clip), so an auditor recomputes ε. */
+static json_t *plan_record(cnode *cn, const Fedfuse__Task *t)
+{
+    if (!cn->rec_ledger || ff_privacy_ledger_count(cn->rec_ledger) == 0)
+        return NULL;
+    const ff_privacy_round *last =
+        ff_privacy_ledger_get(cn->rec_ledger, ff_privacy_ledger_count(cn->rec_ledger) - 1);
+    if (last->round != (int64_t)t->round)
+        return NULL; /* this round trained without record-level DP */
+    char *text = NULL;
+    if (ff_privacy_ledger_to_json(cn->rec_ledger, &text) != FF_OK)
+        return NULL;
+    json_t *l = json_loads(text, 0, NULL);
+    free(text);
+    return json_pack("{s:b, s:f, s:f, s:f, s:f, s:f, s:o}", "enabled", 1, "noise_multiplier",
+                     last->sigma, "clip_norm", last->clip_norm, "delta", cn->rec_delta,
+                     "epsilon_budget", cn->rec_budget, "epsilon", cn->rec_eps, "ledger", l);
+}
+
 static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples,
                          json_t *secagg)
 {
@@ -189,6 +211,9 @@ static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_s
                                 "noise_multiplier", dp->noise_multiplier, "clip_norm",
                                 dp->clip_norm, "delta", dp->delta, "epsilon_budget", dp->epsilon)
                     : json_pack("{s:b}", "enabled", 0);
+    json_t *rec = plan_record(cn, t);
+    if (rec)
+        json_object_set_new(pv, "record", rec);
     json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:o, s:{}}", "site",
                           cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
                           "update_sha256", update_sha, "job_sha256", job, "examples", examples,
@@ -197,6 +222,73 @@ static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_s
     if (rc == FF_OK)
         rc = ff_audit_receipt_write(path, f, cn->key);
     json_decref(f);
+    return rc;
+}
+
+static void rec_ledger_path(const cnode *cn, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/privacy-ledger-%s.json", cn->sc->out_dir, cn->sc->site);
+}
+
+/* The site's record-level ledger for this plan: the rounds already charged (from the file,
+ * replayed: ε is recomputed, never read) under the plan's δ and the stricter of the plan's
+ * budget and the site policy's dp.max_epsilon (when the policy requires DP). FF_EPOLICY
+ * when the replayed rounds already pass that budget. */
+static int rec_ledger_open(cnode *cn, const ff_privacy_record_cfg *rc_cfg)
+{
+    double budget = rc_cfg->epsilon_budget;
+    if (cn->pol.dp.required && cn->pol.dp.max_epsilon > 0 && cn->pol.dp.max_epsilon < budget)
+        budget = cn->pol.dp.max_epsilon;
+    if (cn->rec_ledger && cn->rec_budget == budget && cn->rec_delta == rc_cfg->delta)
+        return FF_OK;
+    char path[700], *text = NULL;
+    size_t len;
+    rec_ledger_path(cn, path, sizeof path);
+    ff_privacy_ledger *old = NULL, *l = NULL;
+    int rc = FF_OK;
+    if (access(path, F_OK) == 0) {
+        rc = ff_file_read_all(path, 16u << 20, &text, &len);
+        if (rc == FF_OK)
+            rc = ff_privacy_ledger_from_json(&old, text, path);
+        free(text);
+        if (rc != FF_OK)
+            return ff_error_prefix(FF_EPOLICY, "privacy.record: the site's ledger does not load "
+                                   "(refusing rather than starting from zero): ");
+    }
+    double orders[FF_PRIVACY_MAX_ORDERS];
+    size_t no = ff_privacy_orders_dp_accounting(orders);
+    rc = ff_privacy_ledger_new(&l, FF_PRIVACY_LEVEL_RECORD, budget, rc_cfg->delta, orders, no,
+                               FF_PRIVACY_SERIES_DP_ACCOUNTING, FF_PRIVACY_CONV_IMPROVED);
+    for (size_t i = 0; rc == FF_OK && old && i < ff_privacy_ledger_count(old); i++)
+        rc = ff_privacy_ledger_record(l, ff_privacy_ledger_get(old, i));
+    size_t nold = old ? ff_privacy_ledger_count(old) : 0;
+    ff_privacy_ledger_free(old);
+    if (rc != FF_OK) {
+        ff_privacy_ledger_free(l);
+        return ff_error_prefix(FF_EPOLICY, "privacy.record.epsilon_budget %g is already spent by "
+                               "the %zu rounds in %s: ", budget, nold, path);
+    }
+    double eps = 0, order;
+    if (ff_privacy_ledger_epsilon(l, &eps, &order) == FF_OK && nold)
+        FF_LOG_INFO("privacy.record: resumed the site's ledger of %zu rounds from %s, epsilon "
+                    "%.6g of budget %g", nold, path, eps, budget);
+    ff_privacy_ledger_free(cn->rec_ledger);
+    cn->rec_ledger = l;
+    cn->rec_budget = budget;
+    cn->rec_delta = rc_cfg->delta;
+    return FF_OK;
+}
+
+static int rec_ledger_save(cnode *cn)
+{
+    char path[700], *text = NULL;
+    rec_ledger_path(cn, path, sizeof path);
+    int rc = ff_privacy_ledger_to_json(cn->rec_ledger, &text);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(cn->sc->out_dir, 0755);
+    if (rc == FF_OK)
+        rc = ff_file_write_atomic(path, text, strlen(text), 0600);
+    free(text);
     return rc;
 }
 
@@ -222,8 +314,48 @@ static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
     if (rc == FF_OK && o.batch > ff_model_max_batch(cn->m))
         rc = ff_error(FF_EPOLICY, "plan batch_size %d is above this node's limit %d", o.batch,
                       ff_model_max_batch(cn->m));
-    if (rc == FF_OK)
+    const ff_privacy_record_cfg *pr = &plan->privacy.record;
+    size_t charged = cn->rec_ledger ? ff_privacy_ledger_count(cn->rec_ledger) : 0;
+    if (rc == FF_OK && pr->enabled) {
+        /* δ must be below 1/patients: only the site knows its patients */
+        ff_privacy_context ctx = {.dataset_size = (int64_t)ntrain};
+        ff_privacy_cfg only = {.record = *pr};
+        rc = ff_privacy_cfg_validate(&only, &ctx);
+        if (rc != FF_OK)
+            rc = ff_error_prefix(FF_EPOLICY, "this site has %zu training patients: ", ntrain);
+        if (rc == FF_OK)
+            rc = rec_ledger_open(cn, pr);
+        charged = rc == FF_OK ? ff_privacy_ledger_count(cn->rec_ledger) : 0;
+        o.dp = 1;
+        o.dp_sigma = pr->noise_multiplier;
+        o.dp_clip = pr->clip_norm;
+        o.dp_delta = pr->delta;
+        o.dp_ledger = cn->rec_ledger;
+        o.dp_round = t->round;
+    }
+    if (rc == FF_OK) {
         rc = ff_local_train(cn->m, &cn->site, 1, &o, stp);
+        if (rc == FF_EPOLICY && pr->enabled)
+            rc = ff_error_prefix(FF_EPOLICY, "%s %g: ",
+                                 cn->rec_budget < pr->epsilon_budget
+                                     ? "the site policy's dp.max_epsilon (stricter than "
+                                       "privacy.record.epsilon_budget)"
+                                     : "privacy.record.epsilon_budget",
+                                 cn->rec_budget);
+    }
+    /* A round charged to the ledger is saved whether training then succeeded or not: its
+     * noise may have been drawn, so it counts (never under-count ε). */
+    if (pr->enabled && cn->rec_ledger && ff_privacy_ledger_count(cn->rec_ledger) > charged) {
+        int sr = rec_ledger_save(cn);
+        if (sr != FF_OK)
+            return ff_error_prefix(FF_EIO, "privacy.record: the site's ledger was not saved "
+                                   "(not sending the update): ");
+        cn->rec_eps = stp->epsilon;
+        FF_LOG_INFO("round %u: record-level DP-SGD, q %.6g, noise multiplier %g, clip %g, "
+                    "%lld steps; site epsilon %.6f of budget %g (delta %g)", t->round,
+                    (double)o.batch / (double)ntrain, o.dp_sigma, o.dp_clip, (long long)o.steps,
+                    stp->epsilon, cn->rec_budget, o.dp_delta);
+    }
     if (rc != FF_OK)
         return rc;
     fed_pack(cn->m, cn->update);
@@ -243,6 +375,18 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     ff_local_stats st;
     fed_test_kill_at("task", t->round);
     int rc = train_local(cn, t, plan, &ntrain, &st);
+    if (rc == FF_EPOLICY) {
+        /* the site's policy or privacy budget says no: the round goes on without us (the
+         * coordinator offers the task until its deadline: say so once, do not spin) */
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
+        if (strcmp(key, cn->refused) != 0)
+            FF_LOG_WARN("round %u: training refused by this site: %s", t->round,
+                        ff_error_message());
+        ff_strlcpy(cn->refused, key, sizeof cn->refused);
+        sleep(1);
+        return FF_OK;
+    }
     if (rc != FF_OK)
         return rc;
     ff_source src = {.buf = cn->update, .size = cn->n * sizeof(float)};
@@ -794,6 +938,7 @@ static void cnode_close(cnode *cn)
     free(cn->global_full);
     free(cn->mc_bytes);
     ff_policy_free(&cn->pol);
+    ff_privacy_ledger_free(cn->rec_ledger);
 }
 
 static int stopped(const ff_fed_run_opts *o)

@@ -131,7 +131,7 @@ static const ff_cfg_field demo_schema[] = {
     {.key = "timeout", .type = FF_CFG_DOUBLE, .offset = D(timeout), .min = 10, .max = 604800,
      .def = "900", .help = "seconds before the simulation gives up and kills its processes"},
     {.key = "privacy", .type = FF_CFG_SECTION, .offset = D(privacy), .sub = ff_privacy_cfg_schema,
-     .help = "the plan's privacy section (client-level DP in the round)"},
+     .help = "the plan's privacy section (record- and client-level DP in the round)"},
     {.key = "plan_file", .type = FF_CFG_STRING, .offset = D(plan_file), .size = 512, .def = "",
      .help = "training plan file with stages (configs/plan-pretrain.yaml); \"\" = the plan section"},
     {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = D(label_fraction), .min = 0.001,
@@ -295,6 +295,8 @@ static int write_configs(sim *s, char *job_hex)
                  pr->epsilon_budget, pc->enabled ? "true" : "false", pc->noise_multiplier,
                  pc->clip_norm, pc->delta, pc->epsilon_budget, mechs[pc->mechanism == 1],
                  (long long)pc->bits, pc->gamma, pc->beta);
+    }
+    if (pc->enabled) {
         /* the sites require DP and accept exactly the plan's settings as their limits */
         snprintf(dp, sizeof dp,
                  "dp: {required: true, max_epsilon: %.17g, max_delta: %.17g, "

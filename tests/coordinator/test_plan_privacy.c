@@ -86,10 +86,20 @@ static void test_run_errors(void **state)
                      "needs secure_aggregation.enabled");
     expect_run_error(ddg_plan, four, 1,
                      "plan.yaml:9:5: privacy.client.bits: 40 exceeds the 32-bit lanes");
-    /* record-level DP-SGD in rounds is refused, not ignored */
-    const char *rec = "privacy:\n  record:\n    enabled: true\n    noise_multiplier: 1\n"
-                      "    epsilon_budget: 2\n";
-    expect_run_error(rec, four, 0, "plan.yaml:3:5: privacy.record.enabled: patient-level");
+    /* record-level DP-SGD runs at the sites: accepted here; δ ≥ 1/patients is the site's
+     * check (its ledger and its patients), named when the context knows the patients */
+    const char *rec = "local_steps: 3\nprivacy:\n  record:\n    enabled: true\n"
+                      "    noise_multiplier: 1\n    delta: 0.01\n    epsilon_budget: 2\n";
+    ff_plan pr;
+    assert_int_equal(load(&pr, rec), FF_OK);
+    assert_int_equal(ff_plan_check_privacy(&pr, "plan.yaml", rec, strlen(rec), &four, 0), FF_OK);
+    ff_plan_free(&pr);
+    ff_privacy_context site = {.dataset_size = 100};
+    expect_run_error(rec, site, 0, "plan.yaml:6:5: privacy.record.delta: 0.01 is not below 1/100 patients");
+    /* DP-SGD clips a patient's supervised gradient: a contrastive stage is refused */
+    expect_load_error("local_steps: 3\nstages:\n  - {name: pre, objective: contrastive, rounds: 1}\n"
+                      "privacy:\n  record: {enabled: true, noise_multiplier: 1, epsilon_budget: 2}\n",
+                      "stages[0].objective: privacy.record (DP-SGD) supports only the supervised");
     /* and a sound plan passes */
     ff_plan p;
     assert_int_equal(load(&p, g2), FF_OK);

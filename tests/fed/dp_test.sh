@@ -21,6 +21,20 @@
 #            coordinator refuses it, stops with a message naming privacy.client.epsilon_budget,
 #            rounds.csv and the audit log stop at round 2 (which still verifies); restarted on
 #            its checkpoint it reloads the ledger and refuses round 3 again.
+#   record   patient-level DP-SGD at each site (privacy.record: σ 1, C 1, δ 1e-3), 3 sites, 3
+#            rounds of 3 steps at batch 16: each site's ledger (out_dir/privacy-ledger-<site>.json)
+#            and each receipt's ε after round r equal an independent numpy/scipy RDP
+#            computation (Poisson-sampled Gaussian, q = 16 / the site's training patients,
+#            3r steps, dp_accounting's orders and series, improved conversion; rel. 1e-9) and
+#            `fedfuse privacy epsilon`; `fedfuse audit verify --receipts` replays the 9 ledgers
+#            and flags a receipt whose ε was edited. Then budget 2.0 (quorum 1): numpy predicts
+#            which round first passes 2.0 at each site (sizes differ, so site-3 at round 2,
+#            site-2 at round 3, site-1 never); each site refuses exactly that round with a
+#            message naming the budget, trains no further, and no ledger passes 2.0. Then the
+#            same run with site-1 killed at the start of round 2 and restarted: it resumes its
+#            ledger of 1 round, and its final ε is that of 9 steps, not 6 (never reset).
+#            Last, δ = 0.008: the two sites with more than 125 training patients refuse
+#            (naming privacy.record.delta and their count), the third trains.
 set -u
 mode=$1 fedfuse=$2 src=$3
 py=/usr/bin/python3
@@ -230,6 +244,154 @@ budget)
     fi
     grep -q "resumed ledger of 2 rounds" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "ledger not resumed"; }
     grep -q "privacy budget exhausted: round 3 refused" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "round 3 not refused after the restart"; }
+    ;;
+record)
+    mkrec() { # rounds budget min_sites train_deadline out
+        cat > "$tmp/rec.yaml" <<EOC
+run_name: dp
+data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
+model_config: $src/configs/model-tiny.yaml
+rounds: $1
+seed: 5
+plan: {local_steps: 3, batch_size: 16, lr: 1e-3}
+min_sites: $3
+deadlines: {train: $4, evaluate: 30}
+secure_aggregation: {enabled: false}
+baselines: false
+timeout: 200
+privacy:
+  record: {enabled: true, noise_multiplier: 1.0, clip_norm: 1.0, delta: 1e-3, epsilon_budget: $2}
+EOC
+        "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$5" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate $5"; }
+    }
+    # the oracle: ε of the Poisson-sampled Gaussian after `steps` steps, from scratch
+    cat > "$tmp/rdp.py" <<'EOP'
+import json, math, subprocess, sys
+import numpy as np
+from scipy import special
+orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
+def log_a(q, s, a):  # Mironov, Talwar, Zhang 2019: A_a of the sampled Gaussian, in logs
+    if float(a).is_integer():
+        a = int(a)
+        t = [math.log(special.binom(a, i)) + i * math.log(q) + (a - i) * math.log(1 - q)
+             + (i * i - i) / (2 * s * s) for i in range(a + 1)]
+        return float(special.logsumexp(t))
+    # fractional: Sec. 3.3 series, every term positive (dp_accounting since 2024)
+    z0, terms, i = s * s * math.log(1 / q - 1) + 0.5, [], 0
+    while True:
+        c = math.log(abs(special.binom(a, i))); j = a - i
+        e0 = special.log_ndtr(-(i - z0) / s)   # log(erfc(x/sqrt2)/2) = log_ndtr(-x)
+        e1 = special.log_ndtr(-(z0 - j) / s)
+        s0 = c + i * math.log(q) + j * math.log(1 - q) + (i * i - i) / (2 * s * s) + e0
+        s1 = c + j * math.log(q) + i * math.log(1 - q) + (j * j - j) / (2 * s * s) + e1
+        terms += [s0, s1]; i += 1
+        if max(s0, s1) < -30:
+            return float(special.logsumexp(terms))
+def eps(q, s, steps, delta):  # improved conversion (Balle et al. 2020 Thm 21)
+    best = math.inf
+    for a in orders:
+        r = steps * log_a(q, s, a) / (a - 1)
+        if a <= 1.01:
+            continue
+        if delta ** 2 + math.expm1(-r) > 0:
+            return 0.0
+        best = min(best, r + math.log1p(-1 / a) - (math.log(delta) + math.log(a)) / (a - 1))
+    return best
+EOP
+    mkrec 3 100 2 60 "$tmp/a"
+    grep -q "record-level DP-SGD, q" "$tmp/a/logs/site-1.log" || fail "site-1 did not run DP-SGD"
+    $py - "$tmp/a" "$fedfuse" "$tmp/rdp.py" <<'EOP' || fail "record-level epsilon"
+import json, math, subprocess, sys
+out, fedfuse = sys.argv[1], sys.argv[2]
+exec(open(sys.argv[3]).read())
+for site in ["site-1", "site-2", "site-3"]:
+    led = json.load(open("%s/privacy-ledger-%s.json" % (out, site)))
+    assert [r["round"] for r in led["rounds"]] == [1, 2, 3], led["rounds"]
+    for r in range(1, 4):
+        rc = json.load(open("%s/receipts/%s-round-%04d.json" % (out, site, r)))
+        n = rc["examples"]; q = 16.0 / n
+        rr = led["rounds"][r - 1]
+        assert abs(rr["q"] - q) < 1e-15 and rr["sigma"] == 1.0 and rr["steps"] == 3, rr
+        mine = eps(q, 1.0, 3 * r, 1e-3)
+        got = rc["privacy"]["record"]["epsilon"]
+        cli = float(subprocess.check_output([fedfuse, "privacy", "epsilon", "--q", repr(q), "--sigma",
+                    "1", "--steps", str(3 * r), "--delta", "1e-3"]).split()[1])
+        rel = abs(got - mine) / mine
+        print("%s round %d: %g patients, q %.6f, %d steps: epsilon receipt %.12g, numpy %.12g "
+              "(rel %.1e), fedfuse privacy epsilon %.12g" % (site, r, n, q, 3 * r, got, mine, rel, cli))
+        assert rel < 1e-9 and abs(cli - got) / got < 1e-9, (rel, cli)
+    assert abs(led["epsilon"] - got) < 1e-12 * got
+EOP
+    "$fedfuse" audit verify --log "$tmp/a/audit.jsonl" --ca "$tmp/a/pki/ca.pem" --receipts "$tmp/a/receipts" \
+        --certs "$tmp/a/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify"; }
+    grep "site ledgers" "$tmp/verify.txt"
+    grep -q "record-level epsilon recomputed from the site ledgers of 9 receipts" "$tmp/verify.txt" || fail "receipts not replayed"
+    # an edited receipt epsilon: the ledger replay disagrees
+    sed -i -E 's/("record":\{"clip_norm":[^,]*,"delta":[^,]*,"enabled":true,"epsilon":)[-+.0-9eE]+/\11.0/' "$tmp/a/receipts/site-2-round-0002.json"
+    grep -q '"epsilon":1.0,"epsilon_budget":100' "$tmp/a/receipts/site-2-round-0002.json" || fail "receipt not edited"
+    if "$fedfuse" audit verify --log "$tmp/a/audit.jsonl" --ca "$tmp/a/pki/ca.pem" --receipts "$tmp/a/receipts" \
+        --certs "$tmp/a/pki/receipt-certs" > "$tmp/tv.txt" 2>&1; then cat "$tmp/tv.txt"; fail "an edited receipt epsilon verified"; fi
+    grep "receipt.privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no receipt.privacy.epsilon finding"; }
+    # budget 2.0: each site refuses the round numpy says would pass it
+    mkrec 3 2.0 1 5 "$tmp/b"
+    check_refusals() { # out
+        $py - "$1" "$tmp/rdp.py" <<'EOP' || fail "record-level budget in $1"
+import json, re, sys
+out = sys.argv[1]
+exec(open(sys.argv[2]).read())
+refusing = 0
+for site in ["site-1", "site-2", "site-3"]:
+    n = json.load(open("%s/receipts/%s-round-0001.json" % (out, site)))["examples"]
+    q = 16.0 / n
+    allowed = [r for r in range(1, 4) if eps(q, 1.0, 3 * r, 1e-3) <= 2.0]
+    first_bad = max(allowed) + 1 if max(allowed) < 3 else None
+    log = "".join(open(f).read() for f in sorted(__import__("glob").glob("%s/logs/%s*.log" % (out, site))))
+    trained = sorted(set(int(m) for m in re.findall(r"round (\d+): trained", log)))
+    led = json.load(open("%s/privacy-ledger-%s.json" % (out, site)))
+    print("%s: q %.6f, numpy allows rounds %s, trained %s, ledger epsilon %.6f" % (site, q, allowed, trained, led["epsilon"]))
+    assert trained == allowed, (trained, allowed)
+    assert [r["round"] for r in led["rounds"]] == allowed and led["epsilon"] <= 2.0
+    assert abs(led["epsilon"] - eps(q, 1.0, 3 * len(allowed), 1e-3)) < 1e-9 * led["epsilon"]
+    if first_bad:
+        refusing += 1
+        m = re.search(r"round %d: training refused by this site: .*" % first_bad, log)
+        assert m and "privacy.record.epsilon_budget 2: round %d refused: record-level epsilon would reach" % first_bad in m.group(0), m
+        assert len(re.findall(r"round %d: training refused" % first_bad, log)) == 1, "refusal not logged once"
+        print("  " + m.group(0))
+assert refusing >= 2, refusing
+EOP
+    }
+    check_refusals "$tmp/b"
+    grep -q "0 of 3 clients failed" "$tmp/sim.txt" || { cat "$tmp/sim.txt"; fail "a refusing client exited"; }
+    # a restart keeps ε: the same run with site-1 killed when round 2's task arrives
+    mkdir -p "$tmp/c/logs" "$tmp/c/config" && cp -r "$tmp/b/pki" "$tmp/c/pki"
+    for f in "$tmp"/b/config/*.yaml; do sed -e "s#$tmp/b#$tmp/c#g" "$f" > "$tmp/c/config/$(basename "$f")"; done
+    "$fedfuse" coordinator --config "$tmp/c/config/coordinator.yaml" --no-progress > "$tmp/c/logs/coordinator.log" 2>&1 &
+    cpid=$!; pids+=($cpid)
+    sleep 0.5
+    for s in site-1 site-2 site-3; do
+        kill_at=""; [ $s = site-1 ] && kill_at=task:2
+        FEDFUSE_TEST_KILL_AT=$kill_at "$fedfuse" client --config "$tmp/c/config/site-$s.yaml" > "$tmp/c/logs/$s.log" 2>&1 &
+        pids+=($!); [ $s = site-1 ] && s1=$!
+    done
+    wait "$s1" 2>/dev/null
+    grep -q "SIGKILL at task of round 2" "$tmp/c/logs/site-1.log" || fail "site-1 was not killed at round 2"
+    "$fedfuse" client --config "$tmp/c/config/site-site-1.yaml" > "$tmp/c/logs/site-1b.log" 2>&1 &
+    pids+=($!)
+    wait_for $cpid 90 || fail "coordinator (restart run) failed"
+    grep "resumed the site's ledger" "$tmp/c/logs/site-1b.log" || fail "site-1 did not resume its ledger"
+    grep -q "resumed the site's ledger of 1 rounds" "$tmp/c/logs/site-1b.log" || fail "site-1 resumed the wrong ledger"
+    check_refusals "$tmp/c"
+    # δ ≥ 1/patients is only known at a site: δ = 0.008 is refused by site-1 (165 training
+    # patients) and site-2 (141), accepted by site-3 (116), which trains alone (quorum 1)
+    sed -i 's/delta: 1e-3, epsilon_budget: 2.0/delta: 0.008, epsilon_budget: 2.0/; s/^rounds: 3/rounds: 1/' "$tmp/rec.yaml"
+    "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$tmp/d" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate delta"; }
+    for s in site-1:165 site-2:141; do
+        grep -q "round 1: training refused by this site: this site has ${s#*:} training patients: privacy.record.delta: 0.008 is not below 1/${s#*:} patients" \
+            "$tmp/d/logs/${s%:*}.log" || fail "${s%:*} did not refuse delta 0.008"
+    done
+    grep -q "round 1: trained" "$tmp/d/logs/site-3.log" || fail "site-3 did not train at delta 0.008"
+    grep -h "privacy.record.delta" "$tmp"/d/logs/site-*.log | cut -c1-200
     ;;
 esac
 echo PASS

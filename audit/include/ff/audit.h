@@ -116,6 +116,7 @@ typedef struct {
     double epsilon_client;
     int ended;                 /* a run_end entry is present */
     char coordinator_subject[128];
+    int64_t receipts_record_dp; /* receipts whose record-level ε was recomputed from their ledger */
 } ff_audit_summary;
 
 /* Checks everything: the chain, every signature, sequence continuity, that the audit
