@@ -22,40 +22,6 @@ static void make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t se
     ftm_make_batch(c, b, B, seed, 1);
 }
 
-/* Row i copied into its own batch of one (nothing shared with the code under test). */
-static void copy_row(const ff_batch *b, int i, ff_batch *one)
-{
-    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W;
-    assert_int_equal(ff_batch_alloc(one, 1, b->K, b->C, b->H, b->W, b->Lt, b->Le), FF_OK);
-    memcpy(one->image, b->image + (size_t)i * img, img * sizeof(float));
-    one->image_present[0] = b->image_present[i];
-    memcpy(one->text_ids, b->text_ids + (size_t)i * b->Lt, (size_t)b->Lt * 4);
-    memcpy(one->ehr_code, b->ehr_code + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_val, b->ehr_val + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_time, b->ehr_time + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->labels, b->labels + (size_t)i * b->K, (size_t)b->K * 4);
-    memcpy(one->label_mask, b->label_mask + (size_t)i * b->K, (size_t)b->K * 4);
-}
-
-/* Oracle: example i's gradient, materialised by a separate max-batch-1 model. */
-static void single_grad(const ff_model_config *c, const float *params, const ff_batch *b, int i,
-                        double *g, size_t n)
-{
-    ff_model *m1;
-    assert_int_equal(ff_model_new(&m1, c, 1), FF_OK);
-    memcpy(ff_model_params(m1), params, n * sizeof(float));
-    ff_batch one;
-    copy_row(b, i, &one);
-    float loss;
-    ff_model_zero_grad(m1);
-    assert_int_equal(ff_model_forward(m1, &one, NULL, &loss), FF_OK);
-    assert_int_equal(ff_model_backward(m1, &one), FF_OK);
-    for (size_t j = 0; j < n; j++)
-        g[j] = ff_model_grads(m1)[j];
-    ff_batch_free(&one);
-    ff_model_free(m1);
-}
-
 typedef struct {
     ff_model_config c;
     ff_model *m;
@@ -82,7 +48,7 @@ static void setup_make(setup_t *s, const char *cfg, int fusion, int B, uint64_t 
     assert_non_null(s->sq);
     for (int i = 0; i < B; i++) {
         double *gi = s->g + (size_t)i * s->n;
-        single_grad(&s->c, ff_model_params(s->m), &s->b, i, gi, s->n);
+        ftm_single_grad(&s->c, ff_model_params(s->m), &s->b, i, gi, s->n);
         for (size_t t = 0; t < s->nt; t++) {
             const ff_param_info *p = ff_model_tensor(s->m, t);
             for (size_t j = 0; j < p->numel; j++)
