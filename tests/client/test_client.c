@@ -8,43 +8,12 @@
 #include "ff/client.h"
 #include "site_fixture.h"
 
-typedef struct {
-    const char *dir;
-    ff_model_config mc;
-    ff_site *site;
-} fixture;
+typedef ftc_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = ft_tmpdir();
-    if (ftc_site_make(f->dir, 400, 11, &f->mc, &f->site, NULL, 0) != FF_OK)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    ff_site_free(f->site);
-    ft_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-static ff_local_opts opts(int64_t steps, uint64_t seed)
-{
-    ff_local_opts o;
-    memset(&o, 0, sizeof o);
-    o.steps = steps;
-    o.batch = 16;
-    ff_optim_config_default(&o.optim);
-    o.optim.lr = 2e-3f;
-    o.modalities = FF_MOD_ALL;
-    o.augment = 1;
-    o.seed = seed;
-    return o;
+    *state = ftc_fixture_new(400, 11);
+    return *state ? 0 : -1;
 }
 
 static void test_training_lowers_loss_and_is_deterministic(void **state)
@@ -55,7 +24,7 @@ static void test_training_lowers_loss_and_is_deterministic(void **state)
     assert_int_equal(ff_model_new(&b, &f->mc, 16), FF_OK);
     assert_int_equal(ff_model_init(a, 5), FF_OK);
     assert_int_equal(ff_model_init(b, 5), FF_OK);
-    ff_local_opts o = opts(120, 3);
+    ff_local_opts o = ftc_local_opts(120, 3);
     ff_local_stats sa, sb;
     assert_int_equal(ff_local_train(a, &f->site, 1, &o, &sa), FF_OK);
     assert_int_equal(ff_local_train(b, &f->site, 1, &o, &sb), FF_OK);
@@ -77,7 +46,7 @@ static void test_frozen_prefixes_do_not_move(void **state)
     float *before = malloc(n * sizeof *before);
     memcpy(before, ff_model_params(m), n * sizeof *before);
     ff_cfg_strlist tr = {.items = {"head"}, .count = 1};
-    ff_local_opts o = opts(10, 1);
+    ff_local_opts o = ftc_local_opts(10, 1);
     o.trainable = &tr;
     ff_local_stats st;
     assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
@@ -101,7 +70,7 @@ static void test_predict_and_evaluate(void **state)
     ff_model *m;
     assert_int_equal(ff_model_new(&m, &f->mc, 32), FF_OK);
     assert_int_equal(ff_model_init(m, 2), FF_OK);
-    ff_local_opts o = opts(150, 4);
+    ff_local_opts o = ftc_local_opts(150, 4);
     ff_local_stats st;
     assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
     size_t n = ff_site_count(f->site, FF_SPLIT_TEST);
@@ -169,5 +138,5 @@ int main(void)
         cmocka_unit_test(test_predict_and_evaluate),
         cmocka_unit_test(test_modalities_parse),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ftc_fixture_teardown);
 }

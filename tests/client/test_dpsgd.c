@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ff/client.h"
+#include "../models/batch_fixture.h"
 #include "site_fixture.h"
 
 #define NB 8
@@ -49,37 +50,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Row i of b copied into its own batch of one (no views shared with the code under test). */
-static void copy_row(const ff_batch *b, int i, ff_batch *one)
-{
-    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W;
-    assert_int_equal(ff_batch_alloc(one, 1, b->K, b->C, b->H, b->W, b->Lt, b->Le), FF_OK);
-    memcpy(one->image, b->image + (size_t)i * img, img * sizeof(float));
-    one->image_present[0] = b->image_present[i];
-    memcpy(one->text_ids, b->text_ids + (size_t)i * (size_t)b->Lt, (size_t)b->Lt * 4);
-    memcpy(one->ehr_code, b->ehr_code + (size_t)i * (size_t)b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_val, b->ehr_val + (size_t)i * (size_t)b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_time, b->ehr_time + (size_t)i * (size_t)b->Le, (size_t)b->Le * 4);
-    memcpy(one->labels, b->labels + (size_t)i * (size_t)b->K, (size_t)b->K * 4);
-    memcpy(one->label_mask, b->label_mask + (size_t)i * (size_t)b->K, (size_t)b->K * 4);
-}
-
 /* Oracle: example i's gradient from a fresh max-batch-1 model with the same parameters. */
 static void single_grad(const fixture *f, const float *params, int i, double *g, size_t n)
 {
-    ff_model *m1;
-    assert_int_equal(ff_model_new(&m1, &f->mc, 1), FF_OK);
-    memcpy(ff_model_params(m1), params, n * sizeof(float));
-    ff_batch one;
-    copy_row(&f->b, i, &one);
-    float loss;
-    ff_model_zero_grad(m1);
-    assert_int_equal(ff_model_forward(m1, &one, NULL, &loss), FF_OK);
-    assert_int_equal(ff_model_backward(m1, &one), FF_OK);
-    for (size_t j = 0; j < n; j++)
-        g[j] = ff_model_grads(m1)[j];
-    ff_batch_free(&one);
-    ff_model_free(m1);
+    ftm_single_grad(&f->mc, params, &f->b, i, g, n);
 }
 
 static double dnorm(const double *x, size_t n)

@@ -10,44 +10,23 @@
 #include "ff/client.h"
 #include "site_fixture.h"
 
-typedef struct {
-    const char *dir;
-    ff_model_config mc;
-    ff_site *site;
-} fixture;
+typedef ftc_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = ft_tmpdir();
-    if (ftc_site_make(f->dir, 1500, 13, &f->mc, &f->site, NULL, 0) != FF_OK)
+    fixture *f = ftc_fixture_new(1500, 13);
+    if (!f)
         return -1;
     f->mc.projection = 16;
     *state = f;
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    ff_site_free(f->site);
-    ft_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
 static ff_local_opts opts(int64_t steps, int objective, int mods)
 {
-    ff_local_opts o;
-    memset(&o, 0, sizeof o);
-    o.steps = steps;
-    o.batch = 16;
-    ff_optim_config_default(&o.optim);
-    o.optim.lr = 2e-3f;
+    ff_local_opts o = ftc_local_opts(steps, 4);
     o.modalities = mods;
     o.objective = objective;
-    o.augment = 1;
-    o.seed = 4;
     return o;
 }
 
@@ -246,5 +225,5 @@ int main(void)
         cmocka_unit_test(test_opts_from_plan),
         cmocka_unit_test(test_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ftc_fixture_teardown);
 }

@@ -37,48 +37,21 @@
 #            (naming privacy.record.delta and their count), the third trains.
 set -u
 mode=$1 fedfuse=$2 src=$3
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/dptest.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$tmp"/*/logs/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+. "$(dirname "$0")/lib.sh"
+fed_init dptest 5 '*/logs/*.log'
 
 mkconf() { # rounds train_deadline secagg mechanism budget
-    cat > "$tmp/demo.yaml" <<EOC
-run_name: dp
-data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
-model_config: $src/configs/model-tiny.yaml
-rounds: $1
-seed: 5
-plan: {local_steps: 3, batch_size: 16, lr: 1e-7}
-min_sites: 2
-deadlines: {train: $2, evaluate: $2}
-secure_aggregation: {enabled: $3}
-baselines: false
-timeout: 200
+    demo_secagg="enabled: $3" demo_run=dp demo_patients=200 demo_baselines=false \
+        demo_plan="local_steps: 3, batch_size: 16, lr: 1e-7" mkdemo "$1" "$2" - <<EOC
 privacy:
   client: {enabled: true, noise_multiplier: 1.0, clip_norm: 0.5, delta: 1e-3,
            epsilon_budget: $5, mechanism: $4}
 EOC
 }
 
-verify() { # out
-    "$fedfuse" audit verify --log "$1/audit.jsonl" --ca "$1/pki/ca.pem" --receipts "$1/receipts" \
-        --certs "$1/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify $1"; }
+verify_dp() { # out: the audit log verifies and its epsilon was recomputed
+    verify "$1" "audit verify $1"
     grep -q "recomputed independently" "$tmp/verify.txt" || fail "epsilon not recomputed"
-}
-
-wait_for() { # pid seconds
-    local i=0
-    while kill -0 "$1" 2>/dev/null; do
-        sleep 0.2; i=$((i + 1))
-        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
-    done
-    wait "$1"
 }
 
 # The independent checks: ε from the logged parameters (numpy), the noise's moments.
@@ -149,8 +122,8 @@ EOP
 case $mode in
 central)
     mkconf 2 60 false gaussian 20
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    verify "$tmp/a"
+    simulate_a
+    verify_dp "$tmp/a"
     grep -q "required: true" "$tmp/a/config/policy-site-1.yaml" || fail "the site policy does not require DP"
     grep -q "updates clipped to norm 0.5" "$tmp/a/logs/coordinator.log" || fail "no clipping in the log"
     check "$tmp/a" 2
@@ -171,16 +144,11 @@ EOP
     grep -q "privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no privacy.epsilon finding"; }
     grep "privacy.epsilon" "$tmp/tv.txt"
     # the site policy's minimum DP settings: site-3 requires sigma >= 2 and refuses the task
-    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
-    for f in "$tmp"/a/config/*.yaml; do sed -e "s#$tmp/a#$tmp/b#g" -e "s/\(train\|evaluate\): 60/\1: 3/g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    copy_b -e "s/\(train\|evaluate\): 60/\1: 3/g"
     sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-3.yaml"
-    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
+    start_coordinator
     sleep 0.5
-    for s in site-1 site-2 site-3; do
-        "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
-        pids+=($!)
-    done
+    for s in site-1 site-2 site-3; do start_client $s; done
     wait_for $cpid 60 || fail "coordinator (policy run) failed"
     grep -q "task refused: policy: task noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not refuse by its policy"
     ! grep -q "round 1: trained" "$tmp/b/logs/site-3.log" || fail "site-3 trained against its policy"
@@ -188,33 +156,23 @@ EOP
     ;;
 ddg)
     mkconf 2 15 true distributed_discrete_gaussian 20  # the exact sampler: ~1 s per site for 262,144 coordinates
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    verify "$tmp/a"
+    simulate_a
+    verify_dp "$tmp/a"
     grep -q "decoded the noisy sum of 3 sites" "$tmp/a/logs/coordinator.log" || fail "no ddg sum"
     ! grep -q "update from .* accepted" "$tmp/a/logs/coordinator.log" || fail "a plain update reached the coordinator"
     grep -q "ddg: update clipped to 0.5, noise share std" "$tmp/a/logs/site-1.log" || fail "site-1 added no noise share"
     check "$tmp/a" 2
     # again with site-2 killed after sharing its keys in round 1
-    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
     # (the dead site costs each phase its deadline: evaluation, which has no quorum, gets 4 s)
-    for f in "$tmp"/a/config/*.yaml; do sed -e "s#$tmp/a#$tmp/b#g" -e "s/evaluate: 15,/evaluate: 4,/" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    copy_b -e "s/evaluate: 15,/evaluate: 4,/"
     grep -q "evaluate: 4," "$tmp/b/config/coordinator.yaml" || fail "evaluate deadline not shortened"
-    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
+    start_coordinator
     sleep 0.5
-    cl=()
-    for s in site-1 site-2 site-3; do
-        hold=""; [ $s = site-2 ] && hold=30
-        FEDFUSE_TEST_HOLD_AFTER_SHARE=$hold "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
-        cl+=($!); pids+=($!)
-    done
-    for i in $(seq 1 300); do grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
-    grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" || fail "site-2 never shared its keys"
-    kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+    kill_site2_after_share
     wait_for $cpid 80 || fail "coordinator failed"
     grep -q "round 1: decoded the noisy sum of 2 sites" "$tmp/b/logs/coordinator.log" || fail "round 1 not summed with 2 survivors"
     grep -q "round 1: 1 of 3 sites' noise shares are missing from the secure sum" "$tmp/b/logs/coordinator.log" || fail "the drop-out's missing noise is not logged"
-    verify "$tmp/b"
+    verify_dp "$tmp/b"
     check "$tmp/b" 2
     $py - "$tmp/a/audit.jsonl" "$tmp/b/audit.jsonl" <<'EOP' || fail "drop-out accounting"
 import json, sys
@@ -236,7 +194,7 @@ budget)
         "$tmp/a/logs/coordinator.log" || fail "no clear budget message"
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 3 ] || fail "rounds.csv should stop after round 2"
     [ "$(grep -c '"event":"privacy"' "$tmp/a/audit.jsonl")" = 2 ] || fail "privacy entries should stop after round 2"
-    verify "$tmp/a"
+    verify_dp "$tmp/a"
     # a restart resumes the ledger, not a fresh budget
     sed -i 's/^timeout.*//' "$tmp/a/config/coordinator.yaml"
     if "$fedfuse" coordinator --config "$tmp/a/config/coordinator.yaml" --no-progress > "$tmp/restart.log" 2>&1; then

@@ -33,45 +33,8 @@
 #                  (3), after aggregate (4).
 set -u
 mode=$1 fedfuse=$2 src=$3
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/fedkill.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$tmp"/b/logs/*.log; do echo "== $f"; tail -8 "$f"; done; exit 1; }
-
-mkconf() { # rounds deadline secagg
-    cat > "$tmp/demo.yaml" <<EOC
-secure_aggregation: {enabled: $3, threshold: 2}
-run_name: t
-data: {dir: $tmp/data, sites: 3, patients: 150, seed: 3}
-model_config: $src/configs/model-tiny.yaml
-rounds: $1
-seed: 5
-plan: {local_steps: 5, batch_size: 16, lr: 0.002}
-min_sites: 2
-deadlines: {train: $2, evaluate: $2}
-baselines: false
-timeout: 200
-EOC
-}
-
-verify() {
-    "$fedfuse" audit verify --log "$tmp/b/audit.jsonl" --ca "$tmp/b/pki/ca.pem" --receipts "$tmp/b/receipts" \
-        --certs "$tmp/b/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify"; }
-}
-
-wait_for() { # pid seconds -> the process's exit status
-    local i=0
-    while kill -0 "$1" 2>/dev/null; do
-        sleep 0.2; i=$((i + 1))
-        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
-    done
-    wait "$1"
-}
+. "$(dirname "$0")/lib.sh"
+fed_init fedkill 8 'b/logs/*.log'
 
 rounds_done() { [ -f "$tmp/b/rounds.csv" ] && echo $(($(wc -l < "$tmp/b/rounds.csv") - 1)) || echo 0; }
 
@@ -82,23 +45,20 @@ wait_rounds() { # n seconds
 
 # Run a (uninterrupted), then run b's folder with the same consortium files.
 setup() { # rounds deadline secagg
-    mkconf "$@"
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
-    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
+    demo_secagg="enabled: $3, threshold: 2" demo_run=t demo_patients=150 demo_baselines=false \
+        demo_plan="local_steps: 5, batch_size: 16, lr: 0.002" mkdemo "$1" "$2"
+    simulate_a
+    copy_b
 }
 
 coordinator() { # [kill point]: starts the coordinator, sets cpid
-    FEDFUSE_TEST_KILL_AT=${1:-} "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" \
-        --no-progress >> "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
+    FEDFUSE_TEST_KILL_AT=${1:-} start_coordinator
 }
 
 declare -A cl
 client() { # site [kill point]: starts a client, sets cl[site]
-    FEDFUSE_TEST_KILL_AT=${2:-} "$fedfuse" client --config "$tmp/b/config/site-$1.yaml" \
-        >> "$tmp/b/logs/$1.log" 2>&1 &
-    cl[$1]=$!; pids+=($!)
+    FEDFUSE_TEST_KILL_AT=${2:-} start_client "$1"
+    cl[$1]=$!
 }
 
 killed_at() { # pid log point: the process died of SIGKILL at the point
@@ -164,7 +124,7 @@ client_plain|client_secagg)
         echo "round $r: site-2 dropped in $ph, $(csv_col $r 5) updates aggregated, $(csv_col $r 10) evaluations"
     done
     [ "$(csv_col ${#kills[@]} 10)" = 2 ] || fail "the last round should pool 2 evaluations"
-    verify
+    verify "$tmp/b"
     ;;
 secagg_below_t|plain_below_quorum)
     log=$tmp/b/logs/coordinator.log
@@ -207,16 +167,14 @@ assert qf == ast.literal_eval(sys.argv[2]), qf
 assert end and "quorum is 2" in end[-1], end
 print("audit: aggregate rounds", agg, "quorum_fail", qf)
 EOP
-    verify
+    verify "$tmp/b"
     # the next run: the same commands; round 2 is redone with all three sites
     coordinator
     client site-2; client site-3
     wait_for $cpid 120 || fail "restarted coordinator failed"
     for s in site-1 site-2 site-3; do wait_for "${cl[$s]}" 60 || fail "$s failed"; done
-    a=$(sha256sum < "$tmp/a/model.safetensors") b=$(sha256sum < "$tmp/b/model.safetensors")
-    echo "uninterrupted $a"; echo "after failure $b"
-    [ "$a" = "$b" ] || fail "final models differ"
-    verify
+    same_model "after failure"
+    verify "$tmp/b"
     ;;
 coord_plain|coord_secagg)
     if [ $mode = coord_plain ]; then
@@ -235,10 +193,8 @@ coord_plain|coord_secagg)
     done
     wait_for $cpid 180 || fail "restarted coordinator failed"
     for s in site-1 site-2 site-3; do wait_for "${cl[$s]}" 60 || fail "$s failed"; done
-    a=$(sha256sum < "$tmp/a/model.safetensors") b=$(sha256sum < "$tmp/b/model.safetensors")
-    echo "uninterrupted $a"; echo "restarted     $b"
-    [ "$a" = "$b" ] || fail "final models differ"
-    verify
+    same_model restarted
+    verify "$tmp/b"
     n=$(grep -c '"event":"restart"' "$tmp/b/audit.jsonl")
     [ "$n" = ${#kills[@]} ] || fail "$n restart entries in the audit log, want ${#kills[@]}"
     ;;

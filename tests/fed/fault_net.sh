@@ -29,65 +29,17 @@
 #                   written. Needs root for mount (skipped with 77 otherwise).
 set -u
 mode=$1 fedfuse=$2 src=$3 proxy=$4
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/faultnet.XXXXXX)
-pids=()
 mnt=""
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "$mnt" ] && umount -l "$mnt" 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    for f in "$tmp"/b/logs/*.log "$tmp"/proxy*.log; do [ -f "$f" ] && { echo "== $f"; tail -8 "$f"; }; done
-    exit 1
-}
-
-mkconf() { # rounds deadline
-    cat > "$tmp/demo.yaml" <<EOC
-secure_aggregation: {enabled: false}
-run_name: t
-data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
-model_config: $src/configs/model-tiny.yaml
-rounds: $1
-seed: 5
-plan: {local_steps: 10, batch_size: 16, lr: 0.002}
-min_sites: 2
-deadlines: {train: $2, evaluate: $2}
-baselines: false
-timeout: 200
-EOC
-}
-
-verify() { # out
-    "$fedfuse" audit verify --log "$1/audit.jsonl" --ca "$1/pki/ca.pem" --receipts "$1/receipts" \
-        --certs "$1/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify"; }
-}
-
-wait_for() { # pid seconds
-    local i=0
-    while kill -0 "$1" 2>/dev/null; do
-        sleep 0.2; i=$((i + 1))
-        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
-    done
-    wait "$1"
-}
+. "$(dirname "$0")/lib.sh"
+fed_init faultnet 8 'b/logs/*.log' 'proxy*.log'
 
 # Run a (reference) and run b's folder with the same consortium files.
 prepare() { # rounds deadline
-    mkconf "$1" "$2"
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
-    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
-    port=$(grep -o "127.0.0.1:[0-9]*" "$tmp/b/config/coordinator.yaml" | cut -d: -f2)
-}
-
-start_coordinator() {
-    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
-    sleep 0.5
+    demo_secagg="enabled: false" demo_run=t demo_patients=200 demo_baselines=false \
+        demo_plan="local_steps: 10, batch_size: 16, lr: 0.002" mkdemo "$1" "$2"
+    simulate_a
+    copy_b
+    port=$(coord_port)
 }
 
 start_proxy() { # name [ff_proxy options...]: sets proxy_port, proxy_pid
@@ -102,21 +54,13 @@ via() { # site proxy_port: the site's client dials the proxy instead of the coor
     sed -i "s#^coordinator: 127.0.0.1:.*#coordinator: 127.0.0.1:$2#" "$tmp/b/config/site-$1.yaml"
 }
 
-start_client() { # site [wrapper...]
-    local s=$1; shift
-    "$@" "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
-    cl+=($!); pids+=($!)
+client() { # site [wrapper...]
+    start_client "$@"; cl+=($!)
 }
 
 finish() { # seconds
     wait_for $cpid "$1" || fail "coordinator failed"
     for p in "${cl[@]}"; do wait_for "$p" 60 || fail "a client failed"; done
-}
-
-same_model() {
-    a=$(sha256sum < "$tmp/a/model.safetensors") b=$(sha256sum < "$tmp/b/model.safetensors")
-    echo "uninterrupted $a"; echo "this run      $b"
-    [ "$a" = "$b" ] || fail "final models differ"
 }
 
 updates_per_round() { # rounds.csv column 5 = updates aggregated, one line per round
@@ -127,9 +71,9 @@ cl=()
 case $mode in
 link_cut)
     prepare 4 30
-    start_coordinator
+    start_coordinator; sleep 0.5
     start_proxy proxy --cut-every 700000 --cuts 6 --down-ms 1500
-    for s in site-1 site-2 site-3; do via $s "$proxy_port"; start_client $s; done
+    for s in site-1 site-2 site-3; do via $s "$proxy_port"; client $s; done
     finish 180
     kill -TERM $proxy_pid; wait $proxy_pid 2>/dev/null
     cat "$tmp/proxy.log"
@@ -140,18 +84,18 @@ link_cut)
     ! grep -q "TLS handshake refused" "$tmp"/b/logs/site-*.log || fail "link cut reported as a TLS refusal"
     echo "updates per round: $(updates_per_round)"
     [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "a round lost a site to a link cut"
-    same_model
+    same_model "this run"
     verify "$tmp/b"
     ;;
 link_stall)
     prepare 5 4
-    start_coordinator
+    start_coordinator; sleep 0.5
     start_proxy proxy
     via site-2 "$proxy_port"
-    for s in site-1 site-2 site-3; do start_client $s; done
+    for s in site-1 site-2 site-3; do client $s; done
     # Stall right after site-2's round-1 evaluation: its next GetTask is already on the way,
     # so the round-2 task comes back through the stalled link after round 2 is over.
-    for i in $(seq 1 300); do grep -q "round 1: evaluated" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+    wait_log "round 1: evaluated" "$tmp/b/logs/site-2.log"
     kill -USR2 $proxy_pid; sleep 12; kill -USR2 $proxy_pid
     finish 150
     cat "$tmp/proxy.log"
@@ -174,26 +118,24 @@ clock_skew)
     # Monotonic clocks stay true: only the wall clock (certificates, timestamps) is skewed.
     export FAKETIME_DONT_FAKE_MONOTONIC=1
     t0=$(date -u +%s)
-    start_coordinator
+    start_coordinator; sleep 0.5
     st() { # faketime offset -> fedfuse status exit code
-        faketime -f "$1" "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/b/pki/sites/site-1.crt" \
-            --key "$tmp/b/pki/sites/site-1.key" --ca "$tmp/b/pki/ca.pem" --server-name coordinator \
-            > "$tmp/status$1.txt" 2>&1
+        fed_status faketime -f "$1" > "$tmp/status$1.txt" 2>&1
     }
     st "+2h" || { cat "$tmp/status+2h.txt"; fail "status from a clock 2 h ahead"; }
     st "-30m" || { cat "$tmp/status-30m.txt"; fail "status from a clock 30 min behind (inside the 1 h back-dating)"; }
     st "-2h" && fail "status from a clock 2 h behind should be refused"
     cat "$tmp/status-2h.txt"
     grep -qi "not yet valid" "$tmp/status-2h.txt" || fail "the refusal does not say the certificate is not yet valid"
-    start_client site-1
-    start_client site-2 faketime -f "+2h"
-    start_client site-3 faketime -f "-30m"
+    client site-1
+    client site-2 faketime -f "+2h"
+    client site-3 faketime -f "-30m"
     finish 150
     t1=$(date -u +%s)
     head -2 "$tmp/b/logs/site-2.log" | cut -c1-80
     echo "updates per round: $(updates_per_round)"
     [ "$(updates_per_round)" = "3 3 3 " ] || fail "a skewed site missed a round"
-    same_model
+    same_model "this run"
     verify "$tmp/b"
     $py - "$tmp/b/audit.jsonl" "$t0" "$t1" <<'EOP' || fail "audit timestamps are not the coordinator's clock"
 import datetime, json, sys
@@ -211,8 +153,8 @@ client_diskfull)
     mnt="$tmp/site2-out"; mkdir -p "$mnt"
     mount -t tmpfs -o size=96k tmpfs "$mnt" 2>/dev/null || { mnt=""; echo "skipped: cannot mount a tmpfs; run as root"; exit 77; }
     sed -i "s#^out_dir: .*#out_dir: $mnt#" "$tmp/b/config/site-site-2.yaml"
-    start_coordinator
-    for s in site-1 site-2 site-3; do start_client $s; done
+    start_coordinator; sleep 0.5
+    for s in site-1 site-2 site-3; do client $s; done
     r1="$mnt/receipts/site-2-round-0001.json"
     for i in $(seq 1 3000); do [ -s "$r1" ] && break; sleep 0.01; done
     [ -s "$r1" ] || fail "no round-1 receipt"
@@ -234,7 +176,7 @@ client_diskfull)
     for f in "$mnt/receipts"/*; do $py -c 'import json,sys; json.load(open(sys.argv[1]))' "$f" || fail "torn receipt $f"; done
     echo "updates per round: $(updates_per_round)"
     [ "$(updates_per_round)" = "3 3 3 3 3 3 3 3 " ] || fail "site-2 stopped training when its disk filled"
-    same_model
+    same_model "this run"
     # The coordinator's audit log verifies; site-2's surviving receipts verify on their own.
     cp "$mnt/receipts/"site-2-* "$tmp/b/receipts/" 2>/dev/null
     verify "$tmp/b"

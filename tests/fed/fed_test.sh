@@ -29,31 +29,13 @@
 #                  masks from the survivors' shares (sum of 2 sites), every round finishes.
 set -u
 mode=$1 fedfuse=$2 src=$3
-py=/usr/bin/python3
-tmp=$(mktemp -d /tmp/fedtest.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$tmp"/*/logs/*.log; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+. "$(dirname "$0")/lib.sh"
+fed_init fedtest 5 '*/logs/*.log'
 
 # demo config: 3 sites, small cohort, short deadlines
 mkconf() { # rounds baselines train_deadline [secagg]
-    cat > "$tmp/demo.yaml" <<EOC
-secure_aggregation: {enabled: ${4:-false}}
-run_name: t
-data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
-model_config: $src/configs/model-tiny.yaml
-rounds: $1
-seed: 5
-plan: {local_steps: 10, batch_size: 16, lr: 0.002}
-min_sites: 2
-deadlines: {train: $3, evaluate: $3}
-baselines: $2
-timeout: 200
-EOC
+    demo_secagg="enabled: ${4:-false}" demo_run=t demo_patients=200 demo_baselines=$2 \
+        demo_plan="local_steps: 10, batch_size: 16, lr: 0.002" mkdemo "$1" "$3"
 }
 
 # the three-stage plan of the plan tests (tiny model with heads, 25% of labels)
@@ -87,24 +69,10 @@ print("stages", [seen[r] for r in sorted(seen)])
 EOP
 }
 
-verify() { # out
-    "$fedfuse" audit verify --log "$1/audit.jsonl" --ca "$1/pki/ca.pem" --receipts "$1/receipts" \
-        --certs "$1/pki/receipt-certs" > "$tmp/verify.txt" 2>&1 || { cat "$tmp/verify.txt"; fail "audit verify"; }
-}
-
-wait_for() { # pid seconds
-    local i=0
-    while kill -0 "$1" 2>/dev/null; do
-        sleep 0.2; i=$((i + 1))
-        [ $i -gt $(($2 * 5)) ] && fail "process $1 still running after $2 s"
-    done
-    wait "$1"
-}
-
 case $mode in
 simulate)
     mkconf 3 false 60
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    simulate_a
     for f in model.safetensors rounds.csv metrics.json report.html audit.jsonl pki/ca.pem \
              checkpoints/checkpoint.safetensors receipts/site-1-round-0003.json; do
         [ -s "$tmp/a/$f" ] || fail "missing $f"
@@ -127,45 +95,34 @@ EOP
 restart|plan_restart|client_killed|client_hung)
     if [ $mode = restart ] || [ $mode = plan_restart ]; then mkconf 4 false 30; else mkconf 4 false 4; fi
     [ $mode = plan_restart ] && mkplan
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    simulate_a
     # run b: the same consortium files, its own out folder, the processes started by hand
-    mkdir -p "$tmp/b/logs" && cp -r "$tmp/a/pki" "$tmp/b/pki"
-    mkdir -p "$tmp/b/config"
-    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
-    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
+    copy_b
+    start_coordinator
     sleep 0.5
     cl=()
-    for s in site-1 site-2 site-3; do
-        "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
-        cl+=($!); pids+=($!)
-    done
+    for s in site-1 site-2 site-3; do start_client $s; cl+=($!); done
     if [ $mode = restart ] || [ $mode = plan_restart ]; then
         for i in $(seq 1 300); do [ -f "$tmp/b/rounds.csv" ] && [ "$(wc -l < "$tmp/b/rounds.csv")" -ge 3 ] && break; sleep 0.1; done
         kill -9 $cpid; wait $cpid 2>/dev/null
         echo "killed the coordinator after $(($(wc -l < "$tmp/b/rounds.csv") - 1)) rounds"
-        "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress >> "$tmp/b/logs/coordinator.log" 2>&1 &
-        cpid=$!; pids+=($cpid)
+        start_coordinator
         wait_for $cpid 120 || fail "restarted coordinator failed"
         for p in "${cl[@]}"; do wait_for "$p" 60 || fail "a client failed"; done
         grep -q "resumed run" "$tmp/b/logs/coordinator.log" || fail "no resume in the log"
-        a=$(sha256sum < "$tmp/a/model.safetensors") b=$(sha256sum < "$tmp/b/model.safetensors")
-        echo "uninterrupted $a"; echo "restarted     $b"
-        [ "$a" = "$b" ] || fail "final models differ"
+        same_model restarted
         verify "$tmp/b"
         grep -q '"event":"restart"' "$tmp/b/audit.jsonl" || fail "no restart entry in the audit log"
         [ $mode = plan_restart ] && check_stages "$tmp/b"
     else
-        for i in $(seq 1 300); do grep -q "round 1: trained" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
+        wait_log "round 1: trained" "$tmp/b/logs/site-2.log"
         if [ $mode = client_hung ]; then
             kill -STOP "${cl[1]}"   # alive, connected, never answers again
         else
             kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
         fi
-        port=$(grep -o "127.0.0.1:[0-9]*" "$tmp/b/config/coordinator.yaml" | cut -d: -f2)
-        "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/b/pki/sites/site-1.crt" \
-            --key "$tmp/b/pki/sites/site-1.key" --ca "$tmp/b/pki/ca.pem" --server-name coordinator \
-            > "$tmp/status.txt" 2>&1 || { cat "$tmp/status.txt"; fail "fedfuse status"; }
+        port=$(coord_port)
+        fed_status > "$tmp/status.txt" 2>&1 || { cat "$tmp/status.txt"; fail "fedfuse status"; }
         grep -q "^round [1-4] of 4, phase " "$tmp/status.txt" || { cat "$tmp/status.txt"; fail "status output"; }
         wait_for $cpid 120 || fail "coordinator failed"
         grep -q "did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as missing"
@@ -221,7 +178,7 @@ EOP
 plan)
     mkconf 4 false 60
     mkplan
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    simulate_a
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 5 ] || fail "rounds.csv should have header + 4 lines"
     grep -q "label_fraction: 0.25" "$tmp/a/config/site-site-1.yaml" || fail "label_fraction not in the site config"
     verify "$tmp/a"
@@ -229,21 +186,11 @@ plan)
     ;;
 secagg_killed)
     mkconf 3 false 4 true
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    mkdir -p "$tmp/b/logs" "$tmp/b/config" && cp -r "$tmp/a/pki" "$tmp/b/pki"
-    for f in "$tmp"/a/config/*.yaml; do sed "s#$tmp/a#$tmp/b#g" "$f" > "$tmp/b/config/$(basename "$f")"; done
-    "$fedfuse" coordinator --config "$tmp/b/config/coordinator.yaml" --no-progress > "$tmp/b/logs/coordinator.log" 2>&1 &
-    cpid=$!; pids+=($cpid)
+    simulate_a
+    copy_b
+    start_coordinator
     sleep 0.5
-    cl=()
-    for s in site-1 site-2 site-3; do
-        hold=""; [ $s = site-2 ] && hold=30
-        FEDFUSE_TEST_HOLD_AFTER_SHARE=$hold "$fedfuse" client --config "$tmp/b/config/site-$s.yaml" > "$tmp/b/logs/$s.log" 2>&1 &
-        cl+=($!); pids+=($!)
-    done
-    for i in $(seq 1 300); do grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" 2>/dev/null && break; sleep 0.1; done
-    grep -q "round 1: keys shared" "$tmp/b/logs/site-2.log" || fail "site-2 never shared its keys"
-    kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+    kill_site2_after_share
     wait_for $cpid 80 || fail "coordinator failed"
     grep -q "round 1: unmasked the sum of 2 sites" "$tmp/b/logs/coordinator.log" || fail "round 1 not recovered with 2 survivors"
     grep -q "masked_input: deadline.*did not answer: site-2" "$tmp/b/logs/coordinator.log" || fail "site-2 not named as dropped"

@@ -12,79 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch_fixture.h"
 #include "ff/models.h"
 
 #define GOLD FF_SOURCE_DIR "/tests/models/golden/"
 
-/* Presence patterns of the spec (all, no image, no text, no EHR, each alone); even samples
- * draw note ids from 1..4 so ids repeat, and some notes have padding inside. */
 static void make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t seed)
 {
-    assert_int_equal(ff_batch_alloc(b, B, (int)c->tasks, (int)c->image.channels, (int)c->image.size,
-                                    (int)c->image.size, (int)c->text.length, (int)c->ehr.length),
-                     FF_OK);
-    ff_rng r;
-    ff_rng_init(&r, seed, 7);
-    size_t img = (size_t)c->image.channels * c->image.size * c->image.size;
-    for (int i = 0; i < B; i++) {
-        int pat = i % 7; /* 0 all, 1 no image, 2 no text, 3 no EHR, 4 img, 5 text, 6 EHR */
-        int has_img = pat == 0 || pat == 2 || pat == 3 || pat == 4;
-        int has_txt = pat == 0 || pat == 1 || pat == 3 || pat == 5;
-        int has_ehr = pat == 0 || pat == 1 || pat == 2 || pat == 6;
-        ff_rng_normal_fill(&r, b->image + i * img, img, 0, 1);
-        b->image_present[i] = (float)has_img;
-        int lt = has_txt ? 2 + (int)ff_rng_below(&r, (uint32_t)c->text.length - 1) : 0;
-        uint32_t vocab = i % 2 ? (uint32_t)c->text.vocab - 1 : 4;
-        for (int t = 0; t < lt; t++)
-            b->text_ids[(size_t)i * c->text.length + t] =
-                (i % 3 == 0 && t == lt / 2) ? 0 : 1 + (int32_t)ff_rng_below(&r, vocab);
-        int le = has_ehr ? 1 + (int)ff_rng_below(&r, (uint32_t)c->ehr.length) : 0;
-        for (int t = 0; t < le; t++) {
-            size_t k = (size_t)i * c->ehr.length + t;
-            b->ehr_code[k] = 1 + (int32_t)ff_rng_below(&r, i % 2 ? (uint32_t)c->ehr.codes - 1 : 3);
-            b->ehr_val[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.values);
-            b->ehr_time[k] = (int32_t)ff_rng_below(&r, (uint32_t)c->ehr.times);
-        }
-        for (int k = 0; k < c->tasks; k++) {
-            b->labels[(size_t)i * c->tasks + k] = (float)ff_rng_below(&r, 2);
-            /* one unknown label on some samples: per-example loss is the mean of ITS labels */
-            b->label_mask[(size_t)i * c->tasks + k] = (i % 4 == 1 && k == 0) ? 0.0f : 1.0f;
-        }
-    }
-}
-
-/* Row i copied into its own batch of one (nothing shared with the code under test). */
-static void copy_row(const ff_batch *b, int i, ff_batch *one)
-{
-    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W;
-    assert_int_equal(ff_batch_alloc(one, 1, b->K, b->C, b->H, b->W, b->Lt, b->Le), FF_OK);
-    memcpy(one->image, b->image + (size_t)i * img, img * sizeof(float));
-    one->image_present[0] = b->image_present[i];
-    memcpy(one->text_ids, b->text_ids + (size_t)i * b->Lt, (size_t)b->Lt * 4);
-    memcpy(one->ehr_code, b->ehr_code + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_val, b->ehr_val + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->ehr_time, b->ehr_time + (size_t)i * b->Le, (size_t)b->Le * 4);
-    memcpy(one->labels, b->labels + (size_t)i * b->K, (size_t)b->K * 4);
-    memcpy(one->label_mask, b->label_mask + (size_t)i * b->K, (size_t)b->K * 4);
-}
-
-/* Oracle: example i's gradient, materialised by a separate max-batch-1 model. */
-static void single_grad(const ff_model_config *c, const float *params, const ff_batch *b, int i,
-                        double *g, size_t n)
-{
-    ff_model *m1;
-    assert_int_equal(ff_model_new(&m1, c, 1), FF_OK);
-    memcpy(ff_model_params(m1), params, n * sizeof(float));
-    ff_batch one;
-    copy_row(b, i, &one);
-    float loss;
-    ff_model_zero_grad(m1);
-    assert_int_equal(ff_model_forward(m1, &one, NULL, &loss), FF_OK);
-    assert_int_equal(ff_model_backward(m1, &one), FF_OK);
-    for (size_t j = 0; j < n; j++)
-        g[j] = ff_model_grads(m1)[j];
-    ff_batch_free(&one);
-    ff_model_free(m1);
+    ftm_make_batch(c, b, B, seed, 1);
 }
 
 typedef struct {
@@ -113,7 +48,7 @@ static void setup_make(setup_t *s, const char *cfg, int fusion, int B, uint64_t 
     assert_non_null(s->sq);
     for (int i = 0; i < B; i++) {
         double *gi = s->g + (size_t)i * s->n;
-        single_grad(&s->c, ff_model_params(s->m), &s->b, i, gi, s->n);
+        ftm_single_grad(&s->c, ff_model_params(s->m), &s->b, i, gi, s->n);
         for (size_t t = 0; t < s->nt; t++) {
             const ff_param_info *p = ff_model_tensor(s->m, t);
             for (size_t j = 0; j < p->numel; j++)
