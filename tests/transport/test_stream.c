@@ -273,11 +273,14 @@ static void test_one_gib(void **state)
     /* Memory stays bounded by a few chunks on each side, far below the payload. The live
      * working set is ~20 MiB; glibc's per-thread malloc arenas keep freed chunk buffers of
      * the ~30 threads around, so without MALLOC_ARENA_MAX the peak is ~115 MiB. ctest sets
-     * MALLOC_ARENA_MAX=2 (as the systemd unit does). */
+     * MALLOC_ARENA_MAX=2 (as the systemd unit does). Under AddressSanitizer its quarantine
+     * keeps freed chunks alive by design, so the bound is a property of the normal build. */
+#if !defined(__SANITIZE_ADDRESS__)
     if (getenv("MALLOC_ARENA_MAX"))
         assert_true(rss - rss0 < 64.0);
     else
         assert_true(rss < 160.0);
+#endif
     free(cs.scratch);
     ff_client_free(c);
     tnet_coord_stop(&tc);
