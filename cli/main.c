@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "commands.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -65,6 +66,25 @@ static void print_help(void)
     printf("  %-12s %s\n", "help", "this list, or `fedfuse help COMMAND`");
 }
 
+/* Logging for operators, from the environment so that a systemd unit (or a parent process
+ * such as `fedfuse simulate`) sets it once for every command: FEDFUSE_LOG_FORMAT=plain|json,
+ * FEDFUSE_LOG_LEVEL=debug|info|warn|error|off. A bad value is a usage error, never ignored. */
+static int log_from_env(void)
+{
+    const char *fmt = getenv("FEDFUSE_LOG_FORMAT"), *lvl = getenv("FEDFUSE_LOG_LEVEL");
+    ff_log_format format = FF_LOG_PLAIN;
+    ff_log_level level = FF_LOG_INFO;
+    if (fmt && strcmp(fmt, "json") == 0)
+        format = FF_LOG_JSON;
+    else if (fmt && *fmt && strcmp(fmt, "plain") != 0)
+        return ff_error(FF_EINVAL, "FEDFUSE_LOG_FORMAT: unknown log format '%s' (plain, json)",
+                        fmt);
+    if (lvl && *lvl && ff_log_level_parse(lvl, &level) != FF_OK)
+        return ff_error(FF_EINVAL, "FEDFUSE_LOG_LEVEL: unknown log level '%s' (debug, info, "
+                        "warn, error, off)", lvl);
+    return (fmt || lvl) ? ff_log_open(level, format, NULL, "fedfuse") : FF_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -81,6 +101,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0)
         argv[1] = "version";
+    if (log_from_env() != FF_OK) {
+        fprintf(stderr, "fedfuse: error: %s\n", ff_error_message());
+        return FF_EXIT_USAGE;
+    }
     const ff_cli_cmd *c = ff_cli_find(argv[1]);
     if (!c) {
         fprintf(stderr, "fedfuse: error: unknown command '%s' (see 'fedfuse help')\n", argv[1]);

@@ -57,10 +57,13 @@ endfunction()
 # ff_add_cli_test(name EXIT code EXPECT text ARGS ...): runs `fedfuse ARGS...` and checks
 # the exit status and that the output contains text.
 function(ff_add_cli_test name)
-  cmake_parse_arguments(A "" "EXIT;EXPECT" "ARGS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "" "EXIT;EXPECT" "ARGS;LABELS;ENV" ${ARGN})
   add_test(NAME cli_${name}
            COMMAND ${PROJECT_SOURCE_DIR}/tests/cli/expect.sh ${A_EXIT} "${A_EXPECT}" --
                    $<TARGET_FILE:fedfuse> ${A_ARGS})
   set_tests_properties(cli_${name} PROPERTIES LABELS "cli;${A_LABELS}"
                        WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  if(A_ENV)
+    set_tests_properties(cli_${name} PROPERTIES ENVIRONMENT "${A_ENV}")
+  endif()
 endfunction()
