@@ -57,23 +57,15 @@ verify_dp() { # out: the audit log verifies and its epsilon was recomputed
 # The independent checks: ε from the logged parameters (numpy), the noise's moments.
 check() { # out expected_rounds
     "$fedfuse" model init --config "$src/configs/model-tiny.yaml" --seed 5 --out "$tmp/init.safetensors" > /dev/null || fail "model init"
-    $py - "$1" "$2" "$tmp/init.safetensors" <<'EOP' || fail "privacy checks of $1"
+    $py - "$1" "$2" "$tmp/init.safetensors" "$src/tests/fed" <<'EOP' || fail "privacy checks of $1"
 import json, math, struct, sys
 import numpy as np
 out, rounds, init = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ents = [json.loads(l) for l in open(out + "/audit.jsonl")]
 pv = [e["data"] for e in ents if e["event"] == "privacy"]
 assert [p["round"] for p in pv] == list(range(1, rounds + 1)), [p["round"] for p in pv]
-orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
-def eps(rdp, delta):  # dp_accounting's improved conversion (Balle et al. 2020 Thm 21)
-    best = math.inf
-    for a, r in zip(orders, rdp):
-        if a <= 1.01:
-            continue
-        if delta ** 2 + math.expm1(-r) > 0:
-            return 0.0
-        best = min(best, r + math.log1p(-1 / a) - (math.log(delta) + math.log(a)) / (a - 1))
-    return best
+sys.path.insert(0, sys.argv[4])
+from dp_oracle import orders, eps_from_rdp as eps
 def ddg_rdp(r, a):  # KLS21 Prop. 14 / Eq. 17 (no L1 term), n = survivors
     c, g, b, s, d, n = (r["clip_norm"], r["ddg_gamma"], r["ddg_beta"], r["ddg_sigma"],
                         r["ddg_dim"], r["survivors"])
@@ -223,39 +215,7 @@ EOC
         "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$5" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate $5"; }
     }
     # the oracle: ε of the Poisson-sampled Gaussian after `steps` steps, from scratch
-    cat > "$tmp/rdp.py" <<'EOP'
-import json, math, subprocess, sys
-import numpy as np
-from scipy import special
-orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [128, 256, 512, 1024]
-def log_a(q, s, a):  # Mironov, Talwar, Zhang 2019: A_a of the sampled Gaussian, in logs
-    if float(a).is_integer():
-        a = int(a)
-        t = [math.log(special.binom(a, i)) + i * math.log(q) + (a - i) * math.log(1 - q)
-             + (i * i - i) / (2 * s * s) for i in range(a + 1)]
-        return float(special.logsumexp(t))
-    # fractional: Sec. 3.3 series, every term positive (dp_accounting since 2024)
-    z0, terms, i = s * s * math.log(1 / q - 1) + 0.5, [], 0
-    while True:
-        c = math.log(abs(special.binom(a, i))); j = a - i
-        e0 = special.log_ndtr(-(i - z0) / s)   # log(erfc(x/sqrt2)/2) = log_ndtr(-x)
-        e1 = special.log_ndtr(-(z0 - j) / s)
-        s0 = c + i * math.log(q) + j * math.log(1 - q) + (i * i - i) / (2 * s * s) + e0
-        s1 = c + j * math.log(q) + i * math.log(1 - q) + (j * j - j) / (2 * s * s) + e1
-        terms += [s0, s1]; i += 1
-        if max(s0, s1) < -30:
-            return float(special.logsumexp(terms))
-def eps(q, s, steps, delta):  # improved conversion (Balle et al. 2020 Thm 21)
-    best = math.inf
-    for a in orders:
-        r = steps * log_a(q, s, a) / (a - 1)
-        if a <= 1.01:
-            continue
-        if delta ** 2 + math.expm1(-r) > 0:
-            return 0.0
-        best = min(best, r + math.log1p(-1 / a) - (math.log(delta) + math.log(a)) / (a - 1))
-    return best
-EOP
+    cp "$src/tests/fed/dp_oracle.py" "$tmp/rdp.py"
     mkrec 3 100 2 60 "$tmp/a"
     grep -q "record-level DP-SGD, q" "$tmp/a/logs/site-1.log" || fail "site-1 did not run DP-SGD"
     $py - "$tmp/a" "$fedfuse" "$tmp/rdp.py" <<'EOP' || fail "record-level epsilon"
