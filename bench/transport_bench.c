@@ -1,21 +1,28 @@
 /* transport_bench: a fusion-base-sized model (13.6 MB) broadcast to 8 clients and uploaded
  * from 8 clients over loopback mutual TLS, compared with a raw TLS socket copy (OpenSSL, one
- * connection, same certificates, same run). Each gRPC transfer includes the end-to-end
- * SHA-256 check. Usage: transport_bench [--clients N] [--bytes B] [--chunk C] [--reps R]
+ * connection, same certificates, same run) and with the `openssl s_server`/`s_client`
+ * command-line pair. Each gRPC transfer includes the end-to-end SHA-256 check. Usage: transport_bench [--clients N] [--bytes B] [--chunk C] [--reps R]
  * [--phase grpc] (grpc: skip the raw peers, for profiling). */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "ff/transport.h"
 
@@ -197,6 +204,20 @@ static double raw_tls_mbps(size_t total, int nconn, int hash)
     return (double)(total / (size_t)nconn * (size_t)nconn) / dt / 1e6;
 }
 
+/* Writes the blob nclients times to file: 1 on success. */
+static int write_payload(const char *file)
+{
+    FILE *f = fopen(file, "wb");
+    int ok = f != NULL;
+    for (int i = 0; ok && i < nclients; i++)
+        ok = fwrite(blob, 1, blob_size, f) == blob_size;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (!ok)
+        fprintf(stderr, "transport_bench: cannot write %s\n", file);
+    return ok;
+}
+
 /* The cipher suite the fedfuse coordinator's gRPC server picks for a client offering OpenSSL's
  * defaults (gRPC's client does): a TLS handshake with ALPN h2 to its port. */
 static void grpc_cipher(int port, char *out, size_t cap)
@@ -211,6 +232,169 @@ static void grpc_cipher(int port, char *out, size_t cap)
     SSL_free(s);
     close(fd);
     SSL_CTX_free(c);
+}
+
+/* ---- the openssl command-line pair ------------------------------------------------------ */
+
+/* The command-line reference, "openssl s_server/s_client": `openssl s_client -quiet < payload`
+ * into `openssl s_server -quiet` on one loopback connection, mutual TLS with the same
+ * certificates, s_server's stdout read here through a 1 MiB pipe. Timed from the first byte
+ * out of s_server to the last, so process start-up and the handshake are excluded as for the
+ * in-process peers. *cpu: CPU-seconds of the two openssl processes (start-up included). */
+typedef struct {
+    pid_t srv, cli;
+    int in_w, out_r;
+    int port;
+} cli_pair;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Spawns argv with fds 0/1 given and stderr appended to dir/openssl.err. */
+static int spawn_io(pid_t *pid, char **argv, int in, int out)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_addopen(&fa, 2, path(dir, "openssl.err"), O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
+    int rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+/* Starts s_server and waits until its port accepts a TCP connection (the probe is a bare
+ * connect; s_server logs a failed handshake and keeps accepting). */
+static int cli_server_start(cli_pair *cp)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
+        return -1;
+    fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
+    char port[16];
+    snprintf(port, sizeof port, "%d", cp->port);
+    char *argv[] = {"openssl", "s_server", "-accept", port, "-cert", path(dir, "coord/coord.crt"),
+                    "-key", path(dir, "coord/coord.key"), "-CAfile", path(dir, "ca/ca.crt"),
+                    "-Verify", "1", "-quiet", NULL};
+    int rc = spawn_io(&cp->srv, argv, in[0], out[1]);
+    close(in[0]);
+    close(out[1]);
+    cp->in_w = in[1];
+    cp->out_r = out[0];
+    if (rc != 0) {
+        fprintf(stderr, "transport_bench: cannot start openssl: %s\n", strerror(rc));
+        return -1;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cp->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 500; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return 0;
+        int st;
+        if (waitpid(cp->srv, &st, WNOHANG) == cp->srv) {
+            fprintf(stderr, "transport_bench: openssl s_server on port %d exited (status %d), "
+                    "see %s\n", cp->port, st, path(dir, "openssl.err"));
+            cp->srv = 0;
+            return -1;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+static void cli_stop(cli_pair *cp)
+{
+    pid_t p[2] = {cp->cli, cp->srv};
+    for (int i = 0; i < 2; i++)
+        if (p[i] > 0) {
+            kill(p[i], SIGTERM);
+            waitpid(p[i], NULL, 0);
+        }
+    close(cp->in_w);
+    close(cp->out_r);
+}
+
+/* Counts total bytes out of s_server; returns the MB/s from first to last byte (from t_spawn,
+ * s_client's start, when everything came in one read), or -1. */
+static double cli_count(cli_pair *cp, size_t total, double t_spawn)
+{
+    uint8_t *buf = malloc(1 << 20);
+    size_t got = 0, first = 0;
+    double t0 = 0, t1 = 0;
+    struct pollfd pf = {.fd = cp->out_r, .events = POLLIN};
+    while (got < total && poll(&pf, 1, 30000) == 1) {
+        ssize_t r = read(cp->out_r, buf, 1 << 20);
+        if (r <= 0)
+            break;
+        if (got == 0) {
+            t0 = ff_now();
+            first = (size_t)r;
+        }
+        got += (size_t)r;
+        t1 = ff_now();
+    }
+    free(buf);
+    if (first == total)
+        t0 = t_spawn, first = 0;
+    if (got != total || t1 <= t0) {
+        fprintf(stderr, "openssl s_server/s_client: %zu of %zu bytes (see %s)\n", got, total,
+                path(dir, "openssl.err"));
+        return -1;
+    }
+    return (double)(total - first) / (t1 - t0) / 1e6;
+}
+
+static double child_cpu_s(void)
+{
+    struct rusage r;
+    getrusage(RUSAGE_CHILDREN, &r);
+    return r.ru_utime.tv_sec + r.ru_stime.tv_sec + 1e-6 * (r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+}
+
+/* One transfer of the payload file through the openssl pair: MB/s, 0 if the openssl program
+ * cannot be started, -1 if the transfer failed. */
+static double cli_mbps(const char *payload, size_t total, double *cpu)
+{
+    cli_pair cp = {.port = free_port(), .in_w = -1, .out_r = -1};
+    double c0 = child_cpu_s();
+    *cpu = 0;
+    if (cp.port < 0 || cli_server_start(&cp) != 0) {
+        cli_stop(&cp);
+        return 0;
+    }
+    char port[32];
+    snprintf(port, sizeof port, "127.0.0.1:%d", cp.port);
+    char *argv[] = {"openssl", "s_client", "-connect", port, "-cert",
+                    path(dir, "site-0/site-0.crt"), "-key", path(dir, "site-0/site-0.key"),
+                    "-CAfile", path(dir, "ca/ca.crt"), "-servername", "localhost", "-quiet",
+                    "-ign_eof", NULL};
+    int in = open(payload, O_RDONLY | O_CLOEXEC), out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    double t_spawn = ff_now();
+    int rc = in >= 0 && out >= 0 ? spawn_io(&cp.cli, argv, in, out) : -1;
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    double mbps = rc == 0 ? cli_count(&cp, total, t_spawn) : -1;
+    cli_stop(&cp);
+    *cpu = child_cpu_s() - c0;
+    return mbps;
 }
 
 /* ---- coordinator ----------------------------------------------------------------------- */
@@ -412,15 +596,32 @@ int main(int argc, char **argv)
                                           "N connections", "N connections + SHA-256"};
     static const char *const kkey[NK] = {"", "_sha256", "_nconn", "_nconn_sha256"};
     double raw[NK][32], rb[NK][32], ru[NK][32], craw[NK][32], bc[32], up[32], cbc[32], cup[32];
+    double cli[32], cb[32], cu[32], ccli[32];
     reps = FF_MIN(reps, 32);
     int grpc_only = strcmp(phase, "grpc") == 0;
     size_t total = blob_size * (size_t)nclients;
     double mb = (double)total / 1e6;
+    /* The openssl pair reads the same bytes (the blob nclients times) from a file. */
+    char payload[256]; /* its own copy: path() reuses 8 slots */
+    snprintf(payload, sizeof payload, "%s/payload.bin", dir);
+    int have_cli = !grpc_only && write_payload(payload);
     for (int r = 0; r < reps; r++) {
         for (int k = 0; k < NK && !grpc_only; k++) {
             double c0 = cpu_s();
             raw[k][r] = raw_tls_mbps(total, k >= K_N ? nclients : 1, k == K_1H || k == K_NH);
             craw[k][r] = mb / (cpu_s() - c0);
+        }
+        if (have_cli) {
+            double c = 0;
+            cli[r] = cli_mbps(payload, total, &c);
+            if (cli[r] < 0)
+                die("openssl s_server/s_client transfer failed");
+            if (cli[r] == 0) {
+                printf("openssl program not found or s_server did not start: the "
+                       "s_server/s_client peer is skipped\n");
+                have_cli = 0;
+            }
+            ccli[r] = mb / c;
         }
         double c1 = cpu_s();
         bc[r] = round_mbps(jobs, 0);
@@ -441,9 +642,12 @@ int main(int argc, char **argv)
             rb[k][r] = bc[r] / raw[k][r];
             ru[k][r] = up[r] / raw[k][r];
         }
-        printf("rep %d: raw TLS %.0f MB/s (+sha256 %.0f; %d conns %.0f, +sha256 %.0f), broadcast "
-               "%.0f MB/s, upload %.0f MB/s\n", r, raw[K_1][r], raw[K_1H][r], nclients,
-               raw[K_N][r], raw[K_NH][r], bc[r], up[r]);
+        cb[r] = have_cli ? bc[r] / cli[r] : 0;
+        cu[r] = have_cli ? up[r] / cli[r] : 0;
+        printf("rep %d: raw TLS %.0f MB/s (+sha256 %.0f; %d conns %.0f, +sha256 %.0f; openssl "
+               "s_server/s_client %.0f), broadcast %.0f MB/s, upload %.0f MB/s\n", r, raw[K_1][r],
+               raw[K_1H][r], nclients, raw[K_N][r], raw[K_NH][r], have_cli ? cli[r] : 0.0,
+               bc[r], up[r]);
     }
     for (int i = 0; i < nclients; i++) {
         if (memcmp(up_bufs[i], blob, blob_size) != 0)
@@ -464,6 +668,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < NK; k++)
         printf("%-34s %9.0f %9.2fx %9.2fx %11.0f\n", kname[k], median(raw[k], reps),
                median(rb[k], reps), median(ru[k], reps), median(craw[k], reps));
+    if (have_cli)
+        printf("%-34s %9.0f %9.2fx %9.2fx %11.0f\n", "openssl s_server/s_client",
+               median(cli, reps), median(cb, reps), median(cu, reps), median(ccli, reps));
     printf("CPU cost (MB per CPU-second, both ends, steadier on a shared machine): broadcast "
            "%.0f (%.2fx raw 1 connection, %.2fx raw N connections + SHA-256), upload %.0f "
            "(%.2fx, %.2fx)\n", median(cbc, reps), median(cbc, reps) / median(craw[K_1], reps),
@@ -476,6 +683,11 @@ int main(int argc, char **argv)
         printf("transport_raw_tls%s_mbps %.1f\n", kkey[k], median(raw[k], reps));
         printf("transport_broadcast_ratio%s %.3f\n", kkey[k], median(rb[k], reps));
         printf("transport_upload_ratio%s %.3f\n", kkey[k], median(ru[k], reps));
+    }
+    if (have_cli) {
+        printf("transport_openssl_cli_mbps %.1f\n", median(cli, reps));
+        printf("transport_broadcast_ratio_openssl_cli %.3f\n", median(cb, reps));
+        printf("transport_upload_ratio_openssl_cli %.3f\n", median(cu, reps));
     }
     printf("transport_broadcast_cpu_ratio %.3f\n", median(cbc, reps) / median(craw[K_1], reps));
     printf("transport_upload_cpu_ratio %.3f\n", median(cup, reps) / median(craw[K_1], reps));
