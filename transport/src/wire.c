@@ -123,17 +123,23 @@ int ff_msg_validate(const ProtobufCMessage *m)
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        /* fields are reached by the descriptor's byte offsets: read them with memcpy, not
+         * through casts that assume the alignment of the target type */
         const uint8_t *base = (const uint8_t *)m;
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            if (*(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            uint32_t which;
+            memcpy(&which, base + f->quantifier_offset, sizeof which);
+            if (which != f->id)
                 continue;
         }
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            size_t n;
+            memcpy(&n, base + f->quantifier_offset, sizeof n);
             if (n > REPEAT_MAX)
                 return ff_error(FF_EINVAL, "%s.%s: %zu items exceeds %d", d->short_name,
                                 f->name, n, REPEAT_MAX);
-            const uint8_t *arr = *(const uint8_t *const *)(base + f->offset);
+            const uint8_t *arr;
+            memcpy(&arr, base + f->offset, sizeof arr);
             size_t esz = f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE
                        ? sizeof(void *)
                        : f->type == PROTOBUF_C_TYPE_BYTES ? sizeof(ProtobufCBinaryData)
