@@ -251,8 +251,9 @@ static int cmd_policy(int argc, char **argv)
     printf("secure aggregation: %s\n", p.require_secagg ? "required" : "optional");
     if (p.dp.required)
         printf("differential privacy: required, epsilon <= %g, delta <= %g, noise multiplier >= "
-               "%g, clip norm <= %g\n", p.dp.max_epsilon, p.dp.max_delta,
-               p.dp.min_noise_multiplier, p.dp.max_clip_norm);
+               "%g, clip norm <= %g (client-level, or record-level run by this site, whose "
+               "epsilon stops at %g)\n", p.dp.max_epsilon, p.dp.max_delta,
+               p.dp.min_noise_multiplier, p.dp.max_clip_norm, p.dp.max_epsilon);
     else
         printf("differential privacy: optional\n");
     printf("rounds <= %lld, model <= %lld bytes\n", (long long)p.max_rounds,

@@ -88,16 +88,20 @@ static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
     return FF_OK;
 }
 
-/* Policy, job hash recomputed from the plan we were sent and our own model config, size. */
+/* Policy, job hash recomputed from the plan we were sent and our own model config, size.
+ * The plan is read first: its record-level DP (run by this site) can meet dp.required. */
 static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
 {
-    int rc = ff_policy_check(&cn->pol, t);
-    if (rc != FF_OK)
-        return rc;
-    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data, t->plan_yaml.len,
-                          t->total_rounds);
+    int rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data,
+                              t->plan_yaml.len, t->total_rounds);
     if (rc != FF_OK)
         return ff_error_prefix(FF_EPOLICY, "the task's plan does not load: ");
+    const ff_privacy_record_cfg *pr = &plan->privacy.record;
+    ff_policy_record_dp rec = {pr->enabled, pr->epsilon_budget, pr->delta, pr->noise_multiplier,
+                               pr->clip_norm};
+    rc = ff_policy_check(&cn->pol, t, &rec);
+    if (rc != FF_OK)
+        return rc;
     char job[FF_SHA256_HEX], sent[FF_SHA256_HEX];
     rc = ff_job_hash(plan, cn->mc_bytes, cn->mc_len, job);
     hex_of(&t->job_sha256, sent);
@@ -236,9 +240,7 @@ static void rec_ledger_path(const cnode *cn, char *path, size_t cap)
  * when the replayed rounds already pass that budget. */
 static int rec_ledger_open(cnode *cn, const ff_privacy_record_cfg *rc_cfg)
 {
-    double budget = rc_cfg->epsilon_budget;
-    if (cn->pol.dp.required && cn->pol.dp.max_epsilon > 0 && cn->pol.dp.max_epsilon < budget)
-        budget = cn->pol.dp.max_epsilon;
+    double budget = ff_policy_record_budget(&cn->pol, rc_cfg->epsilon_budget);
     if (cn->rec_ledger && cn->rec_budget == budget && cn->rec_delta == rc_cfg->delta)
         return FF_OK;
     char path[700], *text = NULL;
@@ -272,6 +274,10 @@ static int rec_ledger_open(cnode *cn, const ff_privacy_record_cfg *rc_cfg)
     if (ff_privacy_ledger_epsilon(l, &eps, &order) == FF_OK && nold)
         FF_LOG_INFO("privacy.record: resumed the site's ledger of %zu rounds from %s, epsilon "
                     "%.6g of budget %g", nold, path, eps, budget);
+    if (budget < rc_cfg->epsilon_budget)
+        FF_LOG_INFO("privacy.record: the plan's epsilon_budget %g is above this site's "
+                    "dp.max_epsilon: this site takes part until epsilon %g", rc_cfg->epsilon_budget,
+                    budget);
     ff_privacy_ledger_free(cn->rec_ledger);
     cn->rec_ledger = l;
     cn->rec_budget = budget;

@@ -296,12 +296,19 @@ static int write_configs(sim *s, char *job_hex)
                  pc->clip_norm, pc->delta, pc->epsilon_budget, mechs[pc->mechanism == 1],
                  (long long)pc->bits, pc->gamma, pc->beta);
     }
-    if (pc->enabled) {
-        /* the sites require DP and accept exactly the plan's settings as their limits */
+    if (pr->enabled || pc->enabled) {
+        /* the sites require DP and accept exactly the plan's settings as their limits (the
+         * looser of the two levels' when both are on: each level is checked) */
+        double eps = FF_MAX(pc->enabled ? pc->epsilon_budget : 0,
+                            pr->enabled ? pr->epsilon_budget : 0);
+        double del = FF_MAX(pc->enabled ? pc->delta : 0, pr->enabled ? pr->delta : 0);
+        double sig = FF_MIN(pc->enabled ? pc->noise_multiplier : INFINITY,
+                            pr->enabled ? pr->noise_multiplier : INFINITY);
+        double clip = FF_MAX(pc->enabled ? pc->clip_norm : 0, pr->enabled ? pr->clip_norm : 0);
         snprintf(dp, sizeof dp,
                  "dp: {required: true, max_epsilon: %.17g, max_delta: %.17g, "
                  "min_noise_multiplier: %.17g, max_clip_norm: %.17g}",
-                 pc->epsilon_budget, pc->delta, pc->noise_multiplier, pc->clip_norm);
+                 eps, del, sig, clip);
     }
     if (rc == FF_OK && pv[0]) {
         FILE *pf = fopen(plan_path, "a");

@@ -35,6 +35,10 @@
 #            ledger of 1 round, and its final ε is that of 9 steps, not 6 (never reset).
 #            Last, δ = 0.008: the two sites with more than 125 training patients refuse
 #            (naming privacy.record.delta and their count), the third trains.
+#   record_policy  the sites' own policies bound the record-level DP they run: plan budget
+#            100; site-2 requires σ ≥ 2 and refuses every task (naming min_noise_multiplier),
+#            site-3 caps ε at 2 and trains exactly the rounds numpy allows under 2 (its log
+#            says it caps, its refusal names dp.max_epsilon), site-1 trains all 3 rounds.
 set -u
 mode=$1 fedfuse=$2 src=$3
 . "$(dirname "$0")/lib.sh"
@@ -47,6 +51,25 @@ privacy:
   client: {enabled: true, noise_multiplier: 1.0, clip_norm: 0.5, delta: 1e-3,
            epsilon_budget: $5, mechanism: $4}
 EOC
+}
+
+mkrec() { # rounds budget min_sites train_deadline out: record-level DP-SGD at 3 sites
+    cat > "$tmp/rec.yaml" <<EOC
+run_name: dp
+data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
+model_config: $src/configs/model-tiny.yaml
+rounds: $1
+seed: 5
+plan: {local_steps: 3, batch_size: 16, lr: 1e-3}
+min_sites: $3
+deadlines: {train: $4, evaluate: 30}
+secure_aggregation: {enabled: false}
+baselines: false
+timeout: 200
+privacy:
+  record: {enabled: true, noise_multiplier: 1.0, clip_norm: 1.0, delta: 1e-3, epsilon_budget: $2}
+EOC
+    "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$5" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate $5"; }
 }
 
 verify_dp() { # out: the audit log verifies and its epsilon was recomputed
@@ -138,10 +161,7 @@ EOP
     # the site policy's minimum DP settings: site-3 requires sigma >= 2 and refuses the task
     copy_b -e "s/\(train\|evaluate\): 60/\1: 3/g"
     sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-3.yaml"
-    start_coordinator
-    sleep 0.5
-    for s in site-1 site-2 site-3; do start_client $s; done
-    wait_for $cpid 60 || fail "coordinator (policy run) failed"
+    run_b 60
     grep -q "task refused: policy: task noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not refuse by its policy"
     ! grep -q "round 1: trained" "$tmp/b/logs/site-3.log" || fail "site-3 trained against its policy"
     grep -q "round 1: 2 updates clipped" "$tmp/b/logs/coordinator.log" || fail "round 1 should aggregate the 2 other sites"
@@ -196,24 +216,6 @@ budget)
     grep -q "privacy budget exhausted: round 3 refused" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "round 3 not refused after the restart"; }
     ;;
 record)
-    mkrec() { # rounds budget min_sites train_deadline out
-        cat > "$tmp/rec.yaml" <<EOC
-run_name: dp
-data: {dir: $tmp/data, sites: 3, patients: 200, seed: 3}
-model_config: $src/configs/model-tiny.yaml
-rounds: $1
-seed: 5
-plan: {local_steps: 3, batch_size: 16, lr: 1e-3}
-min_sites: $3
-deadlines: {train: $4, evaluate: 30}
-secure_aggregation: {enabled: false}
-baselines: false
-timeout: 200
-privacy:
-  record: {enabled: true, noise_multiplier: 1.0, clip_norm: 1.0, delta: 1e-3, epsilon_budget: $2}
-EOC
-        "$fedfuse" simulate --config "$tmp/rec.yaml" --out "$5" > "$tmp/sim.txt" 2>&1 || { cat "$tmp/sim.txt"; fail "simulate $5"; }
-    }
     # the oracle: ε of the Poisson-sampled Gaussian after `steps` steps, from scratch
     cp "$src/tests/fed/dp_oracle.py" "$tmp/rdp.py"
     mkrec 3 100 2 60 "$tmp/a"
@@ -310,6 +312,44 @@ EOP
     done
     grep -q "round 1: trained" "$tmp/d/logs/site-3.log" || fail "site-3 did not train at delta 0.008"
     grep -h "privacy.record.delta" "$tmp"/d/logs/site-*.log | cut -c1-200
+    ;;
+record_policy)
+    # Each site's own policy bounds the record-level DP it runs (the plan cannot raise it):
+    # site-1 accepts the plan (budget 100), site-2 requires σ ≥ 2 and refuses every task,
+    # site-3 caps ε at 2 and stops at the round numpy says would pass 2.
+    mkrec 3 100 1 5 "$tmp/a"
+    grep -q "dp: {required: true, max_epsilon: 100," "$tmp/a/config/policy-site-1.yaml" || fail "simulate's site policy does not require record-level DP"
+    copy_b -e "s/evaluate: 30/evaluate: 4/"  # site-2 refuses evaluation too: its deadline is the wait
+    grep -q "evaluate: 4" "$tmp/b/config/coordinator.yaml" || fail "evaluate deadline not shortened"
+    sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-2.yaml"
+    sed -i "s/max_epsilon: [0-9.e+-]*/max_epsilon: 2/" "$tmp/b/config/policy-site-3.yaml"
+    run_b 120
+    grep -q "task refused: policy: privacy.record noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-2.log" || fail "site-2 did not refuse by its policy"
+    ! grep -q "round [0-9]*: trained" "$tmp/b/logs/site-2.log" || fail "site-2 trained against its policy"
+    grep -q "the plan's epsilon_budget 100 is above this site's dp.max_epsilon: this site takes part until epsilon 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not say it caps epsilon"
+    cp "$src/tests/fed/dp_oracle.py" "$tmp/rdp.py"
+    $py - "$tmp/b" "$tmp/rdp.py" <<'EOP' || fail "site policy caps of record-level epsilon"
+import json, re, sys
+out = sys.argv[1]
+exec(open(sys.argv[2]).read())
+for site, cap in [("site-1", 100.0), ("site-3", 2.0)]:
+    n = json.load(open("%s/receipts/%s-round-0001.json" % (out, site)))["examples"]
+    q = 16.0 / n
+    allowed = [r for r in range(1, 4) if eps(q, 1.0, 3 * r, 1e-3) <= cap]
+    log = open("%s/logs/%s.log" % (out, site)).read()
+    trained = sorted(set(int(m) for m in re.findall(r"round (\d+): trained", log)))
+    led = json.load(open("%s/privacy-ledger-%s.json" % (out, site)))
+    print("%s: cap %g, q %.6f, numpy allows rounds %s, trained %s, ledger epsilon %.6f" % (site, cap, q, allowed, trained, led["epsilon"]))
+    assert trained == allowed and [r["round"] for r in led["rounds"]] == allowed, (trained, allowed)
+    assert led["epsilon"] <= cap
+    if len(allowed) < 3:
+        bad = len(allowed) + 1
+        m = re.search(r"round %d: training refused by this site: .*" % bad, log)
+        assert m and ("the site policy's dp.max_epsilon (stricter than privacy.record.epsilon_budget) 2: "
+                      "round %d refused: record-level epsilon would reach" % bad) in m.group(0), m
+        print("  " + m.group(0))
+assert allowed != [1, 2, 3], "site-3's cap should stop it before round 3"
+EOP
     ;;
 esac
 echo PASS

@@ -74,6 +74,14 @@ start_client() { # site [wrapper...]: run b's client of site (log appended); $! 
     pids+=($!)
 }
 
+run_b() { # seconds: run b's coordinator and its three clients until the coordinator exits
+    start_coordinator
+    sleep 0.5
+    local s
+    for s in site-1 site-2 site-3; do start_client $s; done
+    wait_for $cpid "$1" || fail "coordinator of run b failed"
+}
+
 fed_status() { # [wrapper...]: `fedfuse status` as site-1 against run b's coordinator on $port
     "$@" "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/b/pki/sites/site-1.crt" \
         --key "$tmp/b/pki/sites/site-1.key" --ca "$tmp/b/pki/ca.pem" --server-name coordinator

@@ -1,6 +1,7 @@
 /* Site policy, consortium file and message validation (no network). */
 #include "testutil.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "ff/transport.h"
@@ -50,55 +51,120 @@ static void make_task(Fedfuse__Task *t, Fedfuse__SecAggParams *sa, Fedfuse__DpPa
     t->dp = dp;
 }
 
-static void test_policy_accepts_and_refuses(void **state)
-{
-    (void)state;
+/* The good policy and a task it accepts (client-level DP on, secure aggregation on). */
+typedef struct {
     ff_policy p;
-    load_policy(&p, good_policy);
     Fedfuse__Task t;
     Fedfuse__SecAggParams sa;
     Fedfuse__DpParams dp;
-    make_task(&t, &sa, &dp);
-    assert_int_equal(ff_policy_check(&p, &t), FF_OK);
+} policy_fx;
+
+static void fx_init(policy_fx *f)
+{
+    load_policy(&f->p, good_policy);
+    make_task(&f->t, &f->sa, &f->dp);
+}
+
+static void test_policy_accepts_and_refuses(void **state)
+{
+    (void)state;
+    policy_fx f;
+    fx_init(&f);
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_OK);
 
     job[0] ^= 1;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("not in accepted_jobs");
     job[0] ^= 1;
 
-    sa.enabled = 0;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    f.sa.enabled = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("secure aggregation is required");
-    sa.enabled = 1;
+    f.sa.enabled = 1;
 
-    dp.epsilon = 9.0;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    f.dp.epsilon = 9.0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("max_epsilon 8");
-    dp.epsilon = 4.0;
+    f.dp.epsilon = 4.0;
 
-    dp.noise_multiplier = 0.1;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    f.dp.noise_multiplier = 0.1;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("min_noise_multiplier");
-    dp.noise_multiplier = 1.1;
+    f.dp.noise_multiplier = 1.1;
 
-    dp.enabled = 0;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    f.dp.enabled = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("differential privacy is required");
-    dp.enabled = 1;
+    f.dp.enabled = 1;
 
-    t.total_rounds = 50;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EPOLICY);
+    f.t.total_rounds = 50;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
     ft_assert_error_has("max_rounds is 20");
-    t.total_rounds = 10;
+    f.t.total_rounds = 10;
 
-    t.job_sha256.len = 5;
-    assert_int_equal(ff_policy_check(&p, &t), FF_EINVAL);
-    t.job_sha256.len = 32;
+    f.t.job_sha256.len = 5;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EINVAL);
+    f.t.job_sha256.len = 32;
 
-    t.phase = FEDFUSE__PHASE__PHASE_WAIT; /* nothing to approve */
-    sa.enabled = 0;
-    assert_int_equal(ff_policy_check(&p, &t), FF_OK);
-    ff_policy_free(&p);
+    f.t.phase = FEDFUSE__PHASE__PHASE_WAIT; /* nothing to approve */
+    f.sa.enabled = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_OK);
+    ff_policy_free(&f.p);
+}
+
+/* Record-level DP (DP-SGD the site runs itself) meets dp.required; each enabled level meets
+ * the limits; a record budget above max_epsilon is capped by the site, not refused. */
+static void test_policy_record_dp(void **state)
+{
+    (void)state;
+    policy_fx f;
+    fx_init(&f);
+    f.dp.enabled = 0;
+    ff_policy_record_dp rec = {.enabled = 1, .epsilon_budget = 100.0, .delta = 1e-6,
+                               .noise_multiplier = 1.0, .clip_norm = 1.0};
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);
+    assert_true(ff_policy_record_budget(&f.p, 100.0) == 8.0);
+    assert_true(ff_policy_record_budget(&f.p, 3.0) == 3.0);
+
+    rec.noise_multiplier = 0.4;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("privacy.record noise multiplier 0.4 is below min_noise_multiplier 0.5");
+    rec.noise_multiplier = 1.0;
+    rec.delta = 1e-3;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("privacy.record delta 0.001 exceeds max_delta 1e-05");
+    rec.delta = 1e-6;
+    rec.clip_norm = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("privacy.record clip norm 0 is outside (0, 10]");
+    rec.clip_norm = 1.0;
+    rec.epsilon_budget = NAN;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    rec.epsilon_budget = 100.0;
+
+    /* both levels: both are checked */
+    f.dp.enabled = 1;
+    f.dp.epsilon = 9.0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("max_epsilon 8");
+    f.dp.epsilon = 4.0;
+    rec.noise_multiplier = 0.1;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("privacy.record noise multiplier");
+    rec.noise_multiplier = 1.0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);
+
+    /* neither level */
+    f.dp.enabled = 0;
+    rec.enabled = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("enables neither client-level (privacy.client) nor record-level");
+
+    /* without dp.required nothing is capped and no DP is needed */
+    f.p.dp.required = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);
+    assert_true(ff_policy_record_budget(&f.p, 100.0) == 100.0);
+    ff_policy_free(&f.p);
 }
 
 static void test_policy_file_errors(void **state)
@@ -177,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_accepts_and_refuses),
+        cmocka_unit_test(test_policy_record_dp),
         cmocka_unit_test(test_policy_file_errors),
         cmocka_unit_test(test_consortium),
         cmocka_unit_test(test_message_validation),

@@ -134,7 +134,50 @@ void ff_policy_free(ff_policy *p)
     ff_cfg_free(ff_policy_schema, p);
 }
 
-int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t)
+/* The dp: limits that every enabled level meets (epsilon: client level only, see
+ * ff_policy_check). what names the level in the message. */
+static int check_dp_limits(const ff_policy *p, const char *what, double delta, double sigma,
+                           double clip)
+{
+    if (!isfinite(delta) || delta < 0 || delta > p->dp.max_delta)
+        return ff_error(FF_EPOLICY, "policy: %s delta %g exceeds max_delta %g", what, delta,
+                        p->dp.max_delta);
+    if (!isfinite(sigma) || sigma < p->dp.min_noise_multiplier)
+        return ff_error(FF_EPOLICY, "policy: %s noise multiplier %g is below "
+                        "min_noise_multiplier %g", what, sigma, p->dp.min_noise_multiplier);
+    if (!isfinite(clip) || clip <= 0 || clip > p->dp.max_clip_norm)
+        return ff_error(FF_EPOLICY, "policy: %s clip norm %g is outside (0, %g]", what, clip,
+                        p->dp.max_clip_norm);
+    return FF_OK;
+}
+
+static int check_dp(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_record_dp *rec)
+{
+    const Fedfuse__DpParams *dp = t->dp;
+    int client = dp && dp->enabled, record = rec && rec->enabled;
+    if (!client && !record)
+        return ff_error(FF_EPOLICY, "policy: differential privacy is required but the task "
+                        "enables neither client-level (privacy.client) nor record-level "
+                        "(privacy.record) DP");
+    if (client) {
+        if (!isfinite(dp->epsilon) || dp->epsilon <= 0 || dp->epsilon > p->dp.max_epsilon)
+            return ff_error(FF_EPOLICY, "policy: task epsilon %g exceeds max_epsilon %g",
+                            dp->epsilon, p->dp.max_epsilon);
+        int rc = check_dp_limits(p, "task", dp->delta, dp->noise_multiplier, dp->clip_norm);
+        if (rc != FF_OK)
+            return rc;
+    }
+    if (record) {
+        if (!isfinite(rec->epsilon_budget) || rec->epsilon_budget <= 0)
+            return ff_error(FF_EPOLICY, "policy: privacy.record.epsilon_budget %g is not a "
+                            "budget", rec->epsilon_budget);
+        return check_dp_limits(p, "privacy.record", rec->delta, rec->noise_multiplier,
+                               rec->clip_norm);
+    }
+    return FF_OK;
+}
+
+int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_record_dp *rec)
 {
     if (t->phase == FEDFUSE__PHASE__PHASE_WAIT || t->phase == FEDFUSE__PHASE__PHASE_DONE)
         return FF_OK;
@@ -159,24 +202,12 @@ int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t)
     if (p->require_secagg && !secagg)
         return ff_error(FF_EPOLICY, "policy: secure aggregation is required but the task "
                         "does not enable it");
-    if (!p->dp.required)
-        return FF_OK;
-    const Fedfuse__DpParams *dp = t->dp;
-    if (!dp || !dp->enabled)
-        return ff_error(FF_EPOLICY, "policy: differential privacy is required but the task "
-                        "does not enable it");
-    if (!isfinite(dp->epsilon) || dp->epsilon <= 0 || dp->epsilon > p->dp.max_epsilon)
-        return ff_error(FF_EPOLICY, "policy: task epsilon %g exceeds max_epsilon %g",
-                        dp->epsilon, p->dp.max_epsilon);
-    if (!isfinite(dp->delta) || dp->delta < 0 || dp->delta > p->dp.max_delta)
-        return ff_error(FF_EPOLICY, "policy: task delta %g exceeds max_delta %g", dp->delta,
-                        p->dp.max_delta);
-    if (!isfinite(dp->noise_multiplier) || dp->noise_multiplier < p->dp.min_noise_multiplier)
-        return ff_error(FF_EPOLICY, "policy: task noise multiplier %g is below "
-                        "min_noise_multiplier %g", dp->noise_multiplier,
-                        p->dp.min_noise_multiplier);
-    if (!isfinite(dp->clip_norm) || dp->clip_norm <= 0 || dp->clip_norm > p->dp.max_clip_norm)
-        return ff_error(FF_EPOLICY, "policy: task clip norm %g is outside (0, %g]",
-                        dp->clip_norm, p->dp.max_clip_norm);
-    return FF_OK;
+    return p->dp.required ? check_dp(p, t, rec) : FF_OK;
+}
+
+double ff_policy_record_budget(const ff_policy *p, double plan_budget)
+{
+    if (p->dp.required && p->dp.max_epsilon > 0 && p->dp.max_epsilon < plan_budget)
+        return p->dp.max_epsilon;
+    return plan_budget;
 }

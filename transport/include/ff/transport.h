@@ -170,10 +170,27 @@ typedef struct {
 extern const ff_cfg_field ff_policy_schema[];
 int ff_policy_load(const char *path, ff_policy *out) FF_WARN_UNUSED;
 void ff_policy_free(ff_policy *p);
+/* Record-level (patient-level) DP that the site itself runs, DP-SGD from the approved
+ * plan's privacy.record. The site enforces it, so it meets dp.required as client-level DP
+ * (the task's dp) does. */
+typedef struct {
+    int enabled;
+    double epsilon_budget, delta, noise_multiplier, clip_norm;
+} ff_policy_record_dp;
+
 /* FF_OK when the task is acceptable; FF_EPOLICY with the reason ("job sha256 ab12... is not
  * in accepted_jobs", "secure aggregation is required but the task does not enable it", ...);
- * FF_EINVAL when the task itself is malformed. WAIT and DONE tasks always pass. */
-int ff_policy_check(const ff_policy *p, const Fedfuse__Task *task) FF_WARN_UNUSED;
+ * FF_EINVAL when the task itself is malformed. WAIT and DONE tasks always pass.
+ * With dp.required, the task must enable client-level DP (task->dp) or record-level DP
+ * (record, NULL = none); each level it enables must meet the dp: limits. A record-level
+ * epsilon_budget above max_epsilon is not refused: the site charges its own ledger, so it
+ * takes part until max_epsilon and then refuses (the caller caps its budget, see
+ * ff_policy_record_budget). */
+int ff_policy_check(const ff_policy *p, const Fedfuse__Task *task,
+                    const ff_policy_record_dp *record) FF_WARN_UNUSED;
+/* The record-level ε budget this site accepts for a plan's budget: the smaller of the two
+ * when the policy requires DP and sets max_epsilon. */
+double ff_policy_record_budget(const ff_policy *p, double plan_budget);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Messages                                                                                  */
