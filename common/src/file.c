@@ -111,6 +111,13 @@ int ff_atomic_commit(ff_atomic_file *f)
     return rc;
 }
 
+int ff_file_rename_durable(const char *from, const char *to)
+{
+    if (rename(from, to) != 0)
+        return ff_error(FF_EIO, "rename %s to %s: %s", from, to, strerror(errno));
+    return fsync_parent_dir(to);
+}
+
 int ff_file_write_atomic(const char *path, const void *buf, size_t len, unsigned mode)
 {
     ff_atomic_file f;

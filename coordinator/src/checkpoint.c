@@ -1,6 +1,9 @@
 /* Checkpoints and rounds.csv. The checkpoint is one safetensors file replaced atomically
  * after every round (temp file, fsync, rename, fsync folder), so at any instant the folder
- * holds a complete checkpoint of the last finished round, or none. */
+ * holds a complete checkpoint of the last finished round, or none. The new one is first
+ * written as checkpoint.safetensors.next and takes its name only after the hooks recorded
+ * the round (ff_coord_set_commit_check), so the audit log and the checkpoint cannot
+ * disagree about which rounds the run kept. */
 #include "internal.h"
 
 #include <dirent.h>
@@ -14,12 +17,18 @@
 
 #define CKPT_FORMAT "fedfuse-coordinator-checkpoint-v1"
 #define CKPT_NAME "checkpoint.safetensors"
+#define CKPT_NEXT CKPT_NAME ".next"
 #define OPT_M "__ff_opt_m"
 #define OPT_V "__ff_opt_v"
 
 static void ckpt_path(const ff_coord *c, char *out, size_t n)
 {
     snprintf(out, n, "%s/%s", c->cfg.checkpoint_dir, CKPT_NAME);
+}
+
+static void next_path(const ff_coord *c, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", c->cfg.checkpoint_dir, CKPT_NEXT);
 }
 
 static int add_model(ff_st_writer *w, const ff_coord *c)
@@ -83,6 +92,8 @@ int coord_checkpoint_write(ff_coord *c, char *path, size_t path_len)
     if (rc != FF_OK)
         return rc;
     ckpt_path(c, path, path_len);
+    char next[FF_COORD_PATH_MAX + 64];
+    next_path(c, next, sizeof next);
     ff_st_writer *w;
     rc = ff_st_writer_new(&w);
     if (rc != FF_OK)
@@ -119,11 +130,21 @@ int coord_checkpoint_write(ff_coord *c, char *path, size_t path_len)
     for (size_t i = 0; rc == FF_OK && i < nm; i++)
         rc = ff_st_writer_meta(w, meta[i].k, meta[i].v);
     if (rc == FF_OK)
-        rc = ff_st_writer_save(w, path);
+        rc = ff_st_writer_save(w, next);
     ff_st_writer_free(w);
     if (rc != FF_OK)
         return ff_error_prefix(rc, "round %lld checkpoint: ", (long long)c->round);
     return FF_OK;
+}
+
+int coord_checkpoint_publish(ff_coord *c)
+{
+    char path[FF_COORD_PATH_MAX + 64], next[FF_COORD_PATH_MAX + 64];
+    ckpt_path(c, path, sizeof path);
+    next_path(c, next, sizeof next);
+    int rc = ff_file_rename_durable(next, path);
+    return rc == FF_OK ? FF_OK
+                       : ff_error_prefix(rc, "round %lld checkpoint: ", (long long)c->round);
 }
 
 /* A process killed while writing leaves PATH.tmp.PID behind; the rename never happened, so
@@ -134,9 +155,10 @@ static void remove_stale_temps(const ff_coord *c)
     if (!d)
         return;
     struct dirent *e;
-    const char *pre = CKPT_NAME ".tmp.";
+    const char *pre = CKPT_NAME ".tmp.", *pre_next = CKPT_NEXT ".tmp.";
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, pre, strlen(pre)) != 0)
+        if (strncmp(e->d_name, pre, strlen(pre)) != 0 &&
+            strncmp(e->d_name, pre_next, strlen(pre_next)) != 0)
             continue;
         char p[FF_COORD_PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", c->cfg.checkpoint_dir, e->d_name);
@@ -162,12 +184,49 @@ static int load_opt(ff_coord *c, const ff_safetensors *st, const char *name, flo
     return ff_safetensors_read(st, name, FF_DT_F32, 1, shape, dst);
 }
 
+/* A killed run may have left a complete checkpoint.safetensors.next: it takes its name when
+ * the caller's record (commit check) has its round, and goes otherwise. */
+static int resolve_next(ff_coord *c)
+{
+    char path[FF_COORD_PATH_MAX + 64], next[FF_COORD_PATH_MAX + 64];
+    ckpt_path(c, path, sizeof path);
+    next_path(c, next, sizeof next);
+    if (!ff_path_exists(next))
+        return FF_OK;
+    ff_safetensors *st;
+    int rc = ff_safetensors_open(&st, next);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "resume: ");
+    const char *round = need_meta(st, "round", next, &rc);
+    const char *sha = need_meta(st, "model_sha256", next, &rc);
+    int64_t r = 0;
+    if (rc == FF_OK && ff_parse_i64(round, &r) != FF_OK)
+        rc = ff_error(FF_EFORMAT, "%s: bad round metadata", next);
+    int keep = rc == FF_OK && (!c->commit_check || c->commit_check(c->commit_ud, r, sha) == 1);
+    ff_safetensors_close(st);
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "resume: ");
+    if (keep) {
+        FF_LOG_INFO("completed the checkpoint of round %lld: the run stopped after recording "
+                    "the round and before renaming %s", (long long)r, next);
+        return ff_file_rename_durable(next, path);
+    }
+    FF_LOG_WARN("discarded the checkpoint of round %lld (%s): the run stopped before the audit "
+                "log recorded the round, so the round is redone", (long long)r, next);
+    if (unlink(next) != 0)
+        return ff_error(FF_EIO, "resume: cannot remove %s: %s", next, strerror(errno));
+    return FF_OK;
+}
+
 int coord_checkpoint_load(ff_coord *c, int *found)
 {
     *found = 0;
     char path[FF_COORD_PATH_MAX + 64];
     ckpt_path(c, path, sizeof path);
     remove_stale_temps(c);
+    int rc0 = resolve_next(c);
+    if (rc0 != FF_OK)
+        return rc0;
     if (!ff_path_exists(path))
         return FF_OK;
     ff_safetensors *st;

@@ -276,6 +276,12 @@ void ff_coord_set_plan(ff_coord *c, const ff_plan *plan, const char *job_hash)
     ff_strlcpy(c->job_hash, job_hash ? job_hash : "", sizeof c->job_hash);
 }
 
+void ff_coord_set_commit_check(ff_coord *c, ff_coord_commit_check check, void *ud)
+{
+    c->commit_check = check;
+    c->commit_ud = ud;
+}
+
 void ff_coord_set_progress(ff_coord *c, FILE *f)
 {
     c->progress_out = f;
@@ -592,8 +598,10 @@ static int run_checkpoint(ff_coord *c)
     rc = coord_checkpoint_write(c, path, sizeof path);
     if (rc != FF_OK)
         return rc;
+    /* the hooks record the round (audit log) before the checkpoint takes its name: see
+     * ff_coord_set_commit_check */
     coord_emit(c, FF_EV_CHECKPOINT, FF_PHASE_CHECKPOINT, NULL, 0, c->round, c->model_hash, path);
-    return FF_OK;
+    return coord_checkpoint_publish(c);
 }
 
 /* Opens phase phase_idx: sets the expected sites and the deadline; runs server phases. */

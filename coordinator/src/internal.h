@@ -42,6 +42,8 @@ struct ff_coord {
     } hooks[COORD_MAX_HOOKS];
     size_t nhooks;
     ff_coord_mechanism mech;
+    ff_coord_commit_check commit_check; /* NULL: a pending checkpoint is kept on resume */
+    void *commit_ud;
 
     /* run state */
     int state;
@@ -106,7 +108,10 @@ extern const coord_strategy_ops coord_fedavg_ops, coord_fedprox_ops, coord_fedad
 void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,
                         size_t k, size_t n);
 /* checkpoint.c */
+/* Writes the round's checkpoint complete to checkpoint.safetensors.next; path_out gets the
+ * name it will have once coord_checkpoint_publish renames it into place. */
 int coord_checkpoint_write(ff_coord *c, char *path_out, size_t path_len) FF_WARN_UNUSED;
+int coord_checkpoint_publish(ff_coord *c) FF_WARN_UNUSED;
 int coord_checkpoint_load(ff_coord *c, int *found) FF_WARN_UNUSED;
 int coord_csv_append(ff_coord *c) FF_WARN_UNUSED;
 int coord_csv_trim(ff_coord *c) FF_WARN_UNUSED;

@@ -117,6 +117,66 @@ static void on_event(void *ud, const ff_coord_event *ev)
     }
 }
 
+/* Round and model hash of an aggregate or checkpoint entry's data; 0 when not one. */
+static int logged_round(const char *line, const char *event, const char *key, int64_t *round,
+                        char *sha)
+{
+    char needle[48];
+    snprintf(needle, sizeof needle, "\"event\":\"%s\"", event);
+    if (!strstr(line, needle))
+        return 0;
+    json_t *e = json_loads(line, 0, NULL);
+    json_t *d = json_object_get(e, "data");
+    json_t *r = json_object_get(d, "round");
+    const char *h = json_string_value(json_object_get(d, key));
+    const char *ev = json_string_value(json_object_get(e, "event"));
+    int ok = json_is_integer(r) && h && strlen(h) == FF_SHA256_HEX - 1 && ev &&
+             strcmp(ev, event) == 0;
+    if (ok) {
+        *round = (int64_t)json_integer_value(r);
+        ff_strlcpy(sha, h, FF_SHA256_HEX);
+    }
+    json_decref(e);
+    return ok;
+}
+
+/* The last aggregate and checkpoint entries of the log as it was when this process started
+ * (ff_audit_open has cut a torn tail and checked the last entry's signature). */
+static int scan_logged_rounds(fed_audit *a, const char *path)
+{
+    a->logged_agg_round = a->logged_ckpt_round = -1;
+    char *buf;
+    size_t len;
+    int rc = ff_file_read_all(path, (size_t)1 << 34, &buf, &len);
+    if (rc != FF_OK)
+        return rc;
+    int have_agg = 0, have_ckpt = 0;
+    for (size_t end = len; end > 0 && !(have_agg && have_ckpt);) {
+        size_t start = end - 1;
+        while (start > 0 && buf[start - 1] != '\n')
+            start--;
+        buf[end - 1] = buf[end - 1] == '\n' ? '\0' : buf[end - 1];
+        if (!have_agg)
+            have_agg = logged_round(buf + start, "aggregate", "new_model_sha256",
+                                    &a->logged_agg_round, a->logged_agg_sha);
+        if (!have_ckpt)
+            have_ckpt = logged_round(buf + start, "checkpoint", "sha256", &a->logged_ckpt_round,
+                                     a->logged_ckpt_sha);
+        end = start;
+    }
+    free(buf);
+    return FF_OK;
+}
+
+int fed_audit_committed(void *ud, int64_t round, const char *model_sha256)
+{
+    const fed_audit *a = ud;
+    if (!a->log)
+        return 1;
+    return (a->logged_agg_round == round && strcmp(a->logged_agg_sha, model_sha256) == 0) ||
+           (a->logged_ckpt_round == round && strcmp(a->logged_ckpt_sha, model_sha256) == 0);
+}
+
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c)
 {
@@ -157,7 +217,11 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     if (rc == FF_OK && a->torn)
         FF_LOG_WARN("audit log %s: cut %zu bytes of a torn last entry", path, a->torn);
     if (rc == FF_OK)
+        rc = scan_logged_rounds(a, path);
+    if (rc == FF_OK)
         rc = ff_coord_add_hook(c, on_event, a);
+    if (rc == FF_OK)
+        ff_coord_set_commit_check(c, fed_audit_committed, a);
     return rc;
 }
 

@@ -565,6 +565,15 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
 
 /* Test hook (testhook.c): the server-side steps of a round as kill points, after the
  * audit log has seen the event (its hook was added first). */
+/* Runs before the audit log's hook: a kill after the checkpoint is written, before the
+ * audit log records the round (the checkpoint's commit point, ff_coord_set_commit_check). */
+static void on_test_event_early(void *ud, const ff_coord_event *ev)
+{
+    (void)ud;
+    if (ev->type == FF_EV_CHECKPOINT)
+        fed_test_kill_at("checkpoint_unlogged", ev->round);
+}
+
 static void on_test_event(void *ud, const ff_coord_event *ev)
 {
     (void)ud;
@@ -756,6 +765,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
     if (rc == FF_OK)
         rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
+    if (rc == FF_OK && getenv("FEDFUSE_TEST_KILL_AT"))
+        rc = ff_coord_add_hook(nd.c, on_test_event_early, NULL);
     if (rc == FF_OK)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
     if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)

@@ -47,6 +47,10 @@ typedef struct {
     int secagg; /* the aggregate entries say secure_aggregation: true */
     json_t *train_sites, *dropped;
     char stage[64]; /* the plan stage of the round (ROUND_START comes before the selection) */
+    /* the rounds the existing log already records (its last aggregate and checkpoint
+     * entries): which pending checkpoint a resumed run keeps (fed_audit_committed) */
+    int64_t logged_agg_round, logged_ckpt_round;
+    char logged_agg_sha[FF_SHA256_HEX], logged_ckpt_sha[FF_SHA256_HEX];
 } fed_audit;
 
 /* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */
@@ -70,6 +74,9 @@ void fed_audit_privacy(fed_audit *a, json_t *data);
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;
 void fed_audit_close(fed_audit *a);
+/* ff_coord_commit_check over the log: 1 when its last aggregate or checkpoint entry is round
+ * with that model (or there is no audit log), else 0. */
+int fed_audit_committed(void *ud, int64_t round, const char *model_sha256);
 
 /* The model's parameters as the engine and the wire see them: every tensor's values back to
  * back in tensor order (the model's own buffer has alignment gaps between tensors). */

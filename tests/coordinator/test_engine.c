@@ -800,6 +800,76 @@ static void test_resume_refuses_other_config_and_trims_csv(void **state)
     teardown(&f);
 }
 
+/* The commit check of a pending checkpoint: answers `answer`, remembers what it was asked. */
+typedef struct {
+    int answer, calls;
+    int64_t round;
+    char sha[FF_SHA256_HEX];
+} commit_probe;
+
+static int commit_check(void *ud, int64_t round, const char *sha)
+{
+    commit_probe *p = ud;
+    p->calls++;
+    p->round = round;
+    ff_strlcpy(p->sha, sha, sizeof p->sha);
+    return p->answer;
+}
+
+/* A run killed between writing round 2's checkpoint.safetensors.next and renaming it: resume
+ * keeps it only when the caller's record (the audit log) has round 2 with that model. */
+static void test_pending_checkpoint_commit_check(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, NULL, 3, 1);
+    assert_int_equal(run_all(&f, 0), FF_OK);
+    const char *ck = ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors");
+    char *r1, *r2;
+    size_t n1, n2;
+    assert_int_equal(ff_file_read_all(ck, 1 << 20, &r1, &n1), FF_OK);
+    ff_coord_free(f.c);
+    free(f.rec);
+    f.cfg.rounds = 2;
+    engine_new(&f, 3);
+    assert_int_equal(run_all(&f, 0), FF_OK);
+    char sha2[FF_SHA256_HEX] = "";
+    for (size_t i = 0; i < f.rec->n; i++)
+        if (f.rec->ev[i].type == FF_EV_CHECKPOINT)
+            ff_strlcpy(sha2, f.rec->ev[i].hash, sizeof sha2);
+    assert_int_equal(ff_file_read_all(ck, 1 << 20, &r2, &n2), FF_OK);
+    const char *next = ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors.next");
+    assert_false(ff_path_exists(next)); /* a finished round leaves no pending file */
+    for (int answer = 0; answer <= 2; answer++) { /* 2: no check set */
+        ff_coord_free(f.c);
+        free(f.rec);
+        ft_write_file(ck, r1, n1);
+        ft_write_file(ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors.next"), r2, n2);
+        engine_new(&f, 3);
+        commit_probe probe = {.answer = answer};
+        if (answer < 2)
+            ff_coord_set_commit_check(f.c, commit_check, &probe);
+        int resumed;
+        assert_int_equal(ff_coord_resume(f.c, &resumed), FF_OK);
+        assert_int_equal(ff_coord_round(f.c), answer == 0 ? 1 : 2);
+        assert_false(ff_path_exists(next));
+        if (answer < 2) {
+            assert_int_equal(probe.calls, 1);
+            assert_int_equal(probe.round, 2);
+            assert_string_equal(probe.sha, sha2);
+        }
+        char *now;
+        size_t nn;
+        assert_int_equal(ff_file_read_all(ck, 1 << 20, &now, &nn), FF_OK);
+        assert_true(answer == 0 ? nn == n1 && memcmp(now, r1, n1) == 0
+                                : nn == n2 && memcmp(now, r2, n2) == 0);
+        free(now);
+    }
+    free(r1);
+    free(r2);
+    teardown(&f);
+}
+
 static void test_stages_auto_resume_and_evaluate_all(void **state)
 {
     (void)state;
@@ -943,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_extension_phases_secagg_shape),
         cmocka_unit_test(test_mechanism_and_pooled_auroc),
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
+        cmocka_unit_test(test_pending_checkpoint_commit_check),
         cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
         cmocka_unit_test(test_refusals_and_dropouts_are_logged_with_site_names),
         cmocka_unit_test(test_model_table_validation),

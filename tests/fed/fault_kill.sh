@@ -24,10 +24,13 @@
 #                  mid-upload in round 2; the coordinator stops at once naming the train phase
 #                  and the counts; the same restart finishes with run a's model.
 #   coord_plain    the coordinator is killed at select (round 1), mid-train (1, one update
-#                  in), after aggregate (2), after the model update (2), mid-evaluate (3),
-#                  after the checkpoint (3), each time restarted with the same command: the
-#                  final model equals run a's (sha256), the audit log verifies with 6 restart
-#                  entries.
+#                  in), after aggregate (2), after the model update (2), after round 2's
+#                  checkpoint was written but before the audit log recorded it (2: the
+#                  restart discards it and redoes round 2), mid-evaluate (3), after the audit
+#                  log recorded round 3 but before its checkpoint took its name (3: the
+#                  restart keeps it and goes on with round 4), each time restarted with the
+#                  same command: the final model equals run a's (sha256), the audit log
+#                  verifies with 7 restart entries.
 #   coord_secagg   the same with secure aggregation: killed after the first advertisement (1),
 #                  the first shares (2), the first masked input (2), the first unmask answer
 #                  (3), after aggregate (4).
@@ -179,7 +182,7 @@ EOP
 coord_plain|coord_secagg)
     if [ $mode = coord_plain ]; then
         setup 4 30 false
-        kills=(select:1 train:1 aggregate:2 update:2 evaluate:3 checkpoint:3)
+        kills=(select:1 train:1 aggregate:2 update:2 checkpoint_unlogged:2 evaluate:3 checkpoint:3)
     else
         setup 5 30 true
         kills=(advertise_keys:1 share_keys:2 masked_input:2 unmask:3 aggregate:4)
@@ -193,6 +196,15 @@ coord_plain|coord_secagg)
     done
     wait_for $cpid 180 || fail "restarted coordinator failed"
     for s in site-1 site-2 site-3; do wait_for "${cl[$s]}" 60 || fail "$s failed"; done
+    if [ $mode = coord_plain ]; then
+        grep -q "discarded the checkpoint of round 2 (.*): the run stopped before the audit log recorded the round, so the round is redone" \
+            "$tmp/b/logs/coordinator.log" || fail "the unrecorded checkpoint of round 2 was not discarded"
+        grep -q "completed the checkpoint of round 3: the run stopped after recording the round" \
+            "$tmp/b/logs/coordinator.log" || fail "the recorded checkpoint of round 3 was not completed"
+        $py -c 'import json, sys
+r = [json.loads(l)["data"]["round"] for l in open(sys.argv[1]) if "\"event\":\"aggregate\"" in l]
+assert r == [1, 2, 3, 4], r' "$tmp/b/audit.jsonl" || fail "the audit log should hold one aggregate entry per kept round"
+    fi
     same_model restarted
     verify "$tmp/b"
     n=$(grep -c '"event":"restart"' "$tmp/b/audit.jsonl")

@@ -282,6 +282,8 @@ void ff_atomic_abort(ff_atomic_file *f);
  * (0600 for keys). On error, path is untouched and the temp file is removed. */
 int ff_file_write_atomic(const char *path, const void *buf, size_t len,
                          unsigned mode) FF_WARN_UNUSED;
+/* rename(from, to), then fsync of to's folder: the new name survives a crash. */
+int ff_file_rename_durable(const char *from, const char *to) FF_WARN_UNUSED;
 /* Reads a whole file (at most max bytes) into a malloc'd buffer with a NUL after it. */
 int ff_file_read_all(const char *path, size_t max, char **out, size_t *len) FF_WARN_UNUSED;
 /* mkdir -p with mode. */

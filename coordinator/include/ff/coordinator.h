@@ -501,6 +501,16 @@ typedef void (*ff_coord_hook)(void *ud, const ff_coord_event *ev);
 /* Subscribes fn (up to 8 hooks); called synchronously in order of registration. */
 int ff_coord_add_hook(ff_coord *c, ff_coord_hook fn, void *ud) FF_WARN_UNUSED;
 
+/* The caller's durable record of finished rounds (the audit log). A round's checkpoint is
+ * committed in three steps: written complete to checkpoint.safetensors.next, then
+ * FF_EV_CHECKPOINT (the hooks record the round), then renamed over checkpoint.safetensors.
+ * A process killed between the steps leaves the .next file; ff_coord_resume keeps it when
+ * check(ud, round, model_sha256) returns 1 (the round was recorded) and removes it when 0
+ * (the round is redone, so the record never names a model the run did not keep). Without a
+ * check the complete .next file is kept. Call before ff_coord_resume. */
+typedef int (*ff_coord_commit_check)(void *ud, int64_t round, const char *model_sha256);
+void ff_coord_set_commit_check(ff_coord *c, ff_coord_commit_check check, void *ud);
+
 /* rounds.csv columns (out_dir/rounds.csv), one line per finished round, fsynced. */
 #define FF_ROUNDS_CSV_HEADER                                                                   \
     "round,stage,attempts,selected,updates,dropouts,refusals,examples,update_norm,"           \
