@@ -184,6 +184,27 @@ static int load_opt(ff_coord *c, const ff_safetensors *st, const char *name, flo
     return ff_safetensors_read(st, name, FF_DT_F32, 1, shape, dst);
 }
 
+/* The checkpoint at path was made by this run: its format, configuration and job. */
+static int check_identity(const ff_coord *c, const ff_safetensors *st, const char *path)
+{
+    int rc = FF_OK;
+    const char *fmt = need_meta(st, "format", path, &rc);
+    const char *cfgh = need_meta(st, "config_sha256", path, &rc);
+    const char *job = need_meta(st, "job_sha256", path, &rc);
+    if (rc == FF_OK && strcmp(fmt, CKPT_FORMAT) != 0)
+        rc = ff_error(FF_EFORMAT, "%s: format '%s', expected '%s'", path, fmt, CKPT_FORMAT);
+    if (rc == FF_OK && strcmp(cfgh, c->config_hash) != 0)
+        rc = ff_error(FF_ESTATE,
+                      "%s: made under another configuration (seed, strategy, sampling, sites or "
+                      "model differ: config hash %.12s…, now %.12s…); use the original config "
+                      "or another checkpoint_dir",
+                      path, cfgh, c->config_hash);
+    if (rc == FF_OK && c->job_hash[0] && strcmp(job, c->job_hash) != 0)
+        rc = ff_error(FF_ESTATE, "%s: made for another job (job hash %.12s…, now %.12s…)", path,
+                      job, c->job_hash);
+    return rc;
+}
+
 /* A killed run may have left a complete checkpoint.safetensors.next: it takes its name when
  * the caller's record (commit check) has its round, and goes otherwise. */
 static int resolve_next(ff_coord *c)
@@ -197,6 +218,7 @@ static int resolve_next(ff_coord *c)
     int rc = ff_safetensors_open(&st, next);
     if (rc != FF_OK)
         return ff_error_prefix(rc, "resume: ");
+    rc = check_identity(c, st, next); /* never replace a good checkpoint with a stranger */
     const char *round = need_meta(st, "round", next, &rc);
     const char *sha = need_meta(st, "model_sha256", next, &rc);
     int64_t r = 0;
@@ -233,26 +255,13 @@ int coord_checkpoint_load(ff_coord *c, int *found)
     int rc = ff_safetensors_open(&st, path);
     if (rc != FF_OK)
         return rc;
-    const char *fmt = need_meta(st, "format", path, &rc);
-    const char *cfgh = need_meta(st, "config_sha256", path, &rc);
+    rc = check_identity(c, st, path);
     const char *round = need_meta(st, "round", path, &rc);
     const char *steps = need_meta(st, "strategy_steps", path, &rc);
     const char *rng = need_meta(st, "rng", path, &rc);
     const char *auroc = need_meta(st, "last_auroc", path, &rc);
-    const char *job = need_meta(st, "job_sha256", path, &rc);
     int64_t r = 0, s = 0;
     ff_rng g;
-    if (rc == FF_OK && strcmp(fmt, CKPT_FORMAT) != 0)
-        rc = ff_error(FF_EFORMAT, "%s: format '%s', expected '%s'", path, fmt, CKPT_FORMAT);
-    if (rc == FF_OK && strcmp(cfgh, c->config_hash) != 0)
-        rc = ff_error(FF_ESTATE,
-                      "%s: made under another configuration (seed, strategy, sampling, sites or "
-                      "model differ: config hash %.12s…, now %.12s…); use the original config "
-                      "or another checkpoint_dir",
-                      path, cfgh, c->config_hash);
-    if (rc == FF_OK && c->job_hash[0] && strcmp(job, c->job_hash) != 0)
-        rc = ff_error(FF_ESTATE, "%s: made for another job (job hash %.12s…, now %.12s…)", path,
-                      job, c->job_hash);
     if (rc == FF_OK && (ff_parse_i64(round, &r) != FF_OK || r < 0 ||
                         ff_parse_i64(steps, &s) != FF_OK || s < 0 ||
                         rng_from_text(&g, rng) != FF_OK))

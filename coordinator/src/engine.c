@@ -601,6 +601,10 @@ static int run_checkpoint(ff_coord *c)
     /* the hooks record the round (audit log) before the checkpoint takes its name: see
      * ff_coord_set_commit_check */
     coord_emit(c, FF_EV_CHECKPOINT, FF_PHASE_CHECKPOINT, NULL, 0, c->round, c->model_hash, path);
+    if (c->commit_check && c->commit_check(c->commit_ud, c->round, c->model_hash) != 1)
+        return ff_error(FF_EIO, "round %lld: the audit log did not record the round, so its "
+                        "checkpoint is not published (a restart redoes the round)",
+                        (long long)c->round);
     return coord_checkpoint_publish(c);
 }
 

@@ -21,7 +21,9 @@ static void names_into(json_t *arr, const char *csv)
     }
 }
 
-static void append(fed_audit *a, const char *event, json_t *d)
+/* 1 when the entry is in the log. After one failure nothing more is appended (the chain
+ * would have a gap); the coordinator stops on a->failed. */
+static int append(fed_audit *a, const char *event, json_t *d)
 {
     if (!a->failed && ff_audit_append(a->log, event, d) != FF_OK) {
         a->failed = 1;
@@ -29,6 +31,7 @@ static void append(fed_audit *a, const char *event, json_t *d)
         FF_LOG_ERROR("audit log: %s", a->why);
     }
     json_decref(d);
+    return !a->failed;
 }
 
 static void on_event(void *ud, const ff_coord_event *ev)
@@ -101,12 +104,19 @@ static void on_event(void *ud, const ff_coord_event *ev)
         /* The aggregate entry is written once the round is checkpointed: a coordinator killed
          * before that redoes the round from the previous model, and the log's model chain
          * must not contain a model that was never kept. */
-        if (a->agg_round == ev->round)
+        if (a->agg_round == ev->round &&
             append(a, "aggregate",
                    json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", a->train_sites,
                              "secure_aggregation", a->secagg, "model_sha256", a->sent, "aggregate_sha256",
-                             a->agg, "new_model_sha256", a->newmodel));
-        append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash));
+                             a->agg, "new_model_sha256", a->newmodel))) {
+            a->logged_agg_round = ev->round;
+            ff_strlcpy(a->logged_agg_sha, a->newmodel, sizeof a->logged_agg_sha);
+        }
+        /* what the engine's commit check reads before it publishes the checkpoint */
+        if (append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash))) {
+            a->logged_ckpt_round = ev->round;
+            ff_strlcpy(a->logged_ckpt_sha, ev->hash, sizeof a->logged_ckpt_sha);
+        }
         break;
     case FF_EV_RUN_END:
         append(a, "run_end", json_pack("{s:I, s:s, s:s}", "rounds", r, "final_model_sha256",
@@ -156,6 +166,10 @@ static int scan_logged_rounds(fed_audit *a, const char *path)
         while (start > 0 && buf[start - 1] != '\n')
             start--;
         buf[end - 1] = buf[end - 1] == '\n' ? '\0' : buf[end - 1];
+        /* entries before a fresh start belong to an earlier run on this log */
+        if (strstr(buf + start, "\"event\":\"run_start\"") &&
+            strstr(buf + start, "\"resumed\":false"))
+            break;
         if (!have_agg)
             have_agg = logged_round(buf + start, "aggregate", "new_model_sha256",
                                     &a->logged_agg_round, a->logged_agg_sha);

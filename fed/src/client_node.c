@@ -89,10 +89,14 @@ static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
 }
 
 /* Policy, job hash recomputed from the plan we were sent and our own model config, size.
- * The plan is read first: its record-level DP (run by this site) can meet dp.required. */
+ * An unapproved job is refused first; then the plan is read, because its record-level DP
+ * (run by this site) can meet dp.required. */
 static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
 {
-    int rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data,
+    int rc = ff_policy_check_job(&cn->pol, t);
+    if (rc != FF_OK)
+        return rc;
+    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data,
                               t->plan_yaml.len, t->total_rounds);
     if (rc != FF_OK)
         return ff_error_prefix(FF_EPOLICY, "the task's plan does not load: ");

@@ -265,7 +265,9 @@ int fed_dp_start(fed_dp *dp, int resumed, double *spent)
     if (!dp->on)
         return FF_OK;
     int rc;
-    if (resumed && ff_path_exists(dp->ledger_path)) {
+    /* Also without a checkpoint: a run killed in its first round may have released a noised
+     * model already, and its charge stays (ε is never under-counted). */
+    if (ff_path_exists(dp->ledger_path)) {
         char *text = NULL;
         size_t len = 0;
         rc = ff_file_read_all(dp->ledger_path, 64u << 20, &text, &len);
@@ -282,9 +284,10 @@ int fed_dp_start(fed_dp *dp, int resumed, double *spent)
     double order;
     if (rc == FF_OK)
         rc = ff_privacy_ledger_epsilon(dp->ledger, spent, &order);
-    if (rc == FF_OK && resumed)
+    if (rc == FF_OK && ff_privacy_ledger_count(dp->ledger) > 0)
         FF_LOG_INFO("privacy: resumed ledger of %zu rounds, client-level epsilon %.4f spent of "
-                    "%g", ff_privacy_ledger_count(dp->ledger), *spent, dp->cfg.epsilon_budget);
+                    "%g%s", ff_privacy_ledger_count(dp->ledger), *spent, dp->cfg.epsilon_budget,
+                    resumed ? "" : " (no checkpoint yet: the rounds are redone, their charges stay)");
     return rc;
 }
 

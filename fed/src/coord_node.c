@@ -563,10 +563,9 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     return FF_OK;
 }
 
-/* Test hook (testhook.c): the server-side steps of a round as kill points, after the
- * audit log has seen the event (its hook was added first). */
-/* Runs before the audit log's hook: a kill after the checkpoint is written, before the
- * audit log records the round (the checkpoint's commit point, ff_coord_set_commit_check). */
+/* Test hook (testhook.c), run before the audit log's hook: a kill after the checkpoint is
+ * written, before the audit log records the round (the checkpoint's commit point,
+ * ff_coord_set_commit_check). */
 static void on_test_event_early(void *ud, const ff_coord_event *ev)
 {
     (void)ud;
@@ -574,6 +573,8 @@ static void on_test_event_early(void *ud, const ff_coord_event *ev)
         fed_test_kill_at("checkpoint_unlogged", ev->round);
 }
 
+/* Test hook (testhook.c): the server-side steps of a round as kill points, after the
+ * audit log has seen the event (its hook was added first). */
 static void on_test_event(void *ud, const ff_coord_event *ev)
 {
     (void)ud;

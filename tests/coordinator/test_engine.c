@@ -823,6 +823,16 @@ static void test_pending_checkpoint_commit_check(void **state)
     (void)state;
     fixture f;
     setup(&f, NULL, 3, 1);
+    /* a record that fails (an audit append that did not happen): nothing is published */
+    commit_probe no = {.answer = 0};
+    ff_coord_set_commit_check(f.c, commit_check, &no);
+    assert_int_not_equal(run_all(&f, 0), FF_OK);
+    ft_assert_error_has("round 1: the audit log did not record the round, so its checkpoint is not published");
+    assert_false(ff_path_exists(ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors")));
+    assert_true(ff_path_exists(ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors.next")));
+    ff_coord_free(f.c);
+    free(f.rec);
+    engine_new(&f, 3); /* no check: the complete pending round 1 is kept */
     assert_int_equal(run_all(&f, 0), FF_OK);
     const char *ck = ft_path(f.cfg.checkpoint_dir, "checkpoint.safetensors");
     char *r1, *r2;

@@ -160,6 +160,17 @@ static void test_policy_record_dp(void **state)
     assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
     ft_assert_error_has("enables neither client-level (privacy.client) nor record-level");
 
+    /* max_epsilon 0 is the strictest policy: no record-level round either */
+    f.p.dp.max_epsilon = 0;
+    rec.enabled = 1;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("max_epsilon 0 allows no record-level DP round");
+    assert_true(ff_policy_record_budget(&f.p, 100.0) == 0.0);
+    assert_int_equal(ff_policy_check_job(&f.p, &f.t), FF_OK);
+    job[0] ^= 1;
+    assert_int_equal(ff_policy_check_job(&f.p, &f.t), FF_EPOLICY);
+    job[0] ^= 1;
+
     /* without dp.required nothing is capped and no DP is needed */
     f.p.dp.required = 0;
     assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);

@@ -171,13 +171,16 @@ static int check_dp(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_
         if (!isfinite(rec->epsilon_budget) || rec->epsilon_budget <= 0)
             return ff_error(FF_EPOLICY, "policy: privacy.record.epsilon_budget %g is not a "
                             "budget", rec->epsilon_budget);
+        if (!(p->dp.max_epsilon > 0))
+            return ff_error(FF_EPOLICY, "policy: max_epsilon %g allows no record-level DP round",
+                            p->dp.max_epsilon);
         return check_dp_limits(p, "privacy.record", rec->delta, rec->noise_multiplier,
                                rec->clip_norm);
     }
     return FF_OK;
 }
 
-int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_record_dp *rec)
+int ff_policy_check_job(const ff_policy *p, const Fedfuse__Task *t)
 {
     if (t->phase == FEDFUSE__PHASE__PHASE_WAIT || t->phase == FEDFUSE__PHASE__PHASE_DONE)
         return FF_OK;
@@ -192,6 +195,16 @@ int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_
     if (!found)
         return ff_error(FF_EPOLICY, "policy: job sha256 %s is not in accepted_jobs "
                         "(the site has not approved this model config and training plan)", hex);
+    return FF_OK;
+}
+
+int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_record_dp *rec)
+{
+    if (t->phase == FEDFUSE__PHASE__PHASE_WAIT || t->phase == FEDFUSE__PHASE__PHASE_DONE)
+        return FF_OK;
+    int rc = ff_policy_check_job(p, t);
+    if (rc != FF_OK)
+        return rc;
     if (t->total_rounds > (uint64_t)p->max_rounds || t->round > (uint64_t)p->max_rounds)
         return ff_error(FF_EPOLICY, "policy: task asks for round %u of %u, max_rounds is %lld",
                         t->round, t->total_rounds, (long long)p->max_rounds);
@@ -207,7 +220,5 @@ int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_
 
 double ff_policy_record_budget(const ff_policy *p, double plan_budget)
 {
-    if (p->dp.required && p->dp.max_epsilon > 0 && p->dp.max_epsilon < plan_budget)
-        return p->dp.max_epsilon;
-    return plan_budget;
+    return p->dp.required ? FF_MIN(plan_budget, p->dp.max_epsilon) : plan_budget;
 }

@@ -478,7 +478,9 @@ typedef enum {
     FF_EV_QUORUM_FAIL,     /* phase; count = answered; detail = the message */
     FF_EV_AGGREGATE,       /* hash = SHA-256 of the averaged update; count = sites */
     FF_EV_MODEL,           /* hash = SHA-256 of the new global model */
-    FF_EV_CHECKPOINT,      /* detail = checkpoint path */
+    FF_EV_CHECKPOINT,      /* hash = model; detail = the checkpoint's path once committed
+                            * (during the hooks it is still at PATH.next, see
+                            * ff_coord_set_commit_check) */
     FF_EV_ROUND_END,
     FF_EV_RUN_END,         /* detail: "done" or the stop message */
     FF_EV_COUNT
@@ -507,7 +509,9 @@ int ff_coord_add_hook(ff_coord *c, ff_coord_hook fn, void *ud) FF_WARN_UNUSED;
  * A process killed between the steps leaves the .next file; ff_coord_resume keeps it when
  * check(ud, round, model_sha256) returns 1 (the round was recorded) and removes it when 0
  * (the round is redone, so the record never names a model the run did not keep). Without a
- * check the complete .next file is kept. Call before ff_coord_resume. */
+ * check the complete .next file is kept. The check is also asked right after the hooks: a
+ * round its record lacks (a failed audit append) stops the run with the checkpoint
+ * unpublished. Call before ff_coord_resume. */
 typedef int (*ff_coord_commit_check)(void *ud, int64_t round, const char *model_sha256);
 void ff_coord_set_commit_check(ff_coord *c, ff_coord_commit_check check, void *ud);
 

@@ -188,8 +188,11 @@ typedef struct {
  * ff_policy_record_budget). */
 int ff_policy_check(const ff_policy *p, const Fedfuse__Task *task,
                     const ff_policy_record_dp *record) FF_WARN_UNUSED;
+/* Only the job: the task's claimed job hash is in accepted_jobs (ff_policy_check's first
+ * test), so a task of an unapproved job is refused before its plan is even parsed. */
+int ff_policy_check_job(const ff_policy *p, const Fedfuse__Task *task) FF_WARN_UNUSED;
 /* The record-level ε budget this site accepts for a plan's budget: the smaller of the two
- * when the policy requires DP and sets max_epsilon. */
+ * when the policy requires DP. */
 double ff_policy_record_budget(const ff_policy *p, double plan_budget);
 
 /* ---------------------------------------------------------------------------------------- */
