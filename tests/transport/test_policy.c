@@ -160,6 +160,24 @@ static void test_policy_record_dp(void **state)
     assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
     ft_assert_error_has("enables neither client-level (privacy.client) nor record-level");
 
+    /* dp.level: which level must be on */
+    rec.enabled = 1;
+    f.p.dp.level = FF_POLICY_DP_CLIENT;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("dp.level client requires client-level DP (privacy.client)");
+    f.dp.enabled = 1;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);
+    f.p.dp.level = FF_POLICY_DP_BOTH;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_OK);
+    rec.enabled = 0;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("dp.level both requires record-level DP");
+    f.p.dp.level = FF_POLICY_DP_RECORD;
+    assert_int_equal(ff_policy_check(&f.p, &f.t, &rec), FF_EPOLICY);
+    ft_assert_error_has("dp.level record requires record-level DP (privacy.record");
+    f.dp.enabled = 0;
+    f.p.dp.level = FF_POLICY_DP_ANY;
+
     /* max_epsilon 0 is the strictest policy: no record-level round either */
     f.p.dp.max_epsilon = 0;
     rec.enabled = 1;
@@ -191,6 +209,13 @@ static void test_policy_file_errors(void **state)
     const char *unknown = "site: a\naccepted_jobs: []\nallow_everything: true\n";
     ft_write_file(ft_path(d, "p.yaml"), unknown, strlen(unknown));
     assert_int_not_equal(ff_policy_load(ft_path(d, "p.yaml"), &p), FF_OK);
+    ff_policy_free(&p);
+    /* dp.level is one of its names, with the place of a wrong one */
+    const char *lvl = "site: a\naccepted_jobs: [0f3a5c1e8b2d4f6a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a]\n"
+                      "dp: {required: true, level: patients}\n";
+    ft_write_file(ft_path(d, "p.yaml"), lvl, strlen(lvl));
+    assert_int_equal(ff_policy_load(ft_path(d, "p.yaml"), &p), FF_ECONFIG);
+    ft_assert_error_has("dp.level");
     ff_policy_free(&p);
     /* The shipped example loads. */
     assert_int_equal(ff_policy_load(FF_SOURCE_DIR "/configs/site-policy.example.yaml", &p), FF_OK);

@@ -74,9 +74,14 @@ int ff_consortium_has(const ff_consortium *c, const char *name)
 }
 
 #define DPOFF(f) (offsetof(ff_policy, dp.f) - offsetof(ff_policy, dp))
+static const char *const dp_levels[] = {"any", "client", "record", "both", NULL};
 static const ff_cfg_field dp_fields[] = {
     {.key = "required", .type = FF_CFG_BOOL, .offset = DPOFF(required), .def = "true",
      .help = "refuse tasks without differential privacy"},
+    {.key = "level", .type = FF_CFG_ENUM, .offset = DPOFF(level), .choices = dp_levels,
+     .def = "any",
+     .help = "which DP meets `required`: any, client (privacy.client), record (patient-level "
+             "privacy.record at this site) or both"},
     {.key = "max_epsilon", .type = FF_CFG_DOUBLE, .offset = DPOFF(max_epsilon), .min = 0,
      .max = 1e6, .def = "10.0", .help = "largest run epsilon accepted"},
     {.key = "max_delta", .type = FF_CFG_DOUBLE, .offset = DPOFF(max_delta), .min = 0, .max = 1,
@@ -159,6 +164,14 @@ static int check_dp(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_
         return ff_error(FF_EPOLICY, "policy: differential privacy is required but the task "
                         "enables neither client-level (privacy.client) nor record-level "
                         "(privacy.record) DP");
+    int lv = p->dp.level;
+    if (!client && (lv == FF_POLICY_DP_CLIENT || lv == FF_POLICY_DP_BOTH))
+        return ff_error(FF_EPOLICY, "policy: dp.level %s requires client-level DP "
+                        "(privacy.client) but the task does not enable it", dp_levels[lv]);
+    if (!record && (lv == FF_POLICY_DP_RECORD || lv == FF_POLICY_DP_BOTH))
+        return ff_error(FF_EPOLICY, "policy: dp.level %s requires record-level DP "
+                        "(privacy.record, DP-SGD at this site) but the task does not enable it",
+                        dp_levels[lv]);
     if (client) {
         if (!isfinite(dp->epsilon) || dp->epsilon <= 0 || dp->epsilon > p->dp.max_epsilon)
             return ff_error(FF_EPOLICY, "policy: task epsilon %g exceeds max_epsilon %g",

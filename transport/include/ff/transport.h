@@ -147,12 +147,21 @@ void ff_consortium_free(ff_consortium *c);
 /* 1 when name is an enrolled site. */
 int ff_consortium_has(const ff_consortium *c, const char *name);
 
+/* dp.level of a site policy: any = client- or record-level DP meets dp.required; client,
+ * record = that level must be on (record: patient-level DP-SGD at this site); both. */
+typedef enum {
+    FF_POLICY_DP_ANY,
+    FF_POLICY_DP_CLIENT,
+    FF_POLICY_DP_RECORD,
+    FF_POLICY_DP_BOTH
+} ff_policy_dp_level;
+
 /* Site policy (policy.yaml), loaded by the client; the coordinator cannot override it.
  *     site: hospital-a
  *     accepted_jobs: [<sha256 hex of model config || training plan>, ...]
  *     require_secure_aggregation: true
- *     dp: {required: true, max_epsilon: 8.0, max_delta: 1e-5, min_noise_multiplier: 0.5,
- *          max_clip_norm: 10.0}
+ *     dp: {required: true, level: any, max_epsilon: 8.0, max_delta: 1e-5,
+ *          min_noise_multiplier: 0.5, max_clip_norm: 10.0}
  *     max_rounds: 200
  *     max_model_bytes: 2147483648                                                           */
 typedef struct {
@@ -161,6 +170,7 @@ typedef struct {
     int require_secagg;
     struct {
         int required;
+        int level; /* ff_policy_dp_level: which DP meets `required` */
         double max_epsilon, max_delta, min_noise_multiplier, max_clip_norm;
     } dp;
     int64_t max_rounds;
