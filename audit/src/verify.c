@@ -144,6 +144,17 @@ static void check_phase(vctx *c, int64_t seq, json_t *d)
         json_array_extend(c->answered, part);
 }
 
+/* A site that said no to its task (policy, budget) must have been selected for it. */
+static void check_decline(vctx *c, int64_t seq, json_t *d)
+{
+    entry_round(c, seq, d, "decline");
+    const char *site = json_string_value(json_object_get(d, "site"));
+    if (!site || !c->selected || !str_in(c->selected, site))
+        add_finding(c->f, "consistency.decline", seq,
+                    "site '%s' declined a task of round %lld but was not selected",
+                    site ? site : "?", (long long)c->round);
+}
+
 /* An attempt that missed its quorum: its sites may hold receipts (a plain update is receipted
  * when acknowledged) for a round that aggregated without them, or never did. */
 static void check_quorum_fail(vctx *c, int64_t seq, json_t *d)
@@ -263,6 +274,8 @@ static void check_event(vctx *c, int64_t seq, const char *event, json_t *d)
         check_privacy(c, seq, d);
     } else if (strcmp(event, "quorum_fail") == 0) {
         check_quorum_fail(c, seq, d);
+    } else if (strcmp(event, "decline") == 0) {
+        check_decline(c, seq, d);
     } else if (strcmp(event, "run_end") == 0) {
         c->s->ended = 1;
     }

@@ -10,6 +10,7 @@
 static const char *const event_names[FF_EV_COUNT] = {
     "run_start", "round_start", "sites_selected", "phase_open", "phase_close", "dropout",
     "refusal", "quorum_fail", "aggregate", "model", "checkpoint", "round_end", "run_end",
+    "decline",
 };
 
 const char *ff_event_name(int type)

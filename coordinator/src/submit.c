@@ -119,6 +119,27 @@ int ff_coord_submit_update(ff_coord *c, const char *site, int64_t round, const f
     return ff_coord_submit_update_ex(c, site, round, -1, update, n, n_examples, NULL);
 }
 
+int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t round,
+                     const char *why, int *reason)
+{
+    if (reason)
+        *reason = FF_REFUSE_NONE;
+    int s = admit(c, phase, site, round, -1, reason);
+    if (s < 0)
+        return s;
+    int b = c->phases[c->phase_idx].builtin;
+    if (b != BI_TRAIN && b != BI_EVALUATE)
+        return refuse(c, phase, s, site, round, FF_REFUSE_WRONG_PHASE,
+                      "only train and evaluate tasks can be declined", reason);
+    char w[256];
+    ff_strlcpy(w, why ? why : "", sizeof w);
+    c->expected[s] = 0;
+    coord_emit(c, FF_EV_DECLINE, phase, c->names[s], 0, 0, NULL, w);
+    FF_LOG_WARN("round %lld phase %s: site '%s' declined its task: %s", (long long)round, phase,
+                c->names[s], w);
+    return FF_OK;
+}
+
 int ff_coord_submit_eval(ff_coord *c, const char *site, int64_t round, const ff_coord_eval *e,
                          int *reason)
 {

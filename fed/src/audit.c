@@ -89,6 +89,10 @@ static void on_event(void *ud, const ff_coord_event *ev)
         append(a, "refusal", json_pack("{s:I, s:s, s:s, s:s}", "round", r, "phase", ev->phase,
                                        "site", ev->site, "reason", ff_refusal_name(ev->reason)));
         break;
+    case FF_EV_DECLINE:
+        append(a, "decline", json_pack("{s:I, s:s, s:s, s:s}", "round", r, "phase", ev->phase,
+                                       "site", ev->site, "reason", ev->detail));
+        break;
     case FF_EV_QUORUM_FAIL:
         append(a, "quorum_fail", json_pack("{s:I, s:s, s:I, s:s}", "round", r, "phase", ev->phase,
                                            "answered", (json_int_t)ev->count, "detail", ev->detail));

@@ -374,6 +374,30 @@ static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
     return FF_OK;
 }
 
+/* Tells the coordinator this site says no to a train or evaluate task (policy, budget), so
+ * the phase does not wait for us until its deadline. why is our log line: settings and counts
+ * only. A coordinator that cannot take it (older, or a secure-aggregation phase) just sees a
+ * drop-out at the deadline, as before: its answer is logged, not acted on. */
+static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
+{
+    if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE)
+        return;
+    char reason[256];
+    ff_strlcpy(reason, why, sizeof reason);
+    Fedfuse__DeclineRequest d = FEDFUSE__DECLINE_REQUEST__INIT;
+    d.run_id = cn->run_id;
+    d.round = t->round;
+    d.phase = t->phase;
+    d.reason = reason;
+    Fedfuse__Ack *ack = NULL;
+    if (ff_client_decline(cn->cl, &d, &ack, 30000) == FF_OK)
+        FF_LOG_INFO("round %u: told the coordinator this site declines the task", t->round);
+    else
+        FF_LOG_INFO("round %u: the coordinator did not take the decline (%s); it will count "
+                    "this site as missing at the deadline", t->round, ff_error_message());
+    ff_msg_free(ack);
+}
+
 static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
     int64_t attempt = task_attempt(t);
@@ -390,9 +414,12 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
          * coordinator offers the task until its deadline: say so once, do not spin) */
         char key[sizeof cn->refused];
         snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
-        if (strcmp(key, cn->refused) != 0)
-            FF_LOG_WARN("round %u: training refused by this site: %s", t->round,
-                        ff_error_message());
+        if (strcmp(key, cn->refused) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "training refused by this site: %s", ff_error_message());
+            FF_LOG_WARN("round %u: %s", t->round, why);
+            decline(cn, t, why);
+        }
         ff_strlcpy(cn->refused, key, sizeof cn->refused);
         sleep(1);
         return FF_OK;
@@ -858,8 +885,12 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         char key[sizeof cn->refused], job[FF_SHA256_HEX];
         hex_of(&t->job_sha256, job);
         snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
-        if (strcmp(key, cn->refused) != 0)
-            FF_LOG_WARN("round %u: task refused: %s", t->round, ff_error_message());
+        if (strcmp(key, cn->refused) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "task refused: %s", ff_error_message());
+            FF_LOG_WARN("round %u: %s", t->round, why);
+            decline(cn, t, why);
+        }
         ff_strlcpy(cn->refused, key, sizeof cn->refused);
         ff_plan_free(&plan);
         sleep(1); /* the coordinator keeps offering it until its deadline */

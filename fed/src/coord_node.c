@@ -469,6 +469,35 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     return rc;
 }
 
+/* A site declines its train or evaluate task. Its reason goes to the log and the audit log:
+ * kept to 255 printable bytes (it comes from the network). */
+static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req,
+                      Fedfuse__Ack *reply)
+{
+    node *nd = user;
+    const char *phase = req->phase == FEDFUSE__PHASE__PHASE_TRAIN      ? FF_PHASE_TRAIN
+                        : req->phase == FEDFUSE__PHASE__PHASE_EVALUATE ? FF_PHASE_EVALUATE
+                                                                       : NULL;
+    if (!phase)
+        return ff_error(FF_EINVAL, "decline from %s: phase %d cannot be declined", c->site,
+                        (int)req->phase);
+    char why[256];
+    ff_strlcpy(why, req->reason ? req->reason : "", sizeof why);
+    for (char *p = why; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    pthread_mutex_lock(&nd->mu);
+    int reason = 0;
+    int rc = ff_coord_decline(nd->c, phase, c->site, req->round, why, &reason);
+    int idx = site_index(nd, c->site);
+    if (rc == FF_OK && idx >= 0)
+        nd->pending[idx] = 0;
+    pthread_cond_broadcast(&nd->cv);
+    pthread_mutex_unlock(&nd->mu);
+    reply->accepted = rc == FF_OK;
+    return rc;
+}
+
 /* The secure-aggregation messages of the advertise, share, consistency-check and unmask
  * phases (small). */
 static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
@@ -795,7 +824,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
-                                .submit_eval = on_submit_eval, .status = on_status,
+                                .submit_eval = on_submit_eval, .status = on_status, .decline = on_decline,
                                 .secagg = on_secagg};
         rc = ff_server_start(&srv, &so, &h);
     }

@@ -406,6 +406,47 @@ static void test_deadline_names_missing_sites(void **state)
     teardown(&f);
 }
 
+/* A site that declines its task is no longer awaited: the phase closes when the others
+ * have answered, long before the deadline, with no drop-out; the decline is an event with
+ * the site's reason; only train/evaluate can be declined, once, and only by a selected site. */
+static void test_decline_closes_the_phase_early(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, "quorum: {min_sites: 1}\n", 3, 1);
+    ff_coord_status st;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_string_equal(st.phase, FF_PHASE_TRAIN);
+    assert_int_equal(ff_coord_decline(f.c, FF_PHASE_TRAIN, "charlie", 1,
+                                      "training refused by this site: budget", NULL), FF_OK);
+    int reason;
+    assert_int_equal(ff_coord_decline(f.c, FF_PHASE_TRAIN, "charlie", 1, "again", &reason),
+                     FF_EPOLICY); /* no longer expected */
+    assert_int_equal(reason, FF_REFUSE_NOT_SELECTED);
+    assert_int_equal(ff_coord_decline(f.c, FF_PHASE_EVALUATE, "alpha", 1, "x", &reason),
+                     FF_EPOLICY);
+    assert_int_equal(reason, FF_REFUSE_WRONG_PHASE);
+    assert_int_equal(ff_coord_decline(f.c, FF_PHASE_TRAIN, "zulu", 1, "x", &reason), FF_EPOLICY);
+    assert_int_equal(reason, FF_REFUSE_UNKNOWN_SITE);
+    float u[NP];
+    site_update(2, u);
+    assert_int_equal(ff_coord_submit_update(f.c, "charlie", 1, u, NP, 3), FF_EPOLICY);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    answer(&f, &st, 0); /* alpha and bravo */
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_string_equal(st.phase, FF_PHASE_EVALUATE); /* no wait for the deadline (clock 0) */
+    assert_true(f.clk.t == 0);
+    assert_int_equal(count_events(f.rec, FF_EV_DROPOUT), 0);
+    const rec_event *d = last_event(f.rec, FF_EV_DECLINE);
+    assert_string_equal(d->site, "charlie");
+    assert_string_equal(d->phase, "train");
+    assert_string_equal(d->detail, "training refused by this site: budget");
+    assert_string_equal(last_event(f.rec, FF_EV_PHASE_CLOSE)->detail, "alpha, bravo");
+    /* the aggregate is of the two that trained: (1*1 + 2*2)/3 */
+    assert_true(fabsf(ff_coord_global(f.c)[0] - (1.0f + 5.0f / 3.0f)) < 1e-6f);
+    teardown(&f);
+}
+
 static void test_quorum_fail_retry_then_success(void **state)
 {
     (void)state;
@@ -1024,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_mechanism_and_pooled_auroc),
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
         cmocka_unit_test(test_pending_checkpoint_commit_check),
+        cmocka_unit_test(test_decline_closes_the_phase_early),
         cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
         cmocka_unit_test(test_refusals_and_dropouts_are_logged_with_site_names),
         cmocka_unit_test(test_model_table_validation),

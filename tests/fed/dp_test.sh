@@ -327,6 +327,19 @@ record_policy)
     grep -q "task refused: policy: privacy.record noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-2.log" || fail "site-2 did not refuse by its policy"
     ! grep -q "round [0-9]*: trained" "$tmp/b/logs/site-2.log" || fail "site-2 trained against its policy"
     grep -q "the plan's epsilon_budget 100 is above this site's dp.max_epsilon: this site takes part until epsilon 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not say it caps epsilon"
+    # the refusals reach the coordinator (Decline): logged and audited with the site's
+    # reason, the phases close without waiting for the silent site's deadline
+    grep -q "round 1 phase train: site 'site-2' declined its task: task refused: policy: privacy.record noise multiplier 1 is below min_noise_multiplier 2" \
+        "$tmp/b/logs/coordinator.log" || fail "the coordinator did not log site-2's decline"
+    grep -q "round 2 phase train: site 'site-3' declined its task: training refused by this site: the site policy's dp.max_epsilon" \
+        "$tmp/b/logs/coordinator.log" || fail "the coordinator did not log site-3's decline"
+    ! grep -q "did not answer" "$tmp/b/logs/coordinator.log" || fail "a declining site was waited for until the deadline"
+    $py -c 'import json, sys
+d = [(e["data"]["round"], e["data"]["phase"], e["data"]["site"]) for e in map(json.loads, open(sys.argv[1])) if e["event"] == "decline"]
+print("audited declines:", d)
+assert [x for x in d if x[2] == "site-2"] == [(r, p, "site-2") for r in (1, 2, 3) for p in ("train", "evaluate")], d
+assert [x for x in d if x[2] == "site-3"] == [(2, "train", "site-3"), (3, "train", "site-3")], d' "$tmp/b/audit.jsonl" || fail "decline entries in the audit log"
+    verify "$tmp/b" "audit verify of the run with declines"
     cp "$src/tests/fed/dp_oracle.py" "$tmp/rdp.py"
     $py - "$tmp/b" "$tmp/rdp.py" <<'EOP' || fail "site policy caps of record-level epsilon"
 import json, re, sys

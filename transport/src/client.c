@@ -282,6 +282,13 @@ int ff_client_submit_eval(ff_client *c, const Fedfuse__EvalSubmission *req, Fedf
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
+int ff_client_decline(ff_client *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
+                      int timeout_ms)
+{
+    return unary(c, FF_M_DECLINE, &req->base, &fedfuse__ack__descriptor,
+                 (ProtobufCMessage **)reply, timeout_ms);
+}
+
 int ff_client_secagg(ff_client *c, const Fedfuse__SecAggEnvelope *req,
                      Fedfuse__SecAggEnvelope **reply, int timeout_ms)
 {

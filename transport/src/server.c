@@ -248,12 +248,12 @@ static const ProtobufCMessageDescriptor *const req_desc[FF_M_COUNT] = {
     &fedfuse__hello_request__descriptor, &fedfuse__task_request__descriptor,
     &fedfuse__download_request__descriptor, &fedfuse__upload_part__descriptor,
     &fedfuse__eval_submission__descriptor, &fedfuse__sec_agg_envelope__descriptor,
-    &fedfuse__status_request__descriptor,
+    &fedfuse__status_request__descriptor, &fedfuse__decline_request__descriptor,
 };
 static const ProtobufCMessageDescriptor *const reply_desc[FF_M_COUNT] = {
     &fedfuse__hello_reply__descriptor, &fedfuse__task__descriptor, NULL, NULL,
     &fedfuse__ack__descriptor, &fedfuse__sec_agg_envelope__descriptor,
-    &fedfuse__status_reply__descriptor,
+    &fedfuse__status_reply__descriptor, &fedfuse__ack__descriptor,
 };
 
 static unary_fn unary_handler(const ff_server_handlers *h, int m)
@@ -264,6 +264,7 @@ static unary_fn unary_handler(const ff_server_handlers *h, int m)
     case FF_M_SUBMIT_EVAL: return (unary_fn)h->submit_eval;
     case FF_M_SECAGG: return (unary_fn)h->secagg;
     case FF_M_STATUS: return (unary_fn)h->status;
+    case FF_M_DECLINE: return (unary_fn)h->decline;
     default: return NULL;
     }
 }

@@ -22,6 +22,7 @@ typedef enum {
     FF_M_SUBMIT_EVAL,
     FF_M_SECAGG,
     FF_M_STATUS,
+    FF_M_DECLINE,
     FF_M_COUNT
 } ff_method_id;
 

@@ -10,6 +10,7 @@
 
 const char *const ff_method_names[FF_M_COUNT] = {
     "Hello", "GetTask", "Download", "Upload", "SubmitEval", "SecAggMessage", "Status",
+    "Decline",
 };
 
 int ff_method_lookup(grpc_slice path)

@@ -377,6 +377,13 @@ typedef struct {
     const void *blob;
     size_t blob_len;
 } ff_coord_eval;
+/* A site declines its task in the open train or evaluate phase (its site policy or privacy
+ * budget says no): it is no longer expected in that phase, so the phase need not wait for
+ * its deadline; FF_EV_DECLINE carries why (at most 255 bytes are kept). Checked like any
+ * submission (site, round, phase, deadline, selection, duplicate); other phases refuse it
+ * (FF_REFUSE_WRONG_PHASE: there a silent site is a drop-out). */
+int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t round,
+                     const char *why, int *reason) FF_WARN_UNUSED;
 int ff_coord_submit_eval(ff_coord *c, const char *site, int64_t round, const ff_coord_eval *e,
                          int *reason) FF_WARN_UNUSED;
 /* Sets the pooled AUROC of the current round (from federated histograms) in place of the
@@ -483,6 +490,7 @@ typedef enum {
                             * ff_coord_set_commit_check) */
     FF_EV_ROUND_END,
     FF_EV_RUN_END,         /* detail: "done" or the stop message */
+    FF_EV_DECLINE,         /* phase, site: the site said no to its task; detail = its reason */
     FF_EV_COUNT
 } ff_event_type;
 

@@ -309,6 +309,9 @@ typedef struct {
     /* The server appends its own counters to reply->counters after this returns. */
     int (*status)(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
                   Fedfuse__StatusReply *reply);
+    /* A site declines its task (policy, budget); NULL = UNIMPLEMENTED. */
+    int (*decline)(void *user, ff_call *c, const Fedfuse__DeclineRequest *req,
+                   Fedfuse__Ack *reply);
 } ff_server_handlers;
 
 /* Counters of refused and served calls (also appended to every Status reply). */
@@ -370,6 +373,8 @@ int ff_client_hello(ff_client *c, const Fedfuse__HelloRequest *req,
                     Fedfuse__HelloReply **reply, int timeout_ms) FF_WARN_UNUSED;
 int ff_client_get_task(ff_client *c, const Fedfuse__TaskRequest *req, Fedfuse__Task **reply,
                        int timeout_ms) FF_WARN_UNUSED;
+int ff_client_decline(ff_client *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
+                      int timeout_ms) FF_WARN_UNUSED;
 int ff_client_submit_eval(ff_client *c, const Fedfuse__EvalSubmission *req,
                           Fedfuse__Ack **reply, int timeout_ms) FF_WARN_UNUSED;
 int ff_client_secagg(ff_client *c, const Fedfuse__SecAggEnvelope *req,
