@@ -249,14 +249,14 @@ static int cmd_policy(int argc, char **argv)
     for (size_t i = 0; i < p.accepted_jobs.count; i++)
         printf("  job %s\n", p.accepted_jobs.items[i]);
     printf("secure aggregation: %s\n", p.require_secagg ? "required" : "optional");
-    static const char *const levels[] = {
+    static const char *const levels[] = { /* by ff_policy_dp_level (the loader checks it) */
         "client-level, or record-level run by this site", "client-level",
         "record-level, run by this site", "client-level and record-level run by this site"};
     if (p.dp.required)
         printf("differential privacy: required (%s), epsilon <= %g, delta <= %g, noise "
                "multiplier >= %g, clip norm <= %g\n",
-               levels[p.dp.level >= 0 && p.dp.level < 4 ? p.dp.level : 0], p.dp.max_epsilon,
-               p.dp.max_delta, p.dp.min_noise_multiplier, p.dp.max_clip_norm);
+               levels[p.dp.level], p.dp.max_epsilon, p.dp.max_delta,
+               p.dp.min_noise_multiplier, p.dp.max_clip_norm);
     else
         printf("differential privacy: optional\n");
     printf("rounds <= %lld, model <= %lld bytes\n", (long long)p.max_rounds,

@@ -131,8 +131,11 @@ int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t r
     if (b != BI_TRAIN && b != BI_EVALUATE)
         return refuse(c, phase, s, site, round, FF_REFUSE_WRONG_PHASE,
                       "only train and evaluate tasks can be declined", reason);
-    char w[256];
+    char w[256]; /* the site's words go to the log and the audit log: printable, bounded */
     ff_strlcpy(w, why ? why : "", sizeof w);
+    for (char *p = w; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
     c->expected[s] = 0;
     coord_emit(c, FF_EV_DECLINE, phase, c->names[s], 0, 0, NULL, w);
     FF_LOG_WARN("round %lld phase %s: site '%s' declined its task: %s", (long long)round, phase,

@@ -34,6 +34,12 @@ static int append(fed_audit *a, const char *event, json_t *d)
     return !a->failed;
 }
 
+static void recorded(fed_audit *a, int64_t round, const char *model_sha)
+{
+    a->logged_round = round;
+    ff_strlcpy(a->logged_sha, model_sha, sizeof a->logged_sha);
+}
+
 static void on_event(void *ud, const ff_coord_event *ev)
 {
     fed_audit *a = ud;
@@ -112,15 +118,11 @@ static void on_event(void *ud, const ff_coord_event *ev)
             append(a, "aggregate",
                    json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", a->train_sites,
                              "secure_aggregation", a->secagg, "model_sha256", a->sent, "aggregate_sha256",
-                             a->agg, "new_model_sha256", a->newmodel))) {
-            a->logged_agg_round = ev->round;
-            ff_strlcpy(a->logged_agg_sha, a->newmodel, sizeof a->logged_agg_sha);
-        }
+                             a->agg, "new_model_sha256", a->newmodel)))
+            recorded(a, ev->round, a->newmodel);
         /* what the engine's commit check reads before it publishes the checkpoint */
-        if (append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash))) {
-            a->logged_ckpt_round = ev->round;
-            ff_strlcpy(a->logged_ckpt_sha, ev->hash, sizeof a->logged_ckpt_sha);
-        }
+        if (append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash)))
+            recorded(a, ev->round, ev->hash);
         break;
     case FF_EV_RUN_END:
         append(a, "run_end", json_pack("{s:I, s:s, s:s}", "rounds", r, "final_model_sha256",
@@ -131,21 +133,22 @@ static void on_event(void *ud, const ff_coord_event *ev)
     }
 }
 
-/* Round and model hash of an aggregate or checkpoint entry's data; 0 when not one. */
-static int logged_round(const char *line, const char *event, const char *key, int64_t *round,
-                        char *sha)
+/* Round and model of an aggregate (new_model_sha256) or checkpoint (sha256) entry; 0 when
+ * the line is neither. */
+static int recorded_round(const char *line, int64_t *round, char *sha)
 {
-    char needle[48];
-    snprintf(needle, sizeof needle, "\"event\":\"%s\"", event);
-    if (!strstr(line, needle))
+    if (!strstr(line, "\"event\":\"aggregate\"") && !strstr(line, "\"event\":\"checkpoint\""))
         return 0;
     json_t *e = json_loads(line, 0, NULL);
+    const char *ev = json_string_value(json_object_get(e, "event"));
+    const char *key = !ev                              ? NULL
+                      : strcmp(ev, "aggregate") == 0  ? "new_model_sha256"
+                      : strcmp(ev, "checkpoint") == 0 ? "sha256"
+                                                      : NULL;
     json_t *d = json_object_get(e, "data");
     json_t *r = json_object_get(d, "round");
-    const char *h = json_string_value(json_object_get(d, key));
-    const char *ev = json_string_value(json_object_get(e, "event"));
-    int ok = json_is_integer(r) && h && strlen(h) == FF_SHA256_HEX - 1 && ev &&
-             strcmp(ev, event) == 0;
+    const char *h = key ? json_string_value(json_object_get(d, key)) : NULL;
+    int ok = json_is_integer(r) && h && strlen(h) == FF_SHA256_HEX - 1;
     if (ok) {
         *round = (int64_t)json_integer_value(r);
         ff_strlcpy(sha, h, FF_SHA256_HEX);
@@ -154,32 +157,26 @@ static int logged_round(const char *line, const char *event, const char *key, in
     return ok;
 }
 
-/* The last aggregate and checkpoint entries of the log as it was when this process started
- * (ff_audit_open has cut a torn tail and checked the last entry's signature). */
-static int scan_logged_rounds(fed_audit *a, const char *path)
+/* The last round the log records, as it was when this process started (ff_audit_open has
+ * cut a torn tail and checked the last entry's signature): read backwards to its last
+ * aggregate or checkpoint entry, not past a fresh start (an earlier run on this log). */
+static int scan_logged_round(fed_audit *a, const char *path)
 {
-    a->logged_agg_round = a->logged_ckpt_round = -1;
+    a->logged_round = -1;
     char *buf;
     size_t len;
     int rc = ff_file_read_all(path, (size_t)1 << 34, &buf, &len);
     if (rc != FF_OK)
         return rc;
-    int have_agg = 0, have_ckpt = 0;
-    for (size_t end = len; end > 0 && !(have_agg && have_ckpt);) {
+    for (size_t end = len; end > 0;) {
         size_t start = end - 1;
         while (start > 0 && buf[start - 1] != '\n')
             start--;
         buf[end - 1] = buf[end - 1] == '\n' ? '\0' : buf[end - 1];
-        /* entries before a fresh start belong to an earlier run on this log */
-        if (strstr(buf + start, "\"event\":\"run_start\"") &&
-            strstr(buf + start, "\"resumed\":false"))
+        const char *line = buf + start;
+        if ((strstr(line, "\"event\":\"run_start\"") && strstr(line, "\"resumed\":false")) ||
+            recorded_round(line, &a->logged_round, a->logged_sha))
             break;
-        if (!have_agg)
-            have_agg = logged_round(buf + start, "aggregate", "new_model_sha256",
-                                    &a->logged_agg_round, a->logged_agg_sha);
-        if (!have_ckpt)
-            have_ckpt = logged_round(buf + start, "checkpoint", "sha256", &a->logged_ckpt_round,
-                                     a->logged_ckpt_sha);
         end = start;
     }
     free(buf);
@@ -189,10 +186,7 @@ static int scan_logged_rounds(fed_audit *a, const char *path)
 int fed_audit_committed(void *ud, int64_t round, const char *model_sha256)
 {
     const fed_audit *a = ud;
-    if (!a->log)
-        return 1;
-    return (a->logged_agg_round == round && strcmp(a->logged_agg_sha, model_sha256) == 0) ||
-           (a->logged_ckpt_round == round && strcmp(a->logged_ckpt_sha, model_sha256) == 0);
+    return !a->log || (a->logged_round == round && strcmp(a->logged_sha, model_sha256) == 0);
 }
 
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
@@ -235,7 +229,7 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     if (rc == FF_OK && a->torn)
         FF_LOG_WARN("audit log %s: cut %zu bytes of a torn last entry", path, a->torn);
     if (rc == FF_OK)
-        rc = scan_logged_rounds(a, path);
+        rc = scan_logged_round(a, path);
     if (rc == FF_OK)
         rc = ff_coord_add_hook(c, on_event, a);
     if (rc == FF_OK)

@@ -96,8 +96,8 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
     int rc = ff_policy_check_job(&cn->pol, t);
     if (rc != FF_OK)
         return rc;
-    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data,
-                              t->plan_yaml.len, t->total_rounds);
+    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data, t->plan_yaml.len,
+                          t->total_rounds);
     if (rc != FF_OK)
         return ff_error_prefix(FF_EPOLICY, "the task's plan does not load: ");
     const ff_privacy_record_cfg *pr = &plan->privacy.record;
@@ -398,6 +398,21 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
     ff_msg_free(ack);
 }
 
+/* This site says no to task t (ff_error_message() says why): logged and declined once per
+ * key (the coordinator may offer the same task again until it takes the decline), then a
+ * pause so a repeated offer does not spin. */
+static void refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what)
+{
+    if (strcmp(key, cn->refused) != 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s", what, ff_error_message());
+        FF_LOG_WARN("round %u: %s", t->round, why);
+        decline(cn, t, why);
+    }
+    ff_strlcpy(cn->refused, key, sizeof cn->refused);
+    sleep(1);
+}
+
 static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
     int64_t attempt = task_attempt(t);
@@ -414,14 +429,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
          * coordinator offers the task until its deadline: say so once, do not spin) */
         char key[sizeof cn->refused];
         snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
-        if (strcmp(key, cn->refused) != 0) {
-            char why[512];
-            snprintf(why, sizeof why, "training refused by this site: %s", ff_error_message());
-            FF_LOG_WARN("round %u: %s", t->round, why);
-            decline(cn, t, why);
-        }
-        ff_strlcpy(cn->refused, key, sizeof cn->refused);
-        sleep(1);
+        refuse_task(cn, t, key, "training refused by this site");
         return FF_OK;
     }
     if (rc != FF_OK)
@@ -885,15 +893,8 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         char key[sizeof cn->refused], job[FF_SHA256_HEX];
         hex_of(&t->job_sha256, job);
         snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
-        if (strcmp(key, cn->refused) != 0) {
-            char why[512];
-            snprintf(why, sizeof why, "task refused: %s", ff_error_message());
-            FF_LOG_WARN("round %u: %s", t->round, why);
-            decline(cn, t, why);
-        }
-        ff_strlcpy(cn->refused, key, sizeof cn->refused);
+        refuse_task(cn, t, key, "task refused");
         ff_plan_free(&plan);
-        sleep(1); /* the coordinator keeps offering it until its deadline */
         return FF_OK;
     }
     if (rc == FF_OK)

@@ -469,8 +469,7 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     return rc;
 }
 
-/* A site declines its train or evaluate task. Its reason goes to the log and the audit log:
- * kept to 255 printable bytes (it comes from the network). */
+/* A site declines its train or evaluate task (the engine bounds and cleans its reason). */
 static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req,
                       Fedfuse__Ack *reply)
 {
@@ -481,14 +480,9 @@ static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req
     if (!phase)
         return ff_error(FF_EINVAL, "decline from %s: phase %d cannot be declined", c->site,
                         (int)req->phase);
-    char why[256];
-    ff_strlcpy(why, req->reason ? req->reason : "", sizeof why);
-    for (char *p = why; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-            *p = '?';
     pthread_mutex_lock(&nd->mu);
     int reason = 0;
-    int rc = ff_coord_decline(nd->c, phase, c->site, req->round, why, &reason);
+    int rc = ff_coord_decline(nd->c, phase, c->site, req->round, req->reason, &reason);
     int idx = site_index(nd, c->site);
     if (rc == FF_OK && idx >= 0)
         nd->pending[idx] = 0;

@@ -47,10 +47,11 @@ typedef struct {
     int secagg; /* the aggregate entries say secure_aggregation: true */
     json_t *train_sites, *dropped;
     char stage[64]; /* the plan stage of the round (ROUND_START comes before the selection) */
-    /* the rounds the existing log already records (its last aggregate and checkpoint
-     * entries): which pending checkpoint a resumed run keeps (fed_audit_committed) */
-    int64_t logged_agg_round, logged_ckpt_round;
-    char logged_agg_sha[FF_SHA256_HEX], logged_ckpt_sha[FF_SHA256_HEX];
+    /* the last round the log records and its model (its last aggregate or checkpoint
+     * entry): which pending checkpoint the engine publishes or a resume keeps
+     * (fed_audit_committed) */
+    int64_t logged_round;
+    char logged_sha[FF_SHA256_HEX];
 } fed_audit;
 
 /* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */

@@ -39,6 +39,8 @@
 #            100; site-2 requires σ ≥ 2 and refuses every task (naming min_noise_multiplier),
 #            site-3 caps ε at 2 and trains exactly the rounds numpy allows under 2 (its log
 #            says it caps, its refusal names dp.max_epsilon), site-1 trains all 3 rounds.
+#            Every refusal reaches the coordinator as a Decline: logged, audited (exact
+#            decline entries), no phase waits for its deadline, the audit log verifies.
 set -u
 mode=$1 fedfuse=$2 src=$3
 . "$(dirname "$0")/lib.sh"
@@ -319,7 +321,7 @@ record_policy)
     # site-3 caps ε at 2 and stops at the round numpy says would pass 2.
     mkrec 3 100 1 5 "$tmp/a"
     grep -q "dp: {required: true, max_epsilon: 100," "$tmp/a/config/policy-site-1.yaml" || fail "simulate's site policy does not require record-level DP"
-    copy_b -e "s/evaluate: 30/evaluate: 4/"  # site-2 refuses evaluation too: its deadline is the wait
+    copy_b -e "s/evaluate: 30/evaluate: 4/"  # were a decline lost, the wait stays short
     grep -q "evaluate: 4" "$tmp/b/config/coordinator.yaml" || fail "evaluate deadline not shortened"
     sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-2.yaml"
     sed -i "s/max_epsilon: [0-9.e+-]*/max_epsilon: 2/" "$tmp/b/config/policy-site-3.yaml"

@@ -379,7 +379,8 @@ typedef struct {
 } ff_coord_eval;
 /* A site declines its task in the open train or evaluate phase (its site policy or privacy
  * budget says no): it is no longer expected in that phase, so the phase need not wait for
- * its deadline; FF_EV_DECLINE carries why (at most 255 bytes are kept). Checked like any
+ * its deadline; FF_EV_DECLINE carries why (at most 255 bytes are kept,
+ * anything but printable ASCII becomes '?': it comes from the site). Checked like any
  * submission (site, round, phase, deadline, selection, duplicate); other phases refuse it
  * (FF_REFUSE_WRONG_PHASE: there a silent site is a drop-out). */
 int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t round,
