@@ -36,8 +36,12 @@ FF_CLI_GROUP_DEFINE(fed,
      "  Calls the Status RPC over mutual TLS and prints the round, phase, connected sites,\n"
      "  pending sites and the coordinator's counters. Exit 1 when unreachable.\n"},
     {"simulate", "the demo: a whole consortium on this machine as real processes", cmd_simulate,
-     "usage: fedfuse simulate --config configs/demo.yaml [--out DIR]\n"
-     "  Makes the synthetic cohort when missing, a throw-away PKI, and runs one coordinator\n"
+     "usage: fedfuse simulate --config configs/demo.yaml [--out DIR] [--site DIR ...]\n"
+     "  With --site (repeatable, up to 64; or data.site_dirs in the config) the hospitals are\n"
+     "  those existing site folders, named after the folders; each is checked (readable,\n"
+     "  loadable) before anything starts, and nothing is ever written into them. Without it,\n"
+     "  data.dir/site-1..N, generated as a synthetic cohort only when data.dir is missing or\n"
+     "  empty. Makes a throw-away PKI, and runs one coordinator\n"
      "  and one client process per hospital over mutual TLS on loopback. Then trains the\n"
      "  pooled and local-only baselines on the same budget and compares them with the\n"
      "  federated model and the oracle. Writes DIR/ (default out): model.safetensors,\n"
@@ -171,12 +175,14 @@ static int cmd_simulate(int argc, char **argv)
     ff_cli_args_init(&a, "simulate", argc, argv);
     const char *cfg = ff_cli_opt(&a, "--config");
     const char *out = ff_cli_opt(&a, "--out");
+    const char *sites[64];
+    int ns = ff_cli_opt_all(&a, "--site", sites, 64);
     if (ff_cli_check_unused(&a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     if (!cfg)
         return ff_cli_usage_error("simulate", "missing --config (try configs/demo.yaml)");
     install_signals();
-    ff_fed_run_opts o = {.stop = &g_stop};
+    ff_fed_run_opts o = {.stop = &g_stop, .site_dirs = sites, .nsite_dirs = (size_t)ns};
     int rc = ff_fed_simulate(cfg, out ? out : "out", "/proc/self/exe", &o);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }

@@ -24,7 +24,7 @@ void ev_undef(ff_metric *m, const char *why)
 const char *ev_two_class_why(double P, double N)
 {
     if (P + N == 0)
-        return "no rows";
+        return "no labelled patients";
     if (P == 0)
         return "only one class (no positives)";
     if (N == 0)
@@ -204,7 +204,7 @@ void ev_auroc(const ev_table *t, ff_metric *m)
 void ev_auprc(const ev_table *t, ff_metric *m)
 {
     if (t->P + t->N == 0) {
-        ev_undef(m, "no rows");
+        ev_undef(m, "no labelled patients");
         return;
     }
     if (t->P == 0) {
@@ -274,7 +274,7 @@ void ev_spec_at_sens(const ev_table *t, double target, ff_metric *v, ff_metric *
 void ev_brier_table(const ev_table *t, ff_metric *m)
 {
     if (t->P + t->N == 0) {
-        ev_undef(m, "no rows");
+        ev_undef(m, "no labelled patients");
         return;
     }
     double sum = 0;
@@ -318,7 +318,7 @@ void ev_ece_finish(const double *cnt, const double *sum, const double *tru, int 
         }
     }
     if (total == 0)
-        ev_undef(m, "no rows");
+        ev_undef(m, "no labelled patients");
     else
         ev_set(m, ece);
 }
@@ -352,7 +352,7 @@ void ev_threshold_stats(const ev_table *t, double thr, ff_metric *alert, ff_metr
         fp += t->neg[k];
     }
     if (total == 0)
-        ev_undef(alert, "no rows");
+        ev_undef(alert, "no labelled patients");
     else
         ev_set(alert, (tp + fp) / total);
     if (tp + fp == 0)
@@ -360,11 +360,11 @@ void ev_threshold_stats(const ev_table *t, double thr, ff_metric *alert, ff_metr
     else
         ev_set(ppv, tp / (tp + fp));
     if (t->P == 0)
-        ev_undef(sens, total == 0 ? "no rows" : "no positives");
+        ev_undef(sens, total == 0 ? "no labelled patients" : "no positives");
     else
         ev_set(sens, tp / t->P);
     if (t->N == 0)
-        ev_undef(spec, total == 0 ? "no rows" : "no negatives");
+        ev_undef(spec, total == 0 ? "no labelled patients" : "no negatives");
     else
         ev_set(spec, (t->N - fp) / t->N);
 }

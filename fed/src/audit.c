@@ -133,6 +133,12 @@ static void on_event(void *ud, const ff_coord_event *ev)
     }
 }
 
+void fed_audit_evaluation(fed_audit *a, const json_t *round_entry)
+{
+    if (a->log)
+        append(a, "evaluation", json_deep_copy(round_entry));
+}
+
 /* Round and model of an aggregate (new_model_sha256) or checkpoint (sha256) entry; 0 when
  * the line is neither. */
 static int recorded_round(const char *line, int64_t *round, char *sha)

@@ -793,6 +793,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = ff_coord_add_hook(nd.c, on_test_event_early, NULL);
     if (rc == FF_OK)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
+    if (rc == FF_OK)
+        nd.ev.audit = &nd.audit;
     if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)
         rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.run_id, &nd.audit);
     if (rc == FF_OK)

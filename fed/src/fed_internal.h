@@ -21,7 +21,8 @@ typedef struct {
     char out_dir[FF_COORD_PATH_MAX];
     ff_eval_hist *pooled[FF_CLIENT_TASKS];
     json_t *site_hists; /* site -> [hist json...] of the latest round each site evaluated */
-    json_t *rounds;     /* [{"round","auroc":{task:value|null}}] */
+    json_t *rounds;     /* [{"round","auroc":{task:value|null},"undefined":{task:why}}] */
+    struct fed_audit *audit; /* when set, each round's evaluation is appended to the log */
 } fed_evalstate;
 
 int fed_evalstate_init(fed_evalstate *e, ff_coord *c, const char *const *names, size_t nsites,
@@ -31,7 +32,7 @@ int fed_evalstate_finish(fed_evalstate *e) FF_WARN_UNUSED;
 void fed_evalstate_free(fed_evalstate *e);
 
 /* The audit log fed by the engine's events (docs/audit.md). */
-typedef struct {
+typedef struct fed_audit {
     ff_audit_log *log;
     EVP_PKEY *key;
     size_t torn;
@@ -75,6 +76,9 @@ void fed_audit_privacy(fed_audit *a, json_t *data);
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;
 void fed_audit_close(fed_audit *a);
+/* Appends an "evaluation" entry: the round's pooled test AUROC per task (null when undefined)
+ * and, under "undefined", each undefined task's reason. */
+void fed_audit_evaluation(fed_audit *a, const json_t *round_entry);
 /* ff_coord_commit_check over the log: 1 when its last aggregate or checkpoint entry is round
  * with that model (or there is no audit log), else 0. */
 int fed_audit_committed(void *ud, int64_t round, const char *model_sha256);
@@ -85,8 +89,9 @@ size_t fed_packed_size(const ff_model *m);
 void fed_pack(ff_model *m, float *dst);
 void fed_unpack(ff_model *m, const float *src);
 
-/* AUROC of task k from a merged histogram (NaN when undefined). */
-double fed_hist_auroc(const ff_eval_hist *h);
+/* AUROC of a merged histogram; NaN when undefined (h NULL, one class, no labelled patient)
+ * with the reason in *why (a static string; NULL when defined). */
+double fed_hist_auroc(const ff_eval_hist *h, const char **why);
 
 /* Test hook (testhook.c): with FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the
  * process SIGKILLs itself at that point; without it, nothing happens. */

@@ -7,15 +7,19 @@
 
 #include "fed_internal.h"
 
-double fed_hist_auroc(const ff_eval_hist *h)
+double fed_hist_auroc(const ff_eval_hist *h, const char **why)
 {
     ff_eval_opts eo;
     ff_eval_opts_default(&eo);
     eo.bootstrap = 0;
     ff_eval_result r;
-    if (ff_eval_hist_metrics(h, 0, &eo, &r, NULL) != FF_OK)
+    if (why)
+        *why = "no test patients with this label at any site";
+    if (!h || ff_eval_hist_metrics(h, 0, &eo, &r, NULL) != FF_OK)
         return NAN;
-    double v = r.auroc.defined ? r.auroc.value : NAN;
+    double v = r.auroc.defined && isfinite(r.auroc.value) ? r.auroc.value : NAN;
+    if (why) /* the eval library's reasons are static strings */
+        *why = r.auroc.defined ? NULL : r.auroc.why ? r.auroc.why : "undefined";
     ff_eval_result_free(&r);
     return v;
 }
@@ -126,22 +130,32 @@ static int ev_close(void *ud, ff_coord *c, const int *done, size_t ndone)
 {
     fed_evalstate *e = ud;
     (void)done;
-    json_t *au = json_object();
+    json_t *au = json_object(), *undef = json_object();
     double sum = 0;
     int nd = 0;
     for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        double v = e->pooled[k] ? fed_hist_auroc(e->pooled[k]) : NAN;
+        const char *why = NULL;
+        double v = fed_hist_auroc(e->pooled[k], &why);
         json_object_set_new(au, ff_client_task_names[k], isfinite(v) ? json_real(v) : json_null());
         if (isfinite(v)) {
             sum += v;
             nd++;
+        } else {
+            json_object_set_new(undef, ff_client_task_names[k], json_string(why));
+            FF_LOG_WARN("round %lld: pooled test AUROC of task %s is undefined: %s",
+                        (long long)ff_coord_round(c), ff_client_task_names[k], why);
         }
     }
-    if (nd > 0)
-        ff_coord_set_pooled_auroc(c, sum / nd);
-    json_array_append_new(e->rounds, json_pack("{s:I, s:I, s:o}", "round",
-                                               (json_int_t)ff_coord_round(c), "eval_sites",
-                                               (json_int_t)ndone, "auroc", au));
+    /* the mean over the tasks whose AUROC is defined (NaN in rounds.csv when none is) */
+    ff_coord_set_pooled_auroc(c, nd > 0 ? sum / nd : NAN);
+    json_t *entry = json_pack("{s:I, s:I, s:o}", "round", (json_int_t)ff_coord_round(c),
+                              "eval_sites", (json_int_t)ndone, "auroc", au);
+    if (json_object_size(undef) > 0)
+        json_object_set(entry, "undefined", undef);
+    if (e->audit)
+        fed_audit_evaluation(e->audit, entry);
+    json_array_append_new(e->rounds, entry);
+    json_decref(undef);
     pooled_free(e->pooled);
     int rc = state_write(e);
     return rc == FF_OK ? FF_OK : (FF_LOG_WARN("%s", ff_error_message()), FF_OK);
@@ -224,6 +238,42 @@ static int metrics_of(ff_eval_hist *h, ff_eval_result *r, const ff_eval_opts *eo
     return rc;
 }
 
+/* The pooled AUROC per round of task tn as a chart when every round has it; otherwise a note
+ * naming the rounds where it is undefined and why (a chart cannot show "undefined"). */
+static int add_curve(ff_report *rep, const json_t *rounds, const char *tn)
+{
+    size_t nr = json_array_size(rounds), nundef = 0, first = 0, last = 0;
+    const char *why = NULL;
+    double *curve = calloc(nr + 1, sizeof *curve);
+    if (!curve)
+        return ff_error(FF_ENOMEM, "out of memory");
+    for (size_t r = 0; r < nr; r++) {
+        const json_t *e = json_array_get(rounds, r);
+        json_t *v = json_object_get(json_object_get(e, "auroc"), tn);
+        curve[r] = json_is_number(v) ? json_number_value(v) : NAN;
+        if (!isfinite(curve[r])) {
+            json_int_t rn = json_integer_value(json_object_get(e, "round"));
+            first = nundef++ ? first : (size_t)rn;
+            last = (size_t)rn;
+            const char *w = json_string_value(json_object_get(json_object_get(e, "undefined"), tn));
+            why = w ? w : why ? why : "undefined";
+        }
+    }
+    char label[160];
+    int rc = FF_OK;
+    if (nr > 0 && nundef == 0) {
+        snprintf(label, sizeof label, "pooled test AUROC per round: %s", tn);
+        rc = ff_report_add_rounds(rep, label, curve, nr);
+    } else if (nundef > 0) {
+        snprintf(label, sizeof label,
+                 "Task %s: pooled test AUROC undefined in %zu of %zu rounds (rounds %zu..%zu): %s.",
+                 tn, nundef, nr, first, last, why);
+        rc = ff_report_add_note(rep, label);
+    }
+    free(curve);
+    return rc;
+}
+
 int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nnotes)
 {
     char path[1024];
@@ -250,7 +300,8 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
     ff_eval_result pres[FF_CLIENT_TASKS];
     int phave[FF_CLIENT_TASKS] = {0};
     ff_report *rep = NULL;
-    json_t *mj = json_object(), *tasks = json_object(), *au = json_object();
+    json_t *mj = json_object(), *tasks = json_object(), *au = json_object(),
+           *undef = json_object();
     int rc = R ? ff_report_new(&rep, "fedfuse federated run: pooled and per-site test metrics")
                : ff_error(FF_ENOMEM, "out of memory");
     for (size_t i = 0; rc == FF_OK && i < ns; i++)
@@ -272,10 +323,15 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
                 json_object_set_new(tj, "pooled", pj);
                 json_object_set_new(au, tn, pres[k].auroc.defined ? json_real(pres[k].auroc.value)
                                                                   : json_null());
+                if (!pres[k].auroc.defined)
+                    json_object_set_new(undef, tn, json_string(pres[k].auroc.why));
                 char col[96];
                 snprintf(col, sizeof col, "%s: pooled", tn);
                 rc = ff_report_add_column(rep, col, &pres[k], NULL, 0);
             }
+        } else {
+            json_object_set_new(au, tn, json_null());
+            json_object_set_new(undef, tn, json_string("no site sent test results for this task"));
         }
         for (size_t i = 0; rc == FF_OK && i < ns; i++) {
             ff_eval_hist *one[FF_CLIENT_TASKS] = {0};
@@ -293,21 +349,13 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
             }
             pooled_free(one);
         }
-        size_t nr = json_array_size(rounds);
-        double *curve = calloc(nr + 1, sizeof *curve);
-        for (size_t r = 0; curve && r < nr; r++) {
-            json_t *v = json_object_get(json_object_get(json_array_get(rounds, r), "auroc"), tn);
-            curve[r] = json_is_number(v) ? json_number_value(v) : NAN;
-        }
-        char label[96];
-        snprintf(label, sizeof label, "pooled test AUROC per round: %s", tn);
-        if (rc == FF_OK && curve && nr > 0)
-            rc = ff_report_add_rounds(rep, label, curve, nr);
-        free(curve);
+        if (rc == FF_OK)
+            rc = add_curve(rep, rounds, tn);
     }
     json_object_set_new(mj, "source", json_string("federated score histograms, test split"));
     json_object_set_new(mj, "split", json_string("test"));
     json_object_set_new(mj, "auroc", au);
+    json_object_set_new(mj, "undefined", undef); /* task -> why its pooled AUROC is undefined */
     json_object_set_new(mj, "tasks", tasks);
     json_object_set(mj, "rounds", rounds);
     if (rc == FF_OK) {

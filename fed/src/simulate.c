@@ -3,6 +3,7 @@
  * (out/config), runs one coordinator and one client per hospital over mutual TLS on loopback,
  * then trains the baselines in-process and writes the comparison. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ typedef struct {
     struct {
         char dir[512];
         int64_t sites, patients, seed;
+        ff_cfg_strlist site_dirs; /* existing site folders, any names (instead of dir) */
     } data;
     char model_config[512];
     int64_t rounds, seed;
@@ -63,7 +66,10 @@ static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyog
 #define DS(s, f) (offsetof(demo_cfg, s.f) - offsetof(demo_cfg, s))
 static const ff_cfg_field data_fields[] = {
     {.key = "dir", .type = FF_CFG_STRING, .offset = DS(data, dir), .size = 512, .def = "demo-data",
-     .help = "cohort folder (made when missing)"},
+     .help = "synthetic cohort folder of site-1..N (generated only when missing or empty)"},
+    {.key = "site_dirs", .type = FF_CFG_STRLIST, .offset = DS(data, site_dirs),
+     .help = "existing site folders, any names (then dir, sites, patients and seed are unused; "
+             "the command line's --site replaces them)"},
     {.key = "sites", .type = FF_CFG_INT, .offset = DS(data, sites), .min = 2, .max = MAX_DEMO_SITES,
      .def = "4", .help = "hospitals"},
     {.key = "patients", .type = FF_CFG_INT, .offset = DS(data, patients), .min = 50, .max = 1e6,
@@ -142,7 +148,9 @@ static const ff_cfg_field demo_schema[] = {
 typedef struct {
     demo_cfg d;
     char out[512], abs_out[1024], data[1024], model_cfg[1024], exe[1024];
-    char names[MAX_DEMO_SITES][32];
+    char names[MAX_DEMO_SITES][FF_SITE_NAME_MAX];
+    char dirs[MAX_DEMO_SITES][1024]; /* each hospital's data folder (absolute) */
+    int real_sites;                  /* dirs are the user's folders: never generate into them */
     size_t nsites, ncohort; /* ncohort = hospitals with their own data folder */
     pid_t coord, clients[MAX_DEMO_SITES];
     int port;
@@ -194,14 +202,44 @@ static int free_port(int *port)
     return FF_OK;
 }
 
+/* 1 when dir is missing or an empty directory (the only places a cohort is generated). */
+static int dir_missing_or_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
 static int make_cohort(sim *s, const ff_model_config *mc)
 {
+    if (s->real_sites) {
+        printf("data: %zu site folders given, used as they are\n", s->nsites);
+        return FF_OK;
+    }
     char probe[1100];
     snprintf(probe, sizeof probe, "%s/site-1", s->data);
     if (ff_path_exists(probe)) {
+        for (size_t i = 1; i < s->ncohort; i++)
+            if (!ff_path_exists(s->dirs[i]))
+                return ff_error(FF_EINVAL, "data.dir %s has site-1 but no %s (data.sites = %zu); "
+                                "pass existing folders with --site DIR or data.site_dirs",
+                                s->data, s->names[i], s->nsites);
         printf("cohort: using %s\n", s->data);
         return FF_OK;
     }
+    /* A folder that holds something else (e.g. a hospital's own site folders under other
+     * names) is never written into. */
+    if (!dir_missing_or_empty(s->data))
+        return ff_error(FF_EINVAL, "data.dir %s is not empty and holds no site-1 folder: fedfuse "
+                        "generates a synthetic cohort only into a missing or empty folder; to use "
+                        "your own site folders pass them with --site DIR (or data.site_dirs)",
+                        s->data);
     ff_synth_opts so = ff_synth_opts_default();
     so.sites = (int)s->ncohort;
     so.patients = (long)s->d.data.patients;
@@ -384,11 +422,11 @@ static int write_configs(sim *s, char *job_hex)
                             "# Client node of %s (written by fedfuse simulate).\n"
                             "site: %s\ncoordinator: 127.0.0.1:%d\nserver_name: coordinator\n"
                             "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
-                            "data: %s/%s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
+                            "data: %s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
                             "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
                             "threads: %lld\nseed: %lld\ngive_up_after: 120\n"
                             "label_fraction: %.17g\n",
-                            n, n, s->port, o, n, o, n, o, s->data, s->names[i % s->ncohort],
+                            n, n, s->port, o, n, o, n, o, s->dirs[i % s->ncohort],
                             s->model_cfg, o, n, o, o,
                             (long long)s->d.threads, (long long)s->d.seed, s->d.label_fraction);
     }
@@ -485,15 +523,22 @@ static void show_rounds(sim *s, int *shown)
             continue;
         char *fld[16];
         int nf = 0;
-        for (char *p = strtok(line, ",\n"); p && nf < 16; p = strtok(NULL, ",\n"))
+        line[strcspn(line, "\r\n")] = '\0';
+        for (char *p = line; nf < 16; p++) { /* empty cells (not measured) kept */
             fld[nf++] = p;
+            if (!(p = strchr(p, ',')))
+                break;
+            *p = '\0';
+        }
+        char au[32] = "undefined";
+        if (nf >= 14 && fld[11][0])
+            snprintf(au, sizeof au, "%.3f", atof(fld[11]));
         if (nf >= 14 && s->d.secagg.enabled) /* the coordinator saw only the masked sum */
             printf("round %s/%lld: secure sum of the masked updates, %s examples, pooled test "
-                   "AUROC %.3f (%.1fs)\n", fld[0], (long long)s->d.rounds, fld[7], atof(fld[11]),
-                   atof(fld[13]));
+                   "AUROC %s (%.1fs)\n", fld[0], (long long)s->d.rounds, fld[7], au, atof(fld[13]));
         else if (nf >= 14)
-            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %.3f (%.1fs)\n",
-                   fld[0], (long long)s->d.rounds, fld[4], fld[7], atof(fld[11]), atof(fld[13]));
+            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %s (%.1fs)\n",
+                   fld[0], (long long)s->d.rounds, fld[4], fld[7], au, atof(fld[13]));
         *shown = i - 1;
     }
     fclose(f);
@@ -555,9 +600,29 @@ static int wait_run(sim *s, const ff_fed_run_opts *o)
 
 /* ---- baselines ------------------------------------------------------------------------- */
 
+/* Pooled test AUROC per task; NaN = undefined, with the reason in why[k]. */
 typedef struct {
     double auroc[FF_CLIENT_TASKS];
+    char why[FF_CLIENT_TASKS][128];
 } aurocs;
+
+static void aurocs_undefined(aurocs *a, const char *why)
+{
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        a->auroc[k] = NAN;
+        ff_strlcpy(a->why[k], why, sizeof a->why[k]);
+    }
+}
+
+/* "0.812" or "undefined" (never "nan" on the console or in the report). */
+static const char *fmt_auroc(char *buf, size_t n, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, n, "%.3f", v);
+    else
+        ff_strlcpy(buf, "undefined", n);
+    return buf;
+}
 
 static int eval_model(ff_model *m, ff_site **sites, const char **names, size_t n, aurocs *a)
 {
@@ -567,11 +632,24 @@ static int eval_model(ff_model *m, ff_site **sites, const char **names, size_t n
     json_t *j = NULL;
     int rc = ff_client_evaluate(m, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, &j);
     for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++) {
-        json_t *v = json_object_get(json_object_get(j, "auroc"), ff_client_task_names[k]);
+        const char *tn = ff_client_task_names[k];
+        json_t *v = json_object_get(json_object_get(j, "auroc"), tn);
         a->auroc[k] = json_is_number(v) ? json_number_value(v) : NAN;
+        const char *w = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(json_object_get(j, "tasks"), tn),
+                                            "pooled"), "undefined"), "auroc"));
+        ff_strlcpy(a->why[k], isfinite(a->auroc[k]) ? "" : w ? w : "undefined", sizeof a->why[k]);
     }
     json_decref(j);
     return rc;
+}
+
+static void baseline_failed(aurocs *a, const char *which, const char *msg)
+{
+    char why[128];
+    snprintf(why, sizeof why, "baseline not trained: %s", msg);
+    fprintf(stderr, "warning: %s baseline: %s\n", which, msg);
+    aurocs_undefined(a, why);
 }
 
 static int train_baseline(sim *s, const ff_model_config *mc, ff_site **train, size_t ntrain,
@@ -618,8 +696,8 @@ static int oracle_auroc(sim *s, aurocs *a)
     }
     for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         char p1[1200], p2[1200];
-        snprintf(p1, sizeof p1, "%s/%s/patients.csv", s->data, s->names[i]);
-        snprintf(p2, sizeof p2, "%s/%s/oracle.csv", s->data, s->names[i]);
+        snprintf(p1, sizeof p1, "%s/patients.csv", s->dirs[i]);
+        snprintf(p2, sizeof p2, "%s/oracle.csv", s->dirs[i]);
         FILE *fp = fopen(p1, "r"), *fo = fopen(p2, "r");
         if (!fp || !fo) {
             rc = ff_error(FF_EIO, "%s: cannot read the cohort's oracle", !fp ? p1 : p2);
@@ -672,6 +750,7 @@ static int oracle_auroc(sim *s, aurocs *a)
         ff_eval_result r;
         if (rc == FF_OK && ff_eval_binary(sc[k], lb[k], cnt[k], &eo, &r) == FF_OK) {
             a->auroc[k] = r.auroc.defined ? r.auroc.value : NAN;
+            ff_strlcpy(a->why[k], r.auroc.defined ? "" : r.auroc.why, sizeof a->why[k]);
             ff_eval_result_free(&r);
         }
         free(sc[k]);
@@ -680,11 +759,20 @@ static int oracle_auroc(sim *s, aurocs *a)
     return rc;
 }
 
+/* {task: value | null, "undefined": {task: why}} (the second only when a task is undefined) */
 static json_t *au_json(const aurocs *a)
 {
-    json_t *j = json_object();
-    for (int k = 0; k < FF_CLIENT_TASKS; k++)
-        json_object_set_new(j, ff_client_task_names[k], isfinite(a->auroc[k]) ? json_real(a->auroc[k]) : json_null());
+    json_t *j = json_object(), *u = json_object();
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+        int def = isfinite(a->auroc[k]);
+        json_object_set_new(j, ff_client_task_names[k], def ? json_real(a->auroc[k]) : json_null());
+        if (!def)
+            json_object_set_new(u, ff_client_task_names[k],
+                                json_string(a->why[k][0] ? a->why[k] : "undefined"));
+    }
+    if (json_object_size(u) > 0)
+        json_object_set(j, "undefined", u);
+    json_decref(u);
     return j;
 }
 
@@ -700,12 +788,17 @@ static int baselines(sim *s, const ff_model_config *mc)
     ff_log_set_level(FF_LOG_WARN);
     for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         char dir[1200];
-        snprintf(dir, sizeof dir, "%s/%s", s->data, s->names[i]);
+        snprintf(dir, sizeof dir, "%s", s->dirs[i]);
         ff_load_report rep;
         rc = ff_site_load(&sites[i], dir, &shape, &so, &rep);
         names[i] = s->names[i];
     }
-    aurocs fed, pooled, oracle, local[MAX_DEMO_SITES], local_mean = {{0}};
+    aurocs fed, pooled, oracle, local[MAX_DEMO_SITES], local_mean;
+    memset(&fed, 0, sizeof fed);
+    memset(&pooled, 0, sizeof pooled);
+    memset(&oracle, 0, sizeof oracle);
+    memset(&local_mean, 0, sizeof local_mean);
+    memset(local, 0, sizeof local);
     ff_model *m = NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/model.safetensors", s->abs_out);
@@ -719,21 +812,34 @@ static int baselines(sim *s, const ff_model_config *mc)
     /* Same total budget: the federation ran rounds x local_steps steps at each site. */
     int64_t total = s->d.rounds * s->d.plan.local_steps * (int64_t)s->nsites;
     double t0 = ff_now();
+    /* A baseline that cannot be trained (e.g. a site with no training patient) is reported as
+     * undefined with the reason; the comparison and the report are written all the same. */
     if (rc == FF_OK) {
         printf("baselines: pooled (centralised) training, %lld steps...\n", (long long)total);
         fflush(stdout);
-        rc = train_baseline(s, mc, sites, s->ncohort, total, sites, names, &pooled);
+        if (train_baseline(s, mc, sites, s->ncohort, total, sites, names, &pooled) != FF_OK)
+            baseline_failed(&pooled, "pooled", ff_error_message());
     }
+    size_t ndef[FF_CLIENT_TASKS] = {0};
     for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         printf("baselines: local-only at %s, %lld steps...\n", s->names[i], (long long)total);
         fflush(stdout);
-        rc = train_baseline(s, mc, &sites[i], 1, total, sites, names, &local[i]);
-        for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++)
-            local_mean.auroc[k] += local[i].auroc[k] / (double)s->ncohort;
+        if (train_baseline(s, mc, &sites[i], 1, total, sites, names, &local[i]) != FF_OK)
+            baseline_failed(&local[i], s->names[i], ff_error_message());
+        for (int k = 0; k < FF_CLIENT_TASKS; k++)
+            if (isfinite(local[i].auroc[k])) {
+                local_mean.auroc[k] += local[i].auroc[k];
+                ndef[k]++;
+            }
+    }
+    for (int k = 0; k < FF_CLIENT_TASKS; k++) { /* the mean over the sites where it is defined */
+        local_mean.auroc[k] = ndef[k] ? local_mean.auroc[k] / (double)ndef[k] : NAN;
+        ff_strlcpy(local_mean.why[k], ndef[k] ? "" : "undefined for every local-only model",
+                   sizeof local_mean.why[k]);
     }
     /* Real data has no oracle (only the synthetic cohort knows each patient's true risk). */
     char opath[1300];
-    snprintf(opath, sizeof opath, "%s/%s/oracle.csv", s->data, s->names[0]);
+    snprintf(opath, sizeof opath, "%s/oracle.csv", s->dirs[0]);
     int have_oracle = ff_path_exists(opath);
     for (int k = 0; k < FF_CLIENT_TASKS; k++)
         oracle.auroc[k] = -1;
@@ -747,11 +853,20 @@ static int baselines(sim *s, const ff_model_config *mc)
     json_t *loc = json_object();
     for (size_t i = 0; i < s->ncohort; i++)
         json_object_set_new(loc, s->names[i], au_json(&local[i]));
-    int pass_pooled = 1, pass_local = 1;
+    /* the targets over the tasks where both sides are defined (none: not met) */
+    int pass_pooled = 1, pass_local = 1, npool = 0, nloc = 0;
     for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        pass_pooled &= fed.auroc[k] >= pooled.auroc[k] - 0.02;
-        pass_local &= fed.auroc[k] >= local_mean.auroc[k] + 0.03;
+        if (isfinite(fed.auroc[k]) && isfinite(pooled.auroc[k])) {
+            pass_pooled &= fed.auroc[k] >= pooled.auroc[k] - 0.02;
+            npool++;
+        }
+        if (isfinite(fed.auroc[k]) && isfinite(local_mean.auroc[k])) {
+            pass_local &= fed.auroc[k] >= local_mean.auroc[k] + 0.03;
+            nloc++;
+        }
     }
+    pass_pooled &= npool > 0;
+    pass_local &= nloc > 0;
     json_t *cmp = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:{s:b, s:b}, s:f}",
                             "metric", "pooled test AUROC (exact, every site's test split)",
                             "budget", "pooled and each local-only model: rounds x local_steps x sites optimiser steps",
@@ -775,19 +890,27 @@ static int baselines(sim *s, const ff_model_config *mc)
     nn++;
     printf("\n%-10s %10s %10s %12s %10s\n", "task", "federated", "pooled", "local mean", "oracle");
     for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        char orc[32] = "-";
+        char orc[32] = "-", f[32], p[32], l[32];
         if (have_oracle)
-            snprintf(orc, sizeof orc, "%.3f", oracle.auroc[k]);
-        snprintf(lines[nn], 256, "%s: %.3f | %.3f | %.3f | %s", ff_client_task_names[k], fed.auroc[k],
-                 pooled.auroc[k], local_mean.auroc[k], orc);
+            fmt_auroc(orc, sizeof orc, oracle.auroc[k]);
+        snprintf(lines[nn], 256, "%s: %s | %s | %s | %s%s%s", ff_client_task_names[k],
+                 fmt_auroc(f, sizeof f, fed.auroc[k]), fmt_auroc(p, sizeof p, pooled.auroc[k]),
+                 fmt_auroc(l, sizeof l, local_mean.auroc[k]), orc,
+                 isfinite(fed.auroc[k]) ? "" : " (federated undefined: ",
+                 isfinite(fed.auroc[k]) ? "" : fed.why[k]);
+        if (!isfinite(fed.auroc[k]))
+            snprintf(lines[nn] + strlen(lines[nn]), 256 - strlen(lines[nn]), ")");
         notes[nn] = lines[nn];
         nn++;
-        printf("%-10s %10.3f %10.3f %12.3f %10s\n", ff_client_task_names[k], fed.auroc[k],
-               pooled.auroc[k], local_mean.auroc[k], orc);
+        printf("%-10s %10s %10s %12s %10s", ff_client_task_names[k], f, p, l, orc);
+        if (!isfinite(fed.auroc[k]))
+            printf("   (%s)", fed.why[k]);
+        printf("\n");
     }
     snprintf(lines[nn], 256, "Targets: federated >= pooled - 0.02 on every task: %s; federated >= "
-             "mean local-only + 0.03 on every task: %s", pass_pooled ? "met" : "NOT met",
-             pass_local ? "met" : "NOT met");
+             "mean local-only + 0.03 on every task: %s%s", pass_pooled ? "met" : "NOT met",
+             pass_local ? "met" : "NOT met",
+             npool < FF_CLIENT_TASKS ? " (tasks with an undefined AUROC left out)" : "");
     notes[nn] = lines[nn];
     nn++;
     printf("%s\n", lines[nn - 1]);
@@ -798,8 +921,114 @@ static int baselines(sim *s, const ff_model_config *mc)
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
+/* The site name of a folder: its last path component, with bytes a certificate name cannot
+ * hold turned into '_' (names then made unique by the caller). */
+static void site_name_of(const char *dir, char *out, size_t n)
+{
+    char tmp[1024];
+    ff_strlcpy(tmp, dir, sizeof tmp);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/')
+        tmp[--l] = '\0';
+    const char *b = strrchr(tmp, '/');
+    b = b ? b + 1 : tmp;
+    size_t j = 0;
+    if (b[0] == '.' || b[0] == '-' || b[0] == '\0' || strcmp(b, "ca") == 0 || strcmp(b, "crl") == 0)
+        j = (size_t)snprintf(out, n, "site-");
+    for (; *b && j + 1 < n && j < 48; b++) {
+        char c = *b;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '.' || c == '_';
+        out[j++] = ok ? c : '_';
+    }
+    out[j] = '\0';
+}
+
+/* An existing site folder: a readable directory with a readable patients.csv that loads
+ * (lenient, as its client will) with at least one usable patient. Checked before anything is
+ * written, so a typo stops the run at once. */
+static int check_site_dir(const char *dir, const ff_model_config *mc)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return ff_error(FF_EINVAL, "site folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return ff_error(FF_EINVAL, "site folder %s: not a directory", dir);
+    if (access(dir, R_OK | X_OK) != 0)
+        return ff_error(FF_EINVAL, "site folder %s: not readable (%s)", dir, strerror(errno));
+    char pp[1100];
+    snprintf(pp, sizeof pp, "%s/patients.csv", dir);
+    FILE *f = fopen(pp, "r");
+    if (!f)
+        return ff_error(FF_EINVAL, "site folder %s: cannot read patients.csv (%s)", dir,
+                        strerror(errno));
+    fclose(f);
+    ff_data_shape shape;
+    ff_client_shape(mc, &shape);
+    ff_site_opts so = ff_site_opts_default();
+    ff_load_report rep;
+    ff_site *site = NULL;
+    ff_log_level lvl = ff_log_get_level();
+    ff_log_set_level(FF_LOG_WARN);
+    int rc = ff_site_load(&site, dir, &shape, &so, &rep);
+    ff_log_set_level(lvl);
+    ff_site_free(site);
+    if (rc != FF_OK)
+        return ff_error(FF_EINVAL, "site folder %s: %s", dir, ff_error_message());
+    return FF_OK;
+}
+
+/* The hospitals: the given site folders (names from the folders), else data.dir/site-1..N. */
+static int set_sites(sim *s, const char *config_path, const ff_fed_run_opts *o,
+                     const ff_model_config *mc)
+{
+    const char *const *given = o && o->nsite_dirs ? o->site_dirs
+                                                  : (const char *const *)s->d.data.site_dirs.items;
+    size_t ng = o && o->nsite_dirs ? o->nsite_dirs : s->d.data.site_dirs.count;
+    if (ng == 0) {
+        s->nsites = (size_t)s->d.data.sites;
+        s->ncohort = FF_MIN(s->nsites, (size_t)MAX_COHORT_SITES);
+        for (size_t i = 0; i < s->nsites; i++) {
+            snprintf(s->names[i], sizeof s->names[i], "site-%zu", i + 1);
+            if (i < s->ncohort)
+                snprintf(s->dirs[i], sizeof s->dirs[i], "%s/site-%zu", s->data, i + 1);
+        }
+        if (s->d.min_sites > s->d.data.sites)
+            return ff_error(FF_ECONFIG, "%s: min_sites %lld is above data.sites %lld", config_path,
+                            (long long)s->d.min_sites, (long long)s->d.data.sites);
+        return FF_OK;
+    }
+    if (ng > MAX_COHORT_SITES)
+        return ff_error(FF_EINVAL, "%zu site folders: at most %d", ng, MAX_COHORT_SITES);
+    if ((int64_t)ng < s->d.min_sites)
+        return ff_error(FF_ECONFIG, "%s: min_sites %lld is above the %zu site folders given",
+                        config_path, (long long)s->d.min_sites, ng);
+    s->real_sites = 1;
+    s->nsites = s->ncohort = ng;
+    int rc = FF_OK;
+    for (size_t i = 0; rc == FF_OK && i < ng; i++) {
+        rc = abspath(given[i], s->dirs[i], sizeof s->dirs[i]);
+        if (rc == FF_OK)
+            rc = check_site_dir(s->dirs[i], mc);
+        char base[FF_SITE_NAME_MAX];
+        site_name_of(s->dirs[i], base, sizeof base);
+        ff_strlcpy(s->names[i], base, sizeof s->names[i]);
+        for (int dup = 2; rc == FF_OK; dup++) { /* two folders of the same name: -2, -3... */
+            size_t j = 0;
+            while (j < i && strcmp(s->names[j], s->names[i]) != 0)
+                j++;
+            if (j == i)
+                break;
+            snprintf(s->names[i], sizeof s->names[i], "%.48s-%d", base, dup);
+        }
+    }
+    for (size_t i = 0; rc == FF_OK && i < ng; i++)
+        printf("site %s: %s\n", s->names[i], s->dirs[i]);
+    return rc;
+}
+
 static int prepare(sim *s, const char *config_path, const char *out_dir, const char *exe,
-                   ff_model_config *mc)
+                   const ff_fed_run_opts *o, ff_model_config *mc)
 {
     int rc = ff_cfg_load(config_path, demo_schema, &s->d);
     if (rc != FF_OK)
@@ -821,15 +1050,10 @@ static int prepare(sim *s, const char *config_path, const char *out_dir, const c
         else
             rc = abspath(exe, s->exe, sizeof s->exe);
     }
-    if (rc == FF_OK && s->d.min_sites > s->d.data.sites)
-        return ff_error(FF_ECONFIG, "%s: min_sites %lld is above data.sites %lld", config_path,
-                        (long long)s->d.min_sites, (long long)s->d.data.sites);
     if (rc == FF_OK)
         rc = ff_model_config_load(s->model_cfg, mc);
-    s->nsites = (size_t)s->d.data.sites;
-    s->ncohort = FF_MIN(s->nsites, (size_t)MAX_COHORT_SITES);
-    for (size_t i = 0; i < s->nsites; i++)
-        snprintf(s->names[i], sizeof s->names[i], "site-%zu", i + 1);
+    if (rc == FF_OK) /* before anything is written: bad site folders stop here */
+        rc = set_sites(s, config_path, o, mc);
     char logs[1100];
     snprintf(logs, sizeof logs, "%s/logs", s->abs_out);
     if (rc == FF_OK)
@@ -846,7 +1070,7 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
     ff_model_config mc;
     double t0 = ff_now();
     char job[FF_SHA256_HEX];
-    int rc = prepare(s, config_path, out_dir, exe, &mc);
+    int rc = prepare(s, config_path, out_dir, exe, o, &mc);
     if (rc == FF_OK)
         rc = make_cohort(s, &mc);
     if (rc == FF_OK)

@@ -36,6 +36,10 @@ extern "C" {
 typedef struct {
     volatile int *stop; /* may be NULL; when *stop becomes non-zero the service stops */
     int progress;       /* live progress line on stderr (coordinator) */
+    /* ff_fed_simulate only: existing site folders (any names) used instead of the config's
+     * data section; each must be a readable, loadable site folder or nothing starts. */
+    const char *const *site_dirs;
+    size_t nsite_dirs;
 } ff_fed_run_opts;
 
 /* Runs the coordinator of coordinator.yaml (its plan, model_config, consortium, tls and audit
