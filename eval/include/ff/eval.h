@@ -120,6 +120,13 @@ int ff_eval_binary(const double *score, const uint8_t *label, size_t n, const ff
                    ff_eval_result *out) FF_WARN_UNUSED;
 void ff_eval_result_free(ff_eval_result *r);
 
+/* Harrell's C-index of survival risks (higher risk = earlier event), as lifelines'
+ * concordance_index(time, -risk, event): comparable pairs are (i, j) with event_i and
+ * T_i < T_j, or T_i = T_j and j censored; concordant when risk_i > risk_j, ties count 1/2.
+ * FF_EINVAL for a non-finite value (names the row) or no comparable pair. O(n²). */
+int ff_eval_cindex(const double *risk, const double *time, const uint8_t *event, size_t n,
+                   double *out) FF_WARN_UNUSED;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Fairness per protected attribute                                                          */
 /* ---------------------------------------------------------------------------------------- */

@@ -348,6 +348,129 @@ void ff_bce_backward_ref(float *dlogits, const float *logits, const float *y, co
                          int n);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Losses (models/src/loss.c): for the tabular models and any other task head                */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Each forward writes the MEAN loss over its n rows (MSE: over all n values) to *loss; each
+ * backward ADDS scale × d loss / d input into its gradient (scale 1 for the plain gradient; a
+ * caller weighting several losses passes its weight). Sums are in double. Targets are checked
+ * (FF_EINVAL naming the row); on error nothing is written.
+ *
+ *     double L;
+ *     if (ff_loss_bce_forward(&L, logit, y, n) != FF_OK) ...   // y in [0, 1]
+ *     ff_loss_bce_backward(dlogit, logit, y, n, 1.0f);           // dlogit += (σ(z) − y) / n
+ *
+ * BCE with logits:  ℓ = max(z,0) − z y + log(1 + e^{−|z|})          (PyTorch BCEWithLogitsLoss)
+ * cross-entropy:    ℓ_i = logsumexp(z_i) − z_i[label_i], logits [n,k], label in [0,k)
+ * MSE:              ℓ = mean (p − y)²
+ * Cox (Breslow):    L = (1/n) Σ_{i: E_i=1} [log Σ_{j: T_j ≥ T_i} e^{s_j} − s_i], s = risk score;
+ *                   every row tied at T_i is in i's risk set (Breslow 1974). Normalised by n, the
+ *                   batch size, as FLamby's TCGA-BRCA loss (which breaks ties by sort order).
+ */
+typedef enum { FF_LOSS_BCE = 0, FF_LOSS_CE, FF_LOSS_MSE, FF_LOSS_COX, FF_LOSS_COUNT } ff_loss_kind;
+const char *ff_loss_name(int kind); /* "bce", "cross_entropy", "mse", "cox" */
+
+int ff_loss_bce_forward(double *loss, const float *logit, const float *y, int n) FF_WARN_UNUSED;
+void ff_loss_bce_backward(float *dlogit, const float *logit, const float *y, int n, float scale);
+int ff_loss_ce_forward(double *loss, const float *logits, const int32_t *label, int n,
+                       int k) FF_WARN_UNUSED;
+int ff_loss_ce_backward(float *dlogits, const float *logits, const int32_t *label, int n, int k,
+                        float scale) FF_WARN_UNUSED;
+double ff_loss_mse_forward(const float *pred, const float *y, size_t n);
+void ff_loss_mse_backward(float *dpred, const float *pred, const float *y, size_t n, float scale);
+/* time finite, event 0 or 1. Allocates O(n) scratch (FF_ENOMEM). */
+int ff_loss_cox_forward(double *loss, const float *score, const float *time, const float *event,
+                        int n) FF_WARN_UNUSED;
+int ff_loss_cox_backward(float *dscore, const float *score, const float *time, const float *event,
+                         int n, float scale) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tabular models (models/src/tabular.c): `linear` and `mlp` over a plain feature matrix      */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Independent of any site-folder format: rows of `features` floats in, `outputs` floats out.
+ *
+ *     ff_tab_config c;
+ *     if (ff_tab_config_load("configs/model-linear.yaml", &c) != FF_OK) ...  // FILE:LINE:COL
+ *     ff_tab *t; ff_tab_new(&t, &c, 64); ff_tab_init(t, seed);
+ *     ff_vec_optim o; ff_vec_optim_init(&o, FF_OPTIM_SGD, ff_tab_nparams(t), 0.01f);
+ *     ff_tab_zero_grad(t);
+ *     ff_tab_forward(t, x, B, out, &rng);           // rng: dropout draws; NULL = evaluation
+ *     ff_tab_loss(t, out, y, B, &loss, dout);       // dout = d loss / d out (zeroed first)
+ *     ff_tab_backward(t, x, dout, B);               // adds into ff_tab_grads(t)
+ *     ff_vec_optim_step(&o, ff_tab_params(t), ff_tab_grads(t));
+ *
+ * Parameters are one flat float vector, tensors "fc.weight" [out,in], "fc.bias" (linear) or
+ * "fc0.weight", "fc0.bias", ... "fcL.*" (mlp), as PyTorch's nn.Linear stacks.
+ */
+typedef enum { FF_TAB_LINEAR = 0, FF_TAB_MLP } ff_tab_arch;
+typedef enum { FF_TAB_LOGISTIC = 0, FF_TAB_LINEAR_HEAD,  FF_TAB_COX, FF_TAB_SOFTMAX } ff_tab_head;
+typedef enum { FF_TAB_RELU = 0, FF_TAB_TANH, FF_TAB_GELU } ff_tab_activation;
+#define FF_TAB_MAX_HIDDEN 8
+
+typedef struct {
+    int arch;             /* ff_tab_arch */
+    int64_t features;     /* input columns */
+    int64_t outputs;      /* 1, or classes for softmax */
+    int head;             /* ff_tab_head: logistic = BCE, linear = MSE, cox, softmax = CE */
+    int64_t nhidden;      /* mlp: hidden layers (set from `hidden` by validate) */
+    int64_t hidden[FF_TAB_MAX_HIDDEN];
+    int activation;       /* ff_tab_activation */
+    double dropout;       /* mlp: after each hidden activation, training only */
+    ff_cfg_strlist hidden_list; /* the YAML `hidden:` list (owned; ff_tab_config_free) */
+} ff_tab_config;
+
+extern const ff_cfg_field ff_tab_config_schema[];
+/* YAML keys: model (linear|mlp), features, outputs, head (logistic|linear|cox|softmax),
+ * hidden [w1, w2, ...], activation (relu|tanh|gelu), dropout. Errors name FILE:LINE:COL and
+ * the key. Release with ff_tab_config_free. */
+int ff_tab_config_load(const char *path, ff_tab_config *c) FF_WARN_UNUSED;
+int ff_tab_config_load_str(const char *name, const char *yaml, size_t len,
+                           ff_tab_config *c) FF_WARN_UNUSED;
+/* Cross-key rules (heads' output counts, hidden widths); fills nhidden/hidden from the list. */
+int ff_tab_config_validate(ff_tab_config *c) FF_WARN_UNUSED;
+void ff_tab_config_free(ff_tab_config *c);
+const char *ff_tab_head_name(int head);
+/* Columns of a target row for the head: cox 2 (event, time), linear `outputs`, others 1. */
+int ff_tab_target_width(const ff_tab_config *c);
+
+typedef struct ff_tab ff_tab;
+/* Activations for batches up to max_batch, sized once. Parameters start at zero. */
+int ff_tab_new(ff_tab **out, const ff_tab_config *cfg, int max_batch) FF_WARN_UNUSED;
+void ff_tab_free(ff_tab *t);
+const ff_tab_config *ff_tab_cfg(const ff_tab *t);
+size_t ff_tab_nparams(const ff_tab *t);
+float *ff_tab_params(ff_tab *t);
+float *ff_tab_grads(ff_tab *t);
+size_t ff_tab_ntensors(const ff_tab *t);
+const ff_param_info *ff_tab_tensor(const ff_tab *t, size_t i); /* NULL out of range */
+/* PyTorch's nn.Linear default init, W and b ~ U(−1/√in, 1/√in), from seed (Philox). */
+void ff_tab_init(ff_tab *t, uint64_t seed);
+void ff_tab_zero_grad(ff_tab *t);
+/* out [B, outputs] for x [B, features]; dropout_rng non-NULL = training (dropout drawn from
+ * it), NULL = evaluation. Saves what backward needs. */
+int ff_tab_forward(ff_tab *t, const float *x, int B, float *out, ff_rng *dropout_rng) FF_WARN_UNUSED;
+/* After forward on the same x: adds d loss / d params given dout = d loss / d out. */
+int ff_tab_backward(ff_tab *t, const float *x, const float *dout, int B) FF_WARN_UNUSED;
+/* The head's loss (mean over the batch) of out against y [B, ff_tab_target_width]; with dout
+ * non-NULL adds d loss / d out into it. */
+int ff_tab_loss(const ff_tab *t, const float *out, const float *y, int B, double *loss,
+                float *dout) FF_WARN_UNUSED;
+
+/* torch.optim.SGD (no momentum) and torch.optim.Adam (bias-corrected, eps added after the
+ * square root), both with L2 weight decay added to the gradient, over a flat vector. */
+typedef struct {
+    int kind; /* FF_OPTIM_SGD or FF_OPTIM_ADAMW (= Adam here: coupled L2, as torch.optim.Adam) */
+    size_t n;
+    float lr, beta1, beta2, eps, weight_decay;
+    float *m, *v; /* Adam moments (owned) */
+    int64_t t;    /* steps taken */
+} ff_vec_optim;
+int ff_vec_optim_init(ff_vec_optim *o, int kind, size_t n, float lr) FF_WARN_UNUSED;
+void ff_vec_optim_free(ff_vec_optim *o);
+void ff_vec_optim_step(ff_vec_optim *o, float *w, const float *g);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Per-example gradients (DP-SGD)                                                            */
 /* ---------------------------------------------------------------------------------------- */
 /*
