@@ -140,7 +140,10 @@ const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "out_dir", .type = FF_CFG_STRING, .offset = OFF(out_dir), .size = FF_COORD_PATH_MAX,
      .def = "out", .help = "rounds.csv and the final model"},
     {.key = "listen", .type = FF_CFG_STRING, .offset = OFF(listen), .size = 128,
-     .def = "127.0.0.1:7443", .help = "address the transport listens on"},
+     .def = "127.0.0.1:7443", .help = "address the transport listens on (0.0.0.0:443 behind "
+     "hospital proxies that only allow HTTPS)"},
+    {.key = "metrics", .type = FF_CFG_STRING, .offset = OFF(metrics), .size = 128, .def = "",
+     .help = "Prometheus endpoint host:port (GET /metrics); \"\" = off; a bare port = loopback"},
     {.key = "consortium", .type = FF_CFG_STRING, .offset = OFF(consortium),
      .size = FF_COORD_PATH_MAX, .def = "", .help = "consortium file (sites, certificates)"},
     {.key = "plan", .type = FF_CFG_STRING, .offset = OFF(plan), .size = FF_COORD_PATH_MAX,

@@ -918,6 +918,7 @@ static int cnode_connect(cnode *cn)
     const ff_site_config *sc = cn->sc;
     ff_client_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
                          .server_name = sc->server_name[0] ? sc->server_name : NULL,
+                         .proxy = sc->proxy[0] ? sc->proxy : NULL,
                          .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000,
                          /* gRPC hands the coordinator whole messages: a part is what one
                           * upload in progress costs it (docs/benchmarks.md, "Load") */

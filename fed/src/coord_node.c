@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fed_dp.h"
+#include "fed_metrics.h"
 #include "fed_secagg.h"
 
 /* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
@@ -65,6 +66,8 @@ typedef struct {
     void *slot_buf[FED_UPLOAD_SLOTS]; /* allocated on first use, freed at the end of the run */
     size_t slot_cap[FED_UPLOAD_SLOTS];
     unsigned char slot_busy[FED_UPLOAD_SLOTS];
+    fed_coord_stats stats; /* for the metrics endpoint (engine hook, under mu) */
+    ff_server *srv;
 } node;
 
 static int64_t unix_ms(void)
@@ -534,6 +537,9 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     node *nd = user;
     (void)req;
     pthread_mutex_lock(&nd->mu);
+    int self = site_index(nd, c->site);
+    if (self >= 0) /* a site's own call (fedfuse doctor, ping) shows it alive too */
+        nd->last_seen[self] = ff_now();
     reply->consortium = ff_call_strdup(c, nd->cons.consortium);
     reply->run_id = ff_call_strdup(c, nd->run_id);
     reply->round = (uint32_t)nd->round;
@@ -564,6 +570,8 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     json_object_set_new(d, "seconds_since_seen", seen);
     json_object_set_new(d, "deadline_in_s", json_real(FF_MAX(0, (nd->deadline_ms - unix_ms()) / 1e3)));
     json_object_set_new(d, "sites", json_integer((json_int_t)nd->nsites));
+    /* the coordinator's clock, for the sites' skew check (fedfuse doctor) */
+    json_object_set_new(d, "now_unix_ms", json_integer((json_int_t)unix_ms()));
     json_t *ref = json_object();
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
@@ -584,6 +592,73 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
         free(s);
     }
     return FF_OK;
+}
+
+/* GET /metrics (docs/operations.md, "Metrics"). */
+static void render_metrics(void *ud, fed_metrics_buf *b)
+{
+    node *nd = ud;
+    pthread_mutex_lock(&nd->mu);
+    fed_coord_stats_render(&nd->stats, b);
+    double now = ff_now();
+    size_t conn = 0;
+    for (size_t i = 0; i < nd->nsites; i++)
+        conn += nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60;
+    fed_metrics_family(b, "fedfuse_round", "gauge", "The round in progress.");
+    fed_metrics_printf(b, "fedfuse_round %lld\n", (long long)nd->round);
+    fed_metrics_family(b, "fedfuse_sites_enrolled", "gauge", "Sites in the consortium file.");
+    fed_metrics_printf(b, "fedfuse_sites_enrolled %zu\n", nd->nsites);
+    fed_metrics_family(b, "fedfuse_sites_connected", "gauge", "Sites that called in the last minute.");
+    fed_metrics_printf(b, "fedfuse_sites_connected %zu\n", conn);
+    size_t pend = 0;
+    for (size_t i = 0; i < nd->nsites; i++)
+        pend += nd->pending[i];
+    fed_metrics_family(b, "fedfuse_sites_pending", "gauge", "Sites the open phase still waits for.");
+    fed_metrics_printf(b, "fedfuse_sites_pending %zu\n", pend);
+    uint64_t refusals[FF_REFUSE_COUNT];
+    for (int r = 1; r < FF_REFUSE_COUNT; r++)
+        refusals[r] = ff_coord_refusals(nd->c, r);
+    double eps = 0, order = 0;
+    int dp = nd->dp.on && nd->dp.ledger && ff_privacy_ledger_epsilon(nd->dp.ledger, &eps, &order) == FF_OK;
+    double budget = nd->dp.on ? nd->dp.cfg.epsilon_budget : 0;
+    pthread_mutex_unlock(&nd->mu);
+    ff_server_counters sc = {0};
+    if (nd->srv)
+        ff_server_counters_get(nd->srv, &sc);
+    fed_metrics_family(b, "fedfuse_transport_received_bytes_total", "counter", "Bytes received from sites.");
+    fed_metrics_printf(b, "fedfuse_transport_received_bytes_total %llu\n", (unsigned long long)sc.bytes_in);
+    fed_metrics_family(b, "fedfuse_transport_sent_bytes_total", "counter", "Bytes sent to sites.");
+    fed_metrics_printf(b, "fedfuse_transport_sent_bytes_total %llu\n", (unsigned long long)sc.bytes_out);
+    fed_metrics_family(b, "fedfuse_transport_calls_total", "counter", "RPCs served, by result.");
+    fed_metrics_printf(b, "fedfuse_transport_calls_total{result=\"ok\"} %llu\n"
+                       "fedfuse_transport_calls_total{result=\"failed\"} %llu\n",
+                       (unsigned long long)sc.calls_ok, (unsigned long long)sc.calls_failed);
+    fed_metrics_family(b, "fedfuse_errors_total", "counter",
+                       "Refused calls and submissions, by error code (docs/operations.md).");
+    const struct { const char *code; uint64_t v; } tr[] = {
+        {"invalid_argument", sc.invalid_argument}, {"oversized", sc.oversized},
+        {"unknown_method", sc.unknown_method},     {"unenrolled", sc.unenrolled},
+        {"revoked", sc.revoked},                   {"replayed", sc.replayed},
+        {"checksum_mismatch", sc.checksum_mismatch}};
+    for (size_t i = 0; i < FF_ARRAY_LEN(tr); i++)
+        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", tr[i].code,
+                           (unsigned long long)tr[i].v);
+    for (int r = 1; r < FF_REFUSE_COUNT; r++) {
+        char code[64]; /* "stale round" -> refused_stale_round */
+        snprintf(code, sizeof code, "refused_%s", ff_refusal_name(r));
+        for (char *p = code; *p; p++)
+            if (*p == ' ' || *p == '-')
+                *p = '_';
+        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", code,
+                           (unsigned long long)refusals[r]);
+    }
+    fed_metrics_family(b, "fedfuse_privacy_epsilon_spent", "gauge",
+                       "Client-level DP: epsilon spent so far (0 when DP is off).");
+    fed_metrics_printf(b, "fedfuse_privacy_epsilon_spent %.6g\n", dp ? eps : 0.0);
+    fed_metrics_family(b, "fedfuse_privacy_epsilon_budget", "gauge",
+                       "Client-level DP: the plan's epsilon budget (0 when DP is off).");
+    fed_metrics_printf(b, "fedfuse_privacy_epsilon_budget %.6g\n", budget);
+    fed_metrics_process(b);
 }
 
 /* Test hook (testhook.c), run before the audit log's hook: a kill after the checkpoint is
@@ -802,6 +877,9 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     nd.sa.dp = &nd.dp;
     if (rc == FF_OK && getenv("FEDFUSE_TEST_KILL_AT"))
         rc = ff_coord_add_hook(nd.c, on_test_event, NULL);
+    nd.stats.started = ff_wall_time();
+    if (rc == FF_OK)
+        rc = ff_coord_add_hook(nd.c, fed_coord_stats_hook, &nd.stats);
     int resumed = 0;
     double spent = 0;
     if (rc == FF_OK)
@@ -823,13 +901,18 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
                                 .submit_eval = on_submit_eval, .status = on_status, .decline = on_decline,
                                 .secagg = on_secagg};
         rc = ff_server_start(&srv, &so, &h);
+        nd.srv = srv;
     }
+    fed_metrics *metrics = NULL;
+    if (rc == FF_OK && nd.cfg.metrics[0])
+        rc = fed_metrics_start(&metrics, nd.cfg.metrics, render_metrics, &nd);
     if (rc == FF_OK) {
         FF_LOG_INFO("coordinator %s: %zu sites, %lld rounds, listening on %s (port %d)%s, job %s",
                     nd.cfg.run_name, nd.nsites, (long long)nd.cfg.rounds, nd.cfg.listen,
                     ff_server_port(srv), resumed ? ", resumed from checkpoint" : "", nd.job_hex);
         rc = drive(&nd, o);
     }
+    fed_metrics_stop(metrics);
     if (srv) {
         /* Stopping the server wakes blocked long-polls (cancelled calls). */
         pthread_mutex_lock(&nd.mu);

@@ -608,10 +608,21 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
         {GRPC_ARG_INTEGER, GRPC_ARG_TSI_MAX_FRAME_SIZE, {.integer = 1 << 20}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 1 << 20}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 8 << 20}},
-        {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
-         {.string = (char *)(o->server_name ? o->server_name : "")}},
+        {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, {.string = NULL}},
+        {GRPC_ARG_STRING, GRPC_ARG_HTTP_PROXY, {.string = NULL}},
     };
-    grpc_channel_args ca = {FF_ARRAY_LEN(args) - (o->server_name ? 0 : 1), args};
+    /* the optional two last: name override, then the proxy (gRPC tunnels with HTTP CONNECT
+     * and runs TLS inside the tunnel, so the proxy sees only ciphertext) */
+    size_t nargs = FF_ARRAY_LEN(args) - 2;
+    if (o->server_name)
+        args[nargs++].value.string = (char *)o->server_name;
+    char proxy[300];
+    if (o->proxy && o->proxy[0]) {
+        snprintf(proxy, sizeof proxy, "%s%s", strstr(o->proxy, "://") ? "" : "http://", o->proxy);
+        args[nargs] = args[FF_ARRAY_LEN(args) - 1];
+        args[nargs++].value.string = proxy;
+    }
+    grpc_channel_args ca = {nargs, args};
     /* Our own files, checked here so a wrong path or an expired certificate gets a clear
      * message instead of gRPC's "empty address list" on the first call. */
     int rc = o->insecure ? FF_OK

@@ -100,6 +100,7 @@ typedef struct {
     char checkpoint_dir[FF_COORD_PATH_MAX];
     char out_dir[FF_COORD_PATH_MAX];
     char listen[128];
+    char metrics[128];  /* Prometheus endpoint host:port; "" = off */
     char consortium[FF_COORD_PATH_MAX];
     /* Files the coordinator process (`fedfuse coordinator`, library fed) reads; the engine
      * itself ignores them. Relative paths resolve against the working directory. */

@@ -26,6 +26,7 @@
 #define FF_FED_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ff/common.h"
 
@@ -58,6 +59,9 @@ typedef struct {
     char model_config[512];
     char policy[512];
     char out_dir[512];      /* receipts/ */
+    char proxy[256];        /* outbound HTTP CONNECT proxy host:port ("" = grpc_proxy /
+                               https_proxy / http_proxy from the environment, if set) */
+    char metrics[128];      /* this node's Prometheus endpoint host:port; "" = off */
     char peers_dir[512];    /* <site>.pem of every site: their Ed25519 keys verify the
                                secure-aggregation advertisements ("" = no secure aggregation) */
     int64_t threads;
@@ -72,6 +76,13 @@ int ff_site_config_load(ff_site_config *out, const char *path) FF_WARN_UNUSED;
 
 /* Runs the client node until the coordinator says DONE (FF_OK), *stop, or give_up_after. */
 int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
+/* `fedfuse doctor`: runs every check of a site config (local files, certificate, data,
+ * policy, disk, then DNS, TCP, TLS, an authenticated ping and the clock skew against the
+ * coordinator) or of a coordinator config (files, certificate, CRL, consortium, plan, disk),
+ * printing `ok CHECK (detail)`, `FAIL CHECK: reason; fix: ...` or `skip CHECK: why` per line
+ * (json: one object with "checks"). *failed = number of FAIL lines. FF_OK unless out fails. */
+int ff_fed_doctor(const char *config_path, int json, FILE *out, int *failed) FF_WARN_UNUSED;
 
 /* Rebuilds out_dir/report.html and out_dir/metrics.json from out_dir/fedeval.json (written by
  * the coordinator), adding free-text notes (the simulation's baseline comparison). */

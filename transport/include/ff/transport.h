@@ -348,6 +348,9 @@ typedef struct {
     const char *cert, *key;  /* site certificate and key */
     const char *ca;          /* consortium CA certificate (checks the coordinator) */
     const char *server_name; /* expected coordinator name when it differs from target host */
+    const char *proxy;       /* HTTP CONNECT proxy "host:port" or "http://host:port"; NULL =
+                                gRPC's own choice from grpc_proxy / https_proxy / http_proxy
+                                (no_proxy honoured). TLS runs end to end through the tunnel. */
     int insecure;            /* plaintext; refused unless target is loopback */
     const char *insecure_site; /* site name sent in plaintext mode */
     int attempts;            /* tries per call on UNAVAILABLE; 0 = 6 */
