@@ -31,7 +31,7 @@ FF_CLI_GROUP_DEFINE(data,
      "  --config FILE  tokenize with a model config's dimensions (default fusion-base)\n"
      "  Exit 0 when usable; 2 on the first error in strict mode or when nothing usable\n"
      "  remains.\n"},
-    {"import", "import real records (MIMIC-IV-ED) into the site format", cmd_import,
+    {"import", "import real records (MIMIC-IV-ED, DICOM, FHIR) into the site format", cmd_import,
      "usage: fedfuse import mimic-iv-ed --ed DIR --hosp DIR --icu DIR --out DIR\n"
      "                     [--sites N] [--seed S] [--lookback-days D] [--strict]\n"
      "  Reads the MIMIC-IV-ED ed/ tables and the MIMIC-IV hosp/ and icu/ tables (.csv.gz,\n"
@@ -44,7 +44,12 @@ FF_CLI_GROUP_DEFINE(data,
      "  --seed S           split and site assignment seed (default 1)\n"
      "  --lookback-days D  drop events older than D days before arrival (default: keep all)\n"
      "  --strict           stop at the first malformed record (default: skip and count)\n"
-     "  See docs/data.md, \"Real data: MIMIC-IV-ED demo\".\n"})
+     "  See docs/data.md, \"Real data: MIMIC-IV-ED demo\".\n"
+     "usage: fedfuse import dicom --in DIR --map FILE --out SITE_DIR [options]\n"
+     "usage: fedfuse import fhir --in DIR [--rules FILE] --out SITE_DIR [options]\n"
+     "  A PACS export to images/ and image_manifest.csv; a FHIR R4 Bulk Data export to\n"
+     "  patients.csv, events.csv and notes.csv. 'fedfuse import dicom --help' and\n"
+     "  'fedfuse import fhir --help' list their options (docs/data.md).\n"})
 
 static int cmd_synth(int argc, char **argv)
 {
@@ -141,6 +146,12 @@ static int cmd_data(int argc, char **argv)
 
 static int cmd_import(int argc, char **argv)
 {
+#ifdef FF_HAVE_INGEST
+    if (argc > 1 && strcmp(argv[1], "dicom") == 0)
+        return ff_cli_import_dicom(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "fhir") == 0)
+        return ff_cli_import_fhir(argc, argv);
+#endif
     ff_cli_args a;
     ff_cli_args_init(&a, "import", argc, argv);
     ff_mimic_opts o = ff_mimic_opts_default();
@@ -159,7 +170,7 @@ static int cmd_import(int argc, char **argv)
     if (ff_cli_check_unused(&a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     if (!source || strcmp(source, "mimic-iv-ed") != 0)
-        return ff_cli_usage_error("import", "the source must be 'mimic-iv-ed'");
+        return ff_cli_usage_error("import", "the source must be 'mimic-iv-ed', 'dicom' or 'fhir'");
     if (!o.ed_dir || !o.hosp_dir || !o.icu_dir || !out)
         return ff_cli_usage_error("import", "--ed, --hosp, --icu and --out are required");
     if (sites != -1 && (sites < 1 || sites > FF_MIMIC_MAX_SITES))

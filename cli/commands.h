@@ -22,6 +22,12 @@ FF_CLI_GROUP_DECL(models)
 #ifdef FF_HAVE_DATA
 FF_CLI_GROUP_DECL(data)
 #endif
+#ifdef FF_HAVE_INGEST
+/* `fedfuse import dicom|fhir` (cmd_ingest.c), reached through the import command of
+ * cmd_data.c; argv[0] is "import", argv[1] the source. */
+int ff_cli_import_dicom(int argc, char **argv);
+int ff_cli_import_fhir(int argc, char **argv);
+#endif
 #ifdef FF_HAVE_EVAL
 FF_CLI_GROUP_DECL(eval)
 #endif

@@ -12,11 +12,6 @@
 int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn,
                   void *ctx) FF_WARN_UNUSED;
 
-/* Finds each of names[0..n) in a header row; idx[k] = its position. A missing column is
- * FF_EFORMAT "SHOWN:1: missing required column 'NAME'". */
-int ff_gzcsv_columns(const ff_csv_row *hdr, const char *shown, const char *const *names, int n,
-                     int *idx) FF_WARN_UNUSED;
-
 /* Open-addressing map from a non-negative int64 key to an int value (>= 0). */
 typedef struct {
     int64_t *keys; /* -1 = empty */

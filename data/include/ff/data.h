@@ -310,6 +310,45 @@ int ff_mimic_import(const ff_mimic_opts *o, const char *out_dir,
                     ff_mimic_report *rep) FF_WARN_UNUSED;
 void ff_mimic_report_print(const ff_mimic_report *r, FILE *out);
 
+/* ---------------------------------------------------------------------------------------- */
+/* CSV, PNG and resizing helpers shared with the importers of ff_ingest                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One CSV row as libcsv delivered it: NUL-terminated fields and the physical line on which
+ * the row starts (1-based; the header is line 1). */
+typedef struct {
+    char **fields;
+    size_t *lens;
+    int nfields;
+    long line;
+} ff_csv_row;
+
+/* Called per row (header included, as the first). Returns FF_OK to go on, or an error status
+ * (with ff_error set) to stop reading. */
+typedef int (*ff_csv_row_fn)(const ff_csv_row *row, void *ctx);
+
+/* Streams a CSV file through libcsv (RFC 4180: quoted fields with commas, quotes and
+ * newlines). strict: libcsv's strict quoting and an unterminated quote at the end are errors
+ * "FILE:LINE: malformed CSV (...)"; lenient: libcsv's tolerant reading. */
+int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn,
+                void *ctx) FF_WARN_UNUSED;
+
+/* Writes one CSV field (quoted when it must be) through libcsv; sep is ',' or '\n' after. */
+int ff_csv_put(FILE *f, const char *s, char sep);
+
+/* Finds each of names[0..n) in a header row; idx[k] = its position. A missing column is
+ * FF_EFORMAT "SHOWN:1: missing required column 'NAME'". */
+int ff_gzcsv_columns(const ff_csv_row *hdr, const char *shown, const char *const *names, int n,
+                     int *idx) FF_WARN_UNUSED;
+
+/* Writes an 8- or 16-bit grayscale PNG from values in [0, 1] (clamped), or RGB when rgb. */
+int ff_png_write_gray(const char *path, const float *src, int H, int W, int bit_depth,
+                      int rgb) FF_WARN_UNUSED;
+
+/* Area-averaging resize of a float image (sh x sw) to (dh x dw): each target pixel is the
+ * mean of the source area it covers, with fractional overlaps weighted. */
+void ff_resize_area(const float *src, int sh, int sw, float *dst, int dh, int dw);
+
 #ifdef __cplusplus
 }
 #endif
