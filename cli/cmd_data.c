@@ -1,5 +1,7 @@
 /* Commands of the data library: `fedfuse synth`, `fedfuse data check` and
  * `fedfuse import mimic-iv-ed`. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -25,8 +27,11 @@ FF_CLI_GROUP_DEFINE(data,
     {"data", "validate a hospital's site directory (`fedfuse data check SITE_DIR`)", cmd_data,
      "usage: fedfuse data check SITE_DIR [--strict] [--config MODEL.yaml]\n"
      "  Loads the site as a client would and prints patients per split, label prevalence,\n"
-     "  modality availability, note and event lengths and everything skipped, by reason\n"
-     "  (counts only). Lenient by default: bad rows are skipped and counted.\n"
+     "  modality availability, note and event lengths, the share of notes and event\n"
+     "  histories cut at the model's limits, everything skipped by reason, and every dropped\n"
+     "  row or file as FILE:LINE: reason. Lenient by default: bad rows are skipped. A UTF-8\n"
+     "  byte order mark is dropped; a ';' or tab delimiter is detected (and said); rows that\n"
+     "  are not UTF-8 and images that are not PNG (.dcm, .jpg, ...) are reported as such.\n"
      "  --strict       stop at the first bad row or file, naming file and line\n"
      "  --config FILE  tokenize with a model config's dimensions (default fusion-base)\n"
      "  Exit 0 when usable; 2 on the first error in strict mode or when nothing usable\n"
@@ -100,6 +105,35 @@ static int cmd_synth(int argc, char **argv)
     return FF_EXIT_OK;
 }
 
+/* Every dropped row, in order, for the summary (an in-memory stream). */
+typedef struct {
+    FILE *f;
+    char *buf;
+    size_t len;
+    long n;
+} dropped_list;
+
+static void on_dropped(void *ud, const char *where, long line, const char *reason)
+{
+    dropped_list *d = ud;
+    if (!d->f)
+        return;
+    if (line > 0)
+        fprintf(d->f, "  %s:%ld: %s\n", where, line, reason);
+    else
+        fprintf(d->f, "  %s: %s\n", where, reason);
+    d->n++;
+}
+
+static void dropped_print(dropped_list *d)
+{
+    if (d->f && fclose(d->f) == 0 && d->n > 0)
+        printf("dropped (%ld, each with file:line and reason):\n%s", d->n, d->buf);
+    d->f = NULL;
+    free(d->buf);
+    d->buf = NULL;
+}
+
 static int cmd_data_check(ff_cli_args *a)
 {
     const char *cfg = ff_cli_opt(a, "--config");
@@ -115,6 +149,10 @@ static int cmd_data_check(ff_cli_args *a)
         return ff_cli_fail(FF_ECONFIG);
     ff_site_opts o = ff_site_opts_default();
     o.strict = strict;
+    dropped_list dl = {0};
+    dl.f = open_memstream(&dl.buf, &dl.len);
+    o.on_skip = on_dropped;
+    o.skip_ud = &dl;
     ff_load_report rep;
     ff_site *site = NULL;
     double t0 = ff_now();
@@ -122,11 +160,13 @@ static int cmd_data_check(ff_cli_args *a)
     if (rc != FF_OK) {
         if (!strict)
             ff_load_report_print(&rep, stdout);
+        dropped_print(&dl);
         return ff_cli_fail(rc);
     }
     printf("site %s: usable (%s mode, loaded in %.2f s)\n", dir, strict ? "strict" : "lenient",
            ff_now() - t0);
     ff_load_report_print(&rep, stdout);
+    dropped_print(&dl);
     ff_load_report_log(&rep, dir);
     ff_site_free(site);
     return FF_EXIT_OK;

@@ -10,6 +10,8 @@ typedef struct {
     ff_csv_fields f;
     long line;      /* physical line being fed */
     long row_start; /* line where the current row began; 0 = between rows */
+    long bad_line, bad_byte; /* first line of the current row that is not UTF-8, and where */
+    char delim;
     int status;     /* first error returned by the row callback */
     ff_csv_row_fn fn;
     void *ctx;
@@ -62,11 +64,52 @@ static void on_row(int c, void *data)
     csv_state *st = data;
     long line = st->row_start ? st->row_start : st->line;
     if (st->status == FF_OK && !st->f.oom) {
-        ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields, line};
+        ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields, line,
+                          st->bad_line, st->bad_byte, st->delim};
         st->status = st->fn(&row, st->ctx);
     }
     ff_csv_fields_next(&st->f);
     st->row_start = 0;
+    st->bad_line = st->bad_byte = 0;
+}
+
+/* 0 when s[0..n) is valid UTF-8 (no overlong forms, surrogates or values above U+10FFFF),
+ * else the 1-based offset of the first bad sequence. */
+static size_t utf8_bad_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4))
+            return i + 1;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i + 1;
+        if ((len == 3 && c == 0xE0 && s[i + 1] < 0xA0) || (len == 3 && c == 0xED && s[i + 1] >= 0xA0) ||
+            (len == 4 && c == 0xF0 && s[i + 1] < 0x90) || (len == 4 && c == 0xF4 && s[i + 1] >= 0x90))
+            return i + 1;
+        i += len;
+    }
+    return 0;
+}
+
+/* The delimiter of a header line: ',' unless it has no comma outside quotes and a ';' or a
+ * tab (the more frequent of the two). */
+static char detect_delim(const char *s, size_t n)
+{
+    size_t comma = 0, semi = 0, tab = 0;
+    int q = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            q = !q;
+        else if (!q)
+            comma += s[i] == ',', semi += s[i] == ';', tab += s[i] == '\t';
+    }
+    if (comma > 0 || (semi == 0 && tab == 0))
+        return ',';
+    return semi >= tab ? ';' : '\t';
 }
 
 static int is_blank_line(const char *s, size_t n)
@@ -100,11 +143,26 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
     ssize_t n;
     /* Feeding one physical line at a time lets rows carry the line they start on, quoted
      * newlines included. */
+    st->delim = ',';
     while ((n = getline(&buf, &cap, f)) > 0) {
         st->line++;
-        if (st->row_start == 0 && !is_blank_line(buf, (size_t)n))
+        char *text = buf;
+        if (st->line == 1) {
+            if (n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) { /* byte order mark */
+                text += 3;
+                n -= 3;
+            }
+            st->delim = detect_delim(text, (size_t)n);
+            csv_set_delim(&p, (unsigned char)st->delim);
+        }
+        size_t bad = utf8_bad_at((const unsigned char *)text, (size_t)n);
+        if (bad && !st->bad_line) {
+            st->bad_line = st->line;
+            st->bad_byte = (long)bad;
+        }
+        if (st->row_start == 0 && !is_blank_line(text, (size_t)n))
             st->row_start = st->line;
-        if (csv_parse(&p, buf, (size_t)n, on_field, on_row, st) != (size_t)n) {
+        if (csv_parse(&p, text, (size_t)n, on_field, on_row, st) != (size_t)n) {
             rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (%s)", shown,
                           st->row_start ? st->row_start : st->line,
                           csv_strerror(csv_error(&p)));

@@ -32,7 +32,7 @@ static void gz_on_row(int c, void *data)
     st->record++;
     if (st->status == FF_OK && !st->f.oom) {
         ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields,
-                          st->record};
+                          st->record, 0, 0, 0};
         st->status = st->fn(&row, st->ctx);
     }
     ff_csv_fields_next(&st->f);

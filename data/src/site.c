@@ -2,10 +2,12 @@
  * Messages name the file and line, never the contents (which are patient data). */
 #include "site_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 static const char *const task_columns[FF_DATA_TASKS] = {"label_admission", "label_icu",
@@ -24,7 +26,8 @@ const char *ff_skip_reason_name(ff_skip_reason r)
     static const char *const names[] = {
         "malformed patients.csv row", "duplicate patient id", "malformed notes.csv row",
         "note of unknown patient", "malformed events.csv row", "event of unknown patient",
-        "unreadable image (treated as missing)", "patient with no modality (excluded)"};
+        "unreadable image (treated as missing)", "patient with no modality (excluded)",
+        "row not valid UTF-8 text", "image file of an unsupported format"};
     return r < FF_SKIP_COUNT ? names[r] : "?";
 }
 
@@ -104,6 +107,40 @@ static long index_find(const id_index *ix, char **ids, const char *id, size_t le
 /* patients.csv                                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
+/* A row the lenient mode skips (counted, and told to opts.on_skip): an error in strict mode. */
+static int skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
+                    const char *shown, long line, const char *reason)
+{
+    if (o->strict)
+        return line > 0 ? ff_error(FF_EFORMAT, "%s:%ld: %s", shown, line, reason)
+                        : ff_error(FF_EFORMAT, "%s: %s", shown, reason);
+    rep->skipped[why]++;
+    if (o->on_skip)
+        o->on_skip(o->skip_ud, shown, line, reason);
+    return FF_OK;
+}
+
+/* A row that is not valid UTF-8 (a Latin-1 or Windows-1252 export): skipped, or the error. */
+static int bad_utf8_row(const ff_site_opts *o, ff_load_report *rep, const char *shown,
+                        const ff_csv_row *r)
+{
+    char why[160];
+    snprintf(why, sizeof why, "not valid UTF-8 text (byte %ld of the line); save the file as "
+             "UTF-8", r->bad_utf8_byte);
+    return skip_row(o, rep, FF_SKIP_BAD_UTF8, shown, r->bad_utf8_line, why);
+}
+
+/* The header: valid UTF-8 and not more than 256 columns. */
+static int header_check(const ff_csv_row *r, const char *shown)
+{
+    if (r->bad_utf8_line)
+        return ff_error(FF_EFORMAT, "%s:1: header is not valid UTF-8 text (byte %ld); save the "
+                        "file as UTF-8", shown, r->bad_utf8_byte);
+    if (r->nfields < 0)
+        return ff_error(FF_EFORMAT, "%s:1: more than 256 columns", shown);
+    return FF_OK;
+}
+
 enum { COL_ID, COL_AGE, COL_SEX, COL_SPLIT, COL_L0, COL_L1, COL_L2, COL_REQUIRED };
 
 typedef struct {
@@ -123,8 +160,10 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
     static const char *const req[COL_REQUIRED] = {"patient_id", "age", "sex", "split",
                                                   "label_admission", "label_icu",
                                                   "label_critical"};
-    if (r->nfields < 0)
-        return ff_error(FF_EFORMAT, "%s:1: more than 256 columns", c->shown);
+    int rc = header_check(r, c->shown);
+    if (rc != FF_OK)
+        return rc;
+    c->rep->delim[0] = r->delim;
     c->ncols = r->nfields;
     for (int k = 0; k < COL_REQUIRED; k++)
         c->col[k] = -1;
@@ -152,16 +191,6 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
     for (int k = 0; k < COL_REQUIRED; k++)
         if (c->col[k] < 0)
             return ff_error(FF_EFORMAT, "%s:1: missing required column '%s'", c->shown, req[k]);
-    return FF_OK;
-}
-
-/* A row the lenient mode skips: an error in strict mode. */
-static int skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
-                    const char *shown, long line, const char *reason)
-{
-    if (o->strict)
-        return ff_error(FF_EFORMAT, "%s:%ld: %s", shown, line, reason);
-    rep->skipped[why]++;
     return FF_OK;
 }
 
@@ -245,6 +274,8 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     ff_site *s = c->s;
     if (c->ncols == 0)
         return header_patients(c, r);
+    if (r->bad_utf8_line)
+        return bad_utf8_row(c->opts, c->rep, c->shown, r);
     const char *why = NULL;
     if (r->nfields != c->ncols)
         why = "wrong number of fields";
@@ -324,13 +355,15 @@ typedef struct {
 typedef struct {
     reader r;
     int col_id, col_text, ncols;
+    uint8_t *cut; /* [n]: the patient's notes were cut at Lt ids (counted once) */
 } notes_ctx;
 
 static int header_simple(const ff_csv_row *r, const char *shown, const char *const *names,
                          int *cols, int ncols_needed, int *ncols)
 {
-    if (r->nfields < 0)
-        return ff_error(FF_EFORMAT, "%s:1: more than 256 columns", shown);
+    int rc = header_check(r, shown);
+    if (rc != FF_OK)
+        return rc;
     *ncols = r->nfields;
     for (int k = 0; k < ncols_needed; k++) {
         cols[k] = -1;
@@ -352,9 +385,12 @@ static int row_notes(const ff_csv_row *r, void *vctx)
         int cols[2];
         int rc = header_simple(r, c->shown, names, cols, 2, &n->ncols);
         n->col_id = cols[0], n->col_text = cols[1];
+        c->rep->delim[1] = r->delim;
         return rc;
     }
     c->rep->note_rows++;
+    if (r->bad_utf8_line)
+        return bad_utf8_row(c->opts, c->rep, c->shown, r);
     if (r->nfields != n->ncols)
         return skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
                         "wrong number of fields");
@@ -368,6 +404,12 @@ static int row_notes(const ff_csv_row *r, void *vctx)
     size_t got = ff_tok_text(r->fields[n->col_text], r->lens[n->col_text], s->shape.Vt,
                              s->shape.bigrams, s->text + (size_t)p * Lt + have, Lt - have,
                              &nwords);
+    /* ids the note makes: a word each, plus a bigram after each word from the second on */
+    size_t want = s->shape.bigrams && nwords > 0 ? 2 * nwords - 1 : nwords;
+    if (want > got && n->cut && !n->cut[p]) {
+        n->cut[p] = 1;
+        c->rep->notes_cut++;
+    }
     s->text_len[p] = (uint16_t)(have + got);
     s->words[p] += (uint32_t)FF_MIN(nwords, (size_t)UINT32_MAX - s->words[p]);
     return FF_OK;
@@ -397,9 +439,12 @@ static int row_events(const ff_csv_row *r, void *vctx)
     reader *c = &ec->r;
     if (ec->ncols == 0) {
         static const char *const names[] = {"patient_id", "hours_before", "code", "value"};
+        c->rep->delim[2] = r->delim;
         return header_simple(r, c->shown, names, ec->col, 4, &ec->ncols);
     }
     c->rep->event_rows++;
+    if (r->bad_utf8_line)
+        return bad_utf8_row(c->opts, c->rep, c->shown, r);
     const char *why = NULL;
     double hours = 0, value = NAN;
     if (r->nfields != ec->ncols)
@@ -454,6 +499,7 @@ static int events_finish(ff_site *s, events_ctx *c, const ff_value_edges *edges)
             j++;
         size_t take = FF_MIN(j - i, Le);
         c->r.rep->events_dropped += (long)(j - i - take);
+        c->r.rep->events_cut += j - i > take;
         s->ev_off[c->ev[i].patient + 1] = take;
         kept += take;
         i = j;
@@ -510,6 +556,12 @@ static int load_images(ff_site *s, const char *dir, const ff_site_opts *o, ff_lo
                 goto out;
             }
             rep->skipped[FF_SKIP_IMAGE_BAD]++;
+            if (o->on_skip) { /* the message starts with the path: not twice */
+                const char *m = ff_error_message();
+                size_t pl = strlen(path);
+                o->on_skip(o->skip_ud, path, 0,
+                           strncmp(m, path, pl) == 0 && m[pl] == ':' ? m + pl + 2 : m);
+            }
             rc = FF_OK;
             ff_error_clear();
             continue;
@@ -526,6 +578,55 @@ static int load_images(ff_site *s, const char *dir, const ff_site_opts *o, ff_lo
 out:
     free(path);
     free(tmp);
+    return rc;
+}
+
+/* Files in images/ that are not PNG but look like images: never read, so said (a hospital's
+ * export of .dcm or .jpg files would otherwise just look like patients without images). */
+static int scan_unsupported(const char *dir, const ff_site_opts *o, ff_load_report *rep)
+{
+    static const struct {
+        const char *ext, *why;
+    } kinds[] = {
+        {".dcm", "DICOM images are not read directly: convert them with `fedfuse import dicom` "
+                 "(docs/data.md)"},
+        {".dicom", "DICOM images are not read directly: convert them with `fedfuse import "
+                   "dicom` (docs/data.md)"},
+        {".jpg", "JPEG images are not read: convert them to PNG (docs/data.md)"},
+        {".jpeg", "JPEG images are not read: convert them to PNG (docs/data.md)"},
+        {".tif", "TIFF images are not read: convert them to PNG (docs/data.md)"},
+        {".tiff", "TIFF images are not read: convert them to PNG (docs/data.md)"},
+        {".bmp", "BMP images are not read: convert them to PNG (docs/data.md)"},
+        {".gif", "GIF images are not read: convert them to PNG (docs/data.md)"},
+        {".nii", "NIfTI volumes are not read: export 2D PNG images (docs/data.md)"},
+        {".gz", "compressed files are not read: images must be PNG (docs/data.md)"},
+    };
+    char *path = malloc(strlen(dir) + 16);
+    if (!path)
+        return ff_error(FF_ENOMEM, "images: out of memory");
+    sprintf(path, "%s/images", dir);
+    DIR *d = opendir(path);
+    int rc = FF_OK;
+    struct dirent *e;
+    while (d && rc == FF_OK && (e = readdir(d))) {
+        const char *dot = strrchr(e->d_name, '.');
+        for (size_t k = 0; dot && k < sizeof kinds / sizeof kinds[0]; k++)
+            if (strcasecmp(dot, kinds[k].ext) == 0) {
+                size_t pl = strlen(path) + strlen(e->d_name) + 2;
+                char *f = malloc(pl);
+                if (!f) {
+                    rc = ff_error(FF_ENOMEM, "images: out of memory");
+                    break;
+                }
+                snprintf(f, pl, "%s/%s", path, e->d_name);
+                rc = skip_row(o, rep, FF_SKIP_IMAGE_UNSUPPORTED, f, 0, kinds[k].why);
+                free(f);
+                break;
+            }
+    }
+    if (d)
+        closedir(d);
+    free(path);
     return rc;
 }
 
@@ -575,6 +676,8 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
                 goto out;
             }
             rep->skipped[FF_SKIP_NO_MODALITY]++;
+            if (o->on_skip)
+                o->on_skip(o->skip_ud, shown, s->lines[p], "patient has no image, note or event");
             continue;
         }
         int sp = s->split[p];
@@ -645,8 +748,11 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     sprintf(path, "%s/notes.csv", dir);
     sprintf(shown, "%s/notes.csv", dir);
     if ((rep->has_notes_file = ff_path_exists(path))) {
-        notes_ctx nc = {.r = {s, o, rep, shown, &ix}};
-        if ((rc = ff_csv_read(path, shown, o->strict, row_notes, &nc)) != FF_OK)
+        notes_ctx nc = {.r = {s, o, rep, shown, &ix}, .cut = calloc(n1, 1)};
+        rc = nc.cut ? ff_csv_read(path, shown, o->strict, row_notes, &nc)
+                    : ff_error(FF_ENOMEM, "out of memory");
+        free(nc.cut);
+        if (rc != FF_OK)
             goto out;
     }
 
@@ -669,7 +775,7 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
 
     sprintf(path, "%s/images", dir);
     if ((rep->has_images_dir = ff_path_exists(path)) &&
-        (rc = load_images(s, dir, o, rep)) != FF_OK)
+        ((rc = scan_unsupported(dir, o, rep)) != FF_OK || (rc = load_images(s, dir, o, rep)) != FF_OK))
         goto out;
     if (!rep->has_images_dir)
         for (size_t p = 0; p < s->n; p++)
@@ -695,6 +801,8 @@ int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
     if (!opts)
         opts = &dflt;
     memset(rep, 0, sizeof *rep);
+    rep->text_limit = shape->Lt;
+    rep->event_limit = shape->Le;
     *out = NULL;
     int rc = ff_data_shape_check(shape);
     if (rc != FF_OK)
@@ -834,11 +942,22 @@ void ff_load_report_print(const ff_load_report *r, FILE *out)
     long total = r->patients[0] + r->patients[1] + r->patients[2];
     fprintf(out, "modalities: image %ld, note %ld, ehr %ld, all three %ld (of %ld)\n",
             r->with_image, r->with_text, r->with_ehr, r->with_all, total);
+    static const char *const files[3] = {"patients.csv", "notes.csv", "events.csv"};
+    for (int f = 0; f < 3; f++)
+        if (r->delim[f] && r->delim[f] != ',')
+            fprintf(out, "%s: delimiter %s detected (no comma in the header): read with it\n",
+                    files[f], r->delim[f] == ';' ? "';' (semicolon)" : "tab");
     fprintf(out, "note words per patient: median %ld, p90 %ld, max %ld\n", r->words_p50,
             r->words_p90, r->words_max);
+    fprintf(out, "notes cut at the model's %ld tokens: %ld of %ld patients with notes (%.1f%%)\n",
+            r->text_limit, r->notes_cut, r->with_text,
+            r->with_text ? 100.0 * (double)r->notes_cut / (double)r->with_text : 0.0);
     fprintf(out, "events per patient (kept): median %ld, p90 %ld, max %ld; rows %ld, older "
             "than the last Le dropped %ld\n", r->events_p50, r->events_p90, r->events_max,
             r->event_rows, r->events_dropped);
+    fprintf(out, "event histories cut to the model's %ld most recent: %ld of %ld patients with "
+            "events (%.1f%%)\n", r->event_limit, r->events_cut, r->with_ehr,
+            r->with_ehr ? 100.0 * (double)r->events_cut / (double)r->with_ehr : 0.0);
     fprintf(out, "value bins: %s edges\n", r->edges_local ? "local (this site only)" : "shared");
     long sk = 0;
     for (int i = 0; i < FF_SKIP_COUNT; i++)

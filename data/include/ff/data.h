@@ -142,9 +142,16 @@ int32_t ff_value_bin(const ff_value_edges *e, int32_t c, double v);
 typedef enum { FF_SPLIT_TRAIN = 0, FF_SPLIT_VAL, FF_SPLIT_TEST, FF_SPLIT_COUNT } ff_split;
 const char *ff_split_name(ff_split s);
 
+/* Told about every row or file the lenient mode drops: where is the file (as shown in
+ * messages), line its line (0 for a file), reason the same words strict mode would stop with.
+ * Never patient data (ids appear only in image file names, shown to the data's owner). */
+typedef void (*ff_site_skip_fn)(void *ud, const char *where, long line, const char *reason);
+
 typedef struct {
     int strict;                  /* 1: the first bad row/file is an error naming file and line */
     const ff_value_edges *edges; /* shared edges from the federated step; NULL = local */
+    ff_site_skip_fn on_skip;     /* may be NULL */
+    void *skip_ud;
 } ff_site_opts;
 ff_site_opts ff_site_opts_default(void); /* lenient, local edges */
 
@@ -158,6 +165,8 @@ typedef enum {
     FF_SKIP_EVENT_UNKNOWN,   /* event of a patient not in patients.csv */
     FF_SKIP_IMAGE_BAD,       /* images/<id>.png unreadable: image treated as missing */
     FF_SKIP_NO_MODALITY,     /* patient with no image, no note and no event: excluded */
+    FF_SKIP_BAD_UTF8,        /* a CSV row that is not valid UTF-8 text */
+    FF_SKIP_IMAGE_UNSUPPORTED, /* images/ file of a format not read (.dcm, .jpg, ...) */
     FF_SKIP_COUNT
 } ff_skip_reason;
 const char *ff_skip_reason_name(ff_skip_reason r);
@@ -173,6 +182,10 @@ typedef struct {
     long events_p50, events_p90, events_max;    /* events per patient with any */
     int edges_local;                            /* value bins used local edges */
     int has_notes_file, has_events_file, has_images_dir;
+    char delim[3];      /* delimiter of patients.csv, notes.csv, events.csv (0 = no file) */
+    long notes_cut;     /* patients whose notes had more tokens than the model's Lt */
+    long events_cut;    /* patients with more events than the model's Le (oldest dropped) */
+    long text_limit, event_limit; /* Lt and Le of the shape loaded with */
 } ff_load_report;
 
 /* Prints the summary (per split, prevalence, modalities, lengths, skipped by reason). */
@@ -321,6 +334,11 @@ typedef struct {
     size_t *lens;
     int nfields;
     long line;
+    /* plain reader only: the first physical line of the row that is not valid UTF-8 and the
+     * 1-based byte of its first bad sequence there (0 = the row is valid UTF-8), and the
+     * field delimiter the file is read with (',' or the one detected on line 1) */
+    long bad_utf8_line, bad_utf8_byte;
+    char delim;
 } ff_csv_row;
 
 /* Called per row (header included, as the first). Returns FF_OK to go on, or an error status
@@ -329,7 +347,10 @@ typedef int (*ff_csv_row_fn)(const ff_csv_row *row, void *ctx);
 
 /* Streams a CSV file through libcsv (RFC 4180: quoted fields with commas, quotes and
  * newlines). strict: libcsv's strict quoting and an unterminated quote at the end are errors
- * "FILE:LINE: malformed CSV (...)"; lenient: libcsv's tolerant reading. */
+ * "FILE:LINE: malformed CSV (...)"; lenient: libcsv's tolerant reading. A UTF-8 byte order
+ * mark (Excel) at the start is dropped. When line 1 has no comma outside quotes but a ';' or a
+ * tab, that is the delimiter (row.delim says which). Each row says whether its text is valid
+ * UTF-8 (row.bad_utf8_line); the caller decides what to do with a row that is not. */
 int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn,
                 void *ctx) FF_WARN_UNUSED;
 
