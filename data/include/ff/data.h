@@ -362,6 +362,9 @@ int ff_csv_put(FILE *f, const char *s, char sep);
 int ff_gzcsv_columns(const ff_csv_row *hdr, const char *shown, const char *const *names, int n,
                      int *idx) FF_WARN_UNUSED;
 
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (any year). */
+int64_t ff_days_from_civil(int64_t y, int m, int d);
+
 /* Writes an 8- or 16-bit grayscale PNG from values in [0, 1] (clamped), or RGB when rgb. */
 int ff_png_write_gray(const char *path, const float *src, int H, int W, int bit_depth,
                       int rgb) FF_WARN_UNUSED;

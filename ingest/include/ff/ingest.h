@@ -22,6 +22,7 @@
 #ifndef FF_INGEST_H
 #define FF_INGEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ff/data.h"
@@ -91,6 +92,64 @@ typedef struct {
 int ff_ingest_dicom(const ff_dicom_opts *o, const char *out_dir,
                     ff_dicom_report *rep) FF_WARN_UNUSED;
 void ff_dicom_report_print(const ff_dicom_report *r, FILE *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* FHIR R4 Bulk Data (NDJSON)                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *in_dir;     /* TYPE.*.ndjson files (Patient.000.ndjson, ...) */
+    const char *rules_path; /* YAML rules (docs/data.md); NULL = the defaults */
+    int strict;             /* 1: the first malformed line is an error FILE:LINE: reason */
+} ff_fhir_opts;
+ff_fhir_opts ff_fhir_opts_default(void);
+
+/* The resource types read, in reading order. */
+typedef enum {
+    FF_FHIR_PATIENT = 0, FF_FHIR_ENCOUNTER, FF_FHIR_CONDITION, FF_FHIR_MEDICATION,
+    FF_FHIR_PROCEDURE, FF_FHIR_OBSERVATION, FF_FHIR_DOCUMENT, FF_FHIR_REPORT, FF_FHIR_TYPES
+} ff_fhir_type;
+const char *ff_fhir_type_name(ff_fhir_type t); /* "Patient", ..., "DiagnosticReport" */
+
+typedef enum {
+    FF_FHIR_SKIP_JSON = 0,     /* not a JSON object */
+    FF_FHIR_SKIP_TYPE,         /* resourceType differs from the file's type */
+    FF_FHIR_SKIP_NO_SUBJECT,   /* no id / no or unknown subject patient / repeated Patient id */
+    FF_FHIR_SKIP_NO_TIME,      /* no parseable time (birthDate, period, onset, ...) */
+    FF_FHIR_SKIP_NO_CODE,      /* no code (class, code, medicationCodeableConcept) */
+    FF_FHIR_SKIP_NO_VISIT,     /* its patient has no index visit */
+    FF_FHIR_SKIP_AFTER,        /* at or after every index visit of its patient (leakage rule) */
+    FF_FHIR_SKIP_CATEGORY,     /* Observation category not kept */
+    FF_FHIR_SKIP_ERROR,        /* status entered-in-error */
+    FF_FHIR_SKIP_NOT_TEXT,     /* no text/plain base64 attachment, or bad base64 */
+    FF_FHIR_SKIP_EMPTY_VISIT,  /* an index visit with no earlier event or note: not written */
+    FF_FHIR_SKIP_COUNT
+} ff_fhir_skip;
+const char *ff_fhir_skip_name(ff_fhir_skip r);
+
+typedef struct {
+    long files, other_files;
+    long patients, index_visits, visits; /* visits = patients.csv rows written */
+    long split[3];                       /* train, val, test rows */
+    long positives[FF_DATA_TASKS];       /* admission, icu, critical */
+    long events, mapped, code_map_entries, notes;
+    long lines[FF_FHIR_TYPES], used[FF_FHIR_TYPES];
+    long skipped[FF_FHIR_TYPES][FF_FHIR_SKIP_COUNT];
+} ff_fhir_report;
+
+/* The rules used without --rules (YAML text). */
+extern const char ff_fhir_default_rules[];
+
+/* Parses a FHIR date, dateTime or instant to UTC seconds since 1970 (partial dates are the
+ * start of their period; no zone = UTC). 0, or -1 when malformed. */
+int ff_fhir_parse_time(const char *s, int64_t *out);
+
+/* Writes out_dir/patients.csv (one row per index visit, patient_id = the Encounter id; age at
+ * the visit, sex, a seeded split by patient, the three labels), events.csv (hours before the
+ * visit > 0 only) and notes.csv (the latest note strictly before the visit). An out_dir
+ * already holding patients.csv is refused (FF_ESTATE). */
+int ff_ingest_fhir(const ff_fhir_opts *o, const char *out_dir, ff_fhir_report *rep) FF_WARN_UNUSED;
+void ff_fhir_report_print(const ff_fhir_report *r, FILE *out);
 
 #ifdef __cplusplus
 }
