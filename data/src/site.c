@@ -13,7 +13,7 @@
 static const char *const task_columns[FF_DATA_TASKS] = {"label_admission", "label_icu",
                                                         "label_critical"};
 static const char *const sex_values[] = {"F", "M", "X", "U"};
-static const char *const age_bands[] = {"<40", "40-64", "65+"};
+static const char *const age_bands[] = {"<40", "40-64", "65+", "unknown"};
 
 const char *ff_split_name(ff_split s)
 {
@@ -143,11 +143,26 @@ static int header_check(const ff_csv_row *r, const char *shown)
 
 enum { COL_ID, COL_AGE, COL_SEX, COL_SPLIT, COL_L0, COL_L1, COL_L2, COL_REQUIRED };
 
+/* site.yaml (optional): the format version and the declared fairness attributes. */
+typedef struct {
+    int64_t format;
+    ff_cfg_strlist attributes;
+} site_meta;
+
+static const ff_cfg_field site_meta_schema[] = {
+    {.key = "format", .type = FF_CFG_INT, .offset = offsetof(site_meta, format), .min = 1,
+     .max = 2, .def = "2", .help = "site format version (1: the first layout, 2: this one)"},
+    {.key = "attributes", .type = FF_CFG_STRLIST, .offset = offsetof(site_meta, attributes),
+     .help = "patients.csv columns that are fairness attributes (others are ignored)"},
+    {0},
+};
+
 typedef struct {
     ff_site *s;
     const ff_site_opts *opts;
     ff_load_report *rep;
     const char *shown;
+    const site_meta *meta; /* NULL without site.yaml: every other column is an attribute */
     int col[COL_REQUIRED];
     int attr_col[SITE_MAX_ATTRS]; /* csv column of declared attribute a (a >= 2) */
     int ncols;
@@ -178,6 +193,14 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
             }
         if (known)
             continue;
+        if (c->meta && c->meta->attributes.count > 0) { /* only the declared ones */
+            size_t a = 0;
+            while (a < c->meta->attributes.count &&
+                   strcmp(c->meta->attributes.items[a], r->fields[i]) != 0)
+                a++;
+            if (a == c->meta->attributes.count)
+                continue;
+        }
         if (c->s->nattr >= SITE_MAX_ATTRS)
             return ff_error(FF_EFORMAT, "%s:1: more than %d attribute columns", c->shown,
                             SITE_MAX_ATTRS - SITE_ATTR_BUILTIN);
@@ -188,9 +211,21 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
         memcpy(a->name, r->fields[i], r->lens[i] + 1);
         c->attr_col[c->s->nattr++] = i;
     }
-    for (int k = 0; k < COL_REQUIRED; k++)
-        if (c->col[k] < 0)
-            return ff_error(FF_EFORMAT, "%s:1: missing required column '%s'", c->shown, req[k]);
+    /* Format 2: only patient_id is required; age, sex, split and the label columns are
+     * optional (absent = unknown for every patient; split then derived from the id). */
+    if (c->col[COL_ID] < 0)
+        return ff_error(FF_EFORMAT, "%s:1: missing required column 'patient_id'", c->shown);
+    for (int k = 0; k < FF_DATA_TASKS; k++)
+        c->rep->label_missing[k] = c->col[COL_L0 + k] < 0;
+    c->rep->split_derived = c->col[COL_SPLIT] < 0;
+    for (size_t a = 0; c->meta && a < c->meta->attributes.count; a++) {
+        int found = 0;
+        for (int k = SITE_ATTR_BUILTIN; k < c->s->nattr; k++)
+            found |= strcmp(c->s->attrs[k].name, c->meta->attributes.items[a]) == 0;
+        if (!found)
+            return ff_error(FF_EFORMAT, "%s:1: attribute column '%s' (declared in site.yaml) "
+                            "is missing", c->shown, c->meta->attributes.items[a]);
+    }
     return FF_OK;
 }
 
@@ -206,6 +241,8 @@ static int valid_id(const char *id, size_t len)
 
 static int parse_sex(const char *v)
 {
+    if (v[0] == '\0' || strcasecmp(v, "unknown") == 0)
+        return 3; /* U */
     for (int i = 0; i < 4; i++)
         if (strcasecmp(v, sex_values[i]) == 0)
             return i;
@@ -280,23 +317,27 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     if (r->nfields != c->ncols)
         why = "wrong number of fields";
     const char *id = why ? NULL : r->fields[c->col[COL_ID]];
-    double age = 0;
-    int sex = -1, split = -1;
+    double age = NAN; /* unknown: empty, "unknown", "U", or no age column */
+    int sex = 3, split = -1;
     if (!why && !valid_id(id, r->lens[c->col[COL_ID]]))
         why = "patient_id is empty, longer than 64 bytes, or holds '/', '\\' or a leading '.'";
-    if (!why && (ff_parse_f64(r->fields[c->col[COL_AGE]], &age) != FF_OK || !(age >= 0) ||
-                 age > 130))
-        why = "age is not a number in 0..130";
-    if (!why && (sex = parse_sex(r->fields[c->col[COL_SEX]])) < 0)
-        why = "sex is not one of F, M, X, U";
-    if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
+    const char *av = why || c->col[COL_AGE] < 0 ? "" : r->fields[c->col[COL_AGE]];
+    if (!why && av[0] && strcasecmp(av, "unknown") != 0 && strcasecmp(av, "U") != 0 &&
+        (ff_parse_f64(av, &age) != FF_OK || !(age >= 0) || age > 130))
+        why = "age is not a number in 0..130, empty or unknown";
+    if (!why && c->col[COL_SEX] >= 0 && (sex = parse_sex(r->fields[c->col[COL_SEX]])) < 0)
+        why = "sex is not one of F, M, X, U, empty or unknown";
+    if (!why && c->col[COL_SPLIT] < 0) { /* derived from the id: 60 / 20 / 20 */
+        uint32_t h = ff_fnv1a32(id, strlen(id)) % 10;
+        split = h < 6 ? FF_SPLIT_TRAIN : h < 8 ? FF_SPLIT_VAL : FF_SPLIT_TEST;
+    } else if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
         why = "split is not one of train, val, test";
     if (why)
         return skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
     /* Labels are checked in both modes: a wrong label would silently poison training. */
     int8_t lab[FF_DATA_TASKS];
     for (int k = 0; k < FF_DATA_TASKS; k++) {
-        const char *v = r->fields[c->col[COL_L0 + k]];
+        const char *v = c->col[COL_L0 + k] < 0 ? "" : r->fields[c->col[COL_L0 + k]];
         if (v[0] == '\0')
             lab[k] = -1;
         else if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
@@ -328,7 +369,8 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     memcpy(s->labels + i * FF_DATA_TASKS, lab, sizeof lab);
     uint8_t *at = s->attr + i * SITE_MAX_ATTRS;
     at[SITE_ATTR_SEX] = (uint8_t)sex;
-    at[SITE_ATTR_AGE_BAND] = (uint8_t)(age < 40 ? 0 : age < 65 ? 1 : 2);
+    at[SITE_ATTR_AGE_BAND] = (uint8_t)(isnan(age) ? 3 : age < 40 ? 0 : age < 65 ? 1 : 2);
+    s->age_unknown |= isnan(age);
     for (int a = SITE_ATTR_BUILTIN; a < s->nattr; a++) {
         int v = attr_value(&s->attrs[a], r->fields[c->attr_col[a]]);
         if (v < 0)
@@ -713,13 +755,25 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     id_index ix = {0};
     events_ctx ec = {0};
     ff_value_edges local = {0};
+    site_meta meta;
+    memset(&meta, 0, sizeof meta);
+    int have_meta = 0;
     if (!path || !shown) {
         rc = ff_error(FF_ENOMEM, "out of memory");
         goto out;
     }
+    sprintf(path, "%s/site.yaml", dir);
+    rep->format = 2;
+    if (ff_path_exists(path)) {
+        have_meta = 1;
+        if ((rc = ff_cfg_load(path, site_meta_schema, &meta)) != FF_OK)
+            goto out;
+        rep->format = (int)meta.format;
+    }
     sprintf(path, "%s/patients.csv", dir);
     sprintf(shown, "%s/patients.csv", dir);
-    patients_ctx pc = {.s = s, .opts = o, .rep = rep, .shown = shown};
+    patients_ctx pc = {.s = s, .opts = o, .rep = rep, .shown = shown,
+                       .meta = have_meta ? &meta : NULL};
     rc = ff_csv_read(path, shown, o->strict, row_patients, &pc);
     ix = pc.ix;
     if (rc != FF_OK)
@@ -783,6 +837,8 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     sprintf(shown, "%s/patients.csv", dir);
     rc = finish_members(s, o, rep, shown);
 out:
+    if (have_meta)
+        ff_cfg_free(site_meta_schema, &meta);
     free(ix.slots);
     free(ec.ev);
     ff_value_edges_free(&local);
@@ -903,8 +959,8 @@ int ff_site_attr_nvalues(const ff_site *s, int a)
 {
     if (a == SITE_ATTR_SEX)
         return 4;
-    if (a == SITE_ATTR_AGE_BAND)
-        return 3;
+    if (a == SITE_ATTR_AGE_BAND) /* "unknown" only when some patient's age is */
+        return s->age_unknown ? 4 : 3;
     return a > 0 && a < s->nattr ? s->attrs[a].nvalues : 0;
 }
 
@@ -943,6 +999,13 @@ void ff_load_report_print(const ff_load_report *r, FILE *out)
     fprintf(out, "modalities: image %ld, note %ld, ehr %ld, all three %ld (of %ld)\n",
             r->with_image, r->with_text, r->with_ehr, r->with_all, total);
     static const char *const files[3] = {"patients.csv", "notes.csv", "events.csv"};
+    for (int k = 0; k < FF_DATA_TASKS; k++)
+        if (r->label_missing[k])
+            fprintf(out, "patients.csv: no column %s: every %s label unknown\n",
+                    task_columns[k], short_tasks[k]);
+    if (r->split_derived)
+        fprintf(out, "patients.csv: no split column: split derived from the patient id "
+                "(FNV-1a mod 10: 0-5 train, 6-7 val, 8-9 test)\n");
     for (int f = 0; f < 3; f++)
         if (r->delim[f] && r->delim[f] != ',')
             fprintf(out, "%s: delimiter %s detected (no comma in the header): read with it\n",

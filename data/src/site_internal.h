@@ -19,7 +19,8 @@ struct ff_site {
     char **ids;          /* [n] */
     uint8_t *split;      /* [n] */
     long *lines;         /* [n]: line in patients.csv, for strict-mode messages */
-    float *age;          /* [n] */
+    float *age;          /* [n]: NaN = unknown */
+    int age_unknown;     /* some patient's age is unknown: age_band has a 4th value */
     uint8_t *attr;       /* [n * nattr]: value index per attribute */
     int nattr;           /* built-in sex and age_band included */
     site_attr attrs[SITE_MAX_ATTRS];

@@ -253,9 +253,12 @@ static void test_hard_errors(void **state)
         {"patients.csv", "patient_id,age,sex,split,label_admission,label_icu,label_critical\n"
                          "p1,71,F,train,1,0,0\np2,3,M,val,0,2,0\n",
          "patients.csv:3: label_icu must be 0, 1 or empty", 1},
-        {"patients.csv", "patient_id,age,sex,label_admission,label_icu,label_critical\n"
-                         "p1,71,F,1,0,0\n",
-         "patients.csv:1: missing required column 'split'", 1},
+        {"patients.csv", "age,sex,split,label_admission,label_icu,label_critical\n"
+                         "71,F,train,1,0,0\n",
+         "patients.csv:1: missing required column 'patient_id'", 1},
+        {"site.yaml", "format: 3\n", "site.yaml:1:9: format", 1},
+        {"site.yaml", "format: 2\nattributes: [ward]\n",
+         "patients.csv:1: attribute column 'ward' (declared in site.yaml) is missing", 1},
         {"notes.csv", "patient_id,text\np1,\"never closed\n", "notes.csv:2: malformed CSV", 0},
         {"notes.csv", "patient_id,text\np1,ab\"c\"d\n", "notes.csv:2: malformed CSV", 0},
         {"notes.csv", "patient_id\np1\n", "notes.csv:1: missing required column 'text'", 1},
@@ -272,7 +275,7 @@ static void test_hard_errors(void **state)
         ff_site *s = NULL;
         ff_load_report rep;
         print_message("case %zu: %s\n", i, cases[i].msg);
-        if (i != 5) {
+        if (i != 7) {
             assert_int_not_equal(load(dir, 1, &s, &rep), FF_OK);
             ft_assert_error_has(cases[i].msg);
         }
@@ -289,6 +292,71 @@ static void test_hard_errors(void **state)
     ff_site *s = NULL;
     assert_int_equal(load("/nonexistent/site", 0, &s, NULL), FF_EIO);
     ft_assert_error_has("/nonexistent/site: not a readable directory");
+}
+
+/* FNV-1a-32 written out again (the split of a patients.csv without a split column). */
+static int split_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h % 10 < 6 ? FF_SPLIT_TRAIN : h % 10 < 8 ? FF_SPLIT_VAL : FF_SPLIT_TEST;
+}
+
+/* Format 2: only patient_id is required; unknown age and sex; absent label columns are
+ * unknown labels; no split column = split from the id; site.yaml declares the attributes
+ * (other columns ignored). The first layout (kPatients) still loads (test_good_site). */
+static void test_format2(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    put(dir, "site.yaml", "format: 2\nattributes: [ward]\n");
+    char pat[4096] = "patient_id,label_icu,ward,free_text_comment,age,sex\n", row[128];
+    char note[4096] = "patient_id,text\n";
+    for (int i = 0; i < 40; i++) {
+        snprintf(row, sizeof row, "q%d,%s,%s,anything,%s,%s\n", i, i % 3 ? "1" : "",
+                 i % 2 ? "A" : "B", i % 4 ? "55" : i % 8 ? "" : "unknown", i % 5 ? "F" : "");
+        strcat(pat, row);
+        snprintf(row, sizeof row, "q%d,chest pain\n", i);
+        strcat(note, row);
+    }
+    put(dir, "patients.csv", pat);
+    put(dir, "notes.csv", note);
+    ff_site *s = NULL;
+    ff_load_report rep;
+    assert_int_equal(load(dir, 1, &s, &rep), FF_OK);
+    assert_int_equal(rep.format, 2);
+    assert_true(rep.label_missing[0] && !rep.label_missing[1] && rep.label_missing[2]);
+    assert_true(rep.split_derived);
+    long want[FF_SPLIT_COUNT] = {0}, icu = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(row, sizeof row, "q%d", i);
+        want[split_of(row)]++;
+        icu += i % 3 != 0;
+    }
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++)
+        assert_int_equal(rep.patients[sp], want[sp]);
+    long lab_icu = 0, lab_adm = 0;
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++)
+        lab_icu += rep.labelled[sp][1], lab_adm += rep.labelled[sp][0];
+    assert_int_equal(lab_icu, icu);
+    assert_int_equal(lab_adm, 0);
+    /* sex, age_band, then only the declared attribute */
+    assert_int_equal(ff_site_attr_count(s), 3);
+    assert_string_equal(ff_site_attr_name(s, 2), "ward");
+    assert_int_equal(ff_site_attr_nvalues(s, 1), 4);
+    assert_string_equal(ff_site_attr_value(s, 1, 3), "unknown");
+    int unknown_age = 0, unknown_sex = 0, n = 0;
+    for (int sp = 0; sp < FF_SPLIT_COUNT; sp++)
+        for (size_t i = 0; i < ff_site_count(s, (ff_split)sp); i++, n++) {
+            unknown_age += ff_site_patient_attr(s, (ff_split)sp, i, 1) == 3;
+            unknown_sex += ff_site_patient_attr(s, (ff_split)sp, i, 0) == 3;
+        }
+    assert_int_equal(n, 40);
+    assert_int_equal(unknown_age, 10); /* i % 4 == 0 */
+    assert_int_equal(unknown_sex, 8);  /* i % 5 == 0 */
+    ff_site_free(s);
+    ft_rmtree(dir);
 }
 
 /* Area resize against hand-computed means, and PNG round trips of 8-bit, 16-bit, RGB. */
@@ -430,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_good_site),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_hard_errors),
+        cmocka_unit_test(test_format2),
         cmocka_unit_test(test_png_and_resize),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_shared_edges),

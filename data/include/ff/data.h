@@ -186,6 +186,9 @@ typedef struct {
     long notes_cut;     /* patients whose notes had more tokens than the model's Lt */
     long events_cut;    /* patients with more events than the model's Le (oldest dropped) */
     long text_limit, event_limit; /* Lt and Le of the shape loaded with */
+    int format;                   /* site format: 2, or what site.yaml says */
+    int label_missing[FF_DATA_TASKS]; /* the label column is absent: every label unknown */
+    int split_derived;            /* no split column: split derived from the patient id */
 } ff_load_report;
 
 /* Prints the summary (per split, prevalence, modalities, lengths, skipped by reason). */
