@@ -104,6 +104,12 @@ int ff_audit_append(ff_audit_log *log, const char *event, json_t *data)
     return rc;
 }
 
+int64_t ff_audit_head(const ff_audit_log *log, uint8_t hash[32])
+{
+    memcpy(hash, log->prev, FF_SHA256_BYTES);
+    return (int64_t)log->next_seq - 1;
+}
+
 uint64_t ff_audit_next_seq(const ff_audit_log *log)
 {
     return log->next_seq;

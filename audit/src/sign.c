@@ -27,7 +27,7 @@ int au_verify(EVP_PKEY *pub, const void *msg, size_t n, const uint8_t sig[AU_SIG
     return ok ? FF_OK : FF_ECRYPTO;
 }
 
-static int unhex(const char *s, uint8_t *out, size_t n)
+int au_unhex(const char *s, uint8_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned v = 0;
@@ -43,6 +43,13 @@ static int unhex(const char *s, uint8_t *out, size_t n)
         }
         out[i] = (uint8_t)v;
     }
+    return FF_OK;
+}
+
+int ff_audit_unhex(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n || au_unhex(hex, out, n) != FF_OK)
+        return ff_error(FF_EFORMAT, "'%.16s...' is not %zu bytes of lower-case hex", hex ? hex : "", n);
     return FF_OK;
 }
 
@@ -73,7 +80,7 @@ int au_open_line(EVP_PKEY *pub, const char *line, size_t n)
         return ff_error(FF_EFORMAT, "no signature field at the end of the entry");
     size_t body_len = n - 2 - hexlen - taglen;
     uint8_t sig[AU_SIG_BYTES];
-    if (unhex(line + body_len + taglen, sig, AU_SIG_BYTES) != FF_OK)
+    if (au_unhex(line + body_len + taglen, sig, AU_SIG_BYTES) != FF_OK)
         return ff_error(FF_EFORMAT, "signature is not lower-case hex");
     char *body = malloc(body_len + 2);
     if (!body)

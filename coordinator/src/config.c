@@ -117,6 +117,10 @@ static const ff_cfg_field audit_fields[] = {
      .def = "", .help = "audit private key; empty = no audit log"},
     {.key = "log", .type = FF_CFG_STRING, .offset = SUB(audit, log), .size = FF_COORD_PATH_MAX,
      .def = "", .help = "audit log path; empty = out_dir/audit.jsonl"},
+    {.key = "anchor_every", .type = FF_CFG_INT, .offset = SUB(audit, anchor_every), .min = 0,
+     .max = 1000000, .def = "10",
+     .help = "write an RFC 3161 time-stamp query for the log's head every N rounds (and at the "
+             "end of the run); 0 = at the end only"},
     {0},
 };
 

@@ -34,6 +34,102 @@ static int append(fed_audit *a, const char *event, json_t *d)
     return !a->failed;
 }
 
+/* An RFC 3161 query for the log's head, beside the log (docs/audit.md, anchoring). */
+static void anchor(fed_audit *a)
+{
+    uint8_t head[FF_SHA256_BYTES];
+    int64_t seq = ff_audit_head(a->log, head);
+    if (seq >= 0 && ff_audit_anchor_query(a->path, seq, head) != FF_OK)
+        FF_LOG_WARN("audit log: no time-stamp query written: %s", ff_error_message());
+    else if (seq >= 0)
+        FF_LOG_INFO("audit log: time-stamp query for entry %lld written to %s.anchors/ (send it "
+                    "to the time-stamp authority, store the answer with fedfuse audit anchor)",
+                    (long long)seq, a->path);
+}
+
+/* The aggregate's binding to the sites: the Merkle root over the commitments of the
+ * aggregated sites (in the order of `sites`), their entries, and each site's proof. */
+static void bind_commitments(fed_audit *a, int64_t round, json_t *agg)
+{
+    size_t n = json_array_size(a->train_sites), i;
+    uint8_t(*leaves)[FF_SHA256_BYTES] = calloc(n ? n : 1, FF_SHA256_BYTES);
+    json_t *seqs = json_array(), *v;
+    int complete = leaves != NULL && n > 0;
+    json_array_foreach(a->train_sites, i, v)
+    {
+        json_t *cm = json_object_get(a->commits, json_string_value(v));
+        const char *hex = json_string_value(json_object_get(cm, "commitment"));
+        json_array_append_new(seqs, cm ? json_incref(json_object_get(cm, "seq")) : json_integer(-1));
+        if (!hex || !leaves || ff_audit_unhex(hex, leaves[i], FF_SHA256_BYTES) != FF_OK)
+            complete = 0;
+    }
+    json_decref(a->inclusion);
+    a->inclusion = NULL;
+    uint8_t root[FF_SHA256_BYTES];
+    char rhex[FF_SHA256_HEX] = "";
+    if (complete && ff_audit_merkle_root((const uint8_t(*)[FF_SHA256_BYTES])leaves, n, root) == FF_OK) {
+        ff_hex(root, sizeof root, rhex);
+        a->inclusion = json_pack("{s:I, s:I, s:s, s:I, s:{}}", "round", (json_int_t)round,
+                                 "aggregate_seq", (json_int_t)ff_audit_next_seq(a->log), "root",
+                                 rhex, "size", (json_int_t)n, "sites");
+        json_array_foreach(a->train_sites, i, v)
+        {
+            uint8_t path[64][FF_SHA256_BYTES];
+            size_t plen = 0;
+            if (ff_audit_merkle_proof((const uint8_t(*)[FF_SHA256_BYTES])leaves, n, i, path, &plen) != FF_OK)
+                continue;
+            json_t *p = json_array();
+            for (size_t k = 0; k < plen; k++) {
+                char h[FF_SHA256_HEX];
+                ff_hex(path[k], FF_SHA256_BYTES, h);
+                json_array_append_new(p, json_string(h));
+            }
+            json_t *cm = json_object_get(a->commits, json_string_value(v));
+            json_object_set_new(json_object_get(a->inclusion, "sites"), json_string_value(v),
+                                json_pack("{s:I, s:O, s:o}", "index", (json_int_t)i, "commitment_seq",
+                                          json_object_get(cm, "seq"), "path", p));
+        }
+    } else {
+        FF_LOG_WARN("round %lld: not every aggregated site's commitment is logged; the aggregate "
+                    "has no commitments root (audit verify reports it)", (long long)round);
+    }
+    if (rhex[0])
+        json_object_set_new(agg, "commitments_root", json_string(rhex));
+    json_object_set_new(agg, "commitment_seqs", seqs);
+    free(leaves);
+}
+
+void fed_audit_commitment(fed_audit *a, int64_t round, int64_t attempt, const char *site,
+                          const char *model_hex, const uint8_t *commitment, const uint8_t *sig)
+{
+    if (!a->log)
+        return;
+    char c[FF_SHA256_HEX], s[FF_AUDIT_SIG_HEX];
+    ff_hex(commitment, FF_SHA256_BYTES, c);
+    ff_hex(sig, 64, s);
+    json_int_t seq = (json_int_t)ff_audit_next_seq(a->log);
+    if (append(a, "commitment", json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "round",
+                                          (json_int_t)round, "attempt", (json_int_t)attempt, "site",
+                                          site, "job_sha256", a->job, "model_sha256", model_hex,
+                                          "commitment", c, "site_sig", s)))
+        json_object_set_new(a->commits, site, json_pack("{s:s, s:I}", "commitment", c, "seq", seq));
+}
+
+json_t *fed_audit_inclusion(const fed_audit *a, const char *site)
+{
+    json_t *s = json_object_get(json_object_get(a->inclusion, "sites"), site);
+    if (!s)
+        return NULL;
+    json_t *inc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "round",
+                            json_object_get(a->inclusion, "round"), "aggregate_seq",
+                            json_object_get(a->inclusion, "aggregate_seq"), "root",
+                            json_object_get(a->inclusion, "root"), "size",
+                            json_object_get(a->inclusion, "size"), "index",
+                            json_object_get(s, "index"), "commitment_seq",
+                            json_object_get(s, "commitment_seq"), "path", json_object_get(s, "path"));
+    return inc;
+}
+
 static void recorded(fed_audit *a, int64_t round, const char *model_sha)
 {
     a->logged_round = round;
@@ -69,6 +165,7 @@ static void on_event(void *ud, const ff_coord_event *ev)
             json_object_set_new(d, "stage", json_string(a->stage));
         append(a, "round_start", d);
         json_array_clear(a->dropped);
+        json_object_clear(a->commits); /* commitments count for this attempt only */
         break;
     }
     case FF_EV_PHASE_OPEN:
@@ -114,19 +211,26 @@ static void on_event(void *ud, const ff_coord_event *ev)
         /* The aggregate entry is written once the round is checkpointed: a coordinator killed
          * before that redoes the round from the previous model, and the log's model chain
          * must not contain a model that was never kept. */
-        if (a->agg_round == ev->round &&
-            append(a, "aggregate",
-                   json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", a->train_sites,
-                             "secure_aggregation", a->secagg, "model_sha256", a->sent, "aggregate_sha256",
-                             a->agg, "new_model_sha256", a->newmodel)))
-            recorded(a, ev->round, a->newmodel);
+        if (a->agg_round == ev->round) {
+            json_t *agg = json_pack("{s:I, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites",
+                                    a->train_sites, "secure_aggregation", a->secagg, "model_sha256",
+                                    a->sent, "aggregate_sha256", a->agg, "new_model_sha256",
+                                    a->newmodel);
+            if (agg)
+                bind_commitments(a, ev->round, agg);
+            if (append(a, "aggregate", agg))
+                recorded(a, ev->round, a->newmodel);
+        }
         /* what the engine's commit check reads before it publishes the checkpoint */
         if (append(a, "checkpoint", json_pack("{s:I, s:s}", "round", r, "sha256", ev->hash)))
             recorded(a, ev->round, ev->hash);
+        if (a->anchor_every > 0 && ev->round % a->anchor_every == 0 && !a->failed)
+            anchor(a);
         break;
     case FF_EV_RUN_END:
-        append(a, "run_end", json_pack("{s:I, s:s, s:s}", "rounds", r, "final_model_sha256",
-                                       ev->hash, "status", ev->detail));
+        if (append(a, "run_end", json_pack("{s:I, s:s, s:s}", "rounds", r, "final_model_sha256",
+                                           ev->hash, "status", ev->detail)))
+            anchor(a);
         break;
     default:
         break;
@@ -201,6 +305,8 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     memset(a, 0, sizeof *a);
     a->train_sites = json_array();
     a->dropped = json_array();
+    a->commits = json_object();
+    a->anchor_every = cfg->audit.anchor_every;
     if (!cfg->audit.key[0]) {
         FF_LOG_WARN("no audit key in the config (audit.key): running without an audit log");
         return FF_OK;
@@ -209,11 +315,11 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
     a->rounds = cfg->rounds;
     a->server_lr = cfg->strategy.server_lr;
     ff_strlcpy(a->strategy, ff_strategy_name(cfg->strategy.name), sizeof a->strategy);
-    char path[FF_COORD_PATH_MAX + 32], cons_sha[FF_SHA256_HEX];
+    char *path = a->path, cons_sha[FF_SHA256_HEX];
     if (cfg->audit.log[0])
-        ff_strlcpy(path, cfg->audit.log, sizeof path);
+        ff_strlcpy(path, cfg->audit.log, sizeof a->path);
     else
-        snprintf(path, sizeof path, "%s/audit.jsonl", cfg->out_dir);
+        snprintf(path, sizeof a->path, "%s/audit.jsonl", cfg->out_dir);
     char *pem = NULL;
     size_t pem_len = 0;
     int rc = ff_sha256_file(config_path, a->config_sha);
@@ -266,5 +372,7 @@ void fed_audit_close(fed_audit *a)
     EVP_PKEY_free(a->key);
     json_decref(a->train_sites);
     json_decref(a->dropped);
+    json_decref(a->commits);
+    json_decref(a->inclusion);
     memset(a, 0, sizeof *a);
 }

@@ -50,6 +50,9 @@ typedef struct {
         EVP_PKEY **keys;              /* cache: names[i] -> keys[i] */
         size_t nkeys;
     } sa;
+    /* the last receipt written, until the coordinator's inclusion proof completes it */
+    json_t *receipt;
+    char receipt_path[700];
 } cnode;
 
 static void hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX])
@@ -204,6 +207,78 @@ static json_t *plan_record(cnode *cn, const Fedfuse__Task *t)
                      "epsilon_budget", cn->rec_budget, "epsilon", cn->rec_eps, "ledger", l);
 }
 
+/* The site's commitment to its update of round t (docs/audit.md) and its signature, into
+ * the upload header (bin and sig must outlive the upload). */
+static int commit_update(cnode *cn, const Fedfuse__Task *t, const char *update_sha,
+                         Fedfuse__UploadHeader *hdr, uint8_t bin[FF_SHA256_BYTES], uint8_t sig[64])
+{
+    char model[FF_SHA256_HEX], job[FF_SHA256_HEX], hex[FF_SHA256_HEX], sig_hex[FF_AUDIT_SIG_HEX];
+    hex_of(&t->model_sha256, model);
+    hex_of(&t->job_sha256, job);
+    int rc = ff_audit_commitment(cn->sc->site, t->round, job, model, update_sha, hex);
+    if (rc == FF_OK)
+        rc = ff_audit_commitment_sign(cn->key, cn->sc->site, t->round, job, model, hex, sig_hex);
+    if (rc == FF_OK)
+        rc = ff_audit_unhex(hex, bin, FF_SHA256_BYTES);
+    if (rc == FF_OK)
+        rc = ff_audit_unhex(sig_hex, sig, 64);
+    if (rc == FF_OK) {
+        hdr->commitment_sha256 = (ProtobufCBinaryData){FF_SHA256_BYTES, bin};
+        hdr->commitment_sig = (ProtobufCBinaryData){64, sig};
+    }
+    return rc;
+}
+
+/* The coordinator's inclusion proof for the round of our last receipt (in any task's
+ * parameters, once that round is aggregated): checked against our own commitment, then the
+ * receipt is re-signed with it. */
+static void complete_receipt(cnode *cn, const Fedfuse__Task *t)
+{
+    if (!cn->receipt || !t->payload.len)
+        return;
+    const uint8_t *nul = memchr(t->payload.data, 0, t->payload.len);
+    json_t *p = json_loadb((const char *)t->payload.data,
+                           nul ? (size_t)(nul - t->payload.data) : t->payload.len, 0, NULL);
+    json_t *inc = json_object_get(p, "inclusion");
+    if (!inc || json_integer_value(json_object_get(inc, "round")) !=
+                    json_integer_value(json_object_get(cn->receipt, "round"))) {
+        json_decref(p);
+        return;
+    }
+    uint8_t leaf[FF_SHA256_BYTES], root[FF_SHA256_BYTES], path[64][FF_SHA256_BYTES];
+    json_t *pa = json_object_get(inc, "path");
+    size_t n = json_array_size(pa);
+    int rc = n <= 64 ? FF_OK : FF_EFORMAT;
+    if (rc == FF_OK)
+        rc = ff_audit_unhex(json_string_value(json_object_get(cn->receipt, "commitment")), leaf, sizeof leaf);
+    if (rc == FF_OK)
+        rc = ff_audit_unhex(json_string_value(json_object_get(inc, "root")), root, sizeof root);
+    for (size_t i = 0; rc == FF_OK && i < n; i++)
+        rc = ff_audit_unhex(json_string_value(json_array_get(pa, i)), path[i], FF_SHA256_BYTES);
+    json_int_t idx = json_integer_value(json_object_get(inc, "index"));
+    json_int_t size = json_integer_value(json_object_get(inc, "size"));
+    if (rc == FF_OK && (idx < 0 || size < 1 ||
+                        ff_audit_merkle_verify(leaf, (size_t)idx, (size_t)size,
+                                               (const uint8_t(*)[FF_SHA256_BYTES])path, n, root) != FF_OK))
+        rc = ff_error(FF_ECRYPTO, "the proof does not lead from our commitment to its root");
+    if (rc == FF_OK) {
+        json_t *keep = json_deep_copy(inc);
+        json_object_del(keep, "round");
+        json_object_set_new(cn->receipt, "inclusion", keep);
+        rc = ff_audit_receipt_write(cn->receipt_path, cn->receipt, cn->key);
+    }
+    if (rc == FF_OK)
+        FF_LOG_INFO("round %lld: receipt completed with the proof that our update is in the "
+                    "aggregate", (long long)json_integer_value(json_object_get(cn->receipt, "round")));
+    else
+        FF_LOG_WARN("round %lld: the coordinator's inclusion proof is refused: %s",
+                    (long long)json_integer_value(json_object_get(cn->receipt, "round")),
+                    ff_error_message());
+    json_decref(cn->receipt);
+    cn->receipt = NULL;
+    json_decref(p);
+}
+
 static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples,
                          json_t *secagg)
 {
@@ -222,14 +297,24 @@ static int write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_s
     json_t *rec = plan_record(cn, t);
     if (rec)
         json_object_set_new(pv, "record", rec);
-    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:o, s:{}}", "site",
-                          cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
+    char commit[FF_SHA256_HEX];
+    int rc = ff_audit_commitment(cn->sc->site, t->round, job, model, update_sha, commit);
+    /* the log entry this receipt acknowledges: the coordinator's `commitment` entry */
+    json_t *f = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:o, s:o, s:{}, s:s, s:{s:s, s:I, s:s, s:s}}",
+                          "site", cn->sc->site, "round", (json_int_t)t->round, "model_sha256", model,
                           "update_sha256", update_sha, "job_sha256", job, "examples", examples,
-                          "secagg", sp, "privacy", pv, "epsilon");
-    int rc = ff_mkdir_p(dir, 0755);
+                          "secagg", sp, "privacy", pv, "epsilon", "commitment", commit, "log_entry",
+                          "event", "commitment", "round", (json_int_t)t->round, "site", cn->sc->site,
+                          "commitment", commit);
+    if (rc == FF_OK)
+        rc = f ? ff_mkdir_p(dir, 0755) : ff_error(FF_ENOMEM, "receipt: out of memory");
     if (rc == FF_OK)
         rc = ff_audit_receipt_write(path, f, cn->key);
-    json_decref(f);
+    json_decref(cn->receipt);
+    cn->receipt = rc == FF_OK ? f : NULL;
+    ff_strlcpy(cn->receipt_path, path, sizeof cn->receipt_path);
+    if (rc != FF_OK)
+        json_decref(f);
     return rc;
 }
 
@@ -446,6 +531,10 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     hdr.phase = FEDFUSE__PHASE__PHASE_TRAIN;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_UPDATE;
     hdr.example_count = ntrain;
+    uint8_t cbin[FF_SHA256_BYTES], csig[64];
+    rc = commit_update(cn, t, uh, &hdr, cbin, csig);
+    if (rc != FF_OK)
+        return rc;
     kill_xfer kx;
     arm_source(&src, &kx, "upload", t->round);
     Fedfuse__UploadAck *ack = NULL;
@@ -758,6 +847,12 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
     hdr.round = t->round;
     hdr.phase = FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
     hdr.kind = FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE;
+    uint8_t cbin[FF_SHA256_BYTES], csig[64];
+    rc = commit_update(cn, t, cn->sa.update_sha, &hdr, cbin, csig);
+    if (rc != FF_OK) {
+        ff_secagg_buf_free(&out);
+        return rc;
+    }
     kill_xfer kx;
     arm_source(&src, &kx, "masked_input", t->round);
     Fedfuse__UploadAck *ack = NULL;
@@ -820,6 +915,10 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
         rc = secagg_masked(cn, t, plan, j, body, blen);
+        /* acknowledged: receipted now, like a plain update (a kill before unmask keeps it) */
+        if (rc == FF_OK &&
+            write_receipt(cn, t, cn->sa.update_sha, (double)cn->sa.ntrain, cn->sa.entry) != FF_OK)
+            FF_LOG_WARN("round %u: receipt not written: %s", t->round, ff_error_message());
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY:
         rc = ff_secagg_client_check(cn->sa.c, body, blen, &out);
@@ -852,8 +951,6 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK) {
         if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
             FF_LOG_WARN("%s", ff_error_message());
-        if (write_receipt(cn, t, cn->sa.update_sha, (double)cn->sa.ntrain, cn->sa.entry) != FF_OK)
-            FF_LOG_WARN("round %u: receipt not written: %s", t->round, ff_error_message());
         secagg_reset(cn);
     }
     if (rc == FF_ENET || rc == FF_ETIMEOUT || rc == FF_ENOMEM || rc == FF_EIO)
@@ -976,6 +1073,7 @@ static void cnode_close(cnode *cn)
     ff_site_free(cn->site);
     ff_model_free(cn->m);
     EVP_PKEY_free(cn->key);
+    json_decref(cn->receipt);
     free(cn->global);
     free(cn->update);
     free(cn->global_full);
@@ -1030,6 +1128,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
         }
         if (g == FF_OK) {
             last_ok = ff_now();
+            complete_receipt(&cn, t);
             if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
                 FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
                 ff_msg_free(t);

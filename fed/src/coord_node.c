@@ -186,6 +186,23 @@ static int secagg_phase(const node *nd)
                                              : 0;
 }
 
+/* {"attempt":N} and, once a round with this site's update is aggregated, its inclusion
+ * proof (the site completes its receipt with it). Allocated in the call. */
+static char *task_payload(node *nd, ff_call *c, int64_t attempt)
+{
+    json_t *p = json_pack("{s:I}", "attempt", (json_int_t)attempt);
+    json_t *inc = fed_audit_inclusion(&nd->audit, c->site);
+    if (p && inc)
+        json_object_set_new(p, "inclusion", inc);
+    else
+        json_decref(inc);
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    char *out = text ? ff_call_strdup(c, text) : NULL;
+    free(text);
+    return out;
+}
+
 static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
 {
     t->run_id = ff_call_strdup(c, nd->run_id);
@@ -198,16 +215,15 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
     t->job_sha256.data = nd->job;
     t->job_sha256.len = FF_SHA256_BYTES;
     uint8_t *sha = ff_call_alloc(c, FF_SHA256_BYTES);
-    char *payload = ff_call_alloc(c, 96);
+    char *payload = task_payload(nd, c, nd->attempt);
     if (!t->run_id || !sha || !payload)
         return ff_error(FF_ENOMEM, "get_task: out of memory");
     memcpy(sha, nd->cur->sha, FF_SHA256_BYTES);
     t->model_sha256.data = sha;
     t->model_sha256.len = FF_SHA256_BYTES;
     t->model_size = nd->cur->bytes;
-    int len = snprintf(payload, 96, "{\"attempt\":%lld}", (long long)nd->attempt);
     t->payload.data = (uint8_t *)payload;
-    t->payload.len = (size_t)len;
+    t->payload.len = strlen(payload);
     if (nd->dp.on) {
         /* what the site's policy checks (dp:) and the site compares with the approved plan */
         Fedfuse__DpParams *dp = ff_call_alloc(c, sizeof *dp);
@@ -275,6 +291,11 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
             reply->run_id = ff_call_strdup(c, nd->run_id);
             reply->round = (uint32_t)nd->round;
             reply->total_rounds = (uint32_t)nd->cfg.rounds;
+            char *payload = task_payload(nd, c, nd->attempt);
+            if (payload) {
+                reply->payload.data = (uint8_t *)payload;
+                reply->payload.len = strlen(payload);
+            }
             nd->done_sent[idx] = 1;
             pthread_cond_broadcast(&nd->cv);
             break;
@@ -411,6 +432,21 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
     return slot_take(nd, c, want, sink);
 }
 
+/* The site's signed commitment to the update just accepted (docs/audit.md): into the log,
+ * before the round can be aggregated (the engine aggregates under nd->mu, in drive()). */
+static void log_commitment(node *nd, ff_call *c, const Fedfuse__UploadHeader *hdr)
+{
+    if (hdr->commitment_sha256.len != FF_SHA256_BYTES || hdr->commitment_sig.len != 64) {
+        FF_LOG_WARN("round %u: the update of %s carries no signed commitment; the audit log "
+                    "cannot bind its participation to the site", hdr->round, c->site);
+        return;
+    }
+    char model[FF_SHA256_HEX];
+    ff_hex(nd->cur->sha, FF_SHA256_BYTES, model);
+    fed_audit_commitment(&nd->audit, hdr->round, nd->attempt, c->site, model,
+                         hdr->commitment_sha256.data, hdr->commitment_sig.data);
+}
+
 static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink,
                          int status)
 {
@@ -437,6 +473,8 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
             fed_test_kill_at(FF_PHASE_TRAIN, hdr->round);
         }
     }
+    if (status == FF_OK && rc == FF_OK)
+        log_commitment(nd, c, hdr);
     slot_give_locked(nd, sink); /* also wakes the long-polls: the engine may have moved */
     pthread_mutex_unlock(&nd->mu);
     return rc;

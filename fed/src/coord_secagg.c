@@ -352,6 +352,10 @@ int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase
                           "n_values", (json_int_t)sa->p.n_values, "index", sa->index_of[site],
                           "clip", sa->codec.clip, "scale", sa->codec.scale, "max_weight",
                           (int)FED_SECAGG_MAX_WEIGHT, "sites", names, "entry", sa->entry);
+    /* the site's inclusion proof of the last aggregated round (its receipt) */
+    json_t *inc = j && sa->audit ? fed_audit_inclusion(sa->audit, sa->names[site]) : NULL;
+    if (inc)
+        json_object_set_new(j, "inclusion", inc);
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(j);
     if (!s)

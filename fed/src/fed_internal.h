@@ -53,6 +53,11 @@ typedef struct fed_audit {
      * (fed_audit_committed) */
     int64_t logged_round;
     char logged_sha[FF_SHA256_HEX];
+    char path[FF_COORD_PATH_MAX + 32];
+    int64_t anchor_every;
+    /* the sites' signed commitments of the current attempt: site -> {"commitment","seq"};
+     * and, once a round is aggregated, each site's inclusion proof (payload of its tasks) */
+    json_t *commits, *inclusion;
 } fed_audit;
 
 /* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */
@@ -72,6 +77,11 @@ void fed_audit_secagg(fed_audit *a, const char *model_sha, json_t *params);
 /* Appends a `privacy` entry (data is stolen): the round's client-level DP parameters and
  * ledger, from which the auditor recomputes ε (fed_dp.h). */
 void fed_audit_privacy(fed_audit *a, json_t *data);
+/* A site's accepted update: its commitment and signature (32 and 64 bytes) into the log. */
+void fed_audit_commitment(fed_audit *a, int64_t round, int64_t attempt, const char *site,
+                          const char *model_hex, const uint8_t *commitment, const uint8_t *sig);
+/* The inclusion proof of site's update in the last aggregated round (borrowed), or NULL. */
+json_t *fed_audit_inclusion(const fed_audit *a, const char *site);
 
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;

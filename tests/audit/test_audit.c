@@ -1,6 +1,7 @@
 /* Audit log: a good run verifies; every kind of tampering is detected and located. */
 #include "testutil.h"
 
+#include <math.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 #include "ff/privacy.h"
 
 typedef struct {
-    EVP_PKEY *ca_key, *audit_key, *site_key, *other_key;
+    EVP_PKEY *ca_key, *audit_key, *site_key, *other_key, *site_keys[3];
     X509 *ca, *audit_cert, *site_cert;
     char *audit_pem;
     const char *dir;
@@ -77,6 +78,15 @@ static int setup(void **state)
     write_cert(f->ca, f->ca_path);
     assert_int_equal(ff_mkdir_p(f->receipts, 0755), FF_OK);
     write_cert(f->site_cert, ft_path(f->receipts, "site-1.pem"));
+    f->site_keys[0] = f->site_key;
+    for (int i = 1; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "site-%d", i + 1);
+        f->site_keys[i] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+        X509 *x = make_cert(f->site_keys[i], name, f->ca, f->ca_key);
+        write_cert(x, ft_path(f->receipts, strcat(name, ".pem")));
+        X509_free(x);
+    }
     *state = f;
     return 0;
 }
@@ -89,6 +99,8 @@ static int teardown(void **state)
     EVP_PKEY_free(f->audit_key);
     EVP_PKEY_free(f->site_key);
     EVP_PKEY_free(f->other_key);
+    EVP_PKEY_free(f->site_keys[1]);
+    EVP_PKEY_free(f->site_keys[2]);
     X509_free(f->ca);
     X509_free(f->audit_cert);
     X509_free(f->site_cert);
@@ -105,6 +117,32 @@ static void append(ff_audit_log *log, const char *event, json_t *data)
 {
     assert_int_equal(ff_audit_append(log, event, data), FF_OK);
     json_decref(data);
+}
+
+static const char *SITES[3] = {"site-1", "site-2", "site-3"};
+static const char *UPDATE = "dddd000000000000000000000000000000000000000000000000000000000000";
+
+/* The commitment of site i (0-based) to its update of round r under model, into the log;
+ * hex gets the commitment. */
+static void append_commitment(fixture *f, ff_audit_log *log, int i, int r, const char *model,
+                              char hex[FF_SHA256_HEX])
+{
+    char sig[FF_AUDIT_SIG_HEX];
+    assert_int_equal(ff_audit_commitment(SITES[i], r, MODEL1, model, UPDATE, hex), FF_OK);
+    assert_int_equal(ff_audit_commitment_sign(f->site_keys[i], SITES[i], r, MODEL1, model, hex, sig), FF_OK);
+    append(log, "commitment", json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "round", r, "attempt",
+                                        0, "site", SITES[i], "job_sha256", MODEL1, "model_sha256",
+                                        model, "commitment", hex, "site_sig", sig));
+}
+
+/* The Merkle root (hex) of the commitments of the first n sites. */
+static void root_of(char hexes[3][FF_SHA256_HEX], size_t n, char out[FF_SHA256_HEX])
+{
+    uint8_t leaves[3][FF_SHA256_BYTES], root[FF_SHA256_BYTES];
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ff_audit_unhex(hexes[i], leaves[i], FF_SHA256_BYTES), FF_OK);
+    assert_int_equal(ff_audit_merkle_root((const uint8_t(*)[FF_SHA256_BYTES])leaves, n, root), FF_OK);
+    ff_hex(root, sizeof root, out);
 }
 
 /* Writes a two-round run. sites_round2 lets a test log a round below the minimum; secagg2 and
@@ -127,11 +165,20 @@ static void write_run(fixture *f, int sites_round2, int secagg2, double eps2)
                                        "participants", sel, "dropped"));
         append(log, "secagg", json_pack("{s:i, s:i, s:i, s:i, s:i}", "round", r, "n", 3, "t", 2,
                                         "k", 2, "modulus_bits", 32));
-        json_t *agg = r == 2 && sites_round2 < 3 ? json_pack("[s]", "site-1") : json_incref(sel);
-        append(log, "aggregate", json_pack("{s:i, s:O, s:b, s:s, s:s, s:s}", "round", r, "sites", agg,
-                                           "secure_aggregation", r == 2 ? secagg2 : 1, "model_sha256",
-                                           models[r - 1], "aggregate_sha256", MODEL0,
-                                           "new_model_sha256", models[r]));
+        char hexes[3][FF_SHA256_HEX], root[FF_SHA256_HEX];
+        int first = (int)ff_audit_next_seq(log);
+        for (int i = 0; i < 3; i++)
+            append_commitment(f, log, i, r, models[r - 1], hexes[i]);
+        int one = r == 2 && sites_round2 < 3;
+        json_t *agg = one ? json_pack("[s]", "site-1") : json_incref(sel);
+        root_of(hexes, one ? 1 : 3, root);
+        append(log, "aggregate", json_pack("{s:i, s:O, s:b, s:s, s:s, s:s, s:s, s:o}", "round", r,
+                                           "sites", agg, "secure_aggregation", r == 2 ? secagg2 : 1,
+                                           "model_sha256", models[r - 1], "aggregate_sha256", MODEL0,
+                                           "new_model_sha256", models[r], "commitments_root", root,
+                                           "commitment_seqs",
+                                           one ? json_pack("[i]", first)
+                                               : json_pack("[i,i,i]", first, first + 1, first + 2)));
         append(log, "privacy", json_pack("{s:i, s:f, s:f}", "round", r, "epsilon_record",
                                          r == 2 ? eps2 : 1.0, "epsilon_client", 0.5 * r));
         json_decref(agg);
@@ -172,11 +219,15 @@ static void test_good_log_verifies(void **state)
     if (fd.count)
         has_finding(&fd, "-", 0);
     assert_int_equal(fd.count, 0);
-    assert_int_equal(s.entries, 13);
+    assert_int_equal(s.entries, 19);
     assert_int_equal(s.rounds, 2);
     assert_int_equal(s.sites, 3);
     assert_true(s.ended);
-    assert_true(s.epsilon_record == 2.0);
+    /* no accountant given: the logged 2.0 is never the headline */
+    assert_true(s.dp_record);
+    assert_false(s.eps_recomputed);
+    assert_true(s.epsilon_record < 0);
+    assert_int_equal(s.commitments, 6);
     assert_non_null(strstr(s.coordinator_subject, "coordinator-audit"));
     json_t *j = ff_audit_result_json(&s, &fd);
     assert_true(json_is_true(json_object_get(j, "ok")));
@@ -219,7 +270,7 @@ static void test_edited_field(void **state)
     write_run(f, 3, 1, 2.0);
     size_t n;
     char **l = read_lines(f->log_path, &n);
-    char *p = strstr(l[5], "\"site-3\""); /* aggregate of round 1: claim another site */
+    char *p = strstr(l[8], "\"site-3\""); /* aggregate of round 1: claim another site */
     assert_non_null(p);
     p[6] = '9';
     write_lines(f->log_path, l, n);
@@ -227,9 +278,10 @@ static void test_edited_field(void **state)
     ff_audit_summary s;
     ff_audit_findings fd;
     verify(f, NULL, NULL, &s, &fd);
-    assert_true(has_finding(&fd, "signature", 5));
-    assert_true(has_finding(&fd, "chain", 6));
-    assert_true(has_finding(&fd, "consistency.participants", 5));
+    assert_true(has_finding(&fd, "signature", 8));
+    assert_true(has_finding(&fd, "chain", 9));
+    assert_true(has_finding(&fd, "consistency.participants", 8));
+    assert_true(has_finding(&fd, "commitment.missing", 8)); /* site-9 never signed anything */
     ff_audit_findings_free(&fd);
 }
 
@@ -239,14 +291,14 @@ static void test_deleted_and_swapped_entries(void **state)
     write_run(f, 3, 1, 2.0);
     size_t n;
     char **l = read_lines(f->log_path, &n);
-    free(l[6]);
-    memmove(&l[6], &l[7], (n - 7) * sizeof *l); /* delete round 1's privacy entry */
+    free(l[9]);
+    memmove(&l[9], &l[10], (n - 10) * sizeof *l); /* delete round 1's privacy entry */
     write_lines(f->log_path, l, n - 1);
     ff_audit_summary s;
     ff_audit_findings fd;
     verify(f, NULL, NULL, &s, &fd);
-    assert_true(has_finding(&fd, "seq", 6));
-    assert_true(has_finding(&fd, "chain", 6));
+    assert_true(has_finding(&fd, "seq", 9));
+    assert_true(has_finding(&fd, "chain", 9));
     ff_audit_findings_free(&fd);
     free_lines(l, n - 1);
 
@@ -278,8 +330,8 @@ static void test_truncated_file(void **state)
     ff_audit_summary s;
     ff_audit_findings fd;
     verify(f, NULL, NULL, &s, &fd);
-    assert_true(has_finding(&fd, "truncated", 12));
-    assert_true(has_finding(&fd, "incomplete", 12));
+    assert_true(has_finding(&fd, "truncated", 18));
+    assert_true(has_finding(&fd, "incomplete", 18));
     ff_audit_findings_free(&fd);
 }
 
@@ -343,12 +395,37 @@ static void test_policy_violations(void **state)
     ff_audit_summary s;
     ff_audit_findings fd;
     verify(f, &p, NULL, &s, &fd);
-    assert_true(has_finding(&fd, "policy.min_sites", 10));
-    assert_true(has_finding(&fd, "policy.secure_aggregation", 10));
-    assert_true(has_finding(&fd, "policy.max_epsilon_record", 11));
+    assert_true(has_finding(&fd, "policy.min_sites", 16));
+    assert_true(has_finding(&fd, "policy.secure_aggregation", 16));
+    assert_true(has_finding(&fd, "policy.max_epsilon_record", 17));
     assert_true(has_finding(&fd, "policy.threshold", 4));
     assert_false(has_finding(&fd, "signature", -2));
     ff_audit_findings_free(&fd);
+}
+
+/* Site i's receipt of round r, written as the client names it (or as name). */
+static void write_receipt_of(fixture *f, int i, int r, const char *model, EVP_PKEY *key,
+                             const char *name)
+{
+    char hex[FF_SHA256_HEX], fname[64];
+    assert_int_equal(ff_audit_commitment(SITES[i], r, MODEL1, model, UPDATE, hex), FF_OK);
+    json_t *rc = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:{s:b}}", "site", SITES[i], "round", r,
+                           "model_sha256", model, "update_sha256", UPDATE, "job_sha256", MODEL1,
+                           "commitment", hex, "privacy", "enabled", 0);
+    snprintf(fname, sizeof fname, "%s-round-%04d.json", SITES[i], r);
+    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, name ? name : fname), rc, key), FF_OK);
+    json_decref(rc);
+}
+
+static void clear_receipts(fixture *f)
+{
+    for (int i = 0; i < 3; i++)
+        for (int r = 1; r <= 2; r++) {
+            char fname[64];
+            snprintf(fname, sizeof fname, "%s-round-%04d.json", SITES[i], r);
+            unlink(ft_path(f->receipts, fname));
+        }
+    unlink(ft_path(f->receipts, "extra.json"));
 }
 
 static void test_receipts(void **state)
@@ -356,31 +433,93 @@ static void test_receipts(void **state)
     fixture *f = *state;
     unlink(f->log_path);
     write_run(f, 3, 1, 2.0);
-    json_t *good = json_pack("{s:s, s:i, s:s, s:s}", "site", "site-1", "round", 1, "model_sha256",
-                             MODEL0, "update_sha256", MODEL2);
-    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r1.json"), good, f->site_key), FF_OK);
+    const char *models[3] = {MODEL0, MODEL1, MODEL2};
+    for (int i = 0; i < 3; i++)
+        for (int r = 1; r <= 2; r++)
+            write_receipt_of(f, i, r, models[r - 1], f->site_keys[i], NULL);
     ff_audit_summary s;
     ff_audit_findings fd;
     verify(f, NULL, f->receipts, &s, &fd);
+    if (fd.count)
+        has_finding(&fd, "-", 0);
     assert_int_equal(fd.count, 0);
+    assert_int_equal(s.receipts_checked, 6);
+    assert_int_equal(s.receipts_valid, 6);
+    assert_int_equal(s.receipts_no_proof, 6);
+    assert_int_equal(s.commitments_verified, 6);
     ff_audit_findings_free(&fd);
 
-    /* A receipt showing another model than the log claims was sent: the coordinator lied. */
-    json_object_set_new(good, "round", json_integer(2));
-    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r2.json"), good, f->site_key), FF_OK);
-    /* A forged receipt, signed with a key that is not site-1's. */
-    json_object_set_new(good, "round", json_integer(1));
-    json_object_set_new(good, "model_sha256", json_string(MODEL0));
-    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r3.json"), good, f->other_key), FF_OK);
-    json_decref(good);
+    /* deleted: site-2's receipt of round 2 (its commitment is entry 14) */
+    unlink(ft_path(f->receipts, "site-2-round-0002.json"));
     verify(f, NULL, f->receipts, &s, &fd);
-    assert_true(has_finding(&fd, "receipt.model", -1));
-    assert_true(has_finding(&fd, "receipt.signature", -1));
-    assert_int_equal(fd.count, 2);
+    assert_true(has_finding(&fd, "receipt.missing", 14));
+    assert_non_null(strstr(fd.items[0].detail, "site-2"));
+    assert_int_equal(s.receipts_missing, 1);
+    assert_int_equal(fd.count, 1);
     ff_audit_findings_free(&fd);
-    unlink(ft_path(f->receipts, "r1.json"));
-    unlink(ft_path(f->receipts, "r2.json"));
-    unlink(ft_path(f->receipts, "r3.json"));
+
+    /* substituted: site-2's round-1 receipt copied in place of its round-2 one */
+    char *buf;
+    size_t len;
+    assert_int_equal(ff_file_read_all(ft_path(f->receipts, "site-2-round-0001.json"), 1 << 20, &buf, &len), FF_OK);
+    ft_write_file(ft_path(f->receipts, "site-2-round-0002.json"), buf, len);
+    free(buf);
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_true(has_finding(&fd, "receipt.substituted", -2));
+    assert_true(has_finding(&fd, "receipt.missing", 14));
+    ff_audit_findings_free(&fd);
+
+    /* another model than the log claims was sent: the coordinator lied (or the receipt is of
+     * another update than the site committed to) */
+    write_receipt_of(f, 1, 2, MODEL0, f->site_keys[1], NULL);
+    /* forged: site-1's receipt signed with a key that is not site-1's */
+    write_receipt_of(f, 0, 1, MODEL0, f->other_key, NULL);
+    /* extra: a receipt for a round the log never aggregated */
+    write_receipt_of(f, 0, 3, MODEL2, f->site_keys[0], "extra.json");
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_true(has_finding(&fd, "receipt.substituted", 14));
+    assert_true(has_finding(&fd, "receipt.signature", 8));
+    assert_true(has_finding(&fd, "receipt.missing", 5)); /* the forged one does not count */
+    assert_true(has_finding(&fd, "receipt.extra", -1));
+    assert_int_equal(s.receipts_invalid, 3);
+    ff_audit_findings_free(&fd);
+
+    /* an empty receipts folder: every aggregated site of every round is missing */
+    clear_receipts(f);
+    verify(f, NULL, f->receipts, &s, &fd);
+    assert_int_equal(s.receipts_missing, 6);
+    assert_int_equal(s.receipts_checked, 0);
+    ff_audit_findings_free(&fd);
+}
+
+/* RFC 6962 trees: every leaf's path verifies for every size up to 9, a wrong index or leaf
+ * does not; the two-leaf root is SHA-256(0x01 || SHA-256(0x00||a) || SHA-256(0x00||b)). */
+static void test_merkle(void **state)
+{
+    (void)state;
+    uint8_t leaves[9][FF_SHA256_BYTES], root[FF_SHA256_BYTES], path[64][FF_SHA256_BYTES];
+    for (int i = 0; i < 9; i++)
+        memset(leaves[i], i + 1, FF_SHA256_BYTES);
+    for (size_t n = 1; n <= 9; n++) {
+        assert_int_equal(ff_audit_merkle_root((const uint8_t(*)[FF_SHA256_BYTES])leaves, n, root), FF_OK);
+        for (size_t i = 0; i < n; i++) {
+            size_t len;
+            assert_int_equal(ff_audit_merkle_proof((const uint8_t(*)[FF_SHA256_BYTES])leaves, n, i, path, &len), FF_OK);
+            assert_int_equal(ff_audit_merkle_verify(leaves[i], i, n, (const uint8_t(*)[FF_SHA256_BYTES])path, len, root), FF_OK);
+            if (n > 1)
+                assert_int_not_equal(ff_audit_merkle_verify(leaves[(i + 1) % n], i, n,
+                                                            (const uint8_t(*)[FF_SHA256_BYTES])path, len, root), FF_OK);
+        }
+    }
+    uint8_t b[1 + 2 * FF_SHA256_BYTES], la[1 + FF_SHA256_BYTES] = {0}, want[FF_SHA256_BYTES];
+    b[0] = 1;
+    memcpy(la + 1, leaves[0], FF_SHA256_BYTES);
+    ff_sha256(la, sizeof la, b + 1);
+    memcpy(la + 1, leaves[1], FF_SHA256_BYTES);
+    ff_sha256(la, sizeof la, b + 1 + FF_SHA256_BYTES);
+    ff_sha256(b, sizeof b, want);
+    assert_int_equal(ff_audit_merkle_root((const uint8_t(*)[FF_SHA256_BYTES])leaves, 2, root), FF_OK);
+    assert_memory_equal(root, want, FF_SHA256_BYTES);
 }
 
 /* A round whose attempt missed its quorum: site-1's update was acknowledged (so it holds a
@@ -409,10 +548,8 @@ static void write_failed_round(fixture *f, const char *answered)
 static void test_receipt_of_failed_attempt(void **state)
 {
     fixture *f = *state;
-    json_t *r = json_pack("{s:s, s:i, s:s, s:s}", "site", "site-1", "round", 1, "model_sha256",
-                          MODEL0, "update_sha256", MODEL2);
-    assert_int_equal(ff_audit_receipt_write(ft_path(f->receipts, "r1.json"), r, f->site_key), FF_OK);
-    json_decref(r);
+    clear_receipts(f);
+    write_receipt_of(f, 0, 1, MODEL0, f->site_key, "r1.json");
     ff_audit_summary s;
     ff_audit_findings fd;
     write_failed_round(f, "site-1");
@@ -423,7 +560,7 @@ static void test_receipt_of_failed_attempt(void **state)
     ff_audit_findings_free(&fd);
     write_failed_round(f, "site-3");
     verify(f, NULL, f->receipts, &s, &fd);
-    assert_true(has_finding(&fd, "receipt.participation", -1));
+    assert_true(has_finding(&fd, "receipt.extra", -1));
     assert_int_equal(fd.count, 1);
     ff_audit_findings_free(&fd);
     unlink(ft_path(f->receipts, "r1.json"));
@@ -474,7 +611,8 @@ static void test_report_html(void **state)
     assert_int_equal(ff_file_read_all(out, 1 << 20, &buf, &len), FF_OK);
     assert_non_null(strstr(buf, "ALL CHECKS PASSED"));
     assert_non_null(strstr(buf, "<th>site-3</th>"));
-    assert_non_null(strstr(buf, "<polyline"));
+    /* the logged ε (2.0) is never shown: nothing recomputed it */
+    assert_non_null(strstr(buf, "NOT recomputed"));
     assert_null(strstr(buf, "http"));
     free(buf);
     ff_audit_findings_free(&fd);
@@ -503,25 +641,33 @@ static void test_epsilon_recomputed(void **state)
     assert_non_null(lj);
     free(text);
     ff_privacy_ledger_free(l);
-    for (int lie = 0; lie < 2; lie++) {
+    /* lie 0: honest; 1: the logged ε halved; 2: the entry's noise multiplier misreported */
+    for (int lie = 0; lie < 3; lie++) {
         ff_audit_log *log;
         size_t torn;
         unlink(f->log_path);
         assert_int_equal(ff_audit_open(&log, f->log_path, f->audit_key, f->audit_pem, NULL, &torn), FF_OK);
         append(log, "round_start", json_pack("{s:i, s:[s]}", "round", 1, "selected", "site-1"));
-        append(log, "privacy", json_pack("{s:i, s:f, s:f, s:n, s:O}", "round", 1, "epsilon_record", 0.0,
-                                         "epsilon_client", lie ? eps / 2 : eps, "record_ledger",
-                                         "client_ledger", lj));
+        append(log, "privacy", json_pack("{s:i, s:n, s:f, s:n, s:O, s:f, s:f, s:f, s:i, s:f}", "round", 1,
+                                         "epsilon_record", "epsilon_client",
+                                         lie == 1 ? eps / 2 : eps, "record_ledger", "client_ledger",
+                                         lj, "noise_multiplier", lie == 2 ? 2.4 : 1.2, "clip_norm",
+                                         1.0, "q", 1.0, "steps", 1, "delta", 1e-5));
         append(log, "run_end", json_pack("{s:i}", "rounds", 1));
         ff_audit_close(log);
         ff_audit_verify_opts o = {.ca_pem_path = f->ca_path, .epsilon_fn = ff_audit_privacy_epsilon};
         ff_audit_summary s;
         ff_audit_findings fd;
         assert_int_equal(ff_audit_verify(f->log_path, &o, &s, &fd), FF_OK);
-        if (lie)
+        if (lie == 1)
             assert_true(has_finding(&fd, "privacy.epsilon", 2));
+        else if (lie == 2)
+            assert_true(has_finding(&fd, "privacy.noise_multiplier", 2));
         else
             assert_int_equal(fd.count, 0);
+        /* the headline is the verifier's ε, never the logged one */
+        assert_true(fabs(s.epsilon_client - eps) < 1e-9);
+        assert_false(s.dp_record);
         ff_audit_findings_free(&fd);
     }
     json_decref(lj);
@@ -551,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_resigned_with_other_key),
         cmocka_unit_test(test_policy_violations),
         cmocka_unit_test(test_receipts),
+        cmocka_unit_test(test_merkle),
         cmocka_unit_test(test_receipt_of_failed_attempt),
         cmocka_unit_test(test_resume_after_torn_write),
         cmocka_unit_test(test_report_html),

@@ -76,7 +76,7 @@ EOC
 
 verify_dp() { # out: the audit log verifies and its epsilon was recomputed
     verify "$1" "audit verify $1"
-    grep -q "recomputed independently" "$tmp/verify.txt" || fail "epsilon not recomputed"
+    grep -q "(recomputed by the verifier)" "$tmp/verify.txt" || fail "epsilon not recomputed"
 }
 
 # The independent checks: ε from the logged parameters (numpy), the noise's moments.

@@ -58,6 +58,16 @@ int ff_audit_open(ff_audit_log **out, const char *path, EVP_PKEY *key, const cha
 int ff_audit_append(ff_audit_log *log, const char *event, json_t *data) FF_WARN_UNUSED;
 /* Sequence number the next entry will get. */
 uint64_t ff_audit_next_seq(const ff_audit_log *log);
+/* The head: the last entry's sequence number and the SHA-256 of its line (-1 when empty). */
+int64_t ff_audit_head(const ff_audit_log *log, uint8_t hash[32]);
+
+/* RFC 3161 anchoring (docs/audit.md): writes a time-stamp query (DER, SHA-256 of the entry's
+ * line, a nonce, certificate requested) for entry seq into <log>.anchors/<seq 8 digits>.tsq. */
+int ff_audit_anchor_query(const char *log_path, int64_t seq, const uint8_t head[32]) FF_WARN_UNUSED;
+/* Stores the authority's response beside the log as <log>.anchors/<seq>.tsr, after finding
+ * which entry it stamps (*seq_out); an error when it stamps none. */
+int ff_audit_anchor_store(const char *log_path, const char *response_path,
+                          int64_t *seq_out) FF_WARN_UNUSED;
 void ff_audit_close(ff_audit_log *log);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -69,6 +79,34 @@ void ff_audit_close(ff_audit_log *log);
  * it takes part in, with its own site key. fields is borrowed; the signature covers the
  * compact, key-sorted serialisation of the object without "sig". */
 int ff_audit_receipt_write(const char *path, json_t *fields, EVP_PKEY *site_key) FF_WARN_UNUSED;
+
+/* Two-way binding (docs/audit.md, "Receipts bound to the log"). A site commits to its update
+ * of a round: commitment = SHA-256 of the compact, key-sorted JSON {"job_sha256","kind":
+ * "fedfuse-update-v1","model_sha256","round","site","update_sha256"}; it signs (Ed25519, site
+ * key) the statement {"commitment","job_sha256","kind":"fedfuse-commitment-v1","model_sha256",
+ * "round","site"} and sends both with the update; the coordinator logs them in a `commitment`
+ * entry, and its receipt names that entry. */
+#define FF_AUDIT_SIG_HEX 129
+/* n bytes from exactly 2n lower-case hex digits (hashes and signatures of the log). */
+int ff_audit_unhex(const char *hex, uint8_t *out, size_t n) FF_WARN_UNUSED;
+int ff_audit_commitment(const char *site, int64_t round, const char *job_sha256,
+                        const char *model_sha256, const char *update_sha256,
+                        char commitment_hex[FF_SHA256_HEX]) FF_WARN_UNUSED;
+int ff_audit_commitment_sign(EVP_PKEY *site_key, const char *site, int64_t round,
+                             const char *job_sha256, const char *model_sha256,
+                             const char *commitment_hex, char sig_hex[FF_AUDIT_SIG_HEX]) FF_WARN_UNUSED;
+
+/* The per-round Merkle tree over the aggregated sites' commitments (RFC 6962 hashing with
+ * domain separation: leaf SHA-256(0x00||c), node SHA-256(0x01||l||r)). path gets at most 64
+ * hashes, deepest first; verify returns FF_OK when the path leads from leaf index of n to
+ * root. */
+int ff_audit_merkle_root(const uint8_t (*leaves)[FF_SHA256_BYTES], size_t n,
+                         uint8_t root[FF_SHA256_BYTES]) FF_WARN_UNUSED;
+int ff_audit_merkle_proof(const uint8_t (*leaves)[FF_SHA256_BYTES], size_t n, size_t index,
+                          uint8_t (*path)[FF_SHA256_BYTES], size_t *path_len) FF_WARN_UNUSED;
+int ff_audit_merkle_verify(const uint8_t leaf[FF_SHA256_BYTES], size_t index, size_t n,
+                           const uint8_t (*path)[FF_SHA256_BYTES], size_t path_len,
+                           const uint8_t root[FF_SHA256_BYTES]) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Verification (auditors)                                                                   */
@@ -90,7 +128,9 @@ typedef struct {
     const char *ca_pem_path;     /* consortium CA certificate; NULL skips the chain check
                                     (reports only) */
     const char *receipts_dir;    /* folder of receipt files (*.json), or NULL */
-    const char *receipt_certs;   /* folder of site certificates <site>.pem, or NULL */
+    const char *receipt_certs;   /* folder of site certificates <site>.pem, or NULL (site
+                                    commitments and receipts are then not signature-checked) */
+    const char *tsa_ca_path;     /* CA of the time-stamp authority (PEM), or NULL */
     const ff_audit_policy *policy; /* or NULL */
     /* Recomputes cumulative epsilon from the parameters a privacy entry logs; NULL skips the
      * check (reported as such). Returns FF_OK and *eps. */
@@ -110,14 +150,41 @@ typedef struct {
 
 typedef struct {
     uint64_t entries;
-    int64_t rounds;            /* rounds with an aggregate entry */
-    int64_t sites;             /* distinct sites seen in any round */
-    double epsilon_record;     /* last cumulative values logged (-1 if none) */
+    int64_t rounds;            /* rounds with a signed aggregate entry */
+    int64_t sites;             /* distinct sites aggregated in any round */
+    /* Cumulative epsilon after the last privacy entry, as the VERIFIER recomputed it from the
+     * logged mechanism parameters (never the logged value); -1 when that level is not enabled
+     * or could not be recomputed (eps_recomputed says which). */
+    double epsilon_record;
     double epsilon_client;
+    int dp_record, dp_client;  /* the level is on in some privacy entry */
+    int eps_recomputed;        /* 1: every privacy entry's epsilon was recomputed */
+    double budget_record, budget_client; /* the logged plan budget (-1 none) */
     int ended;                 /* a run_end entry is present */
+    int ca_checked;            /* the audit certificate was checked against the CA */
     char coordinator_subject[128];
+    char ca_subject[128];
     int64_t receipts_record_dp; /* receipts whose record-level ε was recomputed from their ledger */
+    /* commitments: logged; with receipt_certs, how many site signatures verified */
+    int64_t commitments, commitments_verified;
+    int certs_checked;
+    /* receipts (receipts_dir given): files read, valid, missing, invalid (bad signature,
+     * substituted, extra, contradicting the log), valid ones without an inclusion proof */
+    int receipts_given;
+    int64_t receipts_checked, receipts_valid, receipts_missing, receipts_invalid, receipts_no_proof;
+    /* RFC 3161 anchors (responses beside the log): read and verified; the latest anchored
+     * entry and its authority time */
+    int64_t anchors, anchors_verified, anchored_seq;
+    char anchor_time[40];
+    int tsa_checked;           /* the authorities' chains were checked (tsa_ca_path) */
+    /* The verifier's own view for reports (owned; ff_audit_summary_free): "rounds" (per-round
+     * selection, aggregation, secagg, survivors, recomputed ε, receipt status per site),
+     * "timeline" (run_start, restarts, rounds, quorum failures, run_end with their UTC
+     * times), "job" (genesis and run_start hashes and settings). */
+    json_t *detail;
 } ff_audit_summary;
+
+void ff_audit_summary_free(ff_audit_summary *s);
 
 /* Checks everything: the chain, every signature, sequence continuity, that the audit
  * certificate chains to the CA, consistency of round and phase entries, the policy, epsilon
@@ -141,6 +208,11 @@ json_t *ff_audit_result_json(const ff_audit_summary *s, const ff_audit_findings 
  * rounds (inline SVG), findings. */
 int ff_audit_report_html(const char *log_path, const ff_audit_summary *s,
                          const ff_audit_findings *f, const char *out_path) FF_WARN_UNUSED;
+
+/* Export for hospital audit systems: format "fhir" writes a FHIR R4 Bundle (type collection)
+ * of one AuditEvent per entry following the IHE Basic Audit Log Patterns; "csv" one row per
+ * entry (seq, ts, event, round, site, outcome, data). Only hashes, names and settings. */
+int ff_audit_export(const char *log_path, const char *format, const char *out_path) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Keys and certificates (PEM files)                                                          */

@@ -112,6 +112,7 @@ typedef struct {
     struct {
         char cert[FF_COORD_PATH_MAX], key[FF_COORD_PATH_MAX];
         char log[FF_COORD_PATH_MAX];      /* "" = out_dir/audit.jsonl */
+        int64_t anchor_every;             /* RFC 3161 query every N rounds (0: run end only) */
     } audit;                              /* audit key signing the log; "" = no log */
     struct {
         int enabled;
