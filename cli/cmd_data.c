@@ -36,7 +36,7 @@ FF_CLI_GROUP_DEFINE(data,
      "  --config FILE  tokenize with a model config's dimensions (default fusion-base)\n"
      "  Exit 0 when usable; 2 on the first error in strict mode or when nothing usable\n"
      "  remains.\n"},
-    {"import", "import real records (MIMIC-IV-ED, DICOM, FHIR) into the site format", cmd_import,
+    {"import", "import real records (MIMIC-IV-ED, DICOM, FHIR, FLamby's benchmarks)", cmd_import,
      "usage: fedfuse import mimic-iv-ed --ed DIR --hosp DIR --icu DIR --out DIR\n"
      "                     [--sites N] [--seed S] [--lookback-days D] [--strict]\n"
      "  Reads the MIMIC-IV-ED ed/ tables and the MIMIC-IV hosp/ and icu/ tables (.csv.gz,\n"
@@ -54,7 +54,13 @@ FF_CLI_GROUP_DEFINE(data,
      "usage: fedfuse import fhir --in DIR [--rules FILE] --out SITE_DIR [options]\n"
      "  A PACS export to images/ and image_manifest.csv; a FHIR R4 Bulk Data export to\n"
      "  patients.csv, events.csv and notes.csv. 'fedfuse import dicom --help' and\n"
-     "  'fedfuse import fhir --help' list their options (docs/data.md).\n"})
+     "  'fedfuse import fhir --help' list their options (docs/data.md).\n"
+
+     "usage: fedfuse import flamby --dataset heart-disease|tcga-brca --in DIR --out DIR\n"
+     "  FLamby's preprocessing of Fed-Heart-Disease (DIR: the four UCI processed.*.data\n"
+     "  files, in DIR/raw/ or DIR, and split.csv) or Fed-TCGA-BRCA (DIR: brca.csv and\n"
+     "  train_test_split.csv) into OUT/center_K_{train,test}.csv and\n"
+     "  OUT/pooled_{train,test}.csv, for `fedfuse benchmark flamby` (docs/benchmarks.md).\n"})
 
 static int cmd_synth(int argc, char **argv)
 {
@@ -184,6 +190,30 @@ static int cmd_data(int argc, char **argv)
     return ff_cli_usage_error("data", "unknown subcommand '%s'", sub);
 }
 
+static int import_flamby(ff_cli_args *a)
+{
+    const char *dataset = ff_cli_opt(a, "--dataset");
+    const char *in = ff_cli_opt(a, "--in");
+    const char *out = ff_cli_opt(a, "--out");
+    if (ff_cli_check_unused(a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!dataset || !in || !out)
+        return ff_cli_usage_error("import", "flamby needs --dataset, --in and --out");
+    if (strcmp(dataset, "heart-disease") != 0 && strcmp(dataset, "tcga-brca") != 0)
+        return ff_cli_usage_error("import", "--dataset must be heart-disease or tcga-brca, not '%s'",
+                                  dataset);
+    ff_flamby_data d;
+    int rc = ff_flamby_import(dataset, in, out, &d);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    printf("%s: %d centres, %d features\n", dataset, d.ncenters, d.nfeatures);
+    for (int k = 0; k < d.ncenters; k++)
+        printf("  centre %d: %d train, %d test\n", k, d.train[k].n, d.test[k].n);
+    printf("wrote %s\n", out);
+    ff_flamby_data_free(&d);
+    return FF_EXIT_OK;
+}
+
 static int cmd_import(int argc, char **argv)
 {
 #ifdef FF_HAVE_INGEST
@@ -194,6 +224,10 @@ static int cmd_import(int argc, char **argv)
 #endif
     ff_cli_args a;
     ff_cli_args_init(&a, "import", argc, argv);
+    if (argc > 1 && strcmp(argv[1], "flamby") == 0) {
+        a.used[1] = 1;
+        return import_flamby(&a);
+    }
     ff_mimic_opts o = ff_mimic_opts_default();
     int64_t sites, seed;
     double lookback;
@@ -210,7 +244,7 @@ static int cmd_import(int argc, char **argv)
     if (ff_cli_check_unused(&a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     if (!source || strcmp(source, "mimic-iv-ed") != 0)
-        return ff_cli_usage_error("import", "the source must be 'mimic-iv-ed', 'dicom' or 'fhir'");
+        return ff_cli_usage_error("import", "the source must be 'mimic-iv-ed', 'dicom', 'fhir' or 'flamby'");
     if (!o.ed_dir || !o.hosp_dir || !o.icu_dir || !out)
         return ff_cli_usage_error("import", "--ed, --hosp, --icu and --out are required");
     if (sites != -1 && (sites < 1 || sites > FF_MIMIC_MAX_SITES))

@@ -52,5 +52,8 @@ FF_CLI_GROUP_DECL(client)
 #ifdef FF_HAVE_FED
 FF_CLI_GROUP_DECL(fed)
 #endif
+#ifdef FF_HAVE_BENCHMARK
+FF_CLI_GROUP_DECL(benchmark)
+#endif
 
 #endif

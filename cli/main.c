@@ -39,6 +39,9 @@ static const cli_group groups[] = {
 #ifdef FF_HAVE_FED
     GROUP(fed)
 #endif
+#ifdef FF_HAVE_BENCHMARK
+    GROUP(benchmark)
+#endif
 #ifdef FF_HAVE_AUDIT
     GROUP(audit)
 #endif

@@ -86,3 +86,10 @@ int ff_fedclient_done(ff_fedclient_state *s, int64_t round)
     s->last_done = round;
     return FF_OK;
 }
+
+void ff_fed_keep_local(float *params, const float *global, const unsigned char *local, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!local || !local[j])
+            params[j] = global[j];
+}

@@ -13,7 +13,7 @@
 #define SUB(sec, f) (offsetof(ff_coord_config, sec.f) - offsetof(ff_coord_config, sec))
 
 static const char *const strategy_names[] = {"fedavg", "fedprox", "fedadam", "fedyogi",
-                                             "fedadagrad", NULL};
+                                             "fedadagrad", "scaffold", "cyclic", NULL};
 static const char *const aggregator_names[] = {"mean", "median", "trimmed_mean", NULL};
 static const char *const sample_modes[] = {"all", "fraction", "count", NULL};
 static const char *const quorum_actions[] = {"retry", "stop", NULL};
@@ -54,6 +54,8 @@ static const ff_cfg_field strategy_fields[] = {
      .min = 0, .max = 1e6, .def = "0",
      .help = "clip each update to this multiple of the round's median update norm (0 = off; "
              "secure aggregation off)"},
+    {.key = "local", .type = FF_CFG_STRLIST, .offset = SUB(strategy, local),
+     .help = "tensor-name prefixes kept at each site, never averaged (per-site layers)"},
     {0},
 };
 

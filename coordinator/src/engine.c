@@ -148,6 +148,8 @@ static void config_hash(ff_coord *c)
 static size_t sample_size(const ff_coord *c)
 {
     size_t n = c->nsites;
+    if (c->cfg.strategy.name == FF_STRATEGY_CYCLIC)
+        return FF_MIN((size_t)1, n);
     switch (c->cfg.sampling.mode) {
     case FF_SAMPLE_FRACTION: {
         size_t k = (size_t)ceil(c->cfg.sampling.fraction * (double)n - 1e-9);
@@ -222,6 +224,24 @@ int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_mode
     rc = ff_strategy_init(&c->strat, &cfg->strategy, c->n);
     if (rc != FF_OK)
         goto out;
+    if (cfg->strategy.local.count > 0) {
+        ff_coord_tensor_ref *refs = calloc(model->ntensors ? model->ntensors : 1, sizeof *refs);
+        if (!refs) {
+            rc = ff_error(FF_ENOMEM, "coordinator: no memory");
+            goto out;
+        }
+        for (size_t i = 0; i < model->ntensors; i++) {
+            size_t numel = 1;
+            for (int d = 0; d < model->tensors[i].ndim; d++)
+                numel *= (size_t)model->tensors[i].shape[d];
+            refs[i] = (ff_coord_tensor_ref){model->tensors[i].name, model->tensors[i].offset, numel};
+        }
+        rc = ff_strategy_set_local(&c->strat, refs, model->ntensors, &cfg->strategy.local);
+        free(refs);
+        if (rc != FF_OK)
+            goto out;
+    }
+    memset(&c->cfg.strategy.local, 0, sizeof c->cfg.strategy.local); /* the caller's */
     ff_rng_init(&c->rng, (uint64_t)cfg->seed, 0x5e1ec7);
     for (size_t i = 0; i < FF_ARRAY_LEN(builtin_defs); i++) {
         c->phases[i].def = builtin_defs[i];
@@ -450,7 +470,10 @@ static void select_sites(ff_coord *c)
     int *idx = c->pending; /* scratch */
     for (size_t i = 0; i < n; i++)
         idx[i] = (int)i;
-    if (k < n) {
+    if (c->strat.kind == FF_STRATEGY_CYCLIC) {
+        k = 1;
+        idx[0] = ff_strategy_cyclic_site((uint64_t)c->cfg.seed, c->round, n);
+    } else if (k < n) {
         /* Partial Fisher-Yates on the engine's RNG: its state is checkpointed, so a resumed
          * run draws the same sites as an uninterrupted one. */
         for (size_t i = 0; i < k; i++) {
@@ -570,6 +593,7 @@ static int run_aggregate(ff_coord *c)
 
 static int run_update(ff_coord *c)
 {
+    ff_strategy_mask_local(&c->strat, c->avg);
     ff_strategy_apply(&c->strat, c->global, c->avg);
     coord_hash_floats(c->global, c->n, c->model_hash);
     coord_emit(c, FF_EV_MODEL, FF_PHASE_UPDATE, NULL, 0, c->strat.steps, c->model_hash, NULL);

@@ -102,7 +102,7 @@ typedef struct {
     void (*apply)(ff_strategy *s, float *w, const float *d);
 } coord_strategy_ops;
 extern const coord_strategy_ops coord_fedavg_ops, coord_fedprox_ops, coord_fedadam_ops,
-    coord_fedyogi_ops, coord_fedadagrad_ops;
+    coord_fedyogi_ops, coord_fedadagrad_ops, coord_scaffold_ops, coord_cyclic_ops;
 
 /* strategy.c: acc = Σ weights[i] updates[i] in double, in the given order */
 void coord_weighted_sum(double *acc, const float *const *updates, const double *weights,

@@ -10,7 +10,7 @@
 /* Indexed by ff_strategy_kind. */
 static const coord_strategy_ops *const strategy_ops[FF_STRATEGY_COUNT] = {
     &coord_fedavg_ops, &coord_fedprox_ops, &coord_fedadam_ops, &coord_fedyogi_ops,
-    &coord_fedadagrad_ops,
+    &coord_fedadagrad_ops, &coord_scaffold_ops, &coord_cyclic_ops,
 };
 
 int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
@@ -21,6 +21,10 @@ int ff_strategy_init(ff_strategy *s, const ff_strategy_config *cfg, size_t n)
     s->kind = cfg->name;
     s->cfg = *cfg;
     s->n = n;
+    memset(&s->cfg.local, 0, sizeof s->cfg.local); /* borrowed by the caller's config */
+    if (s->kind == FF_STRATEGY_SCAFFOLD && n % 2 != 0)
+        return ff_error(FF_EINVAL, "strategy scaffold: the vector must be [model | control "
+                                   "variate], an even length, not %zu", n);
     if (!strategy_ops[s->kind]->moments)
         return FF_OK;
     s->m = ff_calloc(n ? n : 1, sizeof(float));
@@ -41,7 +45,47 @@ void ff_strategy_free(ff_strategy *s)
 {
     ff_free(s->m);
     ff_free(s->v);
+    ff_free(s->local);
     s->m = s->v = NULL;
+    s->local = NULL;
+}
+
+static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+int ff_strategy_set_local(ff_strategy *s, const ff_coord_tensor_ref *t, size_t nt,
+                          const ff_cfg_strlist *prefixes)
+{
+    if (!prefixes || prefixes->count == 0)
+        return FF_OK;
+    unsigned char *mask = ff_calloc(s->n ? s->n : 1, 1);
+    if (!mask)
+        return ff_error(FF_ENOMEM, "strategy.local: no memory");
+    for (size_t p = 0; p < prefixes->count; p++) {
+        size_t hits = 0;
+        for (size_t i = 0; i < nt; i++) {
+            if (!has_prefix(t[i].name, prefixes->items[p]) || t[i].offset + t[i].numel > s->n)
+                continue;
+            memset(mask + t[i].offset, 1, t[i].numel);
+            hits++;
+        }
+        if (!hits) {
+            ff_free(mask);
+            return ff_error(FF_ENOTFOUND, "strategy.local: '%s' matches no tensor of the model",
+                            prefixes->items[p]);
+        }
+    }
+    ff_free(s->local);
+    s->local = mask;
+    return FF_OK;
+}
+
+void ff_strategy_mask_local(const ff_strategy *s, float *d)
+{
+    if (!s->local)
+        return;
+    for (size_t j = 0; j < s->n; j++)
+        if (s->local[j])
+            d[j] = 0.0f;
 }
 
 /* acc = Σ_i w_i u_i in double, sites in the given order, site-major (a vectorisable axpy per

@@ -182,6 +182,155 @@ static void test_client_round_state(void **state)
     assert_int_equal(s.round, 5);
 }
 
+/* ---- SCAFFOLD, Cyclic, per-site layers on the toy federation of oracle_strategies.py ---- */
+
+static const double TA[3][2][3] = {{{1.0, 0.5, 0.0}, {0.0, 1.0, -1.0}},
+                                   {{2.0, 0.0, 1.0}, {1.0, 1.0, 0.0}},
+                                   {{0.5, -1.0, 0.5}, {0.0, 0.0, 2.0}}};
+static const double TB[3][2] = {{1.0, -1.0}, {0.5, 2.0}, {-1.0, 1.0}};
+static const double TNEX[3] = {20, 50, 30};
+static const float TX0[3] = {0.1f, -0.2f, 0.3f};
+enum { TK = 4 };
+#define TLR 0.05f
+
+/* g = A_iᵀ (A_i w − b_i) */
+static void toy_grad(int i, const float *w, float *g)
+{
+    for (int j = 0; j < 3; j++)
+        g[j] = 0;
+    for (int r = 0; r < 2; r++) {
+        double e = -TB[i][r];
+        for (int j = 0; j < 3; j++)
+            e += TA[i][r][j] * w[j];
+        for (int j = 0; j < 3; j++)
+            g[j] += (float)(TA[i][r][j] * e);
+    }
+}
+
+static void assert_vec(const char *what, const float *got, const double *want, int n)
+{
+    for (int j = 0; j < n; j++)
+        if (!(fabs(got[j] - want[j]) < 2e-6 * (1 + fabs(want[j]))))
+            fail_msg("%s[%d] = %.9g, numpy %.12g", what, j, got[j], want[j]);
+}
+
+static void test_scaffold_matches_numpy(void **state)
+{
+    (void)state;
+    static const double X[3] = {0.269488278472, 0.153834304632, 0.312223657249};
+    static const double C[3] = {-0.441348810807, -1.05793870371, -0.0519261593031};
+    ff_strategy_config cfg = {.name = FF_STRATEGY_SCAFFOLD, .server_lr = 0.5};
+    ff_strategy s;
+    assert_int_equal(ff_strategy_init(&s, &cfg, 5), FF_EINVAL); /* [x | c] has even length */
+    assert_int_equal(ff_strategy_init(&s, &cfg, 6), FF_OK);
+    float xc[6] = {TX0[0], TX0[1], TX0[2], 0, 0, 0}, ci[3][3] = {{0}};
+    for (int r = 0; r < 3; r++) {
+        float up[3][6], d[6];
+        for (int i = 0; i < 3; i++) {
+            float y[3], g[3];
+            memcpy(y, xc, sizeof y);
+            for (int k = 0; k < TK; k++) {
+                toy_grad(i, y, g);
+                ff_scaffold_correct(g, xc + 3, ci[i], 3);
+                for (int j = 0; j < 3; j++)
+                    y[j] -= TLR * g[j];
+            }
+            ff_fed_update_compute(up[i], y, xc, 3);
+            ff_scaffold_control_delta(up[i] + 3, ci[i], xc + 3, xc, y, TK, TLR, 3);
+        }
+        const float *ups[3] = {up[0], up[1], up[2]};
+        assert_int_equal(ff_strategy_aggregate(d, ups, TNEX, 3, 6), FF_OK);
+        ff_strategy_apply(&s, xc, d);
+    }
+    assert_vec("scaffold x", xc, X, 3);
+    assert_vec("scaffold c", xc + 3, C, 3);
+    ff_strategy_free(&s);
+}
+
+static void test_cyclic_matches_numpy(void **state)
+{
+    (void)state;
+    static const double W[3] = {0.363311496645, 0.52085498802, 0.594539544399};
+    static const int order[6] = {2, 0, 1, 1, 2, 0};
+    ff_strategy_config cfg = {.name = FF_STRATEGY_CYCLIC, .server_lr = 1.0};
+    ff_strategy s;
+    assert_int_equal(ff_strategy_init(&s, &cfg, 3), FF_OK);
+    float w[3], d[3];
+    memcpy(w, TX0, sizeof w);
+    for (int r = 0; r < 6; r++) {
+        float y[3], g[3];
+        memcpy(y, w, sizeof y);
+        for (int k = 0; k < TK; k++) {
+            toy_grad(order[r], y, g);
+            for (int j = 0; j < 3; j++)
+                y[j] -= TLR * g[j];
+        }
+        ff_fed_update_compute(d, y, w, 3);
+        ff_strategy_apply(&s, w, d);
+    }
+    assert_vec("cyclic w", w, W, 3);
+    ff_strategy_free(&s);
+    /* the schedule: every site exactly once per cycle; cycles are reshuffled */
+    int differ = 0, first[7] = {0};
+    for (int64_t cyc = 0; cyc < 8; cyc++) {
+        int seen[7] = {0};
+        for (int p = 0; p < 7; p++) {
+            int site = ff_strategy_cyclic_site(42, cyc * 7 + p + 1, 7);
+            assert_true(site >= 0 && site < 7);
+            seen[site]++;
+            if (cyc == 0)
+                first[p] = site;
+            else
+                differ |= site != first[p];
+        }
+        for (int i = 0; i < 7; i++)
+            assert_int_equal(seen[i], 1);
+    }
+    assert_true(differ);
+}
+
+static void test_local_layers_match_numpy(void **state)
+{
+    (void)state;
+    static const double G[3] = {0.352494863764, 0.436284952598, 0.3};
+    static const double OWN[3] = {0.645944793805, 0.106287438757, 0.367355742076};
+    ff_strategy_config cfg = {.name = FF_STRATEGY_FEDAVG, .server_lr = 1.0};
+    ff_strategy s;
+    assert_int_equal(ff_strategy_init(&s, &cfg, 3), FF_OK);
+    const ff_coord_tensor_ref tensors[2] = {{"fc.weight", 0, 2}, {"fc.bias", 2, 1}};
+    ff_cfg_strlist bad = {.items = {"head."}, .count = 1};
+    assert_int_equal(ff_strategy_set_local(&s, tensors, 2, &bad), FF_ENOTFOUND);
+    ft_assert_error_has("'head.' matches no tensor");
+    ff_cfg_strlist local = {.items = {"fc.bias"}, .count = 1};
+    assert_int_equal(ff_strategy_set_local(&s, tensors, 2, &local), FF_OK);
+    float g[3], site[3][3];
+    memcpy(g, TX0, sizeof g);
+    for (int i = 0; i < 3; i++)
+        memcpy(site[i], TX0, sizeof g);
+    for (int r = 0; r < 3; r++) {
+        float up[3][3], d[3];
+        for (int i = 0; i < 3; i++) {
+            float start[3], gr[3];
+            ff_fed_keep_local(site[i], g, s.local, 3); /* shared from the global, own bias */
+            memcpy(start, site[i], sizeof start);
+            for (int k = 0; k < TK; k++) {
+                toy_grad(i, site[i], gr);
+                for (int j = 0; j < 3; j++)
+                    site[i][j] -= TLR * gr[j];
+            }
+            ff_fed_update_compute(up[i], site[i], start, 3);
+        }
+        const float *ups[3] = {up[0], up[1], up[2]};
+        assert_int_equal(ff_strategy_aggregate(d, ups, TNEX, 3, 3), FF_OK);
+        ff_strategy_mask_local(&s, d);
+        ff_strategy_apply(&s, g, d);
+    }
+    assert_vec("local global", g, G, 3);
+    const float own[3] = {site[0][2], site[1][2], site[2][2]};
+    assert_vec("local own", own, OWN, 3);
+    ff_strategy_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +340,9 @@ int main(void)
         cmocka_unit_test(test_fedprox_grad_and_update),
         cmocka_unit_test(test_update_check),
         cmocka_unit_test(test_client_round_state),
+        cmocka_unit_test(test_scaffold_matches_numpy),
+        cmocka_unit_test(test_cyclic_matches_numpy),
+        cmocka_unit_test(test_local_layers_match_numpy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

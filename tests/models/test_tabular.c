@@ -108,6 +108,13 @@ static void test_config_rules(void **st)
 {
     (void)st;
     ff_tab_config c;
+    /* the documented examples load */
+    assert_int_equal(ff_tab_config_load(FF_SOURCE_DIR "/configs/model-linear.yaml", &c), FF_OK);
+    assert_true(c.arch == FF_TAB_LINEAR && c.head == FF_TAB_COX && c.features == 39);
+    ff_tab_config_free(&c);
+    assert_int_equal(ff_tab_config_load(FF_SOURCE_DIR "/configs/model-mlp.yaml", &c), FF_OK);
+    assert_true(c.arch == FF_TAB_MLP && c.nhidden == 2 && c.hidden[1] == 16 && c.dropout == 0.1);
+    ff_tab_config_free(&c);
     const char *bad[][2] = {
         {"model: linear\nfeatures: 4\nhead: cox\nhidden: [3]\n", "no hidden layers"},
         {"model: mlp\nfeatures: 4\nhead: cox\n", "at least one hidden layer"},

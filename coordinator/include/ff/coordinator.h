@@ -50,6 +50,8 @@ typedef enum {
     FF_STRATEGY_FEDADAM,
     FF_STRATEGY_FEDYOGI,
     FF_STRATEGY_FEDADAGRAD,
+    FF_STRATEGY_SCAFFOLD, /* Karimireddy et al. 2020: vector = [model | control variate c] */
+    FF_STRATEGY_CYCLIC,   /* one site per round, in a reshuffled cycle; w ← w + η Δ */
     FF_STRATEGY_COUNT
 } ff_strategy_kind;
 
@@ -76,6 +78,8 @@ typedef struct {
     int aggregator;       /* ff_aggregator */
     double trim_fraction; /* beta in [0, 0.5) for FF_AGG_TRIMMED_MEAN */
     double clip_multiple; /* > 0: clip each update's L2 norm to this × the median norm; 0 off */
+    ff_cfg_strlist local; /* tensor-name prefixes kept at the sites (FedBN-style per-site
+                             layers): never averaged, the global copy never moves */
 } ff_strategy_config;
 
 typedef struct {
@@ -208,12 +212,28 @@ size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round);
  *   Adagrad: v ← v + Δ²;  Yogi: v ← v − (1 − β2) Δ² sign(v − Δ²);  Adam: v ← β2 v + (1 − β2) Δ²
  *   w ← w + η m / (√v + τ)
  * with m₀ = 0 and v₀ = τ² (the paper's v₋₁ ≥ τ²).
+ * SCAFFOLD (Karimireddy et al., ICML 2020, Algorithm 1, all sites every round): the engine's
+ * vector is [x | c], model then server control variate (n even); a site sends
+ * [y_i − x | Δc_i] through the same aggregation (and secure aggregation) as any update, and
+ *   x ← x + η Σ n_i (y_i − x) / Σ n_i,   c ← c + Σ n_i Δc_i / Σ n_i
+ * (client side: ff_scaffold_correct, ff_scaffold_control_delta).
+ * Cyclic (Chang et al. 2018, cyclical weight transfer): one site per round, sites in a
+ * permutation redrawn at the start of every cycle; w ← w + η Δ (η = 1: the site's model).
+ * Per-site layers (strategy.local): coordinates of tensors whose name starts with one of the
+ * prefixes are zeroed in Δ before apply, so the global copy stays at its initial value and
+ * every site keeps its own (ff_fed_keep_local).
  */
+typedef struct {
+    const char *name;
+    size_t offset, numel; /* in floats */
+} ff_coord_tensor_ref;
+
 typedef struct {
     int kind; /* ff_strategy_kind */
     ff_strategy_config cfg;
     size_t n;
     float *m, *v;  /* NULL for FedAvg/FedProx; owned */
+    unsigned char *local; /* n flags, 1 = kept at the sites; NULL = none; owned */
     int64_t steps; /* how many times apply ran */
 } ff_strategy;
 
@@ -236,6 +256,15 @@ int ff_strategy_clip_updates(float *const *updates, size_t k, size_t n, double m
                              size_t *nclipped) FF_WARN_UNUSED;
 /* Applies the averaged update delta to the global model in place (and the optimiser state). */
 void ff_strategy_apply(ff_strategy *s, float *global, const float *delta);
+/* Marks the coordinates of tensors (a table covering [0, n)) whose name starts with one of
+ * the prefixes as local; FF_ENOTFOUND naming a prefix that matches no tensor. */
+int ff_strategy_set_local(ff_strategy *s, const ff_coord_tensor_ref *tensors, size_t ntensors,
+                          const ff_cfg_strlist *prefixes) FF_WARN_UNUSED;
+/* Zeroes the local coordinates of delta (no-op without local layers). */
+void ff_strategy_mask_local(const ff_strategy *s, float *delta);
+/* Cyclic: the site (index < nsites) that trains in round (1-based) for this seed: position
+ * (round − 1) mod nsites of the cycle's permutation, drawn from (seed, cycle). */
+int ff_strategy_cyclic_site(uint64_t seed, int64_t round, size_t nsites);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Client-side helpers that need no model                                                    */
@@ -245,6 +274,15 @@ void ff_strategy_apply(ff_strategy *s, float *global, const float *delta);
 void ff_fed_update_compute(float *update, const float *params, const float *global, size_t n);
 /* Adds the FedProx proximal gradient μ (w − w_global) to grads (Li et al. 2020). */
 void ff_fedprox_grad(const float *params, const float *global, float mu, float *grads, size_t n);
+/* SCAFFOLD client step correction: grads += c − c_i (n floats each). */
+void ff_scaffold_correct(float *grads, const float *c, const float *ci, size_t n);
+/* SCAFFOLD option II after K local SGD steps of rate lr from x to y: the new client control
+ * variate c_i⁺ = c_i − c + (x − y) / (K lr); writes dci = c_i⁺ − c_i (what the site sends)
+ * and updates ci in place. */
+void ff_scaffold_control_delta(float *dci, float *ci, const float *c, const float *x,
+                               const float *y, int64_t K, double lr, size_t n);
+/* Per-site layers: params ← global except where local[j] (the site's own values stay). */
+void ff_fed_keep_local(float *params, const float *global, const unsigned char *local, size_t n);
 
 typedef enum {
     FF_REFUSE_NONE = 0,

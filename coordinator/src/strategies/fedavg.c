@@ -11,3 +11,5 @@ static void fedavg_apply(ff_strategy *s, float *w, const float *d)
 
 const coord_strategy_ops coord_fedavg_ops = {"fedavg", 0, fedavg_apply};
 const coord_strategy_ops coord_fedprox_ops = {"fedprox", 0, fedavg_apply};
+/* Cyclic: the round's one site trained from w, so w ← w + η Δ is FedAvg's step. */
+const coord_strategy_ops coord_cyclic_ops = {"cyclic", 0, fedavg_apply};

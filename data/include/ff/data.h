@@ -376,6 +376,54 @@ int ff_png_write_gray(const char *path, const float *src, int H, int W, int bit_
  * mean of the source area it covers, with fractional overlaps weighted. */
 void ff_resize_area(const float *src, int sh, int sw, float *dst, int dh, int dw);
 
+/* ---------------------------------------------------------------------------------------- */
+/* FLamby benchmarks (data/src/import_flamby.c): Fed-Heart-Disease and Fed-TCGA-BRCA         */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * ff_flamby_import applies FLamby's preprocessing to the user's copy of the source files and
+ * writes DIR/center_K_{train,test}.csv (features then `label`, or `event,time`) and
+ * DIR/pooled_{train,test}.csv (a `center` column first). Heart disease (in: the four UCI
+ * processed.*.data files, in IN/raw/ or IN/, and FLamby's split.csv): slope, ca, thal
+ * dropped, cp and restecg one-hot with the first level dropped (13 features), label num > 0,
+ * each centre standardised with its training rows' mean and unbiased std (x − m)/(s + 1e-9),
+ * the pooled files with the pooled training rows'. TCGA-BRCA (in: brca.csv and
+ * train_test_split.csv): the 39 features as they are, (event, time), centre K from fold2.
+ * Errors name FILE:LINE. ff_flamby_load reads such a folder back.
+ */
+enum { FF_FLAMBY_HEART = 1, FF_FLAMBY_TCGA = 2 };
+#define FF_FLAMBY_MAX_CENTERS 8
+#define FF_FLAMBY_HEART_CENTERS 4
+#define FF_FLAMBY_HEART_FEATURES 13
+#define FF_FLAMBY_TCGA_CENTERS 6
+#define FF_FLAMBY_TCGA_FEATURES 39
+
+typedef struct {
+    int n, cap, d, t; /* rows, capacity, features, target columns */
+    float *x;         /* [n, d] */
+    float *y;         /* [n, t]: label, or (event, time) */
+    int *center;      /* [n] */
+} ff_flamby_split;
+
+typedef struct {
+    int dataset; /* FF_FLAMBY_HEART or FF_FLAMBY_TCGA */
+    int ncenters, nfeatures, ntargets;
+    char **feature_names;
+    ff_flamby_split train[FF_FLAMBY_MAX_CENTERS], test[FF_FLAMBY_MAX_CENTERS];
+    ff_flamby_split pooled_train, pooled_test;
+} ff_flamby_data;
+
+/* dataset "heart-disease" or "tcga-brca". On success d holds what was written (free with
+ * ff_flamby_data_free); on error d is empty. */
+int ff_flamby_import(const char *dataset, const char *in_dir, const char *out_dir,
+                     ff_flamby_data *d) FF_WARN_UNUSED;
+int ff_flamby_load(const char *dir, ff_flamby_data *d) FF_WARN_UNUSED;
+void ff_flamby_data_free(ff_flamby_data *d);
+/* FLamby's heart-disease normalisation applied to d: each centre's train and test rows with
+ * that centre's training mean and unbiased std, (x − m)/(s + 1e-9); the pooled rows with the
+ * pooled training rows'. */
+int ff_flamby_standardise(ff_flamby_data *d) FF_WARN_UNUSED;
+void ff_flamby_split_free(ff_flamby_split *s);
+
 #ifdef __cplusplus
 }
 #endif
