@@ -8,6 +8,7 @@
 #include "audit_internal.h"
 
 #include <dirent.h>
+#include <stdio.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ts.h>
@@ -222,8 +223,26 @@ static X509_STORE *load_store(const char *path)
     return st;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS(.mmm)Z" -> seconds; 0 when it is not such a time. */
+static int parse_utc(const char *s, time_t *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *t = timegm(&tm);
+    return 1;
+}
+
+/* An entry cannot be stamped before it was written: the authority's time may trail the
+ * coordinator's clock by at most this much (clock skew). */
+#define ANCHOR_SKEW_S 300
+
 int au_check_anchors(const char *log_path, const ff_audit_verify_opts *opts, json_t *lines,
-                     ff_audit_summary *s, ff_audit_findings *f)
+                     json_t *line_ts, ff_audit_summary *s, ff_audit_findings *f)
 {
     char dir[1100];
     anchor_path(log_path, -1, NULL, dir, sizeof dir);
@@ -271,6 +290,12 @@ int au_check_anchors(const char *log_path, const ff_audit_verify_opts *opts, jso
         } else {
             uint8_t h[FF_SHA256_BYTES];
             au_unhex(hex, h, sizeof h);
+            const char *logged = json_string_value(json_array_get(line_ts, (size_t)seq));
+            time_t lt;
+            if (parse_utc(logged, &lt) && t + ANCHOR_SKEW_S < lt)
+                au_add_finding(f, "anchor.time", seq, "the authority stamped entry %lld at %s, "
+                               "before the time the entry says it was written (%s): the entry "
+                               "or the coordinator's clock is wrong", seq, when, logged);
             if (store && !verify_resp(resp, tsq, store, h, why, sizeof why))
                 au_add_finding(f, "anchor.signature", seq, "%s: the time stamp does not verify "
                                "with the authority's CA: %s", path, why);

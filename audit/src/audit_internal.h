@@ -30,5 +30,5 @@ void au_add_finding(ff_audit_findings *f, const char *rule, int64_t seq, const c
  * the hash of its entry (line_hashes: hex SHA-256 of every line) and, with opts->tsa_ca_path,
  * verify to that CA. Returns 1 when the log was cut after an anchored entry (a finding). */
 int au_check_anchors(const char *log_path, const ff_audit_verify_opts *opts, json_t *line_hashes,
-                     ff_audit_summary *s, ff_audit_findings *f);
+                     json_t *line_ts, ff_audit_summary *s, ff_audit_findings *f);
 #endif

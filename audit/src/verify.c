@@ -30,6 +30,8 @@ typedef struct {
     const char *ts;     /* its time */
     json_t *timeline, *job;
     json_t *lines;      /* SHA-256 (hex) of every line, for anchors */
+    json_t *line_ts;    /* and its logged time ("" when unreadable) */
+    char ts_buf[40];
 } vctx;
 
 void au_add_finding(ff_audit_findings *f, const char *rule, int64_t seq, const char *fmt, ...)
@@ -575,6 +577,7 @@ static void check_line(vctx *c, size_t i, const char *line, size_t n, const uint
         check_genesis(c, seq, data);
     c->seq = seq;
     c->ts = json_string_value(json_object_get(e, "ts"));
+    ff_strlcpy(c->ts_buf, c->ts ? c->ts : "", sizeof c->ts_buf);
     c->sig_ok = c->pub && au_open_line(c->pub, line, n) == FF_OK;
     if (!c->sig_ok)
         au_add_finding(c->f, "signature", seq, "entry '%s' is not signed by the audit key", event);
@@ -897,7 +900,9 @@ static void walk_lines(vctx *c, const char *buf, size_t len)
             break;
         }
         size_t n = (size_t)(nl - (buf + start));
+        c->ts_buf[0] = '\0';
         check_line(c, i, buf + start, n, prev);
+        json_array_append_new(c->line_ts, json_string(c->ts_buf));
         ff_sha256(buf + start, n, prev);
         char hex[FF_SHA256_HEX];
         ff_hex(prev, sizeof prev, hex);
@@ -932,12 +937,12 @@ int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
     }
     vctx c = {.o = opts, .s = summary, .f = findings, .ca = ca, .rounds = json_object(),
               .sites = json_object(), .answered = json_array(), .commits = json_object(),
-              .timeline = json_array(), .job = json_object(), .lines = json_array(),
+              .timeline = json_array(), .job = json_object(), .lines = json_array(), .line_ts = json_array(),
               .eps_rec = 0, .eps_cli = 0};
     if (len == 0)
         au_add_finding(findings, "format", -1, "the log is empty");
     walk_lines(&c, buf, len);
-    int cut = au_check_anchors(log_path, opts, c.lines, summary, findings);
+    int cut = au_check_anchors(log_path, opts, c.lines, c.line_ts, summary, findings);
     if (len > 0 && !summary->ended && !cut)
         au_add_finding(findings, "incomplete", (int64_t)summary->entries,
                     "no run_end entry: the run is still going, or the log was cut short");
@@ -956,6 +961,7 @@ int ff_audit_verify(const char *log_path, const ff_audit_verify_opts *opts,
     json_decref(c.sites);
     json_decref(c.commits);
     json_decref(c.lines);
+    json_decref(c.line_ts);
     json_decref(c.prev_ledger[0]);
     json_decref(c.prev_ledger[1]);
     X509_free(ca);

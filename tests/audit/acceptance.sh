@@ -233,6 +233,12 @@ EOP
     sed -i "$((s + 1))s/\"status\":\"/\"status\":\"x/" "$tmp/c/audit.jsonl"
     verify "$tmp/c/audit.jsonl" "$tmp/c/receipts" --tsa-ca tsaca.pem
     expect_finding 1 "finding: seq $s: anchor.mismatch:" "an anchored entry edited"
+    # a stamp dated two hours before its entry was written (faketime at the authority)
+    copy
+    faketime -f "-2h" openssl ts -reply -config tsa.cnf -queryfile "$q" -out early.tsr 2>/dev/null || fail "early stamp"
+    cp early.tsr "$tmp/c/audit.jsonl.anchors/$(basename "$q" .tsq).tsr"
+    verify "$tmp/c/audit.jsonl" "$tmp/c/receipts"
+    expect_finding 1 "finding: seq $s: anchor.time: the authority stamped entry $s at .*, before the time the entry says it was written" "a stamp earlier than its entry"
     ;;
 export)
     npm_dir=${FEDFUSE_TEST_NPM:-/usr/local/share/fedfuse-test-npm}
