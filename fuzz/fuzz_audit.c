@@ -15,8 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ff_audit_verify_opts o = {0};
     ff_audit_summary s;
     ff_audit_findings f;
-    if (ff_audit_verify(path, &o, &s, &f) == FF_OK)
+    if (ff_audit_verify(path, &o, &s, &f) == FF_OK) {
         ff_audit_findings_free(&f);
+        ff_audit_summary_free(&s);
+    }
     unlink(path);
     return 0;
 }

@@ -17,6 +17,7 @@ typedef struct {
     char *audit_pem;
     const char *dir;
     char ca_path[512], log_path[512], receipts[512];
+    json_t *details; /* every summary's detail, released at teardown */
 } fixture;
 
 static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
@@ -79,6 +80,7 @@ static int setup(void **state)
     assert_int_equal(ff_mkdir_p(f->receipts, 0755), FF_OK);
     write_cert(f->site_cert, ft_path(f->receipts, "site-1.pem"));
     f->site_keys[0] = f->site_key;
+    f->details = json_array();
     for (int i = 1; i < 3; i++) {
         char name[16];
         snprintf(name, sizeof name, "site-%d", i + 1);
@@ -99,6 +101,7 @@ static int teardown(void **state)
     EVP_PKEY_free(f->audit_key);
     EVP_PKEY_free(f->site_key);
     EVP_PKEY_free(f->other_key);
+    json_decref(f->details);
     EVP_PKEY_free(f->site_keys[1]);
     EVP_PKEY_free(f->site_keys[2]);
     X509_free(f->ca);
@@ -194,6 +197,7 @@ static void verify(fixture *f, const ff_audit_policy *p, const char *receipts,
     ff_audit_verify_opts o = {.ca_pem_path = f->ca_path, .receipts_dir = receipts,
                               .receipt_certs = receipts, .policy = p};
     assert_int_equal(ff_audit_verify(f->log_path, &o, s, fd), FF_OK);
+    json_array_append_new(f->details, s->detail); /* borrowed by s until teardown */
 }
 
 static int has_finding(const ff_audit_findings *fd, const char *rule, int64_t seq)
@@ -659,6 +663,7 @@ static void test_epsilon_recomputed(void **state)
         ff_audit_summary s;
         ff_audit_findings fd;
         assert_int_equal(ff_audit_verify(f->log_path, &o, &s, &fd), FF_OK);
+        json_array_append_new(f->details, s.detail);
         if (lie == 1)
             assert_true(has_finding(&fd, "privacy.epsilon", 2));
         else if (lie == 2)
