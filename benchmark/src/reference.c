@@ -32,8 +32,9 @@ double ff_flamby_reference_mean(const char *dataset, const char *method)
     return NAN;
 }
 
-/* fedfuse's recommended configuration (`--tuned`, docs/benchmarks.md): chosen on the
- * training sets only. */
+/* fedfuse's recommended configuration (`--tuned`, docs/benchmarks.md): FLamby's
+ * hyperparameters unchanged; what differs is the data (TCGA-BRCA's features standardised with
+ * each centre's training statistics, run.c), a choice that reads no test row. */
 void fb_tuned_hparams(int dataset, fb_hp *h)
 {
     (void)dataset;
