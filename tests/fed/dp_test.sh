@@ -161,7 +161,7 @@ EOP
     grep -q "privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no privacy.epsilon finding"; }
     grep "privacy.epsilon" "$tmp/tv.txt"
     # the site policy's minimum DP settings: site-3 requires sigma >= 2 and refuses the task
-    copy_b -e "s/\(train\|evaluate\): 60/\1: 3/g"
+    copy_b  # site-3 declines its task (Decline RPC): no deadline is waited on, none is shortened
     sed -i "s/min_noise_multiplier: [0-9.e+-]*/min_noise_multiplier: 2/" "$tmp/b/config/policy-site-3.yaml"
     run_b 60
     grep -q "task refused: policy: task noise multiplier 1 is below min_noise_multiplier 2" "$tmp/b/logs/site-3.log" || fail "site-3 did not refuse by its policy"
@@ -255,7 +255,7 @@ EOP
         --certs "$tmp/a/pki/receipt-certs" > "$tmp/tv.txt" 2>&1; then cat "$tmp/tv.txt"; fail "an edited receipt epsilon verified"; fi
     grep "receipt.privacy.epsilon" "$tmp/tv.txt" || { cat "$tmp/tv.txt"; fail "no receipt.privacy.epsilon finding"; }
     # budget 2.0: each site refuses the round numpy says would pass it
-    mkrec 3 2.0 1 5 "$tmp/b"
+    mkrec 3 2.0 1 60 "$tmp/b"
     check_refusals() { # out
         $py - "$1" "$tmp/rdp.py" <<'EOP' || fail "record-level budget in $1"
 import json, re, sys
@@ -319,7 +319,7 @@ record_policy)
     # Each site's own policy bounds the record-level DP it runs (the plan cannot raise it):
     # site-1 accepts the plan (budget 100), site-2 requires σ ≥ 2 and refuses every task,
     # site-3 caps ε at 2 and stops at the round numpy says would pass 2.
-    mkrec 3 100 1 5 "$tmp/a"
+    mkrec 3 100 1 60 "$tmp/a"
     grep -q "dp: {required: true, max_epsilon: 100," "$tmp/a/config/policy-site-1.yaml" || fail "simulate's site policy does not require record-level DP"
     copy_b -e "s/evaluate: 30/evaluate: 4/"  # were a decline lost, the wait stays short
     grep -q "evaluate: 4" "$tmp/b/config/coordinator.yaml" || fail "evaluate deadline not shortened"
