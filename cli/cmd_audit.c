@@ -4,20 +4,25 @@
 #include <string.h>
 
 #include "ff/audit.h"
+#include "ff/transport.h"
 
 static int cmd_audit(int argc, char **argv);
 
 FF_CLI_GROUP_DEFINE(audit,
     {"audit", "verify a signed aggregation log, anchor it, export it, or render it for auditors",
      cmd_audit,
-     "usage: fedfuse audit verify --log FILE --ca CA.pem [--receipts DIR --certs DIR]\n"
-     "                            [--certs DIR] [--tsa-ca TSA-CA.pem] [--policy POLICY.yaml] [--json]\n"
+     "usage: fedfuse audit verify --log FILE --ca CA.pem [--crl CRL.pem] [--audit-name NAME]\n"
+     "                            [--receipts DIR --certs DIR] [--certs DIR]\n"
+     "                            [--tsa-ca TSA-CA.pem] [--policy POLICY.yaml] [--json]\n"
      "       fedfuse audit report --log FILE --out report.html --ca CA.pem [same options]\n"
      "       fedfuse audit anchor --log FILE --response RESPONSE.tsr\n"
      "       fedfuse audit export --format fhir|csv --log FILE --out FILE\n"
      "\n"
      "verify checks the hash chain, every Ed25519 signature, sequence continuity, that the\n"
-     "coordinator's audit certificate chains to the consortium CA, the consistency of round\n"
+     "coordinator's audit certificate chains to the consortium CA, carries the audit role,\n"
+     "is named --audit-name (default audit) and is not revoked in the CRL (--crl, default\n"
+     "crl.pem beside CA.pem; without one nothing is trusted; site certificates likewise\n"
+     "need the site role), the consistency of round\n"
      "and phase entries, every site's signed commitment (--certs: site certificates\n"
      "<site>.pem) and each round's Merkle root over them, the consortium policy, every\n"
      "epsilon against the verifier's own recomputation from the logged mechanism parameters,\n"
@@ -32,6 +37,57 @@ FF_CLI_GROUP_DEFINE(audit,
      "anchor stores a time-stamp authority's response to a query the coordinator wrote\n"
      "(FILE.anchors/NNNNNNNN.tsq) beside the log.\n"
      "export writes a FHIR R4 Bundle of AuditEvent resources (IHE BALP) or CSV.\n"})
+
+/* The certificate check `audit verify` trusts: the consortium PKI's chain + revocation
+ * check and the certificate's role and name (transport). */
+typedef struct {
+    X509 *ca;
+    X509_CRL *crl;      /* NULL: no revocation list, every certificate is refused */
+    const char *crl_path;
+} cert_ctx;
+
+static int audit_cert_check(void *ctx, X509 *cert, const char *role, const char *name,
+                            char *why, size_t n)
+{
+    cert_ctx *k = ctx;
+    char cn[FF_SITE_NAME_MAX];
+    ff_pki_role want;
+    int rc = ff_pki_role_parse(role, &want);
+    if (rc == FF_OK && !k->crl)
+        rc = ff_error(FF_EPOLICY, "revocation cannot be checked: no revocation list (give "
+                      "--crl FILE, or put crl.pem beside the CA certificate)");
+    if (rc == FF_OK)
+        rc = ff_pki_check_peer(k->ca, k->crl, cert, cn, sizeof cn);
+    if (rc == FF_OK)
+        rc = ff_pki_check_role(cert, want, name);
+    if (rc != FF_OK) {
+        snprintf(why, n, "%s", ff_error_message());
+        ff_error_clear();
+        return rc;
+    }
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(k->crl, NID_crl_number, NULL, NULL);
+    snprintf(why, n, "CN=%s carries role %s (certificate policy %s), chains to the consortium CA, "
+             "not revoked in %s (CRL number %ld)", cn, role, FF_PKI_ROLE_OID_ARC, k->crl_path,
+             num ? ASN1_INTEGER_get(num) : 0L);
+    ASN1_INTEGER_free(num);
+    return FF_OK;
+}
+
+/* --crl, else crl.pem in the CA certificate's folder, loaded and checked against the CA.
+ * A missing file leaves k->crl NULL (then every certificate is refused, saying why). */
+static int load_crl(cert_ctx *k, const char *ca_path, const char *crl_opt, char *buf, size_t n)
+{
+    if (crl_opt) {
+        snprintf(buf, n, "%s", crl_opt);
+    } else {
+        const char *slash = strrchr(ca_path, '/');
+        snprintf(buf, n, "%.*scrl.pem", slash ? (int)(slash - ca_path + 1) : 0, ca_path);
+        if (!ff_path_exists(buf))
+            return FF_OK;
+    }
+    k->crl_path = buf;
+    return ff_pki_load_crl(buf, k->ca, &k->crl);
+}
 
 /* The independent epsilon recomputation: the privacy library's accountant. */
 typedef int (*eps_fn_t)(const json_t *, double *, double *);
@@ -65,6 +121,8 @@ static void print_summary(const char *log, const ff_audit_summary *s, const ff_a
     if (s->certs_checked)
         printf("site commitments: %lld logged, %lld signatures verified with the site certificates\n",
                (long long)s->commitments, (long long)s->commitments_verified);
+    if (s->audit_trust[0])
+        printf("audit key %s\n", s->audit_trust);
     else
         printf("site commitments: %lld logged, signatures NOT checked (give --certs)\n",
                (long long)s->commitments);
@@ -102,6 +160,7 @@ static int audit_run(ff_cli_args *a, int report)
     const char *certs = ff_cli_opt(a, "--certs");
     const char *tsa_ca = ff_cli_opt(a, "--tsa-ca");
     const char *policy_path = ff_cli_opt(a, "--policy");
+    const char *crl = ff_cli_opt(a, "--crl"), *audit_name = ff_cli_opt(a, "--audit-name");
     const char *out = report ? ff_cli_opt(a, "--out") : NULL;
     int json = ff_cli_flag(a, "--json");
     if (!log)
@@ -118,12 +177,23 @@ static int audit_run(ff_cli_args *a, int report)
     ff_audit_policy policy;
     if (policy_path && ff_audit_policy_load(policy_path, &policy) != FF_OK)
         return ff_cli_fail(FF_ECONFIG);
+    cert_ctx ck = {0};
+    char crl_buf[4096];
+    if (ca && (ff_pki_load_cert(ca, &ck.ca) != FF_OK ||
+               load_crl(&ck, ca, crl, crl_buf, sizeof crl_buf) != FF_OK)) {
+        X509_free(ck.ca);
+        return ff_cli_fail(FF_EFORMAT);
+    }
     ff_audit_verify_opts o = {.ca_pem_path = ca, .receipts_dir = receipts, .receipt_certs = certs,
                               .tsa_ca_path = tsa_ca, .policy = policy_path ? &policy : NULL,
-                              .epsilon_fn = audit_epsilon_fn()};
+                              .epsilon_fn = audit_epsilon_fn(),
+                              .cert_fn = ca ? audit_cert_check : NULL, .cert_ctx = &ck,
+                              .audit_name = audit_name};
     ff_audit_summary s;
     ff_audit_findings f;
     int rc = ff_audit_verify(log, &o, &s, &f);
+    X509_CRL_free(ck.crl);
+    X509_free(ck.ca);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
     if (report) {

@@ -11,20 +11,25 @@ static int cmd_policy(int argc, char **argv);
 
 FF_CLI_GROUP_DEFINE(transport,
     {"pki", "consortium PKI: create the CA, issue and revoke site certificates", cmd_pki,
-     "usage: fedfuse pki init --out DIR [--name CONSORTIUM] [--days N]\n"
-     "       fedfuse pki issue --site NAME --ca DIR --out DIR [--role site|coordinator|audit]\n"
+     "usage: fedfuse pki init --out DIR [--name CONSORTIUM] [--days N] [--san HOST]...\n"
+     "       fedfuse pki issue --site NAME --ca DIR --out DIR [--role ROLE]\n"
      "                         [--days N] [--san HOST]... [--backdate-days N]\n"
      "       fedfuse pki csr --site NAME --out DIR\n"
      "       fedfuse pki sign --csr FILE --ca DIR --out DIR [--site NAME]\n"
-     "                        [--role site|coordinator|audit] [--days N] [--san HOST]...\n"
+     "                        [--role ROLE] [--days N] [--san HOST]...\n"
      "       fedfuse pki revoke --ca DIR --cert CERT\n"
      "       fedfuse pki check --ca-cert CA.crt [--crl CRL] --cert CERT\n"
-     "  init    creates DIR/ca.key (0600), DIR/ca.crt (Ed25519, default 3650 days) and an\n"
-     "          empty signed revocation list DIR/crl.pem. Keep DIR offline.\n"
+     "  init    creates DIR/ca.key (0600), DIR/ca.crt (Ed25519, default 3650 days), an\n"
+     "          empty signed revocation list DIR/crl.pem, and the consortium's two keys:\n"
+     "          DIR/coordinator.crt|key (role coordinator, --san as for issue) and\n"
+     "          DIR/audit.crt|key (role audit, signs the audit log). Keep ca.key offline.\n"
      "  issue   creates OUT/NAME.key (0600), OUT/NAME.crt signed by the CA and OUT/ca.crt.\n"
-     "          The name becomes the certificate CN and is the site's identity. Roles:\n"
-     "          site and audit (TLS client, 730 days), coordinator (TLS server and client,\n"
-     "          365 days; --san adds host names/addresses, default localhost,127.0.0.1).\n"
+     "          The name becomes the certificate CN. ROLE (default site) is written into\n"
+     "          the certificate (policy OID, docs/security.md) and enforced everywhere:\n"
+     "          site (a hospital; the only role the coordinator serves), coordinator (TLS\n"
+     "          server and client, 365 days; --san adds host names/addresses, default\n"
+     "          localhost,127.0.0.1), operator (consortium staff and tools), audit (signs\n"
+     "          the audit log); all but coordinator are TLS clients valid 730 days.\n"
      "          --backdate-days starts the validity in the past (tests of expiry).\n"
      "  csr     at the site: creates OUT/NAME.key (0600, never leaves the site) and a\n"
      "          certificate request OUT/NAME.csr (CN=NAME) to send to the CA operator.\n"
@@ -49,6 +54,8 @@ static int pki_init(ff_cli_args *a)
 {
     const char *out = ff_cli_opt(a, "--out");
     const char *name = ff_cli_opt(a, "--name");
+    const char *sans[16];
+    int nsans = ff_cli_opt_all(a, "--san", sans, 16);
     int64_t days;
     if (ff_cli_opt_i64(a, "--days", 3650, &days) != FF_OK || ff_cli_check_unused(a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
@@ -57,7 +64,16 @@ static int pki_init(ff_cli_args *a)
     int rc = ff_pki_init(out, name ? name : "fedfuse", (int)FF_MIN(FF_MAX(days, 0), 100000));
     if (rc != FF_OK)
         return ff_cli_fail(rc);
+    /* The consortium's own two keys, each with its role: the coordinator's TLS key and the
+     * key that signs the audit log (separate, so neither can stand in for the other). */
+    ff_pki_issue_opts co = {.name = "coordinator", .role = FF_PKI_COORDINATOR,
+                            .sans = sans, .nsans = nsans};
+    ff_pki_issue_opts ao = {.name = "audit", .role = FF_PKI_AUDIT};
+    if ((rc = ff_pki_issue(out, out, &co)) != FF_OK || (rc = ff_pki_issue(out, out, &ao)) != FF_OK)
+        return ff_cli_fail(rc);
     printf("CA created in %s (ca.key is secret: keep it offline)\n", out);
+    printf("issued %s/coordinator.crt (role coordinator) and %s/audit.crt (role audit) with "
+           "their keys: install them on the coordinator\n", out, out);
     return FF_EXIT_OK;
 }
 
@@ -157,7 +173,14 @@ static int pki_check(ff_cli_args *a)
     int rc = ff_pki_check_files(ca, crl, cert, cn, sizeof cn);
     if (rc != FF_OK)
         return ff_cli_fail(rc == FF_ECRYPTO ? FF_EPOLICY : rc);
-    printf("%s: valid, CN=%s\n", cert, cn);
+    X509 *x = NULL;
+    ff_pki_role role;
+    if ((rc = ff_pki_load_cert(cert, &x)) != FF_OK || (rc = ff_pki_cert_role(x, &role)) != FF_OK) {
+        X509_free(x);
+        return ff_cli_fail(rc == FF_EPOLICY ? FF_EPOLICY : rc);
+    }
+    X509_free(x);
+    printf("%s: valid, CN=%s, role %s\n", cert, cn, ff_pki_role_name(role));
     return FF_EXIT_OK;
 }
 

@@ -122,10 +122,24 @@ static void check_genesis(vctx *c, int64_t seq, json_t *data)
         return;
     }
     char why[160];
-    if (c->ca && au_cert_check(c->ca, cert, why, sizeof why) != FF_OK)
+    if (c->ca && au_cert_check(c->ca, cert, why, sizeof why) != FF_OK) {
         au_add_finding(c->f, "certificate", seq, "audit certificate does not chain to the CA: %s", why);
-    else if (c->ca)
+        snprintf(c->s->audit_trust, sizeof c->s->audit_trust, "NOT trusted: does not chain to "
+                 "the CA: %s", why);
+    } else if (c->ca) {
         c->s->ca_checked = 1;
+        char how[sizeof c->s->audit_trust - 16];
+        const char *name = c->o->audit_name ? c->o->audit_name : "audit";
+        if (!c->o->cert_fn)
+            snprintf(c->s->audit_trust, sizeof c->s->audit_trust, "chains to the CA (role, "
+                     "name and revocation not checked)");
+        else if (c->o->cert_fn(c->o->cert_ctx, cert, "audit", name, how, sizeof how) != FF_OK) {
+            au_add_finding(c->f, "certificate.trust", seq, "audit certificate refused: %s", how);
+            snprintf(c->s->audit_trust, sizeof c->s->audit_trust, "NOT trusted: %s", how);
+        } else {
+            snprintf(c->s->audit_trust, sizeof c->s->audit_trust, "trusted: %s", how);
+        }
+    }
     json_t *g = json_deep_copy(data);
     json_object_del(g, "audit_cert");
     json_object_set_new(c->job, "genesis", g);
@@ -133,6 +147,16 @@ static void check_genesis(vctx *c, int64_t seq, json_t *data)
                       sizeof c->s->coordinator_subject);
     c->pub = X509_get_pubkey(cert);
     X509_free(cert);
+}
+
+/* 1 when the caller's certificate check refuses cert as site's (reason in why). */
+static int site_refused(vctx *c, X509 *cert, const char *site, char *why, size_t n)
+{
+    char how[256];
+    if (c->o->cert_fn(c->o->cert_ctx, cert, "site", site, how, sizeof how) == FF_OK)
+        return 0;
+    snprintf(why, n, "%s", how);
+    return 1;
 }
 
 static void check_round_start(vctx *c, int64_t seq, json_t *d)
@@ -255,6 +279,9 @@ static void check_commitment(vctx *c, int64_t seq, json_t *d)
         else if (!c->ca || au_cert_check(c->ca, cert, why, sizeof why) != FF_OK)
             au_add_finding(c->f, "commitment.signature", seq, "site '%s': its certificate does not "
                         "chain to the CA: %s", site, why);
+        else if (c->o->cert_fn && site_refused(c, cert, site, why, sizeof why))
+            au_add_finding(c->f, "commitment.signature", seq, "site '%s': its certificate is "
+                        "refused: %s", site, why);
         else if (!pub || au_commitment_check(pub, d) != FF_OK)
             au_add_finding(c->f, "commitment.signature", seq, "the commitment of site '%s' in round "
                         "%lld is not signed by that site: %s", site, (long long)c->round,
@@ -738,6 +765,7 @@ static int check_receipt(vctx *c, const char *path, const char *base, json_t *se
     char why[160] = "";
     EVP_PKEY *pub = cert ? X509_get_pubkey(cert) : NULL;
     int sig = cert && c->ca && au_cert_check(c->ca, cert, why, sizeof why) == FF_OK && pub &&
+              !(c->o->cert_fn && site_refused(c, cert, site, why, sizeof why)) &&
               au_open_line(pub, buf, len) == FF_OK;
     EVP_PKEY_free(pub);
     X509_free(cert);

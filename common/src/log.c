@@ -66,22 +66,80 @@ ff_log_level ff_log_get_level(void)
     return g_log.level;
 }
 
-/* Appends s to out as a JSON string body (no quotes), escaping control characters. */
-static size_t json_escape(char *out, size_t cap, const char *s)
+/* Length of the well-formed UTF-8 sequence at s that is not a C1 control (U+0080..U+009F,
+ * which some terminals obey like ESC), or 0. */
+static size_t utf8_ok(const unsigned char *s)
 {
+    size_t n = s[0] > 0xf4 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    uint32_t cp = n == 2 ? (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f)
+                : n == 3 ? (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f)
+                         : (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 |
+                               (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
+    if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Appends s to out as a JSON string body (no quotes): quotes, backslashes, control
+ * characters, DEL, C1 controls and bytes that are not well-formed UTF-8 as \\uXXXX. */
+static size_t json_escape(char *out, size_t cap, const char *in)
+{
+    const unsigned char *s = (const unsigned char *)in;
     size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+    while (*s && n + 7 < cap) {
+        size_t k = *s >= 0x80 ? utf8_ok(s) : 0;
+        if (k) {
+            memcpy(out + n, s, k);
+            n += k;
+            s += k;
+        } else if (*s == '"' || *s == '\\') {
             out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+            out[n++] = (char)*s++;
+        } else if (*s < 0x20 || *s >= 0x7f) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", *s++);
         } else {
-            out[n++] = (char)c;
+            out[n++] = (char)*s++;
         }
     }
     out[n] = '\0';
+    return n;
+}
+
+size_t ff_log_escape(char *out, size_t cap, const char *in)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = 0;
+    if (cap == 0)
+        return 0;
+    while (*s) {
+        size_t k = *s >= 0x80 ? utf8_ok(s) : 0;
+        if (k) {
+            if (n + k >= cap)
+                break;
+            memcpy(out + n, s, k);
+            n += k;
+            s += k;
+        } else if (*s >= 0x20 && *s < 0x7f && *s != '\\') {
+            if (n + 1 >= cap)
+                break;
+            out[n++] = (char)*s++;
+        } else {
+            if (n + 4 >= cap)
+                break;
+            if (*s == '\\')
+                n += (size_t)snprintf(out + n, cap - n, "\\\\");
+            else
+                n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *s);
+            s++;
+        }
+    }
+    out[n] = 0;
     return n;
 }
 
@@ -102,13 +160,18 @@ void ff_logv(ff_log_level level, const char *fmt, va_list ap)
     int n;
     if (g_log.format == FF_LOG_JSON) {
         char esc[4200], comp[140];
+        /* Messages carry peer-controlled strings (site names, method paths, error
+         * details): escaped in either format so one message is one line that cannot forge
+         * another or drive a terminal. */
         json_escape(esc, sizeof esc, msg);
         json_escape(comp, sizeof comp, g_log.component);
         n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"}\n",
                      ts, level_names[level], comp, esc);
     } else {
+        char esc[2048];
+        ff_log_escape(esc, sizeof esc, msg);
         n = snprintf(line, sizeof line, "%s %-5s [%s] %s\n", ts, level_names[level],
-                     g_log.component, msg);
+                     g_log.component, esc);
     }
     if (n > (int)sizeof line - 1)
         n = (int)sizeof line - 1;

@@ -329,6 +329,14 @@ int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_
         rc = ff_audit_load_key(cfg->audit.key, &a->key);
     if (rc == FF_OK)
         rc = ff_file_read_all(cfg->audit.cert, 1u << 20, &pem, &pem_len);
+    if (rc == FF_OK) { /* auditors trust only an audit-role certificate: refuse any other */
+        X509 *x = NULL;
+        if ((rc = ff_pki_cert_from_pem(pem, pem_len, &x)) == FF_OK)
+            rc = ff_pki_check_role(x, FF_PKI_AUDIT, NULL);
+        X509_free(x);
+        if (rc != FF_OK)
+            ff_error_prefix(rc, "audit.cert %s: ", cfg->audit.cert);
+    }
     json_t *gen = json_pack("{s:s, s:s, s:s, s:s, s:s}", "format", "fedfuse-audit-v1",
                             "consortium_sha256", cons_sha, "job_sha256", job_hex, "policy_sha256",
                             a->config_sha, "run_name", cfg->run_name);

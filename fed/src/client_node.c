@@ -638,7 +638,7 @@ static int peer_key(cnode *cn, const char *name, EVP_PKEY **out)
     char path[700];
     snprintf(path, sizeof path, "%s/%s.pem", cn->sc->peers_dir, name);
     EVP_PKEY *k = NULL;
-    int rc = ff_pki_load_cert_pubkey(path, &k);
+    int rc = ff_pki_load_site_pubkey(path, name, &k);
     if (rc != FF_OK)
         return rc;
     void *nk = realloc(cn->sa.keys, (cn->sa.nkeys + 1) * sizeof *cn->sa.keys);

@@ -265,7 +265,7 @@ static int load_keys(fed_secagg *sa, const char *dir)
     for (size_t i = 0; i < sa->nsites; i++) {
         char path[FF_COORD_PATH_MAX + 80];
         snprintf(path, sizeof path, "%s/%s.pem", dir, sa->names[i]);
-        int rc = ff_pki_load_cert_pubkey(path, &sa->keys[i]);
+        int rc = ff_pki_load_site_pubkey(path, sa->names[i], &sa->keys[i]);
         if (rc != FF_OK)
             return ff_error_prefix(rc, "secure_aggregation.site_certs: ");
     }

@@ -283,15 +283,19 @@ static int make_pki(sim *s)
             rc = ff_file_write_atomic(pem_path, b, bl, 0644);
         free(b);
     }
-    char *pem = NULL;
-    size_t len = 0;
-    snprintf(dir, sizeof dir, "%s/ca.crt", ca);
-    if (rc == FF_OK)
+    /* The CA certificate as pki/ca.pem, and the revocation list beside it, where `audit
+     * verify --ca pki/ca.pem` looks for it. */
+    static const char *const copies[][2] = {{"ca.crt", "ca.pem"}, {"crl.pem", "crl.pem"}};
+    for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(copies); i++) {
+        char *pem = NULL;
+        size_t len = 0;
+        snprintf(dir, sizeof dir, "%s/%s", ca, copies[i][0]);
         rc = ff_file_read_all(dir, 1u << 20, &pem, &len);
-    snprintf(dir, sizeof dir, "%s/pki/ca.pem", s->abs_out);
-    if (rc == FF_OK)
-        rc = ff_file_write_atomic(dir, pem, len, 0644);
-    free(pem);
+        snprintf(dir, sizeof dir, "%s/pki/%s", s->abs_out, copies[i][1]);
+        if (rc == FF_OK)
+            rc = ff_file_write_atomic(dir, pem, len, 0644);
+        free(pem);
+    }
     return rc;
 }
 

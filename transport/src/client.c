@@ -21,6 +21,7 @@ struct ff_client {
     uint32_t chunk;
     pthread_mutex_t rng_lock;
     ff_rng rng;
+    uint64_t tls_we, tls_peer; /* ff_tls_events counts when the client was made */
 };
 
 typedef struct {
@@ -134,9 +135,30 @@ static int status_error(ccall *k, const char *what)
     if (k->code == GRPC_STATUS_UNAVAILABLE && !k->c->insecure &&
         strstr(det, "failed to connect") && !strstr(det, "tcp handshaker") &&
         (strstr(det, "andshake") || strstr(det, "Socket closed") || strstr(det, "SSL") ||
-         strstr(det, "ssl")))
-        return ff_error(rc, "%s to %s: TLS handshake refused by coordinator (certificate not "
-                        "accepted?): %s", what, k->c->target, det);
+         strstr(det, "ssl") || strstr(det, "erify peer"))) {
+        /* Which side refused: the peer's alert, else our own certificate check. */
+        ff_tls_events ev;
+        ff_tls_events_get(&ev);
+        /* TLS 1.3: our handshake completed and the coordinator then closed the socket (it
+         * checks our certificate last). Else the peer's alert, else our own refusal. */
+        int peer = strstr(det, "Socket closed") != NULL || ev.peer_refused != k->c->tls_peer;
+        int ours = strstr(det, "erify peer callback") != NULL ||
+                   strstr(det, "certificate verify failed") != NULL ||
+                   (!peer && ev.we_refused != k->c->tls_we);
+        if (peer && !ours)
+            return ff_error(rc, "%s to %s: TLS handshake refused by coordinator: it did not "
+                            "accept this site's certificate (%s; check it with `fedfuse pki "
+                            "check`): %s", what, k->c->target,
+                            ev.peer_refused != k->c->tls_peer ? ev.peer_why
+                                                              : "it closed the connection",
+                            det);
+        if (ours)
+            return ff_error(rc, "%s to %s: TLS handshake refused by this site: the server's "
+                            "certificate was not accepted: %s: %s", what, k->c->target,
+                            ev.we_why, det);
+        return ff_error(rc, "%s to %s: TLS handshake failed (refused by one side; the log "
+                        "says which): %s", what, k->c->target, det);
+    }
     return ff_error(rc, "%s to %s: %s: %s", what, k->c->target, ff_grpc_code_name(k->code),
                     det[0] ? det : "(no details)");
 }
@@ -558,13 +580,34 @@ int ff_client_upload(ff_client *c, const Fedfuse__UploadHeader *hdr, ff_source *
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
+/* Runs after gRPC has verified the chain: the server must hold the coordinator role (a site,
+ * operator or audit certificate of the same CA is not the coordinator). */
+static int verify_coordinator(const char *target, const char *peer_pem, void *user)
+{
+    (void)user;
+    X509 *x = NULL;
+    int rc = peer_pem ? ff_pki_cert_from_pem(peer_pem, strlen(peer_pem), &x) : FF_EFORMAT;
+    if (rc == FF_OK)
+        rc = ff_pki_check_role(x, FF_PKI_COORDINATOR, NULL);
+    X509_free(x);
+    if (rc != FF_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", ff_error_message());
+        ff_tls_note(0, why);
+        ff_log(FF_LOG_WARN, "refused the server at %s: %s", target ? target : "?", why);
+        ff_error_clear();
+    }
+    return rc != FF_OK;
+}
+
 static grpc_channel_credentials *client_creds(const ff_client_opts *o)
 {
     ff_pem_files pem;
     if (ff_pem_files_read(&pem, o->ca, o->cert, o->key) != FF_OK)
         return NULL;
     grpc_ssl_pem_key_cert_pair pair = {.private_key = pem.key, .cert_chain = pem.cert};
-    grpc_channel_credentials *cr = grpc_ssl_credentials_create(pem.ca, &pair, NULL, NULL);
+    verify_peer_options vo = {.verify_peer_callback = verify_coordinator};
+    grpc_channel_credentials *cr = grpc_ssl_credentials_create(pem.ca, &pair, &vo, NULL);
     if (!cr)
         ff_error(FF_ECRYPTO, "gRPC refused the site certificate/key %s / %s", o->cert, o->key);
     ff_pem_files_free(&pem);
@@ -593,6 +636,10 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
     c->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 15000;
     c->chunk = o->chunk_size ? FF_MIN(o->chunk_size, FF_CHUNK_MAX) : FF_CHUNK_DEFAULT;
     pthread_mutex_init(&c->rng_lock, NULL);
+    ff_tls_events ev;
+    ff_tls_events_get(&ev);
+    c->tls_we = ev.we_refused;
+    c->tls_peer = ev.peer_refused;
     ff_rng_init(&c->rng, (uint64_t)(ff_wall_time() * 1e6), (uint64_t)(uintptr_t)c);
     int ka = o->keepalive_ms > 0 ? o->keepalive_ms : 15000;
     int kt = o->keepalive_timeout_ms > 0 ? o->keepalive_timeout_ms : 5000;

@@ -126,6 +126,17 @@ int ff_pki_load_cert_pubkey(const char *path, EVP_PKEY **out)
     return FF_OK;
 }
 
+int ff_pki_load_site_pubkey(const char *path, const char *site, EVP_PKEY **out)
+{
+    X509 *c;
+    *out = NULL;
+    int rc = ff_pki_load_cert(path, &c);
+    if (rc == FF_OK && (rc = ff_pki_check_role(c, FF_PKI_SITE, site)) != FF_OK)
+        ff_error_prefix(rc, "%s: ", path);
+    X509_free(c);
+    return rc == FF_OK ? ff_pki_load_cert_pubkey(path, out) : rc;
+}
+
 int ff_pki_cert_cn(X509 *cert, char *cn, size_t n)
 {
     X509_NAME *nm = X509_get_subject_name(cert);
@@ -266,19 +277,96 @@ static int load_ca(const char *ca_dir, X509 **ca, EVP_PKEY **cakey)
     return rc;
 }
 
-static const char *role_name(ff_pki_role r)
+const char *ff_pki_role_name(ff_pki_role r)
 {
-    return r == FF_PKI_COORDINATOR ? "coordinator" : r == FF_PKI_AUDIT ? "audit" : "site";
+    switch (r) {
+    case FF_PKI_SITE: return "site";
+    case FF_PKI_COORDINATOR: return "coordinator";
+    case FF_PKI_AUDIT: return "audit";
+    case FF_PKI_OPERATOR: return "operator";
+    case FF_PKI_NROLES: break;
+    }
+    return "?";
 }
 
 int ff_pki_role_parse(const char *s, ff_pki_role *out)
 {
-    for (int r = FF_PKI_SITE; r <= FF_PKI_AUDIT; r++)
-        if (strcmp(s, role_name((ff_pki_role)r)) == 0) {
+    for (int r = 0; r < FF_PKI_NROLES; r++)
+        if (strcmp(s, ff_pki_role_name((ff_pki_role)r)) == 0) {
             *out = (ff_pki_role)r;
             return FF_OK;
         }
-    return ff_error(FF_EINVAL, "--role '%s': expected site, coordinator or audit", s);
+    return ff_error(FF_EINVAL, "--role '%s': expected site, coordinator, operator or audit", s);
+}
+
+/* The role OID of r: FF_PKI_ROLE_OID_ARC.<1 site | 2 coordinator | 3 operator | 4 audit>. */
+static void role_oid(ff_pki_role r, char *buf, size_t n)
+{
+    static const int arc[FF_PKI_NROLES] = {[FF_PKI_SITE] = 1, [FF_PKI_COORDINATOR] = 2,
+                                           [FF_PKI_OPERATOR] = 3, [FF_PKI_AUDIT] = 4};
+    snprintf(buf, n, "%s.%d", FF_PKI_ROLE_OID_ARC, arc[r]);
+}
+
+/* The certificatePolicies extension holding only the role's OID. */
+static int add_role(X509 *x, ff_pki_role r)
+{
+    char oid[160];
+    role_oid(r, oid, sizeof oid);
+    CERTIFICATEPOLICIES *pols = sk_POLICYINFO_new_null();
+    POLICYINFO *pi = POLICYINFO_new();
+    int ok = pols && pi && (pi->policyid = OBJ_txt2obj(oid, 1)) != NULL;
+    if (ok && (ok = sk_POLICYINFO_push(pols, pi) > 0))
+        pi = NULL;
+    ok = ok && X509_add1_ext_i2d(x, NID_certificate_policies, pols, 0, X509V3_ADD_DEFAULT) == 1;
+    POLICYINFO_free(pi);
+    CERTIFICATEPOLICIES_free(pols);
+    return ok ? FF_OK : ssl_error(FF_ECRYPTO, "certificate role policy");
+}
+
+int ff_pki_cert_role(X509 *cert, ff_pki_role *out)
+{
+    int crit = 0, found = 0;
+    CERTIFICATEPOLICIES *pol = X509_get_ext_d2i(cert, NID_certificate_policies, &crit, NULL);
+    for (int i = 0; pol && i < sk_POLICYINFO_num(pol); i++) {
+        char txt[128], want[128];
+        const POLICYINFO *pi = sk_POLICYINFO_value(pol, i);
+        if (OBJ_obj2txt(txt, sizeof txt, pi->policyid, 1) <= 0)
+            continue;
+        for (int r = 0; r < FF_PKI_NROLES; r++) {
+            role_oid((ff_pki_role)r, want, sizeof want);
+            if (strcmp(txt, want) == 0) {
+                found++;
+                *out = (ff_pki_role)r;
+            }
+        }
+    }
+    CERTIFICATEPOLICIES_free(pol);
+    ERR_clear_error();
+    if (found == 1)
+        return FF_OK;
+    if (found > 1)
+        return ff_error(FF_EPOLICY, "certificate carries %d fedfuse roles (exactly one allowed)",
+                        found);
+    return ff_error(FF_EPOLICY, "certificate carries no fedfuse role (certificate policy "
+                    "%s.N): re-issue it with `fedfuse pki issue|sign --role`",
+                    FF_PKI_ROLE_OID_ARC);
+}
+
+int ff_pki_check_role(X509 *cert, ff_pki_role want, const char *want_name)
+{
+    ff_pki_role r;
+    char cn[FF_SITE_NAME_MAX] = "?";
+    if (ff_pki_cert_cn(cert, cn, sizeof cn) != FF_OK)
+        return FF_EFORMAT;
+    if (ff_pki_cert_role(cert, &r) != FF_OK)
+        return ff_error_prefix(FF_EPOLICY, "'%s': ", cn);
+    if (r != want)
+        return ff_error(FF_EPOLICY, "'%s' holds a certificate of role %s, not %s", cn,
+                        ff_pki_role_name(r), ff_pki_role_name(want));
+    if (want_name && strcmp(cn, want_name) != 0)
+        return ff_error(FF_EPOLICY, "certificate of role %s is named '%s', expected '%s'",
+                        ff_pki_role_name(r), cn, want_name);
+    return FF_OK;
 }
 
 /* SAN list: the name itself as DNS (so gRPC's peer identity equals the CN), plus extras; a
@@ -328,7 +416,7 @@ static int sign_cert(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *pub, const ff_pki_issu
         snprintf(org, sizeof org, "fedfuse");
     int days = o->days ? o->days : (o->role == FF_PKI_COORDINATOR ? 365 : 730);
     long from = -(long)o->backdate_days * 86400L;
-    if ((rc = cert_skeleton(x, pub, o->name, org, role_name(o->role), from, days)) != FF_OK)
+    if ((rc = cert_skeleton(x, pub, o->name, org, ff_pki_role_name(o->role), from, days)) != FF_OK)
         goto out;
     X509_set_issuer_name(x, X509_get_subject_name(ca));
     const char *eku = o->role == FF_PKI_COORDINATOR ? "serverAuth,clientAuth" : "clientAuth";
@@ -337,7 +425,8 @@ static int sign_cert(X509 *ca, EVP_PKEY *cakey, EVP_PKEY *pub, const ff_pki_issu
         (rc = add_ext(ca, x, NID_ext_key_usage, eku)) != FF_OK ||
         (rc = add_ext(ca, x, NID_subject_key_identifier, "hash")) != FF_OK ||
         (rc = add_ext(ca, x, NID_authority_key_identifier, "keyid:always")) != FF_OK ||
-        (rc = add_ext(ca, x, NID_subject_alt_name, san)) != FF_OK)
+        (rc = add_ext(ca, x, NID_subject_alt_name, san)) != FF_OK ||
+        (rc = add_role(x, o->role)) != FF_OK)
         goto out;
     if (X509_sign(x, cakey, NULL) <= 0) {
         rc = ssl_error(FF_ECRYPTO, "signing certificate");

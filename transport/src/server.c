@@ -54,6 +54,7 @@ typedef struct {
     int close_seen; /* RECV_CLOSE_ON_SERVER completed */
     int cancelled;
     char site[FF_SITE_NAME_MAX];
+    ff_pki_role role;
     /* A download's source stays lent out until gRPC has dropped every slice that points
        into it, which may be after the call is unreferenced: serve_call waits on the pin and
        then calls download_release. */
@@ -236,8 +237,21 @@ static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
             COUNT(s, revoked, 1);
         return ff_error_prefix(FF_EPOLICY, "site '%s': ", cn);
     }
+    rc = ff_pki_cert_role(cert, &cc->role);
     X509_free(cert);
+    if (rc != FF_OK) {
+        COUNT(s, wrong_role, 1);
+        return ff_error_prefix(FF_EPOLICY, "'%s': ", cc->site);
+    }
     return FF_OK;
+}
+
+/* Which roles may call which method. Only sites take part in a federation: an audit or
+ * operator certificate named like a site is not that site. */
+static int role_may_call(ff_pki_role role, int method)
+{
+    (void)method;
+    return role == FF_PKI_SITE;
 }
 
 /* ---- unary methods --------------------------------------------------------------------- */
@@ -301,7 +315,7 @@ static void append_counters(ff_server *s, ff_call *c, Fedfuse__StatusReply *r)
         {"calls_ok", k.calls_ok}, {"calls_failed", k.calls_failed},
         {"invalid_argument", k.invalid_argument}, {"oversized", k.oversized},
         {"unknown_method", k.unknown_method}, {"unenrolled", k.unenrolled},
-        {"revoked", k.revoked}, {"replayed", k.replayed},
+        {"revoked", k.revoked}, {"wrong_role", k.wrong_role}, {"replayed", k.replayed},
         {"checksum_mismatch", k.checksum_mismatch}, {"bytes_in", k.bytes_in},
         {"bytes_out", k.bytes_out}};
     size_t n = FF_ARRAY_LEN(list), old = r->n_counters;
@@ -547,7 +561,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
 {
     ff_server *s = w->s;
     call_ctx cc = {.w = w, .call = call};
-    ff_call c = {.site = cc.site, .priv = &cc};
+    ff_call c = {.site = cc.site, .role = FF_PKI_SITE, .priv = &cc};
     grpc_op op;
     memset(&op, 0, sizeof op);
     int cancelled = 0;
@@ -563,6 +577,13 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
         send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
         COUNT(s, calls_failed, 1);
+    } else if (!s->insecure && !role_may_call(cc.role, m)) {
+        ff_error(FF_EPOLICY, "'%s' holds a certificate of role %s: %s is served to sites only",
+                 cc.site, ff_pki_role_name(cc.role), mname);
+        ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
+        COUNT(s, wrong_role, 1);
+        COUNT(s, calls_failed, 1);
+        send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
     } else if (!ff_consortium_has(&s->cons, cc.site)) {
         ff_error(FF_EPOLICY, "site '%s' is not enrolled in consortium '%s'", cc.site,
                  s->cons.consortium);
@@ -580,6 +601,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         send_status(&cc, 1, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
     } else {
         c.method = mname;
+        c.role = cc.role;
         if (gpr_time_cmp(det->deadline, gpr_inf_future(det->deadline.clock_type)) != 0) {
             gpr_timespec rt = gpr_convert_clock_type(det->deadline, GPR_CLOCK_REALTIME);
             c.deadline_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;

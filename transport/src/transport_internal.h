@@ -74,7 +74,18 @@ int ff_status_from_grpc(grpc_status_code code);
 const char *ff_grpc_code_name(grpc_status_code code);
 
 gpr_timespec ff_deadline_ms(int64_t ms);
-/* 1 when host:port names a loopback address (127.x, ::1, localhost). */
+/* 1 when host:port names a loopback address (127.x, ::1, localhost); the whole host must
+ * be the address ("127.0.0.1.evil.example:1" is not). */
 int ff_addr_is_loopback(const char *addr);
+
+/* TLS handshakes this process refused (we_refused: the peer's certificate failed our checks)
+ * or saw refused by the peer (peer_refused: it sent an alert), with the last reason of each.
+ * A client compares the counts before and after a failed call to say which side refused. */
+typedef struct {
+    uint64_t we_refused, peer_refused;
+    char we_why[256], peer_why[256];
+} ff_tls_events;
+void ff_tls_note(int peer_refused, const char *why);
+void ff_tls_events_get(ff_tls_events *out);
 
 #endif

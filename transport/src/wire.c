@@ -2,7 +2,9 @@
  * message validation, status-code mapping and gRPC's log routing. */
 #include "transport_internal.h"
 
+#include <arpa/inet.h>
 #include <grpc/support/log.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,12 +379,63 @@ gpr_timespec ff_deadline_ms(int64_t ms)
 
 int ff_addr_is_loopback(const char *addr)
 {
-    if (strncmp(addr, "ipv4:", 5) == 0)
+    char host[256];
+    if (strncmp(addr, "ipv4:", 5) == 0 || strncmp(addr, "ipv6:", 5) == 0)
         addr += 5;
-    else if (strncmp(addr, "ipv6:", 5) == 0 || strncmp(addr, "dns:", 4) == 0)
-        addr = strchr(addr, ':') + 1;
-    return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]", 5) == 0 ||
-           strncmp(addr, "localhost:", 10) == 0;
+    else if (strncmp(addr, "dns:", 4) == 0)
+        addr += 4;
+    while (*addr == '/') /* dns:///host:port */
+        addr++;
+    const char *end;
+    if (addr[0] == '[') { /* [v6]:port */
+        end = strchr(++addr, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return 0;
+    } else {
+        end = strrchr(addr, ':');
+        if (!end || strchr(addr, ':') != end) /* no port, or a bare IPv6 address */
+            end = addr + strlen(addr);
+    }
+    size_t n = (size_t)(end - addr);
+    if (n == 0 || n >= sizeof host)
+        return 0;
+    memcpy(host, addr, n);
+    host[n] = 0;
+    /* The whole host must be the address: "127.0.0.1.evil.example" is a DNS name. */
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(host, "localhost") == 0;
+}
+
+/* ---- who refused a TLS handshake ------------------------------------------------------- */
+
+/* gRPC tells the client only "handshake failed"; its log lines (and our verify callback) say
+ * which side refused. Counted per process, so a caller compares before/after its call. */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static ff_tls_events tls_ev;
+
+void ff_tls_note(int peer_refused, const char *why)
+{
+    pthread_mutex_lock(&tls_lock);
+    if (peer_refused) {
+        tls_ev.peer_refused++;
+        snprintf(tls_ev.peer_why, sizeof tls_ev.peer_why, "%s", why);
+    } else {
+        tls_ev.we_refused++;
+        snprintf(tls_ev.we_why, sizeof tls_ev.we_why, "%s", why);
+    }
+    pthread_mutex_unlock(&tls_lock);
+}
+
+void ff_tls_events_get(ff_tls_events *out)
+{
+    pthread_mutex_lock(&tls_lock);
+    *out = tls_ev;
+    pthread_mutex_unlock(&tls_lock);
 }
 
 /* ---- gRPC's log ------------------------------------------------------------------------ */
@@ -398,7 +451,13 @@ static void grpc_log_to_ff(gpr_log_func_args *a)
           "CA, expired or not yet valid; check it with `fedfuse pki check`]"
         : strstr(a->message, "wrong version number")
         ? " [a peer spoke plaintext or another protocol to the TLS port]" : "";
-    ff_log(lv, "grpc: %s%s (%s:%d)", a->message, hint, f ? f + 1 : a->file, a->line);
+    if (strstr(a->message, "certificate verify failed"))
+        ff_tls_note(0, "its certificate does not verify against our consortium CA (another "
+                    "CA, expired or not yet valid)");
+    else if (strstr(a->message, "Handshake failed") && strstr(a->message, "alert"))
+        ff_tls_note(1, strstr(a->message, "alert"));
+    ff_log(lv, "grpc: %s%s (%s:%d)", a->message, hint, f ? f + 1 : a->file,
+           a->line);
 }
 
 static void log_init_once(void)

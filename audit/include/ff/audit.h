@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdint.h>
 
 #include "ff/common.h"
@@ -135,6 +136,16 @@ typedef struct {
     /* Recomputes cumulative epsilon from the parameters a privacy entry logs; NULL skips the
      * check (reported as such). Returns FF_OK and *eps. */
     int (*epsilon_fn)(const json_t *privacy_params, double *eps_record, double *eps_client);
+    /* Decides whether a certificate that chains to the CA may sign what it signs: the audit
+     * certificate of the genesis entry (role "audit", name audit_name) and each receipt's
+     * site certificate (role "site", that site's name): role, name, revocation. Returns
+     * FF_OK and says in why what it established ("role audit, not revoked in ..."), or an
+     * error with the reason in why (a finding). NULL: the chain alone decides (library
+     * callers; the CLI passes the transport's role and CRL check). */
+    int (*cert_fn)(void *ctx, X509 *cert, const char *role, const char *name, char *why,
+                   size_t why_len);
+    void *cert_ctx;
+    const char *audit_name;      /* expected CN of the audit certificate; NULL = "audit" */
 } ff_audit_verify_opts;
 
 typedef struct {
@@ -164,6 +175,7 @@ typedef struct {
     int ca_checked;            /* the audit certificate was checked against the CA */
     char coordinator_subject[128];
     char ca_subject[128];
+    char audit_trust[512];     /* why the audit key was trusted (or not), for the summary */
     int64_t receipts_record_dp; /* receipts whose record-level ε was recomputed from their ledger */
     /* commitments: logged; with receipt_certs, how many site signatures verified */
     int64_t commitments, commitments_verified;

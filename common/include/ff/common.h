@@ -107,8 +107,13 @@ void ff_log_close(void);
 void ff_log_set_level(ff_log_level level);
 ff_log_level ff_log_get_level(void);
 int ff_log_level_parse(const char *s, ff_log_level *out) FF_WARN_UNUSED;
+/* Every message is escaped (ff_log_escape) before it is written, in both formats. */
 void ff_log(ff_log_level level, const char *fmt, ...) FF_PRINTF(2, 3);
 void ff_logv(ff_log_level level, const char *fmt, va_list ap) FF_PRINTF(2, 0);
+/* Copies in to out (cap bytes, NUL-terminated, cut at cap) with control characters, DEL,
+ * C1 controls, bytes that are not well-formed UTF-8 and backslashes escaped as \xNN / \\:
+ * for any peer-controlled string shown on a terminal or in a log. Returns the length. */
+size_t ff_log_escape(char *out, size_t cap, const char *in);
 
 #define FF_LOG_DEBUG(...) ff_log(FF_LOG_DEBUG, __VA_ARGS__)
 #define FF_LOG_INFO(...) ff_log(FF_LOG_INFO, __VA_ARGS__)

@@ -59,7 +59,22 @@ extern "C" {
 /* PKI: consortium CA, certificates, revocation (OpenSSL 3, Ed25519 everywhere)              */
 /* ---------------------------------------------------------------------------------------- */
 
-typedef enum { FF_PKI_SITE = 0, FF_PKI_COORDINATOR, FF_PKI_AUDIT } ff_pki_role;
+/* Roles. Every certificate the CA issues carries exactly one, as a certificate policy OID
+ * FF_PKI_ROLE_OID_ARC.N (N = 1 site, 2 coordinator, 3 operator, 4 audit; docs/security.md):
+ * site = a hospital's client node (the only role the coordinator serves as a site), coordinator
+ * = the TLS server (sites refuse any other), operator = a person or tool of the consortium
+ * (no site RPC), audit = the key that signs the audit log (`audit verify` trusts no other).
+ * The OU of the subject repeats the role for people; only the OID is trusted. */
+typedef enum {
+    FF_PKI_SITE = 0,
+    FF_PKI_COORDINATOR,
+    FF_PKI_AUDIT,
+    FF_PKI_OPERATOR,
+    FF_PKI_NROLES
+} ff_pki_role;
+/* 2.25.<UUID 31cdab05-bc08-49a9-b903-620370e40230 as an integer> (ITU-T X.667: a UUID arc
+ * needs no registration). */
+#define FF_PKI_ROLE_OID_ARC "2.25.66200061395836755559653875632453190192"
 
 /* Clock skew tolerated between nodes: every certificate's validity starts this long before
  * it is issued (docs/reliability.md, "clock skew"). */
@@ -97,6 +112,14 @@ int ff_pki_sign_csr(const char *ca_dir, const char *csr_path, const char *out_di
 /* Adds cert's serial to ca_dir/crl.pem (re-signed, CRL number + 1). */
 int ff_pki_revoke(const char *ca_dir, const char *cert_path) FF_WARN_UNUSED;
 int ff_pki_role_parse(const char *s, ff_pki_role *out) FF_WARN_UNUSED;
+const char *ff_pki_role_name(ff_pki_role r);
+/* The role a certificate carries (its one fedfuse role policy OID). FF_EPOLICY when it has
+ * none (issued before roles existed: re-issue it) or more than one. Checks nothing else: call
+ * it on a certificate ff_pki_check_peer has accepted. */
+int ff_pki_cert_role(X509 *cert, ff_pki_role *out) FF_WARN_UNUSED;
+/* FF_OK when cert carries role want and, when want_name is not NULL, has the CN want_name;
+ * else FF_EPOLICY naming the certificate's CN, its role and the expected one. */
+int ff_pki_check_role(X509 *cert, ff_pki_role want, const char *want_name) FF_WARN_UNUSED;
 
 /* Loaders for other modules (secure aggregation signs with the site key). The caller owns
  * the result (EVP_PKEY_free / X509_free / X509_CRL_free). Keys must be Ed25519. */
@@ -104,6 +127,9 @@ int ff_pki_load_key(const char *path, EVP_PKEY **out) FF_WARN_UNUSED;
 int ff_pki_load_cert(const char *path, X509 **out) FF_WARN_UNUSED;
 int ff_pki_cert_from_pem(const char *pem, size_t len, X509 **out) FF_WARN_UNUSED;
 int ff_pki_load_cert_pubkey(const char *path, EVP_PKEY **out) FF_WARN_UNUSED;
+/* ff_pki_load_cert_pubkey of a certificate that must carry the site role and CN site (the
+ * keys that sign secure-aggregation messages). */
+int ff_pki_load_site_pubkey(const char *path, const char *site, EVP_PKEY **out) FF_WARN_UNUSED;
 /* Loads a CRL; when ca is given, checks that the CA signed it. */
 int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out) FF_WARN_UNUSED;
 int ff_pki_cert_cn(X509 *cert, char *cn, size_t n) FF_WARN_UNUSED;
@@ -261,6 +287,7 @@ typedef struct ff_server ff_server;
 /* What a handler knows about its call. Valid during the handler only. */
 typedef struct {
     const char *site;        /* authenticated certificate CN, enrolled and not revoked */
+    ff_pki_role role;        /* the certificate's role (FF_PKI_SITE in plaintext mode) */
     const char *method;      /* "Hello", "GetTask", ... */
     int64_t deadline_ms;     /* wall clock (ms since epoch) the client gives up; 0 = none */
     void *priv;
@@ -323,6 +350,7 @@ typedef struct {
     uint64_t unknown_method;
     uint64_t unenrolled;         /* valid certificate, site not in the consortium file */
     uint64_t revoked;
+    uint64_t wrong_role;         /* certificate without a role, or a role not served */
     uint64_t replayed;           /* upload/submission refused with FF_ESTATE */
     uint64_t checksum_mismatch;
     uint64_t bytes_in, bytes_out;
