@@ -35,7 +35,10 @@ FF_CLI_GROUP_DEFINE(fed,
      "usage: fedfuse status --coordinator HOST:PORT --cert SITE.crt --key SITE.key --ca CA.crt\n"
      "                      [--server-name NAME] [--json]\n"
      "  Calls the Status RPC over mutual TLS and prints the round, phase, connected sites,\n"
-     "  pending sites and the coordinator's counters. Exit 1 when unreachable.\n"},
+     "  pending sites, one line per site (last seen, state, last error code, version, clock\n"
+     "  skew, roster version; error codes: docs/operations.md) and the coordinator's\n"
+     "  counters. --json prints the coordinator's detail object (site_status per site).\n"
+     "  Exit 1 when unreachable.\n"},
     {"doctor", "check a site or coordinator before it runs: files, certificate, link, data", cmd_doctor,
      "usage: fedfuse doctor --config SITE.yaml|COORDINATOR.yaml [--json]\n"
      "  Runs every check the node needs, one line each: `ok CHECK (detail)`, or\n"
@@ -133,6 +136,43 @@ static const char *phase_name(int p)
     return p >= 0 && p < 8 ? n[p] : "?";
 }
 
+/* One line per site from the coordinator's site_status (remote diagnosis): last seen, state,
+ * last error code, version, clock skew and the roster version when the coordinator has one. */
+static void print_sites(json_t *d)
+{
+    json_t *sites = json_object_get(d, "site_status");
+    if (!json_is_object(sites))
+        return;
+    printf("%-20s %-10s %-18s %-24s %-8s %-11s %s\n", "site", "last seen", "state", "last error",
+           "version", "clock skew", "roster");
+    const char *name;
+    json_t *o;
+    json_object_foreach(sites, name, o)
+    {
+        char seen[32] = "never", skew[32] = "-", roster[32] = "-";
+        json_t *v = json_object_get(o, "last_seen_s");
+        if (json_is_number(v))
+            snprintf(seen, sizeof seen, "%.0f s ago", json_number_value(v));
+        v = json_object_get(o, "clock_skew_s");
+        if (json_is_number(v))
+            snprintf(skew, sizeof skew, "%+.3f s", json_number_value(v));
+        v = json_object_get(o, "roster_version");
+        if (!v)
+            v = json_object_get(d, "roster_version");
+        if (json_is_integer(v))
+            snprintf(roster, sizeof roster, "%lld", (long long)json_integer_value(v));
+        else if (json_is_string(v))
+            snprintf(roster, sizeof roster, "%.30s", json_string_value(v));
+        const char *state = json_string_value(json_object_get(o, "liveness"));
+        if (!state)
+            state = json_string_value(json_object_get(o, "state"));
+        const char *code = json_string_value(json_object_get(o, "error_code"));
+        const char *ver = json_string_value(json_object_get(o, "version"));
+        printf("%-20s %-10s %-18s %-24s %-8s %-11s %s\n", name, seen, state ? state : "-",
+               code && code[0] ? code : "-", ver && ver[0] ? ver : "-", skew, roster);
+    }
+}
+
 static int cmd_status(int argc, char **argv)
 {
     ff_cli_args a;
@@ -175,6 +215,7 @@ static int cmd_status(int argc, char **argv)
                 printf(" %s", json_string_value(v));
             }
             printf("\n");
+            print_sites(d);
             for (size_t k = 0; k < st->n_counters; k++)
                 printf("  %-18s %llu\n", st->counters[k]->name, (unsigned long long)st->counters[k]->value);
             json_decref(d);

@@ -3,13 +3,16 @@
  * checked), trained on locally or evaluated, and the result sent; every round it trains in
  * leaves a signed receipt. It dials out only and reconnects by itself. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
 
+#include "fed_diag.h"
 #include "fed_dp.h"
+#include "fed_metrics.h"
 #include "fed_secagg.h"
 
 typedef struct {
@@ -53,7 +56,33 @@ typedef struct {
     /* the last receipt written, until the coordinator's inclusion proof completes it */
     json_t *receipt;
     char receipt_path[700];
+    /* what the site reports (remote diagnosis, fed_diag.h) and its metrics endpoint show;
+     * under mu, which the endpoint's thread takes */
+    pthread_mutex_t mu;
+    const char *state;
+    fed_err err;
+    double err_at;
+    uint64_t errors[FED_ERR_COUNT];
+    int64_t rounds_trained, evals;
+    double last_contact;
+    fed_metrics *metrics;
 } cnode;
+
+static void set_state(cnode *cn, const char *state)
+{
+    pthread_mutex_lock(&cn->mu);
+    cn->state = state;
+    pthread_mutex_unlock(&cn->mu);
+}
+
+static void set_error(cnode *cn, fed_err e)
+{
+    pthread_mutex_lock(&cn->mu);
+    cn->err = e;
+    cn->err_at = ff_wall_time();
+    cn->errors[e]++;
+    pthread_mutex_unlock(&cn->mu);
+}
 
 static void hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX])
 {
@@ -486,9 +515,12 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
 /* This site says no to task t (ff_error_message() says why): logged and declined once per
  * key (the coordinator may offer the same task again until it takes the decline), then a
  * pause so a repeated offer does not spin. */
-static void refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what)
+static void refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what,
+                        fed_err code)
 {
+    set_state(cn, FED_STATE_DECLINED);
     if (strcmp(key, cn->refused) != 0) {
+        set_error(cn, code);
         char why[512];
         snprintf(why, sizeof why, "%s: %s", what, ff_error_message());
         FF_LOG_WARN("round %u: %s", t->round, why);
@@ -514,7 +546,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
          * coordinator offers the task until its deadline: say so once, do not spin) */
         char key[sizeof cn->refused];
         snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
-        refuse_task(cn, t, key, "training refused by this site");
+        refuse_task(cn, t, key, "training refused by this site", FED_ERR_TRAINING_REFUSED);
         return FF_OK;
     }
     if (rc != FF_OK)
@@ -990,10 +1022,14 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         char key[sizeof cn->refused], job[FF_SHA256_HEX];
         hex_of(&t->job_sha256, job);
         snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
-        refuse_task(cn, t, key, "task refused");
+        refuse_task(cn, t, key, "task refused",
+                    rc == FF_EPOLICY ? FED_ERR_TASK_REFUSED_POLICY : FED_ERR_TASK_INVALID);
         ff_plan_free(&plan);
         return FF_OK;
     }
+    set_state(cn, secagg ? FED_STATE_SECAGG
+                  : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? FED_STATE_TRAINING
+                                                            : FED_STATE_EVALUATING);
     if (rc == FF_OK)
         rc = secagg                                   ? do_secagg(cn, t, &plan)
              : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan)
@@ -1005,6 +1041,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
          * That task is over, the node is fine: wait for the next one instead of exiting. */
         FF_LOG_WARN("round %u: task no longer current (%s); waiting for the next task", t->round,
                     ff_error_message());
+        set_error(cn, FED_ERR_TASK_STALE);
         return FF_OK;
     }
     return rc;
@@ -1023,9 +1060,37 @@ static int cnode_connect(cnode *cn)
     return ff_client_new(&cn->cl, &co);
 }
 
+/* GET /metrics of a site's own node (docs/operations.md, "Metrics"). */
+static void render_site_metrics(void *ud, fed_metrics_buf *b)
+{
+    cnode *cn = ud;
+    pthread_mutex_lock(&cn->mu);
+    fed_metrics_family(b, "fedfuse_site_state", "gauge", "This node's state (1 for it).");
+    fed_metrics_printf(b, "fedfuse_site_state{state=\"%s\"} 1\n", cn->state);
+    fed_metrics_family(b, "fedfuse_site_rounds_trained_total", "counter",
+                       "Rounds this site trained and uploaded.");
+    fed_metrics_printf(b, "fedfuse_site_rounds_trained_total %lld\n", (long long)cn->rounds_trained);
+    fed_metrics_family(b, "fedfuse_site_evaluations_total", "counter",
+                       "Evaluation tasks this site answered.");
+    fed_metrics_printf(b, "fedfuse_site_evaluations_total %lld\n", (long long)cn->evals);
+    fed_metrics_family(b, "fedfuse_site_errors_total", "counter",
+                       "Errors of this node by code (docs/operations.md).");
+    for (int e = 1; e < FED_ERR_COUNT; e++)
+        fed_metrics_printf(b, "fedfuse_site_errors_total{code=\"%s\"} %llu\n", fed_err_code(e),
+                           (unsigned long long)cn->errors[e]);
+    fed_metrics_family(b, "fedfuse_site_last_contact_age_seconds", "gauge",
+                       "Seconds since the coordinator last answered this node (-1: never).");
+    fed_metrics_printf(b, "fedfuse_site_last_contact_age_seconds %.3f\n",
+                       cn->last_contact > 0 ? ff_wall_time() - cn->last_contact : -1.0);
+    pthread_mutex_unlock(&cn->mu);
+    fed_metrics_process(b);
+}
+
 static int cnode_open(cnode *cn, const ff_site_config *sc)
 {
     memset(cn, 0, sizeof *cn);
+    pthread_mutex_init(&cn->mu, NULL);
+    cn->state = FED_STATE_STARTING;
     cn->sc = sc;
     ff_fedclient_init(&cn->fs);
     ff_models_set_threads((int)sc->threads);
@@ -1057,11 +1122,14 @@ static int cnode_open(cnode *cn, const ff_site_config *sc)
     }
     if (rc == FF_OK)
         rc = cnode_connect(cn);
+    if (rc == FF_OK && sc->metrics[0])
+        rc = fed_metrics_start(&cn->metrics, sc->metrics, render_site_metrics, cn);
     return rc;
 }
 
 static void cnode_close(cnode *cn)
 {
+    fed_metrics_stop(cn->metrics);
     ff_secagg_client_free(cn->sa.c);
     json_decref(cn->sa.entry);
     for (size_t i = 0; i < cn->sa.nkeys; i++)
@@ -1080,6 +1148,7 @@ static void cnode_close(cnode *cn)
     free(cn->mc_bytes);
     ff_policy_free(&cn->pol);
     ff_privacy_ledger_free(cn->rec_ledger);
+    pthread_mutex_destroy(&cn->mu);
 }
 
 static int stopped(const ff_fed_run_opts *o)
@@ -1091,7 +1160,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
 {
     cnode cn;
     int rc = cnode_open(&cn, sc);
-    double last_ok = ff_now();
+    double last_ok = ff_now(), wait_since = 0, wait_logged = 0, lost_logged = 0;
     int hello = 0, warned = 0;
     while (rc == FF_OK && !stopped(o)) {
         if (!hello) {
@@ -1124,29 +1193,77 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             tq.run_id = cn.run_id;
             tq.last_round = (uint32_t)FF_MAX(cn.fs.last_done, 0);
             tq.wait_ms = 10000;
+            pthread_mutex_lock(&cn.mu);
+            tq.state = (char *)cn.state;
+            tq.error_code = (char *)fed_err_code(cn.err);
+            tq.error_message = (char *)fed_err_text(cn.err);
+            tq.error_age_ms = cn.err ? (int64_t)((ff_wall_time() - cn.err_at) * 1e3) : 0;
+            pthread_mutex_unlock(&cn.mu);
+            tq.software_version = FF_VERSION;
+            tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
             g = ff_client_get_task(cn.cl, &tq, &t, 20000);
         }
         if (g == FF_OK) {
             last_ok = ff_now();
             complete_receipt(&cn, t);
+            lost_logged = 0;
+            pthread_mutex_lock(&cn.mu);
+            cn.last_contact = ff_wall_time();
+            pthread_mutex_unlock(&cn.mu);
+            /* a long wait is said at a steady rate, not per poll */
+            if (t->phase == FEDFUSE__PHASE__PHASE_WAIT) {
+                double now = ff_now();
+                if (wait_since == 0)
+                    wait_since = wait_logged = now;
+                if (now - wait_logged >= FED_WAIT_LOG_S) {
+                    FF_LOG_INFO("%s: waiting for a task from coordinator %s for %.0f s (round %u; "
+                                "the coordinator has nothing for this site yet)", sc->site,
+                                sc->coordinator, now - wait_since, t->round);
+                    wait_logged = now;
+                }
+            } else {
+                wait_since = 0;
+            }
             if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
                 FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
                 ff_msg_free(t);
                 break;
             }
             int hr = handle(&cn, t);
+            pthread_mutex_lock(&cn.mu);
+            if (t->phase != FEDFUSE__PHASE__PHASE_WAIT && hr == FF_OK &&
+                strcmp(cn.state, FED_STATE_DECLINED) != 0) {
+                cn.rounds_trained += t->phase == FEDFUSE__PHASE__PHASE_TRAIN ||
+                                     t->phase == FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
+                cn.evals += t->phase == FEDFUSE__PHASE__PHASE_EVALUATE;
+                cn.state = FED_STATE_WAITING;
+            } else if (t->phase == FEDFUSE__PHASE__PHASE_WAIT) {
+                cn.state = FED_STATE_WAITING;
+            }
+            pthread_mutex_unlock(&cn.mu);
             if (hr == FF_ENET || hr == FF_ETIMEOUT) {
                 FF_LOG_WARN("round %u: lost the coordinator (%s); will retry", t->round,
                             ff_error_message());
+                set_error(&cn, FED_ERR_LINK_LOST);
+                set_state(&cn, FED_STATE_RECONNECTING);
                 hello = 0;
             } else if (hr != FF_OK) {
                 rc = hr;
             }
         } else if (rc == FF_OK && (g == FF_ENET || g == FF_ETIMEOUT || g == FF_ESTATE)) {
-            if (!warned)
+            if (!warned) {
                 FF_LOG_WARN("%s: coordinator %s unreachable (%s); retrying", sc->site,
                             sc->coordinator, ff_error_message());
+                set_error(&cn, FED_ERR_COORDINATOR_UNREACHABLE);
+                set_state(&cn, FED_STATE_RECONNECTING);
+                lost_logged = ff_now();
+            } else if (ff_now() - lost_logged >= FED_WAIT_LOG_S) {
+                FF_LOG_WARN("%s: still waiting for coordinator %s: unreachable for %.0f s (%s)",
+                            sc->site, sc->coordinator, ff_now() - last_ok, ff_error_message());
+                lost_logged = ff_now();
+            }
             warned = 1;
+            wait_since = 0;
             hello = 0;
             if (sc->give_up_after > 0 && ff_now() - last_ok > sc->give_up_after)
                 rc = ff_error(FF_ENET, "no contact with coordinator %s for %.0f s; giving up",

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fed_diag.h"
 #include "fed_dp.h"
 #include "fed_metrics.h"
 #include "fed_secagg.h"
@@ -67,6 +68,8 @@ typedef struct {
     size_t slot_cap[FED_UPLOAD_SLOTS];
     unsigned char slot_busy[FED_UPLOAD_SLOTS];
     fed_coord_stats stats; /* for the metrics endpoint (engine hook, under mu) */
+    fed_site_report *reports; /* per site: what it last said about itself (fed_diag.h) */
+    double wait_logged;       /* the last "waiting for sites" line */
     ff_server *srv;
 } node;
 
@@ -267,6 +270,36 @@ static void cv_wait_until(node *nd, double until)
     pthread_cond_timedwait(&nd->cv, &nd->mu, &ts);
 }
 
+/* Keeps a site's report: only text that looks like what our sites send (a code of [a-z0-9_],
+ * printable ASCII), cut to size, so a report cannot inject anything into status or logs. */
+static void clean_copy(char *dst, size_t n, const char *src)
+{
+    size_t k = 0;
+    for (; src && *src && k + 1 < n; src++)
+        dst[k++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+    dst[k] = '\0';
+}
+
+static void report_locked(node *nd, int idx, const Fedfuse__TaskRequest *req)
+{
+    fed_site_report *r = &nd->reports[idx];
+    clean_copy(r->state, sizeof r->state, req->state);
+    if (req->error_code && req->error_code[0] && fed_err_code_valid(req->error_code)) {
+        int changed = strcmp(r->code, req->error_code) != 0;
+        ff_strlcpy(r->code, req->error_code, sizeof r->code);
+        clean_copy(r->message, sizeof r->message, req->error_message);
+        r->error_at = ff_wall_time() - (double)FF_MAX(req->error_age_ms, 0) / 1e3;
+        if (changed)
+            FF_LOG_WARN("site %s reports error %s: %s", nd->names[idx], r->code, r->message);
+    } else {
+        r->code[0] = r->message[0] = '\0';
+    }
+    clean_copy(r->version, sizeof r->version, req->software_version);
+    r->have_skew = req->site_unix_ms > 0;
+    if (r->have_skew)
+        r->skew_s = (double)(req->site_unix_ms - unix_ms()) / 1e3;
+}
+
 static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                        Fedfuse__Task *reply)
 {
@@ -274,7 +307,7 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
     uint32_t wait = req->wait_ms ? FF_MIN(req->wait_ms, 30000u) : 20000u;
     int rc = FF_OK;
     pthread_mutex_lock(&nd->mu);
-    int idx = site_index(nd, c->site);
+    int idx = site_index(nd, c->site), first = 1;
     double until = ff_wall_time() + wait / 1000.0;
     for (;;) {
         if (idx < 0) {
@@ -282,6 +315,10 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
             break;
         }
         nd->last_seen[idx] = ff_now();
+        if (first) {
+            report_locked(nd, idx, req);
+            first = 0;
+        }
         if (nd->fatal) {
             rc = ff_error(FF_ENET, "the coordinator is stopping");
             break;
@@ -606,6 +643,23 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     json_object_set_new(d, "phase", json_string(nd->state == FF_COORD_DONE ? "done" : nd->phase));
     json_object_set_new(d, "pending", pend);
     json_object_set_new(d, "seconds_since_seen", seen);
+    json_t *sites = json_object();
+    double wall = ff_wall_time();
+    for (size_t i = 0; i < nd->nsites; i++) {
+        const fed_site_report *r = &nd->reports[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "last_seen_s", nd->last_seen[i] > 0 ? json_real(now - nd->last_seen[i])
+                                                                   : json_null());
+        json_object_set_new(o, "state", json_string(r->state[0] ? r->state : "unknown"));
+        json_object_set_new(o, "error_code", json_string(r->code));
+        json_object_set_new(o, "error", json_string(r->message));
+        json_object_set_new(o, "error_age_s", r->code[0] ? json_real(wall - r->error_at) : json_null());
+        json_object_set_new(o, "version", json_string(r->version));
+        json_object_set_new(o, "clock_skew_s", r->have_skew ? json_real(r->skew_s) : json_null());
+        json_object_set_new(o, "pending", json_boolean(nd->pending[i]));
+        json_object_set_new(sites, nd->names[i], o);
+    }
+    json_object_set_new(d, "site_status", sites);
     json_object_set_new(d, "deadline_in_s", json_real(FF_MAX(0, (nd->deadline_ms - unix_ms()) / 1e3)));
     json_object_set_new(d, "sites", json_integer((json_int_t)nd->nsites));
     /* the coordinator's clock, for the sites' skew check (fedfuse doctor) */
@@ -653,6 +707,12 @@ static void render_metrics(void *ud, fed_metrics_buf *b)
         pend += nd->pending[i];
     fed_metrics_family(b, "fedfuse_sites_pending", "gauge", "Sites the open phase still waits for.");
     fed_metrics_printf(b, "fedfuse_sites_pending %zu\n", pend);
+    fed_metrics_family(b, "fedfuse_site_last_error", "gauge",
+                       "1 per site and the last error code it reported (docs/operations.md).");
+    for (size_t i = 0; i < nd->nsites; i++)
+        if (nd->reports[i].code[0])
+            fed_metrics_printf(b, "fedfuse_site_last_error{site=\"%s\",code=\"%s\"} 1\n",
+                               nd->names[i], nd->reports[i].code);
     uint64_t refusals[FF_REFUSE_COUNT];
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         refusals[r] = ff_coord_refusals(nd->c, r);
@@ -802,7 +862,8 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
     nd->pending = calloc(nd->nsites + 1, 1);
     nd->done_sent = calloc(nd->nsites + 1, 1);
     nd->last_seen = calloc(nd->nsites + 1, sizeof *nd->last_seen);
-    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen) {
+    nd->reports = calloc(nd->nsites + 1, sizeof *nd->reports);
+    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen || !nd->reports) {
         free(tab);
         return ff_error(FF_ENOMEM, "out of memory");
     }
@@ -852,6 +913,33 @@ static void drain_done_locked(node *nd)
     pthread_mutex_lock(&nd->mu);
 }
 
+/* A phase waiting for sites says so once a minute, naming them (not once per poll). */
+static void log_wait_locked(node *nd, const ff_coord_status *st)
+{
+    double now = ff_wall_time();
+    if (st->npending == 0 || nd->stats.phase_opened <= 0) {
+        nd->wait_logged = 0;
+        return;
+    }
+    if (nd->wait_logged < nd->stats.phase_opened)
+        nd->wait_logged = nd->stats.phase_opened;
+    if (now - nd->wait_logged < FED_WAIT_LOG_S)
+        return;
+    nd->wait_logged = now;
+    char names[512] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < st->npending && len + 1 < sizeof names; i++) {
+        int k = st->pending[i];
+        if (k < 0 || (size_t)k >= nd->nsites)
+            continue;
+        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", nd->names[k]);
+        len = w > 0 ? FF_MIN(len + (size_t)w, sizeof names - 1) : len;
+    }
+    FF_LOG_INFO("round %lld phase %s: waiting for %zu site(s) for %.0f s: %s; deadline in %.0f s",
+                (long long)st->round, nd->phase, st->npending, now - nd->stats.phase_opened, names,
+                FF_MAX(st->deadline_in, 0.0));
+}
+
 static int drive(node *nd, const ff_fed_run_opts *o)
 {
     int rc = FF_OK;
@@ -866,6 +954,7 @@ static int drive(node *nd, const ff_fed_run_opts *o)
         pthread_cond_broadcast(&nd->cv);
         if (rc != FF_OK || st.state == FF_COORD_DONE)
             break;
+        log_wait_locked(nd, &st);
         double now = ff_wall_time();
         cv_wait_until(nd, now + FF_MIN(FF_MAX(st.deadline_in, 0.01), 0.5));
     }
@@ -982,6 +1071,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     free(nd.pending);
     free(nd.done_sent);
     free(nd.last_seen);
+    free(nd.reports);
     free(nd.plan_yaml);
     free(mc_bytes);
     ff_model_free(m);

@@ -23,6 +23,7 @@ ca: $p/ca/ca.crt
 crl: $p/ca/crl.pem
 sites:
   - name: site-1
+  - name: site-2
 EOC
     cat > "$tmp/coordinator.yaml" <<EOC
 run_name: ops
@@ -171,6 +172,66 @@ EOP
     grep -q '^fedfuse_sites_connected 1$' "$tmp/metrics.txt" || fail "site-1 not counted as connected"
     grep -q '^fedfuse_errors_total{code="refused_stale_round"} 0$' "$tmp/metrics.txt" || fail "refusal codes"
     awk '$1 == "fedfuse_transport_sent_bytes_total" && $2 > 0 {ok=1} END {exit !ok}' "$tmp/metrics.txt" || fail "no bytes counted"
+    ;;
+status)
+    # site-1's policy accepts another job: it declines the task and says why by code; site-2
+    # never comes, so the round stays open and the coordinator keeps answering
+    sed -i "s/accepted_jobs: \[.*\]/accepted_jobs: [$(printf '%064d' 0)]/" "$tmp/policy.yaml"
+    "$fedfuse" client --config "$tmp/site.yaml" >> "$tmp/client.log" 2>&1 &
+    pids+=($!)
+    status() {
+        "$fedfuse" status --coordinator 127.0.0.1:$port --cert "$tmp/pki/site/site-1.crt" \
+            --key "$tmp/pki/site/site-1.key" --ca "$tmp/pki/site/ca.crt" "$@"
+    }
+    for i in $(seq 1 300); do
+        status > "$tmp/status.txt" 2>&1 && grep -q "^site-1 .*task_refused_policy" "$tmp/status.txt" && break
+        sleep 0.1
+    done
+    cat "$tmp/status.txt"
+    grep -Eq "^site                 last seen  state +last error +version +clock skew +roster" "$tmp/status.txt" || fail "no site table header"
+    grep -Eq "^site-1 +[0-9]+ s ago +(declined|waiting) +task_refused_policy +0\.[0-9.]+ +[-+][0-9.]+ s " "$tmp/status.txt" || fail "site-1's row"
+    grep -Eq "^site-2 +never +unknown +- +- +- " "$tmp/status.txt" || fail "site-2's row"
+    status --json > "$tmp/status.json" || fail "status --json"
+    /usr/bin/python3 - "$tmp/status.json" <<'EOP' || fail "status --json site_status"
+import json, sys
+s = json.load(open(sys.argv[1]))["site_status"]["site-1"]
+assert s["error_code"] == "task_refused_policy", s
+assert s["error"].startswith("the site policy refused a task"), s
+assert s["version"] and abs(s["clock_skew_s"]) < 30, s
+EOP
+    # what travels is the code and its fixed text: no path under the data folder, no job hash
+    grep -q "$tmp/data" "$tmp/status.txt" "$tmp/status.json" && fail "a data path reached the coordinator"
+    grep -q "site site-1 reports error task_refused_policy: the site policy refused a task" "$tmp/coordinator.log" || fail "coordinator log"
+    ;;
+proxy)
+    # the client's traffic goes through an HTTP CONNECT proxy on loopback (config key, then the
+    # https_proxy environment): doctor, a client run's polls and status, mutual TLS inside
+    /usr/bin/python3 "$src/tests/fed/connect_proxy.py" "$tmp/proxy.port" "$tmp/proxy.log" &
+    pids+=($!)
+    for i in $(seq 1 300); do [ -s "$tmp/proxy.port" ] && break; sleep 0.1; done
+    pport=$(cat "$tmp/proxy.port") || fail "proxy did not start"
+    echo "proxy: 127.0.0.1:$pport" >> "$tmp/site.yaml"
+    doctor 0 "$tmp/doctor.txt" --config "$tmp/site.yaml"
+    grep -q "^ok coordinator TCP (127.0.0.1:$port via proxy 127.0.0.1:$pport)" "$tmp/doctor.txt" || fail "doctor did not go through the proxy"
+    grep -q "^ok coordinator authenticated ping" "$tmp/doctor.txt" || fail "no ping through the proxy"
+    "$fedfuse" client --config "$tmp/site.yaml" >> "$tmp/client.log" 2>&1 &
+    pids+=($!)
+    wait_log "uploaded .* (round 1)" "$tmp/client.log"
+    grep -q "uploaded .* (round 1)" "$tmp/client.log" || { cat "$tmp/client.log"; fail "client did not upload through the proxy"; }
+    # the environment variable, for a command without a proxy key (status)
+    https_proxy=http://127.0.0.1:$pport "$fedfuse" status --coordinator 127.0.0.1:$port \
+        --cert "$tmp/pki/site/site-1.crt" --key "$tmp/pki/site/site-1.key" --ca "$tmp/pki/site/ca.crt" \
+        > "$tmp/status.txt" 2>&1 || { cat "$tmp/status.txt"; fail "status via https_proxy"; }
+    grep -q "^site-1 " "$tmp/status.txt" || fail "status via https_proxy"
+    kill -9 "$cpid"; wait "$cpid" 2>/dev/null
+    for i in $(seq 1 300); do [ "$(grep -c '^closed ' "$tmp/proxy.log")" -ge 3 ] && break; sleep 0.1; done
+    cat "$tmp/proxy.log"
+    n=$(grep -c "^CONNECT 127.0.0.1:$port$" "$tmp/proxy.log")
+    [ "$n" -ge 4 ] || fail "expected tunnels from doctor (2), the client and status, got $n"
+    # the client's update (the tiny model, ~600 KB) went up a tunnel
+    awk '/^closed / && $3 > 100000 {ok=1} END {exit !ok}' "$tmp/proxy.log" || fail "the update did not go through the proxy"
+    grep -q "^closed .*tls=False" "$tmp/proxy.log" && fail "a tunnel did not start with a TLS handshake"
+    grep -q "^closed .*tls=True" "$tmp/proxy.log" || fail "no TLS tunnel closed"
     ;;
 *) fail "unknown mode $mode" ;;
 esac

@@ -1,0 +1,50 @@
+/* Remote diagnosis (not public): what a site reports about itself on every task poll — its
+ * state and its last error as a stable code with a fixed text — and what the coordinator
+ * keeps of it for `fedfuse status` and its metrics. The texts are constants: a report can
+ * never carry data values, paths under the data folder or patient ids. docs/operations.md,
+ * "Site states and error codes", lists every code with what to do. */
+#ifndef FF_FED_DIAG_H
+#define FF_FED_DIAG_H
+
+#include <stddef.h>
+
+/* A node waiting for its task, or a coordinator waiting for sites, says so this often,
+ * naming whom it waits for (not once per poll). */
+#define FED_WAIT_LOG_S 60.0
+
+/* site states */
+#define FED_STATE_STARTING "starting"
+#define FED_STATE_WAITING "waiting"          /* polling, no task for this site */
+#define FED_STATE_TRAINING "training"
+#define FED_STATE_EVALUATING "evaluating"
+#define FED_STATE_SECAGG "secure_aggregation"
+#define FED_STATE_DECLINED "declined"        /* refused the current task */
+#define FED_STATE_RECONNECTING "reconnecting"
+
+typedef enum {
+    FED_ERR_NONE = 0,
+    FED_ERR_COORDINATOR_UNREACHABLE,
+    FED_ERR_LINK_LOST,
+    FED_ERR_TASK_REFUSED_POLICY,
+    FED_ERR_TRAINING_REFUSED,
+    FED_ERR_TASK_INVALID,
+    FED_ERR_TASK_STALE,
+    FED_ERR_COUNT
+} fed_err;
+
+/* What a site says about itself on each task poll (remote diagnosis). */
+typedef struct {
+    char state[24], code[48], message[160], version[32];
+    double skew_s;      /* site clock - ours, at the poll (+ the one-way delay) */
+    double error_at;    /* ff_wall_time() the error happened, by the site's account */
+    int have_skew;
+} fed_site_report;
+
+/* The stable code ("coordinator_unreachable") and its fixed text. */
+const char *fed_err_code(fed_err e);
+const char *fed_err_text(fed_err e);
+
+/* A code as received from a site: lower-case letters, digits and '_', 1..47 bytes. */
+int fed_err_code_valid(const char *s);
+
+#endif
