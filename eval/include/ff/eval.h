@@ -127,6 +127,22 @@ void ff_eval_result_free(ff_eval_result *r);
 int ff_eval_cindex(const double *risk, const double *time, const uint8_t *event, size_t n,
                    double *out) FF_WARN_UNUSED;
 
+/* Regression metrics, as scikit-learn's mean_absolute_error, sqrt(mean_squared_error) and
+ * r2_score. n = 0: all undefined ("no labelled patients"); a constant target: R² undefined.
+ * FF_EINVAL for a non-finite value (names the row). */
+int ff_eval_regression(const double *pred, const double *y, size_t n, ff_metric *mae,
+                       ff_metric *rmse, ff_metric *r2) FF_WARN_UNUSED;
+
+/* Multiclass metrics of K >= 2 classes from scores prob[n*K] (row-major; probabilities or any
+ * scores where higher = more likely) and labels in [0, K): accuracy of the argmax (the first
+ * of tied maxima, as numpy), class_auroc[K] one-vs-rest AUROC per class, and macro_auroc their
+ * mean — scikit-learn's roc_auc_score(multi_class="ovr", average="macro"), undefined (with
+ * the class's reason) when a class has no positive or no negative. FF_EINVAL for a label
+ * outside [0, K) or a non-finite score (names the row). */
+int ff_eval_multiclass(const double *prob, const int32_t *label, size_t n, int K,
+                       ff_metric *accuracy, ff_metric *macro_auroc,
+                       ff_metric *class_auroc) FF_WARN_UNUSED;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Fairness per protected attribute                                                          */
 /* ---------------------------------------------------------------------------------------- */
