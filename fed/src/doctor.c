@@ -126,7 +126,8 @@ static double days_until(const ASN1_TIME *t)
 /* Key matches certificate, chains to the CA within its dates, not revoked (crl may be NULL),
  * not expiring within 30 days, the CRL not stale, and the CN. Writes the CN. */
 static void check_certificate(doctor *d, const char *cert_path, const char *key_path,
-                              const char *ca_path, const char *crl_path, char *cn, size_t cn_len)
+                              const char *ca_path, const char *crl_path, ff_pki_role want,
+                              char *cn, size_t cn_len)
 {
     X509 *ca = NULL, *x = NULL;
     EVP_PKEY *key = NULL;
@@ -147,6 +148,16 @@ static void check_certificate(doctor *d, const char *cert_path, const char *key_
     ERR_clear_error();
     if (ff_pki_cert_cn(x, cn, cn_len) != FF_OK)
         cn[0] = '\0';
+    ff_pki_role role;
+    if (ff_pki_cert_role(x, &role) != FF_OK)
+        FAIL(d, "certificate role", "%s: %s; fix: a new certificate with --role %s", cert_path,
+             ff_error_message(), ff_pki_role_name(want));
+    else if (role != want)
+        FAIL(d, "certificate role", "%s has role %s, this node needs %s; fix: a certificate "
+             "issued with --role %s", cert_path, ff_pki_role_name(role), ff_pki_role_name(want),
+             ff_pki_role_name(want));
+    else
+        OK(d, "certificate role", "%s", ff_pki_role_name(role));
     if (ff_pki_load_cert(ca_path, &ca) != FF_OK) {
         FAIL(d, "certificate chains to CA", "%s; fix: install the consortium's ca.crt", ff_error_message());
         goto out;
@@ -522,7 +533,7 @@ static void doctor_site(doctor *d, const ff_site_config *sc)
     int have = check_files(d, files, FF_ARRAY_LEN(files));
     char cn[FF_SITE_NAME_MAX] = "";
     if (ff_path_exists(sc->cert) && ff_path_exists(sc->key) && ff_path_exists(sc->ca)) {
-        check_certificate(d, sc->cert, sc->key, sc->ca, NULL, cn, sizeof cn);
+        check_certificate(d, sc->cert, sc->key, sc->ca, NULL, FF_PKI_SITE, cn, sizeof cn);
         SKIP(d, "CRL not stale", "a site keeps no CRL; the coordinator checks revocation (below)");
         if (strcmp(cn, sc->site) != 0)
             FAIL(d, "site name matches certificate", "site: '%s' but the certificate's CN is '%s'; "
@@ -565,7 +576,8 @@ static void doctor_coordinator(doctor *d, const ff_coord_config *cfg)
     check_files(d, files, FF_ARRAY_LEN(files));
     char cn[FF_SITE_NAME_MAX];
     if (have_cons && ff_path_exists(cfg->tls.cert) && ff_path_exists(cons.ca))
-        check_certificate(d, cfg->tls.cert, cfg->tls.key, cons.ca, cons.crl, cn, sizeof cn);
+        check_certificate(d, cfg->tls.cert, cfg->tls.key, cons.ca, cons.crl, FF_PKI_COORDINATOR,
+                          cn, sizeof cn);
     ff_plan p;
     memset(&p, 0, sizeof p);
     int rc = cfg->plan[0] ? ff_plan_load(&p, cfg->plan, cfg->rounds)

@@ -94,7 +94,7 @@ case $mode in
 doctor)
     echo "== healthy site"
     doctor 0 "$tmp/ok.txt" --config "$tmp/site.yaml"
-    for c in "config parses" "files exist" "key permissions" "key matches certificate" \
+    for c in "config parses" "files exist" "key permissions" "key matches certificate" "certificate role" \
              "certificate chains to CA" "certificate not expiring" "site name matches certificate" \
              "policy" "data check" "free disk" "coordinator DNS" "coordinator TCP" \
              "coordinator TLS handshake" "coordinator authenticated ping" "clock skew"; do
