@@ -19,6 +19,7 @@ FF_CLI_GROUP_DEFINE(transport,
      "                        [--role ROLE] [--days N] [--san HOST]...\n"
      "       fedfuse pki revoke --ca DIR --cert CERT\n"
      "       fedfuse pki check --ca-cert CA.crt [--crl CRL] --cert CERT\n"
+     "       fedfuse pki crl --ca DIR\n"
      "  init    creates DIR/ca.key (0600), DIR/ca.crt (Ed25519, default 3650 days), an\n"
      "          empty signed revocation list DIR/crl.pem, and the consortium's two keys:\n"
      "          DIR/coordinator.crt|key (role coordinator, --san as for issue) and\n"
@@ -38,7 +39,10 @@ FF_CLI_GROUP_DEFINE(transport,
      "          OUT/ca.crt, with the same roles, lifetimes and key usages as issue.\n"
      "  revoke  adds the certificate to DIR/crl.pem; the coordinator re-reads it within a\n"
      "          second.\n"
-     "  check   verifies a certificate against the CA (and CRL) and prints its CN.\n"},
+     "  check   verifies a certificate against the CA (and CRL) and prints its CN.\n"
+     "  crl     re-signs DIR/crl.pem without revoking anyone (valid 30 more days): run it\n"
+     "          at least weekly (deploy/fedfuse-crl.timer); coordinators refuse every site\n"
+     "          once the list has expired.\n"},
     {"ping", "check the link to the coordinator: TLS, enrolment, round-trip time", cmd_ping,
      "usage: fedfuse ping --coordinator HOST:PORT --cert SITE.crt --key SITE.key --ca CA.crt\n"
      "                    [--server-name NAME] [--count N] [--timeout-ms MS]\n"
@@ -161,6 +165,20 @@ static int pki_revoke(ff_cli_args *a)
     return FF_EXIT_OK;
 }
 
+static int pki_crl(ff_cli_args *a)
+{
+    const char *ca = ff_cli_opt(a, "--ca");
+    if (ff_cli_check_unused(a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!ca)
+        return ff_cli_usage_error("pki", "crl: needs --ca DIR");
+    int rc = ff_pki_crl_renew(ca);
+    if (rc != FF_OK)
+        return ff_cli_fail(rc);
+    printf("re-signed %s/crl.pem (same revocations, valid 30 more days)\n", ca);
+    return FF_EXIT_OK;
+}
+
 static int pki_check(ff_cli_args *a)
 {
     const char *ca = ff_cli_opt(a, "--ca-cert"), *crl = ff_cli_opt(a, "--crl");
@@ -207,6 +225,8 @@ static int cmd_pki(int argc, char **argv)
         return pki_revoke(&a);
     if (strcmp(sub, "check") == 0)
         return pki_check(&a);
+    if (strcmp(sub, "crl") == 0)
+        return pki_crl(&a);
     return ff_cli_usage_error("pki", "unknown subcommand '%s'", sub);
 }
 

@@ -132,17 +132,47 @@ int ff_file_write_atomic(const char *path, const void *buf, size_t len, unsigned
     return ff_atomic_commit(&f);
 }
 
+int ff_file_open_regular(const char *path, int *fd_out)
+{
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer forever. The check is
+     * on the opened descriptor (fstat), so the file cannot be swapped after it. */
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return ff_error(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(fd);
+        return ff_error(FF_EIO, "%s: not a regular file", path);
+    }
+    *fd_out = fd;
+    return FF_OK;
+}
+
+FILE *ff_file_fopen_regular(const char *path)
+{
+    int fd;
+    if (ff_file_open_regular(path, &fd) != FF_OK)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f)
+        close(fd);
+    return f;
+}
+
 int ff_file_read_all(const char *path, size_t max, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ff_error(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd, rc = ff_file_open_regular(path, &fd);
+    if (rc != FF_OK)
+        return rc;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
-        return ff_error(FF_EIO, "%s: not a regular file", path);
+        return ff_error(FF_EIO, "%s: cannot stat: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > max) {
         close(fd);

@@ -125,9 +125,9 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
     char *buf = NULL;
     size_t cap = 0;
     csv_state *st = calloc(1, sizeof *st);
-    FILE *f = fopen(path, "rb");
+    FILE *f = ff_file_fopen_regular(path);
     if (!st || !f) {
-        rc = st ? ff_error(FF_EIO, "%s: cannot open (%s)", shown, strerror(errno))
+        rc = st ? ff_error_prefix(FF_EIO, "%s: ", shown)
                 : ff_error(FF_ENOMEM, "%s: out of memory", shown);
         goto out;
     }

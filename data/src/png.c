@@ -39,9 +39,9 @@ static int png_decode(const char *path, float **out, int *oh, int *ow)
     uint8_t *volatile raw = NULL;
     png_bytep *volatile rows = NULL;
     float *volatile img = NULL;
-    FILE *f = fopen(path, "rb");
+    FILE *f = ff_file_fopen_regular(path);
     if (!f)
-        return ff_error(FF_EIO, "%s: cannot open (%s)", path, strerror(errno));
+        return FF_EIO;
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, on_png_error, on_png_warning);
     info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {

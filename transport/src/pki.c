@@ -666,7 +666,9 @@ int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out)
     return FF_OK;
 }
 
-int ff_pki_revoke(const char *ca_dir, const char *cert_path)
+/* Re-signs ca_dir/crl.pem (CRL number + 1, 30 more days), adding cert_path's serial when
+ * cert_path is given (revoke) or keeping the entries as they are (renew). */
+static int crl_update(const char *ca_dir, const char *cert_path)
 {
     X509 *ca = NULL, *x = NULL;
     EVP_PKEY *cakey = NULL;
@@ -675,18 +677,18 @@ int ff_pki_revoke(const char *ca_dir, const char *cert_path)
     int rc;
     if ((rc = load_ca(ca_dir, &ca, &cakey)) != FF_OK)
         return rc;
-    if ((rc = ff_pki_load_cert(cert_path, &x)) != FF_OK)
+    if (cert_path && (rc = ff_pki_load_cert(cert_path, &x)) != FF_OK)
         goto out;
-    if (X509_check_issued(ca, x) != X509_V_OK || X509_verify(x, X509_get0_pubkey(ca)) != 1) {
+    if (x && (X509_check_issued(ca, x) != X509_V_OK || X509_verify(x, X509_get0_pubkey(ca)) != 1)) {
         ERR_clear_error();
         rc = ff_error(FF_EINVAL, "%s: not issued by the CA in %s", cert_path, ca_dir);
         goto out;
     }
     snprintf(path, sizeof path, "%s/crl.pem", ca_dir);
-    if (ff_path_exists(path) && (rc = ff_pki_load_crl(path, ca, &old)) != FF_OK)
+    if ((!x || ff_path_exists(path)) && (rc = ff_pki_load_crl(path, ca, &old)) != FF_OK)
         goto out;
     X509_REVOKED *dummy = NULL;
-    if (old && X509_CRL_get0_by_serial(old, &dummy, X509_get0_serialNumber(x)) == 1) {
+    if (x && old && X509_CRL_get0_by_serial(old, &dummy, X509_get0_serialNumber(x)) == 1) {
         rc = ff_error(FF_EINVAL, "%s: already revoked", cert_path);
         goto out;
     }
@@ -700,6 +702,16 @@ out:
     X509_free(ca);
     EVP_PKEY_free(cakey);
     return rc;
+}
+
+int ff_pki_revoke(const char *ca_dir, const char *cert_path)
+{
+    return crl_update(ca_dir, cert_path);
+}
+
+int ff_pki_crl_renew(const char *ca_dir)
+{
+    return crl_update(ca_dir, NULL);
 }
 
 int ff_pki_check_peer(X509 *ca, X509_CRL *crl, X509 *cert, char *cn, size_t cn_len)

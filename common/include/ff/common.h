@@ -291,6 +291,12 @@ int ff_file_write_atomic(const char *path, const void *buf, size_t len,
 int ff_file_rename_durable(const char *from, const char *to) FF_WARN_UNUSED;
 /* Reads a whole file (at most max bytes) into a malloc'd buffer with a NUL after it. */
 int ff_file_read_all(const char *path, size_t max, char **out, size_t *len) FF_WARN_UNUSED;
+/* Opens path for reading only if it is a regular file (opened with O_NONBLOCK, checked with
+ * fstat after open, then made blocking): a FIFO or device is refused at once instead of
+ * hanging the reader. FF_EIO naming the path otherwise. The caller closes *fd. */
+int ff_file_open_regular(const char *path, int *fd) FF_WARN_UNUSED;
+/* fopen(path, "rb") through ff_file_open_regular; NULL with ff_error set on failure. */
+FILE *ff_file_fopen_regular(const char *path);
 /* mkdir -p with mode. */
 int ff_mkdir_p(const char *path, unsigned mode) FF_WARN_UNUSED;
 int ff_path_exists(const char *path);

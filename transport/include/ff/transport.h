@@ -109,6 +109,9 @@ int ff_pki_issue(const char *ca_dir, const char *out_dir,
 int ff_pki_csr(const char *out_dir, const char *name) FF_WARN_UNUSED;
 int ff_pki_sign_csr(const char *ca_dir, const char *csr_path, const char *out_dir,
                     const ff_pki_issue_opts *o, char *name, size_t name_len) FF_WARN_UNUSED;
+/* Re-signs ca_dir/crl.pem with the same entries, CRL number + 1, valid 30 more days
+ * (`fedfuse pki crl`; run it from a timer, deploy/fedfuse-crl.timer). */
+int ff_pki_crl_renew(const char *ca_dir) FF_WARN_UNUSED;
 /* Adds cert's serial to ca_dir/crl.pem (re-signed, CRL number + 1). */
 int ff_pki_revoke(const char *ca_dir, const char *cert_path) FF_WARN_UNUSED;
 int ff_pki_role_parse(const char *s, ff_pki_role *out) FF_WARN_UNUSED;
