@@ -11,29 +11,23 @@ static int cmd_job(int argc, char **argv);
 
 FF_CLI_GROUP_DEFINE(coordinator,
     {"job", "check a coordinator config and training plan; print the job hash", cmd_job,
-     "usage: fedfuse job --config COORDINATOR.yaml [--plan PLAN.yaml] [--model-config FILE]\n"
+     "usage: fedfuse job hash --config COORDINATOR.yaml\n"
+     "       fedfuse job --config COORDINATOR.yaml [--plan PLAN.yaml] [--model-config FILE]\n"
      "       fedfuse job --schema\n"
-     "  Loads and validates the coordinator config and the training plan (errors name\n"
-     "  FILE:LINE:COL and the key), prints the run settings and the plan's stages, and the\n"
-     "  job hash: SHA-256(SHA-256(model config file) || SHA-256(canonical plan)), the value\n"
-     "  a site approves before it trains. Without --plan, the default plan (one stage) is\n"
-     "  used; without --model-config the model config is empty. --schema lists every key\n"
-     "  of both files with its type, default and range.\n"})
+     "  `job hash` prints `job <64 hex>`: the job hash of exactly what this coordinator\n"
+     "  config sends (its plan and model_config keys), the line the coordinator prints at\n"
+     "  start and the value a site adds to accepted_jobs\n"
+     "  (`fedfuse policy approve --policy P --job HASH`). The hash is\n"
+     "  SHA-256(SHA-256(model config file) || SHA-256(canonical plan)).\n"
+     "  Without `hash`: loads and validates the coordinator config and the training plan\n"
+     "  (errors name FILE:LINE:COL and the key), prints the run settings, the plan's stages\n"
+     "  and the same `job` line. --plan and --model-config replace the config's plan and\n"
+     "  model_config keys (a job under review); without either key the default plan (one\n"
+     "  stage) and an empty model config are used. --schema lists every key of both files\n"
+     "  with its type, default and range.\n"})
 
-static int print_job(const ff_coord_config *c, const ff_plan *p, const char *model_path)
+static int print_job(const ff_coord_config *c, const ff_plan *p, const char *hash)
 {
-    char *model = NULL;
-    size_t mlen = 0;
-    if (model_path) {
-        int rc = ff_file_read_all(model_path, 16u << 20, &model, &mlen);
-        if (rc != FF_OK)
-            return rc;
-    }
-    char hash[FF_SHA256_HEX];
-    int rc = ff_job_hash(p, model ? model : "", mlen, hash);
-    free(model);
-    if (rc != FF_OK)
-        return rc;
     static const char *const modes[] = {"all", "fraction", "count"};
     printf("run %s: %lld rounds, seed %lld, strategy %s (server_lr %g)\n", c->run_name,
            (long long)c->rounds, (long long)c->seed, ff_strategy_name(c->strategy.name),
@@ -47,7 +41,7 @@ static int print_job(const ff_coord_config *c, const ff_plan *p, const char *mod
     for (size_t i = 0; i < p->stages.count; i++)
         printf("stage %zu %s: %lld rounds, %zu trainable prefixes (0 = all)\n", i, st[i].name,
                (long long)st[i].rounds, st[i].trainable.count);
-    printf("job_sha256 %s\n", hash);
+    printf("job %s\n", hash);
     return FF_OK;
 }
 
@@ -90,22 +84,38 @@ static int cmd_job(int argc, char **argv)
     const char *cfg_path = ff_cli_opt(&a, "--config");
     const char *plan_path = ff_cli_opt(&a, "--plan");
     const char *model_path = ff_cli_opt(&a, "--model-config");
+    const char *sub = ff_cli_pos(&a, 0);
+    if (sub && strcmp(sub, "hash") != 0)
+        return ff_cli_usage_error("job", "unknown argument '%s' (try `job hash`)", sub);
+    if (sub && (plan_path || model_path))
+        return ff_cli_usage_error("job", "hash: takes the plan and model_config keys of "
+                                  "--config only (what the coordinator sends)");
     if (!cfg_path)
         return ff_cli_usage_error("job", "missing --config");
     if (ff_cli_check_unused(&a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     ff_coord_config c;
-    ff_plan p;
-    memset(&p, 0, sizeof p);
+    ff_coord_job j;
+    memset(&j, 0, sizeof j);
     int rc = ff_coord_config_load(&c, cfg_path);
-    if (rc == FF_OK)
-        rc = plan_path ? ff_plan_load(&p, plan_path, c.rounds)
-                       : ff_plan_load_str(&p, "(default plan)", "", 0, c.rounds);
-    if (rc == FF_OK && plan_path)
-        rc = check_plan_privacy(&c, &p, plan_path);
-    if (rc == FF_OK)
-        rc = print_job(&c, &p, model_path);
-    ff_plan_free(&p);
+    if (rc == FF_OK) {
+        /* a job under review replaces the config's keys; an empty model config is allowed
+         * for checking a plan alone, never for `job hash` (the coordinator needs one) */
+        if (plan_path)
+            ff_strlcpy(c.plan, plan_path, sizeof c.plan);
+        if (model_path)
+            ff_strlcpy(c.model_config, model_path, sizeof c.model_config);
+        rc = ff_coord_job_load(&j, &c, cfg_path, sub != NULL);
+    }
+    if (rc == FF_OK && sub) {
+        printf("job %s\n", j.hex);
+    } else if (rc == FF_OK) {
+        if (c.plan[0])
+            rc = check_plan_privacy(&c, &j.plan, c.plan);
+        if (rc == FF_OK)
+            rc = print_job(&c, &j.plan, j.hex);
+    }
+    ff_coord_job_free(&j);
     ff_coord_config_free(&c);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }

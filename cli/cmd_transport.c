@@ -1,5 +1,6 @@
 /* `fedfuse pki`: the consortium's certificate authority (init, issue, csr, sign, revoke,
  * check). */
+#include <ctype.h>
 #include <string.h>
 
 #include "commands.h"
@@ -51,8 +52,12 @@ FF_CLI_GROUP_DEFINE(transport,
      "  when the coordinator is unreachable or refuses this site (the message says why).\n"},
     {"policy", "validate a site policy file and show what it accepts", cmd_policy,
      "usage: fedfuse policy check --policy FILE\n"
-     "  Loads the site policy (schema: configs/site-policy.example.yaml) and prints the rules\n"
-     "  it enforces. Exit 2 with FILE:LINE:COL: key: reason when it is invalid.\n"})
+     "       fedfuse policy approve --policy FILE --job HASH\n"
+     "  check: loads the site policy (schema: configs/site-policy.example.yaml) and prints the\n"
+     "  rules it enforces. Exit 2 with FILE:LINE:COL: key: reason when it is invalid.\n"
+     "  approve: adds HASH (the `job` line of `fedfuse job hash`, or of the coordinator's\n"
+     "  start-up log, after review) to accepted_jobs, keeping the file's comments and mode.\n"
+     "  A running client reads its policy at start: restart it to use the new approval.\n"})
 
 static int pki_init(ff_cli_args *a)
 {
@@ -271,17 +276,48 @@ static int cmd_ping(int argc, char **argv)
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc == FF_EPOLICY ? FF_ENET : rc);
 }
 
+static int policy_approve(const char *path, const char *job)
+{
+    char hex[FF_SHA256_HEX];
+    size_t n = strlen(job);
+    for (size_t i = 0; i < n && i < sizeof hex - 1; i++)
+        hex[i] = (char)tolower((unsigned char)job[i]);
+    hex[FF_MIN(n, sizeof hex - 1)] = '\0';
+    if (n != 64 || strspn(hex, "0123456789abcdef") != 64)
+        return ff_cli_usage_error("policy", "approve: --job '%s' is not a job hash (64 hex "
+                                  "digits, the `job` line of `fedfuse job hash`)", job);
+    ff_policy p;
+    int added = 0;
+    int rc = ff_policy_load(path, &p);
+    ff_policy_free(&p);
+    if (rc == FF_OK)
+        rc = ff_cfg_strlist_add(path, "accepted_jobs", hex, &added);
+    if (rc == FF_OK)
+        rc = ff_policy_load(path, &p);
+    if (rc == FF_OK)
+        printf("%s job %s in %s (%zu approved job(s))\n", added ? "approved" : "already approved",
+               hex, path, p.accepted_jobs.count);
+    ff_policy_free(&p);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
 static int cmd_policy(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "check") != 0)
-        return ff_cli_usage_error("policy", "expected 'check'");
+    int approve = argc >= 2 && strcmp(argv[1], "approve") == 0;
+    if (argc < 2 || (!approve && strcmp(argv[1], "check") != 0))
+        return ff_cli_usage_error("policy", "expected 'check' or 'approve'");
     ff_cli_args a;
     ff_cli_args_init(&a, "policy", argc - 1, argv + 1);
     const char *path = ff_cli_opt(&a, "--policy");
+    const char *job = approve ? ff_cli_opt(&a, "--job") : NULL;
     if (ff_cli_check_unused(&a) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     if (!path)
-        return ff_cli_usage_error("policy", "check: missing --policy FILE");
+        return ff_cli_usage_error("policy", "%s: missing --policy FILE", argv[1]);
+    if (approve && !job)
+        return ff_cli_usage_error("policy", "approve: missing --job HASH");
+    if (approve)
+        return policy_approve(path, job);
     ff_policy p;
     int rc = ff_policy_load(path, &p);
     if (rc != FF_OK) {

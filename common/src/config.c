@@ -3,9 +3,12 @@
  * path, so a hospital's IT can fix the file without reading our code. */
 #include "ff/common.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 typedef struct {
@@ -354,4 +357,201 @@ void ff_cfg_describe(FILE *out, const ff_cfg_field *schema, int indent)
         if (f->type == FF_CFG_SECTION || (f->type == FF_CFG_LIST && f->sub))
             ff_cfg_describe(out, f->sub, indent + 2);
     }
+}
+
+/* The line prefix ("  - ") of a block-sequence item at byte index at of text. */
+static size_t line_start(const char *text, size_t at)
+{
+    while (at > 0 && text[at - 1] != '\n')
+        at--;
+    return at;
+}
+
+int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int *added)
+{
+    *added = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = ff_file_read_all(path, FF_CFG_MAX_FILE, &text, &len);
+    if (rc != FF_OK)
+        return rc;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        free(text);
+        return ff_error(FF_ENOMEM, "%s: cannot initialise the YAML parser", path);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = ff_error(FF_ECONFIG, "%s:%zu:%zu: YAML syntax error: %s", path,
+                      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                      parser.problem ? parser.problem : "unknown");
+        yaml_parser_delete(&parser);
+        free(text);
+        return rc;
+    }
+    cfg_ctx c = {path, &doc};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *seq = NULL;
+    if (root && root->type != YAML_MAPPING_NODE)
+        rc = node_error(&c, root, "", "expected a mapping");
+    for (yaml_node_pair_t *p = root && rc == FF_OK ? root->data.mapping.pairs.start : NULL;
+         p && p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
+            seq = yaml_document_get_node(&doc, p->value);
+    }
+    /* The edit is textual so the file's comments and layout stay as the site wrote them. */
+    char *out = NULL;
+    size_t olen = 0;
+    FILE *f = rc == FF_OK ? open_memstream(&out, &olen) : NULL;
+    if (rc == FF_OK && !f)
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    if (rc == FF_OK && seq && seq->type != YAML_SEQUENCE_NODE &&
+        !(seq->type == YAML_SCALAR_NODE && scalar(seq)[0] == '\0' && !is_quoted(seq)))
+        rc = node_error(&c, seq, key, "expected a list to add '%s' to", value);
+    if (rc == FF_OK && seq && seq->type == YAML_SEQUENCE_NODE) {
+        yaml_node_item_t *it = seq->data.sequence.items.start;
+        size_t n = (size_t)(seq->data.sequence.items.top - it);
+        int listed = 0;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *v = yaml_document_get_node(&doc, it[i]);
+            listed |= v->type == YAML_SCALAR_NODE && strcmp(scalar(v), value) == 0;
+        }
+        if (listed) {
+            /* nothing to write */
+        } else if (seq->data.sequence.style == YAML_FLOW_SEQUENCE_STYLE) {
+            size_t close = seq->end_mark.index - 1; /* the ']' */
+            fprintf(f, "%.*s%s%s%s", (int)close, text, n ? ", " : "", value, text + close);
+            *added = 1;
+        } else if (n) {
+            yaml_node_t *last = yaml_document_get_node(&doc, it[n - 1]);
+            size_t ls = line_start(text, last->start_mark.index);
+            size_t eol = last->end_mark.index;
+            while (eol < len && text[eol] != '\n')
+                eol++;
+            fprintf(f, "%.*s\n%.*s%s%s", (int)eol, text,
+                    (int)(last->start_mark.index - ls), text + ls, value,
+                    eol < len ? text + eol : "\n");
+            *added = 1;
+        }
+    } else if (rc == FF_OK && seq) {
+        /* `key:` with no value: the list goes on the next lines */
+        size_t eol = seq->end_mark.index;
+        while (eol < len && text[eol] != '\n')
+            eol++;
+        fprintf(f, "%.*s\n  - %s%s", (int)eol, text, value, eol < len ? text + eol : "\n");
+        *added = 1;
+    } else if (rc == FF_OK) {
+        fprintf(f, "%s%s%s:\n  - %s\n", text, len && text[len - 1] != '\n' ? "\n" : "", key,
+                value);
+        *added = 1;
+    }
+    if (f)
+        fclose(f);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    struct stat sb;
+    if (rc == FF_OK && *added && stat(path, &sb) != 0)
+        rc = ff_error(FF_EIO, "%s: %s", path, strerror(errno));
+    if (rc == FF_OK && *added)
+        rc = ff_file_write_atomic(path, out, olen, (unsigned)(sb.st_mode & 07777));
+    free(out);
+    free(text);
+    return rc;
+}
+
+/* ---- where a key sits: cross-field errors still name FILE:LINE:COL ---------------- */
+
+static yaml_node_t *child(yaml_document_t *doc, yaml_node_t *map, const char *key, size_t klen,
+                          yaml_node_t **key_node)
+{
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == klen &&
+            memcmp(k->data.scalar.value, key, klen) == 0) {
+            *key_node = k;
+            return yaml_document_get_node(doc, p->value);
+        }
+    }
+    return NULL;
+}
+
+void ff_cfg_key_place(const char *yaml, size_t len, const char *path, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser))
+        return;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yaml_parser_delete(&parser);
+        return;
+    }
+    yaml_node_t *node = yaml_document_get_root_node(&doc);
+    const char *p = path;
+    while (node && *p) {
+        size_t klen = strcspn(p, ".[");
+        yaml_node_t *key = NULL;
+        node = child(&doc, node, p, klen, &key);
+        if (!key)
+            break;
+        *line = key->start_mark.line + 1;
+        *col = key->start_mark.column + 1;
+        p += klen;
+        while (node && *p == '[') {
+            long i = strtol(p + 1, NULL, 10);
+            p = strchr(p, ']');
+            if (!p || node->type != YAML_SEQUENCE_NODE ||
+                i >= node->data.sequence.items.top - node->data.sequence.items.start) {
+                node = NULL;
+                break;
+            }
+            node = yaml_document_get_node(&doc, node->data.sequence.items.start[i]);
+            p++;
+            if (node) {
+                *line = node->start_mark.line + 1;
+                *col = node->start_mark.column + 1;
+            }
+        }
+        if (!p)
+            break;
+        if (*p == '.')
+            p++;
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+}
+
+int ff_cfg_error_at(int code, const char *file, const char *path, const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    char *text = NULL;
+    size_t len = 0, line = 1, col = 1;
+    if (ff_file_read_all(file, FF_CFG_MAX_FILE, &text, &len) == FF_OK)
+        ff_cfg_key_place(text, len, path, &line, &col);
+    else
+        ff_error_clear();
+    free(text);
+    return ff_error(code, "%s:%zu:%zu: %s: %s", file, line, col, path, what);
+}
+
+void ff_cfg_path_resolve(const char *config_path, char *p, size_t n)
+{
+    if (!p[0] || p[0] == '/')
+        return;
+    const char *slash = strrchr(config_path, '/');
+    if (!slash)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%.*s/%s", (int)(slash - config_path), config_path, p);
+    ff_strlcpy(p, tmp, n);
 }

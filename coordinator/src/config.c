@@ -141,6 +141,10 @@ const ff_cfg_field ff_coord_config_schema[] = {
      .choices = quorum_actions, .def = "retry", .help = "retry the round or stop the run"},
     {.key = "max_retries", .type = FF_CFG_INT, .offset = OFF(max_retries), .min = 0, .max = 1000,
      .def = "3", .help = "retries of one round before stopping"},
+    {.key = "site_timeout", .type = FF_CFG_DOUBLE, .offset = OFF(site_timeout), .min = 0,
+     .max = 604800, .def = "300",
+     .help = "seconds: a site not heard from for this long is not selected until it calls "
+             "again (0 = no limit)"},
     {.key = "checkpoint_dir", .type = FF_CFG_STRING, .offset = OFF(checkpoint_dir),
      .size = FF_COORD_PATH_MAX, .def = "out/checkpoints", .help = "checkpoint folder"},
     {.key = "out_dir", .type = FF_CFG_STRING, .offset = OFF(out_dir), .size = FF_COORD_PATH_MAX,
@@ -185,6 +189,10 @@ static int cross_check(const ff_coord_config *c, const char *name, const char *y
         return coord_place_error(name, yaml, len, "checkpoint_dir", "must not be empty");
     if (c->out_dir[0] == '\0')
         return coord_place_error(name, yaml, len, "out_dir", "must not be empty");
+    const char *colon = strrchr(c->listen, ':');
+    if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return coord_place_error(name, yaml, len, "listen", "'%s' is not host:port (e.g. "
+                                 "0.0.0.0:7443)", c->listen);
     if (c->sampling.mode == FF_SAMPLE_COUNT && c->sampling.count < c->quorum.min_sites)
         return coord_place_error(name, yaml, len, "sampling.count",
                                  "%lld sites per round can never reach quorum.min_sites %lld",
@@ -230,6 +238,12 @@ int ff_coord_config_load(ff_coord_config *cfg, const char *path)
     }
     rc = ff_coord_config_load_str(cfg, path, buf, len);
     free(buf);
+    /* the files it names are relative to the config file (defaults included) */
+    char *paths[] = {cfg->checkpoint_dir, cfg->out_dir, cfg->consortium, cfg->plan,
+                     cfg->model_config, cfg->tls.cert, cfg->tls.key, cfg->audit.cert,
+                     cfg->audit.key, cfg->audit.log, cfg->secure_aggregation.site_certs};
+    for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(paths); i++)
+        ff_cfg_path_resolve(path, paths[i], FF_COORD_PATH_MAX);
     return rc;
 }
 

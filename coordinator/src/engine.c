@@ -122,12 +122,11 @@ static void config_hash(ff_coord *c)
     const ff_coord_config *k = &c->cfg;
     int len = snprintf(buf, sizeof buf,
                        "seed=%lld strategy=%s lr=%.17g b1=%.17g b2=%.17g tau=%.17g sampling=%d "
-                       "frac=%.17g count=%lld secagg=%d n=%zu sites=%zu\n",
+                       "frac=%.17g count=%lld secagg=%d n=%zu\n",
                        (long long)k->seed, ff_strategy_name(k->strategy.name),
                        k->strategy.server_lr, k->strategy.beta1, k->strategy.beta2,
                        k->strategy.tau, k->sampling.mode, k->sampling.fraction,
-                       (long long)k->sampling.count, k->secure_aggregation.enabled, c->n,
-                       c->nsites);
+                       (long long)k->sampling.count, k->secure_aggregation.enabled, c->n);
     ff_sha256_update(h, buf, (size_t)len);
     /* Only when set, so that the hashes of existing mean-aggregated checkpoints still match. */
     if (k->strategy.aggregator != FF_AGG_MEAN || k->strategy.clip_multiple > 0) {
@@ -136,8 +135,7 @@ static void config_hash(ff_coord *c)
                        k->strategy.clip_multiple);
         ff_sha256_update(h, buf, (size_t)len);
     }
-    for (size_t i = 0; i < c->nsites; i++)
-        ff_sha256_update(h, c->names[i], strlen(c->names[i]) + 1);
+    /* Not the sites: hospitals join (ff_coord_add_site) and leave during a run. */
     for (size_t i = 0; i < c->ntensors; i++)
         ff_sha256_update(h, c->tensors[i].name, strlen(c->tensors[i].name) + 1);
     uint8_t d[FF_SHA256_BYTES];
@@ -145,9 +143,8 @@ static void config_hash(ff_coord *c)
     ff_hex(d, sizeof d, c->config_hash);
 }
 
-static size_t sample_size(const ff_coord *c)
+static size_t sample_size_of(const ff_coord *c, size_t n)
 {
-    size_t n = c->nsites;
     if (c->cfg.strategy.name == FF_STRATEGY_CYCLIC)
         return FF_MIN((size_t)1, n);
     switch (c->cfg.sampling.mode) {
@@ -160,6 +157,11 @@ static size_t sample_size(const ff_coord *c)
     default:
         return n;
     }
+}
+
+static size_t sample_size(const ff_coord *c)
+{
+    return sample_size_of(c, c->nsites);
 }
 
 int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_model *model,
@@ -188,22 +190,24 @@ int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_mode
     c->ntensors = model->ntensors;
     c->nsites = nsites;
     c->clock = sys_clock;
+    const size_t cap = FF_COORD_MAX_SITES; /* sites may join during the run */
     c->last_auroc = NAN;
     c->global = ff_alloc(c->n * sizeof(float));
     c->avg = ff_alloc(c->n * sizeof(float));
-    c->names = calloc(nsites, sizeof *c->names);
-    c->selected = calloc(nsites, sizeof(int));
-    c->prev_done = calloc(nsites, sizeof(int));
-    c->pending = calloc(nsites, sizeof(int));
-    c->expected = calloc(nsites, 1);
-    c->done = calloc(nsites, 1);
-    c->has_update = calloc(nsites, 1);
-    c->updates = calloc(nsites, sizeof *c->updates);
-    c->weights = calloc(nsites, sizeof(double));
-    c->sel_updates = calloc(nsites, sizeof *c->sel_updates);
-    c->sel_weights = calloc(nsites, sizeof(double));
+    c->names = calloc(cap, sizeof *c->names);
+    c->selected = calloc(cap, sizeof(int));
+    c->prev_done = calloc(cap, sizeof(int));
+    c->pending = calloc(cap, sizeof(int));
+    c->expected = calloc(cap, 1);
+    c->done = calloc(cap, 1);
+    c->has_update = calloc(cap, 1);
+    c->site_state = calloc(cap, 1);
+    c->updates = calloc(cap, sizeof *c->updates);
+    c->weights = calloc(cap, sizeof(double));
+    c->sel_updates = calloc(cap, sizeof *c->sel_updates);
+    c->sel_weights = calloc(cap, sizeof(double));
     if (!c->sel_updates || !c->sel_weights || !c->global || !c->avg || !c->names || !c->selected || !c->prev_done || !c->pending ||
-        !c->expected || !c->done || !c->has_update || !c->updates || !c->weights) {
+        !c->expected || !c->done || !c->has_update || !c->site_state || !c->updates || !c->weights) {
         rc = ff_error(FF_ENOMEM, "coordinator: out of memory for %zu parameters", c->n);
         goto out;
     }
@@ -277,6 +281,7 @@ void ff_coord_free(ff_coord *c)
     free(c->expected);
     free(c->done);
     free(c->has_update);
+    free(c->site_state);
     ff_free(c->global);
     ff_free(c->avg);
     ff_free(c->provided);
@@ -331,6 +336,60 @@ size_t ff_coord_nparams(const ff_coord *c) { return c->n; }
 int64_t ff_coord_round(const ff_coord *c) { return c->round; }
 const ff_strategy *ff_coord_strategy(const ff_coord *c) { return &c->strat; }
 const ff_coord_config *ff_coord_config_of(const ff_coord *c) { return &c->cfg; }
+
+int ff_coord_add_site(ff_coord *c, const char *name)
+{
+    if (!name || !name[0] || strlen(name) >= FF_COORD_NAME_MAX)
+        return ff_error(FF_EINVAL, "coordinator: a site has an empty or too long name");
+    for (size_t i = 0; i < c->nsites; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return (int)i;
+    if (c->nsites >= FF_COORD_MAX_SITES)
+        return ff_error(FF_ERANGE, "coordinator: site '%s': already %d sites", name,
+                        FF_COORD_MAX_SITES);
+    if (!(c->names[c->nsites] = strdup(name)))
+        return ff_error(FF_ENOMEM, "out of memory");
+    c->site_state[c->nsites] = FF_SITE_UP;
+    FF_LOG_INFO("site '%s' joined the consortium (%zu sites)", name, c->nsites + 1);
+    return (int)c->nsites++;
+}
+
+int ff_coord_set_site_state(ff_coord *c, int site, int state, const char *why)
+{
+    if (site < 0 || (size_t)site >= c->nsites || state < FF_SITE_UP || state > FF_SITE_GONE)
+        return ff_error(FF_EINVAL, "coordinator: site %d, state %d", site, state);
+    int was = c->site_state[site];
+    c->site_state[site] = (unsigned char)state;
+    if (state != was)
+        FF_LOG_INFO("site '%s' %s%s%s", c->names[site],
+                    state == FF_SITE_UP      ? "is back: selectable again"
+                    : state == FF_SITE_QUIET ? "is not selected until it calls again"
+                                             : "is gone: not selected, not waited for",
+                    why && why[0] ? ": " : "", why ? why : "");
+    if (state != FF_SITE_GONE || c->state != FF_COORD_IN_ROUND)
+        return FF_OK;
+    coord_phase *p = &c->phases[c->phase_idx];
+    if (p->def.kind != FF_PHASE_COLLECT || !c->expected[site] || c->done[site])
+        return FF_OK;
+    /* known gone: the open phase stops waiting for it now (a drop-out, named with why) */
+    c->expected[site] = 0;
+    coord_emit(c, FF_EV_DROPOUT, p->def.name, c->names[site], 0, 0, NULL, why ? why : "gone");
+    if (p->builtin == BI_TRAIN)
+        c->r_dropouts++;
+    FF_LOG_WARN("round %lld phase %s: not waiting for site '%s' (%s)", (long long)c->round,
+                p->def.name, c->names[site], why ? why : "gone");
+    return FF_OK;
+}
+
+int ff_coord_site_state(const ff_coord *c, int site)
+{
+    return site >= 0 && (size_t)site < c->nsites ? c->site_state[site] : FF_SITE_GONE;
+}
+
+size_t ff_coord_nsites(const ff_coord *c)
+{
+    return c->nsites;
+}
 
 const char *ff_coord_site_name(const ff_coord *c, int site)
 {
@@ -466,13 +525,21 @@ static void reset_attempt(ff_coord *c)
 
 static void select_sites(ff_coord *c)
 {
-    size_t n = c->nsites, k = sample_size(c);
+    /* Only sites that are up (ff_coord_set_site_state); when none is, every site (the round
+     * then fails or succeeds on its quorum as before). */
     int *idx = c->pending; /* scratch */
-    for (size_t i = 0; i < n; i++)
-        idx[i] = (int)i;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nsites; i++)
+        if (c->site_state[i] == FF_SITE_UP)
+            idx[n++] = (int)i;
+    if (n == 0)
+        for (size_t i = 0; i < c->nsites; i++)
+            idx[n++] = (int)i;
+    size_t k = sample_size_of(c, n);
     if (c->strat.kind == FF_STRATEGY_CYCLIC) {
+        /* one site per round in a fixed order of all sites (the strategy's contract) */
         k = 1;
-        idx[0] = ff_strategy_cyclic_site((uint64_t)c->cfg.seed, c->round, n);
+        idx[0] = ff_strategy_cyclic_site((uint64_t)c->cfg.seed, c->round, c->nsites);
     } else if (k < n) {
         /* Partial Fisher-Yates on the engine's RNG: its state is checkpointed, so a resumed
          * run draws the same sites as an uninterrupted one. */
@@ -483,11 +550,11 @@ static void select_sites(ff_coord *c)
             idx[j] = t;
         }
     }
-    memset(c->expected, 0, n);
+    memset(c->expected, 0, c->nsites);
     for (size_t i = 0; i < k; i++)
         c->expected[idx[i]] = 1;
     c->nselected = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < c->nsites; i++)
         if (c->expected[i])
             c->selected[c->nselected++] = (int)i;
     memcpy(c->prev_done, c->selected, c->nselected * sizeof(int));
@@ -496,7 +563,7 @@ static void select_sites(ff_coord *c)
     sites_list(c, c->selected, c->nselected, list, sizeof list);
     coord_emit(c, FF_EV_SITES_SELECTED, FF_PHASE_SELECT, NULL, 0, (int64_t)c->nselected, NULL, list);
     FF_LOG_INFO("round %lld: %zu of %zu sites selected: %s", (long long)c->round, c->nselected,
-                n, list);
+                c->nsites, list);
 }
 
 /* Robust options (secure aggregation off, so single updates are visible): clip the round's
@@ -651,6 +718,9 @@ static int open_phase(ff_coord *c)
         else
             for (size_t i = 0; i < k; i++)
                 c->expected[from[i]] = 1;
+        for (size_t i = 0; i < c->nsites; i++)
+            if (c->site_state[i] == FF_SITE_GONE)
+                c->expected[i] = 0; /* known gone: never waited for */
     }
     if (p->builtin == BI_TRAIN || p->builtin == BI_EVALUATE || p->builtin == BI_NONE)
         coord_emit(c, FF_EV_PHASE_OPEN, p->def.name, NULL, 0, 0,

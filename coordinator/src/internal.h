@@ -62,6 +62,7 @@ struct ff_coord {
     int *selected;
     size_t nselected;
     unsigned char *expected, *done, *has_update;
+    unsigned char *site_state; /* ff_site_state per site (not per round) */
     int *prev_done;
     size_t nprev;
     int *pending;

@@ -127,10 +127,11 @@ int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t r
     int s = admit(c, phase, site, round, -1, reason);
     if (s < 0)
         return s;
-    int b = c->phases[c->phase_idx].builtin;
-    if (b != BI_TRAIN && b != BI_EVALUATE)
+    const coord_phase *ph = &c->phases[c->phase_idx];
+    if (ph->builtin != BI_TRAIN && ph->builtin != BI_EVALUATE && ph->def.expect != FF_PHASE_FROM_SELECTED)
         return refuse(c, phase, s, site, round, FF_REFUSE_WRONG_PHASE,
-                      "only train and evaluate tasks can be declined", reason);
+                      "only the first phase of a round (train, secure aggregation's first) and "
+                      "evaluate can be declined", reason);
     char w[256]; /* the site's words go to the log and the audit log: printable, bounded */
     ff_strlcpy(w, why ? why : "", sizeof w);
     for (char *p = w; *p; p++)

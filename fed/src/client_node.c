@@ -123,8 +123,9 @@ static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
 /* Policy, job hash recomputed from the plan we were sent and our own model config, size.
  * An unapproved job is refused first; then the plan is read, because its record-level DP
  * (run by this site) can meet dp.required. */
-static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
+static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan, int *whole_job)
 {
+    *whole_job = 1; /* refusing the job itself: every round would be refused the same way */
     int rc = ff_policy_check_job(&cn->pol, t);
     if (rc != FF_OK)
         return rc;
@@ -144,6 +145,8 @@ static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan)
     if (rc == FF_OK && strcmp(job, sent) != 0)
         rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
                       "task claims job %s", job, sent);
+    if (rc == FF_OK)
+        *whole_job = 0;
     if (rc == FF_OK)
         rc = check_task_dp(t, plan);
     if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
@@ -492,9 +495,11 @@ static int train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
  * the phase does not wait for us until its deadline. why is our log line: settings and counts
  * only. A coordinator that cannot take it (older, or a secure-aggregation phase) just sees a
  * drop-out at the deadline, as before: its answer is logged, not acted on. */
-static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
+static void decline(cnode *cn, const Fedfuse__Task *t, const char *why, int whole_job)
 {
-    if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE)
+    if (!whole_job && t->phase != FEDFUSE__PHASE__PHASE_TRAIN &&
+        t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
+        t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE)
         return;
     char reason[256];
     ff_strlcpy(reason, why, sizeof reason);
@@ -503,6 +508,7 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
     d.round = t->round;
     d.phase = t->phase;
     d.reason = reason;
+    d.whole_job = whole_job;
     Fedfuse__Ack *ack = NULL;
     if (ff_client_decline(cn->cl, &d, &ack, 30000) == FF_OK)
         FF_LOG_INFO("round %u: told the coordinator this site declines the task", t->round);
@@ -516,7 +522,7 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why)
  * key (the coordinator may offer the same task again until it takes the decline), then a
  * pause so a repeated offer does not spin. */
 static void refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what,
-                        fed_err code)
+                        fed_err code, int whole_job)
 {
     set_state(cn, FED_STATE_DECLINED);
     if (strcmp(key, cn->refused) != 0) {
@@ -524,7 +530,7 @@ static void refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, cons
         char why[512];
         snprintf(why, sizeof why, "%s: %s", what, ff_error_message());
         FF_LOG_WARN("round %u: %s", t->round, why);
-        decline(cn, t, why);
+        decline(cn, t, why, whole_job);
     }
     ff_strlcpy(cn->refused, key, sizeof cn->refused);
     sleep(1);
@@ -546,7 +552,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
          * coordinator offers the task until its deadline: say so once, do not spin) */
         char key[sizeof cn->refused];
         snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
-        refuse_task(cn, t, key, "training refused by this site", FED_ERR_TRAINING_REFUSED);
+        refuse_task(cn, t, key, "training refused by this site", FED_ERR_TRAINING_REFUSED, 0);
         return FF_OK;
     }
     if (rc != FF_OK)
@@ -1017,13 +1023,15 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         return FF_OK;
     ff_plan plan;
     memset(&plan, 0, sizeof plan);
-    int rc = check_task(cn, t, &plan);
+    int whole_job = 0;
+    int rc = check_task(cn, t, &plan, &whole_job);
     if (rc == FF_EPOLICY || rc == FF_EINVAL) {
         char key[sizeof cn->refused], job[FF_SHA256_HEX];
         hex_of(&t->job_sha256, job);
         snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
         refuse_task(cn, t, key, "task refused",
-                    rc == FF_EPOLICY ? FED_ERR_TASK_REFUSED_POLICY : FED_ERR_TASK_INVALID);
+                    rc == FF_EPOLICY ? FED_ERR_TASK_REFUSED_POLICY : FED_ERR_TASK_INVALID,
+                    whole_job);
         ff_plan_free(&plan);
         return FF_OK;
     }
@@ -1151,6 +1159,29 @@ static void cnode_close(cnode *cn)
     pthread_mutex_destroy(&cn->mu);
 }
 
+/* This site cannot run (its data folder, model config or policy failed the start-up checks):
+ * say so to the coordinator once, so no round waits for us, then exit with the error. Best
+ * effort: without a working certificate there is nobody to tell. */
+static void tell_startup_failure(cnode *cn, int rc)
+{
+    char why[256];
+    snprintf(why, sizeof why, "start-up checks failed: %s", ff_error_message());
+    if (!cn->cl && cnode_connect(cn) != FF_OK) {
+        ff_error(rc, "%s", why + strlen("start-up checks failed: "));
+        return;
+    }
+    Fedfuse__DeclineRequest d = FEDFUSE__DECLINE_REQUEST__INIT;
+    d.run_id = "";
+    d.phase = FEDFUSE__PHASE__PHASE_WAIT;
+    d.reason = why;
+    d.whole_job = 1;
+    Fedfuse__Ack *ack = NULL;
+    if (ff_client_decline(cn->cl, &d, &ack, 10000) == FF_OK)
+        FF_LOG_INFO("told the coordinator this site cannot run");
+    ff_msg_free(ack);
+    ff_error(rc, "%s", why + strlen("start-up checks failed: "));
+}
+
 static int stopped(const ff_fed_run_opts *o)
 {
     return o && o->stop && *o->stop;
@@ -1160,6 +1191,8 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
 {
     cnode cn;
     int rc = cnode_open(&cn, sc);
+    if (rc != FF_OK)
+        tell_startup_failure(&cn, rc);
     double last_ok = ff_now(), wait_since = 0, wait_logged = 0, lost_logged = 0;
     int hello = 0, warned = 0;
     while (rc == FF_OK && !stopped(o)) {
@@ -1175,6 +1208,13 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
                 hello = 1;
                 warned = 0;
                 last_ok = ff_now();
+            } else if (h == FF_EPOLICY) {
+                /* refused, not unreachable: retrying cannot help */
+                rc = strstr(ff_error_message(), "revoked")
+                         ? ff_error(FF_EPOLICY, "certificate revoked: the coordinator refuses "
+                                    "this site's certificate (%s); contact the consortium",
+                                    ff_error_message())
+                         : h;
             } else if (++cn.hello_failures % 3 == 0) {
                 /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
                  * the coordinator was starting); the certificate itself is re-checked. */
@@ -1270,6 +1310,9 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
                               sc->coordinator, sc->give_up_after);
             else
                 usleep(500000);
+        } else if (rc == FF_OK && g == FF_EPOLICY && strstr(ff_error_message(), "revoked")) {
+            rc = ff_error(FF_EPOLICY, "certificate revoked: the coordinator refuses this site's "
+                          "certificate (%s); contact the consortium", ff_error_message());
         } else if (rc == FF_OK) {
             rc = g;
         }

@@ -1,6 +1,10 @@
 /* The hospital client's configuration file (configs/site.yaml documents every key). */
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fed_internal.h"
 
@@ -38,18 +42,84 @@ const ff_cfg_field ff_site_config_schema[] = {
     {0},
 };
 
+int fed_check_path(const char *cfg, const char *key, const char *p, int kind)
+{
+    struct stat st;
+    if (stat(p, &st) != 0)
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "cannot open '%s': %s", p, strerror(errno));
+    if (kind == FED_PATH_DIR && !S_ISDIR(st.st_mode))
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "'%s' is not a folder", p);
+    if (kind != FED_PATH_DIR && !S_ISREG(st.st_mode))
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "'%s' is not a file", p);
+    if (access(p, R_OK) != 0)
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "cannot read '%s': %s", p, strerror(errno));
+    if (kind == FED_PATH_KEY && (st.st_mode & 0007))
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "private key '%s' is readable by others "
+                               "(mode %04o): chmod 600 (or 640 with the service's group)", p,
+                               (unsigned)(st.st_mode & 07777));
+    return FF_OK;
+}
+
+int fed_check_cert(const char *cfg, const char *key, const char *p, const char *want_cn)
+{
+    X509 *x = NULL;
+    int rc = ff_pki_load_cert(p, &x);
+    if (rc != FF_OK)
+        return ff_cfg_error_at(rc, cfg, key, "%s", ff_error_message());
+    char cn[FF_SITE_NAME_MAX] = "";
+    rc = ff_pki_cert_cn(x, cn, sizeof cn);
+    if (rc == FF_OK && want_cn && strcmp(cn, want_cn) != 0)
+        rc = ff_cfg_error_at(FF_ECONFIG, cfg, "site", "'%s' is not the name in the certificate "
+                             "%s (CN=%s): the coordinator knows this site as '%s'", want_cn, p,
+                             cn, cn);
+    int days = 0, secs = 0;
+    if (rc == FF_OK && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) &&
+        days < FED_CERT_WARN_DAYS)
+        FF_LOG_WARN("%s: %s: certificate %s (CN=%s) %s %d day(s): renew it (pki csr + pki sign)",
+                    cfg, key, p, cn, days < 0 || (days == 0 && secs < 0) ? "expired" : "expires in",
+                    days < 0 ? -days : days);
+    X509_free(x);
+    return rc;
+}
+
+int fed_check_address(const char *cfg, const char *key, const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *close = strrchr(addr, ']');
+    char *end = NULL;
+    long port = colon && (!close || colon > close) ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || (close && colon < close) || colon == addr || !end || *end || port < 1 ||
+        port > 65535 || end == colon + 1)
+        return ff_cfg_error_at(FF_ECONFIG, cfg, key, "'%s' is not host:port (e.g. "
+                               "fl.consortium.example.org:7443)", addr);
+    return FF_OK;
+}
+
 int ff_site_config_load(ff_site_config *out, const char *path)
 {
     memset(out, 0, sizeof *out);
     int rc = ff_cfg_load(path, ff_site_config_schema, out);
     if (rc != FF_OK)
         return rc;
-    const char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
+    char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
     const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};
-    for (size_t i = 0; i < FF_ARRAY_LEN(need); i++)
+    const int kinds[] = {FED_PATH_FILE, FED_PATH_KEY, FED_PATH_FILE, FED_PATH_DIR, FED_PATH_FILE,
+                         FED_PATH_FILE};
+    ff_cfg_path_resolve(path, out->out_dir, sizeof out->out_dir);
+    /* every mistake a hospital can make in this file is found here, before any work */
+    for (size_t i = 0; i < FF_ARRAY_LEN(need); i++) {
         if (!need[i][0])
-            return ff_error(FF_ECONFIG, "%s: %s: required to run a client", path, keys[i]);
-    return FF_OK;
+            return ff_cfg_error_at(FF_ECONFIG, path, keys[i], "required to run a client");
+        ff_cfg_path_resolve(path, need[i], sizeof out->cert);
+    }
+    rc = fed_check_address(path, "coordinator", out->coordinator);
+    for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(need); i++)
+        rc = fed_check_path(path, keys[i], need[i], kinds[i]);
+    if (rc == FF_OK)
+        rc = fed_check_cert(path, "cert", out->cert, out->site);
+    if (rc == FF_OK)
+        rc = fed_check_cert(path, "ca", out->ca, NULL);
+    return rc;
 }
 
 size_t fed_packed_size(const ff_model *m)

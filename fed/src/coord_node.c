@@ -56,6 +56,9 @@ typedef struct {
     int64_t deadline_ms;
     unsigned char *done_sent;
     double *last_seen;
+    char (*gone)[256]; /* why a site is known gone ("" = not): revoked, refused the job, failed
+                          its start-up checks; cleared when it says Hello again */
+    double t_start;    /* ff_now() at start: a site never heard from is quiet after site_timeout */
     blob *blobs, *cur;
     int64_t blob_round, blob_attempt;
     char blob_phase[32];
@@ -157,6 +160,50 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
     return FF_OK;
 }
 
+/* Tells the engine which sites it may select: gone (a reason is known), quiet (nothing heard
+ * for site_timeout seconds, counted from the start for a site never heard from) or up. */
+static int liveness_locked(node *nd)
+{
+    double now = ff_now();
+    for (size_t i = 0; i < nd->nsites; i++) {
+        double since = now - FF_MAX(nd->last_seen[i], nd->t_start);
+        int want = nd->gone[i][0] ? FF_SITE_GONE
+                   : nd->cfg.site_timeout > 0 && since > nd->cfg.site_timeout ? FF_SITE_QUIET
+                                                                              : FF_SITE_UP;
+        if (want == ff_coord_site_state(nd->c, (int)i))
+            continue;
+        char why[300];
+        if (want == FF_SITE_QUIET)
+            snprintf(why, sizeof why, "no call for %.0f s (site_timeout %g s)", since,
+                     nd->cfg.site_timeout);
+        else
+            ff_strlcpy(why, nd->gone[i], sizeof why);
+        int rc = ff_coord_set_site_state(nd->c, (int)i, want, why);
+        if (rc != FF_OK)
+            return rc;
+    }
+    return FF_OK;
+}
+
+/* A site is known gone for why (the transport saw its certificate revoked, it refused the
+ * job, its start-up failed): the round stops waiting for it at the next poll. */
+static void site_gone(node *nd, const char *site, const char *why)
+{
+    pthread_mutex_lock(&nd->mu);
+    int idx = site_index(nd, site);
+    if (idx >= 0 && strcmp(nd->gone[idx], why) != 0) {
+        ff_strlcpy(nd->gone[idx], why, sizeof nd->gone[idx]);
+        FF_LOG_WARN("site '%s' is gone: %s", site, why);
+    }
+    pthread_cond_broadcast(&nd->cv);
+    pthread_mutex_unlock(&nd->mu);
+}
+
+static void on_refused(void *user, const char *site, const char *why)
+{
+    site_gone(user, site, why);
+}
+
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
@@ -170,6 +217,15 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
     reply->protocol_version = FF_PROTOCOL_VERSION;
     reply->poll_timeout_ms = 20000;
     FF_LOG_INFO("site %s connected", c->site);
+    pthread_mutex_lock(&nd->mu);
+    int idx = site_index(nd, c->site);
+    if (idx >= 0 && nd->gone[idx][0]) {
+        FF_LOG_INFO("site '%s' is back (it was: %s)", c->site, nd->gone[idx]);
+        nd->gone[idx][0] = '\0';
+    }
+    if (idx >= 0)
+        nd->last_seen[idx] = ff_now();
+    pthread_mutex_unlock(&nd->mu);
     return reply->consortium && reply->run_id && reply->site ? FF_OK
                                                              : ff_error(FF_ENOMEM, "hello: out of memory");
 }
@@ -554,18 +610,33 @@ static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req
     node *nd = user;
     const char *phase = req->phase == FEDFUSE__PHASE__PHASE_TRAIN      ? FF_PHASE_TRAIN
                         : req->phase == FEDFUSE__PHASE__PHASE_EVALUATE ? FF_PHASE_EVALUATE
+                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE ? FED_PHASE_ADVERTISE
                                                                        : NULL;
-    if (!phase)
+    if (!phase && !req->whole_job)
         return ff_error(FF_EINVAL, "decline from %s: phase %d cannot be declined", c->site,
                         (int)req->phase);
-    pthread_mutex_lock(&nd->mu);
-    int reason = 0;
-    int rc = ff_coord_decline(nd->c, phase, c->site, req->round, req->reason, &reason);
-    int idx = site_index(nd, c->site);
-    if (rc == FF_OK && idx >= 0)
-        nd->pending[idx] = 0;
-    pthread_cond_broadcast(&nd->cv);
-    pthread_mutex_unlock(&nd->mu);
+    int rc = FF_OK;
+    if (phase) {
+        pthread_mutex_lock(&nd->mu);
+        int reason = 0;
+        rc = ff_coord_decline(nd->c, phase, c->site, req->round, req->reason, &reason);
+        int idx = site_index(nd, c->site);
+        if (rc == FF_OK && idx >= 0)
+            nd->pending[idx] = 0;
+        pthread_cond_broadcast(&nd->cv);
+        pthread_mutex_unlock(&nd->mu);
+    }
+    if (req->whole_job) {
+        /* the site refuses the job itself (or cannot run at all): after the phase has its
+         * decline, the site is gone: not selected, nor waited for, until its next Hello */
+        char why[256];
+        ff_strlcpy(why, req->reason, sizeof why);
+        for (char *q = why; *q; q++)
+            if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+                *q = '?';
+        site_gone(nd, c->site, why);
+        rc = FF_OK; /* the phase may have moved on: the site is gone all the same */
+    }
     reply->accepted = rc == FF_OK;
     return rc;
 }
@@ -664,6 +735,14 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     json_object_set_new(d, "sites", json_integer((json_int_t)nd->nsites));
     /* the coordinator's clock, for the sites' skew check (fedfuse doctor) */
     json_object_set_new(d, "now_unix_ms", json_integer((json_int_t)unix_ms()));
+    json_t *unav = json_object();
+    for (size_t i = 0; i < nd->nsites; i++) {
+        int stt = ff_coord_site_state(nd->c, (int)i);
+        if (stt != FF_SITE_UP || nd->gone[i][0])
+            json_object_set_new(unav, nd->names[i],
+                                json_string(nd->gone[i][0] ? nd->gone[i] : "not heard from lately"));
+    }
+    json_object_set_new(d, "not_selected", unav);
     json_t *ref = json_object();
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
@@ -807,32 +886,52 @@ static int check_privacy(const node *nd, double spent)
                                  nd->cfg.secure_aggregation.enabled);
 }
 
+/* Every file the config names, checked before any work: FILE:LINE:COL: key: why. */
+static int check_files(const ff_coord_config *cfg, const char *path)
+{
+    if (!cfg->model_config[0])
+        return ff_cfg_error_at(FF_ECONFIG, path, "model_config", "needed to run the coordinator");
+    if (!cfg->consortium[0])
+        return ff_cfg_error_at(FF_ECONFIG, path, "consortium", "needed to run the coordinator");
+    const struct {
+        const char *key, *p;
+        int kind;
+    } f[] = {{"model_config", cfg->model_config, FED_PATH_FILE},
+             {"plan", cfg->plan, FED_PATH_FILE},
+             {"consortium", cfg->consortium, FED_PATH_FILE},
+             {"tls.cert", cfg->tls.cert, FED_PATH_FILE},
+             {"tls.key", cfg->tls.key, FED_PATH_KEY},
+             {"audit.cert", cfg->audit.cert, FED_PATH_FILE},
+             {"audit.key", cfg->audit.key, FED_PATH_KEY}};
+    int rc = FF_OK;
+    for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(f); i++)
+        if (f[i].p[0])
+            rc = fed_check_path(path, f[i].key, f[i].p, f[i].kind);
+    if (rc == FF_OK && cfg->tls.cert[0])
+        rc = fed_check_cert(path, "tls.cert", cfg->tls.cert, NULL);
+    if (rc == FF_OK && cfg->audit.cert[0])
+        rc = fed_check_cert(path, "audit.cert", cfg->audit.cert, NULL);
+    return rc;
+}
+
 static int load_inputs(node *nd, const char *config_path, ff_model **model, char **mc_bytes,
                        size_t *mc_len)
 {
     int rc = ff_coord_config_load(&nd->cfg, config_path);
     if (rc != FF_OK)
         return rc;
-    if (!nd->cfg.model_config[0])
-        return ff_error(FF_ECONFIG, "%s: model_config: needed to run the coordinator", config_path);
-    if (!nd->cfg.consortium[0])
-        return ff_error(FF_ECONFIG, "%s: consortium: needed to run the coordinator", config_path);
-    if (nd->cfg.plan[0]) {
-        rc = ff_file_read_all(nd->cfg.plan, FF_PLAN_MAX, &nd->plan_yaml, &nd->plan_len);
-        if (rc == FF_OK)
-            rc = ff_plan_load_str(&nd->plan, nd->cfg.plan, nd->plan_yaml, nd->plan_len, nd->cfg.rounds);
-    } else {
-        nd->plan_yaml = strdup("{}\n");
-        nd->plan_len = 3;
-        rc = nd->plan_yaml ? ff_plan_load_str(&nd->plan, "(default plan)", nd->plan_yaml, 3, nd->cfg.rounds)
-                           : ff_error(FF_ENOMEM, "out of memory");
-    }
+    rc = check_files(&nd->cfg, config_path);
     if (rc != FF_OK)
         return rc;
-    rc = ff_file_read_all(nd->cfg.model_config, 16u << 20, mc_bytes, mc_len);
-    if (rc != FF_OK)
-        return rc;
-    rc = ff_job_hash(&nd->plan, *mc_bytes, *mc_len, nd->job_hex);
+    ff_coord_job job;
+    rc = ff_coord_job_load(&job, &nd->cfg, config_path, 1);
+    /* the node keeps the job's parts: the plan and its text are sent with every task */
+    nd->plan = job.plan;
+    nd->plan_yaml = job.plan_yaml;
+    nd->plan_len = job.plan_len;
+    *mc_bytes = job.model;
+    *mc_len = job.model_len;
+    ff_strlcpy(nd->job_hex, job.hex, sizeof nd->job_hex);
     for (int i = 0; rc == FF_OK && i < FF_SHA256_BYTES; i++) {
         unsigned v;
         if (sscanf(nd->job_hex + 2 * i, "%2x", &v) != 1)
@@ -863,7 +962,9 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
     nd->done_sent = calloc(nd->nsites + 1, 1);
     nd->last_seen = calloc(nd->nsites + 1, sizeof *nd->last_seen);
     nd->reports = calloc(nd->nsites + 1, sizeof *nd->reports);
-    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen || !nd->reports) {
+    nd->gone = calloc(nd->nsites + 1, sizeof *nd->gone);
+    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen || !nd->reports ||
+        !nd->gone) {
         free(tab);
         return ff_error(FF_ENOMEM, "out of memory");
     }
@@ -946,7 +1047,9 @@ static int drive(node *nd, const ff_fed_run_opts *o)
     pthread_mutex_lock(&nd->mu);
     while (!(o && o->stop && *o->stop)) {
         ff_coord_status st;
-        rc = ff_coord_poll(nd->c, &st);
+        rc = liveness_locked(nd);
+        if (rc == FF_OK)
+            rc = ff_coord_poll(nd->c, &st);
         if (rc == FF_OK && nd->audit.failed)
             rc = ff_error(FF_EIO, "audit log: %s", nd->audit.why);
         if (rc == FF_OK)
@@ -983,7 +1086,13 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     ff_coord_tensor *tab = NULL;
     ff_server *srv = NULL;
     nd.config_path = config_path;
+    nd.t_start = ff_now();
     int rc = load_inputs(&nd, config_path, &m, &mc_bytes, &mc_len);
+    if (rc == FF_OK) {
+        /* the line `fedfuse job hash --config` prints: what the sites approve */
+        printf("job %s\n", nd.job_hex);
+        fflush(stdout);
+    }
     if (rc == FF_OK)
         rc = ff_mkdir_p(nd.cfg.out_dir, 0755);
     if (rc == FF_OK)
@@ -1026,7 +1135,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
                                 .submit_eval = on_submit_eval, .status = on_status, .decline = on_decline,
-                                .secagg = on_secagg};
+                                .secagg = on_secagg, .refused = on_refused};
         rc = ff_server_start(&srv, &so, &h);
         nd.srv = srv;
     }
@@ -1072,6 +1181,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     free(nd.done_sent);
     free(nd.last_seen);
     free(nd.reports);
+    free(nd.gone);
     free(nd.plan_yaml);
     free(mc_bytes);
     ff_model_free(m);

@@ -11,6 +11,17 @@
 #include "ff/fed.h"
 #include "ff/transport.h"
 
+/* Start-up checks of the config files (config.c): every error is "FILE:LINE:COL: key: why". */
+enum { FED_PATH_FILE, FED_PATH_DIR, FED_PATH_KEY /* a file not readable by others */ };
+#define FED_CERT_WARN_DAYS 30 /* a certificate this close to its end is warned about */
+int fed_check_path(const char *cfg, const char *key, const char *p, int kind) FF_WARN_UNUSED;
+/* Loads the certificate p; its CN must be want_cn (may be NULL; the error names `site`);
+ * warns when it ends within FED_CERT_WARN_DAYS. */
+int fed_check_cert(const char *cfg, const char *key, const char *p,
+                   const char *want_cn) FF_WARN_UNUSED;
+/* host:port with a port in 1..65535. */
+int fed_check_address(const char *cfg, const char *key, const char *addr) FF_WARN_UNUSED;
+
 /* Federated evaluation on the coordinator: the evaluate phase's callbacks merge the sites'
  * histograms; per-round pooled AUROC per task; out_dir/fedeval.json keeps the curve and the
  * last histograms of each site (so a resumed run and the final report have them). */

@@ -401,19 +401,20 @@ static int write_configs(sim *s, char *job_hex)
                         strategies[s->d.strategy.name], s->d.strategy.server_lr,
                         (long long)quorum, sa, o,
                         o, s->port, o, plan_path, s->model_cfg, o, o, o, o);
-    /* the job hash each site's policy approves */
-    ff_plan plan;
-    memset(&plan, 0, sizeof plan);
-    char *mc = NULL;
-    size_t mlen = 0;
+    /* the job hash each site's policy approves: that of the coordinator config just written,
+     * exactly as `fedfuse job hash --config` computes it */
+    ff_coord_config cc;
+    ff_coord_job job;
+    memset(&job, 0, sizeof job);
+    int crc = ff_coord_config_load(&cc, path);
     if (rc == FF_OK)
-        rc = ff_plan_load(&plan, plan_path, s->d.rounds);
+        rc = crc;
     if (rc == FF_OK)
-        rc = ff_file_read_all(s->model_cfg, 16u << 20, &mc, &mlen);
+        rc = ff_coord_job_load(&job, &cc, path, 1);
     if (rc == FF_OK)
-        rc = ff_job_hash(&plan, mc, mlen, job_hex);
-    ff_plan_free(&plan);
-    free(mc);
+        ff_strlcpy(job_hex, job.hex, FF_SHA256_HEX);
+    ff_coord_job_free(&job);
+    ff_coord_config_free(&cc);
     for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
         const char *n = s->names[i];
         snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);

@@ -447,6 +447,48 @@ static void test_decline_closes_the_phase_early(void **state)
     teardown(&f);
 }
 
+/* Sites join and leave a running consortium: a site known gone (revoked) is no longer awaited
+ * in the open phase (a drop-out naming why, no deadline wait), a quiet site is still awaited
+ * where expected but not selected again, a site added during the run is selected from the
+ * next round, and a site that comes back is selected again. */
+static void test_sites_join_and_leave(void **state)
+{
+    (void)state;
+    fixture f;
+    setup(&f, "quorum: {min_sites: 1}\n", 3, 3);
+    ff_coord_status st;
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_string_equal(st.phase, FF_PHASE_TRAIN);
+    assert_int_equal(st.npending, 3);
+    assert_int_equal(ff_coord_set_site_state(f.c, 2, FF_SITE_GONE, "certificate revoked"), FF_OK);
+    assert_int_equal(ff_coord_set_site_state(f.c, 1, FF_SITE_QUIET, "no call for 301 s"), FF_OK);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.npending, 2); /* alpha, and bravo: quiet sites are still awaited */
+    const rec_event *d = last_event(f.rec, FF_EV_DROPOUT);
+    assert_string_equal(d->site, "charlie");
+    assert_string_equal(d->detail, "certificate revoked");
+    assert_int_equal(ff_coord_add_site(f.c, "delta"), 3);
+    assert_int_equal(ff_coord_add_site(f.c, "delta"), 3); /* once */
+    assert_int_equal(ff_coord_nsites(f.c), 4);
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_string_equal(st.phase, FF_PHASE_EVALUATE);
+    assert_true(f.clk.t == 0); /* nobody waited for the revoked site's deadline */
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.round, 2);
+    assert_string_equal(last_event(f.rec, FF_EV_SITES_SELECTED)->detail, "alpha, delta");
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    answer(&f, &st, 0);
+    assert_int_equal(ff_coord_set_site_state(f.c, 1, FF_SITE_UP, NULL), FF_OK);
+    assert_int_equal(ff_coord_poll(f.c, &st), FF_OK);
+    assert_int_equal(st.round, 3);
+    assert_string_equal(last_event(f.rec, FF_EV_SITES_SELECTED)->detail, "alpha, bravo, delta");
+    assert_int_equal(ff_coord_set_site_state(f.c, 7, FF_SITE_UP, NULL), FF_EINVAL);
+    teardown(&f);
+}
+
 static void test_quorum_fail_retry_then_success(void **state)
 {
     (void)state;
@@ -1066,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_resume_refuses_other_config_and_trims_csv),
         cmocka_unit_test(test_pending_checkpoint_commit_check),
         cmocka_unit_test(test_decline_closes_the_phase_early),
+        cmocka_unit_test(test_sites_join_and_leave),
         cmocka_unit_test(test_stages_auto_resume_and_evaluate_all),
         cmocka_unit_test(test_refusals_and_dropouts_are_logged_with_site_names),
         cmocka_unit_test(test_model_table_validation),

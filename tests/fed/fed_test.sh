@@ -79,6 +79,10 @@ simulate)
     done
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 4 ] || fail "rounds.csv should have header + 3 lines"
     verify "$tmp/a"
+    # one job hash: `job hash` on the simulated coordinator config prints the coordinator's line
+    job=$("$fedfuse" job hash --config "$tmp/a/config/coordinator.yaml") || fail "job hash"
+    grep -qx "$job" "$tmp/a/logs/coordinator.log" || fail "coordinator did not print '$job'"
+    grep -q "${job#job }" "$tmp/a/config/policy-site-1.yaml" || fail "policy lacks ${job#job }"
     "$fedfuse" eval --config "$src/configs/model-tiny.yaml" --weights "$tmp/a/model.safetensors" \
         --data "$tmp/data/site-1" --data "$tmp/data/site-2" --data "$tmp/data/site-3" \
         --bootstrap 0 --out "$tmp/ev" > "$tmp/eval.txt" 2>&1 || fail "fedfuse eval"

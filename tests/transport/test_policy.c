@@ -74,7 +74,10 @@ static void test_policy_accepts_and_refuses(void **state)
 
     job[0] ^= 1;
     assert_int_equal(ff_policy_check(&f.p, &f.t, NULL), FF_EPOLICY);
-    ft_assert_error_has("not in accepted_jobs");
+    /* both hashes: the task's job and what the site approved */
+    ft_assert_error_has("policy: job 0e3a5c1e8b2d");
+    ft_assert_error_has("(accepted_jobs: 0f3a5c1e8b2d");
+    ft_assert_error_has("fedfuse policy approve --policy POLICY --job 0e3a5c1e8b2d");
     job[0] ^= 1;
 
     f.sa.enabled = 0;

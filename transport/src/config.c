@@ -205,9 +205,16 @@ int ff_policy_check_job(const ff_policy *p, const Fedfuse__Task *t)
     int found = 0;
     for (size_t i = 0; i < p->accepted_jobs.count && !found; i++)
         found = strcmp(p->accepted_jobs.items[i], hex) == 0;
-    if (!found)
-        return ff_error(FF_EPOLICY, "policy: job sha256 %s is not in accepted_jobs "
-                        "(the site has not approved this model config and training plan)", hex);
+    if (!found) {
+        char list[3 * FF_SHA256_HEX] = "";
+        for (size_t i = 0; i < p->accepted_jobs.count && i < 2; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     p->accepted_jobs.items[i]);
+        return ff_error(FF_EPOLICY, "policy: job %s is not approved by this site (accepted_jobs: "
+                        "%s%s); after review: fedfuse policy approve --policy POLICY --job %s",
+                        hex, list[0] ? list : "none", p->accepted_jobs.count > 2 ? ", ..." : "",
+                        hex);
+    }
     return FF_OK;
 }
 

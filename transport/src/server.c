@@ -233,8 +233,15 @@ static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
         if (ff_pki_cert_cn(cert, cn, sizeof cn) != FF_OK)
             ff_error_clear();
         X509_free(cert);
-        if (rc == FF_EPOLICY)
+        if (rc == FF_EPOLICY) {
             COUNT(s, revoked, 1);
+            if (s->h.refused) {
+                char why[512];
+                ff_strlcpy(why, ff_error_message(), sizeof why);
+                s->h.refused(s->h.user, cn, why);
+                ff_error(FF_EPOLICY, "%s", why);
+            }
+        }
         return ff_error_prefix(FF_EPOLICY, "site '%s': ", cn);
     }
     rc = ff_pki_cert_role(cert, &cc->role);

@@ -410,6 +410,22 @@ int ff_cfg_load_str(const char *name, const char *yaml, size_t len, const ff_cfg
 int ff_cfg_defaults(const ff_cfg_field *schema, void *out) FF_WARN_UNUSED;
 /* Frees the lists and string lists the loader allocated. */
 void ff_cfg_free(const ff_cfg_field *schema, void *out);
+/* Adds value to the top-level list `key` of the YAML file at path, editing the text in place
+ * (comments and layout kept; block `- x` or flow `[x]` lists; a missing or empty key gets a
+ * new block list) and rewriting it atomically with its mode. *added = 0 when value is
+ * already listed (nothing is written). The caller validates the result. */
+int ff_cfg_strlist_add(const char *path, const char *key, const char *value,
+                       int *added) FF_WARN_UNUSED;
+/* Line and column (1-based) of the deepest key of path ("tls.cert", "stages[1].name") found in
+ * the YAML text; 1:1 when the text does not parse or has none of it. */
+void ff_cfg_key_place(const char *yaml, size_t len, const char *path, size_t *line, size_t *col);
+/* An error found after loading (a file a key names is missing, a name differs from a
+ * certificate's) placed at the key in the file: code, "FILE:LINE:COL: path: what". */
+int ff_cfg_error_at(int code, const char *file, const char *path, const char *fmt, ...)
+    FF_PRINTF(4, 5);
+/* Relative paths in a config file are relative to the file's folder, not to wherever the
+ * program was started (systemd, a hospital's shell, a test): p (n bytes) is rewritten so. */
+void ff_cfg_path_resolve(const char *config_path, char *p, size_t n);
 /* Writes a human-readable description of a schema (key, type, default, range, help). */
 void ff_cfg_describe(FILE *f, const ff_cfg_field *schema, int indent);
 

@@ -101,6 +101,7 @@ typedef struct {
     } deadlines;
     int on_quorum_fail; /* ff_quorum_action */
     int64_t max_retries;
+    double site_timeout; /* s without a call before a site is not selected (the process) */
     char checkpoint_dir[FF_COORD_PATH_MAX];
     char out_dir[FF_COORD_PATH_MAX];
     char listen[128];
@@ -187,6 +188,23 @@ int ff_plan_canonical(const ff_plan *plan, char **out, size_t *len) FF_WARN_UNUS
  * what a site approves before it trains. */
 int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_config_len,
                 char out[FF_SHA256_HEX]) FF_WARN_UNUSED;
+/* The job exactly as the coordinator sends it: the plan file of cfg->plan ("" = the default
+ * plan, sent as "{}"), the bytes of cfg->model_config (required when need_model; else ""
+ * = an empty model config, for checking a plan alone) and their job hash, the
+ * value `fedfuse job hash` prints and sites list in accepted_jobs. Errors name config_path
+ * and the key. Release with ff_coord_job_free whatever the result. */
+#define FF_COORD_PLAN_MAX (1u << 20)
+typedef struct {
+    ff_plan plan;
+    char *plan_yaml;
+    size_t plan_len;
+    char *model;
+    size_t model_len;
+    char hex[FF_SHA256_HEX];
+} ff_coord_job;
+int ff_coord_job_load(ff_coord_job *j, const ff_coord_config *cfg, const char *config_path,
+                      int need_model) FF_WARN_UNUSED;
+void ff_coord_job_free(ff_coord_job *j);
 /* The plan's `privacy:` section against the run it is used in: the sites of the consortium
  * (δ < 1/sites), the ε already spent (a resumed run), and the mechanism that secure
  * aggregation allows (gaussian needs it off: the coordinator clips single updates;
@@ -417,11 +435,12 @@ typedef struct {
     const void *blob;
     size_t blob_len;
 } ff_coord_eval;
-/* A site declines its task in the open train or evaluate phase (its site policy or privacy
- * budget says no): it is no longer expected in that phase, so the phase need not wait for
+/* A site declines its task in the open train or evaluate phase, or another phase that expects
+ * the round's selection (secure aggregation's first), because its site policy or privacy
+ * budget says no: it is no longer expected in that phase, so the phase need not wait for
  * its deadline; FF_EV_DECLINE carries why (at most 255 bytes are kept,
  * anything but printable ASCII becomes '?': it comes from the site). Checked like any
- * submission (site, round, phase, deadline, selection, duplicate); other phases refuse it
+ * submission (site, round, phase, deadline, selection, duplicate); later phases refuse it
  * (FF_REFUSE_WRONG_PHASE: there a silent site is a drop-out). */
 int ff_coord_decline(ff_coord *c, const char *phase, const char *site, int64_t round,
                      const char *why, int *reason) FF_WARN_UNUSED;
@@ -435,6 +454,19 @@ void ff_coord_set_pooled_auroc(ff_coord *c, double auroc);
  * phase, selection, deadline and duplicates, then handed to the phase's on_submit. */
 int ff_coord_submit(ff_coord *c, const char *phase, const char *site, int64_t round,
                     const void *msg, size_t len, int *reason) FF_WARN_UNUSED;
+
+/* Sites joining and leaving a running consortium. ff_coord_add_site adds a site (a hospital
+ * enrolled during the run; selectable from the next round) and returns its index, or the index
+ * it already has. A site's state decides whether it is selected: FF_SITE_UP (the default);
+ * FF_SITE_QUIET, not heard from lately: not selected, still awaited where already expected;
+ * FF_SITE_GONE, known gone (revoked, refused the job, failed its start-up checks): not
+ * selected, and an open collect phase that expects it stops waiting for it at once
+ * (FF_EV_DROPOUT with why). When no site is up, selection falls back to every site. */
+typedef enum { FF_SITE_UP = 0, FF_SITE_QUIET, FF_SITE_GONE } ff_site_state;
+int ff_coord_add_site(ff_coord *c, const char *name) FF_WARN_UNUSED;
+int ff_coord_set_site_state(ff_coord *c, int site, int state, const char *why) FF_WARN_UNUSED;
+int ff_coord_site_state(const ff_coord *c, int site);
+size_t ff_coord_nsites(const ff_coord *c);
 
 /* The global model (n floats, engine-owned, valid until the next poll). */
 const float *ff_coord_global(const ff_coord *c);

@@ -342,6 +342,9 @@ typedef struct {
     /* A site declines its task (policy, budget); NULL = UNIMPLEMENTED. */
     int (*decline)(void *user, ff_call *c, const Fedfuse__DeclineRequest *req,
                    Fedfuse__Ack *reply);
+    /* A call from site was refused because its certificate is revoked (why says so), so the
+     * round need not wait for that site; may be NULL. Runs on a server thread. */
+    void (*refused)(void *user, const char *site, const char *why);
 } ff_server_handlers;
 
 /* Counters of refused and served calls (also appended to every Status reply). */
