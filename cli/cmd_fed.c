@@ -120,6 +120,8 @@ static int cmd_client_node(int argc, char **argv)
         return ff_cli_usage_error("client", "missing --config");
     ff_site_config sc;
     int rc = ff_site_config_load(&sc, cfg);
+    if (rc == FF_OK)
+        rc = ff_site_config_check(&sc, cfg);
     ff_cfg_free(ff_site_config_schema, &sc);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
@@ -216,6 +218,11 @@ static int cmd_status(int argc, char **argv)
             }
             printf("\n");
             print_sites(d);
+            const char *site;
+            json_object_foreach(json_object_get(d, "not_selected"), site, v)
+            {
+                printf("not selected: %s (%s)\n", site, json_string_value(v));
+            }
             for (size_t k = 0; k < st->n_counters; k++)
                 printf("  %-18s %llu\n", st->counters[k]->name, (unsigned long long)st->counters[k]->value);
             json_decref(d);

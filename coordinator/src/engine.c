@@ -525,15 +525,12 @@ static void reset_attempt(ff_coord *c)
 
 static void select_sites(ff_coord *c)
 {
-    /* Only sites that are up (ff_coord_set_site_state); when none is, every site (the round
-     * then fails or succeeds on its quorum as before). */
+    /* Only sites that are up (ff_coord_set_site_state): a round starts when at least the
+     * quorum of them are. */
     int *idx = c->pending; /* scratch */
     size_t n = 0;
     for (size_t i = 0; i < c->nsites; i++)
         if (c->site_state[i] == FF_SITE_UP)
-            idx[n++] = (int)i;
-    if (n == 0)
-        for (size_t i = 0; i < c->nsites; i++)
             idx[n++] = (int)i;
     size_t k = sample_size_of(c, n);
     if (c->strat.kind == FF_STRATEGY_CYCLIC) {
@@ -915,6 +912,11 @@ int ff_coord_poll(ff_coord *c, ff_coord_status *st)
                 rc = finish_run(c);
                 break;
             }
+            size_t up = 0;
+            for (size_t i = 0; i < c->nsites; i++)
+                up += c->site_state[i] == FF_SITE_UP;
+            if (up < FF_MIN((size_t)c->cfg.quorum.min_sites, c->nsites))
+                break; /* too few sites can be selected: wait for them, do not fail rounds */
             rc = start_round(c);
             if (rc < 0)
                 return stop_run(c, rc, ff_error_message());

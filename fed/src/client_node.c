@@ -50,7 +50,7 @@ typedef struct {
         char update_sha[FF_SHA256_HEX];
         EVP_PKEY **peers;             /* per secagg index, borrowed from the cache */
         char (*names)[FF_SITE_NAME_MAX];
-        EVP_PKEY **keys;              /* cache: names[i] -> keys[i] */
+        EVP_PKEY **keys;              /* the roster's keys: names[i] -> keys[i] */
         size_t nkeys;
     } sa;
     /* the last receipt written, until the coordinator's inclusion proof completes it */
@@ -66,6 +66,13 @@ typedef struct {
     int64_t rounds_trained, evals;
     double last_contact;
     fed_metrics *metrics;
+    /* The consortium roster from the coordinator, each certificate checked here against our
+     * CA and the roster's CRL (itself checked against our CA). Replaced keys are retired, not
+     * freed, while a round may still borrow them. */
+    X509 *ca;
+    uint64_t roster_version;
+    EVP_PKEY **retired;
+    size_t nretired;
 } cnode;
 
 static void set_state(cnode *cn, const char *state)
@@ -660,7 +667,7 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
 
 /* ---- secure aggregation (docs/federation.md, "Secure aggregation in the round") ------------ */
 
-/* The Ed25519 key of site name, from peers_dir/<name>.pem (cached). */
+/* The Ed25519 key of peer `name`, from the verified roster. */
 static int peer_key(cnode *cn, const char *name, EVP_PKEY **out)
 {
     for (size_t i = 0; i < cn->sa.nkeys; i++)
@@ -668,30 +675,75 @@ static int peer_key(cnode *cn, const char *name, EVP_PKEY **out)
             *out = cn->sa.keys[i];
             return FF_OK;
         }
-    if (!cn->sc->peers_dir[0])
-        return ff_error(FF_ECONFIG, "secure aggregation: the site config has no peers_dir (a "
-                        "folder of the sites' <site>.pem certificates)");
-    if (strlen(name) >= FF_SITE_NAME_MAX || strchr(name, '/'))
-        return ff_error(FF_EPOLICY, "secure aggregation: bad peer name '%s'", name);
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.pem", cn->sc->peers_dir, name);
-    EVP_PKEY *k = NULL;
-    int rc = ff_pki_load_site_pubkey(path, name, &k);
-    if (rc != FF_OK)
-        return rc;
-    void *nk = realloc(cn->sa.keys, (cn->sa.nkeys + 1) * sizeof *cn->sa.keys);
-    if (nk)
-        cn->sa.keys = nk;
-    void *nn = nk ? realloc(cn->sa.names, (cn->sa.nkeys + 1) * sizeof *cn->sa.names) : NULL;
-    if (nn)
-        cn->sa.names = nn;
-    if (!nk || !nn) {
-        EVP_PKEY_free(k);
-        return ff_error(FF_ENOMEM, "out of memory");
+    return ff_error(FF_EPOLICY, "secure aggregation: site '%s' is not in the consortium roster "
+                    "(version %llu) with a certificate this site could verify", name,
+                    (unsigned long long)cn->roster_version);
+}
+
+/* Takes a roster (Task.roster): every certificate must chain to our CA, be valid now, not be
+ * on the CRL (which our CA must have signed) and carry the CN it is listed under; the others
+ * are left out with a warning. The previous keys are retired. */
+static int roster_take(cnode *cn, const ProtobufCBinaryData *r)
+{
+    json_t *j = json_loadb((const char *)r->data, r->len, 0, NULL);
+    json_t *sites = json_object_get(j, "sites");
+    const char *crl_pem = json_string_value(json_object_get(j, "crl"));
+    json_int_t version = json_integer_value(json_object_get(j, "version"));
+    if (!json_is_array(sites) || !crl_pem || version <= 0) {
+        json_decref(j);
+        return ff_error(FF_EFORMAT, "roster: not {version, crl, sites}");
     }
-    ff_strlcpy(cn->sa.names[cn->sa.nkeys], name, FF_SITE_NAME_MAX);
-    cn->sa.keys[cn->sa.nkeys++] = k;
-    *out = k;
+    X509_CRL *crl = NULL;
+    if (crl_pem[0] && ff_pki_crl_from_pem(crl_pem, strlen(crl_pem), cn->ca, &crl) != FF_OK) {
+        FF_LOG_WARN("roster version %lld refused: %s", (long long)version, ff_error_message());
+        json_decref(j);
+        return FF_OK; /* keep the previous one */
+    }
+    size_t n = json_array_size(sites), k = 0;
+    EVP_PKEY **keys = calloc(n + 1, sizeof *keys);
+    char(*names)[FF_SITE_NAME_MAX] = calloc(n + 1, sizeof *names);
+    EVP_PKEY **ret = realloc(cn->retired, (cn->nretired + cn->sa.nkeys + 1) * sizeof *ret);
+    if (ret)
+        cn->retired = ret;
+    if (!keys || !names || !ret) {
+        free(keys);
+        free(names);
+        X509_CRL_free(crl);
+        json_decref(j);
+        return ff_error(FF_ENOMEM, "roster: out of memory");
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(sites, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *pem = json_string_value(json_object_get(e, "cert"));
+        X509 *x = NULL;
+        char cn_[FF_SITE_NAME_MAX];
+        int rc = name && pem ? ff_pki_cert_from_pem(pem, strlen(pem), &x)
+                             : ff_error(FF_EFORMAT, "entry %zu has no name or cert", i);
+        if (rc == FF_OK)
+            rc = ff_pki_check_peer(cn->ca, crl, x, cn_, sizeof cn_);
+        if (rc == FF_OK && strcmp(cn_, name) != 0)
+            rc = ff_error(FF_EPOLICY, "listed as '%s' but its CN is '%s'", name, cn_);
+        if (rc == FF_OK && (keys[k] = X509_get_pubkey(x)) != NULL)
+            ff_strlcpy(names[k++], name, FF_SITE_NAME_MAX);
+        else
+            FF_LOG_WARN("roster: site '%s' left out: %s", name ? name : "?", ff_error_message());
+        X509_free(x);
+    }
+    for (size_t q = 0; q < cn->sa.nkeys; q++)
+        cn->retired[cn->nretired++] = cn->sa.keys[q];
+    free(cn->sa.keys);
+    free(cn->sa.names);
+    cn->sa.keys = keys;
+    cn->sa.names = names;
+    cn->sa.nkeys = k;
+    cn->roster_version = (uint64_t)version;
+    FF_LOG_INFO("roster version %lld: %zu of %zu sites verified against the CA and CRL",
+                (long long)version, k, n);
+    X509_CRL_free(crl);
+    json_decref(j);
     return FF_OK;
 }
 
@@ -1003,6 +1055,11 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 
 static int handle(cnode *cn, const Fedfuse__Task *t)
 {
+    if (t->roster.len) {
+        int rc = roster_take(cn, &t->roster);
+        if (rc != FF_OK)
+            FF_LOG_WARN("%s", ff_error_message());
+    }
     if (t->run_id && strcmp(t->run_id, cn->run_id) != 0) {
         /* A new coordinator process (a restart): it redoes the unfinished round, so our
          * replay guard starts over for the new run incarnation. */
@@ -1120,6 +1177,8 @@ static int cnode_open(cnode *cn, const ff_site_config *sc)
         ff_load_report_log(&rep, sc->site);
     if (rc == FF_OK)
         rc = ff_pki_load_key(sc->key, &cn->key);
+    if (rc == FF_OK)
+        rc = ff_pki_load_cert(sc->ca, &cn->ca);
     if (rc == FF_OK) {
         cn->n = fed_packed_size(cn->m);
         cn->global = malloc(cn->n * sizeof(float));
@@ -1142,6 +1201,10 @@ static void cnode_close(cnode *cn)
     json_decref(cn->sa.entry);
     for (size_t i = 0; i < cn->sa.nkeys; i++)
         EVP_PKEY_free(cn->sa.keys[i]);
+    for (size_t i = 0; i < cn->nretired; i++)
+        EVP_PKEY_free(cn->retired[i]);
+    free(cn->retired);
+    X509_free(cn->ca);
     free(cn->sa.keys);
     free(cn->sa.names);
     free(cn->sa.peers);
@@ -1241,6 +1304,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             pthread_mutex_unlock(&cn.mu);
             tq.software_version = FF_VERSION;
             tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
+            tq.roster_version = cn.roster_version;
             g = ff_client_get_task(cn.cl, &tq, &t, 20000);
         }
         if (g == FF_OK) {

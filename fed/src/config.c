@@ -29,8 +29,6 @@ const ff_cfg_field ff_site_config_schema[] = {
     STR("proxy", proxy, "",
         "outbound HTTP CONNECT proxy host:port; \"\" = grpc_proxy/https_proxy from the environment"),
     STR("metrics", metrics, "", "Prometheus endpoint host:port of this node; \"\" = off"),
-    STR("peers_dir", peers_dir, "",
-        "secure aggregation: folder of <site>.pem certificates of the other sites"),
     {.key = "threads", .type = FF_CFG_INT, .offset = OFF(threads), .min = 1, .max = 256,
      .def = "1", .help = "compute threads for local training"},
     {.key = "seed", .type = FF_CFG_INT, .offset = OFF(seed), .min = 0, .max = 9.0e15, .def = "1",
@@ -103,16 +101,22 @@ int ff_site_config_load(ff_site_config *out, const char *path)
         return rc;
     char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
     const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};
-    const int kinds[] = {FED_PATH_FILE, FED_PATH_KEY, FED_PATH_FILE, FED_PATH_DIR, FED_PATH_FILE,
-                         FED_PATH_FILE};
     ff_cfg_path_resolve(path, out->out_dir, sizeof out->out_dir);
-    /* every mistake a hospital can make in this file is found here, before any work */
     for (size_t i = 0; i < FF_ARRAY_LEN(need); i++) {
         if (!need[i][0])
             return ff_cfg_error_at(FF_ECONFIG, path, keys[i], "required to run a client");
         ff_cfg_path_resolve(path, need[i], sizeof out->cert);
     }
-    rc = fed_check_address(path, "coordinator", out->coordinator);
+    return FF_OK;
+}
+
+int ff_site_config_check(const ff_site_config *out, const char *path)
+{
+    const char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
+    const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};
+    const int kinds[] = {FED_PATH_FILE, FED_PATH_KEY, FED_PATH_FILE, FED_PATH_DIR, FED_PATH_FILE,
+                         FED_PATH_FILE};
+    int rc = fed_check_address(path, "coordinator", out->coordinator);
     for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(need); i++)
         rc = fed_check_path(path, keys[i], need[i], kinds[i]);
     if (rc == FF_OK)

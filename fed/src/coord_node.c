@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +60,16 @@ typedef struct {
     char (*gone)[256]; /* why a site is known gone ("" = not): revoked, refused the job, failed
                           its start-up checks; cleared when it says Hello again */
     double t_start;    /* ff_now() at start: a site never heard from is quiet after site_timeout */
+    /* the consortium roster sent with tasks: each site's certificate (as it presented it over
+     * mutual TLS, or from secure_aggregation.site_certs), the CRL, a version */
+    char **cert_pem;
+    EVP_PKEY **site_keys; /* their Ed25519 keys (secure aggregation) */
+    X509 *ca;
+    char *crl_pem;
+    time_t crl_mtime;
+    uint64_t roster_version;
+    char *roster;
+    size_t roster_len;
     blob *blobs, *cur;
     int64_t blob_round, blob_attempt;
     char blob_phase[32];
@@ -160,20 +171,121 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
     return FF_OK;
 }
 
+/* Rebuilds the roster JSON after a change (a certificate or the CRL), with a new version. */
+static void roster_rebuild_locked(node *nd)
+{
+    json_t *sites = json_array();
+    for (size_t i = 0; i < nd->nsites; i++)
+        if (nd->cert_pem[i])
+            json_array_append_new(sites, json_pack("{s:s, s:s}", "name", nd->names[i], "cert",
+                                                   nd->cert_pem[i]));
+    json_t *r = json_pack("{s:I, s:s, s:o}", "version", (json_int_t)++nd->roster_version, "crl",
+                          nd->crl_pem ? nd->crl_pem : "", "sites", sites);
+    free(nd->roster);
+    nd->roster = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    nd->roster_len = nd->roster ? strlen(nd->roster) : 0;
+    json_decref(r);
+}
+
+/* Site idx's certificate (PEM, already checked against the CA and CRL by the transport or
+ * read from site_certs): kept for the roster, its key for secure aggregation. */
+static void roster_set_cert_locked(node *nd, size_t idx, const char *pem)
+{
+    if (!pem || (nd->cert_pem[idx] && strcmp(nd->cert_pem[idx], pem) == 0))
+        return;
+    X509 *x = NULL;
+    char *copy = strdup(pem);
+    if (!copy || ff_pki_cert_from_pem(pem, strlen(pem), &x) != FF_OK) {
+        FF_LOG_WARN("site '%s': certificate not kept for the roster: %s", nd->names[idx],
+                    copy ? ff_error_message() : "out of memory");
+        free(copy);
+        return;
+    }
+    free(nd->cert_pem[idx]);
+    nd->cert_pem[idx] = copy;
+    EVP_PKEY_free(nd->site_keys[idx]);
+    nd->site_keys[idx] = X509_get_pubkey(x);
+    X509_free(x);
+    roster_rebuild_locked(nd);
+}
+
+/* A new CRL file: into the roster, and the sites whose certificate it revokes are gone. */
+static void roster_crl_locked(node *nd)
+{
+    struct stat st;
+    if (!nd->cons.crl[0] || stat(nd->cons.crl, &st) != 0 || st.st_mtime == nd->crl_mtime)
+        return;
+    char *pem = NULL;
+    size_t len = 0;
+    X509_CRL *crl = NULL;
+    if (ff_file_read_all(nd->cons.crl, 16u << 20, &pem, &len) != FF_OK ||
+        ff_pki_crl_from_pem(pem, len, nd->ca, &crl) != FF_OK) {
+        FF_LOG_ERROR("roster: keeping the previous revocation list: %s", ff_error_message());
+        free(pem);
+        nd->crl_mtime = st.st_mtime;
+        return;
+    }
+    nd->crl_mtime = st.st_mtime;
+    free(nd->crl_pem);
+    nd->crl_pem = pem;
+    for (size_t i = 0; i < nd->nsites; i++) {
+        X509 *x = NULL;
+        X509_REVOKED *rv = NULL;
+        if (nd->cert_pem[i] &&
+            ff_pki_cert_from_pem(nd->cert_pem[i], strlen(nd->cert_pem[i]), &x) == FF_OK &&
+            X509_CRL_get0_by_cert(crl, &rv, x) == 1 && !nd->gone[i][0]) {
+            ff_strlcpy(nd->gone[i], "certificate revoked", sizeof nd->gone[i]);
+            FF_LOG_WARN("site '%s' is gone: certificate revoked", nd->names[i]);
+        }
+        X509_free(x);
+    }
+    X509_CRL_free(crl);
+    roster_rebuild_locked(nd);
+}
+
+/* secure_aggregation.site_certs (optional): <site>.pem of sites the coordinator should know
+ * before they connect. */
+static int roster_load_site_certs(node *nd, const char *dir)
+{
+    for (size_t i = 0; dir[0] && i < nd->nsites; i++) {
+        char path[FF_COORD_PATH_MAX + 80], *pem = NULL;
+        size_t len = 0;
+        snprintf(path, sizeof path, "%s/%s.pem", dir, nd->names[i]);
+        if (access(path, R_OK) != 0)
+            continue; /* that site's certificate comes when it connects */
+        int rc = ff_file_read_all(path, 1u << 20, &pem, &len);
+        if (rc != FF_OK)
+            return ff_error_prefix(rc, "secure_aggregation.site_certs: ");
+        roster_set_cert_locked(nd, i, pem);
+        free(pem);
+    }
+    return FF_OK;
+}
+
 /* Tells the engine which sites it may select: gone (a reason is known), quiet (nothing heard
  * for site_timeout seconds, counted from the start for a site never heard from) or up. */
-static int liveness_locked(node *nd)
+static int liveness_locked(node *nd, int *hold)
 {
     double now = ff_now();
+    *hold = 0;
+    roster_crl_locked(nd);
     for (size_t i = 0; i < nd->nsites; i++) {
         double since = now - FF_MAX(nd->last_seen[i], nd->t_start);
+        /* secure aggregation needs the site's key: known once it has connected */
+        int nokey = nd->cfg.secure_aggregation.enabled && !nd->site_keys[i];
+        /* at start, every enrolled site is waited for up to site_timeout before the first
+         * round (as a plain round waits for a site that has not connected yet) */
+        *hold |= nokey && !nd->gone[i][0] && (nd->cfg.site_timeout <= 0 || since <= nd->cfg.site_timeout);
         int want = nd->gone[i][0] ? FF_SITE_GONE
-                   : nd->cfg.site_timeout > 0 && since > nd->cfg.site_timeout ? FF_SITE_QUIET
-                                                                              : FF_SITE_UP;
+                   : nokey || (nd->cfg.site_timeout > 0 && since > nd->cfg.site_timeout)
+                       ? FF_SITE_QUIET
+                       : FF_SITE_UP;
         if (want == ff_coord_site_state(nd->c, (int)i))
             continue;
         char why[300];
-        if (want == FF_SITE_QUIET)
+        if (want == FF_SITE_QUIET && nokey)
+            snprintf(why, sizeof why, "its certificate is not known yet (it has not connected)");
+        else if (want == FF_SITE_QUIET)
             snprintf(why, sizeof why, "no call for %.0f s (site_timeout %g s)", since,
                      nd->cfg.site_timeout);
         else
@@ -223,8 +335,10 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
         FF_LOG_INFO("site '%s' is back (it was: %s)", c->site, nd->gone[idx]);
         nd->gone[idx][0] = '\0';
     }
-    if (idx >= 0)
+    if (idx >= 0) {
         nd->last_seen[idx] = ff_now();
+        roster_set_cert_locked(nd, (size_t)idx, c->cert_pem);
+    }
     pthread_mutex_unlock(&nd->mu);
     return reply->consortium && reply->run_id && reply->site ? FF_OK
                                                              : ff_error(FF_ENOMEM, "hello: out of memory");
@@ -412,6 +526,14 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
             break;
         }
         cv_wait_until(nd, until);
+    }
+    if (rc == FF_OK && nd->roster && req->roster_version != nd->roster_version) {
+        uint8_t *r = ff_call_alloc(c, nd->roster_len);
+        if (r) {
+            memcpy(r, nd->roster, nd->roster_len);
+            reply->roster.data = r;
+            reply->roster.len = nd->roster_len;
+        }
     }
     pthread_mutex_unlock(&nd->mu);
     return rc;
@@ -963,8 +1085,10 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
     nd->last_seen = calloc(nd->nsites + 1, sizeof *nd->last_seen);
     nd->reports = calloc(nd->nsites + 1, sizeof *nd->reports);
     nd->gone = calloc(nd->nsites + 1, sizeof *nd->gone);
+    nd->cert_pem = calloc(nd->nsites + 1, sizeof *nd->cert_pem);
+    nd->site_keys = calloc(nd->nsites + 1, sizeof *nd->site_keys);
     if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen || !nd->reports ||
-        !nd->gone) {
+        !nd->gone || !nd->cert_pem || !nd->site_keys) {
         free(tab);
         return ff_error(FF_ENOMEM, "out of memory");
     }
@@ -1047,7 +1171,12 @@ static int drive(node *nd, const ff_fed_run_opts *o)
     pthread_mutex_lock(&nd->mu);
     while (!(o && o->stop && *o->stop)) {
         ff_coord_status st;
-        rc = liveness_locked(nd);
+        int hold = 0;
+        rc = liveness_locked(nd, &hold);
+        if (rc == FF_OK && hold && ff_coord_round(nd->c) == 0) {
+            cv_wait_until(nd, ff_wall_time() + 0.2);
+            continue;
+        }
         if (rc == FF_OK)
             rc = ff_coord_poll(nd->c, &st);
         if (rc == FF_OK && nd->audit.failed)
@@ -1106,8 +1235,19 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
     if (rc == FF_OK)
         nd.ev.audit = &nd.audit;
+    if (rc == FF_OK)
+        rc = ff_pki_load_cert(nd.cons.ca, &nd.ca);
+    if (rc == FF_OK) {
+        pthread_mutex_lock(&nd.mu);
+        rc = roster_load_site_certs(&nd, nd.cfg.secure_aggregation.site_certs);
+        roster_crl_locked(&nd);
+        if (!nd.roster)
+            roster_rebuild_locked(&nd);
+        pthread_mutex_unlock(&nd.mu);
+    }
     if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)
-        rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.run_id, &nd.audit);
+        rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.site_keys,
+                                nd.run_id, &nd.audit);
     if (rc == FF_OK)
         rc = fed_dp_install(&nd.dp, nd.c, &nd.cfg, &nd.plan, &nd.audit);
     nd.sa.dp = &nd.dp;
@@ -1182,6 +1322,15 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     free(nd.last_seen);
     free(nd.reports);
     free(nd.gone);
+    for (size_t i = 0; nd.cert_pem && i < nd.nsites; i++) {
+        free(nd.cert_pem[i]);
+        EVP_PKEY_free(nd.site_keys[i]);
+    }
+    free(nd.cert_pem);
+    free(nd.site_keys);
+    free(nd.roster);
+    free(nd.crl_pem);
+    X509_free(nd.ca);
     free(nd.plan_yaml);
     free(mc_bytes);
     ff_model_free(m);

@@ -79,7 +79,9 @@ static int adv_open(void *ud, ff_coord *c, int64_t round)
                         (long long)round, sa->p.t, sa->p.n_sites, deg, (deg + 1) / 2, deg + 1);
     int rc = ff_secagg_params_check(&sa->p);
     for (size_t j = 0; rc == FF_OK && j < sa->nsel; j++)
-        sa->sel_keys[j] = sa->keys[sa->site_of[j]];
+        if (!(sa->sel_keys[j] = sa->keys[sa->site_of[j]]))
+            rc = ff_error(FF_ESTATE, "round %lld: site '%s' was selected before its key was "
+                          "known", (long long)round, sa->names[sa->site_of[j]]);
     if (rc == FF_OK)
         rc = ff_secagg_server_new(&sa->srv, &sa->p, sa->sel_keys);
     if (rc == FF_OK)
@@ -257,24 +259,9 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
     return rc;
 }
 
-static int load_keys(fed_secagg *sa, const char *dir)
-{
-    if (!dir[0])
-        return ff_error(FF_ECONFIG, "secure_aggregation.site_certs: needed (a folder of <site>.pem "
-                        "certificates) when secure_aggregation.enabled is true");
-    for (size_t i = 0; i < sa->nsites; i++) {
-        char path[FF_COORD_PATH_MAX + 80];
-        snprintf(path, sizeof path, "%s/%s.pem", dir, sa->names[i]);
-        int rc = ff_pki_load_site_pubkey(path, sa->names[i], &sa->keys[i]);
-        if (rc != FF_OK)
-            return ff_error_prefix(rc, "secure_aggregation.site_certs: ");
-    }
-    return FF_OK;
-}
-
 int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
-                       const char *const *names, size_t nsites, const char *run_id,
-                       fed_audit *audit)
+                       const char *const *names, size_t nsites, EVP_PKEY **keys,
+                       const char *run_id, fed_audit *audit)
 {
     memset(sa, 0, sizeof *sa);
     sa->cfg = cfg;
@@ -282,16 +269,14 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
     sa->nsites = nsites;
     sa->audit = audit && audit->log ? audit : NULL;
     ff_strlcpy(sa->run_id, run_id, sizeof sa->run_id);
-    sa->keys = calloc(nsites, sizeof *sa->keys);
+    sa->keys = keys;
     sa->sel_keys = calloc(nsites, sizeof *sa->sel_keys);
     sa->index_of = calloc(nsites, sizeof *sa->index_of);
     sa->site_of = calloc(nsites, sizeof *sa->site_of);
     sa->shares = calloc(nsites, sizeof *sa->shares);
-    if (!sa->keys || !sa->sel_keys || !sa->index_of || !sa->site_of || !sa->shares)
+    if (!sa->sel_keys || !sa->index_of || !sa->site_of || !sa->shares)
         return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
-    int rc = load_keys(sa, cfg->secure_aggregation.site_certs);
-    if (rc == FF_OK)
-        rc = ff_coord_add_hook(c, on_event, sa);
+    int rc = ff_coord_add_hook(c, on_event, sa);
     if (rc == FF_OK)
         rc = ff_coord_phase_remove(c, FF_PHASE_TRAIN);
     /* The consistency check is short (one signature per site) and shares unmask's deadline. */
@@ -320,10 +305,7 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
 void fed_secagg_free(fed_secagg *sa)
 {
     round_free(sa);
-    for (size_t i = 0; sa->keys && i < sa->nsites; i++)
-        EVP_PKEY_free(sa->keys[i]);
-    free(sa->keys);
-    free(sa->sel_keys);
+    free(sa->sel_keys); /* keys are the roster's */
     free(sa->index_of);
     free(sa->site_of);
     free(sa->shares);

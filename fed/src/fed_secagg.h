@@ -15,7 +15,7 @@ typedef struct {
     size_t nsites;
     char run_id[96];
     fed_audit *audit;
-    EVP_PKEY **keys;      /* per consortium site, from secure_aggregation.site_certs */
+    EVP_PKEY **keys;      /* per consortium site (borrowed: the roster's; NULL = unknown) */
     EVP_PKEY **sel_keys;  /* per secagg index */
     int *index_of;        /* consortium site -> secagg index of this round, -1 */
     int *site_of;         /* secagg index -> consortium site */
@@ -29,10 +29,11 @@ typedef struct {
     fed_dp *dp;    /* client-level DP (borrowed; the distributed discrete Gaussian when on) */
 } fed_secagg;
 
-/* Removes `train`, inserts the five phases before `aggregate`, loads the sites' keys. */
+/* Removes `train`, inserts the five phases before `aggregate`. keys: each site's Ed25519
+ * key, borrowed (filled in as sites connect; a selected site always has one). */
 int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
-                       const char *const *names, size_t nsites, const char *run_id,
-                       fed_audit *audit) FF_WARN_UNUSED;
+                       const char *const *names, size_t nsites, EVP_PKEY **keys,
+                       const char *run_id, fed_audit *audit) FF_WARN_UNUSED;
 void fed_secagg_free(fed_secagg *sa);
 /* Fills t->secagg and t->payload (JSON parameters, NUL, the phase's message) for site. */
 int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,

@@ -379,11 +379,10 @@ static int write_configs(sim *s, char *job_hex)
                     (long long)t, (long long)quorum);
     char sa[1400];
     snprintf(sa, sizeof sa,
-             "secure_aggregation: {enabled: %s, threshold: %lld, neighbours: %lld, "
-             "site_certs: %s/pki/receipt-certs}\n"
+             "secure_aggregation: {enabled: %s, threshold: %lld, neighbours: %lld}\n"
              "deadlines: {train: %.17g, evaluate: %.17g, advertise_keys: %.17g, share_keys: %.17g, "
              "masked_input: %.17g, unmask: %.17g}\n",
-             s->d.secagg.enabled ? "true" : "false", (long long)t, (long long)k, o,
+             s->d.secagg.enabled ? "true" : "false", (long long)t, (long long)k,
              s->d.deadlines.train, s->d.deadlines.evaluate, s->d.deadlines.train,
              s->d.deadlines.evaluate, s->d.deadlines.evaluate, s->d.deadlines.evaluate);
     snprintf(path, sizeof path, "%s/config/coordinator.yaml", o);
@@ -428,11 +427,11 @@ static int write_configs(sim *s, char *job_hex)
                             "site: %s\ncoordinator: 127.0.0.1:%d\nserver_name: coordinator\n"
                             "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
                             "data: %s\nmodel_config: %s\npolicy: %s/config/policy-%s.yaml\n"
-                            "out_dir: %s\npeers_dir: %s/pki/receipt-certs\n"
+                            "out_dir: %s\n"
                             "threads: %lld\nseed: %lld\ngive_up_after: 120\n"
                             "label_fraction: %.17g\n",
                             n, n, s->port, o, n, o, n, o, s->dirs[i % s->ncohort],
-                            s->model_cfg, o, n, o, o,
+                            s->model_cfg, o, n, o,
                             (long long)s->d.threads, (long long)s->d.seed, s->d.label_fraction);
     }
     return rc;

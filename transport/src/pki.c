@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -644,6 +645,21 @@ out:
     return rc;
 }
 
+/* Takes crl (NULL = it did not parse): *out when ca (may be NULL) signed it. */
+static int crl_signed_by(X509_CRL *crl, X509 *ca, const char *name, X509_CRL **out)
+{
+    if (!crl)
+        return ssl_error(FF_EFORMAT, name);
+    EVP_PKEY *pk = ca ? X509_get0_pubkey(ca) : NULL;
+    if (ca && (!pk || X509_CRL_verify(crl, pk) != 1)) {
+        X509_CRL_free(crl);
+        ERR_clear_error();
+        return ff_error(FF_ECRYPTO, "%s: revocation list not signed by the consortium CA", name);
+    }
+    *out = crl;
+    return FF_OK;
+}
+
 int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out)
 {
     char *buf;
@@ -654,16 +670,16 @@ int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out)
     X509_CRL *crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
     BIO_free(b);
     free(buf);
-    if (!crl)
-        return ssl_error(FF_EFORMAT, path);
-    EVP_PKEY *pk = ca ? X509_get0_pubkey(ca) : NULL;
-    if (ca && (!pk || X509_CRL_verify(crl, pk) != 1)) {
-        X509_CRL_free(crl);
-        ERR_clear_error();
-        return ff_error(FF_ECRYPTO, "%s: revocation list not signed by the consortium CA", path);
-    }
-    *out = crl;
-    return FF_OK;
+    return crl_signed_by(crl, ca, path, out);
+}
+
+int ff_pki_crl_from_pem(const char *pem, size_t len, X509 *ca, X509_CRL **out)
+{
+    *out = NULL;
+    BIO *b = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    X509_CRL *crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    return crl_signed_by(crl, ca, "revocation list", out);
 }
 
 /* Re-signs ca_dir/crl.pem (CRL number + 1, 30 more days), adding cert_path's serial when

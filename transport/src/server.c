@@ -55,6 +55,7 @@ typedef struct {
     int cancelled;
     char site[FF_SITE_NAME_MAX];
     ff_pki_role role;
+    char *cert_pem; /* the checked peer certificate (freed with the call) */
     /* A download's source stays lent out until gRPC has dropped every slice that points
        into it, which may be after the call is unreferenced: serve_call waits on the pin and
        then calls download_release. */
@@ -221,6 +222,10 @@ static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
     X509 *cert = NULL;
     int rc = p ? ff_pki_cert_from_pem(p->value, p->value_length, &cert)
                : ff_error(FF_EPOLICY, "no client certificate");
+    if (rc == FF_OK && (cc->cert_pem = malloc(p->value_length + 1)) != NULL) {
+        memcpy(cc->cert_pem, p->value, p->value_length);
+        cc->cert_pem[p->value_length] = '\0';
+    }
     grpc_auth_context_release(ctx);
     if (rc != FF_OK)
         return FF_EPOLICY;
@@ -609,6 +614,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
     } else {
         c.method = mname;
         c.role = cc.role;
+        c.cert_pem = cc.cert_pem;
         if (gpr_time_cmp(det->deadline, gpr_inf_future(det->deadline.clock_type)) != 0) {
             gpr_timespec rt = gpr_convert_clock_type(det->deadline, GPR_CLOCK_REALTIME);
             c.deadline_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
@@ -640,6 +646,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         cc.mem = b->next;
         free(b);
     }
+    free(cc.cert_pem);
 }
 
 static void *worker_main(void *arg)

@@ -62,8 +62,6 @@ typedef struct {
     char proxy[256];        /* outbound HTTP CONNECT proxy host:port ("" = grpc_proxy /
                                https_proxy / http_proxy from the environment, if set) */
     char metrics[128];      /* this node's Prometheus endpoint host:port; "" = off */
-    char peers_dir[512];    /* <site>.pem of every site: their Ed25519 keys verify the
-                               secure-aggregation advertisements ("" = no secure aggregation) */
     int64_t threads;
     int64_t seed;           /* local training seed base (mixed with round and site) */
     double give_up_after;   /* seconds without reaching the coordinator before exit 1; 0 = never */
@@ -72,7 +70,13 @@ typedef struct {
 } ff_site_config;
 
 extern const ff_cfg_field ff_site_config_schema[];
+/* Loads a site config; relative paths resolve against the config file's folder. */
 int ff_site_config_load(ff_site_config *out, const char *path) FF_WARN_UNUSED;
+/* The client's start-up checks of a loaded config, each "FILE:LINE:COL: key: reason":
+ * coordinator is host:port, every file exists and is readable (data a folder), the key is
+ * not readable by others, the certificate's CN is `site`; a certificate ending within 30
+ * days is warned about. `fedfuse client` runs them before any work. */
+int ff_site_config_check(const ff_site_config *sc, const char *path) FF_WARN_UNUSED;
 
 /* Runs the client node until the coordinator says DONE (FF_OK), *stop, or give_up_after. */
 int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o) FF_WARN_UNUSED;

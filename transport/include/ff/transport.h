@@ -135,6 +135,7 @@ int ff_pki_load_cert_pubkey(const char *path, EVP_PKEY **out) FF_WARN_UNUSED;
 int ff_pki_load_site_pubkey(const char *path, const char *site, EVP_PKEY **out) FF_WARN_UNUSED;
 /* Loads a CRL; when ca is given, checks that the CA signed it. */
 int ff_pki_load_crl(const char *path, X509 *ca, X509_CRL **out) FF_WARN_UNUSED;
+int ff_pki_crl_from_pem(const char *pem, size_t len, X509 *ca, X509_CRL **out) FF_WARN_UNUSED;
 int ff_pki_cert_cn(X509 *cert, char *cn, size_t n) FF_WARN_UNUSED;
 /* Full check of a peer certificate: chain to ca, validity dates, not revoked in crl (may be
  * NULL), clientAuth purpose. On success writes the CN. FF_EPOLICY when revoked, FF_ECRYPTO
@@ -292,6 +293,7 @@ typedef struct {
     const char *site;        /* authenticated certificate CN, enrolled and not revoked */
     ff_pki_role role;        /* the certificate's role (FF_PKI_SITE in plaintext mode) */
     const char *method;      /* "Hello", "GetTask", ... */
+    const char *cert_pem;    /* the peer's certificate (PEM, checked), NULL in insecure mode */
     int64_t deadline_ms;     /* wall clock (ms since epoch) the client gives up; 0 = none */
     void *priv;
 } ff_call;
