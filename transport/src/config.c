@@ -97,7 +97,7 @@ const ff_cfg_field ff_policy_schema[] = {
     {.key = "site", .type = FF_CFG_STRING, .offset = offsetof(ff_policy, site),
      .size = FF_SITE_NAME_MAX, .required = 1, .help = "this site's name (certificate CN)"},
     {.key = "accepted_jobs", .type = FF_CFG_STRLIST, .offset = offsetof(ff_policy, accepted_jobs),
-     .min = 1, .max = FF_CFG_STRLIST_MAX, .required = 1,
+     .min = 0, .max = FF_CFG_STRLIST_MAX, .required = 1,
      .help = "sha256 (hex) of model config || training plan the site approved"},
     {.key = "require_secure_aggregation", .type = FF_CFG_BOOL,
      .offset = offsetof(ff_policy, require_secagg), .def = "true",
