@@ -526,12 +526,20 @@ static void reset_attempt(ff_coord *c)
 static void select_sites(ff_coord *c)
 {
     /* Only sites that are up (ff_coord_set_site_state): a round starts when at least the
-     * quorum of them are. */
+     * quorum of them are (ff_coord_poll). */
     int *idx = c->pending; /* scratch */
     size_t n = 0;
     for (size_t i = 0; i < c->nsites; i++)
         if (c->site_state[i] == FF_SITE_UP)
             idx[n++] = (int)i;
+    c->select_all = n < FF_MIN((size_t)c->cfg.quorum.min_sites, c->nsites);
+    if (c->select_all) {
+        /* a retry with too few sites up: every site, and the phase's deadline decides (as
+         * without liveness), rather than failing every remaining attempt at once */
+        n = 0;
+        for (size_t i = 0; i < c->nsites; i++)
+            idx[n++] = (int)i;
+    }
     size_t k = sample_size_of(c, n);
     if (c->strat.kind == FF_STRATEGY_CYCLIC) {
         /* one site per round in a fixed order of all sites (the strategy's contract) */
@@ -716,7 +724,7 @@ static int open_phase(ff_coord *c)
             for (size_t i = 0; i < k; i++)
                 c->expected[from[i]] = 1;
         for (size_t i = 0; i < c->nsites; i++)
-            if (c->site_state[i] == FF_SITE_GONE)
+            if (c->site_state[i] == FF_SITE_GONE && !c->select_all)
                 c->expected[i] = 0; /* known gone: never waited for */
     }
     if (p->builtin == BI_TRAIN || p->builtin == BI_EVALUATE || p->builtin == BI_NONE)

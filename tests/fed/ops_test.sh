@@ -37,7 +37,7 @@ deadlines: {train: 100000, evaluate: 100000}
 tls: {cert: $p/coord/coordinator.crt, key: $p/coord/coordinator.key}
 EOC
     [ "$mode" = metrics ] && echo "metrics: 127.0.0.1:0" >> "$tmp/coordinator.yaml"
-    job=$("$fedfuse" job --config "$tmp/coordinator.yaml" --model-config "$src/configs/model-tiny.yaml" | sed -n 's/^job_sha256 //p')
+    job=$("$fedfuse" job --config "$tmp/coordinator.yaml" --model-config "$src/configs/model-tiny.yaml" | sed -n 's/^job //p')
     [ -n "$job" ] || fail "no job hash"
     cat > "$tmp/policy.yaml" <<EOC
 site: site-1
