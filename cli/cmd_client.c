@@ -203,8 +203,11 @@ static int parse_train(ff_cli_args *a, train_args *t)
         rc = ff_error(FF_EINVAL, "--dp-epsilon-budget %g: expected > 0", t->dp_budget);
     if (rc == FF_OK && (!t->cfg || !t->out || t->ndirs == 0))
         rc = ff_error(FF_EINVAL, "train needs --config, --data and --out (see 'fedfuse train --help')");
-    if (rc == FF_OK && (t->steps < 1 || t->batch < 1 || t->batch > 1024 || t->threads < 1))
-        rc = ff_error(FF_EINVAL, "--steps, --batch (1..1024) and --threads must be positive");
+    if (rc == FF_OK && (t->steps < 1 || t->batch < 1 || t->batch > 1024))
+        rc = ff_error(FF_EINVAL, "--steps and --batch (1..1024) must be positive");
+    if (rc == FF_OK && (t->threads < 1 || t->threads > FF_MODELS_MAX_THREADS))
+        rc = ff_error(FF_EINVAL, "--threads %lld: outside [1, %d]", (long long)t->threads,
+                      FF_MODELS_MAX_THREADS);
     if (rc == FF_OK && !(t->lr > 0 && t->lr < 1))
         rc = ff_error(FF_EINVAL, "--lr %g: expected 0 < lr < 1", t->lr);
     if (rc == FF_OK && !(t->dropout >= 0 && t->dropout < 1))
@@ -268,7 +271,7 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
     o.dp_exact = t->dp_exact;
     o.dp_delta = t->dp_delta;
     o.dp_epsilon_budget = t->dp_budget;
-    ff_local_stats st;
+    ff_local_stats st = {0};
     if (rc == FF_OK)
         rc = ff_local_train(m, train_sites, n, &o, &st);
     if (rc == FF_OK) {
@@ -281,15 +284,16 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         rc = ff_model_save(m, path);
     }
-    ff_eval_opts eo;
-    ff_eval_opts_default(&eo);
-    json_t *extra = json_pack("{s:I, s:I, s:f, s:f}", "train_steps", (json_int_t)st.steps,
-                              "train_examples", (json_int_t)st.examples, "train_seconds",
-                              rc == FF_OK ? st.seconds : 0.0, "final_loss",
-                              rc == FF_OK ? st.loss_last : 0.0);
-    if (rc == FF_OK)
+    /* The training figures exist only when the model was set up and trained. */
+    if (rc == FF_OK) {
+        ff_eval_opts eo;
+        ff_eval_opts_default(&eo);
+        json_t *extra = json_pack("{s:I, s:I, s:f, s:f}", "train_steps", (json_int_t)st.steps,
+                                  "train_examples", (json_int_t)st.examples, "train_seconds",
+                                  st.seconds, "final_loss", st.loss_last);
         rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, modalities, dir, extra);
-    json_decref(extra);
+        json_decref(extra);
+    }
     ff_model_free(m);
     return rc;
 }
@@ -450,7 +454,8 @@ static int cmd_train(int argc, char **argv)
         rc = ff_client_parse_modalities(t.mods, &mods);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
-    ff_models_set_threads((int)t.threads);
+    if (ff_models_set_threads((int)t.threads) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
     site_set s;
     rc = sites_load(&s, t.cfg, t.dirs, t.ndirs);
     if (rc != FF_OK)

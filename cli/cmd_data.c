@@ -21,7 +21,8 @@ FF_CLI_GROUP_DEFINE(data,
      "  --patients M       patients per hospital on average (default 2000; sizes differ)\n"
      "  --seed S           everything is a function of the seed (default 1)\n"
      "  --image-size P     side of the written images (default 64, or the config's size)\n"
-     "  --no-image-site K  hospital without images (default 3; 0 = every hospital has them)\n"
+     "  --no-image-site K  hospital without images (default 3, or 0 with fewer than 3 sites;\n"
+     "                     0 = every hospital has them)\n"
      "  --config FILE      take the image size from a model config\n"
      "  Memory stays bounded for any M: patients are streamed to disk.\n"},
     {"data", "validate a hospital's site directory (`fedfuse data check SITE_DIR`)", cmd_data,
@@ -74,7 +75,7 @@ static int cmd_synth(int argc, char **argv)
         ff_cli_opt_i64(&a, "--patients", o.patients, &patients) != FF_OK ||
         ff_cli_opt_i64(&a, "--seed", (int64_t)o.seed, &seed) != FF_OK ||
         ff_cli_opt_i64(&a, "--image-size", 0, &size) != FF_OK ||
-        ff_cli_opt_i64(&a, "--no-image-site", o.no_image_site, &noimg) != FF_OK)
+        ff_cli_opt_i64(&a, "--no-image-site", -1, &noimg) != FF_OK)
         return ff_cli_fail(FF_EINVAL);
     o.quiet = ff_cli_flag(&a, "--quiet");
     if (ff_cli_check_unused(&a) != FF_OK)
@@ -87,6 +88,8 @@ static int cmd_synth(int argc, char **argv)
         return ff_cli_usage_error("synth", "--patients must be in 1..100000000");
     if (seed < 0)
         return ff_cli_usage_error("synth", "--seed must be >= 0");
+    if (noimg == -1) /* the default: hospital 3 when there is one, else every one has images */
+        noimg = o.no_image_site <= sites ? o.no_image_site : 0;
     if (noimg < 0 || noimg > sites)
         return ff_cli_usage_error("synth", "--no-image-site must be in 0..%d", (int)sites);
     if (cfg) {

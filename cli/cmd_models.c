@@ -61,10 +61,10 @@ static int threads_opt(ff_cli_args *a)
     int64_t t;
     int rc = ff_cli_opt_i64(a, "--threads", 1, &t);
     if (rc != FF_OK) return rc;
-    if (t < 1 || t > 64)
-        return ff_error(FF_EINVAL, "--threads: %lld outside [1, 64]", (long long)t);
-    ff_models_set_threads((int)t);
-    return FF_OK;
+    if (t < 1 || t > FF_MODELS_MAX_THREADS)
+        return ff_error(FF_EINVAL, "--threads: %lld outside [1, %d]", (long long)t,
+                        FF_MODELS_MAX_THREADS);
+    return ff_models_set_threads((int)t);
 }
 
 static int verb_info(ff_cli_args *a)

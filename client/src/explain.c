@@ -964,8 +964,8 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
     st.np = (st.sh->W / st.P) * (st.sh->W / st.P);
     if (st.B < 2)
         return ff_error(FF_EINVAL, "explain: the model needs a max batch of at least 2");
-    ff_split split;
-    size_t idx;
+    ff_split split = FF_SPLIT_TRAIN; /* read below (the JSON's "split") even when not found */
+    size_t idx = 0;
     int rc = ff_explain_find(s, site_dir, patient_id, &split, &idx);
     const ff_data_shape *sh = st.sh;
     if (rc == FF_OK)

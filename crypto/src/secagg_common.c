@@ -309,8 +309,8 @@ int ff_secagg_msg_peek(const uint8_t *msg, size_t len, ff_secagg_msg_type *type,
 int sa_msg_open(const uint8_t *msg, size_t len, ff_secagg_msg_type want, uint64_t round_id,
                 sa_reader *r, uint32_t *sender, const char *what)
 {
-    ff_secagg_msg_type type;
-    uint64_t rid;
+    ff_secagg_msg_type type = 0;
+    uint64_t rid = 0;
     int rc = ff_secagg_msg_peek(msg, len, &type, &rid, sender);
     if (rc)
         return ff_error_prefix(rc, "%s: ", what);

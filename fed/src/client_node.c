@@ -1032,11 +1032,11 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         cn->sa.step = secagg_step((int)t->phase);
         if (what[0])
             FF_LOG_INFO("round %u: %s", t->round, what);
-        /* Test hook (tests/fed, secagg_killed): hold after sharing so a test can kill the
-         * process between share_keys and masked_input. Unset in every real deployment. */
-        const char *hold = getenv("FEDFUSE_TEST_HOLD_AFTER_SHARE");
+        /* Test hook (testhook.c; tests/fed, secagg_killed): hold after sharing so a test can
+         * kill the process between share_keys and masked_input. */
+        unsigned hold = fed_test_hold_after_share();
         if (hold && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE)
-            sleep((unsigned)atoi(hold));
+            sleep(hold);
     }
     if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK) {
         if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)

@@ -1229,7 +1229,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
     if (rc == FF_OK)
         rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
-    if (rc == FF_OK && getenv("FEDFUSE_TEST_KILL_AT"))
+    if (rc == FF_OK && fed_test_kill_set())
         rc = ff_coord_add_hook(nd.c, on_test_event_early, NULL);
     if (rc == FF_OK)
         rc = fed_audit_open(&nd.audit, &nd.cfg, config_path, nd.job_hex, nd.c);
@@ -1251,7 +1251,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     if (rc == FF_OK)
         rc = fed_dp_install(&nd.dp, nd.c, &nd.cfg, &nd.plan, &nd.audit);
     nd.sa.dp = &nd.dp;
-    if (rc == FF_OK && getenv("FEDFUSE_TEST_KILL_AT"))
+    if (rc == FF_OK && fed_test_kill_set())
         rc = ff_coord_add_hook(nd.c, on_test_event, NULL);
     nd.stats.started = ff_wall_time();
     if (rc == FF_OK)

@@ -114,9 +114,34 @@ void fed_unpack(ff_model *m, const float *src);
  * with the reason in *why (a static string; NULL when defined). */
 double fed_hist_auroc(const ff_eval_hist *h, const char **why);
 
-/* Test hook (testhook.c): with FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the
- * process SIGKILLs itself at that point; without it, nothing happens. */
+/* Test hooks (testhook.c), compiled only with -DFF_TEST_HOOKS=ON (scripts/build and the other
+ * development scripts; off by default, so release and packaged builds have none): with
+ * FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the process SIGKILLs itself at that
+ * point; FEDFUSE_TEST_HOLD_AFTER_SHARE=<s> makes a client sleep s seconds after it shared its
+ * secure-aggregation keys. Without the option these are no-ops the compiler removes. */
+#ifdef FF_TEST_HOOKS
 int fed_test_kill_armed(const char *point, int64_t round);
 void fed_test_kill_at(const char *point, int64_t round);
+int fed_test_kill_set(void);
+unsigned fed_test_hold_after_share(void);
+#else
+static inline int fed_test_kill_armed(const char *point, int64_t round)
+{
+    (void)point, (void)round;
+    return 0;
+}
+static inline void fed_test_kill_at(const char *point, int64_t round)
+{
+    (void)point, (void)round;
+}
+static inline int fed_test_kill_set(void)
+{
+    return 0;
+}
+static inline unsigned fed_test_hold_after_share(void)
+{
+    return 0;
+}
+#endif
 
 #endif

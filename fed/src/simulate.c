@@ -712,7 +712,7 @@ static int oracle_auroc(sim *s, aurocs *a)
             if (!fgets(a1, sizeof a1, fp) || !fgets(a2, sizeof a2, fo))
                 rc = ff_error(FF_EFORMAT, "%s: empty", p1);
             while (rc == FF_OK && fgets(a1, sizeof a1, fp) && fgets(a2, sizeof a2, fo)) {
-                char *f1[12], *f2[12];
+                char *f1[12] = {0}, *f2[12] = {0};
                 int n1 = 0, n2 = 0;
                 for (char *q = a1, *e; n1 < 12; q = e + 1) {
                     f1[n1++] = q;

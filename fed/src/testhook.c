@@ -1,4 +1,5 @@
-/* Fault-injection hook for the process-level tests (tests/fed/fault_kill.sh).
+/* Fault-injection hooks for the process-level tests (tests/fed/fault_kill.sh and others),
+ * compiled only when CMake's FF_TEST_HOOKS option is on (fed/CMakeLists.txt).
  *
  * FEDFUSE_TEST_KILL_AT=<point>:<round> makes this process send itself SIGKILL when it reaches
  * <point> in round <round>: the same death as `kill -9` from outside, but at an exact place in
@@ -12,6 +13,20 @@
 #include <unistd.h>
 
 #include "fed_internal.h"
+
+int fed_test_kill_set(void)
+{
+    const char *v = getenv("FEDFUSE_TEST_KILL_AT");
+    return v && v[0];
+}
+
+/* FEDFUSE_TEST_HOLD_AFTER_SHARE=<seconds> (tests/fed/lib.sh, secagg_killed): a client holds
+ * after sharing its keys so a test can kill it between share_keys and masked_input. */
+unsigned fed_test_hold_after_share(void)
+{
+    const char *v = getenv("FEDFUSE_TEST_HOLD_AFTER_SHARE");
+    return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
 
 int fed_test_kill_armed(const char *point, int64_t round)
 {

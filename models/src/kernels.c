@@ -20,15 +20,18 @@
 
 static int g_threads = 1;
 
-void ff_models_set_threads(int n)
+int ff_models_set_threads(int n)
 {
-    if (n < 1) n = 1;
+    if (n < 1 || n > FF_MODELS_MAX_THREADS)
+        return ff_error(FF_EINVAL, "compute threads: %d outside [1, %d]", n,
+                        FF_MODELS_MAX_THREADS);
     g_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
     /* Our pool splits the products; a second pool inside OpenBLAS would fight it. */
     openblas_set_num_threads(1);
+    return FF_OK;
 }
 
 int ff_models_threads(void)
@@ -404,6 +407,32 @@ static int key_extent(const uint8_t *m, int Tk)
  * vectorise; they run over w ≥ te columns (w ≤ ld, a multiple of 16 when the row has room),
  * the extra columns weighted 0, so no scalar remainder loop is left. Every row has a valid
  * key: te ends on one. */
+/* max_j (p[j] + mb[j]) in 16 lanes: the max is exact, so the lanes give the bits of a plain
+ * loop. (clang cannot vectorise an `omp simd reduction(max)` over floats without fast-math
+ * and says so with -Wpass-failed; this form vectorises with gcc and clang alike.) */
+static inline float masked_max(const float *p, const float *mb, int w)
+{
+    float lane[16];
+    for (int k = 0; k < 16; k++)
+        lane[k] = -INFINITY;
+    int j = 0;
+    for (; j + 16 <= w; j += 16) {
+#pragma omp simd
+        for (int k = 0; k < 16; k++) {
+            float v = p[j + k] + mb[j + k];
+            lane[k] = v > lane[k] ? v : lane[k];
+        }
+    }
+    float mx = -INFINITY;
+    for (; j < w; j++) {
+        float v = p[j] + mb[j];
+        mx = v > mx ? v : mx;
+    }
+    for (int k = 0; k < 16; k++)
+        mx = lane[k] > mx ? lane[k] : mx;
+    return mx;
+}
+
 FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, const uint8_t *m)
 {
     float mfb[2 * 1024];
@@ -435,11 +464,7 @@ FF_CLONES static void softmax_rows(float *S, int ld, int Tq, int te, int w, cons
         float mx = -INFINITY, sum = 0;
         for (int j = te; j < w; j++)
             p[j] = 0; /* the GEMM did not write these */
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < w; j++) {
-            float v = p[j] + mb[j];
-            mx = v > mx ? v : mx;
-        }
+        mx = masked_max(p, mb, w);
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < w; j++) {
             float e = fast_expf(p[j] - mx) * mf[j];
@@ -530,7 +555,10 @@ static void attention_bwd_core(float *dq, float *dk, float *dv, const float *dou
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const int d = H * hd;
-#pragma omp parallel for schedule(dynamic, 1) if (!in_parallel() && B * H > 1)
+    /* scratch holds FF_MODELS_MAX_THREADS slices, one per thread number: the team is never
+     * wider than the pool (g_threads is bounded by it), whatever this thread's OpenMP default. */
+    const int nt = FF_MIN(g_threads, FF_MODELS_MAX_THREADS);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (!in_parallel() && B * H > 1)
     for (int bh = 0; bh < B * H; bh++) {
 #ifdef _OPENMP
         float *dS = scratch + (size_t)omp_get_thread_num() * pstride;

@@ -7,8 +7,6 @@
 
 #include "internal.h"
 
-#define FF_MAX_THREADS 64
-
 /* ---------------------------------------------------------------------------------------- */
 /* Activation layout: one pass counts bytes, the second carves the arena                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -104,8 +102,8 @@ static void carve_all(ff_model *m, carver *c)
     m->dX2 = carve(c, Nmax * d), m->dX3 = carve(c, Nmax * d), m->dAtt = carve(c, Nmax * d);
     m->dH4 = carve(c, Nmax * mm);
     m->dQKV = carve(c, Nmax * 3 * d);
-    m->dS = carve(c, FF_MAX_THREADS * Tmax * Tmax);
-    m->ln_scratch = carve(c, FF_MAX_THREADS * 2 * FF_MAX(d, mm));
+    m->dS = carve(c, FF_MODELS_MAX_THREADS * Tmax * Tmax);
+    m->ln_scratch = carve(c, FF_MODELS_MAX_THREADS * 2 * FF_MAX(d, mm));
     m->dPool = carve(c, 3 * B * d);
     m->dF = carve(c, B * 3 * d), m->dfh = carve(c, B * 3 * d), m->dfo = carve(c, B * 3 * d);
     m->dz = carve(c, B * d), m->dlogits = carve(c, B * K), m->dcat = carve(c, B * (3 * d + 3));

@@ -304,7 +304,7 @@ int ff_privacy_ledger_from_json(ff_privacy_ledger **out, const char *json, const
     if (!root)
         return ff_error(FF_EFORMAT, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
     ff_privacy_ledger *l = NULL;
-    int rc, level, series, conv;
+    int rc, level = 0, series = 0, conv = 0;
     double budget = 0, delta = 0, stored = NAN;
     double orders[FF_PRIVACY_MAX_ORDERS];
     json_t *jo = json_object_get(root, "orders"), *jr = json_object_get(root, "rounds");

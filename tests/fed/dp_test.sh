@@ -169,6 +169,7 @@ EOP
     grep -q "round 1: 2 updates clipped" "$tmp/b/logs/coordinator.log" || fail "round 1 should aggregate the 2 other sites"
     ;;
 ddg)
+    need_test_hooks
     mkconf 2 15 true distributed_discrete_gaussian 20  # the exact sampler: ~1 s per site for 262,144 coordinates
     simulate_a
     verify_dp "$tmp/a"
@@ -218,6 +219,7 @@ budget)
     grep -q "privacy budget exhausted: round 3 refused" "$tmp/restart.log" || { cat "$tmp/restart.log"; fail "round 3 not refused after the restart"; }
     ;;
 record)
+    need_test_hooks
     # the oracle: ε of the Poisson-sampled Gaussian after `steps` steps, from scratch
     cp "$src/tests/fed/dp_oracle.py" "$tmp/rdp.py"
     mkrec 3 100 2 60 "$tmp/a"

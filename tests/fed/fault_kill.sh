@@ -37,6 +37,7 @@
 set -u
 mode=$1 fedfuse=$2 src=$3
 . "$(dirname "$0")/lib.sh"
+need_test_hooks
 fed_init fedkill 8 'b/logs/*.log'
 
 rounds_done() { [ -f "$tmp/b/rounds.csv" ] && echo $(($(wc -l < "$tmp/b/rounds.csv") - 1)) || echo 0; }

@@ -189,6 +189,7 @@ plan)
     check_stages "$tmp/a"
     ;;
 secagg_killed)
+    need_test_hooks
     mkconf 3 false 4 true
     simulate_a
     copy_b

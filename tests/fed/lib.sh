@@ -16,6 +16,16 @@ fed_init() {
     trap cleanup EXIT
 }
 
+# need_test_hooks: the caller drives the fault-injection hooks (FEDFUSE_TEST_KILL_AT,
+# FEDFUSE_TEST_HOLD_AFTER_SHARE), compiled into fedfuse only with -DFF_TEST_HOOKS=ON (ctest
+# passes FF_TEST_HOOKS=ON/OFF): without them the test is skipped (77) and says why.
+need_test_hooks() {
+    [ "${FF_TEST_HOOKS:-OFF}" = ON ] && return 0
+    echo "SKIPPED: $mode needs the fault-injection hooks; configure with -DFF_TEST_HOOKS=ON" \
+         "(scripts/build and scripts/test do)"
+    exit 77
+}
+
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     [ -n "$mnt" ] && umount -l "$mnt" 2>/dev/null

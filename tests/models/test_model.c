@@ -276,6 +276,59 @@ static void test_determinism(void **state)
     free(a), free(b);
 }
 
+/* One forward + backward of fusion-tiny at `threads` compute threads; the gradient into out. */
+static void grads_at(int threads, float *out, size_t n)
+{
+    assert_int_equal(ff_models_set_threads(threads), FF_OK);
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &c, 16), FF_OK);
+    assert_int_equal(ff_model_init(m, 7), FF_OK);
+    ff_batch b;
+    make_batch(&c, &b, 16, 9);
+    float loss;
+    assert_int_equal(ff_model_forward(m, &b, NULL, &loss), FF_OK);
+    assert_int_equal(ff_model_backward(m, &b), FF_OK);
+    assert_int_equal(n, ff_model_nparams(m));
+    memcpy(out, ff_model_grads(m), n * sizeof(float));
+    ff_batch_free(&b);
+    ff_model_free(m);
+}
+
+/* The attention scratch has one slice per thread for FF_MODELS_MAX_THREADS threads: at that
+ * many threads the gradient is the 1-thread gradient (up to summation order), and a larger
+ * pool is refused instead of writing past the scratch (128 threads used to corrupt the heap:
+ * gradient errors of 1e-2, then glibc aborting). */
+static void test_threads_bound(void **state)
+{
+    (void)state;
+    ff_model_config c;
+    assert_int_equal(ff_model_config_default(&c, "fusion-tiny"), FF_OK);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &c, 1), FF_OK);
+    size_t n = ff_model_nparams(m);
+    ff_model_free(m);
+    float *g1 = malloc(n * 4), *gmax = malloc(n * 4);
+    assert_non_null(g1);
+    assert_non_null(gmax);
+    grads_at(1, g1, n);
+    grads_at(FF_MODELS_MAX_THREADS, gmax, n);
+    float scale = 0, diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        scale = fmaxf(scale, fabsf(g1[i]));
+        diff = fmaxf(diff, fabsf(g1[i] - gmax[i]));
+    }
+    assert_true(scale > 0);
+    assert_true(diff <= 1e-5f * scale);
+    assert_int_equal(ff_models_set_threads(FF_MODELS_MAX_THREADS + 1), FF_EINVAL);
+    ft_assert_error_has("outside [1, 64]");
+    assert_int_equal(ff_models_threads(), FF_MODELS_MAX_THREADS); /* left as it was */
+    assert_int_equal(ff_models_set_threads(0), FF_EINVAL);
+    assert_int_equal(ff_models_set_threads(1), FF_OK);
+    free(g1), free(gmax);
+}
+
 /* A non-finite loss stops training with the step named, before any update. */
 static void test_nan_loss_stops(void **state)
 {
@@ -491,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_fd_odd_config),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_threads_bound),
         cmocka_unit_test(test_nan_loss_stops),
         cmocka_unit_test(test_check_batch),
         cmocka_unit_test(test_adamw_and_sgd),

@@ -258,6 +258,7 @@ static void test_one_gib(void **state)
     double t0 = ff_now();
     assert_int_equal(ff_client_download(c, tc.blob_sha, size, &sink, 120000), FF_OK);
     double t1 = ff_now();
+    double rss_down = tnet_peak_rss_mb();
     assert_int_equal(cs.mismatches, 0);
     ff_source src = {.size = size, .read = gen_read};
     memcpy(src.sha256, tc.blob_sha, 32);
@@ -267,8 +268,9 @@ static void test_one_gib(void **state)
     double t2 = ff_now();
     double rss = tnet_peak_rss_mb();
     print_message("1 GiB download %.2f s (%.0f MB/s), upload %.2f s (%.0f MB/s); peak RSS "
-                  "%.1f MiB (%.1f MiB before the transfers)\n", t1 - t0,
-                  size / (t1 - t0) / 1e6, t2 - t1, size / (t2 - t1) / 1e6, rss, rss0);
+                  "%.1f MiB (%.1f MiB before the transfers, %.1f MiB after the download)\n",
+                  t1 - t0, size / (t1 - t0) / 1e6, t2 - t1, size / (t2 - t1) / 1e6, rss, rss0,
+                  rss_down);
     printf("transport_1gib_peak_rss_mib %.1f\n", rss);
     /* Memory stays bounded by a few chunks on each side, far below the payload. The live
      * working set is ~20 MiB; glibc's per-thread malloc arenas keep freed chunk buffers of

@@ -654,6 +654,7 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = c->backoff_max_ms}},
         {GRPC_ARG_INTEGER, GRPC_ARG_TSI_MAX_FRAME_SIZE, {.integer = 1 << 20}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 1 << 20}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 8 << 20}},
         {GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, {.string = NULL}},
         {GRPC_ARG_STRING, GRPC_ARG_HTTP_PROXY, {.string = NULL}},

@@ -174,8 +174,14 @@ int ff_model_write_outputs(const ff_model *m, const char *path, const float *log
 const float *ff_model_pooled(const ff_model *m);
 const float *ff_model_fusion_attention(const ff_model *m);
 
-/* One OpenMP pool for every kernel (1 = serial); OpenBLAS is kept at one thread. */
-void ff_models_set_threads(int n);
+/* The most compute threads a model uses: its per-thread attention scratch is sized for this
+ * many, and no kernel runs wider whatever OMP_NUM_THREADS says. */
+#define FF_MODELS_MAX_THREADS 64
+
+/* One OpenMP pool for every kernel (1 = serial); OpenBLAS is kept at one thread. n outside
+ * 1..FF_MODELS_MAX_THREADS is refused (FF_EINVAL, message naming the bound) and the pool is
+ * left as it was. */
+int ff_models_set_threads(int n);
 int ff_models_threads(void);
 
 /* ---------------------------------------------------------------------------------------- */
