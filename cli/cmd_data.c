@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "ff/client.h"
 #include "ff/data.h"
 
 static int cmd_synth(int argc, char **argv);
@@ -94,7 +95,7 @@ static int cmd_synth(int argc, char **argv)
         return ff_cli_usage_error("synth", "--no-image-site must be in 0..%d", (int)sites);
     if (cfg) {
         ff_data_shape sh;
-        if (ff_data_shape_from_yaml(cfg, &sh) != FF_OK)
+        if (ff_client_shape_load(cfg, &sh) != FF_OK)
             return ff_cli_fail(FF_ECONFIG);
         o.image_size = sh.H;
     }
@@ -154,7 +155,7 @@ static int cmd_data_check(ff_cli_args *a)
         return ff_cli_fail(FF_EINVAL);
     ff_data_shape sh;
     ff_data_shape_base(&sh);
-    if (cfg && ff_data_shape_from_yaml(cfg, &sh) != FF_OK)
+    if (cfg && ff_client_shape_load(cfg, &sh) != FF_OK)
         return ff_cli_fail(FF_ECONFIG);
     ff_site_opts o = ff_site_opts_default();
     o.strict = strict;

@@ -47,6 +47,17 @@ void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape)
     shape->K = (int)mc->tasks;
 }
 
+int ff_client_shape_load(const char *path, ff_data_shape *shape)
+{
+    ff_model_config mc;
+    int rc = ff_model_config_load(path, &mc);
+    if (rc != FF_OK)
+        return rc;
+    ff_client_shape(&mc, shape);
+    rc = ff_data_shape_check(shape);
+    return rc == FF_OK ? FF_OK : ff_error_prefix(rc, "%s: ", path);
+}
+
 void ff_local_opts_from_plan(ff_local_opts *o, const ff_plan *plan, size_t stage, size_t ntrain)
 {
     memset(o, 0, sizeof *o);

@@ -118,6 +118,34 @@ static void test_predict_and_evaluate(void **state)
     ff_model_free(m);
 }
 
+/* A model config's data shape, read with the models/ schema: the shape of model-tiny; every
+ * key of the model schema accepted (model-tiny-clip's `projection` was refused by the data
+ * library's old copy of the schema); an unknown key named. */
+static void test_shape_load(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    const char *p = ft_path(dir, "tiny.yaml");
+    const char *y = "name: fusion-tiny\nwidth: 64\nheads: 2\nmlp: 256\nlayers: 1\nfusion: cross\n"
+                    "tasks: 3\nimage: {size: 32, channels: 1, patch: 8}\n"
+                    "text: {length: 32, vocab: 2048}\n"
+                    "ehr: {length: 48, codes: 1024, values: 11, times: 16}\n";
+    ft_write_file(p, y, strlen(y));
+    ff_data_shape s, t;
+    assert_int_equal(ff_client_shape_load(p, &s), FF_OK);
+    ff_data_shape_tiny(&t);
+    assert_memory_equal(&s, &t, sizeof s);
+    assert_int_equal(ff_client_shape_load(FF_SOURCE_DIR "/configs/model-tiny-clip.yaml", &s),
+                     FF_OK);
+    assert_memory_equal(&s, &t, sizeof s);
+    const char *bad = "name: x\nimage: {size: 32}\ntext: {length: 32, vocab: 2048}\n"
+                      "ehr: {length: 48, codes: 1024, values: 11, times: 16}\nfrobs: 1\n";
+    ft_write_file(p, bad, strlen(bad));
+    assert_int_not_equal(ff_client_shape_load(p, &s), FF_OK);
+    ft_assert_error_has("frobs");
+    ft_rmtree(dir);
+}
+
 static void test_modalities_parse(void **state)
 {
     (void)state;
@@ -137,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_frozen_prefixes_do_not_move),
         cmocka_unit_test(test_predict_and_evaluate),
         cmocka_unit_test(test_modalities_parse),
+        cmocka_unit_test(test_shape_load),
     };
     return cmocka_run_group_tests(tests, setup, ftc_fixture_teardown);
 }

@@ -182,28 +182,6 @@ static void test_merge_equals_pooled(void **state)
     ff_value_hist_free(&pooled);
 }
 
-static void test_shape_yaml(void **state)
-{
-    (void)state;
-    const char *dir = ft_tmpdir();
-    const char *p = ft_path(dir, "tiny.yaml");
-    const char *y = "name: fusion-tiny\nwidth: 64\nheads: 2\nmlp: 256\nlayers: 1\nfusion: cross\n"
-                    "tasks: 3\nimage: {size: 32, channels: 1, patch: 8}\n"
-                    "text: {length: 32, vocab: 2048}\n"
-                    "ehr: {length: 48, codes: 1024, values: 11, times: 16}\n";
-    ft_write_file(p, y, strlen(y));
-    ff_data_shape s, t;
-    assert_int_equal(ff_data_shape_from_yaml(p, &s), FF_OK);
-    ff_data_shape_tiny(&t);
-    assert_memory_equal(&s, &t, sizeof s);
-    const char *bad = "name: x\nimage: {size: 32}\ntext: {length: 32, vocab: 2048}\n"
-                      "ehr: {length: 48, codes: 1024, values: 11, times: 16}\nfrobs: 1\n";
-    ft_write_file(p, bad, strlen(bad));
-    assert_int_not_equal(ff_data_shape_from_yaml(p, &s), FF_OK);
-    ft_assert_error_has("frobs");
-    ft_rmtree(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,7 +191,6 @@ int main(void)
         cmocka_unit_test(test_time_bins),
         cmocka_unit_test(test_value_bins_match_exact_deciles),
         cmocka_unit_test(test_merge_equals_pooled),
-        cmocka_unit_test(test_shape_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

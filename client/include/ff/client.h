@@ -44,6 +44,10 @@ int ff_client_parse_modalities(const char *s, int *mask) FF_WARN_UNUSED;
 
 /* The data shape a model config needs. */
 void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape);
+/* The data shape of the model config file at path, read with the models/ schema itself (the
+ * one schema of a model config: every key it accepts, e.g. `projection`, is accepted here).
+ * Errors name FILE:LINE:COL and the key, or the file and the dimension out of range. */
+int ff_client_shape_load(const char *path, ff_data_shape *shape) FF_WARN_UNUSED;
 
 typedef struct {
     int64_t steps;            /* optimiser steps */

@@ -6,7 +6,7 @@
  * Usage:
  *
  *     ff_data_shape shape;
- *     ff_data_shape_tiny(&shape);                    // or ff_data_shape_from_yaml(path, &shape)
+ *     ff_data_shape_tiny(&shape);                    // or ff_client_shape_load(path, &shape)
  *     ff_site_opts opts = ff_site_opts_default();    // lenient; local value-bin edges
  *     ff_load_report rep;
  *     ff_site *site = NULL;
@@ -64,11 +64,6 @@ void ff_data_shape_base(ff_data_shape *s); /* 64x64x1, Lt 64, Vt 8192, Le 128, V
 void ff_data_shape_tiny(ff_data_shape *s); /* 32x32x1, Lt 32, Vt 2048, Le 48, Vc 1024 */
 /* Checks ranges (every dimension positive, Vv == 11, Vt/Vc/Vtime >= 2, K in 1..3). */
 int ff_data_shape_check(const ff_data_shape *s) FF_WARN_UNUSED;
-
-/* Reads the input dimensions from a model config YAML (the keys of the models/ schema; this
- * loader lists them all because the strict loader rejects unknown keys). Errors name
- * FILE:LINE:COL and the key. */
-int ff_data_shape_from_yaml(const char *path, ff_data_shape *out) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tokenizers (pure functions; docs/data.md gives worked examples)                            */
