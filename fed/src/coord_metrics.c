@@ -68,9 +68,10 @@ static void per_phase(const fed_coord_stats *st, fed_metrics_buf *b, const char 
 {
     fed_metrics_family(b, name, "counter", help);
     for (size_t i = 0; i < st->nph; i++) {
-        const uint64_t *v = (const uint64_t *)((const char *)&st->ph[i] + field);
+        uint64_t v; /* the counter at offset `field` of the phase's stats */
+        memcpy(&v, (const char *)&st->ph[i] + field, sizeof v);
         fed_metrics_printf(b, "%s{phase=\"%s\"} %llu\n", name, st->ph[i].name,
-                           (unsigned long long)*v);
+                           (unsigned long long)v);
     }
 }
 

@@ -404,9 +404,11 @@ static void check_coordinator_link(doctor *d, const ff_site_config *sc)
     }
     char addr[INET6_ADDRSTRLEN] = "?";
     if (res->ai_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr, sizeof addr);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr,
+                  addr, sizeof addr);
     else if (res->ai_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, addr, sizeof addr);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)res->ai_addr)->sin6_addr,
+                  addr, sizeof addr);
     freeaddrinfo(res);
     OK(d, "coordinator DNS", "%s is %s%s", dhost, addr, proxy[0] ? " (the proxy)" : "");
     int fd = tcp_connect(dhost, dport, why, sizeof why);
@@ -505,8 +507,7 @@ static void check_policy(doctor *d, const ff_site_config *sc)
 static void check_data(doctor *d, const ff_site_config *sc)
 {
     ff_data_shape sh;
-    ff_data_shape_base(&sh);
-    if (ff_data_shape_from_yaml(sc->model_config, &sh) != FF_OK) {
+    if (ff_client_shape_load(sc->model_config, &sh) != FF_OK) {
         FAIL(d, "data check", "model_config: %s", ff_error_message());
         return;
     }
