@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "ff/client.h"
 #include "ff/ingest.h"
 
 static const char dicom_usage[] =
@@ -69,7 +70,7 @@ int ff_cli_import_dicom(int argc, char **argv)
     o.size = (int)size;
     if (cfg) {
         ff_data_shape shape;
-        int rc = ff_data_shape_from_yaml(cfg, &shape);
+        int rc = ff_client_shape_load(cfg, &shape);
         if (rc != FF_OK)
             return ff_cli_fail(rc);
         o.size = shape.H > shape.W ? shape.H : shape.W;
