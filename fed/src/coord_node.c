@@ -805,8 +805,9 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     node *nd = user;
     (void)req;
     pthread_mutex_lock(&nd->mu);
-    int self = site_index(nd, c->site);
-    if (self >= 0) /* a site's own call (fedfuse doctor, ping) shows it alive too */
+    /* A site's own call (fedfuse doctor, ping) shows it alive too; an operator's does not. */
+    int self = c->role == FF_PKI_SITE ? site_index(nd, c->site) : -1;
+    if (self >= 0)
         nd->last_seen[self] = ff_now();
     reply->consortium = ff_call_strdup(c, nd->cons.consortium);
     reply->run_id = ff_call_strdup(c, nd->run_id);

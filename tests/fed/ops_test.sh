@@ -233,6 +233,39 @@ proxy)
     grep -q "^closed .*tls=False" "$tmp/proxy.log" && fail "a tunnel did not start with a TLS handshake"
     grep -q "^closed .*tls=True" "$tmp/proxy.log" || fail "no TLS tunnel closed"
     ;;
+operator)
+    # issue 21 item 2: an operator certificate (not enrolled as a site) runs `fedfuse status`
+    # and `ping`; it is no site: not even one named like a site is served Hello/GetTask, its
+    # calls do not show the site as seen, and `fedfuse client` with it is refused.
+    "$fedfuse" pki issue --site alice --role operator --ca "$tmp/pki/ca" --out "$tmp/pki/op" > /dev/null || fail "pki issue operator"
+    "$fedfuse" pki issue --site site-1 --role operator --ca "$tmp/pki/ca" --out "$tmp/pki/op1" > /dev/null || fail "pki issue operator site-1"
+    as_op() { # folder name command args...
+        local d=$1 n=$2 c=$3; shift 3
+        "$fedfuse" "$c" --coordinator 127.0.0.1:$port --cert "$tmp/pki/$d/$n.crt" \
+            --key "$tmp/pki/$d/$n.key" --ca "$tmp/pki/$d/ca.crt" "$@"
+    }
+    as_op op alice status > "$tmp/status.txt" 2>&1 || { cat "$tmp/status.txt"; fail "status as operator"; }
+    cat "$tmp/status.txt"
+    grep -q "^consortium ops-test, run " "$tmp/status.txt" || fail "status: no consortium line"
+    grep -Eq "^round [0-9]+ of 1, phase " "$tmp/status.txt" || fail "status: no round state"
+    grep -Eq "^site-2 +never " "$tmp/status.txt" || fail "status: no site table"
+    as_op op alice ping --count 1 > "$tmp/ping.txt" 2>&1 || { cat "$tmp/ping.txt"; fail "ping as operator"; }
+    grep -q "^127.0.0.1:$port: consortium ops-test, round trip [0-9.]* ms" "$tmp/ping.txt" || fail "ping line"
+    # an operator named like a site reads status but is not that site
+    as_op op1 site-1 status > "$tmp/status1.txt" 2>&1 || { cat "$tmp/status1.txt"; fail "status as operator site-1"; }
+    grep -Eq "^site-1 +never " "$tmp/status1.txt" || { cat "$tmp/status1.txt"; fail "an operator's call counted as site-1's"; }
+    # the client node with the operator certificate: refused, naming the role
+    sed -e "s|^cert: .*|cert: $tmp/pki/op1/site-1.crt|" -e "s|^key: .*|key: $tmp/pki/op1/site-1.key|" \
+        "$tmp/site.yaml" > "$tmp/site-op.yaml"
+    "$fedfuse" client --config "$tmp/site-op.yaml" > "$tmp/client.log" 2>&1
+    rc=$?
+    cat "$tmp/client.log"
+    [ $rc -ne 0 ] || fail "fedfuse client with an operator certificate exited 0"
+    grep -q "role operator" "$tmp/client.log" || fail "the client's refusal does not name the role"
+    grep -Eq "refused (Hello|GetTask): 'site-1' holds a certificate of role operator: (Hello|GetTask) is served to sites only" "$tmp/coordinator.log" \
+        || fail "the coordinator did not refuse the operator's site call"
+    grep -Eq "uploaded|round 1: .* accepted" "$tmp/coordinator.log" && fail "the operator took part in the round"
+    ;;
 *) fail "unknown mode $mode" ;;
 esac
 echo "ok: $mode"

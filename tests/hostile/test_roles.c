@@ -31,6 +31,7 @@ static int setup(void **state)
     issue("as-audit", "hospital-a", FF_PKI_AUDIT);
     issue("as-operator", "hospital-a", FF_PKI_OPERATOR);
     issue("as-coordinator", "hospital-a", FF_PKI_COORDINATOR);
+    issue("operator", "alice", FF_PKI_OPERATOR);
     issue("keys", "audit", FF_PKI_AUDIT);
     issue("revoked-audit", "audit", FF_PKI_AUDIT);
     if (ff_pki_revoke(ft_path(dir, "ca"), ft_path(dir, "revoked-audit/audit.crt")) != FF_OK)
@@ -87,6 +88,52 @@ static void test_role_named_like_site_refused(void **state)
     ff_server_counters_get(tc.srv, &k);
     assert_true(k.wrong_role >= 3);
     assert_true(tnet_file_has(logpath, "served to sites only"));
+}
+
+/* Issue 21 item 2: an operator certificate (not enrolled as a site) reads the round state
+ * (Status, what `fedfuse status` and `ping` call) and is refused every other RPC with
+ * PERMISSION_DENIED naming its role; an audit certificate is refused Status too. */
+static void test_operator_status_only(void **state)
+{
+    (void)state;
+    static const char *const site_rpcs[] = {"Hello", "GetTask", "Download", "Upload",
+                                            "SubmitEval", "SecAggMessage", "Decline"};
+    char cert[600], key[600], ca[600];
+    snprintf(cert, sizeof cert, "%s/operator/alice.crt", dir);
+    snprintf(key, sizeof key, "%s/operator/alice.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca/ca.crt", dir);
+    ff_client_opts o = {.target = tc.addr, .cert = cert, .key = key, .ca = ca,
+                        .server_name = "localhost", .attempts = 1};
+    ff_client *c = NULL;
+    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    Fedfuse__StatusReply *st = NULL;
+    assert_int_equal(ff_client_status(c, &st, 5000), FF_OK);
+    assert_string_equal(st->consortium, "test-consortium");
+    ff_msg_free(st);
+    for (size_t i = 0; i < sizeof site_rpcs / sizeof *site_rpcs; i++) {
+        int code = -1;
+        assert_int_not_equal(ff_client_raw_call(c, site_rpcs[i], "", 0, 5000, &code), FF_OK);
+        assert_int_equal(code, 7 /* PERMISSION_DENIED */);
+        ft_assert_error_has("role operator");
+        ft_assert_error_has("an operator may call Status only");
+    }
+    /* The typed calls a client node makes fail the same way. */
+    Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+    hq.protocol_version = FF_PROTOCOL_VERSION;
+    Fedfuse__HelloReply *hr = NULL;
+    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_EPOLICY);
+    Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
+    Fedfuse__Task *t = NULL;
+    assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_EPOLICY);
+    ft_assert_error_has("GetTask is served to sites only");
+    ff_client_free(c);
+    /* An audit certificate reads nothing. */
+    snprintf(cert, sizeof cert, "%s/keys/audit.crt", dir);
+    snprintf(key, sizeof key, "%s/keys/audit.key", dir);
+    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    assert_int_equal(ff_client_status(c, &st, 5000), FF_EPOLICY);
+    ft_assert_error_has("role audit");
+    ff_client_free(c);
 }
 
 static void test_cert_role_helper(void **state)
@@ -173,6 +220,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_role_named_like_site_refused),
+        cmocka_unit_test(test_operator_status_only),
         cmocka_unit_test(test_cert_role_helper),
         cmocka_unit_test(test_audit_verify_roles),
     };

@@ -259,11 +259,12 @@ static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
 }
 
 /* Which roles may call which method. Only sites take part in a federation: an audit or
- * operator certificate named like a site is not that site. */
+ * operator certificate named like a site is not that site. An operator reads the round state
+ * (Status: `fedfuse status`, `fedfuse ping`) and calls nothing else; a coordinator or audit
+ * certificate calls nothing. */
 static int role_may_call(ff_pki_role role, int method)
 {
-    (void)method;
-    return role == FF_PKI_SITE;
+    return role == FF_PKI_SITE || (role == FF_PKI_OPERATOR && method == FF_M_STATUS);
 }
 
 /* ---- unary methods --------------------------------------------------------------------- */
@@ -590,13 +591,17 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
         COUNT(s, calls_failed, 1);
     } else if (!s->insecure && !role_may_call(cc.role, m)) {
-        ff_error(FF_EPOLICY, "'%s' holds a certificate of role %s: %s is served to sites only",
-                 cc.site, ff_pki_role_name(cc.role), mname);
+        ff_error(FF_EPOLICY, "'%s' holds a certificate of role %s: %s is served to sites only%s",
+                 cc.site, ff_pki_role_name(cc.role), mname,
+                 cc.role == FF_PKI_OPERATOR ? " (an operator may call Status only)" : "");
         ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
         COUNT(s, wrong_role, 1);
         COUNT(s, calls_failed, 1);
         send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
-    } else if (!ff_consortium_has(&s->cons, cc.site)) {
+    } else if ((s->insecure || cc.role == FF_PKI_SITE) &&
+               !ff_consortium_has(&s->cons, cc.site)) {
+        /* An operator is a person of the consortium, not an enrolled site: the CA, the
+         * revocation list and its role (Status only) decide. */
         ff_error(FF_EPOLICY, "site '%s' is not enrolled in consortium '%s'", cc.site,
                  s->cons.consortium);
         ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());

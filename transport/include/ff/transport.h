@@ -63,7 +63,7 @@ extern "C" {
  * FF_PKI_ROLE_OID_ARC.N (N = 1 site, 2 coordinator, 3 operator, 4 audit; docs/security.md):
  * site = a hospital's client node (the only role the coordinator serves as a site), coordinator
  * = the TLS server (sites refuse any other), operator = a person or tool of the consortium
- * (no site RPC), audit = the key that signs the audit log (`audit verify` trusts no other).
+ * (Status only: `fedfuse status`/`ping`; no site RPC, need not be enrolled), audit = the key that signs the audit log (`audit verify` trusts no other).
  * The OU of the subject repeats the role for people; only the OID is trusted. */
 typedef enum {
     FF_PKI_SITE = 0,
@@ -290,7 +290,7 @@ typedef struct ff_server ff_server;
 
 /* What a handler knows about its call. Valid during the handler only. */
 typedef struct {
-    const char *site;        /* authenticated certificate CN, enrolled and not revoked */
+    const char *site;        /* authenticated certificate CN, not revoked; enrolled if a site */
     ff_pki_role role;        /* the certificate's role (FF_PKI_SITE in plaintext mode) */
     const char *method;      /* "Hello", "GetTask", ... */
     const char *cert_pem;    /* the peer's certificate (PEM, checked), NULL in insecure mode */
