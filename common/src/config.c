@@ -17,6 +17,9 @@ typedef struct {
 } cfg_ctx;
 
 #define CFG_PATH_MAX 256
+/* Deepest nesting of mappings/sequences a YAML config may have (docs/security.md): libyaml's
+ * scanner is quadratic in nesting depth, so a deeper file is refused before it is loaded. */
+#define FF_CFG_DEPTH_MAX 64
 
 static int node_error(const cfg_ctx *c, const yaml_node_t *n, const char *path, const char *fmt,
                       ...) FF_PRINTF(4, 5);
@@ -265,10 +268,44 @@ static int apply_mapping(const cfg_ctx *c, yaml_node_t *map, const ff_cfg_field 
     return FF_OK;
 }
 
+/* Nesting depth, checked with libyaml's event parser before the document is built: it stops
+ * at the first collection deeper than FF_CFG_DEPTH_MAX, so a hostile 100k-deep file costs
+ * a few dozen events instead of libyaml's quadratic load. A syntax error is left to
+ * yaml_parser_load, which reports it. */
+static int cfg_depth_check(const char *name, const char *yaml, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return ff_error(FF_ENOMEM, "%s: cannot initialise the YAML parser", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    int rc = FF_OK, depth = 0, done = 0;
+    while (!done && rc == FF_OK) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break;
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > FF_CFG_DEPTH_MAX)
+                rc = ff_error(FF_ECONFIG, "%s:%zu:%zu: nesting deeper than %d levels (refused "
+                              "before loading)", name, ev.start_mark.line + 1,
+                              ev.start_mark.column + 1, FF_CFG_DEPTH_MAX);
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (ev.type == YAML_STREAM_END_EVENT) {
+            done = 1;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 int ff_cfg_load_str(const char *name, const char *yaml, size_t len, const ff_cfg_field *schema,
                     void *out)
 {
     int rc = ff_cfg_defaults(schema, out);
+    if (rc != FF_OK)
+        return rc;
+    rc = cfg_depth_check(name, yaml, len);
     if (rc != FF_OK)
         return rc;
     yaml_parser_t parser;
@@ -375,6 +412,11 @@ int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int
     int rc = ff_file_read_all(path, FF_CFG_MAX_FILE, &text, &len);
     if (rc != FF_OK)
         return rc;
+    rc = cfg_depth_check(path, text, len);
+    if (rc != FF_OK) {
+        free(text);
+        return rc;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) {

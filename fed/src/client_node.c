@@ -22,6 +22,7 @@ typedef struct {
     ff_model_config mc;
     char *mc_bytes;
     size_t mc_len;
+    ff_fed_plan_cache plan_cache; /* the last task plan checked (parsed once per task) */
     ff_model *m;
     ff_site *site;
     EVP_PKEY *key;
@@ -128,34 +129,33 @@ static int check_task_dp(const Fedfuse__Task *t, const ff_plan *plan)
 }
 
 /* Policy, job hash recomputed from the plan we were sent and our own model config, size.
- * An unapproved job is refused first; then the plan is read, because its record-level DP
+ * An unapproved job is refused first (before the plan is read); the plan is bounded in size
+ * and depth and checked once per task (ff_fed_task_plan's cache); then its record-level DP
  * (run by this site) can meet dp.required. */
-static int check_task(cnode *cn, const Fedfuse__Task *t, ff_plan *plan, int *whole_job)
+static int check_task(cnode *cn, const Fedfuse__Task *t, const ff_plan **planp, int *whole_job)
 {
     *whole_job = 1; /* refusing the job itself: every round would be refused the same way */
     int rc = ff_policy_check_job(&cn->pol, t);
     if (rc != FF_OK)
         return rc;
-    rc = ff_plan_load_str(plan, "task plan", (const char *)t->plan_yaml.data, t->plan_yaml.len,
-                          t->total_rounds);
+    char sent[FF_SHA256_HEX];
+    hex_of(&t->job_sha256, sent);
+    const ff_plan *plan;
+    rc = ff_fed_task_plan(&cn->plan_cache, t->plan_yaml.data, t->plan_yaml.len, sent,
+                          t->total_rounds, cn->mc_bytes, cn->mc_len, &plan);
     if (rc != FF_OK)
-        return ff_error_prefix(FF_EPOLICY, "the task's plan does not load: ");
+        return rc;
+    *planp = plan;
+    *whole_job = 0;
     const ff_privacy_record_cfg *pr = &plan->privacy.record;
     ff_policy_record_dp rec = {pr->enabled, pr->epsilon_budget, pr->delta, pr->noise_multiplier,
                                pr->clip_norm};
     rc = ff_policy_check(&cn->pol, t, &rec);
-    if (rc != FF_OK)
+    if (rc != FF_OK) {
+        *whole_job = 1;
         return rc;
-    char job[FF_SHA256_HEX], sent[FF_SHA256_HEX];
-    rc = ff_job_hash(plan, cn->mc_bytes, cn->mc_len, job);
-    hex_of(&t->job_sha256, sent);
-    if (rc == FF_OK && strcmp(job, sent) != 0)
-        rc = ff_error(FF_EPOLICY, "the task's plan and our model config hash to job %s, but the "
-                      "task claims job %s", job, sent);
-    if (rc == FF_OK)
-        *whole_job = 0;
-    if (rc == FF_OK)
-        rc = check_task_dp(t, plan);
+    }
+    rc = check_task_dp(t, plan);
     if (rc == FF_OK && t->model_size != cn->n * sizeof(float))
         rc = ff_error(FF_EPOLICY, "the task's model has %llu bytes, our model config has %zu",
                       (unsigned long long)t->model_size, cn->n * sizeof(float));
@@ -1078,8 +1078,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
     if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
         !secagg)
         return FF_OK;
-    ff_plan plan;
-    memset(&plan, 0, sizeof plan);
+    const ff_plan *plan = NULL;
     int whole_job = 0;
     int rc = check_task(cn, t, &plan, &whole_job);
     if (rc == FF_EPOLICY || rc == FF_EINVAL) {
@@ -1089,17 +1088,15 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         refuse_task(cn, t, key, "task refused",
                     rc == FF_EPOLICY ? FED_ERR_TASK_REFUSED_POLICY : FED_ERR_TASK_INVALID,
                     whole_job);
-        ff_plan_free(&plan);
         return FF_OK;
     }
     set_state(cn, secagg ? FED_STATE_SECAGG
                   : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? FED_STATE_TRAINING
                                                             : FED_STATE_EVALUATING);
     if (rc == FF_OK)
-        rc = secagg                                   ? do_secagg(cn, t, &plan)
-             : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, &plan)
+        rc = secagg                                   ? do_secagg(cn, t, plan)
+             : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, plan)
                                                        : do_eval(cn, t);
-    ff_plan_free(&plan);
     if (rc == FF_ENOTFOUND) {
         /* The coordinator only serves the current round's model: a task that reached us late
          * (a stalled link delivered it after the round moved on) names a model that is gone.
@@ -1217,6 +1214,7 @@ static void cnode_close(cnode *cn)
     free(cn->update);
     free(cn->global_full);
     free(cn->mc_bytes);
+    ff_fed_plan_cache_free(&cn->plan_cache);
     ff_policy_free(&cn->pol);
     ff_privacy_ledger_free(cn->rec_ledger);
     pthread_mutex_destroy(&cn->mu);

@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "ff/common.h"
+#include "ff/coordinator.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,6 +97,26 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
  * client process per hospital (exe = this program), then baselines and comparison.json. */
 int ff_fed_simulate(const char *config_path, const char *out_dir, const char *exe,
                     const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
+/* The plan a client node accepts from a task (issue #19 item 7, docs/security.md): at most
+ * FF_FED_TASK_PLAN_MAX bytes (refused before any parse), YAML nesting bounded to 64
+ * levels (the config loader), and the job hash recomputed from the plan bytes and this site's model
+ * config must equal the claimed one (64 hex digits). The outcome (plan or refusal) is kept
+ * under the SHA-256 of the bytes + claimed job + round count: a re-sent task is not parsed
+ * again. *out points into the cache (valid until the next call or ff_fed_plan_cache_free).
+ * FF_EPOLICY with the reason when refused. */
+#define FF_FED_TASK_PLAN_MAX (64u * 1024u)
+typedef struct {
+    int state; /* 0 empty, 1 plan accepted, 2 refused (why) */
+    uint8_t key[FF_SHA256_BYTES];
+    ff_plan plan;
+    char why[512];
+    unsigned long parses, hits; /* for tests and diagnostics */
+} ff_fed_plan_cache;
+int ff_fed_task_plan(ff_fed_plan_cache *c, const void *plan_yaml, size_t plan_len,
+                     const char *claimed_job, int64_t total_rounds, const void *model_config,
+                     size_t model_config_len, const ff_plan **out) FF_WARN_UNUSED;
+void ff_fed_plan_cache_free(ff_fed_plan_cache *c);
 
 #ifdef __cplusplus
 }
