@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "ff/fed.h"
 
@@ -125,6 +126,22 @@ static void test_oversize_plan_refused(void **state)
                                             "accepted (refused before parsing)");
     assert_int_equal(c.parses, 0);
     ff_fed_plan_cache_free(&c);
+    /* the coordinator refuses such a plan file at job load: it would never be accepted */
+    char path[] = "/tmp/ff_hostile_planXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, big, n), (ssize_t)n);
+    close(fd);
+    ff_coord_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.plan, sizeof cfg.plan, "%s", path);
+    cfg.rounds = 3;
+    ff_coord_job job;
+    assert_int_not_equal(ff_coord_job_load(&job, &cfg, "coord.yaml", 0), FF_OK);
+    assert_non_null(strstr(ff_error_message(), "exceeds the limit of 65536"));
+    ff_coord_job_free(&job);
+    unlink(path);
+    assert_int_equal(FF_COORD_PLAN_MAX, FF_FED_TASK_PLAN_MAX);
     free(big);
 }
 

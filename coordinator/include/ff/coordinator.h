@@ -193,7 +193,9 @@ int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_conf
  * = an empty model config, for checking a plan alone) and their job hash, the
  * value `fedfuse job hash` prints and sites list in accepted_jobs. Errors name config_path
  * and the key. Release with ff_coord_job_free whatever the result. */
-#define FF_COORD_PLAN_MAX (1u << 20)
+/* A plan file is at most 64 KiB: what a client node accepts from a task (FF_FED_TASK_PLAN_MAX,
+ * docs/security.md), so a coordinator never starts a job its sites would refuse. */
+#define FF_COORD_PLAN_MAX (64u << 10)
 typedef struct {
     ff_plan plan;
     char *plan_yaml;
