@@ -459,7 +459,13 @@ static void report_locked(node *nd, int idx, const Fedfuse__TaskRequest *req)
         ff_strlcpy(r->code, req->error_code, sizeof r->code);
         clean_copy(r->message, sizeof r->message, req->error_message);
         r->error_at = ff_wall_time() - (double)FF_MAX(req->error_age_ms, 0) / 1e3;
-        if (changed)
+        /* A connectivity code from a site that reaches us again is history, not a fault now:
+         * info, so a site that started before the coordinator does not raise a warning. */
+        int past = !strcmp(r->code, fed_err_code(FED_ERR_COORDINATOR_UNREACHABLE)) ||
+                   !strcmp(r->code, fed_err_code(FED_ERR_LINK_LOST));
+        if (changed && past)
+            FF_LOG_INFO("site %s reported %s: %s", nd->names[idx], r->code, r->message);
+        else if (changed)
             FF_LOG_WARN("site %s reports error %s: %s", nd->names[idx], r->code, r->message);
     } else {
         r->code[0] = r->message[0] = '\0';

@@ -180,9 +180,19 @@ client_diskfull)
     echo "updates per round: $(updates_per_round)"
     [ "$(updates_per_round)" = "3 3 3 3 3 3 3 3 " ] || fail "site-2 stopped training when its disk filled"
     same_model "this run"
-    # The coordinator's audit log verifies; site-2's surviving receipts verify on their own.
+    # The coordinator's audit log verifies on its own; with the receipts, the auditor is told
+    # of exactly the one receipt the full disk lost (site-2, round 2), and nothing else.
+    "$fedfuse" audit verify --log "$tmp/b/audit.jsonl" --ca "$tmp/b/pki/ca.pem" > "$tmp/verify.txt" 2>&1 ||
+        { cat "$tmp/verify.txt"; fail "audit verify of the log"; }
     cp "$mnt/receipts/"site-2-* "$tmp/b/receipts/" 2>/dev/null
-    verify "$tmp/b"
+    if "$fedfuse" audit verify --log "$tmp/b/audit.jsonl" --ca "$tmp/b/pki/ca.pem" --receipts "$tmp/b/receipts" \
+        --certs "$tmp/b/pki/receipt-certs" > "$tmp/verify.txt" 2>&1; then
+        cat "$tmp/verify.txt"; fail "a lost receipt verified"
+    fi
+    cat "$tmp/verify.txt" | grep -E "^(receipts|finding|verdict)"
+    [ "$(grep -c '^finding' "$tmp/verify.txt")" = 1 ] || fail "want exactly one finding"
+    grep -q "receipt.missing: site 'site-2' was aggregated in round 2, but its receipt is missing" "$tmp/verify.txt" ||
+        fail "the lost receipt is not named"
     ;;
 *)
     fail "unknown mode $mode"
