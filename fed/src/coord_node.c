@@ -493,6 +493,9 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
         nd->last_seen[idx] = ff_now();
         if (first) {
             report_locked(nd, idx, req);
+            /* a site that said Hello to a previous coordinator process only polls: its
+             * certificate (for the roster and secure aggregation) comes with this call */
+            roster_set_cert_locked(nd, (size_t)idx, c->cert_pem);
             first = 0;
         }
         if (nd->fatal) {
@@ -1176,11 +1179,14 @@ static int drive(node *nd, const ff_fed_run_opts *o)
 {
     int rc = FF_OK;
     pthread_mutex_lock(&nd->mu);
+    /* the enrolled sites are waited for before the first round this process starts, fresh or
+     * resumed: a restarted coordinator must not redo a round without the sites still polling */
+    const int64_t round0 = ff_coord_round(nd->c);
     while (!(o && o->stop && *o->stop)) {
         ff_coord_status st;
         int hold = 0;
         rc = liveness_locked(nd, &hold);
-        if (rc == FF_OK && hold && ff_coord_round(nd->c) == 0) {
+        if (rc == FF_OK && hold && ff_coord_round(nd->c) == round0) {
             cv_wait_until(nd, ff_wall_time() + 0.2);
             continue;
         }
