@@ -395,12 +395,14 @@ static int write_manifest(dicom_ctx *c)
             break;
         fprintf(f, "%d,%d,%s,%d,%d\n", p->rows, p->cols, p->window, p->out_rows, p->out_cols);
     }
-    if (rc == FF_OK && ferror(f))
-        rc = ff_error(FF_EIO, "%s: write failed", tmp);
+    /* the manifest is the import's commit point (images before it are rewritten by a rerun):
+     * on disk before its name, and its name durable, as every file fedfuse publishes */
+    if (rc == FF_OK && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = ff_error(FF_EIO, "%s: write failed (%s)", tmp, strerror(errno));
     if (fclose(f) != 0 && rc == FF_OK)
         rc = ff_error(FF_EIO, "%s: close failed (%s)", tmp, strerror(errno));
-    if (rc == FF_OK && rename(tmp, path) != 0)
-        rc = ff_error(FF_EIO, "%s: cannot rename into place (%s)", path, strerror(errno));
+    if (rc == FF_OK)
+        rc = ff_file_rename_durable(tmp, path);
     return rc;
 }
 
