@@ -16,27 +16,14 @@ usage: dicom_oracle.py FEDFUSE SAMPLE_DIR WORK_DIR
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import zlib
 
 import numpy as np
 
+from oracle_util import FAILS, check, run
+
 FEDFUSE, SAMPLE, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        FAILS.append(what)
-
-
-def run(*cmd, ok=True):
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(map(str, cmd))}\n{p.stdout}{p.stderr}")
-    return p
 
 
 def read_png(path):

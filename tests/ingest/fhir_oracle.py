@@ -21,25 +21,12 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
 import sys
+
+from oracle_util import FAILS, check, run
 
 FEDFUSE, SAMPLE, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 CONFIG = sys.argv[4] if len(sys.argv) > 4 else "configs/model-tiny.yaml"
-FAILS = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        FAILS.append(what)
-
-
-def run(*cmd, ok=True):
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(map(str, cmd))}\n{p.stdout}{p.stderr}")
-    return p
 
 
 def ptime(s):
