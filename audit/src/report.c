@@ -79,14 +79,18 @@ static void write_header(FILE *f, const ff_audit_summary *s, const ff_audit_find
     fprintf(f, "<!doctype html><html><head><meta charset='utf-8'><title>fedfuse audit report</title>"
                "<style>body{font-family:sans-serif;margin:2em;max-width:75em}table{border-collapse:"
                "collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:"
-               "center}.ok{color:#1e8449}.bad{color:#c0392b}td.l{text-align:left}</style></head>"
+               "center;overflow-wrap:anywhere}.ok{color:#1e8449}.bad{color:#c0392b}td.l{text-align:left}"
+               "code{word-break:break-all}</style></head>"
                "<body>\n<h1>Audit report</h1>\n");
     if (!s->ca_checked)
         fprintf(f, "<p class='bad'><b>NOT VERIFIED: signatures NOT checked</b> (no consortium CA "
                    "was given): nothing on this page is verified.</p>");
     else
-        fprintf(f, "<p class='%s'><b>%s</b> — %zu finding(s)</p>", fd->count ? "bad" : "ok",
-                fd->count ? "VERIFICATION FAILED" : "ALL CHECKS PASSED", fd->count);
+        /* the headline says what it did not check: a pass without receipts is a pass of the
+         * coordinator's own log only */
+        fprintf(f, "<p class='%s'><b>%s</b> — %zu finding(s)%s</p>", fd->count ? "bad" : "ok",
+                fd->count ? "VERIFICATION FAILED" : "ALL CHECKS PASSED", fd->count,
+                s->receipts_given ? "" : "; the sites' receipts were NOT checked (give --receipts and --certs)");
     fprintf(f, "<h2>What was checked, with which keys</h2><table>");
     fprintf(f, "<tr><th>check</th><th>result</th></tr><tr><td class='l'>consortium CA</td><td class='l'>");
     esc(f, s->ca_subject[0] ? s->ca_subject : "none given");
