@@ -404,7 +404,49 @@ static size_t line_start(const char *text, size_t at)
     return at;
 }
 
-int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int *added)
+static yaml_node_t *child(yaml_document_t *doc, yaml_node_t *map, const char *key, size_t klen,
+                          yaml_node_t **key_node);
+
+/* The scalar that identifies a list item: the item itself, or its `field` when items are
+ * mappings (NULL when it has none). */
+static const char *item_id(yaml_document_t *doc, yaml_node_t *v, const char *field)
+{
+    if (!field)
+        return v->type == YAML_SCALAR_NODE ? scalar(v) : NULL;
+    yaml_node_t *kn = NULL;
+    yaml_node_t *f = child(doc, v, field, strlen(field), &kn);
+    return f && f->type == YAML_SCALAR_NODE ? scalar(f) : NULL;
+}
+
+/* Where a block item's text ends: its last scalar (a block mapping's own end mark lies at the
+ * next token, past any comment lines that follow it). */
+static size_t item_end(yaml_document_t *doc, yaml_node_t *v)
+{
+    while (v->type == YAML_MAPPING_NODE && v->data.mapping.style == YAML_BLOCK_MAPPING_STYLE &&
+           v->data.mapping.pairs.top > v->data.mapping.pairs.start)
+        v = yaml_document_get_node(doc, (v->data.mapping.pairs.top - 1)->value);
+    while (v->type == YAML_SEQUENCE_NODE && v->data.sequence.style == YAML_BLOCK_SEQUENCE_STYLE &&
+           v->data.sequence.items.top > v->data.sequence.items.start)
+        v = yaml_document_get_node(doc, *(v->data.sequence.items.top - 1));
+    return v->end_mark.index;
+}
+
+/* The new item's text, written into f: block style at column col (the item's own lines after
+ * the first are indented to it), or flow style. */
+static void item_text(FILE *f, const char *field, const char *value, const char *more, int flow,
+                      size_t col)
+{
+    if (!field)
+        fprintf(f, "%s", value);
+    else if (flow)
+        fprintf(f, "{%s: %s%s%s}", field, value, more ? ", " : "", more ? more : "");
+    else
+        fprintf(f, "%s: %s%s%*s%s", field, value, more ? "\n" : "", more ? (int)col : 0, "",
+                more ? more : "");
+}
+
+int ff_cfg_list_add(const char *path, const char *key, const char *field, const char *value,
+                    const char *more, int *added)
 {
     *added = 0;
     char *text = NULL;
@@ -457,36 +499,39 @@ int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int
         size_t n = (size_t)(seq->data.sequence.items.top - it);
         int listed = 0;
         for (size_t i = 0; i < n; i++) {
-            yaml_node_t *v = yaml_document_get_node(&doc, it[i]);
-            listed |= v->type == YAML_SCALAR_NODE && strcmp(scalar(v), value) == 0;
+            const char *id = item_id(&doc, yaml_document_get_node(&doc, it[i]), field);
+            listed |= id && strcmp(id, value) == 0;
         }
         if (listed) {
             /* nothing to write */
         } else if (seq->data.sequence.style == YAML_FLOW_SEQUENCE_STYLE) {
             size_t close = seq->end_mark.index - 1; /* the ']' */
-            fprintf(f, "%.*s%s%s%s", (int)close, text, n ? ", " : "", value, text + close);
+            fprintf(f, "%.*s%s", (int)close, text, n ? ", " : "");
+            item_text(f, field, value, more, 1, 0);
+            fprintf(f, "%s", text + close);
             *added = 1;
         } else if (n) {
             yaml_node_t *last = yaml_document_get_node(&doc, it[n - 1]);
             size_t ls = line_start(text, last->start_mark.index);
-            size_t eol = last->end_mark.index;
+            size_t eol = item_end(&doc, last);
             while (eol < len && text[eol] != '\n')
                 eol++;
-            fprintf(f, "%.*s\n%.*s%s%s", (int)eol, text,
-                    (int)(last->start_mark.index - ls), text + ls, value,
-                    eol < len ? text + eol : "\n");
+            fprintf(f, "%.*s\n%.*s", (int)eol, text, (int)(last->start_mark.index - ls), text + ls);
+            item_text(f, field, value, more, 0, last->start_mark.index - ls);
+            fprintf(f, "%s", eol < len ? text + eol : "\n");
             *added = 1;
         }
-    } else if (rc == FF_OK && seq) {
-        /* `key:` with no value: the list goes on the next lines */
-        size_t eol = seq->end_mark.index;
+    } else if (rc == FF_OK) {
+        /* `key:` with no value (the list goes on the next lines), or no key at all */
+        size_t eol = seq ? seq->end_mark.index : len;
         while (eol < len && text[eol] != '\n')
             eol++;
-        fprintf(f, "%.*s\n  - %s%s", (int)eol, text, value, eol < len ? text + eol : "\n");
-        *added = 1;
-    } else if (rc == FF_OK) {
-        fprintf(f, "%s%s%s:\n  - %s\n", text, len && text[len - 1] != '\n' ? "\n" : "", key,
-                value);
+        fprintf(f, "%.*s%s", (int)eol, text, eol && text[eol - 1] != '\n' ? "\n" : "");
+        if (!seq)
+            fprintf(f, "%s:\n", key);
+        fprintf(f, "  - ");
+        item_text(f, field, value, more, 0, 4);
+        fprintf(f, "%s", eol < len ? text + eol : "\n");
         *added = 1;
     }
     if (f)
@@ -501,6 +546,11 @@ int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int
     free(out);
     free(text);
     return rc;
+}
+
+int ff_cfg_strlist_add(const char *path, const char *key, const char *value, int *added)
+{
+    return ff_cfg_list_add(path, key, NULL, value, NULL, added);
 }
 
 /* ---- where a key sits: cross-field errors still name FILE:LINE:COL ---------------- */

@@ -1243,6 +1243,19 @@ static void tell_startup_failure(cnode *cn, int rc)
     ff_error(rc, "%s", why + strlen("start-up checks failed: "));
 }
 
+/* The refusal in ff_error_message() says our certificate is revoked: the node stops with
+ * that reason (once: a message already worded so is kept; the message is copied first, as
+ * ff_error reuses its buffer). */
+static int revoked_error(void)
+{
+    static const char head[] = "certificate revoked: the coordinator refuses this site's";
+    if (strncmp(ff_error_message(), head, sizeof head - 1) == 0)
+        return FF_EPOLICY;
+    char why[512];
+    ff_strlcpy(why, ff_error_message(), sizeof why);
+    return ff_error(FF_EPOLICY, "%s certificate (%s); contact the consortium", head, why);
+}
+
 static int stopped(const ff_fed_run_opts *o)
 {
     return o && o->stop && *o->stop;
@@ -1271,11 +1284,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
                 last_ok = ff_now();
             } else if (h == FF_EPOLICY) {
                 /* refused, not unreachable: retrying cannot help */
-                rc = strstr(ff_error_message(), "revoked")
-                         ? ff_error(FF_EPOLICY, "certificate revoked: the coordinator refuses "
-                                    "this site's certificate (%s); contact the consortium",
-                                    ff_error_message())
-                         : h;
+                rc = strstr(ff_error_message(), "revoked") ? revoked_error() : h;
             } else if (++cn.hello_failures % 3 == 0) {
                 /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
                  * the coordinator was starting); the certificate itself is re-checked. */
@@ -1373,8 +1382,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             else
                 usleep(500000);
         } else if (rc == FF_OK && g == FF_EPOLICY && strstr(ff_error_message(), "revoked")) {
-            rc = ff_error(FF_EPOLICY, "certificate revoked: the coordinator refuses this site's "
-                          "certificate (%s); contact the consortium", ff_error_message());
+            rc = revoked_error();
         } else if (rc == FF_OK) {
             rc = g;
         }

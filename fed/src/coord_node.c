@@ -46,7 +46,10 @@ typedef struct {
     uint8_t job[FF_SHA256_BYTES];
     char job_hex[FF_SHA256_HEX];
     ff_consortium cons;
+    /* Per-site arrays hold FF_COORD_MAX_SITES entries: hospitals join during the run (the
+     * consortium file is re-read, on_enrolled); nsites grows, an index never changes. */
     const char **names;
+    char (*name_buf)[FF_SITE_NAME_MAX];
     size_t nsites;
     char run_id[96];
     /* engine snapshot (under mu) */
@@ -245,9 +248,9 @@ static void roster_crl_locked(node *nd)
 
 /* secure_aggregation.site_certs (optional): <site>.pem of sites the coordinator should know
  * before they connect. */
-static int roster_load_site_certs(node *nd, const char *dir)
+static int roster_load_site_certs(node *nd, const char *dir, size_t from)
 {
-    for (size_t i = 0; dir[0] && i < nd->nsites; i++) {
+    for (size_t i = from; dir[0] && i < nd->nsites; i++) {
         char path[FF_COORD_PATH_MAX + 80], *pem = NULL;
         size_t len = 0;
         snprintf(path, sizeof path, "%s/%s.pem", dir, nd->names[i]);
@@ -314,6 +317,64 @@ static void site_gone(node *nd, const char *site, const char *why)
 static void on_refused(void *user, const char *site, const char *why)
 {
     site_gone(user, site, why);
+}
+
+#define FED_NOT_LISTED "no longer in the consortium file"
+
+/* A site listed in the consortium file for the first time: it joins the engine (selectable
+ * from the next round), secure aggregation and evaluation; its certificate comes with its
+ * first call (or from site_certs), as for every site. */
+static int enrol_locked(node *nd, const char *name)
+{
+    if (nd->nsites >= FF_COORD_MAX_SITES)
+        return ff_error(FF_ERANGE, "site '%s': already %d sites", name, FF_COORD_MAX_SITES);
+    int idx = ff_coord_add_site(nd->c, name);
+    if (idx < 0)
+        return idx;
+    if ((size_t)idx != nd->nsites)
+        return ff_error(FF_EINTERNAL, "site '%s': engine index %d, node has %zu sites", name,
+                        idx, nd->nsites);
+    ff_strlcpy(nd->name_buf[idx], name, sizeof nd->name_buf[idx]);
+    nd->names[idx] = nd->name_buf[idx];
+    nd->nsites++;
+    nd->ev.nsites = nd->nsites;
+    fed_secagg_add_site(&nd->sa);
+    return roster_load_site_certs(nd, nd->cfg.secure_aggregation.site_certs, (size_t)idx);
+}
+
+/* The transport re-read the consortium file (`fedfuse consortium add`, or an edit): new sites
+ * join the run now, without a restart; a site taken off the list is gone (the transport
+ * refuses its calls) until it is listed again. */
+static void on_enrolled(void *user, const ff_consortium *cons)
+{
+    node *nd = user;
+    const ff_consortium_site *cs = cons->sites.items;
+    int changed = 0;
+    pthread_mutex_lock(&nd->mu);
+    for (size_t k = 0; k < cons->sites.count; k++) {
+        int idx = site_index(nd, cs[k].name);
+        if (idx >= 0 && strcmp(nd->gone[idx], FED_NOT_LISTED) == 0) {
+            FF_LOG_INFO("site '%s' is in the consortium file again", cs[k].name);
+            nd->gone[idx][0] = '\0';
+            changed = 1;
+        } else if (idx < 0 && enrol_locked(nd, cs[k].name) == FF_OK) {
+            FF_LOG_INFO("site '%s' enrolled while running (consortium file): selectable from "
+                        "the next round once it connects", cs[k].name);
+            changed = 1;
+        } else if (idx < 0) {
+            FF_LOG_ERROR("site '%s' not enrolled: %s", cs[k].name, ff_error_message());
+        }
+    }
+    for (size_t i = 0; i < nd->nsites; i++)
+        if (!ff_consortium_has(cons, nd->names[i]) && !nd->gone[i][0]) {
+            ff_strlcpy(nd->gone[i], FED_NOT_LISTED, sizeof nd->gone[i]);
+            FF_LOG_WARN("site '%s' is gone: %s", nd->names[i], FED_NOT_LISTED);
+            changed = 1;
+        }
+    if (changed)
+        roster_rebuild_locked(nd); /* a new version: the consortium's membership changed */
+    pthread_cond_broadcast(&nd->cv);
+    pthread_mutex_unlock(&nd->mu);
 }
 
 /* ---- handlers ---------------------------------------------------------------------------- */
@@ -1088,17 +1149,19 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
 {
     size_t nt = ff_model_ntensors(m);
     ff_coord_tensor *tab = calloc(nt, sizeof *tab);
+    const size_t cap = FF_COORD_MAX_SITES;
     nd->nsites = nd->cons.sites.count;
-    nd->names = calloc(nd->nsites + 1, sizeof *nd->names);
-    nd->pending = calloc(nd->nsites + 1, 1);
-    nd->done_sent = calloc(nd->nsites + 1, 1);
-    nd->last_seen = calloc(nd->nsites + 1, sizeof *nd->last_seen);
-    nd->reports = calloc(nd->nsites + 1, sizeof *nd->reports);
-    nd->gone = calloc(nd->nsites + 1, sizeof *nd->gone);
-    nd->cert_pem = calloc(nd->nsites + 1, sizeof *nd->cert_pem);
-    nd->site_keys = calloc(nd->nsites + 1, sizeof *nd->site_keys);
-    if (!tab || !nd->names || !nd->pending || !nd->done_sent || !nd->last_seen || !nd->reports ||
-        !nd->gone || !nd->cert_pem || !nd->site_keys) {
+    nd->names = calloc(cap, sizeof *nd->names);
+    nd->name_buf = calloc(cap, sizeof *nd->name_buf);
+    nd->pending = calloc(cap, 1);
+    nd->done_sent = calloc(cap, 1);
+    nd->last_seen = calloc(cap, sizeof *nd->last_seen);
+    nd->reports = calloc(cap, sizeof *nd->reports);
+    nd->gone = calloc(cap, sizeof *nd->gone);
+    nd->cert_pem = calloc(cap, sizeof *nd->cert_pem);
+    nd->site_keys = calloc(cap, sizeof *nd->site_keys);
+    if (!tab || !nd->names || !nd->name_buf || !nd->pending || !nd->done_sent || !nd->last_seen ||
+        !nd->reports || !nd->gone || !nd->cert_pem || !nd->site_keys) {
         free(tab);
         return ff_error(FF_ENOMEM, "out of memory");
     }
@@ -1118,8 +1181,10 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
         return ff_error(FF_ENOMEM, "out of memory");
     fed_pack(m, init);
     const ff_consortium_site *cs = nd->cons.sites.items;
-    for (size_t i = 0; i < nd->nsites; i++)
-        nd->names[i] = cs[i].name;
+    for (size_t i = 0; i < nd->nsites; i++) {
+        ff_strlcpy(nd->name_buf[i], cs[i].name, sizeof nd->name_buf[i]);
+        nd->names[i] = nd->name_buf[i];
+    }
     ff_coord_model cm = {.n = off, .tensors = tab, .ntensors = nt, .init = init};
     int rc = ff_coord_new(&nd->c, &nd->cfg, &cm, nd->names, nd->nsites);
     free(init);
@@ -1252,7 +1317,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = ff_pki_load_cert(nd.cons.ca, &nd.ca);
     if (rc == FF_OK) {
         pthread_mutex_lock(&nd.mu);
-        rc = roster_load_site_certs(&nd, nd.cfg.secure_aggregation.site_certs);
+        rc = roster_load_site_certs(&nd, nd.cfg.secure_aggregation.site_certs, 0);
         roster_crl_locked(&nd);
         if (!nd.roster)
             roster_rebuild_locked(&nd);
@@ -1288,7 +1353,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
                                 .submit_eval = on_submit_eval, .status = on_status, .decline = on_decline,
-                                .secagg = on_secagg, .refused = on_refused};
+                                .secagg = on_secagg, .refused = on_refused,
+                                .enrolled = on_enrolled};
         rc = ff_server_start(&srv, &so, &h);
         nd.srv = srv;
     }
@@ -1330,6 +1396,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         free(nd.slot_buf[i]);
     free(tab);
     free(nd.names);
+    free(nd.name_buf);
     free(nd.pending);
     free(nd.done_sent);
     free(nd.last_seen);

@@ -259,6 +259,12 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
     return rc;
 }
 
+void fed_secagg_add_site(fed_secagg *sa)
+{
+    if (sa->index_of && sa->nsites < FF_COORD_MAX_SITES)
+        sa->index_of[sa->nsites++] = -1; /* not in the round under way */
+}
+
 int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
                        const char *const *names, size_t nsites, EVP_PKEY **keys,
                        const char *run_id, fed_audit *audit)
@@ -270,10 +276,13 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
     sa->audit = audit && audit->log ? audit : NULL;
     ff_strlcpy(sa->run_id, run_id, sizeof sa->run_id);
     sa->keys = keys;
-    sa->sel_keys = calloc(nsites, sizeof *sa->sel_keys);
-    sa->index_of = calloc(nsites, sizeof *sa->index_of);
-    sa->site_of = calloc(nsites, sizeof *sa->site_of);
-    sa->shares = calloc(nsites, sizeof *sa->shares);
+    /* for every site that may join during the run (fed_secagg_add_site) */
+    sa->sel_keys = calloc(FF_COORD_MAX_SITES, sizeof *sa->sel_keys);
+    sa->index_of = calloc(FF_COORD_MAX_SITES, sizeof *sa->index_of);
+    sa->site_of = calloc(FF_COORD_MAX_SITES, sizeof *sa->site_of);
+    sa->shares = calloc(FF_COORD_MAX_SITES, sizeof *sa->shares);
+    for (size_t i = 0; sa->index_of && i < FF_COORD_MAX_SITES; i++)
+        sa->index_of[i] = -1;
     if (!sa->sel_keys || !sa->index_of || !sa->site_of || !sa->shares)
         return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
     int rc = ff_coord_add_hook(c, on_event, sa);

@@ -34,6 +34,9 @@ typedef struct {
 int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
                        const char *const *names, size_t nsites, EVP_PKEY **keys,
                        const char *run_id, fed_audit *audit) FF_WARN_UNUSED;
+/* The next consortium site (names[nsites], keys[nsites]) joined the running consortium: it
+ * takes part from the next selection. No-op before fed_secagg_install. */
+void fed_secagg_add_site(fed_secagg *sa);
 void fed_secagg_free(fed_secagg *sa);
 /* Fills t->secagg and t->payload (JSON parameters, NUL, the phase's message) for site. */
 int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,

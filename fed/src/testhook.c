@@ -5,7 +5,8 @@
  * <point> in round <round>: the same death as `kill -9` from outside, but at an exact place in
  * the protocol, which an outside observer of a millisecond-long phase cannot hit. Unset (every
  * real deployment) it does nothing; set, it can only end the process that reads it. The points
- * are listed in docs/reliability.md ("Kill points"). */
+ * are listed in docs/reliability.md ("Kill points"). FEDFUSE_TEST_STOP_AT=<point>:<round> stops
+ * the process there (SIGSTOP) instead: a node that hangs, until the test sends SIGCONT. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +29,10 @@ unsigned fed_test_hold_after_share(void)
     return v ? (unsigned)strtoul(v, NULL, 10) : 0;
 }
 
-int fed_test_kill_armed(const char *point, int64_t round)
+/* 1 when the variable var is "<point>:<round>" for this point and round. */
+static int hook_armed(const char *var, const char *point, int64_t round)
 {
-    const char *v = getenv("FEDFUSE_TEST_KILL_AT");
+    const char *v = getenv(var);
     if (!v || !v[0])
         return 0;
     const char *colon = strrchr(v, ':');
@@ -39,8 +41,23 @@ int fed_test_kill_armed(const char *point, int64_t round)
            strtoll(colon + 1, NULL, 10) == round;
 }
 
+int fed_test_kill_armed(const char *point, int64_t round)
+{
+    return hook_armed("FEDFUSE_TEST_KILL_AT", point, round);
+}
+
 void fed_test_kill_at(const char *point, int64_t round)
 {
+    if (hook_armed("FEDFUSE_TEST_STOP_AT", point, round)) {
+        /* FEDFUSE_TEST_STOP_AT (tests/deploy): a hung node, at an exact place; the test
+         * resumes it with SIGCONT when it wants to see what the node does next */
+        char line[160];
+        int n = snprintf(line, sizeof line, "test hook FEDFUSE_TEST_STOP_AT: SIGSTOP at %s of "
+                         "round %lld (pid %d)\n", point, (long long)round, (int)getpid());
+        ssize_t w = n > 0 ? write(STDERR_FILENO, line, (size_t)FF_MIN(n, (int)sizeof line - 1)) : 0;
+        (void)w;
+        raise(SIGSTOP);
+    }
     if (!fed_test_kill_armed(point, round))
         return;
     /* One unbuffered write, so the test can see where the process died. */

@@ -73,6 +73,62 @@ int ff_consortium_has(const ff_consortium *c, const char *name)
     return 0;
 }
 
+/* The certificate at cert_path as a site of this consortium: chains to its CA, inside its
+ * dates, not on its CRL, role site. Writes the CN. */
+static int check_site_cert(const ff_consortium *c, const char *cert_path, char *cn, size_t n)
+{
+    int rc = ff_pki_check_files(c->ca, c->crl[0] ? c->crl : NULL, cert_path, cn, n);
+    if (rc == FF_ECRYPTO) {
+        /* another CA's, expired, not a client certificate: refused as revoked ones are */
+        char why[512];
+        ff_strlcpy(why, ff_error_message(), sizeof why);
+        rc = ff_error(FF_EPOLICY, "%s", why);
+    }
+    X509 *x = NULL;
+    if (rc == FF_OK)
+        rc = ff_pki_load_cert(cert_path, &x);
+    if (rc == FF_OK && (rc = ff_pki_check_role(x, FF_PKI_SITE, NULL)) != FF_OK)
+        ff_error_prefix(rc, "%s: ", cert_path);
+    X509_free(x);
+    return rc;
+}
+
+int ff_consortium_add(const char *path, const char *cert_path, const char *contact, char *name,
+                      size_t name_len, int *added)
+{
+    *added = 0;
+    ff_consortium c;
+    char cn[FF_SITE_NAME_MAX] = "";
+    int rc = ff_consortium_load(path, &c);
+    if (rc == FF_OK)
+        rc = check_site_cert(&c, cert_path, cn, sizeof cn);
+    ff_consortium_free(&c);
+    /* the contact as a YAML double-quoted scalar: printable ASCII, quotes escaped */
+    char more[300] = "";
+    if (rc == FF_OK && contact) {
+        size_t k = (size_t)snprintf(more, sizeof more, "contact: \"");
+        for (const char *p = contact; *p && rc == FF_OK; p++) {
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || k + 4 >= sizeof more ||
+                (size_t)(p - contact) >= 127)
+                rc = ff_error(FF_EINVAL, "contact: printable text of at most 127 characters");
+            else if (*p == '"' || *p == '\\')
+                more[k++] = '\\';
+            more[k++] = *p;
+        }
+        more[k++] = '"';
+        more[k] = '\0';
+    }
+    if (rc == FF_OK)
+        rc = ff_cfg_list_add(path, "sites", "name", cn, contact ? more : NULL, added);
+    if (rc == FF_OK && (rc = ff_consortium_load(path, &c)) != FF_OK)
+        ff_error_prefix(rc, "after adding '%s': ", cn);
+    else if (rc == FF_OK)
+        ff_consortium_free(&c);
+    if (name)
+        ff_strlcpy(name, cn, name_len);
+    return rc;
+}
+
 #define DPOFF(f) (offsetof(ff_policy, dp.f) - offsetof(ff_policy, dp))
 static const char *const dp_levels[] = {"any", "client", "record", "both", NULL};
 static const ff_cfg_field dp_fields[] = {

@@ -32,11 +32,14 @@ struct ff_server {
     int idle_ms;
     ff_server_handlers h;
     ff_consortium cons;
+    char cons_path[1024];
+    struct timespec cons_mtime;
+    double cons_checked;
     X509 *ca;
     X509_CRL *crl;
     time_t crl_mtime;
     double crl_checked;
-    pthread_mutex_t lock; /* counters, crl */
+    pthread_mutex_t lock; /* counters, crl, cons */
     ff_server_counters cnt;
     atomic_int stopping;
     int nworkers;
@@ -198,6 +201,57 @@ static void crl_refresh(ff_server *s)
     s->crl = crl;
     s->crl_mtime = st.st_mtime;
     ff_log(FF_LOG_INFO, "revocation list %s loaded", s->cons.crl);
+}
+
+/* Re-reads the consortium file when it changed (checked at most once a second, or at once
+ * when force: a site not enrolled a moment ago may just have been added), so `fedfuse
+ * consortium add` takes effect without a restart. Only the site list changes; a new ca or crl
+ * path needs a restart. A file that does not load keeps the previous list. Called with
+ * s->lock held; the enrolled handler runs under it, before any call of a new site is served. */
+static void cons_refresh(ff_server *s, int force)
+{
+    struct stat st;
+    double now = ff_now();
+    if (!s->cons_path[0] || (!force && now - s->cons_checked < 1.0))
+        return;
+    s->cons_checked = now;
+    if (stat(s->cons_path, &st) != 0 || (st.st_mtim.tv_sec == s->cons_mtime.tv_sec &&
+                                         st.st_mtim.tv_nsec == s->cons_mtime.tv_nsec))
+        return;
+    s->cons_mtime = st.st_mtim;
+    ff_consortium c;
+    if (ff_consortium_load(s->cons_path, &c) != FF_OK) {
+        ff_log(FF_LOG_ERROR, "keeping the previous site list: %s", ff_error_message());
+        ff_consortium_free(&c);
+        return;
+    }
+    if (strcmp(c.ca, s->cons.ca) != 0 || strcmp(c.crl, s->cons.crl) != 0 ||
+        strcmp(c.consortium, s->cons.consortium) != 0)
+        ff_log(FF_LOG_WARN, "%s: a new consortium name, ca or crl takes a coordinator restart; "
+               "the new site list is in force", s->cons_path);
+    ff_strlcpy(c.ca, s->cons.ca, sizeof c.ca);
+    ff_strlcpy(c.crl, s->cons.crl, sizeof c.crl);
+    ff_strlcpy(c.consortium, s->cons.consortium, sizeof c.consortium);
+    ff_consortium_free(&s->cons);
+    s->cons = c;
+    ff_log(FF_LOG_INFO, "consortium file %s loaded: %zu enrolled sites", s->cons_path,
+           s->cons.sites.count);
+    if (s->h.enrolled)
+        s->h.enrolled(s->h.user, &s->cons);
+}
+
+/* 1 when site is enrolled now (the consortium file is re-read first when it changed). */
+static int site_enrolled(ff_server *s, const char *site)
+{
+    pthread_mutex_lock(&s->lock);
+    cons_refresh(s, 0);
+    int yes = ff_consortium_has(&s->cons, site);
+    if (!yes) {
+        cons_refresh(s, 1);
+        yes = ff_consortium_has(&s->cons, site);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return yes;
 }
 
 static int peer_site(call_ctx *cc, const grpc_metadata_array *md)
@@ -599,7 +653,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         COUNT(s, calls_failed, 1);
         send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
     } else if ((s->insecure || cc.role == FF_PKI_SITE) &&
-               !ff_consortium_has(&s->cons, cc.site)) {
+               !site_enrolled(s, cc.site)) {
         /* An operator is a person of the consortium, not an enrolled site: the CA, the
          * revocation list and its role (Status only) decide. */
         ff_error(FF_EPOLICY, "site '%s' is not enrolled in consortium '%s'", cc.site,
@@ -751,6 +805,10 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         return ff_error(FF_EINVAL, "server: no consortium file");
     if ((rc = ff_consortium_load(o->consortium, &s->cons)) != FF_OK)
         return rc;
+    struct stat cst;
+    ff_strlcpy(s->cons_path, o->consortium, sizeof s->cons_path);
+    if (stat(o->consortium, &cst) == 0)
+        s->cons_mtime = cst.st_mtim;
     if ((rc = ff_pki_load_cert(s->cons.ca, &s->ca)) != FF_OK)
         return ff_error_prefix(rc, "%s: ca: ", o->consortium);
     if (s->cons.crl[0]) {

@@ -416,6 +416,12 @@ void ff_cfg_free(const ff_cfg_field *schema, void *out);
  * already listed (nothing is written). The caller validates the result. */
 int ff_cfg_strlist_add(const char *path, const char *key, const char *value,
                        int *added) FF_WARN_UNUSED;
+/* As ff_cfg_strlist_add for a list of mappings identified by their scalar `field` (the
+ * consortium's `sites: [{name: ...}]`): adds `field: value` (and the line `more`, "key: value"
+ * YAML text, when not NULL) unless an item already has that field value. field NULL = a list
+ * of scalars. */
+int ff_cfg_list_add(const char *path, const char *key, const char *field, const char *value,
+                    const char *more, int *added) FF_WARN_UNUSED;
 /* Line and column (1-based) of the deepest key of path ("tls.cert", "stages[1].name") found in
  * the YAML text; 1:1 when the text does not parse or has none of it. */
 void ff_cfg_key_place(const char *yaml, size_t len, const char *path, size_t *line, size_t *col);

@@ -174,6 +174,14 @@ typedef struct {
 
 int ff_consortium_load(const char *path, ff_consortium *out) FF_WARN_UNUSED;
 void ff_consortium_free(ff_consortium *c);
+/* Enrols a hospital: the certificate at cert_path must chain to the consortium's CA, be
+ * inside its dates, not be on its CRL and carry the site role; its CN is then added to the
+ * file's `sites` list in place (comments and mode kept, rewritten atomically), with
+ * `contact` when not NULL. The CN is written to name (may be NULL); *added = 0 when it was
+ * already listed. A running coordinator re-reads the file at its next call (ff_server):
+ * `fedfuse consortium add`. A refused certificate is FF_EPOLICY with the reason. */
+int ff_consortium_add(const char *path, const char *cert_path, const char *contact, char *name,
+                      size_t name_len, int *added) FF_WARN_UNUSED;
 /* 1 when name is an enrolled site. */
 int ff_consortium_has(const ff_consortium *c, const char *name);
 
@@ -347,6 +355,10 @@ typedef struct {
     /* A call from site was refused because its certificate is revoked (why says so), so the
      * round need not wait for that site; may be NULL. Runs on a server thread. */
     void (*refused)(void *user, const char *site, const char *why);
+    /* The consortium file changed and was re-read (`fedfuse consortium add`): cons is the new
+     * site list. Runs on a server thread, under the server's lock, before any call of a newly
+     * listed site is served; may be NULL. */
+    void (*enrolled)(void *user, const ff_consortium *cons);
 } ff_server_handlers;
 
 /* Counters of refused and served calls (also appended to every Status reply). */
@@ -365,7 +377,8 @@ typedef struct {
 } ff_server_counters;
 
 /* Binds, loads the consortium file (and its CA/CRL), starts the worker threads. On error
- * nothing is left running. handlers is copied. */
+ * nothing is left running. handlers is copied. The consortium file's site list and the CRL
+ * are re-read when their files change (checked at most once a second, at calls). */
 int ff_server_start(ff_server **out, const ff_server_opts *o,
                     const ff_server_handlers *h) FF_WARN_UNUSED;
 /* The bound port (useful with ":0"). */
