@@ -67,7 +67,8 @@ FF_CLI_GROUP_DEFINE(client,
      "  the k most similar training patients of the site (distance of the fused embedding)\n"
      "  with their outcomes; counterfactuals: --lab CODE (that lab at a normal value, bins\n"
      "  5 and 6, or with no value) and --word WORD (the word absent from the note).\n"
-     "  Writes DIR/explain.json and DIR/heatmap.png (default DIR: explain-out). --json prints\n"
+     "  Writes DIR/explain.html (the page), DIR/explain.json, DIR/heatmap.png (the first\n"
+     "  task's signed map) and DIR/heatmap-TASK.png (default DIR: explain-out). --json prints\n"
      "  the JSON instead of the summary. Runs locally: the patient's words and codes are\n"
      "  printed to this terminal only; nothing of them goes to the log.\n"})
 
@@ -561,9 +562,10 @@ static int cmd_explain(int argc, char **argv)
         out = "explain-out";
     eo.k = (int)k;
     eo.top = (int)top;
-    char hpath[1024], jpath[1024];
+    char hpath[1024], jpath[1024], ppath[1024];
     snprintf(hpath, sizeof hpath, "%s/heatmap.png", out);
     snprintf(jpath, sizeof jpath, "%s/explain.json", out);
+    snprintf(ppath, sizeof ppath, "%s/explain.html", out);
     eo.heatmap_path = hpath;
     site_set s;
     rc = sites_load(&s, cfg, &dir, 1);
@@ -583,13 +585,15 @@ static int cmd_explain(int argc, char **argv)
         rc = ff_explain(m, s.sites[0], dir, pid, &eo, &ex);
     if (rc == FF_OK)
         rc = ff_eval_json_write(ex, jpath);
+    if (rc == FF_OK)
+        rc = ff_explain_page_write(ex, ppath);
     if (rc == FF_OK && as_json) {
         json_dumpf(ex, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
     } else if (rc == FF_OK) {
         ff_explain_print(ex, eo.top, stdout);
         int hm = json_is_string(json_object_get(ex, "heatmap"));
-        printf("\nwrote %s%s%s\n", jpath, hm ? " and " : "", hm ? hpath : "");
+        printf("\nwrote %s, %s%s%s\n", ppath, jpath, hm ? " and " : "", hm ? hpath : "");
     }
     json_decref(ex);
     ff_model_free(m);

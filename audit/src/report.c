@@ -8,20 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void esc(FILE *f, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
 static const char *jstr(json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
@@ -93,9 +79,9 @@ static void write_header(FILE *f, const ff_audit_summary *s, const ff_audit_find
                 s->receipts_given ? "" : "; the sites' receipts were NOT checked (give --receipts and --certs)");
     fprintf(f, "<h2>What was checked, with which keys</h2><table>");
     fprintf(f, "<tr><th>check</th><th>result</th></tr><tr><td class='l'>consortium CA</td><td class='l'>");
-    esc(f, s->ca_subject[0] ? s->ca_subject : "none given");
+    ff_html_fputs(f, s->ca_subject[0] ? s->ca_subject : "none given");
     fprintf(f, "</td></tr><tr><td class='l'>coordinator audit key (signs every entry)</td><td class='l'>");
-    esc(f, s->coordinator_subject);
+    ff_html_fputs(f, s->coordinator_subject);
     fprintf(f, " — %s</td></tr>", s->ca_checked ? "chains to the CA" : "NOT checked");
     fprintf(f, "<tr><td class='l'>hash chain, sequence, signatures</td><td class='l'>%llu entries</td></tr>",
             (unsigned long long)s->entries);
@@ -141,7 +127,7 @@ static void write_findings(FILE *f, const ff_audit_findings *fd)
         if (dot)
             *dot = '\0';
         fprintf(f, "<h3>");
-        esc(f, kind);
+        ff_html_fputs(f, kind);
         fprintf(f, "</h3><table><tr><th>entry</th><th>rule</th><th>detail</th></tr>");
         for (size_t j = i; j < fd->count; j++) {
             size_t kl = strlen(kind);
@@ -153,9 +139,9 @@ static void write_findings(FILE *f, const ff_audit_findings *fd)
                 fprintf(f, "<tr><td>%lld</td><td>", (long long)fd->items[j].seq);
             else
                 fprintf(f, "<tr><td>(file)</td><td>");
-            esc(f, r);
+            ff_html_fputs(f, r);
             fprintf(f, "</td><td class='l'>");
-            esc(f, fd->items[j].detail);
+            ff_html_fputs(f, fd->items[j].detail);
             fprintf(f, "</td></tr>");
         }
         fprintf(f, "</table>");
@@ -173,13 +159,13 @@ static void write_job(FILE *f, json_t *job)
                              {"run_name", "run name"}};
     for (size_t i = 0; i < FF_ARRAY_LEN(keys); i++) {
         fprintf(f, "<tr><td class='l'>%s</td><td class='l'><code>", keys[i][1]);
-        esc(f, jstr(g, keys[i][0]) ? jstr(g, keys[i][0]) : "—");
+        ff_html_fputs(f, jstr(g, keys[i][0]) ? jstr(g, keys[i][0]) : "—");
         fprintf(f, "</code></td></tr>");
     }
     if (rs) {
         char *t = json_dumps(rs, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fprintf(f, "<tr><td class='l'>run settings (run_start)</td><td class='l'><code>");
-        esc(f, t);
+        ff_html_fputs(f, t);
         fprintf(f, "</code></td></tr>");
         free(t);
     }
@@ -195,16 +181,16 @@ static void write_timeline(FILE *f, json_t *tl)
     json_array_foreach(tl, i, t)
     {
         fprintf(f, "<tr><td>%lld</td><td>", (long long)json_integer_value(json_object_get(t, "seq")));
-        esc(f, jstr(t, "ts"));
+        ff_html_fputs(f, jstr(t, "ts"));
         fprintf(f, "</td><td>");
-        esc(f, jstr(t, "event"));
+        ff_html_fputs(f, jstr(t, "event"));
         fprintf(f, "</td><td class='l'>");
         json_t *d = json_deep_copy(t);
         json_object_del(d, "seq");
         json_object_del(d, "ts");
         json_object_del(d, "event");
         char *txt = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        esc(f, txt);
+        ff_html_fputs(f, txt);
         free(txt);
         json_decref(d);
         fprintf(f, "</td></tr>");
@@ -223,7 +209,7 @@ static void write_rounds(FILE *f, const ff_audit_summary *s, json_t *rounds)
     {
         json_t *sa = json_object_get(r, "secagg");
         fprintf(f, "<tr><td>%lld</td><td>", (long long)json_integer_value(json_object_get(r, "round")));
-        esc(f, jstr(r, "ts"));
+        ff_html_fputs(f, jstr(r, "ts"));
         fprintf(f, "</td><td>%lld</td><td>%zu</td><td>%zu</td>",
                 (long long)json_integer_value(json_object_get(r, "attempts")),
                 json_array_size(json_object_get(r, "selected")), json_array_size(json_object_get(r, "sites")));
@@ -256,7 +242,7 @@ static void write_sites(FILE *f, const ff_audit_summary *s, json_t *rounds)
     json_object_foreach(names, site, v)
     {
         fprintf(f, "<th>");
-        esc(f, site);
+        ff_html_fputs(f, site);
         fprintf(f, "</th>");
     }
     fprintf(f, "</tr>");
@@ -274,7 +260,7 @@ static void write_sites(FILE *f, const ff_audit_summary *s, json_t *rounds)
             fprintf(f, "<td class='%s'>%s", bad ? "bad" : "", in ? "aggregated" : sel ? "dropped" : "");
             if (rs) {
                 fprintf(f, "<br>receipt: ");
-                esc(f, rs);
+                ff_html_fputs(f, rs);
             }
             fprintf(f, "</td>");
         }

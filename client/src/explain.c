@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ff/client.h"
+#include "explain_internal.h"
 
 void ff_explain_opts_default(ff_explain_opts *o)
 {
@@ -47,27 +48,6 @@ int ff_explain_find(const ff_site *s, const char *site_name, const char *patient
 /* The patient's raw rows (notes.csv, events.csv), read again for words and event details     */
 /* ---------------------------------------------------------------------------------------- */
 
-#define EX_MAX_FIELDS 16
-
-typedef struct {
-    char *code, *value; /* value "" = none */
-    double hours;
-    int32_t code_id;
-} ex_event;
-
-typedef struct {
-    const char *want; /* patient id */
-    int nfields, is_header, col_id, col_a, col_b, col_c;
-    const char *names[3];
-    char *field[EX_MAX_FIELDS];
-    size_t flen[EX_MAX_FIELDS];
-    /* notes: concatenated text; events: rows */
-    char *text;
-    size_t text_len;
-    ex_event *ev;
-    size_t nev, cap;
-    int Vc, events, oom;
-} ex_reader;
 
 static void ex_field(void *data, size_t len, void *vctx)
 {
@@ -212,27 +192,6 @@ static int cmp_ex_event(const void *a, const void *b)
 /* Explanation state                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-typedef struct {
-    ff_model *m;
-    const ff_data_shape *sh;
-    int K, B, P, np;          /* tasks, max batch, patch side, patches */
-    ff_batch base;            /* row 0 = the patient */
-    ff_batch work;            /* variants */
-    float logit0[FF_DATA_TASKS];
-    double T[FF_DATA_TASKS];  /* temperatures (1 = not calibrated) */
-    int calibrated[FF_DATA_TASKS];
-    ex_reader notes, events;
-    ex_event **ev_at;         /* [Le]: raw event at each batch position, NULL if unknown */
-    char **word_of;           /* [Lt]: word of each token position, NULL if unknown */
-    int32_t lab_code;
-} ex_state;
-
-enum { V_WORD, V_PATCH, V_EVENT, V_DROP, V_LAB, V_COUNT };
-typedef struct {
-    int kind, arg;
-    int ok;                   /* 1: forward ran (some modality left) */
-    float logit[FF_DATA_TASKS];
-} ex_variant;
 
 static void copy_row(ff_batch *dst, int r, const ff_batch *src)
 {
@@ -248,10 +207,9 @@ static void copy_row(ff_batch *dst, int r, const ff_batch *src)
     memcpy(dst->label_mask + ru * K, src->label_mask, K * sizeof(float));
 }
 
-/* Row r of b becomes the patient with variant v applied. */
-static void apply_variant(const ex_state *st, ff_batch *b, int r, const ex_variant *v)
+/* Applies variant v's edit to row r of b (already a copy of the patient). */
+static void apply_edit(const ex_state *st, ff_batch *b, int r, const ex_variant *v)
 {
-    copy_row(b, r, &st->base);
     size_t Lt = (size_t)b->Lt, Le = (size_t)b->Le, ru = (size_t)r;
     int32_t *t = b->text_ids + ru * Lt;
     int32_t *ec = b->ehr_code + ru * Le, *ev = b->ehr_val + ru * Le, *et = b->ehr_time + ru * Le;
@@ -288,8 +246,20 @@ static void apply_variant(const ex_state *st, ff_batch *b, int r, const ex_varia
     }
 }
 
+/* Row r of b becomes the patient with variant v applied (every item of a V_SET). */
+static void apply_variant(const ex_state *st, ff_batch *b, int r, const ex_variant *v)
+{
+    copy_row(b, r, &st->base);
+    if (v->kind != V_SET) {
+        apply_edit(st, b, r, v);
+        return;
+    }
+    for (int i = 0; i < v->nset; i++)
+        apply_edit(st, b, r, v->set[i]);
+}
+
 /* Runs every variant through the model, max-batch rows at a time. */
-static int run_variants(ex_state *st, ex_variant *v, size_t n)
+int ex_run_variants(ex_state *st, ex_variant *v, size_t n)
 {
     int rows[1024];
     size_t i = 0;
@@ -316,7 +286,6 @@ static int run_variants(ex_state *st, ex_variant *v, size_t n)
     return FF_OK;
 }
 
-static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* Temperature per task from the site's val split (FF_ENUMERIC or too few labels: T = 1). */
 static int fit_temperatures(ex_state *st, const ff_site *s)
@@ -423,7 +392,7 @@ static json_t *prob_arr(const ex_state *st, const float *logit)
 {
     json_t *a = json_array();
     for (int k = 0; k < st->K; k++)
-        json_array_append_new(a, json_real(sigm((double)logit[k] / st->T[k])));
+        json_array_append_new(a, json_real(ex_sigm((double)logit[k] / st->T[k])));
     return a;
 }
 
@@ -431,7 +400,7 @@ static json_t *raw_prob_arr(const ex_state *st, const float *logit)
 {
     json_t *a = json_array();
     for (int k = 0; k < st->K; k++)
-        json_array_append_new(a, json_real(sigm((double)logit[k])));
+        json_array_append_new(a, json_real(ex_sigm((double)logit[k])));
     return a;
 }
 
@@ -458,70 +427,6 @@ static json_t *sorted(json_t *arr)
     free(v);
     json_decref(arr);
     return out;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Heat map                                                                                  */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Writes an 8-bit RGB PNG of W x H pixels (rgb row-major) with libpng. */
-static int png_write_rgb(const char *path, const uint8_t *rgb, int W, int H)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return ff_error(FF_EIO, "%s: cannot open for writing", path);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return ff_error(FF_ENOMEM, "%s: out of memory", path);
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(fp);
-        return ff_error(FF_EIO, "%s: PNG write failed", path);
-    }
-    png_init_io(png, fp);
-    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < H; y++)
-        png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)W * 3));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(fp) != 0)
-        return ff_error(FF_EIO, "%s: write failed", path);
-    return FF_OK;
-}
-
-/* The image (channel 0, [-1,1] to grey) upscaled by nearest neighbour to at least 256 px,
- * blended with red in proportion to each patch's occlusion importance, min-max scaled over the
- * patches (least important = no red, most important = 70% red): relative, not absolute. */
-static int write_heatmap(const char *path, const ex_state *st, const double *imp)
-{
-    int S = st->sh->W, g = S / st->P, f = (256 + S - 1) / S, W = S * f;
-    double mx = 0, mn = INFINITY;
-    for (int i = 0; i < st->np; i++)
-        mx = fmax(mx, imp[i]), mn = fmin(mn, imp[i]);
-    uint8_t *rgb = malloc((size_t)W * (size_t)W * 3);
-    if (!rgb)
-        return ff_error(FF_ENOMEM, "%s: out of memory", path);
-    for (int y = 0; y < W; y++) {
-        int sy = y / f;
-        for (int x = 0; x < W; x++) {
-            int sx = x / f;
-            double v = (st->base.image[(size_t)sy * S + sx] + 1.0) * 0.5;
-            v = v < 0 ? 0 : v > 1 ? 1 : v;
-            double a = mx > mn ? 0.7 * (imp[(sy / st->P) * g + sx / st->P] - mn) / (mx - mn) : 0;
-            uint8_t *px = rgb + ((size_t)y * W + x) * 3;
-            px[0] = (uint8_t)lround(255.0 * ((1 - a) * v + a));
-            px[1] = px[2] = (uint8_t)lround(255.0 * (1 - a) * v);
-        }
-    }
-    int rc = png_write_rgb(path, rgb, W, W);
-    free(rgb);
-    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -576,7 +481,7 @@ static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t sel
             memcpy(lab + p * K, st->work.labels + (size_t)i * K, K * sizeof(float));
             memcpy(msk + p * K, st->work.label_mask + (size_t)i * K, K * sizeof(float));
             for (size_t t = 0; t < K; t++)
-                prob[p * K + t] = (float)sigm(logits[(size_t)i * K + t]);
+                prob[p * K + t] = (float)ex_sigm(logits[(size_t)i * K + t]);
             if (split == FF_SPLIT_TRAIN && p == self)
                 continue; /* never the patient itself */
             double d2 = 0;
@@ -665,6 +570,34 @@ static size_t make_variants(const ex_state *st, const ff_explain_opts *o, ex_var
     if (o->word) /* -1 = the word's id, filled by the caller */
         v[n++] = (ex_variant){.kind = V_WORD, .arg = -1};
     return n;
+}
+
+/* Words the word view leaves out: single characters, numbers alone and English function
+ * words ("o", "m", "see" ranked at the top tell a clinician nothing). Negations ("no", "not",
+ * "denies") stay: they change what a note means. The words still count in the deletion test. */
+static int ex_word_hidden(const char *w)
+{
+    static const char *const stop[] = {
+        "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+        "been", "before", "being", "both", "but", "by", "can", "could", "did", "do", "does",
+        "for", "from", "had", "has", "have", "he", "her", "here", "him", "his", "how", "i",
+        "if", "in", "into", "is", "it", "its", "may", "me", "more", "most", "my", "of", "on",
+        "or", "other", "our", "over", "per", "pt", "same", "see", "she", "should", "so", "some",
+        "such", "than", "that", "the", "their", "them", "then", "there", "these", "they",
+        "this", "those", "to", "too", "under", "up", "upon", "very", "via", "was", "we",
+        "were", "what", "when", "where", "which", "while", "who", "will", "with", "would",
+        "you", "your"};
+    size_t len = w ? strlen(w) : 0, digits = 0;
+    if (len <= 1)
+        return 1;
+    for (size_t i = 0; i < len; i++)
+        digits += isdigit((unsigned char)w[i]) != 0;
+    if (digits == len)
+        return 1;
+    for (size_t i = 0; i < sizeof stop / sizeof *stop; i++)
+        if (strcmp(w, stop[i]) == 0)
+            return 1;
+    return 0;
 }
 
 static json_t *word_json(const ex_state *st, const ex_variant *v, const float *att)
@@ -790,8 +723,8 @@ static json_t *predictions_json(const ex_state *st)
         float l = st->base.label_mask[k] > 0.5f ? st->base.labels[k] : -1;
         json_object_set_new(o, "task", json_string(ff_client_task_names[k]));
         json_object_set_new(o, "logit", json_real(st->logit0[k]));
-        json_object_set_new(o, "probability", json_real(sigm(st->logit0[k])));
-        json_object_set_new(o, "calibrated", json_real(sigm(st->logit0[k] / st->T[k])));
+        json_object_set_new(o, "probability", json_real(ex_sigm(st->logit0[k])));
+        json_object_set_new(o, "calibrated", json_real(ex_sigm(st->logit0[k] / st->T[k])));
         json_object_set_new(o, "temperature", json_real(st->T[k]));
         json_object_set_new(o, "temperature_fitted", json_boolean(st->calibrated[k]));
         json_object_set_new(o, "label", l < 0 ? json_null() : json_integer(l > 0.5f));
@@ -802,11 +735,13 @@ static json_t *predictions_json(const ex_state *st)
 
 /* The views from the variants' logits, into ex. */
 static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant *v, size_t n,
-                       const ex_attn *at, double *patch_imp, json_t *ex)
+                       const ex_attn *at, double *patch_delta, json_t *ex)
 {
     json_t *words = json_array(), *events = json_array(), *patches = json_array();
     json_t *abl = json_array(), *cf = json_array();
     int g = st->sh->W / st->P;
+    long hidden = 0;
+    json_t *hidden_words = json_array();
     for (size_t i = 0; i < n; i++) {
         const ex_variant *x = &v[i];
         double imp;
@@ -819,7 +754,13 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
                                                            "note: prediction unchanged"));
             json_array_append_new(cf, c);
         } else if (x->kind == V_WORD && x->ok) {
-            json_array_append_new(words, word_json(st, x, at->words));
+            json_t *wj = word_json(st, x, at->words);
+            if (ex_word_hidden(json_string_value(json_object_get(wj, "word")))) {
+                json_array_append_new(hidden_words, wj);
+                hidden++;
+            } else {
+                json_array_append_new(words, wj);
+            }
         } else if (x->kind == V_PATCH && x->ok) {
             json_t *p = json_object();
             json_object_set_new(p, "row", json_integer(x->arg / g));
@@ -828,7 +769,9 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
             json_object_set_new(p, "importance", json_real(imp));
             json_object_set_new(p, "attention", at->patches ? json_real(at->patches[x->arg])
                                                             : json_null());
-            patch_imp[x->arg] = imp;
+            for (int k = 0; k < st->K; k++)
+                patch_delta[(size_t)k * (size_t)st->np + (size_t)x->arg] =
+                    (double)st->logit0[k] - (double)x->logit[k];
             json_array_append_new(patches, p);
         } else if (x->kind == V_EVENT && x->ok) {
             json_array_append_new(events, event_json(st, x, at->events));
@@ -858,6 +801,8 @@ static void views_json(ex_state *st, const ff_explain_opts *o, const ex_variant 
         }
     }
     json_object_set_new(ex, "words", sorted(words));
+    json_object_set_new(ex, "words_hidden", json_integer(hidden));
+    json_object_set_new(ex, "hidden_words", sorted(hidden_words)); /* out of the word view */
     json_object_set_new(ex, "patches", patches);
     json_object_set_new(ex, "events", sorted(events));
     json_object_set_new(ex, "ablation", abl);
@@ -897,8 +842,8 @@ static int explain_body(ex_state *st, const ff_site *s, ff_split split, size_t i
     ex_variant *v = NULL;
     ex_attn at = {0};
     float *e0 = NULL;
-    double *patch_imp = calloc((size_t)st->np + 1, sizeof *patch_imp);
-    int rc = patch_imp ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    double *patch_delta = calloc((size_t)st->np * (size_t)st->K + 1, sizeof *patch_delta);
+    int rc = patch_delta ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)
         rc = fit_temperatures(st, s);
     ff_batch one = st->base;
@@ -934,21 +879,26 @@ static int explain_body(ex_state *st, const ff_site *s, ff_split split, size_t i
             v[n - 1].arg = -1; /* matches no token: the input is unchanged */
     }
     if (rc == FF_OK)
-        rc = run_variants(st, v, n);
+        rc = ex_run_variants(st, v, n);
     if (rc == FF_OK) {
         json_object_set_new(ex, "predictions", predictions_json(st));
-        views_json(st, o, v, n, &at, patch_imp, ex);
+        views_json(st, o, v, n, &at, patch_delta, ex);
         json_object_set_new(ex, "methods", methods_json());
     }
+    size_t singles = 0; /* words, patches, events come first (make_variants) */
+    while (singles < n && v[singles].kind != V_DROP)
+        singles++;
+    if (rc == FF_OK)
+        rc = ex_faithfulness(st, v, singles, ex);
     if (rc == FF_OK && o->heatmap_path && st->base.image_present[0] > 0.5f)
-        rc = write_heatmap(o->heatmap_path, st, patch_imp);
+        rc = ex_heatmaps(st, patch_delta, o->heatmap_path, ex);
     json_object_set_new(ex, "heatmap", rc == FF_OK && o->heatmap_path &&
                                            st->base.image_present[0] > 0.5f
                                            ? json_string(o->heatmap_path) : json_null());
     attn_free(&at);
     free(v);
     free(e0);
-    free(patch_imp);
+    free(patch_delta);
     return rc;
 }
 
@@ -1120,9 +1070,36 @@ static void print_patches(const json_t *ex, int top, FILE *out)
         fputc('\n', out);
     }
     json_decref(s);
-    json_t *hm = json_object_get(ex, "heatmap");
-    if (json_is_string(hm))
-        fprintf(out, "  heat map: %s\n", json_string_value(hm));
+    json_t *sc = json_object_get(ex, "heatmap_scale");
+    json_array_foreach(json_object_get(ex, "heatmaps"), i, p)
+        fprintf(out, "  heat map %-10s %s (%lld of %lld patches above the noise floor)\n",
+                json_string_value(json_object_get(p, "task")),
+                json_string_value(json_object_get(p, "file")),
+                (long long)json_integer_value(json_object_get(p, "patches_shown")),
+                (long long)json_integer_value(json_object_get(p, "patches")));
+    if (sc)
+        fprintf(out, "  (signed, fixed scale: red raised the risk, blue lowered it, full colour "
+                     "at +/-%.2f log-odds, nothing below %.2f)\n",
+                json_number_value(json_object_get(sc, "scale_logit")),
+                json_number_value(json_object_get(sc, "noise_floor_logit")));
+}
+
+/* One line per task: the deletion test of explain_faith.c. */
+static void print_faithfulness(const json_t *ex, FILE *out)
+{
+    size_t i;
+    json_t *f;
+    fprintf(out, "Faithfulness (deletion test: remove the top items one by one; 0 = no better "
+                 "than random, 1 = the risk is gone)\n");
+    json_array_foreach(json_object_get(ex, "faithfulness"), i, f) {
+        json_t *a = json_object_get(f, "attribution_order"), *r = json_object_get(f, "random_order");
+        size_t last = json_array_size(a) - 1;
+        fprintf(out, "  %-12s faithfulness %+.2f: top %zu items %.3f -> %.3f, random %.3f -> %.3f\n",
+                json_string_value(json_object_get(f, "task")),
+                json_number_value(json_object_get(f, "faithfulness")), last,
+                json_number_value(json_array_get(a, 0)), json_number_value(json_array_get(a, last)),
+                json_number_value(json_array_get(r, 0)), json_number_value(json_array_get(r, last)));
+    }
 }
 
 void ff_explain_print(const json_t *ex, int top, FILE *out)
@@ -1161,6 +1138,8 @@ void ff_explain_print(const json_t *ex, int top, FILE *out)
     print_words_events(ex, top, out);
     fputc('\n', out);
     print_patches(ex, top, out);
+    fputc('\n', out);
+    print_faithfulness(ex, out);
     fputc('\n', out);
     print_task_header(ex, "Most similar training patients (distance; outcomes)\n"
                           "                                            ", out);

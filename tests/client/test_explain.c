@@ -9,6 +9,7 @@
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ff/client.h"
 #include "site_fixture.h"
@@ -117,7 +118,22 @@ static void test_predictions_finite(void **state)
     json_t *x;
     json_array_foreach(json_object_get(ex, "words"), w, x)
         s += json_number_value(json_object_get(x, "attention"));
+    /* ... less what the hidden words (stop words, single letters) received */
+    json_array_foreach(json_object_get(ex, "hidden_words"), w, x)
+        s += json_number_value(json_object_get(x, "attention"));
     assert_true(fabs(s - 1.0) < 1e-4);
+    s = 0;
+    json_array_foreach(json_object_get(ex, "words"), w, x)
+        s += json_number_value(json_object_get(x, "attention"));
+    if (json_integer_value(json_object_get(ex, "words_hidden")) == 0)
+        assert_true(fabs(s - 1.0) < 1e-4);
+    else
+        assert_true(s > 0 && s < 1.0 + 1e-4);
+    json_array_foreach(json_object_get(ex, "words"), w, x) {
+        const char *word = json_string_value(json_object_get(x, "word"));
+        assert_true(strlen(word) > 1);
+        assert_true(strcmp(word, "the") != 0 && strcmp(word, "see") != 0);
+    }
     json_decref(ex);
 }
 
@@ -322,14 +338,81 @@ static void test_heatmap_png(void **state)
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     assert_true(png_image_begin_read_from_file(&img, o.heatmap_path));
-    /* 32 px upscaled by 8 to 256 */
+    /* 32 px upscaled by 8 to 256, then the colour bar (10 + 18 + 6 px) */
     assert_int_equal(img.width, 256);
-    assert_int_equal(img.height, 256);
+    assert_int_equal(img.height, 256 + 34);
     img.format = PNG_FORMAT_RGB;
     unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
     assert_true(png_image_finish_read(&img, NULL, buf, 0, NULL));
+    json_t *pa = json_object_get(ex, "patches");
+    assert_int_equal(json_array_size(pa), 16);
+    /* each patch's colour follows the sign of its change for the first task, on the fixed
+     * scale: red above the noise floor, blue below minus it, grey (R = G = B) in between */
+    double floor = json_number_value(json_object_get(json_object_get(ex, "heatmap_scale"),
+                                                     "noise_floor_logit"));
+    assert_true(floor > 0);
+    size_t k;
+    json_t *p;
+    int signs = 0;
+    json_array_foreach(pa, k, p) {
+        double d = json_number_value(json_array_get(json_object_get(p, "occlusion"), 0));
+        size_t row = (size_t)json_integer_value(json_object_get(p, "row"));
+        size_t col = (size_t)json_integer_value(json_object_get(p, "col"));
+        const unsigned char *px = buf + ((row * 64 + 32) * 256 + col * 64 + 32) * 3;
+        if (d >= floor)
+            assert_true(px[0] > px[2]), signs++;
+        else if (d <= -floor)
+            assert_true(px[2] > px[0]), signs++;
+        else
+            assert_true(px[0] == px[1] && px[1] == px[2]);
+    }
     free(buf);
-    assert_int_equal(json_array_size(json_object_get(ex, "patches")), 16);
+    /* one map per task beside it */
+    json_t *maps = json_object_get(ex, "heatmaps");
+    assert_int_equal(json_array_size(maps), json_array_size(json_object_get(ex, "predictions")));
+    json_array_foreach(maps, k, p)
+        assert_true(access(json_string_value(json_object_get(p, "file")), R_OK) == 0);
+    (void)signs;
+    json_decref(ex);
+}
+
+/* The deletion test: step 0 is the prediction itself and step 1 removes exactly the item the
+ * occlusion view ranks first, so it must equal that item's own occluded prediction. */
+static void test_faithfulness_curve(void **state)
+{
+    fixture *f = *state;
+    size_t i = full_patient(f, FF_SPLIT_TEST);
+    ff_explain_opts o;
+    ff_explain_opts_default(&o);
+    o.k = 0;
+    json_t *ex = explain(f, ff_site_patient_id(f->site, FF_SPLIT_TEST, i), &o);
+    json_t *fa = json_object_get(ex, "faithfulness");
+    assert_int_equal(json_array_size(fa), json_array_size(json_object_get(ex, "predictions")));
+    size_t k;
+    json_t *t;
+    json_array_foreach(fa, k, t) {
+        json_t *pred = json_array_get(json_object_get(ex, "predictions"), k);
+        double T = json_number_value(json_object_get(pred, "temperature"));
+        double l0 = json_number_value(json_object_get(pred, "logit"));
+        json_t *a = json_object_get(t, "attribution_order");
+        assert_true(json_array_size(a) >= 2);
+        assert_true(fabs(json_number_value(json_array_get(a, 0)) -
+                         json_number_value(json_object_get(pred, "calibrated"))) < 1e-6);
+        /* the largest single change over words, events and patches */
+        double top = -INFINITY;
+        const char *const views[4] = {"words", "hidden_words", "events", "patches"};
+        for (int v = 0; v < 4; v++) {
+            size_t j;
+            json_t *it;
+            json_array_foreach(json_object_get(ex, views[v]), j, it)
+                top = fmax(top, json_number_value(json_array_get(json_object_get(it, "occlusion"),
+                                                                 k)));
+        }
+        double want = 1.0 / (1.0 + exp(-(l0 - top) / T));
+        assert_true(fabs(json_number_value(json_array_get(a, 1)) - want) < 1e-4);
+        double sc = json_number_value(json_object_get(t, "faithfulness"));
+        assert_true(isfinite(sc) && sc <= 1.0);
+    }
     json_decref(ex);
 }
 
@@ -390,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_lab_counterfactual),
         cmocka_unit_test(test_neighbours_sorted_without_self),
         cmocka_unit_test(test_heatmap_png),
+        cmocka_unit_test(test_faithfulness_curve),
         cmocka_unit_test(test_patient_without_image),
         cmocka_unit_test(test_unknown_patient),
     };

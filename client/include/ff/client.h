@@ -170,7 +170,8 @@ typedef struct {
     int k;                    /* nearest training patients (0 = none) */
     const char *lab;          /* EHR code for the "lab value normal" counterfactual, or NULL */
     const char *word;         /* note word for the "word absent" counterfactual, or NULL */
-    const char *heatmap_path; /* PNG of the image with the patch-occlusion overlay, or NULL */
+    const char *heatmap_path; /* PNG of the first task's signed patch-occlusion map, or NULL;
+                               * every task's map goes beside it as heatmap-TASK.png */
     int top;                  /* items per view in the printed summary */
 } ff_explain_opts;
 void ff_explain_opts_default(ff_explain_opts *o); /* k 5, top 8, no lab/word/heatmap */
@@ -189,6 +190,13 @@ int ff_explain_find(const ff_site *s, const char *site_name, const char *patient
  * is NULL. The model needs max batch >= 2. */
 int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *patient_id,
                const ff_explain_opts *o, json_t **out) FF_WARN_UNUSED;
+
+/* Writes the explanation as one self-contained page at path (atomically): predictions,
+ * ablation, per task the signed heat map with its scale and legend, the words and events
+ * above the noise floor, and the faithfulness (deletion test). The heat-map files named in
+ * ex["heatmaps"] must exist (ff_explain with heatmap_path). Holds the patient's own data,
+ * like the JSON: a local file. */
+int ff_explain_page_write(const json_t *ex, const char *path) FF_WARN_UNUSED;
 
 /* Prints the readable summary of an explanation (top o->top items per view). */
 void ff_explain_print(const json_t *ex, int top, FILE *out);

@@ -115,6 +115,10 @@ void ff_logv(ff_log_level level, const char *fmt, va_list ap) FF_PRINTF(2, 0);
  * for any peer-controlled string shown on a terminal or in a log. Returns the length. */
 size_t ff_log_escape(char *out, size_t cap, const char *in);
 
+/* Writes s to f with the five HTML-special characters (< > & " ') as entities: text and
+ * attribute values of the self-contained pages (report, audit, explanation). NULL = nothing. */
+void ff_html_fputs(FILE *f, const char *s);
+
 #define FF_LOG_DEBUG(...) ff_log(FF_LOG_DEBUG, __VA_ARGS__)
 #define FF_LOG_INFO(...) ff_log(FF_LOG_INFO, __VA_ARGS__)
 #define FF_LOG_WARN(...) ff_log(FF_LOG_WARN, __VA_ARGS__)

@@ -1,0 +1,74 @@
+/* Internal to fedfuse explain (client/src/explain*.c): the state of one patient's
+ * explanation and the input variants run through the model. */
+#ifndef FF_CLIENT_EXPLAIN_INTERNAL_H
+#define FF_CLIENT_EXPLAIN_INTERNAL_H
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "ff/client.h"
+
+#define EX_MAX_FIELDS 16
+
+typedef struct {
+    char *code, *value; /* value "" = none */
+    double hours;
+    int32_t code_id;
+} ex_event;
+
+typedef struct {
+    const char *want; /* patient id */
+    int nfields, is_header, col_id, col_a, col_b, col_c;
+    const char *names[3];
+    char *field[EX_MAX_FIELDS];
+    size_t flen[EX_MAX_FIELDS];
+    /* notes: concatenated text; events: rows */
+    char *text;
+    size_t text_len;
+    ex_event *ev;
+    size_t nev, cap;
+    int Vc, events, oom;
+} ex_reader;
+
+typedef struct {
+    ff_model *m;
+    const ff_data_shape *sh;
+    int K, B, P, np;          /* tasks, max batch, patch side, patches */
+    ff_batch base;            /* row 0 = the patient */
+    ff_batch work;            /* variants */
+    float logit0[FF_DATA_TASKS];
+    double T[FF_DATA_TASKS];  /* temperatures (1 = not calibrated) */
+    int calibrated[FF_DATA_TASKS];
+    ex_reader notes, events;
+    ex_event **ev_at;         /* [Le]: raw event at each batch position, NULL if unknown */
+    char **word_of;           /* [Lt]: word of each token position, NULL if unknown */
+    int32_t lab_code;
+} ex_state;
+
+/* V_SET removes several items at once: set[0..nset) are single-item variants (word, patch,
+ * event), borrowed (the deletion curves of explain_faith.c). */
+enum { V_WORD, V_PATCH, V_EVENT, V_DROP, V_LAB, V_SET, V_COUNT };
+typedef struct ex_variant {
+    int kind, arg;
+    const struct ex_variant **set;
+    int nset;
+    int ok;                   /* 1: forward ran (some modality left) */
+    float logit[FF_DATA_TASKS];
+} ex_variant;
+
+/* Runs every variant through the model, max-batch rows at a time (explain.c). */
+int ex_run_variants(ex_state *st, ex_variant *v, size_t n);
+
+/* Deletion curves per task from the single-item variants v[0..n) (already run): the
+ * explanation's faithfulness, into ex["faithfulness"] (explain_faith.c). */
+int ex_faithfulness(ex_state *st, const ex_variant *v, size_t n, json_t *ex);
+
+/* Signed per-task heat maps of the patch occlusions (explain_page.c): delta[k * np + p] is
+ * task k's logit change for patch p. Writes path (the first task) and DIR/heatmap-TASK.png
+ * beside it; records scale, noise floor and files in ex["heatmap_scale"]. */
+int ex_heatmaps(const ex_state *st, const double *delta, const char *path, json_t *ex);
+
+static inline double ex_sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+#endif
