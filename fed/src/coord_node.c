@@ -88,6 +88,8 @@ typedef struct {
     fed_site_report *reports; /* per site: what it last said about itself (fed_diag.h) */
     double wait_logged;       /* the last "waiting for sites" line */
     ff_server *srv;
+    char live_key[96]; /* round/attempt/phase/state of the last live.html */
+    int live_failed;
 } node;
 
 static int64_t unix_ms(void)
@@ -869,32 +871,13 @@ static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
     return rc;
 }
 
-static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
-                     Fedfuse__StatusReply *reply)
+/* The status snapshot (the detail of `fedfuse status`, and what live.html shows). */
+static json_t *status_json_locked(node *nd)
 {
-    node *nd = user;
-    (void)req;
-    pthread_mutex_lock(&nd->mu);
-    /* A site's own call (fedfuse doctor, ping) shows it alive too; an operator's does not. */
-    int self = c->role == FF_PKI_SITE ? site_index(nd, c->site) : -1;
-    if (self >= 0)
-        nd->last_seen[self] = ff_now();
-    reply->consortium = ff_call_strdup(c, nd->cons.consortium);
-    reply->run_id = ff_call_strdup(c, nd->run_id);
-    reply->round = (uint32_t)nd->round;
-    reply->phase = secagg_phase(nd)                  ? secagg_phase(nd)
-                   : phase_is(nd, FF_PHASE_TRAIN)    ? FEDFUSE__PHASE__PHASE_TRAIN
-                   : phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
-                   : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
-                                                     : FEDFUSE__PHASE__PHASE_WAIT;
-    char **conn = ff_call_alloc(c, (nd->nsites + 1) * sizeof *conn);
-    size_t nconn = 0;
     json_t *d = json_object();
     json_t *pend = json_array(), *seen = json_object();
     double now = ff_now();
-    for (size_t i = 0; conn && i < nd->nsites; i++) {
-        if (nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60)
-            conn[nconn++] = ff_call_strdup(c, nd->names[i]);
+    for (size_t i = 0; i < nd->nsites; i++) {
         if (nd->pending[i])
             json_array_append_new(pend, json_string(nd->names[i]));
         if (nd->last_seen[i] > 0)
@@ -940,6 +923,41 @@ static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
     json_object_set_new(d, "refusals", ref);
+    if (nd->dp.on && nd->dp.ledger) {
+        double eps = 0, order = 0;
+        if (ff_privacy_ledger_epsilon(nd->dp.ledger, &eps, &order) == FF_OK)
+            json_object_set_new(d, "privacy",
+                                json_pack("{s:f,s:f,s:f}", "epsilon_spent", eps, "epsilon_budget",
+                                          nd->dp.cfg.epsilon_budget, "delta", nd->dp.cfg.delta));
+    }
+    return d;
+}
+
+static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
+                     Fedfuse__StatusReply *reply)
+{
+    node *nd = user;
+    (void)req;
+    pthread_mutex_lock(&nd->mu);
+    /* A site's own call (fedfuse doctor, ping) shows it alive too; an operator's does not. */
+    int self = c->role == FF_PKI_SITE ? site_index(nd, c->site) : -1;
+    if (self >= 0)
+        nd->last_seen[self] = ff_now();
+    reply->consortium = ff_call_strdup(c, nd->cons.consortium);
+    reply->run_id = ff_call_strdup(c, nd->run_id);
+    reply->round = (uint32_t)nd->round;
+    reply->phase = secagg_phase(nd)                  ? secagg_phase(nd)
+                   : phase_is(nd, FF_PHASE_TRAIN)    ? FEDFUSE__PHASE__PHASE_TRAIN
+                   : phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
+                   : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
+                                                     : FEDFUSE__PHASE__PHASE_WAIT;
+    char **conn = ff_call_alloc(c, (nd->nsites + 1) * sizeof *conn);
+    size_t nconn = 0;
+    double now = ff_now();
+    for (size_t i = 0; conn && i < nd->nsites; i++)
+        if (nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60)
+            conn[nconn++] = ff_call_strdup(c, nd->names[i]);
+    json_t *d = status_json_locked(nd);
     pthread_mutex_unlock(&nd->mu);
     char *s = json_dumps(d, JSON_COMPACT);
     json_decref(d);
@@ -1240,6 +1258,27 @@ static void log_wait_locked(node *nd, const ff_coord_status *st)
                 FF_MAX(st->deadline_in, 0.0));
 }
 
+/* Rewrites live.html when the round, the attempt, the phase or the state changed since the
+ * last write (a few times per round). A failure is logged once and never stops the run: the
+ * page is a convenience, rounds.csv and the audit log are the record. */
+static void live_update_locked(node *nd)
+{
+    char key[sizeof nd->phase + 64];
+    snprintf(key, sizeof key, "%lld/%lld/%s/%d", (long long)nd->round, (long long)nd->attempt,
+             nd->phase, nd->state);
+    if (strcmp(key, nd->live_key) == 0)
+        return;
+    ff_strlcpy(nd->live_key, key, sizeof nd->live_key);
+    json_t *d = status_json_locked(nd);
+    int rc = d ? fed_live_write(nd->cfg.out_dir, d) : FF_ENOMEM;
+    json_decref(d);
+    if (rc != FF_OK && !nd->live_failed) {
+        nd->live_failed = 1;
+        FF_LOG_WARN("live view: %s/live.html not written (%s); the run goes on", nd->cfg.out_dir,
+                    ff_error_message());
+    }
+}
+
 static int drive(node *nd, const ff_fed_run_opts *o)
 {
     int rc = FF_OK;
@@ -1261,6 +1300,8 @@ static int drive(node *nd, const ff_fed_run_opts *o)
             rc = ff_error(FF_EIO, "audit log: %s", nd->audit.why);
         if (rc == FF_OK)
             rc = snapshot_locked(nd, &st);
+        if (rc == FF_OK)
+            live_update_locked(nd);
         pthread_cond_broadcast(&nd->cv);
         if (rc != FF_OK || st.state == FF_COORD_DONE)
             break;

@@ -144,4 +144,8 @@ static inline unsigned fed_test_hold_after_share(void)
 }
 #endif
 
+/* Writes OUT_DIR/live.html atomically from the coordinator's status snapshot and
+ * OUT_DIR/rounds.csv (fed/src/live.c). */
+int fed_live_write(const char *out_dir, const json_t *status) FF_WARN_UNUSED;
+
 #endif

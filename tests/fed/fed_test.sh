@@ -78,6 +78,37 @@ simulate)
         [ -s "$tmp/a/$f" ] || fail "missing $f"
     done
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 4 ] || fail "rounds.csv should have header + 3 lines"
+    # the live view: the finished run's state, every round of rounds.csv with its pooled AUROC,
+    # every site, no reload once done, nothing undefined
+    $py - "$tmp/a/live.html" "$tmp/a/rounds.csv" <<'EOP' || fail "live.html"
+import csv, html.parser, sys
+page = open(sys.argv[1]).read()
+rows = list(csv.DictReader(open(sys.argv[2])))
+class P(html.parser.HTMLParser):
+    def __init__(s):
+        super().__init__(); s.rows = []; s.refresh = False; s.td = False
+    def handle_starttag(s, t, a):
+        if t == "tr": s.rows.append([])
+        s.td = t == "td"
+        if t == "meta" and dict(a).get("http-equiv") == "refresh": s.refresh = True
+    def handle_endtag(s, t):
+        s.td = False
+    def handle_data(s, d):
+        if s.td and s.rows: s.rows[-1].append(d.strip())
+p = P(); p.feed(page)
+cells = [c for r in p.rows for c in r]
+assert "finished" in page and not p.refresh, "a finished run's page must not reload"
+for bad in ("NaN", "undefined", "null", "inf"):
+    assert bad not in cells, bad
+rounds = {r[0]: r for r in p.rows if len(r) == 8}
+assert sorted(rounds) == sorted(r["round"] for r in rows), (sorted(rounds), p.rows)
+for r in rows:
+    assert rounds[r["round"]][6] == "%.3f" % float(r["pooled_auroc"]), (r, rounds[r["round"]])
+    assert rounds[r["round"]][2] == r["updates"], (r, rounds[r["round"]])
+for s in ("site-1", "site-2", "site-3"):
+    assert s in [r[0] for r in p.rows if r], s
+print("live.html: %d rounds, %d sites" % (len(rows), 3))
+EOP
     verify "$tmp/a"
     # one job hash: `job hash` on the simulated coordinator config prints the coordinator's line
     job=$("$fedfuse" job hash --config "$tmp/a/config/coordinator.yaml") || fail "job hash"
