@@ -72,4 +72,14 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/deploy/debian/postinst)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+# A build with the fault-injection hooks (FF_TEST_HOOKS, the test trees) must never become a
+# package a hospital installs: cpack refuses it before building anything.
+if(FF_TEST_HOOKS)
+  set(FF_REFUSE_SCRIPT ${PROJECT_BINARY_DIR}/package/refuse-test-hooks.cmake)
+  file(WRITE ${FF_REFUSE_SCRIPT}
+       "message(FATAL_ERROR \"fedfuse: this build has the fault-injection test hooks "
+       "(FF_TEST_HOOKS=ON) and must not be packaged; package a Release build: cmake -S . -B "
+       "build-release -DCMAKE_BUILD_TYPE=Release -DFF_BUILD_TESTS=OFF\")\n")
+  set(CPACK_PRE_BUILD_SCRIPTS ${FF_REFUSE_SCRIPT})
+endif()
 include(CPack)

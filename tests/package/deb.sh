@@ -3,13 +3,33 @@
 # the files the issue names are in it, Depends carries the runtime libraries (dpkg-shlibdeps),
 # postinst creates the fedfuse system user, lintian reports no errors, and `fedfuse --version`
 # runs from a throw-away root made by `dpkg -x`.
-#   deb.sh BUILD_DIR VERSION
+# A build with the fault-injection hooks (the test trees) must be refused by cpack; the package
+# checked is then the hook-free Release tree that scripts/test builds (build-release/).
+#   deb.sh BUILD_DIR VERSION RELEASE_DIR
 set -euo pipefail
 build=$1
 version=$2
+release=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+if grep -aq FEDFUSE_TEST_ "$build/fedfuse"; then
+    if (cd "$tmp" && cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/hooks" \
+            >"$tmp/hooks.log" 2>&1); then
+        fail "cpack packaged a build with the fault-injection hooks"
+    fi
+    grep -q "fault-injection test hooks (FF_TEST_HOOKS=ON)" "$tmp/hooks.log" ||
+        { cat "$tmp/hooks.log"; fail "cpack's refusal does not say why"; }
+    ! ls "$tmp"/hooks/fedfuse_*.deb >/dev/null 2>&1 || fail "a .deb was left behind"
+    echo "ok: cpack refuses the hook-enabled build in $build"
+    [[ -n $release && -f $release/CPackConfig.cmake && -x $release/fedfuse ]] || {
+        echo "SKIP: no hook-free Release tree at '$release' (scripts/test builds build-release/)"
+        exit 77
+    }
+    build=$release
+fi
+grep -aq FEDFUSE_TEST_ "$build/fedfuse" && fail "$build/fedfuse carries the test hooks"
 
 (cd "$tmp" && cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/out" >"$tmp/cpack.log" 2>&1) ||
     { cat "$tmp/cpack.log"; fail "cpack -G DEB failed"; }
