@@ -13,6 +13,7 @@ static int cmd_coordinator(int argc, char **argv);
 static int cmd_client_node(int argc, char **argv);
 static int cmd_status(int argc, char **argv);
 static int cmd_simulate(int argc, char **argv);
+static int cmd_stats(int argc, char **argv);
 static int cmd_doctor(int argc, char **argv);
 static int cmd_consortium(int argc, char **argv);
 
@@ -65,6 +66,18 @@ FF_CLI_GROUP_DEFINE(fed,
      "  next call it serves: the site may connect at once, joins the roster (a new version)\n"
      "  and is selectable from the next round; no restart, nothing to do at other sites.\n"
      "  Exit 2 when the certificate is refused (the reason is printed) or the file is invalid.\n"},
+    {"stats", "federated statistics: a query over sites' data, secure aggregation on", cmd_stats,
+     "usage: fedfuse stats --query Q.yaml --site DIR... [--out DIR] [--min-cell N]\n"
+     "                    [--allow COL,COL...] [--history DIR]\n"
+     "  Runs a statistics job (docs/statistics.md) on this machine the way simulate runs\n"
+     "  training: a throw-away PKI, one coordinator and one client process per --site (a site\n"
+     "  folder or a CSV file, 2 to 64), secure aggregation on, so the coordinator only sees\n"
+     "  the sum of the sites' counts. Each site's policy allows the query's columns (or only\n"
+     "  --allow), suppresses counts below --min-cell (default 10) with complementary\n"
+     "  suppression, and refuses a query that would difference out a small cell against its\n"
+     "  history in --history DIR (default OUT/history). Writes OUT (default out-stats):\n"
+     "  stats.json {\"results\": [{variable, statistic, site, value[, bound]}], \"suppressed\",\n"
+     "  \"refusals\"}, stats.html and the signed audit log audit.jsonl.\n"},
     {"simulate", "the demo: a whole consortium on this machine as real processes", cmd_simulate,
      "usage: fedfuse simulate --config configs/demo.yaml [--out DIR] [--site DIR ...]\n"
      "  With --site (repeatable, up to 64; or data.site_dirs in the config) the hospitals are\n"
@@ -259,6 +272,30 @@ static int cmd_simulate(int argc, char **argv)
     install_signals();
     ff_fed_run_opts o = {.stop = &g_stop, .site_dirs = sites, .nsite_dirs = (size_t)ns};
     int rc = ff_fed_simulate(cfg, out ? out : "out", "/proc/self/exe", &o);
+    return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    ff_cli_args a;
+    ff_cli_args_init(&a, "stats", argc, argv);
+    const char *sites[64];
+    ff_fed_stats_opts so = {.query = ff_cli_opt(&a, "--query"), .exe = "/proc/self/exe",
+                            .allow = ff_cli_opt(&a, "--allow"),
+                            .history_dir = ff_cli_opt(&a, "--history"), .sites = sites};
+    const char *out = ff_cli_opt(&a, "--out");
+    int ns = ff_cli_opt_all(&a, "--site", sites, 64);
+    if (ff_cli_opt_i64(&a, "--min-cell", 10, &so.min_cell) != FF_OK || so.min_cell < 1)
+        return ff_cli_usage_error("stats", "--min-cell must be a whole number >= 1");
+    if (ff_cli_check_unused(&a) != FF_OK)
+        return ff_cli_fail(FF_EINVAL);
+    if (!so.query)
+        return ff_cli_usage_error("stats", "missing --query (try configs/stats-demo.yaml)");
+    so.nsites = (size_t)ns;
+    so.out_dir = out ? out : "out-stats";
+    install_signals();
+    ff_fed_run_opts o = {.stop = &g_stop};
+    int rc = ff_fed_stats(&so, &o);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }
 

@@ -158,6 +158,9 @@ const ff_cfg_field ff_coord_config_schema[] = {
      .size = FF_COORD_PATH_MAX, .def = "", .help = "consortium file (sites, certificates)"},
     {.key = "plan", .type = FF_CFG_STRING, .offset = OFF(plan), .size = FF_COORD_PATH_MAX,
      .def = "", .help = "training plan file (empty = default plan)"},
+    {.key = "query", .type = FF_CFG_STRING, .offset = OFF(query), .size = FF_COORD_PATH_MAX,
+     .def = "", .help = "statistics query file: runs a statistics job instead of training "
+                        "(docs/statistics.md)"},
     {.key = "model_config", .type = FF_CFG_STRING, .offset = OFF(model_config),
      .size = FF_COORD_PATH_MAX, .def = "", .help = "model config file"},
     {.key = "tls", .type = FF_CFG_SECTION, .offset = OFF(tls), .sub = tls_fields},
@@ -239,7 +242,7 @@ int ff_coord_config_load(ff_coord_config *cfg, const char *path)
     rc = ff_coord_config_load_str(cfg, path, buf, len);
     free(buf);
     /* the files it names are relative to the config file (defaults included) */
-    char *paths[] = {cfg->checkpoint_dir, cfg->out_dir, cfg->consortium, cfg->plan,
+    char *paths[] = {cfg->checkpoint_dir, cfg->out_dir, cfg->consortium, cfg->plan, cfg->query,
                      cfg->model_config, cfg->tls.cert, cfg->tls.key, cfg->audit.cert,
                      cfg->audit.key, cfg->audit.log, cfg->secure_aggregation.site_certs};
     for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(paths); i++)

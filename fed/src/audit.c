@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "fed_internal.h"
+#include "fed_stats.h"
 
 static void names_into(json_t *arr, const char *csv)
 {
@@ -383,4 +384,12 @@ void fed_audit_close(fed_audit *a)
     json_decref(a->commits);
     json_decref(a->inclusion);
     memset(a, 0, sizeof *a);
+}
+
+void fed_audit_statistics(fed_audit *a, json_t *data)
+{
+    if (a->log)
+        append(a, "statistics", data);
+    else
+        json_decref(data);
 }

@@ -14,6 +14,7 @@
 #include "fed_dp.h"
 #include "fed_metrics.h"
 #include "fed_secagg.h"
+#include "fed_stats.h"
 
 typedef struct {
     const ff_site_config *sc;
@@ -23,6 +24,8 @@ typedef struct {
     char *mc_bytes;
     size_t mc_len;
     ff_fed_plan_cache plan_cache; /* the last task plan checked (parsed once per task) */
+    fed_site_stats st;            /* statistics jobs (docs/statistics.md) */
+    int stats_only;               /* no model_config: this node runs statistics jobs only */
     ff_model *m;
     ff_site *site;
     EVP_PKEY *key;
@@ -803,7 +806,14 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     }
     secagg_reset(cn);
     int rc = FF_OK;
-    if (cn->sa.upd_round != t->round) {
+    int stats = plan == NULL; /* a statistics job: the lanes are ready (fed_site_stats) */
+    if (stats) {
+        uint8_t h[FF_SHA256_BYTES];
+        ff_sha256(cn->st.lanes, cn->st.nlanes * sizeof *cn->st.lanes, h);
+        ff_hex(h, sizeof h, cn->sa.update_sha);
+        cn->sa.ntrain = cn->st.rep.cohort;
+        cn->sa.upd_round = t->round;
+    } else if (cn->sa.upd_round != t->round) {
         /* a retry of the round keeps the update: the global model did not change */
         ff_local_stats st;
         rc = train_local(cn, t, plan, &cn->sa.ntrain, &st);
@@ -825,9 +835,10 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     json_t *sites = json_object_get(j, "sites");
     json_int_t self = json_integer_value(json_object_get(j, "index"));
     rc = ff_secagg_params_check(&p);
-    int ddg = plan->privacy.client.enabled &&
+    int ddg = !stats && plan->privacy.client.enabled &&
               plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
-    uint64_t lanes = (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
+    uint64_t lanes = stats ? cn->st.nlanes
+                           : (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
     if (rc == FF_OK && (p.n_values != lanes || json_array_size(sites) != p.n_sites ||
                         self < 0 || (uint32_t)self >= p.n_sites ||
                         strcmp(site_name_at(sites, (size_t)self),
@@ -893,11 +904,16 @@ static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, uint32_t *lanes)
     return rc;
 }
 
+static int stats_masked(cnode *cn, const Fedfuse__Task *t, const uint8_t *body, size_t blen);
+static int masked_upload(cnode *cn, const Fedfuse__Task *t, ff_secagg_buf *out);
+
 /* Phase 3: encode clip(Δ · n / W) and n (or the ddg lanes), mask, upload as a stream
  * (n_values lanes). */
 static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
                          const uint8_t *body, size_t blen)
 {
+    if (!plan)
+        return stats_masked(cn, t, body, blen);
     int ddg = plan->privacy.client.enabled &&
               plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
     ff_secagg_codec codec;
@@ -928,10 +944,28 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
         rc = ff_secagg_client_mask(cn->sa.c, body, blen, lanes, &out);
     free(x);
     free(lanes);
-    if (rc != FF_OK)
-        return rc;
-    ff_source src = {.buf = out.data, .size = out.len};
-    ff_sha256(out.data, out.len, src.sha256);
+    return rc == FF_OK ? masked_upload(cn, t, &out) : rc;
+}
+
+/* A statistics job's masked input: the integer lanes as computed (suppressed cells are 0);
+ * once acknowledged they have left the site and go into its query history. */
+static int stats_masked(cnode *cn, const Fedfuse__Task *t, const uint8_t *body, size_t blen)
+{
+    ff_secagg_buf out = {0};
+    int rc = ff_secagg_client_mask(cn->sa.c, body, blen, cn->st.lanes, &out);
+    if (rc == FF_OK)
+        rc = masked_upload(cn, t, &out);
+    if (rc == FF_OK && fed_site_stats_released(&cn->st, &cn->pol) != FF_OK)
+        FF_LOG_WARN("statistics: the query history was not updated: %s", ff_error_message());
+    return rc;
+}
+
+/* Uploads a masked input (a stream) with this site's signed commitment; frees out. */
+static int masked_upload(cnode *cn, const Fedfuse__Task *t, ff_secagg_buf *out)
+{
+    int rc;
+    ff_source src = {.buf = out->data, .size = out->len};
+    ff_sha256(out->data, out->len, src.sha256);
     Fedfuse__UploadHeader hdr = FEDFUSE__UPLOAD_HEADER__INIT;
     hdr.run_id = cn->run_id;
     hdr.round = t->round;
@@ -940,7 +974,7 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
     uint8_t cbin[FF_SHA256_BYTES], csig[64];
     rc = commit_update(cn, t, cn->sa.update_sha, &hdr, cbin, csig);
     if (rc != FF_OK) {
-        ff_secagg_buf_free(&out);
+        ff_secagg_buf_free(out);
         return rc;
     }
     kill_xfer kx;
@@ -949,8 +983,8 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
     rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
     ff_msg_free(ack);
     if (rc == FF_OK)
-        FF_LOG_INFO("round %u: masked input sent (%.1f MB)", t->round, (double)out.len / 1e6);
-    ff_secagg_buf_free(&out);
+        FF_LOG_INFO("round %u: masked input sent (%.1f MB)", t->round, (double)out->len / 1e6);
+    ff_secagg_buf_free(out);
     return rc;
 }
 
@@ -1053,6 +1087,28 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     return FF_OK;
 }
 
+/* A statistics task (docs/statistics.md): only secure aggregation's phases concern the site.
+ * The query is checked against the site's policy (and, at advertise_keys, its history) on
+ * every task; a refusal declines the whole job with the reason, which the coordinator keeps. */
+static int handle_stats(cnode *cn, const Fedfuse__Task *t)
+{
+    if (secagg_step((int)t->phase) == 0)
+        return FF_OK;
+    int rc = fed_site_stats_check(&cn->st, &cn->pol, cn->sc, t);
+    if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE)
+        rc = fed_site_stats_compute(&cn->st, &cn->pol, t->round);
+    if (rc == FF_EPOLICY || rc == FF_ECONFIG || rc == FF_ENOTFOUND || rc == FF_EFORMAT) {
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "stats %u/%.40s", t->round, cn->st.job);
+        refuse_task(cn, t, key, "statistics query refused", FED_ERR_TASK_REFUSED_POLICY, 1);
+        return FF_OK;
+    }
+    if (rc != FF_OK)
+        return rc;
+    set_state(cn, FED_STATE_SECAGG);
+    return do_secagg(cn, t, NULL);
+}
+
 static int handle(cnode *cn, const Fedfuse__Task *t)
 {
     if (t->roster.len) {
@@ -1074,10 +1130,19 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         secagg_reset(cn);
         cn->sa.upd_round = 0;
     }
+    if (t->job_kind && strcmp(t->job_kind, FED_JOB_STATISTICS) == 0)
+        return handle_stats(cn, t);
     int secagg = secagg_step((int)t->phase) > 0;
     if (t->phase != FEDFUSE__PHASE__PHASE_TRAIN && t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
         !secagg)
         return FF_OK;
+    if (cn->stats_only) {
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "train %u", t->round);
+        ff_error(FF_EPOLICY, "this node has no model_config: it runs statistics jobs only");
+        refuse_task(cn, t, key, "task refused", FED_ERR_TASK_REFUSED_POLICY, 1);
+        return FF_OK;
+    }
     const ff_plan *plan = NULL;
     int whole_job = 0;
     int rc = check_task(cn, t, &plan, &whole_job);
@@ -1148,6 +1213,23 @@ static void render_site_metrics(void *ud, fed_metrics_buf *b)
     fed_metrics_process(b);
 }
 
+/* The model config, the model and the site's data for training and evaluation. */
+static int cnode_open_model(cnode *cn, const ff_site_config *sc)
+{
+    int rc = ff_file_read_all(sc->model_config, 16u << 20, &cn->mc_bytes, &cn->mc_len);
+    if (rc == FF_OK)
+        rc = ff_model_config_load(sc->model_config, &cn->mc);
+    if (rc == FF_OK)
+        rc = ff_model_new(&cn->m, &cn->mc, 64);
+    ff_data_shape shape;
+    ff_client_shape(&cn->mc, &shape);
+    ff_site_opts so = ff_site_opts_default();
+    ff_load_report rep;
+    if (rc == FF_OK && (rc = ff_site_load(&cn->site, sc->data, &shape, &so, &rep)) == FF_OK)
+        ff_load_report_log(&rep, sc->site);
+    return rc;
+}
+
 static int cnode_open(cnode *cn, const ff_site_config *sc)
 {
     memset(cn, 0, sizeof *cn);
@@ -1160,23 +1242,15 @@ static int cnode_open(cnode *cn, const ff_site_config *sc)
     if (rc == FF_OK && strcmp(cn->pol.site, sc->site) != 0)
         rc = ff_error(FF_ECONFIG, "%s: site '%s' does not match the client config's site '%s'",
                       sc->policy, cn->pol.site, sc->site);
-    if (rc == FF_OK)
-        rc = ff_file_read_all(sc->model_config, 16u << 20, &cn->mc_bytes, &cn->mc_len);
-    if (rc == FF_OK)
-        rc = ff_model_config_load(sc->model_config, &cn->mc);
-    if (rc == FF_OK)
-        rc = ff_model_new(&cn->m, &cn->mc, 64);
-    ff_data_shape shape;
-    ff_client_shape(&cn->mc, &shape);
-    ff_site_opts so = ff_site_opts_default();
-    ff_load_report rep;
-    if (rc == FF_OK && (rc = ff_site_load(&cn->site, sc->data, &shape, &so, &rep)) == FF_OK)
-        ff_load_report_log(&rep, sc->site);
+    /* no model_config: a statistics-only node, whose data is read by its first query */
+    cn->stats_only = !sc->model_config[0];
+    if (rc == FF_OK && !cn->stats_only)
+        rc = cnode_open_model(cn, sc);
     if (rc == FF_OK)
         rc = ff_pki_load_key(sc->key, &cn->key);
     if (rc == FF_OK)
         rc = ff_pki_load_cert(sc->ca, &cn->ca);
-    if (rc == FF_OK) {
+    if (rc == FF_OK && !cn->stats_only) {
         cn->n = fed_packed_size(cn->m);
         cn->global = malloc(cn->n * sizeof(float));
         cn->update = malloc(cn->n * sizeof(float));
@@ -1215,6 +1289,7 @@ static void cnode_close(cnode *cn)
     free(cn->global_full);
     free(cn->mc_bytes);
     ff_fed_plan_cache_free(&cn->plan_cache);
+    fed_site_stats_free(&cn->st);
     ff_policy_free(&cn->pol);
     ff_privacy_ledger_free(cn->rec_ledger);
     pthread_mutex_destroy(&cn->mu);

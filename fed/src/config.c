@@ -23,7 +23,9 @@ const ff_cfg_field ff_site_config_schema[] = {
     STR("key", key, "", "site private key (PEM, Ed25519); also signs the receipts"),
     STR("ca", ca, "", "consortium CA certificate"),
     STR("data", data, "", "the site's data folder"),
-    STR("model_config", model_config, "", "model config (must match the approved job)"),
+    STR("model_config", model_config, "",
+        "model config (must match the approved job); \"\" = a statistics-only node "
+        "(docs/statistics.md): data may then be a CSV file"),
     STR("policy", policy, "", "site policy file"),
     STR("out_dir", out_dir, "fedfuse-site", "receipts/ are written here"),
     STR("proxy", proxy, "",
@@ -47,7 +49,7 @@ int fed_check_path(const char *cfg, const char *key, const char *p, int kind)
         return ff_cfg_error_at(FF_ECONFIG, cfg, key, "cannot open '%s': %s", p, strerror(errno));
     if (kind == FED_PATH_DIR && !S_ISDIR(st.st_mode))
         return ff_cfg_error_at(FF_ECONFIG, cfg, key, "'%s' is not a folder", p);
-    if (kind != FED_PATH_DIR && !S_ISREG(st.st_mode))
+    if (kind != FED_PATH_DIR && kind != FED_PATH_ANY && !S_ISREG(st.st_mode))
         return ff_cfg_error_at(FF_ECONFIG, cfg, key, "'%s' is not a file", p);
     if (access(p, R_OK) != 0)
         return ff_cfg_error_at(FF_ECONFIG, cfg, key, "cannot read '%s': %s", p, strerror(errno));
@@ -103,6 +105,8 @@ int ff_site_config_load(ff_site_config *out, const char *path)
     const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};
     ff_cfg_path_resolve(path, out->out_dir, sizeof out->out_dir);
     for (size_t i = 0; i < FF_ARRAY_LEN(need); i++) {
+        if (need[i] == out->model_config && !need[i][0])
+            continue; /* a statistics-only node */
         if (!need[i][0])
             return ff_cfg_error_at(FF_ECONFIG, path, keys[i], "required to run a client");
         ff_cfg_path_resolve(path, need[i], sizeof out->cert);
@@ -114,11 +118,14 @@ int ff_site_config_check(const ff_site_config *out, const char *path)
 {
     const char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
     const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};
-    const int kinds[] = {FED_PATH_FILE, FED_PATH_KEY, FED_PATH_FILE, FED_PATH_DIR, FED_PATH_FILE,
-                         FED_PATH_FILE};
+    /* a statistics-only node (no model_config) reads a site folder or one CSV file */
+    int stats_only = !out->model_config[0];
+    const int kinds[] = {FED_PATH_FILE, FED_PATH_KEY, FED_PATH_FILE,
+                         stats_only ? FED_PATH_ANY : FED_PATH_DIR, FED_PATH_FILE, FED_PATH_FILE};
     int rc = fed_check_address(path, "coordinator", out->coordinator);
     for (size_t i = 0; rc == FF_OK && i < FF_ARRAY_LEN(need); i++)
-        rc = fed_check_path(path, keys[i], need[i], kinds[i]);
+        if (!(stats_only && need[i] == out->model_config))
+            rc = fed_check_path(path, keys[i], need[i], kinds[i]);
     if (rc == FF_OK)
         rc = fed_check_cert(path, "cert", out->cert, out->site);
     if (rc == FF_OK)

@@ -15,6 +15,7 @@
 #include "fed_dp.h"
 #include "fed_metrics.h"
 #include "fed_secagg.h"
+#include "fed_stats.h"
 
 /* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
 
@@ -80,6 +81,8 @@ typedef struct {
     fed_audit audit;
     fed_secagg sa; /* secure_aggregation.enabled */
     fed_dp dp;     /* plan privacy.client.enabled */
+    fed_stats sj;  /* a statistics job (cfg.query), docs/statistics.md */
+    int is_stats;
     const char *config_path;
     void *slot_buf[FED_UPLOAD_SLOTS]; /* allocated on first use, freed at the end of the run */
     size_t slot_cap[FED_UPLOAD_SLOTS];
@@ -450,6 +453,8 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
     t->plan_yaml.len = nd->plan_len;
     t->job_sha256.data = nd->job;
     t->job_sha256.len = FF_SHA256_BYTES;
+    if (nd->is_stats)
+        t->job_kind = (char *)FED_JOB_STATISTICS;
     uint8_t *sha = ff_call_alloc(c, FF_SHA256_BYTES);
     char *payload = task_payload(nd, c, nd->attempt);
     if (!t->run_id || !sha || !payload)
@@ -1100,7 +1105,7 @@ static int check_privacy(const node *nd, double spent)
 /* Every file the config names, checked before any work: FILE:LINE:COL: key: why. */
 static int check_files(const ff_coord_config *cfg, const char *path)
 {
-    if (!cfg->model_config[0])
+    if (!cfg->model_config[0] && !cfg->query[0])
         return ff_cfg_error_at(FF_ECONFIG, path, "model_config", "needed to run the coordinator");
     if (!cfg->consortium[0])
         return ff_cfg_error_at(FF_ECONFIG, path, "consortium", "needed to run the coordinator");
@@ -1125,6 +1130,39 @@ static int check_files(const ff_coord_config *cfg, const char *path)
     return rc;
 }
 
+static int job_bytes(node *nd)
+{
+    for (int i = 0; i < FF_SHA256_BYTES; i++) {
+        unsigned v;
+        if (sscanf(nd->job_hex + 2 * i, "%2x", &v) != 1)
+            return ff_error(FF_EINTERNAL, "job hash is not hex");
+        nd->job[i] = (uint8_t)v;
+    }
+    return FF_OK;
+}
+
+/* A statistics job: the query is the job (its text is sent as the task's plan), one round,
+ * no model; the engine's default plan only gives the round its stage. */
+static int load_stats(node *nd)
+{
+    nd->is_stats = 1;
+    nd->cfg.rounds = 1;
+    int rc = fed_stats_load(&nd->sj, &nd->cfg, nd->config_path);
+    if (rc == FF_OK)
+        rc = ff_plan_load_str(&nd->plan, "(statistics job)", "{}", 2, 1);
+    if (rc == FF_OK && !(nd->plan_yaml = malloc(nd->sj.len + 1)))
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    if (rc == FF_OK) {
+        memcpy(nd->plan_yaml, nd->sj.text, nd->sj.len);
+        nd->plan_len = nd->sj.len;
+        ff_strlcpy(nd->job_hex, nd->sj.job_hex, sizeof nd->job_hex);
+        rc = job_bytes(nd);
+    }
+    if (rc == FF_OK)
+        rc = ff_consortium_load(nd->cfg.consortium, &nd->cons);
+    return rc;
+}
+
 static int load_inputs(node *nd, const char *config_path, ff_model **model, char **mc_bytes,
                        size_t *mc_len)
 {
@@ -1134,6 +1172,8 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
     rc = check_files(&nd->cfg, config_path);
     if (rc != FF_OK)
         return rc;
+    if (nd->cfg.query[0])
+        return load_stats(nd);
     ff_coord_job job;
     rc = ff_coord_job_load(&job, &nd->cfg, config_path, 1);
     /* the node keeps the job's parts: the plan and its text are sent with every task */
@@ -1143,12 +1183,8 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
     *mc_bytes = job.model;
     *mc_len = job.model_len;
     ff_strlcpy(nd->job_hex, job.hex, sizeof nd->job_hex);
-    for (int i = 0; rc == FF_OK && i < FF_SHA256_BYTES; i++) {
-        unsigned v;
-        if (sscanf(nd->job_hex + 2 * i, "%2x", &v) != 1)
-            rc = ff_error(FF_EINTERNAL, "job hash is not hex");
-        nd->job[i] = (uint8_t)v;
-    }
+    if (rc == FF_OK)
+        rc = job_bytes(nd);
     ff_model_config mc;
     if (rc == FF_OK)
         rc = ff_model_config_load(nd->cfg.model_config, &mc);
@@ -1165,7 +1201,8 @@ static int load_inputs(node *nd, const char *config_path, ff_model **model, char
 
 static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
 {
-    size_t nt = ff_model_ntensors(m);
+    /* a statistics job's "model" is one tensor of the query's lanes, all zero */
+    size_t nt = m ? ff_model_ntensors(m) : 1;
     ff_coord_tensor *tab = calloc(nt, sizeof *tab);
     const size_t cap = FF_COORD_MAX_SITES;
     nd->nsites = nd->cons.sites.count;
@@ -1185,7 +1222,13 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
     }
     *tabp = tab;
     size_t off = 0;
-    for (size_t i = 0; i < nt; i++) {
+    if (!m) {
+        tab[0].name = "statistics";
+        tab[0].ndim = 1;
+        tab[0].shape[0] = (int64_t)ff_stats_lanes(nd->sj.q);
+        off = ff_stats_lanes(nd->sj.q);
+    }
+    for (size_t i = 0; m && i < nt; i++) {
         const ff_param_info *p = ff_model_tensor(m, i);
         tab[i].name = p->name;
         tab[i].ndim = p->ndim;
@@ -1194,10 +1237,11 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
         tab[i].offset = off;
         off += p->numel;
     }
-    float *init = malloc((off + 1) * sizeof(float));
+    float *init = calloc(off + 1, sizeof(float));
     if (!init)
         return ff_error(FF_ENOMEM, "out of memory");
-    fed_pack(m, init);
+    if (m)
+        fed_pack(m, init);
     const ff_consortium_site *cs = nd->cons.sites.items;
     for (size_t i = 0; i < nd->nsites; i++) {
         ff_strlcpy(nd->name_buf[i], cs[i].name, sizeof nd->name_buf[i]);
@@ -1346,7 +1390,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     if (rc == FF_OK)
         rc = make_engine(&nd, m, &tab);
     snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
-    if (rc == FF_OK)
+    if (rc == FF_OK && !nd.is_stats)
         rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
     if (rc == FF_OK && fed_test_kill_set())
         rc = ff_coord_add_hook(nd.c, on_test_event_early, NULL);
@@ -1367,6 +1411,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     if (rc == FF_OK && nd.cfg.secure_aggregation.enabled)
         rc = fed_secagg_install(&nd.sa, nd.c, &nd.cfg, nd.names, nd.nsites, nd.site_keys,
                                 nd.run_id, &nd.audit);
+    if (rc == FF_OK && nd.is_stats)
+        rc = fed_stats_install(&nd.sj, nd.c, &nd.sa, &nd.audit);
     if (rc == FF_OK)
         rc = fed_dp_install(&nd.dp, nd.c, &nd.cfg, &nd.plan, &nd.audit);
     nd.sa.dp = &nd.dp;
@@ -1383,7 +1429,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = fed_dp_start(&nd.dp, resumed, &spent);
     if (rc == FF_OK && nd.dp.on)
         rc = check_privacy(&nd, spent);
-    if (rc == FF_OK && resumed)
+    if (rc == FF_OK && resumed && !nd.is_stats)
         rc = fed_evalstate_resume(&nd.ev);
     if (rc == FF_OK && o && o->progress)
         ff_coord_set_progress(nd.c, stderr);
@@ -1417,12 +1463,19 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         pthread_mutex_unlock(&nd.mu);
         ff_server_stop(srv);
     }
-    if (rc == FF_OK)
+    if (nd.is_stats && nd.sj.q) {
+        /* written whatever happened: the refusals and their reasons are the answer then */
+        int src = fed_stats_finish(&nd.sj);
+        if (rc == FF_OK)
+            rc = src;
+    } else if (rc == FF_OK) {
         rc = fed_evalstate_finish(&nd.ev);
-    if (rc == FF_OK)
+    }
+    if (rc == FF_OK && !nd.is_stats)
         FF_LOG_INFO("run %s finished: %s/model.safetensors, rounds.csv, report.html", nd.cfg.run_name,
                     nd.cfg.out_dir);
     fed_secagg_free(&nd.sa);
+    fed_stats_free(&nd.sj);
     fed_dp_free(&nd.dp);
     fed_audit_close(&nd.audit);
     fed_evalstate_free(&nd.ev);

@@ -228,6 +228,22 @@ static int unmask_close(void *ud, ff_coord *c, const int *done, size_t ndone)
                              "answered the unmask request, threshold t=%u): ",
                              (long long)ff_coord_round(c), ndone, sa->p.t);
     uint64_t weight = 0;
+    if (rc == FF_OK && sa->raw_sum) {
+        /* statistics: integer lanes, exact sums; the engine gets a zero update */
+        size_t nl = (size_t)sa->p.n_values - 1;
+        rc = sa->raw_sum(sa->raw_ud, c, sum, nl, sum[nl]);
+        for (size_t i = 0; rc == FF_OK && i < n; i++)
+            ws[i] = 0;
+        if (rc == FF_OK)
+            rc = ff_coord_provide_sum(c, ws, (double)FF_MAX(sum[nl], 1u), n);
+        if (rc == FF_OK)
+            ff_coord_provide_sites(c, ff_secagg_server_n_survivors(sa->srv));
+        free(sum);
+        free(dec);
+        free(ws);
+        round_free(sa);
+        return rc;
+    }
     if (rc == FF_OK && sa->dp && sa->dp->on && sa->dp->ddg) {
         rc = ddg_close(sa, c, sum);
         free(sum);

@@ -12,7 +12,8 @@
 #include "ff/transport.h"
 
 /* Start-up checks of the config files (config.c): every error is "FILE:LINE:COL: key: why". */
-enum { FED_PATH_FILE, FED_PATH_DIR, FED_PATH_KEY /* a file not readable by others */ };
+enum { FED_PATH_FILE, FED_PATH_DIR, FED_PATH_KEY /* a file not readable by others */,
+       FED_PATH_ANY /* a file or a folder */ };
 #define FED_CERT_WARN_DAYS 30 /* a certificate this close to its end is warned about */
 int fed_check_path(const char *cfg, const char *key, const char *p, int kind) FF_WARN_UNUSED;
 /* Loads the certificate p; its CN must be want_cn (may be NULL; the error names `site`);

@@ -27,6 +27,10 @@ typedef struct {
     ff_secagg_buf adv, chk, req, *shares;
     json_t *entry; /* the round's audit `secagg` entry (also in each site's receipt) */
     fed_dp *dp;    /* client-level DP (borrowed; the distributed discrete Gaussian when on) */
+    /* A statistics job (coord_stats.c): the lanes are integers, not an encoded update; the
+     * unmasked sum (n_values - 1 lanes, then the count of inputs) goes to raw_sum as it is. */
+    int (*raw_sum)(void *ud, ff_coord *c, const uint32_t *sum, size_t n, uint32_t inputs);
+    void *raw_ud;
 } fed_secagg;
 
 /* Removes `train`, inserts the five phases before `aggregate`. keys: each site's Ed25519

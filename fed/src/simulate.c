@@ -20,6 +20,7 @@
 
 #include "ff/crypto.h"
 #include "ff/privacy.h"
+#include "ff/stats.h"
 #include "fed_internal.h"
 
 #define MAX_DEMO_SITES 256
@@ -159,6 +160,7 @@ typedef struct {
     struct rusage coord_ru;
     int coord_reaped;
     size_t clients_failed;
+    int stats; /* a statistics job (ff_fed_stats): no rounds to show */
 } sim;
 
 static int write_text(const char *path, const char *fmt, ...) FF_PRINTF(2, 3);
@@ -299,6 +301,19 @@ static int make_pki(sim *s)
     return rc;
 }
 
+/* OUT/config/consortium.yaml: every site, the throw-away CA and its CRL. */
+static int write_consortium(const sim *s, const char *name)
+{
+    char sites[MAX_DEMO_SITES * 24] = "", path[1200];
+    for (size_t i = 0; i < s->nsites; i++) {
+        size_t l = strlen(sites);
+        snprintf(sites + l, sizeof sites - l, "  - name: %s\n", s->names[i]);
+    }
+    snprintf(path, sizeof path, "%s/config/consortium.yaml", s->abs_out);
+    return write_text(path, "consortium: %s\nca: ../pki/ca/ca.crt\ncrl: ../pki/ca/crl.pem\n"
+                            "sites:\n%s", name, sites);
+}
+
 static int write_configs(sim *s, char *job_hex)
 {
     const char *o = s->abs_out;
@@ -359,15 +374,8 @@ static int write_configs(sim *s, char *job_hex)
         if (pf && fclose(pf) != 0 && rc == FF_OK)
             rc = ff_error(FF_EIO, "%s: cannot append the privacy section", plan_path);
     }
-    char sites[MAX_DEMO_SITES * 24] = "";
-    for (size_t i = 0; i < s->nsites; i++) {
-        size_t l = strlen(sites);
-        snprintf(sites + l, sizeof sites - l, "  - name: %s\n", s->names[i]);
-    }
-    snprintf(path, sizeof path, "%s/config/consortium.yaml", o);
     if (rc == FF_OK)
-        rc = write_text(path, "consortium: fedfuse-demo\nca: ../pki/ca/ca.crt\ncrl: ../pki/ca/crl.pem\n"
-                              "sites:\n%s", sites);
+        rc = write_consortium(s, "fedfuse-demo");
     /* secure aggregation: t by the crypto library's rule unless given; the quorum must reach t */
     uint32_t nsa = (uint32_t)s->nsites;
     uint32_t k = s->d.secagg.neighbours > 0 ? (uint32_t)FF_MIN(s->d.secagg.neighbours, (int64_t)nsa - 1)
@@ -515,6 +523,8 @@ static void kill_all(sim *s)
 /* Prints a line per finished round from rounds.csv (the coordinator's own record). */
 static void show_rounds(sim *s, int *shown)
 {
+    if (s->stats)
+        return;
     char path[1200];
     snprintf(path, sizeof path, "%s/rounds.csv", s->abs_out);
     FILE *f = fopen(path, "r");
@@ -598,6 +608,25 @@ static int wait_run(sim *s, const ff_fed_run_opts *o)
                     s->names[i], s->out, s->names[i]);
         }
     show_rounds(s, &shown);
+    kill_all(s);
+    return rc;
+}
+
+/* One coordinator and one client process per site from OUT/config, until the run ends. */
+static int run_processes(sim *s, const ff_fed_run_opts *o)
+{
+    char cpath[1200];
+    snprintf(cpath, sizeof cpath, "%s/config/coordinator.yaml", s->abs_out);
+    char *cargv[] = {s->exe, "coordinator", "--config", cpath, "--no-progress", NULL};
+    s->coord = spawn(s, "coordinator", cargv);
+    wait_listening(s);
+    for (size_t i = 0; i < s->nsites && s->coord > 0; i++) {
+        char spath[1200];
+        snprintf(spath, sizeof spath, "%s/config/site-%s.yaml", s->abs_out, s->names[i]);
+        char *argv[] = {s->exe, "client", "--config", spath, NULL};
+        s->clients[i] = spawn(s, s->names[i], argv);
+    }
+    int rc = s->coord > 0 ? wait_run(s, o) : ff_error(FF_EIO, "fork: %s", strerror(errno));
     kill_all(s);
     return rc;
 }
@@ -1090,19 +1119,7 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
         printf("starting 1 coordinator (127.0.0.1:%d, mutual TLS) and %zu client processes; logs in %s/logs\n",
                s->port, s->nsites, s->out);
         fflush(stdout);
-        char cpath[1200];
-        snprintf(cpath, sizeof cpath, "%s/config/coordinator.yaml", s->abs_out);
-        char *cargv[] = {s->exe, "coordinator", "--config", cpath, "--no-progress", NULL};
-        s->coord = spawn(s, "coordinator", cargv);
-        wait_listening(s);
-        for (size_t i = 0; i < s->nsites && s->coord > 0; i++) {
-            char spath[1200];
-            snprintf(spath, sizeof spath, "%s/config/site-%s.yaml", s->abs_out, s->names[i]);
-            char *argv[] = {s->exe, "client", "--config", spath, NULL};
-            s->clients[i] = spawn(s, s->names[i], argv);
-        }
-        rc = s->coord > 0 ? wait_run(s, o) : ff_error(FF_EIO, "fork: %s", strerror(errno));
-        kill_all(s);
+        rc = run_processes(s, o);
     }
     double fed_s = ff_now() - t0;
     if (s->coord_reaped) {
@@ -1122,6 +1139,157 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
     if (rc == FF_OK)
         printf("done in %.1f s. Check the audit log: fedfuse audit verify --log %s/audit.jsonl "
                "--ca %s/pki/ca.pem\n", ff_now() - t0, s->out, s->out);
+    ff_cfg_free(demo_schema, &s->d);
+    free(s);
+    return rc;
+}
+
+/* ---- fedfuse stats ------------------------------------------------------------------------ */
+
+static int stats_sites(sim *s, const ff_fed_stats_opts *so)
+{
+    if (so->nsites < 2 || so->nsites > MAX_COHORT_SITES)
+        return ff_error(FF_EINVAL, "%zu sites: a statistics job needs 2 to %d (--site)", so->nsites,
+                        MAX_COHORT_SITES);
+    s->real_sites = 1;
+    s->nsites = s->ncohort = so->nsites;
+    int rc = FF_OK;
+    for (size_t i = 0; rc == FF_OK && i < so->nsites; i++) {
+        rc = abspath(so->sites[i], s->dirs[i], sizeof s->dirs[i]);
+        ff_stats_table *t = NULL;
+        if (rc == FF_OK && (rc = ff_stats_table_load(&t, s->dirs[i])) != FF_OK)
+            rc = ff_error_prefix(rc, "site %s: ", so->sites[i]);
+        ff_stats_table_free(t);
+        char base[FF_SITE_NAME_MAX];
+        site_name_of(s->dirs[i], base, sizeof base);
+        char *dot = strstr(base, ".csv");
+        if (dot && dot[4] == '\0')
+            *dot = '\0';
+        ff_strlcpy(s->names[i], base, sizeof s->names[i]);
+        for (size_t j = 0; rc == FF_OK && j < i; j++)
+            if (strcmp(s->names[j], s->names[i]) == 0)
+                rc = ff_error(FF_EINVAL, "two sites are named %s (%s, %s)", base, so->sites[j],
+                              so->sites[i]);
+    }
+    return rc;
+}
+
+/* Consortium, coordinator (query: instead of a plan and a model), and per site its policy
+ * (statistics section) and its statistics-only client config. */
+static int stats_configs(sim *s, const ff_fed_stats_opts *so, const ff_stats_query *q,
+                         const char *job, const char *history)
+{
+    const char *o = s->abs_out;
+    char path[1200], qpath[1200], allow[2048] = "";
+    snprintf(path, sizeof path, "%s/config", o);
+    int rc = ff_mkdir_p(path, 0755);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(history, 0700);
+    /* the query itself is written by the caller as it is: its bytes are what the job hash covers */
+    snprintf(qpath, sizeof qpath, "%s/config/query.yaml", o);
+    if (rc == FF_OK)
+        rc = write_consortium(s, "fedfuse-stats");
+    uint32_t k = ff_secagg_default_k((uint32_t)s->nsites);
+    int64_t t = (int64_t)ff_secagg_default_t(k);
+    snprintf(path, sizeof path, "%s/config/coordinator.yaml", o);
+    if (rc == FF_OK)
+        rc = write_text(path,
+                        "# Coordinator of a statistics job (written by fedfuse stats).\n"
+                        "run_name: statistics\nrounds: 1\nquorum: {min_sites: %lld}\n"
+                        "on_quorum_fail: stop\n"
+                        "secure_aggregation: {enabled: true, threshold: %lld, neighbours: %u}\n"
+                        "deadlines: {advertise_keys: 120, share_keys: 60, masked_input: 120, "
+                        "unmask: 60}\nsite_timeout: 60\n"
+                        "checkpoint_dir: %s/checkpoints\nout_dir: %s\nlisten: 127.0.0.1:%d\n"
+                        "consortium: %s/config/consortium.yaml\nquery: %s\n"
+                        "tls: {cert: %s/pki/coordinator/coordinator.crt, key: %s/pki/coordinator/coordinator.key}\n"
+                        "audit: {cert: %s/pki/audit/audit.crt, key: %s/pki/audit/audit.key}\n",
+                        (long long)t, (long long)t, k, o, o, s->port, o, qpath, o, o, o, o);
+    if (so->allow) {
+        snprintf(allow, sizeof allow, "[%s]", so->allow);
+    } else {
+        size_t l = (size_t)snprintf(allow, sizeof allow, "[");
+        for (size_t i = 0; i < ff_stats_query_ncolumns(q) && l + 1 < sizeof allow; i++)
+            l += (size_t)snprintf(allow + l, sizeof allow - l, "%s\"%s\"", i ? ", " : "",
+                                  ff_stats_query_column(q, i));
+        snprintf(allow + FF_MIN(l, sizeof allow - 2), sizeof allow - FF_MIN(l, sizeof allow - 2), "]");
+    }
+    for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
+        const char *n = s->names[i];
+        snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
+        rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: true\n"
+                              "dp: {required: false}\nmax_rounds: 10\n"
+                              "statistics: {enabled: true, min_cell_size: %lld, variables: %s, "
+                              "per_site: false}\n", n, job, (long long)so->min_cell, allow);
+        snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
+        if (rc == FF_OK)
+            rc = write_text(path,
+                            "# Statistics-only client node of %s (written by fedfuse stats).\n"
+                            "site: %s\ncoordinator: 127.0.0.1:%d\nserver_name: coordinator\n"
+                            "cert: %s/pki/sites/%s.crt\nkey: %s/pki/sites/%s.key\nca: %s/pki/ca.pem\n"
+                            "data: %s\npolicy: %s/config/policy-%s.yaml\nout_dir: %s\n"
+                            "give_up_after: 120\n",
+                            n, n, s->port, o, n, o, n, o, s->dirs[i], o, n, history);
+    }
+    return rc;
+}
+
+int ff_fed_stats(const ff_fed_stats_opts *so, const ff_fed_run_opts *o)
+{
+    sim *s = calloc(1, sizeof *s);
+    if (!s)
+        return ff_error(FF_ENOMEM, "out of memory");
+    s->stats = 1;
+    ff_stats_query *q = NULL;
+    char *text = NULL, job[FF_SHA256_HEX], history[1100], qpath[1200];
+    size_t len = 0;
+    int rc = ff_cfg_defaults(demo_schema, &s->d);
+    s->d.timeout = 600;
+    ff_strlcpy(s->out, so->out_dir, sizeof s->out);
+    if (rc == FF_OK)
+        rc = ff_file_read_all(so->query, 1u << 20, &text, &len);
+    if (rc == FF_OK)
+        rc = ff_stats_query_load_str(&q, so->query, text, len);
+    if (rc == FF_OK)
+        rc = ff_stats_job_hash(text, len, job);
+    if (rc == FF_OK)
+        rc = abspath(so->out_dir, s->abs_out, sizeof s->abs_out);
+    if (rc == FF_OK) {
+        ssize_t l = readlink(so->exe, s->exe, sizeof s->exe - 1);
+        if (l > 0)
+            s->exe[l] = '\0';
+        else
+            rc = abspath(so->exe, s->exe, sizeof s->exe);
+    }
+    if (rc == FF_OK)
+        rc = stats_sites(s, so);
+    if (rc == FF_OK && so->history_dir)
+        rc = abspath(so->history_dir, history, sizeof history);
+    else
+        snprintf(history, sizeof history, "%s/history", s->abs_out);
+    snprintf(qpath, sizeof qpath, "%s/logs", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(qpath, 0755);
+    if (rc == FF_OK)
+        rc = make_pki(s);
+    if (rc == FF_OK)
+        rc = free_port(&s->port);
+    if (rc == FF_OK)
+        rc = stats_configs(s, so, q, job, history);
+    snprintf(qpath, sizeof qpath, "%s/config/query.yaml", s->abs_out);
+    if (rc == FF_OK)
+        rc = ff_file_write_atomic(qpath, text, len, 0644);
+    if (rc == FF_OK) {
+        printf("statistics job %s (query %s): %zu sites, secure aggregation on\n", job,
+               ff_stats_query_name(q), s->nsites);
+        fflush(stdout);
+        rc = run_processes(s, o);
+    }
+    if (rc == FF_OK)
+        printf("statistics written: %s/stats.json, %s/stats.html (audit log %s/audit.jsonl)\n",
+               s->out, s->out, s->out);
+    ff_stats_query_free(q);
+    free(text);
     ff_cfg_free(demo_schema, &s->d);
     free(s);
     return rc;

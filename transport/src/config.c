@@ -149,6 +149,20 @@ static const ff_cfg_field dp_fields[] = {
     {0},
 };
 
+#define STOFF(f) (offsetof(ff_policy, statistics.f) - offsetof(ff_policy, statistics))
+static const ff_cfg_field statistics_fields[] = {
+    {.key = "enabled", .type = FF_CFG_BOOL, .offset = STOFF(enabled), .def = "false",
+     .help = "take part in approved statistics jobs (off: every statistics task is refused)"},
+    {.key = "min_cell_size", .type = FF_CFG_INT, .offset = STOFF(min_cell_size), .min = 1,
+     .max = 1000000, .def = "10", .help = "counts below it (but above 0) are suppressed here"},
+    {.key = "variables", .type = FF_CFG_STRLIST, .offset = STOFF(variables), .min = 0,
+     .max = FF_CFG_STRLIST_MAX,
+     .help = "columns a query may read (\"*\" = any; events.csv for the event filter)"},
+    {.key = "per_site", .type = FF_CFG_BOOL, .offset = STOFF(per_site), .def = "false",
+     .help = "release this site's own (suppressed) results, not only the pooled sum"},
+    {0},
+};
+
 const ff_cfg_field ff_policy_schema[] = {
     {.key = "site", .type = FF_CFG_STRING, .offset = offsetof(ff_policy, site),
      .size = FF_SITE_NAME_MAX, .required = 1, .help = "this site's name (certificate CN)"},
@@ -164,6 +178,8 @@ const ff_cfg_field ff_policy_schema[] = {
      .max = 1000000, .def = "100", .help = "largest number of rounds the site takes part in"},
     {.key = "max_model_bytes", .type = FF_CFG_INT, .offset = offsetof(ff_policy, max_model_bytes),
      .min = 1, .max = 1e12, .def = "4294967296", .help = "largest global model downloaded"},
+    {.key = "statistics", .type = FF_CFG_SECTION, .offset = offsetof(ff_policy, statistics),
+     .sub = statistics_fields, .help = "statistics jobs: disclosure control (docs/statistics.md)"},
     {0},
 };
 

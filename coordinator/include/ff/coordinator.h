@@ -110,6 +110,8 @@ typedef struct {
     /* Files the coordinator process (`fedfuse coordinator`, library fed) reads; the engine
      * itself ignores them. Relative paths resolve against the working directory. */
     char plan[FF_COORD_PATH_MAX];         /* training plan; "" = the default plan */
+    char query[FF_COORD_PATH_MAX];        /* statistics query: the job is a statistics job
+                                             (docs/statistics.md) instead of training */
     char model_config[FF_COORD_PATH_MAX]; /* model config (hashed into the job hash) */
     struct {
         char cert[FF_COORD_PATH_MAX], key[FF_COORD_PATH_MAX];

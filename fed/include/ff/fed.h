@@ -98,6 +98,23 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
 int ff_fed_simulate(const char *config_path, const char *out_dir, const char *exe,
                     const ff_fed_run_opts *o) FF_WARN_UNUSED;
 
+/* `fedfuse stats` (docs/statistics.md): a statistics job on this machine the way simulate
+ * runs training: a throw-away PKI, one coordinator process and one statistics-only client
+ * process per site (a site folder or a CSV file), secure aggregation on. Each site's policy
+ * allows the query's columns (or only `allow`, comma-separated), with min_cell_size min_cell
+ * and per-site release off; each site keeps its query history in history_dir (default
+ * OUT/history), so two runs with the same history_dir see each other's queries. Writes
+ * OUT/stats.json, OUT/stats.html and the signed audit log. */
+typedef struct {
+    const char *query, *out_dir, *exe;
+    const char *const *sites;
+    size_t nsites;
+    int64_t min_cell;
+    const char *allow;       /* NULL = the query's columns */
+    const char *history_dir; /* NULL = OUT/history */
+} ff_fed_stats_opts;
+int ff_fed_stats(const ff_fed_stats_opts *so, const ff_fed_run_opts *o) FF_WARN_UNUSED;
+
 /* The plan a client node accepts from a task (issue #19 item 7, docs/security.md): at most
  * FF_FED_TASK_PLAN_MAX bytes (refused before any parse), YAML nesting bounded to 64
  * levels (the config loader), and the job hash recomputed from the plan bytes and this site's model

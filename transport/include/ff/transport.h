@@ -201,7 +201,8 @@ typedef enum {
  *     dp: {required: true, level: any, max_epsilon: 8.0, max_delta: 1e-5,
  *          min_noise_multiplier: 0.5, max_clip_norm: 10.0}
  *     max_rounds: 200
- *     max_model_bytes: 2147483648                                                           */
+ *     max_model_bytes: 2147483648
+ *     statistics: {enabled: true, min_cell_size: 10, variables: [age, sex], per_site: false} */
 typedef struct {
     char site[FF_SITE_NAME_MAX];
     ff_cfg_strlist accepted_jobs;
@@ -213,6 +214,12 @@ typedef struct {
     } dp;
     int64_t max_rounds;
     int64_t max_model_bytes;
+    struct { /* statistics jobs (docs/statistics.md); absent = every statistics job refused */
+        int enabled;
+        int64_t min_cell_size;  /* counts below it (but above 0) are suppressed at the site */
+        ff_cfg_strlist variables; /* columns that may be queried; ["*"] = any */
+        int per_site;           /* this site's own (suppressed) results may be released */
+    } statistics;
 } ff_policy;
 
 extern const ff_cfg_field ff_policy_schema[];

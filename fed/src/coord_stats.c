@@ -1,0 +1,122 @@
+/* A statistics job on the coordinator (docs/statistics.md): one round of the engine whose
+ * "model" is the query's lane vector. Secure aggregation's phases carry the sites' integer
+ * lanes; at the close of unmask the coordinator holds only their sum, which it decodes into
+ * the released statistics. A site's refusal (policy, differencing) arrives as a decline and
+ * is kept with its reason. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fed_stats.h"
+
+int fed_stats_load(fed_stats *st, const ff_coord_config *cfg, const char *config_path)
+{
+    memset(st, 0, sizeof *st);
+    if (!cfg->secure_aggregation.enabled)
+        return ff_cfg_error_at(FF_ECONFIG, config_path, "query", "a statistics job runs under "
+                               "secure aggregation (secure_aggregation.enabled: true): the "
+                               "coordinator must only see sums");
+    int rc = ff_file_read_all(cfg->query, 1u << 20, &st->text, &st->len);
+    if (rc != FF_OK)
+        return ff_cfg_error_at(rc, config_path, "query", "%s", ff_error_message());
+    rc = ff_stats_query_load_str(&st->q, cfg->query, st->text, st->len);
+    if (rc == FF_OK)
+        rc = ff_stats_job_hash(st->text, st->len, st->job_hex);
+    ff_strlcpy(st->out_dir, cfg->out_dir, sizeof st->out_dir);
+    st->results = json_array();
+    st->suppressed = json_array();
+    st->refusals = json_array();
+    st->sites = json_array();
+    if (rc == FF_OK && (!st->results || !st->suppressed || !st->refusals || !st->sites))
+        rc = ff_error(FF_ENOMEM, "statistics: out of memory");
+    return rc;
+}
+
+/* The pooled sum of the sites that survived secure aggregation. */
+static int on_sum(void *ud, ff_coord *c, const uint32_t *sum, size_t n, uint32_t inputs)
+{
+    fed_stats *st = ud;
+    (void)c;
+    if (n != ff_stats_lanes(st->q))
+        return ff_error(FF_EINTERNAL, "statistics: %zu lanes summed, the query has %zu", n,
+                        ff_stats_lanes(st->q));
+    int rc = ff_stats_release(st->q, sum, "pooled", st->results, st->suppressed);
+    if (rc == FF_OK) {
+        st->pooled = 1;
+        FF_LOG_INFO("statistics: decoded the secure sum of %u sites: %zu numbers released, %zu "
+                    "cells suppressed", inputs, json_array_size(st->results),
+                    json_array_size(st->suppressed));
+    }
+    return rc;
+}
+
+static void on_event(void *ud, const ff_coord_event *ev)
+{
+    fed_stats *st = ud;
+    if (ev->type == FF_EV_DECLINE) {
+        json_array_append_new(st->refusals, json_pack("{s:s, s:s, s:s}", "site", ev->site,
+                                                      "phase", ev->phase, "reason", ev->detail));
+        FF_LOG_WARN("statistics: site %s refused the query: %s", ev->site, ev->detail);
+    } else if (ev->type == FF_EV_PHASE_CLOSE && strcmp(ev->phase, FED_PHASE_MASKED) == 0) {
+        json_array_clear(st->sites);
+        const char *p = ev->detail;
+        while (p && *p) { /* the sites whose input is in the sum */
+            while (*p == ' ')
+                p++;
+            const char *e = strchr(p, ',');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            if (l)
+                json_array_append_new(st->sites, json_stringn(p, l));
+            p = e ? e + 1 : NULL;
+        }
+    }
+}
+
+int fed_stats_install(fed_stats *st, ff_coord *c, fed_secagg *sa, fed_audit *audit)
+{
+    st->audit = audit && audit->log ? audit : NULL;
+    sa->raw_sum = on_sum;
+    sa->raw_ud = st;
+    /* per-site results are not collected yet: the evaluate phase has nothing to do */
+    int rc = ff_coord_phase_remove(c, FF_PHASE_EVALUATE);
+    if (rc == FF_OK)
+        rc = ff_coord_add_hook(c, on_event, st);
+    return rc;
+}
+
+int fed_stats_finish(fed_stats *st)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O}", "query", ff_stats_query_name(st->q),
+                            "job", st->job_hex, "sites", st->sites, "results", st->results,
+                            "suppressed", st->suppressed, "refusals", st->refusals);
+    if (!doc)
+        return ff_error(FF_ENOMEM, "statistics: out of memory");
+    if (st->audit)
+        /* what was released and what was not (suppressed cells by name, never a value) */
+        fed_audit_statistics(st->audit,
+                             json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:f}", "query",
+                                       ff_stats_query_name(st->q), "job_sha256", st->job_hex,
+                                       "approved_by", st->sites, "released", st->results,
+                                       "suppressed", st->suppressed, "refusals", st->refusals,
+                                       "epsilon", 0.0));
+    int rc = st->pooled ? FF_OK
+                        : ff_error(FF_ESTATE, "statistics: no pooled result (fewer sites than "
+                                   "secure aggregation's threshold took part)");
+    int wrc = ff_stats_write(st->out_dir, doc);
+    json_decref(doc);
+    if (wrc == FF_OK)
+        FF_LOG_INFO("statistics: %s/stats.json and stats.html written (%zu released, %zu "
+                    "suppressed, %zu refusals)", st->out_dir, json_array_size(st->results),
+                    json_array_size(st->suppressed), json_array_size(st->refusals));
+    return rc != FF_OK ? rc : wrc;
+}
+
+void fed_stats_free(fed_stats *st)
+{
+    ff_stats_query_free(st->q);
+    free(st->text);
+    json_decref(st->results);
+    json_decref(st->suppressed);
+    json_decref(st->refusals);
+    json_decref(st->sites);
+    memset(st, 0, sizeof *st);
+}

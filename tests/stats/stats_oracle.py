@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Independent checks of a `fedfuse stats` run (docs/statistics.md) with numpy.
+
+stats_oracle.py MODE OUT SITE...   MODE = demo | tcga
+Every released pooled statistic is recomputed on the pooled rows: counts, sums and means
+exactly (1e-9 relative for var/sd), quantiles within their stated bound, Kaplan-Meier within
+1e-9 of the product-limit estimator written here. Suppressed cells must be absent from the
+results and carry no value in the audit log."""
+import csv
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def rows_of(path):
+    f = os.path.join(path, "patients.csv") if os.path.isdir(path) else path
+    with open(f, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def num(v):
+    try:
+        x = float(v)
+        return x if math.isfinite(x) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def released(out):
+    doc = json.load(open(os.path.join(out, "stats.json")))
+    return doc, [r for r in doc["results"] if r["site"] == "pooled"]
+
+
+def get(res, var, stat, **kw):
+    for r in res:
+        if r["variable"] == var and r["statistic"] == stat and all(r.get(k) == v for k, v in kw.items()):
+            return r
+    return None
+
+
+def close(a, b, rel, what):
+    if abs(a - b) > rel * max(1.0, abs(b)):
+        fail("%s: fedfuse %r, numpy %r" % (what, a, b))
+
+
+def check_log(out, doc):
+    entries = [json.loads(l) for l in open(os.path.join(out, "audit.jsonl"))]
+    st = [e for e in entries if e.get("event") == "statistics"]
+    if len(st) != 1:
+        fail("the audit log has %d statistics entries" % len(st))
+    d = st[0]["data"] if "data" in st[0] else st[0]
+    if d.get("job_sha256") != doc["job"]:
+        fail("the log's job hash is not stats.json's")
+    for s in d.get("suppressed", []):
+        if "value" in s:
+            fail("a suppressed cell has a value in the log: %r" % s)
+    keys = {(r["variable"], r["statistic"], r["site"], r.get("cell")) for r in doc["suppressed"]}
+    for r in doc["results"]:
+        b = r.get("bin")
+        name = r.get("category") or (b and "[%g, %g)" % (float(b["lo"]), float(b["hi"])))
+        if (r["variable"], r["statistic"], r["site"], name) in keys:
+            fail("cell %r is both released and suppressed" % (r,))
+    return len(doc["suppressed"])
+
+
+def demo(out, sites):
+    rows = [r for s in sites for r in rows_of(s) if num(r["age"]) is not None and 18 <= num(r["age"]) <= 120]
+    doc, res = released(out)
+    n = 0
+    r = get(res, "patients", "count")
+    if r:
+        if r["value"] != len(rows):
+            fail("patients: %r vs %d" % (r["value"], len(rows)))
+        n += 1
+    age = np.array([num(r["age"]) for r in rows if num(r["age"]) is not None])
+    exact = {"count": len(age), "sum": age.sum(), "mean": age.mean()}
+    for stat, want in exact.items():
+        r = get(res, "age", stat)
+        if r is None:
+            continue
+        if r["value"] != want and abs(r["value"] - want) > 1e-12 * max(1, abs(want)):
+            fail("age %s: %r vs %r" % (stat, r["value"], want))
+        n += 1
+    for stat, want in {"var": age.var(ddof=1), "sd": age.std(ddof=1)}.items():
+        r = get(res, "age", stat)
+        if r:
+            close(r["value"], want, 1e-9, "age " + stat)
+            n += 1
+    for stat, p in {"q25": 25, "q50": 50, "q75": 75}.items():
+        r = get(res, "age", stat)
+        if r:
+            want = np.percentile(age, p)
+            if abs(r["value"] - want) > r["bound"] + 1e-12:
+                fail("age %s: %r vs %r, bound %r" % (stat, r["value"], want, r["bound"]))
+            n += 1
+    for r in res:
+        if r["variable"] == "age" and r["statistic"] == "hist":
+            lo, hi = r["bin"]["lo"], r["bin"]["hi"]
+            lo = -np.inf if lo == "-inf" else lo
+            hi = np.inf if hi == "inf" else hi
+            want = int(((age >= lo) & (age < hi)).sum())
+            if r["value"] != want:
+                fail("age hist [%r, %r): %r vs %d" % (lo, hi, r["value"], want))
+            n += 1
+    for lab in ("label_admission", "label_icu", "label_critical"):
+        y = np.array([num(r[lab]) for r in rows if num(r[lab]) is not None])
+        r = get(res, lab, "mean")
+        if r:
+            if abs(r["value"] - y.mean()) > 1e-12:
+                fail("%s prevalence: %r vs %r" % (lab, r["value"], y.mean()))
+            n += 1
+    for var, vals in (("sex", ["F", "M"]), ("insurance", ["public", "private", "uninsured"])):
+        for v in vals:
+            r = get(res, var, "hist", category=v)
+            if r:
+                want = sum(1 for x in rows if x[var] == v)
+                if r["value"] != want:
+                    fail("%s=%s: %r vs %d" % (var, v, r["value"], want))
+                n += 1
+    for r in res:
+        if r["statistic"] == "crosstab":
+            want = sum(1 for x in rows if x["sex"] == r["row"] and x["insurance"] == r["col"])
+            if r["value"] != want:
+                fail("crosstab %r: %r vs %d" % (r, r["value"], want))
+            n += 1
+    sup = check_log(out, doc)
+    print("demo: %d pooled statistics match numpy, %d suppressed cells absent from results and log"
+          % (n, sup))
+
+
+def km_reference(t, e):
+    """Product-limit estimator: at each distinct event time s, S *= 1 - d(s) / n(s), where
+    n(s) counts the rows with time >= s (censored at s are at risk at s)."""
+    out = []
+    s = 1.0
+    for u in np.unique(t[e == 1]):
+        d = int(((t == u) & (e == 1)).sum())
+        at_risk = int((t >= u).sum())
+        s *= 1.0 - d / at_risk
+        out.append((u, s, at_risk, d))
+    return out
+
+
+def tcga(out, sites):
+    rows = [r for s in sites for r in rows_of(s)]
+    t = np.array([float(r["time"]) for r in rows])
+    e = np.array([int(float(r["event"])) for r in rows])
+    doc, res = released(out)
+    km = [r for r in res if r["statistic"] == "km"]
+    ref = km_reference(t, e)
+    if not km:
+        fail("no Kaplan-Meier steps released")
+    worst = 0.0
+    for r, (u, s, n, d) in zip(km, ref):
+        if abs(r["time"] - u) > 1e-12 or r["at_risk"] != n or r["events"] != d:
+            fail("KM step at %r: fedfuse (t=%r, at risk %r, events %r), numpy (t=%r, %d, %d)" %
+                 (u, r["time"], r["at_risk"], r["events"], u, n, d))
+        worst = max(worst, abs(r["value"] - s))
+        if not (r["lower"] <= r["value"] <= r["upper"]):
+            fail("KM band does not hold the estimate at t=%r" % u)
+    if worst > 1e-9:
+        fail("KM differs from the reference by %g" % worst)
+    cut = [s for s in doc["suppressed"] if s["statistic"] == "km"]
+    if len(km) < len(ref) and not cut:
+        fail("%d of %d KM steps released and no cut recorded" % (len(km), len(ref)))
+    age = np.array([float(r["age_at_index"]) for r in rows])
+    for stat, p in {"q25": 25, "q50": 50, "q75": 75}.items():
+        r = get(res, "age_at_index", stat)
+        if r is None or abs(r["value"] - np.percentile(age, p)) > r["bound"] + 1e-12:
+            fail("age_at_index %s: %r vs %r" % (stat, r, np.percentile(age, p)))
+    check_log(out, doc)
+    print("tcga: %d Kaplan-Meier steps (of %d event times; max |S - reference| = %.3g), quartiles "
+          "within their bounds" % (len(km), len(ref), worst))
+
+
+if __name__ == "__main__":
+    {"demo": demo, "tcga": tcga}[sys.argv[1]](sys.argv[2], sys.argv[3:])

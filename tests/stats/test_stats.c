@@ -1,0 +1,191 @@
+/* ff_stats: the query language's errors, a site's vector and its disclosure control
+ * (primary and complementary suppression, the differencing rule), exact decoding of sums. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff/stats.h"
+#include "testutil.h"
+
+static ff_stats_query *query(const char *yaml)
+{
+    ff_stats_query *q = NULL;
+    assert_int_equal(ff_stats_query_load_str(&q, "q.yaml", yaml, strlen(yaml)), FF_OK);
+    return q;
+}
+
+static ff_stats_table *table(const char *dir, const char *csv)
+{
+    const char *p = ft_path(dir, "t.csv");
+    ft_write_file(p, csv, strlen(csv));
+    ff_stats_table *t = NULL;
+    assert_int_equal(ff_stats_table_load(&t, p), FF_OK);
+    return t;
+}
+
+static json_t *find(json_t *res, const char *var, const char *stat, const char *key,
+                    const char *val)
+{
+    json_t *o;
+    size_t i;
+    json_array_foreach(res, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "variable")), var) != 0 ||
+            strcmp(json_string_value(json_object_get(o, "statistic")), stat) != 0)
+            continue;
+        if (!key || strcmp(json_string_value(json_object_get(o, key)), val) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static void test_query_errors(void **state)
+{
+    (void)state;
+    ff_stats_query *q = NULL;
+    const char *bad = "name: x\nvariables:\n  - {name: age, hist: {min: 0, max: 10, width: 3}}\n";
+    assert_int_equal(ff_stats_query_load_str(&q, "q.yaml", bad, strlen(bad)), FF_ECONFIG);
+    ft_assert_error_has("q.yaml:3:");
+    ft_assert_error_has("whole number of bins");
+    assert_null(q);
+    const char *unk = "name: x\nvariabels: []\n";
+    assert_int_equal(ff_stats_query_load_str(&q, "q.yaml", unk, strlen(unk)), FF_ECONFIG);
+    ft_assert_error_has("q.yaml:2:1: variabels");
+    const char *xt = "name: x\nvariables: [{name: a}]\ncrosstabs: [{rows: a, cols: b}]\n";
+    assert_int_equal(ff_stats_query_load_str(&q, "q.yaml", xt, strlen(xt)), FF_ECONFIG);
+    ft_assert_error_has("crosstabs[0].rows");
+}
+
+/* 12 patients; group g: x (6), y (4), z (2). With k = 3, z is below the minimum and the
+ * smallest other cell (y) is suppressed with it; age's sums are exact. */
+static const char *rows = "id,age,g,time,event\n"
+                          "1,30,x,1,1\n2,31,x,2,0\n3,32,x,2,1\n4,40,x,3,1\n5,41,x,5,0\n6,42,x,5,1\n"
+                          "7,50,y,6,1\n8,51,y,7,0\n9,52,y,8,1\n10,60,y,9,0\n11,61,z,9,1\n12,,z,9,0\n";
+
+static void test_site_and_release(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    ff_stats_table *t = table(dir, rows);
+    ff_stats_query *q = query("name: t\n"
+                              "variables:\n"
+                              "  - {name: age, quantiles: {min: 0, max: 100, width: 1}}\n"
+                              "  - {name: g, type: categorical, values: [x, y, z]}\n");
+    ff_stats_policy p = {.min_cell = 3, .allow_all = 1};
+    uint32_t *l = calloc(ff_stats_lanes(q), sizeof *l);
+    ff_stats_site_report rep;
+    assert_int_equal(ff_stats_site_compute(q, t, &p, l, &rep), FF_OK);
+    assert_int_equal(rep.cohort, 12);
+    assert_int_equal(rep.primary, 2);       /* z (2) and age's missing (1) */
+    assert_true(rep.complementary >= 1);    /* y, protecting z; age's count */
+    json_t *res = json_array(), *sup = json_array();
+    assert_int_equal(ff_stats_release(q, l, "s", res, sup), FF_OK);
+    assert_int_equal(json_integer_value(json_object_get(find(res, "patients", "count", NULL, NULL), "value")), 12);
+    assert_non_null(find(res, "g", "hist", "category", "x"));
+    assert_null(find(res, "g", "hist", "category", "z"));
+    assert_null(find(res, "g", "hist", "category", "y"));
+    /* age: missing is 1 < 3, so count is suppressed with it, and the sums with the count */
+    assert_null(find(res, "age", "mean", NULL, NULL));
+    assert_true(json_array_size(sup) >= 4);
+    json_decref(res);
+    json_decref(sup);
+
+    /* k = 1: nothing suppressed; two sites' vectors summed lane by lane decode exactly */
+    p.min_cell = 1;
+    uint32_t *sum = calloc(ff_stats_lanes(q), sizeof *sum);
+    assert_int_equal(ff_stats_site_compute(q, t, &p, l, NULL), FF_OK);
+    for (size_t i = 0; i < ff_stats_lanes(q); i++)
+        sum[i] = l[i] * 2;
+    res = json_array();
+    sup = json_array();
+    assert_int_equal(ff_stats_release(q, sum, "pooled", res, sup), FF_OK);
+    assert_int_equal(json_array_size(sup), 0);
+    double s = 30 + 31 + 32 + 40 + 41 + 42 + 50 + 51 + 52 + 60 + 61, n = 11, ss = 0;
+    double ages[] = {30, 31, 32, 40, 41, 42, 50, 51, 52, 60, 61};
+    for (int i = 0; i < 11; i++)
+        ss += (ages[i] - s / n) * (ages[i] - s / n);
+    assert_true(fabs(json_real_value(json_object_get(find(res, "age", "mean", NULL, NULL), "value")) - s / n) < 1e-12);
+    /* 22 values = each age twice: sample variance of the doubled sample */
+    double var = 2 * ss / 21;
+    assert_true(fabs(json_real_value(json_object_get(find(res, "age", "var", NULL, NULL), "value")) - var) < 1e-9);
+    json_t *q50 = find(res, "age", "q50", NULL, NULL);
+    assert_true(fabs(json_real_value(json_object_get(q50, "value")) - 42) <= 0.5);
+    free(sum);
+    free(l);
+    json_decref(res);
+    json_decref(sup);
+    ff_stats_query_free(q);
+    ff_stats_table_free(t);
+    ft_rmtree(dir);
+}
+
+/* Two overlapping cohorts that differ by one patient: the second query is refused. */
+static void test_differencing(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    ff_stats_table *t = table(dir, rows);
+    ff_stats_query *a = query("name: a\nwhere: [{column: age, min: 30, max: 60}]\nvariables: [{name: age}]\n");
+    ff_stats_query *b = query("name: b\nwhere: [{column: age, min: 30, max: 59}]\nvariables: [{name: age}]\n");
+    ff_stats_policy p = {.min_cell = 3, .allow_all = 1, .history = ft_path(dir, "h.json")};
+    uint32_t *l = calloc(ff_stats_lanes(a) + ff_stats_lanes(b), sizeof *l);
+    assert_int_equal(ff_stats_site_compute(a, t, &p, l, NULL), FF_OK);
+    assert_int_equal(ff_stats_history_record(a, t, &p), FF_OK);
+    assert_int_equal(ff_stats_site_compute(a, t, &p, l, NULL), FF_OK); /* the same again: fine */
+    assert_int_equal(ff_stats_site_compute(b, t, &p, l, NULL), FF_EPOLICY);
+    ft_assert_error_has("differencing");
+    ff_stats_policy deny = {.min_cell = 3, .allowed = (const char *const[]){"g"}, .nallowed = 1};
+    assert_int_equal(ff_stats_site_compute(a, t, &deny, l, NULL), FF_EPOLICY);
+    ft_assert_error_has("does not allow 'age'");
+    free(l);
+    ff_stats_query_free(a);
+    ff_stats_query_free(b);
+    ff_stats_table_free(t);
+    ft_rmtree(dir);
+}
+
+/* Kaplan–Meier by hand: times 1..9 of the table above. */
+static void test_km(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    ff_stats_table *t = table(dir, rows);
+    ff_stats_query *q = query("name: k\nsurvival: [{name: os, time: time, event: event, width: 1, max: 20}]\n");
+    ff_stats_policy p = {.min_cell = 1, .allow_all = 1};
+    uint32_t *l = calloc(ff_stats_lanes(q), sizeof *l);
+    assert_int_equal(ff_stats_site_compute(q, t, &p, l, NULL), FF_OK);
+    json_t *res = json_array(), *sup = json_array();
+    assert_int_equal(ff_stats_release(q, l, "s", res, sup), FF_OK);
+    /* events at 1 (12 at risk), 2 (11, one censored there too), 3 (9), 5 (8, one censored) */
+    double s = 1, want[][2] = {{1, 12}, {2, 11}, {3, 9}, {5, 8}};
+    size_t i, k = 0;
+    json_t *o;
+    json_array_foreach(res, i, o)
+    {
+        if (strcmp(json_string_value(json_object_get(o, "statistic")), "km") != 0 || k >= 4)
+            continue;
+        double d = want[k][0] == 5 ? 1 : 1;
+        s *= 1 - d / want[k][1];
+        assert_true(fabs(json_real_value(json_object_get(o, "time")) - want[k][0]) < 1e-12);
+        assert_true(fabs(json_real_value(json_object_get(o, "value")) - s) < 1e-12);
+        k++;
+    }
+    assert_int_equal(k, 4);
+    free(l);
+    json_decref(res);
+    json_decref(sup);
+    ff_stats_query_free(q);
+    ff_stats_table_free(t);
+    ft_rmtree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query_errors),
+        cmocka_unit_test(test_site_and_release),
+        cmocka_unit_test(test_differencing),
+        cmocka_unit_test(test_km),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
