@@ -11,12 +11,12 @@
  * Privacy: this file handles one patient's words, codes and values and the outcomes of
  * similar patients; they go into the returned JSON only (printed to the local terminal and
  * written to the output folder by the caller). Nothing here calls ff_log. */
-#include <csv.h>
 #include <ctype.h>
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ff/client.h"
 #include "explain_internal.h"
@@ -49,25 +49,6 @@ int ff_explain_find(const ff_site *s, const char *site_name, const char *patient
 /* ---------------------------------------------------------------------------------------- */
 
 
-static void ex_field(void *data, size_t len, void *vctx)
-{
-    ex_reader *r = vctx;
-    if (r->nfields >= EX_MAX_FIELDS) {
-        r->nfields++;
-        return;
-    }
-    char *f = malloc(len + 1);
-    if (!f) {
-        r->oom = 1;
-        return;
-    }
-    if (len)
-        memcpy(f, data, len);
-    f[len] = '\0';
-    r->field[r->nfields] = f;
-    r->flen[r->nfields++] = len;
-}
-
 static char *ex_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -77,16 +58,16 @@ static char *ex_strdup(const char *s)
     return d;
 }
 
-static void ex_row_data(ex_reader *r)
+static void ex_row_data(ex_reader *r, const ff_csv_row *row)
 {
-    int nf = FF_MIN(r->nfields, EX_MAX_FIELDS);
+    int nf = row->nfields;
     if (r->col_id < 0 || r->col_a < 0 || r->col_id >= nf || r->col_a >= nf || r->col_b >= nf ||
         r->col_c >= nf)
         return;
-    if (strcmp(r->field[r->col_id], r->want) != 0)
+    if (strcmp(row->fields[r->col_id], r->want) != 0)
         return;
     if (!r->events) { /* several notes of one patient are joined, as the loader does */
-        size_t add = r->flen[r->col_a];
+        size_t add = row->lens[r->col_a];
         char *t = realloc(r->text, r->text_len + add + 2);
         if (!t) {
             r->oom = 1;
@@ -95,14 +76,14 @@ static void ex_row_data(ex_reader *r)
         r->text = t;
         if (r->text_len)
             r->text[r->text_len++] = ' ';
-        memcpy(r->text + r->text_len, r->field[r->col_a], add);
+        memcpy(r->text + r->text_len, row->fields[r->col_a], add);
         r->text_len += add;
         r->text[r->text_len] = '\0';
         return;
     }
     double h;
-    if (r->col_b < 0 || r->col_c < 0 || ff_parse_f64(r->field[r->col_a], &h) != FF_OK ||
-        !(h >= 0) || r->flen[r->col_b] == 0)
+    if (r->col_b < 0 || r->col_c < 0 || ff_parse_f64(row->fields[r->col_a], &h) != FF_OK ||
+        !(h >= 0) || row->lens[r->col_b] == 0)
         return; /* the loader skipped it too */
     if (r->nev == r->cap) {
         size_t nc = r->cap ? 2 * r->cap : 64;
@@ -114,8 +95,8 @@ static void ex_row_data(ex_reader *r)
         r->ev = e, r->cap = nc;
     }
     ex_event *e = &r->ev[r->nev];
-    e->code = ex_strdup(r->field[r->col_b]);
-    e->value = ex_strdup(r->field[r->col_c]);
+    e->code = ex_strdup(row->fields[r->col_b]);
+    e->value = ex_strdup(row->fields[r->col_c]);
     if (!e->code || !e->value) {
         free(e->code);
         free(e->value);
@@ -127,57 +108,32 @@ static void ex_row_data(ex_reader *r)
     r->nev++;
 }
 
-static void ex_row(int c, void *vctx)
+static int ex_row(const ff_csv_row *row, void *vctx)
 {
-    (void)c;
     ex_reader *r = vctx;
-    int nf = FF_MIN(r->nfields, EX_MAX_FIELDS);
-    if (r->is_header) {
-        r->is_header = 0;
-        for (int i = 0; i < nf; i++) {
-            if (strcmp(r->field[i], "patient_id") == 0)
+    if (row->line == 1) { /* the header */
+        for (int i = 0; i < row->nfields; i++) {
+            if (strcmp(row->fields[i], "patient_id") == 0)
                 r->col_id = i;
             for (int k = 0; k < 3; k++)
-                if (r->names[k] && strcmp(r->field[i], r->names[k]) == 0)
+                if (r->names[k] && strcmp(row->fields[i], r->names[k]) == 0)
                     *(k == 0 ? &r->col_a : k == 1 ? &r->col_b : &r->col_c) = i;
         }
-    } else if (!r->oom) {
-        ex_row_data(r);
+        return FF_OK;
     }
-    for (int i = 0; i < nf; i++)
-        free(r->field[i]);
-    r->nfields = 0;
+    ex_row_data(r, row);
+    return r->oom ? ff_error(FF_ENOMEM, "explain: out of memory") : FF_OK;
 }
 
-/* Streams path through libcsv (lenient, like the loader's default), keeping the rows of
- * r->want. A missing file is not an error (the modality is then absent). */
+/* Reads path with the loader's CSV reader (ff_csv_read: lenient, BOM and delimiter as the
+ * loader sees them), keeping the rows of r->want. A missing file is not an error (the
+ * modality is then absent). */
 static int ex_read_csv(const char *path, ex_reader *r)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    if (access(path, F_OK) != 0)
         return FF_OK;
-    struct csv_parser p;
-    if (csv_init(&p, 0) != 0) {
-        fclose(f);
-        return ff_error(FF_ENOMEM, "%s: out of memory", path);
-    }
-    r->is_header = 1, r->col_id = r->col_a = r->col_b = r->col_c = -1;
-    char buf[65536];
-    size_t n;
-    int rc = FF_OK;
-    while (rc == FF_OK && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (csv_parse(&p, buf, n, ex_field, ex_row, r) != n)
-            rc = ff_error(FF_EFORMAT, "%s: malformed CSV", path);
-    if (rc == FF_OK)
-        csv_fini(&p, ex_field, ex_row, r);
-    for (int i = 0; i < FF_MIN(r->nfields, EX_MAX_FIELDS); i++)
-        free(r->field[i]);
-    r->nfields = 0;
-    csv_free(&p);
-    fclose(f);
-    if (rc == FF_OK && r->oom)
-        rc = ff_error(FF_ENOMEM, "%s: out of memory", path);
-    return rc;
+    r->col_id = r->col_a = r->col_b = r->col_c = -1;
+    return ff_csv_read(path, path, 0, ex_row, r);
 }
 
 static int cmp_ex_event(const void *a, const void *b)

@@ -9,8 +9,6 @@
 
 #include "ff/client.h"
 
-#define EX_MAX_FIELDS 16
-
 typedef struct {
     char *code, *value; /* value "" = none */
     double hours;
@@ -19,10 +17,8 @@ typedef struct {
 
 typedef struct {
     const char *want; /* patient id */
-    int nfields, is_header, col_id, col_a, col_b, col_c;
+    int col_id, col_a, col_b, col_c;
     const char *names[3];
-    char *field[EX_MAX_FIELDS];
-    size_t flen[EX_MAX_FIELDS];
     /* notes: concatenated text; events: rows */
     char *text;
     size_t text_len;
