@@ -327,7 +327,10 @@ static int cmd_policy(int argc, char **argv)
     printf("site %s: %zu approved job(s)\n", p.site, p.accepted_jobs.count);
     for (size_t i = 0; i < p.accepted_jobs.count; i++)
         printf("  job %s\n", p.accepted_jobs.items[i]);
-    printf("secure aggregation: %s\n", p.require_secagg ? "required" : "optional");
+    printf("secure aggregation: %s; a round needs >= %lld sites, threshold >= %lld, >= %lld "
+           "neighbours per site\n", p.require_secagg ? "required" : "optional",
+           (long long)p.secagg.min_sites, (long long)p.secagg.min_threshold,
+           (long long)p.secagg.min_neighbours);
     static const char *const levels[] = { /* by ff_policy_dp_level (the loader checks it) */
         "client-level, or record-level run by this site", "client-level",
         "record-level, run by this site", "client-level and record-level run by this site"};

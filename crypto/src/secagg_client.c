@@ -499,6 +499,13 @@ out:
     return FF_OK;
 }
 
+int ff_secagg_client_survivor(const ff_secagg_client *c, uint32_t i)
+{
+    if (!c || (c->state != C_CHECKED && c->state != C_DONE) || i >= c->p.n_sites)
+        return -1;
+    return bit(c->u3, i);
+}
+
 /* The signatures relayed with the unmask request: every one must verify over the U3 this
  * site signed, from distinct sites of U3 in increasing order; at least the quorum. */
 static int check_signatures(ff_secagg_client *c, sa_reader *r, const char *what)

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/rand.h>
-
 #include "fed_diag.h"
 #include "fed_dp.h"
 #include "fed_metrics.h"
@@ -49,6 +47,7 @@ typedef struct {
         int64_t round, attempt;
         int step;                     /* last secagg_step() answered */
         json_t *entry;                /* the coordinator's secagg parameters (receipt) */
+        json_t *sites;                /* the round's selected sites, from advertise_keys */
         int64_t upd_round;            /* round whose update is in cn->update */
         size_t ntrain;
         char update_sha[FF_SHA256_HEX];
@@ -750,14 +749,90 @@ static int roster_take(cnode *cn, const ProtobufCBinaryData *r)
     return FF_OK;
 }
 
+static const char *site_name_at(json_t *sites, size_t i)
+{
+    const char *s = json_string_value(json_array_get(sites, i));
+    return s ? s : "";
+}
+
 static void secagg_reset(cnode *cn)
 {
     ff_secagg_client_free(cn->sa.c);
     cn->sa.c = NULL;
     json_decref(cn->sa.entry);
     cn->sa.entry = NULL;
+    json_decref(cn->sa.sites);
+    cn->sa.sites = NULL;
     cn->sa.step = 0;
 }
+
+/* ---- the secure-aggregation guard (ff_fed_guard_*, docs/secagg.md) ---- */
+
+static void guard_path(const cnode *cn, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/secagg-guard-%s.json", cn->sc->out_dir, cn->sc->site);
+}
+
+/* The guard's view of round t: its job, starting model and the sites selected at
+ * advertise_keys; *names (pointers into cn->sa.sites) is the caller's to free. */
+static int guard_use(cnode *cn, const Fedfuse__Task *t, ff_fed_guard_use *u, const char ***names)
+{
+    memset(u, 0, sizeof *u);
+    size_t n = json_array_size(cn->sa.sites);
+    *names = calloc(n + 1, sizeof **names);
+    if (!*names)
+        return ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        (*names)[i] = site_name_at(cn->sa.sites, i);
+    hex_of(&t->job_sha256, u->job);
+    hex_of(&t->model_sha256, u->model);
+    u->round = t->round;
+    u->sites = *names;
+    u->nsites = n;
+    if (cn->sa.upd_round == t->round)
+        ff_strlcpy(u->update, cn->sa.update_sha, sizeof u->update);
+    return FF_OK;
+}
+
+typedef enum {
+    GUARD_CHECK,     /* before this site trains or takes part */
+    GUARD_COMMIT,    /* before the masked input leaves; seed: the contribution's noise seed */
+    GUARD_SURVIVORS, /* the survivor set this site just signed, before the signature leaves */
+} guard_op;
+
+/* The guard's op for round t (ff_fed_guard_*): FF_EPOLICY when it refuses. */
+static int guard_run(cnode *cn, const Fedfuse__Task *t, guard_op op, uint8_t seed[32])
+{
+    char path[700];
+    const char **names = NULL, **u3 = NULL;
+    ff_fed_guard_use u;
+    guard_path(cn, path, sizeof path);
+    int rc = guard_use(cn, t, &u, &names);
+    size_t k = 0;
+    if (rc == FF_OK && op == GUARD_SURVIVORS && !(u3 = calloc(u.nsites + 1, sizeof *u3)))
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == FF_OK && u3 && i < u.nsites; i++)
+        if (ff_secagg_client_survivor(cn->sa.c, (uint32_t)i) == 1)
+            u3[k++] = names[i];
+    if (rc == FF_OK)
+        rc = op == GUARD_CHECK    ? ff_fed_guard_check(path, &u)
+             : op == GUARD_COMMIT ? ff_fed_guard_commit(path, &u, cn->run_id, seed)
+                                  : ff_fed_guard_survivors(path, &u, u3, k);
+    free(u3);
+    free(names);
+    return rc;
+}
+
+/* Before a masked input leaves: the contribution recorded, or refused (FF_EPOLICY, said in
+ * the site's error code); seed: its noise seed. */
+static int guard_commit(cnode *cn, const Fedfuse__Task *t, uint8_t seed[32])
+{
+    int rc = guard_run(cn, t, GUARD_COMMIT, seed);
+    if (rc == FF_EPOLICY)
+        set_error(cn, FED_ERR_SECAGG_GUARD);
+    return rc;
+}
+
 
 /* Task.payload of a secure-aggregation task: JSON parameters, a NUL byte, the coordinator's
  * message for the phase. */
@@ -789,15 +864,28 @@ static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b
     return rc;
 }
 
-static const char *site_name_at(json_t *sites, size_t i)
+/* The round's parameters against what this site accepts, before it trains: the site's
+ * policy (secure_aggregation: min_sites, min_threshold, min_neighbours) and its guard (the
+ * same job, round and starting model never summed over another set of sites). *refused says
+ * which refused (FF_EPOLICY then, with the reason). */
+static int secagg_accept(cnode *cn, const Fedfuse__Task *t, const ff_secagg_params *p,
+                         fed_err *refused)
 {
-    const char *s = json_string_value(json_array_get(sites, i));
-    return s ? s : "";
+    int rc = ff_policy_check_secagg(&cn->pol, p->n_sites, p->t, ff_secagg_degree(p));
+    if (rc != FF_OK) {
+        *refused = FED_ERR_TASK_REFUSED_POLICY;
+        return rc;
+    }
+    rc = guard_run(cn, t, GUARD_CHECK, NULL);
+    if (rc == FF_EPOLICY)
+        *refused = FED_ERR_SECAGG_GUARD;
+    return rc;
 }
 
-/* Phase 1: train (the update stays here), new secagg state, signed advertisement. */
+/* Phase 1: train (the update stays here), new secagg state, signed advertisement. A
+ * statistics job (plan NULL) has its lanes ready (fed_site_stats). */
 static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
-                            ff_secagg_buf *out)
+                            ff_secagg_buf *out, fed_err *refused)
 {
     int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
     if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
@@ -805,15 +893,36 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
         return FF_OK;
     }
     secagg_reset(cn);
-    int rc = FF_OK;
-    int stats = plan == NULL; /* a statistics job: the lanes are ready (fed_site_stats) */
-    if (stats) {
+    int stats = plan == NULL;
+    ff_secagg_params p = {.round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id")),
+                          .n_sites = (uint32_t)json_integer_value(json_object_get(j, "n")),
+                          .k = (uint32_t)json_integer_value(json_object_get(j, "k")),
+                          .t = (uint32_t)json_integer_value(json_object_get(j, "t")),
+                          .n_values = (uint64_t)json_integer_value(json_object_get(j, "n_values"))};
+    json_t *sites = json_object_get(j, "sites");
+    json_int_t self = json_integer_value(json_object_get(j, "index"));
+    int rc = ff_secagg_params_check(&p);
+    int ddg = !stats && plan->privacy.client.enabled &&
+              plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
+    uint64_t lanes = stats ? cn->st.nlanes
+                           : (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
+    if (rc == FF_OK && (p.n_values != lanes || json_array_size(sites) != p.n_sites ||
+                        self < 0 || (uint32_t)self >= p.n_sites ||
+                        strcmp(site_name_at(sites, (size_t)self),
+                               cn->sc->site) != 0))
+        rc = ff_error(FF_EPOLICY, "round %u: secure-aggregation parameters do not match this "
+                      "site (%llu lanes for %zu parameters, index %lld)", t->round,
+                      (unsigned long long)p.n_values, cn->n, (long long)self);
+    cn->sa.sites = rc == FF_OK ? json_incref(sites) : NULL;
+    if (rc == FF_OK)
+        rc = secagg_accept(cn, t, &p, refused);
+    if (rc == FF_OK && stats) {
         uint8_t h[FF_SHA256_BYTES];
         ff_sha256(cn->st.lanes, cn->st.nlanes * sizeof *cn->st.lanes, h);
         ff_hex(h, sizeof h, cn->sa.update_sha);
         cn->sa.ntrain = cn->st.rep.cohort;
         cn->sa.upd_round = t->round;
-    } else if (cn->sa.upd_round != t->round) {
+    } else if (rc == FF_OK && cn->sa.upd_round != t->round) {
         /* a retry of the round keeps the update: the global model did not change */
         ff_local_stats st;
         rc = train_local(cn, t, plan, &cn->sa.ntrain, &st);
@@ -827,25 +936,9 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
                     "secure aggregation)", t->round, (long long)st.steps, cn->sa.ntrain,
                     st.loss_first, st.loss_last);
     }
-    ff_secagg_params p = {.round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id")),
-                          .n_sites = (uint32_t)json_integer_value(json_object_get(j, "n")),
-                          .k = (uint32_t)json_integer_value(json_object_get(j, "k")),
-                          .t = (uint32_t)json_integer_value(json_object_get(j, "t")),
-                          .n_values = (uint64_t)json_integer_value(json_object_get(j, "n_values"))};
-    json_t *sites = json_object_get(j, "sites");
-    json_int_t self = json_integer_value(json_object_get(j, "index"));
-    rc = ff_secagg_params_check(&p);
-    int ddg = !stats && plan->privacy.client.enabled &&
-              plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
-    uint64_t lanes = stats ? cn->st.nlanes
-                           : (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
-    if (rc == FF_OK && (p.n_values != lanes || json_array_size(sites) != p.n_sites ||
-                        self < 0 || (uint32_t)self >= p.n_sites ||
-                        strcmp(site_name_at(sites, (size_t)self),
-                               cn->sc->site) != 0))
-        rc = ff_error(FF_EPOLICY, "round %u: secure-aggregation parameters do not match this "
-                      "site (%llu lanes for %zu parameters, index %lld)", t->round,
-                      (unsigned long long)p.n_values, cn->n, (long long)self);
+    /* the update (or statistics) must be the one contributed before, if any (data changed?) */
+    if (rc == FF_OK && (rc = guard_run(cn, t, GUARD_CHECK, NULL)) == FF_EPOLICY)
+        *refused = FED_ERR_SECAGG_GUARD;
     free(cn->sa.peers);
     cn->sa.peers = rc == FF_OK ? calloc(p.n_sites, sizeof *cn->sa.peers) : NULL;
     if (rc == FF_OK && !cn->sa.peers)
@@ -866,9 +959,12 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
 
 /* The distributed discrete Gaussian (KLS21): clip to S, pad, rotate, scale, round, add this
  * site's noise share N_Z(0, (σS/√n/γ)²), wrap mod 2^bits; the last lane is 1 so the sum
- * counts the inputs it holds. The noise comes from the OS's generator: nobody else may be
- * able to reproduce (and subtract) it. */
-static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, uint32_t *lanes)
+ * counts the inputs it holds. The noise seed comes from the OS's generator, drawn once per
+ * contribution and kept by the site's guard: nobody else can reproduce (and subtract) the
+ * noise, and a retry over the same sites adds the same noise (no second, independent draw
+ * the coordinator could average away). */
+static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, const uint8_t noise_seed[32],
+                     uint32_t *lanes)
 {
     ff_privacy_ddg_config k;
     size_t d;
@@ -882,8 +978,7 @@ static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, uint32_t *lanes)
     if (rc == FF_OK && !out)
         rc = ff_error(FF_ENOMEM, "out of memory");
     uint64_t seed[2];
-    if (rc == FF_OK && RAND_bytes((unsigned char *)seed, sizeof seed) != 1)
-        rc = ff_error(FF_ECRYPTO, "ddg: no randomness from the OS for the noise");
+    memcpy(seed, noise_seed, sizeof seed);
     ff_rng rng;
     if (rc == FF_OK) {
         ff_rng_init(&rng, seed[0], seed[1]);
@@ -925,21 +1020,28 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
         rc = ff_error(FF_EPOLICY, "round %u: %zu training examples; secure aggregation encodes "
                       "1..%u", t->round, cn->sa.ntrain, w);
     uint64_t nv = (uint64_t)json_integer_value(json_object_get(j, "n_values"));
+    /* recorded durably before anything derived from the update leaves (ff_fed_guard_commit) */
+    uint8_t noise_seed[32];
+    if (rc == FF_OK)
+        rc = guard_commit(cn, t, noise_seed);
     float *x = rc == FF_OK ? malloc(cn->n * sizeof *x) : NULL;
     uint32_t *lanes = rc == FF_OK && nv >= cn->n + 1 ? malloc(nv * sizeof *lanes) : NULL;
     if (rc == FF_OK && (!x || !lanes))
         rc = ff_error(FF_ENOMEM, "out of memory (%llu lanes)", (unsigned long long)nv);
     ff_secagg_buf out = {0};
     if (rc == FF_OK && ddg) {
-        rc = ddg_lanes(cn, plan, j, lanes);
+        rc = ddg_lanes(cn, plan, j, noise_seed, lanes);
     } else if (rc == FF_OK) {
         float f = (float)((double)cn->sa.ntrain / w);
         for (size_t i = 0; i < cn->n; i++)
             x[i] = cn->update[i] * f;
+        /* the rounding depends on the round alone, not the attempt: a retry over the same
+         * sites gives the coordinator the same sum again */
         ff_rng rng;
-        ff_rng_init(&rng, train_seed(cn->sc, t->round) ^ 0x5EC466ull, (uint64_t)cn->sa.attempt);
+        ff_rng_init(&rng, train_seed(cn->sc, t->round) ^ 0x5EC466ull, 0);
         rc = ff_secagg_encode(&codec, &rng, x, cn->n, (uint32_t)cn->sa.ntrain, lanes);
     }
+    ff_secure_zero(noise_seed, sizeof noise_seed);
     if (rc == FF_OK)
         rc = ff_secagg_client_mask(cn->sa.c, body, blen, lanes, &out);
     free(x);
@@ -952,7 +1054,10 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
 static int stats_masked(cnode *cn, const Fedfuse__Task *t, const uint8_t *body, size_t blen)
 {
     ff_secagg_buf out = {0};
-    int rc = ff_secagg_client_mask(cn->sa.c, body, blen, cn->st.lanes, &out);
+    uint8_t noise_seed[32]; /* unused: statistics add no noise here */
+    int rc = guard_commit(cn, t, noise_seed);
+    if (rc == FF_OK)
+        rc = ff_secagg_client_mask(cn->sa.c, body, blen, cn->st.lanes, &out);
     if (rc == FF_OK)
         rc = masked_upload(cn, t, &out);
     if (rc == FF_OK && fed_site_stats_released(&cn->st, &cn->pol) != FF_OK)
@@ -1026,9 +1131,10 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     }
     ff_secagg_buf out = {0};
     const char *what = "", *point = "";
+    fed_err refused = FED_ERR_NONE;
     switch (rc == FF_OK ? (int)t->phase : -1) {
     case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
-        rc = secagg_advertise(cn, t, plan, j, &out);
+        rc = secagg_advertise(cn, t, plan, j, &out, &refused);
         what = "keys advertised";
         point = "advertise_keys";
         break;
@@ -1046,6 +1152,12 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY:
         rc = ff_secagg_client_check(cn->sa.c, body, blen, &out);
+        /* the sum will be over this set: the guard records it, or refuses, before it leaves */
+        if (rc == FF_OK && (rc = guard_run(cn, t, GUARD_SURVIVORS, NULL)) != FF_OK) {
+            ff_secagg_buf_free(&out);
+            if (rc == FF_EPOLICY)
+                set_error(cn, FED_ERR_SECAGG_GUARD);
+        }
         what = "survivor set signed";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
@@ -1062,6 +1174,15 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     }
     ff_secagg_buf_free(&out);
     json_decref(j);
+    if (refused) {
+        /* the site's policy or guard says no to this round: the coordinator is told (it logs
+         * the reason and `fedfuse status` shows the code), once per attempt */
+        char key[sizeof cn->refused];
+        snprintf(key, sizeof key, "secagg-refused %u/%lld", t->round, (long long)attempt);
+        secagg_reset(cn);
+        refuse_task(cn, t, key, "secure aggregation refused by this site", refused, 0);
+        return FF_OK;
+    }
     if (rc == FF_OK && cn->sa.c) {
         cn->sa.step = secagg_step((int)t->phase);
         if (what[0])

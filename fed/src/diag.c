@@ -20,6 +20,9 @@ static const struct {
     [FED_ERR_TASK_INVALID] = {"task_invalid",
                               "a task did not match the approved plan or was malformed"},
     [FED_ERR_TASK_STALE] = {"task_stale", "a task arrived after its round had moved on"},
+    [FED_ERR_SECAGG_GUARD] = {"secagg_guard_refused",
+                              "the site refused to add its update to a sum over other sites "
+                              "than before for the same job, round and model"},
 };
 
 const char *fed_err_code(fed_err e)

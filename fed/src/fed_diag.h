@@ -29,6 +29,7 @@ typedef enum {
     FED_ERR_TRAINING_REFUSED,
     FED_ERR_TASK_INVALID,
     FED_ERR_TASK_STALE,
+    FED_ERR_SECAGG_GUARD,
     FED_ERR_COUNT
 } fed_err;
 

@@ -163,6 +163,20 @@ static const ff_cfg_field statistics_fields[] = {
     {0},
 };
 
+/* Fewer sites in a sum, or a lower threshold, leave each site's update less hidden (a sum
+ * of 2 is the other site's update to either of them; t shares unmask a site). */
+#define SAOFF(f) (offsetof(ff_policy, secagg.f) - offsetof(ff_policy, secagg))
+static const ff_cfg_field secagg_fields[] = {
+    {.key = "min_sites", .type = FF_CFG_INT, .offset = SAOFF(min_sites), .min = 2, .max = 100000,
+     .def = "2", .help = "fewest sites selected for a secure-aggregation round"},
+    {.key = "min_threshold", .type = FF_CFG_INT, .offset = SAOFF(min_threshold), .min = 1,
+     .max = 100000, .def = "1", .help = "lowest threshold t (shares needed to unmask)"},
+    {.key = "min_neighbours", .type = FF_CFG_INT, .offset = SAOFF(min_neighbours), .min = 1,
+     .max = 100000, .def = "1",
+     .help = "fewest neighbours each site masks with (SecAgg+'s degree; n - 1 = all)"},
+    {0},
+};
+
 const ff_cfg_field ff_policy_schema[] = {
     {.key = "site", .type = FF_CFG_STRING, .offset = offsetof(ff_policy, site),
      .size = FF_SITE_NAME_MAX, .required = 1, .help = "this site's name (certificate CN)"},
@@ -180,6 +194,8 @@ const ff_cfg_field ff_policy_schema[] = {
      .min = 1, .max = 1e12, .def = "4294967296", .help = "largest global model downloaded"},
     {.key = "statistics", .type = FF_CFG_SECTION, .offset = offsetof(ff_policy, statistics),
      .sub = statistics_fields, .help = "statistics jobs: disclosure control (docs/statistics.md)"},
+    {.key = "secure_aggregation", .type = FF_CFG_SECTION, .offset = offsetof(ff_policy, secagg),
+     .sub = secagg_fields, .help = "the least a secure-aggregation round must have"},
     {0},
 };
 
@@ -308,6 +324,23 @@ int ff_policy_check(const ff_policy *p, const Fedfuse__Task *t, const ff_policy_
         return ff_error(FF_EPOLICY, "policy: secure aggregation is required but the task "
                         "does not enable it");
     return p->dp.required ? check_dp(p, t, rec) : FF_OK;
+}
+
+int ff_policy_check_secagg(const ff_policy *p, int64_t n_sites, int64_t t, int64_t neighbours)
+{
+    if (n_sites < p->secagg.min_sites)
+        return ff_error(FF_EPOLICY, "policy: secure aggregation over %lld sites, "
+                        "secure_aggregation.min_sites is %lld", (long long)n_sites,
+                        (long long)p->secagg.min_sites);
+    if (t < p->secagg.min_threshold)
+        return ff_error(FF_EPOLICY, "policy: secure aggregation with threshold %lld, "
+                        "secure_aggregation.min_threshold is %lld", (long long)t,
+                        (long long)p->secagg.min_threshold);
+    if (neighbours < p->secagg.min_neighbours)
+        return ff_error(FF_EPOLICY, "policy: secure aggregation with %lld neighbours per site, "
+                        "secure_aggregation.min_neighbours is %lld", (long long)neighbours,
+                        (long long)p->secagg.min_neighbours);
+    return FF_OK;
 }
 
 double ff_policy_record_budget(const ff_policy *p, double plan_budget)

@@ -256,6 +256,10 @@ int ff_secagg_client_mask(ff_secagg_client *c, const uint8_t *shares_in, size_t 
  * its neighbours. A site signs one survivor set per round. */
 int ff_secagg_client_check(ff_secagg_client *c, const uint8_t *req, size_t len,
                            ff_secagg_buf *out) FF_WARN_UNUSED;
+/* After ff_secagg_client_check: 1 when the survivor set this site signed lists site i, 0
+ * when it does not, -1 before a set was signed or for i out of range. (The site's guard
+ * records the set its sum is over before the signature leaves.) */
+int ff_secagg_client_survivor(const ff_secagg_client *c, uint32_t i);
 /* Phase 5: answers one unmask request, once. Refuses (FF_EPOLICY) a request whose survivor set
  * is not the U3 this site signed, that carries fewer than ff_secagg_check_quorum() valid
  * signatures over that U3 from distinct sites of U3 (FF_ECRYPTO for any signature that does

@@ -135,6 +135,36 @@ int ff_fed_task_plan(ff_fed_plan_cache *c, const void *plan_yaml, size_t plan_le
                      size_t model_config_len, const ff_plan **out) FF_WARN_UNUSED;
 void ff_fed_plan_cache_free(ff_fed_plan_cache *c);
 
+/* The site's secure-aggregation guard (issue #19 item 1; docs/secagg.md, "What the
+ * coordinator can learn across rounds and runs"). A site adds its update for one (job, round,
+ * starting model) to sums over ONE set of sites only, whatever the run id, across restarts
+ * of either side: otherwise two sums over sets that differ by one site are that site's
+ * update. The records live in one file of the site's state folder
+ * (out_dir/secagg-guard-SITE.json, 0600), rewritten with ff_file_write_atomic (temp, fsync,
+ * rename, folder fsync) BEFORE the masked input leaves and before the survivor set is
+ * signed. A file that does not load refuses every contribution (never starts from zero). */
+typedef struct {
+    char job[FF_SHA256_HEX], model[FF_SHA256_HEX]; /* hex: the job hash, the starting model */
+    int64_t round;
+    const char *const *sites; /* the round's selected sites, any order */
+    size_t nsites;
+    char update[FF_SHA256_HEX]; /* SHA-256 hex of the update; "" = not known yet */
+} ff_fed_guard_use;
+/* FF_OK when nothing is recorded for (job, round, model), or the record has the same set of
+ * sites and (when u->update is set) the same update; FF_EPOLICY naming both sets otherwise. */
+int ff_fed_guard_check(const char *path, const ff_fed_guard_use *u) FF_WARN_UNUSED;
+/* ff_fed_guard_check, then the contribution recorded durably (kept as it is when already
+ * there). noise_seed: the contribution's secret seed for noise it adds (the distributed
+ * discrete Gaussian), drawn from the OS on the first contribution and the recorded one after,
+ * so a retry over the same set gives the coordinator the same sum, not a second noisy one. */
+int ff_fed_guard_commit(const char *path, const ff_fed_guard_use *u, const char *run_id,
+                        uint8_t noise_seed[32]) FF_WARN_UNUSED;
+/* The survivor set U3 the site is about to sign (the sum is over it): FF_OK and recorded
+ * durably when it is the first for the contribution or the same as before; FF_EPOLICY when a
+ * different one was signed before, or nothing was committed for u. */
+int ff_fed_guard_survivors(const char *path, const ff_fed_guard_use *u,
+                           const char *const *survivors, size_t n) FF_WARN_UNUSED;
+
 #ifdef __cplusplus
 }
 #endif

@@ -202,7 +202,8 @@ typedef enum {
  *          min_noise_multiplier: 0.5, max_clip_norm: 10.0}
  *     max_rounds: 200
  *     max_model_bytes: 2147483648
- *     statistics: {enabled: true, min_cell_size: 10, variables: [age, sex], per_site: false} */
+ *     statistics: {enabled: true, min_cell_size: 10, variables: [age, sex], per_site: false}
+ *     secure_aggregation: {min_sites: 3, min_threshold: 2, min_neighbours: 2}               */
 typedef struct {
     char site[FF_SITE_NAME_MAX];
     ff_cfg_strlist accepted_jobs;
@@ -220,6 +221,9 @@ typedef struct {
         ff_cfg_strlist variables; /* columns that may be queried; ["*"] = any */
         int per_site;           /* this site's own (suppressed) results may be released */
     } statistics;
+    struct { /* the least a secure-aggregation round must have for this site to take part */
+        int64_t min_sites, min_threshold, min_neighbours;
+    } secagg;
 } ff_policy;
 
 extern const ff_cfg_field ff_policy_schema[];
@@ -246,6 +250,11 @@ int ff_policy_check(const ff_policy *p, const Fedfuse__Task *task,
 /* Only the job: the task's claimed job hash is in accepted_jobs (ff_policy_check's first
  * test), so a task of an unapproved job is refused before its plan is even parsed. */
 int ff_policy_check_job(const ff_policy *p, const Fedfuse__Task *task) FF_WARN_UNUSED;
+/* A secure-aggregation round of n_sites selected sites, threshold t, each site with
+ * neighbours peers (SecAgg+'s degree): FF_EPOLICY naming the key when below the policy's
+ * secure_aggregation: min_sites, min_threshold or min_neighbours. */
+int ff_policy_check_secagg(const ff_policy *p, int64_t n_sites, int64_t t,
+                           int64_t neighbours) FF_WARN_UNUSED;
 /* The record-level ε budget this site accepts for a plan's budget: the smaller of the two
  * when the policy requires DP. */
 double ff_policy_record_budget(const ff_policy *p, double plan_budget);
