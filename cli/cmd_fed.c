@@ -68,14 +68,16 @@ FF_CLI_GROUP_DEFINE(fed,
      "  Exit 2 when the certificate is refused (the reason is printed) or the file is invalid.\n"},
     {"stats", "federated statistics: a query over sites' data, secure aggregation on", cmd_stats,
      "usage: fedfuse stats --query Q.yaml --site DIR... [--out DIR] [--min-cell N]\n"
-     "                    [--allow COL,COL...] [--history DIR]\n"
+     "                    [--allow COL,COL...] [--history DIR] [--per-site]\n"
      "  Runs a statistics job (docs/statistics.md) on this machine the way simulate runs\n"
      "  training: a throw-away PKI, one coordinator and one client process per --site (a site\n"
      "  folder or a CSV file, 2 to 64), secure aggregation on, so the coordinator only sees\n"
      "  the sum of the sites' counts. Each site's policy allows the query's columns (or only\n"
      "  --allow), suppresses counts below --min-cell (default 10) with complementary\n"
      "  suppression, and refuses a query that would difference out a small cell against its\n"
-     "  history in --history DIR (default OUT/history). Writes OUT (default out-stats):\n"
+     "  history in --history DIR (default OUT/history). With --per-site the policies also\n"
+     "  release each site's own results (when the query asks, per_site: true).\n"
+     "  Writes OUT (default out-stats):\n"
      "  stats.json {\"results\": [{variable, statistic, site, value[, bound]}], \"suppressed\",\n"
      "  \"refusals\"}, stats.html and the signed audit log audit.jsonl.\n"},
     {"simulate", "the demo: a whole consortium on this machine as real processes", cmd_simulate,
@@ -284,6 +286,7 @@ static int cmd_stats(int argc, char **argv)
                             .allow = ff_cli_opt(&a, "--allow"),
                             .history_dir = ff_cli_opt(&a, "--history"), .sites = sites};
     const char *out = ff_cli_opt(&a, "--out");
+    so.per_site = ff_cli_flag(&a, "--per-site");
     int ns = ff_cli_opt_all(&a, "--site", sites, 64);
     if (ff_cli_opt_i64(&a, "--min-cell", 10, &so.min_cell) != FF_OK || so.min_cell < 1)
         return ff_cli_usage_error("stats", "--min-cell must be a whole number >= 1");

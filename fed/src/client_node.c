@@ -1211,8 +1211,40 @@ static int do_secagg(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 /* A statistics task (docs/statistics.md): only secure aggregation's phases concern the site.
  * The query is checked against the site's policy (and, at advertise_keys, its history) on
  * every task; a refusal declines the whole job with the reason, which the coordinator keeps. */
+/* The evaluate phase of a statistics job: this site's own results when the query asks and
+ * the policy allows, else a decline saying why. */
+static int stats_per_site(cnode *cn, const Fedfuse__Task *t)
+{
+    if (cn->last_eval_round == t->round)
+        return FF_OK;
+    char *s = NULL;
+    int rc = fed_site_stats_per_site(&cn->st, &cn->pol, cn->sc->site, &s);
+    cn->last_eval_round = t->round;
+    if (rc != FF_OK || !s) {
+        decline(cn, t, rc != FF_OK ? ff_error_message()
+                                   : "per-site results: not released (the query does not ask "
+                                     "for them, or this site's policy statistics.per_site is off)",
+                0);
+        return FF_OK;
+    }
+    Fedfuse__EvalSubmission es = FEDFUSE__EVAL_SUBMISSION__INIT;
+    es.run_id = cn->run_id;
+    es.round = t->round;
+    es.summary.data = (uint8_t *)s;
+    es.summary.len = strlen(s);
+    Fedfuse__Ack *ack = NULL;
+    rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
+    ff_msg_free(ack);
+    free(s);
+    if (rc == FF_OK)
+        FF_LOG_INFO("statistics: this site's own results sent (its policy allows per-site release)");
+    return rc == FF_EPOLICY || rc == FF_ESTATE ? FF_OK : rc;
+}
+
 static int handle_stats(cnode *cn, const Fedfuse__Task *t)
 {
+    if (t->phase == FEDFUSE__PHASE__PHASE_EVALUATE)
+        return stats_per_site(cn, t);
     if (secagg_step((int)t->phase) == 0)
         return FF_OK;
     int rc = fed_site_stats_check(&cn->st, &cn->pol, cn->sc, t);

@@ -87,6 +87,26 @@ int fed_site_stats_compute(fed_site_stats *s, const ff_policy *pol, int64_t roun
     return FF_OK;
 }
 
+int fed_site_stats_per_site(fed_site_stats *s, const ff_policy *pol, const char *site,
+                            char **json)
+{
+    *json = NULL;
+    if (!s->q || !s->lanes || !ff_stats_query_per_site(s->q) || !pol->statistics.per_site)
+        return FF_OK;
+    json_t *res = json_array(), *sup = json_array();
+    int rc = ff_stats_release(s->q, s->lanes, site, res, sup);
+    json_t *j = rc == FF_OK ? json_pack("{s:I, s:f, s:{s:O, s:O}}", "n_examples",
+                                        (json_int_t)s->rep.cohort, "loss", 0.0, "statistics",
+                                        "results", res, "suppressed", sup)
+                            : NULL;
+    if (rc == FF_OK && !(j && (*json = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)))))
+        rc = ff_error(FF_ENOMEM, "statistics: out of memory");
+    json_decref(j);
+    json_decref(res);
+    json_decref(sup);
+    return rc;
+}
+
 int fed_site_stats_released(fed_site_stats *s, const ff_policy *pol)
 {
     ff_stats_policy p = policy_of(s, pol);

@@ -26,6 +26,7 @@ int fed_stats_load(fed_stats *st, const ff_coord_config *cfg, const char *config
     st->suppressed = json_array();
     st->refusals = json_array();
     st->sites = json_array();
+    st->per_site_declined = json_array();
     if (rc == FF_OK && (!st->results || !st->suppressed || !st->refusals || !st->sites))
         rc = ff_error(FF_ENOMEM, "statistics: out of memory");
     return rc;
@@ -52,7 +53,11 @@ static int on_sum(void *ud, ff_coord *c, const uint32_t *sum, size_t n, uint32_t
 static void on_event(void *ud, const ff_coord_event *ev)
 {
     fed_stats *st = ud;
-    if (ev->type == FF_EV_DECLINE) {
+    if (ev->type == FF_EV_DECLINE && strcmp(ev->phase, FF_PHASE_EVALUATE) == 0) {
+        FF_LOG_INFO("statistics: site %s keeps its own results: %s", ev->site, ev->detail);
+        json_array_append_new(st->per_site_declined,
+                              json_pack("{s:s, s:s}", "site", ev->site, "reason", ev->detail));
+    } else if (ev->type == FF_EV_DECLINE) {
         json_array_append_new(st->refusals, json_pack("{s:s, s:s, s:s}", "site", ev->site,
                                                       "phase", ev->phase, "reason", ev->detail));
         FF_LOG_WARN("statistics: site %s refused the query: %s", ev->site, ev->detail);
@@ -71,13 +76,60 @@ static void on_event(void *ud, const ff_coord_event *ev)
     }
 }
 
+/* Copies a site's released objects, each stamped with the site the coordinator
+ * authenticated (whatever the site wrote there). */
+static int take(json_t *dst, json_t *src, const char *site, const char *what)
+{
+    json_t *o;
+    size_t i;
+    if (!json_is_array(src))
+        return ff_error(FF_EFORMAT, "statistics from %s: %s is not an array", site, what);
+    json_array_foreach(src, i, o)
+    {
+        if (!json_is_object(o) || !json_is_string(json_object_get(o, "variable")) ||
+            !json_is_string(json_object_get(o, "statistic")))
+            return ff_error(FF_EFORMAT, "statistics from %s: %s[%zu] is not a statistic", site,
+                            what, i);
+    }
+    json_array_foreach(src, i, o)
+    {
+        json_t *c = json_copy(o);
+        json_object_set_new(c, "site", json_string(site));
+        json_array_append_new(dst, c);
+    }
+    return FF_OK;
+}
+
+/* The evaluate phase of a statistics job: a site's own results, released by its policy
+ * (decoded at the site from its suppressed vector: only released numbers arrive). */
+static int on_site(void *ud, ff_coord *c, int site, const void *msg, size_t len)
+{
+    fed_stats *st = ud;
+    const char *name = ff_coord_site_name(c, site);
+    json_t *j = json_loadb(msg, len, 0, NULL), *s = json_object_get(j, "statistics");
+    int rc = take(st->results, json_object_get(s, "results"), name, "results");
+    if (rc == FF_OK)
+        rc = take(st->suppressed, json_object_get(s, "suppressed"), name, "suppressed");
+    json_decref(j);
+    if (rc == FF_OK)
+        FF_LOG_INFO("statistics: %s released its own results", name);
+    return rc;
+}
+
 int fed_stats_install(fed_stats *st, ff_coord *c, fed_secagg *sa, fed_audit *audit)
 {
     st->audit = audit && audit->log ? audit : NULL;
     sa->raw_sum = on_sum;
     sa->raw_ud = st;
-    /* per-site results are not collected yet: the evaluate phase has nothing to do */
-    int rc = ff_coord_phase_remove(c, FF_PHASE_EVALUATE);
+    int rc = FF_OK;
+    ff_coord_phase *ev = ff_coord_phase_find(c, FF_PHASE_EVALUATE);
+    if (!ff_stats_query_per_site(st->q)) /* the evaluate phase has nothing to do */
+        rc = ff_coord_phase_remove(c, FF_PHASE_EVALUATE);
+    else if (ev) {
+        ev->on_submit = on_site;
+        ev->on_close = NULL;
+        ev->ud = st;
+    }
     if (rc == FF_OK)
         rc = ff_coord_add_hook(c, on_event, st);
     return rc;
@@ -85,9 +137,10 @@ int fed_stats_install(fed_stats *st, ff_coord *c, fed_secagg *sa, fed_audit *aud
 
 int fed_stats_finish(fed_stats *st)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O}", "query", ff_stats_query_name(st->q),
-                            "job", st->job_hex, "sites", st->sites, "results", st->results,
-                            "suppressed", st->suppressed, "refusals", st->refusals);
+    json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O}", "query",
+                            ff_stats_query_name(st->q), "job", st->job_hex, "sites", st->sites,
+                            "results", st->results, "suppressed", st->suppressed, "refusals",
+                            st->refusals, "per_site_declined", st->per_site_declined);
     if (!doc)
         return ff_error(FF_ENOMEM, "statistics: out of memory");
     if (st->audit)
@@ -118,5 +171,6 @@ void fed_stats_free(fed_stats *st)
     json_decref(st->suppressed);
     json_decref(st->refusals);
     json_decref(st->sites);
+    json_decref(st->per_site_declined);
     memset(st, 0, sizeof *st);
 }

@@ -17,6 +17,7 @@ typedef struct {
     char job_hex[FF_SHA256_HEX];
     char out_dir[FF_COORD_PATH_MAX];
     json_t *results, *suppressed, *refusals, *sites;
+    json_t *per_site_declined; /* sites whose policy keeps their own results: {site, reason} */
     fed_audit *audit;
     int pooled; /* the pooled sum was decoded */
 } fed_stats;
@@ -51,6 +52,13 @@ int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_site_
 /* The round's vector with the site's disclosure control (ff_stats_site_compute), once per
  * round; FF_EPOLICY when the query history refuses it. */
 int fed_site_stats_compute(fed_site_stats *s, const ff_policy *pol, int64_t round) FF_WARN_UNUSED;
+/* This site's own results for the evaluate phase, when the query asks for them and the
+ * policy's statistics.per_site allows: the summary JSON {"n_examples", "loss": 0,
+ * "statistics": {"results", "suppressed"}}, decoded here from the same suppressed vector, so
+ * only released numbers leave (never the fine histograms behind the quartiles). *json = NULL
+ * (FF_OK) when they are not to be released; caller frees with free(). */
+int fed_site_stats_per_site(fed_site_stats *s, const ff_policy *pol, const char *site,
+                            char **json) FF_WARN_UNUSED;
 /* The vector has left the site: its released cells go into the query history. */
 int fed_site_stats_released(fed_site_stats *s, const ff_policy *pol) FF_WARN_UNUSED;
 void fed_site_stats_free(fed_site_stats *s);

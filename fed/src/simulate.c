@@ -1220,7 +1220,8 @@ static int stats_configs(sim *s, const ff_fed_stats_opts *so, const ff_stats_que
         rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: true\n"
                               "dp: {required: false}\nmax_rounds: 10\n"
                               "statistics: {enabled: true, min_cell_size: %lld, variables: %s, "
-                              "per_site: false}\n", n, job, (long long)so->min_cell, allow);
+                              "per_site: %s}\n", n, job, (long long)so->min_cell, allow,
+                        so->per_site ? "true" : "false");
         snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
         if (rc == FF_OK)
             rc = write_text(path,

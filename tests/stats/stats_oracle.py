@@ -71,14 +71,13 @@ def check_log(out, doc):
     return len(doc["suppressed"])
 
 
-def demo(out, sites):
-    rows = [r for s in sites for r in rows_of(s) if num(r["age"]) is not None and 18 <= num(r["age"]) <= 120]
-    doc, res = released(out)
+def check_demo(res, rows, where):
+    """The demo query's statistics in res (one site's or the pooled ones) against rows."""
     n = 0
     r = get(res, "patients", "count")
     if r:
         if r["value"] != len(rows):
-            fail("patients: %r vs %d" % (r["value"], len(rows)))
+            fail("%s patients: %r vs %d" % (where, r["value"], len(rows)))
         n += 1
     age = np.array([num(r["age"]) for r in rows if num(r["age"]) is not None])
     exact = {"count": len(age), "sum": age.sum(), "mean": age.mean()}
@@ -87,35 +86,33 @@ def demo(out, sites):
         if r is None:
             continue
         if r["value"] != want and abs(r["value"] - want) > 1e-12 * max(1, abs(want)):
-            fail("age %s: %r vs %r" % (stat, r["value"], want))
+            fail("%s age %s: %r vs %r" % (where, stat, r["value"], want))
         n += 1
     for stat, want in {"var": age.var(ddof=1), "sd": age.std(ddof=1)}.items():
         r = get(res, "age", stat)
         if r:
-            close(r["value"], want, 1e-9, "age " + stat)
+            close(r["value"], want, 1e-9, where + " age " + stat)
             n += 1
     for stat, p in {"q25": 25, "q50": 50, "q75": 75}.items():
         r = get(res, "age", stat)
         if r:
             want = np.percentile(age, p)
             if abs(r["value"] - want) > r["bound"] + 1e-12:
-                fail("age %s: %r vs %r, bound %r" % (stat, r["value"], want, r["bound"]))
+                fail("%s age %s: %r vs %r, bound %r" % (where, stat, r["value"], want, r["bound"]))
             n += 1
     for r in res:
         if r["variable"] == "age" and r["statistic"] == "hist":
-            lo, hi = r["bin"]["lo"], r["bin"]["hi"]
-            lo = -np.inf if lo == "-inf" else lo
-            hi = np.inf if hi == "inf" else hi
+            lo, hi = float(r["bin"]["lo"]), float(r["bin"]["hi"])
             want = int(((age >= lo) & (age < hi)).sum())
             if r["value"] != want:
-                fail("age hist [%r, %r): %r vs %d" % (lo, hi, r["value"], want))
+                fail("%s age hist [%r, %r): %r vs %d" % (where, lo, hi, r["value"], want))
             n += 1
     for lab in ("label_admission", "label_icu", "label_critical"):
         y = np.array([num(r[lab]) for r in rows if num(r[lab]) is not None])
         r = get(res, lab, "mean")
         if r:
             if abs(r["value"] - y.mean()) > 1e-12:
-                fail("%s prevalence: %r vs %r" % (lab, r["value"], y.mean()))
+                fail("%s %s prevalence: %r vs %r" % (where, lab, r["value"], y.mean()))
             n += 1
     for var, vals in (("sex", ["F", "M"]), ("insurance", ["public", "private", "uninsured"])):
         for v in vals:
@@ -123,17 +120,32 @@ def demo(out, sites):
             if r:
                 want = sum(1 for x in rows if x[var] == v)
                 if r["value"] != want:
-                    fail("%s=%s: %r vs %d" % (var, v, r["value"], want))
+                    fail("%s %s=%s: %r vs %d" % (where, var, v, r["value"], want))
                 n += 1
     for r in res:
         if r["statistic"] == "crosstab":
             want = sum(1 for x in rows if x["sex"] == r["row"] and x["insurance"] == r["col"])
             if r["value"] != want:
-                fail("crosstab %r: %r vs %d" % (r, r["value"], want))
+                fail("%s crosstab %r: %r vs %d" % (where, r, r["value"], want))
             n += 1
+    return n
+
+
+def demo(out, sites):
+    def cohort(s):
+        return [r for r in rows_of(s) if num(r["age"]) is not None and 18 <= num(r["age"]) <= 120]
+    doc, res = released(out)
+    n = check_demo(res, [r for s in sites for r in cohort(s)], "pooled")
+    per_site = 0
+    for s in sites:
+        name = os.path.basename(s.rstrip("/"))
+        mine = [r for r in doc["results"] if r["site"] == name]
+        per_site += check_demo(mine, cohort(s), name) if mine else 0
     sup = check_log(out, doc)
-    print("demo: %d pooled statistics match numpy, %d suppressed cells absent from results and log"
-          % (n, sup))
+    print("demo: %d pooled and %d per-site statistics match numpy, %d suppressed cells absent "
+          "from results and log" % (n, per_site, sup))
+    if os.environ.get("STATS_WANT_PER_SITE") and per_site == 0:
+        fail("no per-site results")
 
 
 def km_reference(t, e):

@@ -20,8 +20,8 @@ case $mode in
 demo)
   "$ff" synth --sites 3 --patients 300 --seed 5 --out "$tmp/data" >/dev/null 2>&1
   "$ff" stats --query "$src/configs/stats-demo.yaml" --site "$tmp/data/site-1" \
-    --site "$tmp/data/site-2" --site "$tmp/data/site-3" --out "$tmp/out" --min-cell 5
-  $oracle demo "$tmp/out" "$tmp/data/site-1" "$tmp/data/site-2" "$tmp/data/site-3"
+    --site "$tmp/data/site-2" --site "$tmp/data/site-3" --out "$tmp/out" --min-cell 5 --per-site
+  STATS_WANT_PER_SITE=1 $oracle demo "$tmp/out" "$tmp/data/site-1" "$tmp/data/site-2" "$tmp/data/site-3"
   "$ff" audit verify --log "$tmp/out/audit.jsonl" --ca "$tmp/out/pki/ca.pem"
   grep -q "<svg" "$tmp/out/stats.html"
   if grep -E -q "NaN|undefined|null" "$tmp/out/stats.html"; then

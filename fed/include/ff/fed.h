@@ -102,7 +102,7 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
  * runs training: a throw-away PKI, one coordinator process and one statistics-only client
  * process per site (a site folder or a CSV file), secure aggregation on. Each site's policy
  * allows the query's columns (or only `allow`, comma-separated), with min_cell_size min_cell
- * and per-site release off; each site keeps its query history in history_dir (default
+ * and per-site release as per_site; each site keeps its query history in history_dir (default
  * OUT/history), so two runs with the same history_dir see each other's queries. Writes
  * OUT/stats.json, OUT/stats.html and the signed audit log. */
 typedef struct {
@@ -112,6 +112,7 @@ typedef struct {
     int64_t min_cell;
     const char *allow;       /* NULL = the query's columns */
     const char *history_dir; /* NULL = OUT/history */
+    int per_site;            /* the sites' policies allow releasing their own results */
 } ff_fed_stats_opts;
 int ff_fed_stats(const ff_fed_stats_opts *so, const ff_fed_run_opts *o) FF_WARN_UNUSED;
 
