@@ -290,18 +290,36 @@ static int disclosure(st_run *r, int64_t k)
         r->primary[i] = all || (r->val[i] > 0 && r->val[i] < k);
         r->sup[i] = r->primary[i];
     }
-    /* survival: bins are released while the at-risk set is at least the minimum; events
-     * and censorings are counted in whole bins, never alone */
+    /* survival: bins are released while the site's at-risk set is at least the minimum.
+     * From the first bin below it the site's remaining patients are censored at the end of
+     * the bin before (administrative censoring): their later events never leave the site,
+     * and the pooled curve goes on with the other sites. A survival count below the minimum
+     * suppresses the whole curve (flags). */
     const st_surv *s = c->survival.items;
     for (size_t i = 0; i < c->survival.count; i++) {
         int64_t risk = r->val[s[i].c_n];
-        int cut = r->sup[s[i].c_n];
+        int all_cut = r->sup[s[i].c_n];
+        size_t cut = s[i].nbins;
         for (size_t j = 0; j < s[i].nbins; j++) {
             size_t d = s[i].c_bins + 2 * j;
-            cut |= risk < k;
-            risk -= r->val[d] + r->val[d + 1];
             r->primary[d] = r->primary[d + 1] = 0;
-            r->sup[d] = r->sup[d + 1] = (unsigned char)cut;
+            r->sup[d] = r->sup[d + 1] = (unsigned char)all_cut;
+            if (cut == s[i].nbins && j > 0 && risk < k && risk > 0)
+                cut = j;
+            risk -= r->val[d] + r->val[d + 1];
+        }
+        if (all_cut || cut == s[i].nbins)
+            continue;
+        size_t into = s[i].c_bins + 2 * (cut - 1) + 1;
+        for (size_t j = cut; j < s[i].nbins; j++) {
+            size_t d = s[i].c_bins + 2 * j;
+            for (size_t e = d; e < d + 2; e++) {
+                for (size_t m = 0; m < r->nrows[e]; m++)
+                    if (add_row(r, into, r->rows[e][m]) != FF_OK)
+                        return FF_ENOMEM;
+                r->val[e] = 0;
+                r->nrows[e] = 0;
+            }
         }
     }
     size_t *g = malloc((q->ncells + 1) * sizeof *g);

@@ -41,7 +41,7 @@ tcga)
     sites+=(--site "$tmp/region-$k")
   done
   "$ff" stats --query "$src/configs/stats-tcga.yaml" "${sites[@]}" --out "$tmp/out" --min-cell 3
-  $oracle tcga "$tmp/out" "$tmp"/region-{0,1,2,3,4,5}
+  STATS_MIN_CELL=3 $oracle tcga "$tmp/out" "$tmp"/region-{0,1,2,3,4,5}
   ;;
 refuse)
   "$ff" synth --sites 3 --patients 200 --seed 9 --out "$tmp/data" >/dev/null 2>&1
