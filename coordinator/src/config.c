@@ -126,6 +126,30 @@ static const ff_cfg_field audit_fields[] = {
     {0},
 };
 
+static const ff_cfg_field limits_fields[] = {
+    {.key = "handshake_timeout_ms", .type = FF_CFG_INT, .offset = SUB(limits, handshake_timeout_ms),
+     .min = 100, .max = 600000, .def = "10000",
+     .help = "a connection that has not finished TLS within this is closed"},
+    {.key = "site_max_calls", .type = FF_CFG_INT, .offset = SUB(limits, site_max_calls), .min = 2,
+     .max = 64, .def = "4",
+     .help = "calls in progress per site (or operator); more are refused with RESOURCE_EXHAUSTED"},
+    {.key = "upload_min_rate", .type = FF_CFG_INT, .offset = SUB(limits, upload_min_rate),
+     .min = 1, .max = 1e9, .def = "4096",
+     .help = "bytes/s an upload must average after upload_grace, or it is cancelled"},
+    {.key = "upload_grace", .type = FF_CFG_DOUBLE, .offset = SUB(limits, upload_grace),
+     .min = 0.001, .max = 3600, .def = "30", .help = "seconds before upload_min_rate applies"},
+    {.key = "slot_wait", .type = FF_CFG_DOUBLE, .offset = SUB(limits, slot_wait), .min = 0.001,
+     .max = 3600, .def = "60",
+     .help = "seconds an upload waits for a free upload buffer before it is refused (the site retries)"},
+    {.key = "watchdog", .type = FF_CFG_DOUBLE, .offset = SUB(limits, watchdog), .min = 0,
+     .max = 3600, .def = "30",
+     .help = "seconds between probes of the listener; a dead one stops the process (exit 1); 0 = off"},
+    {.key = "crl_warn_days", .type = FF_CFG_DOUBLE, .offset = SUB(limits, crl_warn_days),
+     .min = 0, .max = 365, .def = "7",
+     .help = "warn (log and status) this many days before the revocation list expires"},
+    {0},
+};
+
 const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "run_name", .type = FF_CFG_STRING, .offset = OFF(run_name), .size = FF_COORD_NAME_MAX,
      .required = 1, .help = "name of the run (logs, checkpoint)"},
@@ -167,6 +191,7 @@ const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "audit", .type = FF_CFG_SECTION, .offset = OFF(audit), .sub = audit_fields},
     {.key = "secure_aggregation", .type = FF_CFG_SECTION, .offset = OFF(secure_aggregation),
      .sub = secagg_fields},
+    {.key = "limits", .type = FF_CFG_SECTION, .offset = OFF(limits), .sub = limits_fields},
     {0},
 };
 

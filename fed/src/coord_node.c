@@ -1342,6 +1342,9 @@ static int drive(node *nd, const ff_fed_run_opts *o)
             rc = ff_coord_poll(nd->c, &st);
         if (rc == FF_OK && nd->audit.failed)
             rc = ff_error(FF_EIO, "audit log: %s", nd->audit.why);
+        if (rc == FF_OK && ff_server_failed(nd->srv))
+            rc = ff_error(FF_ENET, "%s: stopping so that the service manager restarts the "
+                          "coordinator (it resumes from its checkpoint)", ff_server_failed(nd->srv));
         if (rc == FF_OK)
             rc = snapshot_locked(nd, &st);
         if (rc == FF_OK)
@@ -1435,7 +1438,12 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         ff_coord_set_progress(nd.c, stderr);
     if (rc == FF_OK) {
         ff_server_opts so = {.bind = nd.cfg.listen, .cert = nd.cfg.tls.cert, .key = nd.cfg.tls.key,
-                             .consortium = nd.cfg.consortium, .chunk_size = 256u << 10};
+                             .consortium = nd.cfg.consortium, .chunk_size = 256u << 10,
+                             .handshake_timeout_ms = (int)nd.cfg.limits.handshake_timeout_ms,
+                             .site_max_calls = (int)nd.cfg.limits.site_max_calls,
+                             .upload_min_rate = (uint32_t)nd.cfg.limits.upload_min_rate,
+                             .upload_grace_ms = (int)(nd.cfg.limits.upload_grace * 1000),
+                             .watchdog_ms = nd.cfg.limits.watchdog > 0 ? (int)(nd.cfg.limits.watchdog * 1000) : -1};
         ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,

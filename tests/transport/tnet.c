@@ -184,7 +184,12 @@ void tnet_coord_start_port(tnet_coord *tc, const char *dir, int insecure, int po
     snprintf(cons, sizeof cons, "%s/consortium.yaml", dir);
     ff_server_opts so = {.bind = bind, .cert = cert, .key = key, .consortium = cons,
                          .insecure = insecure, .threads = 24,
-                         .idle_timeout_ms = tc->idle_timeout_ms};
+                         .idle_timeout_ms = tc->idle_timeout_ms,
+                         .site_max_calls = tc->lim.site_max_calls,
+                         .upload_min_rate = tc->lim.upload_min_rate,
+                         .upload_grace_ms = tc->lim.upload_grace_ms,
+                         .handshake_timeout_ms = tc->lim.handshake_timeout_ms,
+                         .watchdog_ms = tc->lim.watchdog_ms};
     ff_server_handlers h = {.user = tc, .hello = on_hello, .get_task = on_get_task,
                             .download = on_download, .upload_begin = on_upload_begin,
                             .upload_end = on_upload_end, .status = on_status};

@@ -34,6 +34,8 @@ typedef struct {
     atomic_int hellos;
     _Atomic int64_t last_deadline_ms; /* ff_call.deadline_ms seen by GetTask (handler thread) */
     int idle_timeout_ms; /* server option; 0 = default */
+    ff_server_opts lim;  /* its limit fields (site_max_calls, upload_min_rate, upload_grace_ms,
+                            handshake_timeout_ms, watchdog_ms) go to the server; 0 = default */
 } tnet_coord;
 
 /* Starts a TLS coordinator on 127.0.0.1:0 (or insecure) with dir's PKI. */

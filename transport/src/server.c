@@ -4,17 +4,31 @@
  * worker count bounds concurrency (gRPC queues calls beyond it). */
 #include "transport_internal.h"
 
+#include <grpc/support/alloc.h>
+
+#include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define TAG_REQUEST ((void *)1)
 #define TAG_OP ((void *)2)
 #define TAG_CLOSE ((void *)3)
 #define TAG_SHUTDOWN ((void *)4)
 #define SERVER_MSG_LIMIT (2 * FF_MSG_MAX) /* gRPC's hard cap; ours (FF_MSG_MAX) is counted */
+
+/* Calls in progress of one certificate name (site_max_calls). */
+typedef struct {
+    char name[FF_SITE_NAME_MAX];
+    int role, n;
+} site_calls;
 
 typedef struct worker {
     struct ff_server *s;
@@ -30,6 +44,9 @@ struct ff_server {
     int insecure;
     uint32_t chunk;
     int idle_ms;
+    int site_max_calls;
+    uint32_t min_rate;
+    int grace_ms, watchdog_ms;
     ff_server_handlers h;
     ff_consortium cons;
     char cons_path[1024];
@@ -44,6 +61,14 @@ struct ff_server {
     atomic_int stopping;
     int nworkers;
     worker *workers;
+    site_calls *active; /* nworkers entries (a call holds a worker); under lock */
+    pthread_t watchdog;
+    int watchdog_started;
+    pthread_mutex_t wd_mu; /* wd_cv: wakes the watchdog when the server stops */
+    pthread_cond_t wd_cv;
+    char probe_host[128];
+    char failed[256]; /* set once by the watchdog: the listener is dead */
+    atomic_int is_failed;
 };
 
 typedef struct blk {
@@ -65,6 +90,8 @@ typedef struct {
     ff_wire_pin pin;
     int pinned, release;
     ff_source src;
+    double until;  /* ff_now() by which the next operation must complete; 0 = idle_ms only */
+    int too_slow;  /* cancelled for missing until */
 } call_ctx;
 
 #define COUNT(s, field, n)                                                                    \
@@ -99,9 +126,23 @@ char *ff_call_strdup(ff_call *c, const char *s)
  * then completes, failed), so a stalled peer cannot hold the worker forever. */
 static int wait_tag(call_ctx *cc, void *tag)
 {
-    int idle = cc->w->s->idle_ms;
+    int idle = cc->w->s->idle_ms, slow = 0;
+    if (cc->until > 0 && (cc->until - ff_now()) * 1000.0 < idle) {
+        idle = (int)FF_MAX((cc->until - ff_now()) * 1000.0, 0.0);
+        slow = 1;
+    }
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(cc->w->cq, ff_deadline_ms(idle), NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT && slow) {
+            ff_log(FF_LOG_WARN, "upload from %s below the minimum rate of %u bytes/s: "
+                   "cancelled", cc->site[0] ? cc->site : "?", cc->w->s->min_rate);
+            grpc_call_cancel_with_status(cc->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                         "upload below the coordinator's minimum rate", NULL);
+            cc->too_slow = 1;
+            idle = 1 << 30;
+            slow = 0;
+            continue;
+        }
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             ff_log(FF_LOG_WARN, "call from %s idle for %d ms: cancelled",
                    cc->site[0] ? cc->site : "?", idle);
@@ -384,7 +425,9 @@ static void append_counters(ff_server *s, ff_call *c, Fedfuse__StatusReply *r)
         {"unknown_method", k.unknown_method}, {"unenrolled", k.unenrolled},
         {"revoked", k.revoked}, {"wrong_role", k.wrong_role}, {"replayed", k.replayed},
         {"checksum_mismatch", k.checksum_mismatch}, {"bytes_in", k.bytes_in},
-        {"bytes_out", k.bytes_out}};
+        {"bytes_out", k.bytes_out}, {"over_quota", k.over_quota},
+        {"upload_too_slow", k.upload_too_slow}, {"connections_refused", k.connections_refused},
+        {"connections_evicted", k.connections_evicted}};
     size_t n = FF_ARRAY_LEN(list), old = r->n_counters;
     Fedfuse__Counter **arr = ff_call_alloc(c, (old + n) * sizeof *arr);
     Fedfuse__Counter *cs = ff_call_alloc(c, n * sizeof *cs);
@@ -576,9 +619,20 @@ static int serve_upload(call_ctx *cc, ff_call *c)
     if (rc == FF_OK)
         rc = ff_sha256_new(&h);
     uint64_t off = 0;
+    /* The minimum rate: by grace + off / min_rate after the slot was given, off bytes must
+     * be in, or the stream is cancelled (a trickle cannot hold a slot and a worker). */
+    const double t0 = ff_now();
     while (rc == FF_OK) {
         grpc_byte_buffer *bb = NULL;
-        if ((rc = recv_msg(cc, &bb)) != FF_OK || !bb)
+        cc->until = t0 + s->grace_ms / 1000.0 + (double)off / s->min_rate;
+        rc = recv_msg(cc, &bb);
+        if (cc->too_slow) {
+            COUNT(s, upload_too_slow, 1);
+            rc = ff_error(FF_ENOMEM, "Upload: %llu of %llu bytes in %.0f s, below the minimum "
+                          "rate of %u bytes/s", (unsigned long long)off,
+                          (unsigned long long)hdr->total_size, ff_now() - t0, s->min_rate);
+        }
+        if (rc != FF_OK || !bb)
             break;
         if (!ff_wire_is_data(bb))
             rc = ff_error(FF_EINVAL, "Upload: second header in one stream");
@@ -586,6 +640,7 @@ static int serve_upload(call_ctx *cc, ff_call *c)
             rc = ff_wire_data_deliver(bb, &sink, &off, hdr->total_size, h);
         grpc_byte_buffer_destroy(bb);
     }
+    cc->until = 0;
     sink.received = off;
     if (rc == FF_OK && off != hdr->total_size)
         rc = ff_error(FF_EINVAL, "Upload: stream ended after %llu of %llu bytes",
@@ -621,6 +676,60 @@ out:
     return rc;
 }
 
+/* ---- per-site quota ------------------------------------------------------------------- */
+
+/* Counts a call of (name, role) in; 0 when it already has site_max_calls running. */
+static int quota_take(ff_server *s, const char *name, int role)
+{
+    int ok = 0, free_slot = -1;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->nworkers; i++) {
+        site_calls *a = &s->active[i];
+        if (a->n > 0 && a->role == role && strcmp(a->name, name) == 0) {
+            ok = a->n < s->site_max_calls;
+            a->n += ok;
+            goto out;
+        }
+        if (a->n == 0 && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot >= 0 && s->site_max_calls > 0) {
+        ff_strlcpy(s->active[free_slot].name, name, sizeof s->active[free_slot].name);
+        s->active[free_slot].role = role;
+        s->active[free_slot].n = 1;
+        ok = 1;
+    }
+out:
+    if (!ok)
+        s->cnt.over_quota++;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void quota_give(ff_server *s, const char *name, int role)
+{
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->active[i].n > 0 && s->active[i].role == role &&
+            strcmp(s->active[i].name, name) == 0) {
+            s->active[i].n--;
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* An authenticated call, served from here: its connection is never evicted by the
+ * connection guard, and it counts against its caller's quota; 0 = over the quota. */
+static int admit_call(ff_server *s, call_ctx *cc)
+{
+    if (ff_conn_guard_active()) {
+        char *peer = grpc_call_get_peer(cc->call);
+        ff_conn_guard_authenticated(peer);
+        gpr_free(peer);
+    }
+    return quota_take(s, cc->site, (int)cc->role);
+}
+
 /* ---- dispatch -------------------------------------------------------------------------- */
 
 static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
@@ -631,7 +740,7 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
     ff_call c = {.site = cc.site, .role = FF_PKI_SITE, .priv = &cc};
     grpc_op op;
     memset(&op, 0, sizeof op);
-    int cancelled = 0;
+    int cancelled = 0, held = 0;
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &cancelled;
     if (grpc_call_start_batch(call, &op, 1, TAG_CLOSE, NULL) != GRPC_CALL_OK) {
@@ -662,6 +771,12 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         COUNT(s, unenrolled, 1);
         COUNT(s, calls_failed, 1);
         send_status(&cc, 1, NULL, GRPC_STATUS_PERMISSION_DENIED, ff_error_message());
+    } else if (!(held = admit_call(s, &cc))) {
+        ff_error(FF_ENOMEM, "'%s' has %d calls in progress, the most one site may hold "
+                 "(site_max_calls): %s refused", cc.site, s->site_max_calls, mname);
+        ff_log(FF_LOG_WARN, "refused %s: %s", mname, ff_error_message());
+        COUNT(s, calls_failed, 1);
+        send_status(&cc, 1, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, ff_error_message());
     } else if (m < 0) {
         char path[128];
         snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(det->method),
@@ -696,6 +811,8 @@ static void serve_call(worker *w, grpc_call *call, grpc_call_details *det,
         wait_tag(&cc, TAG_CLOSE);
     grpc_call_unref(call);
     cc.call = NULL;
+    if (held)
+        quota_give(s, cc.site, (int)cc.role);
     if (cc.pinned)
         ff_wire_pin_wait(&cc.pin, "Download");
     if (cc.release)
@@ -775,6 +892,102 @@ void ff_server_counters_get(ff_server *s, ff_server_counters *out)
     pthread_mutex_lock(&s->lock);
     *out = s->cnt;
     pthread_mutex_unlock(&s->lock);
+    ff_conn_guard_stats g; /* process-wide: every listener of the process shares descriptors */
+    ff_conn_guard_stats_get(&g);
+    out->connections_refused = g.refused;
+    out->connections_evicted = g.evicted;
+}
+
+const char *ff_server_failed(ff_server *s)
+{
+    return s && atomic_load(&s->is_failed) ? s->failed : NULL;
+}
+
+/* ---- watchdog -------------------------------------------------------------------------- */
+
+/* Waits up to ms on the watchdog's condition; 1 when the server is stopping. */
+static int watchdog_sleep(ff_server *s, int ms)
+{
+    pthread_mutex_lock(&s->wd_mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!atomic_load(&s->stopping) &&
+           pthread_cond_timedwait(&s->wd_cv, &s->wd_mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->wd_mu);
+    return atomic_load(&s->stopping);
+}
+
+/* One probe: a TCP connection to our own port, then up to ms for gRPC to accept it (the
+ * connection guard counts accepts). 1 = accepted, 0 = not, -1 = could not try (no
+ * descriptor, no address: not the listener's fault). */
+static int watchdog_probe(ff_server *s, int ms)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(s->probe_host, port, &hints, &ai) != 0 || !ai)
+        return -1;
+    uint64_t before = ff_conn_guard_accepts(s->port);
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = -1;
+    if (fd >= 0 && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)) {
+        rc = 0;
+        for (int waited = 0; waited < ms && !atomic_load(&s->stopping); waited += 50) {
+            if (ff_conn_guard_accepts(s->port) != before) {
+                rc = 1;
+                break;
+            }
+            usleep(50000);
+        }
+    } else if (fd >= 0 && errno == ECONNREFUSED) {
+        rc = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* gRPC 1.51's listener stops for good on an accept error it does not expect, leaving a
+ * process that looks alive. The watchdog probes it and records the failure; the coordinator
+ * then exits non-zero and systemd restarts it (deploy/fedfuse-coordinator.service). */
+static void *watchdog_main(void *arg)
+{
+    ff_server *s = arg;
+    while (!watchdog_sleep(s, s->watchdog_ms)) {
+        int ok = watchdog_probe(s, s->watchdog_ms);
+        if (ok != 0 || atomic_load(&s->stopping))
+            continue;
+        snprintf(s->failed, sizeof s->failed, "the listener on port %d stopped accepting "
+                 "connections (a probe over %s was not accepted within %d ms)", s->port,
+                 s->probe_host, s->watchdog_ms);
+        atomic_store(&s->is_failed, 1);
+        ff_log(FF_LOG_ERROR, "watchdog: %s", s->failed);
+        break;
+    }
+    return NULL;
+}
+
+/* The address the watchdog dials: the bound host, loopback for a wildcard. */
+static void probe_host_of(const char *bind, char *out, size_t n)
+{
+    const char *colon = strrchr(bind, ':');
+    size_t len = colon ? (size_t)(colon - bind) : strlen(bind);
+    if (len >= 2 && bind[0] == '[' && bind[len - 1] == ']') {
+        bind++;
+        len -= 2;
+    }
+    snprintf(out, n, "%.*s", (int)len, bind);
+    if (!out[0] || strcmp(out, "0.0.0.0") == 0 || strcmp(out, "::") == 0 ||
+        strcmp(out, "localhost") == 0)
+        snprintf(out, n, "%s", strcmp(out, "::") == 0 ? "::1" : "127.0.0.1");
 }
 
 static void server_free(ff_server *s)
@@ -788,6 +1001,9 @@ static void server_free(ff_server *s)
     X509_free(s->ca);
     ff_consortium_free(&s->cons);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->wd_mu);
+    pthread_cond_destroy(&s->wd_cv);
+    free(s->active);
     free(s->workers);
     free(s);
     grpc_shutdown();
@@ -821,7 +1037,8 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
     /* Each site may hold a long-poll and a transfer at once: 2 workers per site + spare. */
     if (s->nworkers <= 0)
         s->nworkers = (int)FF_MIN(FF_MAX(2 * s->cons.sites.count + 8, 16), 1024);
-    if (!(s->workers = calloc((size_t)s->nworkers, sizeof *s->workers)))
+    if (!(s->workers = calloc((size_t)s->nworkers, sizeof *s->workers)) ||
+        !(s->active = calloc((size_t)s->nworkers, sizeof *s->active)))
         return ff_error(FF_ENOMEM, "server: out of memory");
     grpc_arg args[] = {
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = SERVER_MSG_LIMIT}},
@@ -843,6 +1060,10 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 256 << 10}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 256 << 10}},
+        /* A connection that has not finished TLS and HTTP/2 set-up by then is closed (gRPC's
+         * default is 2 minutes): idle pre-authentication connections do not pile up. */
+        {GRPC_ARG_INTEGER, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+         {.integer = o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms : 10000}},
     };
     grpc_channel_args ca = {FF_ARRAY_LEN(args), args};
     s->srv = grpc_server_create(&ca, NULL);
@@ -870,6 +1091,20 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
     if (s->port <= 0)
         return ff_error(FF_ENET, "cannot listen on '%s' (address in use or invalid)", o->bind);
     grpc_server_start(s->srv);
+    int max_conns = 0;
+    if ((rc = ff_conn_guard_setup(s->port, &max_conns)) != FF_OK)
+        return rc;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (max_conns > 0)
+        ff_log(FF_LOG_INFO, "descriptor limit %llu: at most %d connections before the oldest "
+               "unauthenticated one is closed; handshake deadline %d ms",
+               (unsigned long long)rl.rlim_cur, max_conns,
+               o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms : 10000);
+    else
+        ff_log(FF_LOG_WARN, "descriptor limit %llu: connection guard inactive (accept4 is not "
+               "interposed in this build); the listener watchdog is off",
+               (unsigned long long)rl.rlim_cur);
     return FF_OK;
 }
 
@@ -889,6 +1124,14 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     s->chunk = o->chunk_size ? o->chunk_size : FF_CHUNK_DEFAULT;
     s->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 120000;
     s->nworkers = o->threads;
+    s->site_max_calls = o->site_max_calls > 0 ? o->site_max_calls : 4;
+    s->min_rate = o->upload_min_rate > 0 ? o->upload_min_rate : 4096;
+    s->grace_ms = o->upload_grace_ms > 0 ? o->upload_grace_ms : 30000;
+    s->watchdog_ms = o->watchdog_ms == 0 ? 30000 : o->watchdog_ms;
+    pthread_mutex_init(&s->wd_mu, NULL);
+    pthread_cond_init(&s->wd_cv, NULL);
+    if (o->bind)
+        probe_host_of(o->bind, s->probe_host, sizeof s->probe_host);
     int rc = s->chunk > FF_CHUNK_MAX ? ff_error(FF_ERANGE, "chunk_size %u exceeds %u", s->chunk,
                                                 FF_CHUNK_MAX)
                                      : server_setup(s, o);
@@ -904,6 +1147,9 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     for (int i = 0; i < s->nworkers; i++)
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) == 0)
             s->workers[i].started = 1;
+    if (s->watchdog_ms > 0 && ff_conn_guard_active() &&
+        pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0)
+        s->watchdog_started = 1;
     ff_log(FF_LOG_INFO, "coordinator listening on port %d (%s, %zu enrolled sites, %d workers)",
            s->port, o->insecure ? "PLAINTEXT" : "mutual TLS", s->cons.sites.count, s->nworkers);
     *out = s;
@@ -915,6 +1161,11 @@ void ff_server_stop(ff_server *s)
     if (!s)
         return;
     atomic_store(&s->stopping, 1);
+    pthread_mutex_lock(&s->wd_mu);
+    pthread_cond_broadcast(&s->wd_cv);
+    pthread_mutex_unlock(&s->wd_mu);
+    if (s->watchdog_started)
+        pthread_join(s->watchdog, NULL);
     grpc_server_shutdown_and_notify(s->srv, s->shut_cq, TAG_SHUTDOWN);
     grpc_server_cancel_all_calls(s->srv);
     for (;;) {

@@ -88,4 +88,23 @@ typedef struct {
 void ff_tls_note(int peer_refused, const char *why);
 void ff_tls_events_get(ff_tls_events *out);
 
+/* The connection guard (conn_guard.c): interposes accept4() so that gRPC's listener survives
+ * a flood of connections that never authenticate (issue #19 item 2). */
+typedef struct {
+    uint64_t admitted, refused, evicted;
+} ff_conn_guard_stats;
+/* Reads RLIMIT_NOFILE (raising the soft limit to the hard one, up to the guard's table),
+ * sets the guard up once per process and registers port for ff_conn_guard_accepts.
+ * *max_conns: connections admitted before the oldest unauthenticated one is evicted (0 when
+ * the guard is inactive: libgrpc does not call our accept4). */
+int ff_conn_guard_setup(int port, int *max_conns) FF_WARN_UNUSED;
+int ff_conn_guard_active(void);
+/* Connections the kernel handed out on port's listener so far (admitted or not): the
+ * watchdog's sign that gRPC still accepts. */
+uint64_t ff_conn_guard_accepts(int port);
+/* The connection of peer (grpc_call_get_peer's text) made an authenticated call: it is
+ * never evicted. */
+void ff_conn_guard_authenticated(const char *grpc_peer);
+void ff_conn_guard_stats_get(ff_conn_guard_stats *out);
+
 #endif

@@ -127,6 +127,15 @@ typedef struct {
         int64_t neighbours; /* 0 = the crypto library's default rule */
         char site_certs[FF_COORD_PATH_MAX]; /* <site>.pem per site (the coordinator process) */
     } secure_aggregation;
+    struct { /* against hostile peers (the coordinator process; docs/security.md) */
+        int64_t handshake_timeout_ms; /* unauthenticated connection closed after this */
+        int64_t site_max_calls;       /* calls in progress per site; more refused at once */
+        int64_t upload_min_rate;      /* bytes/s an upload averages after upload_grace */
+        double upload_grace;          /* s */
+        double slot_wait;             /* s an upload waits for a buffer before it is refused */
+        double watchdog;              /* s between probes of the listener; 0 = off */
+        double crl_warn_days;         /* warn this long before the CRL's nextUpdate */
+    } limits;
 } ff_coord_config;
 
 /* The schema (for `fedfuse config schema` style listings and tests). */

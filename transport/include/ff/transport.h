@@ -308,6 +308,17 @@ typedef struct {
     int idle_timeout_ms;      /* a call whose next message does not arrive (or cannot be
                                  sent) within this is cancelled, so a stalled peer cannot
                                  hold a worker; 0 = 120000 */
+    /* Limits against hostile peers (docs/security.md, issue #19 items 2 and 3). */
+    int handshake_timeout_ms; /* a connection that has not finished TLS and HTTP/2 set-up
+                                 within this is closed; 0 = 10000 */
+    int site_max_calls;       /* calls in progress per certificate name (site or operator);
+                                 more are refused at once with RESOURCE_EXHAUSTED; 0 = 4 */
+    uint32_t upload_min_rate; /* bytes/s an Upload must average once upload_grace_ms have
+                                 passed, or it is cancelled; 0 = 4096 */
+    int upload_grace_ms;      /* 0 = 30000 */
+    int watchdog_ms;          /* the listener is probed over loopback this often; one that
+                                 stopped accepting makes ff_server_failed say so; 0 = 30000,
+                                 < 0 = off */
 } ff_server_opts;
 
 typedef struct ff_server ff_server;
@@ -390,6 +401,10 @@ typedef struct {
     uint64_t replayed;           /* upload/submission refused with FF_ESTATE */
     uint64_t checksum_mismatch;
     uint64_t bytes_in, bytes_out;
+    uint64_t over_quota;          /* calls refused: the caller had site_max_calls running */
+    uint64_t upload_too_slow;     /* uploads cancelled below upload_min_rate */
+    uint64_t connections_refused; /* closed on accept: no descriptor left to give */
+    uint64_t connections_evicted; /* unauthenticated connections shut to make room */
 } ff_server_counters;
 
 /* Binds, loads the consortium file (and its CA/CRL), starts the worker threads. On error
@@ -400,6 +415,10 @@ int ff_server_start(ff_server **out, const ff_server_opts *o,
 /* The bound port (useful with ":0"). */
 int ff_server_port(const ff_server *s);
 void ff_server_counters_get(ff_server *s, ff_server_counters *out);
+/* NULL while the server is healthy; once its watchdog found the listener dead (connections
+ * no longer accepted), why: the process should exit non-zero so that its supervisor
+ * restarts it. */
+const char *ff_server_failed(ff_server *s);
 /* Stops accepting, cancels running calls (handlers should watch ff_call_cancelled), waits
  * for the handlers to return, then tears gRPC down in order. NULL is ok. */
 void ff_server_stop(ff_server *s);
