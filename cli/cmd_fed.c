@@ -249,6 +249,8 @@ static int cmd_status(int argc, char **argv)
             {
                 printf("not selected: %s (%s)\n", site, json_string_value(v));
             }
+            if (json_string_value(json_object_get(d, "crl_warning")))
+                printf("warning: %s\n", json_string_value(json_object_get(d, "crl_warning")));
             for (size_t k = 0; k < st->n_counters; k++)
                 printf("  %-18s %llu\n", st->counters[k]->name, (unsigned long long)st->counters[k]->value);
             json_decref(d);

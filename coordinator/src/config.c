@@ -134,7 +134,7 @@ static const ff_cfg_field limits_fields[] = {
      .max = 64, .def = "4",
      .help = "calls in progress per site (or operator); more are refused with RESOURCE_EXHAUSTED"},
     {.key = "upload_min_rate", .type = FF_CFG_INT, .offset = SUB(limits, upload_min_rate),
-     .min = 1, .max = 1e9, .def = "4096",
+     .min = 1, .max = 1e9, .def = "65536",
      .help = "bytes/s an upload must average after upload_grace, or it is cancelled"},
     {.key = "upload_grace", .type = FF_CFG_DOUBLE, .offset = SUB(limits, upload_grace),
      .min = 0.001, .max = 3600, .def = "30", .help = "seconds before upload_min_rate applies"},

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/x509.h>
+
 #include "fed_diag.h"
 #include "fed_dp.h"
 #include "fed_metrics.h"
@@ -35,6 +37,10 @@ typedef struct blob {
  * slot taken waits in upload_begin, its data held back by gRPC flow control; on loopback or a
  * LAN an upload holds a slot for milliseconds. */
 #define FED_UPLOAD_SLOTS 8
+/* Buffers one site may hold at once: its upload and a retry while the broken stream before it
+ * is still being torn down. A site cannot take more than this from the others (issue #19
+ * item 3); a slot is held at most limits.upload_grace + update size / limits.upload_min_rate. */
+#define FED_SITE_SLOTS 2
 
 typedef struct {
     pthread_mutex_t mu;
@@ -71,6 +77,9 @@ typedef struct {
     X509 *ca;
     char *crl_pem;
     time_t crl_mtime;
+    time_t crl_next;        /* the CRL's nextUpdate (0 = no CRL) */
+    char crl_warning[512];  /* "" or why the CRL needs renewing (status, log) */
+    double crl_logged;      /* ff_now() of the last warning line */
     uint64_t roster_version;
     char *roster;
     size_t roster_len;
@@ -87,6 +96,7 @@ typedef struct {
     void *slot_buf[FED_UPLOAD_SLOTS]; /* allocated on first use, freed at the end of the run */
     size_t slot_cap[FED_UPLOAD_SLOTS];
     unsigned char slot_busy[FED_UPLOAD_SLOTS];
+    int slot_site[FED_UPLOAD_SLOTS]; /* site index holding the busy slot */
     fed_coord_stats stats; /* for the metrics endpoint (engine hook, under mu) */
     fed_site_report *reports; /* per site: what it last said about itself (fed_diag.h) */
     double wait_logged;       /* the last "waiting for sites" line */
@@ -236,6 +246,10 @@ static void roster_crl_locked(node *nd)
     nd->crl_mtime = st.st_mtime;
     free(nd->crl_pem);
     nd->crl_pem = pem;
+    struct tm tm;
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    nd->crl_next = next && ASN1_TIME_to_tm(next, &tm) == 1 ? timegm(&tm) : 0;
+    nd->crl_logged = 0; /* a new list: say at once whether it too needs renewing */
     for (size_t i = 0; i < nd->nsites; i++) {
         X509 *x = NULL;
         X509_REVOKED *rv = NULL;
@@ -249,6 +263,38 @@ static void roster_crl_locked(node *nd)
     }
     X509_CRL_free(crl);
     roster_rebuild_locked(nd);
+}
+
+/* The CRL's expiry, limits.crl_warn_days ahead: a warning in the log (every hour) and in
+ * status while it is near; at expiry the transport refuses every peer (fail closed: an
+ * expired list may hide a revocation) until a renewed crl.pem is copied in (docs/security.md). */
+static void crl_expiry_locked(node *nd)
+{
+    double left = nd->crl_next ? difftime(nd->crl_next, time(NULL)) : 1e18;
+    if (left > nd->cfg.limits.crl_warn_days * 86400.0) {
+        nd->crl_warning[0] = '\0';
+        return;
+    }
+    char when[32];
+    struct tm tm;
+    gmtime_r(&nd->crl_next, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (left > 0)
+        snprintf(nd->crl_warning, sizeof nd->crl_warning, "the revocation list %s expires in "
+                 "%.1f days (%s): renew it (fedfuse pki crl --ca CA_DIR, then copy crl.pem "
+                 "here); once expired, every site is refused", nd->cons.crl, left / 86400, when);
+    else
+        snprintf(nd->crl_warning, sizeof nd->crl_warning, "the revocation list %s expired at "
+                 "%s: every site is refused until it is renewed (fedfuse pki crl --ca CA_DIR, "
+                 "then copy crl.pem here)", nd->cons.crl, when);
+    double now = ff_now();
+    if (nd->crl_logged > 0 && now - nd->crl_logged < 3600)
+        return;
+    nd->crl_logged = now;
+    if (left > 0)
+        FF_LOG_WARN("%s", nd->crl_warning);
+    else
+        FF_LOG_ERROR("%s", nd->crl_warning);
 }
 
 /* secure_aggregation.site_certs (optional): <site>.pem of sites the coordinator should know
@@ -277,6 +323,7 @@ static int liveness_locked(node *nd, int *hold)
     double now = ff_now();
     *hold = 0;
     roster_crl_locked(nd);
+    crl_expiry_locked(nd);
     for (size_t i = 0; i < nd->nsites; i++) {
         double since = now - FF_MAX(nd->last_seen[i], nd->t_start);
         /* secure aggregation needs the site's key: known once it has connected */
@@ -651,17 +698,30 @@ static void on_download_release(void *user, ff_call *c, ff_source *src)
  * sink at its buffer; sink->ctx points at the slot's busy flag for slot_give_locked. */
 static int slot_take(node *nd, ff_call *c, size_t want, ff_sink *sink)
 {
-    int rc = FF_OK, slot = -1;
+    int rc = FF_OK, slot = -1, held = 0;
     pthread_mutex_lock(&nd->mu);
+    const int site = site_index(nd, c->site);
+    const double until = ff_wall_time() + nd->cfg.limits.slot_wait;
+    for (int i = 0; i < FED_UPLOAD_SLOTS; i++)
+        held += nd->slot_busy[i] && nd->slot_site[i] == site;
     for (;;) {
-        for (int i = 0; slot < 0 && i < FED_UPLOAD_SLOTS; i++)
+        for (int i = 0; slot < 0 && held < FED_SITE_SLOTS && i < FED_UPLOAD_SLOTS; i++)
             if (!nd->slot_busy[i])
                 slot = i;
-        if (slot >= 0 || nd->fatal || ff_call_cancelled(c))
+        if (slot >= 0 || held >= FED_SITE_SLOTS || nd->fatal || ff_call_cancelled(c) ||
+            ff_wall_time() >= until)
             break;
-        cv_wait_until(nd, ff_wall_time() + 0.25);
+        cv_wait_until(nd, until);
     }
-    if (slot < 0) {
+    if (held >= FED_SITE_SLOTS) {
+        rc = ff_error(FF_ENOMEM, "upload from %s: it already has %d uploads in progress, the "
+                      "most one site may hold", c->site, held);
+    } else if (slot < 0 && !nd->fatal && !ff_call_cancelled(c)) {
+        /* UNAVAILABLE: the site retries later, with back-off */
+        rc = ff_error(FF_ENET, "upload from %s: all %d upload buffers stayed busy for %g s "
+                      "(limits.slot_wait); retry", c->site, FED_UPLOAD_SLOTS,
+                      nd->cfg.limits.slot_wait);
+    } else if (slot < 0) {
         rc = ff_error(FF_ENET, "upload from %s: the coordinator is stopping", c->site);
     } else if (nd->slot_cap[slot] < want) {
         free(nd->slot_buf[slot]);
@@ -673,6 +733,7 @@ static int slot_take(node *nd, ff_call *c, size_t want, ff_sink *sink)
     }
     if (rc == FF_OK) {
         nd->slot_busy[slot] = 1;
+        nd->slot_site[slot] = site;
         sink->buf = nd->slot_buf[slot];
         sink->cap = want;
         sink->ctx = &nd->slot_busy[slot];
@@ -928,6 +989,10 @@ static json_t *status_json_locked(node *nd)
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
     json_object_set_new(d, "refusals", ref);
+    json_object_set_new(d, "crl_expires_in_s",
+                        nd->crl_next ? json_real(difftime(nd->crl_next, time(NULL))) : json_null());
+    json_object_set_new(d, "crl_warning",
+                        nd->crl_warning[0] ? json_string(nd->crl_warning) : json_null());
     if (nd->dp.on && nd->dp.ledger) {
         double eps = 0, order = 0;
         if (ff_privacy_ledger_epsilon(nd->dp.ledger, &eps, &order) == FF_OK)

@@ -22,6 +22,7 @@
 #include "fed_internal.h"
 
 #define DOCTOR_EXPIRY_DAYS 30
+#define DOCTOR_CRL_DAYS 7 /* the coordinator warns from limits.crl_warn_days, default 7 */
 #define DOCTOR_SKEW_MAX_S 30.0      /* deadlines travel as wall-clock times */
 #define DOCTOR_DISK_MIN (1ull << 30) /* checkpoints, receipts, logs */
 #define DOCTOR_TIMEOUT_MS 5000
@@ -185,7 +186,11 @@ static void check_certificate(doctor *d, const char *cert_path, const char *key_
         double next = days_until(X509_CRL_get0_nextUpdate(crl));
         if (isnan(next) || next < 0)
             FAIL(d, "CRL not stale", "%s: its next update was due %.0f days ago; fix: the CA "
-                 "operator re-signs it (fedfuse pki revoke) and copies it here", crl_path, -next);
+                 "operator re-signs it (fedfuse pki crl) and copies it here", crl_path, -next);
+        else if (next < DOCTOR_CRL_DAYS)
+            FAIL(d, "CRL not stale", "%s expires in %.1f days, after which the coordinator "
+                 "refuses every site; fix: the CA operator re-signs it now (fedfuse pki crl, or "
+                 "deploy/fedfuse-crl.timer) and copies it here", crl_path, next);
         else
             OK(d, "CRL not stale", "next update in %.0f days", next);
     }

@@ -22,36 +22,15 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -20 "$tmp/coordinator.log"; tail -3 "$tmp/flood.txt" 2>/dev/null; exit 1; }
 unset no_proxy NO_PROXY grpc_proxy https_proxy http_proxy
 
-p=$tmp/pki
-"$ff" pki init --out "$p/ca" --name flood > /dev/null || fail "pki init"
-"$ff" pki issue --site coordinator --role coordinator --ca "$p/ca" --out "$p/coord" > /dev/null || fail "issue coordinator"
-"$ff" pki issue --site alice --role operator --ca "$p/ca" --out "$p/op" > /dev/null || fail "issue operator"
-cat > "$tmp/consortium.yaml" <<EOC
-consortium: flood
-ca: $p/ca/ca.crt
-crl: $p/ca/crl.pem
-sites:
-  - name: site-1
-EOC
-cat > "$tmp/coordinator.yaml" <<EOC
-run_name: flood
-rounds: 1
-listen: 127.0.0.1:0
-consortium: $tmp/consortium.yaml
-model_config: $src/configs/model-tiny.yaml
-checkpoint_dir: $tmp/out/checkpoints
-out_dir: $tmp/out
-deadlines: {train: 100000, evaluate: 100000}
-tls: {cert: $p/coord/coordinator.crt, key: $p/coord/coordinator.key}
+. "$here/lib.sh"
+hostile_consortium flood <<EOC
 limits: {handshake_timeout_ms: 3000}
 EOC
 # ulimit in a subshell: soft and hard 256, only for the coordinator
 ( ulimit -n 256 && exec "$ff" coordinator --config "$tmp/coordinator.yaml" --no-progress ) \
     > "$tmp/coordinator.log" 2>&1 &
 cpid=$!; pids+=($cpid)
-for _ in $(seq 600); do grep -q "listening on port" "$tmp/coordinator.log" && break; sleep 0.1; done
-port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$tmp/coordinator.log" | head -1)
-[ -n "$port" ] || fail "coordinator did not start"
+hostile_port
 grep -q "descriptor limit 256: at most [0-9]* connections" "$tmp/coordinator.log" || fail "the descriptor limit and the connection cap are not logged"
 
 status() { # -> 0 when the coordinator answered

@@ -1125,7 +1125,7 @@ int ff_server_start(ff_server **out, const ff_server_opts *o, const ff_server_ha
     s->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 120000;
     s->nworkers = o->threads;
     s->site_max_calls = o->site_max_calls > 0 ? o->site_max_calls : 4;
-    s->min_rate = o->upload_min_rate > 0 ? o->upload_min_rate : 4096;
+    s->min_rate = o->upload_min_rate > 0 ? o->upload_min_rate : 65536;
     s->grace_ms = o->upload_grace_ms > 0 ? o->upload_grace_ms : 30000;
     s->watchdog_ms = o->watchdog_ms == 0 ? 30000 : o->watchdog_ms;
     pthread_mutex_init(&s->wd_mu, NULL);

@@ -314,7 +314,7 @@ typedef struct {
     int site_max_calls;       /* calls in progress per certificate name (site or operator);
                                  more are refused at once with RESOURCE_EXHAUSTED; 0 = 4 */
     uint32_t upload_min_rate; /* bytes/s an Upload must average once upload_grace_ms have
-                                 passed, or it is cancelled; 0 = 4096 */
+                                 passed, or it is cancelled; 0 = 65536 */
     int upload_grace_ms;      /* 0 = 30000 */
     int watchdog_ms;          /* the listener is probed over loopback this often; one that
                                  stopped accepting makes ff_server_failed say so; 0 = 30000,
