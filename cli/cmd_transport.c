@@ -343,6 +343,15 @@ static int cmd_policy(int argc, char **argv)
         printf("differential privacy: optional\n");
     printf("rounds <= %lld, model <= %lld bytes\n", (long long)p.max_rounds,
            (long long)p.max_model_bytes);
+    if (p.statistics.enabled) {
+        printf("statistics: minimum cell size %lld, per-site release %s, columns:",
+               (long long)p.statistics.min_cell_size, p.statistics.per_site ? "allowed" : "off");
+        for (size_t i = 0; i < p.statistics.variables.count; i++)
+            printf(" %s", p.statistics.variables.items[i]);
+        printf("%s\n", p.statistics.variables.count ? "" : " (none)");
+    } else {
+        printf("statistics: refused (statistics.enabled is off)\n");
+    }
     ff_policy_free(&p);
     return FF_EXIT_OK;
 }

@@ -44,6 +44,30 @@ static json_t *distinct(json_t *res, const char *key, const char *stat)
     return out;
 }
 
+static int cmp_site(const void *a, const void *b)
+{
+    const char *x = json_string_value(*(json_t *const *)a), *y = json_string_value(*(json_t *const *)b);
+    int px = strcmp(x, "pooled") == 0, py = strcmp(y, "pooled") == 0;
+    return px != py ? py - px : strcmp(x, y);
+}
+
+/* The sites of the results: pooled first, then by name. */
+static json_t *sites_of(json_t *res)
+{
+    json_t *d = distinct(res, "site", NULL), *out = json_array();
+    size_t n = json_array_size(d);
+    json_t **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = json_array_get(d, i);
+    if (v)
+        qsort(v, n, sizeof *v, cmp_site);
+    for (size_t i = 0; v && i < n; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    json_decref(d);
+    return out;
+}
+
 static const char *const scalar_stats[] = {"count", "missing", "sum", "mean", "var", "sd",
                                            "q25", "q50", "q75"};
 
@@ -140,7 +164,7 @@ static void histograms(FILE *f, json_t *res, json_t *sites)
                 if (bin && json_is_number(json_object_get(bin, "lo")))
                     snprintf(label, sizeof label, "%g", json_number_value(json_object_get(bin, "lo")));
                 else if (bin)
-                    snprintf(label, sizeof label, "&lt;%g", json_number_value(json_object_get(bin, "hi")));
+                    snprintf(label, sizeof label, "<%g", json_number_value(json_object_get(bin, "hi")));
                 else
                     snprintf(label, sizeof label, "%s", str(o, "category"));
                 fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ab5\">"
@@ -191,7 +215,41 @@ static void crosstabs(FILE *f, json_t *res)
 static const char *const colours[] = {"#1f4e79", "#c55a11", "#548235", "#7030a0",
                                       "#bf9000", "#2e75b6", "#a50021", "#3b3838"};
 
-/* Kaplan–Meier step curves with their bands, one SVG per curve, a line per site. */
+#define KM_W 900.0
+#define KM_H 360.0
+#define KM_L 50.0
+
+static int is_step(json_t *o, const char *var, const char *site)
+{
+    return strcmp(str(o, "statistic"), "km") == 0 && strcmp(str(o, "variable"), var) == 0 &&
+           strcmp(str(o, "site"), site) == 0;
+}
+
+/* One step path of a site's curve through the released steps: key = value, lower or upper
+ * (the band, dashed). Returns the number of steps. */
+static int km_path(FILE *f, json_t *res, const char *var, const char *site, const char *key,
+                   const char *colour, double tmax)
+{
+    json_t *o;
+    size_t i;
+    int n = 0, band = strcmp(key, "value") != 0;
+    fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s d=\"M%.1f 0", colour,
+            band ? "0.8" : "1.6", band ? " stroke-dasharray=\"4 3\"" : "", KM_L);
+    json_array_foreach(res, i, o)
+    {
+        if (!is_step(o, var, site))
+            continue;
+        double x = KM_L + KM_W * json_number_value(json_object_get(o, "time")) / tmax;
+        double y = KM_H - KM_H * json_number_value(json_object_get(o, key));
+        fprintf(f, " H%.1f V%.1f", x, y);
+        n++;
+    }
+    fputs("\"/>", f);
+    return n;
+}
+
+/* Kaplan–Meier step curves, one SVG per curve, a line per site; the pooled curve with its
+ * 95% band (dashed). */
 static void km_curves(FILE *f, json_t *res, json_t *sites)
 {
     json_t *vars = distinct(res, "variable", "km"), *v;
@@ -200,60 +258,67 @@ static void km_curves(FILE *f, json_t *res, json_t *sites)
         fputs("<h2>Kaplan&ndash;Meier</h2>\n", f);
     json_array_foreach(vars, i, v)
     {
-        double tmax = 1, o_t;
+        const char *var = json_string_value(v);
+        double tmax = 1;
         json_t *o, *s;
         size_t oi, si;
         json_array_foreach(res, oi, o) if (strcmp(str(o, "statistic"), "km") == 0 &&
-                                           strcmp(str(o, "variable"), json_string_value(v)) == 0)
-        {
-            o_t = json_number_value(json_object_get(o, "time"));
-            tmax = fmax(tmax, o_t);
-        }
-        const double W = 900, H = 360, L = 50;
+                                           strcmp(str(o, "variable"), var) == 0)
+            tmax = fmax(tmax, json_number_value(json_object_get(o, "time")));
         fputs("<figure><figcaption>", f);
-        esc(f, json_string_value(v));
-        fprintf(f, " (time 0 to %g)</figcaption><svg width=\"%.0f\" height=\"%.0f\" role=\"img\">", tmax,
-                W + L + 200, H + 40);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>", L, H, L + W, H);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"0\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>", L, L, H);
+        esc(f, var);
+        fprintf(f, ": survival against time (0 to %g); dashed: the pooled curve's 95%% band"
+                   "</figcaption><svg width=\"%.0f\" height=\"%.0f\" role=\"img\">"
+                   "<g transform=\"translate(0,12)\">", tmax, KM_W + KM_L + 200, KM_H + 44);
+        fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>",
+                KM_L, KM_H, KM_L + KM_W, KM_H);
+        fprintf(f, "<line x1=\"%.0f\" y1=\"0\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>", KM_L,
+                KM_L, KM_H);
         for (int k = 0; k <= 4; k++)
-            fprintf(f, "<text x=\"5\" y=\"%.0f\" font-size=\"11\">%.2f</text>", H - H * k / 4.0 + 4, k / 4.0);
-        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%g</text>", L + W - 30, H + 16, tmax);
+            fprintf(f, "<text x=\"5\" y=\"%.0f\" font-size=\"11\">%.2f</text>",
+                    KM_H - KM_H * k / 4.0 + 4, k / 4.0);
+        for (int k = 0; k <= 4; k++)
+            fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%.0f</text>",
+                    KM_L + KM_W * k / 4.0 - 8, KM_H + 16, tmax * k / 4.0);
         json_array_foreach(sites, si, s)
         {
-            const char *col = colours[si % FF_ARRAY_LEN(colours)];
-            double px = L, py = 0, ly = 0, uy = 0;
-            int n = 0;
-            fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" d=\"M%.1f %.1f", col, L, 0.0);
-            json_array_foreach(res, oi, o)
-            {
-                if (strcmp(str(o, "statistic"), "km") != 0 || strcmp(str(o, "variable"), json_string_value(v)) != 0 ||
-                    strcmp(str(o, "site"), json_string_value(s)) != 0)
-                    continue;
-                double x = L + W * json_number_value(json_object_get(o, "time")) / tmax;
-                double y = H - H * json_number_value(json_object_get(o, "value"));
-                fprintf(f, " H%.1f V%.1f", x, y);
-                px = x;
-                py = y;
-                ly = H - H * json_number_value(json_object_get(o, "lower"));
-                uy = H - H * json_number_value(json_object_get(o, "upper"));
-                n++;
+            const char *site = json_string_value(s), *col = colours[si % FF_ARRAY_LEN(colours)];
+            int n = km_path(f, res, var, site, "value", col, tmax);
+            if (n && strcmp(site, "pooled") == 0) {
+                km_path(f, res, var, site, "lower", col, tmax);
+                km_path(f, res, var, site, "upper", col, tmax);
             }
-            fputs("\"/>", f);
-            (void)px;
-            if (n && strcmp(json_string_value(s), "pooled") == 0)
-                fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                           "stroke-dasharray=\"3 2\"><title>95%% band at the last step</title></line>",
-                        px, ly, px, uy, col);
-            fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"%s\">", L + W + 10,
+            fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"%s\">", KM_L + KM_W + 10,
                     20 + 16.0 * (double)si, col);
-            esc(f, json_string_value(s));
+            esc(f, site);
             fprintf(f, "%s</text>", n ? "" : " (no released steps)");
-            (void)py;
         }
-        fputs("</svg></figure>\n", f);
+        fputs("</g></svg></figure>\n", f);
     }
     json_decref(vars);
+}
+
+/* What was not released, by name (a site's small cell, or one protecting it). */
+static void suppressed_table(FILE *f, json_t *sup)
+{
+    json_t *o;
+    size_t i;
+    if (!json_array_size(sup))
+        return;
+    fputs("<h2>Suppressed cells</h2>\n<table><tr><th>variable</th><th>site</th><th>statistic</th>"
+          "<th>cell</th></tr>\n", f);
+    json_array_foreach(sup, i, o)
+    {
+        static const char *const keys[] = {"variable", "site", "statistic", "cell"};
+        fputs("<tr>", f);
+        for (size_t k = 0; k < FF_ARRAY_LEN(keys); k++) {
+            fputs("<td>", f);
+            esc(f, str(o, keys[k]));
+            fputs("</td>", f);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
 }
 
 static int write_html(const char *path, json_t *doc)
@@ -264,7 +329,7 @@ static int write_html(const char *path, json_t *doc)
     if (!f)
         return ff_error(FF_EIO, "%s: cannot write", tmp);
     json_t *res = json_object_get(doc, "results");
-    json_t *sites = distinct(res, "site", NULL);
+    json_t *sites = sites_of(res);
     fputs("<!doctype html><html><head><meta charset=\"utf-8\"><title>fedfuse statistics</title>"
           "<style>body{font-family:sans-serif;max-width:1360px;margin:1em auto;padding:0 1em}"
           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
@@ -291,6 +356,7 @@ static int write_html(const char *path, json_t *doc)
     histograms(f, res, sites);
     crosstabs(f, res);
     km_curves(f, res, sites);
+    suppressed_table(f, json_object_get(doc, "suppressed"));
     fputs("</body></html>\n", f);
     json_decref(sites);
     int bad = ferror(f);

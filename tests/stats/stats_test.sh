@@ -40,7 +40,7 @@ tcga)
       > "$tmp/region-$k/patients.csv"
     sites+=(--site "$tmp/region-$k")
   done
-  "$ff" stats --query "$src/configs/stats-tcga.yaml" "${sites[@]}" --out "$tmp/out" --min-cell 3
+  "$ff" stats --query "$src/configs/stats-tcga.yaml" "${sites[@]}" --out "$tmp/out" --min-cell 3 --per-site
   STATS_MIN_CELL=3 $oracle tcga "$tmp/out" "$tmp"/region-{0,1,2,3,4,5}
   ;;
 refuse)
