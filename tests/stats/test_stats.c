@@ -6,6 +6,8 @@
 
 #include "ff/stats.h"
 #include "testutil.h"
+/* the lane plan, to look at what a site would send for one cell */
+#include "../../stats/src/stats_internal.h"
 
 static ff_stats_query *query(const char *yaml)
 {
@@ -78,6 +80,14 @@ static void test_site_and_release(void **state)
     assert_int_equal(rep.cohort, 12);
     assert_int_equal(rep.primary, 2);       /* z (2) and age's missing (1) */
     assert_true(rep.complementary >= 1);    /* y, protecting z; age's count */
+    /* what leaves the site for the suppressed cells z and y: 0 with the flag set */
+    const st_var *g = (const st_var *)q->c.variables.items + 1;
+    for (size_t k = 1; k <= 2; k++) {
+        size_t lane = q->cells[g->c_val + k].lane;
+        assert_int_equal(l[lane], 0);
+        assert_int_equal(l[lane + 1], 1);
+    }
+    assert_int_equal(l[q->cells[g->c_val].lane], 6); /* x is released */
     json_t *res = json_array(), *sup = json_array();
     assert_int_equal(ff_stats_release(q, l, "s", res, sup), FF_OK);
     assert_int_equal(json_integer_value(json_object_get(find(res, "patients", "count", NULL, NULL), "value")), 12);
@@ -164,8 +174,7 @@ static void test_km(void **state)
     {
         if (strcmp(json_string_value(json_object_get(o, "statistic")), "km") != 0 || k >= 4)
             continue;
-        double d = want[k][0] == 5 ? 1 : 1;
-        s *= 1 - d / want[k][1];
+        s *= 1 - 1.0 / want[k][1]; /* one event at each of these times */
         assert_true(fabs(json_real_value(json_object_get(o, "time")) - want[k][0]) < 1e-12);
         assert_true(fabs(json_real_value(json_object_get(o, "value")) - s) < 1e-12);
         k++;
