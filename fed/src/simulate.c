@@ -1157,8 +1157,8 @@ static int stats_sites(sim *s, const ff_fed_stats_opts *so)
     for (size_t i = 0; rc == FF_OK && i < so->nsites; i++) {
         rc = abspath(so->sites[i], s->dirs[i], sizeof s->dirs[i]);
         ff_stats_table *t = NULL;
-        if (rc == FF_OK && (rc = ff_stats_table_load(&t, s->dirs[i])) != FF_OK)
-            rc = ff_error_prefix(rc, "site %s: ", so->sites[i]);
+        if (rc == FF_OK) /* the loader's message names the file */
+            rc = ff_stats_table_load(&t, s->dirs[i]);
         ff_stats_table_free(t);
         char base[FF_SITE_NAME_MAX];
         site_name_of(s->dirs[i], base, sizeof base);
