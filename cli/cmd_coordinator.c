@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "ff/coordinator.h"
+#include "ff/stats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,32 @@ FF_CLI_GROUP_DEFINE(coordinator,
      "  and the same `job` line. --plan and --model-config replace the config's plan and\n"
      "  model_config keys (a job under review); without either key the default plan (one\n"
      "  stage) and an empty model config are used. --schema lists every key of both files\n"
-     "  with its type, default and range.\n"})
+     "  with its type, default and range. A config with `query:` (a statistics job,\n"
+     "  docs/statistics.md) checks the query instead and prints its job hash:\n"
+     "  SHA-256(\"fedfuse-statistics-v1\\n\" || the query file).\n"})
+
+/* A statistics job (coordinator.yaml `query:`, docs/statistics.md): the query checked and its
+ * job hash, the value sites approve. */
+static int stats_job(const ff_coord_config *c, int hash_only)
+{
+    ff_stats_query *q = NULL;
+    char *text = NULL, hex[FF_SHA256_HEX];
+    size_t len = 0;
+    int rc = ff_file_read_all(c->query, 1u << 20, &text, &len);
+    if (rc == FF_OK)
+        rc = ff_stats_query_load_str(&q, c->query, text, len);
+    if (rc == FF_OK)
+        rc = ff_stats_job_hash(text, len, hex);
+    if (rc == FF_OK && !hash_only)
+        printf("statistics job %s: %zu columns read, %zu lanes per site; secure aggregation %s\n",
+               ff_stats_query_name(q), ff_stats_query_ncolumns(q), ff_stats_lanes(q),
+               c->secure_aggregation.enabled ? "on" : "off (the coordinator refuses to run it)");
+    if (rc == FF_OK)
+        printf("job %s\n", hex);
+    ff_stats_query_free(q);
+    free(text);
+    return rc;
+}
 
 static int print_job(const ff_coord_config *c, const ff_plan *p, const char *hash)
 {
@@ -98,6 +124,11 @@ static int cmd_job(int argc, char **argv)
     ff_coord_job j;
     memset(&j, 0, sizeof j);
     int rc = ff_coord_config_load(&c, cfg_path);
+    if (rc == FF_OK && c.query[0] && !plan_path && !model_path) {
+        rc = stats_job(&c, sub != NULL);
+        ff_coord_config_free(&c);
+        return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
+    }
     if (rc == FF_OK) {
         /* a job under review replaces the config's keys; an empty model config is allowed
          * for checking a plan alone, never for `job hash` (the coordinator needs one) */
