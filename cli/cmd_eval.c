@@ -42,12 +42,14 @@ FF_CLI_GROUP_DEFINE(eval,
     {"metrics-pool", "pooled and per-site metrics from sites' score histograms (no predictions pooled)",
      cmd_metrics_pool,
      "usage: fedfuse metrics-pool --hist SITE.json [--hist SITE.json]... [--site NAME]...\n"
-     "                            [--threshold T] [--bins N] [--out pooled.json]\n"
-     "                            [--html report.html]\n"
+     "                            [--threshold T] [--bins N] [--bootstrap N [--seed S]]\n"
+     "                            [--out pooled.json] [--html report.html]\n"
      "  Merges the histograms written by 'fedfuse metrics --hist-out' (same task and grid)\n"
      "  and reports the pooled AUROC, AUPRC, calibration and subgroup metrics with their\n"
      "  error bounds against the exact pooled values ('hist_bounds'), plus one column per\n"
-     "  site ('sites'). --site names the sites in order (default: the file names).\n"})
+     "  site ('sites'). --site names the sites in order (default: the file names).\n"
+     "  --bootstrap N adds 95% intervals from a bootstrap of the histograms' cells\n"
+     "  (patients drawn with replacement through their bins; docs/evaluation.md).\n"})
 
 #define MAX_GROUPS 16
 
@@ -59,17 +61,28 @@ typedef struct {
     ff_eval_opts o;
 } metrics_args;
 
-/* --threshold, --bins and --curve-points, shared by metrics and metrics-pool. */
+/* --threshold, --bins, --curve-points, --bootstrap and --seed, shared by metrics and
+ * metrics-pool. */
 static int parse_eval_opts(ff_cli_args *a, ff_eval_opts *o)
 {
-    int64_t bins, pts;
+    int64_t bins, pts, boot, seed;
     int rc = ff_cli_opt_f64(a, "--threshold", 0.5, &o->threshold);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(a, "--bins", 10, &bins);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(a, "--curve-points", 400, &pts);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--bootstrap", 0, &boot);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(a, "--seed", 0, &seed);
     if (rc != FF_OK)
         return rc;
+    if (boot < 0 || boot > 100000)
+        return ff_error(FF_EINVAL, "--bootstrap: %lld is not in [0, 100000]", (long long)boot);
+    if (seed < 0)
+        return ff_error(FF_EINVAL, "--seed: %lld is negative", (long long)seed);
+    o->bootstrap = (int)boot;
+    o->seed = (uint64_t)seed;
     if (!(o->threshold >= 0 && o->threshold <= 1))
         return ff_error(FF_EINVAL, "--threshold: %g is not in [0,1]", o->threshold);
     if (bins < 1 || bins > 1000)
@@ -98,14 +111,10 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     if (!m->task)
         m->task = "task";
     m->ngroups = ff_cli_opt_all(&a, "--group", m->groups, MAX_GROUPS - 1);
-    int64_t boot, seed, hbins;
+    int64_t hbins;
     int rc = parse_eval_opts(&a, &m->o);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--hist-bins", FF_EVAL_HIST_BINS, &hbins);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--bootstrap", 0, &boot);
-    if (rc == FF_OK)
-        rc = ff_cli_opt_i64(&a, "--seed", 0, &seed);
     if (rc == FF_OK)
         rc = ff_cli_check_unused(&a);
     if (rc != FF_OK)
@@ -113,15 +122,9 @@ static int parse_metrics_args(int argc, char **argv, metrics_args *m)
     if (!m->csv)
         return ff_error(FF_EINVAL, "metrics: --csv FILE is required (see 'fedfuse metrics "
                                    "--help')");
-    if (boot < 0 || boot > 100000)
-        return ff_error(FF_EINVAL, "--bootstrap: %lld is not in [0, 100000]", (long long)boot);
-    if (seed < 0)
-        return ff_error(FF_EINVAL, "--seed: %lld is negative", (long long)seed);
     if (hbins < 10 || hbins > 10000000)
         return ff_error(FF_EINVAL, "--hist-bins: %lld is not in [10, 10^7]", (long long)hbins);
     m->hist_bins = (int)hbins;
-    m->o.bootstrap = (int)boot;
-    m->o.seed = (uint64_t)seed;
     return FF_OK;
 }
 

@@ -164,7 +164,7 @@ int ev_fill_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_result 
 }
 
 /* numpy.percentile's default (linear interpolation between order statistics). */
-static double percentile(const double *sorted, size_t m, double q)
+double ev_percentile(const double *sorted, size_t m, double q)
 {
     double pos = q * (double)(m - 1);
     size_t i = (size_t)pos;
@@ -179,16 +179,30 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-enum { BS_AUROC, BS_AUPRC, BS_BRIER, BS_ECE, BS_SENS, BS_SPEC, BS_COUNT };
+void ev_set_ci(ff_metric *m, double *vals, size_t cnt)
+{
+    if (!m->defined || cnt < 2)
+        return;
+    qsort(vals, cnt, sizeof(double), cmp_double);
+    m->has_ci = 1;
+    m->lo = ev_percentile(vals, cnt, 0.025);
+    m->hi = ev_percentile(vals, cnt, 0.975);
+}
+
+enum { BS_AUROC, BS_AUPRC, BS_BRIER, BS_ECE, BS_SENS, BS_SPEC, BS_SLOPE, BS_ICPT, BS_COUNT };
 
 /* Nonparametric bootstrap: n rows drawn with replacement (Philox stream "bootstrap" of the
  * seed), metrics recomputed on the reweighted table without re-sorting. Replicates missing a
- * class are skipped for the metrics that need both; CIs are the 2.5th and 97.5th percentiles. */
-static int bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *label, size_t n,
+ * class are skipped for the metrics that need both; CIs are the 2.5th and 97.5th percentiles.
+ * The calibration fit is refitted per replicate only on tables of at most EV_BOOT_FIT_MAX
+ * distinct scores (a histogram always; a million distinct scores would cost minutes). */
+int ev_bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *label, size_t n,
                      const ff_eval_opts *o, ff_eval_result *r)
 {
-    ff_metric *target[BS_COUNT] = {&r->auroc, &r->auprc, &r->brier, &r->ece,
-                                   &r->sens_at_spec, &r->spec_at_sens};
+    ff_metric *target[BS_COUNT] = {&r->auroc,        &r->auprc,        &r->brier,
+                                   &r->ece,          &r->sens_at_spec, &r->spec_at_sens,
+                                   &r->cal_slope,    &r->cal_intercept};
+    int fit = t->n <= EV_BOOT_FIT_MAX;
     size_t B = (size_t)o->bootstrap, cnt[BS_COUNT] = {0};
     int rc = FF_OK;
     ev_table w = {0};
@@ -219,21 +233,17 @@ static int bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *labe
         ev_ece_table(&w, o->ece_bins, &m[BS_ECE], NULL, NULL, NULL);
         ev_sens_at_spec(&w, o->target_spec, &m[BS_SENS], &thr);
         ev_spec_at_sens(&w, o->target_sens, &m[BS_SPEC], &thr);
+        m[BS_SLOPE].defined = m[BS_ICPT].defined = 0;
+        if (fit)
+            ev_calibration_fit_table(&w, &m[BS_SLOPE], &m[BS_ICPT]);
         for (int k = 0; k < BS_COUNT; k++)
             if (m[k].defined)
                 vals[(size_t)k * B + cnt[k]++] = m[k].value;
         if (m[BS_AUROC].defined)
             r->bootstrap_done++;
     }
-    for (int k = 0; k < BS_COUNT; k++) {
-        if (!target[k]->defined || cnt[k] < 2)
-            continue;
-        double *v = vals + (size_t)k * B;
-        qsort(v, cnt[k], sizeof(double), cmp_double);
-        target[k]->has_ci = 1;
-        target[k]->lo = percentile(v, cnt[k], 0.025);
-        target[k]->hi = percentile(v, cnt[k], 0.975);
-    }
+    for (int k = 0; k < BS_COUNT; k++)
+        ev_set_ci(target[k], vals + (size_t)k * B, cnt[k]);
 out:
     free(vals);
     free(draws);
@@ -263,7 +273,7 @@ int ff_eval_binary(const double *score, const uint8_t *label, size_t n, const ff
                  out->rel.frac_pos);
     ev_calibration_fit_table(&t, &out->cal_slope, &out->cal_intercept);
     if (o->bootstrap > 0 && n > 0)
-        rc = bootstrap(&t, grp, label, n, o, out);
+        rc = ev_bootstrap(&t, grp, label, n, o, out);
 out:
     free(grp);
     ev_table_free(&t);

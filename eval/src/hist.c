@@ -166,8 +166,10 @@ int ff_eval_hist_merge(ff_eval_hist *dst, const ff_eval_hist *src)
     return rc;
 }
 
-/* Non-empty bins as a score table, highest bin first, each at its lower edge. */
-static int slice_table(const ff_eval_hist *h, const ff_eval_hist_slice *sl, ev_table *t)
+/* Non-empty bins as a score table, highest bin first, each at its lower edge, or (mean = 1)
+ * at the mean of its scores: inside the bin, so the order is the same, and close to each
+ * score on the logit scale, which the calibration fit needs. */
+int ev_hist_table(const ff_eval_hist *h, const ff_eval_hist_slice *sl, int mean, ev_table *t)
 {
     size_t m = 0;
     for (int b = 0; b < h->nbins; b++)
@@ -178,7 +180,7 @@ static int slice_table(const ff_eval_hist *h, const ff_eval_hist_slice *sl, ev_t
     size_t k = 0;
     for (int b = h->nbins; b-- > 0;)
         if (sl->pos[b] + sl->neg[b] > 0) {
-            t->s[k] = (double)b / h->nbins;
+            t->s[k] = mean ? sl->ssum[b] / (sl->pos[b] + sl->neg[b]) : (double)b / h->nbins;
             t->pos[k] = sl->pos[b];
             t->neg[k++] = sl->neg[b];
         }
@@ -256,16 +258,15 @@ int ff_eval_hist_metrics(const ff_eval_hist *h, size_t slice, const ff_eval_opts
     if (slice >= h->nslices)
         return ff_error(FF_EINVAL, "hist: slice %zu does not exist", slice);
     ev_table t;
-    int rc = slice_table(h, &h->slices[slice], &t);
+    int rc = ev_hist_table(h, &h->slices[slice], 0, &t);
     if (rc != FF_OK)
         return rc;
     rc = ev_fill_from_table(&t, o, r);
     if (rc == FF_OK) {
         slice_calibration(h, &h->slices[slice], o->ece_bins, &r->brier, &r->ece, NULL, &r->rel);
-        ev_undef(&r->cal_slope, "not computed from histograms");
-        ev_undef(&r->cal_intercept, "not computed from histograms");
         if (bound)
             bounds(&t, h, o->ece_bins, bound);
+        rc = ev_hist_fit_and_ci(h, &h->slices[slice], o, r);
     }
     ev_table_free(&t);
     if (rc != FF_OK)
@@ -292,7 +293,7 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
             continue;
         ff_eval_subgroup *g = &out->levels[out->nlevels++];
         ev_table t;
-        rc = slice_table(h, sl, &t);
+        rc = ev_hist_table(h, sl, 0, &t);
         if (rc != FF_OK)
             break;
         ev_subgroup_from_table(&t, o, g);
@@ -307,6 +308,8 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
                       attribute);
     if (rc == FF_OK)
         ev_fairness_gaps(out);
+    if (rc == FF_OK && o->bootstrap > 0)
+        rc = ev_hist_fairness_ci(h, attribute, o, out);
 out:
     if (rc != FF_OK)
         ff_eval_fairness_free(out);

@@ -52,6 +52,24 @@ int ev_fill_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_result 
 void ev_calibration_fit_table(const ev_table *t, ff_metric *slope, ff_metric *intercept);
 double ev_logit(double p);
 
+/* Bootstrap CIs into r (binary.c): rows 0..n-1 with grp[row] the table group of the row and
+ * label[row] its class; see docs/evaluation.md. */
+#define EV_BOOT_FIT_MAX 20000
+int ev_bootstrap(const ev_table *t, const uint32_t *grp, const uint8_t *label, size_t n,
+                 const ff_eval_opts *o, ff_eval_result *r);
+double ev_percentile(const double *sorted, size_t m, double q);
+/* Sorts vals[cnt] and sets m's 95% percentile interval (when m is defined and cnt >= 2). */
+void ev_set_ci(ff_metric *m, double *vals, size_t cnt);
+
+/* Histograms (hist.c, hist_ci.c): a slice as a table at bin lower edges or bin mean scores;
+ * the calibration fit on the mean table and, with o->bootstrap, the bootstrap CIs of r; the
+ * bootstrap CIs of a fairness table built from the slices of `attribute`. */
+int ev_hist_table(const ff_eval_hist *h, const ff_eval_hist_slice *sl, int mean, ev_table *t);
+int ev_hist_fit_and_ci(const ff_eval_hist *h, const ff_eval_hist_slice *sl,
+                       const ff_eval_opts *o, ff_eval_result *r);
+int ev_hist_fairness_ci(const ff_eval_hist *h, const char *attribute, const ff_eval_opts *o,
+                        ff_eval_fairness *f);
+
 /* Subgroup metrics from a table (used by exact and histogram fairness). */
 void ev_subgroup_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_subgroup *g);
 void ev_fairness_gaps(ff_eval_fairness *f);

@@ -68,22 +68,25 @@ static json_t *curves_json(const ff_eval_result *r, size_t max)
 static int subgroup_json(const ff_eval_subgroup *g, json_t **out)
 {
     json_t *o = json_pack("{s:I,s:I}", "n", (json_int_t)g->n, "n_pos", (json_int_t)g->n_pos);
-    json_t *undef = json_object();
-    int rc = !o || !undef;
+    json_t *undef = json_object(), *ci = json_object();
+    int rc = !o || !undef || !ci;
     if (!rc) {
-        rc |= put_metric(o, undef, NULL, "auroc", &g->auroc);
-        rc |= put_metric(o, undef, NULL, "auprc", &g->auprc);
-        rc |= put_metric(o, undef, NULL, "brier", &g->brier);
-        rc |= put_metric(o, undef, NULL, "ece", &g->ece);
+        rc |= put_metric(o, undef, ci, "auroc", &g->auroc);
+        rc |= put_metric(o, undef, ci, "auprc", &g->auprc);
+        rc |= put_metric(o, undef, ci, "brier", &g->brier);
+        rc |= put_metric(o, undef, ci, "ece", &g->ece);
         rc |= put_metric(o, undef, NULL, "mean_score", &g->mean_score);
         rc |= put_metric(o, undef, NULL, "prevalence", &g->prevalence);
-        rc |= put_metric(o, undef, NULL, "alert_rate", &g->alert_rate);
-        rc |= put_metric(o, undef, NULL, "sensitivity", &g->sensitivity);
-        rc |= put_metric(o, undef, NULL, "false_positive_rate", &g->fpr);
-        rc |= put_metric(o, undef, NULL, "ppv", &g->ppv);
+        rc |= put_metric(o, undef, ci, "alert_rate", &g->alert_rate);
+        rc |= put_metric(o, undef, ci, "sensitivity", &g->sensitivity);
+        rc |= put_metric(o, undef, ci, "false_positive_rate", &g->fpr);
+        rc |= put_metric(o, undef, ci, "ppv", &g->ppv);
         rc |= json_object_set(o, "undefined", undef);
+        if (json_object_size(ci) > 0) /* only with a bootstrap */
+            rc |= json_object_set(o, "ci95", ci);
     }
     json_decref(undef);
+    json_decref(ci);
     if (rc) {
         json_decref(o);
         return ff_error(FF_ENOMEM, "eval: no memory for JSON");
@@ -94,8 +97,9 @@ static int subgroup_json(const ff_eval_subgroup *g, json_t **out)
 
 static int fairness_json(const ff_eval_fairness *f, json_t **out)
 {
-    json_t *o = json_object(), *levels = json_object(), *undef = json_object();
-    int rc = !o || !levels || !undef;
+    json_t *o = json_object(), *levels = json_object(), *undef = json_object(),
+           *ci = json_object();
+    int rc = !o || !levels || !undef || !ci;
     for (size_t l = 0; !rc && l < f->nlevels; l++) {
         json_t *g = NULL;
         if (subgroup_json(&f->levels[l], &g) != FF_OK)
@@ -105,12 +109,15 @@ static int fairness_json(const ff_eval_fairness *f, json_t **out)
     }
     if (!rc) {
         rc |= json_object_set(o, "levels", levels);
-        rc |= put_metric(o, undef, NULL, "demographic_parity_difference", &f->dp_diff);
-        rc |= put_metric(o, undef, NULL, "equalized_odds_difference", &f->eo_diff);
-        rc |= put_metric(o, undef, NULL, "tpr_gap", &f->tpr_gap);
-        rc |= put_metric(o, undef, NULL, "fpr_gap", &f->fpr_gap);
+        rc |= put_metric(o, undef, ci, "demographic_parity_difference", &f->dp_diff);
+        rc |= put_metric(o, undef, ci, "equalized_odds_difference", &f->eo_diff);
+        rc |= put_metric(o, undef, ci, "tpr_gap", &f->tpr_gap);
+        rc |= put_metric(o, undef, ci, "fpr_gap", &f->fpr_gap);
         rc |= json_object_set(o, "undefined", undef);
+        if (json_object_size(ci) > 0) /* only with a bootstrap */
+            rc |= json_object_set(o, "ci95", ci);
     }
+    json_decref(ci);
     json_decref(levels);
     json_decref(undef);
     if (rc) {
@@ -146,8 +153,8 @@ int ff_eval_to_json(const ff_eval_result *r, const ff_eval_fairness *fair, size_
         rc |= put_metric(j, undef, ci, k_spec, &r->spec_at_sens);
         rc |= put_metric(j, undef, NULL, k_sens_t, &r->sens_at_spec_thr);
         rc |= put_metric(j, undef, NULL, k_spec_t, &r->spec_at_sens_thr);
-        rc |= put_metric(j, undef, NULL, "calibration_slope", &r->cal_slope);
-        rc |= put_metric(j, undef, NULL, "calibration_intercept", &r->cal_intercept);
+        rc |= put_metric(j, undef, ci, "calibration_slope", &r->cal_slope);
+        rc |= put_metric(j, undef, ci, "calibration_intercept", &r->cal_intercept);
         rc |= put_metric(j, undef, NULL, "alert_rate", &r->alert_rate);
         rc |= put_metric(j, undef, NULL, "ppv", &r->ppv);
         rc |= put_metric(j, undef, NULL, "sensitivity", &r->sensitivity);

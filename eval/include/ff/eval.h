@@ -285,12 +285,26 @@ typedef struct {
 
 /* Fills r (as ff_eval_binary would, with bins as tied scores at their lower edges: ROC/PR
  * points, sens/spec operating points, threshold statistics, DCA; Brier, ECE, reliability from
- * the sums; calibration slope undefined) for slice `slice`. Caller owns r (ff_eval_result_free). */
+ * the sums; calibration slope/intercept fitted on the bins' mean scores) for slice `slice`.
+ * With o->bootstrap > 0, 95% intervals from a bootstrap of the histogram's cells (the exact
+ * bootstrap seen through the bins; docs/evaluation.md). Caller owns r (ff_eval_result_free). */
 int ff_eval_hist_metrics(const ff_eval_hist *h, size_t slice, const ff_eval_opts *o,
                          ff_eval_result *r, ff_eval_hist_bound *bound) FF_WARN_UNUSED;
-/* Fairness for one attribute from the slices of that attribute. */
+/* Fairness for one attribute from the slices of that attribute; with o->bootstrap > 0 also
+ * intervals for the subgroup metrics and the gaps (one bootstrap over all levels). */
 int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff_eval_opts *o,
                           ff_eval_fairness *out) FF_WARN_UNUSED;
+
+/* Operating-point rules: a fixed threshold (target is the threshold), the lowest threshold
+ * keeping specificity >= target, the highest keeping sensitivity >= target, the lowest keeping
+ * the alert rate (share flagged) <= target. */
+typedef enum { FF_OP_THRESHOLD = 0, FF_OP_SPECIFICITY, FF_OP_SENSITIVITY, FF_OP_ALERT_RATE } ff_op_rule;
+
+/* The threshold the rule picks on slice 0 of h (a bin edge, so the threshold statistics of any
+ * histogram with the same bins are exact at it). When the rule cannot be met (one class),
+ * *thr = 0.5 and *why says why (static string); otherwise *why = NULL. */
+int ff_eval_hist_operating_point(const ff_eval_hist *h, ff_op_rule rule, double target,
+                                 double *thr, const char **why) FF_WARN_UNUSED;
 
 /* Serialisation for the transport: {"task","nbins","slices":[{"attribute","level","pos",
  * "neg","ssum" (sparse: [[bin, value], ...]), "pos_s",...}]}. from_json validates everything
