@@ -38,8 +38,10 @@ static int preds_make(ff_model *m, const ff_site *s, ff_split split, int modalit
 }
 
 /* Rows of task k with a known label, appended to score/label (and attribute levels). */
+/* The labelled patients of task k: scores, labels and, when attr is not NULL, the level of
+ * each of the site's nattr declared attributes (attr[a * stride + row]). */
 static size_t gather(const preds *p, const ff_site *s, ff_split split, int k, double *score,
-                     uint8_t *label, int32_t *sex, int32_t *age)
+                     uint8_t *label, int32_t *attr, int nattr, size_t stride)
 {
     size_t c = 0;
     for (size_t i = 0; i < p->n; i++) {
@@ -48,10 +50,8 @@ static size_t gather(const preds *p, const ff_site *s, ff_split split, int k, do
             continue;
         score[c] = p->probs[j];
         label[c] = p->labels[j] > 0.5f;
-        if (sex)
-            sex[c] = ff_site_patient_attr(s, split, i, 0);
-        if (age)
-            age[c] = ff_site_patient_attr(s, split, i, 1);
+        for (int a = 0; attr && a < nattr; a++)
+            attr[(size_t)a * stride + c] = ff_site_patient_attr(s, split, i, a);
         c++;
     }
     return c;
@@ -59,9 +59,9 @@ static size_t gather(const preds *p, const ff_site *s, ff_split split, int k, do
 
 typedef struct {
     size_t nsites;
-    int K;
+    int K, nattr;
     ff_eval_result *res;   /* [K][nsites + 1]; column 0 = pooled */
-    ff_eval_fairness *fair; /* [K][2] */
+    ff_eval_fairness *fair; /* [K][nattr]: every attribute the sites declare */
     int *fair_ok;
 } eval_tables;
 
@@ -69,7 +69,7 @@ static void tables_free(eval_tables *t)
 {
     for (size_t i = 0; t->res && i < (size_t)t->K * (t->nsites + 1); i++)
         ff_eval_result_free(&t->res[i]);
-    for (size_t i = 0; t->fair && i < (size_t)t->K * 2; i++)
+    for (size_t i = 0; t->fair && i < (size_t)t->K * (size_t)t->nattr; i++)
         if (t->fair_ok[i])
             ff_eval_fairness_free(&t->fair[i]);
     free(t->res);
@@ -77,8 +77,8 @@ static void tables_free(eval_tables *t)
     free(t->fair_ok);
 }
 
-/* Fairness of pooled predictions for attribute a (0 sex, 1 age band; same levels at every
- * site by the data format). Levels < 0 (unknown) are dropped. */
+/* Fairness of pooled predictions for attribute a (0 sex, 1 age band, then the extra columns of
+ * patients.csv; the first site's levels). Levels < 0 (unknown) are dropped. */
 static int fairness(const ff_site *s0, int a, const double *score, const uint8_t *label,
                     int32_t *level, size_t n, const ff_eval_opts *eo, ff_eval_fairness *out)
 {
@@ -113,25 +113,26 @@ static int eval_task(eval_tables *t, const preds *p, ff_site *const *sites, ff_s
         total += p[i].n;
     double *score = malloc((total + 1) * sizeof *score);
     uint8_t *label = malloc(total + 1);
-    int32_t *sex = malloc((total + 1) * sizeof *sex), *age = malloc((total + 1) * sizeof *age);
-    int rc = score && label && sex && age ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    int32_t *attr = malloc(((size_t)t->nattr * total + 1) * sizeof *attr);
+    int rc = score && label && attr ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     size_t c = 0;
     ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
     for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
-        size_t ci = gather(&p[i], sites[i], split, k, score + c, label + c, sex + c, age + c);
+        size_t ci = gather(&p[i], sites[i], split, k, score + c, label + c, attr + c, t->nattr,
+                           total);
         rc = ff_eval_binary(score + c, label + c, ci, eo, &row[i + 1]);
         c += ci;
     }
     if (rc == FF_OK)
         rc = ff_eval_binary(score, label, c, eo, &row[0]);
-    for (int a = 0; rc == FF_OK && a < 2; a++) {
-        rc = fairness(sites[0], a, score, label, a ? age : sex, c, eo, &t->fair[k * 2 + a]);
-        t->fair_ok[k * 2 + a] = rc == FF_OK;
+    for (int a = 0; rc == FF_OK && a < t->nattr; a++) {
+        size_t f = (size_t)k * (size_t)t->nattr + (size_t)a;
+        rc = fairness(sites[0], a, score, label, attr + (size_t)a * total, c, eo, &t->fair[f]);
+        t->fair_ok[f] = rc == FF_OK;
     }
     free(score);
     free(label);
-    free(sex);
-    free(age);
+    free(attr);
     return rc;
 }
 
@@ -144,7 +145,8 @@ static int tables_json(const eval_tables *t, const char *const *names, ff_split 
     for (int k = 0; rc == FF_OK && k < t->K; k++) {
         const ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
         json_t *pooled = NULL, *sites = json_object();
-        rc = ff_eval_to_json(&row[0], &t->fair[k * 2], 2, eo, &pooled);
+        rc = ff_eval_to_json(&row[0], &t->fair[(size_t)k * (size_t)t->nattr], (size_t)t->nattr,
+                             eo, &pooled);
         for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
             json_t *j = NULL;
             rc = ff_eval_to_json(&row[i + 1], NULL, 0, eo, &j);
@@ -169,13 +171,12 @@ static int tables_html(const eval_tables *t, const char *const *names, const cha
     int rc = ff_report_new(&rep, "fedfuse evaluation");
     for (int k = 0; rc == FF_OK && k < t->K; k++) {
         const ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
-        char col[160];
-        snprintf(col, sizeof col, "%s · pooled", ff_client_task_names[k]);
-        rc = ff_report_add_column(rep, col, &row[0], &t->fair[k * 2], 2);
-        for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
-            snprintf(col, sizeof col, "%s · %s", ff_client_task_names[k], names[i]);
-            rc = ff_report_add_column(rep, col, &row[i + 1], NULL, 0);
-        }
+        rc = ff_report_add_task(rep, ff_client_task_names[k]);
+        if (rc == FF_OK)
+            rc = ff_report_add_column(rep, "pooled", &row[0],
+                                      &t->fair[(size_t)k * (size_t)t->nattr], (size_t)t->nattr);
+        for (size_t i = 0; rc == FF_OK && i < t->nsites; i++)
+            rc = ff_report_add_column(rep, names[i], &row[i + 1], NULL, 0);
     }
     if (rc == FF_OK)
         rc = ff_report_write(rep, path);
@@ -190,11 +191,12 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
     *out = NULL;
     if (n == 0)
         return ff_error(FF_EINVAL, "evaluate: no sites");
-    eval_tables t = {.nsites = n, .K = ff_site_shape(sites[0])->K};
+    eval_tables t = {.nsites = n, .K = ff_site_shape(sites[0])->K,
+                     .nattr = ff_site_attr_count(sites[0])};
     preds *p = calloc(n, sizeof *p);
     t.res = calloc((size_t)t.K * (n + 1), sizeof *t.res);
-    t.fair = calloc((size_t)t.K * 2, sizeof *t.fair);
-    t.fair_ok = calloc((size_t)t.K * 2, sizeof *t.fair_ok);
+    t.fair = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair);
+    t.fair_ok = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair_ok);
     int rc = p && t.res && t.fair && t.fair_ok ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     for (size_t i = 0; rc == FF_OK && i < n; i++)
         rc = preds_make(m, sites[i], split, modalities, &p[i]);
@@ -211,6 +213,22 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
     return rc;
 }
 
+/* Creates the slices of attribute a's levels present among the c rows, in the order the site
+ * declares the levels, so every report lists them in that order. */
+static int level_slices(ff_eval_hist *h, const ff_site *s, int a, const int32_t *lv, size_t c)
+{
+    int nv = ff_site_attr_nvalues(s, a), rc = FF_OK;
+    for (int v = 0; rc == FF_OK && v < nv; v++) {
+        size_t i = 0, idx;
+        while (i < c && lv[i] != v)
+            i++;
+        if (i < c)
+            rc = ff_eval_hist_slice_find(h, ff_site_attr_name(s, a), ff_site_attr_value(s, a, v),
+                                         &idx);
+    }
+    return rc;
+}
+
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins, json_t **out)
 {
     *out = NULL;
@@ -218,20 +236,22 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
     int rc = preds_make(m, s, split, FF_MOD_ALL, &p);
     if (rc != FF_OK)
         return rc;
+    int nattr = ff_site_attr_count(s);
     double *score = malloc((p.n + 1) * sizeof *score);
     uint8_t *label = malloc(p.n + 1);
-    int32_t *sex = malloc((p.n + 1) * sizeof *sex), *age = malloc((p.n + 1) * sizeof *age);
+    int32_t *attr = malloc(((size_t)nattr * p.n + 1) * sizeof *attr);
     size_t *slice = malloc((p.n + 1) * sizeof *slice);
     json_t *arr = json_array();
-    rc = score && label && sex && age && slice ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    rc = score && label && attr && slice ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     for (int k = 0; rc == FF_OK && k < p.K; k++) {
-        size_t c = gather(&p, s, split, k, score, label, sex, age);
+        size_t c = gather(&p, s, split, k, score, label, attr, nattr, p.n);
         ff_eval_hist *h = NULL;
         rc = ff_eval_hist_new(&h, ff_client_task_names[k], nbins);
         if (rc == FF_OK)
             rc = ff_eval_hist_add(h, score, label, c, NULL);
-        for (int a = 0; rc == FF_OK && a < 2; a++) {
-            const int32_t *lv = a ? age : sex;
+        for (int a = 0; rc == FF_OK && a < nattr; a++) { /* every declared attribute */
+            const int32_t *lv = attr + (size_t)a * p.n;
+            rc = level_slices(h, s, a, lv, c); /* the attribute's own order (<40, 40-64, 65+) */
             for (size_t i = 0; rc == FF_OK && i < c; i++)
                 rc = ff_eval_hist_slice_find(h, ff_site_attr_name(s, a),
                                              lv[i] >= 0 ? ff_site_attr_value(s, a, lv[i]) : "unknown",
@@ -246,8 +266,7 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
     }
     free(score);
     free(label);
-    free(sex);
-    free(age);
+    free(attr);
     free(slice);
     preds_free(&p);
     if (rc == FF_OK)

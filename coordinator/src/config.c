@@ -150,6 +150,34 @@ static const ff_cfg_field limits_fields[] = {
     {0},
 };
 
+const char *const ff_coord_op_rule_names[] = {"threshold", "specificity", "sensitivity",
+                                              "alert_rate", NULL};
+
+#define REP(f) offsetof(ff_coord_report_config, f)
+#define OP(f) (offsetof(ff_coord_report_config, operating_point.f) - REP(operating_point))
+static const ff_cfg_field op_fields[] = {
+    {.key = "rule", .type = FF_CFG_ENUM, .offset = OP(rule), .choices = ff_coord_op_rule_names,
+     .def = "specificity", .help = "how each task's threshold is chosen on the pooled "
+     "validation split: threshold (target is it), specificity or sensitivity (kept >= target), "
+     "alert_rate (share flagged kept <= target)"},
+    {.key = "target", .type = FF_CFG_DOUBLE, .offset = OP(target), .min = 0, .max = 1,
+     .def = "0.9", .help = "the rule's target"},
+    {0},
+};
+
+const ff_cfg_field ff_coord_report_schema[] = {
+    {.key = "operating_point", .type = FF_CFG_SECTION, .offset = REP(operating_point),
+     .sub = op_fields},
+    {.key = "min_cell_size", .type = FF_CFG_INT, .offset = REP(min_cell_size), .min = 0,
+     .max = 1000000, .def = "10", .help = "subgroups with fewer patients are suppressed"},
+    {.key = "bootstrap", .type = FF_CFG_INT, .offset = REP(bootstrap), .min = 0, .max = 100000,
+     .def = "200", .help = "histogram-bootstrap replicates for the 95% intervals (0: none)"},
+    {.key = "min_positives", .type = FF_CFG_INT, .offset = REP(min_positives), .min = 0,
+     .max = 1000000, .def = "10",
+     .help = "a site with fewer positives is flagged at the operating point"},
+    {0},
+};
+
 const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "run_name", .type = FF_CFG_STRING, .offset = OFF(run_name), .size = FF_COORD_NAME_MAX,
      .required = 1, .help = "name of the run (logs, checkpoint)"},
@@ -161,6 +189,7 @@ const ff_cfg_field ff_coord_config_schema[] = {
     {.key = "sampling", .type = FF_CFG_SECTION, .offset = OFF(sampling), .sub = sampling_fields},
     {.key = "quorum", .type = FF_CFG_SECTION, .offset = OFF(quorum), .sub = quorum_fields},
     {.key = "deadlines", .type = FF_CFG_SECTION, .offset = OFF(deadlines), .sub = deadline_fields},
+    {.key = "report", .type = FF_CFG_SECTION, .offset = OFF(report), .sub = ff_coord_report_schema},
     {.key = "on_quorum_fail", .type = FF_CFG_ENUM, .offset = OFF(on_quorum_fail),
      .choices = quorum_actions, .def = "retry", .help = "retry the round or stop the run"},
     {.key = "max_retries", .type = FF_CFG_INT, .offset = OFF(max_retries), .min = 0, .max = 1000,

@@ -9,8 +9,9 @@ void ev_subgroup_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_su
 {
     g->n = (size_t)(t->P + t->N);
     g->n_pos = (size_t)t->P;
-    if (g->n == 0) {
-        const char *why = "empty subgroup";
+    int small = o->min_cell > 0 && g->n > 0 && g->n < (size_t)o->min_cell;
+    if (g->n == 0 || small) {
+        const char *why = small ? FF_EVAL_SUPPRESSED : "empty subgroup";
         ff_metric *all[] = {&g->auroc, &g->auprc, &g->brier, &g->ece, &g->mean_score,
                             &g->prevalence, &g->alert_rate, &g->sensitivity, &g->fpr, &g->ppv};
         for (size_t i = 0; i < FF_ARRAY_LEN(all); i++)

@@ -136,12 +136,16 @@ static int levels_build(const ff_eval_hist *h, const char *attribute, size_t nle
 }
 
 /* Metrics of one replicate (weights in L->all) into tmp, values appended to vals. */
-static void fair_replicate(ev_levels *L, const ff_eval_opts *o, ff_eval_fairness *tmp,
-                           double *vals, size_t B, size_t *cnt)
+static void fair_replicate(ev_levels *L, const ff_eval_opts *o, const ff_eval_fairness *f,
+                           ff_eval_fairness *tmp, double *vals, size_t B, size_t *cnt)
 {
+    ff_eval_opts all = *o; /* suppression follows the observed subgroup sizes, not a draw's */
+    all.min_cell = 0;
     for (size_t l = 0; l < L->nlev; l++) {
         ev_table_totals(&L->view[l]);
-        ev_subgroup_from_table(&L->view[l], o, &tmp->levels[l]);
+        ev_table empty = {0};
+        int sup = f->levels[l].auroc.why && strcmp(f->levels[l].auroc.why, FF_EVAL_SUPPRESSED) == 0;
+        ev_subgroup_from_table(sup ? &empty : &L->view[l], &all, &tmp->levels[l]);
     }
     ev_fairness_gaps(tmp);
     for (size_t l = 0; l < L->nlev; l++)
@@ -186,7 +190,7 @@ int ev_hist_fairness_ci(const ff_eval_hist *h, const char *attribute, const ff_e
             draws[ff_rng_below(&rng, (uint32_t)n)]++;
         for (size_t row = 0; row < n; row++)
             (label[row] ? L.all.pos : L.all.neg)[grp[row]] += (double)draws[row];
-        fair_replicate(&L, o, &tmp, vals, B, cnt);
+        fair_replicate(&L, o, f, &tmp, vals, B, cnt);
     }
     for (size_t l = 0; rc == FF_OK && l < L.nlev; l++)
         for (size_t k = 0; k < NLM; k++)

@@ -82,21 +82,34 @@ typedef struct {
 } ev_sb;
 void ev_sb_printf(ev_sb *b, const char *fmt, ...) FF_PRINTF(2, 3);
 void ev_sb_puts_html(ev_sb *b, const char *s);
+/* A curve of a panel: colour from ev_colour; tip is the curve's tooltip (default: name),
+ * point_tip[i] that of marker i (markers only). */
+enum { EV_SOLID = 0, EV_DASHED, EV_DOTTED, EV_REFERENCE };
 typedef struct {
     const char *name;
     const double *x, *y;
     size_t n;
-    int dashed, markers;
+    int style, markers;
+    const char *colour;
+    const char *tip;
+    const char *const *point_tip;
 } ev_series;
-/* A line chart with axes [x0,x1]x[y0,y1] into b; legend corner EV_LEGEND_*. */
-enum { EV_LEGEND_TL = 0, EV_LEGEND_BR, EV_LEGEND_BL, EV_LEGEND_TR };
-void ev_svg_lines(ev_sb *b, const char *title, const char *xlabel, const char *ylabel,
-                  double x0, double x1, double y0, double y1, const ev_series *s, size_t ns,
-                  int diagonal, int legend);
-/* Horizontal bars of values in [x0,x1] with labels; undefined bars are drawn as "n/a". */
+/* A line chart: title (and subtitle) above, axes [x0,x1] x [y0,y1] with ticks and labels,
+ * the legend below the x axis. width/frame_height 0: 250 / 170 px. */
+typedef struct {
+    const char *title, *subtitle, *xlabel, *ylabel;
+    double x0, x1, y0, y1;
+    int diagonal, xticks;
+    double width, frame_height;
+} ev_panel;
+void ev_svg_panel(ev_sb *b, const ev_panel *p, const ev_series *s, size_t ns);
+/* Horizontal bars of values in [x0,x1] with labels and 95% whiskers when has_ci; undefined
+ * bars are drawn as "n/a: reason". */
 void ev_svg_bars(ev_sb *b, const char *title, const char *const *labels, const ff_metric *v,
-                 size_t n, double x0, double x1);
-extern const char *const ev_palette[8];
+                 size_t n, double x0, double x1, const char *colour);
+#define EV_NPALETTE 7
+extern const char *const ev_palette[EV_NPALETTE];
+const char *ev_colour(size_t i);
 /* Thins a curve to at most max points (keeps first/last and evenly spaced points). */
 size_t ev_thin_index(size_t n, size_t max, size_t k);
 

@@ -19,11 +19,18 @@ typedef struct {
     size_t n;
 } ev_rounds;
 
+typedef struct {
+    char *name; /* NULL: the implicit task of a single-task report */
+    char **notes;
+    size_t nnotes;
+} ev_task;
+
 struct ff_report {
     char *title;
     char **notes;
     size_t nnotes;
-    char **tasks; /* NULL name: the implicit task of a single-task report */
+    size_t min_pos; /* a column with fewer positives gets a warning at the threshold */
+    ev_task *tasks;
     size_t ntasks;
     ev_col *cols;
     size_t ncols;
@@ -39,6 +46,7 @@ int ff_report_new(ff_report **out, const char *title)
         free(r);
         return ff_error(FF_ENOMEM, "report: no memory");
     }
+    r->min_pos = 10;
     *out = r;
     return FF_OK;
 }
@@ -49,8 +57,12 @@ void ff_report_free(ff_report *rep)
         return;
     for (size_t i = 0; i < rep->nnotes; i++)
         free(rep->notes[i]);
-    for (size_t i = 0; i < rep->ntasks; i++)
-        free(rep->tasks[i]);
+    for (size_t i = 0; i < rep->ntasks; i++) {
+        free(rep->tasks[i].name);
+        for (size_t k = 0; k < rep->tasks[i].nnotes; k++)
+            free(rep->tasks[i].notes[k]);
+        free(rep->tasks[i].notes);
+    }
     free(rep->tasks);
     for (size_t i = 0; i < rep->ncols; i++)
         free(rep->cols[i].name);
@@ -65,26 +77,31 @@ void ff_report_free(ff_report *rep)
     free(rep);
 }
 
+static int push_note(char ***notes, size_t *n, const char *text)
+{
+    char **p = realloc(*notes, (*n + 1) * sizeof *p);
+    if (!p)
+        return ff_error(FF_ENOMEM, "report: no memory");
+    *notes = p;
+    if (!(p[*n] = strdup(text)))
+        return ff_error(FF_ENOMEM, "report: no memory");
+    (*n)++;
+    return FF_OK;
+}
+
 int ff_report_add_note(ff_report *rep, const char *text)
 {
-    char **n = realloc(rep->notes, (rep->nnotes + 1) * sizeof *n);
-    if (!n)
-        return ff_error(FF_ENOMEM, "report: no memory");
-    rep->notes = n;
-    if (!(n[rep->nnotes] = strdup(text)))
-        return ff_error(FF_ENOMEM, "report: no memory");
-    rep->nnotes++;
-    return FF_OK;
+    return push_note(&rep->notes, &rep->nnotes, text);
 }
 
 static int push_task(ff_report *rep, const char *name)
 {
-    char **t = realloc(rep->tasks, (rep->ntasks + 1) * sizeof *t);
+    ev_task *t = realloc(rep->tasks, (rep->ntasks + 1) * sizeof *t);
     if (!t)
         return ff_error(FF_ENOMEM, "report: no memory");
     rep->tasks = t;
-    t[rep->ntasks] = NULL;
-    if (name && !(t[rep->ntasks] = strdup(name)))
+    memset(&t[rep->ntasks], 0, sizeof *t);
+    if (name && !(t[rep->ntasks].name = strdup(name)))
         return ff_error(FF_ENOMEM, "report: no memory");
     rep->ntasks++;
     return FF_OK;
@@ -93,6 +110,19 @@ static int push_task(ff_report *rep, const char *name)
 int ff_report_add_task(ff_report *rep, const char *name)
 {
     return push_task(rep, name);
+}
+
+int ff_report_add_task_note(ff_report *rep, const char *text)
+{
+    if (rep->ntasks == 0 && push_task(rep, NULL) != FF_OK)
+        return FF_ENOMEM;
+    ev_task *t = &rep->tasks[rep->ntasks - 1];
+    return push_note(&t->notes, &t->nnotes, text);
+}
+
+void ff_report_set_min_positives(ff_report *rep, size_t n)
+{
+    rep->min_pos = n;
 }
 
 int ff_report_add_column(ff_report *rep, const char *name, const ff_eval_result *r,
@@ -135,52 +165,51 @@ int ff_report_add_rounds(ff_report *rep, const char *label, const double *value,
     return FF_OK;
 }
 
+
 static const char CSS[] =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;"
-    "margin:24px;color:#222;max-width:1180px}"
-    "h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px "
-    "solid #ddd;padding-bottom:4px}h3{font-size:14px;margin:14px 0 6px}"
-    "p.note{color:#555;font-size:13px;margin:2px 0}"
+    "margin:20px;color:#222;max-width:1340px}"
+    "h1{font-size:22px;margin:0 0 6px}h2{font-size:19px;margin:30px 0 8px;border-bottom:2px "
+    "solid #ccc;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}h4{font-size:13px;"
+    "margin:12px 0 4px}p.note{color:#444;font-size:13px;margin:2px 0;max-width:1100px}"
+    "p.task{font-size:14px;margin:4px 0}"
     "table{border-collapse:collapse;font-size:13px;margin:6px 0}"
-    "th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}"
-    "th:first-child,td:first-child{text-align:left}th{background:#f3f5f8}"
-    ".ci{color:#666;font-size:11px}.na{color:#999;font-style:italic}"
-    ".why{color:#999;font-size:11px;display:block}"
-    ".charts{display:flex;flex-wrap:wrap;gap:12px}"
+    "th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f5f8;font-weight:600}"
+    ".ci{color:#555;font-size:11px;display:block;white-space:nowrap}.na{color:#888;font-style:italic}"
+    ".why{color:#888;font-size:11px;display:block;max-width:160px;white-space:normal}"
+    ".warn{color:#a04000;font-size:12px;text-align:left;max-width:330px}"
+    ".ok{color:#555;font-size:12px;text-align:left}"
+    ".sw{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}"
+    ".charts{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}"
     "svg.chart{border:1px solid #e3e3e3;background:#fff}"
     "svg .grid{stroke:#eee;stroke-width:1}svg .frame{fill:none;stroke:#999;stroke-width:1}"
     "svg .diag{stroke:#bbb;stroke-dasharray:4 4}svg text{font-family:inherit}"
-    "svg .ct{font-size:13px;font-weight:600}svg .tk{font-size:10px;fill:#444}"
-    "svg .al{font-size:11px;fill:#333}svg .lg{font-size:11px}svg .na{font-size:10px;fill:#999}"
-    "footer{margin-top:30px;color:#777;font-size:12px}";
+    "svg .ct{font-size:13px;font-weight:600}svg .cs{font-size:11px;fill:#555}"
+    "svg .tk{font-size:10px;fill:#444}svg .al{font-size:11px;fill:#333}"
+    "svg .lg{font-size:11px;fill:#222}svg .na{font-size:10px;fill:#888}"
+    "svg .whisker{stroke:#222;stroke-width:1.3;fill:none}"
+    "details{margin:6px 0}summary{cursor:pointer;font-size:13px;color:#333}"
+    "footer{margin-top:30px;color:#666;font-size:12px}";
 
-static void section(ev_sb *b, const char *title, const char *task)
+static void cell_value(ev_sb *b, const ff_metric *m, int digits)
 {
-    ev_sb_printf(b, "<h2>%s", title);
-    if (task) {
-        ev_sb_printf(b, " &mdash; task ");
-        ev_sb_puts_html(b, task);
+    if (m->defined) {
+        ev_sb_printf(b, "%.*f", digits, m->value);
+        if (m->has_ci)
+            ev_sb_printf(b, "<span class=\"ci\">%.*f&ndash;%.*f</span>", digits, m->lo, digits,
+                         m->hi);
+    } else {
+        ev_sb_printf(b, "<span class=\"na\">n/a</span><span class=\"why\">");
+        ev_sb_puts_html(b, m->why ? m->why : "not computed");
+        ev_sb_printf(b, "</span>");
     }
-    ev_sb_printf(b, "</h2>");
 }
 
 static void cell(ev_sb *b, const ff_metric *m, int digits)
 {
     ev_sb_printf(b, "<td>");
-    if (m->defined) {
-        ev_sb_printf(b, "%.*f", digits, m->value);
-        if (m->has_ci) {
-            ev_sb_printf(b, "<span class=\"ci\"> (");
-            ev_sb_printf(b, "%.*f", digits, m->lo);
-            ev_sb_printf(b, "&ndash;");
-            ev_sb_printf(b, "%.*f", digits, m->hi);
-            ev_sb_printf(b, ")</span>");
-        }
-    } else {
-        ev_sb_printf(b, "<span class=\"na\">undefined</span><span class=\"why\">");
-        ev_sb_puts_html(b, m->why ? m->why : "");
-        ev_sb_printf(b, "</span>");
-    }
+    cell_value(b, m, digits);
     ev_sb_printf(b, "</td>");
 }
 
@@ -190,181 +219,347 @@ typedef struct {
     int digits;
 } ev_row;
 
-static void headline(ev_sb *b, const ev_col *cols, size_t ncols, const char *task)
+static const ff_metric *metric_at(const void *base, size_t off)
+{
+    return (const ff_metric *)(const void *)((const char *)base + off);
+}
+
+static void col_name(ev_sb *b, const ev_col *c, size_t i)
+{
+    ev_sb_printf(b, "<td><span class=\"sw\" style=\"background:%s\"></span>", ev_colour(i));
+    ev_sb_puts_html(b, c->name);
+    ev_sb_printf(b, "</td>");
+}
+
+/* One row per column (pooled, then each site): the task's discrimination and calibration. */
+static void metrics_table(ev_sb *b, const ev_col *cols, size_t n, int any_ci)
 {
     static const ev_row rows[] = {
         {"AUROC", offsetof(ff_eval_result, auroc), 3},
-        {"AUPRC (average precision)", offsetof(ff_eval_result, auprc), 3},
-        {"Sensitivity at 90% specificity", offsetof(ff_eval_result, sens_at_spec), 3},
-        {"Specificity at 90% sensitivity", offsetof(ff_eval_result, spec_at_sens), 3},
+        {"AUPRC", offsetof(ff_eval_result, auprc), 3},
+        {"sensitivity at 90% spec.", offsetof(ff_eval_result, sens_at_spec), 3},
+        {"specificity at 90% sens.", offsetof(ff_eval_result, spec_at_sens), 3},
         {"Brier score", offsetof(ff_eval_result, brier), 4},
-        {"Expected calibration error", offsetof(ff_eval_result, ece), 4},
-        {"Calibration slope", offsetof(ff_eval_result, cal_slope), 3},
-        {"Calibration intercept", offsetof(ff_eval_result, cal_intercept), 3},
-        {"Alert rate at threshold", offsetof(ff_eval_result, alert_rate), 3},
-        {"PPV at threshold", offsetof(ff_eval_result, ppv), 3},
-        {"Sensitivity at threshold", offsetof(ff_eval_result, sensitivity), 3},
-        {"Specificity at threshold", offsetof(ff_eval_result, specificity), 3},
+        {"ECE", offsetof(ff_eval_result, ece), 4},
+        {"calibration slope", offsetof(ff_eval_result, cal_slope), 2},
+        {"calibration intercept", offsetof(ff_eval_result, cal_intercept), 2},
     };
-    section(b, "Headline metrics", task);
-    ev_sb_printf(b, "<table><tr><th>metric</th>");
-    for (size_t c = 0; c < ncols; c++) {
-        ev_sb_printf(b, "<th>");
-        ev_sb_puts_html(b, cols[c].name);
-        ev_sb_printf(b, "</th>");
-    }
-    ev_sb_printf(b, "</tr><tr><td>patients (positives)</td>");
-    for (size_t c = 0; c < ncols; c++)
-        ev_sb_printf(b, "<td>%zu (%zu)</td>", cols[c].r->n, cols[c].r->n_pos);
-    ev_sb_printf(b, "</tr><tr><td>operating threshold</td>");
-    for (size_t c = 0; c < ncols; c++)
-        ev_sb_printf(b, "<td>%g</td>", cols[c].r->threshold);
-    ev_sb_printf(b, "</tr>");
-    for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++) {
-        ev_sb_printf(b, "<tr><td>%s</td>", rows[i].label);
-        for (size_t c = 0; c < ncols; c++)
-            cell(b, (const ff_metric *)(const void *)((const char *)cols[c].r + rows[i].off),
-                 rows[i].digits);
-        ev_sb_printf(b, "</tr>");
-    }
-    ev_sb_printf(b, "</table><p class=\"note\">Intervals in parentheses: bootstrap 95%% "
-                    "percentile intervals (when requested).</p>\n");
-}
-
-static void curves(ev_sb *b, const ev_col *cols, size_t n, const char *task)
-{
-    ev_series *s = calloc(n * 2 + 2, sizeof *s);
-    if (!s) {
-        b->oom = 1;
-        return;
-    }
-    section(b, "Discrimination", task);
-    ev_sb_printf(b, "<div class=\"charts\">");
-    for (size_t c = 0; c < n; c++)
-        s[c] = (ev_series){cols[c].name, cols[c].r->roc.x, cols[c].r->roc.y,
-                           cols[c].r->roc.n, 0, 0};
-    ev_svg_lines(b, "ROC curve", "1 - specificity (false positive rate)",
-                 "sensitivity (true positive rate)", 0, 1, 0, 1, s, n, 1, EV_LEGEND_BR);
-    for (size_t c = 0; c < n; c++)
-        s[c] = (ev_series){cols[c].name, cols[c].r->pr.x, cols[c].r->pr.y,
-                           cols[c].r->pr.n, 0, 0};
-    ev_svg_lines(b, "Precision-recall curve", "recall (sensitivity)", "precision (PPV)", 0, 1,
-                 0, 1, s, n, 0, EV_LEGEND_BL);
-    ev_sb_printf(b, "</div>");
-    section(b, "Calibration", task);
-    ev_sb_printf(b, "<div class=\"charts\">");
-    /* reliability: only bins holding predictions, as sklearn's calibration_curve */
-    size_t total = 1, used = 0;
-    for (size_t c = 0; c < n; c++)
-        total += 2 * (size_t)cols[c].r->rel.nbins;
-    double *buf = calloc(total, sizeof(double));
-    for (size_t c = 0; buf && c < n; c++) {
-        const ff_reliability *rel = &cols[c].r->rel;
-        double *x = buf + used, *y = x + rel->nbins;
-        size_t k = 0;
-        for (int i = 0; i < rel->nbins; i++)
-            if (rel->count[i] > 0) {
-                x[k] = rel->mean_pred[i];
-                y[k++] = rel->frac_pos[i];
-            }
-        used += 2 * (size_t)rel->nbins;
-        s[c] = (ev_series){cols[c].name, x, y, k, 0, 1};
-    }
-    if (buf)
-        ev_svg_lines(b, "Reliability diagram", "mean predicted probability (per bin)",
-                     "observed fraction positive", 0, 1, 0, 1, s, n, 1, EV_LEGEND_TL);
-    free(buf);
-    ev_sb_printf(b, "</div>");
-    section(b, "Clinical utility: decision curves", task);
-    ev_sb_printf(b, "<div class=\"charts\">");
-    double ymax = 0.01;
-    for (size_t c = 0; c < n; c++) {
-        const ff_dca *d = &cols[c].r->dca;
-        for (size_t i = 0; i < d->n; i++)
-            ymax = fmax(ymax, fmax(d->model[i], d->treat_all[i]));
-    }
-    size_t k = 0;
-    for (size_t c = 0; c < n; c++) {
-        const ff_dca *d = &cols[c].r->dca;
-        s[k++] = (ev_series){cols[c].name, d->t, d->model, d->n, 0, 0};
-    }
-    const ff_dca *d0 = &cols[0].r->dca;
-    s[k++] = (ev_series){n > 1 ? "treat all (first column)" : "treat all", d0->t,
-                         d0->treat_all, d0->n, 1, 0};
-    static const double zx[2] = {0, 1}, zy[2] = {0, 0};
-    s[k++] = (ev_series){"treat none", zx, zy, 2, 1, 0};
-    ymax = ceil(ymax * 1.1 / 0.05) * 0.05; /* round axes so the ticks read well */
-    ev_svg_lines(b, "Decision curve", "threshold probability", "net benefit", 0, 1,
-                 -0.25 * ymax, ymax, s, k, 0, EV_LEGEND_TR);
-    ev_sb_printf(b, "</div>\n");
-    free(s);
-}
-
-static void fairness_block(ev_sb *b, const char *col, const ff_eval_fairness *f)
-{
-    static const ev_row rows[] = {
-        {"AUROC", offsetof(ff_eval_subgroup, auroc), 3},
-        {"AUPRC", offsetof(ff_eval_subgroup, auprc), 3},
-        {"Brier", offsetof(ff_eval_subgroup, brier), 4},
-        {"ECE", offsetof(ff_eval_subgroup, ece), 4},
-        {"mean score", offsetof(ff_eval_subgroup, mean_score), 3},
-        {"prevalence", offsetof(ff_eval_subgroup, prevalence), 3},
-        {"alert rate", offsetof(ff_eval_subgroup, alert_rate), 3},
-        {"TPR", offsetof(ff_eval_subgroup, sensitivity), 3},
-        {"FPR", offsetof(ff_eval_subgroup, fpr), 3},
-        {"PPV", offsetof(ff_eval_subgroup, ppv), 3},
-    };
-    ev_sb_printf(b, "<h3>");
-    ev_sb_puts_html(b, f->attribute);
-    ev_sb_printf(b, " &mdash; ");
-    ev_sb_puts_html(b, col);
-    ev_sb_printf(b, "</h3><table><tr><th>subgroup</th><th>n (pos)</th>");
+    ev_sb_printf(b, "<h3>Discrimination and calibration</h3><table class=\"metrics\"><tr>"
+                    "<th>site</th><th>patients (positives)</th>");
     for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
         ev_sb_printf(b, "<th>%s</th>", rows[i].label);
     ev_sb_printf(b, "</tr>");
-    for (size_t l = 0; l < f->nlevels; l++) {
-        ev_sb_printf(b, "<tr><td>");
-        ev_sb_puts_html(b, f->levels[l].name);
-        ev_sb_printf(b, "</td><td>%zu (%zu)</td>", f->levels[l].n, f->levels[l].n_pos);
+    for (size_t c = 0; c < n; c++) {
+        ev_sb_printf(b, "<tr>");
+        col_name(b, &cols[c], c);
+        ev_sb_printf(b, "<td>%zu (%zu)</td>", cols[c].r->n, cols[c].r->n_pos);
         for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
-            cell(b, (const ff_metric *)(const void *)((const char *)&f->levels[l] + rows[i].off),
-                 rows[i].digits);
+            cell(b, metric_at(cols[c].r, rows[i].off), rows[i].digits);
         ev_sb_printf(b, "</tr>");
     }
-    ev_sb_printf(b, "</table><table><tr><th>gap at the operating threshold</th><th>value</th>"
-                    "</tr><tr><td>demographic parity difference (alert rate)</td>");
-    cell(b, &f->dp_diff, 3);
-    ev_sb_printf(b, "</tr><tr><td>equalized odds difference (max of TPR, FPR gaps)</td>");
-    cell(b, &f->eo_diff, 3);
-    ev_sb_printf(b, "</tr><tr><td>TPR gap</td>");
-    cell(b, &f->tpr_gap, 3);
-    ev_sb_printf(b, "</tr><tr><td>FPR gap</td>");
-    cell(b, &f->fpr_gap, 3);
-    ev_sb_printf(b, "</tr></table><div class=\"charts\">");
+    ev_sb_printf(b, "</table><p class=\"note\">%s Calibration slope 1 and intercept 0 mean "
+                    "calibrated; slope &lt; 1: predictions too extreme.</p>\n",
+                 any_ci ? "Small numbers under a value: its 95% interval (bootstrap)."
+                        : "No intervals: no bootstrap was requested.");
+}
+
+/* Threshold statistics per column, with a warning where they say little. */
+static void threshold_table(ev_sb *b, const ev_col *cols, size_t n, size_t min_pos)
+{
+    static const ev_row rows[] = {
+        {"alert rate", offsetof(ff_eval_result, alert_rate), 3},
+        {"sensitivity", offsetof(ff_eval_result, sensitivity), 3},
+        {"specificity", offsetof(ff_eval_result, specificity), 3},
+        {"PPV", offsetof(ff_eval_result, ppv), 3},
+    };
+    ev_sb_printf(b, "<h3>At the operating threshold</h3><table class=\"op\"><tr><th>site</th>"
+                    "<th>threshold</th>");
+    for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
+        ev_sb_printf(b, "<th>%s</th>", rows[i].label);
+    ev_sb_printf(b, "<th>reading</th></tr>");
+    for (size_t c = 0; c < n; c++) {
+        const ff_eval_result *r = cols[c].r;
+        ev_sb_printf(b, "<tr>");
+        col_name(b, &cols[c], c);
+        ev_sb_printf(b, "<td>%.4g</td>", r->threshold);
+        for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
+            cell(b, metric_at(r, rows[i].off), rows[i].digits);
+        if (r->n_pos < min_pos)
+            ev_sb_printf(b, "<td class=\"warn\">&#9888; only %zu positive%s (fewer than %zu): "
+                            "sensitivity and PPV here say little</td>", r->n_pos,
+                         r->n_pos == 1 ? "" : "s", min_pos);
+        else if (r->sensitivity.defined && r->sensitivity.value == 0)
+            ev_sb_printf(b, "<td class=\"warn\">&#9888; no positive patient is flagged at "
+                            "this threshold</td>");
+        else
+            ev_sb_printf(b, "<td class=\"ok\">%zu positives</td>", r->n_pos);
+        ev_sb_printf(b, "</tr>");
+    }
+    ev_sb_printf(b, "</table>\n");
+}
+
+static const char *subtitle(char *buf, size_t len, const ff_eval_result *r, const char *what,
+                            const ff_metric *m)
+{
+    if (m && m->defined)
+        snprintf(buf, len, "n=%zu, %zu positives, %s %.3f", r->n, r->n_pos, what, m->value);
+    else
+        snprintf(buf, len, "n=%zu, %zu positives", r->n, r->n_pos);
+    return buf;
+}
+
+enum { CH_ROC, CH_PR, CH_REL, CH_DCA, CH_COUNT };
+#define FF_EVAL_MAX_BINS 1000 /* the CLI's --bins limit; a report shows at most this many */
+
+/* The reliability points of r (bins holding predictions) into x, y and their tooltips. */
+static size_t reliability_points(const ff_eval_result *r, double *x, double *y, char (*tip)[96],
+                                 const char **tips)
+{
+    size_t k = 0;
+    for (int i = 0; i < r->rel.nbins; i++) {
+        if (r->rel.count[i] <= 0)
+            continue;
+        x[k] = r->rel.mean_pred[i];
+        y[k] = r->rel.frac_pos[i];
+        snprintf(tip[k], 96, "scores %.2f-%.2f: %.0f patients, predicted %.3f, observed %.3f",
+                 (double)i / r->rel.nbins, (double)(i + 1) / r->rel.nbins, r->rel.count[i], x[k],
+                 y[k]);
+        tips[k] = tip[k];
+        k++;
+    }
+    return k;
+}
+
+/* One panel of chart kind ch for column c; the pooled column (0) drawn thin and grey behind
+ * a site's curve as the reference. */
+static void one_panel(ev_sb *b, const ev_col *cols, size_t c, int ch, double dmax)
+{
+    const ff_eval_result *r = cols[c].r, *p0 = cols[0].r;
+    char sub[160], name[200], ref[200];
+    ev_series s[4];
+    size_t ns = 0;
+    ev_panel pn = {.title = cols[c].name, .x0 = 0, .x1 = 1, .y0 = 0, .y1 = 1};
+    int ref_on = c > 0;
+    snprintf(ref, sizeof ref, "%s (reference)", cols[0].name);
+    if (ch == CH_ROC) {
+        pn.subtitle = subtitle(sub, sizeof sub, r, "AUROC", &r->auroc);
+        pn.xlabel = "1 - specificity";
+        pn.ylabel = "sensitivity";
+        pn.diagonal = 1;
+        snprintf(name, sizeof name, "%s: ROC", cols[c].name);
+        s[ns++] = (ev_series){name, r->roc.x, r->roc.y, r->roc.n, EV_SOLID, 0, ev_colour(c),
+                              sub, NULL};
+        if (ref_on)
+            s[ns++] = (ev_series){ref, p0->roc.x, p0->roc.y, p0->roc.n, EV_REFERENCE, 0,
+                                  "#999999", NULL, NULL};
+    } else if (ch == CH_PR) {
+        pn.subtitle = subtitle(sub, sizeof sub, r, "AUPRC", &r->auprc);
+        pn.xlabel = "recall (sensitivity)";
+        pn.ylabel = "precision (PPV)";
+        snprintf(name, sizeof name, "%s: precision-recall", cols[c].name);
+        s[ns++] = (ev_series){name, r->pr.x, r->pr.y, r->pr.n, EV_SOLID, 0, ev_colour(c), sub,
+                              NULL};
+        if (ref_on)
+            s[ns++] = (ev_series){ref, p0->pr.x, p0->pr.y, p0->pr.n, EV_REFERENCE, 0, "#999999",
+                                  NULL, NULL};
+    } else if (ch == CH_REL) {
+        double x[FF_EVAL_MAX_BINS], y[FF_EVAL_MAX_BINS];
+        char(*tip)[96] = malloc(FF_EVAL_MAX_BINS * sizeof *tip);
+        const char **tips = malloc(FF_EVAL_MAX_BINS * sizeof *tips);
+        if (!tip || !tips) {
+            b->oom = 1;
+            free(tip);
+            free(tips);
+            return;
+        }
+        pn.subtitle = subtitle(sub, sizeof sub, r, "ECE", &r->ece);
+        pn.xlabel = "mean predicted risk (bin)";
+        pn.ylabel = "observed fraction";
+        pn.diagonal = 1;
+        size_t k = r->rel.nbins <= FF_EVAL_MAX_BINS ? reliability_points(r, x, y, tip, tips) : 0;
+        snprintf(name, sizeof name, "%s: observed vs predicted", cols[c].name);
+        s[ns++] = (ev_series){name, x, y, k, EV_SOLID, 1, ev_colour(c), sub, tips};
+        static const double dx[2] = {0, 1};
+        s[ns++] = (ev_series){"perfect calibration", dx, dx, 2, EV_DOTTED, 0, "#999999", NULL,
+                              NULL};
+        ev_svg_panel(b, &pn, s, ns);
+        free(tip);
+        free(tips);
+        return;
+    } else {
+        static const double zx[2] = {0, 1}, zy[2] = {0, 0};
+        pn.subtitle = subtitle(sub, sizeof sub, r, NULL, NULL);
+        pn.xlabel = "threshold probability";
+        pn.ylabel = "net benefit";
+        pn.y0 = -0.25 * dmax;
+        pn.y1 = dmax;
+        snprintf(name, sizeof name, "%s: model", cols[c].name);
+        s[ns++] = (ev_series){name, r->dca.t, r->dca.model, r->dca.n, EV_SOLID, 0, ev_colour(c),
+                              sub, NULL};
+        s[ns++] = (ev_series){"treat all", r->dca.t, r->dca.treat_all, r->dca.n, EV_DASHED, 0,
+                              "#777777", NULL, NULL};
+        s[ns++] = (ev_series){"treat none", zx, zy, 2, EV_DOTTED, 0, "#777777", NULL, NULL};
+    }
+    ev_svg_panel(b, &pn, s, ns);
+}
+
+/* Small multiples: one row per chart kind, one panel per column, same axes in a row. */
+static void curves(ev_sb *b, const ev_col *cols, size_t n)
+{
+    static const char *const heads[CH_COUNT] = {
+        "ROC curves", "Precision-recall curves", "Calibration (reliability)",
+        "Clinical utility: decision curves"};
+    double dmax = 0.01;
+    for (size_t c = 0; c < n; c++)
+        for (size_t i = 0; i < cols[c].r->dca.n; i++)
+            dmax = fmax(dmax, fmax(cols[c].r->dca.model[i], cols[c].r->dca.treat_all[i]));
+    dmax = ceil(dmax * 1.1 / 0.05) * 0.05; /* round so the ticks read well */
+    for (int ch = 0; ch < CH_COUNT; ch++) {
+        ev_sb_printf(b, "<h3>%s</h3><div class=\"charts\">", heads[ch]);
+        for (size_t c = 0; c < n; c++)
+            one_panel(b, cols, c, ch, dmax);
+        ev_sb_printf(b, "</div>\n");
+    }
+}
+
+static const ev_row level_rows[] = {
+    {"AUROC", offsetof(ff_eval_subgroup, auroc), 3},
+    {"AUPRC", offsetof(ff_eval_subgroup, auprc), 3},
+    {"ECE", offsetof(ff_eval_subgroup, ece), 3},
+    {"mean risk", offsetof(ff_eval_subgroup, mean_score), 3},
+    {"prevalence", offsetof(ff_eval_subgroup, prevalence), 3},
+    {"alert rate", offsetof(ff_eval_subgroup, alert_rate), 3},
+    {"TPR", offsetof(ff_eval_subgroup, sensitivity), 3},
+    {"FPR", offsetof(ff_eval_subgroup, fpr), 3},
+    {"PPV", offsetof(ff_eval_subgroup, ppv), 3},
+};
+
+static int suppressed(const ff_eval_subgroup *g)
+{
+    return !g->auroc.defined && g->auroc.why && strcmp(g->auroc.why, FF_EVAL_SUPPRESSED) == 0;
+}
+
+static void levels_table(ev_sb *b, const ff_eval_fairness *f)
+{
+    ev_sb_printf(b, "<table><tr><th>subgroup</th><th>patients (positives)</th>");
+    for (size_t i = 0; i < FF_ARRAY_LEN(level_rows); i++)
+        ev_sb_printf(b, "<th>%s</th>", level_rows[i].label);
+    ev_sb_printf(b, "</tr>");
+    for (size_t l = 0; l < f->nlevels; l++) {
+        const ff_eval_subgroup *g = &f->levels[l];
+        ev_sb_printf(b, "<tr><td>");
+        ev_sb_puts_html(b, g->name);
+        if (suppressed(g)) {
+            ev_sb_printf(b, "</td><td colspan=\"%zu\" class=\"ok\">suppressed: fewer patients "
+                            "than the minimum cell size</td></tr>", FF_ARRAY_LEN(level_rows) + 1);
+            continue;
+        }
+        ev_sb_printf(b, "</td><td>%zu (%zu)</td>", g->n, g->n_pos);
+        for (size_t i = 0; i < FF_ARRAY_LEN(level_rows); i++)
+            cell(b, metric_at(g, level_rows[i].off), level_rows[i].digits);
+        ev_sb_printf(b, "</tr>");
+    }
+    ev_sb_printf(b, "</table>");
+}
+
+static void level_bars(ev_sb *b, const ff_eval_fairness *f, const char *attr_col)
+{
     const char **names = calloc(f->nlevels + 1, sizeof *names);
     ff_metric *v = calloc(f->nlevels + 1, sizeof *v);
-    if (names && v) {
-        for (size_t l = 0; l < f->nlevels; l++) {
-            names[l] = f->levels[l].name;
-            v[l] = f->levels[l].auroc;
-        }
-        ev_svg_bars(b, "AUROC by subgroup", names, v, f->nlevels, 0, 1);
-        double hi = 0.05;
-        for (size_t l = 0; l < f->nlevels; l++) {
-            v[l] = f->levels[l].alert_rate;
-            if (v[l].defined)
-                hi = fmax(hi, v[l].value);
-        }
-        ev_svg_bars(b, "Alert rate by subgroup", names, v, f->nlevels, 0, fmin(1, hi * 1.15));
-        for (size_t l = 0; l < f->nlevels; l++)
-            v[l] = f->levels[l].ece;
-        ev_svg_bars(b, "ECE by subgroup", names, v, f->nlevels, 0, 0.25);
-    } else {
+    if (!names || !v) {
         b->oom = 1;
+        free(names);
+        free(v);
+        return;
     }
+    char t[200];
+    ev_sb_printf(b, "<div class=\"charts\">");
+    for (size_t l = 0; l < f->nlevels; l++) {
+        names[l] = f->levels[l].name;
+        v[l] = f->levels[l].auroc;
+    }
+    snprintf(t, sizeof t, "AUROC by %s", attr_col);
+    ev_svg_bars(b, t, names, v, f->nlevels, 0, 1, ev_colour(0));
+    double hi = 0.05;
+    for (size_t l = 0; l < f->nlevels; l++) {
+        v[l] = f->levels[l].alert_rate;
+        if (v[l].defined)
+            hi = fmax(hi, v[l].has_ci ? v[l].hi : v[l].value);
+    }
+    snprintf(t, sizeof t, "Alert rate by %s", attr_col);
+    ev_svg_bars(b, t, names, v, f->nlevels, 0, fmin(1, hi * 1.15), ev_colour(4));
+    hi = 0.05;
+    for (size_t l = 0; l < f->nlevels; l++) {
+        v[l] = f->levels[l].ece;
+        if (v[l].defined)
+            hi = fmax(hi, v[l].has_ci ? v[l].hi : v[l].value);
+    }
+    snprintf(t, sizeof t, "ECE by %s", attr_col);
+    ev_svg_bars(b, t, names, v, f->nlevels, 0, fmin(1, hi * 1.15), ev_colour(5));
+    ev_sb_printf(b, "</div>");
     free(names);
     free(v);
-    ev_sb_printf(b, "</div>\n");
+}
+
+/* Per attribute: the first column's subgroups (table and bars), every column's gaps, the
+ * other columns' subgroup tables folded away. */
+static void fairness(ev_sb *b, const ev_col *cols, size_t n)
+{
+    const ev_col *first = NULL;
+    for (size_t c = 0; c < n && !first; c++)
+        first = cols[c].nfair > 0 ? &cols[c] : NULL;
+    if (!first)
+        return;
+    ev_sb_printf(b, "<h3>Subgroups and fairness</h3>");
+    for (size_t a = 0; a < first->nfair; a++) {
+        const char *attr = first->fair[a].attribute;
+        ev_sb_printf(b, "<h4>");
+        ev_sb_puts_html(b, attr);
+        ev_sb_printf(b, " &mdash; ");
+        ev_sb_puts_html(b, first->name);
+        ev_sb_printf(b, "</h4>");
+        levels_table(b, &first->fair[a]);
+        level_bars(b, &first->fair[a], attr);
+        ev_sb_printf(b, "<table><tr><th>site</th><th>demographic parity difference</th>"
+                        "<th>equalized odds difference</th><th>TPR gap</th><th>FPR gap</th>"
+                        "<th>subgroups suppressed</th></tr>");
+        for (size_t c = 0; c < n; c++)
+            for (size_t k = 0; k < cols[c].nfair; k++) {
+                const ff_eval_fairness *f = &cols[c].fair[k];
+                if (strcmp(f->attribute, attr) != 0)
+                    continue;
+                size_t sup = 0;
+                for (size_t l = 0; l < f->nlevels; l++)
+                    sup += (size_t)suppressed(&f->levels[l]);
+                ev_sb_printf(b, "<tr>");
+                col_name(b, &cols[c], c);
+                cell(b, &f->dp_diff, 3);
+                cell(b, &f->eo_diff, 3);
+                cell(b, &f->tpr_gap, 3);
+                cell(b, &f->fpr_gap, 3);
+                ev_sb_printf(b, "<td>%zu of %zu</td></tr>", sup, f->nlevels);
+            }
+        ev_sb_printf(b, "</table><p class=\"note\">Gaps: max &minus; min over the subgroups at "
+                        "the operating threshold (alert rate; TPR and FPR, equalized odds = the "
+                        "larger), suppressed subgroups left out.</p>");
+        int others = 0;
+        for (size_t c = 0; c < n; c++)
+            others |= &cols[c] != first && cols[c].nfair > 0;
+        if (!others)
+            continue;
+        ev_sb_printf(b, "<details><summary>subgroup tables of each site (");
+        ev_sb_puts_html(b, attr);
+        ev_sb_printf(b, ")</summary>");
+        for (size_t c = 0; c < n; c++)
+            for (size_t k = 0; &cols[c] != first && k < cols[c].nfair; k++)
+                if (strcmp(cols[c].fair[k].attribute, attr) == 0) {
+                    ev_sb_printf(b, "<h4>");
+                    ev_sb_puts_html(b, cols[c].name);
+                    ev_sb_printf(b, "</h4>");
+                    levels_table(b, &cols[c].fair[k]);
+                }
+        ev_sb_printf(b, "</details>");
+    }
 }
 
 static void rounds(ev_sb *b, const ff_report *rep)
@@ -382,7 +577,8 @@ static void rounds(ev_sb *b, const ff_report *rep)
         x[i] = (double)(i + 1);
     double lo = 1, hi = 0;
     for (size_t i = 0; i < rep->nrounds; i++) {
-        s[i] = (ev_series){rep->rounds[i].label, x, rep->rounds[i].v, rep->rounds[i].n, 0, 1};
+        s[i] = (ev_series){rep->rounds[i].label, x, rep->rounds[i].v, rep->rounds[i].n,
+                           EV_SOLID, 1, ev_colour(i + 1), rep->rounds[i].label, NULL};
         for (size_t j = 0; j < rep->rounds[i].n; j++) {
             lo = fmin(lo, rep->rounds[i].v[j]);
             hi = fmax(hi, rep->rounds[i].v[j]);
@@ -393,14 +589,40 @@ static void rounds(ev_sb *b, const ff_report *rep)
         hi += 0.05;
     }
     double pad = 0.08 * (hi - lo);
+    ev_panel pn = {.title = "Pooled test AUROC per round", .subtitle = "one curve per task",
+                   .xlabel = "round", .ylabel = "AUROC", .x0 = 1, .x1 = (double)maxn,
+                   .y0 = lo - pad, .y1 = hi + pad, .xticks = maxn <= 11 ? (int)maxn - 1 : 6,
+                   .width = 520, .frame_height = 220};
+    if (maxn < 2)
+        pn.x0 = 0;
     ev_sb_printf(b, "<h2>Federated rounds</h2><div class=\"charts\">");
-    double xmax = 5 * ceil((double)maxn / 5); /* integer ticks: 0, xmax/5, ... */
-    ev_svg_lines(b, "Metric per round", "round", "value", 0, xmax,
-                 lo - pad, hi + pad, s, rep->nrounds, 0, EV_LEGEND_BR);
+    ev_svg_panel(b, &pn, s, rep->nrounds);
     ev_sb_printf(b, "</div>\n");
 out:
     free(s);
     free(x);
+}
+
+static void task_section(ev_sb *b, const ff_report *rep, const ev_task *t, const ev_col *view,
+                         size_t n)
+{
+    if (t->name) {
+        ev_sb_printf(b, "<h2>Task: ");
+        ev_sb_puts_html(b, t->name);
+        ev_sb_printf(b, "</h2>");
+    }
+    for (size_t i = 0; i < t->nnotes; i++) {
+        ev_sb_printf(b, "<p class=\"task\">");
+        ev_sb_puts_html(b, t->notes[i]);
+        ev_sb_printf(b, "</p>");
+    }
+    int any_ci = 0;
+    for (size_t c = 0; c < n; c++)
+        any_ci |= view[c].r->auroc.has_ci;
+    metrics_table(b, view, n, any_ci);
+    threshold_table(b, view, n, rep->min_pos);
+    curves(b, view, n);
+    fairness(b, view, n);
 }
 
 int ff_report_write(const ff_report *rep, const char *path)
@@ -425,18 +647,8 @@ int ff_report_write(const ff_report *rep, const char *path)
         for (size_t c = 0; c < rep->ncols; c++)
             if (rep->cols[c].task == t)
                 view[n++] = rep->cols[c];
-        if (n == 0)
-            continue;
-        headline(&b, view, n, rep->tasks[t]);
-        curves(&b, view, n, rep->tasks[t]);
-        int any = 0;
-        for (size_t c = 0; c < n; c++)
-            any |= view[c].nfair > 0;
-        if (any)
-            section(&b, "Subgroups and fairness", rep->tasks[t]);
-        for (size_t c = 0; c < n; c++)
-            for (size_t i = 0; i < view[c].nfair; i++)
-                fairness_block(&b, view[c].name, &view[c].fair[i]);
+        if (n > 0)
+            task_section(&b, rep, &rep->tasks[t], view, n);
     }
     if (!view)
         b.oom = 1;
@@ -444,8 +656,9 @@ int ff_report_write(const ff_report *rep, const char *path)
     if (rep->nrounds > 0)
         rounds(&b, rep);
     ev_sb_printf(&b, "<footer>Generated by fedfuse %s. Definitions of every metric: "
-                     "docs/evaluation.md. Undefined metrics are shown with their reason."
-                     "</footer></body></html>\n", FF_VERSION);
+                     "docs/evaluation.md. A metric that cannot be computed is shown as n/a "
+                     "with its reason. Colours: Okabe&ndash;Ito (colour-blind safe); hover a "
+                     "curve, point or bar for its values.</footer></body></html>\n", FF_VERSION);
     int rc;
     if (b.oom)
         rc = ff_error(FF_ENOMEM, "%s: no memory to build the report", path);

@@ -630,18 +630,22 @@ static int test_loss(cnode *cn, double *loss, size_t *n)
 static int do_eval(cnode *cn, const Fedfuse__Task *t)
 {
     int rc = fetch_model(cn, t);
-    json_t *arr = NULL;
+    json_t *arr = NULL, *val = NULL;
     double loss = 0;
     size_t n = 0;
     if (rc == FF_OK)
         rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &arr);
+    if (rc == FF_OK) /* the coordinator picks each task's operating point on these */
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, &val);
     if (rc == FF_OK)
         rc = test_loss(cn, &loss, &n);
     if (rc != FF_OK) {
         json_decref(arr);
+        json_decref(val);
         return rc;
     }
-    json_t *j = json_pack("{s:I, s:f, s:o}", "n_examples", (json_int_t)n, "loss", loss, "hists", arr);
+    json_t *j = json_pack("{s:I, s:f, s:o, s:o}", "n_examples", (json_int_t)n, "loss", loss,
+                          "hists", arr, "val_hists", val);
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     if (!s)

@@ -1459,7 +1459,8 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = make_engine(&nd, m, &tab);
     snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
     if (rc == FF_OK && !nd.is_stats)
-        rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir);
+        rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir,
+                                &nd.cfg.report);
     if (rc == FF_OK && fed_test_kill_set())
         rc = ff_coord_add_hook(nd.c, on_test_event_early, NULL);
     if (rc == FF_OK)

@@ -33,12 +33,14 @@ typedef struct {
     char out_dir[FF_COORD_PATH_MAX];
     ff_eval_hist *pooled[FF_CLIENT_TASKS];
     json_t *site_hists; /* site -> [hist json...] of the latest round each site evaluated */
+    json_t *site_val;   /* site -> [hist json...] of its validation split (operating points) */
+    ff_coord_report_config report;
     json_t *rounds;     /* [{"round","auroc":{task:value|null},"undefined":{task:why}}] */
     struct fed_audit *audit; /* when set, each round's evaluation is appended to the log */
 } fed_evalstate;
 
 int fed_evalstate_init(fed_evalstate *e, ff_coord *c, const char *const *names, size_t nsites,
-                       const char *out_dir) FF_WARN_UNUSED;
+                       const char *out_dir, const ff_coord_report_config *report) FF_WARN_UNUSED;
 int fed_evalstate_resume(fed_evalstate *e) FF_WARN_UNUSED;
 int fed_evalstate_finish(fed_evalstate *e) FF_WARN_UNUSED;
 void fed_evalstate_free(fed_evalstate *e);

@@ -75,8 +75,14 @@ static int state_write(fed_evalstate *e)
     json_t *names = json_array();
     for (size_t i = 0; i < e->nsites; i++)
         json_array_append_new(names, json_string(e->names[i]));
-    json_t *j = json_pack("{s:s, s:o, s:O, s:O}", "format", "fedfuse-fedeval-v1", "sites", names,
-                          "rounds", e->rounds, "hists", e->site_hists);
+    const ff_coord_report_config *r = &e->report;
+    json_t *j = json_pack("{s:s, s:o, s:O, s:O, s:O, s:{s:{s:s, s:f}, s:I, s:I, s:I}}", "format",
+                          "fedfuse-fedeval-v1", "sites", names, "rounds", e->rounds, "hists",
+                          e->site_hists, "val_hists", e->site_val, "report", "operating_point",
+                          "rule", ff_coord_op_rule_names[r->operating_point.rule], "target",
+                          r->operating_point.target, "min_cell_size", (json_int_t)r->min_cell_size,
+                          "bootstrap", (json_int_t)r->bootstrap, "min_positives",
+                          (json_int_t)r->min_positives);
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     if (!s)
@@ -118,9 +124,17 @@ static int ev_submit(void *ud, ff_coord *c, int site, const void *msg, size_t le
             }
         }
     pooled_free(mine);
-    if (rc == FF_OK)
+    json_t *val = json_object_get(j, "val_hists"); /* absent from sites of older versions */
+    if (rc == FF_OK && json_is_array(val)) {
+        ff_eval_hist *v[FF_CLIENT_TASKS] = {0};
+        rc = merge_hists(v, val); /* validated here, merged when the report is made */
+        pooled_free(v);
+    }
+    if (rc == FF_OK) {
         json_object_set(e->site_hists, e->names[site], arr);
-    else
+        if (json_is_array(val))
+            json_object_set(e->site_val, e->names[site], val);
+    } else
         FF_LOG_WARN("%s", ff_error_message());
     json_decref(j);
     return rc;
@@ -162,14 +176,16 @@ static int ev_close(void *ud, ff_coord *c, const int *done, size_t ndone)
 }
 
 int fed_evalstate_init(fed_evalstate *e, ff_coord *c, const char *const *names, size_t nsites,
-                       const char *out_dir)
+                       const char *out_dir, const ff_coord_report_config *report)
 {
     memset(e, 0, sizeof *e);
     e->c = c;
     e->names = names;
     e->nsites = nsites;
+    e->report = *report;
     ff_strlcpy(e->out_dir, out_dir, sizeof e->out_dir);
     e->site_hists = json_object();
+    e->site_val = json_object();
     e->rounds = json_array();
     ff_coord_phase *p = ff_coord_phase_find(c, FF_PHASE_EVALUATE);
     if (!p)
@@ -200,9 +216,11 @@ int fed_evalstate_resume(fed_evalstate *e)
         if (json_integer_value(json_object_get(v, "round")) <= last)
             json_array_append(e->rounds, v);
     }
-    json_t *h = json_object_get(j, "hists");
+    json_t *h = json_object_get(j, "hists"), *vh = json_object_get(j, "val_hists");
     if (json_is_object(h))
         json_object_update(e->site_hists, h);
+    if (json_is_object(vh))
+        json_object_update(e->site_val, vh);
     json_decref(j);
     return FF_OK;
 }
@@ -219,164 +237,8 @@ void fed_evalstate_free(fed_evalstate *e)
 {
     pooled_free(e->pooled);
     json_decref(e->site_hists);
+    json_decref(e->site_val);
     json_decref(e->rounds);
     memset(e, 0, sizeof *e);
 }
 
-/* ---- the report ------------------------------------------------------------------------- */
-
-typedef struct {
-    ff_eval_result res[64][FF_CLIENT_TASKS];
-    int have[64][FF_CLIENT_TASKS];
-} results;
-
-static int metrics_of(ff_eval_hist *h, ff_eval_result *r, const ff_eval_opts *eo, json_t **out)
-{
-    int rc = ff_eval_hist_metrics(h, 0, eo, r, NULL);
-    if (rc == FF_OK && out)
-        rc = ff_eval_to_json(r, NULL, 0, eo, out);
-    return rc;
-}
-
-/* The pooled AUROC per round of task tn as a chart when every round has it; otherwise a note
- * naming the rounds where it is undefined and why (a chart cannot show "undefined"). */
-static int add_curve(ff_report *rep, const json_t *rounds, const char *tn)
-{
-    size_t nr = json_array_size(rounds), nundef = 0, first = 0, last = 0;
-    const char *why = NULL;
-    double *curve = calloc(nr + 1, sizeof *curve);
-    if (!curve)
-        return ff_error(FF_ENOMEM, "out of memory");
-    for (size_t r = 0; r < nr; r++) {
-        const json_t *e = json_array_get(rounds, r);
-        json_t *v = json_object_get(json_object_get(e, "auroc"), tn);
-        curve[r] = json_is_number(v) ? json_number_value(v) : NAN;
-        if (!isfinite(curve[r])) {
-            json_int_t rn = json_integer_value(json_object_get(e, "round"));
-            first = nundef++ ? first : (size_t)rn;
-            last = (size_t)rn;
-            const char *w = json_string_value(json_object_get(json_object_get(e, "undefined"), tn));
-            why = w ? w : why ? why : "undefined";
-        }
-    }
-    char label[160];
-    int rc = FF_OK;
-    if (nr > 0 && nundef == 0) {
-        snprintf(label, sizeof label, "pooled test AUROC per round: %s", tn);
-        rc = ff_report_add_rounds(rep, label, curve, nr);
-    } else if (nundef > 0) {
-        snprintf(label, sizeof label,
-                 "Task %s: pooled test AUROC undefined in %zu of %zu rounds (rounds %zu..%zu): %s.",
-                 tn, nundef, nr, first, last, why);
-        rc = ff_report_add_note(rep, label);
-    }
-    free(curve);
-    return rc;
-}
-
-int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nnotes)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/fedeval.json", out_dir);
-    json_error_t jerr;
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!j)
-        return ff_error(FF_EFORMAT, "%s: %s", path, jerr.text);
-    json_t *hists = json_object_get(j, "hists"), *rounds = json_object_get(j, "rounds");
-    const char *names[64];
-    size_t ns = 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach(hists, key, val)
-    {
-        if (ns < 64)
-            names[ns++] = key;
-    }
-    ff_eval_opts eo;
-    ff_eval_opts_default(&eo);
-    eo.bootstrap = 0;
-    results *R = calloc(1, sizeof *R);
-    ff_eval_hist *pooled[FF_CLIENT_TASKS] = {0};
-    ff_eval_result pres[FF_CLIENT_TASKS];
-    int phave[FF_CLIENT_TASKS] = {0};
-    ff_report *rep = NULL;
-    json_t *mj = json_object(), *tasks = json_object(), *au = json_object(),
-           *undef = json_object();
-    int rc = R ? ff_report_new(&rep, "fedfuse federated run: pooled and per-site test metrics")
-               : ff_error(FF_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == FF_OK && i < ns; i++)
-        rc = merge_hists(pooled, json_object_get(hists, names[i]));
-    if (rc == FF_OK)
-        rc = ff_report_add_note(rep, "Computed at the coordinator from the sites' score histograms "
-                                     "(no prediction left a site); test split of the final model.");
-    for (size_t i = 0; rc == FF_OK && i < nnotes; i++)
-        rc = ff_report_add_note(rep, notes[i]);
-    for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++) {
-        const char *tn = ff_client_task_names[k];
-        json_t *tj = json_object(), *sj = json_object(), *pj = NULL;
-        json_object_set_new(tasks, tn, tj);
-        json_object_set_new(tj, "sites", sj);
-        if (pooled[k]) {
-            rc = metrics_of(pooled[k], &pres[k], &eo, &pj);
-            phave[k] = rc == FF_OK;
-            if (rc == FF_OK) {
-                json_object_set_new(tj, "pooled", pj);
-                json_object_set_new(au, tn, pres[k].auroc.defined ? json_real(pres[k].auroc.value)
-                                                                  : json_null());
-                if (!pres[k].auroc.defined)
-                    json_object_set_new(undef, tn, json_string(pres[k].auroc.why));
-                char col[96];
-                snprintf(col, sizeof col, "%s: pooled", tn);
-                rc = ff_report_add_column(rep, col, &pres[k], NULL, 0);
-            }
-        } else {
-            json_object_set_new(au, tn, json_null());
-            json_object_set_new(undef, tn, json_string("no site sent test results for this task"));
-        }
-        for (size_t i = 0; rc == FF_OK && i < ns; i++) {
-            ff_eval_hist *one[FF_CLIENT_TASKS] = {0};
-            rc = merge_hists(one, json_object_get(hists, names[i]));
-            json_t *sm = NULL;
-            if (rc == FF_OK && one[k]) {
-                rc = metrics_of(one[k], &R->res[i][k], &eo, &sm);
-                R->have[i][k] = rc == FF_OK;
-                if (rc == FF_OK) {
-                    json_object_set_new(sj, names[i], sm);
-                    char col[160];
-                    snprintf(col, sizeof col, "%s: %s", tn, names[i]);
-                    rc = ff_report_add_column(rep, col, &R->res[i][k], NULL, 0);
-                }
-            }
-            pooled_free(one);
-        }
-        if (rc == FF_OK)
-            rc = add_curve(rep, rounds, tn);
-    }
-    json_object_set_new(mj, "source", json_string("federated score histograms, test split"));
-    json_object_set_new(mj, "split", json_string("test"));
-    json_object_set_new(mj, "auroc", au);
-    json_object_set_new(mj, "undefined", undef); /* task -> why its pooled AUROC is undefined */
-    json_object_set_new(mj, "tasks", tasks);
-    json_object_set(mj, "rounds", rounds);
-    if (rc == FF_OK) {
-        snprintf(path, sizeof path, "%s/metrics.json", out_dir);
-        rc = ff_eval_json_write(mj, path);
-    }
-    if (rc == FF_OK) {
-        snprintf(path, sizeof path, "%s/report.html", out_dir);
-        rc = ff_report_write(rep, path);
-    }
-    ff_report_free(rep);
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        if (phave[k])
-            ff_eval_result_free(&pres[k]);
-        for (size_t i = 0; R && i < ns; i++)
-            if (R->have[i][k])
-                ff_eval_result_free(&R->res[i][k]);
-    }
-    pooled_free(pooled);
-    free(R);
-    json_decref(mj);
-    json_decref(j);
-    return rc;
-}

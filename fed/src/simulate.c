@@ -59,6 +59,7 @@ typedef struct {
     ff_privacy_cfg privacy; /* copied into the plan (docs/privacy.md) */
     char plan_file[512]; /* a training plan with stages, used instead of the `plan` section */
     double label_fraction;
+    ff_coord_report_config report;
 } demo_cfg;
 
 static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
@@ -141,6 +142,8 @@ static const ff_cfg_field demo_schema[] = {
      .help = "the plan's privacy section (record- and client-level DP in the round)"},
     {.key = "plan_file", .type = FF_CFG_STRING, .offset = D(plan_file), .size = 512, .def = "",
      .help = "training plan file with stages (configs/plan-pretrain.yaml); \"\" = the plan section"},
+    {.key = "report", .type = FF_CFG_SECTION, .offset = D(report), .sub = ff_coord_report_schema,
+     .help = "the final report: operating-point rule, minimum cell size, bootstrap"},
     {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = D(label_fraction), .min = 0.001,
      .max = 1, .def = "1", .help = "share of each site's training patients with labels"},
     {0},
@@ -403,11 +406,16 @@ static int write_configs(sim *s, char *job_hex)
                         "checkpoint_dir: %s/checkpoints\nout_dir: %s\nlisten: 127.0.0.1:%d\n"
                         "consortium: %s/config/consortium.yaml\nplan: %s\nmodel_config: %s\n"
                         "tls: {cert: %s/pki/coordinator/coordinator.crt, key: %s/pki/coordinator/coordinator.key}\n"
-                        "audit: {cert: %s/pki/audit/audit.crt, key: %s/pki/audit/audit.key}\n",
+                        "audit: {cert: %s/pki/audit/audit.crt, key: %s/pki/audit/audit.key}\n"
+                        "report: {operating_point: {rule: %s, target: %.17g}, min_cell_size: %lld, "
+                        "bootstrap: %lld, min_positives: %lld}\n",
                         s->d.run_name, (long long)s->d.rounds, (long long)s->d.seed,
                         strategies[s->d.strategy.name], s->d.strategy.server_lr,
                         (long long)quorum, sa, o,
-                        o, s->port, o, plan_path, s->model_cfg, o, o, o, o);
+                        o, s->port, o, plan_path, s->model_cfg, o, o, o, o,
+                        ff_coord_op_rule_names[s->d.report.operating_point.rule],
+                        s->d.report.operating_point.target, (long long)s->d.report.min_cell_size,
+                        (long long)s->d.report.bootstrap, (long long)s->d.report.min_positives);
     /* the job hash each site's policy approves: that of the coordinator config just written,
      * exactly as `fedfuse job hash --config` computes it */
     ff_coord_config cc;

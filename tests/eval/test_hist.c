@@ -246,12 +246,82 @@ static void test_merge_and_parse_errors(void **state)
     ff_eval_hist_free(c);
 }
 
+/* The calibration fit on the bins' mean scores matches the exact fit; each operating-point
+ * rule meets its target on the histogram it was chosen on; small subgroups are suppressed and
+ * left out of the gaps. */
+static void test_fit_rules_suppression(void **state)
+{
+    (void)state;
+    cohort c;
+    make_site(&c, 1, 6000);
+    ff_eval_hist *h;
+    assert_int_equal(ff_eval_hist_new(&h, "icu", FF_EVAL_HIST_BINS), FF_OK);
+    assert_int_equal(ff_eval_hist_add(h, c.s, c.y, c.n, NULL), FF_OK);
+    ff_eval_result hr, ex;
+    assert_int_equal(ff_eval_hist_metrics(h, 0, NULL, &hr, NULL), FF_OK);
+    assert_int_equal(ff_eval_binary(c.s, c.y, c.n, NULL, &ex), FF_OK);
+    assert_true(hr.cal_slope.defined && ex.cal_slope.defined);
+    assert_true(fabs(hr.cal_slope.value - ex.cal_slope.value) < 1e-3);
+    assert_true(fabs(hr.cal_intercept.value - ex.cal_intercept.value) < 1e-3);
+    ff_eval_result_free(&hr);
+    ff_eval_result_free(&ex);
+
+    ff_eval_opts o;
+    ff_eval_opts_default(&o);
+    const char *why;
+    static const ff_op_rule rules[] = {FF_OP_SPECIFICITY, FF_OP_SENSITIVITY, FF_OP_ALERT_RATE};
+    static const double targets[] = {0.9, 0.8, 0.15};
+    for (size_t k = 0; k < 3; k++) {
+        assert_int_equal(ff_eval_hist_operating_point(h, rules[k], targets[k], &o.threshold, &why),
+                         FF_OK);
+        assert_null(why);
+        assert_int_equal(ff_eval_hist_metrics(h, 0, &o, &hr, NULL), FF_OK);
+        if (rules[k] == FF_OP_SPECIFICITY)
+            assert_true(hr.specificity.value >= 0.9 - 1e-12);
+        if (rules[k] == FF_OP_SENSITIVITY)
+            assert_true(hr.sensitivity.value >= 0.8 - 1e-12);
+        if (rules[k] == FF_OP_ALERT_RATE)
+            assert_true(hr.alert_rate.value <= 0.15 + 1e-12 && hr.alert_rate.value > 0.13);
+        ff_eval_result_free(&hr);
+    }
+    assert_int_equal(ff_eval_hist_operating_point(h, FF_OP_THRESHOLD, 0.3, &o.threshold, &why),
+                     FF_OK);
+    assert_true(o.threshold == 0.3);
+
+    /* three levels, one of 5 patients: suppressed at min_cell 10, gaps over the other two */
+    size_t sl[3], *idx = malloc(c.n * sizeof *idx);
+    assert_int_equal(ff_eval_hist_slice_find(h, "grp", "a", &sl[0]), FF_OK);
+    assert_int_equal(ff_eval_hist_slice_find(h, "grp", "b", &sl[1]), FF_OK);
+    assert_int_equal(ff_eval_hist_slice_find(h, "grp", "tiny", &sl[2]), FF_OK);
+    for (size_t i = 0; i < c.n; i++)
+        idx[i] = i < 5 ? sl[2] : sl[i % 2];
+    assert_int_equal(ff_eval_hist_add(h, c.s, c.y, c.n, idx), FF_OK);
+    o.min_cell = 10;
+    o.bootstrap = 50;
+    o.seed = 3;
+    ff_eval_fairness f;
+    assert_int_equal(ff_eval_hist_fairness(h, "grp", &o, &f), FF_OK);
+    assert_int_equal(f.nlevels, 3);
+    assert_false(f.levels[2].auroc.defined);
+    assert_string_equal(f.levels[2].auroc.why, FF_EVAL_SUPPRESSED);
+    assert_true(f.levels[0].auroc.defined && f.levels[0].auroc.has_ci);
+    assert_true(f.dp_diff.defined && f.dp_diff.has_ci);
+    double lo = fmin(f.levels[0].alert_rate.value, f.levels[1].alert_rate.value);
+    double hi = fmax(f.levels[0].alert_rate.value, f.levels[1].alert_rate.value);
+    assert_true(fabs(f.dp_diff.value - (hi - lo)) < 1e-12);
+    ff_eval_fairness_free(&f);
+    free(idx);
+    ff_eval_hist_free(h);
+    free_site(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pooled_within_bound),
         cmocka_unit_test(test_bound_is_attained),
         cmocka_unit_test(test_merge_and_parse_errors),
+        cmocka_unit_test(test_fit_rules_suppression),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

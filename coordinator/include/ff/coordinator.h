@@ -82,6 +82,22 @@ typedef struct {
                              layers): never averaged, the global copy never moves */
 } ff_strategy_config;
 
+/* `report:` of the coordinator config (and of `fedfuse simulate`'s): how the final federated
+ * report is made (docs/evaluation.md, "The federated report"). */
+typedef struct {
+    struct {
+        int rule;      /* ff_coord_op_rule_names: threshold, specificity, sensitivity, alert_rate */
+        double target; /* the threshold, or the specificity/sensitivity/alert rate to keep */
+    } operating_point; /* chosen on the pooled validation histograms, per task */
+    int64_t min_cell_size; /* subgroups with fewer patients are suppressed */
+    int64_t bootstrap;     /* histogram-bootstrap replicates for the 95% intervals (0: none) */
+    int64_t min_positives; /* sites with fewer positives get a warning at the operating point */
+} ff_coord_report_config;
+
+/* The fields of `report:` and the rule names (same order as ff_op_rule in ff/eval.h). */
+extern const ff_cfg_field ff_coord_report_schema[];
+extern const char *const ff_coord_op_rule_names[];
+
 typedef struct {
     char run_name[FF_COORD_NAME_MAX];
     int64_t rounds;
@@ -136,6 +152,7 @@ typedef struct {
         double watchdog;              /* s between probes of the listener; 0 = off */
         double crl_warn_days;         /* warn this long before the CRL's nextUpdate */
     } limits;
+    ff_coord_report_config report;
 } ff_coord_config;
 
 /* The schema (for `fedfuse config schema` style listings and tests). */

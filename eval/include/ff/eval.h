@@ -57,7 +57,12 @@ typedef struct {
     int bootstrap;       /* bootstrap replicates for 95% CIs; 0 = none (0) */
     uint64_t seed;       /* bootstrap seed (0) */
     int curve_points;    /* max points per curve in JSON/HTML (thinned); 0 = all (400) */
+    int min_cell;        /* subgroups with 0 < n < min_cell are suppressed: metrics undefined
+                          * (FF_EVAL_SUPPRESSED), left out of the gaps; 0 = none (0) */
 } ff_eval_opts;
+
+/* The reason a suppressed subgroup's metrics are undefined. */
+#define FF_EVAL_SUPPRESSED "suppressed: fewer patients than the minimum cell size"
 
 void ff_eval_opts_default(ff_eval_opts *o);
 
@@ -360,6 +365,10 @@ void ff_report_free(ff_report *rep);
 int ff_report_add_task(ff_report *rep, const char *name) FF_WARN_UNUSED;
 /* A free-text line under the title (data source, settings); copied. */
 int ff_report_add_note(ff_report *rep, const char *text) FF_WARN_UNUSED;
+/* A line at the top of the current task's section (e.g. how its threshold was chosen). */
+int ff_report_add_task_note(ff_report *rep, const char *text) FF_WARN_UNUSED;
+/* Columns with fewer positives get a warning beside their threshold statistics (10). */
+void ff_report_set_min_positives(ff_report *rep, size_t n);
 int ff_report_add_column(ff_report *rep, const char *name, const ff_eval_result *r,
                          const ff_eval_fairness *fair, size_t nfair) FF_WARN_UNUSED;
 /* A per-round series (federated runs); values copied. Several series may be added. */
