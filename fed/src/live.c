@@ -90,19 +90,20 @@ static void live_chart(FILE *f, const char *title, const char *ylabel, const liv
         y0 -= 0.5, y1 += 0.5;
     if (x1 <= x0)
         x1 = x0 + 1;
+    /* classes axis x / axis y / legend: what tests/pages/check_pages.py looks for */
     fprintf(f, "<figure><svg role=img width=%d height=%d viewBox=\"0 0 %d %d\"><title>%s</title>"
                "<text x=%d y=18 font-weight=bold>%s</text>"
-               "<line x1=%d y1=%d x2=%d y2=%d stroke=#333 /><line x1=%d y1=%d x2=%d y2=%d "
-               "stroke=#333 />",
-            W, H + 24, W, H + 24, title, L, title, L, H - B, W - R, H - B, L, T, L, H - B);
-    fprintf(f, "<text x=%d y=%d font-size=11 text-anchor=end>%.3g</text><text x=%d y=%d "
-               "font-size=11 text-anchor=end>%.3g</text><text x=%d y=%d font-size=11 "
-               "text-anchor=middle>%ld</text><text x=%d y=%d font-size=11 text-anchor=middle>"
-               "%ld</text><text x=%d y=%d font-size=12 text-anchor=middle>round</text>"
+               "<g class=\"axis x\"><line x1=%d y1=%d x2=%d y2=%d stroke=#333 />",
+            W, H + 24, W, H + 24, title, L, title, L, H - B, W - R, H - B);
+    fprintf(f, "<text x=%d y=%d font-size=11 text-anchor=middle>%ld</text><text x=%d y=%d "
+               "font-size=11 text-anchor=middle>%ld</text><text x=%d y=%d font-size=12 "
+               "text-anchor=middle>round</text></g><g class=\"axis y\"><line x1=%d y1=%d x2=%d "
+               "y2=%d stroke=#333 /><text x=%d y=%d font-size=11 text-anchor=end>%.3g</text>"
+               "<text x=%d y=%d font-size=11 text-anchor=end>%.3g</text>"
                "<text transform=\"translate(14,%d) rotate(-90)\" font-size=12 "
-               "text-anchor=middle>%s</text>",
-            L - 4, H - B + 4, y0, L - 4, T + 4, y1, L, H - B + 16, x0, W - R, H - B + 16, x1,
-            (L + W - R) / 2, H - B + 32, (T + H - B) / 2, ylabel);
+               "text-anchor=middle>%s</text></g>",
+            L, H - B + 16, x0, W - R, H - B + 16, x1, (L + W - R) / 2, H - B + 32, L, T, L,
+            H - B, L - 4, H - B + 4, y0, L - 4, T + 4, y1, (T + H - B) / 2, ylabel);
     fprintf(f, "<polyline fill=none stroke=\"%s\" stroke-width=2 points=\"", colour);
     for (size_t i = 0; i < lr->n; i++) {
         const live_row *r = &lr->rows[i];
@@ -113,8 +114,8 @@ static void live_chart(FILE *f, const char *title, const char *ylabel, const liv
         double py = (H - B) - (v - y0) / (y1 - y0) * (H - B - T);
         fprintf(f, "%.1f,%.1f ", px, py);
     }
-    fprintf(f, "\"><title>%s</title></polyline><rect x=%d y=%d width=14 height=4 fill=\"%s\" />"
-               "<text x=%d y=%d font-size=12>%s</text></svg></figure>",
+    fprintf(f, "\"><title>%s</title></polyline><g class=legend><rect x=%d y=%d width=14 "
+               "height=4 fill=\"%s\" /><text x=%d y=%d font-size=12>%s</text></g></svg></figure>",
             legend, L, H + 8, colour, L + 20, H + 14, legend);
 }
 
@@ -183,12 +184,16 @@ static void live_privacy(FILE *f, const json_t *st)
     double eps = json_number_value(json_object_get(p, "epsilon_spent"));
     double bud = json_number_value(json_object_get(p, "epsilon_budget"));
     double frac = bud > 0 ? fmin(1.0, eps / bud) : 0;
-    fprintf(f, "<figure><svg role=img width=420 height=64 viewBox=\"0 0 420 64\"><title>"
+    fprintf(f, "<figure><svg role=img width=420 height=82 viewBox=\"0 0 420 82\"><title>"
                "Privacy spent against budget</title><text x=0 y=14 font-weight=bold>Privacy "
-               "spent: &#949; %.3f of budget %.3g (&#948; %.1e)</text><rect x=0 y=24 "
-               "width=400 height=16 fill=#eee stroke=#999 /><rect x=0 y=24 width=%.1f height=16 "
-               "fill=#D55E00 /><text x=0 y=58 font-size=11>0</text><text x=400 y=58 "
-               "font-size=11 text-anchor=end>budget %.3g</text></svg></figure>",
+               "spent: &#949; %.3f of budget %.3g (&#948; %.1e)</text><g class=\"axis y\">"
+               "<rect x=0 y=24 width=400 height=16 fill=#eee stroke=#999 /></g><rect x=0 y=24 "
+               "width=%.1f height=16 fill=#D55E00 /><g class=\"axis x\"><text x=0 y=54 "
+               "font-size=11>0</text><text x=400 y=54 font-size=11 text-anchor=end>budget "
+               "%.3g</text></g><g class=legend><rect x=0 y=66 width=12 height=10 fill=#D55E00 />"
+               "<text x=16 y=75 font-size=11>&#949; spent</text><rect x=90 y=66 width=12 "
+               "height=10 fill=#eee stroke=#999 /><text x=106 y=75 font-size=11>rest of the "
+               "budget</text></g></svg></figure>",
             eps, bud, json_number_value(json_object_get(p, "delta")), 400 * frac, bud);
 }
 
