@@ -123,6 +123,19 @@ static int guard_match(const json_t *e, const ff_fed_guard_use *u, const json_t 
     return FF_OK;
 }
 
+/* The state folder may not exist yet on a site's first contribution (it is made on first
+ * use, like receipts/). */
+static int guard_mkdir(const char *path)
+{
+    char dir[1024];
+    ff_strlcpy(dir, path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return FF_OK;
+    *slash = '\0';
+    return ff_mkdir_p(dir, 0755);
+}
+
 static int guard_save(const char *path, json_t *root)
 {
     char *s = json_dumps(root, JSON_INDENT(1));
@@ -130,7 +143,9 @@ static int guard_save(const char *path, json_t *root)
         return ff_error(FF_ENOMEM, "out of memory");
     size_t l = strlen(s);
     s[l] = '\n'; /* json_dumps' NUL is ours to replace: the file ends with a newline */
-    int rc = ff_file_write_atomic(path, s, l + 1, 0600);
+    int rc = guard_mkdir(path);
+    if (rc == FF_OK)
+        rc = ff_file_write_atomic(path, s, l + 1, 0600);
     free(s);
     return rc != FF_OK ? ff_error_prefix(FF_EPOLICY, "the secure-aggregation guard was not "
                                          "written (not sending): ")

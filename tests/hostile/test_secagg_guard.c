@@ -33,7 +33,8 @@ static void test_guard_one_set_per_contribution(void **state)
     (void)state;
     const char *dir = ft_tmpdir();
     char path[512];
-    snprintf(path, sizeof path, "%s/secagg-guard-a.json", dir);
+    /* a state folder that does not exist yet is made (a site's first contribution) */
+    snprintf(path, sizeof path, "%s/state/secagg-guard-a.json", dir);
     const char *four[] = {"site-1", "site-2", "site-3", "site-4"};
     const char *shuffled[] = {"site-3", "site-1", "site-4", "site-2"};
     const char *three[] = {"site-1", "site-2", "site-3"};
@@ -103,15 +104,17 @@ static void test_guard_not_written_not_sent(void **state)
     const char *four[] = {"site-1", "site-2", "site-3", "site-4"};
     ff_fed_guard_use u = use(four, 4, 1, UPD);
     uint8_t seed[32];
-    /* the state folder is gone: nothing may be sent (FF_EPOLICY, the caller does not upload) */
-    assert_int_equal(ff_fed_guard_commit("/nonexistent-fedfuse/secagg-guard-a.json", &u, "r",
-                                         seed),
-                     FF_EPOLICY);
+    /* the state folder cannot be made (a file is in the way, even for root): nothing may be
+     * sent (FF_EPOLICY, the caller does not upload) */
+    const char *dir = ft_tmpdir();
+    ft_write_file(ft_path(dir, "state"), "x", 1);
+    char path[512];
+    snprintf(path, sizeof path, "%s/state/secagg-guard-a.json", dir);
+    assert_int_equal(ff_fed_guard_commit(path, &u, "r", seed), FF_EPOLICY);
     ft_assert_error_has("the secure-aggregation guard was not written (not sending)");
     /* a site listed twice is not a set */
     const char *dup[] = {"site-1", "site-1"};
     ff_fed_guard_use d = use(dup, 2, 1, UPD);
-    const char *dir = ft_tmpdir();
     assert_int_equal(ff_fed_guard_check(ft_path(dir, "g.json"), &d), FF_EPOLICY);
     ft_rmtree(dir);
 }
