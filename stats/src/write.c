@@ -123,6 +123,64 @@ static void summary_table(FILE *f, json_t *res, json_t *sites)
 }
 
 /* One bar chart (SVG) per variable and site: the released bins, labelled. */
+/* One histogram as an SVG bar chart: title, a y axis (patients, 0 to the largest bin), the
+ * bins' lower edges on the x axis, the count of each bar as its tooltip, and a legend that
+ * says where suppressed bins went (they are absent, listed under "Suppressed cells"). */
+static void hist_chart(FILE *f, const char *var, const char *site, json_t *bins, double top)
+{
+    size_t n = json_array_size(bins), oi;
+    json_t *o;
+    const double L = 54, T = 26, PH = 140, bw = fmin(60, 1000.0 / (double)n);
+    double W = L + bw * (double)n + 20;
+    fprintf(f, "<figure><svg width=\"%.0f\" height=\"%.0f\" role=\"img\"><title>", fmax(W, 380),
+            T + PH + 62);
+    esc(f, var);
+    fputs(" &mdash; ", f);
+    esc(f, site);
+    fputs(": patients per bin</title><text x=\"0\" y=\"16\" font-weight=\"bold\">", f);
+    esc(f, var);
+    fputs(" &mdash; ", f);
+    esc(f, site);
+    fprintf(f, "</text><g class=\"axis y\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" "
+               "y2=\"%.0f\" stroke=\"#333\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" "
+               "text-anchor=\"end\">0</text><text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" "
+               "text-anchor=\"end\">%.0f</text><text transform=\"translate(12,%.0f) rotate(-90)\" "
+               "font-size=\"11\" text-anchor=\"middle\">patients</text></g>",
+            L - 2, T, L - 2, T + PH, L - 6, T + PH + 4, L - 6, T + 8, top, T + PH / 2);
+    fprintf(f, "<g class=\"axis x\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+               "stroke=\"#333\"/>", L - 2, T + PH, L + bw * (double)n, T + PH);
+    json_array_foreach(bins, oi, o)
+    {
+        json_t *bin = json_object_get(o, "bin");
+        char label[64];
+        if (bin && json_is_number(json_object_get(bin, "lo")))
+            snprintf(label, sizeof label, "%g", json_number_value(json_object_get(bin, "lo")));
+        else if (bin)
+            snprintf(label, sizeof label, "<%g", json_number_value(json_object_get(bin, "hi")));
+        else
+            snprintf(label, sizeof label, "%s", str(o, "category"));
+        if (n <= 24 || oi % (n / 12 + 1) == 0) {
+            fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\">", L + bw * (double)oi,
+                    T + PH + 14);
+            esc(f, label);
+            fputs("</text>", f);
+        }
+    }
+    fputs("</g>", f);
+    json_array_foreach(bins, oi, o)
+    {
+        double h = PH * (double)json_integer_value(json_object_get(o, "value")) / top;
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#0072B2\">"
+                   "<title>%lld patients</title></rect>",
+                L + bw * (double)oi, T + PH - h, bw * 0.9, h,
+                (long long)json_integer_value(json_object_get(o, "value")));
+    }
+    fprintf(f, "<g class=\"legend\"><rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"10\" "
+               "fill=\"#0072B2\"/><text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">patients in the "
+               "bin; no bar: none or suppressed (listed below)</text></g></svg></figure>\n",
+            L, T + PH + 30, L + 16, T + PH + 39);
+}
+
 static void histograms(FILE *f, json_t *res, json_t *sites)
 {
     json_t *vars = distinct(res, "variable", "hist"), *v;
@@ -150,34 +208,7 @@ static void histograms(FILE *f, json_t *res, json_t *sites)
                 json_decref(bins);
                 continue;
             }
-            double bw = fmin(60, 1200.0 / (double)n);
-            fputs("<figure><figcaption>", f);
-            esc(f, json_string_value(v));
-            fputs(" &mdash; ", f);
-            esc(f, json_string_value(s));
-            fprintf(f, "</figcaption><svg width=\"%.0f\" height=\"190\" role=\"img\">", bw * (double)n + 20);
-            json_array_foreach(bins, oi, o)
-            {
-                double h = 140.0 * (double)json_integer_value(json_object_get(o, "value")) / top;
-                json_t *bin = json_object_get(o, "bin");
-                char label[64];
-                if (bin && json_is_number(json_object_get(bin, "lo")))
-                    snprintf(label, sizeof label, "%g", json_number_value(json_object_get(bin, "lo")));
-                else if (bin)
-                    snprintf(label, sizeof label, "<%g", json_number_value(json_object_get(bin, "hi")));
-                else
-                    snprintf(label, sizeof label, "%s", str(o, "category"));
-                fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ab5\">"
-                           "<title>%lld</title></rect>",
-                        10 + bw * (double)oi, 150 - h, bw * 0.9, h,
-                        (long long)json_integer_value(json_object_get(o, "value")));
-                if (n <= 24 || oi % (n / 12 + 1) == 0) {
-                    fprintf(f, "<text x=\"%.1f\" y=\"168\" font-size=\"10\">", 10 + bw * (double)oi);
-                    esc(f, label);
-                    fputs("</text>", f);
-                }
-            }
-            fputs("</svg></figure>\n", f);
+            hist_chart(f, json_string_value(v), json_string_value(s), bins, top);
             json_decref(bins);
         }
     }
@@ -212,8 +243,9 @@ static void crosstabs(FILE *f, json_t *res)
         fputs("</table>\n", f);
 }
 
-static const char *const colours[] = {"#1f4e79", "#c55a11", "#548235", "#7030a0",
-                                      "#bf9000", "#2e75b6", "#a50021", "#3b3838"};
+/* Okabe-Ito (colour-blind safe), black first for the pooled curve. */
+static const char *const colours[] = {"#000000", "#E69F00", "#56B4E9", "#009E73",
+                                      "#D55E00", "#0072B2", "#CC79A7", "#F0E442"};
 
 #define KM_W 900.0
 #define KM_H 360.0
@@ -268,18 +300,33 @@ static void km_curves(FILE *f, json_t *res, json_t *sites)
         fputs("<figure><figcaption>", f);
         esc(f, var);
         fprintf(f, ": survival against time (0 to %g); dashed: the pooled curve's 95%% band"
-                   "</figcaption><svg width=\"%.0f\" height=\"%.0f\" role=\"img\">"
-                   "<g transform=\"translate(0,12)\">", tmax, KM_W + KM_L + 200, KM_H + 44);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>",
-                KM_L, KM_H, KM_L + KM_W, KM_H);
-        fprintf(f, "<line x1=\"%.0f\" y1=\"0\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#888\"/>", KM_L,
-                KM_L, KM_H);
-        for (int k = 0; k <= 4; k++)
-            fprintf(f, "<text x=\"5\" y=\"%.0f\" font-size=\"11\">%.2f</text>",
-                    KM_H - KM_H * k / 4.0 + 4, k / 4.0);
+                   "</figcaption><svg width=\"%.0f\" height=\"%.0f\" role=\"img\"><title>",
+                tmax, KM_W + KM_L + 200, KM_H + 60);
+        esc(f, var);
+        fputs(": Kaplan&ndash;Meier survival per site</title><g transform=\"translate(0,12)\">",
+              f);
+        fprintf(f, "<g class=\"axis x\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" "
+                   "stroke=\"#888\"/>", KM_L, KM_H, KM_L + KM_W, KM_H);
         for (int k = 0; k <= 4; k++)
             fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%.0f</text>",
                     KM_L + KM_W * k / 4.0 - 8, KM_H + 16, tmax * k / 4.0);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">time"
+                   "</text></g>", KM_L + KM_W / 2, KM_H + 34);
+        fprintf(f, "<g class=\"axis y\"><line x1=\"%.0f\" y1=\"0\" x2=\"%.0f\" y2=\"%.0f\" "
+                   "stroke=\"#888\"/>", KM_L, KM_L, KM_H);
+        for (int k = 0; k <= 4; k++)
+            fprintf(f, "<text x=\"18\" y=\"%.0f\" font-size=\"11\">%.2f</text>",
+                    KM_H - KM_H * k / 4.0 + 4, k / 4.0);
+        fprintf(f, "<text transform=\"translate(10,%.0f) rotate(-90)\" font-size=\"12\" "
+                   "text-anchor=\"middle\">survival</text></g><g class=\"legend\">", KM_H / 2);
+        json_array_foreach(sites, si, s)
+        {
+            const char *col = colours[si % FF_ARRAY_LEN(colours)];
+            fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
+                       "stroke-width=\"2\"/>", KM_L + KM_W + 10, KM_L + KM_W + 26,
+                    16 + 16.0 * (double)si, 16 + 16.0 * (double)si, col);
+        }
+        fputs("</g>", f);
         json_array_foreach(sites, si, s)
         {
             const char *site = json_string_value(s), *col = colours[si % FF_ARRAY_LEN(colours)];
@@ -288,7 +335,7 @@ static void km_curves(FILE *f, json_t *res, json_t *sites)
                 km_path(f, res, var, site, "lower", col, tmax);
                 km_path(f, res, var, site, "upper", col, tmax);
             }
-            fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"%s\">", KM_L + KM_W + 10,
+            fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"%s\">", KM_L + KM_W + 30,
                     20 + 16.0 * (double)si, col);
             esc(f, site);
             fprintf(f, "%s</text>", n ? "" : " (no released steps)");
