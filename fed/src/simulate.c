@@ -23,6 +23,8 @@
 #include "ff/stats.h"
 #include "fed_internal.h"
 
+#define SIM_PKI_DAYS (3 * FED_CERT_WARN_DAYS)
+
 #define MAX_DEMO_SITES 256
 /* The synthetic generator makes at most this many hospitals (ff_synth_opts.sites); above it,
  * client i reads the data of hospital (i mod 64) + 1, so a load test can run 256 clients. */
@@ -260,9 +262,12 @@ static int make_pki(sim *s)
 {
     char ca[1100], dir[1100];
     snprintf(ca, sizeof ca, "%s/pki/ca", s->abs_out);
-    int rc = ff_pki_init(ca, "fedfuse-demo", 30);
-    ff_pki_issue_opts co = {.name = "coordinator", .role = FF_PKI_COORDINATOR, .days = 30};
-    ff_pki_issue_opts ao = {.name = "audit", .role = FF_PKI_AUDIT, .days = 30};
+    /* a throw-away PKI, but valid well past FED_CERT_WARN_DAYS: a fresh run must not warn
+     * that its own certificates are about to expire */
+    int rc = ff_pki_init(ca, "fedfuse-demo", SIM_PKI_DAYS);
+    ff_pki_issue_opts co = {.name = "coordinator", .role = FF_PKI_COORDINATOR,
+                            .days = SIM_PKI_DAYS};
+    ff_pki_issue_opts ao = {.name = "audit", .role = FF_PKI_AUDIT, .days = SIM_PKI_DAYS};
     snprintf(dir, sizeof dir, "%s/pki/coordinator", s->abs_out);
     if (rc == FF_OK)
         rc = ff_pki_issue(ca, dir, &co);
@@ -270,7 +275,7 @@ static int make_pki(sim *s)
     if (rc == FF_OK)
         rc = ff_pki_issue(ca, dir, &ao);
     for (size_t i = 0; rc == FF_OK && i < s->nsites; i++) {
-        ff_pki_issue_opts so = {.name = s->names[i], .role = FF_PKI_SITE, .days = 30};
+        ff_pki_issue_opts so = {.name = s->names[i], .role = FF_PKI_SITE, .days = SIM_PKI_DAYS};
         snprintf(dir, sizeof dir, "%s/pki/sites", s->abs_out);
         rc = ff_pki_issue(ca, dir, &so);
         /* the auditor's receipt check reads <site>.pem */
