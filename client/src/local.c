@@ -45,6 +45,7 @@ void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape)
     shape->Vv = (int)mc->ehr.values;
     shape->Vtime = (int)mc->ehr.times;
     shape->K = (int)mc->tasks;
+    shape->tasks = mc->task_set;
 }
 
 int ff_client_shape_load(const char *path, ff_data_shape *shape)

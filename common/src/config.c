@@ -205,6 +205,9 @@ static int apply_value(const cfg_ctx *c, yaml_node_t *val, const ff_cfg_field *f
     case FF_CFG_SECTION:
         return apply_mapping(c, val, f->sub, (uint8_t *)base + f->offset, path);
     case FF_CFG_LIST:
+        if (f->alt && val->type == YAML_SCALAR_NODE)
+            return apply_value(c, val, f->alt, base, path);
+        return apply_list(c, val, f, base, path);
     case FF_CFG_STRLIST:
         return apply_list(c, val, f, base, path);
     default:

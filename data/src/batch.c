@@ -98,10 +98,13 @@ static void fill_row(const ff_site *s, uint32_t p, const ff_aug *aug, ff_rng *rn
         b->ehr_val[row * Le + i] = s->ev_val[o + i];
         b->ehr_time[row * Le + i] = ff_tok_time_bin(h, sh->Vtime);
     }
-    for (int k = 0; k < sh->K; k++) {
-        int8_t l = s->labels[(size_t)p * FF_DATA_TASKS + (size_t)k];
-        b->labels[row * (size_t)sh->K + (size_t)k] = l == 1 ? 1.0f : 0.0f;
-        b->label_mask[row * (size_t)sh->K + (size_t)k] = l >= 0 ? 1.0f : 0.0f;
+    memcpy(b->labels + row * (size_t)sh->K, s->labels + (size_t)p * (size_t)sh->K,
+           (size_t)sh->K * sizeof(float));
+    for (int k = 0; k < sh->tasks.n; k++) {
+        const ff_task *tk = &sh->tasks.t[k];
+        float known = s->known[(size_t)p * (size_t)sh->tasks.n + (size_t)k] ? 1.0f : 0.0f;
+        for (int j = 0; j < ff_task_width(tk); j++)
+            b->label_mask[row * (size_t)sh->K + (size_t)(tk->col + j)] = known;
     }
 }
 

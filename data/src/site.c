@@ -10,8 +10,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-static const char *const task_columns[FF_DATA_TASKS] = {"label_admission", "label_icu",
-                                                        "label_critical"};
 static const char *const sex_values[] = {"F", "M", "X", "U"};
 static const char *const age_bands[] = {"<40", "40-64", "65+", "unknown"};
 
@@ -141,7 +139,7 @@ static int header_check(const ff_csv_row *r, const char *shown)
     return FF_OK;
 }
 
-enum { COL_ID, COL_AGE, COL_SEX, COL_SPLIT, COL_L0, COL_L1, COL_L2, COL_REQUIRED };
+enum { COL_ID, COL_AGE, COL_SEX, COL_SPLIT, COL_REQUIRED };
 
 /* site.yaml (optional): the format version and the declared fairness attributes. */
 typedef struct {
@@ -164,17 +162,37 @@ typedef struct {
     const char *shown;
     const site_meta *meta; /* NULL without site.yaml: every other column is an attribute */
     int col[COL_REQUIRED];
+    int lcol[FF_TASKS_MAX][2]; /* csv columns of each task's label (survival: time, event) */
     int attr_col[SITE_MAX_ATTRS]; /* csv column of declared attribute a (a >= 2) */
     int ncols;
     size_t cap;
     id_index ix; /* grows with the rows; duplicates found here; then used by notes/events */
 } patients_ctx;
 
+/* 1 when header field `name` (column i) is a declared task's label, time or event column;
+ * FF_EFORMAT when it appears twice. */
+static int label_column(patients_ctx *c, const ff_task_set *ts, const char *name, int i)
+{
+    int known = 0;
+    for (int k = 0; k < ts->n; k++) {
+        const ff_task *t = &ts->t[k];
+        const char *cols[2] = {t->kind == FF_TASK_SURVIVAL ? t->time : t->label,
+                               t->kind == FF_TASK_SURVIVAL ? t->event : ""};
+        for (int j = 0; j < 2; j++) {
+            if (!cols[j][0] || strcmp(cols[j], name) != 0)
+                continue;
+            if (c->lcol[k][j] >= 0 && c->lcol[k][j] != i)
+                return ff_error(FF_EFORMAT, "%s:1: column '%s' appears twice", c->shown, name);
+            c->lcol[k][j] = i, known = 1;
+        }
+    }
+    return known;
+}
+
 static int header_patients(patients_ctx *c, const ff_csv_row *r)
 {
-    static const char *const req[COL_REQUIRED] = {"patient_id", "age", "sex", "split",
-                                                  "label_admission", "label_icu",
-                                                  "label_critical"};
+    static const char *const req[COL_REQUIRED] = {"patient_id", "age", "sex", "split"};
+    const ff_task_set *ts = &c->s->shape.tasks;
     int rc = header_check(r, c->shown);
     if (rc != FF_OK)
         return rc;
@@ -182,8 +200,12 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
     c->ncols = r->nfields;
     for (int k = 0; k < COL_REQUIRED; k++)
         c->col[k] = -1;
+    for (int k = 0; k < FF_TASKS_MAX; k++)
+        c->lcol[k][0] = c->lcol[k][1] = -1;
     for (int i = 0; i < r->nfields; i++) {
-        int known = 0;
+        int known = label_column(c, ts, r->fields[i], i);
+        if (known < 0)
+            return known;
         for (int k = 0; k < COL_REQUIRED; k++)
             if (strcmp(r->fields[i], req[k]) == 0) {
                 if (c->col[k] >= 0)
@@ -191,7 +213,8 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
                                     req[k]);
                 c->col[k] = i, known = 1;
             }
-        if (known)
+        /* a label column of a task this model does not predict is not an attribute */
+        if (known || strncmp(r->fields[i], "label_", 6) == 0)
             continue;
         if (c->meta && c->meta->attributes.count > 0) { /* only the declared ones */
             size_t a = 0;
@@ -215,8 +238,9 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
      * optional (absent = unknown for every patient; split then derived from the id). */
     if (c->col[COL_ID] < 0)
         return ff_error(FF_EFORMAT, "%s:1: missing required column 'patient_id'", c->shown);
-    for (int k = 0; k < FF_DATA_TASKS; k++)
-        c->rep->label_missing[k] = c->col[COL_L0 + k] < 0;
+    for (int k = 0; k < ts->n; k++)
+        c->rep->label_missing[k] =
+            c->lcol[k][0] < 0 || (ts->t[k].kind == FF_TASK_SURVIVAL && c->lcol[k][1] < 0);
     c->rep->split_derived = c->col[COL_SPLIT] < 0;
     for (size_t a = 0; c->meta && a < c->meta->attributes.count; a++) {
         int found = 0;
@@ -290,18 +314,76 @@ static int ensure_patient_cap(patients_ctx *c, size_t need)
     float *age = realloc(s->age, nc * sizeof *age);
     if (age)
         s->age = age;
-    int8_t *lab = realloc(s->labels, nc * FF_DATA_TASKS);
+    size_t K = (size_t)s->shape.K, T = (size_t)s->shape.tasks.n;
+    float *lab = realloc(s->labels, nc * K * sizeof *lab);
     if (lab)
         s->labels = lab;
+    uint8_t *known = realloc(s->known, nc * T);
+    if (known)
+        s->known = known;
     uint8_t *attr = realloc(s->attr, nc * SITE_MAX_ATTRS);
     if (attr)
         s->attr = attr;
     long *lines = realloc(s->lines, nc * sizeof *lines);
     if (lines)
         s->lines = lines;
-    if (!ids || !split || !age || !lab || !attr || !lines)
+    if (!ids || !split || !age || !lab || !known || !attr || !lines)
         return ff_error(FF_ENOMEM, "%s: out of memory at %zu patients", c->shown, nc);
     c->cap = nc;
+    return FF_OK;
+}
+
+/* The field of column col, "" when the column is absent. */
+static const char *field_or_empty(const ff_csv_row *r, int col)
+{
+    return col < 0 ? "" : r->fields[col];
+}
+
+/* Task k's label of row r into its columns of lab (the patient's row of K floats); *known = 1
+ * when given. Empty = unknown; anything that does not fit the task is FF_EFORMAT. */
+static int parse_label(const patients_ctx *c, const ff_csv_row *r, int k, float *lab,
+                       uint8_t *known)
+{
+    const ff_task *t = &c->s->shape.tasks.t[k];
+    const char *v = field_or_empty(r, c->lcol[k][0]), *e = field_or_empty(r, c->lcol[k][1]);
+    float *y = lab + t->col;
+    double x = 0;
+    for (int j = 0; j < ff_task_width(t); j++)
+        y[j] = 0.0f;
+    *known = 0;
+    if (t->kind == FF_TASK_SURVIVAL && (v[0] == '\0') != (e[0] == '\0'))
+        return ff_error(FF_EFORMAT, "%s:%ld: task %s: %s and %s must both be given or both "
+                        "empty", c->shown, r->line, t->name, t->time, t->event);
+    if (v[0] == '\0')
+        return FF_OK;
+    int ok = ff_parse_f64(v, &x) == FF_OK && isfinite(x) && fabs(x) < 1e30;
+    switch (t->kind) {
+    case FF_TASK_BINARY:
+        ok = strcmp(v, "0") == 0 || strcmp(v, "1") == 0;
+        y[0] = (float)(v[0] - '0');
+        break;
+    case FF_TASK_MULTICLASS:
+        ok = ok && x >= 0 && x < (double)t->classes && x == floor(x);
+        if (ok)
+            y[(int)x] = 1.0f;
+        break;
+    case FF_TASK_REGRESSION:
+        y[0] = (float)x;
+        break;
+    default:
+        ok = ok && x >= 0 && (strcmp(e, "0") == 0 || strcmp(e, "1") == 0);
+        y[0] = (float)x;
+        y[1] = (float)(e[0] - '0');
+        break;
+    }
+    if (!ok) {
+        static const char *const want[] = {
+            "must be 0, 1 or empty", "must be a class 0 .. classes-1 or empty",
+            "must be a finite number or empty", "time must be a number >= 0 and event 0 or 1"};
+        return ff_error(FF_EFORMAT, "%s:%ld: %s %s (task %s)", c->shown, r->line,
+                        t->kind == FF_TASK_SURVIVAL ? t->time : t->label, want[t->kind], t->name);
+    }
+    *known = 1;
     return FF_OK;
 }
 
@@ -334,22 +416,15 @@ static int row_patients(const ff_csv_row *r, void *vctx)
         why = "split is not one of train, val, test";
     if (why)
         return skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
-    /* Labels are checked in both modes: a wrong label would silently poison training. */
-    int8_t lab[FF_DATA_TASKS];
-    for (int k = 0; k < FF_DATA_TASKS; k++) {
-        const char *v = c->col[COL_L0 + k] < 0 ? "" : r->fields[c->col[COL_L0 + k]];
-        if (v[0] == '\0')
-            lab[k] = -1;
-        else if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
-            lab[k] = (int8_t)(v[0] - '0');
-        else
-            return ff_error(FF_EFORMAT, "%s:%ld: %s must be 0, 1 or empty", c->shown, r->line,
-                            task_columns[k]);
-    }
     int rc = ensure_patient_cap(c, s->n + 1);
     if (rc != FF_OK)
         return rc;
     size_t i = s->n;
+    /* Labels are checked in both modes: a wrong label would silently poison training. */
+    for (int k = 0; k < s->shape.tasks.n; k++)
+        if ((rc = parse_label(c, r, k, s->labels + i * (size_t)s->shape.K,
+                              s->known + i * (size_t)s->shape.tasks.n + k)) != FF_OK)
+            return rc;
     s->ids[i] = strdup(id);
     if (!s->ids[i])
         return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
@@ -366,7 +441,6 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     s->split[i] = (uint8_t)split;
     s->lines[i] = r->line;
     s->age[i] = (float)age;
-    memcpy(s->labels + i * FF_DATA_TASKS, lab, sizeof lab);
     uint8_t *at = s->attr + i * SITE_MAX_ATTRS;
     at[SITE_ATTR_SEX] = (uint8_t)sex;
     at[SITE_ATTR_AGE_BAND] = (uint8_t)(isnan(age) ? 3 : age < 40 ? 0 : age < 65 ? 1 : 2);
@@ -725,10 +799,14 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
         int sp = s->split[p];
         s->members[sp][s->count[sp]++] = (uint32_t)p;
         rep->patients[sp]++;
-        for (int k = 0; k < FF_DATA_TASKS; k++) {
-            int8_t l = s->labels[p * FF_DATA_TASKS + k];
-            rep->labelled[sp][k] += l >= 0;
-            rep->positives[sp][k] += l == 1;
+        for (int k = 0; k < s->shape.tasks.n; k++) {
+            const ff_task *t = &s->shape.tasks.t[k];
+            int known = s->known[p * (size_t)s->shape.tasks.n + (size_t)k];
+            float y = s->labels[p * (size_t)s->shape.K + (size_t)t->col +
+                                (t->kind == FF_TASK_SURVIVAL ? 1u : 0u)];
+            rep->labelled[sp][k] += known;
+            rep->positives[sp][k] += known && y == 1.0f &&
+                                     (t->kind == FF_TASK_BINARY || t->kind == FF_TASK_SURVIVAL);
         }
         rep->with_image += img;
         rep->with_text += txt;
@@ -860,9 +938,11 @@ int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
     rep->text_limit = shape->Lt;
     rep->event_limit = shape->Le;
     *out = NULL;
-    int rc = ff_data_shape_check(shape);
+    ff_data_shape sh = *shape;
+    int rc = ff_data_shape_check(&sh);
     if (rc != FF_OK)
         return rc;
+    rep->tasks = sh.tasks;
     if (opts->edges && opts->edges->ncodes != shape->Vc)
         return ff_error(FF_EINVAL, "value edges: %d codes, the shape has Vc=%d",
                         opts->edges->ncodes, shape->Vc);
@@ -872,7 +952,7 @@ int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
     ff_site *s = calloc(1, sizeof *s);
     if (!s)
         return ff_error(FF_ENOMEM, "out of memory");
-    s->shape = *shape;
+    s->shape = sh;
     s->nattr = SITE_ATTR_BUILTIN;
     snprintf(s->attrs[SITE_ATTR_SEX].name, sizeof s->attrs[0].name, "sex");
     snprintf(s->attrs[SITE_ATTR_AGE_BAND].name, sizeof s->attrs[0].name, "age_band");
@@ -904,6 +984,7 @@ void ff_site_free(ff_site *s)
         for (int v = 0; v < s->attrs[a].nvalues; v++)
             free(s->attrs[a].values[v]);
     free(s->labels);
+    free(s->known);
     free(s->text);
     free(s->text_len);
     free(s->words);
@@ -982,27 +1063,42 @@ int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a)
     return s->attr[(size_t)s->members[split][i] * SITE_MAX_ATTRS + (size_t)a];
 }
 
+/* " admission 0.120 (12/100)" (binary: prevalence), " los labelled 100" (regression),
+ * " grade labelled 100" (multiclass), " death events 0.300 (30/100)" (survival). */
+static void print_task_counts(FILE *out, const ff_task *t, long pos, long lab)
+{
+    if (t->kind == FF_TASK_BINARY || t->kind == FF_TASK_SURVIVAL)
+        fprintf(out, " %s%s %.3f (%ld/%ld)", t->name,
+                t->kind == FF_TASK_SURVIVAL ? " events" : "", lab ? (double)pos / lab : 0.0, pos,
+                lab);
+    else
+        fprintf(out, " %s labelled %ld", t->name, lab);
+}
+
 void ff_load_report_print(const ff_load_report *r, FILE *out)
 {
-    static const char *const short_tasks[] = {"admission", "icu", "critical"};
     fprintf(out, "patients: train %ld, val %ld, test %ld\n", r->patients[0], r->patients[1],
             r->patients[2]);
     for (int sp = 0; sp < FF_SPLIT_COUNT; sp++) {
         fprintf(out, "prevalence %-5s:", ff_split_name((ff_split)sp));
-        for (int k = 0; k < FF_DATA_TASKS; k++)
-            fprintf(out, " %s %.3f (%ld/%ld)", short_tasks[k],
-                    r->labelled[sp][k] ? (double)r->positives[sp][k] / r->labelled[sp][k] : 0.0,
-                    r->positives[sp][k], r->labelled[sp][k]);
+        for (int k = 0; k < r->tasks.n; k++)
+            print_task_counts(out, &r->tasks.t[k], r->positives[sp][k], r->labelled[sp][k]);
         fputc('\n', out);
     }
     long total = r->patients[0] + r->patients[1] + r->patients[2];
     fprintf(out, "modalities: image %ld, note %ld, ehr %ld, all three %ld (of %ld)\n",
             r->with_image, r->with_text, r->with_ehr, r->with_all, total);
     static const char *const files[3] = {"patients.csv", "notes.csv", "events.csv"};
-    for (int k = 0; k < FF_DATA_TASKS; k++)
-        if (r->label_missing[k])
-            fprintf(out, "patients.csv: no column %s: every %s label unknown\n",
-                    task_columns[k], short_tasks[k]);
+    for (int k = 0; k < r->tasks.n; k++)
+        if (r->label_missing[k]) {
+            const ff_task *t = &r->tasks.t[k];
+            if (t->kind == FF_TASK_SURVIVAL)
+                fprintf(out, "patients.csv: no column %s or %s: every %s label unknown\n",
+                        t->time, t->event, t->name);
+            else
+                fprintf(out, "patients.csv: no column %s: every %s label unknown\n", t->label,
+                        t->name);
+        }
     if (r->split_derived)
         fprintf(out, "patients.csv: no split column: split derived from the patient id "
                 "(FNV-1a mod 10: 0-5 train, 6-7 val, 8-9 test)\n");

@@ -24,7 +24,8 @@ struct ff_site {
     uint8_t *attr;       /* [n * nattr]: value index per attribute */
     int nattr;           /* built-in sex and age_band included */
     site_attr attrs[SITE_MAX_ATTRS];
-    int8_t *labels;      /* [n * FF_DATA_TASKS]: 0, 1, or -1 unknown */
+    float *labels;       /* [n * K]: each task's columns (ff/common.h "Prediction tasks") */
+    uint8_t *known;      /* [n * tasks]: 1 when the task's label is given */
     /* notes: up to Lt ids per patient */
     int32_t *text;       /* [n * Lt] */
     uint16_t *text_len;  /* [n] */

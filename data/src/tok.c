@@ -11,15 +11,17 @@ void ff_data_shape_base(ff_data_shape *s)
 {
     *s = (ff_data_shape){.C = 1, .H = 64, .W = 64, .Lt = 64, .Vt = 8192, .Le = 128,
                          .Vc = 4096, .Vv = 11, .Vtime = 32, .K = 3, .bigrams = 0};
+    ff_task_set_ed(&s->tasks, 3);
 }
 
 void ff_data_shape_tiny(ff_data_shape *s)
 {
     *s = (ff_data_shape){.C = 1, .H = 32, .W = 32, .Lt = 32, .Vt = 2048, .Le = 48,
                          .Vc = 1024, .Vv = 11, .Vtime = 16, .K = 3, .bigrams = 0};
+    ff_task_set_ed(&s->tasks, 3);
 }
 
-int ff_data_shape_check(const ff_data_shape *s)
+int ff_data_shape_check(ff_data_shape *s)
 {
     if (s->C != 1)
         return ff_error(FF_EINVAL, "data shape: image channels must be 1 (got %d)", s->C);
@@ -33,8 +35,14 @@ int ff_data_shape_check(const ff_data_shape *s)
     if (s->Vv != FF_VALUE_BINS)
         return ff_error(FF_EINVAL, "data shape: Vv must be %d (no value + deciles), got %d",
                         FF_VALUE_BINS, s->Vv);
-    if (s->K < 1 || s->K > FF_DATA_TASKS)
-        return ff_error(FF_EINVAL, "data shape: K=%d outside 1..%d", s->K, FF_DATA_TASKS);
+    if (s->tasks.n == 0) { /* a shape written by hand: the emergency-department tasks */
+        if (s->K < 1 || s->K > FF_DATA_TASKS)
+            return ff_error(FF_EINVAL, "data shape: K=%d outside 1..%d", s->K, FF_DATA_TASKS);
+        ff_task_set_ed(&s->tasks, s->K);
+    }
+    if (s->K != s->tasks.width)
+        return ff_error(FF_EINVAL, "data shape: K=%d but the tasks take %d columns", s->K,
+                        s->tasks.width);
     return FF_OK;
 }
 

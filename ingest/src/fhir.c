@@ -45,48 +45,48 @@ typedef struct {
 
 static const ff_cfg_field code_fields[] = {
     {"system", FF_CFG_STRING, offsetof(code_map, system), 160, 1, 0, 0, NULL, NULL, NULL,
-     "code system URI, e.g. http://loinc.org"},
+     "code system URI, e.g. http://loinc.org", NULL},
     {"code", FF_CFG_STRING, offsetof(code_map, code), 64, 1, 0, 0, NULL, NULL, NULL,
-     "the code"},
+     "the code", NULL},
     {"event", FF_CFG_STRING, offsetof(code_map, event), 64, 1, 0, 0, NULL, NULL, NULL,
-     "the event code written to events.csv"},
+     "the event code written to events.csv", NULL},
     {0}};
 
 #define RULE(key, help)                                                                      \
-    {key, FF_CFG_SECTION, 0, 0, 0, 0, 0, NULL, NULL, rule_fields, help}
+    {key, FF_CFG_SECTION, 0, 0, 0, 0, 0, NULL, NULL, rule_fields, help, NULL}
 static const ff_cfg_field rule_fields[] = {
     {"encounter_classes", FF_CFG_STRLIST, offsetof(label_rule, encounter_classes), 0, 0, 0,
-     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "1 when an Encounter of these classes starts within"},
+     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "1 when an Encounter of these classes starts within", NULL},
     {"encounter_types", FF_CFG_STRLIST, offsetof(label_rule, encounter_types), 0, 0, 0,
-     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "... or an Encounter with one of these type codes"},
+     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "... or an Encounter with one of these type codes", NULL},
     {"condition_codes", FF_CFG_STRLIST, offsetof(label_rule, condition_codes), 0, 0, 0,
-     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "... or a Condition with one of these codes"},
+     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "... or a Condition with one of these codes", NULL},
     {"within_hours", FF_CFG_DOUBLE, offsetof(label_rule, within_hours), 0, 0, 0, 1e6, "24",
-     NULL, NULL, "window after the index start for the three above"},
+     NULL, NULL, "window after the index start for the three above", NULL},
     {"death_within_days", FF_CFG_DOUBLE, offsetof(label_rule, death_within_days), 0, 0, 0, 1e5,
-     "0", NULL, NULL, "... or death within this many days of the index start (0 = unused)"},
+     "0", NULL, NULL, "... or death within this many days of the index start (0 = unused)", NULL},
     {0}};
 
 static const ff_cfg_field label_fields[] = {
     {"admission", FF_CFG_SECTION, 0 * sizeof(label_rule), 0, 0, 0, 0, NULL, NULL, rule_fields,
-     "label_admission"},
+     "label_admission", NULL},
     {"icu", FF_CFG_SECTION, 1 * sizeof(label_rule), 0, 0, 0, 0, NULL, NULL, rule_fields,
-     "label_icu"},
+     "label_icu", NULL},
     {"critical", FF_CFG_SECTION, 2 * sizeof(label_rule), 0, 0, 0, 0, NULL, NULL, rule_fields,
-     "label_critical"},
+     "label_critical", NULL},
     {0}};
 
 static const ff_cfg_field rules_schema[] = {
     {"index_classes", FF_CFG_STRLIST, offsetof(fhir_rules, index_classes), 0, 1, 1,
-     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "Encounter.class codes of index visits"},
+     FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "Encounter.class codes of index visits", NULL},
     {"observation_categories", FF_CFG_STRLIST, offsetof(fhir_rules, observation_categories), 0,
-     1, 1, FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "Observation categories kept"},
+     1, 1, FF_CFG_STRLIST_MAX, NULL, NULL, NULL, "Observation categories kept", NULL},
     {"split_seed", FF_CFG_INT, offsetof(fhir_rules, split_seed), 0, 0, 0, 1e15, "1", NULL,
-     NULL, "seed of the patient-level train/val/test split"},
+     NULL, "seed of the patient-level train/val/test split", NULL},
     {"labels", FF_CFG_SECTION, offsetof(fhir_rules, labels), 0, 1, 0, 0, NULL, NULL,
-     label_fields, "label rules"},
+     label_fields, "label rules", NULL},
     {"codes", FF_CFG_LIST, offsetof(fhir_rules, codes), sizeof(code_map), 0, 0, 100000, NULL,
-     NULL, code_fields, "code mapping entries added to (or replacing) the defaults"},
+     NULL, code_fields, "code mapping entries added to (or replacing) the defaults", NULL},
     {0}};
 
 /* The rules without --rules (docs/data.md and configs/fhir-rules.yaml state the same). */

@@ -83,6 +83,36 @@ static const ff_cfg_field ehr_fields[] = {
     {0},
 };
 
+static const char *const task_kinds[] = {"binary", "multiclass", "regression", "survival", NULL};
+
+static const ff_cfg_field task_fields[] = {
+    {.key = "name", .type = FF_CFG_STRING, .offset = offsetof(ff_task, name), .size = 64,
+     .required = 1, .help = "task name (metrics.json, report, console)"},
+    {.key = "kind", .type = FF_CFG_ENUM, .offset = offsetof(ff_task, kind), .choices = task_kinds,
+     .def = "binary", .help = "binary | multiclass | regression | survival"},
+    {.key = "label", .type = FF_CFG_STRING, .offset = offsetof(ff_task, label), .size = 64,
+     .help = "label column of patients.csv (default label_<name>; not for survival)"},
+    {.key = "classes", .type = FF_CFG_INT, .offset = offsetof(ff_task, classes), .min = 0,
+     .max = FF_TASK_CLASSES_MAX, .def = "0", .help = "multiclass: number of classes K (labels 0..K-1)"},
+    {.key = "time", .type = FF_CFG_STRING, .offset = offsetof(ff_task, time), .size = 64,
+     .help = "survival: time-to-event or censoring column"},
+    {.key = "event", .type = FF_CFG_STRING, .offset = offsetof(ff_task, event), .size = 64,
+     .help = "survival: event column (1 event, 0 censored)"},
+    {.key = "horizon", .type = FF_CFG_DOUBLE, .offset = offsetof(ff_task, horizon), .min = 0,
+     .max = 1e12, .def = "0", .help = "survival: time of the time-dependent AUROC"},
+    {.key = "center", .type = FF_CFG_DOUBLE, .offset = offsetof(ff_task, center), .min = -1e12,
+     .max = 1e12, .def = "0", .help = "regression: the model predicts (y - center) / scale"},
+    {.key = "scale", .type = FF_CFG_DOUBLE, .offset = offsetof(ff_task, scale), .min = 0,
+     .max = 1e12, .def = "1", .help = "regression: see center"},
+    {0},
+};
+
+/* `tasks: K`: K binary tasks, named by ff_task_set_ed after loading. */
+static const ff_cfg_field tasks_count = {.key = "tasks", .type = FF_CFG_INT,
+                                         .offset = offsetof(ff_model_config, tasks), .min = 1,
+                                         .max = FF_TASKS_MAX,
+                                         .help = "K binary emergency-department tasks"};
+
 static const ff_cfg_field model_fields[] = {
     {.key = "name",
      .type = FF_CFG_STRING,
@@ -125,12 +155,16 @@ static const ff_cfg_field model_fields[] = {
      .def = "cross",
      .help = "fusion mode"},
     {.key = "tasks",
-     .type = FF_CFG_INT,
-     .offset = offsetof(ff_model_config, tasks),
+     .type = FF_CFG_LIST,
+     .offset = offsetof(ff_model_config, task_list),
+     .size = sizeof(ff_task),
      .required = 1,
      .min = 1,
-     .max = 1024,
-     .help = "binary tasks K"},
+     .max = FF_TASKS_MAX,
+     .sub = task_fields,
+     .alt = &tasks_count,
+     .help = "the tasks: a list of {name, kind, label, ...}, or a number K of binary "
+             "emergency-department tasks (admission, icu, critical)"},
     {.key = "image",
      .type = FF_CFG_SECTION,
      .offset = offsetof(ff_model_config, image),
@@ -191,6 +225,9 @@ int ff_model_config_validate(const ff_model_config *c)
                         "model config '%s': image.channels, text.*, ehr.* must be "
                         "positive (vocabularies at least 2)",
                         c->name);
+    if (c->task_set.n > 0 && c->task_set.width != c->tasks)
+        return ff_error(FF_ECONFIG, "model config '%s': tasks: %lld columns but the declared "
+                        "tasks take %d", c->name, (long long)c->tasks, c->task_set.width);
     if (c->projection < 0)
         return ff_error(FF_ECONFIG, "model config '%s': projection: %lld is negative", c->name,
                         (long long)c->projection);
@@ -204,24 +241,43 @@ int ff_model_config_validate(const ff_model_config *c)
     return FF_OK;
 }
 
-int ff_model_config_load_str(const char *name, const char *yaml, size_t len, ff_model_config *cfg)
+/* The loaded `tasks:` (a list, or a count) into cfg->task_set and K = its width. */
+static int tasks_from_load(ff_model_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    int rc = ff_cfg_load_str(name, yaml, len, model_fields, cfg);
-    if (rc == FF_OK && (rc = ff_model_config_validate(cfg)) != FF_OK)
+    ff_task_set *ts = &cfg->task_set;
+    if (cfg->task_list.count == 0) {
+        ff_task_set_ed(ts, (int)cfg->tasks);
+        cfg->tasks = ts->width;
+        return FF_OK;
+    }
+    memset(ts, 0, sizeof *ts);
+    ts->n = (int)cfg->task_list.count;
+    memcpy(ts->t, cfg->task_list.items, cfg->task_list.count * sizeof(ff_task));
+    int rc = ff_task_set_finish(ts);
+    cfg->tasks = ts->width;
+    return rc;
+}
+
+static int load_done(int rc, const char *name, ff_model_config *cfg)
+{
+    if (rc == FF_OK && (rc = tasks_from_load(cfg)) != FF_OK)
+        ff_error_prefix(rc, "%s: ", name);
+    else if (rc == FF_OK && (rc = ff_model_config_validate(cfg)) != FF_OK)
         ff_error_prefix(rc, "%s: ", name);
     ff_cfg_free(model_fields, cfg);
     return rc;
 }
 
+int ff_model_config_load_str(const char *name, const char *yaml, size_t len, ff_model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    return load_done(ff_cfg_load_str(name, yaml, len, model_fields, cfg), name, cfg);
+}
+
 int ff_model_config_load(const char *path, ff_model_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    int rc = ff_cfg_load(path, model_fields, cfg);
-    if (rc == FF_OK && (rc = ff_model_config_validate(cfg)) != FF_OK)
-        ff_error_prefix(rc, "%s: ", path);
-    ff_cfg_free(model_fields, cfg);
-    return rc;
+    return load_done(ff_cfg_load(path, model_fields, cfg), path, cfg);
 }
 
 int ff_model_config_default(ff_model_config *c, const char *name)
@@ -253,5 +309,6 @@ int ff_model_config_default(ff_model_config *c, const char *name)
                         "fusion-tiny)",
                         name ? name : "(null)");
     }
+    ff_task_set_ed(&c->task_set, (int)c->tasks);
     return ff_strlcpy(c->name, name, sizeof c->name);
 }

@@ -649,8 +649,14 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
     else
         fuse_late_forward(m, B);
     if (logits) ff_copyf(logits, m->logits, (size_t)B * m->K);
-    if (loss) *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
-    return FF_OK;
+    if (loss && ff_task_set_all_binary(&m->cfg.task_set)) {
+        *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
+    } else if (loss) {
+        double l = 0;
+        rc = ff_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l, NULL);
+        *loss = (float)l;
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -766,7 +772,15 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
         return ff_error(FF_ESTATE, "model: backward on a batch of %d after a forward on %d", B,
                         m->B);
     ff_zerof(m->dlogits, (size_t)B * m->K);
-    ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
+    if (ff_task_set_all_binary(&m->cfg.task_set)) {
+        ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
+    } else {
+        double l;
+        int rc = ff_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l,
+                              m->dlogits);
+        if (rc != FF_OK)
+            return rc;
+    }
     ff_model_backward_core(m);
     return FF_OK;
 }

@@ -276,6 +276,20 @@ static int check_floats(const char *name, const float *x, size_t n, size_t row, 
     return FF_OK;
 }
 
+/* Column k of the labels holds a 0/1 target (binary, multiclass one-hot, survival event);
+ * regression values and survival times may be any finite number. */
+static int label_is_probability(const ff_task_set *ts, int k)
+{
+    for (int t = 0; t < ts->n; t++) {
+        const ff_task *tk = &ts->t[t];
+        if (k < tk->col || k >= tk->col + ff_task_width(tk))
+            continue;
+        return tk->kind == FF_TASK_BINARY || tk->kind == FF_TASK_MULTICLASS ||
+               (tk->kind == FF_TASK_SURVIVAL && k == tk->col + 1);
+    }
+    return 1;
+}
+
 int ff_model_check_batch(const ff_model *m, const ff_batch *b)
 {
     const ff_model_config *c = ff_model_cfg(m);
@@ -293,7 +307,8 @@ int ff_model_check_batch(const ff_model *m, const ff_batch *b)
         (rc = check_ids("ehr_time", b->ehr_time, B * b->Le, b->Le, c->ehr.times)))
         return rc;
     for (size_t i = 0; i < B * b->K; i++)
-        if (b->labels[i] < 0 || b->labels[i] > 1)
+        if (label_is_probability(&c->task_set, (int)(i % (size_t)b->K)) &&
+            (b->labels[i] < 0 || b->labels[i] > 1))
             return ff_error(FF_ERANGE, "batch: labels[%zu] (sample %zu) = %g outside [0, 1]", i,
                             i / (size_t)b->K, b->labels[i]);
     for (int i = 0; i < b->B; i++)

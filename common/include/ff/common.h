@@ -218,6 +218,58 @@ int ff_batch_alloc(ff_batch *b, int B, int K, int C, int H, int W, int Lt,
 void ff_batch_free(ff_batch *b);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Prediction tasks: what the model predicts is data (the model config's `tasks:` list)      */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Each task takes ff_task_width columns of the batch's labels/label_mask and of the model's
+ * logits, from column `col`: binary 1 (label 0/1, logit), multiclass `classes` (one-hot
+ * labels, one logit per class), regression 1 (the raw value; the logit predicts
+ * (y − center) / scale), survival 2 (labels time, event; logit column 0 is the risk score,
+ * column 1 is not trained). A row's label_mask is 1 on every column of a task whose label is
+ * known. docs/model.md ("Tasks") gives the losses, docs/evaluation.md the metrics.
+ */
+typedef enum {
+    FF_TASK_BINARY = 0,
+    FF_TASK_MULTICLASS,
+    FF_TASK_REGRESSION,
+    FF_TASK_SURVIVAL,
+    FF_TASK_KIND_COUNT
+} ff_task_kind;
+#define FF_TASKS_MAX 16
+#define FF_TASK_CLASSES_MAX 64
+
+typedef struct {
+    char name[64];    /* shown everywhere: metrics.json keys, report, console */
+    int kind;         /* ff_task_kind */
+    char label[64];   /* label column of patients.csv (default label_<name>; not survival) */
+    char time[64];    /* survival: time-to-event or censoring column */
+    char event[64];   /* survival: 1 = event, 0 = censored */
+    int64_t classes;  /* multiclass: labels 0 .. classes-1 */
+    double center, scale; /* regression: the model predicts (y - center) / scale */
+    double horizon;   /* survival: time of the time-dependent AUROC (> 0) */
+    int col;          /* first column (filled by ff_task_set_finish) */
+} ff_task;
+
+typedef struct {
+    int n;     /* tasks */
+    int width; /* columns of labels and logits: the model's K */
+    ff_task t[FF_TASKS_MAX];
+} ff_task_set;
+
+const char *ff_task_kind_name(int kind); /* binary, multiclass, regression, survival */
+int ff_task_width(const ff_task *t);
+/* The emergency-department tasks of the demo as K binary tasks: admission, icu, critical
+ * (label_admission, ...), then task4, task5, ... for K > 3 (what `tasks: K` declares). */
+void ff_task_set_ed(ff_task_set *s, int K);
+/* Checks every task (unique non-empty names, the kind's columns given, classes 2..64,
+ * scale > 0, horizon > 0), fills default label columns, `col` and width. Errors name the task. */
+int ff_task_set_finish(ff_task_set *s) FF_WARN_UNUSED;
+/* 1 when every task is binary (the fusion model's original BCE over all K columns). */
+int ff_task_set_all_binary(const ff_task_set *s);
+/* Index of the task named name, -1 when none. */
+int ff_task_find(const ff_task_set *s, const char *name);
+
+/* ---------------------------------------------------------------------------------------- */
 /* safetensors                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -390,6 +442,9 @@ struct ff_cfg_field {
     const char *const *choices;  /* ENUM */
     const ff_cfg_field *sub;     /* SECTION/LIST */
     const char *help; /* one line for documentation and `fedfuse config schema` */
+    /* LIST: a scalar given instead of a list is loaded as this field (`tasks: 3` beside
+     * `tasks: [{...}]`); NULL = a scalar is an error. */
+    const ff_cfg_field *alt;
 };
 
 /* A list of sections: heap array of count elements of elem_size bytes. */

@@ -47,7 +47,7 @@ extern "C" {
 /* Model input dimensions (filled from the model config; no dependency on ff_models)          */
 /* ---------------------------------------------------------------------------------------- */
 
-#define FF_DATA_TASKS 3 /* label_admission, label_icu, label_critical */
+#define FF_DATA_TASKS 3 /* the synthetic cohort's label_admission, label_icu, label_critical */
 
 typedef struct {
     int C, H, W;  /* image channels (1) and size */
@@ -55,15 +55,17 @@ typedef struct {
     int Le, Vc;   /* EHR events and code vocabulary */
     int Vv;       /* value bins: 0 = no value, 1..Vv-1 quantiles (11 = deciles) */
     int Vtime;    /* time bins, 0 = padding */
-    int K;        /* tasks, at most FF_DATA_TASKS, in the order above */
+    int K;        /* label columns: tasks.width */
     int bigrams;  /* 1: add word-bigram ids after the unigrams (see docs/data.md) */
+    ff_task_set tasks; /* the declared tasks: which patients.csv columns are labels */
 } ff_data_shape;
 
 /* The two reference configurations (configs of the models/ folder). */
 void ff_data_shape_base(ff_data_shape *s); /* 64x64x1, Lt 64, Vt 8192, Le 128, Vc 4096 */
 void ff_data_shape_tiny(ff_data_shape *s); /* 32x32x1, Lt 32, Vt 2048, Le 48, Vc 1024 */
-/* Checks ranges (every dimension positive, Vv == 11, Vt/Vc/Vtime >= 2, K in 1..3). */
-int ff_data_shape_check(const ff_data_shape *s) FF_WARN_UNUSED;
+/* Checks ranges (every dimension positive, Vv == 11, Vt/Vc/Vtime >= 2, K = tasks.width; a
+ * shape with no declared task and K in 1..3 gets the first K emergency-department tasks). */
+int ff_data_shape_check(ff_data_shape *s) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tokenizers (pure functions; docs/data.md gives worked examples)                            */
@@ -169,8 +171,9 @@ const char *ff_skip_reason_name(ff_skip_reason r);
 typedef struct {
     long skipped[FF_SKIP_COUNT];
     long patients[FF_SPLIT_COUNT];                 /* kept, per split */
-    long positives[FF_SPLIT_COUNT][FF_DATA_TASKS]; /* label = 1 */
-    long labelled[FF_SPLIT_COUNT][FF_DATA_TASKS];  /* label known (not empty) */
+    ff_task_set tasks;                            /* what was loaded (names, kinds, columns) */
+    long positives[FF_SPLIT_COUNT][FF_TASKS_MAX]; /* binary label 1; survival: events */
+    long labelled[FF_SPLIT_COUNT][FF_TASKS_MAX];  /* label known (not empty) */
     long with_image, with_text, with_ehr, with_all;
     long note_rows, event_rows, events_dropped; /* dropped: beyond the Le most recent */
     long words_p50, words_p90, words_max;       /* words per patient with a note */
@@ -182,7 +185,7 @@ typedef struct {
     long events_cut;    /* patients with more events than the model's Le (oldest dropped) */
     long text_limit, event_limit; /* Lt and Le of the shape loaded with */
     int format;                   /* site format: 2, or what site.yaml says */
-    int label_missing[FF_DATA_TASKS]; /* the label column is absent: every label unknown */
+    int label_missing[FF_TASKS_MAX]; /* a label column is absent: every label unknown */
     int split_derived;            /* no split column: split derived from the patient id */
 } ff_load_report;
 
@@ -197,7 +200,9 @@ typedef struct ff_site ff_site;
  * given shape: text and codes tokenized, values binned, the Le most recent events kept, images
  * resized to H x W by area averaging and normalised to [-1, 1]. Lenient mode counts and skips
  * bad rows; strict mode stops at the first with "FILE:LINE: reason". A label other than 0, 1
- * or empty (unknown) is an error in both modes. rep (may be NULL) is filled either way.
+ * or empty (unknown) is an error in both modes; so is any label that does not fit its declared
+ * task (a class outside 0..classes-1, a non-finite value, an event not 0/1, a survival row
+ * with only one of time and event). rep (may be NULL) is filled either way.
  * The caller owns *out (ff_site_free); on error *out is NULL. */
 int ff_site_load(ff_site **out, const char *dir, const ff_data_shape *shape,
                  const ff_site_opts *opts, ff_load_report *rep) FF_WARN_UNUSED;

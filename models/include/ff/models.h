@@ -50,7 +50,7 @@ typedef struct {
     int64_t mlp;    /* m */
     int64_t layers; /* blocks per encoder */
     int fusion;     /* ff_fusion_mode */
-    int64_t tasks;  /* K */
+    int64_t tasks;  /* K: label and logit columns, the declared tasks' widths added up */
     struct {
         int64_t size, channels, patch; /* size % patch == 0 */
     } image;
@@ -61,6 +61,10 @@ typedef struct {
         int64_t length, codes, values, times;
     } ehr;
     int64_t projection; /* contrastive heads' width p (0 = none, the spec's model) */
+    /* The declared tasks (`tasks: [{name, kind, label, ...}]`), or K binary emergency-
+     * department tasks for `tasks: K` (ff_task_set_ed). Loss per kind: docs/model.md. */
+    ff_task_set task_set;
+    ff_cfg_list task_list; /* the loader's list (freed before load returns) */
 } ff_model_config;
 
 /* Loads and validates a model config (unknown keys, ranges, width % heads, size % patch):
@@ -389,6 +393,16 @@ int ff_loss_cox_forward(double *loss, const float *score, const float *time, con
                         int n) FF_WARN_UNUSED;
 int ff_loss_cox_backward(float *dscore, const float *score, const float *time, const float *event,
                          int n, float scale) FF_WARN_UNUSED;
+
+/* The fusion model's loss over declared tasks (models/src/taskloss.c): each task's mean loss
+ * over the rows whose label it knows (label_mask on its first column) — binary BCE, multiclass
+ * cross-entropy over its one-hot columns, regression MSE of (y − center) / scale, survival
+ * Cox (Breslow) over the labelled rows, counted only with at least one event — averaged over
+ * the tasks that count (0 when none does). logits, labels, mask [B, ts->width]; mask NULL =
+ * every label known. dlogits (may be NULL) += d loss / d logits. Errors name the task and row.
+ * A model whose tasks are all binary uses ff_bce_forward over all K columns instead. */
+int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
+                 const float *mask, int B, double *loss, float *dlogits) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tabular models (models/src/tabular.c): `linear` and `mlp` over a plain feature matrix      */

@@ -1,0 +1,109 @@
+/* The task declaration: names, kinds, label columns and where each task sits in the label and
+ * logit columns. Shared by the model (losses), the site loader (label columns) and evaluation
+ * (metrics per kind), so it lives below all three. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ff/common.h"
+
+const char *ff_task_kind_name(int kind)
+{
+    static const char *const names[] = {"binary", "multiclass", "regression", "survival"};
+    return kind >= 0 && kind < FF_TASK_KIND_COUNT ? names[kind] : "?";
+}
+
+int ff_task_width(const ff_task *t)
+{
+    switch (t->kind) {
+    case FF_TASK_MULTICLASS: return (int)t->classes;
+    case FF_TASK_SURVIVAL: return 2;
+    default: return 1;
+    }
+}
+
+void ff_task_set_ed(ff_task_set *s, int K)
+{
+    static const char *const ed[] = {"admission", "icu", "critical"};
+    memset(s, 0, sizeof *s);
+    s->n = K < 0 ? 0 : K > FF_TASKS_MAX ? FF_TASKS_MAX : K;
+    for (int k = 0; k < s->n; k++) {
+        ff_task *t = &s->t[k];
+        if (k < 3)
+            snprintf(t->name, sizeof t->name, "%s", ed[k]);
+        else
+            snprintf(t->name, sizeof t->name, "task%d", k + 1);
+        t->kind = FF_TASK_BINARY;
+        t->scale = 1;
+    }
+    if (ff_task_set_finish(s) != FF_OK) /* cannot fail for these names */
+        s->n = 0;
+}
+
+static int task_check(const ff_task_set *s, int k)
+{
+    const ff_task *t = &s->t[k];
+    if (!t->name[0])
+        return ff_error(FF_ECONFIG, "tasks[%d]: name is empty", k);
+    for (int j = 0; j < k; j++)
+        if (strcmp(s->t[j].name, t->name) == 0)
+            return ff_error(FF_ECONFIG, "tasks[%d]: name '%s' is used twice", k, t->name);
+    if (t->kind < 0 || t->kind >= FF_TASK_KIND_COUNT)
+        return ff_error(FF_ECONFIG, "task %s: unknown kind %d", t->name, t->kind);
+    if (t->kind == FF_TASK_MULTICLASS && (t->classes < 2 || t->classes > FF_TASK_CLASSES_MAX))
+        return ff_error(FF_ECONFIG, "task %s: a multiclass task needs classes in 2..%d",
+                        t->name, FF_TASK_CLASSES_MAX);
+    if (t->kind != FF_TASK_MULTICLASS && t->classes != 0)
+        return ff_error(FF_ECONFIG, "task %s: classes is for multiclass tasks only", t->name);
+    if (t->kind == FF_TASK_SURVIVAL && (!t->time[0] || !t->event[0]))
+        return ff_error(FF_ECONFIG, "task %s: a survival task needs its time and event columns",
+                        t->name);
+    if (t->kind == FF_TASK_SURVIVAL && !(t->horizon > 0))
+        return ff_error(FF_ECONFIG, "task %s: a survival task needs horizon > 0 (the time of its "
+                        "time-dependent AUROC)", t->name);
+    if (t->kind != FF_TASK_SURVIVAL && (t->time[0] || t->event[0]))
+        return ff_error(FF_ECONFIG, "task %s: time and event are for survival tasks only",
+                        t->name);
+    if (t->kind == FF_TASK_SURVIVAL && t->label[0])
+        return ff_error(FF_ECONFIG, "task %s: a survival task has time and event, not label",
+                        t->name);
+    if (!(t->scale > 0))
+        return ff_error(FF_ECONFIG, "task %s: scale must be > 0", t->name);
+    return FF_OK;
+}
+
+int ff_task_set_finish(ff_task_set *s)
+{
+    if (s->n < 1 || s->n > FF_TASKS_MAX)
+        return ff_error(FF_ECONFIG, "tasks: %d declared, expected 1 to %d", s->n, FF_TASKS_MAX);
+    int col = 0;
+    for (int k = 0; k < s->n; k++) {
+        int rc = task_check(s, k);
+        if (rc != FF_OK)
+            return rc;
+        ff_task *t = &s->t[k];
+        if (t->kind != FF_TASK_SURVIVAL && !t->label[0] &&
+            (size_t)snprintf(t->label, sizeof t->label, "label_%s", t->name) >= sizeof t->label)
+            return ff_error(FF_ECONFIG, "task %s: name too long for a default label column",
+                            t->name);
+        t->col = col;
+        col += ff_task_width(t);
+    }
+    s->width = col;
+    return FF_OK;
+}
+
+int ff_task_set_all_binary(const ff_task_set *s)
+{
+    for (int k = 0; k < s->n; k++)
+        if (s->t[k].kind != FF_TASK_BINARY)
+            return 0;
+    return 1;
+}
+
+int ff_task_find(const ff_task_set *s, const char *name)
+{
+    for (int k = 0; k < s->n; k++)
+        if (strcmp(s->t[k].name, name) == 0)
+            return k;
+    return -1;
+}
