@@ -49,11 +49,15 @@ FF_CLI_GROUP_DEFINE(client,
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
      "                    [--split test|val|train] [--bootstrap N] [--seed S] [--retrieval]\n"
-     "                    --out DIR\n"
-     "  Exact metrics per task (AUROC, AUPRC, Brier, ECE, calibration slope, sensitivity\n"
-     "  at 90% specificity, decision curves, fairness by sex and age band) for each site\n"
-     "  and pooled. Writes DIR/metrics.json (schema: docs/evaluation.md) and DIR/report.html\n"
-     "  (self-contained). Runs locally at the hospital: no data leaves the machine.\n"
+     "                    [--predictions] --out DIR\n"
+     "  Exact metrics per declared task for each site and pooled: binary tasks AUROC, AUPRC,\n"
+     "  Brier, ECE, calibration slope, sensitivity at 90% specificity, decision curves,\n"
+     "  fairness by sex and age band; multiclass accuracy and macro/per-class AUROC;\n"
+     "  regression MAE, RMSE, R²; survival C-index and time-dependent AUROC. Prints\n"
+     "  `METRIC_TASK X` (pooled). Writes DIR/metrics.json (schema: docs/evaluation.md) and\n"
+     "  DIR/report.html (self-contained); --predictions also DIR/predictions.csv (site,\n"
+     "  patient_id, the model's outputs per task). Runs locally at the hospital: no data\n"
+     "  leaves the machine.\n"
      "  --retrieval (models with projection heads): also image->text retrieval on the split,\n"
      "  each site's patients as candidates (`retrieval_top1 X`, `retrieval_top5 X`).\n"},
     {"explain", "explain one patient's prediction (local, for clinicians)", cmd_explain,
@@ -118,6 +122,8 @@ static int sites_load(site_set *s, const char *cfg, const char **dirs, int n)
     return FF_OK;
 }
 
+static void print_headlines(const json_t *j, const ff_task_set *ts);
+
 /* Evaluates m on every site's split; writes metrics.json and report.html under dir and
  * prints the pooled AUROC per task. */
 static int evaluate_to(ff_model *m, site_set *s, ff_split split, const ff_eval_opts *eo,
@@ -133,15 +139,82 @@ static int evaluate_to(ff_model *m, site_set *s, ff_split split, const ff_eval_o
     if (extra)
         json_object_update(j, extra);
     rc = ff_eval_json_write(j, jpath);
-    json_t *au = json_object_get(j, "auroc");
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        json_t *v = json_object_get(au, ff_client_task_names[k]);
-        if (json_is_number(v))
-            printf("auroc_%s %.4f\n", ff_client_task_names[k], json_number_value(v));
-        else
-            printf("auroc_%s undefined\n", ff_client_task_names[k]);
-    }
+    print_headlines(j, &s->mc.task_set);
     json_decref(j);
+    return rc;
+}
+
+/* `METRIC_TASK X` per task for the pooled split: auroc for binary tasks; accuracy and
+ * macro_auroc, mae/rmse/r2, cindex and td_auroc for the other kinds; "undefined (why)" when
+ * a metric is. */
+static void print_headlines(const json_t *j, const ff_task_set *ts)
+{
+    static const char *const keys[FF_TASK_KIND_COUNT][3] = {
+        {"auroc", NULL, NULL}, {"accuracy", "macro_auroc", NULL}, {"mae", "rmse", "r2"},
+        {"cindex", "td_auroc", NULL}};
+    for (int k = 0; k < ts->n; k++) {
+        const ff_task *t = &ts->t[k];
+        json_t *pooled = json_object_get(json_object_get(json_object_get(j, "tasks"), t->name),
+                                         "pooled");
+        for (int q = 0; q < 3 && keys[t->kind][q]; q++) {
+            const char *key = keys[t->kind][q];
+            json_t *v = json_object_get(pooled, key);
+            const char *why =
+                json_string_value(json_object_get(json_object_get(pooled, "undefined"), key));
+            if (json_is_number(v))
+                printf("%s_%s %.4f\n", key, t->name, json_number_value(v));
+            else if (why)
+                printf("%s_%s undefined (%s)\n", key, t->name, why);
+            else
+                printf("%s_%s undefined\n", key, t->name);
+        }
+    }
+}
+
+/* DIR/predictions.csv: site, patient_id, then the model's outputs per task (binary and
+ * regression `TASK`, multiclass `TASK.pC` per class, survival `TASK.risk`). Patient ids and
+ * outputs: written at the hospital, for its own checks; never logged. */
+static int write_predictions(ff_model *m, const site_set *s, ff_split split, const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/predictions.csv", dir);
+    const ff_task_set *ts = &s->mc.task_set;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return ff_error(FF_EIO, "%s: cannot write", path);
+    fprintf(f, "site,patient_id");
+    for (int k = 0; k < ts->n; k++) {
+        const ff_task *t = &ts->t[k];
+        if (t->kind == FF_TASK_MULTICLASS)
+            for (int c = 0; c < (int)t->classes; c++)
+                fprintf(f, ",%s.p%d", t->name, c);
+        else
+            fprintf(f, ",%s%s", t->name, t->kind == FF_TASK_SURVIVAL ? ".risk" : "");
+    }
+    fputc('\n', f);
+    int rc = FF_OK, K = ts->width;
+    for (size_t i = 0; rc == FF_OK && i < s->n; i++) {
+        size_t n = ff_site_count(s->sites[i], split);
+        float *p = malloc((n + 1) * (size_t)K * sizeof *p), *y = malloc((n + 1) * (size_t)K * sizeof *y);
+        float *mk = malloc((n + 1) * (size_t)K * sizeof *mk);
+        rc = p && y && mk ? ff_local_predict(m, s->sites[i], split, FF_MOD_ALL, 0.5f, p, y, mk)
+                          : ff_error(FF_ENOMEM, "out of memory");
+        for (size_t r = 0; rc == FF_OK && r < n; r++) {
+            fprintf(f, "%s,%s", s->namep[i], ff_site_patient_id(s->sites[i], split, r));
+            for (int k = 0; k < ts->n; k++) {
+                const ff_task *t = &ts->t[k];
+                int w = t->kind == FF_TASK_SURVIVAL ? 1 : ff_task_width(t);
+                for (int c = 0; c < w; c++)
+                    fprintf(f, ",%.9g", (double)p[r * (size_t)K + (size_t)(t->col + c)]);
+            }
+            fputc('\n', f);
+        }
+        free(p);
+        free(y);
+        free(mk);
+    }
+    if (fclose(f) != 0 && rc == FF_OK)
+        rc = ff_error(FF_EIO, "%s: write failed", path);
     return rc;
 }
 
@@ -487,6 +560,7 @@ static int cmd_eval(int argc, char **argv)
     int nd = ff_cli_opt_all(&a, "--data", dirs, MAX_SITES);
     int64_t boot, seed;
     int retrieval = ff_cli_flag(&a, "--retrieval");
+    int predictions = ff_cli_flag(&a, "--predictions");
     int rc = ff_cli_opt_i64(&a, "--bootstrap", 200, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 1, &seed);
@@ -520,6 +594,8 @@ static int cmd_eval(int argc, char **argv)
     eo.seed = (uint64_t)seed;
     if (rc == FF_OK)
         rc = evaluate_to(m, &s, split, &eo, FF_MOD_ALL, out, NULL);
+    if (rc == FF_OK && predictions)
+        rc = write_predictions(m, &s, split, out);
     double t1, t5, ch;
     size_t np;
     if (rc == FF_OK && retrieval)

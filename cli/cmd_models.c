@@ -75,9 +75,13 @@ static int verb_info(ff_cli_args *a)
     if (rc == FF_OK) rc = ff_cli_check_unused(a);
     if (rc == FF_OK) rc = ff_model_new(&m, &cfg, 1);
     if (rc != FF_OK) return ff_cli_fail(rc);
-    printf("model %s: width %lld, heads %lld, mlp %lld, layers %lld, fusion %s, tasks %lld\n",
+    printf("model %s: width %lld, heads %lld, mlp %lld, layers %lld, fusion %s, tasks %lld",
            cfg.name, (long long)cfg.width, (long long)cfg.heads, (long long)cfg.mlp,
            (long long)cfg.layers, ff_fusion_name(cfg.fusion), (long long)cfg.tasks);
+    for (int k = 0; k < cfg.task_set.n; k++) /* the declared tasks, on the same line */
+        printf("%s%s (%s)", k ? ", " : ": ", cfg.task_set.t[k].name,
+               ff_task_kind_name(cfg.task_set.t[k].kind));
+    printf("\n");
     size_t total = 0;
     for (size_t i = 0; i < ff_model_ntensors(m); i++) {
         const ff_param_info *p = ff_model_tensor(m, i);

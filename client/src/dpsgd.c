@@ -169,6 +169,10 @@ int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites, const f
         total += ff_site_count(sites[i], FF_SPLIT_TRAIN);
     int chunk = ff_model_max_batch(m);
     int rc = check_opts(o, total, chunk);
+    /* per-example clipping is derived for the masked BCE of binary tasks (ghost.c) */
+    if (rc == FF_OK && !ff_task_set_all_binary(&ff_model_cfg(m)->task_set))
+        rc = ff_error(FF_ECONFIG, "DP-SGD: the model declares tasks other than binary ones; "
+                      "record-level DP-SGD supports binary tasks only");
     if (rc != FF_OK)
         return rc;
     double q = (double)o->batch / (double)total, t0 = ff_now();

@@ -37,15 +37,14 @@ static int preds_make(ff_model *m, const ff_site *s, ff_split split, int modalit
     return rc;
 }
 
-/* Rows of task k with a known label, appended to score/label (and attribute levels). */
-/* The labelled patients of task k: scores, labels and, when attr is not NULL, the level of
- * each of the site's nattr declared attributes (attr[a * stride + row]). */
-static size_t gather(const preds *p, const ff_site *s, ff_split split, int k, double *score,
-                     uint8_t *label, int32_t *attr, int nattr, size_t stride)
+/* The labelled patients of binary task tk: scores, labels and, when attr is not NULL, the
+ * level of each of the site's nattr declared attributes (attr[a * stride + row]). */
+static size_t gather(const preds *p, const ff_site *s, ff_split split, const ff_task *tk,
+                     double *score, uint8_t *label, int32_t *attr, int nattr, size_t stride)
 {
     size_t c = 0;
     for (size_t i = 0; i < p->n; i++) {
-        size_t j = i * (size_t)p->K + (size_t)k;
+        size_t j = i * (size_t)p->K + (size_t)tk->col;
         if (p->mask[j] < 0.5f)
             continue;
         score[c] = p->probs[j];
@@ -57,10 +56,29 @@ static size_t gather(const preds *p, const ff_site *s, ff_split split, int k, do
     return c;
 }
 
+/* Rows of task tk (any kind) with a known label: its output and label columns, as doubles. */
+static size_t gather_rows(const preds *p, const ff_task *tk, double *pred, double *lab)
+{
+    size_t c = 0, w = (size_t)ff_task_width(tk);
+    for (size_t i = 0; i < p->n; i++) {
+        size_t j = i * (size_t)p->K + (size_t)tk->col;
+        if (p->mask[j] < 0.5f)
+            continue;
+        for (size_t q = 0; q < w; q++) {
+            pred[c * w + q] = p->probs[j + q];
+            lab[c * w + q] = p->labels[j + q];
+        }
+        c++;
+    }
+    return c;
+}
+
 typedef struct {
     size_t nsites;
-    int K, nattr;
-    ff_eval_result *res;   /* [K][nsites + 1]; column 0 = pooled */
+    int K, nattr;            /* K: declared tasks */
+    const ff_task_set *ts;
+    ff_eval_result *res;   /* [K][nsites + 1]; column 0 = pooled (binary tasks) */
+    ff_eval_kind_result *kres; /* [K][nsites + 1] (the other kinds) */
     ff_eval_fairness *fair; /* [K][nattr]: every attribute the sites declare */
     int *fair_ok;
 } eval_tables;
@@ -73,6 +91,7 @@ static void tables_free(eval_tables *t)
         if (t->fair_ok[i])
             ff_eval_fairness_free(&t->fair[i]);
     free(t->res);
+    free(t->kres);
     free(t->fair);
     free(t->fair_ok);
 }
@@ -105,9 +124,35 @@ static int fairness(const ff_site *s0, int a, const double *score, const uint8_t
     return rc;
 }
 
+/* A task of another kind: exact metrics per site and pooled. */
+static int eval_kind_task(eval_tables *t, const preds *p, int k)
+{
+    const ff_task *tk = &t->ts->t[k];
+    size_t total = 0, w = (size_t)ff_task_width(tk);
+    for (size_t i = 0; i < t->nsites; i++)
+        total += p[i].n;
+    double *pred = malloc((total + 1) * w * sizeof *pred), *lab = malloc((total + 1) * w * sizeof *lab);
+    int rc = pred && lab ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    size_t c = 0;
+    ff_eval_kind_result *row = t->kres + (size_t)k * (t->nsites + 1);
+    for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
+        size_t ci = gather_rows(&p[i], tk, pred + c * w, lab + c * w);
+        rc = ff_eval_kind_exact(tk, pred + c * w, lab + c * w, ci, &row[i + 1]);
+        c += ci;
+    }
+    if (rc == FF_OK)
+        rc = ff_eval_kind_exact(tk, pred, lab, c, &row[0]);
+    free(pred);
+    free(lab);
+    return rc;
+}
+
 static int eval_task(eval_tables *t, const preds *p, ff_site *const *sites, ff_split split,
                      int k, const ff_eval_opts *eo)
 {
+    const ff_task *tk = &t->ts->t[k];
+    if (tk->kind != FF_TASK_BINARY)
+        return eval_kind_task(t, p, k);
     size_t total = 0;
     for (size_t i = 0; i < t->nsites; i++)
         total += p[i].n;
@@ -118,7 +163,7 @@ static int eval_task(eval_tables *t, const preds *p, ff_site *const *sites, ff_s
     size_t c = 0;
     ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
     for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
-        size_t ci = gather(&p[i], sites[i], split, k, score + c, label + c, attr + c, t->nattr,
+        size_t ci = gather(&p[i], sites[i], split, tk, score + c, label + c, attr + c, t->nattr,
                            total);
         rc = ff_eval_binary(score + c, label + c, ci, eo, &row[i + 1]);
         c += ci;
@@ -136,6 +181,43 @@ static int eval_task(eval_tables *t, const preds *p, ff_site *const *sites, ff_s
     return rc;
 }
 
+/* tasks[name] = {"kind", "pooled", "sites"} of a task of another kind. */
+static int kind_json(const eval_tables *t, int k, const char *const *names, json_t *tasks)
+{
+    const ff_task *tk = &t->ts->t[k];
+    const ff_eval_kind_result *row = t->kres + (size_t)k * (t->nsites + 1);
+    json_t *pooled = NULL, *sites = json_object();
+    int rc = sites ? ff_eval_kind_to_json(&row[0], &pooled) : ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == FF_OK && i < t->nsites; i++) {
+        json_t *j = NULL;
+        if ((rc = ff_eval_kind_to_json(&row[i + 1], &j)) == FF_OK)
+            json_object_set_new(sites, names[i], j);
+    }
+    if (rc == FF_OK)
+        json_object_set_new(tasks, tk->name,
+                            json_pack("{s:s, s:o, s:O}", "kind", ff_task_kind_name(tk->kind),
+                                      "pooled", pooled, "sites", sites));
+    else
+        json_decref(pooled);
+    json_decref(sites);
+    return rc;
+}
+
+/* A task of another kind in the report: one line for the pooled result, one per site. */
+static int kind_notes(ff_report *rep, const ff_task *tk, const ff_eval_kind_result *row,
+                      const char *const *names, size_t nsites)
+{
+    int rc = FF_OK;
+    for (size_t i = 0; rc == FF_OK && i <= nsites; i++) {
+        char sum[600], line[800];
+        ff_eval_kind_summary(&row[i], sum, sizeof sum);
+        snprintf(line, sizeof line, "Task %s (%s) · %s: %s.", tk->name,
+                 ff_task_kind_name(tk->kind), i ? names[i - 1] : "pooled", sum);
+        rc = ff_report_add_note(rep, line);
+    }
+    return rc;
+}
+
 static int tables_json(const eval_tables *t, const char *const *names, ff_split split,
                        const ff_eval_opts *eo, json_t **out)
 {
@@ -143,6 +225,11 @@ static int tables_json(const eval_tables *t, const char *const *names, ff_split 
     json_t *tasks = json_object_get(root, "tasks"), *au = json_object_get(root, "auroc");
     int rc = FF_OK;
     for (int k = 0; rc == FF_OK && k < t->K; k++) {
+        const ff_task *tk = &t->ts->t[k];
+        if (tk->kind != FF_TASK_BINARY) {
+            rc = kind_json(t, k, names, tasks);
+            continue;
+        }
         const ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
         json_t *pooled = NULL, *sites = json_object();
         rc = ff_eval_to_json(&row[0], &t->fair[(size_t)k * (size_t)t->nattr], (size_t)t->nattr,
@@ -153,9 +240,10 @@ static int tables_json(const eval_tables *t, const char *const *names, ff_split 
             if (rc == FF_OK)
                 json_object_set_new(sites, names[i], j);
         }
-        json_object_set_new(tasks, ff_client_task_names[k],
-                            json_pack("{s:o?, s:o}", "pooled", pooled, "sites", sites));
-        json_object_set_new(au, ff_client_task_names[k],
+        json_object_set_new(tasks, tk->name,
+                            json_pack("{s:s, s:o?, s:o}", "kind", "binary", "pooled", pooled,
+                                      "sites", sites));
+        json_object_set_new(au, tk->name,
                             row[0].auroc.defined ? json_real(row[0].auroc.value) : json_null());
     }
     if (rc != FF_OK)
@@ -170,8 +258,13 @@ static int tables_html(const eval_tables *t, const char *const *names, const cha
     ff_report *rep;
     int rc = ff_report_new(&rep, "fedfuse evaluation");
     for (int k = 0; rc == FF_OK && k < t->K; k++) {
+        const ff_task *tk = &t->ts->t[k];
+        if (tk->kind != FF_TASK_BINARY) {
+            rc = kind_notes(rep, tk, t->kres + (size_t)k * (t->nsites + 1), names, t->nsites);
+            continue;
+        }
         const ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
-        rc = ff_report_add_task(rep, ff_client_task_names[k]);
+        rc = ff_report_add_task(rep, tk->name);
         if (rc == FF_OK)
             rc = ff_report_add_column(rep, "pooled", &row[0],
                                       &t->fair[(size_t)k * (size_t)t->nattr], (size_t)t->nattr);
@@ -191,13 +284,15 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
     *out = NULL;
     if (n == 0)
         return ff_error(FF_EINVAL, "evaluate: no sites");
-    eval_tables t = {.nsites = n, .K = ff_site_shape(sites[0])->K,
-                     .nattr = ff_site_attr_count(sites[0])};
+    const ff_task_set *ts = &ff_site_shape(sites[0])->tasks;
+    eval_tables t = {.nsites = n, .K = ts->n, .nattr = ff_site_attr_count(sites[0]), .ts = ts};
     preds *p = calloc(n, sizeof *p);
     t.res = calloc((size_t)t.K * (n + 1), sizeof *t.res);
+    t.kres = calloc((size_t)t.K * (n + 1), sizeof *t.kres);
     t.fair = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair);
     t.fair_ok = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair_ok);
-    int rc = p && t.res && t.fair && t.fair_ok ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    int rc = p && t.res && t.kres && t.fair && t.fair_ok ? FF_OK
+                                                        : ff_error(FF_ENOMEM, "out of memory");
     for (size_t i = 0; rc == FF_OK && i < n; i++)
         rc = preds_make(m, sites[i], split, modalities, &p[i]);
     for (int k = 0; rc == FF_OK && k < t.K; k++)
@@ -243,10 +338,14 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
     size_t *slice = malloc((p.n + 1) * sizeof *slice);
     json_t *arr = json_array();
     rc = score && label && attr && slice ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
-    for (int k = 0; rc == FF_OK && k < p.K; k++) {
-        size_t c = gather(&p, s, split, k, score, label, attr, nattr, p.n);
+    const ff_task_set *ts = &ff_site_shape(s)->tasks;
+    for (int k = 0; rc == FF_OK && k < ts->n; k++) {
+        const ff_task *tk = &ts->t[k];
+        if (tk->kind != FF_TASK_BINARY)
+            continue;
+        size_t c = gather(&p, s, split, tk, score, label, attr, nattr, p.n);
         ff_eval_hist *h = NULL;
-        rc = ff_eval_hist_new(&h, ff_client_task_names[k], nbins);
+        rc = ff_eval_hist_new(&h, tk->name, nbins);
         if (rc == FF_OK)
             rc = ff_eval_hist_add(h, score, label, c, NULL);
         for (int a = 0; rc == FF_OK && a < nattr; a++) { /* every declared attribute */
@@ -268,6 +367,50 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
     free(label);
     free(attr);
     free(slice);
+    preds_free(&p);
+    if (rc == FF_OK)
+        *out = arr;
+    else
+        json_decref(arr);
+    return rc;
+}
+
+int ff_client_eval_stats(ff_model *m, const ff_site *s, ff_split split, int nbins, json_t **out)
+{
+    *out = NULL;
+    const ff_task_set *ts = &ff_site_shape(s)->tasks;
+    json_t *arr = json_array();
+    if (!arr)
+        return ff_error(FF_ENOMEM, "out of memory");
+    if (ff_task_set_all_binary(ts)) {
+        *out = arr;
+        return FF_OK;
+    }
+    preds p;
+    int rc = preds_make(m, s, split, FF_MOD_ALL, &p);
+    if (rc != FF_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    size_t w = (size_t)p.K + 1;
+    double *pred = malloc((p.n + 1) * w * sizeof *pred), *lab = malloc((p.n + 1) * w * sizeof *lab);
+    rc = pred && lab ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    for (int k = 0; rc == FF_OK && k < ts->n; k++) {
+        const ff_task *tk = &ts->t[k];
+        if (tk->kind == FF_TASK_BINARY)
+            continue;
+        size_t c = gather_rows(&p, tk, pred, lab);
+        ff_eval_kind_stats *st = NULL;
+        json_t *j = NULL;
+        rc = ff_eval_kind_stats_new(&st, tk, nbins);
+        if (rc == FF_OK)
+            rc = ff_eval_kind_stats_add(st, pred, lab, c);
+        if (rc == FF_OK && (rc = ff_eval_kind_stats_to_json(st, &j)) == FF_OK)
+            json_array_append_new(arr, j);
+        ff_eval_kind_stats_free(st);
+    }
+    free(pred);
+    free(lab);
     preds_free(&p);
     if (rc == FF_OK)
         *out = arr;

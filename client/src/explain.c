@@ -677,7 +677,7 @@ static json_t *predictions_json(const ex_state *st)
     for (int k = 0; k < st->K; k++) {
         json_t *o = json_object();
         float l = st->base.label_mask[k] > 0.5f ? st->base.labels[k] : -1;
-        json_object_set_new(o, "task", json_string(ff_client_task_names[k]));
+        json_object_set_new(o, "task", json_string(st->sh->tasks.t[k].name));
         json_object_set_new(o, "logit", json_real(st->logit0[k]));
         json_object_set_new(o, "probability", json_real(ex_sigm(st->logit0[k])));
         json_object_set_new(o, "calibrated", json_real(ex_sigm(st->logit0[k] / st->T[k])));
@@ -870,6 +870,10 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
     st.np = (st.sh->W / st.P) * (st.sh->W / st.P);
     if (st.B < 2)
         return ff_error(FF_EINVAL, "explain: the model needs a max batch of at least 2");
+    /* calibration and the per-task views are those of binary risks */
+    if (st.K > FF_DATA_TASKS || !ff_task_set_all_binary(&st.sh->tasks))
+        return ff_error(FF_ECONFIG, "explain: explains up to %d binary tasks; this model "
+                        "declares other kinds or more", FF_DATA_TASKS);
     ff_split split = FF_SPLIT_TRAIN; /* read below (the JSON's "split") even when not found */
     size_t idx = 0;
     int rc = ff_explain_find(s, site_dir, patient_id, &split, &idx);

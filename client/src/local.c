@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const ff_client_task_names[FF_CLIENT_TASKS] = {"admission", "icu", "critical"};
 
 int ff_client_parse_modalities(const char *s, int *mask)
 {
@@ -517,10 +516,8 @@ int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modaliti
         if (kept > 0 && (rc = ff_model_forward(m, &view, logits, &loss)) != FF_OK)
             break;
         for (int i = 0, r = 0; i < cnt; i++) {
-            for (int k = 0; k < K; k++) {
-                float p = keep[i] ? 1.0f / (1.0f + expf(-logits[r * K + k])) : fallback;
-                probs[(start + (size_t)i) * (size_t)K + (size_t)k] = p;
-            }
+            ff_task_outputs(&sh->tasks, logits + (size_t)r * K, K, fallback, keep[i],
+                            probs + (start + (size_t)i) * (size_t)K);
             r += keep[i];
         }
     }

@@ -10,6 +10,18 @@
 int ff_eval_cindex(const double *risk, const double *time, const uint8_t *event, size_t n,
                    double *out)
 {
+    double num, den;
+    int rc = ff_eval_cindex_counts(risk, time, event, n, &num, &den);
+    if (rc == FF_OK && den == 0)
+        rc = ff_error(FF_EINVAL, "c-index: no comparable pair among %zu rows", n);
+    if (rc == FF_OK)
+        *out = num / den;
+    return rc;
+}
+
+int ff_eval_cindex_counts(const double *risk, const double *time, const uint8_t *event,
+                          size_t n, double *concordant, double *comparable)
+{
     for (size_t i = 0; i < n; i++)
         if (!isfinite(time[i]) || !isfinite(risk[i]))
             return ff_error(FF_EINVAL, "c-index: row %zu has a non-finite time or risk", i);
@@ -24,8 +36,7 @@ int ff_eval_cindex(const double *risk, const double *time, const uint8_t *event,
             num += risk[i] > risk[j] ? 1.0 : (risk[i] == risk[j] ? 0.5 : 0.0);
         }
     }
-    if (den == 0)
-        return ff_error(FF_EINVAL, "c-index: no comparable pair among %zu rows", n);
-    *out = num / den;
+    *concordant = num;
+    *comparable = den;
     return FF_OK;
 }

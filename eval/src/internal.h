@@ -26,6 +26,9 @@ int ev_check_inputs(const double *score, const uint8_t *label, size_t n);
 const ff_eval_opts *ev_opts(const ff_eval_opts *o, ff_eval_opts *def);
 
 void ev_set(ff_metric *m, double v);
+/* Adds key: value-or-null to obj, the reason into undef, the CI into ci (may be NULL).
+ * Returns -1 on OOM. */
+int ev_put_metric(json_t *obj, json_t *undef, json_t *ci, const char *key, const ff_metric *m);
 void ev_undef(ff_metric *m, const char *why);
 /* Why a metric needing both classes is undefined, or NULL when it is defined. */
 const char *ev_two_class_why(double P, double N);

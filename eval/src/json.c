@@ -253,3 +253,8 @@ int ff_eval_tasks_to_json(const ff_eval_task_summary *t, size_t ntasks, const ff
     *out = j;
     return rc;
 }
+
+int ev_put_metric(json_t *obj, json_t *undef, json_t *ci, const char *key, const ff_metric *m)
+{
+    return put_metric(obj, undef, ci, key, m);
+}

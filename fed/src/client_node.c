@@ -604,18 +604,27 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     return FF_OK;
 }
 
-/* Mean binary cross-entropy of the test split over labelled (patient, task) pairs. */
+/* Mean binary cross-entropy of the test split over labelled (patient, binary task) pairs. */
+static int column_is_binary(const ff_task_set *ts, int col)
+{
+    for (int k = 0; k < ts->n; k++)
+        if (ts->t[k].col == col)
+            return ts->t[k].kind == FF_TASK_BINARY;
+    return 0;
+}
+
 static int test_loss(cnode *cn, double *loss, size_t *n)
 {
     *n = ff_site_count(cn->site, FF_SPLIT_TEST);
-    int K = FF_CLIENT_TASKS;
+    const ff_task_set *ts = &ff_site_shape(cn->site)->tasks;
+    int K = ts->width;
     float *p = malloc((*n + 1) * K * sizeof *p), *y = malloc((*n + 1) * K * sizeof *y);
     float *mk = malloc((*n + 1) * K * sizeof *mk);
     int rc = p && y && mk ? ff_local_predict(cn->m, cn->site, FF_SPLIT_TEST, FF_MOD_ALL, 0.5f, p, y, mk)
                           : ff_error(FF_ENOMEM, "out of memory");
     double s = 0, c = 0;
     for (size_t i = 0; rc == FF_OK && i < *n * (size_t)K; i++)
-        if (mk[i] > 0) {
+        if (mk[i] > 0 && column_is_binary(ts, (int)(i % (size_t)K))) {
             double q = FF_MIN(FF_MAX((double)p[i], 1e-7), 1 - 1e-7);
             s -= y[i] > 0.5f ? log(q) : log(1 - q);
             c += 1;
@@ -630,7 +639,7 @@ static int test_loss(cnode *cn, double *loss, size_t *n)
 static int do_eval(cnode *cn, const Fedfuse__Task *t)
 {
     int rc = fetch_model(cn, t);
-    json_t *arr = NULL, *val = NULL;
+    json_t *arr = NULL, *val = NULL, *stats = NULL;
     double loss = 0;
     size_t n = 0;
     if (rc == FF_OK)
@@ -638,14 +647,20 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     if (rc == FF_OK) /* the coordinator picks each task's operating point on these */
         rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, &val);
     if (rc == FF_OK)
+        rc = ff_client_eval_stats(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &stats);
+    if (rc == FF_OK)
         rc = test_loss(cn, &loss, &n);
     if (rc != FF_OK) {
         json_decref(arr);
         json_decref(val);
+        json_decref(stats);
         return rc;
     }
     json_t *j = json_pack("{s:I, s:f, s:o, s:o}", "n_examples", (json_int_t)n, "loss", loss,
                           "hists", arr, "val_hists", val);
+    if (json_array_size(stats) > 0) /* only with tasks of other kinds: a binary run's message is unchanged */
+        json_object_set(j, "stats", stats);
+    json_decref(stats);
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     if (!s)

@@ -31,13 +31,26 @@ typedef struct {
     const char *const *names;
     size_t nsites;
     char out_dir[FF_COORD_PATH_MAX];
-    ff_eval_hist *pooled[FF_CLIENT_TASKS];
+    ff_eval_hist *pooled[FF_TASKS_MAX];        /* binary tasks, by name in order */
+    ff_eval_kind_stats *kpooled[FF_TASKS_MAX]; /* the other kinds */
     json_t *site_hists; /* site -> [hist json...] of the latest round each site evaluated */
     json_t *site_val;   /* site -> [hist json...] of its validation split (operating points) */
+    json_t *site_stats; /* site -> [ff_eval_kind_stats json...], the other kinds' statistics */
     ff_coord_report_config report;
     json_t *rounds;     /* [{"round","auroc":{task:value|null},"undefined":{task:why}}] */
     struct fed_audit *audit; /* when set, each round's evaluation is appended to the log */
 } fed_evalstate;
+
+/* The declared tasks of other kinds (fed/src/report_kinds.c): merge a site's statistics
+ * (slots by task name); a round's headline metric per task into headline/undef; the final
+ * report's tasks[name] objects and lines from site -> statistics, sites in names' order. */
+int fed_kinds_merge(ff_eval_kind_stats **pooled, const json_t *arr) FF_WARN_UNUSED;
+void fed_kinds_free(ff_eval_kind_stats **pooled);
+int fed_kinds_round(ff_eval_kind_stats **pooled, int64_t round, json_t *headline,
+                    json_t *undef) FF_WARN_UNUSED;
+int fed_kinds_report(const json_t *stats, const char *const *names, size_t nnames,
+                     json_t *tasks, json_t *headline, json_t *undef,
+                     ff_report *rep) FF_WARN_UNUSED;
 
 int fed_evalstate_init(fed_evalstate *e, ff_coord *c, const char *const *names, size_t nsites,
                        const char *out_dir, const ff_coord_report_config *report) FF_WARN_UNUSED;

@@ -295,7 +295,7 @@ static int task_page(ff_report *rep, const rrun *r, const rtask *t)
     return rc;
 }
 
-static int write_outputs(const char *out_dir, rrun *r, json_t *rounds,
+static int write_outputs(const char *out_dir, rrun *r, json_t *rounds, const json_t *stats,
                          const char *const *notes, size_t nnotes)
 {
     ff_report *rep = NULL;
@@ -327,6 +327,7 @@ static int write_outputs(const char *out_dir, rrun *r, json_t *rounds,
         if (rc == FF_OK)
             rc = task_json(r, t, &tj);
         if (rc == FF_OK) {
+            json_object_set_new(tj, "kind", json_string("binary"));
             json_object_set_new(tasks, t->name, tj);
             json_object_set_new(au, t->name, t->pres.auroc.defined ? json_real(t->pres.auroc.value)
                                                                     : json_null());
@@ -337,10 +338,16 @@ static int write_outputs(const char *out_dir, rrun *r, json_t *rounds,
     }
     for (size_t k = 0; rc == FF_OK && k < r->nt; k++)
         rc = add_curve(rep, rounds, r->t[k].name);
+    json_t *headline = json_object(); /* the declared tasks of other kinds (report_kinds.c) */
+    if (rc == FF_OK && stats)
+        rc = fed_kinds_report(stats, r->names, r->ns, tasks, headline, undef, rep);
     json_object_set_new(mj, "source", json_string("federated score histograms, test split"));
     json_object_set_new(mj, "split", json_string("test"));
     json_object_set_new(mj, "auroc", au);
-    json_object_set_new(mj, "undefined", undef); /* task -> why its pooled AUROC is undefined */
+    if (json_object_size(headline) > 0) /* {task: {"metric", "value"}} */
+        json_object_set(mj, "headline", headline);
+    json_decref(headline);
+    json_object_set_new(mj, "undefined", undef); /* task -> why its pooled metric is undefined */
     json_object_set_new(mj, "tasks", tasks);
     json_object_set(mj, "rounds", rounds);
     char path[1100];
@@ -348,7 +355,7 @@ static int write_outputs(const char *out_dir, rrun *r, json_t *rounds,
         snprintf(path, sizeof path, "%s/metrics.json", out_dir);
         rc = ff_eval_json_write(mj, path);
     }
-    if (rc == FF_OK && r->nt == 0)
+    if (rc == FF_OK && r->nt == 0 && json_object_size(tasks) == 0)
         rc = ff_report_add_note(rep, "No site sent test results: nothing to report.");
     if (rc == FF_OK) {
         snprintf(path, sizeof path, "%s/report.html", out_dir);
@@ -408,7 +415,8 @@ int ff_fed_write_report(const char *out_dir, const char *const *notes, size_t nn
             rc = take_hists(&r, i, json_object_get(val, r.names[i]), 1);
     }
     if (rc == FF_OK)
-        rc = write_outputs(out_dir, &r, json_object_get(j, "rounds"), notes, nnotes);
+        rc = write_outputs(out_dir, &r, json_object_get(j, "rounds"), json_object_get(j, "stats"),
+                           notes, nnotes);
     rrun_free(&r);
     json_decref(j);
     return rc;

@@ -646,15 +646,24 @@ static int run_processes(sim *s, const ff_fed_run_opts *o)
 
 /* ---- baselines ------------------------------------------------------------------------- */
 
-/* Pooled test AUROC per task; NaN = undefined, with the reason in why[k]. */
+/* Pooled test headline metric per declared task (binary: AUROC; ff_eval_kind_headline for
+ * the others); NaN = undefined, with the reason in why[k]. */
 typedef struct {
-    double auroc[FF_CLIENT_TASKS];
-    char why[FF_CLIENT_TASKS][128];
+    const ff_task_set *ts;
+    double auroc[FF_TASKS_MAX];
+    char why[FF_TASKS_MAX][128];
 } aurocs;
+
+/* The metrics.json key of a task's headline metric. */
+static const char *headline_key(const ff_task *t)
+{
+    static const char *const keys[] = {"auroc", "macro_auroc", "r2", "cindex"};
+    return t->kind >= 0 && t->kind < FF_TASK_KIND_COUNT ? keys[t->kind] : "auroc";
+}
 
 static void aurocs_undefined(aurocs *a, const char *why)
 {
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+    for (int k = 0; k < a->ts->n; k++) {
         a->auroc[k] = NAN;
         ff_strlcpy(a->why[k], why, sizeof a->why[k]);
     }
@@ -677,13 +686,12 @@ static int eval_model(ff_model *m, ff_site **sites, const char **names, size_t n
     eo.bootstrap = 0;
     json_t *j = NULL;
     int rc = ff_client_evaluate(m, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, &j);
-    for (int k = 0; rc == FF_OK && k < FF_CLIENT_TASKS; k++) {
-        const char *tn = ff_client_task_names[k];
-        json_t *v = json_object_get(json_object_get(j, "auroc"), tn);
+    for (int k = 0; rc == FF_OK && k < a->ts->n; k++) {
+        const char *tn = a->ts->t[k].name, *key = headline_key(&a->ts->t[k]);
+        json_t *pooled = json_object_get(json_object_get(json_object_get(j, "tasks"), tn), "pooled");
+        json_t *v = json_object_get(pooled, key);
         a->auroc[k] = json_is_number(v) ? json_number_value(v) : NAN;
-        const char *w = json_string_value(json_object_get(
-            json_object_get(json_object_get(json_object_get(json_object_get(j, "tasks"), tn),
-                                            "pooled"), "undefined"), "auroc"));
+        const char *w = json_string_value(json_object_get(json_object_get(pooled, "undefined"), key));
         ff_strlcpy(a->why[k], isfinite(a->auroc[k]) ? "" : w ? w : "undefined", sizeof a->why[k]);
     }
     json_decref(j);
@@ -730,11 +738,11 @@ static int train_baseline(sim *s, const ff_model_config *mc, ff_site **train, si
 static int oracle_auroc(sim *s, aurocs *a)
 {
     size_t cap = 1 << 16, n = 0;
-    double *sc[FF_CLIENT_TASKS];
-    uint8_t *lb[FF_CLIENT_TASKS];
-    size_t cnt[FF_CLIENT_TASKS] = {0};
+    double *sc[FF_DATA_TASKS];
+    uint8_t *lb[FF_DATA_TASKS];
+    size_t cnt[FF_DATA_TASKS] = {0};
     int rc = FF_OK;
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+    for (int k = 0; k < FF_DATA_TASKS; k++) {
         sc[k] = malloc(cap * sizeof(double));
         lb[k] = malloc(cap);
         if (!sc[k] || !lb[k])
@@ -774,7 +782,7 @@ static int oracle_auroc(sim *s, aurocs *a)
                 }
                 if (strcmp(f1[3], "test") != 0)
                     continue;
-                for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+                for (int k = 0; k < FF_DATA_TASKS; k++) {
                     if (f1[4 + k][0] == '\0' || cnt[k] >= cap)
                         continue;
                     sc[k][cnt[k]] = atof(f2[1 + k]);
@@ -791,7 +799,7 @@ static int oracle_auroc(sim *s, aurocs *a)
     ff_eval_opts eo;
     ff_eval_opts_default(&eo);
     eo.bootstrap = 0;
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+    for (int k = 0; k < FF_DATA_TASKS; k++) {
         a->auroc[k] = NAN;
         ff_eval_result r;
         if (rc == FF_OK && ff_eval_binary(sc[k], lb[k], cnt[k], &eo, &r) == FF_OK) {
@@ -809,17 +817,41 @@ static int oracle_auroc(sim *s, aurocs *a)
 static json_t *au_json(const aurocs *a)
 {
     json_t *j = json_object(), *u = json_object();
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+    for (int k = 0; k < a->ts->n; k++) {
         int def = isfinite(a->auroc[k]);
-        json_object_set_new(j, ff_client_task_names[k], def ? json_real(a->auroc[k]) : json_null());
+        json_object_set_new(j, a->ts->t[k].name, def ? json_real(a->auroc[k]) : json_null());
         if (!def)
-            json_object_set_new(u, ff_client_task_names[k],
+            json_object_set_new(u, a->ts->t[k].name,
                                 json_string(a->why[k][0] ? a->why[k] : "undefined"));
     }
     if (json_object_size(u) > 0)
         json_object_set(j, "undefined", u);
     json_decref(u);
     return j;
+}
+
+/* The cohort's oracle.csv holds the three emergency-department tasks' true risks: it is
+ * used only when those are the declared tasks. */
+static int is_ed_tasks(const ff_task_set *ts)
+{
+    ff_task_set ed;
+    ff_task_set_ed(&ed, ts->n);
+    if (ts->n > FF_DATA_TASKS)
+        return 0;
+    for (int k = 0; k < ts->n; k++)
+        if (ts->t[k].kind != FF_TASK_BINARY || strcmp(ts->t[k].name, ed.t[k].name) != 0 ||
+            strcmp(ts->t[k].label, ed.t[k].label) != 0)
+            return 0;
+    return 1;
+}
+
+/* "admission" for a binary task (its AUROC), "grade (macro_auroc)" for the other kinds. */
+static void task_label(const ff_task *t, char *buf, size_t n)
+{
+    if (t->kind == FF_TASK_BINARY)
+        snprintf(buf, n, "%s", t->name);
+    else
+        snprintf(buf, n, "%s (%s)", t->name, headline_key(t));
 }
 
 static int baselines(sim *s, const ff_model_config *mc)
@@ -845,6 +877,10 @@ static int baselines(sim *s, const ff_model_config *mc)
     memset(&oracle, 0, sizeof oracle);
     memset(&local_mean, 0, sizeof local_mean);
     memset(local, 0, sizeof local);
+    const ff_task_set *ts = &mc->task_set;
+    fed.ts = pooled.ts = oracle.ts = local_mean.ts = ts;
+    for (size_t i = 0; i < MAX_DEMO_SITES; i++)
+        local[i].ts = ts;
     ff_model *m = NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/model.safetensors", s->abs_out);
@@ -866,19 +902,19 @@ static int baselines(sim *s, const ff_model_config *mc)
         if (train_baseline(s, mc, sites, s->ncohort, total, sites, names, &pooled) != FF_OK)
             baseline_failed(&pooled, "pooled", ff_error_message());
     }
-    size_t ndef[FF_CLIENT_TASKS] = {0};
+    size_t ndef[FF_TASKS_MAX] = {0};
     for (size_t i = 0; rc == FF_OK && i < s->ncohort; i++) {
         printf("baselines: local-only at %s, %lld steps...\n", s->names[i], (long long)total);
         fflush(stdout);
         if (train_baseline(s, mc, &sites[i], 1, total, sites, names, &local[i]) != FF_OK)
             baseline_failed(&local[i], s->names[i], ff_error_message());
-        for (int k = 0; k < FF_CLIENT_TASKS; k++)
+        for (int k = 0; k < ts->n; k++)
             if (isfinite(local[i].auroc[k])) {
                 local_mean.auroc[k] += local[i].auroc[k];
                 ndef[k]++;
             }
     }
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) { /* the mean over the sites where it is defined */
+    for (int k = 0; k < ts->n; k++) { /* the mean over the sites where it is defined */
         local_mean.auroc[k] = ndef[k] ? local_mean.auroc[k] / (double)ndef[k] : NAN;
         ff_strlcpy(local_mean.why[k], ndef[k] ? "" : "undefined for every local-only model",
                    sizeof local_mean.why[k]);
@@ -886,8 +922,8 @@ static int baselines(sim *s, const ff_model_config *mc)
     /* Real data has no oracle (only the synthetic cohort knows each patient's true risk). */
     char opath[1300];
     snprintf(opath, sizeof opath, "%s/oracle.csv", s->dirs[0]);
-    int have_oracle = ff_path_exists(opath);
-    for (int k = 0; k < FF_CLIENT_TASKS; k++)
+    int have_oracle = ff_path_exists(opath) && is_ed_tasks(ts);
+    for (int k = 0; k < ts->n; k++)
         oracle.auroc[k] = -1;
     if (rc == FF_OK && have_oracle)
         rc = oracle_auroc(s, &oracle);
@@ -901,7 +937,7 @@ static int baselines(sim *s, const ff_model_config *mc)
         json_object_set_new(loc, s->names[i], au_json(&local[i]));
     /* the targets over the tasks where both sides are defined (none: not met) */
     int pass_pooled = 1, pass_local = 1, npool = 0, nloc = 0;
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
+    for (int k = 0; k < ts->n; k++) {
         if (isfinite(fed.auroc[k]) && isfinite(pooled.auroc[k])) {
             pass_pooled &= fed.auroc[k] >= pooled.auroc[k] - 0.02;
             npool++;
@@ -926,8 +962,8 @@ static int baselines(sim *s, const ff_model_config *mc)
     snprintf(path, sizeof path, "%s/comparison.json", s->abs_out);
     rc = ff_eval_json_write(cmp, path);
     json_decref(cmp);
-    char lines[4 + FF_CLIENT_TASKS][256];
-    const char *notes[4 + FF_CLIENT_TASKS];
+    char lines[4 + FF_TASKS_MAX][256];
+    const char *notes[4 + FF_TASKS_MAX];
     size_t nn = 0;
     snprintf(lines[nn], 256, "Comparison (pooled test AUROC, exact; same budget of %lld steps for "
              "the pooled and each local-only model): federated | pooled | local-only mean | oracle",
@@ -935,11 +971,12 @@ static int baselines(sim *s, const ff_model_config *mc)
     notes[nn] = lines[nn];
     nn++;
     printf("\n%-10s %10s %10s %12s %10s\n", "task", "federated", "pooled", "local mean", "oracle");
-    for (int k = 0; k < FF_CLIENT_TASKS; k++) {
-        char orc[32] = "-", f[32], p[32], l[32];
+    for (int k = 0; k < ts->n; k++) {
+        char orc[32] = "-", f[32], p[32], l[32], tn[96];
+        task_label(&ts->t[k], tn, sizeof tn);
         if (have_oracle)
             fmt_auroc(orc, sizeof orc, oracle.auroc[k]);
-        snprintf(lines[nn], 256, "%s: %s | %s | %s | %s%s%s", ff_client_task_names[k],
+        snprintf(lines[nn], 256, "%s: %s | %s | %s | %s%s%s", tn,
                  fmt_auroc(f, sizeof f, fed.auroc[k]), fmt_auroc(p, sizeof p, pooled.auroc[k]),
                  fmt_auroc(l, sizeof l, local_mean.auroc[k]), orc,
                  isfinite(fed.auroc[k]) ? "" : " (federated undefined: ",
@@ -948,7 +985,7 @@ static int baselines(sim *s, const ff_model_config *mc)
             snprintf(lines[nn] + strlen(lines[nn]), 256 - strlen(lines[nn]), ")");
         notes[nn] = lines[nn];
         nn++;
-        printf("%-10s %10s %10s %12s %10s", ff_client_task_names[k], f, p, l, orc);
+        printf("%-10s %10s %10s %12s %10s", tn, f, p, l, orc);
         if (!isfinite(fed.auroc[k]))
             printf("   (%s)", fed.why[k]);
         printf("\n");
@@ -956,7 +993,7 @@ static int baselines(sim *s, const ff_model_config *mc)
     snprintf(lines[nn], 256, "Targets: federated >= pooled - 0.02 on every task: %s; federated >= "
              "mean local-only + 0.03 on every task: %s%s", pass_pooled ? "met" : "NOT met",
              pass_local ? "met" : "NOT met",
-             npool < FF_CLIENT_TASKS ? " (tasks with an undefined AUROC left out)" : "");
+             npool < ts->n ? " (tasks with an undefined AUROC left out)" : "");
     notes[nn] = lines[nn];
     nn++;
     printf("%s\n", lines[nn - 1]);

@@ -4,6 +4,7 @@
  * masked BCE over all K columns (bit-identical to the reference). */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,4 +128,36 @@ int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels
     free(g.cls);
     free(g.row);
     return rc;
+}
+
+void ff_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
+                     int present, float *out)
+{
+    if (ts->n == 0 || ff_task_set_all_binary(ts)) {
+        for (int k = 0; k < K; k++)
+            out[k] = present ? 1.0f / (1.0f + expf(-logits[k])) : fallback;
+        return;
+    }
+    for (int k = 0; k < ts->n; k++) {
+        const ff_task *t = &ts->t[k];
+        const float *z = logits + t->col;
+        float *o = out + t->col;
+        int C = ff_task_width(t);
+        if (t->kind == FF_TASK_BINARY) {
+            o[0] = present ? 1.0f / (1.0f + expf(-z[0])) : fallback;
+        } else if (t->kind == FF_TASK_MULTICLASS) {
+            double m = z[0], sum = 0;
+            for (int j = 1; j < C; j++)
+                m = z[j] > m ? z[j] : m;
+            for (int j = 0; j < C; j++)
+                sum += exp((double)z[j] - m);
+            for (int j = 0; j < C; j++)
+                o[j] = present ? (float)(exp((double)z[j] - m) / sum) : 1.0f / (float)C;
+        } else if (t->kind == FF_TASK_REGRESSION) {
+            o[0] = (float)(t->center + (present ? t->scale * (double)z[0] : 0.0));
+        } else {
+            o[0] = present ? z[0] : 0.0f;
+            o[1] = 0.0f;
+        }
+    }
 }

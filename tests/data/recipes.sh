@@ -54,16 +54,16 @@ grep -q "patients: train" out.txt || fail "recipe 1: no data check summary"
 bash -e recipe2.sh > out.txt 2>&1 || fail "recipe 2"
 grep -q "patients: train" out.txt || fail "recipe 2: no data check summary"
 n_img=$((12 + 2 * have_convert))
-"$fedfuse" data check hospital-a --config configs/model-tiny.yaml > out.txt 2>&1 || fail "check a"
+"$fedfuse" data check hospital-a --config reports-model.yaml > out.txt 2>&1 || fail "check a"
 /usr/bin/python3 - out.txt 30 29 <<'EOP' || fail "hospital-a counts"
 import re, sys
 t = open(sys.argv[1]).read()
 n = sum(map(int, re.search(r"patients: train (\d+), val (\d+), test (\d+)", t).groups()))
-lab = sum(int(m) for m in re.findall(r"admission [0-9.]+ \(\d+/(\d+)\)", t))
+lab = sum(int(m) for m in re.findall(r"abnormal [0-9.]+ \(\d+/(\d+)\)", t))
 assert (n, lab) == (int(sys.argv[2]), int(sys.argv[3])), (n, lab)
 assert "note 30" in t, t
 EOP
-"$fedfuse" data check hospital-b --config configs/model-tiny.yaml > out.txt 2>&1 || fail "check b"
+"$fedfuse" data check hospital-b --config xray-model.yaml > out.txt 2>&1 || fail "check b"
 /usr/bin/python3 - out.txt $n_img <<'EOP' || fail "hospital-b counts"
 import re, sys
 t = open(sys.argv[1]).read()

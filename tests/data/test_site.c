@@ -359,6 +359,91 @@ static void test_format2(void **state)
     ft_rmtree(dir);
 }
 
+/* Declared tasks (issue 23): each kind's label columns into the batch (one-hot classes, raw
+ * regression values, survival time and event), unknown per row and per missing column,
+ * undeclared label_* columns not taken as attributes, and the errors naming line and task. */
+static void declared_shape(ff_data_shape *sh)
+{
+    *sh = small_shape();
+    ff_task_set *ts = &sh->tasks;
+    memset(ts, 0, sizeof *ts);
+    ts->n = 4;
+    const char *names[] = {"grade", "los", "death", "flag"};
+    int kinds[] = {FF_TASK_MULTICLASS, FF_TASK_REGRESSION, FF_TASK_SURVIVAL, FF_TASK_BINARY};
+    for (int k = 0; k < 4; k++) {
+        snprintf(ts->t[k].name, sizeof ts->t[k].name, "%s", names[k]);
+        ts->t[k].kind = kinds[k];
+        ts->t[k].scale = 1;
+    }
+    ts->t[0].classes = 3;
+    snprintf(ts->t[0].label, 64, "g");
+    snprintf(ts->t[1].label, 64, "los");
+    snprintf(ts->t[2].time, 64, "t");
+    snprintf(ts->t[2].event, 64, "e");
+    ts->t[2].horizon = 10;
+    assert_int_equal(ff_task_set_finish(ts), FF_OK);
+    sh->K = ts->width; /* 3 + 1 + 2 + 1 */
+}
+
+static void test_declared_tasks(void **state)
+{
+    (void)state;
+    const char *dir = ft_tmpdir();
+    put(dir, "patients.csv", "patient_id,split,g,los,t,e,label_icu\n"
+                             "a,train,2,12.5,3.5,1,1\n"
+                             "b,train,,-4,7,0,0\n"
+                             "c,train,0,,,,1\n");
+    put(dir, "notes.csv", "patient_id,text\na,x\nb,y\nc,z\n");
+    ff_data_shape sh;
+    declared_shape(&sh);
+    ff_site *s = NULL;
+    ff_load_report rep;
+    ff_site_opts o = ff_site_opts_default();
+    o.strict = 1;
+    assert_int_equal(ff_site_load(&s, dir, &sh, &o, &rep), FF_OK);
+    assert_true(!rep.label_missing[0] && !rep.label_missing[2] && rep.label_missing[3]);
+    assert_int_equal(rep.labelled[0][0], 2);
+    assert_int_equal(rep.labelled[0][1], 2);
+    assert_int_equal(rep.labelled[0][2], 2);
+    assert_int_equal(rep.positives[0][2], 1); /* one event */
+    assert_int_equal(ff_site_attr_count(s), 2); /* label_icu is not an attribute */
+    ff_batch b;
+    assert_int_equal(ff_batch_alloc(&b, 3, sh.K, sh.C, sh.H, sh.W, sh.Lt, sh.Le), FF_OK);
+    uint32_t idx[3] = {0, 1, 2};
+    assert_int_equal(ff_site_batch(s, FF_SPLIT_TRAIN, idx, 3, NULL, NULL, &b), FF_OK);
+    static const float Y[3 * 7] = {0, 0, 1, 12.5f, 3.5f, 1, 0, 0, 0, 0, -4, 7, 0, 0,
+                                   1, 0, 0, 0, 0, 0, 0};
+    static const float M[3 * 7] = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0,
+                                   1, 1, 1, 0, 0, 0, 0};
+    for (int j = 0; j < 21; j++) {
+        if (b.labels[j] != Y[j] || b.label_mask[j] != M[j])
+            fail_msg("column %d: label %g mask %g, want %g %g", j, (double)b.labels[j],
+                     (double)b.label_mask[j], (double)Y[j], (double)M[j]);
+    }
+    ff_batch_free(&b);
+    ff_site_free(s);
+    static const struct {
+        const char *row, *msg;
+    } bad[] = {
+        {"d,train,3,1,1,1\n", "patients.csv:2: g must be a class 0 .. classes-1 or empty (task grade)"},
+        {"d,train,1.5,1,1,1\n", "patients.csv:2: g must be a class"},
+        {"d,train,1,x,1,1\n", "patients.csv:2: los must be a finite number or empty (task los)"},
+        {"d,train,1,1,-1,1\n", "patients.csv:2: t time must be a number >= 0 and event 0 or 1 (task death)"},
+        {"d,train,1,1,1,2\n", "(task death)"},
+        {"d,train,1,1,1,\n", "patients.csv:2: task death: t and e must both be given or both empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "patient_id,split,g,los,t,e\n%s", bad[i].row);
+        put(dir, "patients.csv", text);
+        o.strict = (int)(i % 2); /* labels are checked in both modes */
+        assert_int_not_equal(ff_site_load(&s, dir, &sh, &o, &rep), FF_OK);
+        if (!strstr(ff_error_message(), bad[i].msg))
+            fail_msg("case %zu: '%s' lacks '%s'", i, ff_error_message(), bad[i].msg);
+    }
+    ft_rmtree(dir);
+}
+
 /* Area resize against hand-computed means, and PNG round trips of 8-bit, 16-bit, RGB. */
 static void test_png_and_resize(void **state)
 {
@@ -499,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_hard_errors),
         cmocka_unit_test(test_format2),
+        cmocka_unit_test(test_declared_tasks),
         cmocka_unit_test(test_png_and_resize),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_shared_edges),

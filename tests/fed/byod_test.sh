@@ -7,6 +7,9 @@
 #               icu and critical are null with their reason under "undefined" in metrics.json,
 #               comparison.json and the audit log's evaluation entries, and the report says
 #               "undefined"; admission is defined. The folders are byte-identical afterwards.
+#   tasks       the acceptance test of declared tasks: multiclass, regression, survival and an
+#               unlabelled binary task on hospital-a..c with secure aggregation; every metric
+#               (federated and `fedfuse eval`) against scikit-learn (tasks_oracle.py)
 #   refuse      data.dir holding hospital-a..c (no site-1) stops with exit 2 and writes nothing
 #               into it; a missing --site folder and a folder without patients.csv stop with
 #               exit 2 before the run folder is made; data.site_dirs in the config works like --site.
@@ -17,7 +20,7 @@ fed_init byodtest 5 '*/logs/*.log'
 
 # three site folders under other names, from a small synthetic cohort
 mksites() {
-    "$fedfuse" synth --sites 3 --patients 80 --seed 3 --image-size 16 --out "$tmp/gen" > /dev/null ||
+    "$fedfuse" synth --sites 3 --patients "${1:-80}" --seed 3 --image-size 16 --out "$tmp/gen" > /dev/null ||
         fail "synth"
     mkdir -p "$tmp/data"
     local i=1 h
@@ -110,6 +113,33 @@ for d in ev:
     assert isinstance(d["auroc"]["admission"], float), d
 print("audit evaluation entries:", ev[-1])
 EOP
+    ;;
+tasks)
+    # one task of every kind (multiclass, regression missing at one site, survival with
+    # censoring, an unlabelled binary task), secure aggregation on, folders hospital-a..c;
+    # every metric against scikit-learn and an independent C-index (tasks_oracle.py)
+    mksites 200
+    $py "$src/tests/fed/tasks_oracle.py" labels "$tmp"/data/hospital-* || fail "task labels"
+    mkconf < /dev/null
+    sed -i "s|^model_config: .*|model_config: $src/tests/fed/data/model-tasks.yaml|" "$tmp/demo.yaml"
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" --site "$tmp/data/hospital-a" \
+        --site "$tmp/data/hospital-b" --site "$tmp/data/hospital-c" > "$tmp/sim.txt" 2>&1 ||
+        { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    cat "$tmp/sim.txt"
+    for f in metrics.json report.html comparison.json audit.jsonl; do
+        [ -s "$tmp/a/$f" ] || fail "missing $f"
+    done
+    grep -qi "nan" "$tmp/sim.txt" && fail "console prints nan"
+    grep -q "Task grade (multiclass)" "$tmp/a/report.html" || fail "report has no grade line"
+    grep -q "undefined" "$tmp/a/report.html" || fail "report does not say undefined"
+    verify "$tmp/a"
+    "$fedfuse" eval --config "$src/tests/fed/data/model-tasks.yaml" --weights "$tmp/a/model.safetensors" \
+        --data "$tmp/data/hospital-a" --data "$tmp/data/hospital-b" --data "$tmp/data/hospital-c" \
+        --bootstrap 0 --predictions --out "$tmp/ev" > "$tmp/ev.txt" 2>&1 || { cat "$tmp/ev.txt"; fail "eval"; }
+    cat "$tmp/ev.txt"
+    grep -q "^auroc_flag undefined" "$tmp/ev.txt" || fail "eval does not print flag undefined"
+    $py "$src/tests/fed/tasks_oracle.py" check "$tmp/a" "$tmp/ev" "$tmp"/data/hospital-* ||
+        fail "metrics against scikit-learn"
     ;;
 refuse)
     mksites

@@ -34,8 +34,8 @@
 extern "C" {
 #endif
 
-#define FF_CLIENT_TASKS 3
-extern const char *const ff_client_task_names[FF_CLIENT_TASKS]; /* admission, icu, critical */
+/* The tasks are the model config's declaration (ff_model_config.task_set; the site's shape
+ * carries them): names, kinds and columns come from there, never from a fixed list. */
 
 /* Modalities as a bit mask. */
 enum { FF_MOD_IMG = 1, FF_MOD_TXT = 2, FF_MOD_EHR = 4, FF_MOD_ALL = 7 };
@@ -131,25 +131,32 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
 int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites,
                       const ff_local_opts *o, ff_local_stats *st) FF_WARN_UNUSED;
 
-/* Predicted probabilities for every patient of a split: probs, labels and label masks are
+/* The model's outputs for every patient of a split (ff_task_outputs: probabilities of binary
+ * and multiclass tasks, predicted values, risk scores): probs, labels and label masks are
  * [n, K] arrays the caller allocates with n = ff_site_count(s, split). With a modality mask
- * other than FF_MOD_ALL, patients left with no modality get the score `fallback`. */
+ * other than FF_MOD_ALL, patients left with no modality get the score `fallback` (binary
+ * tasks; the others their neutral output). */
 int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modalities,
                      float fallback, float *probs, float *labels, float *mask) FF_WARN_UNUSED;
 
-/* Exact metrics of each task on each site's split and on the pooled predictions, with
- * fairness (sex, age band) on the pooled predictions, as JSON
- * {"split":..,"tasks":{"admission":{"pooled":{metrics.json},"sites":{"site-1":{..}}}}}.
+/* Exact metrics of each declared task on each site's split and on the pooled predictions,
+ * with fairness (sex, age band) of binary tasks on the pooled predictions, as JSON
+ * {"split":..,"auroc":{binary task: value|null},"tasks":{"admission":{"kind":"binary",
+ * "pooled":{metrics.json},"sites":{"site-1":{..}}}, "grade":{"kind":"multiclass",...}}}.
  * With html_path, also writes one self-contained report page (columns: pooled and each site,
  * per task). The caller owns *out. */
 int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *names, size_t n,
                        ff_split split, int modalities, const ff_eval_opts *eo,
                        const char *html_path, json_t **out) FF_WARN_UNUSED;
 
-/* Federated evaluation at one site: per-task score histograms (with sex and age-band slices)
- * of the split, as the JSON array the coordinator merges. */
+/* Federated evaluation at one site: per binary task score histograms (with sex and age-band
+ * slices) of the split, as the JSON array the coordinator merges. */
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
                         json_t **out) FF_WARN_UNUSED;
+/* The same for the declared tasks of the other kinds: one ff_eval_kind_stats per task, as a
+ * JSON array (empty when every task is binary). */
+int ff_client_eval_stats(ff_model *m, const ff_site *s, ff_split split, int nbins,
+                         json_t **out) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Explanations (fedfuse explain; client/src/explain.c)                                      */

@@ -132,6 +132,11 @@ void ff_eval_result_free(ff_eval_result *r);
 int ff_eval_cindex(const double *risk, const double *time, const uint8_t *event, size_t n,
                    double *out) FF_WARN_UNUSED;
 
+/* The sums behind it: concordant (ties 1/2) and comparable pairs; 0 and 0 with none, so
+ * that sites' counts add up (a site-stratified C-index). FF_EINVAL for a non-finite value. */
+int ff_eval_cindex_counts(const double *risk, const double *time, const uint8_t *event,
+                          size_t n, double *concordant, double *comparable) FF_WARN_UNUSED;
+
 /* Regression metrics, as scikit-learn's mean_absolute_error, sqrt(mean_squared_error) and
  * r2_score. n = 0: all undefined ("no labelled patients"); a constant target: R² undefined.
  * FF_EINVAL for a non-finite value (names the row). */
@@ -316,6 +321,72 @@ int ff_eval_hist_operating_point(const ff_eval_hist *h, ff_op_rule rule, double 
  * (names the field) and owns nothing on error. */
 int ff_eval_hist_to_json(const ff_eval_hist *h, json_t **out) FF_WARN_UNUSED;
 int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out) FF_WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Declared tasks of the other kinds (eval/src/taskeval.c): exact metrics, and mergeable      */
+/* statistics for federated evaluation. Binary tasks use ff_eval_binary and ff_eval_hist.     */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Rows are in the task's own columns (ff/common.h "Prediction tasks"): pred [n, width] the
+ * model's outputs (multiclass: class probabilities; regression: the predicted value;
+ * survival: column 0 the risk score), lab [n, width] the labels (multiclass one-hot;
+ * regression the value; survival time, event). Metrics (docs/evaluation.md):
+ *   multiclass  accuracy, macro one-vs-rest AUROC, per class AUROC and support;
+ *   regression  MAE, RMSE, R²;
+ *   survival    Harrell's C-index, and the time-dependent AUROC at the task's horizon h
+ *               (cumulative/dynamic: cases had the event at T <= h, controls T > h; patients
+ *               censored before h are left out).
+ * Federated: each site adds its rows once (ff_eval_kind_stats_add); sums and counts add up,
+ * AUROCs come from per-class (multiclass) or case/control (survival) score histograms, and the
+ * pooled C-index is site-stratified (concordant and comparable pairs within each site,
+ * summed). Undefined metrics carry their reason, as everywhere in ff_eval.
+ */
+typedef struct {
+    int kind;       /* ff_task_kind (never binary here) */
+    double n;       /* labelled patients */
+    int classes;
+    ff_metric accuracy, macro_auroc;
+    ff_metric class_auroc[FF_TASK_CLASSES_MAX];
+    double class_n[FF_TASK_CLASSES_MAX];
+    ff_metric mae, rmse, r2;
+    double events, horizon;
+    ff_metric cindex, td_auroc;
+} ff_eval_kind_result;
+
+/* Exact metrics of n rows. FF_EINVAL for a non-finite value or a bad label (names the row). */
+int ff_eval_kind_exact(const ff_task *t, const double *pred, const double *lab, size_t n,
+                       ff_eval_kind_result *r) FF_WARN_UNUSED;
+/* {"kind", "n", metric: value|null, ..., "undefined": {metric: why}} (+ "classes", "per_class"
+ * [{"class", "n", "auroc"}], "events", "horizon" by kind). */
+int ff_eval_kind_to_json(const ff_eval_kind_result *r, json_t **out) FF_WARN_UNUSED;
+/* "accuracy 0.612, macro AUROC 0.741" — the headline metrics for a console or report line. */
+void ff_eval_kind_summary(const ff_eval_kind_result *r, char *buf, size_t n);
+/* The headline metric of the kind (multiclass macro AUROC, regression R², survival C-index). */
+const ff_metric *ff_eval_kind_headline(const ff_eval_kind_result *r, const char **name);
+
+typedef struct {
+    char task[64];
+    int kind, classes, nbins;
+    double horizon;
+    double n, correct, class_n[FF_TASK_CLASSES_MAX];
+    double sum_abs, sum_sq, sum_y, sum_y2; /* regression */
+    double events, concordant, comparable; /* survival */
+    ff_eval_hist *hist[FF_TASK_CLASSES_MAX]; /* multiclass: per class; survival: [0] cases */
+    int nhist;
+} ff_eval_kind_stats;
+
+int ff_eval_kind_stats_new(ff_eval_kind_stats **out, const ff_task *t, int nbins) FF_WARN_UNUSED;
+void ff_eval_kind_stats_free(ff_eval_kind_stats *s);
+/* One site's rows (call once per site: the C-index pairs are counted within the call). */
+int ff_eval_kind_stats_add(ff_eval_kind_stats *s, const double *pred, const double *lab,
+                           size_t n) FF_WARN_UNUSED;
+/* dst += src: same task, kind, classes, horizon and nbins (FF_EINVAL otherwise). */
+int ff_eval_kind_stats_merge(ff_eval_kind_stats *dst, const ff_eval_kind_stats *src) FF_WARN_UNUSED;
+int ff_eval_kind_stats_metrics(const ff_eval_kind_stats *s, ff_eval_kind_result *r) FF_WARN_UNUSED;
+/* {"task", "kind", "classes", "horizon", "nbins", sums..., "hists": [...]}; from_json
+ * validates every field (names it) and owns nothing on error. */
+int ff_eval_kind_stats_to_json(const ff_eval_kind_stats *s, json_t **out) FF_WARN_UNUSED;
+int ff_eval_kind_stats_from_json(const json_t *j, ff_eval_kind_stats **out) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Run summaries ('fedfuse eval', 'fedfuse metrics-pool')                                    */

@@ -403,6 +403,13 @@ int ff_loss_cox_backward(float *dscore, const float *score, const float *time, c
  * A model whose tasks are all binary uses ff_bce_forward over all K columns instead. */
 int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
                  const float *mask, int B, double *loss, float *dlogits) FF_WARN_UNUSED;
+/* The model's outputs for one row of logits [K]: binary σ(z) (the model's probability, as
+ * for every column of an all-binary model); multiclass the softmax over its classes;
+ * regression center + scale·z; survival the risk score z in column 0 (column 1 = 0). A row
+ * whose patient had nothing the model may see (present = 0) gets fallback for binary tasks,
+ * 1/classes, center and 0 for the others. */
+void ff_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
+                     int present, float *out);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tabular models (models/src/tabular.c): `linear` and `mlp` over a plain feature matrix      */
