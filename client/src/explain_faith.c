@@ -81,7 +81,7 @@ static json_t *faith_json(const ex_state *st, int k, const ex_variant *var, int 
     }
     auc_a /= M + 1, auc_r /= M + 1;
     double score = auc_r > 0 ? 1.0 - auc_a / auc_r : 0.0;
-    return json_pack("{s:s,s:o,s:o,s:o,s:f,s:f,s:f,s:i}", "task", ff_client_task_names[k],
+    return json_pack("{s:s,s:o,s:o,s:o,s:f,s:f,s:f,s:i}", "task", st->sh->tasks.t[k].name,
                      "removed", steps, "attribution_order", attr, "random_order", rnd,
                      "deletion_auc", auc_a, "deletion_auc_random", auc_r, "faithfulness",
                      score, "random_orders", FAITH_RANDOM);

@@ -148,7 +148,7 @@ int ex_heatmaps(const ex_state *st, const double *delta, const char *path, json_
         ex_buf b = {0};
         int shown = 0;
         rc = heatmap_png(st, delta + (size_t)k * (size_t)st->np, &b, &shown);
-        snprintf(file, sizeof file, "%s/heatmap-%s.png", dir, ff_client_task_names[k]);
+        snprintf(file, sizeof file, "%s/heatmap-%s.png", dir, st->sh->tasks.t[k].name);
         if (rc == FF_OK)
             rc = ff_file_write_atomic(file, b.p, b.len, 0644);
         if (rc == FF_OK && k == 0)
@@ -156,7 +156,7 @@ int ex_heatmaps(const ex_state *st, const double *delta, const char *path, json_
         free(b.p);
         if (rc == FF_OK)
             json_array_append_new(maps, json_pack("{s:s,s:s,s:i,s:i}", "task",
-                                                  ff_client_task_names[k], "file", file,
+                                                  st->sh->tasks.t[k].name, "file", file,
                                                   "patches_shown", shown, "patches", st->np));
     }
     if (rc != FF_OK) {
