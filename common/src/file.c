@@ -15,6 +15,23 @@ int ff_path_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+ff_file_stamp ff_file_stamp_of(const char *path)
+{
+    struct stat st;
+    ff_file_stamp s = {0, 0, 0};
+    if (stat(path, &st) == 0) {
+        s.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        s.size = (int64_t)st.st_size;
+        s.ino = (uint64_t)st.st_ino;
+    }
+    return s;
+}
+
+int ff_file_stamp_eq(ff_file_stamp a, ff_file_stamp b)
+{
+    return a.mtime_ns == b.mtime_ns && a.size == b.size && a.ino == b.ino;
+}
+
 static int fsync_parent_dir(const char *path)
 {
     char *copy = strdup(path);

@@ -76,7 +76,7 @@ typedef struct {
     EVP_PKEY **site_keys; /* their Ed25519 keys (secure aggregation) */
     X509 *ca;
     char *crl_pem;
-    time_t crl_mtime;
+    ff_file_stamp crl_stamp;
     time_t crl_next;        /* the CRL's nextUpdate (0 = no CRL) */
     char crl_warning[512];  /* "" or why the CRL needs renewing (status, log) */
     double crl_logged;      /* ff_now() of the last warning line */
@@ -230,9 +230,10 @@ static void roster_set_cert_locked(node *nd, size_t idx, const char *pem)
 /* A new CRL file: into the roster, and the sites whose certificate it revokes are gone. */
 static void roster_crl_locked(node *nd)
 {
-    struct stat st;
-    if (!nd->cons.crl[0] || stat(nd->cons.crl, &st) != 0 || st.st_mtime == nd->crl_mtime)
+    ff_file_stamp st = nd->cons.crl[0] ? ff_file_stamp_of(nd->cons.crl) : nd->crl_stamp;
+    if (ff_file_stamp_eq(st, nd->crl_stamp))
         return;
+    nd->crl_stamp = st; /* a file that does not load is tried again when it changes */
     char *pem = NULL;
     size_t len = 0;
     X509_CRL *crl = NULL;
@@ -240,10 +241,8 @@ static void roster_crl_locked(node *nd)
         ff_pki_crl_from_pem(pem, len, nd->ca, &crl) != FF_OK) {
         FF_LOG_ERROR("roster: keeping the previous revocation list: %s", ff_error_message());
         free(pem);
-        nd->crl_mtime = st.st_mtime;
         return;
     }
-    nd->crl_mtime = st.st_mtime;
     free(nd->crl_pem);
     nd->crl_pem = pem;
     struct tm tm;

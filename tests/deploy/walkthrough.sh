@@ -8,7 +8,8 @@
 # - hospital-c's first node hangs at the start of round 2 (FEDFUSE_TEST_STOP_AT, a test hook):
 #   so round 2 waits for it, deterministically, while hospital-d joins and until hospital-c is
 #   revoked; then it is resumed (SIGCONT) and must stop on its own with "certificate revoked".
-# - the checks at the end: hospital-d trained in round 3 (the round after it joined), no
+# - the checks at the end: the coordinator printed the `job` line of `fedfuse job hash`,
+#   hospital-d trained in round 3 (the round after it joined), no
 #   phase waited for a deadline, the operator's status listed the sites, no hospital key is
 #   outside its hospital's folder.
 # Waits are for log lines (the blocks' own `waitfor`, up to 10 minutes each), never for time.
@@ -91,6 +92,8 @@ wait "$runner" || fail "a walkthrough command failed (run.log above)"
 echo "the $nblocks walkthrough blocks of $doc ran"
 
 log=coordinator/coordinator.log
+grep -qx "$(cat coordinator/job.txt)" "$log" ||
+    fail "the coordinator's job line differs from \`fedfuse job hash\`'s ($(cat coordinator/job.txt))"
 grep -q "round 3: masked input from hospital-d accepted" "$log" ||
     fail "hospital-d did not train in round 3, the round after it joined"
 grep -q "round [12]: masked input from hospital-d" "$log" &&

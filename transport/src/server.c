@@ -50,12 +50,11 @@ struct ff_server {
     ff_server_handlers h;
     ff_consortium cons;
     char cons_path[1024];
-    struct timespec cons_mtime;
+    ff_file_stamp cons_stamp;
     double cons_checked;
     X509 *ca;
     X509_CRL *crl;
-    time_t crl_mtime;
-    double crl_checked;
+    ff_file_stamp crl_stamp;
     pthread_mutex_t lock; /* counters, crl, cons */
     ff_server_counters cnt;
     atomic_int stopping;
@@ -222,25 +221,26 @@ static int fail_call(call_ctx *cc, int with_md, int rc, const char *method)
 
 /* ---- identity -------------------------------------------------------------------------- */
 
-/* Re-reads the CRL when its file changed (checked at most once a second), so `fedfuse pki
- * revoke` takes effect without a restart. Called with s->lock held. */
+/* Re-reads the CRL when its file changed, checked at every call (one stat): a certificate the
+ * coordinator has just seen revoked (its roster, fed/) is refused at its very next call, and
+ * `fedfuse pki revoke` takes effect without a restart. A file that does not load (half
+ * copied, not signed by the CA) is tried again when it changes. Called with s->lock held. */
 static void crl_refresh(ff_server *s)
 {
-    struct stat st;
-    double now = ff_now();
-    if (!s->cons.crl[0] || now - s->crl_checked < 1.0)
+    if (!s->cons.crl[0])
         return;
-    s->crl_checked = now;
-    if (stat(s->cons.crl, &st) != 0 || st.st_mtime == s->crl_mtime)
+    ff_file_stamp st = ff_file_stamp_of(s->cons.crl);
+    if (ff_file_stamp_eq(st, s->crl_stamp))
         return;
     X509_CRL *crl;
     if (ff_pki_load_crl(s->cons.crl, s->ca, &crl) != FF_OK) {
         ff_log(FF_LOG_ERROR, "keeping the previous revocation list: %s", ff_error_message());
+        s->crl_stamp = st; /* tried again when the file changes, not at every call */
         return;
     }
     X509_CRL_free(s->crl);
     s->crl = crl;
-    s->crl_mtime = st.st_mtime;
+    s->crl_stamp = st;
     ff_log(FF_LOG_INFO, "revocation list %s loaded", s->cons.crl);
 }
 
@@ -251,15 +251,14 @@ static void crl_refresh(ff_server *s)
  * s->lock held; the enrolled handler runs under it, before any call of a new site is served. */
 static void cons_refresh(ff_server *s, int force)
 {
-    struct stat st;
     double now = ff_now();
     if (!s->cons_path[0] || (!force && now - s->cons_checked < 1.0))
         return;
     s->cons_checked = now;
-    if (stat(s->cons_path, &st) != 0 || (st.st_mtim.tv_sec == s->cons_mtime.tv_sec &&
-                                         st.st_mtim.tv_nsec == s->cons_mtime.tv_nsec))
+    ff_file_stamp st = ff_file_stamp_of(s->cons_path);
+    if (ff_file_stamp_eq(st, s->cons_stamp))
         return;
-    s->cons_mtime = st.st_mtim;
+    s->cons_stamp = st; /* a file that does not load is tried again when it changes */
     ff_consortium c;
     if (ff_consortium_load(s->cons_path, &c) != FF_OK) {
         ff_log(FF_LOG_ERROR, "keeping the previous site list: %s", ff_error_message());
@@ -1021,18 +1020,14 @@ static int server_setup(ff_server *s, const ff_server_opts *o)
         return ff_error(FF_EINVAL, "server: no consortium file");
     if ((rc = ff_consortium_load(o->consortium, &s->cons)) != FF_OK)
         return rc;
-    struct stat cst;
     ff_strlcpy(s->cons_path, o->consortium, sizeof s->cons_path);
-    if (stat(o->consortium, &cst) == 0)
-        s->cons_mtime = cst.st_mtim;
+    s->cons_stamp = ff_file_stamp_of(o->consortium);
     if ((rc = ff_pki_load_cert(s->cons.ca, &s->ca)) != FF_OK)
         return ff_error_prefix(rc, "%s: ca: ", o->consortium);
     if (s->cons.crl[0]) {
-        struct stat st;
+        s->crl_stamp = ff_file_stamp_of(s->cons.crl);
         if ((rc = ff_pki_load_crl(s->cons.crl, s->ca, &s->crl)) != FF_OK)
             return ff_error_prefix(rc, "%s: crl: ", o->consortium);
-        if (stat(s->cons.crl, &st) == 0)
-            s->crl_mtime = st.st_mtime;
     }
     /* Each site may hold a long-poll and a transfer at once: 2 workers per site + spare. */
     if (s->nworkers <= 0)

@@ -356,6 +356,16 @@ FILE *ff_file_fopen_regular(const char *path);
 /* mkdir -p with mode. */
 int ff_mkdir_p(const char *path, unsigned mode) FF_WARN_UNUSED;
 int ff_path_exists(const char *path);
+/* A file as seen from outside (modification time in ns, size, inode), for files re-read when
+ * they change (the CRL, the consortium file): a file replaced by rename, or rewritten within
+ * the same second, has another stamp; a half-written copy differs from the finished one. All
+ * zero when path cannot be stat'ed. */
+typedef struct {
+    int64_t mtime_ns, size;
+    uint64_t ino;
+} ff_file_stamp;
+ff_file_stamp ff_file_stamp_of(const char *path);
+int ff_file_stamp_eq(ff_file_stamp a, ff_file_stamp b);
 
 /* ---------------------------------------------------------------------------------------- */
 /* RNG: Philox4x32-10 (Salmon et al., SC'11), counter-based and identical on every machine    */
