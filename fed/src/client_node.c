@@ -1411,6 +1411,10 @@ static int cnode_open(cnode *cn, const ff_site_config *sc)
     ff_fedclient_init(&cn->fs);
     ff_models_set_threads((int)sc->threads);
     int rc = ff_policy_load(sc->policy, &cn->pol);
+    /* the node's state folder (receipts, the secure-aggregation guard, the privacy ledger)
+     * exists before the first round: the guard is written before any receipt */
+    if (rc == FF_OK)
+        rc = ff_mkdir_p(sc->out_dir, 0755);
     if (rc == FF_OK && strcmp(cn->pol.site, sc->site) != 0)
         rc = ff_error(FF_ECONFIG, "%s: site '%s' does not match the client config's site '%s'",
                       sc->policy, cn->pol.site, sc->site);

@@ -33,6 +33,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$base"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM   # the EXIT trap then stops the walkthrough's processes
 
 fail() {
     echo "FAIL: $*"
