@@ -74,6 +74,8 @@ static rtask *task_slot(rrun *r, const char *name)
 /* dst += h, creating dst as a copy of h when it is the first. */
 static int add_into(ff_eval_hist **dst, const ff_eval_hist *h)
 {
+    if (!h) /* cannot happen after a successful parse; says so to gcc -O3's null analysis */
+        return ff_error(FF_EINVAL, "fedeval.json: no histogram");
     if (!*dst) {
         int rc = ff_eval_hist_new(dst, h->task, h->nbins);
         if (rc != FF_OK)
