@@ -2,117 +2,16 @@
  * serialises every engine call (the engine is not thread-safe) and one condition variable
  * wakes long-polls when the engine moves. The main thread polls the engine, sleeping at most
  * until the open phase's deadline, so no wait is unbounded. */
-#include <errno.h>
-#include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#include "coord_internal.h"
 
-#include <openssl/x509.h>
-
-#include "fed_diag.h"
-#include "fed_dp.h"
-#include "fed_metrics.h"
-#include "fed_secagg.h"
-#include "fed_stats.h"
-
-/* ---- model blobs: the bytes Download serves, reference-counted while a stream runs ---- */
-
-typedef struct blob {
-    uint8_t sha[FF_SHA256_BYTES];
-    float *data;
-    size_t bytes;
-    int refs, current;
-    struct blob *next;
-} blob;
-
-/* Upload buffers. A masked input (or a plain update) reaches the engine only once its SHA-256
- * has been checked at the end of the stream, so each upload in progress needs a whole
- * model-sized buffer: with one malloc per upload, N clients finishing together cost N model
- * sizes of coordinator memory. FED_UPLOAD_SLOTS buffers, reused for the whole run, cost that
- * many model sizes whatever N is (docs/benchmarks.md, "Load"). An upload that finds every
- * slot taken waits in upload_begin, its data held back by gRPC flow control; on loopback or a
- * LAN an upload holds a slot for milliseconds. */
-#define FED_UPLOAD_SLOTS 8
-/* Buffers one site may hold at once: its upload and a retry while the broken stream before it
- * is still being torn down. A site cannot take more than this from the others (issue #19
- * item 3); a slot is held at most limits.upload_grace + update size / limits.upload_min_rate. */
-#define FED_SITE_SLOTS 2
-
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    ff_coord *c;
-    ff_coord_config cfg;
-    ff_plan plan;
-    char *plan_yaml;
-    size_t plan_len;
-    uint8_t job[FF_SHA256_BYTES];
-    char job_hex[FF_SHA256_HEX];
-    ff_consortium cons;
-    /* Per-site arrays hold FF_COORD_MAX_SITES entries: hospitals join during the run (the
-     * consortium file is re-read, on_enrolled); nsites grows, an index never changes. */
-    const char **names;
-    char (*name_buf)[FF_SITE_NAME_MAX];
-    size_t nsites;
-    char run_id[96];
-    /* engine snapshot (under mu) */
-    int state, fatal;
-    int64_t round, attempt;
-    char phase[32];
-    unsigned char *pending;
-    int64_t deadline_ms;
-    unsigned char *done_sent;
-    double *last_seen;
-    char (*gone)[256]; /* why a site is known gone ("" = not): revoked, refused the job, failed
-                          its start-up checks; cleared when it says Hello again */
-    double t_start;    /* ff_now() at start: a site never heard from is quiet after site_timeout */
-    /* the consortium roster sent with tasks: each site's certificate (as it presented it over
-     * mutual TLS, or from secure_aggregation.site_certs), the CRL, a version */
-    char **cert_pem;
-    EVP_PKEY **site_keys; /* their Ed25519 keys (secure aggregation) */
-    X509 *ca;
-    char *crl_pem;
-    ff_file_stamp crl_stamp;
-    time_t crl_next;        /* the CRL's nextUpdate (0 = no CRL) */
-    char crl_warning[512];  /* "" or why the CRL needs renewing (status, log) */
-    double crl_logged;      /* ff_now() of the last warning line */
-    uint64_t roster_version;
-    char *roster;
-    size_t roster_len;
-    blob *blobs, *cur;
-    int64_t blob_round, blob_attempt;
-    char blob_phase[32];
-    fed_evalstate ev;
-    fed_audit audit;
-    fed_secagg sa; /* secure_aggregation.enabled */
-    fed_dp dp;     /* plan privacy.client.enabled */
-    fed_stats sj;  /* a statistics job (cfg.query), docs/statistics.md */
-    int is_stats;
-    const char *config_path;
-    void *slot_buf[FED_UPLOAD_SLOTS]; /* allocated on first use, freed at the end of the run */
-    size_t slot_cap[FED_UPLOAD_SLOTS];
-    unsigned char slot_busy[FED_UPLOAD_SLOTS];
-    int slot_site[FED_UPLOAD_SLOTS]; /* site index holding the busy slot */
-    fed_coord_stats stats; /* for the metrics endpoint (engine hook, under mu) */
-    fed_site_report *reports; /* per site: what it last said about itself (fed_diag.h) */
-    double wait_logged;       /* the last "waiting for sites" line */
-    ff_server *srv;
-    char live_key[96]; /* round/attempt/phase/state of the last live.html */
-    int live_failed;
-} node;
-
-static int64_t unix_ms(void)
+int64_t fed_coord_unix_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int site_index(const node *nd, const char *name)
+int fed_coord_site_index(const node *nd, const char *name)
 {
     for (size_t i = 0; i < nd->nsites; i++)
         if (strcmp(nd->names[i], name) == 0)
@@ -159,7 +58,7 @@ static int blob_refresh_locked(node *nd)
     return FF_OK;
 }
 
-static int phase_is(const node *nd, const char *p)
+int fed_coord_phase_is(const node *nd, const char *p)
 {
     return strcmp(nd->phase, p) == 0;
 }
@@ -174,9 +73,9 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
     for (size_t i = 0; i < st->npending; i++)
         if (st->pending[i] >= 0 && (size_t)st->pending[i] < nd->nsites)
             nd->pending[st->pending[i]] = 1;
-    nd->deadline_ms = unix_ms() + (int64_t)(st->deadline_in * 1000.0);
-    int serving = phase_is(nd, FF_PHASE_TRAIN) || phase_is(nd, FF_PHASE_EVALUATE) ||
-                  phase_is(nd, FED_PHASE_ADVERTISE);
+    nd->deadline_ms = fed_coord_unix_ms() + (int64_t)(st->deadline_in * 1000.0);
+    int serving = fed_coord_phase_is(nd, FF_PHASE_TRAIN) || fed_coord_phase_is(nd, FF_PHASE_EVALUATE) ||
+                  fed_coord_phase_is(nd, FED_PHASE_ADVERTISE);
     if (serving && (nd->blob_round != nd->round || nd->blob_attempt != nd->attempt ||
                     strcmp(nd->blob_phase, nd->phase) != 0 || !nd->cur)) {
         int rc = blob_refresh_locked(nd);
@@ -296,6 +195,14 @@ static void crl_expiry_locked(node *nd)
         FF_LOG_ERROR("%s", nd->crl_warning);
 }
 
+/* The CRL file as it is now, into the roster and the expiry warning: the transport checks
+ * the file at every call, so what status says must come from the same file. */
+void fed_coord_crl_refresh_locked(node *nd)
+{
+    roster_crl_locked(nd);
+    crl_expiry_locked(nd);
+}
+
 /* secure_aggregation.site_certs (optional): <site>.pem of sites the coordinator should know
  * before they connect. */
 static int roster_load_site_certs(node *nd, const char *dir, size_t from)
@@ -321,8 +228,7 @@ static int liveness_locked(node *nd, int *hold)
 {
     double now = ff_now();
     *hold = 0;
-    roster_crl_locked(nd);
-    crl_expiry_locked(nd);
+    fed_coord_crl_refresh_locked(nd);
     for (size_t i = 0; i < nd->nsites; i++) {
         double since = now - FF_MAX(nd->last_seen[i], nd->t_start);
         /* secure aggregation needs the site's key: known once it has connected */
@@ -356,7 +262,7 @@ static int liveness_locked(node *nd, int *hold)
 static void site_gone(node *nd, const char *site, const char *why)
 {
     pthread_mutex_lock(&nd->mu);
-    int idx = site_index(nd, site);
+    int idx = fed_coord_site_index(nd, site);
     if (idx >= 0 && strcmp(nd->gone[idx], why) != 0) {
         ff_strlcpy(nd->gone[idx], why, sizeof nd->gone[idx]);
         FF_LOG_WARN("site '%s' is gone: %s", site, why);
@@ -403,7 +309,7 @@ static void on_enrolled(void *user, const ff_consortium *cons)
     int changed = 0;
     pthread_mutex_lock(&nd->mu);
     for (size_t k = 0; k < cons->sites.count; k++) {
-        int idx = site_index(nd, cs[k].name);
+        int idx = fed_coord_site_index(nd, cs[k].name);
         if (idx >= 0 && strcmp(nd->gone[idx], FED_NOT_LISTED) == 0) {
             FF_LOG_INFO("site '%s' is in the consortium file again", cs[k].name);
             nd->gone[idx][0] = '\0';
@@ -442,7 +348,7 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
     reply->poll_timeout_ms = 20000;
     FF_LOG_INFO("site %s connected", c->site);
     pthread_mutex_lock(&nd->mu);
-    int idx = site_index(nd, c->site);
+    int idx = fed_coord_site_index(nd, c->site);
     if (idx >= 0 && nd->gone[idx][0]) {
         FF_LOG_INFO("site '%s' is back (it was: %s)", c->site, nd->gone[idx]);
         nd->gone[idx][0] = '\0';
@@ -459,15 +365,15 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
 static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t);
 
 /* The secure-aggregation phase open now, as the Task.phase the sites see (0 = none). */
-static int secagg_phase(const node *nd)
+int fed_coord_secagg_phase(const node *nd)
 {
     if (!nd->cfg.secure_aggregation.enabled)
         return 0;
-    return phase_is(nd, FED_PHASE_ADVERTISE) ? FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE
-           : phase_is(nd, FED_PHASE_SHARE)   ? FEDFUSE__PHASE__PHASE_SECAGG_SHARE
-           : phase_is(nd, FED_PHASE_MASKED)  ? FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT
-           : phase_is(nd, FED_PHASE_CHECK)   ? FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY
-           : phase_is(nd, FED_PHASE_UNMASK)  ? FEDFUSE__PHASE__PHASE_SECAGG_UNMASK
+    return fed_coord_phase_is(nd, FED_PHASE_ADVERTISE) ? FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE
+           : fed_coord_phase_is(nd, FED_PHASE_SHARE)   ? FEDFUSE__PHASE__PHASE_SECAGG_SHARE
+           : fed_coord_phase_is(nd, FED_PHASE_MASKED)  ? FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT
+           : fed_coord_phase_is(nd, FED_PHASE_CHECK)   ? FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY
+           : fed_coord_phase_is(nd, FED_PHASE_UNMASK)  ? FEDFUSE__PHASE__PHASE_SECAGG_UNMASK
                                              : 0;
 }
 
@@ -524,8 +430,8 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
         dp->delta = nd->dp.cfg.delta;
         t->dp = dp;
     }
-    if (secagg_phase(nd) == phase)
-        return fed_secagg_task(&nd->sa, site_index(nd, c->site), nd->attempt, nd->phase, c, t);
+    if (fed_coord_secagg_phase(nd) == phase)
+        return fed_secagg_task(&nd->sa, fed_coord_site_index(nd, c->site), nd->attempt, nd->phase, c, t);
     if (nd->cfg.secure_aggregation.enabled) {
         /* every task of the run says so: a site's policy may require it */
         Fedfuse__SecAggParams *sp = ff_call_alloc(c, sizeof *sp);
@@ -587,7 +493,7 @@ static void report_locked(node *nd, int idx, const Fedfuse__TaskRequest *req)
     clean_copy(r->version, sizeof r->version, req->software_version);
     r->have_skew = req->site_unix_ms > 0;
     if (r->have_skew)
-        r->skew_s = (double)(req->site_unix_ms - unix_ms()) / 1e3;
+        r->skew_s = (double)(req->site_unix_ms - fed_coord_unix_ms()) / 1e3;
 }
 
 static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
@@ -597,7 +503,7 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
     uint32_t wait = req->wait_ms ? FF_MIN(req->wait_ms, 30000u) : 20000u;
     int rc = FF_OK;
     pthread_mutex_lock(&nd->mu);
-    int idx = site_index(nd, c->site), first = 1;
+    int idx = fed_coord_site_index(nd, c->site), first = 1;
     double until = ff_wall_time() + wait / 1000.0;
     for (;;) {
         if (idx < 0) {
@@ -630,15 +536,15 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
             pthread_cond_broadcast(&nd->cv);
             break;
         }
-        if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_TRAIN)) {
+        if (nd->pending[idx] && nd->cur && fed_coord_phase_is(nd, FF_PHASE_TRAIN)) {
             rc = fill_task_locked(nd, c, FEDFUSE__PHASE__PHASE_TRAIN, reply);
             break;
         }
-        if (nd->pending[idx] && nd->cur && secagg_phase(nd)) {
-            rc = fill_task_locked(nd, c, secagg_phase(nd), reply);
+        if (nd->pending[idx] && nd->cur && fed_coord_secagg_phase(nd)) {
+            rc = fill_task_locked(nd, c, fed_coord_secagg_phase(nd), reply);
             break;
         }
-        if (nd->pending[idx] && nd->cur && phase_is(nd, FF_PHASE_EVALUATE)) {
+        if (nd->pending[idx] && nd->cur && fed_coord_phase_is(nd, FF_PHASE_EVALUATE)) {
             rc = fill_task_locked(nd, c, FEDFUSE__PHASE__PHASE_EVALUATE, reply);
             break;
         }
@@ -699,7 +605,7 @@ static int slot_take(node *nd, ff_call *c, size_t want, ff_sink *sink)
 {
     int rc = FF_OK, slot = -1, held = 0;
     pthread_mutex_lock(&nd->mu);
-    const int site = site_index(nd, c->site);
+    const int site = fed_coord_site_index(nd, c->site);
     const double until = ff_wall_time() + nd->cfg.limits.slot_wait;
     for (int i = 0; i < FED_UPLOAD_SLOTS; i++)
         held += nd->slot_busy[i] && nd->slot_site[i] == site;
@@ -808,8 +714,8 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
     if (status == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
         rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf, sink->cap,
                              &reason);
-        if (rc == FF_OK && site_index(nd, c->site) >= 0)
-            nd->pending[site_index(nd, c->site)] = 0;
+        if (rc == FF_OK && fed_coord_site_index(nd, c->site) >= 0)
+            nd->pending[fed_coord_site_index(nd, c->site)] = 0;
         if (rc == FF_OK)
             FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
         if (rc == FF_OK)
@@ -851,7 +757,7 @@ static int on_submit_eval(void *user, ff_call *c, const Fedfuse__EvalSubmission 
     pthread_mutex_lock(&nd->mu);
     int reason = 0;
     int rc = ff_coord_submit_eval(nd->c, c->site, req->round, &e, &reason);
-    int idx = site_index(nd, c->site);
+    int idx = fed_coord_site_index(nd, c->site);
     if (rc == FF_OK && idx >= 0)
         nd->pending[idx] = 0; /* not offered again before the next poll's snapshot */
     if (rc == FF_OK)
@@ -879,7 +785,7 @@ static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req
         pthread_mutex_lock(&nd->mu);
         int reason = 0;
         rc = ff_coord_decline(nd->c, phase, c->site, req->round, req->reason, &reason);
-        int idx = site_index(nd, c->site);
+        int idx = fed_coord_site_index(nd, c->site);
         if (rc == FF_OK && idx >= 0)
             nd->pending[idx] = 0;
         pthread_cond_broadcast(&nd->cv);
@@ -922,7 +828,7 @@ static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
                  : ff_error(FF_EPOLICY, "secagg from %s: secure aggregation is off", c->site);
     if (rc == FF_OK) {
         /* not offered again before the engine's next poll refreshes the snapshot */
-        int idx = site_index(nd, c->site);
+        int idx = fed_coord_site_index(nd, c->site);
         if (idx >= 0)
             nd->pending[idx] = 0;
         FF_LOG_INFO("round %u: %s message from %s accepted", req->round, phase, c->site);
@@ -936,187 +842,6 @@ static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
     return rc;
 }
 
-/* The status snapshot (the detail of `fedfuse status`, and what live.html shows). */
-static json_t *status_json_locked(node *nd)
-{
-    json_t *d = json_object();
-    json_t *pend = json_array(), *seen = json_object();
-    double now = ff_now();
-    for (size_t i = 0; i < nd->nsites; i++) {
-        if (nd->pending[i])
-            json_array_append_new(pend, json_string(nd->names[i]));
-        if (nd->last_seen[i] > 0)
-            json_object_set_new(seen, nd->names[i], json_real(now - nd->last_seen[i]));
-    }
-    json_object_set_new(d, "run", json_string(nd->cfg.run_name));
-    json_object_set_new(d, "rounds", json_integer(nd->cfg.rounds));
-    json_object_set_new(d, "round", json_integer(nd->round));
-    json_object_set_new(d, "attempt", json_integer(nd->attempt));
-    json_object_set_new(d, "phase", json_string(nd->state == FF_COORD_DONE ? "done" : nd->phase));
-    json_object_set_new(d, "pending", pend);
-    json_object_set_new(d, "seconds_since_seen", seen);
-    json_t *sites = json_object();
-    double wall = ff_wall_time();
-    for (size_t i = 0; i < nd->nsites; i++) {
-        const fed_site_report *r = &nd->reports[i];
-        json_t *o = json_object();
-        json_object_set_new(o, "last_seen_s", nd->last_seen[i] > 0 ? json_real(now - nd->last_seen[i])
-                                                                   : json_null());
-        json_object_set_new(o, "state", json_string(r->state[0] ? r->state : "unknown"));
-        json_object_set_new(o, "error_code", json_string(r->code));
-        json_object_set_new(o, "error", json_string(r->message));
-        json_object_set_new(o, "error_age_s", r->code[0] ? json_real(wall - r->error_at) : json_null());
-        json_object_set_new(o, "version", json_string(r->version));
-        json_object_set_new(o, "clock_skew_s", r->have_skew ? json_real(r->skew_s) : json_null());
-        json_object_set_new(o, "pending", json_boolean(nd->pending[i]));
-        json_object_set_new(sites, nd->names[i], o);
-    }
-    json_object_set_new(d, "site_status", sites);
-    json_object_set_new(d, "deadline_in_s", json_real(FF_MAX(0, (nd->deadline_ms - unix_ms()) / 1e3)));
-    json_object_set_new(d, "sites", json_integer((json_int_t)nd->nsites));
-    /* the coordinator's clock, for the sites' skew check (fedfuse doctor) */
-    json_object_set_new(d, "now_unix_ms", json_integer((json_int_t)unix_ms()));
-    json_t *unav = json_object();
-    for (size_t i = 0; i < nd->nsites; i++) {
-        int stt = ff_coord_site_state(nd->c, (int)i);
-        if (stt != FF_SITE_UP || nd->gone[i][0])
-            json_object_set_new(unav, nd->names[i],
-                                json_string(nd->gone[i][0] ? nd->gone[i] : "not heard from lately"));
-    }
-    json_object_set_new(d, "not_selected", unav);
-    json_t *ref = json_object();
-    for (int r = 1; r < FF_REFUSE_COUNT; r++)
-        json_object_set_new(ref, ff_refusal_name(r), json_integer((json_int_t)ff_coord_refusals(nd->c, r)));
-    json_object_set_new(d, "refusals", ref);
-    json_object_set_new(d, "crl_expires_in_s",
-                        nd->crl_next ? json_real(difftime(nd->crl_next, time(NULL))) : json_null());
-    json_object_set_new(d, "crl_warning",
-                        nd->crl_warning[0] ? json_string(nd->crl_warning) : json_null());
-    if (nd->dp.on && nd->dp.ledger) {
-        double eps = 0, order = 0;
-        if (ff_privacy_ledger_epsilon(nd->dp.ledger, &eps, &order) == FF_OK)
-            json_object_set_new(d, "privacy",
-                                json_pack("{s:f,s:f,s:f}", "epsilon_spent", eps, "epsilon_budget",
-                                          nd->dp.cfg.epsilon_budget, "delta", nd->dp.cfg.delta));
-    }
-    return d;
-}
-
-static int on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
-                     Fedfuse__StatusReply *reply)
-{
-    node *nd = user;
-    (void)req;
-    pthread_mutex_lock(&nd->mu);
-    /* A site's own call (fedfuse doctor, ping) shows it alive too; an operator's does not. */
-    int self = c->role == FF_PKI_SITE ? site_index(nd, c->site) : -1;
-    if (self >= 0)
-        nd->last_seen[self] = ff_now();
-    reply->consortium = ff_call_strdup(c, nd->cons.consortium);
-    reply->run_id = ff_call_strdup(c, nd->run_id);
-    reply->round = (uint32_t)nd->round;
-    reply->phase = secagg_phase(nd)                  ? secagg_phase(nd)
-                   : phase_is(nd, FF_PHASE_TRAIN)    ? FEDFUSE__PHASE__PHASE_TRAIN
-                   : phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
-                   : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
-                                                     : FEDFUSE__PHASE__PHASE_WAIT;
-    char **conn = ff_call_alloc(c, (nd->nsites + 1) * sizeof *conn);
-    size_t nconn = 0;
-    double now = ff_now();
-    for (size_t i = 0; conn && i < nd->nsites; i++)
-        if (nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60)
-            conn[nconn++] = ff_call_strdup(c, nd->names[i]);
-    json_t *d = status_json_locked(nd);
-    pthread_mutex_unlock(&nd->mu);
-    char *s = json_dumps(d, JSON_COMPACT);
-    json_decref(d);
-    reply->sites_connected = conn;
-    reply->n_sites_connected = nconn;
-    if (s) {
-        size_t l = strlen(s);
-        uint8_t *b = ff_call_alloc(c, l + 1);
-        if (b) {
-            memcpy(b, s, l);
-            reply->detail.data = b;
-            reply->detail.len = l;
-        }
-        free(s);
-    }
-    return FF_OK;
-}
-
-/* GET /metrics (docs/operations.md, "Metrics"). */
-static void render_metrics(void *ud, fed_metrics_buf *b)
-{
-    node *nd = ud;
-    pthread_mutex_lock(&nd->mu);
-    fed_coord_stats_render(&nd->stats, b);
-    double now = ff_now();
-    size_t conn = 0;
-    for (size_t i = 0; i < nd->nsites; i++)
-        conn += nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60;
-    fed_metrics_family(b, "fedfuse_round", "gauge", "The round in progress.");
-    fed_metrics_printf(b, "fedfuse_round %lld\n", (long long)nd->round);
-    fed_metrics_family(b, "fedfuse_sites_enrolled", "gauge", "Sites in the consortium file.");
-    fed_metrics_printf(b, "fedfuse_sites_enrolled %zu\n", nd->nsites);
-    fed_metrics_family(b, "fedfuse_sites_connected", "gauge", "Sites that called in the last minute.");
-    fed_metrics_printf(b, "fedfuse_sites_connected %zu\n", conn);
-    size_t pend = 0;
-    for (size_t i = 0; i < nd->nsites; i++)
-        pend += nd->pending[i];
-    fed_metrics_family(b, "fedfuse_sites_pending", "gauge", "Sites the open phase still waits for.");
-    fed_metrics_printf(b, "fedfuse_sites_pending %zu\n", pend);
-    fed_metrics_family(b, "fedfuse_site_last_error", "gauge",
-                       "1 per site and the last error code it reported (docs/operations.md).");
-    for (size_t i = 0; i < nd->nsites; i++)
-        if (nd->reports[i].code[0])
-            fed_metrics_printf(b, "fedfuse_site_last_error{site=\"%s\",code=\"%s\"} 1\n",
-                               nd->names[i], nd->reports[i].code);
-    uint64_t refusals[FF_REFUSE_COUNT];
-    for (int r = 1; r < FF_REFUSE_COUNT; r++)
-        refusals[r] = ff_coord_refusals(nd->c, r);
-    double eps = 0, order = 0;
-    int dp = nd->dp.on && nd->dp.ledger && ff_privacy_ledger_epsilon(nd->dp.ledger, &eps, &order) == FF_OK;
-    double budget = nd->dp.on ? nd->dp.cfg.epsilon_budget : 0;
-    pthread_mutex_unlock(&nd->mu);
-    ff_server_counters sc = {0};
-    if (nd->srv)
-        ff_server_counters_get(nd->srv, &sc);
-    fed_metrics_family(b, "fedfuse_transport_received_bytes_total", "counter", "Bytes received from sites.");
-    fed_metrics_printf(b, "fedfuse_transport_received_bytes_total %llu\n", (unsigned long long)sc.bytes_in);
-    fed_metrics_family(b, "fedfuse_transport_sent_bytes_total", "counter", "Bytes sent to sites.");
-    fed_metrics_printf(b, "fedfuse_transport_sent_bytes_total %llu\n", (unsigned long long)sc.bytes_out);
-    fed_metrics_family(b, "fedfuse_transport_calls_total", "counter", "RPCs served, by result.");
-    fed_metrics_printf(b, "fedfuse_transport_calls_total{result=\"ok\"} %llu\n"
-                       "fedfuse_transport_calls_total{result=\"failed\"} %llu\n",
-                       (unsigned long long)sc.calls_ok, (unsigned long long)sc.calls_failed);
-    fed_metrics_family(b, "fedfuse_errors_total", "counter",
-                       "Refused calls and submissions, by error code (docs/operations.md).");
-    const struct { const char *code; uint64_t v; } tr[] = {
-        {"invalid_argument", sc.invalid_argument}, {"oversized", sc.oversized},
-        {"unknown_method", sc.unknown_method},     {"unenrolled", sc.unenrolled},
-        {"revoked", sc.revoked},                   {"replayed", sc.replayed},
-        {"checksum_mismatch", sc.checksum_mismatch}};
-    for (size_t i = 0; i < FF_ARRAY_LEN(tr); i++)
-        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", tr[i].code,
-                           (unsigned long long)tr[i].v);
-    for (int r = 1; r < FF_REFUSE_COUNT; r++) {
-        char code[64]; /* "stale round" -> refused_stale_round */
-        snprintf(code, sizeof code, "refused_%s", ff_refusal_name(r));
-        for (char *p = code; *p; p++)
-            if (*p == ' ' || *p == '-')
-                *p = '_';
-        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", code,
-                           (unsigned long long)refusals[r]);
-    }
-    fed_metrics_family(b, "fedfuse_privacy_epsilon_spent", "gauge",
-                       "Client-level DP: epsilon spent so far (0 when DP is off).");
-    fed_metrics_printf(b, "fedfuse_privacy_epsilon_spent %.6g\n", dp ? eps : 0.0);
-    fed_metrics_family(b, "fedfuse_privacy_epsilon_budget", "gauge",
-                       "Client-level DP: the plan's epsilon budget (0 when DP is off).");
-    fed_metrics_printf(b, "fedfuse_privacy_epsilon_budget %.6g\n", budget);
-    fed_metrics_process(b);
-}
 
 /* Test hook (testhook.c), run before the audit log's hook: a kill after the checkpoint is
  * written, before the audit log records the round (the checkpoint's commit point,
@@ -1366,26 +1091,6 @@ static void log_wait_locked(node *nd, const ff_coord_status *st)
                 FF_MAX(st->deadline_in, 0.0));
 }
 
-/* Rewrites live.html when the round, the attempt, the phase or the state changed since the
- * last write (a few times per round). A failure is logged once and never stops the run: the
- * page is a convenience, rounds.csv and the audit log are the record. */
-static void live_update_locked(node *nd)
-{
-    char key[sizeof nd->phase + 64];
-    snprintf(key, sizeof key, "%lld/%lld/%s/%d", (long long)nd->round, (long long)nd->attempt,
-             nd->phase, nd->state);
-    if (strcmp(key, nd->live_key) == 0)
-        return;
-    ff_strlcpy(nd->live_key, key, sizeof nd->live_key);
-    json_t *d = status_json_locked(nd);
-    int rc = d ? fed_live_write(nd->cfg.out_dir, d) : FF_ENOMEM;
-    json_decref(d);
-    if (rc != FF_OK && !nd->live_failed) {
-        nd->live_failed = 1;
-        FF_LOG_WARN("live view: %s/live.html not written (%s); the run goes on", nd->cfg.out_dir,
-                    ff_error_message());
-    }
-}
 
 static int drive(node *nd, const ff_fed_run_opts *o)
 {
@@ -1412,7 +1117,7 @@ static int drive(node *nd, const ff_fed_run_opts *o)
         if (rc == FF_OK)
             rc = snapshot_locked(nd, &st);
         if (rc == FF_OK)
-            live_update_locked(nd);
+            fed_coord_live_update_locked(nd);
         pthread_cond_broadcast(&nd->cv);
         if (rc != FF_OK || st.state == FF_COORD_DONE)
             break;
@@ -1456,7 +1161,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         rc = ff_mkdir_p(nd.cfg.out_dir, 0755);
     if (rc == FF_OK)
         rc = make_engine(&nd, m, &tab);
-    snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)unix_ms(), (int)getpid());
+    snprintf(nd.run_id, sizeof nd.run_id, "%s-%lld-%d", nd.cfg.run_name, (long long)fed_coord_unix_ms(), (int)getpid());
     if (rc == FF_OK && !nd.is_stats)
         rc = fed_evalstate_init(&nd.ev, nd.c, nd.names, nd.nsites, nd.cfg.out_dir,
                                 &nd.cfg.report);
@@ -1512,7 +1217,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         ff_server_handlers h = {.user = &nd, .hello = on_hello, .get_task = on_get_task,
                                 .download = on_download, .download_release = on_download_release,
                                 .upload_begin = on_upload_begin, .upload_end = on_upload_end,
-                                .submit_eval = on_submit_eval, .status = on_status, .decline = on_decline,
+                                .submit_eval = on_submit_eval, .status = fed_coord_on_status, .decline = on_decline,
                                 .secagg = on_secagg, .refused = on_refused,
                                 .enrolled = on_enrolled};
         rc = ff_server_start(&srv, &so, &h);
@@ -1520,7 +1225,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     }
     fed_metrics *metrics = NULL;
     if (rc == FF_OK && nd.cfg.metrics[0])
-        rc = fed_metrics_start(&metrics, nd.cfg.metrics, render_metrics, &nd);
+        rc = fed_metrics_start(&metrics, nd.cfg.metrics, fed_coord_render_metrics, &nd);
     if (rc == FF_OK) {
         FF_LOG_INFO("coordinator %s: %zu sites, %lld rounds, listening on %s (port %d)%s, job %s",
                     nd.cfg.run_name, nd.nsites, (long long)nd.cfg.rounds, nd.cfg.listen,
