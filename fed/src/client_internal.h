@@ -96,6 +96,7 @@ int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
 uint64_t fed_cn_train_seed(const ff_site_config *sc, uint32_t round);
 int fed_cn_commit_update(cnode *cn, const Fedfuse__Task *t, const char *update_sha,
                          Fedfuse__UploadHeader *hdr, uint8_t bin[FF_SHA256_BYTES], uint8_t sig[64]);
+int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, const char *point);
 int fed_cn_write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples,
                          json_t *secagg);
 void fed_cn_arm_source(ff_source *src, kill_xfer *k, const char *point, uint32_t round);

@@ -465,6 +465,26 @@ void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, cons
     sleep(1);
 }
 
+/* Uploads src under hdr (kill point `point`, tests). With the test hook armed the upload is
+ * sent a second time and that answer counts: what the site's transport does when the link
+ * breaks after the coordinator took the upload, before the acknowledgement came back. */
+int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, const char *point)
+{
+    kill_xfer kx;
+    fed_cn_arm_source(src, &kx, point, hdr->round);
+    Fedfuse__UploadAck *ack = NULL;
+    int rc = ff_client_upload(cn->cl, hdr, src, &ack, 120000);
+    ff_msg_free(ack);
+    if (rc == FF_OK && fed_test_resend_armed(point, hdr->round)) {
+        ack = NULL;
+        FF_LOG_INFO("round %u: test hook FEDFUSE_TEST_RESEND_AT: sending the %s again", hdr->round,
+                    point);
+        rc = ff_client_upload(cn->cl, hdr, src, &ack, 120000);
+        ff_msg_free(ack);
+    }
+    return rc;
+}
+
 static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
     int64_t attempt = task_attempt(t);
@@ -502,11 +522,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     rc = fed_cn_commit_update(cn, t, uh, &hdr, cbin, csig);
     if (rc != FF_OK)
         return rc;
-    kill_xfer kx;
-    fed_cn_arm_source(&src, &kx, "upload", t->round);
-    Fedfuse__UploadAck *ack = NULL;
-    rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
-    ff_msg_free(ack);
+    rc = fed_cn_upload(cn, &hdr, &src, "upload");
     if (rc == FF_EPOLICY || rc == FF_ESTATE) {
         FF_LOG_WARN("round %u: the coordinator refused our update: %s", t->round, ff_error_message());
         return FF_OK;

@@ -418,11 +418,7 @@ static int masked_upload(cnode *cn, const Fedfuse__Task *t, ff_secagg_buf *out)
         ff_secagg_buf_free(out);
         return rc;
     }
-    kill_xfer kx;
-    fed_cn_arm_source(&src, &kx, "masked_input", t->round);
-    Fedfuse__UploadAck *ack = NULL;
-    rc = ff_client_upload(cn->cl, &hdr, &src, &ack, 120000);
-    ff_msg_free(ack);
+    rc = fed_cn_upload(cn, &hdr, &src, "masked_input");
     if (rc == FF_OK)
         FF_LOG_INFO("round %u: masked input sent (%.1f MB)", t->round, (double)out->len / 1e6);
     ff_secagg_buf_free(out);

@@ -43,6 +43,14 @@ typedef struct blob {
  * item 3); a slot is held at most limits.upload_grace + update size / limits.upload_min_rate. */
 #define FED_SITE_SLOTS 2
 
+/* The upload a site last had accepted: its round and signed commitment (which binds the site,
+ * round, job, starting model and the update's hash, docs/audit.md). */
+typedef struct {
+    int64_t round;
+    uint8_t commitment[FF_SHA256_BYTES];
+    int set;
+} fed_accepted;
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -65,6 +73,7 @@ typedef struct {
     int64_t round, attempt;
     char phase[32];
     unsigned char *pending;
+    fed_accepted *accepted; /* per site: its last accepted upload (a resend is acknowledged) */
     int64_t deadline_ms;
     unsigned char *done_sent;
     double *last_seen;

@@ -657,6 +657,31 @@ static void slot_give_locked(node *nd, ff_sink *sink)
     pthread_cond_broadcast(&nd->cv);
 }
 
+/* Whether hdr is the upload this site last had accepted, sent again: the link broke after the
+ * coordinator took it but before the site heard so, and the site's transport retried. Such a
+ * resend is acknowledged again rather than refused as a duplicate or as late, or the site,
+ * told "refused", would keep no receipt of a round it was aggregated in (fault_net_link_cut).
+ * The signed commitment binds site, round, job, starting model and update hash, so a resend
+ * cannot carry a different update. Caller holds nd->mu. */
+static int is_resend_locked(const node *nd, const char *site, const Fedfuse__UploadHeader *hdr)
+{
+    int s = fed_coord_site_index(nd, site);
+    if (s < 0 || !nd->accepted[s].set || hdr->commitment_sha256.len != FF_SHA256_BYTES)
+        return 0;
+    return nd->accepted[s].round == (int64_t)hdr->round &&
+           ff_ct_equal(nd->accepted[s].commitment, hdr->commitment_sha256.data, FF_SHA256_BYTES);
+}
+
+static void note_accepted_locked(node *nd, const char *site, const Fedfuse__UploadHeader *hdr)
+{
+    int s = fed_coord_site_index(nd, site);
+    if (s < 0 || hdr->commitment_sha256.len != FF_SHA256_BYTES)
+        return;
+    nd->accepted[s].round = (int64_t)hdr->round;
+    memcpy(nd->accepted[s].commitment, hdr->commitment_sha256.data, FF_SHA256_BYTES);
+    nd->accepted[s].set = 1;
+}
+
 static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *hdr, ff_sink *sink)
 {
     node *nd = user;
@@ -664,6 +689,7 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
     size_t want = ff_coord_nparams(nd->c) * sizeof(float);
     int64_t round = nd->round;
     int secagg = nd->cfg.secure_aggregation.enabled;
+    const int resend = is_resend_locked(nd, c->site, hdr);
     pthread_mutex_unlock(&nd->mu);
     if (secagg) {
         /* the masked input: header + one uint32 lane per parameter (per padded coordinate
@@ -681,7 +707,7 @@ static int on_upload_begin(void *user, ff_call *c, const Fedfuse__UploadHeader *
         return ff_error(FF_EINVAL, "upload from %s: only plain updates of the train phase are "
                         "accepted", c->site);
     }
-    if ((int64_t)hdr->round != round)
+    if ((int64_t)hdr->round != round && !resend)
         return ff_error(FF_ESTATE, "upload from %s: round %u is not the current round %lld",
                         c->site, hdr->round, (long long)round);
     if (hdr->total_size != want)
@@ -711,6 +737,13 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
     node *nd = user;
     int rc = FF_OK, reason = 0;
     pthread_mutex_lock(&nd->mu);
+    if (status == FF_OK && is_resend_locked(nd, c->site, hdr)) {
+        FF_LOG_INFO("round %u: %s sent its update again (our acknowledgement did not reach it); "
+                    "it was counted once, acknowledged again", hdr->round, c->site);
+        slot_give_locked(nd, sink);
+        pthread_mutex_unlock(&nd->mu);
+        return FF_OK;
+    }
     if (status == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
         rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf, sink->cap,
                              &reason);
@@ -731,8 +764,10 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
             fed_test_kill_at(FF_PHASE_TRAIN, hdr->round);
         }
     }
-    if (status == FF_OK && rc == FF_OK)
+    if (status == FF_OK && rc == FF_OK) {
         log_commitment(nd, c, hdr);
+        note_accepted_locked(nd, c->site, hdr);
+    }
     slot_give_locked(nd, sink); /* also wakes the long-polls: the engine may have moved */
     pthread_mutex_unlock(&nd->mu);
     return rc;
@@ -998,13 +1033,15 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
     nd->names = calloc(cap, sizeof *nd->names);
     nd->name_buf = calloc(cap, sizeof *nd->name_buf);
     nd->pending = calloc(cap, 1);
+    nd->accepted = calloc(cap, sizeof *nd->accepted);
     nd->done_sent = calloc(cap, 1);
     nd->last_seen = calloc(cap, sizeof *nd->last_seen);
     nd->reports = calloc(cap, sizeof *nd->reports);
     nd->gone = calloc(cap, sizeof *nd->gone);
     nd->cert_pem = calloc(cap, sizeof *nd->cert_pem);
     nd->site_keys = calloc(cap, sizeof *nd->site_keys);
-    if (!tab || !nd->names || !nd->name_buf || !nd->pending || !nd->done_sent || !nd->last_seen ||
+    if (!tab || !nd->names || !nd->name_buf || !nd->pending || !nd->accepted || !nd->done_sent ||
+        !nd->last_seen ||
         !nd->reports || !nd->gone || !nd->cert_pem || !nd->site_keys) {
         free(tab);
         return ff_error(FF_ENOMEM, "out of memory");
@@ -1270,6 +1307,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     free(nd.names);
     free(nd.name_buf);
     free(nd.pending);
+    free(nd.accepted);
     free(nd.done_sent);
     free(nd.last_seen);
     free(nd.reports);

@@ -134,12 +134,14 @@ double fed_hist_auroc(const ff_eval_hist *h, const char **why);
  * development scripts; off by default, so release and packaged builds have none): with
  * FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the process SIGKILLs itself at that
  * point; FEDFUSE_TEST_HOLD_AFTER_SHARE=<s> makes a client sleep s seconds after it shared its
- * secure-aggregation keys. Without the option these are no-ops the compiler removes. */
+ * secure-aggregation keys; FEDFUSE_TEST_RESEND_AT=<point>:<round> makes a client send that
+ * upload twice (an acknowledgement lost on the way back). Without the option these are no-ops the compiler removes. */
 #ifdef FF_TEST_HOOKS
 int fed_test_kill_armed(const char *point, int64_t round);
 void fed_test_kill_at(const char *point, int64_t round);
 int fed_test_kill_set(void);
 unsigned fed_test_hold_after_share(void);
+int fed_test_resend_armed(const char *point, int64_t round);
 #else
 static inline int fed_test_kill_armed(const char *point, int64_t round)
 {
@@ -156,6 +158,11 @@ static inline int fed_test_kill_set(void)
 }
 static inline unsigned fed_test_hold_after_share(void)
 {
+    return 0;
+}
+static inline int fed_test_resend_armed(const char *point, int64_t round)
+{
+    (void)point, (void)round;
     return 0;
 }
 #endif

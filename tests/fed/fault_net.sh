@@ -8,6 +8,12 @@
 #                   Clients reconnect with backoff (never reporting the resets as a refused
 #                   certificate); all 4 rounds aggregate 3 updates and the
 #                   final model is bit-identical (sha256) to run a; the audit log verifies.
+#   lost_ack        site-2 sends its round-1 update a second time after the coordinator
+#                   acknowledged it (FEDFUSE_TEST_RESEND_AT), as its transport does when a cut
+#                   loses the acknowledgement: the coordinator acknowledges the resend without
+#                   counting it twice, site-2 writes its receipt, the audit log verifies (it
+#                   used to refuse the resend as a duplicate: receipt.missing, 1 run in ~10 of
+#                   link_cut under load), the final model is bit-identical to run a.
 #   link_stall      only site-2 goes through the proxy; after site-2 evaluated round 1 the
 #                   proxy stalls (forwards nothing, closes nothing) for 12 s, past the 4 s
 #                   deadlines: the coordinator names site-2 as missing, the rounds go on with 2
@@ -86,6 +92,20 @@ link_cut)
     [ "$(updates_per_round)" = "3 3 3 3 " ] || fail "a round lost a site to a link cut"
     same_model "this run"
     verify "$tmp/b"
+    ;;
+lost_ack)
+    prepare 2 30
+    start_coordinator; sleep 0.5
+    client site-1; client site-2 env FEDFUSE_TEST_RESEND_AT=upload:1; client site-3
+    finish 120
+    grep -q "sending the upload again" "$tmp/b/logs/site-2.log" || fail "the test hook did not resend"
+    ! grep -q "refused our update" "$tmp/b/logs/site-2.log" || fail "the resend was refused"
+    verify "$tmp/b"
+    grep -q "site-2 sent its update again" "$tmp/b/logs/coordinator.log" ||
+        fail "the coordinator did not recognise the resend"
+    echo "updates per round: $(updates_per_round)"
+    [ "$(updates_per_round)" = "3 3 " ] || fail "a round did not aggregate 3 updates once each"
+    same_model "this run"
     ;;
 link_stall)
     prepare 5 4
