@@ -74,10 +74,16 @@ int fed_check_cert(const char *cfg, const char *key, const char *p, const char *
                              cn, cn);
     int days = 0, secs = 0;
     if (rc == FF_OK && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) &&
-        days < FED_CERT_WARN_DAYS)
+        days < FED_CERT_WARN_DAYS) {
+        /* to the nearest day, as `fedfuse doctor` says it: a certificate issued for 10 days
+         * and checked a second later expires "in 10 days", not in 9 (rounding down made the
+         * number depend on whether the check fell in the same second as the issue) */
+        if (days >= 0 && secs >= 43200)
+            days++;
         FF_LOG_WARN("%s: %s: certificate %s (CN=%s) %s %d day(s): renew it (pki csr + pki sign)",
                     cfg, key, p, cn, days < 0 || (days == 0 && secs < 0) ? "expired" : "expires in",
                     days < 0 ? -days : days);
+    }
     X509_free(x);
     return rc;
 }

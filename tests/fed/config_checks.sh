@@ -50,6 +50,6 @@ expect 2 "$c:1:1: site: 'hospital-c' is not the name in the certificate" 's/^sit
 expect 2 "$tmp/site/../data/patients.csv: cannot open"
 # a certificate that ends within 30 days is warned about (and does not stop the node)
 sed -i 's/^site: .*/site: hospital-b/' "$tmp/site/policy.yaml"
-expect 2 "cert: certificate $tmp/site/../soon/hospital-b.crt (CN=hospital-b) expires in 9 day(s)" \
+expect 2 "cert: certificate $tmp/site/../soon/hospital-b.crt (CN=hospital-b) expires in 10 day(s)" \
     's#^site: .*#site: hospital-b#; s#h/hospital-a#soon/hospital-b#'
 echo ok
