@@ -18,7 +18,8 @@ FF_CLI_GROUP_DEFINE(benchmark,
      "  columns and method names), OUT/comparison.md (mean over seeds on the pooled test set\n"
      "  beside FLamby's published mean) and the engine's rounds.csv per run under OUT/runs/.\n"
      "  --methods LIST  comma-separated: pooled, local, fedavg, fedprox, scaffold, fedadam,\n"
-     "                  fedyogi, fedadagrad, cyclic, fedavg-ft, fedavg-localbias (default all)\n"
+     "                  fedyogi, fedadagrad, cyclic, fedavg-ft, fedavg-localbias,\n"
+     "                  cyclic-flamby (default all)\n"
      "  --tuned         fedfuse's recommended configuration, chosen on training data only\n"
      "                  (docs/benchmarks.md)\n"})
 

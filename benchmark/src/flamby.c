@@ -12,10 +12,11 @@
 
 static const char *const method_keys[FF_FB_COUNT] = {
     "pooled", "local", "fedavg", "fedprox", "scaffold", "fedadam", "fedyogi", "fedadagrad",
-    "cyclic", "fedavg-ft", "fedavg-localbias"};
+    "cyclic", "fedavg-ft", "fedavg-localbias", "cyclic-flamby"};
 static const char *const method_names[FF_FB_COUNT] = {
     "Pooled Training", "Local", "FedAvg100", "FedProx100", "Scaffold100", "FedAdam100",
-    "FedYogi100", "FedAdagrad100", "Cyclic100", "FedAvgFineTuning100", "FedAvgLocalBias100"};
+    "FedYogi100", "FedAdagrad100", "Cyclic100", "FedAvgFineTuning100", "FedAvgLocalBias100",
+    "CyclicFLamby100"};
 
 const char *ff_flamby_method_key(int m) { return m >= 0 && m < FF_FB_COUNT ? method_keys[m] : "?"; }
 const char *fb_method_name(int m) { return m >= 0 && m < FF_FB_COUNT ? method_names[m] : "?"; }
@@ -59,7 +60,7 @@ int ff_flamby_parse_methods(ff_flamby_bench_opts *o, const char *list)
         if (m < 0)
             return ff_error(FF_EINVAL, "--methods: unknown method '%s' (pooled, local, fedavg, "
                                        "fedprox, scaffold, fedadam, fedyogi, fedadagrad, cyclic, "
-                                       "fedavg-ft, fedavg-localbias)", t);
+                                       "fedavg-ft, fedavg-localbias, cyclic-flamby)", t);
         o->methods |= 1u << m;
     }
     return o->methods ? FF_OK : ff_error(FF_EINVAL, "--methods: empty list");
@@ -87,7 +88,7 @@ void fb_hparams(int dataset, int tuned, fb_hp *h)
         h->m[FF_FB_FEDADAM].lr = 0.01, h->m[FF_FB_FEDADAM].slr = 0.01;
         h->m[FF_FB_FEDYOGI].lr = 0.003162, h->m[FF_FB_FEDYOGI].slr = 0.01;
         h->m[FF_FB_FEDADAGRAD].lr = 0.003162, h->m[FF_FB_FEDADAGRAD].slr = 0.316228;
-        h->m[FF_FB_CYCLIC].lr = 0.01;
+        h->m[FF_FB_CYCLIC].lr = h->m[FF_FB_CYCLIC_FLAMBY].lr = 0.01;
         h->m[FF_FB_FEDAVG_FT].lr = h->m[FF_FB_FEDAVG_LOCALBIAS].lr = 0.001;
     } else {
         h->batch = 8;
@@ -100,7 +101,7 @@ void fb_hparams(int dataset, int tuned, fb_hp *h)
         h->m[FF_FB_FEDADAM].lr = 0.01, h->m[FF_FB_FEDADAM].slr = 0.1;
         h->m[FF_FB_FEDYOGI].lr = 0.01, h->m[FF_FB_FEDYOGI].slr = 0.1;
         h->m[FF_FB_FEDADAGRAD].lr = 0.01, h->m[FF_FB_FEDADAGRAD].slr = 1.0;
-        h->m[FF_FB_CYCLIC].lr = 0.01;
+        h->m[FF_FB_CYCLIC].lr = h->m[FF_FB_CYCLIC_FLAMBY].lr = 0.01;
         h->m[FF_FB_FEDAVG_FT].lr = h->m[FF_FB_FEDAVG_LOCALBIAS].lr = 0.1;
     }
     h->m[FF_FB_FEDAVG_FT].ft_lr = h->m[FF_FB_FEDAVG_FT].lr;

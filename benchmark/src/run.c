@@ -20,7 +20,8 @@ static int strategy_of(int m)
     case FF_FB_FEDADAM: return FF_STRATEGY_FEDADAM;
     case FF_FB_FEDYOGI: return FF_STRATEGY_FEDYOGI;
     case FF_FB_FEDADAGRAD: return FF_STRATEGY_FEDADAGRAD;
-    case FF_FB_CYCLIC: return FF_STRATEGY_CYCLIC;
+    case FF_FB_CYCLIC:
+    case FF_FB_CYCLIC_FLAMBY: return FF_STRATEGY_CYCLIC;
     default: return FF_STRATEGY_FEDAVG;
     }
 }
@@ -145,6 +146,16 @@ static int prepare_dir(const char *dir)
     return rc;
 }
 
+/* strategy.local of a method: FedAvgLocalBias keeps fc.bias at the sites; FLamby's Cyclic
+ * rule keeps every tensor there (each site trains its own copy in its turn, as FLamby's
+ * Cyclic does with one deep copy of the model per client). */
+static const char *local_layers(int method)
+{
+    if (method == FF_FB_FEDAVG_LOCALBIAS)
+        return "  local: [fc.bias]\n";
+    return method == FF_FB_CYCLIC_FLAMBY ? "  local: [fc.weight, fc.bias]\n" : "";
+}
+
 static int run_federated(fb_ctx *b, int64_t seed, int method)
 {
     ff_tab *t = b->tab;
@@ -182,7 +193,7 @@ static int run_federated(fb_ctx *b, int64_t seed, int method)
              "  server_lr: %.17g\n  beta1: %.17g\n  beta2: %.17g\n  tau: %.17g\n%s",
              ff_flamby_method_key(method), b->hp.rounds, (long long)seed,
              ff_strategy_name(strategy_of(method)), h->slr, h->b1, h->b2, h->tau,
-             method == FF_FB_FEDAVG_LOCALBIAS ? "  local: [fc.bias]\n" : "");
+             local_layers(method));
     int rc = ff_coord_config_load_str(&cfg, "benchmark", yaml, strlen(yaml));
     if (rc != FF_OK) {
         ff_coord_config_free(&cfg);
@@ -237,7 +248,9 @@ static int run_federated(fb_ctx *b, int64_t seed, int method)
     const float *models[FF_FLAMBY_MAX_CENTERS];
     for (int k = 0; k < d->ncenters; k++) {
         models[k] = g;
-        if (method == FF_FB_FEDAVG_LOCALBIAS) {
+        if (method == FF_FB_CYCLIC_FLAMBY) {
+            models[k] = st.own[0]; /* FLamby: `s.run()[0]`, the first client's copy */
+        } else if (method == FF_FB_FEDAVG_LOCALBIAS) {
             float *w = st.own[k];
             for (size_t j = 0; j < n; j++)
                 w[j] = local && local[j] ? w[j] : g[j];

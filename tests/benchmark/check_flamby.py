@@ -11,10 +11,14 @@ prefix = "heart" if ds == "heart-disease" else "tcga"
 ncenters = 4 if prefix == "heart" else 6
 # The issue's bar: the mean over the same five seeds within 0.02 of FLamby's, or better.
 TOL = 0.02
-# Explained in docs/benchmarks.md: fedfuse's Cyclic on heart disease is cyclic weight
-# transfer ending at whichever centre trains last (0.72); FLamby's published 0.785 is not
-# reproduced by that rule. Checked against FLamby's FedAvg (0.748) minus 0.05 instead.
-EXCEPTIONS = {("heart-disease", "Cyclic100"): ("FedAvg100", 0.05)}
+# Explained in docs/benchmarks.md: fedfuse's Cyclic is cyclic weight transfer, ending at
+# whichever centre trains last (0.72 on heart disease); FLamby's Cyclic code passes no weights
+# (one model copy per client) and reports client 0's copy, a local model of Cleveland.
+# fedfuse's CyclicFLamby100 runs that rule and is held to FLamby's published Cyclic100 on
+# heart disease; Cyclic100 itself to FLamby's FedAvg (0.748) minus 0.05. On TCGA-BRCA (5
+# rounds, 6 centres) FLamby's rule leaves client 0's copy untrained in some seeds: not held.
+EXCEPTIONS = {("heart-disease", "Cyclic100"): ("FedAvg100", 0.05),
+              ("heart-disease", "CyclicFLamby100"): ("Cyclic100", TOL)}
 
 ref = {}
 for f in sorted(glob.glob(f"{ref_dir}/{prefix}_seed4[2-6].csv")):
@@ -35,12 +39,12 @@ for r in rows:
         mine.setdefault(r["Method"], []).append(float(r["Metric"]))
 expected = {"Pooled Training", "FedAvg100", "FedProx100", "Scaffold100", "FedAdam100",
             "FedYogi100", "FedAdagrad100", "Cyclic100", "FedAvgFineTuning100",
-            "FedAvgLocalBias100"} | {f"Local {k}" for k in range(ncenters)}
+            "FedAvgLocalBias100", "CyclicFLamby100"} | {f"Local {k}" for k in range(ncenters)}
 assert set(mine) == expected, set(mine) ^ expected
 
 bad = []
 for m, v in sorted(mine.items()):
-    if m not in ref or m.startswith("Local"):
+    if ((m not in ref and (ds, m) not in EXCEPTIONS)) or m.startswith("Local"):
         continue  # fedfuse-only methods; local models: reported, not part of the issue's bar
     other, tol = EXCEPTIONS.get((ds, m), (m, TOL))
     r = ref[other]

@@ -28,7 +28,10 @@ extern "C" {
  * "Local K", "FedAvg100", "FedProx100", "Scaffold100", "FedAdam100", "FedYogi100",
  * "FedAdagrad100", "Cyclic100"; fedfuse's personalised ones: "FedAvgFineTuning100" (FedAvg,
  * then each site fine-tunes on its own data; FLamby's FedAvgFineTuning) and
- * "FedAvgLocalBias100" (FedAvg with fc.bias kept at each site, strategy.local). */
+ * "FedAvgLocalBias100" (FedAvg with fc.bias kept at each site, strategy.local); and
+ * "CyclicFLamby100", FLamby's Cyclic code as it runs (flamby/strategies/cyclic.py): sites in
+ * the same per-cycle permutations, but each trains its own copy of the model in its turn
+ * (no weights pass between sites) and the model reported is centre 0's copy. */
 typedef enum {
     FF_FB_POOLED = 0,
     FF_FB_LOCAL,
@@ -41,11 +44,12 @@ typedef enum {
     FF_FB_CYCLIC,
     FF_FB_FEDAVG_FT,
     FF_FB_FEDAVG_LOCALBIAS,
+    FF_FB_CYCLIC_FLAMBY,
     FF_FB_COUNT
 } ff_flamby_method;
 
 /* --methods keys: pooled, local, fedavg, fedprox, scaffold, fedadam, fedyogi, fedadagrad,
- * cyclic, fedavg-ft, fedavg-localbias. */
+ * cyclic, fedavg-ft, fedavg-localbias, cyclic-flamby. */
 const char *ff_flamby_method_key(int m);
 
 typedef struct {
