@@ -434,7 +434,7 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
 }
 
 typedef struct {
-    ff_client *cl;
+    ff_rpc *cl;
     uint8_t *buf;
     int upload;
     int rc;
@@ -448,10 +448,10 @@ static void *run_job(void *arg)
         memcpy(src.sha256, blob_sha, 32);
         Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
         uh.round = 1;
-        j->rc = ff_client_upload(j->cl, &uh, &src, NULL, 60000);
+        j->rc = ff_rpc_upload(j->cl, &uh, &src, NULL, 60000);
     } else {
         ff_sink sink = {.buf = j->buf, .cap = blob_size};
-        j->rc = ff_client_download(j->cl, blob_sha, blob_size, &sink, 60000);
+        j->rc = ff_rpc_download(j->cl, blob_sha, blob_size, &sink, 60000);
     }
     return NULL;
 }
@@ -574,10 +574,10 @@ int main(int argc, char **argv)
         char cert[256], key[256];
         snprintf(cert, sizeof cert, "%s/%s/%s.crt", dir, name, name);
         snprintf(key, sizeof key, "%s/%s/%s.key", dir, name, name);
-        ff_client_opts o = {.target = target, .cert = cert, .key = key,
-                            .ca = path(dir, "ca/ca.crt"), .server_name = "localhost",
-                            .chunk_size = chunk};
-        if (ff_client_new(&jobs[i].cl, &o) != FF_OK)
+        ff_rpc_opts o = {.target = target, .cert = cert, .key = key,
+                         .ca = path(dir, "ca/ca.crt"), .server_name = "localhost",
+                         .chunk_size = chunk};
+        if (ff_rpc_new(&jobs[i].cl, &o) != FF_OK)
             die("client");
         jobs[i].buf = malloc(blob_size);
         memset(jobs[i].buf, 0x5a, blob_size);
@@ -652,7 +652,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nclients; i++) {
         if (memcmp(up_bufs[i], blob, blob_size) != 0)
             die("uploaded content differs");
-        ff_client_free(jobs[i].cl);
+        ff_rpc_free(jobs[i].cl);
         free(jobs[i].buf);
     }
     ff_server_stop(srv);

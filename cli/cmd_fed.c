@@ -205,7 +205,7 @@ static int cmd_status(int argc, char **argv)
 {
     ff_cli_args a;
     ff_cli_args_init(&a, "status", argc, argv);
-    ff_client_opts o = {.attempts = 1};
+    ff_rpc_opts o = {.attempts = 1};
     o.target = ff_cli_opt(&a, "--coordinator");
     o.cert = ff_cli_opt(&a, "--cert");
     o.key = ff_cli_opt(&a, "--key");
@@ -216,11 +216,11 @@ static int cmd_status(int argc, char **argv)
         return ff_cli_fail(FF_EINVAL);
     if (!o.target || !o.cert || !o.key || !o.ca)
         return ff_cli_usage_error("status", "needs --coordinator --cert --key --ca");
-    ff_client *c = NULL;
+    ff_rpc *c = NULL;
     Fedfuse__StatusReply *st = NULL;
-    int rc = ff_client_new(&c, &o);
+    int rc = ff_rpc_new(&c, &o);
     if (rc == FF_OK)
-        rc = ff_client_status(c, &st, 10000);
+        rc = ff_rpc_status(c, &st, 10000);
     if (rc == FF_OK) {
         if (as_json) {
             printf("%.*s\n", (int)st->detail.len, (const char *)st->detail.data);
@@ -257,7 +257,7 @@ static int cmd_status(int argc, char **argv)
         }
     }
     ff_msg_free(st);
-    ff_client_free(c);
+    ff_rpc_free(c);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc == FF_EPOLICY ? FF_ENET : rc);
 }
 

@@ -239,7 +239,7 @@ static int cmd_ping(int argc, char **argv)
 {
     ff_cli_args a;
     ff_cli_args_init(&a, "ping", argc, argv);
-    ff_client_opts o = {.attempts = 1};
+    ff_rpc_opts o = {.attempts = 1};
     o.target = ff_cli_opt(&a, "--coordinator");
     o.cert = ff_cli_opt(&a, "--cert");
     o.key = ff_cli_opt(&a, "--key");
@@ -254,14 +254,14 @@ static int cmd_ping(int argc, char **argv)
         return ff_cli_usage_error("ping", "needs --coordinator --cert --key --ca");
     if (count < 1 || count > 1000 || timeout < 1 || timeout > 600000)
         return ff_cli_usage_error("ping", "--count 1..1000, --timeout-ms 1..600000");
-    ff_client *c;
-    int rc = ff_client_new(&c, &o);
+    ff_rpc *c;
+    int rc = ff_rpc_new(&c, &o);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
     for (int64_t i = 0; i < count && rc == FF_OK; i++) {
         Fedfuse__StatusReply *st = NULL;
         double t0 = ff_now();
-        rc = ff_client_status(c, &st, (int)timeout);
+        rc = ff_rpc_status(c, &st, (int)timeout);
         if (rc != FF_OK)
             break;
         printf("%s: consortium %s, round trip %.1f ms\n", o.target,
@@ -272,7 +272,7 @@ static int cmd_ping(int argc, char **argv)
                        (unsigned long long)st->counters[k]->value);
         ff_msg_free(st);
     }
-    ff_client_free(c);
+    ff_rpc_free(c);
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc == FF_EPOLICY ? FF_ENET : rc);
 }
 

@@ -17,7 +17,7 @@
 
 typedef struct {
     const ff_site_config *sc;
-    ff_client *cl;
+    ff_rpc *cl;
     ff_policy pol;
     ff_model_config mc;
     char *mc_bytes;

@@ -135,7 +135,7 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
             sink.ctx = &kx;
         }
         cn->have_global = 0; /* a failed download leaves cn->global partly overwritten */
-        rc = ff_client_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
+        rc = ff_rpc_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
         if (rc == FF_OK && t->model_sha256.len == FF_SHA256_BYTES) {
             memcpy(cn->global_sha, t->model_sha256.data, FF_SHA256_BYTES);
             cn->have_global = 1;
@@ -439,7 +439,7 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why, int whol
     d.reason = reason;
     d.whole_job = whole_job;
     Fedfuse__Ack *ack = NULL;
-    if (ff_client_decline(cn->cl, &d, &ack, 30000) == FF_OK)
+    if (ff_rpc_decline(cn->cl, &d, &ack, 30000) == FF_OK)
         FF_LOG_INFO("round %u: told the coordinator this site declines the task", t->round);
     else
         FF_LOG_INFO("round %u: the coordinator did not take the decline (%s); it will count "
@@ -473,13 +473,13 @@ int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, c
     kill_xfer kx;
     fed_cn_arm_source(src, &kx, point, hdr->round);
     Fedfuse__UploadAck *ack = NULL;
-    int rc = ff_client_upload(cn->cl, hdr, src, &ack, 120000);
+    int rc = ff_rpc_upload(cn->cl, hdr, src, &ack, 120000);
     ff_msg_free(ack);
     if (rc == FF_OK && fed_test_resend_armed(point, hdr->round)) {
         ack = NULL;
         FF_LOG_INFO("round %u: test hook FEDFUSE_TEST_RESEND_AT: sending the %s again", hdr->round,
                     point);
-        rc = ff_client_upload(cn->cl, hdr, src, &ack, 120000);
+        rc = ff_rpc_upload(cn->cl, hdr, src, &ack, 120000);
         ff_msg_free(ack);
     }
     return rc;
@@ -608,7 +608,7 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     es.summary.len = strlen(s);
     fed_test_kill_at("evaluate", t->round);
     Fedfuse__Ack *ack = NULL;
-    rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
+    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, 60000);
     ff_msg_free(ack);
     free(s);
     if (rc == FF_EPOLICY || rc == FF_ESTATE) {
@@ -648,7 +648,7 @@ static int stats_per_site(cnode *cn, const Fedfuse__Task *t)
     es.summary.data = (uint8_t *)s;
     es.summary.len = strlen(s);
     Fedfuse__Ack *ack = NULL;
-    rc = ff_client_submit_eval(cn->cl, &es, &ack, 60000);
+    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, 60000);
     ff_msg_free(ack);
     free(s);
     if (rc == FF_OK)
@@ -745,14 +745,14 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
 static int cnode_connect(cnode *cn)
 {
     const ff_site_config *sc = cn->sc;
-    ff_client_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
-                         .server_name = sc->server_name[0] ? sc->server_name : NULL,
-                         .proxy = sc->proxy[0] ? sc->proxy : NULL,
-                         .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000,
-                         /* gRPC hands the coordinator whole messages: a part is what one
-                          * upload in progress costs it (docs/benchmarks.md, "Load") */
-                         .chunk_size = 256u << 10};
-    return ff_client_new(&cn->cl, &co);
+    ff_rpc_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
+                      .server_name = sc->server_name[0] ? sc->server_name : NULL,
+                      .proxy = sc->proxy[0] ? sc->proxy : NULL,
+                      .attempts = 2, .backoff_ms = 300, .backoff_max_ms = 2000,
+                      /* gRPC hands the coordinator whole messages: a part is what one
+                       * upload in progress costs it (docs/benchmarks.md, "Load") */
+                      .chunk_size = 256u << 10};
+    return ff_rpc_new(&cn->cl, &co);
 }
 
 /* GET /metrics of a site's own node (docs/operations.md, "Metrics"). */
@@ -851,7 +851,7 @@ static void cnode_close(cnode *cn)
     free(cn->sa.keys);
     free(cn->sa.names);
     free(cn->sa.peers);
-    ff_client_free(cn->cl);
+    ff_rpc_free(cn->cl);
     ff_site_free(cn->site);
     ff_model_free(cn->m);
     EVP_PKEY_free(cn->key);
@@ -884,7 +884,7 @@ static void tell_startup_failure(cnode *cn, int rc)
     d.reason = why;
     d.whole_job = 1;
     Fedfuse__Ack *ack = NULL;
-    if (ff_client_decline(cn->cl, &d, &ack, 10000) == FF_OK)
+    if (ff_rpc_decline(cn->cl, &d, &ack, 10000) == FF_OK)
         FF_LOG_INFO("told the coordinator this site cannot run");
     ff_msg_free(ack);
     ff_error(rc, "%s", why + strlen("start-up checks failed: "));
@@ -922,7 +922,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             hq.software_version = FF_VERSION;
             hq.protocol_version = FF_PROTOCOL_VERSION;
             Fedfuse__HelloReply *hr = NULL;
-            int h = ff_client_hello(cn.cl, &hq, &hr, 10000);
+            int h = ff_rpc_hello(cn.cl, &hq, &hr, 10000);
             if (h == FF_OK) {
                 FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site,
                             sc->coordinator, hr->consortium, hr->run_id);
@@ -935,7 +935,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             } else if (++cn.hello_failures % 3 == 0) {
                 /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
                  * the coordinator was starting); the certificate itself is re-checked. */
-                ff_client_free(cn.cl);
+                ff_rpc_free(cn.cl);
                 cn.cl = NULL;
                 int nc = cnode_connect(&cn);
                 if (nc != FF_OK)
@@ -959,7 +959,7 @@ int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
             tq.software_version = FF_VERSION;
             tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
             tq.roster_version = cn.roster_version;
-            g = ff_client_get_task(cn.cl, &tq, &t, 20000);
+            g = ff_rpc_get_task(cn.cl, &tq, &t, 20000);
         }
         if (g == FF_OK) {
             last_ok = ff_now();

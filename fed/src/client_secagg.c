@@ -195,7 +195,7 @@ static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b
     env.body.data = b->data;
     env.body.len = b->len;
     Fedfuse__SecAggEnvelope *reply = NULL;
-    int rc = ff_client_secagg(cn->cl, &env, &reply, 60000);
+    int rc = ff_rpc_secagg(cn->cl, &env, &reply, 60000);
     ff_msg_free(reply);
     return rc;
 }

@@ -442,15 +442,15 @@ static void check_coordinator_link(doctor *d, const ff_site_config *sc)
     }
     OK(d, "coordinator TLS handshake", "mutual TLS%s", via);
 
-    ff_client_opts o = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
-                        .server_name = sc->server_name[0] ? sc->server_name : NULL,
-                        .proxy = sc->proxy[0] ? sc->proxy : NULL, .attempts = 1};
-    ff_client *c = NULL;
+    ff_rpc_opts o = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
+                     .server_name = sc->server_name[0] ? sc->server_name : NULL,
+                     .proxy = sc->proxy[0] ? sc->proxy : NULL, .attempts = 1};
+    ff_rpc *c = NULL;
     Fedfuse__StatusReply *st = NULL;
     double t0 = ff_wall_time(), t1 = t0;
-    int rc = ff_client_new(&c, &o);
+    int rc = ff_rpc_new(&c, &o);
     if (rc == FF_OK) {
-        rc = ff_client_status(c, &st, DOCTOR_TIMEOUT_MS);
+        rc = ff_rpc_status(c, &st, DOCTOR_TIMEOUT_MS);
         t1 = ff_wall_time();
     }
     if (rc != FF_OK) {
@@ -466,7 +466,7 @@ static void check_coordinator_link(doctor *d, const ff_site_config *sc)
             FAIL(d, "coordinator authenticated ping", "%s", msg);
         }
         SKIP(d, "clock skew", "no answer from the coordinator");
-        ff_client_free(c);
+        ff_rpc_free(c);
         return;
     }
     OK(d, "coordinator authenticated ping", "consortium %s, round trip %.1f ms",
@@ -486,7 +486,7 @@ static void check_coordinator_link(doctor *d, const ff_site_config *sc)
     }
     json_decref(j);
     ff_msg_free(st);
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 /* ---- site and coordinator ------------------------------------------------------------------------ */

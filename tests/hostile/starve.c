@@ -68,17 +68,17 @@ int main(int argc, char **argv)
     const char *target = argv[1], *ca = argv[2], *cert = argv[3], *key = argv[4];
     int n = atoi(argv[5]);
     n = n < 1 ? 1 : n > MAXS ? MAXS : n;
-    ff_client_opts o = {.target = target, .ca = ca, .cert = cert, .key = key,
-                        .server_name = "coordinator", .attempts = 6};
-    ff_client *fc = NULL;
-    if (ff_client_new(&fc, &o) != FF_OK) {
+    ff_rpc_opts o = {.target = target, .ca = ca, .cert = cert, .key = key,
+                     .server_name = "coordinator", .attempts = 6};
+    ff_rpc *fc = NULL;
+    if (ff_rpc_new(&fc, &o) != FF_OK) {
         fprintf(stderr, "client: %s\n", ff_error_message());
         return 1;
     }
     Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
     hq.protocol_version = FF_PROTOCOL_VERSION;
     Fedfuse__HelloReply *hr = NULL;
-    if (ff_client_hello(fc, &hq, &hr, 30000) != FF_OK) {
+    if (ff_rpc_hello(fc, &hq, &hr, 30000) != FF_OK) {
         fprintf(stderr, "hello: %s\n", ff_error_message());
         return 1;
     }
@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
         tq.wait_ms = 5000;
         Fedfuse__Task *t = NULL;
-        if (ff_client_get_task(fc, &tq, &t, 30000) == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_TRAIN) {
+        if (ff_rpc_get_task(fc, &tq, &t, 30000) == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_TRAIN) {
             round = t->round;
             size = t->model_size;
         }

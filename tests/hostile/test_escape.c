@@ -33,17 +33,17 @@ static void test_plain_log_escaped(void **state)
 static void test_loopback_prefix_refused(void **state)
 {
     (void)state;
-    ff_client *c = NULL;
-    ff_client_opts o = {.target = "127.0.0.1.evil.example:7443", .insecure = 1,
-                        .insecure_site = "site-1"};
-    assert_int_equal(ff_client_new(&c, &o), FF_EPOLICY);
+    ff_rpc *c = NULL;
+    ff_rpc_opts o = {.target = "127.0.0.1.evil.example:7443", .insecure = 1,
+                     .insecure_site = "site-1"};
+    assert_int_equal(ff_rpc_new(&c, &o), FF_EPOLICY);
     ft_assert_error_has("not a loopback address");
     o.target = "127.0.0.1:7443";
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
-    ff_client_free(c);
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
+    ff_rpc_free(c);
     o.target = "[::1]:7443";
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
-    ff_client_free(c);
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
+    ff_rpc_free(c);
 }
 
 int main(void)

@@ -196,14 +196,14 @@ static void test_one_site_cannot_starve_others(void **state)
     assert_true(details_have(st, "site_max_calls"));
 
     /* meanwhile hospital-b is served: Hello, Status and an Upload */
-    ff_client *b = tnet_client(dir, "hospital-b", tc.addr, 1);
+    ff_rpc *b = tnet_client(dir, "hospital-b", tc.addr, 1);
     Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
     q.protocol_version = FF_PROTOCOL_VERSION;
     Fedfuse__HelloReply *hr = NULL;
-    assert_int_equal(ff_client_hello(b, &q, &hr, 60000), FF_OK);
+    assert_int_equal(ff_rpc_hello(b, &q, &hr, 60000), FF_OK);
     ff_msg_free(hr);
     Fedfuse__StatusReply *sr = NULL;
-    assert_int_equal(ff_client_status(b, &sr, 60000), FF_OK);
+    assert_int_equal(ff_rpc_status(b, &sr, 60000), FF_OK);
     int over = 0;
     for (size_t i = 0; i < sr->n_counters; i++)
         if (strcmp(sr->counters[i]->name, "over_quota") == 0)
@@ -217,9 +217,9 @@ static void test_one_site_cannot_starve_others(void **state)
     Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
     uh.round = 1;
     int before = atomic_load(&tc.uploads_ok);
-    assert_int_equal(ff_client_upload(b, &uh, &src, NULL, 60000), FF_OK);
+    assert_int_equal(ff_rpc_upload(b, &uh, &src, NULL, 60000), FF_OK);
     assert_int_equal(atomic_load(&tc.uploads_ok), before + 1);
-    ff_client_free(b);
+    ff_rpc_free(b);
 
     /* the held streams fall below the minimum rate and are cancelled */
     for (int waited = 0; collect(st, cq, 100) < STREAMS && waited < 120000; waited += 100)

@@ -60,16 +60,16 @@ static int hello_as(const char *sub, const char *name)
     snprintf(cert, sizeof cert, "%s/%s/%s.crt", dir, sub, name);
     snprintf(key, sizeof key, "%s/%s/%s.key", dir, sub, name);
     snprintf(ca, sizeof ca, "%s/ca/ca.crt", dir);
-    ff_client_opts o = {.target = tc.addr, .cert = cert, .key = key, .ca = ca,
-                        .server_name = "localhost", .attempts = 1};
-    ff_client *c = NULL;
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    ff_rpc_opts o = {.target = tc.addr, .cert = cert, .key = key, .ca = ca,
+                     .server_name = "localhost", .attempts = 1};
+    ff_rpc *c = NULL;
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
     Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
     q.protocol_version = FF_PROTOCOL_VERSION;
     Fedfuse__HelloReply *r = NULL;
-    int rc = ff_client_hello(c, &q, &r, 5000);
+    int rc = ff_rpc_hello(c, &q, &r, 5000);
     ff_msg_free(r);
-    ff_client_free(c);
+    ff_rpc_free(c);
     return rc;
 }
 
@@ -102,17 +102,17 @@ static void test_operator_status_only(void **state)
     snprintf(cert, sizeof cert, "%s/operator/alice.crt", dir);
     snprintf(key, sizeof key, "%s/operator/alice.key", dir);
     snprintf(ca, sizeof ca, "%s/ca/ca.crt", dir);
-    ff_client_opts o = {.target = tc.addr, .cert = cert, .key = key, .ca = ca,
-                        .server_name = "localhost", .attempts = 1};
-    ff_client *c = NULL;
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    ff_rpc_opts o = {.target = tc.addr, .cert = cert, .key = key, .ca = ca,
+                     .server_name = "localhost", .attempts = 1};
+    ff_rpc *c = NULL;
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
     Fedfuse__StatusReply *st = NULL;
-    assert_int_equal(ff_client_status(c, &st, 5000), FF_OK);
+    assert_int_equal(ff_rpc_status(c, &st, 5000), FF_OK);
     assert_string_equal(st->consortium, "test-consortium");
     ff_msg_free(st);
     for (size_t i = 0; i < sizeof site_rpcs / sizeof *site_rpcs; i++) {
         int code = -1;
-        assert_int_not_equal(ff_client_raw_call(c, site_rpcs[i], "", 0, 5000, &code), FF_OK);
+        assert_int_not_equal(ff_rpc_raw_call(c, site_rpcs[i], "", 0, 5000, &code), FF_OK);
         assert_int_equal(code, 7 /* PERMISSION_DENIED */);
         ft_assert_error_has("role operator");
         ft_assert_error_has("an operator may call Status only");
@@ -121,19 +121,19 @@ static void test_operator_status_only(void **state)
     Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
     hq.protocol_version = FF_PROTOCOL_VERSION;
     Fedfuse__HelloReply *hr = NULL;
-    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_EPOLICY);
+    assert_int_equal(ff_rpc_hello(c, &hq, &hr, 5000), FF_EPOLICY);
     Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
     Fedfuse__Task *t = NULL;
-    assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_EPOLICY);
+    assert_int_equal(ff_rpc_get_task(c, &tq, &t, 5000), FF_EPOLICY);
     ft_assert_error_has("GetTask is served to sites only");
-    ff_client_free(c);
+    ff_rpc_free(c);
     /* An audit certificate reads nothing. */
     snprintf(cert, sizeof cert, "%s/keys/audit.crt", dir);
     snprintf(key, sizeof key, "%s/keys/audit.key", dir);
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
-    assert_int_equal(ff_client_status(c, &st, 5000), FF_EPOLICY);
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
+    assert_int_equal(ff_rpc_status(c, &st, 5000), FF_EPOLICY);
     ft_assert_error_has("role audit");
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_cert_role_helper(void **state)

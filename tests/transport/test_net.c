@@ -45,18 +45,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static int hello(ff_client *c, Fedfuse__HelloReply **r)
+static int hello(ff_rpc *c, Fedfuse__HelloReply **r)
 {
     Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
     q.protocol_version = FF_PROTOCOL_VERSION;
     q.software_version = (char *)FF_VERSION;
-    return ff_client_hello(c, &q, r, 5000);
+    return ff_rpc_hello(c, &q, r, 5000);
 }
 
 static void test_good_path(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-a", tc.addr, 3);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_OK);
     assert_string_equal(r->site, "hospital-a"); /* the server saw our certificate's CN */
@@ -67,7 +67,7 @@ static void test_good_path(void **state)
     tq.wait_ms = 50;
     Fedfuse__Task *t = NULL;
     double now_ms = ff_wall_time() * 1e3;
-    assert_int_equal(ff_client_get_task(c, &tq, &t, 5000), FF_OK);
+    assert_int_equal(ff_rpc_get_task(c, &tq, &t, 5000), FF_OK);
     /* The handler saw the client's deadline (5 s from now) on the wall clock. */
     assert_true(tc.last_deadline_ms > now_ms + 4000 && tc.last_deadline_ms < now_ms + 6000);
     assert_int_equal(t->model_size, tc.blob_size);
@@ -76,7 +76,7 @@ static void test_good_path(void **state)
     /* Download into a buffer: bytes equal the server's blob (independent memcmp). */
     uint8_t *buf = malloc(tc.blob_size);
     ff_sink sink = {.buf = buf, .cap = tc.blob_size};
-    assert_int_equal(ff_client_download(c, t->model_sha256.data, t->model_size, &sink, 10000),
+    assert_int_equal(ff_rpc_download(c, t->model_sha256.data, t->model_size, &sink, 10000),
                      FF_OK);
     assert_int_equal(sink.received, tc.blob_size);
     assert_memory_equal(buf, tc.blob, tc.blob_size);
@@ -92,7 +92,7 @@ static void test_good_path(void **state)
     uh.example_count = 100;
     Fedfuse__UploadAck *ack = NULL;
     int before = atomic_load(&tc.uploads_ok);
-    assert_int_equal(ff_client_upload(c, &uh, &src, &ack, 10000), FF_OK);
+    assert_int_equal(ff_rpc_upload(c, &uh, &src, &ack, 10000), FF_OK);
     assert_int_equal(ack->received, tc.blob_size);
     ff_msg_free(ack);
     assert_int_equal(atomic_load(&tc.uploads_ok), before + 1);
@@ -100,7 +100,7 @@ static void test_good_path(void **state)
 
     /* Replay of an old round is refused and counted. */
     uh.round = 1;
-    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 10000), FF_ESTATE);
+    assert_int_equal(ff_rpc_upload(c, &uh, &src, NULL, 10000), FF_ESTATE);
     ft_assert_error_has("round 1 is over");
     ff_server_counters k;
     ff_server_counters_get(tc.srv, &k);
@@ -108,7 +108,7 @@ static void test_good_path(void **state)
 
     /* Status carries the counters. */
     Fedfuse__StatusReply *st = NULL;
-    assert_int_equal(ff_client_status(c, &st, 5000), FF_OK);
+    assert_int_equal(ff_rpc_status(c, &st, 5000), FF_OK);
     int found = 0;
     for (size_t i = 0; i < st->n_counters; i++)
         if (strcmp(st->counters[i]->name, "replayed") == 0 && st->counters[i]->value >= 1)
@@ -116,20 +116,20 @@ static void test_good_path(void **state)
     assert_true(found);
     ff_msg_free(st);
     free(buf);
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 /* A certificate the TLS layer refuses: the client gets the handshake message quickly. */
 static void expect_handshake_refused(const char *name)
 {
-    ff_client *c = tnet_client(dir, name, tc.addr, 1);
+    ff_rpc *c = tnet_client(dir, name, tc.addr, 1);
     Fedfuse__HelloReply *r = NULL;
     double t0 = ff_now();
     assert_int_equal(hello(c, &r), FF_ENET);
     assert_true(ff_now() - t0 < 5.0);
     ft_assert_error_has("TLS handshake refused by coordinator");
     assert_null(r);
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_foreign_ca(void **state)
@@ -151,7 +151,7 @@ static void test_expired(void **state)
 static void test_unenrolled(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "stranger", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "stranger", tc.addr, 3);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_EPOLICY);
     ft_assert_error_has("not enrolled in consortium 'test-consortium'");
@@ -159,13 +159,13 @@ static void test_unenrolled(void **state)
     ff_server_counters_get(tc.srv, &k);
     assert_true(k.unenrolled >= 1);
     assert_true(tnet_file_has(logpath, "site 'stranger' is not enrolled"));
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_revoked(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "revoked", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "revoked", tc.addr, 3);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_EPOLICY);
     ft_assert_error_has("certificate revoked");
@@ -174,13 +174,13 @@ static void test_revoked(void **state)
     assert_true(k.revoked >= 1);
     assert_true(tnet_file_has(logpath, "refused Hello: site 'revoked': certificate rejected: "
                                        "certificate revoked"));
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_revocation_takes_effect_live(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "hospital-b", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-b", tc.addr, 3);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_OK);
     ff_msg_free(r);
@@ -191,10 +191,10 @@ static void test_revocation_takes_effect_live(void **state)
     nanosleep(&ts, NULL);
     assert_int_equal(hello(c, &r), FF_EPOLICY);
     ft_assert_error_has("revoked");
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
-/* A Hello made with gRPC C core directly (not ff_client) to target, over mutual TLS with site
+/* A Hello made with gRPC C core directly (not ff_rpc) to target, over mutual TLS with site
  * NAME's certificate (NAME NULL: plaintext), carrying the plaintext-mode "ff-site" header set
  * to SPOOF. Returns the gRPC status; on OK, the site the coordinator says it saw is copied to
  * seen. */
@@ -326,17 +326,17 @@ static void test_identity_header_spoof(void **state)
 static void test_plaintext_against_tls(void **state)
 {
     (void)state;
-    ff_client_opts o = {.target = tc.addr, .insecure = 1, .insecure_site = "hospital-a",
-                        .attempts = 1};
-    ff_client *c = NULL;
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    ff_rpc_opts o = {.target = tc.addr, .insecure = 1, .insecure_site = "hospital-a",
+                     .attempts = 1};
+    ff_rpc *c = NULL;
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_ENET);
     assert_null(r);
-    ff_client_free(c);
+    ff_rpc_free(c);
     /* Plaintext toward a non-loopback address is refused outright. */
-    ff_client_opts far = {.target = "10.1.2.3:7443", .insecure = 1};
-    assert_int_equal(ff_client_new(&c, &far), FF_EPOLICY);
+    ff_rpc_opts far = {.target = "10.1.2.3:7443", .insecure = 1};
+    assert_int_equal(ff_rpc_new(&c, &far), FF_EPOLICY);
     ft_assert_error_has("not a loopback address");
     ff_server_opts so = {.bind = "0.0.0.0:0", .insecure = 1, .consortium = "x"};
     ff_server *s = NULL;
@@ -348,7 +348,7 @@ static void test_plaintext_against_tls(void **state)
 static void test_malformed_and_oversized(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-a", tc.addr, 3);
     /* Connect first (hello retries, the raw calls below do not): on a loaded machine the
      * channel's first TLS handshake can miss a raw call's deadline and come back UNAVAILABLE,
      * which says nothing about how the server treats a malformed message. */
@@ -360,27 +360,27 @@ static void test_malformed_and_oversized(void **state)
     int code = -1;
     /* Truncated length-delimited field: not a protobuf. */
     const uint8_t junk[] = {0x0a, 0x7f, 0x01, 0x02};
-    assert_int_not_equal(ff_client_raw_call(c, "Hello", junk, sizeof junk, 5000, &code), FF_OK);
+    assert_int_not_equal(ff_rpc_raw_call(c, "Hello", junk, sizeof junk, 5000, &code), FF_OK);
     assert_int_equal(code, 3 /* INVALID_ARGUMENT */);
     ft_assert_error_has("malformed protobuf");
     /* Well-formed protobuf with an out-of-range enum: last_phase = 99. */
     const uint8_t bad_enum[] = {0x18, 99};
-    assert_int_equal(ff_client_raw_call(c, "GetTask", bad_enum, sizeof bad_enum, 5000, &code),
+    assert_int_equal(ff_rpc_raw_call(c, "GetTask", bad_enum, sizeof bad_enum, 5000, &code),
                      FF_EINVAL);
     assert_int_equal(code, 3);
     ft_assert_error_has("unknown enum value 99");
     /* A 31-byte sha256. */
     uint8_t bad_sha[33] = {0x0a, 31};
-    assert_int_equal(ff_client_raw_call(c, "Download", bad_sha, sizeof bad_sha, 5000, &code),
+    assert_int_equal(ff_rpc_raw_call(c, "Download", bad_sha, sizeof bad_sha, 5000, &code),
                      FF_EINVAL);
     /* Oversized: 5 MiB in one message. */
     size_t big = 5u << 20;
     uint8_t *b = calloc(1, big);
-    assert_int_not_equal(ff_client_raw_call(c, "Hello", b, big, 5000, &code), FF_OK);
+    assert_int_not_equal(ff_rpc_raw_call(c, "Hello", b, big, 5000, &code), FF_OK);
     assert_int_equal(code, 8 /* RESOURCE_EXHAUSTED */);
     free(b);
     /* Unknown method. */
-    assert_int_not_equal(ff_client_raw_call(c, "Frobnicate", junk, 0, 5000, &code), FF_OK);
+    assert_int_not_equal(ff_rpc_raw_call(c, "Frobnicate", junk, 0, 5000, &code), FF_OK);
     assert_int_equal(code, 12 /* UNIMPLEMENTED */);
     ff_server_counters_get(tc.srv, &k1);
     assert_int_equal(k1.invalid_argument - k0.invalid_argument, 3);
@@ -393,24 +393,24 @@ static void test_malformed_and_oversized(void **state)
     /* And a wrong protocol version from a handler is INVALID_ARGUMENT too. */
     Fedfuse__HelloRequest q = FEDFUSE__HELLO_REQUEST__INIT;
     q.protocol_version = 99;
-    assert_int_equal(ff_client_hello(c, &q, &r, 5000), FF_EINVAL);
+    assert_int_equal(ff_rpc_hello(c, &q, &r, 5000), FF_EINVAL);
     ft_assert_error_has("protocol version 99");
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_deadline_and_long_poll(void **state)
 {
     (void)state;
-    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 1);
+    ff_rpc *c = tnet_client(dir, "hospital-a", tc.addr, 1);
     Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
     tq.wait_ms = 3000; /* the server would hold 3 s; our deadline is 300 ms */
     Fedfuse__Task *t = NULL;
     double t0 = ff_now();
-    assert_int_equal(ff_client_get_task(c, &tq, &t, 300), FF_ETIMEOUT);
+    assert_int_equal(ff_rpc_get_task(c, &tq, &t, 300), FF_ETIMEOUT);
     double dt = ff_now() - t0;
     assert_true(dt < 1.5);
     ft_assert_error_has("DEADLINE_EXCEEDED");
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 static void test_coordinator_down(void **state)
@@ -422,7 +422,7 @@ static void test_coordinator_down(void **state)
     tnet_coord_start(&t2, dir, 0);
     char addr[64];
     snprintf(addr, sizeof addr, "%s", t2.addr);
-    ff_client *c = tnet_client(dir, "hospital-a", addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 3);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_OK);
     ff_msg_free(r);
@@ -430,7 +430,7 @@ static void test_coordinator_down(void **state)
     assert_int_equal(hello(c, &r), FF_ENET);
     ft_assert_error_has("after 3 attempts");
     assert_true(tnet_file_has(logpath, "Hello: attempt 1/3 failed"));
-    ff_client_free(c);
+    ff_rpc_free(c);
 }
 
 typedef struct {
@@ -454,7 +454,7 @@ static void test_reconnect_after_restart(void **state)
     t2.srv = NULL;
     tnet_coord_start(&t2, dir, 0);
     int port = t2.port;
-    ff_client *c = tnet_client(dir, "hospital-a", t2.addr, 8);
+    ff_rpc *c = tnet_client(dir, "hospital-a", t2.addr, 8);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_OK);
     ff_msg_free(r);
@@ -469,7 +469,7 @@ static void test_reconnect_after_restart(void **state)
     assert_true(ff_now() - t0 >= 0.7);
     assert_string_equal(r->site, "hospital-a");
     ff_msg_free(r);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_coord_stop(&t2);
 }
 
@@ -479,19 +479,19 @@ static void test_insecure_loopback(void **state)
     tnet_coord t2 = tc;
     t2.srv = NULL;
     tnet_coord_start(&t2, dir, 1);
-    ff_client_opts o = {.target = t2.addr, .insecure = 1, .insecure_site = "hospital-a",
-                        .attempts = 1};
-    ff_client *c = NULL;
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    ff_rpc_opts o = {.target = t2.addr, .insecure = 1, .insecure_site = "hospital-a",
+                     .attempts = 1};
+    ff_rpc *c = NULL;
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
     Fedfuse__HelloReply *r = NULL;
     assert_int_equal(hello(c, &r), FF_OK);
     assert_string_equal(r->site, "hospital-a");
     ff_msg_free(r);
-    ff_client_free(c);
+    ff_rpc_free(c);
     o.insecure_site = "stranger"; /* enrolment still applies */
-    assert_int_equal(ff_client_new(&c, &o), FF_OK);
+    assert_int_equal(ff_rpc_new(&c, &o), FF_OK);
     assert_int_equal(hello(c, &r), FF_EPOLICY);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_coord_stop(&t2);
 }
 

@@ -91,10 +91,10 @@ static void test_cut_download_resumes(void **state)
     atomic_store(&r.cut_after, 12ll << 20);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
-    ff_client *c = tnet_client(dir, "hospital-a", addr, 5);
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 5);
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .rewind = check_rewind, .ctx = &cs};
-    assert_int_equal(ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 30000), FF_OK);
+    assert_int_equal(ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 30000), FF_OK);
     assert_int_equal(atomic_load(&r.cuts), 1);
     assert_int_equal(sink.received, tc.blob_size);
     assert_int_equal(cs.mismatches, 0);
@@ -102,7 +102,7 @@ static void test_cut_download_resumes(void **state)
     assert_true(tnet_file_has(logpath, "Download: resuming at byte"));
     assert_true(tnet_file_has(logpath, "Download: attempt 1/5 failed: link lost after"));
     free(cs.scratch);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_relay_stop(&r);
     tnet_coord_stop(&tc);
 }
@@ -117,7 +117,7 @@ static void test_cut_upload_restarts(void **state)
     atomic_store(&r.cut_after, 12ll << 20);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
-    ff_client *c = tnet_client(dir, "hospital-a", addr, 5);
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 5);
     ff_source src = {.size = 40u << 20, .read = gen_read};
     memcpy(src.sha256, tc.blob_sha, 32);
     serve_generated(40u << 20); /* reuse: sha of the same generated 40 MiB */
@@ -125,18 +125,18 @@ static void test_cut_upload_restarts(void **state)
     Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
     uh.round = 1;
     int before = atomic_load(&tc.uploads_ok);
-    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_OK);
+    assert_int_equal(ff_rpc_upload(c, &uh, &src, NULL, 30000), FF_OK);
     assert_int_equal(atomic_load(&r.cuts), 1);
     assert_int_equal(atomic_load(&tc.uploads_ok), before + 1);
     assert_true(tnet_file_has(logpath, "Upload: attempt 1/5 failed"));
     /* A wrong hash is refused by the server (DATA_LOSS), not retried. */
     src.sha256[0] ^= 1;
-    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_ECRYPTO);
+    assert_int_equal(ff_rpc_upload(c, &uh, &src, NULL, 30000), FF_ECRYPTO);
     ft_assert_error_has("does not match");
     ff_server_counters k;
     ff_server_counters_get(tc.srv, &k);
     assert_int_equal(k.checksum_mismatch, 1);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_relay_stop(&r);
     tnet_coord_stop(&tc);
 }
@@ -150,14 +150,14 @@ static void test_link_gone_fails_cleanly(void **state)
     tnet_relay_start(&r, tc.port);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
-    ff_client *c = tnet_client(dir, "hospital-a", addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 3);
     /* Cut at 8 MB, and the relay stops accepting: reconnects are refused. */
     atomic_store(&r.close_on_cut, 1);
     atomic_store(&r.cut_after, 8ll << 20);
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .rewind = check_rewind, .ctx = &cs};
     double t0 = ff_now();
-    int rc = ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 30000);
+    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 30000);
     assert_int_equal(rc, FF_ENET);
     ft_assert_error_has("after 3 attempts");
     assert_true(ff_now() - t0 < 10.0);
@@ -166,7 +166,7 @@ static void test_link_gone_fails_cleanly(void **state)
     assert_int_equal(atomic_load(&r.cuts), 1);
     assert_true(sink.received >= 1u << 20 && sink.received < tc.blob_size);
     free(cs.scratch);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_relay_stop(&r);
     tnet_coord_stop(&tc);
 }
@@ -180,24 +180,24 @@ static void test_silent_dead_link_detected(void **state)
     tnet_relay_start(&r, tc.port);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
-    ff_client *c = tnet_client(dir, "hospital-a", addr, 1); /* keepalive 2 s + 2 s */
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 1); /* keepalive 2 s + 2 s */
     Fedfuse__HelloReply *hr = NULL;
     Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
     hq.protocol_version = FF_PROTOCOL_VERSION;
-    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_OK);
+    assert_int_equal(ff_rpc_hello(c, &hq, &hr, 5000), FF_OK);
     ff_msg_free(hr);
     atomic_store(&r.freeze, 1); /* packets vanish, no FIN, no RST */
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .ctx = &cs};
     double t0 = ff_now();
-    int rc = ff_client_download(c, tc.blob_sha, tc.blob_size, &sink, 60000);
+    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 60000);
     double dt = ff_now() - t0;
     assert_int_equal(rc, FF_ENET);
     /* Keepalive (2 s period + 2 s timeout) reports it long before the 60 s deadline. */
     assert_true(dt < 15.0);
     print_message("dead link reported after %.1f s (call deadline 60 s)\n", dt);
     free(cs.scratch);
-    ff_client_free(c);
+    ff_rpc_free(c);
     atomic_store(&r.freeze, 0);
     tnet_relay_stop(&r);
     tnet_coord_stop(&tc);
@@ -220,22 +220,22 @@ static void test_stalled_peer_cancelled(void **state)
     tc.upload_buf = NULL;
     tc.idle_timeout_ms = 1000;
     tnet_coord_start(&tc, dir, 0);
-    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 1);
+    ff_rpc *c = tnet_client(dir, "hospital-a", tc.addr, 1);
     ff_source src = {.size = 8u << 20, .read = slow_read};
     memset(src.sha256, 1, 32);
     Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
     uh.round = 1;
     int before = atomic_load(&tc.uploads_ok);
-    assert_int_not_equal(ff_client_upload(c, &uh, &src, NULL, 30000), FF_OK);
+    assert_int_not_equal(ff_rpc_upload(c, &uh, &src, NULL, 30000), FF_OK);
     assert_int_equal(atomic_load(&tc.uploads_ok), before);
     assert_true(tnet_file_has(logpath, "call from hospital-a idle for 1000 ms: cancelled"));
     /* The worker is free again: the server still answers. */
     Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
     hq.protocol_version = FF_PROTOCOL_VERSION;
     Fedfuse__HelloReply *hr = NULL;
-    assert_int_equal(ff_client_hello(c, &hq, &hr, 5000), FF_OK);
+    assert_int_equal(ff_rpc_hello(c, &hq, &hr, 5000), FF_OK);
     ff_msg_free(hr);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_coord_stop(&tc);
     tc.idle_timeout_ms = 0;
 }
@@ -251,12 +251,12 @@ static void test_one_gib(void **state)
     serve_generated(size);
     tc.upload_buf = NULL;
     tnet_coord_start(&tc, dir, 0);
-    ff_client *c = tnet_client(dir, "hospital-a", tc.addr, 3);
+    ff_rpc *c = tnet_client(dir, "hospital-a", tc.addr, 3);
     double rss0 = tnet_peak_rss_mb();
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .ctx = &cs};
     double t0 = ff_now();
-    assert_int_equal(ff_client_download(c, tc.blob_sha, size, &sink, 120000), FF_OK);
+    assert_int_equal(ff_rpc_download(c, tc.blob_sha, size, &sink, 120000), FF_OK);
     double t1 = ff_now();
     double rss_down = tnet_peak_rss_mb();
     assert_int_equal(cs.mismatches, 0);
@@ -264,7 +264,7 @@ static void test_one_gib(void **state)
     memcpy(src.sha256, tc.blob_sha, 32);
     Fedfuse__UploadHeader uh = FEDFUSE__UPLOAD_HEADER__INIT;
     uh.round = 1;
-    assert_int_equal(ff_client_upload(c, &uh, &src, NULL, 120000), FF_OK);
+    assert_int_equal(ff_rpc_upload(c, &uh, &src, NULL, 120000), FF_OK);
     double t2 = ff_now();
     double rss = tnet_peak_rss_mb();
     print_message("1 GiB download %.2f s (%.0f MB/s), upload %.2f s (%.0f MB/s); peak RSS "
@@ -284,7 +284,7 @@ static void test_one_gib(void **state)
         assert_true(rss < 160.0);
 #endif
     free(cs.scratch);
-    ff_client_free(c);
+    ff_rpc_free(c);
     tnet_coord_stop(&tc);
 }
 

@@ -205,18 +205,18 @@ void tnet_coord_stop(tnet_coord *tc)
     tc->srv = NULL;
 }
 
-ff_client *tnet_client(const char *dir, const char *name, const char *target, int attempts)
+ff_rpc *tnet_client(const char *dir, const char *name, const char *target, int attempts)
 {
     char cert[512], key[512], ca[512];
     snprintf(cert, sizeof cert, "%s/%s/%s.crt", dir, name, name);
     snprintf(key, sizeof key, "%s/%s/%s.key", dir, name, name);
     snprintf(ca, sizeof ca, "%s/ca/ca.crt", dir);
-    ff_client_opts o = {.target = target, .cert = cert, .key = key, .ca = ca,
-                        .server_name = "localhost", .attempts = attempts, .backoff_ms = 100,
-                        .backoff_max_ms = 1000, .keepalive_ms = 2000,
-                        .keepalive_timeout_ms = 2000};
-    ff_client *c = NULL;
-    if (ff_client_new(&c, &o) != FF_OK)
+    ff_rpc_opts o = {.target = target, .cert = cert, .key = key, .ca = ca,
+                     .server_name = "localhost", .attempts = attempts, .backoff_ms = 100,
+                     .backoff_max_ms = 1000, .keepalive_ms = 2000,
+                     .keepalive_timeout_ms = 2000};
+    ff_rpc *c = NULL;
+    if (ff_rpc_new(&c, &o) != FF_OK)
         fail_msg("client: %s", ff_error_message());
     return c;
 }

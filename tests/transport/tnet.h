@@ -45,7 +45,7 @@ void tnet_coord_start_port(tnet_coord *tc, const char *dir, int insecure, int po
 void tnet_coord_stop(tnet_coord *tc);
 
 /* Client of site NAME (certificate dir/NAME/NAME.crt) to target. */
-ff_client *tnet_client(const char *dir, const char *name, const char *target, int attempts);
+ff_rpc *tnet_client(const char *dir, const char *name, const char *target, int attempts);
 
 /* A TCP relay 127.0.0.1:port -> 127.0.0.1:dst. cut_after: once that many bytes went through
  * towards the client (or server, for uploads), every open connection is cut (once).

@@ -12,7 +12,7 @@
 #define TAG ((void *)1)
 #define PLUCK_SLACK_MS 5000 /* the call deadline fires first; this only guards our wait */
 
-struct ff_client {
+struct ff_rpc {
     grpc_channel *ch;
     char target[256];
     char site[FF_SITE_NAME_MAX];
@@ -25,7 +25,7 @@ struct ff_client {
 };
 
 typedef struct {
-    ff_client *c;
+    ff_rpc *c;
     grpc_completion_queue *cq;
     grpc_call *call;
     int64_t timeout_ms;
@@ -36,7 +36,7 @@ typedef struct {
     int have_status;
 } ccall;
 
-static int call_open_path(ccall *k, ff_client *c, const char *method, int timeout_ms)
+static int call_open_path(ccall *k, ff_rpc *c, const char *method, int timeout_ms)
 {
     memset(k, 0, sizeof *k);
     k->c = c;
@@ -56,7 +56,7 @@ static int call_open_path(ccall *k, ff_client *c, const char *method, int timeou
     return k->call ? FF_OK : ff_error(FF_ENET, "cannot create a call to %s", c->target);
 }
 
-static int call_open(ccall *k, ff_client *c, int m, int timeout_ms)
+static int call_open(ccall *k, ff_rpc *c, int m, int timeout_ms)
 {
     return call_open_path(k, c, ff_method_names[m], timeout_ms);
 }
@@ -77,7 +77,7 @@ static int batch(ccall *k, grpc_op *ops, size_t n)
     return ev.success;
 }
 
-static void set_initial_md(ff_client *c, ccall *k, grpc_op *op)
+static void set_initial_md(ff_rpc *c, ccall *k, grpc_op *op)
 {
     op->op = GRPC_OP_SEND_INITIAL_METADATA;
     if (c->insecure) {
@@ -165,9 +165,9 @@ static int status_error(ccall *k, const char *what)
 
 /* ---- retry loop ------------------------------------------------------------------------ */
 
-typedef int (*attempt_fn)(ff_client *c, void *arg, grpc_status_code *code);
+typedef int (*attempt_fn)(ff_rpc *c, void *arg, grpc_status_code *code);
 
-static int backoff_delay(ff_client *c, int k)
+static int backoff_delay(ff_rpc *c, int k)
 {
     double base = (double)c->backoff_ms;
     for (int i = 0; i < k && base < c->backoff_max_ms; i++)
@@ -179,7 +179,7 @@ static int backoff_delay(ff_client *c, int k)
     return (int)(base * j);
 }
 
-static int with_retry(ff_client *c, const char *what, attempt_fn fn, void *arg)
+static int with_retry(ff_rpc *c, const char *what, attempt_fn fn, void *arg)
 {
     int rc = FF_ENET;
     for (int k = 0; k < c->attempts; k++) {
@@ -213,7 +213,7 @@ typedef struct {
     int timeout_ms;
 } unary_arg;
 
-static int unary_attempt(ff_client *c, void *arg, grpc_status_code *code)
+static int unary_attempt(ff_rpc *c, void *arg, grpc_status_code *code)
 {
     unary_arg *a = arg;
     ccall k;
@@ -265,7 +265,7 @@ static int unary_attempt(ff_client *c, void *arg, grpc_status_code *code)
     return rc;
 }
 
-static int unary(ff_client *c, int m, const ProtobufCMessage *req,
+static int unary(ff_rpc *c, int m, const ProtobufCMessage *req,
                  const ProtobufCMessageDescriptor *rd, ProtobufCMessage **reply, int timeout_ms)
 {
     unary_arg a = {.m = m, .req = req, .rd = rd, .reply = reply, .timeout_ms = timeout_ms};
@@ -273,8 +273,8 @@ static int unary(ff_client *c, int m, const ProtobufCMessage *req,
     return with_retry(c, ff_method_names[m], unary_attempt, &a);
 }
 
-int ff_client_raw_call(ff_client *c, const char *method, const void *req, size_t len,
-                       int timeout_ms, int *grpc_status)
+int ff_rpc_raw_call(ff_rpc *c, const char *method, const void *req, size_t len,
+                    int timeout_ms, int *grpc_status)
 {
     unary_arg a = {.raw_method = method, .raw = req, .raw_len = len, .timeout_ms = timeout_ms};
     grpc_status_code code = GRPC_STATUS_OK;
@@ -283,42 +283,42 @@ int ff_client_raw_call(ff_client *c, const char *method, const void *req, size_t
     return rc;
 }
 
-int ff_client_hello(ff_client *c, const Fedfuse__HelloRequest *req, Fedfuse__HelloReply **reply,
-                    int timeout_ms)
+int ff_rpc_hello(ff_rpc *c, const Fedfuse__HelloRequest *req, Fedfuse__HelloReply **reply,
+                 int timeout_ms)
 {
     return unary(c, FF_M_HELLO, &req->base, &fedfuse__hello_reply__descriptor,
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
-int ff_client_get_task(ff_client *c, const Fedfuse__TaskRequest *req, Fedfuse__Task **reply,
-                       int timeout_ms)
+int ff_rpc_get_task(ff_rpc *c, const Fedfuse__TaskRequest *req, Fedfuse__Task **reply,
+                    int timeout_ms)
 {
     return unary(c, FF_M_GET_TASK, &req->base, &fedfuse__task__descriptor,
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
-int ff_client_submit_eval(ff_client *c, const Fedfuse__EvalSubmission *req, Fedfuse__Ack **reply,
-                          int timeout_ms)
+int ff_rpc_submit_eval(ff_rpc *c, const Fedfuse__EvalSubmission *req, Fedfuse__Ack **reply,
+                       int timeout_ms)
 {
     return unary(c, FF_M_SUBMIT_EVAL, &req->base, &fedfuse__ack__descriptor,
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
-int ff_client_decline(ff_client *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
-                      int timeout_ms)
+int ff_rpc_decline(ff_rpc *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
+                   int timeout_ms)
 {
     return unary(c, FF_M_DECLINE, &req->base, &fedfuse__ack__descriptor,
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
-int ff_client_secagg(ff_client *c, const Fedfuse__SecAggEnvelope *req,
-                     Fedfuse__SecAggEnvelope **reply, int timeout_ms)
+int ff_rpc_secagg(ff_rpc *c, const Fedfuse__SecAggEnvelope *req,
+                  Fedfuse__SecAggEnvelope **reply, int timeout_ms)
 {
     return unary(c, FF_M_SECAGG, &req->base, &fedfuse__sec_agg_envelope__descriptor,
                  (ProtobufCMessage **)reply, timeout_ms);
 }
 
-int ff_client_status(ff_client *c, Fedfuse__StatusReply **reply, int timeout_ms)
+int ff_rpc_status(ff_rpc *c, Fedfuse__StatusReply **reply, int timeout_ms)
 {
     Fedfuse__StatusRequest req = FEDFUSE__STATUS_REQUEST__INIT;
     return unary(c, FF_M_STATUS, &req.base, &fedfuse__status_reply__descriptor,
@@ -337,7 +337,7 @@ typedef struct {
     ff_sha256_ctx *h; /* running hash of bytes 0..got */
 } dl_arg;
 
-static int dl_header(ff_client *c, dl_arg *a, grpc_byte_buffer *bb)
+static int dl_header(ff_rpc *c, dl_arg *a, grpc_byte_buffer *bb)
 {
     Fedfuse__DownloadPart *p = NULL;
     int rc = ff_wire_unpack(bb, &fedfuse__download_part__descriptor, (ProtobufCMessage **)&p);
@@ -365,7 +365,7 @@ static int dl_header(ff_client *c, dl_arg *a, grpc_byte_buffer *bb)
     return rc;
 }
 
-static int dl_attempt(ff_client *c, void *arg, grpc_status_code *code)
+static int dl_attempt(ff_rpc *c, void *arg, grpc_status_code *code)
 {
     dl_arg *a = arg;
     ccall k;
@@ -427,8 +427,8 @@ out:
     return rc;
 }
 
-int ff_client_download(ff_client *c, const uint8_t sha256[FF_SHA256_BYTES], uint64_t size,
-                       ff_sink *sink, int timeout_ms)
+int ff_rpc_download(ff_rpc *c, const uint8_t sha256[FF_SHA256_BYTES], uint64_t size,
+                    ff_sink *sink, int timeout_ms)
 {
     if (!sink->buf && !sink->write)
         return ff_error(FF_EINVAL, "download: sink has neither buf nor write");
@@ -463,7 +463,7 @@ typedef struct {
     int timeout_ms;
 } ul_arg;
 
-static int ul_attempt(ff_client *c, void *arg, grpc_status_code *code)
+static int ul_attempt(ff_rpc *c, void *arg, grpc_status_code *code)
 {
     ul_arg *a = arg;
     ccall k;
@@ -549,8 +549,8 @@ out:
     return rc;
 }
 
-int ff_client_upload(ff_client *c, const Fedfuse__UploadHeader *hdr, ff_source *src,
-                     Fedfuse__UploadAck **ack, int timeout_ms)
+int ff_rpc_upload(ff_rpc *c, const Fedfuse__UploadHeader *hdr, ff_source *src,
+                  Fedfuse__UploadAck **ack, int timeout_ms)
 {
     static const uint8_t zero[FF_SHA256_BYTES];
     if (ack)
@@ -600,7 +600,7 @@ static int verify_coordinator(const char *target, const char *peer_pem, void *us
     return rc != FF_OK;
 }
 
-static grpc_channel_credentials *client_creds(const ff_client_opts *o)
+static grpc_channel_credentials *client_creds(const ff_rpc_opts *o)
 {
     ff_pem_files pem;
     if (ff_pem_files_read(&pem, o->ca, o->cert, o->key) != FF_OK)
@@ -614,7 +614,7 @@ static grpc_channel_credentials *client_creds(const ff_client_opts *o)
     return cr;
 }
 
-int ff_client_new(ff_client **out, const ff_client_opts *o)
+int ff_rpc_new(ff_rpc **out, const ff_rpc_opts *o)
 {
     *out = NULL;
     if (!o->target || strlen(o->target) >= 256)
@@ -622,7 +622,7 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
     if (o->insecure && !ff_addr_is_loopback(o->target))
         return ff_error(FF_EPOLICY, "--insecure refused: '%s' is not a loopback address "
                         "(plaintext is for local tests only)", o->target);
-    ff_client *c = calloc(1, sizeof *c);
+    ff_rpc *c = calloc(1, sizeof *c);
     if (!c)
         return ff_error(FF_ENOMEM, "client: out of memory");
     ff_transport_log_init();
@@ -684,27 +684,27 @@ int ff_client_new(ff_client **out, const ff_client_opts *o)
     }
     if (rc != FF_OK) {
         ff_error_prefix(rc, "site credentials: ");
-        ff_client_free(c);
+        ff_rpc_free(c);
         return rc;
     }
     grpc_channel_credentials *cr = o->insecure ? grpc_insecure_credentials_create()
                                                : client_creds(o);
     if (!cr) {
         rc = ff_error_prefix(FF_ECRYPTO, "site credentials: ");
-        ff_client_free(c);
+        ff_rpc_free(c);
         return rc;
     }
     c->ch = grpc_channel_create(o->target, cr, &ca);
     grpc_channel_credentials_release(cr);
     if (!c->ch) {
-        ff_client_free(c);
+        ff_rpc_free(c);
         return ff_error(FF_ENET, "cannot create a channel to %s", o->target);
     }
     *out = c;
     return FF_OK;
 }
 
-void ff_client_free(ff_client *c)
+void ff_rpc_free(ff_rpc *c)
 {
     if (!c)
         return;

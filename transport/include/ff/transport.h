@@ -17,15 +17,15 @@
  *
  * Hospital side (dials out only):
  *
- *     ff_client_opts co = {.target = "coord.example.org:7443", .cert = "pki/site-a.crt",
+ *     ff_rpc_opts co = {.target = "coord.example.org:7443", .cert = "pki/site-a.crt",
  *                          .key = "pki/site-a.key", .ca = "pki/ca.crt"};
- *     ff_client *cl;
- *     ff_client_new(&cl, &co);
+ *     ff_rpc *cl;
+ *     ff_rpc_new(&cl, &co);
  *     Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
  *     Fedfuse__HelloReply *hr;
- *     if (ff_client_hello(cl, &hq, &hr, 10000) == FF_OK) { ...; ff_msg_free(hr); }
- *     ff_client_download(cl, sha, size, &sink, 600000);   // chunked, SHA-256 checked
- *     ff_client_free(cl);
+ *     if (ff_rpc_hello(cl, &hq, &hr, 10000) == FF_OK) { ...; ff_msg_free(hr); }
+ *     ff_rpc_download(cl, sha, size, &sink, 600000);   // chunked, SHA-256 checked
+ *     ff_rpc_free(cl);
  *
  * Messages are the generated protobuf-c structs (fedfuse.pb-c.h, generated at build time).
  * Every call returns FF_OK or a negative FF_E... with ff_error_message() naming the call and
@@ -263,7 +263,7 @@ double ff_policy_record_budget(const ff_policy *p, double plan_budget);
 /* Messages                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Frees a message returned by ff_client_* (protobuf_c_message_free_unpacked). NULL is ok. */
+/* Frees a message returned by ff_rpc_* (protobuf_c_message_free_unpacked). NULL is ok. */
 void ff_msg_free(void *msg);
 /* Checks the sizes and enum values of a decoded message against the limits above; the
  * server runs it before any handler, so handlers see only well-formed messages. */
@@ -443,12 +443,12 @@ typedef struct {
     int keepalive_ms;        /* ping period on idle links; 0 = 15000 */
     int keepalive_timeout_ms;/* no ping ack within this: link lost; 0 = 5000 */
     uint32_t chunk_size;     /* upload part size; 0 = FF_CHUNK_DEFAULT */
-} ff_client_opts;
+} ff_rpc_opts;
 
-typedef struct ff_client ff_client;
+typedef struct ff_rpc ff_rpc;
 
-int ff_client_new(ff_client **out, const ff_client_opts *o) FF_WARN_UNUSED;
-void ff_client_free(ff_client *c);
+int ff_rpc_new(ff_rpc **out, const ff_rpc_opts *o) FF_WARN_UNUSED;
+void ff_rpc_free(ff_rpc *c);
 
 /* Unary calls. timeout_ms bounds each attempt; UNAVAILABLE is retried with backoff (and
  * logged as a warning each time), so a dead link is reported within timeout * attempts plus
@@ -456,34 +456,34 @@ void ff_client_free(ff_client *c);
  * lost link, handshake refused), FF_ETIMEOUT, FF_EINVAL (server said INVALID_ARGUMENT),
  * FF_EPOLICY (PERMISSION_DENIED / UNAUTHENTICATED), FF_ESTATE (FAILED_PRECONDITION),
  * FF_ENOTFOUND. */
-int ff_client_hello(ff_client *c, const Fedfuse__HelloRequest *req,
-                    Fedfuse__HelloReply **reply, int timeout_ms) FF_WARN_UNUSED;
-int ff_client_get_task(ff_client *c, const Fedfuse__TaskRequest *req, Fedfuse__Task **reply,
-                       int timeout_ms) FF_WARN_UNUSED;
-int ff_client_decline(ff_client *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
-                      int timeout_ms) FF_WARN_UNUSED;
-int ff_client_submit_eval(ff_client *c, const Fedfuse__EvalSubmission *req,
-                          Fedfuse__Ack **reply, int timeout_ms) FF_WARN_UNUSED;
-int ff_client_secagg(ff_client *c, const Fedfuse__SecAggEnvelope *req,
-                     Fedfuse__SecAggEnvelope **reply, int timeout_ms) FF_WARN_UNUSED;
-int ff_client_status(ff_client *c, Fedfuse__StatusReply **reply, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_hello(ff_rpc *c, const Fedfuse__HelloRequest *req,
+                 Fedfuse__HelloReply **reply, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_get_task(ff_rpc *c, const Fedfuse__TaskRequest *req, Fedfuse__Task **reply,
+                    int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_decline(ff_rpc *c, const Fedfuse__DeclineRequest *req, Fedfuse__Ack **reply,
+                   int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_submit_eval(ff_rpc *c, const Fedfuse__EvalSubmission *req,
+                       Fedfuse__Ack **reply, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_secagg(ff_rpc *c, const Fedfuse__SecAggEnvelope *req,
+                  Fedfuse__SecAggEnvelope **reply, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_status(ff_rpc *c, Fedfuse__StatusReply **reply, int timeout_ms) FF_WARN_UNUSED;
 
 /* Downloads blob sha256 (size bytes expected, 0 = any up to sink->cap) into sink. A broken
  * stream resumes from the bytes already received (sink->rewind is called first); the
  * SHA-256 of the whole blob is checked at the end (FF_ECRYPTO on mismatch). */
-int ff_client_download(ff_client *c, const uint8_t sha256[FF_SHA256_BYTES], uint64_t size,
-                       ff_sink *sink, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_download(ff_rpc *c, const uint8_t sha256[FF_SHA256_BYTES], uint64_t size,
+                    ff_sink *sink, int timeout_ms) FF_WARN_UNUSED;
 /* Uploads src with the header hdr (total_size and sha256 are filled in from src). A broken
  * stream restarts from the beginning (the server discards partial uploads). ack may be NULL. */
-int ff_client_upload(ff_client *c, const Fedfuse__UploadHeader *hdr, ff_source *src,
-                     Fedfuse__UploadAck **ack, int timeout_ms) FF_WARN_UNUSED;
+int ff_rpc_upload(ff_rpc *c, const Fedfuse__UploadHeader *hdr, ff_source *src,
+                  Fedfuse__UploadAck **ack, int timeout_ms) FF_WARN_UNUSED;
 
 /* Low level, for tests: sends raw bytes as the request of method ("Hello", or any name, which
  * becomes /fedfuse.Coordinator/NAME) once, without retries; writes the gRPC status code. */
-int ff_client_raw_call(ff_client *c, const char *method, const void *req, size_t len,
-                       int timeout_ms, int *grpc_status) FF_WARN_UNUSED;
+int ff_rpc_raw_call(ff_rpc *c, const char *method, const void *req, size_t len,
+                    int timeout_ms, int *grpc_status) FF_WARN_UNUSED;
 
-/* Routes gRPC's own log lines into ff_log (idempotent; ff_server_start/ff_client_new do it). */
+/* Routes gRPC's own log lines into ff_log (idempotent; ff_server_start/ff_rpc_new do it). */
 void ff_transport_log_init(void);
 
 #ifdef __cplusplus
