@@ -144,11 +144,11 @@ static int cmd_client_node(int argc, char **argv)
     (void)ff_cli_pos(&a, 0);
     if (!cfg)
         return ff_cli_usage_error("client", "missing --config");
-    ff_site_config sc;
-    int rc = ff_site_config_load(&sc, cfg);
+    ff_fed_site_config sc;
+    int rc = ff_fed_site_config_load(&sc, cfg);
     if (rc == FF_OK)
-        rc = ff_site_config_check(&sc, cfg);
-    ff_cfg_free(ff_site_config_schema, &sc);
+        rc = ff_fed_site_config_check(&sc, cfg);
+    ff_cfg_free(ff_fed_site_config_schema, &sc);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
     install_signals();

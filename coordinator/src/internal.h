@@ -62,7 +62,7 @@ struct ff_coord {
     int *selected;
     size_t nselected;
     unsigned char *expected, *done, *has_update;
-    unsigned char *site_state; /* ff_site_state per site (not per round) */
+    unsigned char *site_state; /* ff_coord_presence per site (not per round) */
     int select_all;            /* this attempt selected every site: gone ones are waited for */
     int *prev_done;
     size_t nprev;

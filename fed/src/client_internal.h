@@ -16,7 +16,7 @@
 #include "fed_stats.h"
 
 typedef struct {
-    const ff_site_config *sc;
+    const ff_fed_site_config *sc;
     ff_rpc *cl;
     ff_policy pol;
     ff_model_config mc;
@@ -93,7 +93,7 @@ void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, cons
                         fed_err code, int whole_job);
 int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, size_t *ntrainp,
                        ff_local_stats *stp);
-uint64_t fed_cn_train_seed(const ff_site_config *sc, uint32_t round);
+uint64_t fed_cn_train_seed(const ff_fed_site_config *sc, uint32_t round);
 int fed_cn_commit_update(cnode *cn, const Fedfuse__Task *t, const char *update_sha,
                          Fedfuse__UploadHeader *hdr, uint8_t bin[FF_SHA256_BYTES], uint8_t sig[64]);
 int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, const char *point);

@@ -348,7 +348,7 @@ static int rec_ledger_save(cnode *cn)
     return rc;
 }
 
-uint64_t fed_cn_train_seed(const ff_site_config *sc, uint32_t round)
+uint64_t fed_cn_train_seed(const ff_fed_site_config *sc, uint32_t round)
 {
     return (uint64_t)sc->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)round << 32) ^
            ff_fnv1a32(sc->site, strlen(sc->site));
@@ -744,7 +744,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
 
 static int cnode_connect(cnode *cn)
 {
-    const ff_site_config *sc = cn->sc;
+    const ff_fed_site_config *sc = cn->sc;
     ff_rpc_opts co = {.target = sc->coordinator, .cert = sc->cert, .key = sc->key, .ca = sc->ca,
                       .server_name = sc->server_name[0] ? sc->server_name : NULL,
                       .proxy = sc->proxy[0] ? sc->proxy : NULL,
@@ -782,7 +782,7 @@ static void render_site_metrics(void *ud, fed_metrics_buf *b)
 }
 
 /* The model config, the model and the site's data for training and evaluation. */
-static int cnode_open_model(cnode *cn, const ff_site_config *sc)
+static int cnode_open_model(cnode *cn, const ff_fed_site_config *sc)
 {
     int rc = ff_file_read_all(sc->model_config, 16u << 20, &cn->mc_bytes, &cn->mc_len);
     if (rc == FF_OK)
@@ -798,7 +798,7 @@ static int cnode_open_model(cnode *cn, const ff_site_config *sc)
     return rc;
 }
 
-static int cnode_open(cnode *cn, const ff_site_config *sc)
+static int cnode_open(cnode *cn, const ff_fed_site_config *sc)
 {
     memset(cn, 0, sizeof *cn);
     pthread_mutex_init(&cn->mu, NULL);
@@ -908,7 +908,7 @@ static int stopped(const ff_fed_run_opts *o)
     return o && o->stop && *o->stop;
 }
 
-int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o)
+int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
 {
     cnode cn;
     int rc = cnode_open(&cn, sc);

@@ -18,7 +18,7 @@ static ff_stats_policy policy_of(const fed_site_stats *s, const ff_policy *pol)
     return p;
 }
 
-int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_site_config *sc,
+int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_fed_site_config *sc,
                          const Fedfuse__Task *t)
 {
     if (!pol->statistics.enabled)

@@ -8,12 +8,12 @@
 
 #include "fed_internal.h"
 
-#define OFF(f) offsetof(ff_site_config, f)
+#define OFF(f) offsetof(ff_fed_site_config, f)
 #define STR(k, f, d, h)                                                                        \
-    {.key = k, .type = FF_CFG_STRING, .offset = OFF(f), .size = sizeof(((ff_site_config *)0)->f), \
-     .def = d, .help = h}
+    {.key = k, .type = FF_CFG_STRING, .offset = OFF(f),                                        \
+     .size = sizeof(((ff_fed_site_config *)0)->f), .def = d, .help = h}
 
-const ff_cfg_field ff_site_config_schema[] = {
+const ff_cfg_field ff_fed_site_config_schema[] = {
     {.key = "site", .type = FF_CFG_STRING, .offset = OFF(site), .size = 64, .required = 1,
      .help = "site name = CN of the site certificate"},
     {.key = "coordinator", .type = FF_CFG_STRING, .offset = OFF(coordinator), .size = 256,
@@ -101,10 +101,10 @@ int fed_check_address(const char *cfg, const char *key, const char *addr)
     return FF_OK;
 }
 
-int ff_site_config_load(ff_site_config *out, const char *path)
+int ff_fed_site_config_load(ff_fed_site_config *out, const char *path)
 {
     memset(out, 0, sizeof *out);
-    int rc = ff_cfg_load(path, ff_site_config_schema, out);
+    int rc = ff_cfg_load(path, ff_fed_site_config_schema, out);
     if (rc != FF_OK)
         return rc;
     char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
@@ -120,7 +120,7 @@ int ff_site_config_load(ff_site_config *out, const char *path)
     return FF_OK;
 }
 
-int ff_site_config_check(const ff_site_config *out, const char *path)
+int ff_fed_site_config_check(const ff_fed_site_config *out, const char *path)
 {
     const char *need[] = {out->cert, out->key, out->ca, out->data, out->model_config, out->policy};
     const char *keys[] = {"cert", "key", "ca", "data", "model_config", "policy"};

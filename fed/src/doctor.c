@@ -318,7 +318,8 @@ static int proxy_connect(int fd, const char *target, char *why, size_t wn)
 }
 
 /* TLS 1.3 with our certificate, checking the coordinator's against the CA and its name. */
-static int tls_handshake(int fd, const ff_site_config *sc, const char *host, char *why, size_t wn)
+static int tls_handshake(int fd, const ff_fed_site_config *sc, const char *host, char *why,
+                         size_t wn)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = NULL;
@@ -358,7 +359,7 @@ out:
 
 /* The proxy a client uses for target: the config's, else grpc_proxy / https_proxy /
  * http_proxy (gRPC's order), "" for none. Returns host:port of the proxy in out. */
-static void proxy_for(const ff_site_config *sc, char *out, size_t n)
+static void proxy_for(const ff_fed_site_config *sc, char *out, size_t n)
 {
     const char *p = sc->proxy[0] ? sc->proxy : NULL;
     const char *env[] = {"grpc_proxy", "https_proxy", "http_proxy"};
@@ -376,7 +377,7 @@ static void proxy_for(const ff_site_config *sc, char *out, size_t n)
         *slash = '\0';
 }
 
-static void check_coordinator_link(doctor *d, const ff_site_config *sc)
+static void check_coordinator_link(doctor *d, const ff_fed_site_config *sc)
 {
     char host[256], port[32], why[512] = "", proxy[256], via[300] = "";
     if (split_host_port(sc->coordinator, host, sizeof host, port, sizeof port) != FF_OK) {
@@ -491,7 +492,7 @@ static void check_coordinator_link(doctor *d, const ff_site_config *sc)
 
 /* ---- site and coordinator ------------------------------------------------------------------------ */
 
-static void check_policy(doctor *d, const ff_site_config *sc)
+static void check_policy(doctor *d, const ff_fed_site_config *sc)
 {
     ff_policy p;
     if (ff_policy_load(sc->policy, &p) != FF_OK) {
@@ -509,7 +510,7 @@ static void check_policy(doctor *d, const ff_site_config *sc)
     ff_policy_free(&p);
 }
 
-static void check_data(doctor *d, const ff_site_config *sc)
+static void check_data(doctor *d, const ff_fed_site_config *sc)
 {
     ff_data_shape sh;
     if (ff_client_shape_load(sc->model_config, &sh) != FF_OK) {
@@ -529,7 +530,7 @@ static void check_data(doctor *d, const ff_site_config *sc)
     ff_site_free(s);
 }
 
-static void doctor_site(doctor *d, const ff_site_config *sc)
+static void doctor_site(doctor *d, const ff_fed_site_config *sc)
 {
     doctor_file files[] = {
         {"cert", sc->cert, 0, 0},         {"key", sc->key, 1, 0},
@@ -609,10 +610,10 @@ int ff_fed_doctor(const char *config_path, int json, FILE *out, int *failed)
 {
     doctor d = {.out = out, .json = json, .checks = json_array()};
     const char *kind = "site";
-    ff_site_config sc;
+    ff_fed_site_config sc;
     ff_coord_config cc;
     memset(&cc, 0, sizeof cc);
-    int rc = ff_site_config_load(&sc, config_path);
+    int rc = ff_fed_site_config_load(&sc, config_path);
     char site_err[512];
     ff_strlcpy(site_err, ff_error_message(), sizeof site_err);
     if (rc != FF_OK) {
@@ -635,7 +636,7 @@ int ff_fed_doctor(const char *config_path, int json, FILE *out, int *failed)
             doctor_coordinator(&d, &cc);
     }
     if (strcmp(kind, "site") == 0)
-        ff_cfg_free(ff_site_config_schema, &sc);
+        ff_cfg_free(ff_fed_site_config_schema, &sc);
     ff_coord_config_free(&cc);
     if (json) {
         json_t *j = json_pack("{s:s, s:s, s:b, s:i, s:o}", "config", config_path, "kind", kind,

@@ -47,7 +47,7 @@ typedef struct {
 /* The task's job against the site's policy: statistics enabled, the job approved and its hash
  * recomputed from the query bytes sent, secure aggregation on, the query parsed, every column
  * allowed. FF_EPOLICY / FF_ECONFIG with the reason. */
-int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_site_config *sc,
+int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_fed_site_config *sc,
                          const Fedfuse__Task *t) FF_WARN_UNUSED;
 /* The round's vector with the site's disclosure control (ff_stats_site_compute), once per
  * round; FF_EPOLICY when the query history refuses it. */

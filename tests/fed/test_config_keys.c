@@ -124,7 +124,7 @@ static void test_coordinator(void **state)
 static void test_site(void **state)
 {
     (void)state;
-    check_example("configs/site.yaml", ff_site_config_schema);
+    check_example("configs/site.yaml", ff_fed_site_config_schema);
 }
 
 static void test_policy(void **state)

@@ -493,7 +493,7 @@ int ff_coord_submit(ff_coord *c, const char *phase, const char *site, int64_t ro
  * selected, and an open collect phase that expects it stops waiting for it at once
  * (FF_EV_DROPOUT with why). A round starts only when at least quorum.min_sites sites are
  * up (until then ff_coord_poll reports FF_COORD_IDLE). */
-typedef enum { FF_SITE_UP = 0, FF_SITE_QUIET, FF_SITE_GONE } ff_site_state;
+typedef enum { FF_SITE_UP = 0, FF_SITE_QUIET, FF_SITE_GONE } ff_coord_presence;
 int ff_coord_add_site(ff_coord *c, const char *name) FF_WARN_UNUSED;
 int ff_coord_set_site_state(ff_coord *c, int site, int state, const char *why) FF_WARN_UNUSED;
 int ff_coord_site_state(const ff_coord *c, int site);

@@ -8,8 +8,8 @@
  *     ff_fed_run_opts ro = {.stop = &stop, .progress = 1};
  *     ff_fed_coordinator_run("configs/coordinator.yaml", &ro);     // returns when done
  *
- *     ff_site_config sc;
- *     ff_site_config_load(&sc, "configs/site.yaml");
+ *     ff_fed_site_config sc;
+ *     ff_fed_site_config_load(&sc, "configs/site.yaml");
  *     ff_fed_client_run(&sc, &ro);               // returns 0 when the run is DONE
  *
  *     ff_fed_simulate("configs/demo.yaml", "out", "/proc/self/exe", &ro);
@@ -68,19 +68,19 @@ typedef struct {
     double give_up_after;   /* seconds without reaching the coordinator before exit 1; 0 = never */
     double label_fraction;  /* share of training patients whose labels are used (1 = all);
                                the rest still count in contrastive stages */
-} ff_site_config;
+} ff_fed_site_config;
 
-extern const ff_cfg_field ff_site_config_schema[];
+extern const ff_cfg_field ff_fed_site_config_schema[];
 /* Loads a site config; relative paths resolve against the config file's folder. */
-int ff_site_config_load(ff_site_config *out, const char *path) FF_WARN_UNUSED;
+int ff_fed_site_config_load(ff_fed_site_config *out, const char *path) FF_WARN_UNUSED;
 /* The client's start-up checks of a loaded config, each "FILE:LINE:COL: key: reason":
  * coordinator is host:port, every file exists and is readable (data a folder), the key is
  * not readable by others, the certificate's CN is `site`; a certificate ending within 30
  * days is warned about. `fedfuse client` runs them before any work. */
-int ff_site_config_check(const ff_site_config *sc, const char *path) FF_WARN_UNUSED;
+int ff_fed_site_config_check(const ff_fed_site_config *sc, const char *path) FF_WARN_UNUSED;
 
 /* Runs the client node until the coordinator says DONE (FF_OK), *stop, or give_up_after. */
-int ff_fed_client_run(const ff_site_config *sc, const ff_fed_run_opts *o) FF_WARN_UNUSED;
+int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o) FF_WARN_UNUSED;
 
 /* `fedfuse doctor`: runs every check of a site config (local files, certificate, data,
  * policy, disk, then DNS, TCP, TLS, an authenticated ping and the clock skew against the
