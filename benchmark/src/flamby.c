@@ -72,7 +72,7 @@ int ff_flamby_parse_methods(ff_flamby_bench_opts *o, const char *list)
  * results/config_{heart_disease,tcga_brca}.json. Client optimizer SGD for every strategy,
  * Adam for pooled and local training. FLamby has no fine-tuning run for heart disease: its
  * TCGA values (3 steps at the FedAvg rate) are used for both. */
-void fb_hparams(int dataset, int tuned, fb_hp *h)
+void fb_hparams(int dataset, fb_hp *h)
 {
     memset(h, 0, sizeof *h);
     h->updates = 100;
@@ -105,8 +105,6 @@ void fb_hparams(int dataset, int tuned, fb_hp *h)
         h->m[FF_FB_FEDAVG_FT].lr = h->m[FF_FB_FEDAVG_LOCALBIAS].lr = 0.1;
     }
     h->m[FF_FB_FEDAVG_FT].ft_lr = h->m[FF_FB_FEDAVG_FT].lr;
-    if (tuned)
-        fb_tuned_hparams(dataset, h);
 }
 
 /* ---- data loading, FLamby's DataLoaderWithMemory ---------------------------------------- */
@@ -211,12 +209,17 @@ int fb_metric(const fb_ctx *b, const ff_flamby_split *s, const double *score, do
 }
 
 /* Metrics of one model per centre (models[k]; a single global model repeats it) on every
- * centre's test set and on the pooled test set (each row scored by its centre's model). */
+ * centre's test set and on the pooled test set (each row scored by its centre's model);
+ * in the validation search (no results file) the pooled one only, client[] NaN. */
 int fb_evaluate(fb_ctx *b, const float *const *models, double *client, double *pooled)
 {
     int rc = FF_OK;
     const ff_flamby_data *d = &b->data;
     for (int k = 0; k < d->ncenters && rc == FF_OK; k++) {
+        client[k] = NAN;
+        if (!b->csv) /* the validation search ranks on the pooled rows; a centre's few
+                      * validation rows may hold no comparable pair */
+            continue;
         rc = fb_scores(b, models[k], &d->test[k], 0, d->test[k].n, b->score);
         if (rc == FF_OK)
             rc = fb_metric(b, &d->test[k], b->score, &client[k]);

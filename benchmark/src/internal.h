@@ -56,11 +56,12 @@ typedef struct {
     FILE *csv;
     ff_progress prog;
     uint64_t done;
+    double search_loss; /* validation search (csv NULL): summed pooled validation loss */
+    int search_runs;
 } fb_ctx;
 
 const char *fb_method_name(int m);
-void fb_hparams(int dataset, int tuned, fb_hp *h);
-void fb_tuned_hparams(int dataset, fb_hp *h);
+void fb_hparams(int dataset, fb_hp *h);
 void fb_loader_init(fb_loader *L, const ff_flamby_split *s, uint64_t seed, uint64_t stream);
 int fb_loader_next(fb_loader *L, int B, float *x, float *y);
 int fb_train(fb_ctx *b, fb_loader *L, ff_vec_optim *o, int steps, const float *prox, float mu,
@@ -71,6 +72,16 @@ int fb_metric(const fb_ctx *b, const ff_flamby_split *s, const double *score,
               double *out) FF_WARN_UNUSED;
 int fb_evaluate(fb_ctx *b, const float *const *models, double *client,
                 double *pooled) FF_WARN_UNUSED;
+
+/* One federated method for one seed through the round engine; its rows into results.csv
+ * (skipped when b->csv is NULL) and the summaries. */
+int fb_run_federated(fb_ctx *b, int64_t seed, int method) FF_WARN_UNUSED;
+/* --tuned: every selected federated method's hyperparameters chosen on a validation split of
+ * the training rows (tune.c); writes OUT/tuned.json and a line per method to the progress. */
+int fb_tune(fb_ctx *b) FF_WARN_UNUSED;
+/* The mean loss on the pooled "test" split (each row by its centre's model): binary
+ * cross-entropy, or the Cox negative log partial likelihood per event (Breslow ties). */
+int fb_pooled_loss(fb_ctx *b, const float *const *models, double *loss) FF_WARN_UNUSED;
 
 /* OUT/comparison.md from the summaries. */
 int fb_write_comparison(const fb_ctx *b) FF_WARN_UNUSED;

@@ -32,15 +32,6 @@ double ff_flamby_reference_mean(const char *dataset, const char *method)
     return NAN;
 }
 
-/* fedfuse's recommended configuration (`--tuned`, docs/benchmarks.md): FLamby's
- * hyperparameters unchanged; what differs is the data (TCGA-BRCA's features standardised with
- * each centre's training statistics, run.c), a choice that reads no test row. */
-void fb_tuned_hparams(int dataset, fb_hp *h)
-{
-    (void)dataset;
-    (void)h;
-}
-
 int fb_write_comparison(const fb_ctx *b)
 {
     const ff_flamby_bench_opts *o = b->opts;
@@ -74,6 +65,24 @@ int fb_write_comparison(const fb_ctx *b)
     for (int i = 0; i < b->nsum; i++)
         if (strncmp(b->sum[i].name, "FedAvg", 6) == 0)
             PUT("| %s | %.3f |\n", b->sum[i].name, b->sum[i].sites_sum / b->sum[i].count);
+    if (o->tuned) {
+        PUT("\nHyperparameters chosen on the validation split (20%% of each centre's training "
+            "rows; tuned.json has the grids and every candidate's validation loss):\n\n"
+            "| method | client lr | FedProx mu | server lr | fine-tuning steps |\n|---|---|---|---|---|\n");
+        for (int m = FF_FB_FEDAVG; m <= FF_FB_FEDAVG_LOCALBIAS; m++)
+            if (o->methods & (1u << m)) {
+                const fb_mhp *h = &b->hp.m[m];
+                const int adaptive = m == FF_FB_FEDADAM || m == FF_FB_FEDYOGI || m == FF_FB_FEDADAGRAD;
+                char mu[32] = "-", slr[32] = "-", ft[32] = "-";
+                if (m == FF_FB_FEDPROX)
+                    snprintf(mu, sizeof mu, "%g", h->mu);
+                if (adaptive)
+                    snprintf(slr, sizeof slr, "%g", h->slr);
+                if (m == FF_FB_FEDAVG_FT)
+                    snprintf(ft, sizeof ft, "%d", h->ft_steps);
+                PUT("| %s | %g | %s | %s | %s |\n", fb_method_name(m), h->lr, mu, slr, ft);
+            }
+    }
 #undef PUT
     int rc = len < cap ? ff_file_write_atomic(path, buf, len, 0644)
                        : ff_error(FF_EINTERNAL, "comparison.md: too long");

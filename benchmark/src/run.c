@@ -28,6 +28,8 @@ static int strategy_of(int m)
 
 static int write_row(fb_ctx *b, int64_t seed, const char *method, const char *test, double v)
 {
+    if (!b->csv) /* the validation search (tune.c) writes no results */
+        return FF_OK;
     if (fprintf(b->csv, "%lld,%s,%s,%.17g\n", (long long)seed, method, test, v) < 0)
         return ff_error(FF_EIO, "results.csv: write failed (%s)", strerror(errno));
     return FF_OK;
@@ -156,7 +158,7 @@ static const char *local_layers(int method)
     return method == FF_FB_CYCLIC_FLAMBY ? "  local: [fc.weight, fc.bias]\n" : "";
 }
 
-static int run_federated(fb_ctx *b, int64_t seed, int method)
+int fb_run_federated(fb_ctx *b, int64_t seed, int method)
 {
     ff_tab *t = b->tab;
     const ff_flamby_data *d = &b->data;
@@ -222,6 +224,8 @@ static int run_federated(fb_ctx *b, int64_t seed, int method)
         rc = ff_coord_new(&c, &cfg, &model, sites, (size_t)d->ncenters);
     if (rc == FF_OK)
         rc = ff_coord_phase_remove(c, FF_PHASE_EVALUATE); /* evaluation happens after the run */
+    if (rc == FF_OK && !b->csv) /* the search's hundreds of runs: no per-round fsync */
+        rc = ff_coord_phase_remove(c, FF_PHASE_CHECKPOINT);
     const unsigned char *local = rc == FF_OK ? ff_coord_strategy(c)->local : NULL;
     ff_coord_status s;
     while (rc == FF_OK && (rc = ff_coord_poll(c, &s)) == FF_OK && s.state != FF_COORD_DONE) {
@@ -268,8 +272,10 @@ static int run_federated(fb_ctx *b, int64_t seed, int method)
             models[k] = st.own[k];
         }
     }
-    double client[FF_FLAMBY_MAX_CENTERS], pooled;
+    double client[FF_FLAMBY_MAX_CENTERS], pooled, loss = 0;
     rc = fb_evaluate(b, models, client, &pooled);
+    if (rc == FF_OK && !b->csv && (rc = fb_pooled_loss(b, models, &loss)) == FF_OK)
+        b->search_loss += loss, b->search_runs++;
     if (rc == FF_OK)
         rc = write_rows(b, seed, fb_method_name(method), client, pooled);
     return rc;
@@ -289,7 +295,7 @@ static int ctx_init(fb_ctx *b, const ff_flamby_bench_opts *o)
                         "flamby --dataset %s`)", o->data_dir,
                         d->dataset == FF_FLAMBY_HEART ? "heart-disease" : "tcga-brca", o->dataset,
                         o->dataset);
-    fb_hparams(d->dataset, o->tuned, &b->hp);
+    fb_hparams(d->dataset, &b->hp);
     /* fedfuse's recommended configuration standardises TCGA-BRCA's features as FLamby does
      * heart disease's (training statistics only): FLamby feeds the Cox model age in years */
     if (o->tuned && d->dataset == FF_FLAMBY_TCGA && (rc = ff_flamby_standardise(&b->data)) != FF_OK)
@@ -339,6 +345,8 @@ int ff_flamby_bench_run(const ff_flamby_bench_opts *o)
         rc = ff_error(FF_EIO, "%s: cannot create (%s)", path, strerror(errno));
     if (rc == FF_OK && fputs("seed,Method,Test,Metric\n", b.csv) < 0)
         rc = ff_error(FF_EIO, "%s: write failed", path);
+    if (rc == FF_OK && o->tuned)
+        rc = fb_tune(&b);
     int nruns = 0;
     for (int m = 0; m < FF_FB_COUNT; m++)
         if (o->methods & (1u << m))
@@ -362,7 +370,7 @@ int ff_flamby_bench_run(const ff_flamby_bench_opts *o)
                     progress(&b, seed, name);
                 }
             } else {
-                rc = run_federated(&b, seed, m);
+                rc = fb_run_federated(&b, seed, m);
                 progress(&b, seed, fb_method_name(m));
             }
         }
