@@ -1,8 +1,13 @@
 /* Harrell's C-index against tests/models/oracle_loss.py (pairs enumerated in python with
- * lifelines' rule for a censored row tied with an event time), plus the edge cases. */
+ * lifelines' rule for a censored row tied with an event time), against oracle_cindex.py
+ * (lifelines' own sweep over sorted times, FLamby's TCGA-BRCA call, on tied random data and
+ * FLamby's TCGA-BRCA test rows), plus the edge cases. */
 #include "testutil.h"
 
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "ff/eval.h"
 
@@ -26,6 +31,49 @@ static void test_oracle(void **st)
     assert_true(c == 0.5);
 }
 
+static double *numbers(const json_t *a, size_t n)
+{
+    double *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_number_value(json_array_get(a, i));
+    return v;
+}
+
+static void test_lifelines_sweep(void **st)
+{
+    (void)st;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/eval/oracle_cindex.py "
+             "%s/../shared/data/flamby/tcga-brca", FF_SOURCE_DIR, FF_SOURCE_DIR);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_error_t err;
+    json_t *cases = json_loadf(p, 0, &err);
+    assert_int_equal(pclose(p), 0);
+    if (!cases)
+        fail_msg("oracle_cindex.py: %s", err.text);
+    assert_int_equal(json_array_size(cases), 5);
+    for (size_t k = 0; k < json_array_size(cases); k++) {
+        const json_t *c = json_array_get(cases, k);
+        size_t n = json_array_size(json_object_get(c, "time"));
+        double *t = numbers(json_object_get(c, "time"), n);
+        double *r = numbers(json_object_get(c, "risk"), n);
+        double *e = numbers(json_object_get(c, "event"), n);
+        uint8_t *ev = malloc(n);
+        assert_non_null(ev);
+        for (size_t i = 0; i < n; i++)
+            ev[i] = e[i] > 0.5;
+        double got = -1, want = json_number_value(json_object_get(c, "cindex"));
+        assert_int_equal(ff_eval_cindex(r, t, ev, n, &got), FF_OK);
+        if (fabs(got - want) > 1e-12)
+            fail_msg("%s: C %.17g vs lifelines' sweep %.17g",
+                     json_string_value(json_object_get(c, "name")), got, want);
+        free(t), free(r), free(e), free(ev);
+    }
+    json_decref(cases);
+}
+
 static void test_refused(void **st)
 {
     (void)st;
@@ -41,6 +89,8 @@ static void test_refused(void **st)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_oracle), cmocka_unit_test(test_refused)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_oracle),
+                                       cmocka_unit_test(test_lifelines_sweep),
+                                       cmocka_unit_test(test_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
