@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "ff/fed.h"
+#include "ff/phases.h"
 #include "ff/transport.h"
 
 static int cmd_coordinator(int argc, char **argv);
@@ -157,13 +158,6 @@ static int cmd_client_node(int argc, char **argv)
     return rc == FF_OK ? FF_EXIT_OK : ff_cli_fail(rc);
 }
 
-static const char *phase_name(int p)
-{
-    static const char *const n[] = {"wait", "train", "evaluate", "secagg-advertise", "secagg-share",
-                                    "secagg-masked-input", "secagg-unmask", "done"};
-    return p >= 0 && p < 8 ? n[p] : "?";
-}
-
 /* One line per site from the coordinator's site_status (remote diagnosis): last seen, state,
  * last error code, version, clock skew and the roster version when the coordinator has one. */
 static void print_sites(json_t *d)
@@ -230,7 +224,7 @@ static int cmd_status(int argc, char **argv)
             printf("round %u of %lld, phase %s\n", st->round,
                    (long long)json_integer_value(json_object_get(d, "rounds")),
                    json_string_value(json_object_get(d, "phase")) ? json_string_value(json_object_get(d, "phase"))
-                                                                  : phase_name(st->phase));
+                                                                  : ff_phase_wire_label((int)st->phase));
             printf("sites connected (last minute): %zu of %lld:", st->n_sites_connected,
                    (long long)json_integer_value(json_object_get(d, "sites")));
             for (size_t i = 0; i < st->n_sites_connected; i++)

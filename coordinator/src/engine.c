@@ -2,6 +2,7 @@
  * by submissions. No I/O except checkpoints and rounds.csv; time comes from a clock callback
  * so tests run deadlines in microseconds. */
 #include "internal.h"
+#include "ff/phases.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -252,8 +253,8 @@ int ff_coord_new(ff_coord **out, const ff_coord_config *cfg, const ff_coord_mode
         c->phases[i].builtin = (int)i + 1;
     }
     c->nphases = FF_ARRAY_LEN(builtin_defs);
-    c->phases[1].def.deadline_s = cfg->deadlines.train;
-    c->phases[4].def.deadline_s = cfg->deadlines.evaluate;
+    for (size_t i = 0; i < c->nphases; i++) /* collect phases: their deadlines.<key> */
+        c->phases[i].def.deadline_s = ff_phase_deadline(ff_phase_by_name(c->phases[i].def.name), cfg);
     config_hash(c);
     *out = c;
     return FF_OK;

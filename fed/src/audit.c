@@ -180,7 +180,7 @@ static void on_event(void *ud, const ff_coord_event *ev)
     case FF_EV_PHASE_CLOSE: {
         json_t *part = json_array();
         names_into(part, ev->detail);
-        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0 || strcmp(ev->phase, FED_PHASE_MASKED) == 0) {
+        if (strcmp(ev->phase, FF_PHASE_TRAIN) == 0 || strcmp(ev->phase, FF_PHASE_MASKED) == 0) {
             json_array_clear(a->train_sites);
             json_array_extend(a->train_sites, part);
         }

@@ -426,9 +426,8 @@ int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
  * drop-out at the deadline, as before: its answer is logged, not acted on. */
 static void decline(cnode *cn, const Fedfuse__Task *t, const char *why, int whole_job)
 {
-    if (!whole_job && t->phase != FEDFUSE__PHASE__PHASE_TRAIN &&
-        t->phase != FEDFUSE__PHASE__PHASE_EVALUATE &&
-        t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE)
+    const ff_phase_info *info = ff_phase_by_wire((int)t->phase);
+    if (!whole_job && !(info && info->declinable))
         return;
     char reason[256];
     ff_strlcpy(reason, why, sizeof reason);

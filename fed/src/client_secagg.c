@@ -418,25 +418,19 @@ static int masked_upload(cnode *cn, const Fedfuse__Task *t, ff_secagg_buf *out)
         ff_secagg_buf_free(out);
         return rc;
     }
-    rc = fed_cn_upload(cn, &hdr, &src, "masked_input");
+    rc = fed_cn_upload(cn, &hdr, &src, FF_PHASE_MASKED);
     if (rc == FF_OK)
         FF_LOG_INFO("round %u: masked input sent (%.1f MB)", t->round, (double)out->len / 1e6);
     ff_secagg_buf_free(out);
     return rc;
 }
 
-/* Position of a secure-aggregation phase in the round (the consistency check was added to
- * the enum after unmask, but runs before it). 0 for other phases. */
+/* Position of a secure-aggregation phase in the round (the phase table's order: the
+ * consistency check has wire id 8 but runs fourth). 0 for other phases. */
 int fed_cn_secagg_step(int phase)
 {
-    switch (phase) {
-    case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE: return 1;
-    case FEDFUSE__PHASE__PHASE_SECAGG_SHARE: return 2;
-    case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT: return 3;
-    case FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY: return 4;
-    case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK: return 5;
-    default: return 0;
-    }
+    const ff_phase_info *p = ff_phase_by_wire(phase);
+    return p ? p->secagg_step : 0;
 }
 
 int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
@@ -462,18 +456,16 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         return FF_OK;
     }
     ff_secagg_buf out = {0};
-    const char *what = "", *point = "";
+    const char *what = "";
     fed_err refused = FED_ERR_NONE;
     switch (rc == FF_OK ? (int)t->phase : -1) {
     case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
         rc = secagg_advertise(cn, t, plan, j, &out, &refused);
         what = "keys advertised";
-        point = "advertise_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_SHARE:
         rc = ff_secagg_client_share(cn->sa.c, body, blen, &out);
         what = "keys shared";
-        point = "share_keys";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
         rc = secagg_masked(cn, t, plan, j, body, blen);
@@ -495,13 +487,12 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     case FEDFUSE__PHASE__PHASE_SECAGG_UNMASK:
         rc = ff_secagg_client_unmask(cn->sa.c, body, blen, &out);
         what = "unmask shares sent";
-        point = "unmask";
         break;
     default:
         break;
     }
     if (rc == FF_OK && out.data) {
-        fed_test_kill_at(point, t->round); /* the answer is ready, not sent */
+        fed_test_kill_at(ff_phase_wire_label((int)t->phase), t->round); /* ready, not sent */
         rc = secagg_send(cn, t, &out);
     }
     ff_secagg_buf_free(&out);

@@ -253,9 +253,9 @@ int fed_dp_install(fed_dp *dp, ff_coord *c, const ff_coord_config *cfg, const ff
         ff_coord_set_mechanism(c, &m);
     }
     ff_coord_phase ph = {.kind = FF_PHASE_SERVER, .on_open = budget_open, .ud = dp};
-    ff_strlcpy(ph.name, FED_DP_PHASE, sizeof ph.name);
+    ff_strlcpy(ph.name, FF_PHASE_PRIVACY, sizeof ph.name);
     if (rc == FF_OK)
-        rc = ff_coord_phase_insert(c, dp->ddg ? FED_PHASE_ADVERTISE : FF_PHASE_TRAIN, &ph);
+        rc = ff_coord_phase_insert(c, dp->ddg ? FF_PHASE_ADVERTISE : FF_PHASE_TRAIN, &ph);
     return rc;
 }
 

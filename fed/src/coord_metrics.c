@@ -40,8 +40,8 @@ void fed_coord_stats_hook(void *ud, const ff_coord_event *ev)
     case FF_EV_DROPOUT:
         if (i < FED_METRICS_PHASES)
             st->ph[i].dropouts++;
-        if (strcmp(ev->phase, FED_PHASE_MASKED) == 0 || strcmp(ev->phase, FED_PHASE_CHECK) == 0 ||
-            strcmp(ev->phase, FED_PHASE_UNMASK) == 0)
+        if (strcmp(ev->phase, FF_PHASE_MASKED) == 0 || strcmp(ev->phase, FF_PHASE_CHECK) == 0 ||
+            strcmp(ev->phase, FF_PHASE_UNMASK) == 0)
             st->secagg_recoveries++;
         break;
     case FF_EV_REFUSAL:

@@ -75,7 +75,7 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
             nd->pending[st->pending[i]] = 1;
     nd->deadline_ms = fed_coord_unix_ms() + (int64_t)(st->deadline_in * 1000.0);
     int serving = fed_coord_phase_is(nd, FF_PHASE_TRAIN) || fed_coord_phase_is(nd, FF_PHASE_EVALUATE) ||
-                  fed_coord_phase_is(nd, FED_PHASE_ADVERTISE);
+                  fed_coord_phase_is(nd, FF_PHASE_ADVERTISE);
     if (serving && (nd->blob_round != nd->round || nd->blob_attempt != nd->attempt ||
                     strcmp(nd->blob_phase, nd->phase) != 0 || !nd->cur)) {
         int rc = blob_refresh_locked(nd);
@@ -369,12 +369,8 @@ int fed_coord_secagg_phase(const node *nd)
 {
     if (!nd->cfg.secure_aggregation.enabled)
         return 0;
-    return fed_coord_phase_is(nd, FED_PHASE_ADVERTISE) ? FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE
-           : fed_coord_phase_is(nd, FED_PHASE_SHARE)   ? FEDFUSE__PHASE__PHASE_SECAGG_SHARE
-           : fed_coord_phase_is(nd, FED_PHASE_MASKED)  ? FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT
-           : fed_coord_phase_is(nd, FED_PHASE_CHECK)   ? FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY
-           : fed_coord_phase_is(nd, FED_PHASE_UNMASK)  ? FEDFUSE__PHASE__PHASE_SECAGG_UNMASK
-                                             : 0;
+    const ff_phase_info *p = ff_phase_by_name(nd->phase);
+    return p && p->secagg_step > 0 ? p->wire : 0;
 }
 
 /* {"attempt":N} and, once a round with this site's update is aggregated, its inclusion
@@ -745,14 +741,14 @@ static int on_upload_end(void *user, ff_call *c, const Fedfuse__UploadHeader *hd
         return FF_OK;
     }
     if (status == FF_OK && hdr->kind == FEDFUSE__UPLOAD_KIND__UPLOAD_MASKED_UPDATE) {
-        rc = ff_coord_submit(nd->c, FED_PHASE_MASKED, c->site, hdr->round, sink->buf, sink->cap,
+        rc = ff_coord_submit(nd->c, FF_PHASE_MASKED, c->site, hdr->round, sink->buf, sink->cap,
                              &reason);
         if (rc == FF_OK && fed_coord_site_index(nd, c->site) >= 0)
             nd->pending[fed_coord_site_index(nd, c->site)] = 0;
         if (rc == FF_OK)
             FF_LOG_INFO("round %u: masked input from %s accepted", hdr->round, c->site);
         if (rc == FF_OK)
-            fed_test_kill_at(FED_PHASE_MASKED, hdr->round);
+            fed_test_kill_at(FF_PHASE_MASKED, hdr->round);
     } else if (status == FF_OK) {
         /* the engine adds the update into its running sum; the buffer is reused after this */
         rc = ff_coord_submit_update_ex(nd->c, c->site, hdr->round, -1, sink->buf,
@@ -808,10 +804,8 @@ static int on_decline(void *user, ff_call *c, const Fedfuse__DeclineRequest *req
                       Fedfuse__Ack *reply)
 {
     node *nd = user;
-    const char *phase = req->phase == FEDFUSE__PHASE__PHASE_TRAIN      ? FF_PHASE_TRAIN
-                        : req->phase == FEDFUSE__PHASE__PHASE_EVALUATE ? FF_PHASE_EVALUATE
-                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE ? FED_PHASE_ADVERTISE
-                                                                       : NULL;
+    const ff_phase_info *info = ff_phase_by_wire((int)req->phase);
+    const char *phase = info && info->declinable ? info->name : NULL;
     if (!phase && !req->whole_job)
         return ff_error(FF_EINVAL, "decline from %s: phase %d cannot be declined", c->site,
                         (int)req->phase);
@@ -847,11 +841,8 @@ static int on_secagg(void *user, ff_call *c, const Fedfuse__SecAggEnvelope *req,
                      Fedfuse__SecAggEnvelope *reply)
 {
     node *nd = user;
-    const char *phase = req->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE ? FED_PHASE_ADVERTISE
-                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_SHARE   ? FED_PHASE_SHARE
-                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_CONSISTENCY ? FED_PHASE_CHECK
-                        : req->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK  ? FED_PHASE_UNMASK
-                                                                              : NULL;
+    const ff_phase_info *info = ff_phase_by_wire((int)req->phase);
+    const char *phase = info && info->actor == FF_ACT_ENVELOPE ? info->name : NULL;
     if (!phase)
         return ff_error(FF_EINVAL, "secagg from %s: phase %d is not sent as an envelope", c->site,
                         (int)req->phase);

@@ -26,8 +26,8 @@ static void on_event(void *ud, const ff_coord_event *ev)
 {
     fed_secagg *sa = ud;
     if (ev->type == FF_EV_QUORUM_FAIL &&
-        (strcmp(ev->phase, FED_PHASE_ADVERTISE) == 0 || strcmp(ev->phase, FED_PHASE_SHARE) == 0 ||
-         strcmp(ev->phase, FED_PHASE_MASKED) == 0 || strcmp(ev->phase, FED_PHASE_UNMASK) == 0))
+        (strcmp(ev->phase, FF_PHASE_ADVERTISE) == 0 || strcmp(ev->phase, FF_PHASE_SHARE) == 0 ||
+         strcmp(ev->phase, FF_PHASE_MASKED) == 0 || strcmp(ev->phase, FF_PHASE_UNMASK) == 0))
         /* the quorum is at least t (config check), so fewer answers can never be unmasked */
         FF_LOG_ERROR("round %lld: secure aggregation failed closed in phase %s: %lld of %zu sites "
                      "answered, t=%lld; nothing was unmasked and the model is unchanged",
@@ -304,26 +304,28 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
     int rc = ff_coord_add_hook(c, on_event, sa);
     if (rc == FF_OK)
         rc = ff_coord_phase_remove(c, FF_PHASE_TRAIN);
-    /* The consistency check is short (one signature per site) and shares unmask's deadline. */
-    const ff_coord_phase ph[5] = {
-        {.name = FED_PHASE_ADVERTISE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_SELECTED,
-         .deadline_s = cfg->deadlines.advertise_keys, .min_sites = -1, .on_open = adv_open,
+    /* deadlines from the phase table (the consistency check shares unmask's) */
+    ff_coord_phase ph[5] = {
+        {.name = FF_PHASE_ADVERTISE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_SELECTED,
+         .min_sites = -1, .on_open = adv_open,
          .on_submit = any_submit, .ud = sa},
-        {.name = FED_PHASE_SHARE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
-         .deadline_s = cfg->deadlines.share_keys, .min_sites = -1, .on_open = share_open,
+        {.name = FF_PHASE_SHARE, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .min_sites = -1, .on_open = share_open,
          .on_submit = any_submit, .ud = sa},
-        {.name = FED_PHASE_MASKED, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
-         .deadline_s = cfg->deadlines.masked_input, .min_sites = -1, .on_open = masked_open,
+        {.name = FF_PHASE_MASKED, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .min_sites = -1, .on_open = masked_open,
          .on_submit = any_submit, .ud = sa},
-        {.name = FED_PHASE_CHECK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
-         .deadline_s = cfg->deadlines.unmask, .min_sites = -1, .on_open = check_open,
+        {.name = FF_PHASE_CHECK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .min_sites = -1, .on_open = check_open,
          .on_submit = any_submit, .ud = sa},
-        {.name = FED_PHASE_UNMASK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
-         .deadline_s = cfg->deadlines.unmask, .min_sites = -1, .on_open = unmask_open,
+        {.name = FF_PHASE_UNMASK, .kind = FF_PHASE_COLLECT, .expect = FF_PHASE_FROM_PREVIOUS,
+         .min_sites = -1, .on_open = unmask_open,
          .on_submit = any_submit, .on_close = unmask_close, .ud = sa},
     };
-    for (int i = 0; rc == FF_OK && i < 5; i++)
+    for (int i = 0; rc == FF_OK && i < 5; i++) {
+        ph[i].deadline_s = ff_phase_deadline(ff_phase_by_name(ph[i].name), cfg);
         rc = ff_coord_phase_insert(c, FF_PHASE_AGGREGATE, &ph[i]);
+    }
     return rc;
 }
 
@@ -342,13 +344,13 @@ int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase
                     Fedfuse__Task *t)
 {
     const ff_secagg_buf *body = NULL;
-    if (strcmp(phase, FED_PHASE_SHARE) == 0)
+    if (strcmp(phase, FF_PHASE_SHARE) == 0)
         body = &sa->adv;
-    else if (strcmp(phase, FED_PHASE_MASKED) == 0)
+    else if (strcmp(phase, FF_PHASE_MASKED) == 0)
         body = sa->index_of[site] >= 0 ? &sa->shares[sa->index_of[site]] : NULL;
-    else if (strcmp(phase, FED_PHASE_CHECK) == 0)
+    else if (strcmp(phase, FF_PHASE_CHECK) == 0)
         body = &sa->chk;
-    else if (strcmp(phase, FED_PHASE_UNMASK) == 0)
+    else if (strcmp(phase, FF_PHASE_UNMASK) == 0)
         body = &sa->req;
     json_t *names = json_array();
     for (size_t j = 0; j < sa->n; j++)

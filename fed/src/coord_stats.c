@@ -61,7 +61,7 @@ static void on_event(void *ud, const ff_coord_event *ev)
         json_array_append_new(st->refusals, json_pack("{s:s, s:s, s:s}", "site", ev->site,
                                                       "phase", ev->phase, "reason", ev->detail));
         FF_LOG_WARN("statistics: site %s refused the query: %s", ev->site, ev->detail);
-    } else if (ev->type == FF_EV_PHASE_CLOSE && strcmp(ev->phase, FED_PHASE_MASKED) == 0) {
+    } else if (ev->type == FF_EV_PHASE_CLOSE && strcmp(ev->phase, FF_PHASE_MASKED) == 0) {
         json_array_clear(st->sites);
         const char *p = ev->detail;
         while (p && *p) { /* the sites whose input is in the sum */

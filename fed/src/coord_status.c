@@ -81,11 +81,11 @@ int fed_coord_on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *re
     reply->consortium = ff_call_strdup(c, nd->cons.consortium);
     reply->run_id = ff_call_strdup(c, nd->run_id);
     reply->round = (uint32_t)nd->round;
-    reply->phase = fed_coord_secagg_phase(nd)                  ? fed_coord_secagg_phase(nd)
-                   : fed_coord_phase_is(nd, FF_PHASE_TRAIN)    ? FEDFUSE__PHASE__PHASE_TRAIN
-                   : fed_coord_phase_is(nd, FF_PHASE_EVALUATE) ? FEDFUSE__PHASE__PHASE_EVALUATE
-                   : nd->state == FF_COORD_DONE      ? FEDFUSE__PHASE__PHASE_DONE
-                                                     : FEDFUSE__PHASE__PHASE_WAIT;
+    /* the open phase's wire id when sites act in it; between them, wait (or done) */
+    const ff_phase_info *open = ff_phase_by_name(nd->phase);
+    reply->phase = open && open->wire > 0 && open->actor != FF_ACT_NONE ? open->wire
+                   : nd->state == FF_COORD_DONE                          ? FF_WIRE_DONE
+                                                                         : FF_WIRE_WAIT;
     char **conn = ff_call_alloc(c, (nd->nsites + 1) * sizeof *conn);
     size_t nconn = 0;
     double now = ff_now();

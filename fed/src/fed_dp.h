@@ -9,7 +9,6 @@
 #include "ff/privacy.h"
 #include "fed_internal.h"
 
-#define FED_DP_PHASE "privacy_budget"
 #define FED_DP_LEDGER_FILE "privacy-client-ledger.json"
 
 typedef struct {

@@ -9,6 +9,7 @@
 #include "ff/client.h"
 #include "ff/coordinator.h"
 #include "ff/fed.h"
+#include "ff/phases.h"
 #include "ff/transport.h"
 
 /* Start-up checks of the config files (config.c): every error is "FILE:LINE:COL: key: why". */
@@ -87,12 +88,6 @@ typedef struct fed_audit {
     json_t *commits, *inclusion;
 } fed_audit;
 
-/* The secure-aggregation phases (docs/federation.md, "Secure aggregation in the round"). */
-#define FED_PHASE_ADVERTISE "advertise_keys"
-#define FED_PHASE_SHARE "share_keys"
-#define FED_PHASE_MASKED "masked_input"
-#define FED_PHASE_CHECK "consistency_check"
-#define FED_PHASE_UNMASK "unmask"
 /* Encoding: each site sends clip(Δ_i · n_i / W) and n_i, so the sum decodes to Σ n_i Δ_i / W
  * and Σ n_i; W = FED_SECAGG_MAX_WEIGHT bounds a site's example count. */
 #define FED_SECAGG_CLIP 1.0
