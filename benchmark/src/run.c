@@ -127,7 +127,7 @@ static int site_update(fb_ctx *b, int method, fb_sites *st, int k, const float *
     ff_vec_optim_free(&o);
     if (rc != FF_OK)
         return rc;
-    ff_fed_update_compute(u, w, start, n);
+    ff_round_update(u, w, start, n);
     if (scaffold)
         ff_scaffold_control_delta(u + n, st->ci[k], g + n, g, w, b->hp.updates, h->lr, n);
     if (local)

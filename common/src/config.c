@@ -341,8 +341,6 @@ int ff_cfg_load_str(const char *name, const char *yaml, size_t len, const ff_cfg
     return rc;
 }
 
-#define FF_CFG_MAX_FILE (4u * 1024u * 1024u)
-
 int ff_cfg_load(const char *path, const ff_cfg_field *schema, void *out)
 {
     char *buf;
@@ -622,6 +620,20 @@ void ff_cfg_key_place(const char *yaml, size_t len, const char *path, size_t *li
     yaml_parser_delete(&parser);
 }
 
+int ff_cfg_error_in(int code, const char *name, const char *yaml, size_t len, const char *path,
+                    const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    size_t line = 1, col = 1;
+    if (yaml)
+        ff_cfg_key_place(yaml, len, path, &line, &col);
+    return ff_error(code, "%s:%zu:%zu: %s: %s", name, line, col, path, what);
+}
+
 int ff_cfg_error_at(int code, const char *file, const char *path, const char *fmt, ...)
 {
     char what[768];
@@ -630,13 +642,12 @@ int ff_cfg_error_at(int code, const char *file, const char *path, const char *fm
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     char *text = NULL;
-    size_t len = 0, line = 1, col = 1;
-    if (ff_file_read_all(file, FF_CFG_MAX_FILE, &text, &len) == FF_OK)
-        ff_cfg_key_place(text, len, path, &line, &col);
-    else
+    size_t len = 0;
+    if (ff_file_read_all(file, FF_CFG_MAX_FILE, &text, &len) != FF_OK)
         ff_error_clear();
+    int rc = ff_cfg_error_in(code, file, text, len, path, "%s", what);
     free(text);
-    return ff_error(code, "%s:%zu:%zu: %s: %s", file, line, col, path, what);
+    return rc;
 }
 
 void ff_cfg_path_resolve(const char *config_path, char *p, size_t n)

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "place.h"
 
 #define OFF(f) offsetof(ff_coord_config, f)
 #define SUB(sec, f) (offsetof(ff_coord_config, sec.f) - offsetof(ff_coord_config, sec))
@@ -225,51 +224,38 @@ const ff_cfg_field ff_coord_config_schema[] = {
 };
 
 /* A cross-field error at the place of key path in the text: "FILE:LINE:COL: path: why". */
-int coord_place_error(const char *name, const char *yaml, size_t len, const char *path,
-                      const char *fmt, ...)
-{
-    char why[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    size_t line, col;
-    coord_key_place(yaml, len, path, &line, &col);
-    return ff_error(FF_ECONFIG, "%s:%zu:%zu: %s: %s", name, line, col, path, why);
-}
-
 static int cross_check(const ff_coord_config *c, const char *name, const char *yaml, size_t len)
 {
     if (c->run_name[0] == '\0')
-        return coord_place_error(name, yaml, len, "run_name", "must not be empty");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "run_name", "must not be empty");
     if (c->checkpoint_dir[0] == '\0')
-        return coord_place_error(name, yaml, len, "checkpoint_dir", "must not be empty");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "checkpoint_dir", "must not be empty");
     if (c->out_dir[0] == '\0')
-        return coord_place_error(name, yaml, len, "out_dir", "must not be empty");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "out_dir", "must not be empty");
     const char *colon = strrchr(c->listen, ':');
     if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-        return coord_place_error(name, yaml, len, "listen", "'%s' is not host:port (e.g. "
-                                 "0.0.0.0:7443)", c->listen);
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "listen", "'%s' is not host:port (e.g. "
+                               "0.0.0.0:7443)", c->listen);
     if (c->sampling.mode == FF_SAMPLE_COUNT && c->sampling.count < c->quorum.min_sites)
-        return coord_place_error(name, yaml, len, "sampling.count",
-                                 "%lld sites per round can never reach quorum.min_sites %lld",
-                                 (long long)c->sampling.count, (long long)c->quorum.min_sites);
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "sampling.count",
+                               "%lld sites per round can never reach quorum.min_sites %lld",
+                               (long long)c->sampling.count, (long long)c->quorum.min_sites);
     if (c->secure_aggregation.enabled && c->secure_aggregation.threshold > c->quorum.min_sites)
-        return coord_place_error(name, yaml, len, "secure_aggregation.threshold",
-                                 "%lld is above quorum.min_sites %lld (a round could pass quorum "
-                                 "and still fail to unmask)",
-                                 (long long)c->secure_aggregation.threshold,
-                                 (long long)c->quorum.min_sites);
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "secure_aggregation.threshold",
+                               "%lld is above quorum.min_sites %lld (a round could pass quorum "
+                               "and still fail to unmask)",
+                               (long long)c->secure_aggregation.threshold,
+                               (long long)c->quorum.min_sites);
     if (c->secure_aggregation.enabled && c->strategy.aggregator != FF_AGG_MEAN)
-        return coord_place_error(name, yaml, len, "strategy.aggregator",
-                                 "%s needs single updates, which secure aggregation hides (use "
-                                 "mean, or turn secure_aggregation.enabled off)",
-                                 ff_aggregator_name(c->strategy.aggregator));
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "strategy.aggregator",
+                               "%s needs single updates, which secure aggregation hides (use "
+                               "mean, or turn secure_aggregation.enabled off)",
+                               ff_aggregator_name(c->strategy.aggregator));
     if (c->secure_aggregation.enabled && c->strategy.clip_multiple > 0)
-        return coord_place_error(name, yaml, len, "strategy.clip_multiple",
-                                 "%g needs single update norms, which secure aggregation hides "
-                                 "(clip on the client instead, or set 0)",
-                                 c->strategy.clip_multiple);
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "strategy.clip_multiple",
+                               "%g needs single update norms, which secure aggregation hides "
+                               "(clip on the client instead, or set 0)",
+                               c->strategy.clip_multiple);
     return FF_OK;
 }
 
@@ -287,7 +273,7 @@ int ff_coord_config_load(ff_coord_config *cfg, const char *path)
     memset(cfg, 0, sizeof *cfg);
     char *buf;
     size_t len;
-    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    int rc = ff_file_read_all(path, FF_CFG_MAX_FILE, &buf, &len);
     if (rc != FF_OK) {
         if (ff_cfg_defaults(ff_coord_config_schema, cfg) != FF_OK)
             return FF_EINTERNAL;

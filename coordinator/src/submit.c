@@ -6,6 +6,35 @@
 #include <math.h>
 #include <string.h>
 
+static const char *const refusal_names[FF_REFUSE_COUNT] = {
+    "none", "unknown site", "not selected", "stale round", "wrong phase", "late",
+    "duplicate", "wrong size", "non-finite values", "bad example count", "rejected",
+};
+
+const char *ff_refusal_name(int reason)
+{
+    if (reason < 0 || reason >= FF_REFUSE_COUNT)
+        return "?";
+    return refusal_names[reason];
+}
+
+int ff_coord_update_check(const float *update, size_t n, size_t expected, double weight,
+                        size_t *bad_index)
+{
+    if (n != expected)
+        return FF_REFUSE_WRONG_SIZE;
+    for (size_t j = 0; j < n; j++) {
+        if (!isfinite(update[j])) {
+            if (bad_index)
+                *bad_index = j;
+            return FF_REFUSE_NONFINITE;
+        }
+    }
+    if (!isfinite(weight) || !(weight > 0))
+        return FF_REFUSE_BAD_WEIGHT;
+    return FF_REFUSE_NONE;
+}
+
 static int refuse(ff_coord *c, const char *phase, int site_idx, const char *site, int64_t round,
                   int reason, const char *detail, int *reason_out)
 {
@@ -85,7 +114,7 @@ int ff_coord_submit_update_ex(ff_coord *c, const char *site, int64_t round, int6
     if (s < 0)
         return s;
     size_t bad = 0;
-    int why = update ? ff_fed_update_check(update, n, c->n, n_examples, &bad) : FF_REFUSE_WRONG_SIZE;
+    int why = update ? ff_coord_update_check(update, n, c->n, n_examples, &bad) : FF_REFUSE_WRONG_SIZE;
     if (why != FF_REFUSE_NONE) {
         char d[160];
         if (why == FF_REFUSE_WRONG_SIZE)

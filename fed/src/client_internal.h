@@ -34,7 +34,7 @@ typedef struct {
     int have_global;
     size_t n;
     char run_id[128];
-    ff_fedclient_state fs;
+    ff_round_state fs;
     int64_t last_eval_round;
     int hello_failures;
     char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */

@@ -415,7 +415,7 @@ int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
     if (rc != FF_OK)
         return rc;
     fed_pack(cn->m, cn->update);
-    ff_fed_update_compute(cn->update, cn->update, cn->global, cn->n);
+    ff_round_update(cn->update, cn->update, cn->global, cn->n);
     *ntrainp = ntrain;
     return FF_OK;
 }
@@ -487,7 +487,7 @@ int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, c
 static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
     int64_t attempt = task_attempt(t);
-    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
+    if (ff_round_begin(&cn->fs, t->round, attempt) != FF_OK) {
         FF_LOG_WARN("round %u: %s; not training again", t->round, ff_error_message());
         return FF_OK;
     }
@@ -531,7 +531,7 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     FF_LOG_INFO("round %u: trained %lld steps on %zu patients, loss %.3f -> %.3f, update sent "
                 "(%.1f MB)", t->round, (long long)st.steps, ntrain, st.loss_first, st.loss_last,
                 (double)src.size / 1e6);
-    if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
+    if (ff_round_done(&cn->fs, t->round) != FF_OK)
         FF_LOG_WARN("%s", ff_error_message());
     rc = fed_cn_write_receipt(cn, t, uh, (double)ntrain, NULL);
     if (rc != FF_OK)
@@ -689,7 +689,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         if (cn->run_id[0])
             FF_LOG_INFO("coordinator restarted (run %s); continuing", t->run_id);
         ff_strlcpy(cn->run_id, t->run_id, sizeof cn->run_id);
-        ff_fedclient_init(&cn->fs);
+        ff_round_init(&cn->fs);
         cn->refused[0] = '\0';
         /* Nor does a secure-aggregation round in progress survive it: its keys were for the
          * old incarnation's round id, and a kept step count would make us skip the new
@@ -803,7 +803,7 @@ static int cnode_open(cnode *cn, const ff_fed_site_config *sc)
     pthread_mutex_init(&cn->mu, NULL);
     cn->state = FED_STATE_STARTING;
     cn->sc = sc;
-    ff_fedclient_init(&cn->fs);
+    ff_round_init(&cn->fs);
     ff_models_set_threads((int)sc->threads);
     int rc = ff_policy_load(sc->policy, &cn->pol);
     /* the node's state folder (receipts, the secure-aggregation guard, the privacy ledger)

@@ -224,7 +224,7 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
                             ff_secagg_buf *out, fed_err *refused)
 {
     int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
-    if (ff_fedclient_begin(&cn->fs, t->round, attempt) != FF_OK) {
+    if (ff_round_begin(&cn->fs, t->round, attempt) != FF_OK) {
         FF_LOG_WARN("round %u: %s; not taking part again", t->round, ff_error_message());
         return FF_OK;
     }
@@ -517,7 +517,7 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
             sleep(hold);
     }
     if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_UNMASK) {
-        if (ff_fedclient_done(&cn->fs, t->round) != FF_OK)
+        if (ff_round_done(&cn->fs, t->round) != FF_OK)
             FF_LOG_WARN("%s", ff_error_message());
         fed_cn_secagg_reset(cn);
     }

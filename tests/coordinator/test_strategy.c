@@ -133,7 +133,7 @@ static void test_fedprox_grad_and_update(void **state)
     ff_fedprox_grad(p, glob, 0.0f, g, 3);
     assert_memory_equal(g, g0, sizeof g);
     float u[3];
-    ff_fed_update_compute(u, p, glob, 3);
+    ff_round_update(u, p, glob, 3);
     assert_true(u[0] == 1.0f && u[1] == -0.5f && u[2] == 2.0f);
 }
 
@@ -142,18 +142,18 @@ static void test_update_check(void **state)
     (void)state;
     float u[4] = {0, 1, 2, 3};
     size_t bad = 99;
-    assert_int_equal(ff_fed_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONE);
-    assert_int_equal(ff_fed_update_check(u, 3, 4, 10, &bad), FF_REFUSE_WRONG_SIZE);
+    assert_int_equal(ff_coord_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONE);
+    assert_int_equal(ff_coord_update_check(u, 3, 4, 10, &bad), FF_REFUSE_WRONG_SIZE);
     u[2] = NAN;
-    assert_int_equal(ff_fed_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONFINITE);
+    assert_int_equal(ff_coord_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONFINITE);
     assert_int_equal(bad, 2);
     u[2] = 0;
     u[3] = -INFINITY;
-    assert_int_equal(ff_fed_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONFINITE);
+    assert_int_equal(ff_coord_update_check(u, 4, 4, 10, &bad), FF_REFUSE_NONFINITE);
     assert_int_equal(bad, 3);
     u[3] = 0;
-    assert_int_equal(ff_fed_update_check(u, 4, 4, 0, NULL), FF_REFUSE_BAD_WEIGHT);
-    assert_int_equal(ff_fed_update_check(u, 4, 4, NAN, NULL), FF_REFUSE_BAD_WEIGHT);
+    assert_int_equal(ff_coord_update_check(u, 4, 4, 0, NULL), FF_REFUSE_BAD_WEIGHT);
+    assert_int_equal(ff_coord_update_check(u, 4, 4, NAN, NULL), FF_REFUSE_BAD_WEIGHT);
     assert_string_equal(ff_refusal_name(FF_REFUSE_LATE), "late");
     assert_string_equal(ff_refusal_name(FF_REFUSE_STALE_ROUND), "stale round");
     assert_string_equal(ff_refusal_name(99), "?");
@@ -162,23 +162,23 @@ static void test_update_check(void **state)
 static void test_client_round_state(void **state)
 {
     (void)state;
-    ff_fedclient_state s;
-    ff_fedclient_init(&s);
-    assert_int_equal(ff_fedclient_begin(&s, 1, 0), FF_OK);
-    assert_int_equal(ff_fedclient_done(&s, 1), FF_OK);
+    ff_round_state s;
+    ff_round_init(&s);
+    assert_int_equal(ff_round_begin(&s, 1, 0), FF_OK);
+    assert_int_equal(ff_round_done(&s, 1), FF_OK);
     /* a replay of round 1 is stale */
-    assert_int_equal(ff_fedclient_begin(&s, 1, 0), FF_ESTATE);
+    assert_int_equal(ff_round_begin(&s, 1, 0), FF_ESTATE);
     ft_assert_error_has("round 1 refused: stale");
-    assert_int_equal(ff_fedclient_begin(&s, 2, 1), FF_OK);
+    assert_int_equal(ff_round_begin(&s, 2, 1), FF_OK);
     /* an older attempt of the same round is stale; a newer one replaces it */
-    assert_int_equal(ff_fedclient_begin(&s, 2, 0), FF_ESTATE);
+    assert_int_equal(ff_round_begin(&s, 2, 0), FF_ESTATE);
     ft_assert_error_has("attempt 0 refused: stale");
-    assert_int_equal(ff_fedclient_begin(&s, 2, 2), FF_OK);
-    assert_int_equal(ff_fedclient_done(&s, 3), FF_ESTATE);
-    assert_int_equal(ff_fedclient_done(&s, 2), FF_OK);
-    assert_int_equal(ff_fedclient_done(&s, 2), FF_ESTATE);
-    assert_int_equal(ff_fedclient_begin(&s, 0, 0), FF_EINVAL);
-    assert_int_equal(ff_fedclient_begin(&s, 5, 0), FF_OK);
+    assert_int_equal(ff_round_begin(&s, 2, 2), FF_OK);
+    assert_int_equal(ff_round_done(&s, 3), FF_ESTATE);
+    assert_int_equal(ff_round_done(&s, 2), FF_OK);
+    assert_int_equal(ff_round_done(&s, 2), FF_ESTATE);
+    assert_int_equal(ff_round_begin(&s, 0, 0), FF_EINVAL);
+    assert_int_equal(ff_round_begin(&s, 5, 0), FF_OK);
     assert_int_equal(s.round, 5);
 }
 
@@ -235,7 +235,7 @@ static void test_scaffold_matches_numpy(void **state)
                 for (int j = 0; j < 3; j++)
                     y[j] -= TLR * g[j];
             }
-            ff_fed_update_compute(up[i], y, xc, 3);
+            ff_round_update(up[i], y, xc, 3);
             ff_scaffold_control_delta(up[i] + 3, ci[i], xc + 3, xc, y, TK, TLR, 3);
         }
         const float *ups[3] = {up[0], up[1], up[2]};
@@ -265,7 +265,7 @@ static void test_cyclic_matches_numpy(void **state)
             for (int j = 0; j < 3; j++)
                 y[j] -= TLR * g[j];
         }
-        ff_fed_update_compute(d, y, w, 3);
+        ff_round_update(d, y, w, 3);
         ff_strategy_apply(&s, w, d);
     }
     assert_vec("cyclic w", w, W, 3);
@@ -311,14 +311,14 @@ static void test_local_layers_match_numpy(void **state)
         float up[3][3], d[3];
         for (int i = 0; i < 3; i++) {
             float start[3], gr[3];
-            ff_fed_keep_local(site[i], g, s.local, 3); /* shared from the global, own bias */
+            ff_round_keep_local(site[i], g, s.local, 3); /* shared from the global, own bias */
             memcpy(start, site[i], sizeof start);
             for (int k = 0; k < TK; k++) {
                 toy_grad(i, site[i], gr);
                 for (int j = 0; j < 3; j++)
                     site[i][j] -= TLR * gr[j];
             }
-            ff_fed_update_compute(up[i], site[i], start, 3);
+            ff_round_update(up[i], site[i], start, 3);
         }
         const float *ups[3] = {up[0], up[1], up[2]};
         assert_int_equal(ff_strategy_aggregate(d, ups, TNEX, 3, 3), FF_OK);

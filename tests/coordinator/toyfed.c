@@ -142,7 +142,7 @@ void toy_local_update(const toy_fed *f, int s, const float *global, float *updat
         for (int j = 0; j < TOY_N; j++)
             w[j] -= f->lr * g[j];
     }
-    ff_fed_update_compute(update, w, global, TOY_N);
+    ff_round_update(update, w, global, TOY_N);
 }
 
 void toy_config(ff_coord_config *cfg, const char *tmp, int64_t rounds, int strategy)

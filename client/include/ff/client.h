@@ -24,9 +24,9 @@
 #include <jansson.h>
 
 #include "ff/common.h"
-#include "ff/coordinator.h"
 #include "ff/data.h"
 #include "ff/eval.h"
+#include "ff/job.h"
 #include "ff/models.h"
 #include "ff/privacy.h"
 

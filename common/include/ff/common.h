@@ -469,6 +469,8 @@ typedef struct {
     size_t count;
 } ff_cfg_strlist;
 
+/* The largest config file read (4 MiB). */
+#define FF_CFG_MAX_FILE (4u * 1024u * 1024u)
 /* Loads path into out per schema (out is first filled with defaults). On error out may be
  * partly filled; release with ff_cfg_free either way. */
 int ff_cfg_load(const char *path, const ff_cfg_field *schema, void *out) FF_WARN_UNUSED;
@@ -498,6 +500,10 @@ void ff_cfg_key_place(const char *yaml, size_t len, const char *path, size_t *li
  * certificate's) placed at the key in the file: code, "FILE:LINE:COL: path: what". */
 int ff_cfg_error_at(int code, const char *file, const char *path, const char *fmt, ...)
     FF_PRINTF(4, 5);
+/* The same for a text already read (yaml, len bytes, from the file called name; NULL = place
+ * 1:1): a cross-field check after loading, "NAME:LINE:COL: path: what". */
+int ff_cfg_error_in(int code, const char *name, const char *yaml, size_t len, const char *path,
+                    const char *fmt, ...) FF_PRINTF(6, 7);
 /* Relative paths in a config file are relative to the file's folder, not to wherever the
  * program was started (systemd, a hospital's shell, a test): p (n bytes) is rewritten so. */
 void ff_cfg_path_resolve(const char *config_path, char *p, size_t n);

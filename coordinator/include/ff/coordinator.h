@@ -1,8 +1,8 @@
 /*
  * ff/coordinator.h — the federated round engine: configuration, site sampling, phases with
  * deadlines and quorums, refusals, server strategies (FedAvg, FedAdam, FedYogi, FedAdagrad),
- * checkpoint/resume, rounds.csv and progress; plus the client-side helpers that need no model
- * (update computation and validation, FedProx gradient term, the client's round state).
+ * checkpoint/resume, rounds.csv and progress. The training plan, the job hash and the site's
+ * side of a round are ff/job.h: the hospital's client/ library needs them, not the engine.
  *
  * The engine works on one flat float vector (the model's contiguous parameter buffer) and
  * does no network I/O: a driver (the transport, or a test) feeds it submissions and calls
@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "ff/common.h"
+#include "ff/job.h"
 #include "ff/privacy.h"
 
 #ifdef __cplusplus
@@ -68,7 +69,7 @@ typedef enum {
 typedef enum { FF_SAMPLE_ALL = 0, FF_SAMPLE_FRACTION, FF_SAMPLE_COUNT } ff_sample_mode;
 typedef enum { FF_QUORUM_RETRY = 0, FF_QUORUM_STOP } ff_quorum_action;
 
-#define FF_COORD_NAME_MAX 64
+#define FF_COORD_NAME_MAX FF_JOB_NAME_MAX
 #define FF_COORD_PATH_MAX 512
 
 typedef struct {
@@ -168,54 +169,8 @@ void ff_coord_config_free(ff_coord_config *cfg);
 const char *ff_strategy_name(int kind);
 const char *ff_aggregator_name(int kind);
 
-/* ---------------------------------------------------------------------------------------- */
-/* Training plan (configs/plan.yaml): what the sites run; hashed into the job hash            */
-/* ---------------------------------------------------------------------------------------- */
+/* The job the coordinator sends (the plan itself is ff/job.h) */
 
-typedef enum { FF_OPT_ADAMW = 0, FF_OPT_SGD } ff_plan_optimizer;
-typedef enum { FF_OBJ_SUPERVISED = 0, FF_OBJ_CONTRASTIVE, FF_OBJ_MULTITASK } ff_plan_objective;
-
-#define FF_PLAN_DEFAULT_STAGE "default"
-
-typedef struct {
-    char name[FF_COORD_NAME_MAX];
-    int objective;             /* ff_plan_objective */
-    ff_cfg_strlist trainable;  /* name prefixes that train; empty = all parameters */
-    ff_cfg_strlist modalities; /* img, txt, ehr; empty = all */
-    int64_t rounds;
-    int64_t local_steps; /* 0 = the plan's local_epochs/local_steps */
-    double lr;           /* 0 = the plan's optimizer.lr */
-} ff_plan_stage;
-
-typedef struct {
-    int64_t local_epochs; /* used when local_steps = 0 */
-    int64_t local_steps;
-    int64_t batch_size;
-    struct {
-        int name; /* ff_plan_optimizer */
-        double lr, weight_decay, momentum;
-    } optimizer;
-    double fedprox_mu;
-    double modality_dropout;
-    ff_cfg_list stages; /* of ff_plan_stage; one default stage when the file has none */
-    ff_privacy_cfg privacy; /* `privacy:` (docs/privacy.md); both levels off by default */
-} ff_plan;
-
-extern const ff_cfg_field ff_plan_schema[];
-
-/* Loads a plan; with no `stages` key one stage FF_PLAN_DEFAULT_STAGE (supervised, every
- * parameter, rounds = default_rounds) is made. Release with ff_plan_free. */
-int ff_plan_load(ff_plan *plan, const char *path, int64_t default_rounds) FF_WARN_UNUSED;
-int ff_plan_load_str(ff_plan *plan, const char *name, const char *yaml, size_t len,
-                     int64_t default_rounds) FF_WARN_UNUSED;
-void ff_plan_free(ff_plan *plan);
-/* A canonical text of the plan (fixed key order, %.17g numbers): what the job hash covers.
- * Caller frees *out with free(). */
-int ff_plan_canonical(const ff_plan *plan, char **out, size_t *len) FF_WARN_UNUSED;
-/* Job hash = SHA-256(SHA-256(model config bytes) || SHA-256(canonical plan)), lower-case hex:
- * what a site approves before it trains. */
-int ff_job_hash(const ff_plan *plan, const void *model_config, size_t model_config_len,
-                char out[FF_SHA256_HEX]) FF_WARN_UNUSED;
 /* The job exactly as the coordinator sends it: the plan file of cfg->plan ("" = the default
  * plan, sent as "{}"), the bytes of cfg->model_config (required when need_model; else ""
  * = an empty model config, for checking a plan alone) and their job hash, the
@@ -235,20 +190,6 @@ typedef struct {
 int ff_coord_job_load(ff_coord_job *j, const ff_coord_config *cfg, const char *config_path,
                       int need_model) FF_WARN_UNUSED;
 void ff_coord_job_free(ff_coord_job *j);
-/* The plan's `privacy:` section against the run it is used in: the sites of the consortium
- * (δ < 1/sites), the ε already spent (a resumed run), and the mechanism that secure
- * aggregation allows (gaussian needs it off: the coordinator clips single updates;
- * distributed_discrete_gaussian needs it on, with bits ≤ 32, SecAgg's lane width).
- * Record-level DP-SGD is not part of the federated round yet, so privacy.record.enabled is
- * refused rather than ignored. Errors are FF_ECONFIG "NAME:LINE:COL: privacy.LEVEL.KEY: why"
- * placed in yaml (the plan text, name its file). The context-free checks already ran in
- * ff_plan_load. */
-int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yaml, size_t len,
-                          const ff_privacy_context *ctx, int secure_aggregation) FF_WARN_UNUSED;
-/* The stage that round r (1-based) runs under: stages run in order, each for its rounds; the
- * last stage continues if the run has more rounds. Returns the stage index. */
-size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round);
-
 /* ---------------------------------------------------------------------------------------- */
 /* Strategies: aggregate (weighted mean of updates) then apply (server optimiser)            */
 /* ---------------------------------------------------------------------------------------- */
@@ -269,7 +210,7 @@ size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round);
  * permutation redrawn at the start of every cycle; w ← w + η Δ (η = 1: the site's model).
  * Per-site layers (strategy.local): coordinates of tensors whose name starts with one of the
  * prefixes are zeroed in Δ before apply, so the global copy stays at its initial value and
- * every site keeps its own (ff_fed_keep_local).
+ * every site keeps its own (ff_round_keep_local).
  */
 typedef struct {
     const char *name;
@@ -315,22 +256,8 @@ void ff_strategy_mask_local(const ff_strategy *s, float *delta);
 int ff_strategy_cyclic_site(uint64_t seed, int64_t round, size_t nsites);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Client-side helpers that need no model                                                    */
+/* Refusals: why the engine did not take a submission                                       */
 /* ---------------------------------------------------------------------------------------- */
-
-/* update = params − global. */
-void ff_fed_update_compute(float *update, const float *params, const float *global, size_t n);
-/* Adds the FedProx proximal gradient μ (w − w_global) to grads (Li et al. 2020). */
-void ff_fedprox_grad(const float *params, const float *global, float mu, float *grads, size_t n);
-/* SCAFFOLD client step correction: grads += c − c_i (n floats each). */
-void ff_scaffold_correct(float *grads, const float *c, const float *ci, size_t n);
-/* SCAFFOLD option II after K local SGD steps of rate lr from x to y: the new client control
- * variate c_i⁺ = c_i − c + (x − y) / (K lr); writes dci = c_i⁺ − c_i (what the site sends)
- * and updates ci in place. */
-void ff_scaffold_control_delta(float *dci, float *ci, const float *c, const float *x,
-                               const float *y, int64_t K, double lr, size_t n);
-/* Per-site layers: params ← global except where local[j] (the site's own values stay). */
-void ff_fed_keep_local(float *params, const float *global, const unsigned char *local, size_t n);
 
 typedef enum {
     FF_REFUSE_NONE = 0,
@@ -351,24 +278,8 @@ const char *ff_refusal_name(int reason); /* "late", "duplicate", ... */
 
 /* Checks an update: size = expected, every value finite, weight finite and > 0. Returns
  * FF_REFUSE_NONE or the reason; *bad_index (may be NULL) gets the first non-finite index. */
-int ff_fed_update_check(const float *update, size_t n, size_t expected, double weight,
+int ff_coord_update_check(const float *update, size_t n, size_t expected, double weight,
                         size_t *bad_index);
-
-/* The client's view of the rounds: accepts a task only for a round newer than the last one
- * it finished (or the same round and a newer retry attempt), so a replayed or stale task is
- * refused. */
-typedef struct {
-    int64_t round;   /* round of the task in progress, 0 = none */
-    int64_t attempt;
-    int64_t last_done; /* last round whose update was sent */
-    int busy;
-} ff_fedclient_state;
-
-void ff_fedclient_init(ff_fedclient_state *s);
-/* FF_OK and the state moves to (round, attempt); FF_ESTATE naming both rounds when stale. */
-int ff_fedclient_begin(ff_fedclient_state *s, int64_t round, int64_t attempt) FF_WARN_UNUSED;
-/* Marks the task's update sent; FF_ESTATE when round is not the one in progress. */
-int ff_fedclient_done(ff_fedclient_state *s, int64_t round) FF_WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* The round engine                                                                          */

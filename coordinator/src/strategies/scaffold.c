@@ -20,24 +20,6 @@ static void scaffold_apply(ff_strategy *s, float *w, const float *d)
 
 const coord_strategy_ops coord_scaffold_ops = {"scaffold", 0, scaffold_apply};
 
-void ff_scaffold_correct(float *grads, const float *c, const float *ci, size_t n)
-{
-    for (size_t j = 0; j < n; j++)
-        grads[j] += c[j] - ci[j];
-}
-
-/* Option II of the paper's step 12: c_i⁺ = c_i − c + (x − y_i) / (K η_l). */
-void ff_scaffold_control_delta(float *dci, float *ci, const float *c, const float *x,
-                               const float *y, int64_t K, double lr, size_t n)
-{
-    const double k = 1.0 / ((double)K * lr);
-    for (size_t j = 0; j < n; j++) {
-        double nci = (double)ci[j] - c[j] + k * ((double)x[j] - y[j]);
-        dci[j] = (float)(nci - ci[j]);
-        ci[j] = (float)nci;
-    }
-}
-
 int ff_strategy_cyclic_site(uint64_t seed, int64_t round, size_t nsites)
 {
     if (nsites == 0 || round < 1)

@@ -1,10 +1,9 @@
 /* The training plan sent to sites, its stages (issue 13) and the job hash sites approve. */
-#include "ff/coordinator.h"
+#include "ff/job.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "place.h"
 
 #define POFF(f) offsetof(ff_plan, f)
 #define PSUB(sec, f) (offsetof(ff_plan, sec.f) - offsetof(ff_plan, sec))
@@ -26,7 +25,7 @@ static const ff_cfg_field optimizer_fields[] = {
 };
 
 static const ff_cfg_field stage_fields[] = {
-    {.key = "name", .type = FF_CFG_STRING, .offset = SOFF(name), .size = FF_COORD_NAME_MAX,
+    {.key = "name", .type = FF_CFG_STRING, .offset = SOFF(name), .size = FF_JOB_NAME_MAX,
      .required = 1, .help = "stage name"},
     {.key = "objective", .type = FF_CFG_ENUM, .offset = SOFF(objective), .choices = objectives,
      .def = "supervised", .help = "training objective"},
@@ -74,7 +73,7 @@ static int privacy_place_error(int rc, const char *name, const char *yaml, size_
         return ff_error(rc, "%s: %s", name, msg);
     memcpy(key, msg, kl);
     key[kl] = '\0';
-    return coord_place_error(name, yaml, len, key, "%s", sep + 2);
+    return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, key, "%s", sep + 2);
 }
 
 int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yaml, size_t len,
@@ -91,18 +90,18 @@ int ff_plan_check_privacy(const ff_plan *plan, const char *name, const char *yam
     if (!p->client.enabled)
         return FF_OK;
     if (ddg && !secure_aggregation)
-        return coord_place_error(name, yaml, len, "privacy.client.mechanism",
-                                 "distributed_discrete_gaussian needs secure_aggregation.enabled "
-                                 "(the sites' noise shares only protect inside the secure sum); "
-                                 "use gaussian without secure aggregation");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "privacy.client.mechanism",
+                               "distributed_discrete_gaussian needs secure_aggregation.enabled "
+                               "(the sites' noise shares only protect inside the secure sum); "
+                               "use gaussian without secure aggregation");
     if (!ddg && secure_aggregation)
-        return coord_place_error(name, yaml, len, "privacy.client.mechanism",
-                                 "gaussian clips single updates at the coordinator, which secure "
-                                 "aggregation hides; use distributed_discrete_gaussian");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "privacy.client.mechanism",
+                               "gaussian clips single updates at the coordinator, which secure "
+                               "aggregation hides; use distributed_discrete_gaussian");
     if (ddg && p->client.bits > 32)
-        return coord_place_error(name, yaml, len, "privacy.client.bits",
-                                 "%lld exceeds the 32-bit lanes of secure aggregation",
-                                 (long long)p->client.bits);
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "privacy.client.bits",
+                               "%lld exceeds the 32-bit lanes of secure aggregation",
+                               (long long)p->client.bits);
     return FF_OK;
 }
 
@@ -110,8 +109,8 @@ static int check_plan(const ff_plan *p, const char *name, const char *yaml, size
 {
     char path[64];
     if (p->local_epochs == 0 && p->local_steps == 0)
-        return coord_place_error(name, yaml, len, "local_steps",
-                                 "local_epochs and local_steps are both 0");
+        return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, "local_steps",
+                               "local_epochs and local_steps are both 0");
     /* What needs no knowledge of the run (σ = 0 with DP on, δ outside (0, 1), no budget);
      * ff_plan_check_privacy adds the run's sites, spent ε and secure aggregation. */
     if (ff_privacy_cfg_validate(&p->privacy, NULL) != FF_OK)
@@ -122,26 +121,29 @@ static int check_plan(const ff_plan *p, const char *name, const char *yaml, size
          * patients of a batch, and a subset of parameters or modalities is not clipped */
         if (p->privacy.record.enabled && st[i].objective != FF_OBJ_SUPERVISED) {
             snprintf(path, sizeof path, "stages[%zu].objective", i);
-            return coord_place_error(name, yaml, len, path, "privacy.record (DP-SGD) supports "
-                                     "only the supervised objective");
+            return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, path,
+                                   "privacy.record (DP-SGD) supports only the supervised "
+                                   "objective");
         }
         if (p->privacy.record.enabled && (st[i].trainable.count || st[i].modalities.count)) {
             snprintf(path, sizeof path, "stages[%zu].%s", i,
                      st[i].trainable.count ? "trainable" : "modalities");
-            return coord_place_error(name, yaml, len, path, "privacy.record (DP-SGD) trains "
-                                     "every parameter on every modality");
+            return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, path,
+                                   "privacy.record (DP-SGD) trains every parameter on every "
+                                   "modality");
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(st[i].name, st[j].name) == 0) {
                 snprintf(path, sizeof path, "stages[%zu].name", i);
-                return coord_place_error(name, yaml, len, path, "'%s' is used twice", st[i].name);
+                return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, path, "'%s' is used twice",
+                                       st[i].name);
             }
         for (size_t k = 0; k < st[i].modalities.count; k++) {
             const char *m = st[i].modalities.items[k];
             if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr")) {
                 snprintf(path, sizeof path, "stages[%zu].modalities", i);
-                return coord_place_error(name, yaml, len, path,
-                                         "'%s' is not one of img, txt, ehr", m);
+                return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, path,
+                                       "'%s' is not one of img, txt, ehr", m);
             }
         }
     }
@@ -181,7 +183,7 @@ int ff_plan_load(ff_plan *plan, const char *path, int64_t default_rounds)
     memset(plan, 0, sizeof *plan);
     char *buf;
     size_t len;
-    int rc = ff_file_read_all(path, COORD_CFG_MAX_FILE, &buf, &len);
+    int rc = ff_file_read_all(path, FF_CFG_MAX_FILE, &buf, &len);
     if (rc != FF_OK)
         return rc;
     rc = ff_plan_load_str(plan, path, buf, len, default_rounds);
@@ -306,42 +308,4 @@ size_t ff_plan_stage_of_round(const ff_plan *plan, int64_t round)
             return i;
     }
     return plan->stages.count ? plan->stages.count - 1 : 0;
-}
-
-int ff_coord_job_load(ff_coord_job *j, const ff_coord_config *cfg, const char *config_path,
-                      int need_model)
-{
-    memset(j, 0, sizeof *j);
-    const char *cp = config_path ? config_path : "coordinator config";
-    if (need_model && !cfg->model_config[0])
-        return ff_error(FF_ECONFIG, "%s: model_config: needed (the model config is half of "
-                        "the job the sites approve)", cp);
-    int rc;
-    if (cfg->plan[0]) {
-        rc = ff_file_read_all(cfg->plan, FF_COORD_PLAN_MAX, &j->plan_yaml, &j->plan_len);
-        if (rc != FF_OK)
-            return ff_error_prefix(rc, "%s: plan: ", cp);
-        rc = ff_plan_load_str(&j->plan, cfg->plan, j->plan_yaml, j->plan_len, cfg->rounds);
-    } else {
-        /* the default plan, as the coordinator sends it */
-        j->plan_yaml = strdup("{}\n");
-        j->plan_len = 3;
-        rc = j->plan_yaml ? ff_plan_load_str(&j->plan, "(default plan)", j->plan_yaml, 3, cfg->rounds)
-                          : ff_error(FF_ENOMEM, "out of memory");
-    }
-    if (rc != FF_OK)
-        return rc;
-    rc = cfg->model_config[0] ? ff_file_read_all(cfg->model_config, 16u << 20, &j->model, &j->model_len)
-                              : FF_OK;
-    if (rc != FF_OK)
-        return ff_error_prefix(rc, "%s: model_config: ", cp);
-    return ff_job_hash(&j->plan, j->model ? j->model : "", j->model_len, j->hex);
-}
-
-void ff_coord_job_free(ff_coord_job *j)
-{
-    ff_plan_free(&j->plan);
-    free(j->plan_yaml);
-    free(j->model);
-    memset(j, 0, sizeof *j);
 }

@@ -1,23 +1,10 @@
-/* Client-side helpers that need no model: update computation and checks, the FedProx
- * gradient term, and the client's round state. */
-#include "ff/coordinator.h"
+/* The site's side of a round, with no model: its update, the FedProx and SCAFFOLD client
+ * steps, per-site layers, and the round state that refuses stale or replayed tasks. */
+#include "ff/job.h"
 
-#include <math.h>
 #include <string.h>
 
-static const char *const refusal_names[FF_REFUSE_COUNT] = {
-    "none", "unknown site", "not selected", "stale round", "wrong phase", "late",
-    "duplicate", "wrong size", "non-finite values", "bad example count", "rejected",
-};
-
-const char *ff_refusal_name(int reason)
-{
-    if (reason < 0 || reason >= FF_REFUSE_COUNT)
-        return "?";
-    return refusal_names[reason];
-}
-
-void ff_fed_update_compute(float *update, const float *params, const float *global, size_t n)
+void ff_round_update(float *update, const float *params, const float *global, size_t n)
 {
     for (size_t j = 0; j < n; j++)
         update[j] = params[j] - global[j];
@@ -33,29 +20,12 @@ void ff_fedprox_grad(const float *params, const float *global, float mu, float *
         grads[j] += mu * (params[j] - global[j]);
 }
 
-int ff_fed_update_check(const float *update, size_t n, size_t expected, double weight,
-                        size_t *bad_index)
-{
-    if (n != expected)
-        return FF_REFUSE_WRONG_SIZE;
-    for (size_t j = 0; j < n; j++) {
-        if (!isfinite(update[j])) {
-            if (bad_index)
-                *bad_index = j;
-            return FF_REFUSE_NONFINITE;
-        }
-    }
-    if (!isfinite(weight) || !(weight > 0))
-        return FF_REFUSE_BAD_WEIGHT;
-    return FF_REFUSE_NONE;
-}
-
-void ff_fedclient_init(ff_fedclient_state *s)
+void ff_round_init(ff_round_state *s)
 {
     memset(s, 0, sizeof *s);
 }
 
-int ff_fedclient_begin(ff_fedclient_state *s, int64_t round, int64_t attempt)
+int ff_round_begin(ff_round_state *s, int64_t round, int64_t attempt)
 {
     if (round < 1 || attempt < 0)
         return ff_error(FF_EINVAL, "task: round %lld attempt %lld is not valid",
@@ -77,7 +47,7 @@ int ff_fedclient_begin(ff_fedclient_state *s, int64_t round, int64_t attempt)
     return FF_OK;
 }
 
-int ff_fedclient_done(ff_fedclient_state *s, int64_t round)
+int ff_round_done(ff_round_state *s, int64_t round)
 {
     if (!s->busy || s->round != round)
         return ff_error(FF_ESTATE, "update for round %lld: no task of that round is in progress",
@@ -87,9 +57,28 @@ int ff_fedclient_done(ff_fedclient_state *s, int64_t round)
     return FF_OK;
 }
 
-void ff_fed_keep_local(float *params, const float *global, const unsigned char *local, size_t n)
+void ff_round_keep_local(float *params, const float *global, const unsigned char *local, size_t n)
 {
     for (size_t j = 0; j < n; j++)
         if (!local || !local[j])
             params[j] = global[j];
+}
+
+/* SCAFFOLD (Karimireddy et al., ICML 2020, Algorithm 1): the client's corrected step. */
+void ff_scaffold_correct(float *grads, const float *c, const float *ci, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        grads[j] += c[j] - ci[j];
+}
+
+/* Option II of the paper's step 12: c_i⁺ = c_i − c + (x − y_i) / (K η_l). */
+void ff_scaffold_control_delta(float *dci, float *ci, const float *c, const float *x,
+                               const float *y, int64_t K, double lr, size_t n)
+{
+    const double k = 1.0 / ((double)K * lr);
+    for (size_t j = 0; j < n; j++) {
+        double nci = (double)ci[j] - c[j] + k * ((double)x[j] - y[j]);
+        dci[j] = (float)(nci - ci[j]);
+        ci[j] = (float)nci;
+    }
 }
