@@ -39,3 +39,29 @@ void ff_batch_free(ff_batch *b)
     ff_free(b->label_mask);
     memset(b, 0, sizeof *b);
 }
+
+int ff_batch_present(const ff_batch *b, int i, int j)
+{
+    if (j == 0) return b->image_present[i] > 0.5f;
+    const int32_t *ids = j == 1 ? b->text_ids + (size_t)i * b->Lt : b->ehr_code + (size_t)i * b->Le;
+    int L = j == 1 ? b->Lt : b->Le;
+    for (int t = 0; t < L; t++)
+        if (ids[t] != 0) return 1;
+    return 0;
+}
+
+ff_batch ff_batch_row(const ff_batch *b, int i)
+{
+    ff_batch v = *b;
+    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W, r = (size_t)i;
+    v.B = 1;
+    v.image = b->image ? b->image + r * img : NULL;
+    v.image_present = b->image_present ? b->image_present + r : NULL;
+    v.text_ids = b->text_ids ? b->text_ids + r * (size_t)b->Lt : NULL;
+    v.ehr_code = b->ehr_code ? b->ehr_code + r * (size_t)b->Le : NULL;
+    v.ehr_val = b->ehr_val ? b->ehr_val + r * (size_t)b->Le : NULL;
+    v.ehr_time = b->ehr_time ? b->ehr_time + r * (size_t)b->Le : NULL;
+    v.labels = b->labels ? b->labels + r * (size_t)b->K : NULL;
+    v.label_mask = b->label_mask ? b->label_mask + r * (size_t)b->K : NULL;
+    return v;
+}

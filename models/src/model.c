@@ -466,16 +466,6 @@ static void encoder_backward(ff_model *m, int e)
 /* Presence                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-int ff_batch_present(const ff_batch *b, int i, int j)
-{
-    if (j == 0) return b->image_present[i] > 0.5f;
-    const int32_t *ids = j == 1 ? b->text_ids + (size_t)i * b->Lt : b->ehr_code + (size_t)i * b->Le;
-    int L = j == 1 ? b->Lt : b->Le;
-    for (int t = 0; t < L; t++)
-        if (ids[t] != 0) return 1;
-    return 0;
-}
-
 static void pack_rows(ff_model *m, int e, const ff_batch *b)
 {
     ff_encoder *en = &m->enc[e];

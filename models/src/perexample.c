@@ -15,22 +15,6 @@
 
 #include "internal.h"
 
-ff_batch ff_batch_row(const ff_batch *b, int i)
-{
-    ff_batch v = *b;
-    size_t img = (size_t)b->C * (size_t)b->H * (size_t)b->W, r = (size_t)i;
-    v.B = 1;
-    v.image = b->image ? b->image + r * img : NULL;
-    v.image_present = b->image_present ? b->image_present + r : NULL;
-    v.text_ids = b->text_ids ? b->text_ids + r * (size_t)b->Lt : NULL;
-    v.ehr_code = b->ehr_code ? b->ehr_code + r * (size_t)b->Le : NULL;
-    v.ehr_val = b->ehr_val ? b->ehr_val + r * (size_t)b->Le : NULL;
-    v.ehr_time = b->ehr_time ? b->ehr_time + r * (size_t)b->Le : NULL;
-    v.labels = b->labels ? b->labels + r * (size_t)b->K : NULL;
-    v.label_mask = b->label_mask ? b->label_mask + r * (size_t)b->K : NULL;
-    return v;
-}
-
 double ff_dp_clip_scale(double norm, double clip)
 {
     if (!(clip > 0) || isinf(clip) || norm <= clip)

@@ -216,6 +216,10 @@ typedef struct {
 int ff_batch_alloc(ff_batch *b, int B, int K, int C, int H, int W, int Lt,
                    int Le) FF_WARN_UNUSED;
 void ff_batch_free(ff_batch *b);
+/* Presence of modality j (0 image, 1 text, 2 EHR) for sample i. */
+int ff_batch_present(const ff_batch *b, int i, int j);
+/* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
+ff_batch ff_batch_row(const ff_batch *b, int i);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Prediction tasks: what the model predicts is data (the model config's `tasks:` list)      */

@@ -238,8 +238,6 @@ int ff_model_train_step(ff_model *m, ff_optim *o, const ff_batch *b, int64_t ste
  * row, or the EHR rows. p in [0,1]. */
 int ff_modality_dropout(ff_batch *b, float p, ff_rng *rng) FF_WARN_UNUSED;
 
-/* Presence of modality j (0 image, 1 text, 2 EHR) for sample i. */
-int ff_batch_present(const ff_batch *b, int i, int j);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels. Outputs first, then saved statistics, then inputs, then weights, then sizes.     */
@@ -507,8 +505,6 @@ void ff_vec_optim_step(ff_vec_optim *o, float *w, const float *g);
  * clipping (below, models/src/ghost.c) gives the same norms and sums from one batched pass.
  */
 
-/* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
-ff_batch ff_batch_row(const ff_batch *b, int i);
 /* min(1, clip / norm), a factor 4e-7 below the ratio when clipping so the float result
  * cannot exceed clip; 1 when clip is +inf or <= 0 (no clipping). */
 double ff_dp_clip_scale(double norm, double clip);
