@@ -516,8 +516,8 @@ int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modaliti
         if (kept > 0 && (rc = ff_model_forward(m, &view, logits, &loss)) != FF_OK)
             break;
         for (int i = 0, r = 0; i < cnt; i++) {
-            ff_task_outputs(&sh->tasks, logits + (size_t)r * K, K, fallback, keep[i],
-                            probs + (start + (size_t)i) * (size_t)K);
+            ff_model_task_outputs(&sh->tasks, logits + (size_t)r * K, K, fallback, keep[i],
+                                  probs + (start + (size_t)i) * (size_t)K);
             r += keep[i];
         }
     }

@@ -643,7 +643,7 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
         *loss = ff_bce_forward(m->logits, b->labels, b->label_mask, B * m->K);
     } else if (loss) {
         double l = 0;
-        rc = ff_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l, NULL);
+        rc = ff_model_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l, NULL);
         *loss = (float)l;
     }
     return rc;
@@ -766,8 +766,8 @@ int ff_model_backward(ff_model *m, const ff_batch *b)
         ff_bce_backward(m->dlogits, m->logits, b->labels, b->label_mask, B * m->K);
     } else {
         double l;
-        int rc = ff_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l,
-                              m->dlogits);
+        int rc = ff_model_task_loss(&m->cfg.task_set, m->logits, b->labels, b->label_mask, B, &l,
+                                    m->dlogits);
         if (rc != FF_OK)
             return rc;
     }

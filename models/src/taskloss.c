@@ -94,8 +94,8 @@ static int task_one(const ff_task *t, const float *logits, const float *labels, 
     return rc;
 }
 
-int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
-                 const float *mask, int B, double *loss, float *dlogits)
+int ff_model_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
+                       const float *mask, int B, double *loss, float *dlogits)
 {
     int K = ts->width;
     gather_buf g;
@@ -130,8 +130,8 @@ int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels
     return rc;
 }
 
-void ff_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
-                     int present, float *out)
+void ff_model_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
+                           int present, float *out)
 {
     if (ts->n == 0 || ff_task_set_all_binary(ts)) {
         for (int k = 0; k < K; k++)

@@ -1,5 +1,5 @@
 /* Declared tasks (issue 23): the model config's `tasks:` as a list or a count (errors name
- * the task), each task's columns, and ff_task_loss — its value is the mean of the per-kind
+ * the task), each task's columns, and ff_model_task_loss — its value is the mean of the per-kind
  * losses of models/src/loss.c over each task's labelled rows, and its gradient matches central
  * finite differences; tasks with no labelled row (or a survival task with no event) do not
  * count; an all-binary model keeps the spec's BCE. */
@@ -143,7 +143,7 @@ static void test_loss_value_and_gradient(void **state)
     float z[B * K], y[B * K], m[B * K], d[B * K] = {0};
     batch(z, y, m);
     double L;
-    assert_int_equal(ff_task_loss(&ts, z, y, m, B, &L, d), FF_OK);
+    assert_int_equal(ff_model_task_loss(&ts, z, y, m, B, &L, d), FF_OK);
     double want = by_hand(z, y, m);
     if (fabs(L - want) > 1e-12)
         fail_msg("loss %.15g, by hand %.15g", L, want);
@@ -151,9 +151,9 @@ static void test_loss_value_and_gradient(void **state)
         float save = z[j];
         double h = 1e-2, lp, lm;
         z[j] = save + (float)h;
-        assert_int_equal(ff_task_loss(&ts, z, y, m, B, &lp, NULL), FF_OK);
+        assert_int_equal(ff_model_task_loss(&ts, z, y, m, B, &lp, NULL), FF_OK);
         z[j] = save - (float)h;
-        assert_int_equal(ff_task_loss(&ts, z, y, m, B, &lm, NULL), FF_OK);
+        assert_int_equal(ff_model_task_loss(&ts, z, y, m, B, &lm, NULL), FF_OK);
         z[j] = save;
         double fd = (lp - lm) / (2 * h);
         if (fabs(fd - d[j]) > 2e-3 * (1 + fabs(fd)))
@@ -180,10 +180,10 @@ static void test_loss_tasks_that_count(void **state)
     }
     double L, want = 0, l;
     memset(d, 0, sizeof d);
-    assert_int_equal(ff_task_loss(&ts, z, y, m, B, &L, d), FF_OK);
+    assert_int_equal(ff_model_task_loss(&ts, z, y, m, B, &L, d), FF_OK);
     ff_task_set two = ts;
     two.n = 2; /* multiclass and regression only: the same columns */
-    assert_int_equal(ff_task_loss(&two, z, y, m, B, &want, NULL), FF_OK);
+    assert_int_equal(ff_model_task_loss(&two, z, y, m, B, &want, NULL), FF_OK);
     if (fabs(L - want) > 1e-12)
         fail_msg("loss %.15g, the two counting tasks %.15g", L, want);
     for (int i = 0; i < B; i++)
@@ -191,7 +191,7 @@ static void test_loss_tasks_that_count(void **state)
     /* nothing labelled at all: loss 0, no gradient */
     memset(m, 0, sizeof m);
     memset(d, 0, sizeof d);
-    assert_int_equal(ff_task_loss(&ts, z, y, m, B, &l, d), FF_OK);
+    assert_int_equal(ff_model_task_loss(&ts, z, y, m, B, &l, d), FF_OK);
     assert_true(l == 0.0);
     for (int j = 0; j < B * K; j++)
         assert_true(d[j] == 0.0f);
@@ -203,14 +203,14 @@ static void test_outputs(void **state)
     ff_task_set ts;
     mixed(&ts);
     float z[K] = {1.0f, 2.0f, 3.0f, 0.5f, -0.7f, 9.0f, 0.0f}, o[K];
-    ff_task_outputs(&ts, z, K, 0.5f, 1, o);
+    ff_model_task_outputs(&ts, z, K, 0.5f, 1, o);
     double e = exp(1) + exp(2) + exp(3);
     for (int c = 0; c < 3; c++)
         assert_true(fabs(o[c] - exp(c + 1) / e) < 1e-6);
     assert_true(fabs(o[3] - (1.0 + 2.0 * 0.5)) < 1e-6); /* center + scale z */
     assert_true(o[4] == -0.7f && o[5] == 0.0f);
     assert_true(fabs(o[6] - 0.5) < 1e-7);
-    ff_task_outputs(&ts, z, K, 0.25f, 0, o); /* no input the model may see */
+    ff_model_task_outputs(&ts, z, K, 0.25f, 0, o); /* no input the model may see */
     assert_true(fabs(o[0] - 1.0 / 3) < 1e-6 && o[3] == 1.0f && o[4] == 0.0f && o[6] == 0.25f);
 }
 

@@ -131,7 +131,7 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
 int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites,
                       const ff_local_opts *o, ff_local_stats *st) FF_WARN_UNUSED;
 
-/* The model's outputs for every patient of a split (ff_task_outputs: probabilities of binary
+/* The model's outputs for every patient of a split (ff_model_task_outputs: probabilities of binary
  * and multiclass tasks, predicted values, risk scores): probs, labels and label masks are
  * [n, K] arrays the caller allocates with n = ff_site_count(s, split). With a modality mask
  * other than FF_MOD_ALL, patients left with no modality get the score `fallback` (binary

@@ -399,15 +399,15 @@ int ff_loss_cox_backward(float *dscore, const float *score, const float *time, c
  * the tasks that count (0 when none does). logits, labels, mask [B, ts->width]; mask NULL =
  * every label known. dlogits (may be NULL) += d loss / d logits. Errors name the task and row.
  * A model whose tasks are all binary uses ff_bce_forward over all K columns instead. */
-int ff_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
-                 const float *mask, int B, double *loss, float *dlogits) FF_WARN_UNUSED;
+int ff_model_task_loss(const ff_task_set *ts, const float *logits, const float *labels,
+                       const float *mask, int B, double *loss, float *dlogits) FF_WARN_UNUSED;
 /* The model's outputs for one row of logits [K]: binary σ(z) (the model's probability, as
  * for every column of an all-binary model); multiclass the softmax over its classes;
  * regression center + scale·z; survival the risk score z in column 0 (column 1 = 0). A row
  * whose patient had nothing the model may see (present = 0) gets fallback for binary tasks,
  * 1/classes, center and 0 for the others. */
-void ff_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
-                     int present, float *out);
+void ff_model_task_outputs(const ff_task_set *ts, const float *logits, int K, float fallback,
+                           int present, float *out);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Tabular models (models/src/tabular.c): `linear` and `mlp` over a plain feature matrix      */
