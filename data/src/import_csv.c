@@ -211,7 +211,7 @@ int64_t ff_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int ff_parse_digits(const char *s, int n, int *out)
+int ff_data_parse_digits(const char *s, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -227,14 +227,14 @@ int ff_parse_datetime(const char *s, int64_t *out)
 {
     size_t n = strlen(s);
     int y, mo, d, h = 0, mi = 0, se = 0;
-    if (n < 10 || ff_parse_digits(s, 4, &y) || s[4] != '-' || ff_parse_digits(s + 5, 2, &mo) || s[7] != '-' ||
-        ff_parse_digits(s + 8, 2, &d))
+    if (n < 10 || ff_data_parse_digits(s, 4, &y) || s[4] != '-' || ff_data_parse_digits(s + 5, 2, &mo) || s[7] != '-' ||
+        ff_data_parse_digits(s + 8, 2, &d))
         return -1;
     if (n > 10) {
-        if ((s[10] != ' ' && s[10] != 'T') || n < 16 || ff_parse_digits(s + 11, 2, &h) || s[13] != ':' ||
-            ff_parse_digits(s + 14, 2, &mi))
+        if ((s[10] != ' ' && s[10] != 'T') || n < 16 || ff_data_parse_digits(s + 11, 2, &h) || s[13] != ':' ||
+            ff_data_parse_digits(s + 14, 2, &mi))
             return -1;
-        if (n > 16 && (n != 19 || s[16] != ':' || ff_parse_digits(s + 17, 2, &se)))
+        if (n > 16 && (n != 19 || s[16] != ':' || ff_data_parse_digits(s + 17, 2, &se)))
             return -1;
     }
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)

@@ -205,26 +205,26 @@ int ff_fhir_parse_time(const char *s, int64_t *out)
 {
     int y, mo = 1, d = 1, h = 0, mi = 0, se = 0;
     size_t n = strlen(s);
-    if (n < 4 || ff_parse_digits(s, 4, &y))
+    if (n < 4 || ff_data_parse_digits(s, 4, &y))
         return -1;
     const char *p = s + 4;
     if (*p == '-') {
-        if (ff_parse_digits(p + 1, 2, &mo) || mo < 1 || mo > 12)
+        if (ff_data_parse_digits(p + 1, 2, &mo) || mo < 1 || mo > 12)
             return -1;
         p += 3;
         if (*p == '-') {
-            if (ff_parse_digits(p + 1, 2, &d) || d < 1 || d > 31)
+            if (ff_data_parse_digits(p + 1, 2, &d) || d < 1 || d > 31)
                 return -1;
             p += 3;
         }
     }
     int64_t off = 0;
     if (*p == 'T') {
-        if (ff_parse_digits(p + 1, 2, &h) || p[3] != ':' || ff_parse_digits(p + 4, 2, &mi) || h > 23 || mi > 59)
+        if (ff_data_parse_digits(p + 1, 2, &h) || p[3] != ':' || ff_data_parse_digits(p + 4, 2, &mi) || h > 23 || mi > 59)
             return -1;
         p += 6;
         if (*p == ':') {
-            if (ff_parse_digits(p + 1, 2, &se) || se > 60)
+            if (ff_data_parse_digits(p + 1, 2, &se) || se > 60)
                 return -1;
             p += 3;
             if (*p == '.') {
@@ -237,7 +237,7 @@ int ff_fhir_parse_time(const char *s, int64_t *out)
             p++;
         } else if (*p == '+' || *p == '-') {
             int oh, om;
-            if (ff_parse_digits(p + 1, 2, &oh) || p[3] != ':' || ff_parse_digits(p + 4, 2, &om) || oh > 14 ||
+            if (ff_data_parse_digits(p + 1, 2, &oh) || p[3] != ':' || ff_data_parse_digits(p + 4, 2, &om) || oh > 14 ||
                 om > 59)
                 return -1;
             off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);

@@ -368,7 +368,7 @@ int ff_gzcsv_columns(const ff_csv_row *hdr, const char *shown, const char *const
 /* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (any year). */
 int64_t ff_days_from_civil(int64_t y, int m, int d);
 /* The n decimal digits at s as *out; -1 (out untouched) if any of them is not a digit. */
-int ff_parse_digits(const char *s, int n, int *out);
+int ff_data_parse_digits(const char *s, int n, int *out);
 
 /* Writes an 8- or 16-bit grayscale PNG from values in [0, 1] (clamped), or RGB when rgb. */
 int ff_png_write_gray(const char *path, const float *src, int H, int W, int bit_depth,
