@@ -34,7 +34,7 @@ static int cmd_benchmark(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "flamby") != 0)
         return ff_cli_usage_error("benchmark", "the benchmark must be 'flamby'");
     a.used[1] = 1;
-    ff_flamby_bench_opts o = ff_flamby_bench_opts_default();
+    ff_benchmark_opts o = ff_benchmark_opts_default();
     o.dataset = ff_cli_opt(&a, "--dataset");
     o.data_dir = ff_cli_opt(&a, "--data");
     o.out_dir = ff_cli_opt(&a, "--out");
@@ -47,13 +47,13 @@ static int cmd_benchmark(int argc, char **argv)
     if (strcmp(o.dataset, "heart-disease") != 0 && strcmp(o.dataset, "tcga-brca") != 0)
         return ff_cli_usage_error("benchmark", "--dataset must be heart-disease or tcga-brca, "
                                   "not '%s'", o.dataset);
-    if ((seeds && ff_flamby_parse_seeds(&o, seeds) != FF_OK) ||
-        (methods && ff_flamby_parse_methods(&o, methods) != FF_OK))
+    if ((seeds && ff_benchmark_parse_seeds(&o, seeds) != FF_OK) ||
+        (methods && ff_benchmark_parse_methods(&o, methods) != FF_OK))
         return ff_cli_usage_error("benchmark", "%s", ff_error_message());
     o.progress = stderr;
     if (!getenv("FEDFUSE_LOG_LEVEL")) /* the engine's per-round lines would bury the progress */
         ff_log_set_level(FF_LOG_WARN);
-    int rc = ff_flamby_bench_run(&o);
+    int rc = ff_benchmark_flamby_run(&o);
     if (rc != FF_OK)
         return ff_cli_fail(rc);
     printf("wrote %s/results.csv and %s/comparison.md\n", o.out_dir, o.out_dir);

@@ -18,18 +18,18 @@ static const char *const method_names[FF_FB_COUNT] = {
     "FedYogi100", "FedAdagrad100", "Cyclic100", "FedAvgFineTuning100", "FedAvgLocalBias100",
     "CyclicFLamby100"};
 
-const char *ff_flamby_method_key(int m) { return m >= 0 && m < FF_FB_COUNT ? method_keys[m] : "?"; }
+const char *ff_benchmark_method_key(int m) { return m >= 0 && m < FF_FB_COUNT ? method_keys[m] : "?"; }
 const char *fb_method_name(int m) { return m >= 0 && m < FF_FB_COUNT ? method_names[m] : "?"; }
 
-ff_flamby_bench_opts ff_flamby_bench_opts_default(void)
+ff_benchmark_opts ff_benchmark_opts_default(void)
 {
-    ff_flamby_bench_opts o = {.nseeds = 5, .methods = (1u << FF_FB_COUNT) - 1};
+    ff_benchmark_opts o = {.nseeds = 5, .methods = (1u << FF_FB_COUNT) - 1};
     for (int i = 0; i < 5; i++)
         o.seeds[i] = 42 + i;
     return o;
 }
 
-int ff_flamby_parse_seeds(ff_flamby_bench_opts *o, const char *list)
+int ff_benchmark_parse_seeds(ff_benchmark_opts *o, const char *list)
 {
     char buf[512];
     if (ff_strlcpy(buf, list, sizeof buf) != FF_OK)
@@ -46,7 +46,7 @@ int ff_flamby_parse_seeds(ff_flamby_bench_opts *o, const char *list)
     return o->nseeds ? FF_OK : ff_error(FF_EINVAL, "--seeds: empty list");
 }
 
-int ff_flamby_parse_methods(ff_flamby_bench_opts *o, const char *list)
+int ff_benchmark_parse_methods(ff_benchmark_opts *o, const char *list)
 {
     char buf[512];
     if (ff_strlcpy(buf, list, sizeof buf) != FF_OK)

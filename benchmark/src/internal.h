@@ -52,7 +52,7 @@ typedef struct {
     double *score, *time;
     uint8_t *event;
     int *perm[FF_FLAMBY_MAX_CENTERS + 1]; /* loader permutations: centres, then pooled */
-    const ff_flamby_bench_opts *opts;
+    const ff_benchmark_opts *opts;
     FILE *csv;
     ff_progress prog;
     uint64_t done;

@@ -23,7 +23,7 @@ static const fb_ref refs[] = {
     {"FedAdagrad100", 0.778740, 0.833773},   {"Cyclic100", 0.785039, 0.660733},
 };
 
-double ff_flamby_reference_mean(const char *dataset, const char *method)
+double ff_benchmark_reference_mean(const char *dataset, const char *method)
 {
     int heart = strcmp(dataset, "heart-disease") == 0;
     for (size_t i = 0; i < FF_ARRAY_LEN(refs); i++)
@@ -34,7 +34,7 @@ double ff_flamby_reference_mean(const char *dataset, const char *method)
 
 int fb_write_comparison(const fb_ctx *b)
 {
-    const ff_flamby_bench_opts *o = b->opts;
+    const ff_benchmark_opts *o = b->opts;
     char path[1024];
     snprintf(path, sizeof path, "%s/comparison.md", o->out_dir);
     size_t cap = 16384, len = 0;
@@ -53,7 +53,7 @@ int fb_write_comparison(const fb_ctx *b)
     PUT("| method | fedfuse | FLamby | difference | within 0.02 or better |\n|---|---|---|---|---|\n");
     for (int i = 0; i < b->nsum; i++) {
         const fb_summary *s = &b->sum[i];
-        double mine = s->pooled_sum / s->count, ref = ff_flamby_reference_mean(o->dataset, s->name);
+        double mine = s->pooled_sum / s->count, ref = ff_benchmark_reference_mean(o->dataset, s->name);
         if (isnan(ref))
             PUT("| %s | %.3f | - | - | - |\n", s->name, mine);
         else

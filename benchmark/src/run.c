@@ -193,7 +193,7 @@ int fb_run_federated(fb_ctx *b, int64_t seed, int method)
     snprintf(yaml, sizeof yaml,
              "run_name: flamby-%s\nrounds: %d\nseed: %lld\nstrategy:\n  name: %s\n"
              "  server_lr: %.17g\n  beta1: %.17g\n  beta2: %.17g\n  tau: %.17g\n%s",
-             ff_flamby_method_key(method), b->hp.rounds, (long long)seed,
+             ff_benchmark_method_key(method), b->hp.rounds, (long long)seed,
              ff_strategy_name(strategy_of(method)), h->slr, h->b1, h->b2, h->tau,
              local_layers(method));
     int rc = ff_coord_config_load_str(&cfg, "benchmark", yaml, strlen(yaml));
@@ -202,7 +202,7 @@ int fb_run_federated(fb_ctx *b, int64_t seed, int method)
         return rc;
     }
     snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "%s/runs/%s/%s/seed%lld",
-             b->opts->out_dir, b->opts->dataset, ff_flamby_method_key(method), (long long)seed);
+             b->opts->out_dir, b->opts->dataset, ff_benchmark_method_key(method), (long long)seed);
     memcpy(cfg.out_dir, cfg.checkpoint_dir, sizeof cfg.out_dir);
     rc = prepare_dir(cfg.checkpoint_dir);
 
@@ -281,7 +281,7 @@ int fb_run_federated(fb_ctx *b, int64_t seed, int method)
     return rc;
 }
 
-static int ctx_init(fb_ctx *b, const ff_flamby_bench_opts *o)
+static int ctx_init(fb_ctx *b, const ff_benchmark_opts *o)
 {
     memset(b, 0, sizeof *b);
     b->opts = o;
@@ -333,7 +333,7 @@ static void ctx_free(fb_ctx *b)
     ff_flamby_data_free(&b->data);
 }
 
-int ff_flamby_bench_run(const ff_flamby_bench_opts *o)
+int ff_benchmark_flamby_run(const ff_benchmark_opts *o)
 {
     fb_ctx b;
     int rc = ctx_init(&b, o);

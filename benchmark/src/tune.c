@@ -242,9 +242,9 @@ static size_t tune_method(fb_ctx *b, fb_ctx *sv, int m, int first, char *buf, si
 
 int fb_tune(fb_ctx *b)
 {
-    const ff_flamby_bench_opts *o = b->opts;
+    const ff_benchmark_opts *o = b->opts;
     fb_ctx sv = *b; /* shares the model and buffers; its own data, summaries and output */
-    ff_flamby_bench_opts so = *o;
+    ff_benchmark_opts so = *o;
     char out[1024], path[1100];
     snprintf(out, sizeof out, "%s/tuning", o->out_dir);
     so.out_dir = out;

@@ -4,9 +4,9 @@
  * batch sizes, local updates, rounds and per-strategy hyperparameters, the federated methods
  * through the coordinator's round engine with an in-process driver.
  *
- *     ff_flamby_bench_opts o = ff_flamby_bench_opts_default();
+ *     ff_benchmark_opts o = ff_benchmark_opts_default();
  *     o.dataset = "heart-disease"; o.data_dir = "flamby/heart"; o.out_dir = "out";
- *     if (ff_flamby_bench_run(&o) != FF_OK) ...    // out/results.csv, out/comparison.md
+ *     if (ff_benchmark_flamby_run(&o) != FF_OK) ...    // out/results.csv, out/comparison.md
  *
  * Data: a folder written by `fedfuse import flamby` (ff_flamby_import, library data).
  */
@@ -46,11 +46,11 @@ typedef enum {
     FF_FB_FEDAVG_LOCALBIAS,
     FF_FB_CYCLIC_FLAMBY,
     FF_FB_COUNT
-} ff_flamby_method;
+} ff_benchmark_method;
 
 /* --methods keys: pooled, local, fedavg, fedprox, scaffold, fedadam, fedyogi, fedadagrad,
  * cyclic, fedavg-ft, fedavg-localbias, cyclic-flamby. */
-const char *ff_flamby_method_key(int m);
+const char *ff_benchmark_method_key(int m);
 
 typedef struct {
     const char *dataset;  /* "heart-disease" or "tcga-brca" */
@@ -58,27 +58,27 @@ typedef struct {
     const char *out_dir;
     int64_t seeds[FF_FLAMBY_MAX_SEEDS];
     int nseeds;                  /* default 42..46 */
-    unsigned methods;            /* bit per ff_flamby_method; default all */
+    unsigned methods;            /* bit per ff_benchmark_method; default all */
     int tuned;                   /* fedfuse's recommended configuration (docs/benchmarks.md) */
     FILE *progress;              /* progress line; NULL = none */
-} ff_flamby_bench_opts;
+} ff_benchmark_opts;
 
-ff_flamby_bench_opts ff_flamby_bench_opts_default(void);
+ff_benchmark_opts ff_benchmark_opts_default(void);
 /* Parses "42,43" into seeds; FF_EINVAL naming the bad item. */
-int ff_flamby_parse_seeds(ff_flamby_bench_opts *o, const char *list) FF_WARN_UNUSED;
+int ff_benchmark_parse_seeds(ff_benchmark_opts *o, const char *list) FF_WARN_UNUSED;
 /* Parses "fedavg,scaffold" into methods; FF_EINVAL naming an unknown key. */
-int ff_flamby_parse_methods(ff_flamby_bench_opts *o, const char *list) FF_WARN_UNUSED;
+int ff_benchmark_parse_methods(ff_benchmark_opts *o, const char *list) FF_WARN_UNUSED;
 
 /* Runs every selected method for every seed; writes OUT/results.csv (seed,Method,Test,Metric:
  * Test = client_test_K or Pooled Test, Metric = accuracy or C-index) and OUT/comparison.md
  * (per method: mean over seeds on the pooled test set, FLamby's published mean, the
  * difference; the per-site means of FedAvg and its personalised variants). The engine's
  * checkpoints and rounds.csv of each run go to OUT/runs/. Errors name the file or method. */
-int ff_flamby_bench_run(const ff_flamby_bench_opts *o) FF_WARN_UNUSED;
+int ff_benchmark_flamby_run(const ff_benchmark_opts *o) FF_WARN_UNUSED;
 
 /* FLamby's published mean over seeds 42–46 on the pooled test set (computed from its
  * per-seed results files), or NaN when FLamby has none for the method. */
-double ff_flamby_reference_mean(const char *dataset, const char *method);
+double ff_benchmark_reference_mean(const char *dataset, const char *method);
 
 #ifdef __cplusplus
 }
