@@ -622,6 +622,66 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
 }
 
 
+/* FedAvg + local fine-tuning (the plan's fine_tune; FLamby's FedAvgFineTuning): the final
+ * global model named by the done message is evaluated on this site's test rows, trained
+ * fine_tune.steps local steps on its training rows (the last stage's settings, no FedProx
+ * term) and evaluated again. Both evaluations go to OUT/fine_tune-SITE.json and the copy to
+ * OUT/model-finetuned-SITE.safetensors; nothing is sent: the fine-tuned model is the site's. */
+static int fine_tune(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
+{
+    if (t->model_sha256.len != FF_SHA256_BYTES)
+        return ff_error(FF_ESTATE, "the coordinator's done message names no final model (a "
+                        "coordinator older than plan fine_tune)");
+    int rc = fetch_model(cn, t);
+    const char *name = cn->sc->site;
+    ff_eval_opts eo;
+    ff_eval_opts_default(&eo);
+    json_t *before = NULL, *after = NULL;
+    if (rc == FF_OK)
+        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL,
+                                &before);
+    ff_local_opts o;
+    ff_local_opts_from_plan(&o, plan, ff_plan_stage_of_round(plan, t->round),
+                            ff_site_count(cn->site, FF_SPLIT_TRAIN));
+    o.steps = plan->fine_tune.steps;
+    if (plan->fine_tune.lr > 0)
+        o.optim.lr = (float)plan->fine_tune.lr;
+    o.fedprox_mu = 0;
+    o.global = cn->global_full;
+    o.seed = fed_cn_train_seed(cn->sc, t->round + 1); /* a round's seed the run never used */
+    o.label_fraction = cn->sc->label_fraction;
+    o.label_seed = (uint64_t)cn->sc->seed;
+    ff_local_stats st;
+    if (rc == FF_OK)
+        rc = ff_local_train(cn->m, &cn->site, 1, &o, &st);
+    if (rc == FF_OK)
+        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL,
+                                &after);
+    char path[1100];
+    if (rc == FF_OK) {
+        snprintf(path, sizeof path, "%s/model-finetuned-%s.safetensors", cn->sc->out_dir, name);
+        rc = ff_model_save(cn->m, path);
+    }
+    if (rc == FF_OK) {
+        json_t *j = json_pack("{s:s, s:I, s:f, s:I, s:O, s:O}", "site", name, "steps",
+                              (json_int_t)o.steps, "lr", (double)o.optim.lr, "final_round",
+                              (json_int_t)t->round, "global", before, "fine_tuned", after);
+        snprintf(path, sizeof path, "%s/fine_tune-%s.json", cn->sc->out_dir, name);
+        rc = !j ? ff_error(FF_ENOMEM, "out of memory")
+                : json_dump_file(j, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0
+                      ? FF_OK
+                      : ff_error(FF_EIO, "%s: cannot write", path);
+        json_decref(j);
+    }
+    json_decref(before);
+    json_decref(after);
+    if (rc == FF_OK)
+        FF_LOG_INFO("%s: fine-tuned the final model %lld local steps on its own data; "
+                    "evaluations of the global and the fine-tuned model in %s",
+                    name, (long long)o.steps, path);
+    return rc;
+}
+
 /* A statistics task (docs/statistics.md): only secure aggregation's phases concern the site.
  * The query is checked against the site's policy (and, at advertise_keys, its history) on
  * every task; a refusal declines the whole job with the reason, which the coordinator keeps. */
@@ -983,6 +1043,10 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             }
             if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
                 FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
+                /* the plan of the run's last task, already checked against the approved job */
+                const ff_plan *plan = cn.plan_cache.state == 1 ? &cn.plan_cache.plan : NULL;
+                if (plan && plan->fine_tune.steps > 0 && fine_tune(&cn, t, plan) != FF_OK)
+                    FF_LOG_ERROR("%s: local fine-tuning failed: %s", sc->site, ff_error_message());
                 ff_msg_free(t);
                 break;
             }

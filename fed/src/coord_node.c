@@ -74,8 +74,9 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
         if (st->pending[i] >= 0 && (size_t)st->pending[i] < nd->nsites)
             nd->pending[st->pending[i]] = 1;
     nd->deadline_ms = fed_coord_unix_ms() + (int64_t)(st->deadline_in * 1000.0);
+    /* done: the final model, for the sites' local fine-tuning (plan fine_tune) */
     int serving = fed_coord_phase_is(nd, FF_PHASE_TRAIN) || fed_coord_phase_is(nd, FF_PHASE_EVALUATE) ||
-                  fed_coord_phase_is(nd, FF_PHASE_ADVERTISE);
+                  fed_coord_phase_is(nd, FF_PHASE_ADVERTISE) || nd->state == FF_COORD_DONE;
     if (serving && (nd->blob_round != nd->round || nd->blob_attempt != nd->attempt ||
                     strcmp(nd->blob_phase, nd->phase) != 0 || !nd->cur)) {
         int rc = blob_refresh_locked(nd);
@@ -523,6 +524,13 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
             reply->run_id = ff_call_strdup(c, nd->run_id);
             reply->round = (uint32_t)nd->round;
             reply->total_rounds = (uint32_t)nd->cfg.rounds;
+            uint8_t *sha = nd->cur ? ff_call_alloc(c, FF_SHA256_BYTES) : NULL;
+            if (sha) { /* the final model: a site fine-tunes it when the plan says so */
+                memcpy(sha, nd->cur->sha, FF_SHA256_BYTES);
+                reply->model_sha256.data = sha;
+                reply->model_sha256.len = FF_SHA256_BYTES;
+                reply->model_size = nd->cur->bytes;
+            }
             char *payload = task_payload(nd, c, nd->attempt);
             if (payload) {
                 reply->payload.data = (uint8_t *)payload;

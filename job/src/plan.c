@@ -24,6 +24,14 @@ static const ff_cfg_field optimizer_fields[] = {
     {0},
 };
 
+static const ff_cfg_field fine_tune_fields[] = {
+    {.key = "steps", .type = FF_CFG_INT, .offset = PSUB(fine_tune, steps), .min = 0,
+     .max = 10000000, .def = "0", .help = "local steps on the final model at each site; 0 = off"},
+    {.key = "lr", .type = FF_CFG_DOUBLE, .offset = PSUB(fine_tune, lr), .min = 0, .max = 10,
+     .def = "0", .help = "0 = the plan's optimizer.lr"},
+    {0},
+};
+
 static const ff_cfg_field stage_fields[] = {
     {.key = "name", .type = FF_CFG_STRING, .offset = SOFF(name), .size = FF_JOB_NAME_MAX,
      .required = 1, .help = "stage name"},
@@ -56,6 +64,8 @@ const ff_cfg_field ff_plan_schema[] = {
      .max = 0.999, .def = "0", .help = "probability of hiding a present modality in training"},
     {.key = "stages", .type = FF_CFG_LIST, .offset = POFF(stages), .size = sizeof(ff_plan_stage),
      .sub = stage_fields, .min = 1, .max = 16, .help = "training stages, run in order"},
+    {.key = "fine_tune", .type = FF_CFG_SECTION, .offset = POFF(fine_tune),
+     .sub = fine_tune_fields, .help = "FedAvg + local fine-tuning (FLamby's FedAvgFineTuning)"},
     {.key = "privacy", .type = FF_CFG_SECTION, .offset = POFF(privacy),
      .sub = ff_privacy_cfg_schema, .help = "differential privacy (docs/privacy.md)"},
     {0},
@@ -251,6 +261,10 @@ int ff_plan_canonical(const ff_plan *p, char **out, size_t *len)
               optimizers[p->optimizer.name], p->optimizer.lr, p->optimizer.weight_decay,
               p->optimizer.momentum);
     sb_printf(&b, "fedprox_mu=%.17g\nmodality_dropout=%.17g\n", p->fedprox_mu, p->modality_dropout);
+    /* only plans that fine-tune carry the lines: every earlier plan keeps its job hash */
+    if (p->fine_tune.steps > 0)
+        sb_printf(&b, "fine_tune.steps=%lld\nfine_tune.lr=%.17g\n", (long long)p->fine_tune.steps,
+                  p->fine_tune.lr);
     const ff_plan_stage *st = p->stages.items;
     for (size_t i = 0; i < p->stages.count; i++) {
         sb_printf(&b, "stage[%zu].name=%s\nobjective=%s\n", i, st[i].name,

@@ -78,6 +78,7 @@ simulate)
         [ -s "$tmp/a/$f" ] || fail "missing $f"
     done
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 4 ] || fail "rounds.csv should have header + 3 lines"
+    ! ls "$tmp/a"/fine_tune-* 2>/dev/null || fail "fine-tuning ran without plan fine_tune"
     # the live view: the finished run's state, every round of rounds.csv with its pooled AUROC,
     # every site, no reload once done, nothing undefined
     $py - "$tmp/a/live.html" "$tmp/a/rounds.csv" <<'EOP' || fail "live.html"
@@ -218,6 +219,33 @@ plan)
     grep -q "label_fraction: 0.25" "$tmp/a/config/site-site-1.yaml" || fail "label_fraction not in the site config"
     verify "$tmp/a"
     check_stages "$tmp/a"
+    ;;
+finetune)
+    # FedAvg + local fine-tuning on the real nodes (plan fine_tune): after the last round
+    # every site fine-tunes the final model it is sent with the done message, evaluates the
+    # global and its own copy on its test rows, and keeps both files; the coordinator's model
+    # is the plain FedAvg one
+    mkconf 2 false 60
+    printf 'local_steps: 10\nbatch_size: 16\noptimizer: {lr: 0.002}\nfine_tune: {steps: 15, lr: 0.001}\n' > "$tmp/plan.yaml"
+    printf 'plan_file: %s\n' "$tmp/plan.yaml" >> "$tmp/demo.yaml"
+    simulate_a
+    for s in site-1 site-2 site-3; do
+        grep -q "$s: fine-tuned the final model 15 local steps" "$tmp/a/logs/$s.log" ||
+            fail "$s did not fine-tune"
+        [ -s "$tmp/a/model-finetuned-$s.safetensors" ] || fail "no fine-tuned model of $s"
+        ! cmp -s "$tmp/a/model-finetuned-$s.safetensors" "$tmp/a/model.safetensors" ||
+            fail "$s: the fine-tuned copy is the global model"
+        $py - "$tmp/a/fine_tune-$s.json" "$s" <<'EOP' || fail "fine_tune-$s.json"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["site"] == sys.argv[2] and j["steps"] == 15 and abs(j["lr"] - 0.001) < 1e-9, j
+assert j["final_round"] == 2, j
+for k in ("global", "fine_tuned"):
+    assert j[k]["split"] == "test" and j[k]["tasks"], j[k]
+assert j["global"] != j["fine_tuned"], "the two evaluations are identical"
+EOP
+    done
+    verify "$tmp/a"
     ;;
 secagg_killed)
     need_test_hooks

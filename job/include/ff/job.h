@@ -59,6 +59,14 @@ typedef struct {
     } optimizer;
     double fedprox_mu;
     double modality_dropout;
+    /* FedAvg + local fine-tuning: after the last round each site trains the final global
+     * model for steps local steps (0 = off) at lr (0 = optimizer.lr) on its own training rows
+     * and evaluates that copy on its own test rows (never sent: the coordinator's model and
+     * report are unchanged). */
+    struct {
+        int64_t steps;
+        double lr;
+    } fine_tune;
     ff_cfg_list stages; /* of ff_plan_stage; one default stage when the file has none */
     ff_privacy_cfg privacy; /* `privacy:` (docs/privacy.md); both levels off by default */
 } ff_plan;
