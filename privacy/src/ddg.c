@@ -46,6 +46,8 @@ static int check_ddg_params(const ff_privacy_ddg_params *p)
 double ff_privacy_ddg_sensitivity_sq(const ff_privacy_ddg_params *p)
 {
     double c = p->clip_norm, g = p->gamma, sd = sqrt((double)p->dim);
+    if (p->integer) /* nothing is rounded: the shift between neighbours is at most c */
+        return c * c;
     double t1 = (c + g * sd) * (c + g * sd);
     if (p->beta <= 0.0)
         return t1;

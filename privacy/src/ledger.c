@@ -74,7 +74,9 @@ static int round_rdp(const ff_privacy_ledger *l, const ff_privacy_round *r,
     if (r->level != l->level)
         return ff_error(FF_EINVAL, "round %lld: level %d does not match the ledger's %s",
                         (long long)r->round, r->level, level_names[l->level]);
-    if (r->level == FF_PRIVACY_LEVEL_RECORD || r->mechanism == FF_PRIVACY_MECH_GAUSSIAN) {
+    /* A record-level round may be a statistics query's distributed discrete Gaussian too:
+     * patients, not sites, are the unit either way. */
+    if (r->mechanism == FF_PRIVACY_MECH_GAUSSIAN) {
         if (!(r->sigma > 0.0))
             return ff_error(FF_ERANGE, "round %lld: sigma %g must be > 0", (long long)r->round,
                             r->sigma);
@@ -90,7 +92,8 @@ static int round_rdp(const ff_privacy_ledger *l, const ff_privacy_round *r,
         /* Only the survivors' noise shares are in the sum: account with them. */
         ff_privacy_ddg_params p = {.clip_norm = r->clip_norm, .gamma = r->ddg_gamma,
                                    .beta = r->ddg_beta, .sigma = r->ddg_sigma,
-                                   .dim = r->ddg_dim, .survivors = r->survivors};
+                                   .dim = r->ddg_dim, .survivors = r->survivors,
+                                   .integer = r->ddg_integer};
         rc = ff_privacy_accountant_add_ddg(acc, &p, r->q, 1);
     } else {
         return ff_error(FF_EINVAL, "round %lld: unknown mechanism %d", (long long)r->round,
@@ -184,7 +187,7 @@ static json_t *round_to_json(const ff_privacy_round *r)
                           (json_int_t)r->steps, "clip_norm", r->clip_norm);
     if (!o)
         return NULL;
-    if (r->level == FF_PRIVACY_LEVEL_RECORD || r->mechanism == FF_PRIVACY_MECH_GAUSSIAN) {
+    if (r->mechanism == FF_PRIVACY_MECH_GAUSSIAN) {
         json_object_set_new(o, "sigma", json_real(r->sigma));
         if (r->sites > 0) { /* a federated round: who was in the sum (informational) */
             json_object_set_new(o, "survivors", json_integer(r->survivors));
@@ -197,6 +200,8 @@ static json_t *round_to_json(const ff_privacy_round *r)
         json_object_set_new(o, "ddg_gamma", json_real(r->ddg_gamma));
         json_object_set_new(o, "ddg_beta", json_real(r->ddg_beta));
         json_object_set_new(o, "ddg_dim", json_integer(r->ddg_dim));
+        if (r->ddg_integer) /* only then: older ledgers load unchanged */
+            json_object_set_new(o, "ddg_integer", json_true());
     }
     return o;
 }
@@ -293,6 +298,10 @@ static int round_from_json(json_t *o, const char *name, size_t i, ff_privacy_rou
         (rc = get_num(o, "ddg_beta", where, &r->ddg_beta, 0)) ||
         (rc = get_int(o, "ddg_dim", where, &r->ddg_dim, 0)))
         return rc;
+    json_t *integer = json_object_get(o, "ddg_integer");
+    if (integer && !json_is_boolean(integer))
+        return ff_error(FF_EFORMAT, "%s: 'ddg_integer' is not true or false", where);
+    r->ddg_integer = json_is_true(integer);
     return FF_OK;
 }
 

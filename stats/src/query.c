@@ -53,6 +53,21 @@ static const ff_cfg_field var_fields[] = {
      .help = "fine histogram from which q25, q50, q75 are read (bound = width)"},
     {.key = "values", .type = FF_CFG_STRLIST, .offset = VOFF(values), .min = 1,
      .help = "categorical: the values counted"},
+    {.key = "min", .type = FF_CFG_DOUBLE, .offset = VOFF(lo), .def = "-1e300", .min = -1e300,
+     .max = 1e300, .help = "numeric: clipping bound; values below count as min in the sum "
+                           "(required under privacy)"},
+    {.key = "max", .type = FF_CFG_DOUBLE, .offset = VOFF(hi), .def = "1e300", .min = -1e300,
+     .max = 1e300, .help = "numeric: clipping bound; values above count as max in the sum "
+                           "(required under privacy)"},
+    {0}};
+
+#define POFF(f) (offsetof(st_cfg, privacy.f) - offsetof(st_cfg, privacy))
+static const ff_cfg_field privacy_fields[] = {
+    {.key = "epsilon", .type = FF_CFG_DOUBLE, .offset = POFF(epsilon), .required = 1,
+     .min = 1e-3, .max = 100, .help = "epsilon of the pooled release at each site (each site "
+                                     "charges it to its privacy ledger)"},
+    {.key = "delta", .type = FF_CFG_DOUBLE, .offset = POFF(delta), .def = "1e-6", .min = 1e-15,
+     .max = 0.1, .help = "delta of the (epsilon, delta) guarantee"},
     {0}};
 
 #define XOFF(f) offsetof(st_xtab, f)
@@ -93,6 +108,8 @@ static const ff_cfg_field query_schema[] = {
      .sub = xtab_fields, .max = 16, .help = "cross-tabulations of two categorical variables"},
     {.key = "survival", .type = FF_CFG_LIST, .offset = QOFF(survival), .size = sizeof(st_surv),
      .sub = surv_fields, .max = 8, .help = "Kaplan-Meier curves"},
+    {.key = "privacy", .type = FF_CFG_SECTION, .offset = QOFF(privacy), .sub = privacy_fields,
+     .help = "differential privacy: noise on every released number (docs/statistics.md)"},
     {0}};
 
 /* A cross-field error at the key's place in the query text: NAME:LINE:COL: key: why. */
@@ -167,6 +184,17 @@ static int check(ff_stats_query *q, const char *name, size_t *ncells)
             return at(q, name, key, "values are for categorical variables");
         if (v[i].kind == ST_CATEGORICAL && (v[i].hist.width > 0 || v[i].quantiles.width > 0))
             return at(q, name, key, "hist and quantiles are for numeric variables");
+        int bounded = v[i].lo > -ST_UNBOUNDED && v[i].hi < ST_UNBOUNDED;
+        snprintf(key, sizeof key, "variables[%zu].name", i);
+        if (v[i].kind == ST_NUMERIC && c->privacy.epsilon > 0 && !bounded)
+            return at(q, name, key, "under privacy (the query's privacy: section) a numeric "
+                                    "variable declares min and max: its sum is clipped to them, "
+                                    "which bounds the noise it needs");
+        snprintf(key, sizeof key, "variables[%zu].max", i);
+        if (bounded && !(v[i].lo < v[i].hi))
+            return at(q, name, key, "min must be below max");
+        if (bounded && fmax(fabs(v[i].lo), fabs(v[i].hi)) * pow(10.0, (double)v[i].decimals) > 1e9)
+            return at(q, name, key, "max(|min|, |max|) x 10^decimals must be at most 1e9");
         n += 2 + (v[i].kind == ST_NUMERIC ? 2 + st_nbins(&v[i].hist) + 2 +
                                                 st_nbins(&v[i].quantiles) + 2
                                           : v[i].values.count + 1);
@@ -200,6 +228,36 @@ static int check(ff_stats_query *q, const char *name, size_t *ncells)
         return at(q, name, "variables", "the query asks for nothing (no variables, no survival)");
     *ncells = n;
     return FF_OK;
+}
+
+/* Under privacy: each cell's sensitivity (a patient added or removed changes a count by at
+ * most 1, a clipped sum by at most max(|min|, |max|) in fixed point, the sum of squares by
+ * its square) and how many cells one patient touches: the cohort count; per numeric
+ * variable count or missing, sum, sum of squares, one histogram bin, one fine bin; per
+ * categorical variable count or missing, and one value; one cell per crosstab; per curve its
+ * count and one bin. Scaled by its own sensitivity every cell moves by at most 1, so the
+ * whole vector's L2 sensitivity is √touched. */
+static void sensitivities(ff_stats_query *q)
+{
+    const st_cfg *c = &q->c;
+    for (size_t i = 0; i < q->ncells; i++)
+        q->sens[i] = 1;
+    int64_t m = 1;
+    const st_var *v = c->variables.items;
+    for (size_t i = 0; i < c->variables.count; i++) {
+        if (v[i].kind == ST_CATEGORICAL) {
+            m += 2;
+            continue;
+        }
+        double b = fmax(fabs(v[i].lo), fabs(v[i].hi)) * pow(10.0, (double)v[i].decimals);
+        uint64_t s = (uint64_t)llround(b); /* llround is monotone: |fx| <= llround(b) */
+        s = s ? s : 1;
+        q->sens[v[i].c_sum] = s;
+        q->sens[v[i].c_sumsq] = s * s;
+        m += 3 + (v[i].nhist > 0) + (v[i].nfine > 0);
+    }
+    m += (int64_t)c->crosstabs.count + 2 * (int64_t)c->survival.count;
+    q->touched = m;
 }
 
 /* The lane plan: cohort count, then per variable, crosstab and curve its cells. */
@@ -260,7 +318,9 @@ int ff_stats_query_load_str(ff_stats_query **out, const char *name, const char *
     if (rc == FF_OK) {
         q->cells = calloc(n, sizeof *q->cells);
         q->columns = calloc(n + q->c.where.count + 2 * q->c.survival.count + 2, ST_NAME);
-        if (!q->cells || !q->columns)
+        if (q->c.privacy.epsilon > 0)
+            q->sens = calloc(n, sizeof *q->sens);
+        if (!q->cells || !q->columns || (q->c.privacy.epsilon > 0 && !q->sens))
             rc = ff_error(FF_ENOMEM, "%s: out of memory", name);
     }
     if (rc != FF_OK) {
@@ -273,6 +333,8 @@ int ff_stats_query_load_str(ff_stats_query **out, const char *name, const char *
         return rc;
     }
     plan(q);
+    if (q->sens)
+        sensitivities(q);
     *out = q;
     return FF_OK;
 }
@@ -296,6 +358,7 @@ void ff_stats_query_free(ff_stats_query *q)
     ff_cfg_free(query_schema, &q->c);
     free(q->cells);
     free(q->columns);
+    free(q->sens);
     free(q->text);
     free(q);
 }

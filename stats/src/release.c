@@ -12,7 +12,15 @@ typedef struct {
     const uint32_t *lanes;
     const char *site;
     json_t *res, *sup;
+    int dp;                  /* a noised vector */
+    double var, eps, delta; /* its noise variance per unit of sensitivity, its cost */
 } rel;
+
+/* |noise| <= ST_Z sd except with probability 2 exp(-ST_Z²/2) ≈ 5.5e-7 (sub-Gaussian tail). */
+#define ST_Z 5.5
+
+/* The high-probability bound on the noise of a cell of sensitivity sens (value units / scale). */
+static double noise_bound(const rel *r, double sens) { return ST_Z * sqrt(r->var) * sens; }
 
 static int flagged(const rel *r, size_t cell)
 {
@@ -20,7 +28,12 @@ static int flagged(const rel *r, size_t cell)
     return r->lanes[c->lane + (c->kind == ST_CELL_WIDE ? ST_LIMBS : 1)] != 0;
 }
 
-static int64_t count_of(const rel *r, size_t cell) { return r->lanes[r->q->cells[cell].lane]; }
+/* Noise can take a small count below 0: a noised vector's counts are signed (mod 2^32). */
+static int64_t count_of(const rel *r, size_t cell)
+{
+    uint32_t l = r->lanes[r->q->cells[cell].lane];
+    return r->dp ? (int64_t)(int32_t)l : (int64_t)l;
+}
 
 /* Σ over sites of int64 values sent as 16-bit limbs: exact modulo 2^64. */
 static int64_t wide_of(const rel *r, size_t cell)
@@ -39,6 +52,10 @@ static void emit(rel *r, const char *var, const char *stat, json_t *value, json_
     if (extra)
         json_object_update(o, extra);
     json_decref(extra);
+    if (r->dp) {
+        json_object_set_new(o, "epsilon", json_real(r->eps));
+        json_object_set_new(o, "delta", json_real(r->delta));
+    }
     json_array_append_new(r->res, o);
 }
 
@@ -57,6 +74,11 @@ static int count_cell(rel *r, size_t cell, const char *var, const char *stat, co
         json_decref(extra);
         return 0;
     }
+    if (r->dp) {
+        if (!extra)
+            extra = json_object();
+        json_object_set_new(extra, "bound", json_real(noise_bound(r, 1.0)));
+    }
     emit(r, var, stat, json_integer(count_of(r, cell)), extra);
     return 1;
 }
@@ -74,6 +96,7 @@ static int quantile(const rel *r, const st_var *v, int64_t n, double p, double *
     int found[2] = {0, 0};
     for (size_t b = 0; b < v->nfine + 2; b++) {
         int64_t c = count_of(r, v->c_fine + b);
+        c = c > 0 ? c : 0; /* noise: a bin below 0 holds no one */
         for (int k = 0; k < 2; k++)
             if (!found[k] && want[k] < cum + c) {
                 if (b == 0 || b == v->nfine + 1)
@@ -97,8 +120,19 @@ static void numeric(rel *r, const st_var *v)
     double scale = pow(10.0, (double)v->decimals);
     if (has_n && n > 0 && !flagged(r, v->c_sum) && !flagged(r, v->c_sumsq)) {
         int64_t s = wide_of(r, v->c_sum), ss = wide_of(r, v->c_sumsq);
-        emit(r, v->name, "sum", json_real((double)s / scale), NULL);
-        emit(r, v->name, "mean", json_real((double)s / scale / (double)n), NULL);
+        double mean = (double)s / scale / (double)n, bs = 0, bn = 0;
+        json_t *sb = NULL, *mb = NULL;
+        if (r->dp) {
+            bs = noise_bound(r, (double)r->q->sens[v->c_sum]) / scale;
+            bn = noise_bound(r, 1.0);
+            sb = json_pack("{s:f}", "bound", bs);
+            /* |S/N - S'/n'| <= (bs + |mean'| bn) / N with N >= n' - bn (S, N the exact sum
+             * and count, S', n' the noised ones) */
+            if ((double)n > bn)
+                mb = json_pack("{s:f}", "bound", (bs + fabs(mean) * bn) / ((double)n - bn));
+        }
+        emit(r, v->name, "sum", json_real((double)s / scale), sb);
+        emit(r, v->name, "mean", json_real(mean), mb);
         if (n > 1) {
             /* n Σx² - (Σx)² exactly in 128 bits, then one division (sample variance) */
             __int128 num = (__int128)n * ss - (__int128)s * s;
@@ -114,11 +148,17 @@ static void numeric(rel *r, const st_var *v)
     if (v->nfine) {
         static const char *const qn[] = {"q25", "q50", "q75"};
         static const double qp[] = {0.25, 0.5, 0.75};
+        int64_t nf = 0; /* under noise the fine bins' own total, not the noised count */
+        for (size_t b = 0; r->dp && b < v->nfine + 2; b++)
+            nf += count_of(r, v->c_fine + b) > 0 ? count_of(r, v->c_fine + b) : 0;
         for (int k = 0; k < 3; k++) {
             double x;
-            if (has_n && n > 0 && quantile(r, v, n, qp[k], &x) == 0)
+            if (has_n && n > 0 && quantile(r, v, r->dp ? nf : n, qp[k], &x) == 0)
+                /* under noise the binning's bound alone would understate the error: it is
+                 * kept apart, and no bound is claimed */
                 emit(r, v->name, qn[k], json_real(x),
-                     json_pack("{s:f}", "bound", v->quantiles.width / 2));
+                     json_pack("{s:f}", r->dp ? "bound_binning" : "bound",
+                               v->quantiles.width / 2));
             else
                 suppressed(r, v->name, qn[k], has_n ? "outside the declared range" : qn[k]);
         }
@@ -181,6 +221,10 @@ static void km(rel *r, const st_surv *s)
             return;
         }
         int64_t ev = count_of(r, d), ce = count_of(r, d + 1);
+        if (r->dp) { /* post-processing of noised counts: 0 <= events <= at risk */
+            ev = ev < 0 ? 0 : ev > risk ? (risk > 0 ? risk : 0) : ev;
+            ce = ce < 0 ? 0 : ce;
+        }
         if (ev > 0 && risk > 0) {
             surv *= 1.0 - (double)ev / (double)risk;
             gw = risk > ev ? gw + (double)ev / ((double)risk * (double)(risk - ev)) : INFINITY;
@@ -202,7 +246,13 @@ static void km(rel *r, const st_surv *s)
 int ff_stats_release(const ff_stats_query *q, const uint32_t *lanes, const char *site,
                      json_t *results, json_t *sup)
 {
-    rel r = {q, lanes, site, results, sup};
+    return ff_stats_release_noised(q, lanes, site, 0.0, 0.0, 0.0, results, sup);
+}
+
+int ff_stats_release_noised(const ff_stats_query *q, const uint32_t *lanes, const char *site,
+                            double var, double eps, double delta, json_t *results, json_t *sup)
+{
+    rel r = {q, lanes, site, results, sup, var > 0 && q->sens, var, eps, delta};
     count_cell(&r, q->c_cohort, "patients", "count", "count", NULL);
     const st_var *v = q->c.variables.items;
     for (size_t i = 0; i < q->c.variables.count; i++) {

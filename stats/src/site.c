@@ -133,7 +133,11 @@ static int numeric_var(st_run *r, const st_var *v, int col)
             continue;
         }
         rc = add_row(r, v->c_count, row);
-        int64_t fx = (int64_t)llround(x * scale);
+        /* declared bounds clip the sums (what makes their sensitivity finite under privacy);
+         * bins still see the value itself */
+        double xs = v->lo > -ST_UNBOUNDED ? fmax(x, v->lo) : x;
+        xs = v->hi < ST_UNBOUNDED ? fmin(xs, v->hi) : xs;
+        int64_t fx = (int64_t)llround(xs * scale);
         r->val[v->c_sum] += fx;
         r->val[v->c_sumsq] += fx * fx;
         if (rc == FF_OK && v->nhist)

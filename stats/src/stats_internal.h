@@ -27,6 +27,8 @@ typedef struct {
     st_bins hist;        /* released histogram */
     st_bins quantiles;   /* fine histogram for q25/q50/q75 (error bound = width) */
     ff_cfg_strlist values; /* categorical: the values counted (anything else is "other") */
+    double lo, hi;         /* declared bounds (min, max): values are clipped into them under
+                            * privacy, which makes the sum's sensitivity finite */
     /* layout (cell indices) */
     size_t c_count, c_missing, c_sum, c_sumsq, c_hist, nhist, c_fine, nfine, c_val, nval;
 } st_var;
@@ -63,6 +65,9 @@ typedef struct {
     ff_cfg_list variables; /* of st_var */
     ff_cfg_list crosstabs; /* of st_xtab */
     ff_cfg_list survival;  /* of st_surv */
+    struct {
+        double epsilon, delta; /* epsilon 0 = no noise */
+    } privacy;
 } st_cfg;
 
 struct ff_stats_query {
@@ -75,7 +80,15 @@ struct ff_stats_query {
     size_t c_cohort;
     char (*columns)[ST_NAME];
     size_t ncolumns;
+    /* under privacy: each cell's sensitivity in its own integer units (1 for counts), and
+     * how many cells one patient can change (the release vector's L2 sensitivity is √m once
+     * every cell is scaled by its own) */
+    uint64_t *sens;
+    int64_t touched;
 };
+
+/* Bounds of a variable not declared (the keys' defaults). */
+#define ST_UNBOUNDED 1e300
 
 static inline size_t st_nbins(const st_bins *b)
 {

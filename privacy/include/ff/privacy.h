@@ -143,6 +143,8 @@ typedef struct {
     double sigma;     /* per-site noise standard deviation, original units (σ/γ ≥ 1/2) */
     int64_t dim;      /* d: padded dimension (a power of two) */
     int64_t survivors;/* n: sites whose noise share is in the sum */
+    int integer;      /* 1: the inputs are already integers in units of gamma (statistics
+                       * lanes): no rotation and no rounding, so Δ = clip_norm exactly */
 } ff_privacy_ddg_params;
 
 int ff_privacy_ddg_rdp(const ff_privacy_ddg_params *p, double alpha,
@@ -151,7 +153,7 @@ int ff_privacy_ddg_rdp(const ff_privacy_ddg_params *p, double alpha,
 int ff_privacy_accountant_add_ddg(ff_privacy_accountant *acc, const ff_privacy_ddg_params *p,
                                   double q, int64_t rounds) FF_WARN_UNUSED;
 /* Δ² above (squared L2 sensitivity of one site's scaled and rounded update, original
- * units), and τ. */
+ * units; clip_norm² when p->integer), and τ. */
 double ff_privacy_ddg_sensitivity_sq(const ff_privacy_ddg_params *p);
 double ff_privacy_ddg_tau(const ff_privacy_ddg_params *p);
 
@@ -347,6 +349,7 @@ typedef struct {
     double ddg_gamma;
     double ddg_beta;
     int64_t ddg_dim;
+    int ddg_integer;      /* integer inputs, Δ = clip_norm (ff_privacy_ddg_params.integer) */
 } ff_privacy_round;
 
 typedef struct ff_privacy_ledger ff_privacy_ledger;

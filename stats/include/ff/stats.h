@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "ff/common.h"
+#include "ff/privacy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,6 +111,42 @@ int ff_stats_site_compute(const ff_stats_query *q, const ff_stats_table *t,
 int ff_stats_history_record(const ff_stats_query *q, const ff_stats_table *t,
                             const ff_stats_policy *p) FF_WARN_UNUSED;
 
+/* ---- differential privacy (the query's privacy: section) --------------------------------- */
+
+/* The noise of a query with privacy (docs/statistics.md, "Noise"), the same at every site and
+ * at the coordinator: derived from the query and t, the number of noise shares any decoded
+ * sum holds (secure aggregation's threshold). Lane j's noise has variance sens_j² num / den. */
+typedef struct {
+    int on;                 /* the query has privacy: (else all zero) */
+    double epsilon, delta;  /* declared: the pooled release's (ε, δ) */
+    int64_t touched;        /* m: cells one patient can change (L2 sensitivity √m, scaled) */
+    int64_t shares;         /* t */
+    double sigma;           /* noise std of the pooled sum per unit of sensitivity */
+    uint64_t den, share_num, site_num; /* per-site share σ²/t and full σ², as num / den */
+    double eps_pooled;      /* ε (at delta) the pooled release costs each site: <= epsilon */
+    double eps_site;        /* ε (at delta) a site's own noised results cost it */
+} ff_stats_dp;
+
+/* 1 when the query declares privacy (noise on every released number). */
+int ff_stats_query_private(const ff_stats_query *q);
+/* Calibrates σ for t shares (bisection on KLS21's bound; see dp.c). With no privacy section
+ * dp->on = 0 and FF_OK. FF_ECONFIG when ε cannot be reached or a sensitivity needs noise
+ * beyond the sampler's range. */
+int ff_stats_dp_plan(const ff_stats_query *q, int64_t shares, ff_stats_dp *dp) FF_WARN_UNUSED;
+/* Adds the site's noise to its lanes (ff_stats_lanes(q) of them; suppressed cells stay 0):
+ * a share of the pooled noise, or (per_site) the full noise of a release of its own. rng
+ * must be private to the site. FF_OK and nothing done when !dp->on. */
+int ff_stats_dp_noise(const ff_stats_query *q, const ff_stats_dp *dp, int per_site, ff_rng *rng,
+                      uint32_t *lanes) FF_WARN_UNUSED;
+/* ε (at delta) the whole query costs a site: the pooled release, composed with its own
+ * results' when per_site (what statistics.max_query_epsilon caps). */
+int ff_stats_dp_cost(const ff_stats_dp *dp, int per_site, double *eps) FF_WARN_UNUSED;
+/* The record-level ledger round of one release (pooled: the distributed discrete Gaussian of
+ * `shares` survivors of `sites`; per_site: the Gaussian mechanism), for
+ * ff_privacy_ledger_record: its ε at delta is eps_pooled or eps_site. */
+void ff_stats_dp_round(const ff_stats_dp *dp, int per_site, int64_t round, int64_t sites,
+                       ff_privacy_round *r);
+
 /* ---- the coordinator's side ------------------------------------------------------------- */
 
 /* Decodes a vector (one site's, or the sum over sites) into released statistics appended to
@@ -118,6 +155,15 @@ int ff_stats_history_record(const ff_stats_query *q, const ff_stats_table *t,
  * pooled cell that any site suppressed is not released. */
 int ff_stats_release(const ff_stats_query *q, const uint32_t *lanes, const char *site,
                      json_t *results, json_t *suppressed) FF_WARN_UNUSED;
+/* The same for a noised vector: var is the total noise variance per unit of sensitivity in
+ * it (inputs × share σ², or σ² for a site's own), eps/delta what its release cost. Counts
+ * decode as signed; counts, sums and means carry `bound` (|noise| <= bound except with
+ * probability 2 exp(-z²/2) ≈ 5.5e-7 per number, z = 5.5, the discrete Gaussian being
+ * sub-Gaussian), every object `epsilon` and `delta`. Derived numbers (var, sd, quantiles,
+ * Kaplan-Meier) are post-processing of the noised cells (docs/statistics.md). */
+int ff_stats_release_noised(const ff_stats_query *q, const uint32_t *lanes, const char *site,
+                            double var, double eps, double delta, json_t *results,
+                            json_t *suppressed) FF_WARN_UNUSED;
 
 /* Writes out_dir/stats.json ({"query", "job", "results", "suppressed", "refusals"}) and
  * out_dir/stats.html (tables, histograms, Kaplan–Meier curves) from a stats document. */
