@@ -70,6 +70,7 @@ FF_CLI_GROUP_DEFINE(fed,
     {"stats", "federated statistics: a query over sites' data, secure aggregation on", cmd_stats,
      "usage: fedfuse stats --query Q.yaml --site DIR... [--out DIR] [--min-cell N]\n"
      "                    [--allow COL,COL...] [--history DIR] [--per-site]\n"
+     "                    [--dp-required] [--max-epsilon E] [--max-query-epsilon E]\n"
      "  Runs a statistics job (docs/statistics.md) on this machine the way simulate runs\n"
      "  training: a throw-away PKI, one coordinator and one client process per --site (a site\n"
      "  folder or a CSV file, 2 to 64), secure aggregation on, so the coordinator only sees\n"
@@ -78,6 +79,10 @@ FF_CLI_GROUP_DEFINE(fed,
      "  suppression, and refuses a query that would difference out a small cell against its\n"
      "  history in --history DIR (default OUT/history). With --per-site the policies also\n"
      "  release each site's own results (when the query asks, per_site: true).\n"
+     "  A query with a privacy: section is noised at the sites and charged to each site's\n"
+     "  privacy ledger (in the --history DIR): --max-query-epsilon (default 1) caps one\n"
+     "  query, --max-epsilon (default 10) the site's total; --dp-required makes the sites\n"
+     "  refuse a query without noise.\n"
      "  Writes OUT (default out-stats):\n"
      "  stats.json {\"results\": [{variable, statistic, site, value[, bound]}], \"suppressed\",\n"
      "  \"refusals\"}, stats.html and the signed audit log audit.jsonl.\n"},
@@ -283,6 +288,13 @@ static int cmd_stats(int argc, char **argv)
                             .history_dir = ff_cli_opt(&a, "--history"), .sites = sites};
     const char *out = ff_cli_opt(&a, "--out");
     so.per_site = ff_cli_flag(&a, "--per-site");
+    so.dp_required = ff_cli_flag(&a, "--dp-required");
+    if (ff_cli_opt_f64(&a, "--max-epsilon", 10.0, &so.max_epsilon) != FF_OK ||
+        !(so.max_epsilon > 0) || so.max_epsilon > 1e6)
+        return ff_cli_usage_error("stats", "--max-epsilon must be a number in (0, 1e6]");
+    if (ff_cli_opt_f64(&a, "--max-query-epsilon", 1.0, &so.max_query_epsilon) != FF_OK ||
+        !(so.max_query_epsilon >= 0) || so.max_query_epsilon > 1e6)
+        return ff_cli_usage_error("stats", "--max-query-epsilon must be a number in [0, 1e6]");
     int ns = ff_cli_opt_all(&a, "--site", sites, 64);
     if (ff_cli_opt_i64(&a, "--min-cell", 10, &so.min_cell) != FF_OK || so.min_cell < 1)
         return ff_cli_usage_error("stats", "--min-cell must be a whole number >= 1");

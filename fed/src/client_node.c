@@ -682,6 +682,46 @@ static int fine_tune(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     return rc;
 }
 
+/* A noised statistics query (docs/statistics.md, "Noise") spends the same patient-level
+ * budget as DP-SGD: its releases are rounds of the site's record-level ledger, under the
+ * policy's dp.max_epsilon and the query's δ. charge 0 only checks that the release fits;
+ * charge 1 records it and saves the ledger, before anything derived from the data leaves
+ * (a round recorded whose vector then never leaves is over-counted, never under-). */
+static int stats_charge(cnode *cn, const Fedfuse__Task *t, int own, int charge)
+{
+    const ff_stats_dp *dp = &cn->st.dp;
+    ff_privacy_record_cfg cfg = {.enabled = 1, .epsilon_budget = cn->pol.dp.max_epsilon,
+                                 .delta = dp->delta};
+    int rc = rec_ledger_open(cn, &cfg);
+    ff_privacy_round r;
+    ff_stats_dp_round(dp, own, t->round, t->secagg ? (int64_t)t->secagg->num_sites : 0, &r);
+    double after = 0;
+    int exceed = 0;
+    if (rc == FF_OK)
+        rc = ff_privacy_ledger_check(cn->rec_ledger, &r, &after, &exceed);
+    if (rc == FF_OK && exceed) {
+        double now = 0, order;
+        if (ff_privacy_ledger_epsilon(cn->rec_ledger, &now, &order) != FF_OK)
+            now = NAN;
+        return ff_error(FF_EPOLICY, "privacy budget: this query%s would take the site's epsilon "
+                        "from %.4g to %.4g, past dp.max_epsilon %g (the ledger training uses, "
+                        "delta %g)", own ? "'s own results" : "", now, after, cn->rec_budget,
+                        dp->delta);
+    }
+    if (rc != FF_OK || !charge)
+        return rc;
+    rc = ff_privacy_ledger_record(cn->rec_ledger, &r);
+    if (rc == FF_OK && rec_ledger_save(cn) != FF_OK)
+        rc = ff_error_prefix(FF_EPOLICY, "privacy: the site's ledger was not saved (nothing "
+                             "sent): ");
+    if (rc == FF_OK)
+        FF_LOG_INFO("statistics %s: %s charged to the privacy ledger: epsilon %.4g, site total "
+                    "%.4g of dp.max_epsilon %g (delta %g)", ff_stats_query_name(cn->st.q),
+                    own ? "this site's own results" : "the pooled release",
+                    own ? dp->eps_site : dp->eps_pooled, after, cn->rec_budget, dp->delta);
+    return rc;
+}
+
 /* A statistics task (docs/statistics.md): only secure aggregation's phases concern the site.
  * The query is checked against the site's policy (and, at advertise_keys, its history) on
  * every task; a refusal declines the whole job with the reason, which the coordinator keeps. */
@@ -692,7 +732,11 @@ static int stats_per_site(cnode *cn, const Fedfuse__Task *t)
     if (cn->last_eval_round == t->round)
         return FF_OK;
     char *s = NULL;
-    int rc = fed_site_stats_per_site(&cn->st, &cn->pol, cn->sc->site, &s);
+    int rc = FF_OK;
+    if (fed_site_stats_own_dp(&cn->st, &cn->pol))
+        rc = stats_charge(cn, t, 1, 1);
+    if (rc == FF_OK)
+        rc = fed_site_stats_per_site(&cn->st, &cn->pol, cn->sc->site, &s);
     cn->last_eval_round = t->round;
     if (rc != FF_OK || !s) {
         decline(cn, t, rc != FF_OK ? ff_error_message()
@@ -722,8 +766,16 @@ static int handle_stats(cnode *cn, const Fedfuse__Task *t)
     if (fed_cn_secagg_step((int)t->phase) == 0)
         return FF_OK;
     int rc = fed_site_stats_check(&cn->st, &cn->pol, cn->sc, t);
-    if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE)
-        rc = fed_site_stats_compute(&cn->st, &cn->pol, t->round);
+    fed_site_stats *st = &cn->st;
+    if (rc == FF_OK && st->dp.on && st->noised_round == 0)
+        rc = stats_charge(cn, t, 0, 0); /* a query past the budget is refused before work */
+    if (rc == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE) {
+        rc = fed_site_stats_compute(st, &cn->pol, t->round);
+        if (rc == FF_OK && st->dp.on && st->noised_round != st->round)
+            rc = stats_charge(cn, t, 0, 1);
+        if (rc == FF_OK)
+            rc = fed_site_stats_noise(st, cn->sc->site);
+    }
     if (rc == FF_EPOLICY || rc == FF_ECONFIG || rc == FF_ENOTFOUND || rc == FF_EFORMAT) {
         char key[sizeof cn->refused];
         snprintf(key, sizeof key, "stats %u/%.40s", t->round, cn->st.job);

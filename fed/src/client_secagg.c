@@ -252,6 +252,13 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     cn->sa.sites = rc == FF_OK ? json_incref(sites) : NULL;
     if (rc == FF_OK)
         rc = secagg_accept(cn, t, &p, refused);
+    if (rc == FF_OK && stats && cn->st.dp.on && (int64_t)p.t < cn->st.dp.shares) {
+        /* the noise share was drawn for sums of at least dp.shares sites */
+        rc = ff_error(FF_EPOLICY, "round %u: threshold %u is below the %lld noise shares this "
+                      "site's statistics noise was drawn for", t->round, p.t,
+                      (long long)cn->st.dp.shares);
+        *refused = FED_ERR_TASK_REFUSED_POLICY;
+    }
     if (rc == FF_OK && stats) {
         uint8_t h[FF_SHA256_BYTES];
         ff_sha256(cn->st.lanes, cn->st.nlanes * sizeof *cn->st.lanes, h);
@@ -390,7 +397,7 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
 static int stats_masked(cnode *cn, const Fedfuse__Task *t, const uint8_t *body, size_t blen)
 {
     ff_secagg_buf out = {0};
-    uint8_t noise_seed[32]; /* unused: statistics add no noise here */
+    uint8_t noise_seed[32]; /* unused: a noised query's share is in its lanes already */
     int rc = guard_commit(cn, t, noise_seed);
     if (rc == FF_OK)
         rc = ff_secagg_client_mask(cn->sa.c, body, blen, cn->st.lanes, &out);

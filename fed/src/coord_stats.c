@@ -21,6 +21,11 @@ int fed_stats_load(fed_stats *st, const ff_coord_config *cfg, const char *config
     rc = ff_stats_query_load_str(&st->q, cfg->query, st->text, st->len);
     if (rc == FF_OK)
         rc = ff_stats_job_hash(st->text, st->len, st->job_hex);
+    /* the sites calibrate the same noise from the query and the threshold (dp.c) */
+    if (rc == FF_OK)
+        rc = ff_stats_dp_plan(st->q, cfg->secure_aggregation.threshold, &st->dp);
+    if (rc != FF_OK && st->q)
+        rc = ff_cfg_error_at(rc, config_path, "query", "%s", ff_error_message());
     ff_strlcpy(st->out_dir, cfg->out_dir, sizeof st->out_dir);
     st->results = json_array();
     st->suppressed = json_array();
@@ -40,7 +45,13 @@ static int on_sum(void *ud, ff_coord *c, const uint32_t *sum, size_t n, uint32_t
     if (n != ff_stats_lanes(st->q))
         return ff_error(FF_EINTERNAL, "statistics: %zu lanes summed, the query has %zu", n,
                         ff_stats_lanes(st->q));
-    int rc = ff_stats_release(st->q, sum, "pooled", st->results, st->suppressed);
+    /* each site in the sum added a share of variance share_num / den */
+    int rc = st->dp.on ? ff_stats_release_noised(st->q, sum, "pooled",
+                                                 (double)inputs * (double)st->dp.share_num /
+                                                     (double)st->dp.den,
+                                                 st->dp.eps_pooled, st->dp.delta, st->results,
+                                                 st->suppressed)
+                       : ff_stats_release(st->q, sum, "pooled", st->results, st->suppressed);
     if (rc == FF_OK) {
         st->pooled = 1;
         FF_LOG_INFO("statistics: decoded the secure sum of %u sites: %zu numbers released, %zu "
@@ -135,27 +146,48 @@ int fed_stats_install(fed_stats *st, ff_coord *c, fed_secagg *sa, fed_audit *aud
     return rc;
 }
 
+/* The query's noise as stats.json and the audit log state it: what the pooled release cost
+ * each site in it, and the per-site one (a site's own results carry their own epsilon). */
+static json_t *privacy_of(const fed_stats *st)
+{
+    const ff_stats_dp *dp = &st->dp;
+    if (!dp->on)
+        return json_pack("{s:b, s:f, s:f}", "enabled", 0, "epsilon", 0.0, "delta", 0.0);
+    return json_pack("{s:b, s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:f}", "enabled", 1,
+                     "mechanism", "distributed_discrete_gaussian", "epsilon", dp->eps_pooled,
+                     "delta", dp->delta, "epsilon_declared", dp->epsilon,
+                     "epsilon_per_site_release", dp->eps_site, "sigma", dp->sigma, "shares",
+                     (json_int_t)dp->shares, "cells_per_patient", (json_int_t)dp->touched,
+                     "share_variance", (double)dp->share_num / (double)dp->den);
+}
+
 int fed_stats_finish(fed_stats *st)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O}", "query",
+    json_t *priv = privacy_of(st);
+    json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:f, s:f}", "query",
                             ff_stats_query_name(st->q), "job", st->job_hex, "sites", st->sites,
                             "results", st->results, "suppressed", st->suppressed, "refusals",
-                            st->refusals, "per_site_declined", st->per_site_declined);
-    if (!doc)
+                            st->refusals, "per_site_declined", st->per_site_declined, "privacy",
+                            priv, "epsilon", st->dp.eps_pooled, "delta", st->dp.delta);
+    if (!doc) {
+        json_decref(priv);
         return ff_error(FF_ENOMEM, "statistics: out of memory");
+    }
     if (st->audit)
         /* what was released and what was not (suppressed cells by name, never a value) */
         fed_audit_statistics(st->audit,
-                             json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:f}", "query",
-                                       ff_stats_query_name(st->q), "job_sha256", st->job_hex,
-                                       "approved_by", st->sites, "released", st->results,
-                                       "suppressed", st->suppressed, "refusals", st->refusals,
-                                       "epsilon", 0.0));
+                             json_pack("{s:s, s:s, s:O, s:O, s:O, s:O, s:f, s:f, s:O}",
+                                       "query", ff_stats_query_name(st->q), "job_sha256",
+                                       st->job_hex, "approved_by", st->sites, "released",
+                                       st->results, "suppressed", st->suppressed, "refusals",
+                                       st->refusals, "epsilon", st->dp.eps_pooled, "delta",
+                                       st->dp.delta, "privacy", priv));
     int rc = st->pooled ? FF_OK
                         : ff_error(FF_ESTATE, "statistics: no pooled result (fewer sites than "
                                    "secure aggregation's threshold took part)");
     int wrc = ff_stats_write(st->out_dir, doc);
     json_decref(doc);
+    json_decref(priv);
     if (wrc == FF_OK)
         FF_LOG_INFO("statistics: %s/stats.json and stats.html written (%zu released, %zu "
                     "suppressed, %zu refusals)", st->out_dir, json_array_size(st->results),

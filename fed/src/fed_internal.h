@@ -130,13 +130,16 @@ double fed_hist_auroc(const ff_eval_hist *h, const char **why);
  * FEDFUSE_TEST_KILL_AT=<point>:<round> in the environment, the process SIGKILLs itself at that
  * point; FEDFUSE_TEST_HOLD_AFTER_SHARE=<s> makes a client sleep s seconds after it shared its
  * secure-aggregation keys; FEDFUSE_TEST_RESEND_AT=<point>:<round> makes a client send that
- * upload twice (an acknowledgement lost on the way back). Without the option these are no-ops the compiler removes. */
+ * upload twice (an acknowledgement lost on the way back); FEDFUSE_TEST_NOISE_SEED=<n> fixes a
+ * statistics query's noise seed (site seed = n + a hash of the site name) so a test can
+ * replay a draw. Without the option these are no-ops the compiler removes. */
 #ifdef FF_TEST_HOOKS
 int fed_test_kill_armed(const char *point, int64_t round);
 void fed_test_kill_at(const char *point, int64_t round);
 int fed_test_kill_set(void);
 unsigned fed_test_hold_after_share(void);
 int fed_test_resend_armed(const char *point, int64_t round);
+int fed_test_noise_seed(uint64_t *seed);
 #else
 static inline int fed_test_kill_armed(const char *point, int64_t round)
 {
@@ -158,6 +161,11 @@ static inline unsigned fed_test_hold_after_share(void)
 static inline int fed_test_resend_armed(const char *point, int64_t round)
 {
     (void)point, (void)round;
+    return 0;
+}
+static inline int fed_test_noise_seed(uint64_t *seed)
+{
+    (void)seed;
     return 0;
 }
 #endif

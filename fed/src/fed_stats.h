@@ -20,6 +20,7 @@ typedef struct {
     json_t *per_site_declined; /* sites whose policy keeps their own results: {site, reason} */
     fed_audit *audit;
     int pooled; /* the pooled sum was decoded */
+    ff_stats_dp dp; /* the query's noise (privacy:), as every site calibrates it */
 } fed_stats;
 
 /* Reads and checks cfg->query (errors name the config and the key), fills the job hash. */
@@ -42,11 +43,17 @@ typedef struct {
     int64_t round;
     ff_stats_site_report rep;
     char history[700];
+    /* a query with privacy: its noise (for the task's threshold), the exact vector kept for
+     * a release of the site's own, and the round whose lanes carry the noise share */
+    ff_stats_dp dp;
+    uint32_t *exact;
+    int64_t noised_round;
 } fed_site_stats;
 
 /* The task's job against the site's policy: statistics enabled, the job approved and its hash
- * recomputed from the query bytes sent, secure aggregation on, the query parsed, every column
- * allowed. FF_EPOLICY / FF_ECONFIG with the reason. */
+ * recomputed from the query bytes sent, secure aggregation on, the query parsed, its noise
+ * (privacy:) against dp: and statistics.max_query_epsilon, every column allowed.
+ * FF_EPOLICY / FF_ECONFIG with the reason. */
 int fed_site_stats_check(fed_site_stats *s, const ff_policy *pol, const ff_fed_site_config *sc,
                          const Fedfuse__Task *t) FF_WARN_UNUSED;
 /* The round's vector with the site's disclosure control (ff_stats_site_compute), once per
@@ -59,6 +66,12 @@ int fed_site_stats_compute(fed_site_stats *s, const ff_policy *pol, int64_t roun
  * (FF_OK) when they are not to be released; caller frees with free(). */
 int fed_site_stats_per_site(fed_site_stats *s, const ff_policy *pol, const char *site,
                             char **json) FF_WARN_UNUSED;
+/* A query with privacy: this site's noise share added to the round's lanes, once per round
+ * (retries send the same noised vector; never a second draw to average). Call only after
+ * the round was charged to the site's ledger. FF_OK and nothing done without privacy. */
+int fed_site_stats_noise(fed_site_stats *s, const char *site) FF_WARN_UNUSED;
+/* 1 when the site's own results would be a noised release (to charge before it). */
+int fed_site_stats_own_dp(const fed_site_stats *s, const ff_policy *pol);
 /* The vector has left the site: its released cells go into the query history. */
 int fed_site_stats_released(fed_site_stats *s, const ff_policy *pol) FF_WARN_UNUSED;
 void fed_site_stats_free(fed_site_stats *s);

@@ -1268,10 +1268,12 @@ static int stats_configs(sim *s, const ff_fed_stats_opts *so, const ff_stats_que
         const char *n = s->names[i];
         snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
         rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: true\n"
-                              "dp: {required: false}\nmax_rounds: 10\n"
+                              "dp: {required: %s, max_epsilon: %.17g}\nmax_rounds: 10\n"
                               "statistics: {enabled: true, min_cell_size: %lld, variables: %s, "
-                              "per_site: %s}\n", n, job, (long long)so->min_cell, allow,
-                        so->per_site ? "true" : "false");
+                              "per_site: %s, max_query_epsilon: %.17g}\n", n, job,
+                        so->dp_required ? "true" : "false", so->max_epsilon,
+                        (long long)so->min_cell, allow, so->per_site ? "true" : "false",
+                        so->max_query_epsilon);
         snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
         if (rc == FF_OK)
             rc = write_text(path,

@@ -76,3 +76,14 @@ void fed_test_kill_at(const char *point, int64_t round)
     (void)w;
     raise(SIGKILL);
 }
+
+/* FEDFUSE_TEST_NOISE_SEED=<n> (tests/stats, stats_dp): a fixed statistics noise seed, so a
+ * test's draw is reproducible. 1 and *seed set when present. */
+int fed_test_noise_seed(uint64_t *seed)
+{
+    const char *v = getenv("FEDFUSE_TEST_NOISE_SEED");
+    if (!v || !v[0])
+        return 0;
+    *seed = strtoull(v, NULL, 10);
+    return 1;
+}

@@ -9,6 +9,15 @@
 #            coordinator (stats.json refusals, its log) and the others' sum is still released
 #   differencing  two overlapping queries differing by one patient at a site: the second is
 #            refused there as a differencing attempt
+#   dp       a noised query (tests/stats/data/query-dp.yaml) with per-site results: noise scale
+#            and epsilon against the closed forms, released numbers within their stated bound
+#            of numpy's exact ones, epsilon in stats.json, the audit log and every ledger
+#            (stats_dp_oracle.py). The noise seed is fixed (FEDFUSE_TEST_NOISE_SEED=20261208)
+#            only so that "some numbers differ from exact" is a fixed fact, not a draw
+#   dp_required  sites whose policy has dp.required refuse the noiseless demo query (the
+#            reason at the coordinator) and accept the noised one
+#   dp_budget  sites with dp.max_epsilon 1.2 run one epsilon-1 query, then refuse a second
+#            one (budget reason at the coordinator, ledger unchanged)
 set -euo pipefail
 mode=$1 ff=$2 src=$3
 py=/usr/bin/python3
@@ -93,6 +102,65 @@ assert "differencing" in refs[0]["reason"] and "1 patient" in refs[0]["reason"],
 assert "a" not in second["sites"], second["sites"]
 print("differencing: the second query was refused by site a: %s" % refs[0]["reason"])
 PY
+  ;;
+dp)
+  "$ff" synth --sites 3 --patients 300 --seed 5 --out "$tmp/data" >/dev/null 2>&1
+  FEDFUSE_TEST_NOISE_SEED=20261208 "$ff" stats --query "$src/tests/stats/data/query-dp.yaml" \
+    --site "$tmp/data/site-1" --site "$tmp/data/site-2" --site "$tmp/data/site-3" \
+    --out "$tmp/out" --min-cell 5 --per-site --max-query-epsilon 1.5
+  $py "$src/tests/stats/stats_dp_oracle.py" "$src/tests/stats/data/query-dp.yaml" "$tmp/out" \
+    "$tmp/data/site-1" "$tmp/data/site-2" "$tmp/data/site-3"
+  "$ff" audit verify --log "$tmp/out/audit.jsonl" --ca "$tmp/out/pki/ca.pem"
+  ;;
+dp_required)
+  "$ff" synth --sites 3 --patients 200 --seed 9 --out "$tmp/data" >/dev/null 2>&1
+  sites=(--site "$tmp/data/site-1" --site "$tmp/data/site-2" --site "$tmp/data/site-3")
+  if "$ff" stats --query "$src/configs/stats-demo.yaml" "${sites[@]}" --out "$tmp/plain" \
+       --min-cell 5 --dp-required > "$tmp/log" 2>&1; then
+    echo "FAIL: sites with dp.required ran a query without noise"; cat "$tmp/log"; exit 1
+  fi
+  "$ff" stats --query "$src/tests/stats/data/query-dp.yaml" "${sites[@]}" --out "$tmp/noised" \
+    --min-cell 5 --dp-required
+  $py - "$tmp/plain/stats.json" "$tmp/noised/stats.json" <<'PY'
+import json, sys
+plain, noised = (json.load(open(p)) for p in sys.argv[1:])
+refs = plain["refusals"]
+assert len(refs) == 3 and not plain["results"], refs
+for r in refs:
+    assert "adds no noise" in r["reason"] and "differential privacy is required" in r["reason"], r
+assert not noised["refusals"] and noised["privacy"]["enabled"], noised["refusals"]
+assert sorted(noised["sites"]) == ["site-1", "site-2", "site-3"], noised["sites"]
+n = [r for r in noised["results"] if r["variable"] == "patients" and r["site"] == "pooled"]
+assert n and n[0]["epsilon"] == noised["epsilon"] > 0, n
+print("dp_required: the noiseless query refused (%s); the noised one released at epsilon %.4f"
+      % (refs[0]["reason"], noised["epsilon"]))
+PY
+  grep -q "adds no noise" "$tmp/plain/logs/coordinator.log"
+  ;;
+dp_budget)
+  "$ff" synth --sites 3 --patients 200 --seed 9 --out "$tmp/data" >/dev/null 2>&1
+  args=(--site "$tmp/data/site-1" --site "$tmp/data/site-2" --site "$tmp/data/site-3"
+        --min-cell 5 --history "$tmp/history" --max-epsilon 1.2)
+  "$ff" stats --query "$src/tests/stats/data/query-dp.yaml" "${args[@]}" --out "$tmp/out1"
+  sed 's/^name: demo-dp/name: demo-dp-again/' "$src/tests/stats/data/query-dp.yaml" > "$tmp/q2.yaml"
+  cp "$tmp/history/privacy-ledger-site-1.json" "$tmp/ledger-before.json"
+  if "$ff" stats --query "$tmp/q2.yaml" "${args[@]}" --out "$tmp/out2" > "$tmp/log" 2>&1; then
+    echo "FAIL: a query past the sites' budget ran"; cat "$tmp/log"; exit 1
+  fi
+  cmp "$tmp/ledger-before.json" "$tmp/history/privacy-ledger-site-1.json"
+  $py - "$tmp/out1/stats.json" "$tmp/out2/stats.json" "$tmp/history/privacy-ledger-site-1.json" <<'PY'
+import json, sys
+first, second, ledger = (json.load(open(p)) for p in sys.argv[1:])
+assert not first["refusals"] and first["epsilon"] > 0.99, first["refusals"]
+assert abs(ledger["epsilon"] - first["epsilon"]) < 1e-9 and len(ledger["rounds"]) == 1, ledger
+refs = second["refusals"]
+assert len(refs) == 3 and not second["results"], refs
+for r in refs:
+    assert "privacy budget" in r["reason"] and "past dp.max_epsilon 1.2" in r["reason"], r
+print("dp_budget: first query charged epsilon %.4f; the second refused: %s"
+      % (ledger["epsilon"], refs[0]["reason"]))
+PY
+  grep -q "privacy budget" "$tmp/out2/logs/coordinator.log"
   ;;
 *)
   echo "unknown mode $mode"; exit 2 ;;

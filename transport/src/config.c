@@ -160,6 +160,9 @@ static const ff_cfg_field statistics_fields[] = {
      .help = "columns a query may read (\"*\" = any; events.csv for the event filter)"},
     {.key = "per_site", .type = FF_CFG_BOOL, .offset = STOFF(per_site), .def = "false",
      .help = "release this site's own (suppressed) results, not only the pooled sum"},
+    {.key = "max_query_epsilon", .type = FF_CFG_DOUBLE, .offset = STOFF(max_query_epsilon),
+     .min = 0, .max = 1e6, .def = "1.0",
+     .help = "largest epsilon one noised query may cost this site (its total: dp.max_epsilon)"},
     {0},
 };
 

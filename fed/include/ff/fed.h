@@ -103,7 +103,8 @@ int ff_fed_simulate(const char *config_path, const char *out_dir, const char *ex
  * process per site (a site folder or a CSV file), secure aggregation on. Each site's policy
  * allows the query's columns (or only `allow`, comma-separated), with min_cell_size min_cell
  * and per-site release as per_site; each site keeps its query history in history_dir (default
- * OUT/history), so two runs with the same history_dir see each other's queries. Writes
+ * OUT/history), so two runs with the same history_dir see each other's queries (and, with a
+ * noised query, each site's privacy ledger there: the budget spent carries over). Writes
  * OUT/stats.json, OUT/stats.html and the signed audit log. */
 typedef struct {
     const char *query, *out_dir, *exe;
@@ -113,6 +114,9 @@ typedef struct {
     const char *allow;       /* NULL = the query's columns */
     const char *history_dir; /* NULL = OUT/history */
     int per_site;            /* the sites' policies allow releasing their own results */
+    int dp_required;         /* the policies' dp.required: a query without noise is refused */
+    double max_epsilon;      /* dp.max_epsilon: each site's total (its ledger in history_dir) */
+    double max_query_epsilon; /* statistics.max_query_epsilon */
 } ff_fed_stats_opts;
 int ff_fed_stats(const ff_fed_stats_opts *so, const ff_fed_run_opts *o) FF_WARN_UNUSED;
 

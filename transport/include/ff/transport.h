@@ -202,7 +202,8 @@ typedef enum {
  *          min_noise_multiplier: 0.5, max_clip_norm: 10.0}
  *     max_rounds: 200
  *     max_model_bytes: 2147483648
- *     statistics: {enabled: true, min_cell_size: 10, variables: [age, sex], per_site: false}
+ *     statistics: {enabled: true, min_cell_size: 10, variables: [age, sex], per_site: false,
+ *                  max_query_epsilon: 1.0}
  *     secure_aggregation: {min_sites: 3, min_threshold: 2, min_neighbours: 2}               */
 typedef struct {
     char site[FF_SITE_NAME_MAX];
@@ -220,6 +221,7 @@ typedef struct {
         int64_t min_cell_size;  /* counts below it (but above 0) are suppressed at the site */
         ff_cfg_strlist variables; /* columns that may be queried; ["*"] = any */
         int per_site;           /* this site's own (suppressed) results may be released */
+        double max_query_epsilon; /* ε one noised query may cost (pooled + own results) */
     } statistics;
     struct { /* the least a secure-aggregation round must have for this site to take part */
         int64_t min_sites, min_threshold, min_neighbours;
