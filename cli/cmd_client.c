@@ -49,10 +49,14 @@ FF_CLI_GROUP_DEFINE(client,
     {"eval", "evaluate a model on site data: metrics.json and report.html", cmd_eval,
      "usage: fedfuse eval --config MODEL.yaml --weights W.safetensors --data SITE_DIR...\n"
      "                    [--split test|val|train] [--bootstrap N] [--seed S] [--retrieval]\n"
-     "                    [--predictions] --out DIR\n"
+     "                    [--operating-point RULE:TARGET] [--predictions] --out DIR\n"
      "  Exact metrics per declared task for each site and pooled: binary tasks AUROC, AUPRC,\n"
      "  Brier, ECE, calibration slope, sensitivity at 90% specificity, decision curves,\n"
-     "  fairness by sex and age band; multiclass accuracy and macro/per-class AUROC;\n"
+     "  fairness by every declared attribute, and alert rate, sensitivity, specificity and\n"
+     "  PPV at each task's operating point, chosen on the validation split pooled over the\n"
+     "  sites as the federated report does: --operating-point specificity:0.9 (default),\n"
+     "  sensitivity:T, alert_rate:T or threshold:T (a fixed threshold);\n"
+     "  multiclass accuracy and macro/per-class AUROC;\n"
      "  regression MAE, RMSE, R²; survival C-index and time-dependent AUROC. Prints\n"
      "  `METRIC_TASK X` (pooled). Writes DIR/metrics.json (schema: docs/evaluation.md) and\n"
      "  DIR/report.html (self-contained); --predictions also DIR/predictions.csv (site,\n"
@@ -124,16 +128,43 @@ static int sites_load(site_set *s, const char *cfg, const char **dirs, int n)
 
 static void print_headlines(const json_t *j, const ff_task_set *ts);
 
+/* The federated report's default rule (configs/coordinator.yaml report.operating_point). */
+static const ff_eval_op_point default_op = {FF_OP_SPECIFICITY, 0.9};
+
+/* --operating-point RULE:TARGET (a rule of ff_eval_op_rule_names; a target in (0, 1)). */
+static int parse_op(const char *s, ff_eval_op_point *op)
+{
+    *op = default_op;
+    if (!s)
+        return FF_OK;
+    const char *colon = strchr(s, ':');
+    size_t len = colon ? (size_t)(colon - s) : 0;
+    int rule = -1;
+    for (int k = 0; colon && ff_eval_op_rule_names[k]; k++)
+        if (strlen(ff_eval_op_rule_names[k]) == len && strncmp(s, ff_eval_op_rule_names[k], len) == 0)
+            rule = k;
+    char *end = NULL;
+    double v = colon ? strtod(colon + 1, &end) : 0;
+    if (rule < 0 || !end || end == colon + 1 || *end || !(v > 0 && v < 1))
+        return ff_error(FF_EINVAL, "--operating-point '%s': expected RULE:TARGET with RULE one of "
+                        "threshold, specificity, sensitivity, alert_rate and TARGET in (0, 1), "
+                        "e.g. specificity:0.9", s);
+    op->rule = (ff_op_rule)rule;
+    op->target = v;
+    return FF_OK;
+}
+
 /* Evaluates m on every site's split; writes metrics.json and report.html under dir and
  * prints the pooled AUROC per task. */
 static int evaluate_to(ff_model *m, site_set *s, ff_split split, const ff_eval_opts *eo,
-                       int modalities, const char *dir, json_t *extra)
+                       const ff_eval_op_point *op, int modalities, const char *dir, json_t *extra)
 {
     char jpath[1024], hpath[1024];
     snprintf(jpath, sizeof jpath, "%s/metrics.json", dir);
     snprintf(hpath, sizeof hpath, "%s/report.html", dir);
     json_t *j = NULL;
-    int rc = ff_client_evaluate(m, s->sites, s->namep, s->n, split, modalities, eo, hpath, &j);
+    int rc = ff_client_evaluate(m, s->sites, s->namep, s->n, split, modalities, eo, op, hpath,
+                                &j);
     if (rc != FF_OK)
         return rc;
     if (extra)
@@ -365,7 +396,7 @@ static int train_one_model(const train_args *t, site_set *s, ff_site *const *tra
         json_t *extra = json_pack("{s:I, s:I, s:f, s:f}", "train_steps", (json_int_t)st.steps,
                                   "train_examples", (json_int_t)st.examples, "train_seconds",
                                   st.seconds, "final_loss", st.loss_last);
-        rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, modalities, dir, extra);
+        rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, &default_op, modalities, dir, extra);
         json_decref(extra);
     }
     ff_model_free(m);
@@ -510,7 +541,7 @@ static int train_plan(const train_args *t, site_set *s, const char *dir)
                               "stages_done", (json_int_t)FF_MAX(end, done), "label_fraction",
                               t->label_fraction);
     if (rc == FF_OK)
-        rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, FF_MOD_ALL, dir, extra);
+        rc = evaluate_to(m, s, FF_SPLIT_TEST, &eo, &default_op, FF_MOD_ALL, dir, extra);
     json_decref(extra);
     ff_model_free(m);
     ff_plan_free(&plan);
@@ -561,7 +592,10 @@ static int cmd_eval(int argc, char **argv)
     int64_t boot, seed;
     int retrieval = ff_cli_flag(&a, "--retrieval");
     int predictions = ff_cli_flag(&a, "--predictions");
-    int rc = ff_cli_opt_i64(&a, "--bootstrap", 200, &boot);
+    ff_eval_op_point op;
+    int rc = parse_op(ff_cli_opt(&a, "--operating-point"), &op);
+    if (rc == FF_OK)
+        rc = ff_cli_opt_i64(&a, "--bootstrap", 200, &boot);
     if (rc == FF_OK)
         rc = ff_cli_opt_i64(&a, "--seed", 1, &seed);
     if (rc == FF_OK)
@@ -593,7 +627,7 @@ static int cmd_eval(int argc, char **argv)
     eo.bootstrap = (int)boot;
     eo.seed = (uint64_t)seed;
     if (rc == FF_OK)
-        rc = evaluate_to(m, &s, split, &eo, FF_MOD_ALL, out, NULL);
+        rc = evaluate_to(m, &s, split, &eo, &op, FF_MOD_ALL, out, NULL);
     if (rc == FF_OK && predictions)
         rc = write_predictions(m, &s, split, out);
     double t1, t5, ch;

@@ -81,6 +81,10 @@ typedef struct {
     ff_eval_kind_result *kres; /* [K][nsites + 1] (the other kinds) */
     ff_eval_fairness *fair; /* [K][nattr]: every attribute the sites declare */
     int *fair_ok;
+    const ff_eval_op_point *op; /* NULL: every task at eo->threshold */
+    double *thr;                /* [K]: each binary task's operating threshold */
+    const char **thr_why;       /* [K]: why the rule could not be applied, or NULL */
+    const char *chosen_on;
 } eval_tables;
 
 static void tables_free(eval_tables *t)
@@ -94,6 +98,8 @@ static void tables_free(eval_tables *t)
     free(t->kres);
     free(t->fair);
     free(t->fair_ok);
+    free(t->thr);
+    free(t->thr_why);
 }
 
 /* Fairness of pooled predictions for attribute a (0 sex, 1 age band, then the extra columns of
@@ -148,11 +154,13 @@ static int eval_kind_task(eval_tables *t, const preds *p, int k)
 }
 
 static int eval_task(eval_tables *t, const preds *p, ff_site *const *sites, ff_split split,
-                     int k, const ff_eval_opts *eo)
+                     int k, const ff_eval_opts *eo_all)
 {
     const ff_task *tk = &t->ts->t[k];
     if (tk->kind != FF_TASK_BINARY)
         return eval_kind_task(t, p, k);
+    ff_eval_opts task_eo = *eo_all, *eo = &task_eo;
+    task_eo.threshold = t->thr[k];
     size_t total = 0;
     for (size_t i = 0; i < t->nsites; i++)
         total += p[i].n;
@@ -240,9 +248,12 @@ static int tables_json(const eval_tables *t, const char *const *names, ff_split 
             if (rc == FF_OK)
                 json_object_set_new(sites, names[i], j);
         }
-        json_object_set_new(tasks, tk->name,
-                            json_pack("{s:s, s:o?, s:o}", "kind", "binary", "pooled", pooled,
-                                      "sites", sites));
+        json_t *tj = json_pack("{s:s, s:o?, s:o}", "kind", "binary", "pooled", pooled, "sites",
+                               sites);
+        if (tj && t->op)
+            json_object_set_new(tj, "operating_point",
+                                ff_eval_op_json(t->op, t->thr[k], t->thr_why[k], t->chosen_on));
+        json_object_set_new(tasks, tk->name, tj);
         json_object_set_new(au, tk->name,
                             row[0].auroc.defined ? json_real(row[0].auroc.value) : json_null());
     }
@@ -265,6 +276,12 @@ static int tables_html(const eval_tables *t, const char *const *names, const cha
         }
         const ff_eval_result *row = t->res + (size_t)k * (t->nsites + 1);
         rc = ff_report_add_task(rep, tk->name);
+        char note[600];
+        if (rc == FF_OK && t->op) {
+            ff_eval_op_note(t->op, t->thr[k], t->thr_why[k], t->chosen_on,
+                            "fedfuse eval --operating-point", note, sizeof note);
+            rc = ff_report_add_task_note(rep, note);
+        }
         if (rc == FF_OK)
             rc = ff_report_add_column(rep, "pooled", &row[0],
                                       &t->fair[(size_t)k * (size_t)t->nattr], (size_t)t->nattr);
@@ -277,24 +294,88 @@ static int tables_html(const eval_tables *t, const char *const *names, const cha
     return rc;
 }
 
+/* Task k's threshold by the declared rule on the validation split pooled over the sites: the
+ * histogram the federated report picks it on (ff_client_eval_hist's bins, without subgroups),
+ * through the same ff_eval_hist_operating_point. */
+static int task_threshold(eval_tables *t, const preds *val, ff_site *const *sites, int k)
+{
+    const ff_task *tk = &t->ts->t[k];
+    size_t total = 0;
+    for (size_t i = 0; i < t->nsites; i++)
+        total += val[i].n;
+    double *score = malloc((total + 1) * sizeof *score);
+    uint8_t *label = malloc(total + 1);
+    ff_eval_hist *h = NULL;
+    int rc = score && label ? ff_eval_hist_new(&h, tk->name, FF_EVAL_HIST_BINS)
+                            : ff_error(FF_ENOMEM, "out of memory");
+    size_t c = 0;
+    for (size_t i = 0; rc == FF_OK && i < t->nsites; i++)
+        c += gather(&val[i], sites[i], FF_SPLIT_VAL, tk, score + c, label + c, NULL, 0, 0);
+    if (rc == FF_OK)
+        rc = ff_eval_hist_add(h, score, label, c, NULL);
+    if (rc == FF_OK && c == 0 && t->op->rule != FF_OP_THRESHOLD) {
+        t->thr[k] = 0.5;
+        t->thr_why[k] = "no validation split (no labelled patient in it at any site); the "
+                        "fixed threshold 0.5 is used";
+    } else if (rc == FF_OK) {
+        rc = ff_eval_hist_operating_point(h, t->op->rule, t->op->target, &t->thr[k],
+                                          &t->thr_why[k]);
+    }
+    ff_eval_hist_free(h);
+    free(score);
+    free(label);
+    return rc;
+}
+
+/* Every binary task's threshold: the declared rule on the validation split, or eo's. */
+static int thresholds(eval_tables *t, ff_model *m, ff_site *const *sites, ff_split split,
+                      int modalities, const preds *p, const ff_eval_opts *eo)
+{
+    for (int k = 0; k < t->K; k++)
+        t->thr[k] = eo->threshold;
+    if (!t->op)
+        return FF_OK;
+    t->chosen_on = split == FF_SPLIT_VAL
+                       ? "the sites' pooled validation split (the split evaluated here, so "
+                         "sensitivity and PPV at it are optimistic)"
+                       : "the sites' pooled validation split";
+    preds *val = split == FF_SPLIT_VAL ? NULL : calloc(t->nsites, sizeof *val);
+    int rc = split == FF_SPLIT_VAL || val ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; val && rc == FF_OK && i < t->nsites; i++)
+        rc = preds_make(m, sites[i], FF_SPLIT_VAL, modalities, &val[i]);
+    for (int k = 0; rc == FF_OK && k < t->K; k++)
+        if (t->ts->t[k].kind == FF_TASK_BINARY)
+            rc = task_threshold(t, val ? val : p, sites, k);
+    for (size_t i = 0; val && i < t->nsites; i++)
+        preds_free(&val[i]);
+    free(val);
+    return rc;
+}
+
 int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *names, size_t n,
                        ff_split split, int modalities, const ff_eval_opts *eo,
-                       const char *html_path, json_t **out)
+                       const ff_eval_op_point *op, const char *html_path, json_t **out)
 {
     *out = NULL;
     if (n == 0)
         return ff_error(FF_EINVAL, "evaluate: no sites");
     const ff_task_set *ts = &ff_site_shape(sites[0])->tasks;
-    eval_tables t = {.nsites = n, .K = ts->n, .nattr = ff_site_attr_count(sites[0]), .ts = ts};
+    eval_tables t = {.nsites = n, .K = ts->n, .nattr = ff_site_attr_count(sites[0]), .ts = ts,
+                     .op = op};
     preds *p = calloc(n, sizeof *p);
     t.res = calloc((size_t)t.K * (n + 1), sizeof *t.res);
     t.kres = calloc((size_t)t.K * (n + 1), sizeof *t.kres);
     t.fair = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair);
     t.fair_ok = calloc((size_t)t.K * (size_t)t.nattr + 1, sizeof *t.fair_ok);
-    int rc = p && t.res && t.kres && t.fair && t.fair_ok ? FF_OK
-                                                        : ff_error(FF_ENOMEM, "out of memory");
+    t.thr = calloc((size_t)t.K + 1, sizeof *t.thr);
+    t.thr_why = calloc((size_t)t.K + 1, sizeof *t.thr_why);
+    int rc = p && t.res && t.kres && t.fair && t.fair_ok && t.thr && t.thr_why
+                 ? FF_OK
+                 : ff_error(FF_ENOMEM, "out of memory");
     for (size_t i = 0; rc == FF_OK && i < n; i++)
         rc = preds_make(m, sites[i], split, modalities, &p[i]);
+    if (rc == FF_OK)
+        rc = thresholds(&t, m, sites, split, modalities, p, eo);
     for (int k = 0; rc == FF_OK && k < t.K; k++)
         rc = eval_task(&t, p, sites, split, k, eo);
     if (rc == FF_OK)
@@ -324,9 +405,12 @@ static int level_slices(ff_eval_hist *h, const ff_site *s, int a, const int32_t 
     return rc;
 }
 
-int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins, json_t **out)
+int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
+                        int64_t min_cell, size_t *nwithheld, json_t **out)
 {
     *out = NULL;
+    if (nwithheld)
+        *nwithheld = 0;
     preds p;
     int rc = preds_make(m, s, split, FF_MOD_ALL, &p);
     if (rc != FF_OK)
@@ -358,6 +442,11 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
             if (rc == FF_OK)
                 rc = ff_eval_hist_add(h, score, label, c, slice);
         }
+        size_t nw = 0; /* before anything of it is serialised: withheld data never leaves */
+        if (rc == FF_OK)
+            rc = ff_eval_hist_suppress(h, min_cell, &nw);
+        if (nwithheld)
+            *nwithheld += nw;
         json_t *j = NULL;
         if (rc == FF_OK && (rc = ff_eval_hist_to_json(h, &j)) == FF_OK)
             json_array_append_new(arr, j);

@@ -1,6 +1,7 @@
 /* The coordinator config: one field table (the schema), defaults that are documented in
  * configs/coordinator.yaml, and the cross-field checks the table cannot express. */
 #include "ff/coordinator.h"
+#include "ff/eval.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,13 +150,11 @@ static const ff_cfg_field limits_fields[] = {
     {0},
 };
 
-const char *const ff_coord_op_rule_names[] = {"threshold", "specificity", "sensitivity",
-                                              "alert_rate", NULL};
 
 #define REP(f) offsetof(ff_coord_report_config, f)
 #define OP(f) (offsetof(ff_coord_report_config, operating_point.f) - REP(operating_point))
 static const ff_cfg_field op_fields[] = {
-    {.key = "rule", .type = FF_CFG_ENUM, .offset = OP(rule), .choices = ff_coord_op_rule_names,
+    {.key = "rule", .type = FF_CFG_ENUM, .offset = OP(rule), .choices = ff_eval_op_rule_names,
      .def = "specificity", .help = "how each task's threshold is chosen on the pooled "
      "validation split: threshold (target is it), specificity or sensitivity (kept >= target), "
      "alert_rate (share flagged kept <= target)"},

@@ -35,6 +35,17 @@ void ev_subgroup_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_su
         ev_undef(&g->fpr, spec.why);
 }
 
+void ev_subgroup_withheld(ff_eval_subgroup *g, int sites, int64_t min_cell)
+{
+    ff_metric *all[] = {&g->auroc, &g->auprc, &g->brier, &g->ece, &g->mean_score,
+                        &g->prevalence, &g->alert_rate, &g->sensitivity, &g->fpr, &g->ppv};
+    for (size_t i = 0; i < FF_ARRAY_LEN(all); i++)
+        ev_undef(all[i], FF_EVAL_SUPPRESSED_SITE);
+    g->n = g->n_pos = 0; /* unknown: the site did not say */
+    g->site_suppressed = sites;
+    g->site_min_cell = min_cell;
+}
+
 /* max - min of one rate over the levels where it is defined; undefined with fewer than two. */
 static void gap(const ff_eval_fairness *f, size_t offset, ff_metric *out)
 {
@@ -73,6 +84,7 @@ void ff_eval_fairness_free(ff_eval_fairness *f)
         free(f->levels[i].name);
     free(f->levels);
     free(f->attribute);
+    free(f->note);
     memset(f, 0, sizeof *f);
 }
 

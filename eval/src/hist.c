@@ -134,6 +134,100 @@ int ff_eval_hist_add(ff_eval_hist *h, const double *score, const uint8_t *label,
     return FF_OK;
 }
 
+/* The slice keeps its name only: what a site withheld never mixes with what others sent. */
+static void slice_withhold(ff_eval_hist_slice *sl, int nbins, int sites, int64_t min_cell)
+{
+    memset(sl->pos, 0, (size_t)nbins * sizeof(double));
+    memset(sl->neg, 0, (size_t)nbins * sizeof(double));
+    memset(sl->ssum, 0, (size_t)nbins * sizeof(double));
+    sl->pos_s = sl->pos_s2 = sl->neg_s = sl->neg_s2 = 0;
+    sl->suppressed = sites;
+    sl->min_cell = min_cell;
+}
+
+static void slice_counts(const ff_eval_hist *h, const ff_eval_hist_slice *sl, double *P,
+                         double *N)
+{
+    *P = *N = 0;
+    for (int b = 0; b < h->nbins; b++) {
+        *P += sl->pos[b];
+        *N += sl->neg[b];
+    }
+}
+
+/* The statistics job's test (docs/statistics.md): a count is small when 0 < count < min. */
+static int small_cell(double count, int64_t min_cell)
+{
+    return count > 0 && count < (double)min_cell;
+}
+
+static int small_group(double P, double N, int64_t min_cell)
+{
+    return small_cell(P + N, min_cell) || small_cell(P, min_cell) || small_cell(N, min_cell);
+}
+
+/* One attribute's slices (indices idx[0..m)): primary, then complementary suppression. */
+static size_t suppress_attribute(ff_eval_hist *h, const size_t *idx, size_t m, int64_t min_cell,
+                                 const double *P, const double *N, int *out)
+{
+    double wp = 0, wn = 0; /* the withheld subgroups taken together */
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if ((out[i] = small_group(P[i], N[i], min_cell))) {
+            wp += P[i];
+            wn += N[i];
+            k++;
+        }
+    while (k > 0 && k < m && small_group(wp, wn, min_cell)) {
+        size_t best = m; /* the smallest subgroup still sent; ties: the first declared */
+        for (size_t i = 0; i < m; i++)
+            if (!out[i] && (best == m || P[i] + N[i] < P[best] + N[best]))
+                best = i;
+        out[best] = 1;
+        wp += P[best];
+        wn += N[best];
+        k++;
+    }
+    for (size_t i = 0; i < m; i++)
+        if (out[i])
+            slice_withhold(&h->slices[idx[i]], h->nbins, 1, min_cell);
+    return k;
+}
+
+int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, size_t *nwithheld)
+{
+    if (nwithheld)
+        *nwithheld = 0;
+    if (min_cell <= 1 || h->nslices < 2)
+        return FF_OK;
+    size_t n = h->nslices;
+    size_t *idx = malloc(n * sizeof *idx);
+    double *P = malloc(n * sizeof *P), *N = malloc(n * sizeof *N);
+    int *out = malloc(n * sizeof *out), *done = calloc(n, sizeof *done);
+    int rc = idx && P && N && out && done ? FF_OK : ff_error(FF_ENOMEM, "hist: no memory");
+    for (size_t i = 1; rc == FF_OK && i < n; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0; /* every slice of slice i's attribute, in declaration order */
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && strcmp(h->slices[j].attribute, h->slices[i].attribute) == 0) {
+                done[j] = 1;
+                idx[m] = j;
+                slice_counts(h, &h->slices[j], &P[m], &N[m]);
+                m++;
+            }
+        size_t k = suppress_attribute(h, idx, m, min_cell, P, N, out);
+        if (nwithheld)
+            *nwithheld += k;
+    }
+    free(idx);
+    free(P);
+    free(N);
+    free(out);
+    free(done);
+    return rc;
+}
+
 int ff_eval_hist_merge(ff_eval_hist *dst, const ff_eval_hist *src)
 {
     if (strcmp(dst->task, src->task) != 0)
@@ -152,6 +246,11 @@ int ff_eval_hist_merge(ff_eval_hist *dst, const ff_eval_hist *src)
     for (size_t i = 0; i < src->nslices && rc == FF_OK; i++) {
         ff_eval_hist_slice *d = &dst->slices[map[i]];
         const ff_eval_hist_slice *s = &src->slices[i];
+        if (s->suppressed > 0 || d->suppressed > 0) {
+            slice_withhold(d, dst->nbins, d->suppressed + s->suppressed,
+                           s->min_cell > d->min_cell ? s->min_cell : d->min_cell);
+            continue;
+        }
         for (int b = 0; b < dst->nbins; b++) {
             d->pos[b] += s->pos[b];
             d->neg[b] += s->neg[b];
@@ -297,7 +396,9 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
         if (rc != FF_OK)
             break;
         ev_subgroup_from_table(&t, o, g);
-        if (g->n > 0)
+        if (sl->suppressed > 0)
+            ev_subgroup_withheld(g, sl->suppressed, sl->min_cell);
+        else if (g->n > 0)
             slice_calibration(h, sl, o->ece_bins, &g->brier, &g->ece, &g->mean_score, NULL);
         ev_table_free(&t);
         if (!(g->name = strdup(sl->level)))
@@ -320,6 +421,9 @@ out:
 
 static json_t *slice_json(const ff_eval_hist *h, const ff_eval_hist_slice *s)
 {
+    if (s->suppressed > 0) /* the name only: no count, bin or sum of a withheld subgroup */
+        return json_pack("{s:s?,s:s?,s:i,s:I}", "attribute", s->attribute, "level", s->level,
+                         "suppressed", s->suppressed, "min_cell_size", (json_int_t)s->min_cell);
     json_t *bins = json_array(), *pos = json_array(), *neg = json_array(), *ssum = json_array();
     for (int b = 0; bins && pos && neg && ssum && b < h->nbins; b++) {
         if (s->pos[b] + s->neg[b] == 0)
@@ -362,6 +466,22 @@ static int num_field(const json_t *o, const char *key, size_t i, double *v)
     return FF_OK;
 }
 
+static int withheld_from_json(const ff_eval_hist *h, ff_eval_hist_slice *d, const json_t *s,
+                              size_t i)
+{
+    const json_t *k = json_object_get(s, "suppressed"), *mc = json_object_get(s, "min_cell_size");
+    if (i == 0)
+        return ff_error(FF_EFORMAT, "hist: slices[0] (everyone) cannot be suppressed");
+    if (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > 100000 ||
+        !json_is_integer(mc) || json_integer_value(mc) < 2 || json_integer_value(mc) > 1000000)
+        return ff_error(FF_EFORMAT, "hist: slices[%zu]: 'suppressed' must be a count of sites "
+                        "in [1, 100000] and 'min_cell_size' an integer in [2, 10^6]", i);
+    if (json_object_get(s, "bins") || json_object_get(s, "pos") || json_object_get(s, "neg"))
+        return ff_error(FF_EFORMAT, "hist: slices[%zu]: a suppressed slice carries no bins", i);
+    slice_withhold(d, h->nbins, (int)json_integer_value(k), json_integer_value(mc));
+    return FF_OK;
+}
+
 static int slice_from_json(ff_eval_hist *h, const json_t *s, size_t i)
 {
     const json_t *at = json_object_get(s, "attribute"), *lv = json_object_get(s, "level");
@@ -379,6 +499,8 @@ static int slice_from_json(ff_eval_hist *h, const json_t *s, size_t i)
         return ff_error(FF_EFORMAT, "hist: slices[%zu]: duplicate (%s, %s)", i,
                         json_string_value(at), json_string_value(lv));
     ff_eval_hist_slice *d = &h->slices[idx];
+    if (json_object_get(s, "suppressed"))
+        return withheld_from_json(h, d, s, i);
     const json_t *bins = json_object_get(s, "bins"), *pos = json_object_get(s, "pos"),
                  *neg = json_object_get(s, "neg"), *ssum = json_object_get(s, "ssum");
     size_t m = json_array_size(bins);

@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,7 +145,8 @@ static void fair_replicate(ev_levels *L, const ff_eval_opts *o, const ff_eval_fa
     for (size_t l = 0; l < L->nlev; l++) {
         ev_table_totals(&L->view[l]);
         ev_table empty = {0};
-        int sup = f->levels[l].auroc.why && strcmp(f->levels[l].auroc.why, FF_EVAL_SUPPRESSED) == 0;
+        int sup = f->levels[l].site_suppressed > 0 || (f->levels[l].auroc.why &&
+                   strcmp(f->levels[l].auroc.why, FF_EVAL_SUPPRESSED) == 0);
         ev_subgroup_from_table(sup ? &empty : &L->view[l], &all, &tmp->levels[l]);
     }
     ev_fairness_gaps(tmp);
@@ -245,4 +247,47 @@ int ff_eval_hist_operating_point(const ff_eval_hist *h, ff_op_rule rule, double 
     }
     *thr = fmin(th.value, 1.0);
     return FF_OK;
+}
+
+const char *const ff_eval_op_rule_names[] = {"threshold", "specificity", "sensitivity",
+                                             "alert_rate", NULL};
+
+void ff_eval_op_rule_text(const ff_eval_op_point *op, char *buf, size_t n)
+{
+    double v = op->target;
+    switch (op->rule) {
+    case FF_OP_SPECIFICITY: snprintf(buf, n, "specificity at least %g%%", v * 100); break;
+    case FF_OP_SENSITIVITY: snprintf(buf, n, "sensitivity at least %g%%", v * 100); break;
+    case FF_OP_ALERT_RATE: snprintf(buf, n, "at most %g%% of patients flagged", v * 100); break;
+    default: snprintf(buf, n, "fixed threshold %g", v); break;
+    }
+}
+
+void ff_eval_op_note(const ff_eval_op_point *op, double thr, const char *why,
+                     const char *chosen_on, const char *source, char *buf, size_t n)
+{
+    char rule[96];
+    ff_eval_op_rule_text(op, rule, sizeof rule);
+    if (why)
+        snprintf(buf, n, "Operating point: threshold %g — the rule (%s, %s) could not be "
+                 "applied: %s.", thr, rule, source, why);
+    else if (op->rule == FF_OP_THRESHOLD)
+        snprintf(buf, n, "Operating point: threshold %.4g, the declared rule: %s (%s).", thr,
+                 rule, source);
+    else
+        snprintf(buf, n, "Operating point: threshold %.4g, chosen on %s by the declared rule: "
+                 "%s (%s).", thr, chosen_on, rule, source);
+}
+
+json_t *ff_eval_op_json(const ff_eval_op_point *op, double thr, const char *why,
+                        const char *chosen_on)
+{
+    char rule[96];
+    ff_eval_op_rule_text(op, rule, sizeof rule);
+    json_t *j = json_pack("{s:s, s:f, s:f, s:s, s:s}", "rule", ff_eval_op_rule_names[op->rule],
+                          "target", op->target, "threshold", thr, "chosen_on", chosen_on, "text",
+                          rule);
+    if (j && why)
+        json_object_set_new(j, "undefined", json_string(why));
+    return j;
 }

@@ -76,6 +76,8 @@ int ev_hist_fairness_ci(const ff_eval_hist *h, const char *attribute, const ff_e
 /* Subgroup metrics from a table (used by exact and histogram fairness). */
 void ev_subgroup_from_table(const ev_table *t, const ff_eval_opts *o, ff_eval_subgroup *g);
 void ev_fairness_gaps(ff_eval_fairness *f);
+/* A subgroup that sites withheld (ff_eval_hist_suppress): every metric suppressed. */
+void ev_subgroup_withheld(ff_eval_subgroup *g, int sites, int64_t min_cell);
 
 /* HTML/SVG helpers (svg.c). */
 typedef struct {

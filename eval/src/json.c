@@ -84,6 +84,10 @@ static int subgroup_json(const ff_eval_subgroup *g, json_t **out)
         rc |= json_object_set(o, "undefined", undef);
         if (json_object_size(ci) > 0) /* only with a bootstrap */
             rc |= json_object_set(o, "ci95", ci);
+        if (g->site_suppressed > 0) /* n and n_pos are then 0: the sites did not say */
+            rc |= json_object_set_new(o, "suppressed_at_site",
+                                      json_pack("{s:i,s:I}", "sites", g->site_suppressed,
+                                                "min_cell_size", (json_int_t)g->site_min_cell));
     }
     json_decref(undef);
     json_decref(ci);
@@ -113,6 +117,8 @@ static int fairness_json(const ff_eval_fairness *f, json_t **out)
         rc |= put_metric(o, undef, ci, "equalized_odds_difference", &f->eo_diff);
         rc |= put_metric(o, undef, ci, "tpr_gap", &f->tpr_gap);
         rc |= put_metric(o, undef, ci, "fpr_gap", &f->fpr_gap);
+        if (f->note)
+            rc |= json_object_set_new(o, "note", json_string(f->note));
         rc |= json_object_set(o, "undefined", undef);
         if (json_object_size(ci) > 0) /* only with a bootstrap */
             rc |= json_object_set(o, "ci95", ci);

@@ -436,10 +436,25 @@ static const ev_row level_rows[] = {
 
 static int suppressed(const ff_eval_subgroup *g)
 {
-    return !g->auroc.defined && g->auroc.why && strcmp(g->auroc.why, FF_EVAL_SUPPRESSED) == 0;
+    return g->site_suppressed > 0 ||
+           (!g->auroc.defined && g->auroc.why && strcmp(g->auroc.why, FF_EVAL_SUPPRESSED) == 0);
 }
 
-static void levels_table(ev_sb *b, const ff_eval_fairness *f)
+/* Where the subgroup was suppressed: at the site (nothing of it was sent) or here. */
+static void suppressed_cell(ev_sb *b, const ff_eval_subgroup *g, int pooled)
+{
+    ev_sb_printf(b, "</td><td colspan=\"%zu\" class=\"ok\">", FF_ARRAY_LEN(level_rows) + 1);
+    if (g->site_suppressed > 0 && !pooled)
+        ev_sb_printf(b, "suppressed at the site (n &lt; %lld)", (long long)g->site_min_cell);
+    else if (g->site_suppressed > 0)
+        ev_sb_printf(b, "suppressed at %d site%s (n &lt; %lld)", g->site_suppressed,
+                     g->site_suppressed > 1 ? "s" : "", (long long)g->site_min_cell);
+    else
+        ev_sb_printf(b, "suppressed: fewer patients than the minimum cell size");
+    ev_sb_printf(b, "</td></tr>");
+}
+
+static void levels_table(ev_sb *b, const ff_eval_fairness *f, int pooled)
 {
     ev_sb_printf(b, "<table><tr><th>subgroup</th><th>patients (positives)</th>");
     for (size_t i = 0; i < FF_ARRAY_LEN(level_rows); i++)
@@ -450,8 +465,7 @@ static void levels_table(ev_sb *b, const ff_eval_fairness *f)
         ev_sb_printf(b, "<tr><td>");
         ev_sb_puts_html(b, g->name);
         if (suppressed(g)) {
-            ev_sb_printf(b, "</td><td colspan=\"%zu\" class=\"ok\">suppressed: fewer patients "
-                            "than the minimum cell size</td></tr>", FF_ARRAY_LEN(level_rows) + 1);
+            suppressed_cell(b, g, pooled);
             continue;
         }
         ev_sb_printf(b, "</td><td>%zu (%zu)</td>", g->n, g->n_pos);
@@ -501,6 +515,18 @@ static void level_bars(ev_sb *b, const ff_eval_fairness *f, const char *attr_col
     free(v);
 }
 
+/* Whether any column has a subgroup of attr that a site withheld. */
+static int site_withheld(const ev_col *cols, size_t n, const char *attr)
+{
+    for (size_t c = 0; c < n; c++)
+        for (size_t k = 0; k < cols[c].nfair; k++)
+            for (size_t l = 0; strcmp(cols[c].fair[k].attribute, attr) == 0 &&
+                               l < cols[c].fair[k].nlevels; l++)
+                if (cols[c].fair[k].levels[l].site_suppressed > 0)
+                    return 1;
+    return 0;
+}
+
 /* Per attribute: the first column's subgroups (table and bars), every column's gaps, the
  * other columns' subgroup tables folded away. */
 static void fairness(ev_sb *b, const ev_col *cols, size_t n)
@@ -518,7 +544,12 @@ static void fairness(ev_sb *b, const ev_col *cols, size_t n)
         ev_sb_printf(b, " &mdash; ");
         ev_sb_puts_html(b, first->name);
         ev_sb_printf(b, "</h4>");
-        levels_table(b, &first->fair[a]);
+        levels_table(b, &first->fair[a], strcmp(first->name, "pooled") == 0);
+        if (first->fair[a].note) {
+            ev_sb_printf(b, "<p class=\"note\">");
+            ev_sb_puts_html(b, first->fair[a].note);
+            ev_sb_printf(b, "</p>");
+        }
         level_bars(b, &first->fair[a], attr);
         ev_sb_printf(b, "<table><tr><th>site</th><th>demographic parity difference</th>"
                         "<th>equalized odds difference</th><th>TPR gap</th><th>FPR gap</th>"
@@ -541,7 +572,14 @@ static void fairness(ev_sb *b, const ev_col *cols, size_t n)
             }
         ev_sb_printf(b, "</table><p class=\"note\">Gaps: max &minus; min over the subgroups at "
                         "the operating threshold (alert rate; TPR and FPR, equalized odds = the "
-                        "larger), suppressed subgroups left out.</p>");
+                        "larger), suppressed subgroups left out.");
+        if (site_withheld(cols, n, attr))
+            ev_sb_printf(b, " Suppressed at the site: the hospital did not send that subgroup's "
+                            "histogram, because its patients, positives or negatives numbered "
+                            "fewer than the hospital's minimum cell size (n &lt; the number "
+                            "shown), or along with such a subgroup, so that it cannot be "
+                            "recovered by subtraction from the hospital's total.");
+        ev_sb_printf(b, "</p>");
         int others = 0;
         for (size_t c = 0; c < n; c++)
             others |= &cols[c] != first && cols[c].nfair > 0;
@@ -556,7 +594,7 @@ static void fairness(ev_sb *b, const ev_col *cols, size_t n)
                     ev_sb_printf(b, "<h4>");
                     ev_sb_puts_html(b, cols[c].name);
                     ev_sb_printf(b, "</h4>");
-                    levels_table(b, &cols[c].fair[k]);
+                    levels_table(b, &cols[c].fair[k], strcmp(cols[c].name, "pooled") == 0);
                 }
         ev_sb_printf(b, "</details>");
     }

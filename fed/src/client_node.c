@@ -576,11 +576,19 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     int rc = fetch_model(cn, t);
     json_t *arr = NULL, *val = NULL, *stats = NULL;
     double loss = 0;
-    size_t n = 0;
+    size_t n = 0, wt = 0, wv = 0;
+    /* the statistics jobs' minimum cell size: a site sets it once, for both */
+    int64_t min_cell = cn->pol.statistics.min_cell_size;
     if (rc == FF_OK)
-        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &arr);
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, min_cell,
+                                 &wt, &arr);
     if (rc == FF_OK) /* the coordinator picks each task's operating point on these */
-        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, &val);
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, min_cell,
+                                 &wv, &val);
+    if (rc == FF_OK && wt + wv > 0)
+        FF_LOG_INFO("round %u: %zu test and %zu validation subgroup histograms withheld (fewer "
+                    "than %lld patients, positives or negatives, or complementary); only their "
+                    "names are sent", t->round, wt, wv, (long long)min_cell);
     if (rc == FF_OK)
         rc = ff_client_eval_stats(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &stats);
     if (rc == FF_OK)

@@ -82,7 +82,7 @@ static int state_write(fed_evalstate *e)
                           "format", "fedfuse-fedeval-v1", "sites", names, "rounds", e->rounds,
                           "hists", e->site_hists, "val_hists", e->site_val, "stats",
                           e->site_stats, "report", "operating_point",
-                          "rule", ff_coord_op_rule_names[r->operating_point.rule], "target",
+                          "rule", ff_eval_op_rule_names[r->operating_point.rule], "target",
                           r->operating_point.target, "min_cell_size", (json_int_t)r->min_cell_size,
                           "bootstrap", (json_int_t)r->bootstrap, "min_positives",
                           (json_int_t)r->min_positives);

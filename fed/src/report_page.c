@@ -121,8 +121,8 @@ static void report_cfg(const json_t *j, ff_coord_report_config *c)
     c->min_positives = 10;
     const json_t *op = json_object_get(j, "operating_point");
     const char *rule = json_string_value(json_object_get(op, "rule"));
-    for (int k = 0; rule && ff_coord_op_rule_names[k]; k++)
-        if (strcmp(rule, ff_coord_op_rule_names[k]) == 0)
+    for (int k = 0; rule && ff_eval_op_rule_names[k]; k++)
+        if (strcmp(rule, ff_eval_op_rule_names[k]) == 0)
             c->operating_point.rule = k;
     json_t *v;
     if (json_is_number(v = json_object_get(op, "target")))
@@ -135,6 +135,15 @@ static void report_cfg(const json_t *j, ff_coord_report_config *c)
         c->min_positives = json_integer_value(v);
 }
 
+/* Whether slice i is the first of its attribute (attributes in the order the site sent them). */
+static int first_of_attr(const ff_eval_hist *h, size_t i)
+{
+    for (size_t j = 1; j < i; j++)
+        if (strcmp(h->slices[j].attribute, h->slices[i].attribute) == 0)
+            return 0;
+    return 1;
+}
+
 /* Fairness of every attribute h has slices for. */
 static int fairness_all(const ff_eval_hist *h, const ff_eval_opts *eo, ff_eval_fairness **out,
                         size_t *n)
@@ -145,15 +154,91 @@ static int fairness_all(const ff_eval_hist *h, const ff_eval_opts *eo, ff_eval_f
         return ff_error(FF_ENOMEM, "out of memory");
     int rc = FF_OK;
     for (size_t i = 1; rc == FF_OK && i < h->nslices; i++) {
-        const char *a = h->slices[i].attribute;
-        int seen = 0;
-        for (size_t j = 1; j < i && !seen; j++)
-            seen = strcmp(h->slices[j].attribute, a) == 0;
-        if (seen)
+        if (!first_of_attr(h, i))
             continue;
-        rc = ff_eval_hist_fairness(h, a, eo, &(*out)[*n]);
+        rc = ff_eval_hist_fairness(h, h->slices[i].attribute, eo, &(*out)[*n]);
         if (rc == FF_OK)
             (*n)++;
+    }
+    return rc;
+}
+
+/* 1 when h has slices of attribute a and withheld none of them, 0 when it withheld one, -1
+ * when it has none. */
+static int sent_whole(const ff_eval_hist *h, const char *a)
+{
+    int seen = 0;
+    for (size_t i = 1; h && i < h->nslices; i++)
+        if (strcmp(h->slices[i].attribute, a) == 0) {
+            if (h->slices[i].suppressed > 0)
+                return 0;
+            seen = 1;
+        }
+    return seen ? 1 : -1;
+}
+
+/* The pooled fairness of attribute a over the sites that sent every subgroup of it, so that
+ * its subgroups are compared over the same hospitals (a site that withheld some, and the
+ * complementary rule makes that at least two, is left out of this attribute, with a note);
+ * over every site when none withheld any, or when all did (its subgroups then read
+ * "suppressed at K sites"). */
+static int pooled_attr(rrun *r, rtask *t, const ff_eval_opts *eo, const char *a,
+                       ff_eval_fairness *out)
+{
+    size_t nq = 0, nhave = 0;
+    char in[512] = "", left[512] = "";
+    for (size_t i = 0; i < r->ns; i++) {
+        int w = sent_whole(t->site[i], a);
+        nhave += w >= 0;
+        nq += w == 1;
+        char *dst = w == 1 ? in : w == 0 ? left : NULL;
+        if (dst && strlen(dst) + strlen(r->names[i]) + 3 < sizeof in)
+            snprintf(dst + strlen(dst), sizeof in - strlen(dst), "%s%s", *dst ? ", " : "",
+                     r->names[i]);
+    }
+    if (nq == nhave || nq == 0) {
+        int rc = ff_eval_hist_fairness(t->pooled, a, eo, out);
+        if (rc == FF_OK && nq == 0 && nhave > 0) {
+            char note[700];
+            snprintf(note, sizeof note, "Not pooled: every site withheld subgroups of %s below "
+                     "its minimum cell size.", a);
+            out->note = strdup(note);
+        }
+        return rc;
+    }
+    ff_eval_hist *pool = NULL;
+    int rc = FF_OK;
+    for (size_t i = 0; rc == FF_OK && i < r->ns; i++)
+        if (sent_whole(t->site[i], a) == 1)
+            rc = add_into(&pool, t->site[i]);
+    if (rc == FF_OK)
+        rc = ff_eval_hist_fairness(pool, a, eo, out);
+    ff_eval_hist_free(pool);
+    if (rc == FF_OK) {
+        char note[1200];
+        snprintf(note, sizeof note, "Pooled over %zu of %zu sites (%s): %s withheld subgroups of "
+                 "%s below %s minimum cell size.", nq, nhave, in, left, a,
+                 nhave - nq > 1 ? "their" : "its");
+        out->note = strdup(note);
+    }
+    return rc;
+}
+
+/* Pooled fairness of every attribute the pooled histogram has slices for. */
+static int pooled_fairness(rrun *r, rtask *t, const ff_eval_opts *eo)
+{
+    const ff_eval_hist *h = t->pooled;
+    t->pfair = calloc(h->nslices + 1, sizeof *t->pfair);
+    t->npfair = 0;
+    if (!t->pfair)
+        return ff_error(FF_ENOMEM, "out of memory");
+    int rc = FF_OK;
+    for (size_t i = 1; rc == FF_OK && i < h->nslices; i++) {
+        if (!first_of_attr(h, i))
+            continue;
+        rc = pooled_attr(r, t, eo, h->slices[i].attribute, &t->pfair[t->npfair]);
+        if (rc == FF_OK)
+            t->npfair++;
     }
     return rc;
 }
@@ -182,7 +267,7 @@ static int compute_task(rrun *r, rtask *t)
         t->phave = rc == FF_OK;
     }
     if (rc == FF_OK)
-        rc = fairness_all(t->pooled, &eo, &t->pfair, &t->npfair);
+        rc = pooled_fairness(r, t, &eo);
     for (size_t i = 0; rc == FF_OK && i < r->ns; i++) {
         if (!t->site[i])
             continue;
@@ -194,16 +279,9 @@ static int compute_task(rrun *r, rtask *t)
     return rc;
 }
 
-static const char *rule_text(const ff_coord_report_config *c, char *buf, size_t n)
+static ff_eval_op_point op_of(const ff_coord_report_config *c)
 {
-    double v = c->operating_point.target;
-    switch (c->operating_point.rule) {
-    case FF_OP_SPECIFICITY: snprintf(buf, n, "specificity at least %g%%", v * 100); break;
-    case FF_OP_SENSITIVITY: snprintf(buf, n, "sensitivity at least %g%%", v * 100); break;
-    case FF_OP_ALERT_RATE: snprintf(buf, n, "at most %g%% of patients flagged", v * 100); break;
-    default: snprintf(buf, n, "fixed threshold %g", v); break;
-    }
-    return buf;
+    return (ff_eval_op_point){(ff_op_rule)c->operating_point.rule, c->operating_point.target};
 }
 
 static int task_json(const rrun *r, const rtask *t, json_t **out)
@@ -220,14 +298,8 @@ static int task_json(const rrun *r, const rtask *t, json_t **out)
                                                  &one)) == FF_OK)
             json_object_set_new(sj, r->names[i], one);
     }
-    char rule[96];
-    json_t *op = json_pack("{s:s, s:f, s:f, s:s, s:s}", "rule",
-                           ff_coord_op_rule_names[r->cfg.operating_point.rule], "target",
-                           r->cfg.operating_point.target, "threshold", t->thr, "chosen_on",
-                           "validation split, pooled histograms", "text",
-                           rule_text(&r->cfg, rule, sizeof rule));
-    if (op && t->thr_why)
-        json_object_set_new(op, "undefined", json_string(t->thr_why));
+    ff_eval_op_point opp = op_of(&r->cfg);
+    json_t *op = ff_eval_op_json(&opp, t->thr, t->thr_why, "validation split, pooled histograms");
     json_object_set_new(tj, "pooled", pj);
     json_object_set_new(tj, "sites", sj);
     json_object_set_new(tj, "operating_point", op);
@@ -278,15 +350,11 @@ static int add_curve(ff_report *rep, const json_t *rounds, const char *tn)
 
 static int task_page(ff_report *rep, const rrun *r, const rtask *t)
 {
-    char note[400], rule[96];
+    char note[400];
     int rc = ff_report_add_task(rep, t->name);
-    if (rc == FF_OK && t->thr_why)
-        snprintf(note, sizeof note, "Operating point: threshold %g — the rule (%s) could not be "
-                 "applied: %s.", t->thr, rule_text(&r->cfg, rule, sizeof rule), t->thr_why);
-    else
-        snprintf(note, sizeof note, "Operating point: threshold %.4g, chosen on the pooled "
-                 "validation split by the declared rule: %s (config report.operating_point).",
-                 t->thr, rule_text(&r->cfg, rule, sizeof rule));
+    ff_eval_op_point op = op_of(&r->cfg);
+    ff_eval_op_note(&op, t->thr, t->thr_why, "the pooled validation split",
+                    "config report.operating_point", note, sizeof note);
     if (rc == FF_OK)
         rc = ff_report_add_task_note(rep, note);
     if (rc == FF_OK)
@@ -304,11 +372,13 @@ static int write_outputs(const char *out_dir, rrun *r, json_t *rounds, const jso
     json_t *mj = json_object(), *tasks = json_object(), *au = json_object(),
            *undef = json_object();
     int rc = ff_report_new(&rep, "fedfuse federated run: pooled and per-site test metrics");
-    char note[400];
+    char note[600];
     snprintf(note, sizeof note, "Computed at the coordinator from the sites' score histograms "
              "(no prediction left a site); test split of the final model. 95%% intervals: "
-             "bootstrap of the histograms (%lld replicates). Subgroups with fewer than %lld "
-             "patients are suppressed.", (long long)r->cfg.bootstrap,
+             "bootstrap of the histograms (%lld replicates). Each hospital withholds "
+             "subgroups below its own minimum cell size (site policy statistics.min_cell_size) "
+             "before anything leaves it; here, subgroups with fewer than %lld patients are "
+             "suppressed as well.", (long long)r->cfg.bootstrap,
              (long long)r->cfg.min_cell_size);
     if (rc == FF_OK)
         rc = ff_report_add_note(rep, note);

@@ -418,7 +418,7 @@ static int write_configs(sim *s, char *job_hex)
                         strategies[s->d.strategy.name], s->d.strategy.server_lr,
                         (long long)quorum, sa, o,
                         o, s->port, o, plan_path, s->model_cfg, o, o, o, o,
-                        ff_coord_op_rule_names[s->d.report.operating_point.rule],
+                        ff_eval_op_rule_names[s->d.report.operating_point.rule],
                         s->d.report.operating_point.target, (long long)s->d.report.min_cell_size,
                         (long long)s->d.report.bootstrap, (long long)s->d.report.min_positives);
     /* the job hash each site's policy approves: that of the coordinator config just written,
@@ -685,7 +685,7 @@ static int eval_model(ff_model *m, ff_site **sites, const char **names, size_t n
     ff_eval_opts_default(&eo);
     eo.bootstrap = 0;
     json_t *j = NULL;
-    int rc = ff_client_evaluate(m, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, &j);
+    int rc = ff_client_evaluate(m, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, NULL, &j);
     for (int k = 0; rc == FF_OK && k < a->ts->n; k++) {
         const char *tn = a->ts->t[k].name, *key = headline_key(&a->ts->t[k]);
         json_t *pooled = json_object_get(json_object_get(json_object_get(j, "tasks"), tn), "pooled");

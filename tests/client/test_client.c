@@ -64,6 +64,68 @@ static void test_frozen_prefixes_do_not_move(void **state)
     ff_model_free(m);
 }
 
+/* Patients, positives and negatives of one sent slice. */
+static void slice_counts(const json_t *sl, json_int_t *n, json_int_t *p, json_int_t *q)
+{
+    *p = *q = 0;
+    for (size_t b = 0; b < json_array_size(json_object_get(sl, "pos")); b++) {
+        *p += json_integer_value(json_array_get(json_object_get(sl, "pos"), b));
+        *q += json_integer_value(json_array_get(json_object_get(sl, "neg"), b));
+    }
+    *n = *p + *q;
+}
+
+/* What the site sends for the evaluate phase (ff_client_eval_hist, the hists of the
+ * EvalSubmission): with the minimum cell size set just above the smallest count of some
+ * subgroup, that subgroup's histogram is not in it (its name is, flagged), nor is a second one
+ * of its attribute; every other slice is sent as with minimum 1, where every subgroup is sent. */
+static void site_withholds_small_subgroups(ff_model *m, fixture *f, const json_t *all)
+{
+    const json_t *t0 = json_array_get(all, 0), *sl = json_object_get(t0, "slices");
+    json_int_t low = 0;
+    size_t at = 0;
+    for (size_t i = 1; i < json_array_size(sl); i++) {
+        assert_non_null(json_object_get(json_array_get(sl, i), "bins")); /* minimum 1: sent */
+        json_int_t n, p, q;
+        slice_counts(json_array_get(sl, i), &n, &p, &q);
+        json_int_t c = n; /* its smallest non-zero count */
+        c = p > 0 && p < c ? p : c;
+        c = q > 0 && q < c ? q : c;
+        if (low == 0 || c < low) {
+            low = c;
+            at = i;
+        }
+    }
+    assert_true(at > 0);
+    const char *attr = json_string_value(json_object_get(json_array_get(sl, at), "attribute"));
+    json_t *h = NULL;
+    size_t nw = 0;
+    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, low + 1, &nw, &h),
+                     FF_OK);
+    const json_t *s0 = json_object_get(json_array_get(h, 0), "slices");
+    assert_int_equal(json_array_size(s0), json_array_size(sl));
+    assert_true(json_equal(json_array_get(s0, 0), json_array_get(sl, 0))); /* everyone: as is */
+    const json_t *w = json_array_get(s0, at);
+    assert_null(json_object_get(w, "bins"));
+    assert_null(json_object_get(w, "pos"));
+    assert_null(json_object_get(w, "pos_s"));
+    assert_int_equal(json_integer_value(json_object_get(w, "suppressed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(w, "min_cell_size")), low + 1);
+    size_t same_attr = 0, withheld = 0;
+    for (size_t i = 1; i < json_array_size(s0); i++) {
+        const json_t *a = json_array_get(s0, i);
+        if (json_object_get(a, "suppressed")) {
+            withheld++;
+            same_attr += strcmp(json_string_value(json_object_get(a, "attribute")), attr) == 0;
+        } else {
+            assert_true(json_equal(a, json_array_get(sl, i)));
+        }
+    }
+    assert_true(same_attr >= 2); /* never one alone: slice 0 minus the others would give it */
+    assert_true(nw >= withheld);
+    json_decref(h);
+}
+
 static void test_predict_and_evaluate(void **state)
 {
     fixture *f = *state;
@@ -92,7 +154,7 @@ static void test_predict_and_evaluate(void **state)
     ff_eval_opts eo;
     ff_eval_opts_default(&eo);
     const char *html = ft_path(f->dir, "report.html");
-    assert_int_equal(ff_client_evaluate(m, &f->site, names, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, html, &j), FF_OK);
+    assert_int_equal(ff_client_evaluate(m, &f->site, names, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL, html, &j), FF_OK);
     json_t *adm = json_object_get(json_object_get(j, "tasks"), "admission");
     double pooled = json_number_value(json_object_get(json_object_get(adm, "pooled"), "auroc"));
     double site = json_number_value(json_object_get(json_object_get(json_object_get(adm, "sites"), "site-1"), "auroc"));
@@ -102,7 +164,7 @@ static void test_predict_and_evaluate(void **state)
 
     /* federated histograms: the AUROC they give is within their bound of the exact one */
     json_t *h = NULL;
-    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, &h), FF_OK);
+    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, 1, NULL, &h), FF_OK);
     assert_int_equal(json_array_size(h), 3);
     ff_eval_hist *eh;
     assert_int_equal(ff_eval_hist_from_json(json_array_get(h, 0), &eh), FF_OK);
@@ -112,6 +174,7 @@ static void test_predict_and_evaluate(void **state)
     assert_true(fabs(r.auroc.value - pooled) <= bound.auroc + 1e-12);
     ff_eval_result_free(&r);
     ff_eval_hist_free(eh);
+    site_withholds_small_subgroups(m, f, h);
     json_decref(h);
     json_decref(j);
     free(p), free(p2), free(l), free(k);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ff/eval.h"
 
@@ -315,6 +316,157 @@ static void test_fit_rules_suppression(void **state)
     free_site(&c);
 }
 
+/* Adds `n` patients (`pos` of them positive) with scores 0.1 .. 0.9 to slice `slice` and to
+ * slice 0. */
+static void add_group(ff_eval_hist *h, size_t slice, size_t n, size_t pos)
+{
+    for (size_t i = 0; i < n; i++) {
+        double s = 0.1 + 0.8 * (double)i / (double)(n ? n : 1);
+        uint8_t y = i < pos;
+        size_t idx = slice;
+        assert_int_equal(ff_eval_hist_add(h, &s, &y, 1, &idx), FF_OK);
+        assert_int_equal(ff_eval_hist_add(h, &s, &y, 1, NULL), FF_OK);
+    }
+}
+
+static const json_t *slice_of(const json_t *j, const char *attr, const char *level)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(j, "slices"), i, v)
+    {
+        const char *a = json_string_value(json_object_get(v, "attribute"));
+        const char *l = json_string_value(json_object_get(v, "level"));
+        if (a && l && strcmp(a, attr) == 0 && strcmp(l, level) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* Disclosure control at the site (docs/evaluation.md, "Small subgroups"): with min_cell 10,
+ * age "<40" (3 patients) is withheld, and "40-64" with it (the smallest sent; together 33
+ * patients, 11 positives, 22 negatives: no longer small); language "other" has 13 patients
+ * but 3 positives, so it goes, and "en", the only other level, with it; "sex" and "ward" (a
+ * level with no positive: 0 is not a small count) are sent whole. What leaves the site for a
+ * withheld subgroup is its name; the coordinator reads it back as withheld and reports it so;
+ * merged with a site that did send it, the pooled subgroup stays withheld. With min_cell 1
+ * nothing is withheld. */
+static void test_site_suppression(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *attr, *level;
+        size_t n, pos;
+        int withheld;
+    } g[] = {
+        {"age", "<40", 3, 1, 1},      {"age", "40-64", 30, 10, 1}, {"age", "65+", 60, 20, 0},
+        {"sex", "F", 43, 16, 0},      {"sex", "M", 50, 15, 0},     {"language", "en", 80, 28, 1},
+        {"language", "other", 13, 3, 1}, {"ward", "a", 78, 31, 0}, {"ward", "b", 15, 0, 0},
+    };
+    ff_eval_hist *h;
+    assert_int_equal(ff_eval_hist_new(&h, "icu", 100), FF_OK);
+    /* the patients of each attribute are the same 93 in the real thing; here each attribute's
+     * groups add their own rows to slice 0 too, which the rule does not look at */
+    for (size_t k = 0; k < FF_ARRAY_LEN(g); k++) {
+        size_t idx;
+        assert_int_equal(ff_eval_hist_slice_find(h, g[k].attr, g[k].level, &idx), FF_OK);
+        add_group(h, idx, g[k].n, g[k].pos);
+    }
+    json_t *before = NULL, *after = NULL;
+    assert_int_equal(ff_eval_hist_to_json(h, &before), FF_OK);
+    size_t nw = 99;
+    assert_int_equal(ff_eval_hist_suppress(h, 1, &nw), FF_OK); /* the minimum lowered */
+    assert_int_equal(nw, 0);
+    assert_int_equal(ff_eval_hist_suppress(h, 10, &nw), FF_OK);
+    assert_int_equal(nw, 4);
+    assert_int_equal(ff_eval_hist_to_json(h, &after), FF_OK);
+    assert_true(json_equal(json_array_get(json_object_get(before, "slices"), 0),
+                           json_array_get(json_object_get(after, "slices"), 0)));
+    for (size_t k = 0; k < FF_ARRAY_LEN(g); k++) {
+        const json_t *b = slice_of(before, g[k].attr, g[k].level);
+        const json_t *a = slice_of(after, g[k].attr, g[k].level);
+        assert_non_null(b);
+        assert_non_null(a);
+        if (!g[k].withheld) {
+            assert_true(json_equal(a, b)); /* sent unchanged */
+            continue;
+        }
+        /* the name, the flag and the minimum: no bin, count or sum */
+        assert_int_equal(json_object_size(a), 4);
+        assert_int_equal(json_integer_value(json_object_get(a, "suppressed")), 1);
+        assert_int_equal(json_integer_value(json_object_get(a, "min_cell_size")), 10);
+        assert_null(json_object_get(a, "bins"));
+        assert_null(json_object_get(a, "pos_s"));
+    }
+
+    /* the coordinator: parsed back, merged with a site that sent "<40", still withheld */
+    ff_eval_hist *site, *other, *pooled;
+    assert_int_equal(ff_eval_hist_from_json(after, &site), FF_OK);
+    assert_int_equal(ff_eval_hist_from_json(before, &other), FF_OK);
+    assert_int_equal(ff_eval_hist_new(&pooled, "icu", 100), FF_OK);
+    assert_int_equal(ff_eval_hist_merge(pooled, other), FF_OK);
+    assert_int_equal(ff_eval_hist_merge(pooled, site), FF_OK);
+    ff_eval_opts o;
+    ff_eval_opts_default(&o);
+    o.bootstrap = 20;
+    ff_eval_fairness f;
+    assert_int_equal(ff_eval_hist_fairness(pooled, "age", &o, &f), FF_OK);
+    assert_int_equal(f.nlevels, 3);
+    for (size_t l = 0; l < 2; l++) {
+        assert_false(f.levels[l].auroc.defined);
+        assert_string_equal(f.levels[l].auroc.why, FF_EVAL_SUPPRESSED_SITE);
+        assert_int_equal(f.levels[l].site_suppressed, 1);
+        assert_int_equal(f.levels[l].site_min_cell, 10);
+        assert_int_equal(f.levels[l].n, 0);
+    }
+    assert_true(f.levels[2].auroc.defined);
+    assert_int_equal(f.levels[2].n, 120); /* both sites' "65+" */
+    assert_false(f.dp_diff.defined); /* one subgroup left: no gap */
+    json_t *fj = NULL;
+    ff_eval_result pr;
+    assert_int_equal(ff_eval_hist_metrics(pooled, 0, &o, &pr, NULL), FF_OK);
+    assert_int_equal(ff_eval_to_json(&pr, &f, 1, &o, &fj), FF_OK);
+    ff_eval_result_free(&pr);
+    json_t *lv = json_object_get(json_object_get(json_object_get(json_object_get(fj, "groups"),
+                                                                 "age"), "levels"), "<40");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(lv, "suppressed_at_site"),
+                                                        "min_cell_size")), 10);
+    json_decref(fj);
+    ff_eval_fairness_free(&f);
+
+    /* the page says where it was suppressed */
+    ff_report *rep;
+    assert_int_equal(ff_report_new(&rep, "t"), FF_OK);
+    assert_int_equal(ff_eval_hist_fairness(site, "age", &o, &f), FF_OK);
+    ff_eval_result r;
+    assert_int_equal(ff_eval_hist_metrics(site, 0, &o, &r, NULL), FF_OK);
+    assert_int_equal(ff_report_add_task(rep, "icu"), FF_OK);
+    assert_int_equal(ff_report_add_column(rep, "site-1", &r, &f, 1), FF_OK);
+    char path[] = "/tmp/ff_test_hist_sup_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(ff_report_write(rep, path), FF_OK);
+    FILE *fp = fopen(path, "r");
+    char *page = calloc(1, 1 << 22);
+    size_t len = fread(page, 1, (1 << 22) - 1, fp);
+    fclose(fp);
+    unlink(path);
+    assert_true(len > 0);
+    assert_non_null(strstr(page, "suppressed at the site (n &lt; 10)"));
+    free(page);
+    ff_report_free(rep);
+    ff_eval_result_free(&r);
+    ff_eval_fairness_free(&f);
+
+    ff_eval_hist_free(site);
+    ff_eval_hist_free(other);
+    ff_eval_hist_free(pooled);
+    json_decref(before);
+    json_decref(after);
+    ff_eval_hist_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_bound_is_attained),
         cmocka_unit_test(test_merge_and_parse_errors),
         cmocka_unit_test(test_fit_rules_suppression),
+        cmocka_unit_test(test_site_suppression),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

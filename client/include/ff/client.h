@@ -14,7 +14,9 @@
  *     // o.dp_ledger = site_ledger; o.dp_round = round;   → FF_EPOLICY past the site's budget
  *
  *     json_t *metrics;                            // per site and pooled, every task
- *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, &eval_opts, report, &metrics);
+ *     ff_eval_op_point op = {FF_OP_SPECIFICITY, 0.9};     // the threshold: on the val split
+ *     ff_client_evaluate(model, sites, names, n, FF_SPLIT_TEST, FF_MOD_ALL, &eval_opts, &op,
+ *                        report, &metrics);
  *
  * Depends on models, data, eval and coordinator (the training plan).
  */
@@ -144,15 +146,23 @@ int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modaliti
  * {"split":..,"auroc":{binary task: value|null},"tasks":{"admission":{"kind":"binary",
  * "pooled":{metrics.json},"sites":{"site-1":{..}}}, "grade":{"kind":"multiclass",...}}}.
  * With html_path, also writes one self-contained report page (columns: pooled and each site,
- * per task). The caller owns *out. */
+ * per task). With op, each binary task's operating threshold is chosen by op's rule on the
+ * validation split pooled over the sites, on the federated report's histogram and with its
+ * code (ff_eval_hist_operating_point), and shown at the top of the task with the rule
+ * (metrics.json: tasks.<task>.operating_point); without validation patients, 0.5 and why.
+ * Without op (NULL), every task at eo->threshold. The caller owns *out. */
 int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *names, size_t n,
                        ff_split split, int modalities, const ff_eval_opts *eo,
-                       const char *html_path, json_t **out) FF_WARN_UNUSED;
+                       const ff_eval_op_point *op, const char *html_path,
+                       json_t **out) FF_WARN_UNUSED;
 
-/* Federated evaluation at one site: per binary task score histograms (with sex and age-band
- * slices) of the split, as the JSON array the coordinator merges. */
+/* Federated evaluation at one site: per binary task score histograms (with a slice per level
+ * of every declared attribute) of the split, as the JSON array the coordinator merges. Small
+ * subgroups are withheld first (ff_eval_hist_suppress with min_cell: the site policy's
+ * statistics.min_cell_size): only their names leave the site. *nwithheld (may be NULL) counts
+ * the slices withheld over all tasks. */
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
-                        json_t **out) FF_WARN_UNUSED;
+                        int64_t min_cell, size_t *nwithheld, json_t **out) FF_WARN_UNUSED;
 /* The same for the declared tasks of the other kinds: one ff_eval_kind_stats per task, as a
  * JSON array (empty when every task is binary). */
 int ff_client_eval_stats(ff_model *m, const ff_site *s, ff_split split, int nbins,

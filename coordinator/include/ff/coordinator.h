@@ -87,7 +87,7 @@ typedef struct {
  * report is made (docs/evaluation.md, "The federated report"). */
 typedef struct {
     struct {
-        int rule;      /* ff_coord_op_rule_names: threshold, specificity, sensitivity, alert_rate */
+        int rule;      /* ff_op_rule (ff_eval_op_rule_names): threshold, specificity, sensitivity, alert_rate */
         double target; /* the threshold, or the specificity/sensitivity/alert rate to keep */
     } operating_point; /* chosen on the pooled validation histograms, per task */
     int64_t min_cell_size; /* subgroups with fewer patients are suppressed */
@@ -95,9 +95,8 @@ typedef struct {
     int64_t min_positives; /* sites with fewer positives get a warning at the operating point */
 } ff_coord_report_config;
 
-/* The fields of `report:` and the rule names (same order as ff_op_rule in ff/eval.h). */
+/* The fields of `report:` (the rule names: ff_eval_op_rule_names, ff/eval.h). */
 extern const ff_cfg_field ff_coord_report_schema[];
-extern const char *const ff_coord_op_rule_names[];
 
 typedef struct {
     char run_name[FF_COORD_NAME_MAX];

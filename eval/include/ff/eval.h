@@ -63,6 +63,8 @@ typedef struct {
 
 /* The reason a suppressed subgroup's metrics are undefined. */
 #define FF_EVAL_SUPPRESSED "suppressed: fewer patients than the minimum cell size"
+/* ... and of a subgroup a site withheld (ff_eval_hist_suppress): nothing of it left the site. */
+#define FF_EVAL_SUPPRESSED_SITE "suppressed at the site"
 
 void ff_eval_opts_default(ff_eval_opts *o);
 
@@ -163,6 +165,10 @@ typedef struct {
     ff_metric auroc, auprc, brier, ece;
     ff_metric mean_score, prevalence; /* calibration-in-the-large: compare the two */
     ff_metric alert_rate, sensitivity, fpr, ppv; /* at the operating threshold */
+    /* > 0: this many sites withheld the subgroup (ff_eval_hist_suppress) under a minimum cell
+     * size of at most site_min_cell; its metrics are undefined (FF_EVAL_SUPPRESSED_SITE) */
+    int site_suppressed;
+    int64_t site_min_cell;
 } ff_eval_subgroup;
 
 typedef struct {
@@ -172,6 +178,7 @@ typedef struct {
     /* max - min over levels of: alert rate (demographic parity), TPR, FPR; equalized odds =
      * max(TPR gap, FPR gap). Levels where a rate is undefined are left out of that gap. */
     ff_metric dp_diff, tpr_gap, fpr_gap, eo_diff;
+    char *note; /* owned, may be NULL: shown under the subgroup table (e.g. which sites) */
 } ff_eval_fairness;
 
 /* level[i] in [0, nlevels) names the subgroup of row i (level_names[level[i]]); levels with no
@@ -260,6 +267,10 @@ typedef struct {
     char *level;
     double *pos, *neg, *ssum; /* [nbins] */
     double pos_s, pos_s2, neg_s, neg_s2;
+    /* > 0: withheld by that many sites (ff_eval_hist_suppress): every count is 0 and the slice
+     * carries no data, merged or not; min_cell is the largest minimum they applied */
+    int suppressed;
+    int64_t min_cell;
 } ff_eval_hist_slice;
 
 typedef struct {
@@ -281,8 +292,20 @@ int ff_eval_hist_slice_find(ff_eval_hist *h, const char *attribute, const char *
 int ff_eval_hist_add(ff_eval_hist *h, const double *score, const uint8_t *label, size_t n,
                      const size_t *slice_idx) FF_WARN_UNUSED;
 /* dst += src: same task name and nbins required (FF_EINVAL otherwise); slices matched by
- * (attribute, level), missing ones created. On error dst is unchanged. */
+ * (attribute, level), missing ones created. A slice withheld in either is withheld in dst (its
+ * counts zeroed: a pool of the sites that did send it would compare subgroups over different
+ * sites). On error dst is unchanged. */
 int ff_eval_hist_merge(ff_eval_hist *dst, const ff_eval_hist *src) FF_WARN_UNUSED;
+
+/* Disclosure control at the site, before the histogram leaves it. Per attribute, a subgroup
+ * slice is withheld when its patients, positives or negatives number more than 0 but fewer
+ * than min_cell (primary); then, while the withheld subgroups of that attribute taken together
+ * would themselves fail that test (one alone always does: slice 0 minus the sent ones gives
+ * it back), the smallest sent subgroup of the attribute is withheld too (complementary), down
+ * to the whole attribute. A withheld slice keeps only its name (suppressed = 1, min_cell);
+ * slice 0 is never touched. min_cell <= 1 withholds nothing. *nwithheld (may be NULL) counts
+ * the slices withheld. */
+int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, size_t *nwithheld) FF_WARN_UNUSED;
 
 /* Pooled metrics of one slice and their bounds (absolute) against the exact metrics of the
  * same predictions; see docs/evaluation.md for the derivations. */
@@ -309,15 +332,37 @@ int ff_eval_hist_fairness(const ff_eval_hist *h, const char *attribute, const ff
  * keeping specificity >= target, the highest keeping sensitivity >= target, the lowest keeping
  * the alert rate (share flagged) <= target. */
 typedef enum { FF_OP_THRESHOLD = 0, FF_OP_SPECIFICITY, FF_OP_SENSITIVITY, FF_OP_ALERT_RATE } ff_op_rule;
+/* Their names in configs and JSON ("threshold", "specificity", "sensitivity", "alert_rate"),
+ * in ff_op_rule order, NULL-terminated. */
+extern const char *const ff_eval_op_rule_names[];
+
+/* A declared operating-point rule (config report.operating_point, `fedfuse eval
+ * --operating-point RULE:TARGET`). */
+typedef struct {
+    ff_op_rule rule;
+    double target;
+} ff_eval_op_point;
 
 /* The threshold the rule picks on slice 0 of h (a bin edge, so the threshold statistics of any
  * histogram with the same bins are exact at it). When the rule cannot be met (one class),
  * *thr = 0.5 and *why says why (static string); otherwise *why = NULL. */
 int ff_eval_hist_operating_point(const ff_eval_hist *h, ff_op_rule rule, double target,
                                  double *thr, const char **why) FF_WARN_UNUSED;
+/* The rule in words ("specificity at least 90%"). */
+void ff_eval_op_rule_text(const ff_eval_op_point *op, char *buf, size_t n);
+/* The line a report page shows at the top of a task: the threshold and the rule, chosen on
+ * `chosen_on` (e.g. "the pooled validation split"), or why the rule could not be applied.
+ * `source` names where the rule was declared ("config report.operating_point"). */
+void ff_eval_op_note(const ff_eval_op_point *op, double thr, const char *why,
+                     const char *chosen_on, const char *source, char *buf, size_t n);
+/* metrics.json's "operating_point": {"rule", "target", "threshold", "chosen_on", "text"[,
+ * "undefined": why]}; NULL when out of memory. */
+json_t *ff_eval_op_json(const ff_eval_op_point *op, double thr, const char *why,
+                        const char *chosen_on);
 
 /* Serialisation for the transport: {"task","nbins","slices":[{"attribute","level","pos",
- * "neg","ssum" (sparse: [[bin, value], ...]), "pos_s",...}]}. from_json validates everything
+ * "neg","ssum" (sparse: [[bin, value], ...]), "pos_s",...}]}; a withheld slice is only
+ * {"attribute","level","suppressed": sites,"min_cell_size"}. from_json validates everything
  * (names the field) and owns nothing on error. */
 int ff_eval_hist_to_json(const ff_eval_hist *h, json_t **out) FF_WARN_UNUSED;
 int ff_eval_hist_from_json(const json_t *j, ff_eval_hist **out) FF_WARN_UNUSED;
