@@ -1,5 +1,6 @@
 /* libFuzzer target: a site's evaluation histogram JSON (ff_eval_hist_from_json), as pooled
- * by metrics-pool and the coordinator; an accepted histogram is summarised. */
+ * by metrics-pool and the coordinator; an accepted histogram is summarised, merged into an
+ * empty one, and put through the site's disclosure control (ff_eval_hist_suppress). */
 #include <jansson.h>
 
 #include "ff/eval.h"
@@ -17,6 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *back = NULL;
         if (ff_eval_hist_to_json(h, &back) == FF_OK)
             json_decref(back);
+        ff_eval_hist *pool = NULL;
+        if (ff_eval_hist_new(&pool, h->task, h->nbins) == FF_OK &&
+            ff_eval_hist_merge(pool, h) == FF_OK && ff_eval_hist_suppress(pool, 10, NULL) == FF_OK &&
+            ff_eval_hist_to_json(pool, &back) == FF_OK)
+            json_decref(back);
+        ff_eval_hist_free(pool);
         ff_eval_hist_free(h);
     }
     json_decref(j);
