@@ -646,8 +646,8 @@ static int fine_tune(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     ff_eval_opts_default(&eo);
     json_t *before = NULL, *after = NULL;
     if (rc == FF_OK)
-        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL,
-                                &before);
+        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo,
+                                NULL, NULL, &before);
     ff_local_opts o;
     ff_local_opts_from_plan(&o, plan, ff_plan_stage_of_round(plan, t->round),
                             ff_site_count(cn->site, FF_SPLIT_TRAIN));
@@ -663,8 +663,8 @@ static int fine_tune(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     if (rc == FF_OK)
         rc = ff_local_train(cn->m, &cn->site, 1, &o, &st);
     if (rc == FF_OK)
-        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo, NULL,
-                                &after);
+        rc = ff_client_evaluate(cn->m, &cn->site, &name, 1, FF_SPLIT_TEST, FF_MOD_ALL, &eo,
+                                NULL, NULL, &after);
     char path[1100];
     if (rc == FF_OK) {
         snprintf(path, sizeof path, "%s/model-finetuned-%s.safetensors", cn->sc->out_dir, name);
