@@ -389,6 +389,16 @@ static int write_html(const char *path, json_t *doc)
     fprintf(f, "</code>. %zu released numbers, %zu suppressed cells (below a site's minimum cell "
                "size, or protecting one).</p>\n",
             json_array_size(res), json_array_size(json_object_get(doc, "suppressed")));
+    json_t *priv = json_object_get(doc, "privacy");
+    if (json_is_true(json_object_get(priv, "enabled")))
+        fprintf(f, "<p>Differential privacy: every number is noised at the sites (discrete "
+                   "Gaussian shares under secure aggregation); the pooled release cost each "
+                   "site &epsilon; = %.4g at &delta; = %g, a site's own results &epsilon; = "
+                   "%.4g more. A <i>bound</i> holds except with probability 5.5e-7; var, sd, "
+                   "quartiles and curves are computed from the noised numbers.</p>\n",
+                json_number_value(json_object_get(priv, "epsilon")),
+                json_number_value(json_object_get(priv, "delta")),
+                json_number_value(json_object_get(priv, "epsilon_per_site_release")));
     json_t *ref = json_object_get(doc, "refusals"), *o;
     size_t i;
     json_array_foreach(ref, i, o)

@@ -111,6 +111,10 @@ dp)
   $py "$src/tests/stats/stats_dp_oracle.py" "$src/tests/stats/data/query-dp.yaml" "$tmp/out" \
     "$tmp/data/site-1" "$tmp/data/site-2" "$tmp/data/site-3"
   "$ff" audit verify --log "$tmp/out/audit.jsonl" --ca "$tmp/out/pki/ca.pem"
+  grep -q "Differential privacy: every number is noised" "$tmp/out/stats.html"
+  if grep -E -q "NaN|undefined|null" "$tmp/out/stats.html"; then
+    echo "FAIL: stats.html shows NaN, undefined or null"; exit 1
+  fi
   ;;
 dp_required)
   "$ff" synth --sites 3 --patients 200 --seed 9 --out "$tmp/data" >/dev/null 2>&1
