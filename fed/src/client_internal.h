@@ -30,6 +30,11 @@ typedef struct {
     EVP_PKEY *key;
     float *global, *update;
     float *global_full; /* the global model in the model's own layout (FedProx) */
+    /* strategy.local (client_local.c): local coordinates in the model's layout and the
+     * wire's, and this site's own values of them (model layout); NULL without local layers */
+    unsigned char *local_m, *local_w;
+    float *own;
+    int local_set, have_own;
     uint8_t global_sha[FF_SHA256_BYTES]; /* what cn->global holds, when have_global */
     int have_global;
     size_t n;
@@ -94,6 +99,13 @@ void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, cons
 int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, size_t *ntrainp,
                        ff_local_stats *stp);
 uint64_t fed_cn_train_seed(const ff_fed_site_config *sc, uint32_t round);
+
+/* Per-site layers (client_local.c): setup from the task's "local" list (once), the site's own
+ * values into the unpacked global model, and after training their update zeroed. */
+int fed_cn_local_setup(cnode *cn, const Fedfuse__Task *t) FF_WARN_UNUSED;
+void fed_cn_local_apply(cnode *cn);
+void fed_cn_local_keep(cnode *cn, float *update);
+void fed_cn_local_free(cnode *cn);
 int fed_cn_commit_update(cnode *cn, const Fedfuse__Task *t, const char *update_sha,
                          Fedfuse__UploadHeader *hdr, uint8_t bin[FF_SHA256_BYTES], uint8_t sig[64]);
 int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, const char *point);

@@ -126,7 +126,9 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
 {
     ff_sink sink = {.buf = cn->global, .cap = cn->n * sizeof(float)};
     kill_xfer kx = {.buf = cn->global, .point = "download", .round = t->round};
-    int rc = FF_OK;
+    int rc = fed_cn_local_setup(cn, t);
+    if (rc != FF_OK)
+        return rc;
     if (!cn->have_global || t->model_sha256.len != FF_SHA256_BYTES ||
         !ff_ct_equal(cn->global_sha, t->model_sha256.data, FF_SHA256_BYTES)) {
         if (fed_test_kill_armed(kx.point, t->round)) {
@@ -143,6 +145,7 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
     }
     if (rc == FF_OK) {
         fed_unpack(cn->m, cn->global);
+        fed_cn_local_apply(cn); /* per-site layers: ours, not the global copy */
         memcpy(cn->global_full, ff_model_params(cn->m), ff_model_nparams(cn->m) * sizeof(float));
     }
     return rc;
@@ -416,6 +419,7 @@ int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, s
         return rc;
     fed_pack(cn->m, cn->update);
     ff_round_update(cn->update, cn->update, cn->global, cn->n);
+    fed_cn_local_keep(cn, cn->update);
     *ntrainp = ntrain;
     return FF_OK;
 }
@@ -629,6 +633,22 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     return rc;
 }
 
+
+/* With per-site layers: the final global model with this site's own local layers, the model
+ * this site uses, into OUT/model-personal-SITE.safetensors. */
+static int personal_model(cnode *cn, const Fedfuse__Task *t)
+{
+    if (t->model_sha256.len != FF_SHA256_BYTES)
+        return ff_error(FF_ESTATE, "the coordinator's done message names no final model");
+    int rc = fetch_model(cn, t);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model-personal-%s.safetensors", cn->sc->out_dir, cn->sc->site);
+    if (rc == FF_OK)
+        rc = ff_model_save(cn->m, path);
+    if (rc == FF_OK)
+        FF_LOG_INFO("%s: the final model with this site's own local layers: %s", cn->sc->site, path);
+    return rc;
+}
 
 /* FedAvg + local fine-tuning (the plan's fine_tune; FLamby's FedAvgFineTuning): the final
  * global model named by the done message is evaluated on this site's test rows, trained
@@ -959,6 +979,7 @@ static int cnode_open(cnode *cn, const ff_fed_site_config *sc)
 static void cnode_close(cnode *cn)
 {
     fed_metrics_stop(cn->metrics);
+    fed_cn_local_free(cn);
     ff_secagg_client_free(cn->sa.c);
     json_decref(cn->sa.entry);
     for (size_t i = 0; i < cn->sa.nkeys; i++)
@@ -1104,6 +1125,9 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
                 FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
                 /* the plan of the run's last task, already checked against the approved job */
+                if (cn.local_m && personal_model(&cn, t) != FF_OK)
+                    FF_LOG_ERROR("%s: the personal model was not saved: %s", sc->site,
+                                 ff_error_message());
                 const ff_plan *plan = cn.plan_cache.state == 1 ? &cn.plan_cache.plan : NULL;
                 if (plan && plan->fine_tune.steps > 0 && fine_tune(&cn, t, plan) != FF_OK)
                     FF_LOG_ERROR("%s: local fine-tuning failed: %s", sc->site, ff_error_message());

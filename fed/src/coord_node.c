@@ -379,6 +379,13 @@ int fed_coord_secagg_phase(const node *nd)
 static char *task_payload(node *nd, ff_call *c, int64_t attempt)
 {
     json_t *p = json_pack("{s:I}", "attempt", (json_int_t)attempt);
+    /* strategy.local: the tensor prefixes every site keeps (fed/src/client_local.c) */
+    const ff_cfg_strlist *loc = &nd->cfg.strategy.local;
+    json_t *list = p && loc->count ? json_array() : NULL;
+    for (size_t i = 0; list && i < loc->count; i++)
+        json_array_append_new(list, json_string(loc->items[i]));
+    if (list)
+        json_object_set_new(p, "local", list);
     json_t *inc = fed_audit_inclusion(&nd->audit, c->site);
     if (p && inc)
         json_object_set_new(p, "inclusion", inc);

@@ -247,6 +247,48 @@ EOP
     done
     verify "$tmp/a"
     ;;
+local)
+    # per-site layers on the real nodes (strategy.local: [head.]): every site trains and
+    # evaluates its own head, sends no change of it, and keeps the final global model with
+    # its own head; the coordinator's head never moves
+    mkconf 2 false 60
+    simulate_a
+    copy_b -e 's/^strategy: {name: fedavg, server_lr: \([0-9.e+-]*\)}/strategy: {name: fedavg, server_lr: \1, local: [head.]}/'
+    grep -q "local: \[head.\]" "$tmp/b/config/coordinator.yaml" || fail "strategy.local not set"
+    start_coordinator
+    sleep 0.5
+    cl=()
+    for s in site-1 site-2 site-3; do start_client $s; cl+=($!); done
+    wait_for $cpid 120 || fail "coordinator failed"
+    for p in "${cl[@]}"; do wait_for "$p" 60 || fail "a client failed"; done
+    for s in site-1 site-2 site-3; do
+        grep -q "stay at this site (strategy.local)" "$tmp/b/logs/$s.log" || fail "$s: no local layers"
+    done
+    $py - "$tmp/b" "$tmp/a/model.safetensors" <<'EOP' || fail "per-site layers"
+import json, struct, sys
+def load(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    head = json.loads(b[8:8 + n])
+    return {k: b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+            for k, v in head.items() if k != "__metadata__"}
+g = load(sys.argv[1] + "/model.safetensors")
+a = load(sys.argv[2])
+sites = [load(f"{sys.argv[1]}/model-personal-site-{i}.safetensors") for i in (1, 2, 3)]
+heads = [k for k in g if k.startswith("head.")]
+assert heads, sorted(g)
+for k in g:
+    for i, s in enumerate(sites):
+        if k in heads:
+            assert s[k] != g[k], f"site-{i + 1}'s {k} is the global one"
+        else:
+            assert s[k] == g[k], f"site-{i + 1}'s shared {k} is not the global model's"
+for k in heads:
+    assert len({s[k] for s in sites}) == 3, f"{k}: two sites share their own values"
+    assert g[k] != a[k], f"{k}: the global head is run a's trained one"
+print("heads", heads)
+EOP
+    ;;
 secagg_killed)
     need_test_hooks
     mkconf 3 false 4 true

@@ -1,0 +1,99 @@
+/* Per-site layers on the client node (the coordinator's strategy.local, FedBN-style): the
+ * tensors whose names start with one of the prefixes the coordinator lists in every task's
+ * parameters stay at this site. The site trains and evaluates its own values of them (the
+ * first global model's values to start with), and sends no change of them: their update
+ * coordinates are zero, so neither the aggregate nor the global model carries them. */
+#include "client_internal.h"
+
+#define LOCAL_MAX_PREFIXES 64
+
+/* Reads the task's "local" list once per node and marks the local coordinates in the
+ * model's layout (local_m) and the wire layout (local_w). A prefix that matches none of
+ * this site's tensors is refused: the coordinator's model and ours would differ. */
+int fed_cn_local_setup(cnode *cn, const Fedfuse__Task *t)
+{
+    if (cn->local_set || !t->payload.len)
+        return FF_OK;
+    const uint8_t *nul = memchr(t->payload.data, 0, t->payload.len);
+    json_t *p = json_loadb((const char *)t->payload.data,
+                           nul ? (size_t)(nul - t->payload.data) : t->payload.len, 0, NULL);
+    json_t *list = json_object_get(p, "local");
+    size_t np = json_array_size(list);
+    int rc = FF_OK;
+    if (np > LOCAL_MAX_PREFIXES)
+        rc = ff_error(FF_EFORMAT, "the task's local layers: %zu prefixes (at most %d)", np,
+                      LOCAL_MAX_PREFIXES);
+    const size_t nm = ff_model_nparams(cn->m);
+    if (rc == FF_OK && np > 0) {
+        cn->local_m = calloc(nm, 1);
+        cn->local_w = calloc(cn->n, 1);
+        cn->own = malloc(nm * sizeof(float));
+        if (!cn->local_m || !cn->local_w || !cn->own)
+            rc = ff_error(FF_ENOMEM, "out of memory");
+    }
+    for (size_t k = 0; rc == FF_OK && k < np; k++) {
+        const char *pre = json_string_value(json_array_get(list, k));
+        size_t wire = 0, hits = 0;
+        if (!pre || !pre[0] || strlen(pre) > 128)
+            rc = ff_error(FF_EFORMAT, "the task's local layers: item %zu is not a name prefix", k);
+        for (size_t i = 0; rc == FF_OK && i < ff_model_ntensors(cn->m); i++) {
+            const ff_param_info *ti = ff_model_tensor(cn->m, i);
+            if (strncmp(ti->name, pre, strlen(pre)) == 0) {
+                memset(cn->local_m + ti->offset, 1, ti->numel);
+                memset(cn->local_w + wire, 1, ti->numel);
+                hits++;
+            }
+            wire += ti->numel;
+        }
+        if (rc == FF_OK && hits == 0)
+            rc = ff_error(FF_EPOLICY, "strategy.local: '%s' matches no tensor of this site's "
+                          "model", pre);
+    }
+    json_decref(p);
+    if (rc == FF_OK && np > 0)
+        FF_LOG_INFO("%zu tensor prefix(es) stay at this site (strategy.local): trained and "
+                    "evaluated here, never sent", np);
+    cn->local_set = rc == FF_OK;
+    return rc;
+}
+
+/* After the global model is unpacked into cn->m: the local coordinates take this site's own
+ * values (the first time, the global's become ours). */
+void fed_cn_local_apply(cnode *cn)
+{
+    if (!cn->local_m)
+        return;
+    float *p = ff_model_params(cn->m);
+    const size_t nm = ff_model_nparams(cn->m);
+    for (size_t j = 0; j < nm; j++)
+        if (cn->local_m[j]) {
+            if (!cn->have_own)
+                cn->own[j] = p[j];
+            p[j] = cn->own[j];
+        }
+    cn->have_own = 1;
+}
+
+/* After local training: keeps the trained local values; zeroes their update coordinates. */
+void fed_cn_local_keep(cnode *cn, float *update)
+{
+    if (!cn->local_m)
+        return;
+    const float *p = ff_model_params(cn->m);
+    const size_t nm = ff_model_nparams(cn->m);
+    for (size_t j = 0; j < nm; j++)
+        if (cn->local_m[j])
+            cn->own[j] = p[j];
+    for (size_t k = 0; k < cn->n; k++)
+        if (cn->local_w[k])
+            update[k] = 0;
+}
+
+void fed_cn_local_free(cnode *cn)
+{
+    free(cn->local_m);
+    free(cn->local_w);
+    free(cn->own);
+    cn->local_m = cn->local_w = NULL;
+    cn->own = NULL;
+}
