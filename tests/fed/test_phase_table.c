@@ -30,7 +30,7 @@ static void test_every_wire_id_once(void **state)
         if (seen != 1)
             fail_msg("wire id %d (%s) is in the table %d times", d->values[v].value,
                      d->values[v].name, seen);
-        assert_ptr_equal(ff_phase_by_wire(d->values[v].value)->wire_name, d->values[v].name);
+        assert_string_equal(ff_phase_by_wire(d->values[v].value)->wire_name, d->values[v].name);
     }
     for (size_t i = 0; i < n; i++) {
         if (t[i].wire == FF_WIRE_NONE) {
