@@ -35,6 +35,8 @@ typedef struct {
     unsigned char *local_m, *local_w;
     float *own;
     int local_set, have_own;
+    char local_run[128];                 /* the run's name and job: the saved file's key */
+    uint8_t local_job[FF_SHA256_BYTES];
     uint8_t global_sha[FF_SHA256_BYTES]; /* what cn->global holds, when have_global */
     int have_global;
     size_t n;

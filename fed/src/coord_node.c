@@ -384,8 +384,10 @@ static char *task_payload(node *nd, ff_call *c, int64_t attempt)
     json_t *list = p && loc->count ? json_array() : NULL;
     for (size_t i = 0; list && i < loc->count; i++)
         json_array_append_new(list, json_string(loc->items[i]));
-    if (list)
+    if (list) { /* with the run's name: a site's saved local layers belong to one run */
         json_object_set_new(p, "local", list);
+        json_object_set_new(p, "run_name", json_string(nd->cfg.run_name));
+    }
     json_t *inc = fed_audit_inclusion(&nd->audit, c->site);
     if (p && inc)
         json_object_set_new(p, "inclusion", inc);

@@ -250,8 +250,9 @@ EOP
 local)
     # per-site layers on the real nodes (strategy.local: [head.]): every site trains and
     # evaluates its own head, sends no change of it, and keeps the final global model with
-    # its own head; the coordinator's head never moves
-    mkconf 2 false 60
+    # its own head; the coordinator's head never moves. site-2 is killed after its first
+    # round and restarted: it goes on with its own saved head
+    mkconf 3 false 60
     simulate_a
     copy_b -e 's/^strategy: {name: fedavg, server_lr: \([0-9.e+-]*\)}/strategy: {name: fedavg, server_lr: \1, local: [head.]}/'
     grep -q "local: \[head.\]" "$tmp/b/config/coordinator.yaml" || fail "strategy.local not set"
@@ -259,11 +260,16 @@ local)
     sleep 0.5
     cl=()
     for s in site-1 site-2 site-3; do start_client $s; cl+=($!); done
-    wait_for $cpid 120 || fail "coordinator failed"
+    wait_log "round 1: trained" "$tmp/b/logs/site-2.log"
+    kill -9 "${cl[1]}"; wait "${cl[1]}" 2>/dev/null
+    start_client site-2; cl[1]=$!
+    wait_for $cpid 180 || fail "coordinator failed"
     for p in "${cl[@]}"; do wait_for "$p" 60 || fail "a client failed"; done
     for s in site-1 site-2 site-3; do
         grep -q "stay at this site (strategy.local)" "$tmp/b/logs/$s.log" || fail "$s: no local layers"
     done
+    grep -q "restored this site's own local layers from" "$tmp/b/logs/site-2.log" ||
+        fail "the restarted site-2 did not restore its own layers"
     $py - "$tmp/b" "$tmp/a/model.safetensors" <<'EOP' || fail "per-site layers"
 import json, struct, sys
 def load(path):
