@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             json_decref(back);
         ff_eval_hist *pool = NULL;
         if (ff_eval_hist_new(&pool, h->task, h->nbins) == FF_OK &&
-            ff_eval_hist_merge(pool, h) == FF_OK && ff_eval_hist_suppress(pool, 10, NULL) == FF_OK &&
+            ff_eval_hist_merge(pool, h) == FF_OK &&
+            ff_eval_hist_suppress(pool, 10, 1, NULL) == FF_OK &&
             ff_eval_hist_to_json(pool, &back) == FF_OK)
             json_decref(back);
         ff_eval_hist_free(pool);

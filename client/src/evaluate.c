@@ -406,7 +406,7 @@ static int level_slices(ff_eval_hist *h, const ff_site *s, int a, const int32_t 
 }
 
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
-                        int64_t min_cell, size_t *nwithheld, json_t **out)
+                        int64_t min_cell, int outcomes, size_t *nwithheld, json_t **out)
 {
     *out = NULL;
     if (nwithheld)
@@ -444,7 +444,7 @@ int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins
         }
         size_t nw = 0; /* before anything of it is serialised: withheld data never leaves */
         if (rc == FF_OK)
-            rc = ff_eval_hist_suppress(h, min_cell, &nw);
+            rc = ff_eval_hist_suppress(h, min_cell, outcomes, &nw);
         if (nwithheld)
             *nwithheld += nw;
         json_t *j = NULL;

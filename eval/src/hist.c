@@ -161,24 +161,25 @@ static int small_cell(double count, int64_t min_cell)
     return count > 0 && count < (double)min_cell;
 }
 
-static int small_group(double P, double N, int64_t min_cell)
+static int small_group(double P, double N, int64_t min_cell, int outcomes)
 {
-    return small_cell(P + N, min_cell) || small_cell(P, min_cell) || small_cell(N, min_cell);
+    return small_cell(P + N, min_cell) ||
+           (outcomes && (small_cell(P, min_cell) || small_cell(N, min_cell)));
 }
 
 /* One attribute's slices (indices idx[0..m)): primary, then complementary suppression. */
 static size_t suppress_attribute(ff_eval_hist *h, const size_t *idx, size_t m, int64_t min_cell,
-                                 const double *P, const double *N, int *out)
+                                 int outcomes, const double *P, const double *N, int *out)
 {
     double wp = 0, wn = 0; /* the withheld subgroups taken together */
     size_t k = 0;
     for (size_t i = 0; i < m; i++)
-        if ((out[i] = small_group(P[i], N[i], min_cell))) {
+        if ((out[i] = small_group(P[i], N[i], min_cell, outcomes))) {
             wp += P[i];
             wn += N[i];
             k++;
         }
-    while (k > 0 && k < m && small_group(wp, wn, min_cell)) {
+    while (k > 0 && k < m && small_group(wp, wn, min_cell, outcomes)) {
         size_t best = m; /* the smallest subgroup still sent; ties: the first declared */
         for (size_t i = 0; i < m; i++)
             if (!out[i] && (best == m || P[i] + N[i] < P[best] + N[best]))
@@ -194,7 +195,7 @@ static size_t suppress_attribute(ff_eval_hist *h, const size_t *idx, size_t m, i
     return k;
 }
 
-int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, size_t *nwithheld)
+int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, int outcomes, size_t *nwithheld)
 {
     if (nwithheld)
         *nwithheld = 0;
@@ -216,7 +217,7 @@ int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, size_t *nwithheld)
                 slice_counts(h, &h->slices[j], &P[m], &N[m]);
                 m++;
             }
-        size_t k = suppress_attribute(h, idx, m, min_cell, P, N, out);
+        size_t k = suppress_attribute(h, idx, m, min_cell, outcomes, P, N, out);
         if (nwithheld)
             *nwithheld += k;
     }

@@ -575,9 +575,9 @@ static void fairness(ev_sb *b, const ev_col *cols, size_t n)
                         "larger), suppressed subgroups left out.");
         if (site_withheld(cols, n, attr))
             ev_sb_printf(b, " Suppressed at the site: the hospital did not send that subgroup's "
-                            "histogram, because its patients, positives or negatives numbered "
-                            "fewer than the hospital's minimum cell size (n &lt; the number "
-                            "shown), or along with such a subgroup, so that it cannot be "
+                            "histogram, because its patients (or, by the default policy, its "
+                            "positives or negatives) numbered fewer than the hospital's minimum "
+                            "cell size (n &lt; the number shown), or along with such a subgroup, so that it cannot be "
                             "recovered by subtraction from the hospital's total.");
         ev_sb_printf(b, "</p>");
         int others = 0;

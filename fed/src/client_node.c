@@ -583,16 +583,17 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     size_t n = 0, wt = 0, wv = 0;
     /* the statistics jobs' minimum cell size: a site sets it once, for both */
     int64_t min_cell = cn->pol.statistics.min_cell_size;
+    int oc = cn->pol.statistics.outcome_cells;
     if (rc == FF_OK)
-        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, min_cell,
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, min_cell, oc,
                                  &wt, &arr);
     if (rc == FF_OK) /* the coordinator picks each task's operating point on these */
-        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, min_cell,
+        rc = ff_client_eval_hist(cn->m, cn->site, FF_SPLIT_VAL, FF_EVAL_HIST_BINS, min_cell, oc,
                                  &wv, &val);
     if (rc == FF_OK && wt + wv > 0)
         FF_LOG_INFO("round %u: %zu test and %zu validation subgroup histograms withheld (fewer "
-                    "than %lld patients, positives or negatives, or complementary); only their "
-                    "names are sent", t->round, wt, wv, (long long)min_cell);
+                    "than %lld patients%s, or complementary); only their names are sent",
+                    t->round, wt, wv, (long long)min_cell, oc ? ", positives or negatives" : "");
     if (rc == FF_OK)
         rc = ff_client_eval_stats(cn->m, cn->site, FF_SPLIT_TEST, FF_EVAL_HIST_BINS, &stats);
     if (rc == FF_OK)

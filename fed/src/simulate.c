@@ -62,6 +62,10 @@ typedef struct {
     char plan_file[512]; /* a training plan with stages, used instead of the `plan` section */
     double label_fraction;
     ff_coord_report_config report;
+    struct { /* written into each generated site policy's statistics: section */
+        int64_t min_cell_size;
+        int outcome_cells;
+    } site_policy;
 } demo_cfg;
 
 static const char *const strategies[] = {"fedavg", "fedprox", "fedadam", "fedyogi", "fedadagrad", NULL};
@@ -118,6 +122,14 @@ static const ff_cfg_field secagg_fields[] = {
      .max = MAX_DEMO_SITES, .def = "0", .help = "k; 0 = default rule"},
     {0},
 };
+static const ff_cfg_field site_policy_fields[] = {
+    {.key = "min_cell_size", .type = FF_CFG_INT, .offset = DS(site_policy, min_cell_size),
+     .min = 1, .max = 1000000, .def = "10",
+     .help = "each site policy's statistics.min_cell_size (fairness subgroups withheld below it)"},
+    {.key = "outcome_cells", .type = FF_CFG_BOOL, .offset = DS(site_policy, outcome_cells),
+     .def = "true", .help = "each site policy's statistics.outcome_cells"},
+    {0},
+};
 static const ff_cfg_field demo_schema[] = {
     {.key = "run_name", .type = FF_CFG_STRING, .offset = D(run_name), .size = 64, .def = "demo",
      .help = "run name"},
@@ -148,6 +160,8 @@ static const ff_cfg_field demo_schema[] = {
      .help = "the final report: operating-point rule, minimum cell size, bootstrap"},
     {.key = "label_fraction", .type = FF_CFG_DOUBLE, .offset = D(label_fraction), .min = 0.001,
      .max = 1, .def = "1", .help = "share of each site's training patients with labels"},
+    {.key = "site_policy", .type = FF_CFG_SECTION, .offset = D(site_policy),
+     .sub = site_policy_fields, .help = "the generated site policies' disclosure control"},
     {0},
 };
 
@@ -439,8 +453,11 @@ static int write_configs(sim *s, char *job_hex)
         const char *n = s->names[i];
         snprintf(path, sizeof path, "%s/config/policy-%s.yaml", o, n);
         rc = write_text(path, "site: %s\naccepted_jobs:\n  - %s\nrequire_secure_aggregation: %s\n"
-                              "%s\nmax_rounds: 10000\n", n, job_hex,
-                        s->d.secagg.enabled ? "true" : "false", dp);
+                              "%s\nmax_rounds: 10000\n"
+                              "statistics: {min_cell_size: %lld, outcome_cells: %s}\n",
+                        n, job_hex, s->d.secagg.enabled ? "true" : "false", dp,
+                        (long long)s->d.site_policy.min_cell_size,
+                        s->d.site_policy.outcome_cells ? "true" : "false");
         snprintf(path, sizeof path, "%s/config/site-%s.yaml", o, n);
         if (rc == FF_OK)
             rc = write_text(path,

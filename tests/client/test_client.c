@@ -100,7 +100,7 @@ static void site_withholds_small_subgroups(ff_model *m, fixture *f, const json_t
     const char *attr = json_string_value(json_object_get(json_array_get(sl, at), "attribute"));
     json_t *h = NULL;
     size_t nw = 0;
-    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, low + 1, &nw, &h),
+    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, low + 1, 1, &nw, &h),
                      FF_OK);
     const json_t *s0 = json_object_get(json_array_get(h, 0), "slices");
     assert_int_equal(json_array_size(s0), json_array_size(sl));
@@ -164,7 +164,7 @@ static void test_predict_and_evaluate(void **state)
 
     /* federated histograms: the AUROC they give is within their bound of the exact one */
     json_t *h = NULL;
-    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, 1, NULL, &h), FF_OK);
+    assert_int_equal(ff_client_eval_hist(m, f->site, FF_SPLIT_TEST, 10000, 1, 1, NULL, &h), FF_OK);
     assert_int_equal(json_array_size(h), 3);
     ff_eval_hist *eh;
     assert_int_equal(ff_eval_hist_from_json(json_array_get(h, 0), &eh), FF_OK);

@@ -375,9 +375,23 @@ static void test_site_suppression(void **state)
     json_t *before = NULL, *after = NULL;
     assert_int_equal(ff_eval_hist_to_json(h, &before), FF_OK);
     size_t nw = 99;
-    assert_int_equal(ff_eval_hist_suppress(h, 1, &nw), FF_OK); /* the minimum lowered */
+    assert_int_equal(ff_eval_hist_suppress(h, 1, 1, &nw), FF_OK); /* the minimum lowered */
     assert_int_equal(nw, 0);
-    assert_int_equal(ff_eval_hist_suppress(h, 10, &nw), FF_OK);
+    /* outcome counts not cells (policy outcome_cells: false): only age "<40" (3 patients)
+     * goes, with "40-64"; language "other" (13 patients, 3 positives) is sent */
+    ff_eval_hist *copy;
+    assert_int_equal(ff_eval_hist_from_json(before, &copy), FF_OK);
+    assert_int_equal(ff_eval_hist_suppress(copy, 10, 0, &nw), FF_OK);
+    assert_int_equal(nw, 2);
+    json_t *patients_only = NULL;
+    assert_int_equal(ff_eval_hist_to_json(copy, &patients_only), FF_OK);
+    assert_non_null(json_object_get(slice_of(patients_only, "age", "<40"), "suppressed"));
+    assert_non_null(json_object_get(slice_of(patients_only, "age", "40-64"), "suppressed"));
+    assert_true(json_equal(slice_of(patients_only, "language", "other"),
+                           slice_of(before, "language", "other")));
+    json_decref(patients_only);
+    ff_eval_hist_free(copy);
+    assert_int_equal(ff_eval_hist_suppress(h, 10, 1, &nw), FF_OK);
     assert_int_equal(nw, 4);
     assert_int_equal(ff_eval_hist_to_json(h, &after), FF_OK);
     assert_true(json_equal(json_array_get(json_object_get(before, "slices"), 0),

@@ -3,7 +3,8 @@
 #   simulate       fedfuse simulate end to end: every output file, the audit log verifies
 #                  (fedfuse audit verify, exit 0, receipts included), rounds.csv has one line
 #                  per round, and the pooled AUROC the coordinator computed from histograms
-#                  matches `fedfuse eval`'s exact AUROC of the final model within 0.01 (10000-bin histogram ties).
+#                  matches `fedfuse eval`'s exact AUROC of the final model within 0.01 (10000-bin histogram ties);
+#                  what the sites sent for their subgroups obeys their minimum cell size (10).
 #   restart        the coordinator is killed (SIGKILL) after round 2 of 4 and restarted with
 #                  the same command: clients reconnect, the run finishes, the final model is
 #                  bit-identical (sha256) to an uninterrupted run, the audit log verifies.
@@ -111,6 +112,41 @@ for s in ("site-1", "site-2", "site-3"):
 print("live.html: %d rounds, %d sites" % (len(rows), 3))
 EOP
     verify "$tmp/a"
+    # what the sites sent (the coordinator's fedeval.json): under the policy default (minimum
+    # cell size 10, outcome counts too) every subgroup histogram has 0 or >= 10 patients,
+    # positives and negatives, or is withheld (its name only), never one alone per attribute;
+    # each site logs what it withheld; the report says "suppressed at the site"
+    $py - "$tmp/a/fedeval.json" "$tmp/a/logs" <<'EOP' || fail "site-level suppression"
+import glob, json, re, sys
+fe = json.load(open(sys.argv[1]))
+withheld = {}
+for key in ("hists", "val_hists"):
+    for site, arr in fe[key].items():
+        for h in arr:
+            per_attr = {}
+            for s in h["slices"][1:]:
+                a = per_attr.setdefault(s["attribute"], [0, 0])
+                a[1] += 1
+                if "suppressed" in s:
+                    assert set(s) == {"attribute", "level", "suppressed", "min_cell_size"}, s
+                    assert s["suppressed"] == 1 and s["min_cell_size"] == 10, s
+                    a[0] += 1
+                    continue
+                P, N = sum(s["pos"]), sum(s["neg"])
+                for c in (P + N, P, N):
+                    assert c == 0 or c >= 10, (site, h["task"], s["attribute"], s["level"], P, N)
+            for attr, (w, n) in per_attr.items():
+                assert w != 1, (site, h["task"], attr)
+                withheld[site, key] = withheld.get((site, key), 0) + w
+assert sum(withheld.values()) > 0, "a 200-patient site with nothing withheld"
+for site in fe["hists"]:
+    log = open(glob.glob(sys.argv[2] + "/" + site + ".log")[0]).read()
+    m = re.findall(r"round (\d+): (\d+) test and (\d+) validation subgroup histograms withheld", log)
+    assert m, site + ": no withheld line"
+    assert (int(m[-1][1]), int(m[-1][2])) == (withheld[site, "hists"], withheld[site, "val_hists"]), (site, m[-1])
+print("site suppression:", sorted(withheld.items()))
+EOP
+    grep -q "suppressed at the site (n &lt; 10)" "$tmp/a/report.html" || fail "report does not say suppressed at the site"
     # one job hash: `job hash` on the simulated coordinator config prints the coordinator's line
     job=$("$fedfuse" job hash --config "$tmp/a/config/coordinator.yaml") || fail "job hash"
     grep -qx "$job" "$tmp/a/logs/coordinator.log" || fail "coordinator did not print '$job'"

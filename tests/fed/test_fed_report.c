@@ -32,7 +32,7 @@ static json_t *site_hists(uint64_t seed, int64_t min_cell)
             assert_int_equal(ff_eval_hist_add(h, &s, &y, 1, &idx), FF_OK);
         }
     }
-    assert_int_equal(ff_eval_hist_suppress(h, min_cell, NULL), FF_OK);
+    assert_int_equal(ff_eval_hist_suppress(h, min_cell, 1, NULL), FF_OK);
     json_t *j = NULL, *arr = json_array();
     assert_int_equal(ff_eval_hist_to_json(h, &j), FF_OK);
     json_array_append_new(arr, j);

@@ -163,6 +163,9 @@ static const ff_cfg_field statistics_fields[] = {
     {.key = "max_query_epsilon", .type = FF_CFG_DOUBLE, .offset = STOFF(max_query_epsilon),
      .min = 0, .max = 1e6, .def = "1.0",
      .help = "largest epsilon one noised query may cost this site (its total: dp.max_epsilon)"},
+    {.key = "outcome_cells", .type = FF_CFG_BOOL, .offset = STOFF(outcome_cells), .def = "true",
+     .help = "evaluation: a subgroup's positives and negatives count as cells too (withheld "
+             "below min_cell_size), not only its patients"},
     {0},
 };
 

@@ -158,11 +158,12 @@ int ff_client_evaluate(ff_model *m, ff_site *const *sites, const char *const *na
 
 /* Federated evaluation at one site: per binary task score histograms (with a slice per level
  * of every declared attribute) of the split, as the JSON array the coordinator merges. Small
- * subgroups are withheld first (ff_eval_hist_suppress with min_cell: the site policy's
- * statistics.min_cell_size): only their names leave the site. *nwithheld (may be NULL) counts
- * the slices withheld over all tasks. */
+ * subgroups are withheld first (ff_eval_hist_suppress with min_cell and outcomes: the site
+ * policy's statistics.min_cell_size and .outcome_cells): only their names leave the site.
+ * *nwithheld (may be NULL) counts the slices withheld over all tasks. */
 int ff_client_eval_hist(ff_model *m, const ff_site *s, ff_split split, int nbins,
-                        int64_t min_cell, size_t *nwithheld, json_t **out) FF_WARN_UNUSED;
+                        int64_t min_cell, int outcomes, size_t *nwithheld,
+                        json_t **out) FF_WARN_UNUSED;
 /* The same for the declared tasks of the other kinds: one ff_eval_kind_stats per task, as a
  * JSON array (empty when every task is binary). */
 int ff_client_eval_stats(ff_model *m, const ff_site *s, ff_split split, int nbins,

@@ -298,14 +298,15 @@ int ff_eval_hist_add(ff_eval_hist *h, const double *score, const uint8_t *label,
 int ff_eval_hist_merge(ff_eval_hist *dst, const ff_eval_hist *src) FF_WARN_UNUSED;
 
 /* Disclosure control at the site, before the histogram leaves it. Per attribute, a subgroup
- * slice is withheld when its patients, positives or negatives number more than 0 but fewer
- * than min_cell (primary); then, while the withheld subgroups of that attribute taken together
- * would themselves fail that test (one alone always does: slice 0 minus the sent ones gives
- * it back), the smallest sent subgroup of the attribute is withheld too (complementary), down
- * to the whole attribute. A withheld slice keeps only its name (suppressed = 1, min_cell);
- * slice 0 is never touched. min_cell <= 1 withholds nothing. *nwithheld (may be NULL) counts
- * the slices withheld. */
-int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, size_t *nwithheld) FF_WARN_UNUSED;
+ * slice is withheld when its patients (and, with outcomes, its positives or its negatives)
+ * number more than 0 but fewer than min_cell (primary); then, while the withheld subgroups of
+ * that attribute taken together would themselves fail that test (one alone always does: slice
+ * 0 minus the sent ones gives it back), the smallest sent subgroup of the attribute is
+ * withheld too (complementary), down to the whole attribute. A withheld slice keeps only its
+ * name (suppressed = 1, min_cell); slice 0 is never touched. min_cell <= 1 withholds nothing.
+ * *nwithheld (may be NULL) counts the slices withheld. */
+int ff_eval_hist_suppress(ff_eval_hist *h, int64_t min_cell, int outcomes,
+                          size_t *nwithheld) FF_WARN_UNUSED;
 
 /* Pooled metrics of one slice and their bounds (absolute) against the exact metrics of the
  * same predictions; see docs/evaluation.md for the derivations. */

@@ -222,6 +222,7 @@ typedef struct {
         ff_cfg_strlist variables; /* columns that may be queried; ["*"] = any */
         int per_site;           /* this site's own (suppressed) results may be released */
         double max_query_epsilon; /* ε one noised query may cost (pooled + own results) */
+        int outcome_cells;      /* evaluation subgroups: positives and negatives are cells too */
     } statistics;
     struct { /* the least a secure-aggregation round must have for this site to take part */
         int64_t min_sites, min_threshold, min_neighbours;
