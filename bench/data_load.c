@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     double t_load = ff_now() - t0;
 
     ff_batch b;
-    if (ff_batch_alloc(&b, 32, sh.K, sh.C, sh.H, sh.W, sh.Lt, sh.Le) != FF_OK)
+    if (ff_site_batch_alloc(&b, 32, &sh) != FF_OK)
         return 1;
     ff_aug aug = ff_aug_default();
     ff_rng rng;

@@ -192,7 +192,7 @@ int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites, const f
     if (!s.idx || !s.rows || !s.losses || !s.sum)
         rc = ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)
-        rc = ff_batch_alloc(&s.b, chunk, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+        rc = ff_site_batch_alloc(&s.b, chunk, sh);
     ff_optim_config oc = o->optim;
     oc.clip_norm = 0; /* per-patient clipping replaces the global clip */
     if (rc == FF_OK)

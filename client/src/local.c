@@ -24,8 +24,10 @@ int ff_client_parse_modalities(const char *s, int *mask)
             *mask |= FF_MOD_TXT;
         else if (strcmp(w, "ehr") == 0)
             *mask |= FF_MOD_EHR;
+        else if (strcmp(w, "tab") == 0)
+            *mask |= FF_MOD_TAB;
         else
-            return ff_error(FF_EINVAL, "modalities: unknown '%s' (img, txt, ehr, all)", w);
+            return ff_error(FF_EINVAL, "modalities: unknown '%s' (img, txt, ehr, tab, all)", w);
     }
     if (!*mask)
         return ff_error(FF_EINVAL, "modalities: empty list");
@@ -35,6 +37,7 @@ int ff_client_parse_modalities(const char *s, int *mask)
 void ff_client_shape(const ff_model_config *mc, ff_data_shape *shape)
 {
     memset(shape, 0, sizeof *shape);
+    shape->tab = mc->tabular;
     shape->C = (int)mc->image.channels;
     shape->H = shape->W = (int)mc->image.size;
     shape->Lt = (int)mc->text.length;
@@ -147,7 +150,12 @@ static int restrict_row(ff_batch *b, int i, int mask)
         memset(b->ehr_val + off, 0, n);
         memset(b->ehr_time + off, 0, n);
     }
-    return ff_batch_present(b, i, 0) || ff_batch_present(b, i, 1) || ff_batch_present(b, i, 2);
+    if (!(mask & FF_MOD_TAB) && b->tab && b->tab_present) {
+        memset(b->tab + (size_t)i * (size_t)b->F, 0, (size_t)b->F * sizeof(float));
+        b->tab_present[i] = 0;
+    }
+    return ff_batch_present(b, i, 0) || ff_batch_present(b, i, 1) || ff_batch_present(b, i, 2) ||
+           ff_batch_present(b, i, 3);
 }
 
 static void copy_row(ff_batch *b, int dst, int src)
@@ -163,6 +171,11 @@ static void copy_row(ff_batch *b, int dst, int src)
     memcpy(b->ehr_time + dst * Le, b->ehr_time + src * Le, Le * sizeof(int32_t));
     memcpy(b->labels + dst * K, b->labels + src * K, K * sizeof(float));
     memcpy(b->label_mask + dst * K, b->label_mask + src * K, K * sizeof(float));
+    if (b->tab && b->tab_present) {
+        size_t F = (size_t)b->F;
+        memcpy(b->tab + dst * F, b->tab + src * F, F * sizeof(float));
+        b->tab_present[dst] = b->tab_present[src];
+    }
 }
 
 /* Restricts rows 0..n-1 to the mask; rows left with no modality are moved out (keep[i] = 0
@@ -423,7 +436,7 @@ int ff_local_train(ff_model *m, ff_site *const *sites, size_t nsites, const ff_l
             rc = ff_contrastive_new(&con, m);
     }
     if (rc == FF_OK)
-        rc = ff_batch_alloc(&b, o->batch, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+        rc = ff_site_batch_alloc(&b, o->batch, sh);
     if (rc == FF_OK)
         rc = ff_optim_new(&opt, m, &o->optim);
     if (rc == FF_OK)
@@ -492,7 +505,7 @@ int ff_local_predict(ff_model *m, const ff_site *s, ff_split split, int modaliti
     size_t n = ff_site_count(s, split);
     int B = ff_model_max_batch(m), K = sh->K;
     ff_batch b;
-    int rc = ff_batch_alloc(&b, B, K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+    int rc = ff_site_batch_alloc(&b, B, sh);
     if (rc != FF_OK)
         return rc;
     uint32_t *idx = calloc((size_t)B, sizeof *idx);

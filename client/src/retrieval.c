@@ -14,7 +14,7 @@ static int embed_site(ff_model *m, ff_contrastive *c, const ff_site *s, ff_split
     size_t n = ff_site_count(s, split), got = 0;
     int B = ff_model_max_batch(m), p = (int)ff_model_cfg(m)->projection;
     ff_batch b;
-    int rc = ff_batch_alloc(&b, B, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+    int rc = ff_site_batch_alloc(&b, B, sh);
     if (rc != FF_OK)
         return rc;
     uint32_t *idx = calloc((size_t)B, sizeof *idx);

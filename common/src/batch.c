@@ -27,8 +27,26 @@ int ff_batch_alloc(ff_batch *b, int B, int K, int C, int H, int W, int Lt, int L
     return FF_OK;
 }
 
+int ff_batch_alloc_tab(ff_batch *b, int F)
+{
+    if (F < 0 || b->B <= 0)
+        return ff_error(FF_EINVAL, "batch: tabular width %d for B=%d", F, b->B);
+    if (F == 0) return FF_OK;
+    b->tab = ff_calloc((size_t)b->B * (size_t)F, sizeof(float));
+    b->tab_present = ff_calloc((size_t)b->B, sizeof(float));
+    if (!b->tab || !b->tab_present) {
+        ff_free(b->tab), ff_free(b->tab_present);
+        b->tab = b->tab_present = NULL;
+        return ff_error(FF_ENOMEM, "batch: out of memory for %d tabular columns", F);
+    }
+    b->F = F;
+    return FF_OK;
+}
+
 void ff_batch_free(ff_batch *b)
 {
+    ff_free(b->tab);
+    ff_free(b->tab_present);
     ff_free(b->image);
     ff_free(b->image_present);
     ff_free(b->text_ids);
@@ -43,6 +61,7 @@ void ff_batch_free(ff_batch *b)
 int ff_batch_present(const ff_batch *b, int i, int j)
 {
     if (j == 0) return b->image_present[i] > 0.5f;
+    if (j == 3) return b->tab_present && b->F > 0 && b->tab_present[i] > 0.5f;
     const int32_t *ids = j == 1 ? b->text_ids + (size_t)i * b->Lt : b->ehr_code + (size_t)i * b->Le;
     int L = j == 1 ? b->Lt : b->Le;
     for (int t = 0; t < L; t++)
@@ -63,5 +82,7 @@ ff_batch ff_batch_row(const ff_batch *b, int i)
     v.ehr_time = b->ehr_time ? b->ehr_time + r * (size_t)b->Le : NULL;
     v.labels = b->labels ? b->labels + r * (size_t)b->K : NULL;
     v.label_mask = b->label_mask ? b->label_mask + r * (size_t)b->K : NULL;
+    v.tab = b->tab ? b->tab + r * (size_t)b->F : NULL;
+    v.tab_present = b->tab_present ? b->tab_present + r : NULL;
     return v;
 }

@@ -113,3 +113,66 @@ int ff_task_find(const ff_task_set *s, const char *name)
             return k;
     return -1;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tabular features                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+const char *ff_feature_kind_name(int kind)
+{
+    return kind == FF_FEATURE_NUMERIC ? "numeric" : kind == FF_FEATURE_CATEGORICAL ? "categorical" : "?";
+}
+
+int ff_feature_width(const ff_feature *f)
+{
+    return f->kind == FF_FEATURE_CATEGORICAL ? f->ncat + 1 : 2;
+}
+
+int ff_feature_find(const ff_feature_set *s, const char *name, size_t n)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strlen(s->f[i].name) == n && memcmp(s->f[i].name, name, n) == 0) return i;
+    return -1;
+}
+
+int ff_feature_category(const ff_feature *f, const char *v, size_t n)
+{
+    for (int c = 0; c < f->ncat; c++)
+        if (strlen(f->cat[c]) == n && memcmp(f->cat[c], v, n) == 0) return c;
+    return -1;
+}
+
+static int feature_check(const ff_feature_set *s, int k)
+{
+    const ff_feature *f = &s->f[k];
+    if (!f->name[0]) return ff_error(FF_ECONFIG, "tabular.features[%d]: name is empty", k);
+    if (strcmp(f->name, "patient_id") == 0)
+        return ff_error(FF_ECONFIG, "tabular feature patient_id: that column is the join key");
+    if (ff_feature_find(s, f->name, strlen(f->name)) != k)
+        return ff_error(FF_ECONFIG, "tabular feature %s: name is used twice", f->name);
+    if (f->kind == FF_FEATURE_NUMERIC && f->ncat != 0)
+        return ff_error(FF_ECONFIG, "tabular feature %s: categories are for categorical "
+                        "features only", f->name);
+    if (f->kind == FF_FEATURE_CATEGORICAL && (f->ncat < 2 || f->ncat > FF_FEATURE_CATEGORIES_MAX))
+        return ff_error(FF_ECONFIG, "tabular feature %s: a categorical feature needs 2..%d "
+                        "categories (it has %d)", f->name, FF_FEATURE_CATEGORIES_MAX, f->ncat);
+    for (int c = 0; c < f->ncat; c++)
+        if (!f->cat[c][0] || ff_feature_category(f, f->cat[c], strlen(f->cat[c])) != c)
+            return ff_error(FF_ECONFIG, "tabular feature %s: category %d is empty or listed "
+                            "twice", f->name, c + 1);
+    return FF_OK;
+}
+
+int ff_feature_set_finish(ff_feature_set *s)
+{
+    if (s->n < 0 || s->n > FF_FEATURES_MAX)
+        return ff_error(FF_ECONFIG, "tabular: %d features, at most %d", s->n, FF_FEATURES_MAX);
+    s->width = 0;
+    for (int k = 0; k < s->n; k++) {
+        int rc = feature_check(s, k);
+        if (rc != FF_OK) return rc;
+        s->f[k].col = s->width;
+        s->width += ff_feature_width(&s->f[k]);
+    }
+    return FF_OK;
+}

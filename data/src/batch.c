@@ -121,6 +121,9 @@ int ff_site_batch(const ff_site *s, ff_split split, const uint32_t *idx, size_t 
                         out->W, out->Lt, out->Le, n, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
     if (aug && !rng)
         return ff_error(FF_EINVAL, "batch: augmentation needs an rng");
+    if (sh->tab.n > 0 && (out->F != sh->tab.width || !out->tab || !out->tab_present))
+        return ff_error(FF_EINVAL, "batch: %d tabular columns allocated, the declared features "
+                        "take %d (ff_site_batch_alloc)", out->F, sh->tab.width);
     for (size_t i = 0; i < n; i++)
         if (idx[i] >= s->count[split])
             return ff_error(FF_ERANGE, "batch: index %u outside the %s split (%zu patients)",
@@ -134,11 +137,27 @@ int ff_site_batch(const ff_site *s, ff_split split, const uint32_t *idx, size_t 
     memset(out->ehr_time, 0, B * (size_t)sh->Le * sizeof(int32_t));
     memset(out->labels, 0, B * (size_t)sh->K * sizeof(float));
     memset(out->label_mask, 0, B * (size_t)sh->K * sizeof(float));
+    if (out->tab && out->tab_present) {
+        memset(out->tab, 0, B * (size_t)out->F * sizeof(float));
+        memset(out->tab_present, 0, B * sizeof(float));
+    }
     float *scratch = aug ? malloc(hw * sizeof *scratch) : NULL;
     if (aug && !scratch)
         return ff_error(FF_ENOMEM, "batch: out of memory");
-    for (size_t i = 0; i < n; i++)
-        fill_row(s, s->members[split][idx[i]], aug, rng, out, i, scratch);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = s->members[split][idx[i]];
+        fill_row(s, p, aug, rng, out, i, scratch);
+        if (sh->tab.n > 0)
+            ff_site_tabular_row(s, p, out->tab + i * (size_t)out->F, out->tab_present + i);
+    }
     free(scratch);
     return FF_OK;
+}
+
+int ff_site_batch_alloc(ff_batch *b, int B, const ff_data_shape *sh)
+{
+    int rc = ff_batch_alloc(b, B, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
+    if (rc == FF_OK && sh->tab.n > 0 && (rc = ff_batch_alloc_tab(b, sh->tab.width)) != FF_OK)
+        ff_batch_free(b);
+    return rc;
 }

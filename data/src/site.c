@@ -25,7 +25,8 @@ const char *ff_skip_reason_name(ff_skip_reason r)
         "malformed patients.csv row", "duplicate patient id", "malformed notes.csv row",
         "note of unknown patient", "malformed events.csv row", "event of unknown patient",
         "unreadable image (treated as missing)", "patient with no modality (excluded)",
-        "row not valid UTF-8 text", "image file of an unsupported format"};
+        "row not valid UTF-8 text", "image file of an unsupported format",
+        "malformed tabular.csv row", "tabular.csv cell/column (as missing)"};
     return r < FF_SKIP_COUNT ? names[r] : "?";
 }
 
@@ -53,11 +54,6 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
     return FF_OK;
 }
 
-typedef struct {
-    uint32_t *slots; /* patient index + 1; 0 = empty */
-    size_t mask;
-} id_index;
-
 /* Places index i (ids[i]) without checking for equal ids. */
 static void index_place(id_index *ix, char **ids, size_t i)
 {
@@ -67,7 +63,6 @@ static void index_place(id_index *ix, char **ids, size_t i)
     ix->slots[h] = (uint32_t)i + 1;
 }
 
-static long index_find(const id_index *ix, char **ids, const char *id, size_t len);
 
 /* Adds ids[i] (i = number of ids already indexed) and returns 0, or 1 when an equal id is
  * already there (nothing added), or FF_ENOMEM. Keeps the table at most half full. */
@@ -83,13 +78,13 @@ static int index_insert(id_index *ix, char **ids, size_t i)
         free(ix->slots);
         *ix = bigger;
     }
-    if (index_find(ix, ids, ids[i], strlen(ids[i])) >= 0)
+    if (ff_site_index_find(ix, ids, ids[i], strlen(ids[i])) >= 0)
         return 1;
     index_place(ix, ids, i);
     return 0;
 }
 
-static long index_find(const id_index *ix, char **ids, const char *id, size_t len)
+long ff_site_index_find(const id_index *ix, char **ids, const char *id, size_t len)
 {
     size_t h = ff_fnv1a32(id, len) & ix->mask;
     while (ix->slots[h]) {
@@ -106,7 +101,7 @@ static long index_find(const id_index *ix, char **ids, const char *id, size_t le
 /* ---------------------------------------------------------------------------------------- */
 
 /* A row the lenient mode skips (counted, and told to opts.on_skip): an error in strict mode. */
-static int skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
+int ff_site_skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
                     const char *shown, long line, const char *reason)
 {
     if (o->strict)
@@ -125,11 +120,11 @@ static int bad_utf8_row(const ff_site_opts *o, ff_load_report *rep, const char *
     char why[160];
     snprintf(why, sizeof why, "not valid UTF-8 text (byte %ld of the line); save the file as "
              "UTF-8", r->bad_utf8_byte);
-    return skip_row(o, rep, FF_SKIP_BAD_UTF8, shown, r->bad_utf8_line, why);
+    return ff_site_skip_row(o, rep, FF_SKIP_BAD_UTF8, shown, r->bad_utf8_line, why);
 }
 
 /* The header: valid UTF-8 and not more than 256 columns. */
-static int header_check(const ff_csv_row *r, const char *shown)
+int ff_site_header_check(const ff_csv_row *r, const char *shown)
 {
     if (r->bad_utf8_line)
         return ff_error(FF_EFORMAT, "%s:1: header is not valid UTF-8 text (byte %ld); save the "
@@ -193,7 +188,7 @@ static int header_patients(patients_ctx *c, const ff_csv_row *r)
 {
     static const char *const req[COL_REQUIRED] = {"patient_id", "age", "sex", "split"};
     const ff_task_set *ts = &c->s->shape.tasks;
-    int rc = header_check(r, c->shown);
+    int rc = ff_site_header_check(r, c->shown);
     if (rc != FF_OK)
         return rc;
     c->rep->delim[0] = r->delim;
@@ -415,7 +410,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     } else if (!why && (split = parse_split(r->fields[c->col[COL_SPLIT]])) < 0)
         why = "split is not one of train, val, test";
     if (why)
-        return skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_PATIENT_ROW, c->shown, r->line, why);
     int rc = ensure_patient_cap(c, s->n + 1);
     if (rc != FF_OK)
         return rc;
@@ -435,7 +430,7 @@ static int row_patients(const ff_csv_row *r, void *vctx)
     }
     if (dup) {
         free(s->ids[i]);
-        return skip_row(c->opts, c->rep, FF_SKIP_DUPLICATE_ID, c->shown, r->line,
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_DUPLICATE_ID, c->shown, r->line,
                         "patient_id appears on an earlier line");
     }
     s->split[i] = (uint8_t)split;
@@ -461,14 +456,6 @@ static int row_patients(const ff_csv_row *r, void *vctx)
 
 /* What the notes and events readers share. */
 typedef struct {
-    ff_site *s;
-    const ff_site_opts *opts;
-    ff_load_report *rep;
-    const char *shown;
-    const id_index *ix;
-} reader;
-
-typedef struct {
     reader r;
     int col_id, col_text, ncols;
     uint8_t *cut; /* [n]: the patient's notes were cut at Lt ids (counted once) */
@@ -477,7 +464,7 @@ typedef struct {
 static int header_simple(const ff_csv_row *r, const char *shown, const char *const *names,
                          int *cols, int ncols_needed, int *ncols)
 {
-    int rc = header_check(r, shown);
+    int rc = ff_site_header_check(r, shown);
     if (rc != FF_OK)
         return rc;
     *ncols = r->nfields;
@@ -508,11 +495,11 @@ static int row_notes(const ff_csv_row *r, void *vctx)
     if (r->bad_utf8_line)
         return bad_utf8_row(c->opts, c->rep, c->shown, r);
     if (r->nfields != n->ncols)
-        return skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_NOTE_ROW, c->shown, r->line,
                         "wrong number of fields");
-    long p = index_find(c->ix, c->s->ids, r->fields[n->col_id], r->lens[n->col_id]);
+    long p = ff_site_index_find(c->ix, c->s->ids, r->fields[n->col_id], r->lens[n->col_id]);
     if (p < 0)
-        return skip_row(c->opts, c->rep, FF_SKIP_NOTE_UNKNOWN, c->shown, r->line,
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_NOTE_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
     ff_site *s = c->s;
     size_t Lt = (size_t)s->shape.Lt, have = s->text_len[p], nwords = 0;
@@ -574,10 +561,10 @@ static int row_events(const ff_csv_row *r, void *vctx)
         (ff_parse_f64(r->fields[ec->col[3]], &value) != FF_OK || !isfinite(value)))
         why = "value is neither empty nor a finite number";
     if (why)
-        return skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
-    long p = index_find(c->ix, c->s->ids, r->fields[ec->col[0]], r->lens[ec->col[0]]);
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
+    long p = ff_site_index_find(c->ix, c->s->ids, r->fields[ec->col[0]], r->lens[ec->col[0]]);
     if (p < 0)
-        return skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
+        return ff_site_skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
     int rc = grow((void **)&ec->ev, &ec->cap, ec->nev + 1, sizeof *ec->ev);
     if (rc != FF_OK)
@@ -735,7 +722,7 @@ static int scan_unsupported(const char *dir, const ff_site_opts *o, ff_load_repo
                     break;
                 }
                 snprintf(f, pl, "%s/%s", path, e->d_name);
-                rc = skip_row(o, rep, FF_SKIP_IMAGE_UNSUPPORTED, f, 0, kinds[k].why);
+                rc = ff_site_skip_row(o, rep, FF_SKIP_IMAGE_UNSUPPORTED, f, 0, kinds[k].why);
                 free(f);
                 break;
             }
@@ -782,18 +769,20 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
         rc = ff_error(FF_ENOMEM, "out of memory");
         goto out;
     }
+    const char *none = s->tab_has ? "patient has no image, note, event or tabular.csv row"
+                                  : "patient has no image, note or event";
     for (size_t p = 0; p < s->n; p++) {
         int img = s->img_slot[p] >= 0, txt = s->text_len[p] > 0;
+        int tab = s->tab_has && s->tab_has[p];
         size_t nev = s->ev_off[p + 1] - s->ev_off[p];
-        if (!img && !txt && !nev) {
+        if (!img && !txt && !nev && !tab) {
             if (o->strict) {
-                rc = ff_error(FF_EFORMAT, "%s:%ld: patient has no image, note or event", shown,
-                              s->lines[p]);
+                rc = ff_error(FF_EFORMAT, "%s:%ld: %s", shown, s->lines[p], none);
                 goto out;
             }
             rep->skipped[FF_SKIP_NO_MODALITY]++;
             if (o->on_skip)
-                o->on_skip(o->skip_ud, shown, s->lines[p], "patient has no image, note or event");
+                o->on_skip(o->skip_ud, shown, s->lines[p], none);
             continue;
         }
         int sp = s->split[p];
@@ -812,6 +801,9 @@ static int finish_members(ff_site *s, const ff_site_opts *o, ff_load_report *rep
         rep->with_text += txt;
         rep->with_ehr += nev > 0;
         rep->with_all += img && txt && nev > 0;
+        rep->with_tab += tab;
+        for (int f = 0; tab && f < s->shape.tab.n; f++)
+            rep->tab_missing[f] += isnan(s->tabv[p * (size_t)s->shape.tab.n + (size_t)f]);
         if (txt)
             words[nw++] = (long)s->words[p];
         if (nev)
@@ -912,8 +904,12 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
     if (!rep->has_images_dir)
         for (size_t p = 0; p < s->n; p++)
             s->img_slot[p] = -1;
+    if (s->shape.tab.n > 0 && (rc = ff_site_tabular_read(s, dir, o, rep, &ix)) != FF_OK)
+        goto out;
     sprintf(shown, "%s/patients.csv", dir);
     rc = finish_members(s, o, rep, shown);
+    if (rc == FF_OK && s->tab_has)
+        ff_site_tabular_stats(s);
 out:
     if (have_meta)
         ff_cfg_free(site_meta_schema, &meta);
@@ -994,6 +990,8 @@ void ff_site_free(ff_site *s)
     free(s->ev_hours);
     free(s->img_slot);
     free(s->img);
+    free(s->tabv);
+    free(s->tab_has);
     ff_value_hist_free(&s->hist);
     for (int sp = 0; sp < FF_SPLIT_COUNT; sp++)
         free(s->members[sp]);
@@ -1118,6 +1116,8 @@ void ff_load_report_print(const ff_load_report *r, FILE *out)
             "events (%.1f%%)\n", r->event_limit, r->events_cut, r->with_ehr,
             r->with_ehr ? 100.0 * (double)r->events_cut / (double)r->with_ehr : 0.0);
     fprintf(out, "value bins: %s edges\n", r->edges_local ? "local (this site only)" : "shared");
+    if (r->has_tabular_file)
+        fprintf(out, "tabular.csv: %ld of %ld patients have a row\n", r->with_tab, total);
     long sk = 0;
     for (int i = 0; i < FF_SKIP_COUNT; i++)
         sk += r->skipped[i];

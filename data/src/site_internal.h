@@ -41,10 +41,44 @@ struct ff_site {
     uint16_t *img;       /* [nimg * H * W] */
     size_t nimg;
     ff_value_hist hist;
+    /* tabular.csv (shape.tab.n > 0): the raw value of each feature, NaN = missing (numeric:
+     * the number; categorical: the category's index); tab_has: the patient has a row */
+    float *tabv;         /* [n * features] */
+    uint8_t *tab_has;    /* [n] */
+    float tab_mean[FF_FEATURES_MAX], tab_sd[FF_FEATURES_MAX]; /* numeric: from the train split */
     /* kept patients per split, in file order */
     uint32_t *members[FF_SPLIT_COUNT];
     size_t count[FF_SPLIT_COUNT];
 };
+
+typedef struct {
+    uint32_t *slots; /* patient index + 1; 0 = empty */
+    size_t mask;
+} id_index;
+
+/* What every per-file row callback after patients.csv reads with. */
+typedef struct {
+    ff_site *s;
+    const ff_site_opts *opts;
+    ff_load_report *rep;
+    const char *shown;
+    const id_index *ix;
+} reader;
+
+/* The patient index of id (len bytes), -1 when not in patients.csv. */
+long ff_site_index_find(const id_index *ix, char **ids, const char *id, size_t len);
+/* A row the lenient mode skips (counted, and told to opts.on_skip): an error in strict mode. */
+int ff_site_skip_row(const ff_site_opts *o, ff_load_report *rep, ff_skip_reason why,
+                     const char *shown, long line, const char *reason) FF_WARN_UNUSED;
+/* The header: valid UTF-8 and not more than 256 columns. */
+int ff_site_header_check(const ff_csv_row *r, const char *shown) FF_WARN_UNUSED;
+
+/* tabular.csv (data/src/tabular.c): read when the shape declares features; then the
+ * numeric features' mean and sd from the kept train patients, and the batch rows. */
+int ff_site_tabular_read(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_report *rep,
+                         const id_index *ix) FF_WARN_UNUSED;
+void ff_site_tabular_stats(ff_site *s);
+void ff_site_tabular_row(const ff_site *s, size_t p, float *row, float *present);
 
 /* Built-in attributes. */
 enum { SITE_ATTR_SEX = 0, SITE_ATTR_AGE_BAND = 1, SITE_ATTR_BUILTIN = 2 };

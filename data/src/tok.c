@@ -43,6 +43,8 @@ int ff_data_shape_check(ff_data_shape *s)
     if (s->K != s->tasks.width)
         return ff_error(FF_EINVAL, "data shape: K=%d but the tasks take %d columns", s->K,
                         s->tasks.width);
+    if (s->tab.n > 0)
+        return ff_feature_set_finish(&s->tab);
     return FF_OK;
 }
 

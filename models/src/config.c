@@ -107,6 +107,42 @@ static const ff_cfg_field task_fields[] = {
     {0},
 };
 
+static const char *const feature_types[] = {"numeric", "categorical", NULL};
+static const char *const norm_modes[] = {"site", "federated", NULL};
+
+/* One `tabular.features` item as the loader writes it (turned into an ff_feature). */
+typedef struct {
+    char name[64];
+    int kind;
+    ff_cfg_strlist categories;
+} feature_yaml;
+
+static const ff_cfg_field feature_fields[] = {
+    {.key = "name", .type = FF_CFG_STRING, .offset = offsetof(feature_yaml, name), .size = 64,
+     .required = 1, .help = "column of tabular.csv"},
+    {.key = "type", .type = FF_CFG_ENUM, .offset = offsetof(feature_yaml, kind),
+     .choices = feature_types, .required = 1, .help = "numeric | categorical"},
+    {.key = "categories", .type = FF_CFG_STRLIST, .offset = offsetof(feature_yaml, categories),
+     .min = 2, .max = FF_FEATURE_CATEGORIES_MAX,
+     .help = "categorical: the values it may take (any other is an error in data check)"},
+    {0},
+};
+
+#define TAB(field) (offsetof(ff_model_config, tabular_yaml.field) - \
+                    offsetof(ff_model_config, tabular_yaml))
+static const ff_cfg_field tabular_fields[] = {
+    {.key = "features", .type = FF_CFG_LIST, .offset = TAB(features), .size = sizeof(feature_yaml),
+     .required = 1, .min = 1, .max = FF_FEATURES_MAX, .sub = feature_fields,
+     .help = "the per-patient features of tabular.csv: a list of {name, type, categories}"},
+    {.key = "normalisation", .type = FF_CFG_ENUM, .offset = TAB(norm), .choices = norm_modes,
+     .def = "site", .help = "numeric features' mean and sd: site (each site's train split) | "
+     "federated (not implemented yet: refused)"},
+    {.key = "hidden", .type = FF_CFG_INT, .offset = TAB(hidden), .min = 1, .max = 65536,
+     .def = "64", .help = "the tabular encoder's hidden width"},
+    {0},
+};
+#undef TAB
+
 /* `tasks: K`: K binary tasks, named by ff_task_set_ed after loading. */
 static const ff_cfg_field tasks_count = {.key = "tasks", .type = FF_CFG_INT,
                                          .offset = offsetof(ff_model_config, tasks), .min = 1,
@@ -190,10 +226,14 @@ static const ff_cfg_field model_fields[] = {
      .max = 65536,
      .def = "0",
      .help = "contrastive projection width p (proj.* heads + logit_scale); 0 = none"},
+    {.key = "tabular",
+     .type = FF_CFG_SECTION,
+     .offset = offsetof(ff_model_config, tabular_yaml),
+     .sub = tabular_fields,
+     .help = "optional per-patient table (tabular.csv), a fourth modality; absent = none"},
     {0},
 };
 
-const ff_cfg_field *ff_model_config_schema(void);
 const ff_cfg_field *ff_model_config_schema(void)
 {
     return model_fields;
@@ -228,6 +268,10 @@ int ff_model_config_validate(const ff_model_config *c)
     if (c->task_set.n > 0 && c->task_set.width != c->tasks)
         return ff_error(FF_ECONFIG, "model config '%s': tasks: %lld columns but the declared "
                         "tasks take %d", c->name, (long long)c->tasks, c->task_set.width);
+    if (c->tabular.n < 0 || c->tabular.n > FF_FEATURES_MAX ||
+        (c->tabular.n > 0 && (c->tabular.width < 2 || c->tabular.hidden < 1)))
+        return ff_error(FF_ECONFIG, "model config '%s': tabular: %d features of width %d, "
+                        "hidden %d", c->name, c->tabular.n, c->tabular.width, c->tabular.hidden);
     if (c->projection < 0)
         return ff_error(FF_ECONFIG, "model config '%s': projection: %lld is negative", c->name,
                         (long long)c->projection);
@@ -258,9 +302,41 @@ static int tasks_from_load(ff_model_config *cfg)
     return rc;
 }
 
+/* The loaded `tabular:` section into cfg->tabular (n = 0 when there is none). */
+static int tabular_from_load(ff_model_config *cfg)
+{
+    ff_feature_set *fs = &cfg->tabular;
+    const feature_yaml *items = cfg->tabular_yaml.features.items;
+    memset(fs, 0, sizeof *fs);
+    if (cfg->tabular_yaml.features.count == 0) {
+        /* no section: the config is byte for byte the one built without the key */
+        cfg->tabular_yaml.norm = 0, cfg->tabular_yaml.hidden = 0;
+        return FF_OK;
+    }
+    if (cfg->tabular_yaml.norm == FF_NORM_FEDERATED)
+        return ff_error(FF_ECONFIG, "tabular.normalisation: federated is not implemented yet "
+                        "(mean and sd from a secure-aggregation sum); use site");
+    fs->n = (int)cfg->tabular_yaml.features.count;
+    fs->norm = cfg->tabular_yaml.norm;
+    fs->hidden = (int)cfg->tabular_yaml.hidden;
+    for (int k = 0; k < fs->n; k++) {
+        ff_feature *f = &fs->f[k];
+        ff_strlcpy(f->name, items[k].name, sizeof f->name);
+        f->kind = items[k].kind;
+        f->ncat = (int)items[k].categories.count;
+        for (int c = 0; c < f->ncat; c++)
+            if (ff_strlcpy(f->cat[c], items[k].categories.items[c], sizeof f->cat[c]) != FF_OK)
+                return ff_error(FF_ECONFIG, "tabular feature %s: category %d longer than %zu "
+                                "bytes", f->name, c + 1, sizeof f->cat[c] - 1);
+    }
+    return ff_feature_set_finish(fs);
+}
+
 static int load_done(int rc, const char *name, ff_model_config *cfg)
 {
     if (rc == FF_OK && (rc = tasks_from_load(cfg)) != FF_OK)
+        ff_error_prefix(rc, "%s: ", name);
+    else if (rc == FF_OK && (rc = tabular_from_load(cfg)) != FF_OK)
         ff_error_prefix(rc, "%s: ", name);
     else if (rc == FF_OK && (rc = ff_model_config_validate(cfg)) != FF_OK)
         ff_error_prefix(rc, "%s: ", name);

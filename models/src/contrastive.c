@@ -186,7 +186,7 @@ int ff_contrastive_forward(ff_contrastive *c, const ff_batch *b, int a, int e, f
     int B = m->B, d = c->d, n = 0;
     c->a = a, c->c = e;
     for (int i = 0; i < B; i++)
-        if (m->pres[i * 3 + a] && m->pres[i * 3 + e]) c->idx[n++] = i;
+        if (m->pres[i * m->M + a] && m->pres[i * m->M + e]) c->idx[n++] = i;
     c->n = n;
     const int mod[2] = {a, e};
     for (int k = 0; k < 2; k++) {

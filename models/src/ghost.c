@@ -61,13 +61,16 @@ static int ghost_alloc(ff_model *m)
     if (m->ghost_buf) return FF_OK;
     const ff_model_config *c = &m->cfg;
     size_t B = (size_t)m->max_batch, d = (size_t)m->d, mm = (size_t)m->m, K = (size_t)m->K;
-    size_t pv = (size_t)(c->image.channels * c->image.patch * c->image.patch), w = 3 * d + 3;
-    size_t T = 3;
+    size_t M = (size_t)m->M, w = M * d + M;
+    size_t pv = (size_t)(c->image.channels * c->image.patch * c->image.patch);
+    size_t tF = (size_t)m->tenc.F, th = (size_t)m->tenc.th; /* 0 without tabular */
+    size_t T = M;
     for (int e = 0; e < 3; e++)
         T = FF_MAX(T, (size_t)m->enc[e].T);
-    /* in*out of every linear layer: qkv, kv, mlp fc/proj, patch embedding, early fc, head */
-    size_t io[] = {3 * d * d, 2 * d * d, d * mm, pv * d, w * mm, d * K};
-    size_t widths[] = {3 * d, mm, w, d, K, pv};
+    /* in*out of every linear layer: qkv, kv, mlp fc/proj, patch embedding, early fc, head,
+     * tabular fc and proj */
+    size_t io[] = {3 * d * d, 2 * d * d, d * mm, pv * d, w * mm, d * K, tF * th, th * d};
+    size_t widths[] = {3 * d, mm, w, d, K, pv, tF, th};
     size_t ids[] = {(size_t)c->text.vocab, (size_t)c->text.length, (size_t)c->ehr.codes,
                     (size_t)c->ehr.values, (size_t)c->ehr.times, (size_t)c->ehr.length};
     size_t vocab = max_sz(ids, FF_ARRAY_LEN(ids));
@@ -87,7 +90,7 @@ static int ghost_alloc(ff_model *m)
     g->sink = ff_calloc(2 * d, sizeof(float));
     g->slot = malloc(vocab * sizeof(int));
     g->rows = ff_calloc(T * d, sizeof(float));
-    g->fw = calloc(B * 3, sizeof(float));
+    g->fw = calloc(B * M, sizeof(float));
     g->scale = calloc(B, sizeof(float));
     if (!g->sq || !g->unit.off || !g->unit.len || !g->ga || !g->gg || !g->mat || !g->vec ||
         !g->sink || !g->slot || !g->rows || !g->fw || !g->scale) {

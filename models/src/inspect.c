@@ -100,16 +100,17 @@ int ff_model_attention_received(const ff_model *m, int view, int b, float *out, 
 
 int ff_model_modality_attention(const ff_model *m, int b, float out[3])
 {
-    if (m->cfg.fusion != FF_FUSION_CROSS || b < 0 || b >= m->B)
+    if (m->cfg.fusion != FF_FUSION_CROSS || b < 0 || b >= m->B || m->M != 3)
         return 0;
-    /* The fusion block: 3 tokens per sample (rows 3b..3b+2), absent modalities masked as keys
-     * and left out as queries. */
-    const uint8_t *pres = m->pres + (size_t)b * 3;
-    const float *qkv = m->afb.qkv + (size_t)b * 3 * 3 * m->d;
+    /* The fusion block: M tokens per sample (rows Mb..Mb+M-1), absent modalities masked as
+     * keys and left out as queries. */
+    int M = m->M;
+    const uint8_t *pres = m->pres + (size_t)b * M;
+    const float *qkv = m->afb.qkv + (size_t)b * M * 3 * m->d;
     memset(out, 0, 3 * sizeof *out);
-    int te = key_extent(pres, 3);
+    int te = key_extent(pres, M);
     if (te == 0)
         return 0;
-    received(qkv, 3 * m->d, 3, pres, qkv + m->d, 3 * m->d, te, pres, m->H, m->hd, out);
-    return 3;
+    received(qkv, 3 * m->d, M, pres, qkv + m->d, 3 * m->d, te, pres, m->H, m->hd, out);
+    return M;
 }

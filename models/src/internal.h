@@ -124,7 +124,7 @@ typedef struct {
     float *rows;    /* [Tmax*d] embedding gradient rows grouped by id */
     long long layers_gram, layers_mat; /* (example, layer) pairs handled each way */
     double *by_tensor; /* [B * ntab] per-tensor breakdown of sq, or NULL (tests, per-layer) */
-    float *fw;         /* [max_batch * 3] late fusion: each example's gradient of fuse.w */
+    float *fw;         /* [max_batch * M] late fusion: each example's gradient of fuse.w */
     float *scale;      /* [max_batch] clip factors of the book-keeping replay */
     int record;        /* keep the ops for book-keeping */
     ff_ghost_op *ops;
@@ -134,9 +134,20 @@ typedef struct {
     int oom;     /* recording ran out of memory (the clipped sum fails cleanly) */
 } ff_ghost;
 
+/* The tabular encoder (cfg.tabular.n > 0): the encoded row x [B,F] → fc [B,th] → GELU →
+ * proj [B,d] → LayerNorm = the fourth modality's token. */
+typedef struct {
+    int F, th;                               /* input and hidden widths */
+    size_t fc_w, fc_b, pj_w, pj_b, ln_w, ln_b; /* parameter offsets */
+    float *x, *fc, *gelu, *pj, *ln_mean, *ln_rstd, *pooled; /* [B,F] [B,th]² [B,d] [B]² [B,d] */
+    float *dpj, *dgl, *dfc;                  /* backward scratch [B,d], [B,th], [B,th] */
+} ff_tab_enc;
+
 struct ff_model {
     ff_model_config cfg;
     int max_batch, d, m, H, hd, K, layers;
+    int M; /* modalities: 3 (image, text, EHR), 4 with the tabular one */
+    ff_tab_enc tenc;
     /* parameter table */
     ff_param_info *tab;
     size_t ntab, cap_tab;
@@ -151,12 +162,12 @@ struct ff_model {
     ff_blk_off fblock;                     /* cross */
     size_t head_w, head_b;                 /* cross, early */
     size_t efc_w, efc_b, efp_w, efp_b;     /* early */
-    size_t lhead_w[3], lhead_b[3], fuse_w; /* late */
+    size_t lhead_w[4], lhead_b[4], fuse_w; /* late */
     size_t proj_w[3], logit_scale;         /* contrastive heads (cfg.projection > 0) */
     /* activations (one arena, sized once) */
     ff_arena arena;
     int B;                         /* batch of the last forward */
-    uint8_t *tmask, *emask, *pres; /* [B,Lt], [B,Le], [B,3] */
+    uint8_t *tmask, *emask, *pres; /* [B,Lt], [B,Le], [B,M] */
     uint8_t *tpres, *epres;        /* [B] per-sample context presence */
     ff_xblk_act ax_img, ax_txt;
     float *F;                          /* [B,3,d] fused tokens = pooled + mod */

@@ -102,6 +102,16 @@ int ff_model_read_inputs(const ff_model_config *c, const char *path, ff_batch *b
         for (int64_t i = 0; i < B * c->tasks; i++)
             b->label_mask[i] = 1.0f;
     }
+    /* With a tabular section: tabular [B,F] and tabular_present [B], both required */
+    if (c->tabular.n > 0) {
+        int64_t F = c->tabular.width, s2[2] = {B, F}, s1[1] = {B};
+        if ((rc = ff_batch_alloc_tab(b, (int)F)) != FF_OK ||
+            (rc = want_tensor(st, path, "tabular", FF_DT_F32, 2, s2, &e)) != FF_OK ||
+            (rc = ff_st_entry_copy(e, b->tab, (size_t)(B * F) * 4)) != FF_OK ||
+            (rc = want_tensor(st, path, "tabular_present", FF_DT_F32, 1, s1, &e)) != FF_OK ||
+            (rc = ff_st_entry_copy(e, b->tab_present, (size_t)B * 4)) != FF_OK)
+            goto out;
+    }
 out:
     ff_safetensors_close(st);
     if (rc != FF_OK) ff_batch_free(b);

@@ -82,32 +82,40 @@ static void carve_all(ff_model *m, carver *c)
         en->pidx = carve_bytes(c, N * sizeof(int32_t));
     }
     size_t Ti = (size_t)m->enc[0].T, Tt = (size_t)m->enc[1].T, Te = (size_t)m->enc[2].T;
-    size_t Nmax = B * Tmax;
+    size_t Nmax = B * Tmax, M = (size_t)m->M;
     m->tmask = carve_bytes(c, B * Tt), m->emask = carve_bytes(c, B * Te);
-    m->pres = carve_bytes(c, B * 3), m->tpres = carve_bytes(c, B), m->epres = carve_bytes(c, B);
+    m->pres = carve_bytes(c, B * M), m->tpres = carve_bytes(c, B), m->epres = carve_bytes(c, B);
     m->frows.off = carve_bytes(c, B * sizeof(int)), m->frows.len = carve_bytes(c, B * sizeof(int));
-    m->frows.T = 3;
+    m->frows.T = (int)M;
     if (cf->fusion == FF_FUSION_CROSS) {
         carve_xblock(c, &m->ax_img, B * Ti, B * Tt, d, mm, B * H * Ti * Tt);
         carve_xblock(c, &m->ax_txt, B * Tt, B * Te, d, mm, B * H * Tt * Te);
-        carve_block(c, &m->afb, B * 3, d, mm, B * H * 9);
-        m->fh = carve(c, B * 3 * d), m->flnf_mean = carve(c, B * 3);
-        m->flnf_rstd = carve(c, B * 3);
+        carve_block(c, &m->afb, B * M, d, mm, B * H * M * M);
+        m->fh = carve(c, B * M * d), m->flnf_mean = carve(c, B * M);
+        m->flnf_rstd = carve(c, B * M);
     }
-    m->F = carve(c, B * 3 * d), m->Fpool = carve(c, B * 3 * d);
+    m->F = carve(c, B * M * d), m->Fpool = carve(c, B * M * d);
     m->z = carve(c, B * d), m->logits = carve(c, B * K);
-    m->ecat = carve(c, B * (3 * d + 3)), m->efc = carve(c, B * mm), m->egelu = carve(c, B * mm);
-    m->llog = carve(c, 3 * B * K), m->lw = carve(c, B * 3);
+    m->ecat = carve(c, B * (M * d + M)), m->efc = carve(c, B * mm), m->egelu = carve(c, B * mm);
+    m->llog = carve(c, M * B * K), m->lw = carve(c, B * M);
     m->dR1 = carve(c, Nmax * d), m->dR2 = carve(c, Nmax * d), m->dXM = carve(c, Nmax * d);
     m->dX2 = carve(c, Nmax * d), m->dX3 = carve(c, Nmax * d), m->dAtt = carve(c, Nmax * d);
     m->dH4 = carve(c, Nmax * mm);
     m->dQKV = carve(c, Nmax * 3 * d);
     m->dS = carve(c, FF_MODELS_MAX_THREADS * Tmax * Tmax);
     m->ln_scratch = carve(c, FF_MODELS_MAX_THREADS * 2 * FF_MAX(d, mm));
-    m->dPool = carve(c, 3 * B * d);
-    m->dF = carve(c, B * 3 * d), m->dfh = carve(c, B * 3 * d), m->dfo = carve(c, B * 3 * d);
-    m->dz = carve(c, B * d), m->dlogits = carve(c, B * K), m->dcat = carve(c, B * (3 * d + 3));
-    m->dfc = carve(c, B * mm), m->dgl = carve(c, B * mm), m->dllog = carve(c, 3 * B * K);
+    m->dPool = carve(c, M * B * d);
+    m->dF = carve(c, B * M * d), m->dfh = carve(c, B * M * d), m->dfo = carve(c, B * M * d);
+    m->dz = carve(c, B * d), m->dlogits = carve(c, B * K), m->dcat = carve(c, B * (M * d + M));
+    m->dfc = carve(c, B * mm), m->dgl = carve(c, B * mm), m->dllog = carve(c, M * B * K);
+    if (M == 4) { /* the tabular encoder, only when the config has one */
+        ff_tab_enc *t = &m->tenc;
+        size_t F = (size_t)t->F, th = (size_t)t->th;
+        t->x = carve(c, B * F), t->fc = carve(c, B * th), t->gelu = carve(c, B * th);
+        t->pj = carve(c, B * d), t->ln_mean = carve(c, B), t->ln_rstd = carve(c, B);
+        t->pooled = carve(c, B * d), t->dpj = carve(c, B * d), t->dgl = carve(c, B * th);
+        t->dfc = carve(c, B * th);
+    }
 }
 
 int ff_model_alloc_acts(ff_model *m)
@@ -139,6 +147,7 @@ int ff_model_new(ff_model **out, const ff_model_config *cfg, int max_batch)
     m->max_batch = max_batch;
     m->d = (int)cfg->width, m->m = (int)cfg->mlp, m->H = (int)cfg->heads;
     m->hd = m->d / m->H, m->K = (int)cfg->tasks, m->layers = (int)cfg->layers;
+    m->M = cfg->tabular.n > 0 ? 4 : 3;
     if ((rc = ff_model_build_table(m)) != FF_OK) goto out;
     for (int e = 0; e < 3; e++) {
         m->enc[e].act = calloc((size_t)m->layers, sizeof(ff_blk_act));
@@ -496,18 +505,19 @@ static void pack_rows(ff_model *m, int e, const ff_batch *b)
 
 void ff_model_mask_batch(ff_model *m, const ff_batch *b)
 {
+    int M = m->M;
     for (int i = 0; i < b->B; i++) {
         for (int t = 0; t < b->Lt; t++)
             m->tmask[(size_t)i * b->Lt + t] = b->text_ids[(size_t)i * b->Lt + t] != 0;
         for (int t = 0; t < b->Le; t++)
             m->emask[(size_t)i * b->Le + t] = b->ehr_code[(size_t)i * b->Le + t] != 0;
-        for (int j = 0; j < 3; j++)
-            m->pres[i * 3 + j] = (uint8_t)ff_batch_present(b, i, j);
-        m->tpres[i] = m->pres[i * 3 + 1];
-        m->epres[i] = m->pres[i * 3 + 2];
-        m->frows.off[i] = 3 * i, m->frows.len[i] = 3;
+        for (int j = 0; j < M; j++)
+            m->pres[i * M + j] = (uint8_t)ff_batch_present(b, i, j);
+        m->tpres[i] = m->pres[i * M + 1];
+        m->epres[i] = m->pres[i * M + 2];
+        m->frows.off[i] = M * i, m->frows.len[i] = M;
     }
-    m->frows.R = 3 * b->B;
+    m->frows.R = M * b->B;
     m->frows.mask = m->pres;
     for (int e = 0; e < 3; e++)
         pack_rows(m, e, b);
@@ -535,12 +545,50 @@ int ff_model_check_dims(const ff_model *m, const ff_batch *b)
     if (!b->image || !b->image_present || !b->text_ids || !b->ehr_code || !b->ehr_val ||
         !b->ehr_time || !b->labels)
         return ff_error(FF_EINVAL, "batch: missing input array");
+    if (m->M == 4 && (b->F != c->tabular.width || !b->tab || !b->tab_present))
+        return ff_error(FF_EINVAL, "batch: %d tabular columns, config '%s' declares %d "
+                        "(tabular.features)", b->tab ? b->F : 0, c->name, c->tabular.width);
     return FF_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Forward                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
+
+/* Modality j's pooled vector [B,d]: the encoders' masked means, then the tabular token. */
+static const float *pooled_of(const ff_model *m, int j)
+{
+    return j < 3 ? m->enc[j].pooled : m->tenc.pooled;
+}
+
+/* The tabular token of every sample: LN(proj(GELU(fc(x)))). x is kept for the backward. */
+static void tab_forward(ff_model *m, const ff_batch *b)
+{
+    ff_tab_enc *t = &m->tenc;
+    int B = b->B, d = m->d;
+    ff_copyf(t->x, b->tab, (size_t)B * t->F);
+    ff_linear_forward(t->fc, t->x, PW(m, t->fc_w), PW(m, t->fc_b), B, t->F, t->th, 0);
+    ff_gelu_forward(t->gelu, t->fc, (size_t)B * t->th);
+    ff_linear_forward(t->pj, t->gelu, PW(m, t->pj_w), PW(m, t->pj_b), B, t->th, d, 0);
+    ff_layernorm_forward(t->pooled, t->ln_mean, t->ln_rstd, t->pj, PW(m, t->ln_w), PW(m, t->ln_b),
+                         B, d);
+}
+
+/* From dtok [B,d] = d loss / d token into the tabular encoder's parameters (the ghost pass
+ * takes each example's norm: one row per example). */
+static void tab_backward(ff_model *m, const float *dtok)
+{
+    ff_tab_enc *t = &m->tenc;
+    int B = m->B, d = m->d;
+    const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
+    ff_zerof(t->dpj, (size_t)B * d);
+    layernorm_backward(m, t->dpj, t->ln_w, t->ln_b, dtok, t->pj, t->ln_mean, t->ln_rstd, unit, B);
+    ff_zerof(t->dgl, (size_t)B * t->th);
+    linear_backward_add(t->dgl, t->pj_w, t->pj_b, t->dpj, t->gelu, m, unit, B, t->th, d);
+    ff_zerof(t->dfc, (size_t)B * t->th);
+    ff_gelu_backward(t->dfc, t->dgl, t->fc, (size_t)B * t->th);
+    linear_backward_add(NULL, t->fc_w, t->fc_b, t->dfc, t->x, m, unit, B, t->F, t->th);
+}
 
 static void fuse_cross_forward(ff_model *m, int B)
 {
@@ -552,33 +600,34 @@ static void fuse_cross_forward(ff_model *m, int B)
     rows_mean_forward(m->enc[0].pooled, m->ax_img.out, ri, B, d);
     rows_mean_forward(m->enc[1].pooled, m->ax_txt.out, rt, B, d);
     const float *mod = PW(m, m->mod);
+    int M = m->M;
     for (int b = 0; b < B; b++)
-        for (int j = 0; j < 3; j++) {
-            const float *p = m->enc[j].pooled + (size_t)b * d;
-            float *f = m->F + ((size_t)b * 3 + j) * d;
-            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, p, (size_t)d);
+        for (int j = 0; j < M; j++) {
+            const float *p = pooled_of(m, j) + (size_t)b * d;
+            float *f = m->F + ((size_t)b * M + j) * d;
+            ff_copyf(m->Fpool + ((size_t)b * M + j) * d, p, (size_t)d);
             for (int c = 0; c < d; c++)
                 f[c] = p[c] + mod[(size_t)j * d + c];
         }
-    block_forward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3);
+    block_forward(m, &m->fblock, &m->afb, m->F, &m->frows, B, M);
     ff_layernorm_forward(m->fh, m->flnf_mean, m->flnf_rstd, m->afb.out, PW(m, m->lnf_w),
-                         PW(m, m->lnf_b), B * 3, d);
-    ff_masked_mean_forward(m->z, m->fh, m->pres, B, 3, d);
+                         PW(m, m->lnf_b), B * M, d);
+    ff_masked_mean_forward(m->z, m->fh, m->pres, B, M, d);
     ff_linear_forward(m->logits, m->z, PW(m, m->head_w), PW(m, m->head_b), B, d, m->K, 0);
 }
 
 static void fuse_early_forward(ff_model *m, int B)
 {
-    int d = m->d, w = 3 * d + 3;
+    int d = m->d, M = m->M, w = M * d + M;
     for (int b = 0; b < B; b++) {
         float *r = m->ecat + (size_t)b * w;
-        for (int j = 0; j < 3; j++) {
-            const float *p = m->enc[j].pooled + (size_t)b * d;
-            float pres = m->pres[b * 3 + j];
+        for (int j = 0; j < M; j++) {
+            const float *p = pooled_of(m, j) + (size_t)b * d;
+            float pres = m->pres[b * M + j];
             for (int c = 0; c < d; c++)
                 r[j * d + c] = pres * p[c]; /* zeros for an absent modality */
-            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, r + j * d, (size_t)d);
-            r[3 * d + j] = pres;
+            ff_copyf(m->Fpool + ((size_t)b * M + j) * d, r + j * d, (size_t)d);
+            r[M * d + j] = pres;
         }
     }
     ff_linear_forward(m->efc, m->ecat, PW(m, m->efc_w), PW(m, m->efc_b), B, w, m->m, 0);
@@ -589,30 +638,30 @@ static void fuse_early_forward(ff_model *m, int B)
 
 static void fuse_late_forward(ff_model *m, int B)
 {
-    int d = m->d, K = m->K;
+    int d = m->d, K = m->K, M = m->M;
     const float *fw = PW(m, m->fuse_w);
-    for (int j = 0; j < 3; j++)
-        ff_linear_forward(m->llog + (size_t)j * B * K, m->enc[j].pooled, PW(m, m->lhead_w[j]),
+    for (int j = 0; j < M; j++)
+        ff_linear_forward(m->llog + (size_t)j * B * K, pooled_of(m, j), PW(m, m->lhead_w[j]),
                           PW(m, m->lhead_b[j]), B, d, K, 0);
     for (int b = 0; b < B; b++) {
         /* softmax(fuse.w) renormalised over the present modalities */
         float mx = -INFINITY, s = 0;
-        for (int j = 0; j < 3; j++)
-            if (m->pres[b * 3 + j] && fw[j] > mx) mx = fw[j];
-        for (int j = 0; j < 3; j++) {
-            float e = m->pres[b * 3 + j] ? expf(fw[j] - mx) : 0.0f;
-            m->lw[b * 3 + j] = e;
+        for (int j = 0; j < M; j++)
+            if (m->pres[b * M + j] && fw[j] > mx) mx = fw[j];
+        for (int j = 0; j < M; j++) {
+            float e = m->pres[b * M + j] ? expf(fw[j] - mx) : 0.0f;
+            m->lw[b * M + j] = e;
             s += e;
         }
         for (int k = 0; k < K; k++)
             m->logits[(size_t)b * K + k] = 0;
-        for (int j = 0; j < 3; j++) {
-            m->lw[b * 3 + j] /= s;
-            ff_copyf(m->Fpool + ((size_t)b * 3 + j) * d, m->enc[j].pooled + (size_t)b * d,
+        for (int j = 0; j < M; j++) {
+            m->lw[b * M + j] /= s;
+            ff_copyf(m->Fpool + ((size_t)b * M + j) * d, pooled_of(m, j) + (size_t)b * d,
                      (size_t)d);
             for (int k = 0; k < K; k++)
                 m->logits[(size_t)b * K + k] +=
-                    m->lw[b * 3 + j] * m->llog[((size_t)j * B + b) * K + k];
+                    m->lw[b * M + j] * m->llog[((size_t)j * B + b) * K + k];
         }
     }
 }
@@ -623,15 +672,18 @@ int ff_model_forward(ff_model *m, const ff_batch *b, float *logits, float *loss)
     if (rc != FF_OK) return rc;
     int B = b->B;
     ff_model_mask_batch(m, b);
+    int M = m->M;
     for (int i = 0; i < B; i++)
-        if (!m->pres[i * 3] && !m->pres[i * 3 + 1] && !m->pres[i * 3 + 2])
+        if (!m->pres[i * M] && !m->pres[i * M + 1] && !m->pres[i * M + 2] &&
+            (M == 3 || !m->pres[i * M + 3]))
             return ff_error(FF_EINVAL,
-                            "batch: sample %d has no modality present (image, text "
+                            "batch: sample %d has no modality present (image, text%s "
                             "and EHR all absent)",
-                            i);
+                            i, M == 4 ? ", tabular" : "");
     m->B = B;
     for (int e = 0; e < 3; e++)
         encoder_forward(m, e, b);
+    if (M == 4) tab_forward(m, b);
     if (m->cfg.fusion == FF_FUSION_CROSS)
         fuse_cross_forward(m, B);
     else if (m->cfg.fusion == FF_FUSION_EARLY)
@@ -660,19 +712,20 @@ static void fuse_cross_backward(ff_model *m, int B)
     const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
     ff_zerof(m->dz, (size_t)B * d);
     linear_backward_add(m->dz, m->head_w, m->head_b, m->dlogits, m->z, m, unit, B, d, K);
-    ff_zerof(m->dfh, (size_t)B * 3 * d);
-    ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, 3, d);
-    ff_zerof(m->dfo, (size_t)B * 3 * d);
+    int M = m->M;
+    ff_zerof(m->dfh, (size_t)B * M * d);
+    ff_masked_mean_backward(m->dfh, m->dz, m->pres, B, M, d);
+    ff_zerof(m->dfo, (size_t)B * M * d);
     layernorm_backward(m, m->dfo, m->lnf_w, m->lnf_b, m->dfh, m->afb.out, m->flnf_mean,
-                       m->flnf_rstd, &m->frows, B * 3);
-    ff_zerof(m->dF, (size_t)B * 3 * d);
-    block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, 3, m->dfo, m->dF);
+                       m->flnf_rstd, &m->frows, B * M);
+    ff_zerof(m->dF, (size_t)B * M * d);
+    block_backward(m, &m->fblock, &m->afb, m->F, &m->frows, B, M, m->dfo, m->dF);
     /* mod row j gets dF row j of every example: in the ghost pass that is Σ_j ‖dF_bj‖² */
     float *dmod = m->ghost ? NULL : GW(m, m->mod);
     if (m->ghost) ff_ghost_rows(m, m->mod, m->dF, &m->frows, d);
     for (int b = 0; b < B; b++)
-        for (int j = 0; j < 3; j++) {
-            const float *g = m->dF + ((size_t)b * 3 + j) * d;
+        for (int j = 0; j < M; j++) {
+            const float *g = m->dF + ((size_t)b * M + j) * d;
             ff_copyf(m->dPool + ((size_t)j * B + b) * d, g, (size_t)d);
             for (int c = 0; dmod && c < d; c++)
                 dmod[(size_t)j * d + c] += g[c];
@@ -703,7 +756,7 @@ static void pooled_backward(ff_model *m, int B)
 
 static void fuse_early_backward(ff_model *m, int B)
 {
-    int d = m->d, K = m->K, mm = m->m, w = 3 * d + 3;
+    int d = m->d, K = m->K, mm = m->m, M = m->M, w = M * d + M;
     const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
     ff_zerof(m->dz, (size_t)B * d);
     linear_backward_add(m->dz, m->head_w, m->head_b, m->dlogits, m->z, m, unit, B, d, K);
@@ -713,9 +766,9 @@ static void fuse_early_backward(ff_model *m, int B)
     ff_gelu_backward(m->dfc, m->dgl, m->efc, (size_t)B * mm);
     ff_zerof(m->dcat, (size_t)B * w);
     linear_backward_add(m->dcat, m->efc_w, m->efc_b, m->dfc, m->ecat, m, unit, B, w, mm);
-    for (int j = 0; j < 3; j++)
+    for (int j = 0; j < M; j++)
         for (int b = 0; b < B; b++) {
-            float pres = m->pres[b * 3 + j];
+            float pres = m->pres[b * M + j];
             for (int c = 0; c < d; c++)
                 m->dPool[((size_t)j * B + b) * d + c] = pres * m->dcat[(size_t)b * w + j * d + c];
         }
@@ -724,34 +777,34 @@ static void fuse_early_backward(ff_model *m, int B)
 
 static void fuse_late_backward(ff_model *m, int B)
 {
-    int d = m->d, K = m->K;
+    int d = m->d, K = m->K, M = m->M;
     float *dfw = GW(m, m->fuse_w);
     for (int b = 0; b < B; b++) {
-        float dw[3], dot = 0;
-        for (int j = 0; j < 3; j++) {
+        float dw[4], dot = 0;
+        for (int j = 0; j < M; j++) {
             dw[j] = 0;
             for (int k = 0; k < K; k++)
                 dw[j] += m->dlogits[(size_t)b * K + k] * m->llog[((size_t)j * B + b) * K + k];
-            dot += m->lw[b * 3 + j] * dw[j];
+            dot += m->lw[b * M + j] * dw[j];
         }
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < M; j++) {
             /* softmax Jacobian over the present set (absent ones have weight 0) */
-            float gj = m->lw[b * 3 + j] * (dw[j] - dot);
+            float gj = m->lw[b * M + j] * (dw[j] - dot);
             if (m->ghost)
-                m->ghost->fw[b * 3 + j] = gj; /* example b's gradient of fuse.w */
+                m->ghost->fw[b * M + j] = gj; /* example b's gradient of fuse.w */
             else
                 dfw[j] += gj;
             for (int k = 0; k < K; k++)
                 m->dllog[((size_t)j * B + b) * K + k] =
-                    m->lw[b * 3 + j] * m->dlogits[(size_t)b * K + k];
+                    m->lw[b * M + j] * m->dlogits[(size_t)b * K + k];
         }
     }
     const ff_rowmap *unit = m->ghost ? &m->ghost->unit : NULL;
-    if (m->ghost) ff_ghost_rows(m, m->fuse_w, m->ghost->fw, unit, 3);
-    ff_zerof(m->dPool, (size_t)3 * B * d);
-    for (int j = 0; j < 3; j++)
+    if (m->ghost) ff_ghost_rows(m, m->fuse_w, m->ghost->fw, unit, M);
+    ff_zerof(m->dPool, (size_t)M * B * d);
+    for (int j = 0; j < M; j++)
         linear_backward_add(m->dPool + (size_t)j * B * d, m->lhead_w[j], m->lhead_b[j],
-                            m->dllog + (size_t)j * B * K, m->enc[j].pooled, m, unit, B, d, K);
+                            m->dllog + (size_t)j * B * K, pooled_of(m, j), m, unit, B, d, K);
     pooled_backward(m, B);
 }
 
@@ -786,6 +839,7 @@ void ff_model_backward_core(ff_model *m)
         fuse_late_backward(m, B);
     for (int e = 0; e < 3; e++)
         encoder_backward(m, e);
+    if (m->M == 4) tab_backward(m, m->dPool + (size_t)3 * B * m->d);
 }
 
 /* Contrastive pre-training's entry into the encoders: dpool [3,B,d] is d loss / d (each

@@ -221,6 +221,9 @@ static void drop_modality(ff_batch *b, int i, int j)
         b->image_present[i] = 0;
     } else if (j == 1) {
         memset(b->text_ids + (size_t)i * b->Lt, 0, (size_t)b->Lt * sizeof(int32_t));
+    } else if (j == 3) {
+        memset(b->tab + (size_t)i * b->F, 0, (size_t)b->F * sizeof(float));
+        b->tab_present[i] = 0;
     } else {
         memset(b->ehr_code + (size_t)i * b->Le, 0, (size_t)b->Le * sizeof(int32_t));
         memset(b->ehr_val + (size_t)i * b->Le, 0, (size_t)b->Le * sizeof(int32_t));
@@ -231,9 +234,12 @@ static void drop_modality(ff_batch *b, int i, int j)
 int ff_modality_dropout(ff_batch *b, float p, ff_rng *rng)
 {
     if (!(p >= 0 && p <= 1)) return ff_error(FF_EINVAL, "modality dropout: p=%g outside [0, 1]", p);
+    /* The tabular modality takes part only in a batch that has it, so a batch without draws
+     * exactly as before it existed. */
+    int M = b->tab && b->tab_present && b->F > 0 ? 4 : 3;
     for (int i = 0; i < b->B; i++) {
-        int pres[3], drop[3], np = 0, nd = 0;
-        for (int j = 0; j < 3; j++) {
+        int pres[4], drop[4], np = 0, nd = 0;
+        for (int j = 0; j < M; j++) {
             pres[j] = ff_batch_present(b, i, j);
             /* one draw per modality whether present or not: the stream stays aligned */
             drop[j] = ff_rng_uniform(rng) < p && pres[j];
@@ -243,10 +249,10 @@ int ff_modality_dropout(ff_batch *b, float p, ff_rng *rng)
         if (np > 0 && nd == np) {
             /* never drop everything: keep one present modality, chosen uniformly */
             uint32_t keep = ff_rng_below(rng, (uint32_t)np);
-            for (int j = 0; j < 3; j++)
+            for (int j = 0; j < M; j++)
                 if (pres[j] && keep-- == 0) drop[j] = 0;
         }
-        for (int j = 0; j < 3; j++)
+        for (int j = 0; j < M; j++)
             if (drop[j]) drop_modality(b, i, j);
     }
     return FF_OK;
@@ -304,7 +310,10 @@ int ff_model_check_batch(const ff_model *m, const ff_batch *b)
         (rc = check_ids("text_ids", b->text_ids, B * b->Lt, b->Lt, c->text.vocab)) ||
         (rc = check_ids("ehr_code", b->ehr_code, B * b->Le, b->Le, c->ehr.codes)) ||
         (rc = check_ids("ehr_val", b->ehr_val, B * b->Le, b->Le, c->ehr.values)) ||
-        (rc = check_ids("ehr_time", b->ehr_time, B * b->Le, b->Le, c->ehr.times)))
+        (rc = check_ids("ehr_time", b->ehr_time, B * b->Le, b->Le, c->ehr.times)) ||
+        (c->tabular.n > 0 &&
+         ((rc = check_floats("tabular", b->tab, B * b->F, (size_t)b->F, 0)) ||
+          (rc = check_floats("tabular_present", b->tab_present, B, 1, 1)))))
         return rc;
     for (size_t i = 0; i < B * b->K; i++)
         if (label_is_probability(&c->task_set, (int)(i % (size_t)b->K)) &&
@@ -312,7 +321,8 @@ int ff_model_check_batch(const ff_model *m, const ff_batch *b)
             return ff_error(FF_ERANGE, "batch: labels[%zu] (sample %zu) = %g outside [0, 1]", i,
                             i / (size_t)b->K, b->labels[i]);
     for (int i = 0; i < b->B; i++)
-        if (!ff_batch_present(b, i, 0) && !ff_batch_present(b, i, 1) && !ff_batch_present(b, i, 2))
+        if (!ff_batch_present(b, i, 0) && !ff_batch_present(b, i, 1) &&
+            !ff_batch_present(b, i, 2) && !(c->tabular.n > 0 && ff_batch_present(b, i, 3)))
             return ff_error(FF_EINVAL,
                             "batch: sample %d has no modality present (image, text "
                             "and EHR all absent)",

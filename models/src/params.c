@@ -111,16 +111,35 @@ static int add_encoder(ff_model *m, int e)
     return FF_OK;
 }
 
+/* The tabular encoder's tensors, after the three spec encoders (only with a `tabular:`
+ * section, so the spec's table is unchanged without one). */
+static int add_tab_encoder(ff_model *m)
+{
+    ff_tab_enc *t = &m->tenc;
+    int64_t d = m->d;
+    t->F = m->cfg.tabular.width, t->th = m->cfg.tabular.hidden;
+    int rc;
+    if ((rc = add_param(m, &t->fc_w, "tab.", "fc.weight", 1, t->th, t->F)) ||
+        (rc = add_param(m, &t->fc_b, "tab.", "fc.bias", 0, 0, t->th)) ||
+        (rc = add_param(m, &t->pj_w, "tab.", "proj.weight", 1, d, t->th)) ||
+        (rc = add_param(m, &t->pj_b, "tab.", "proj.bias", 0, 0, d)) ||
+        (rc = add_param(m, &t->ln_w, "tab.", "ln_f.weight", 0, 0, d)) ||
+        (rc = add_param(m, &t->ln_b, "tab.", "ln_f.bias", 0, 0, d)))
+        return rc;
+    return FF_OK;
+}
+
 int ff_model_build_table(ff_model *m)
 {
     int rc;
-    int64_t d = m->d, K = m->K;
+    int64_t d = m->d, K = m->K, M = m->M;
     for (int e = 0; e < 3; e++)
         if ((rc = add_encoder(m, e)) != FF_OK) return rc;
+    if (M == 4 && (rc = add_tab_encoder(m)) != FF_OK) return rc;
     if (m->cfg.fusion == FF_FUSION_CROSS) {
         if ((rc = add_xblock(m, &m->x_img, "fuse.x_img.")) ||
             (rc = add_xblock(m, &m->x_txt, "fuse.x_txt.")) ||
-            (rc = add_param(m, &m->mod, "fuse.", "mod", 0, 3, d)) ||
+            (rc = add_param(m, &m->mod, "fuse.", "mod", 0, M, d)) ||
             (rc = add_block(m, &m->fblock, "fuse.block.")) ||
             (rc = add_param(m, &m->lnf_w, "fuse.", "ln_f.weight", 0, 0, d)) ||
             (rc = add_param(m, &m->lnf_b, "fuse.", "ln_f.bias", 0, 0, d)) ||
@@ -128,7 +147,7 @@ int ff_model_build_table(ff_model *m)
             (rc = add_param(m, &m->head_b, "", "head.bias", 0, 0, K)))
             return rc;
     } else if (m->cfg.fusion == FF_FUSION_EARLY) {
-        if ((rc = add_param(m, &m->efc_w, "fuse.", "mlp.fc.weight", 1, m->m, 3 * d + 3)) ||
+        if ((rc = add_param(m, &m->efc_w, "fuse.", "mlp.fc.weight", 1, m->m, M * d + M)) ||
             (rc = add_param(m, &m->efc_b, "fuse.", "mlp.fc.bias", 0, 0, m->m)) ||
             (rc = add_param(m, &m->efp_w, "fuse.", "mlp.proj.weight", 1, d, m->m)) ||
             (rc = add_param(m, &m->efp_b, "fuse.", "mlp.proj.bias", 0, 0, d)) ||
@@ -136,13 +155,15 @@ int ff_model_build_table(ff_model *m)
             (rc = add_param(m, &m->head_b, "", "head.bias", 0, 0, K)))
             return rc;
     } else {
-        static const char *const hw[3] = {"head.img.weight", "head.txt.weight", "head.ehr.weight"};
-        static const char *const hb[3] = {"head.img.bias", "head.txt.bias", "head.ehr.bias"};
-        for (int e = 0; e < 3; e++)
+        static const char *const hw[4] = {"head.img.weight", "head.txt.weight", "head.ehr.weight",
+                                          "head.tab.weight"};
+        static const char *const hb[4] = {"head.img.bias", "head.txt.bias", "head.ehr.bias",
+                                          "head.tab.bias"};
+        for (int e = 0; e < M; e++)
             if ((rc = add_param(m, &m->lhead_w[e], "", hw[e], 1, K, d)) ||
                 (rc = add_param(m, &m->lhead_b[e], "", hb[e], 0, 0, K)))
                 return rc;
-        if ((rc = add_param(m, &m->fuse_w, "fuse.", "w", 0, 0, 3)) != FF_OK) return rc;
+        if ((rc = add_param(m, &m->fuse_w, "fuse.", "w", 0, 0, M)) != FF_OK) return rc;
     }
     /* Optional contrastive heads, after every spec tensor so the spec's offsets are unchanged. */
     if (m->cfg.projection > 0) {

@@ -9,6 +9,7 @@
 #include "ff/audit.h"
 #include "ff/coordinator.h"
 #include "ff/fed.h"
+#include "ff/models.h"
 #include "ff/transport.h"
 
 #include <ctype.h>
@@ -145,12 +146,19 @@ static void test_audit_policy(void **state)
     check_example("configs/audit-policy.yaml", ff_audit_policy_fields);
 }
 
+/* The model config's keys, the tabular modality's included (configs/model-tabular.yaml). */
+static void test_model(void **state)
+{
+    (void)state;
+    check_example("configs/model-tabular.yaml", ff_model_config_schema());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coordinator), cmocka_unit_test(test_site),
         cmocka_unit_test(test_policy),      cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_audit_policy),
+        cmocka_unit_test(test_audit_policy), cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 #include "batch_fixture.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -55,6 +57,38 @@ static void copy_row(const ff_batch *b, int i, ff_batch *one)
     memcpy(one->ehr_time, b->ehr_time + (size_t)i * b->Le, (size_t)b->Le * 4);
     memcpy(one->labels, b->labels + (size_t)i * b->K, (size_t)b->K * 4);
     memcpy(one->label_mask, b->label_mask + (size_t)i * b->K, (size_t)b->K * 4);
+    if (b->tab) {
+        assert_int_equal(ff_batch_alloc_tab(one, b->F), FF_OK);
+        memcpy(one->tab, b->tab + (size_t)i * b->F, (size_t)b->F * 4);
+        one->tab_present[0] = b->tab_present[i];
+    }
+}
+
+void ftm_add_tabular(const ff_model_config *c, ff_batch *b, uint64_t seed)
+{
+    const ff_feature_set *fs = &c->tabular;
+    assert_int_equal(ff_batch_alloc_tab(b, fs->width), FF_OK);
+    ff_rng r;
+    ff_rng_init(&r, seed, 8);
+    for (int i = 0; i < b->B; i++) {
+        float *row = b->tab + (size_t)i * fs->width;
+        b->tab_present[i] = i % 5 == 3 ? 0.0f : 1.0f;
+        for (int f = 0; b->tab_present[i] > 0 && f < fs->n; f++) {
+            const ff_feature *ft = &fs->f[f];
+            int w = ff_feature_width(ft);
+            if (ff_rng_below(&r, 4) == 0) /* missing */
+                row[ft->col + w - 1] = 1.0f;
+            else if (ft->kind == FF_FEATURE_NUMERIC)
+                row[ft->col] = (float)ff_rng_normal(&r);
+            else
+                row[ft->col + (int)ff_rng_below(&r, (uint32_t)ft->ncat)] = 1.0f;
+        }
+        if (i % 7 == 6 && b->tab_present[i] > 0) { /* tabular alone */
+            b->image_present[i] = 0;
+            memset(b->ehr_code + (size_t)i * b->Le, 0, (size_t)b->Le * 4);
+            memset(b->text_ids + (size_t)i * b->Lt, 0, (size_t)b->Lt * 4);
+        }
+    }
 }
 
 void ftm_single_grad(const ff_model_config *c, const float *params, const ff_batch *b, int i,
@@ -74,3 +108,72 @@ void ftm_single_grad(const ff_model_config *c, const float *params, const ff_bat
     ff_batch_free(&one);
     ff_model_free(m1);
 }
+
+static float fd_loss_at(ff_model *m, const ff_batch *b)
+{
+    float l;
+    assert_int_equal(ff_model_forward(m, b, NULL, &l), FF_OK);
+    return l;
+}
+
+/* Whole-model gradient check in float: for every tensor, the directional derivative along
+ * the gradient direction and along a random direction, by central differences. */
+int ftm_fd_check(ff_model *m, const ff_batch *b, const char *what)
+{
+    ff_model_zero_grad(m);
+    fd_loss_at(m, b);
+    assert_int_equal(ff_model_backward(m, b), FF_OK);
+    float *p = ff_model_params(m);
+    size_t n = ff_model_nparams(m);
+    float *g = malloc(n * sizeof *g);
+    memcpy(g, ff_model_grads(m), n * sizeof *g);
+    ff_rng r;
+    ff_rng_init(&r, 99, 1);
+    int checked = 0;
+    for (size_t t = 0; t < ff_model_ntensors(m); t++) {
+        const ff_param_info *pi = ff_model_tensor(m, t);
+        double gn = 0;
+        for (size_t i = 0; i < pi->numel; i++)
+            gn += (double)g[pi->offset + i] * g[pi->offset + i];
+        gn = sqrt(gn);
+        if (gn < 1e-7) { /* only possible for unused rows; nothing to check */
+            continue;
+        }
+        float *v = malloc(pi->numel * sizeof *v);
+        for (int dir = 0; dir < 2; dir++) {
+            double vn = 0, an = 0;
+            for (size_t i = 0; i < pi->numel; i++) {
+                v[i] = dir == 0 ? g[pi->offset + i] : (float)ff_rng_normal(&r);
+                vn += (double)v[i] * v[i];
+            }
+            vn = sqrt(vn);
+            for (size_t i = 0; i < pi->numel; i++) {
+                v[i] = (float)(v[i] / vn);
+                an += (double)v[i] * g[pi->offset + i];
+            }
+            const float eps = 2e-2f;
+            float *w = p + pi->offset;
+            float *save = malloc(pi->numel * sizeof *save);
+            memcpy(save, w, pi->numel * sizeof *save);
+            for (size_t i = 0; i < pi->numel; i++)
+                w[i] = save[i] + eps * v[i];
+            double lp = fd_loss_at(m, b);
+            for (size_t i = 0; i < pi->numel; i++)
+                w[i] = save[i] - eps * v[i];
+            double lm = fd_loss_at(m, b);
+            memcpy(w, save, pi->numel * sizeof *save);
+            free(save);
+            double num = (lp - lm) / (2.0 * eps);
+            if (fabs(num - an) > 3e-2 * gn + 2e-5) {
+                print_error("%s %s dir %d: analytic %.6g numeric %.6g (|g| %.3g)\n", what,
+                            pi->name, dir, an, num, gn);
+                fail();
+            }
+            checked++;
+        }
+        free(v);
+    }
+    free(g);
+    return checked;
+}
+

@@ -21,4 +21,14 @@ void ftm_make_batch(const ff_model_config *c, ff_batch *b, int B, uint64_t seed,
 void ftm_single_grad(const ff_model_config *c, const float *params, const ff_batch *b, int i,
                      double *g, size_t n);
 
+/* Adds the tabular arrays of config c (a `tabular:` section) to b: sample i has no tabular row
+ * when i % 5 == 3, a quarter of the cells are missing, and samples with i % 7 == 6 (EHR alone
+ * in ftm_make_batch) become tabular alone. */
+void ftm_add_tabular(const ff_model_config *c, ff_batch *b, uint64_t seed);
+
+/* Whole-model gradient check in float of m on b: for every tensor with a gradient, the
+ * directional derivative along the gradient and along a random direction against central
+ * differences (the test fails naming what and the tensor). Returns the directions checked. */
+int ftm_fd_check(ff_model *m, const ff_batch *b, const char *what);
+
 #endif

@@ -80,15 +80,7 @@ static void test_table_matches_spec(void **state)
     ff_model_free(m);
 }
 
-static float loss_at(ff_model *m, const ff_batch *b)
-{
-    float l;
-    assert_int_equal(ff_model_forward(m, b, NULL, &l), FF_OK);
-    return l;
-}
-
-/* Whole-model gradient check in float: for every tensor, the directional derivative along
- * the gradient direction and along a random direction, by central differences. */
+/* Whole-model gradient check (ftm_fd_check) of config cfg in one fusion mode. */
 static void fd_model_cfg(const ff_model_config *cfg, int fusion)
 {
     ff_model_config c = *cfg;
@@ -98,61 +90,7 @@ static void fd_model_cfg(const ff_model_config *cfg, int fusion)
     assert_int_equal(ff_model_init_std(m, 5, 0.1f), FF_OK);
     ff_batch b;
     make_batch(&c, &b, 8, 11);
-    ff_model_zero_grad(m);
-    loss_at(m, &b);
-    assert_int_equal(ff_model_backward(m, &b), FF_OK);
-    float *p = ff_model_params(m);
-    size_t n = ff_model_nparams(m);
-    float *g = malloc(n * sizeof *g);
-    memcpy(g, ff_model_grads(m), n * sizeof *g);
-    ff_rng r;
-    ff_rng_init(&r, 99, 1);
-    int checked = 0;
-    for (size_t t = 0; t < ff_model_ntensors(m); t++) {
-        const ff_param_info *pi = ff_model_tensor(m, t);
-        double gn = 0;
-        for (size_t i = 0; i < pi->numel; i++)
-            gn += (double)g[pi->offset + i] * g[pi->offset + i];
-        gn = sqrt(gn);
-        if (gn < 1e-7) { /* only possible for unused rows; nothing to check */
-            continue;
-        }
-        float *v = malloc(pi->numel * sizeof *v);
-        for (int dir = 0; dir < 2; dir++) {
-            double vn = 0, an = 0;
-            for (size_t i = 0; i < pi->numel; i++) {
-                v[i] = dir == 0 ? g[pi->offset + i] : (float)ff_rng_normal(&r);
-                vn += (double)v[i] * v[i];
-            }
-            vn = sqrt(vn);
-            for (size_t i = 0; i < pi->numel; i++) {
-                v[i] = (float)(v[i] / vn);
-                an += (double)v[i] * g[pi->offset + i];
-            }
-            const float eps = 2e-2f;
-            float *w = p + pi->offset;
-            float *save = malloc(pi->numel * sizeof *save);
-            memcpy(save, w, pi->numel * sizeof *save);
-            for (size_t i = 0; i < pi->numel; i++)
-                w[i] = save[i] + eps * v[i];
-            double lp = loss_at(m, &b);
-            for (size_t i = 0; i < pi->numel; i++)
-                w[i] = save[i] - eps * v[i];
-            double lm = loss_at(m, &b);
-            memcpy(w, save, pi->numel * sizeof *save);
-            free(save);
-            double num = (lp - lm) / (2.0 * eps);
-            if (fabs(num - an) > 3e-2 * gn + 2e-5) {
-                print_error("%s %s dir %d: analytic %.6g numeric %.6g (|g| %.3g)\n",
-                            ff_fusion_name(fusion), pi->name, dir, an, num, gn);
-                fail();
-            }
-            checked++;
-        }
-        free(v);
-    }
-    assert_true(checked > 20);
-    free(g);
+    assert_true(ftm_fd_check(m, &b, ff_fusion_name(fusion)) > 20);
     ff_batch_free(&b);
     ff_model_free(m);
 }

@@ -210,13 +210,22 @@ typedef struct {
     int32_t *ehr_time;    /* [B, Le] */
     float *labels;        /* [B, K] */
     float *label_mask;    /* [B, K] */
+    /* The tabular modality (only with a model config's `tabular:` section; F = 0 and both
+     * NULL otherwise): each patient's encoded feature row (ff_feature_set's layout) and
+     * whether the patient has a row in tabular.csv. */
+    int F;                /* encoded tabular columns */
+    float *tab;           /* [B, F] */
+    float *tab_present;   /* [B] */
 } ff_batch;
 
 /* Allocates every array of a batch (zero-filled); on error nothing is allocated. */
 int ff_batch_alloc(ff_batch *b, int B, int K, int C, int H, int W, int Lt,
                    int Le) FF_WARN_UNUSED;
+/* Adds the tabular arrays (zero-filled) to an allocated batch; F = 0 leaves it without. */
+int ff_batch_alloc_tab(ff_batch *b, int F) FF_WARN_UNUSED;
 void ff_batch_free(ff_batch *b);
-/* Presence of modality j (0 image, 1 text, 2 EHR) for sample i. */
+/* Presence of modality j (0 image, 1 text, 2 EHR, 3 tabular: 0 for a batch without) for
+ * sample i. */
 int ff_batch_present(const ff_batch *b, int i, int j);
 /* A view of row i of b as a batch of one (pointers into b; NULL arrays stay NULL). */
 ff_batch ff_batch_row(const ff_batch *b, int i);
@@ -272,6 +281,46 @@ int ff_task_set_finish(ff_task_set *s) FF_WARN_UNUSED;
 int ff_task_set_all_binary(const ff_task_set *s);
 /* Index of the task named name, -1 when none. */
 int ff_task_find(const ff_task_set *s, const char *name);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tabular features: a per-patient table declared in the model config's `tabular:` section   */
+/* ---------------------------------------------------------------------------------------- */
+/*
+ * Each feature takes ff_feature_width columns of the batch's tab row, from column `col`:
+ * numeric 2 (the value standardised with the site's mean and sd, 0 when missing; then a
+ * missing indicator), categorical classes + 1 (one-hot over the declared categories, all 0
+ * when missing; then a missing indicator). docs/model.md ("Tabular modality").
+ */
+typedef enum { FF_FEATURE_NUMERIC = 0, FF_FEATURE_CATEGORICAL } ff_feature_kind;
+typedef enum { FF_NORM_SITE = 0, FF_NORM_FEDERATED } ff_feature_norm;
+#define FF_FEATURES_MAX 32
+#define FF_FEATURE_CATEGORIES_MAX 24
+
+typedef struct {
+    char name[64];   /* column of tabular.csv */
+    int kind;        /* ff_feature_kind */
+    int ncat;        /* categorical: declared categories */
+    char cat[FF_FEATURE_CATEGORIES_MAX][32];
+    int col;         /* first encoded column (ff_feature_set_finish) */
+} ff_feature;
+
+typedef struct {
+    int n;      /* features; 0 = no tabular modality */
+    int width;  /* encoded columns: the batch's F */
+    int norm;   /* ff_feature_norm */
+    int hidden; /* the encoder's hidden width */
+    ff_feature f[FF_FEATURES_MAX];
+} ff_feature_set;
+
+int ff_feature_width(const ff_feature *f);
+const char *ff_feature_kind_name(int kind); /* numeric, categorical */
+/* Checks names (unique, non-empty, not patient_id), categories (2..24 per categorical,
+ * unique, non-empty) and fills col and width. Errors name the feature. */
+int ff_feature_set_finish(ff_feature_set *s) FF_WARN_UNUSED;
+/* Index of the feature named name (n bytes), -1 when none. */
+int ff_feature_find(const ff_feature_set *s, const char *name, size_t n);
+/* Index of category value v (n bytes) of feature f, -1 when not declared. */
+int ff_feature_category(const ff_feature *f, const char *v, size_t n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* safetensors                                                                               */

@@ -58,6 +58,7 @@ typedef struct {
     int K;        /* label columns: tasks.width */
     int bigrams;  /* 1: add word-bigram ids after the unigrams (see docs/data.md) */
     ff_task_set tasks; /* the declared tasks: which patients.csv columns are labels */
+    ff_feature_set tab; /* the declared tabular features (tab.n = 0: tabular.csv not read) */
 } ff_data_shape;
 
 /* The two reference configurations (configs of the models/ folder). */
@@ -164,6 +165,9 @@ typedef enum {
     FF_SKIP_NO_MODALITY,     /* patient with no image, no note and no event: excluded */
     FF_SKIP_BAD_UTF8,        /* a CSV row that is not valid UTF-8 text */
     FF_SKIP_IMAGE_UNSUPPORTED, /* images/ file of a format not read (.dcm, .jpg, ...) */
+    FF_SKIP_TABULAR_ROW,     /* tabular.csv row: fields, unknown or repeated patient_id */
+    FF_SKIP_TABULAR_CELL,    /* tabular.csv cell: not a number, undeclared category, unknown
+                              * column (the cell or column is treated as missing) */
     FF_SKIP_COUNT
 } ff_skip_reason;
 const char *ff_skip_reason_name(ff_skip_reason r);
@@ -187,6 +191,9 @@ typedef struct {
     int format;                   /* site format: 2, or what site.yaml says */
     int label_missing[FF_TASKS_MAX]; /* a label column is absent: every label unknown */
     int split_derived;            /* no split column: split derived from the patient id */
+    int has_tabular_file;         /* tabular.csv read (only with declared features) */
+    long with_tab;                /* kept patients with a tabular.csv row */
+    long tab_missing[FF_FEATURES_MAX]; /* kept patients with a row whose cell is empty/bad */
 } ff_load_report;
 
 /* Prints the summary (per split, prevalence, modalities, lengths, skipped by reason). */
@@ -236,6 +243,9 @@ ff_aug ff_aug_default(void); /* 8 deg, 0.08, 0.1, no flip, 0.1, 0.1 */
  * be allocated with the site's shape and B >= n. */
 int ff_site_batch(const ff_site *s, ff_split split, const uint32_t *idx, size_t n,
                   const ff_aug *aug, ff_rng *rng, ff_batch *out) FF_WARN_UNUSED;
+/* A batch of B rows for the shape: ff_batch_alloc, plus the tabular arrays when the shape
+ * declares features. */
+int ff_site_batch_alloc(ff_batch *b, int B, const ff_data_shape *sh) FF_WARN_UNUSED;
 
 /* Group attributes for fairness metrics: attribute 0 is "sex" (F, M, X, U), 1 is "age_band"
  * (<40, 40-64, 65+), then each extra column of patients.csv in file order. */

@@ -65,8 +65,18 @@ typedef struct {
      * department tasks for `tasks: K` (ff_task_set_ed). Loss per kind: docs/model.md. */
     ff_task_set task_set;
     ff_cfg_list task_list; /* the loader's list (freed before load returns) */
+    /* The optional tabular modality (`tabular:` section; tabular.n = 0 when absent, and the
+     * model is then exactly the spec's three-modality one). docs/model.md. */
+    ff_feature_set tabular;
+    struct {
+        int norm;             /* ff_feature_norm */
+        int64_t hidden;       /* encoder hidden width */
+        ff_cfg_list features; /* the loader's list (freed before load returns) */
+    } tabular_yaml;
 } ff_model_config;
 
+/* The schema the loader walks (`tabular:` and `tasks:` included). */
+const ff_cfg_field *ff_model_config_schema(void);
 /* Loads and validates a model config (unknown keys, ranges, width % heads, size % patch):
  * errors name FILE:LINE:COL and the key. */
 int ff_model_config_load(const char *path, ff_model_config *cfg) FF_WARN_UNUSED;
@@ -172,9 +182,10 @@ int ff_model_read_inputs(const ff_model_config *cfg, const char *path, ff_batch 
 int ff_model_write_outputs(const ff_model *m, const char *path, const float *logits, int B,
                            float loss, int with_grads) FF_WARN_UNUSED;
 
-/* Explanations of the last forward: pooled per-modality vectors F [B,3,d] (before `mod` is
- * added; zeros for an absent text/EHR) and, for cross fusion, the fusion block's attention
- * weights [B,h,3,3] (NULL in other modes). Valid until the next forward. */
+/* Explanations of the last forward: pooled per-modality vectors F [B,M,d] (before `mod` is
+ * added; zeros for an absent text/EHR; M = 3, or 4 with the tabular modality last) and, for
+ * cross fusion, the fusion block's attention weights [B,h,M,M] (NULL in other modes). Valid
+ * until the next forward. */
 const float *ff_model_pooled(const ff_model *m);
 const float *ff_model_fusion_attention(const ff_model *m);
 
@@ -235,7 +246,8 @@ int ff_model_train_step(ff_model *m, ff_optim *o, const ff_batch *b, int64_t ste
 /* Modality dropout, a batch transform: each present modality of each sample is dropped with
  * probability p, but never all of a sample's modalities (if all draws drop, one present
  * modality chosen uniformly is kept). Dropping zeroes the image and image_present, the text
- * row, or the EHR rows. p in [0,1]. */
+ * row, or the EHR rows, or (a batch with tabular arrays) the tabular row and tab_present.
+ * p in [0,1]. */
 int ff_modality_dropout(ff_batch *b, float p, ff_rng *rng) FF_WARN_UNUSED;
 
 
@@ -576,7 +588,8 @@ enum {
  * range, cap too small). Reads only. */
 int ff_model_attention_received(const ff_model *m, int view, int b, float *out, int cap);
 /* Cross fusion: out[j] = mean over heads and present query modalities of the fusion block's
- * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available. */
+ * attention to modality j (0 image, 1 text, 2 EHR). Returns 3, or 0 when not available (other
+ * fusion modes, and models with the tabular modality: not reported yet). */
 int ff_model_modality_attention(const ff_model *m, int b, float out[3]);
 
 /* Contrastive pre-training (CLIP-style; needs a config with `projection: p` > 0, which adds */
