@@ -10,6 +10,11 @@
 #   tasks       the acceptance test of declared tasks: multiclass, regression, survival and an
 #               unlabelled binary task on hospital-a..c with secure aggregation; every metric
 #               (federated and `fedfuse eval`) against scikit-learn (tasks_oracle.py)
+#   tabular     the tabular modality alone (issue 23 item 2): hospital-a..c hold only
+#               patients.csv and tabular.csv (numeric features in per-site units, missing
+#               values, a categorical); simulate with secure aggregation and baselines, then
+#               `fedfuse eval --predictions`: pooled test AUROC within 0.02 of scikit-learn's
+#               logistic regression on the same rows (tabular_oracle.py)
 #   refuse      data.dir holding hospital-a..c (no site-1) stops with exit 2 and writes nothing
 #               into it; a missing --site folder and a folder without patients.csv stop with
 #               exit 2 before the run folder is made; data.site_dirs in the config works like --site.
@@ -140,6 +145,27 @@ tasks)
     grep -q "^auroc_flag undefined" "$tmp/ev.txt" || fail "eval does not print flag undefined"
     $py "$src/tests/fed/tasks_oracle.py" check "$tmp/a" "$tmp/ev" "$tmp"/data/hospital-* ||
         fail "metrics against scikit-learn"
+    ;;
+tabular)
+    mkdir -p "$tmp/data/hospital-a" "$tmp/data/hospital-b" "$tmp/data/hospital-c"
+    $py "$src/tests/fed/tabular_oracle.py" make "$tmp"/data/hospital-* || fail "make sites"
+    mkconf < /dev/null
+    sed -i -e "s|^model_config: .*|model_config: $src/tests/fed/data/model-tabular-only.yaml|" \
+        -e "s|^rounds: .*|rounds: 5|" -e "s|^plan: .*|plan: {local_steps: 30, batch_size: 32, lr: 0.003}|" \
+        "$tmp/demo.yaml"
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" --site "$tmp/data/hospital-a" \
+        --site "$tmp/data/hospital-b" --site "$tmp/data/hospital-c" > "$tmp/sim.txt" 2>&1 ||
+        { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    cat "$tmp/sim.txt"
+    for f in metrics.json report.html comparison.json audit.jsonl; do
+        [ -s "$tmp/a/$f" ] || fail "missing $f"
+    done
+    verify "$tmp/a"
+    "$fedfuse" eval --config "$src/tests/fed/data/model-tabular-only.yaml" --weights "$tmp/a/model.safetensors" \
+        --data "$tmp/data/hospital-a" --data "$tmp/data/hospital-b" --data "$tmp/data/hospital-c" \
+        --bootstrap 0 --predictions --out "$tmp/ev" > "$tmp/ev.txt" 2>&1 || { cat "$tmp/ev.txt"; fail "eval"; }
+    $py "$src/tests/fed/tabular_oracle.py" check "$tmp/ev" 0.02 "$tmp"/data/hospital-* ||
+        fail "tabular AUROC against scikit-learn"
     ;;
 refuse)
     mksites

@@ -203,7 +203,8 @@ void ff_load_report_log(const ff_load_report *r, const char *site_name);
 
 typedef struct ff_site ff_site;
 
-/* Loads SITE_DIR (patients.csv required; notes.csv, events.csv, images/ optional) for the
+/* Loads SITE_DIR (patients.csv required; notes.csv, events.csv, images/ optional, and
+ * tabular.csv when shape->tab declares features: data/src/tabular.c) for the
  * given shape: text and codes tokenized, values binned, the Le most recent events kept, images
  * resized to H x W by area averaging and normalised to [-1, 1]. Lenient mode counts and skips
  * bad rows; strict mode stops at the first with "FILE:LINE: reason". A label other than 0, 1

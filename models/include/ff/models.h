@@ -173,7 +173,8 @@ void ff_model_zero_grad(ff_model *m);
 
 /* Reads the spec's model inputs (image [B,C,S,S] F32, image_present [B] F32, text_ids
  * [B,Lt] I32, ehr_code/ehr_val/ehr_time [B,Le] I32, labels [B,K] F32, optional label_mask
- * [B,K] F32) from a safetensors file into a freshly allocated batch (free with
+ * [B,K] F32; with a `tabular:` section also tabular [B,F] F32 and tabular_present [B] F32)
+ * from a safetensors file into a freshly allocated batch (free with
  * ff_batch_free). Checks presence, dtype and shape against the config (errors name the
  * tensor); values are checked by ff_model_check_batch. On error nothing is allocated. */
 int ff_model_read_inputs(const ff_model_config *cfg, const char *path, ff_batch *b) FF_WARN_UNUSED;
