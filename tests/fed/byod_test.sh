@@ -66,6 +66,18 @@ EOC
     cat >> "$tmp/demo.yaml"
 }
 
+# simulate on hospital-a..c into $tmp/a; the run's files must exist
+simulate_abc() {
+    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" --site "$tmp/data/hospital-a" \
+        --site "$tmp/data/hospital-b" --site "$tmp/data/hospital-c" > "$tmp/sim.txt" 2>&1 ||
+        { cat "$tmp/sim.txt"; fail "simulate exit"; }
+    cat "$tmp/sim.txt"
+    local f
+    for f in metrics.json report.html comparison.json audit.jsonl; do
+        [ -s "$tmp/a/$f" ] || fail "missing $f"
+    done
+}
+
 tree_hash() { (cd "$tmp/data" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 
 case $mode in
@@ -127,13 +139,7 @@ tasks)
     $py "$src/tests/fed/tasks_oracle.py" labels "$tmp"/data/hospital-* || fail "task labels"
     mkconf < /dev/null
     sed -i "s|^model_config: .*|model_config: $src/tests/fed/data/model-tasks.yaml|" "$tmp/demo.yaml"
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" --site "$tmp/data/hospital-a" \
-        --site "$tmp/data/hospital-b" --site "$tmp/data/hospital-c" > "$tmp/sim.txt" 2>&1 ||
-        { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    cat "$tmp/sim.txt"
-    for f in metrics.json report.html comparison.json audit.jsonl; do
-        [ -s "$tmp/a/$f" ] || fail "missing $f"
-    done
+    simulate_abc
     grep -qi "nan" "$tmp/sim.txt" && fail "console prints nan"
     grep -q "Task grade (multiclass)" "$tmp/a/report.html" || fail "report has no grade line"
     grep -q "undefined" "$tmp/a/report.html" || fail "report does not say undefined"
@@ -153,13 +159,7 @@ tabular)
     sed -i -e "s|^model_config: .*|model_config: $src/tests/fed/data/model-tabular-only.yaml|" \
         -e "s|^rounds: .*|rounds: 5|" -e "s|^plan: .*|plan: {local_steps: 30, batch_size: 32, lr: 0.003}|" \
         "$tmp/demo.yaml"
-    "$fedfuse" simulate --config "$tmp/demo.yaml" --out "$tmp/a" --site "$tmp/data/hospital-a" \
-        --site "$tmp/data/hospital-b" --site "$tmp/data/hospital-c" > "$tmp/sim.txt" 2>&1 ||
-        { cat "$tmp/sim.txt"; fail "simulate exit"; }
-    cat "$tmp/sim.txt"
-    for f in metrics.json report.html comparison.json audit.jsonl; do
-        [ -s "$tmp/a/$f" ] || fail "missing $f"
-    done
+    simulate_abc
     verify "$tmp/a"
     "$fedfuse" eval --config "$src/tests/fed/data/model-tabular-only.yaml" --weights "$tmp/a/model.safetensors" \
         --data "$tmp/data/hospital-a" --data "$tmp/data/hospital-b" --data "$tmp/data/hospital-c" \
