@@ -22,6 +22,29 @@ int ff_size_add(size_t a, size_t b, size_t *out)
     return FF_OK;
 }
 
+int ff_grow(void *pp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return FF_OK;
+    if (elem == 0 || need > SIZE_MAX / elem)
+        return ff_error(FF_ENOMEM, "size overflow: %zu items of %zu bytes", need, elem);
+    /* double (at least 16 items), or straight to need when that is more; when the doubled
+     * size would overflow, exactly need */
+    size_t nc = *cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * *cap;
+    nc = nc < 16 ? 16 : nc;
+    nc = nc < need ? need : nc;
+    if (nc > SIZE_MAX / elem)
+        nc = need;
+    void *old;
+    memcpy(&old, pp, sizeof old); /* pp is a T **: any object pointer has this one's form */
+    void *q = realloc(old, nc * elem);
+    if (!q)
+        return ff_error(FF_ENOMEM, "out of memory growing to %zu items of %zu bytes", nc, elem);
+    memcpy(pp, &q, sizeof q);
+    *cap = nc;
+    return FF_OK;
+}
+
 void *ff_alloc(size_t n)
 {
     void *p = NULL;

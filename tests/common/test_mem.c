@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 static void test_alloc_aligned(void **state)
 {
@@ -22,6 +23,40 @@ static void test_size_overflow(void **state)
     assert_int_equal(ff_size_add(SIZE_MAX, 1, &out), FF_ENOMEM);
     assert_int_equal(ff_size_mul(3, 5, &out), FF_OK);
     assert_int_equal(out, 15);
+}
+
+/* ff_grow: appends keep their values, the capacity doubles (at least 16), a request past
+ * size_t or past what realloc can give is FF_ENOMEM with the old block untouched. */
+static void test_grow(void **state)
+{
+    (void)state;
+    int64_t *v = NULL;
+    size_t cap = 0, n = 0;
+    for (int64_t i = 0; i < 1000; i++) {
+        assert_int_equal(ff_grow(&v, &cap, n + 1, sizeof *v), FF_OK);
+        v[n++] = i * i;
+    }
+    assert_int_equal(cap, 1024); /* 16, 32, ..., 1024 */
+    for (size_t i = 0; i < n; i++)
+        assert_true(v[i] == (int64_t)(i * i));
+    assert_int_equal(ff_grow(&v, &cap, 10, sizeof *v), FF_OK); /* no shrinking */
+    assert_int_equal(cap, 1024);
+    assert_int_equal(ff_grow(&v, &cap, 5000, sizeof *v), FF_OK); /* more than double */
+    assert_int_equal(cap, 5000);
+    assert_true(v[999] == 999 * 999);
+
+    /* need * elem overflows size_t */
+    int64_t *keep = v;
+    assert_int_equal(ff_grow(&v, &cap, SIZE_MAX / 4, sizeof *v), FF_ENOMEM);
+    assert_int_equal(ff_grow(&v, &cap, SIZE_MAX, 2), FF_ENOMEM);
+    ft_assert_error_has("size overflow");
+    assert_ptr_equal(v, keep);
+    assert_int_equal(cap, 5000);
+    assert_int_equal(ff_grow(&v, &cap, 2, 0), FF_OK); /* already big enough */
+    assert_int_equal(ff_grow(&v, &cap, 6000, 0), FF_ENOMEM);
+    assert_ptr_equal(v, keep);
+    assert_int_equal(cap, 5000);
+    free(v);
 }
 
 static void test_arena_bounds(void **state)
@@ -67,6 +102,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_aligned),
         cmocka_unit_test(test_size_overflow),
+        cmocka_unit_test(test_grow),
         cmocka_unit_test(test_arena_bounds),
         cmocka_unit_test(test_tensor_view),
     };

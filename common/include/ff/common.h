@@ -139,6 +139,14 @@ void ff_free(void *p);
 /* Checked multiplication/addition of sizes: 0 on success, FF_ENOMEM on overflow. */
 int ff_size_mul(size_t a, size_t b, size_t *out) FF_WARN_UNUSED;
 int ff_size_add(size_t a, size_t b, size_t *out) FF_WARN_UNUSED;
+/* The one growable array: makes the realloc'd block at *pp (a T **, cast to void *) hold at
+ * least need items of elem bytes. When *cap < need it grows to max(2 * *cap, 16, need) items
+ * (realloc; *pp and *cap updated), so n appends cost O(n) in total. FF_ENOMEM when need * elem
+ * overflows size_t or realloc fails; *pp and *cap are then unchanged (the old block stays
+ * valid and owned by the caller). Usage:
+ *     if (ff_grow(&v->items, &v->cap, v->count + 1, sizeof *v->items) != FF_OK) ...
+ *     v->items[v->count++] = x; */
+int ff_grow(void *pp, size_t *cap, size_t need, size_t elem) FF_WARN_UNUSED;
 
 typedef struct {
     uint8_t *base;
