@@ -1,6 +1,8 @@
 /* Aligned allocation and the bump arena used for per-batch scratch. */
 #include "ff/common.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,38 @@ int ff_grow(void *pp, size_t *cap, size_t need, size_t elem)
     memcpy(pp, &q, sizeof q);
     *cap = nc;
     return FF_OK;
+}
+
+void ff_sbuf_printf(ff_sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->buf && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t need;
+        if (ff_size_add(b->len, (size_t)n + 1, &need) != FF_OK ||
+            ff_grow(&b->buf, &b->cap, need < 4096 ? 4096 : need, 1) != FF_OK) {
+            b->oom = 1;
+            return;
+        }
+    }
+}
+
+void ff_sbuf_free(ff_sbuf *b)
+{
+    free(b->buf);
+    memset(b, 0, sizeof *b);
 }
 
 void *ff_alloc(size_t n)

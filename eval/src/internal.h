@@ -80,13 +80,7 @@ void ev_fairness_gaps(ff_eval_fairness *f);
 void ev_subgroup_withheld(ff_eval_subgroup *g, int sites, int64_t min_cell);
 
 /* HTML/SVG helpers (svg.c). */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} ev_sb;
-void ev_sb_printf(ev_sb *b, const char *fmt, ...) FF_PRINTF(2, 3);
-void ev_sb_puts_html(ev_sb *b, const char *s);
+void ev_sb_puts_html(ff_sbuf *b, const char *s);
 /* A curve of a panel: colour from ev_colour; tip is the curve's tooltip (default: name),
  * point_tip[i] that of marker i (markers only). */
 enum { EV_SOLID = 0, EV_DASHED, EV_DOTTED, EV_REFERENCE };
@@ -107,10 +101,10 @@ typedef struct {
     int diagonal, xticks;
     double width, frame_height;
 } ev_panel;
-void ev_svg_panel(ev_sb *b, const ev_panel *p, const ev_series *s, size_t ns);
+void ev_svg_panel(ff_sbuf *b, const ev_panel *p, const ev_series *s, size_t ns);
 /* Horizontal bars of values in [x0,x1] with labels and 95% whiskers when has_ci; undefined
  * bars are drawn as "n/a: reason". */
-void ev_svg_bars(ev_sb *b, const char *title, const char *const *labels, const ff_metric *v,
+void ev_svg_bars(ff_sbuf *b, const char *title, const char *const *labels, const ff_metric *v,
                  size_t n, double x0, double x1, const char *colour);
 #define EV_NPALETTE 7
 extern const char *const ev_palette[EV_NPALETTE];

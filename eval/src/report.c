@@ -192,25 +192,25 @@ static const char CSS[] =
     "details{margin:6px 0}summary{cursor:pointer;font-size:13px;color:#333}"
     "footer{margin-top:30px;color:#666;font-size:12px}";
 
-static void cell_value(ev_sb *b, const ff_metric *m, int digits)
+static void cell_value(ff_sbuf *b, const ff_metric *m, int digits)
 {
     if (m->defined) {
-        ev_sb_printf(b, "%.*f", digits, m->value);
+        ff_sbuf_printf(b, "%.*f", digits, m->value);
         if (m->has_ci)
-            ev_sb_printf(b, "<span class=\"ci\">%.*f&ndash;%.*f</span>", digits, m->lo, digits,
-                         m->hi);
+            ff_sbuf_printf(b, "<span class=\"ci\">%.*f&ndash;%.*f</span>", digits, m->lo, digits,
+                           m->hi);
     } else {
-        ev_sb_printf(b, "<span class=\"na\">n/a</span><span class=\"why\">");
+        ff_sbuf_printf(b, "<span class=\"na\">n/a</span><span class=\"why\">");
         ev_sb_puts_html(b, m->why ? m->why : "not computed");
-        ev_sb_printf(b, "</span>");
+        ff_sbuf_printf(b, "</span>");
     }
 }
 
-static void cell(ev_sb *b, const ff_metric *m, int digits)
+static void cell(ff_sbuf *b, const ff_metric *m, int digits)
 {
-    ev_sb_printf(b, "<td>");
+    ff_sbuf_printf(b, "<td>");
     cell_value(b, m, digits);
-    ev_sb_printf(b, "</td>");
+    ff_sbuf_printf(b, "</td>");
 }
 
 typedef struct {
@@ -224,15 +224,15 @@ static const ff_metric *metric_at(const void *base, size_t off)
     return (const ff_metric *)(const void *)((const char *)base + off);
 }
 
-static void col_name(ev_sb *b, const ev_col *c, size_t i)
+static void col_name(ff_sbuf *b, const ev_col *c, size_t i)
 {
-    ev_sb_printf(b, "<td><span class=\"sw\" style=\"background:%s\"></span>", ev_colour(i));
+    ff_sbuf_printf(b, "<td><span class=\"sw\" style=\"background:%s\"></span>", ev_colour(i));
     ev_sb_puts_html(b, c->name);
-    ev_sb_printf(b, "</td>");
+    ff_sbuf_printf(b, "</td>");
 }
 
 /* One row per column (pooled, then each site): the task's discrimination and calibration. */
-static void metrics_table(ev_sb *b, const ev_col *cols, size_t n, int any_ci)
+static void metrics_table(ff_sbuf *b, const ev_col *cols, size_t n, int any_ci)
 {
     static const ev_row rows[] = {
         {"AUROC", offsetof(ff_eval_result, auroc), 3},
@@ -244,27 +244,27 @@ static void metrics_table(ev_sb *b, const ev_col *cols, size_t n, int any_ci)
         {"calibration slope", offsetof(ff_eval_result, cal_slope), 2},
         {"calibration intercept", offsetof(ff_eval_result, cal_intercept), 2},
     };
-    ev_sb_printf(b, "<h3>Discrimination and calibration</h3><table class=\"metrics\"><tr>"
+    ff_sbuf_printf(b, "<h3>Discrimination and calibration</h3><table class=\"metrics\"><tr>"
                     "<th>site</th><th>patients (positives)</th>");
     for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
-        ev_sb_printf(b, "<th>%s</th>", rows[i].label);
-    ev_sb_printf(b, "</tr>");
+        ff_sbuf_printf(b, "<th>%s</th>", rows[i].label);
+    ff_sbuf_printf(b, "</tr>");
     for (size_t c = 0; c < n; c++) {
-        ev_sb_printf(b, "<tr>");
+        ff_sbuf_printf(b, "<tr>");
         col_name(b, &cols[c], c);
-        ev_sb_printf(b, "<td>%zu (%zu)</td>", cols[c].r->n, cols[c].r->n_pos);
+        ff_sbuf_printf(b, "<td>%zu (%zu)</td>", cols[c].r->n, cols[c].r->n_pos);
         for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
             cell(b, metric_at(cols[c].r, rows[i].off), rows[i].digits);
-        ev_sb_printf(b, "</tr>");
+        ff_sbuf_printf(b, "</tr>");
     }
-    ev_sb_printf(b, "</table><p class=\"note\">%s Calibration slope 1 and intercept 0 mean "
+    ff_sbuf_printf(b, "</table><p class=\"note\">%s Calibration slope 1 and intercept 0 mean "
                     "calibrated; slope &lt; 1: predictions too extreme.</p>\n",
                  any_ci ? "Small numbers under a value: its 95% interval (bootstrap)."
                         : "No intervals: no bootstrap was requested.");
 }
 
 /* Threshold statistics per column, with a warning where they say little. */
-static void threshold_table(ev_sb *b, const ev_col *cols, size_t n, size_t min_pos)
+static void threshold_table(ff_sbuf *b, const ev_col *cols, size_t n, size_t min_pos)
 {
     static const ev_row rows[] = {
         {"alert rate", offsetof(ff_eval_result, alert_rate), 3},
@@ -272,30 +272,30 @@ static void threshold_table(ev_sb *b, const ev_col *cols, size_t n, size_t min_p
         {"specificity", offsetof(ff_eval_result, specificity), 3},
         {"PPV", offsetof(ff_eval_result, ppv), 3},
     };
-    ev_sb_printf(b, "<h3>At the operating threshold</h3><table class=\"op\"><tr><th>site</th>"
+    ff_sbuf_printf(b, "<h3>At the operating threshold</h3><table class=\"op\"><tr><th>site</th>"
                     "<th>threshold</th>");
     for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
-        ev_sb_printf(b, "<th>%s</th>", rows[i].label);
-    ev_sb_printf(b, "<th>reading</th></tr>");
+        ff_sbuf_printf(b, "<th>%s</th>", rows[i].label);
+    ff_sbuf_printf(b, "<th>reading</th></tr>");
     for (size_t c = 0; c < n; c++) {
         const ff_eval_result *r = cols[c].r;
-        ev_sb_printf(b, "<tr>");
+        ff_sbuf_printf(b, "<tr>");
         col_name(b, &cols[c], c);
-        ev_sb_printf(b, "<td>%.4g</td>", r->threshold);
+        ff_sbuf_printf(b, "<td>%.4g</td>", r->threshold);
         for (size_t i = 0; i < FF_ARRAY_LEN(rows); i++)
             cell(b, metric_at(r, rows[i].off), rows[i].digits);
         if (r->n_pos < min_pos)
-            ev_sb_printf(b, "<td class=\"warn\">&#9888; only %zu positive%s (fewer than %zu): "
+            ff_sbuf_printf(b, "<td class=\"warn\">&#9888; only %zu positive%s (fewer than %zu): "
                             "sensitivity and PPV here say little</td>", r->n_pos,
                          r->n_pos == 1 ? "" : "s", min_pos);
         else if (r->sensitivity.defined && r->sensitivity.value == 0)
-            ev_sb_printf(b, "<td class=\"warn\">&#9888; no positive patient is flagged at "
+            ff_sbuf_printf(b, "<td class=\"warn\">&#9888; no positive patient is flagged at "
                             "this threshold</td>");
         else
-            ev_sb_printf(b, "<td class=\"ok\">%zu positives</td>", r->n_pos);
-        ev_sb_printf(b, "</tr>");
+            ff_sbuf_printf(b, "<td class=\"ok\">%zu positives</td>", r->n_pos);
+        ff_sbuf_printf(b, "</tr>");
     }
-    ev_sb_printf(b, "</table>\n");
+    ff_sbuf_printf(b, "</table>\n");
 }
 
 static const char *subtitle(char *buf, size_t len, const ff_eval_result *r, const char *what,
@@ -332,7 +332,7 @@ static size_t reliability_points(const ff_eval_result *r, double *x, double *y, 
 
 /* One panel of chart kind ch for column c; the pooled column (0) drawn thin and grey behind
  * a site's curve as the reference. */
-static void one_panel(ev_sb *b, const ev_col *cols, size_t c, int ch, double dmax)
+static void one_panel(ff_sbuf *b, const ev_col *cols, size_t c, int ch, double dmax)
 {
     const ff_eval_result *r = cols[c].r, *p0 = cols[0].r;
     char sub[160], name[200], ref[200];
@@ -404,7 +404,7 @@ static void one_panel(ev_sb *b, const ev_col *cols, size_t c, int ch, double dma
 }
 
 /* Small multiples: one row per chart kind, one panel per column, same axes in a row. */
-static void curves(ev_sb *b, const ev_col *cols, size_t n)
+static void curves(ff_sbuf *b, const ev_col *cols, size_t n)
 {
     static const char *const heads[CH_COUNT] = {
         "ROC curves", "Precision-recall curves", "Calibration (reliability)",
@@ -415,10 +415,10 @@ static void curves(ev_sb *b, const ev_col *cols, size_t n)
             dmax = fmax(dmax, fmax(cols[c].r->dca.model[i], cols[c].r->dca.treat_all[i]));
     dmax = ceil(dmax * 1.1 / 0.05) * 0.05; /* round so the ticks read well */
     for (int ch = 0; ch < CH_COUNT; ch++) {
-        ev_sb_printf(b, "<h3>%s</h3><div class=\"charts\">", heads[ch]);
+        ff_sbuf_printf(b, "<h3>%s</h3><div class=\"charts\">", heads[ch]);
         for (size_t c = 0; c < n; c++)
             one_panel(b, cols, c, ch, dmax);
-        ev_sb_printf(b, "</div>\n");
+        ff_sbuf_printf(b, "</div>\n");
     }
 }
 
@@ -441,42 +441,42 @@ static int suppressed(const ff_eval_subgroup *g)
 }
 
 /* Where the subgroup was suppressed: at the site (nothing of it was sent) or here. */
-static void suppressed_cell(ev_sb *b, const ff_eval_subgroup *g, int pooled)
+static void suppressed_cell(ff_sbuf *b, const ff_eval_subgroup *g, int pooled)
 {
-    ev_sb_printf(b, "</td><td colspan=\"%zu\" class=\"ok\">", FF_ARRAY_LEN(level_rows) + 1);
+    ff_sbuf_printf(b, "</td><td colspan=\"%zu\" class=\"ok\">", FF_ARRAY_LEN(level_rows) + 1);
     if (g->site_suppressed > 0 && !pooled)
-        ev_sb_printf(b, "suppressed at the site (n &lt; %lld)", (long long)g->site_min_cell);
+        ff_sbuf_printf(b, "suppressed at the site (n &lt; %lld)", (long long)g->site_min_cell);
     else if (g->site_suppressed > 0)
-        ev_sb_printf(b, "suppressed at %d site%s (n &lt; %lld)", g->site_suppressed,
-                     g->site_suppressed > 1 ? "s" : "", (long long)g->site_min_cell);
+        ff_sbuf_printf(b, "suppressed at %d site%s (n &lt; %lld)", g->site_suppressed,
+                       g->site_suppressed > 1 ? "s" : "", (long long)g->site_min_cell);
     else
-        ev_sb_printf(b, "suppressed: fewer patients than the minimum cell size");
-    ev_sb_printf(b, "</td></tr>");
+        ff_sbuf_printf(b, "suppressed: fewer patients than the minimum cell size");
+    ff_sbuf_printf(b, "</td></tr>");
 }
 
-static void levels_table(ev_sb *b, const ff_eval_fairness *f, int pooled)
+static void levels_table(ff_sbuf *b, const ff_eval_fairness *f, int pooled)
 {
-    ev_sb_printf(b, "<table><tr><th>subgroup</th><th>patients (positives)</th>");
+    ff_sbuf_printf(b, "<table><tr><th>subgroup</th><th>patients (positives)</th>");
     for (size_t i = 0; i < FF_ARRAY_LEN(level_rows); i++)
-        ev_sb_printf(b, "<th>%s</th>", level_rows[i].label);
-    ev_sb_printf(b, "</tr>");
+        ff_sbuf_printf(b, "<th>%s</th>", level_rows[i].label);
+    ff_sbuf_printf(b, "</tr>");
     for (size_t l = 0; l < f->nlevels; l++) {
         const ff_eval_subgroup *g = &f->levels[l];
-        ev_sb_printf(b, "<tr><td>");
+        ff_sbuf_printf(b, "<tr><td>");
         ev_sb_puts_html(b, g->name);
         if (suppressed(g)) {
             suppressed_cell(b, g, pooled);
             continue;
         }
-        ev_sb_printf(b, "</td><td>%zu (%zu)</td>", g->n, g->n_pos);
+        ff_sbuf_printf(b, "</td><td>%zu (%zu)</td>", g->n, g->n_pos);
         for (size_t i = 0; i < FF_ARRAY_LEN(level_rows); i++)
             cell(b, metric_at(g, level_rows[i].off), level_rows[i].digits);
-        ev_sb_printf(b, "</tr>");
+        ff_sbuf_printf(b, "</tr>");
     }
-    ev_sb_printf(b, "</table>");
+    ff_sbuf_printf(b, "</table>");
 }
 
-static void level_bars(ev_sb *b, const ff_eval_fairness *f, const char *attr_col)
+static void level_bars(ff_sbuf *b, const ff_eval_fairness *f, const char *attr_col)
 {
     const char **names = calloc(f->nlevels + 1, sizeof *names);
     ff_metric *v = calloc(f->nlevels + 1, sizeof *v);
@@ -487,7 +487,7 @@ static void level_bars(ev_sb *b, const ff_eval_fairness *f, const char *attr_col
         return;
     }
     char t[200];
-    ev_sb_printf(b, "<div class=\"charts\">");
+    ff_sbuf_printf(b, "<div class=\"charts\">");
     for (size_t l = 0; l < f->nlevels; l++) {
         names[l] = f->levels[l].name;
         v[l] = f->levels[l].auroc;
@@ -510,7 +510,7 @@ static void level_bars(ev_sb *b, const ff_eval_fairness *f, const char *attr_col
     }
     snprintf(t, sizeof t, "ECE by %s", attr_col);
     ev_svg_bars(b, t, names, v, f->nlevels, 0, fmin(1, hi * 1.15), ev_colour(5));
-    ev_sb_printf(b, "</div>");
+    ff_sbuf_printf(b, "</div>");
     free(names);
     free(v);
 }
@@ -529,29 +529,29 @@ static int site_withheld(const ev_col *cols, size_t n, const char *attr)
 
 /* Per attribute: the first column's subgroups (table and bars), every column's gaps, the
  * other columns' subgroup tables folded away. */
-static void fairness(ev_sb *b, const ev_col *cols, size_t n)
+static void fairness(ff_sbuf *b, const ev_col *cols, size_t n)
 {
     const ev_col *first = NULL;
     for (size_t c = 0; c < n && !first; c++)
         first = cols[c].nfair > 0 ? &cols[c] : NULL;
     if (!first)
         return;
-    ev_sb_printf(b, "<h3>Subgroups and fairness</h3>");
+    ff_sbuf_printf(b, "<h3>Subgroups and fairness</h3>");
     for (size_t a = 0; a < first->nfair; a++) {
         const char *attr = first->fair[a].attribute;
-        ev_sb_printf(b, "<h4>");
+        ff_sbuf_printf(b, "<h4>");
         ev_sb_puts_html(b, attr);
-        ev_sb_printf(b, " &mdash; ");
+        ff_sbuf_printf(b, " &mdash; ");
         ev_sb_puts_html(b, first->name);
-        ev_sb_printf(b, "</h4>");
+        ff_sbuf_printf(b, "</h4>");
         levels_table(b, &first->fair[a], strcmp(first->name, "pooled") == 0);
         if (first->fair[a].note) {
-            ev_sb_printf(b, "<p class=\"note\">");
+            ff_sbuf_printf(b, "<p class=\"note\">");
             ev_sb_puts_html(b, first->fair[a].note);
-            ev_sb_printf(b, "</p>");
+            ff_sbuf_printf(b, "</p>");
         }
         level_bars(b, &first->fair[a], attr);
-        ev_sb_printf(b, "<table><tr><th>site</th><th>demographic parity difference</th>"
+        ff_sbuf_printf(b, "<table><tr><th>site</th><th>demographic parity difference</th>"
                         "<th>equalized odds difference</th><th>TPR gap</th><th>FPR gap</th>"
                         "<th>subgroups suppressed</th></tr>");
         for (size_t c = 0; c < n; c++)
@@ -562,45 +562,45 @@ static void fairness(ev_sb *b, const ev_col *cols, size_t n)
                 size_t sup = 0;
                 for (size_t l = 0; l < f->nlevels; l++)
                     sup += (size_t)suppressed(&f->levels[l]);
-                ev_sb_printf(b, "<tr>");
+                ff_sbuf_printf(b, "<tr>");
                 col_name(b, &cols[c], c);
                 cell(b, &f->dp_diff, 3);
                 cell(b, &f->eo_diff, 3);
                 cell(b, &f->tpr_gap, 3);
                 cell(b, &f->fpr_gap, 3);
-                ev_sb_printf(b, "<td>%zu of %zu</td></tr>", sup, f->nlevels);
+                ff_sbuf_printf(b, "<td>%zu of %zu</td></tr>", sup, f->nlevels);
             }
-        ev_sb_printf(b, "</table><p class=\"note\">Gaps: max &minus; min over the subgroups at "
+        ff_sbuf_printf(b, "</table><p class=\"note\">Gaps: max &minus; min over the subgroups at "
                         "the operating threshold (alert rate; TPR and FPR, equalized odds = the "
                         "larger), suppressed subgroups left out.");
         if (site_withheld(cols, n, attr))
-            ev_sb_printf(b, " Suppressed at the site: the hospital did not send that subgroup's "
+            ff_sbuf_printf(b, " Suppressed at the site: the hospital did not send that subgroup's "
                             "histogram, because its patients (or, by the default policy, its "
                             "positives or negatives) numbered fewer than the hospital's minimum "
                             "cell size (n &lt; the number shown), or along with such a subgroup, so that it cannot be "
                             "recovered by subtraction from the hospital's total.");
-        ev_sb_printf(b, "</p>");
+        ff_sbuf_printf(b, "</p>");
         int others = 0;
         for (size_t c = 0; c < n; c++)
             others |= &cols[c] != first && cols[c].nfair > 0;
         if (!others)
             continue;
-        ev_sb_printf(b, "<details><summary>subgroup tables of each site (");
+        ff_sbuf_printf(b, "<details><summary>subgroup tables of each site (");
         ev_sb_puts_html(b, attr);
-        ev_sb_printf(b, ")</summary>");
+        ff_sbuf_printf(b, ")</summary>");
         for (size_t c = 0; c < n; c++)
             for (size_t k = 0; &cols[c] != first && k < cols[c].nfair; k++)
                 if (strcmp(cols[c].fair[k].attribute, attr) == 0) {
-                    ev_sb_printf(b, "<h4>");
+                    ff_sbuf_printf(b, "<h4>");
                     ev_sb_puts_html(b, cols[c].name);
-                    ev_sb_printf(b, "</h4>");
+                    ff_sbuf_printf(b, "</h4>");
                     levels_table(b, &cols[c].fair[k], strcmp(cols[c].name, "pooled") == 0);
                 }
-        ev_sb_printf(b, "</details>");
+        ff_sbuf_printf(b, "</details>");
     }
 }
 
-static void rounds(ev_sb *b, const ff_report *rep)
+static void rounds(ff_sbuf *b, const ff_report *rep)
 {
     ev_series *s = calloc(rep->nrounds, sizeof *s);
     size_t maxn = 1;
@@ -633,26 +633,26 @@ static void rounds(ev_sb *b, const ff_report *rep)
                    .width = 520, .frame_height = 220};
     if (maxn < 2)
         pn.x0 = 0;
-    ev_sb_printf(b, "<h2>Federated rounds</h2><div class=\"charts\">");
+    ff_sbuf_printf(b, "<h2>Federated rounds</h2><div class=\"charts\">");
     ev_svg_panel(b, &pn, s, rep->nrounds);
-    ev_sb_printf(b, "</div>\n");
+    ff_sbuf_printf(b, "</div>\n");
 out:
     free(s);
     free(x);
 }
 
-static void task_section(ev_sb *b, const ff_report *rep, const ev_task *t, const ev_col *view,
+static void task_section(ff_sbuf *b, const ff_report *rep, const ev_task *t, const ev_col *view,
                          size_t n)
 {
     if (t->name) {
-        ev_sb_printf(b, "<h2>Task: ");
+        ff_sbuf_printf(b, "<h2>Task: ");
         ev_sb_puts_html(b, t->name);
-        ev_sb_printf(b, "</h2>");
+        ff_sbuf_printf(b, "</h2>");
     }
     for (size_t i = 0; i < t->nnotes; i++) {
-        ev_sb_printf(b, "<p class=\"task\">");
+        ff_sbuf_printf(b, "<p class=\"task\">");
         ev_sb_puts_html(b, t->notes[i]);
-        ev_sb_printf(b, "</p>");
+        ff_sbuf_printf(b, "</p>");
     }
     int any_ci = 0;
     for (size_t c = 0; c < n; c++)
@@ -667,17 +667,17 @@ int ff_report_write(const ff_report *rep, const char *path)
 {
     if (rep->ncols == 0)
         return ff_error(FF_EINVAL, "%s: report has no columns", path);
-    ev_sb b = {0};
-    ev_sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    ff_sbuf b = {0};
+    ff_sbuf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                      "<meta name=\"viewport\" content=\"width=device-width\"><title>");
     ev_sb_puts_html(&b, rep->title);
-    ev_sb_printf(&b, "</title><style>%s</style></head><body><h1>", CSS);
+    ff_sbuf_printf(&b, "</title><style>%s</style></head><body><h1>", CSS);
     ev_sb_puts_html(&b, rep->title);
-    ev_sb_printf(&b, "</h1>");
+    ff_sbuf_printf(&b, "</h1>");
     for (size_t i = 0; i < rep->nnotes; i++) {
-        ev_sb_printf(&b, "<p class=\"note\">");
+        ff_sbuf_printf(&b, "<p class=\"note\">");
         ev_sb_puts_html(&b, rep->notes[i]);
-        ev_sb_printf(&b, "</p>");
+        ff_sbuf_printf(&b, "</p>");
     }
     ev_col *view = malloc(rep->ncols * sizeof *view);
     for (size_t t = 0; view && t < rep->ntasks; t++) {
@@ -693,7 +693,7 @@ int ff_report_write(const ff_report *rep, const char *path)
     free(view);
     if (rep->nrounds > 0)
         rounds(&b, rep);
-    ev_sb_printf(&b, "<footer>Generated by fedfuse %s. Definitions of every metric: "
+    ff_sbuf_printf(&b, "<footer>Generated by fedfuse %s. Definitions of every metric: "
                      "docs/evaluation.md. A metric that cannot be computed is shown as n/a "
                      "with its reason. Colours: Okabe&ndash;Ito (colour-blind safe); hover a "
                      "curve, point or bar for its values.</footer></body></html>\n", FF_VERSION);

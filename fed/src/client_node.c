@@ -896,27 +896,27 @@ static int cnode_connect(cnode *cn)
 }
 
 /* GET /metrics of a site's own node (docs/operations.md, "Metrics"). */
-static void render_site_metrics(void *ud, fed_metrics_buf *b)
+static void render_site_metrics(void *ud, ff_sbuf *b)
 {
     cnode *cn = ud;
     pthread_mutex_lock(&cn->mu);
     fed_metrics_family(b, "fedfuse_site_state", "gauge", "This node's state (1 for it).");
-    fed_metrics_printf(b, "fedfuse_site_state{state=\"%s\"} 1\n", cn->state);
+    ff_sbuf_printf(b, "fedfuse_site_state{state=\"%s\"} 1\n", cn->state);
     fed_metrics_family(b, "fedfuse_site_rounds_trained_total", "counter",
                        "Rounds this site trained and uploaded.");
-    fed_metrics_printf(b, "fedfuse_site_rounds_trained_total %lld\n", (long long)cn->rounds_trained);
+    ff_sbuf_printf(b, "fedfuse_site_rounds_trained_total %lld\n", (long long)cn->rounds_trained);
     fed_metrics_family(b, "fedfuse_site_evaluations_total", "counter",
                        "Evaluation tasks this site answered.");
-    fed_metrics_printf(b, "fedfuse_site_evaluations_total %lld\n", (long long)cn->evals);
+    ff_sbuf_printf(b, "fedfuse_site_evaluations_total %lld\n", (long long)cn->evals);
     fed_metrics_family(b, "fedfuse_site_errors_total", "counter",
                        "Errors of this node by code (docs/operations.md).");
     for (int e = 1; e < FED_ERR_COUNT; e++)
-        fed_metrics_printf(b, "fedfuse_site_errors_total{code=\"%s\"} %llu\n", fed_err_code(e),
-                           (unsigned long long)cn->errors[e]);
+        ff_sbuf_printf(b, "fedfuse_site_errors_total{code=\"%s\"} %llu\n", fed_err_code(e),
+                       (unsigned long long)cn->errors[e]);
     fed_metrics_family(b, "fedfuse_site_last_contact_age_seconds", "gauge",
                        "Seconds since the coordinator last answered this node (-1: never).");
-    fed_metrics_printf(b, "fedfuse_site_last_contact_age_seconds %.3f\n",
-                       cn->last_contact > 0 ? ff_wall_time() - cn->last_contact : -1.0);
+    ff_sbuf_printf(b, "fedfuse_site_last_contact_age_seconds %.3f\n",
+                   cn->last_contact > 0 ? ff_wall_time() - cn->last_contact : -1.0);
     pthread_mutex_unlock(&cn->mu);
     fed_metrics_process(b);
 }

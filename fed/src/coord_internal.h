@@ -121,7 +121,7 @@ int fed_coord_phase_is(const node *nd, const char *p);
 int fed_coord_secagg_phase(const node *nd);
 int fed_coord_on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *req,
                      Fedfuse__StatusReply *reply);
-void fed_coord_render_metrics(void *ud, fed_metrics_buf *b);
+void fed_coord_render_metrics(void *ud, ff_sbuf *b);
 void fed_coord_live_update_locked(node *nd);
 json_t *fed_coord_status_json_locked(node *nd);
 void fed_coord_crl_refresh_locked(node *nd);

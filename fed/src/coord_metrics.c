@@ -63,33 +63,33 @@ void fed_coord_stats_hook(void *ud, const ff_coord_event *ev)
     }
 }
 
-static void per_phase(const fed_coord_stats *st, fed_metrics_buf *b, const char *name,
+static void per_phase(const fed_coord_stats *st, ff_sbuf *b, const char *name,
                       const char *help, size_t field)
 {
     fed_metrics_family(b, name, "counter", help);
     for (size_t i = 0; i < st->nph; i++) {
         uint64_t v; /* the counter at offset `field` of the phase's stats */
         memcpy(&v, (const char *)&st->ph[i] + field, sizeof v);
-        fed_metrics_printf(b, "%s{phase=\"%s\"} %llu\n", name, st->ph[i].name,
-                           (unsigned long long)v);
+        ff_sbuf_printf(b, "%s{phase=\"%s\"} %llu\n", name, st->ph[i].name,
+                       (unsigned long long)v);
     }
 }
 
 #define PH_OFF(f) offsetof(fed_phase_stats, f)
 
-void fed_coord_stats_render(const fed_coord_stats *st, fed_metrics_buf *b)
+void fed_coord_stats_render(const fed_coord_stats *st, ff_sbuf *b)
 {
     double now = ff_wall_time();
     fed_metrics_family(b, "fedfuse_rounds_completed_total", "counter",
                        "Federated rounds completed (the number of the last round that ended).");
-    fed_metrics_printf(b, "fedfuse_rounds_completed_total %lld\n", (long long)st->rounds_completed);
+    ff_sbuf_printf(b, "fedfuse_rounds_completed_total %lld\n", (long long)st->rounds_completed);
     fed_metrics_family(b, "fedfuse_phase", "gauge", "The open phase of the round (1 for it).");
-    fed_metrics_printf(b, "fedfuse_phase{phase=\"%s\"} 1\n", st->phase[0] ? st->phase : "none");
+    ff_sbuf_printf(b, "fedfuse_phase{phase=\"%s\"} 1\n", st->phase[0] ? st->phase : "none");
     fed_metrics_family(b, "fedfuse_phase_age_seconds", "gauge", "Seconds since the open phase opened.");
-    fed_metrics_printf(b, "fedfuse_phase_age_seconds %.3f\n",
-                       st->phase_opened > 0 ? now - st->phase_opened : 0.0);
+    ff_sbuf_printf(b, "fedfuse_phase_age_seconds %.3f\n",
+                   st->phase_opened > 0 ? now - st->phase_opened : 0.0);
     fed_metrics_family(b, "fedfuse_sites_selected", "gauge", "Sites selected for the round in progress.");
-    fed_metrics_printf(b, "fedfuse_sites_selected %lld\n", (long long)st->selected);
+    ff_sbuf_printf(b, "fedfuse_sites_selected %lld\n", (long long)st->selected);
     per_phase(st, b, "fedfuse_phase_opened_total", "Times each phase opened.", PH_OFF(opened));
     per_phase(st, b, "fedfuse_phase_sites_answered_total", "Sites that answered each phase.",
               PH_OFF(answered));
@@ -102,14 +102,14 @@ void fed_coord_stats_render(const fed_coord_stats *st, fed_metrics_buf *b)
               PH_OFF(declines));
     fed_metrics_family(b, "fedfuse_quorum_failures_total", "counter",
                        "Collect phases that closed with fewer answers than the quorum.");
-    fed_metrics_printf(b, "fedfuse_quorum_failures_total %llu\n",
-                       (unsigned long long)st->quorum_failures);
+    ff_sbuf_printf(b, "fedfuse_quorum_failures_total %llu\n",
+                   (unsigned long long)st->quorum_failures);
     fed_metrics_family(b, "fedfuse_secagg_recoveries_total", "counter",
                        "Sites that dropped out after sharing their keys; the survivors' shares "
                        "removed their masks.");
-    fed_metrics_printf(b, "fedfuse_secagg_recoveries_total %llu\n",
-                       (unsigned long long)st->secagg_recoveries);
+    ff_sbuf_printf(b, "fedfuse_secagg_recoveries_total %llu\n",
+                   (unsigned long long)st->secagg_recoveries);
     fed_metrics_family(b, "fedfuse_process_start_time_seconds", "gauge",
                        "Unix time the process started.");
-    fed_metrics_printf(b, "fedfuse_process_start_time_seconds %.3f\n", st->started);
+    ff_sbuf_printf(b, "fedfuse_process_start_time_seconds %.3f\n", st->started);
 }

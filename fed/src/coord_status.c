@@ -113,7 +113,7 @@ int fed_coord_on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *re
 }
 
 /* GET /metrics (docs/operations.md, "Metrics"). */
-void fed_coord_render_metrics(void *ud, fed_metrics_buf *b)
+void fed_coord_render_metrics(void *ud, ff_sbuf *b)
 {
     node *nd = ud;
     pthread_mutex_lock(&nd->mu);
@@ -123,22 +123,22 @@ void fed_coord_render_metrics(void *ud, fed_metrics_buf *b)
     for (size_t i = 0; i < nd->nsites; i++)
         conn += nd->last_seen[i] > 0 && now - nd->last_seen[i] < 60;
     fed_metrics_family(b, "fedfuse_round", "gauge", "The round in progress.");
-    fed_metrics_printf(b, "fedfuse_round %lld\n", (long long)nd->round);
+    ff_sbuf_printf(b, "fedfuse_round %lld\n", (long long)nd->round);
     fed_metrics_family(b, "fedfuse_sites_enrolled", "gauge", "Sites in the consortium file.");
-    fed_metrics_printf(b, "fedfuse_sites_enrolled %zu\n", nd->nsites);
+    ff_sbuf_printf(b, "fedfuse_sites_enrolled %zu\n", nd->nsites);
     fed_metrics_family(b, "fedfuse_sites_connected", "gauge", "Sites that called in the last minute.");
-    fed_metrics_printf(b, "fedfuse_sites_connected %zu\n", conn);
+    ff_sbuf_printf(b, "fedfuse_sites_connected %zu\n", conn);
     size_t pend = 0;
     for (size_t i = 0; i < nd->nsites; i++)
         pend += nd->pending[i];
     fed_metrics_family(b, "fedfuse_sites_pending", "gauge", "Sites the open phase still waits for.");
-    fed_metrics_printf(b, "fedfuse_sites_pending %zu\n", pend);
+    ff_sbuf_printf(b, "fedfuse_sites_pending %zu\n", pend);
     fed_metrics_family(b, "fedfuse_site_last_error", "gauge",
                        "1 per site and the last error code it reported (docs/operations.md).");
     for (size_t i = 0; i < nd->nsites; i++)
         if (nd->reports[i].code[0])
-            fed_metrics_printf(b, "fedfuse_site_last_error{site=\"%s\",code=\"%s\"} 1\n",
-                               nd->names[i], nd->reports[i].code);
+            ff_sbuf_printf(b, "fedfuse_site_last_error{site=\"%s\",code=\"%s\"} 1\n",
+                           nd->names[i], nd->reports[i].code);
     uint64_t refusals[FF_REFUSE_COUNT];
     for (int r = 1; r < FF_REFUSE_COUNT; r++)
         refusals[r] = ff_coord_refusals(nd->c, r);
@@ -150,13 +150,13 @@ void fed_coord_render_metrics(void *ud, fed_metrics_buf *b)
     if (nd->srv)
         ff_server_counters_get(nd->srv, &sc);
     fed_metrics_family(b, "fedfuse_transport_received_bytes_total", "counter", "Bytes received from sites.");
-    fed_metrics_printf(b, "fedfuse_transport_received_bytes_total %llu\n", (unsigned long long)sc.bytes_in);
+    ff_sbuf_printf(b, "fedfuse_transport_received_bytes_total %llu\n", (unsigned long long)sc.bytes_in);
     fed_metrics_family(b, "fedfuse_transport_sent_bytes_total", "counter", "Bytes sent to sites.");
-    fed_metrics_printf(b, "fedfuse_transport_sent_bytes_total %llu\n", (unsigned long long)sc.bytes_out);
+    ff_sbuf_printf(b, "fedfuse_transport_sent_bytes_total %llu\n", (unsigned long long)sc.bytes_out);
     fed_metrics_family(b, "fedfuse_transport_calls_total", "counter", "RPCs served, by result.");
-    fed_metrics_printf(b, "fedfuse_transport_calls_total{result=\"ok\"} %llu\n"
-                       "fedfuse_transport_calls_total{result=\"failed\"} %llu\n",
-                       (unsigned long long)sc.calls_ok, (unsigned long long)sc.calls_failed);
+    ff_sbuf_printf(b, "fedfuse_transport_calls_total{result=\"ok\"} %llu\n"
+                   "fedfuse_transport_calls_total{result=\"failed\"} %llu\n",
+                   (unsigned long long)sc.calls_ok, (unsigned long long)sc.calls_failed);
     fed_metrics_family(b, "fedfuse_errors_total", "counter",
                        "Refused calls and submissions, by error code (docs/operations.md).");
     const struct { const char *code; uint64_t v; } tr[] = {
@@ -165,23 +165,23 @@ void fed_coord_render_metrics(void *ud, fed_metrics_buf *b)
         {"revoked", sc.revoked},                   {"replayed", sc.replayed},
         {"checksum_mismatch", sc.checksum_mismatch}};
     for (size_t i = 0; i < FF_ARRAY_LEN(tr); i++)
-        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", tr[i].code,
-                           (unsigned long long)tr[i].v);
+        ff_sbuf_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", tr[i].code,
+                       (unsigned long long)tr[i].v);
     for (int r = 1; r < FF_REFUSE_COUNT; r++) {
         char code[64]; /* "stale round" -> refused_stale_round */
         snprintf(code, sizeof code, "refused_%s", ff_refusal_name(r));
         for (char *p = code; *p; p++)
             if (*p == ' ' || *p == '-')
                 *p = '_';
-        fed_metrics_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", code,
-                           (unsigned long long)refusals[r]);
+        ff_sbuf_printf(b, "fedfuse_errors_total{code=\"%s\"} %llu\n", code,
+                       (unsigned long long)refusals[r]);
     }
     fed_metrics_family(b, "fedfuse_privacy_epsilon_spent", "gauge",
                        "Client-level DP: epsilon spent so far (0 when DP is off).");
-    fed_metrics_printf(b, "fedfuse_privacy_epsilon_spent %.6g\n", dp ? eps : 0.0);
+    ff_sbuf_printf(b, "fedfuse_privacy_epsilon_spent %.6g\n", dp ? eps : 0.0);
     fed_metrics_family(b, "fedfuse_privacy_epsilon_budget", "gauge",
                        "Client-level DP: the plan's epsilon budget (0 when DP is off).");
-    fed_metrics_printf(b, "fedfuse_privacy_epsilon_budget %.6g\n", budget);
+    ff_sbuf_printf(b, "fedfuse_privacy_epsilon_budget %.6g\n", budget);
     fed_metrics_process(b);
 }
 

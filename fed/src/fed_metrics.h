@@ -7,20 +7,14 @@
 #include "ff/common.h"
 #include "ff/coordinator.h"
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed; /* out of memory: the scrape gets a 500 */
-} fed_metrics_buf;
-
-void fed_metrics_printf(fed_metrics_buf *b, const char *fmt, ...) FF_PRINTF(2, 3);
+/* Scrapes are written into an ff_sbuf; out of memory (oom) gets a 500. */
 /* "# HELP name help" and "# TYPE name type" */
-void fed_metrics_family(fed_metrics_buf *b, const char *name, const char *type, const char *help);
+void fed_metrics_family(ff_sbuf *b, const char *name, const char *type, const char *help);
 /* process_resident_memory_bytes and process_virtual_memory_bytes from /proc/self/statm */
-void fed_metrics_process(fed_metrics_buf *b);
+void fed_metrics_process(ff_sbuf *b);
 
 /* Called on the endpoint's thread for each scrape; takes the node's own locks. */
-typedef void (*fed_metrics_render)(void *ud, fed_metrics_buf *b);
+typedef void (*fed_metrics_render)(void *ud, ff_sbuf *b);
 
 typedef struct fed_metrics fed_metrics;
 /* Listens on addr ("host:port", or "port" for 127.0.0.1:port; port 0 picks one, logged). */
@@ -50,6 +44,6 @@ typedef struct {
 /* An ff_coord_hook (ud = fed_coord_stats). */
 void fed_coord_stats_hook(void *ud, const ff_coord_event *ev);
 /* The families of st: rounds, phase and its age, per-phase sites, recoveries. */
-void fed_coord_stats_render(const fed_coord_stats *st, fed_metrics_buf *b);
+void fed_coord_stats_render(const fed_coord_stats *st, ff_sbuf *b);
 
 #endif

@@ -25,43 +25,12 @@ struct fed_metrics {
     void *ud;
 };
 
-void fed_metrics_printf(fed_metrics_buf *b, const char *fmt, ...)
+void fed_metrics_family(ff_sbuf *b, const char *name, const char *type, const char *help)
 {
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->data && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap - b->len <= (size_t)n)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
+    ff_sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void fed_metrics_family(fed_metrics_buf *b, const char *name, const char *type, const char *help)
-{
-    fed_metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-void fed_metrics_process(fed_metrics_buf *b)
+void fed_metrics_process(ff_sbuf *b)
 {
     long pages_total = 0, pages_res = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -72,9 +41,9 @@ void fed_metrics_process(fed_metrics_buf *b)
     }
     long page = sysconf(_SC_PAGESIZE);
     fed_metrics_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    fed_metrics_printf(b, "process_resident_memory_bytes %ld\n", pages_res * page);
+    ff_sbuf_printf(b, "process_resident_memory_bytes %ld\n", pages_res * page);
     fed_metrics_family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    fed_metrics_printf(b, "process_virtual_memory_bytes %ld\n", pages_total * page);
+    ff_sbuf_printf(b, "process_virtual_memory_bytes %ld\n", pages_total * page);
 }
 
 static void write_all(int fd, const char *p, size_t n)
@@ -106,23 +75,23 @@ static void serve_one(fed_metrics *m, int fd)
     }
     req[got] = '\0';
     int ok = strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0;
-    fed_metrics_buf b = {0};
+    ff_sbuf b = {0};
     if (ok)
         m->render(m->ud, &b);
     char head[256];
-    if (ok && !b.failed) {
+    if (ok && !b.oom) {
         int n = snprintf(head, sizeof head, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
                          "version=0.0.4; charset=utf-8\r\nContent-Length: %zu\r\n"
                          "Connection: close\r\n\r\n", b.len);
         write_all(fd, head, (size_t)n);
-        write_all(fd, b.data, b.len);
+        write_all(fd, b.buf, b.len);
     } else {
         const char *msg = ok ? "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
                              : "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
                                "Content-Length: 22\r\n\r\nonly GET /metrics here\n";
         write_all(fd, msg, strlen(msg));
     }
-    free(b.data);
+    ff_sbuf_free(&b);
 }
 
 static void *serve(void *arg)

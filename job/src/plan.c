@@ -206,73 +206,37 @@ void ff_plan_free(ff_plan *plan)
     ff_cfg_free(ff_plan_schema, plan);
 }
 
-/* A growing text buffer for the canonical form. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int err;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) FF_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...)
+static void sb_list(ff_sbuf *b, const char *key, const ff_cfg_strlist *l)
 {
-    if (b->err)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->err = 1;
-            return;
-        }
-        if (b->buf && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
-        char *nb = realloc(b->buf, cap);
-        if (!nb) {
-            b->err = 1;
-            return;
-        }
-        b->buf = nb;
-        b->cap = cap;
-    }
-}
-
-static void sb_list(sbuf *b, const char *key, const ff_cfg_strlist *l)
-{
-    sb_printf(b, "%s=[", key);
+    ff_sbuf_printf(b, "%s=[", key);
     for (size_t i = 0; i < l->count; i++)
-        sb_printf(b, "%s%s", i ? "," : "", l->items[i]);
-    sb_printf(b, "]\n");
+        ff_sbuf_printf(b, "%s%s", i ? "," : "", l->items[i]);
+    ff_sbuf_printf(b, "]\n");
 }
 
 int ff_plan_canonical(const ff_plan *p, char **out, size_t *len)
 {
-    sbuf b = {0};
-    sb_printf(&b, "fedfuse-plan-v1\n");
-    sb_printf(&b, "local_epochs=%lld\nlocal_steps=%lld\nbatch_size=%lld\n",
-              (long long)p->local_epochs, (long long)p->local_steps, (long long)p->batch_size);
-    sb_printf(&b, "optimizer.name=%s\noptimizer.lr=%.17g\noptimizer.weight_decay=%.17g\n"
+    ff_sbuf b = {0};
+    ff_sbuf_printf(&b, "fedfuse-plan-v1\n");
+    ff_sbuf_printf(&b, "local_epochs=%lld\nlocal_steps=%lld\nbatch_size=%lld\n",
+                   (long long)p->local_epochs, (long long)p->local_steps, (long long)p->batch_size);
+    ff_sbuf_printf(&b, "optimizer.name=%s\noptimizer.lr=%.17g\noptimizer.weight_decay=%.17g\n"
                   "optimizer.momentum=%.17g\n",
               optimizers[p->optimizer.name], p->optimizer.lr, p->optimizer.weight_decay,
               p->optimizer.momentum);
-    sb_printf(&b, "fedprox_mu=%.17g\nmodality_dropout=%.17g\n", p->fedprox_mu, p->modality_dropout);
+    ff_sbuf_printf(&b, "fedprox_mu=%.17g\nmodality_dropout=%.17g\n", p->fedprox_mu, p->modality_dropout);
     /* only plans that fine-tune carry the lines: every earlier plan keeps its job hash */
     if (p->fine_tune.steps > 0)
-        sb_printf(&b, "fine_tune.steps=%lld\nfine_tune.lr=%.17g\n", (long long)p->fine_tune.steps,
-                  p->fine_tune.lr);
+        ff_sbuf_printf(&b, "fine_tune.steps=%lld\nfine_tune.lr=%.17g\n", (long long)p->fine_tune.steps,
+                       p->fine_tune.lr);
     const ff_plan_stage *st = p->stages.items;
     for (size_t i = 0; i < p->stages.count; i++) {
-        sb_printf(&b, "stage[%zu].name=%s\nobjective=%s\n", i, st[i].name,
-                  objectives[st[i].objective]);
+        ff_sbuf_printf(&b, "stage[%zu].name=%s\nobjective=%s\n", i, st[i].name,
+                       objectives[st[i].objective]);
         sb_list(&b, "trainable", &st[i].trainable);
         sb_list(&b, "modalities", &st[i].modalities);
-        sb_printf(&b, "rounds=%lld\nlocal_steps=%lld\nlr=%.17g\n", (long long)st[i].rounds,
-                  (long long)st[i].local_steps, st[i].lr);
+        ff_sbuf_printf(&b, "rounds=%lld\nlocal_steps=%lld\nlr=%.17g\n", (long long)st[i].rounds,
+                       (long long)st[i].local_steps, st[i].lr);
     }
     /* Only plans with DP on carry privacy lines, so the job hash of every plan written
      * before the section existed is unchanged. */
@@ -280,13 +244,13 @@ int ff_plan_canonical(const ff_plan *p, char **out, size_t *len)
     if (pv->record.enabled || pv->client.enabled) {
         const ff_privacy_record_cfg *r = &pv->record;
         const ff_privacy_client_cfg *c = &pv->client;
-        sb_printf(&b, "privacy.record=%d,%.17g,%.17g,%.17g,%.17g\n", r->enabled,
-                  r->noise_multiplier, r->clip_norm, r->delta, r->epsilon_budget);
-        sb_printf(&b, "privacy.client=%d,%.17g,%.17g,%.17g,%.17g,%d,%lld,%.17g,%.17g\n",
-                  c->enabled, c->noise_multiplier, c->clip_norm, c->delta, c->epsilon_budget,
-                  c->mechanism, (long long)c->bits, c->gamma, c->beta);
+        ff_sbuf_printf(&b, "privacy.record=%d,%.17g,%.17g,%.17g,%.17g\n", r->enabled,
+                       r->noise_multiplier, r->clip_norm, r->delta, r->epsilon_budget);
+        ff_sbuf_printf(&b, "privacy.client=%d,%.17g,%.17g,%.17g,%.17g,%d,%lld,%.17g,%.17g\n",
+                       c->enabled, c->noise_multiplier, c->clip_norm, c->delta, c->epsilon_budget,
+                       c->mechanism, (long long)c->bits, c->gamma, c->beta);
     }
-    if (b.err) {
+    if (b.oom) {
         free(b.buf);
         return ff_error(FF_ENOMEM, "plan: out of memory");
     }

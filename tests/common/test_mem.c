@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_alloc_aligned(void **state)
 {
@@ -59,6 +60,23 @@ static void test_grow(void **state)
     free(v);
 }
 
+/* ff_sbuf: appends past several growths keep every byte, NUL-terminated. */
+static void test_sbuf(void **state)
+{
+    (void)state;
+    ff_sbuf b = {0};
+    for (int i = 0; i < 3000; i++)
+        ff_sbuf_printf(&b, "%d,", i % 10);
+    ff_sbuf_printf(&b, "%s", "end");
+    assert_false(b.oom);
+    assert_int_equal(b.len, 6003);
+    assert_int_equal(strlen(b.buf), 6003);
+    assert_memory_equal(b.buf, "0,1,2,", 6);
+    assert_string_equal(b.buf + 6000, "end");
+    ff_sbuf_free(&b);
+    assert_null(b.buf);
+}
+
 static void test_arena_bounds(void **state)
 {
     (void)state;
@@ -103,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_alloc_aligned),
         cmocka_unit_test(test_size_overflow),
         cmocka_unit_test(test_grow),
+        cmocka_unit_test(test_sbuf),
         cmocka_unit_test(test_arena_bounds),
         cmocka_unit_test(test_tensor_view),
     };

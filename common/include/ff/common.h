@@ -147,6 +147,16 @@ int ff_size_add(size_t a, size_t b, size_t *out) FF_WARN_UNUSED;
  *     if (ff_grow(&v->items, &v->cap, v->count + 1, sizeof *v->items) != FF_OK) ...
  *     v->items[v->count++] = x; */
 int ff_grow(void *pp, size_t *cap, size_t need, size_t elem) FF_WARN_UNUSED;
+/* A growing text (HTML pages, metrics scrapes, canonical forms): printf appends, on ff_grow.
+ * Out of memory sets oom and later appends do nothing, so a writer checks once at the end.
+ * Start from {0}; buf (NUL-terminated once anything was appended) is freed by ff_sbuf_free. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} ff_sbuf;
+void ff_sbuf_printf(ff_sbuf *b, const char *fmt, ...) FF_PRINTF(2, 3);
+void ff_sbuf_free(ff_sbuf *b);
 
 typedef struct {
     uint8_t *base;
