@@ -683,7 +683,9 @@ static int cmd_explain(int argc, char **argv)
     json_t *ex = NULL;
     ff_split sp;
     size_t ix;
-    if (rc == FF_OK) /* an unknown id fails before the weights are read */
+    if (rc == FF_OK) /* an unsupported model or an unknown id fail before the weights are read */
+        rc = ff_explain_check(ff_site_shape(s.sites[0]));
+    if (rc == FF_OK)
         rc = ff_explain_find(s.sites[0], dir, pid, &sp, &ix);
     if (rc == FF_OK)
         rc = ff_model_new(&m, &s.mc, 32); /* variants run 32 at a time */

@@ -28,6 +28,20 @@ void ff_explain_opts_default(ff_explain_opts *o)
     o->top = 8;
 }
 
+int ff_explain_check(const ff_data_shape *sh)
+{
+    /* calibration and the per-task views are those of binary risks */
+    if (sh->K > FF_DATA_TASKS || !ff_task_set_all_binary(&sh->tasks))
+        return ff_error(FF_ECONFIG, "explain: explains up to %d binary tasks; this model "
+                        "declares other kinds or more", FF_DATA_TASKS);
+    /* occlusion, modality removal and the fusion's attention are those of the three inputs */
+    if (sh->tab.n > 0)
+        return ff_error(FF_ECONFIG, "explain: the tabular modality (the model config's "
+                        "tabular: section) is not explained yet; explain supports models of "
+                        "image, note and record inputs");
+    return FF_OK;
+}
+
 int ff_explain_find(const ff_site *s, const char *site_name, const char *patient_id,
                     ff_split *split, size_t *index)
 {
@@ -870,13 +884,12 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
     st.np = (st.sh->W / st.P) * (st.sh->W / st.P);
     if (st.B < 2)
         return ff_error(FF_EINVAL, "explain: the model needs a max batch of at least 2");
-    /* calibration and the per-task views are those of binary risks */
-    if (st.K > FF_DATA_TASKS || !ff_task_set_all_binary(&st.sh->tasks))
-        return ff_error(FF_ECONFIG, "explain: explains up to %d binary tasks; this model "
-                        "declares other kinds or more", FF_DATA_TASKS);
+    int rc = ff_explain_check(st.sh);
+    if (rc != FF_OK)
+        return rc;
     ff_split split = FF_SPLIT_TRAIN; /* read below (the JSON's "split") even when not found */
     size_t idx = 0;
-    int rc = ff_explain_find(s, site_dir, patient_id, &split, &idx);
+    rc = ff_explain_find(s, site_dir, patient_id, &split, &idx);
     const ff_data_shape *sh = st.sh;
     if (rc == FF_OK)
         rc = ff_batch_alloc(&st.base, 1, sh->K, sh->C, sh->H, sh->W, sh->Lt, sh->Le);
