@@ -36,14 +36,8 @@ typedef struct {
 
 void au_add_finding(ff_audit_findings *f, const char *rule, int64_t seq, const char *fmt, ...)
 {
-    if (f->count == f->cap) {
-        size_t cap = f->cap ? 2 * f->cap : 16;
-        ff_audit_finding *items = realloc(f->items, cap * sizeof *items);
-        if (!items)
-            return; /* out of memory: the verdict is still "not ok" via earlier findings */
-        f->items = items;
-        f->cap = cap;
-    }
+    if (ff_grow(&f->items, &f->cap, f->count + 1, sizeof *f->items) != FF_OK)
+        return; /* out of memory: the verdict is still "not ok" via earlier findings */
     ff_audit_finding *it = &f->items[f->count++];
     ff_strlcpy(it->rule, rule, sizeof it->rule);
     it->seq = seq;

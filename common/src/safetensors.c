@@ -361,14 +361,8 @@ int ff_st_writer_add(ff_st_writer *w, const char *name, ff_dtype dt, int ndim,
     for (size_t i = 0; i < w->count; i++)
         if (strcmp(w->items[i].name, name) == 0)
             return ff_error(FF_EINVAL, "safetensors writer: duplicate tensor '%s'", name);
-    if (w->count == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 64;
-        st_item *items = realloc(w->items, cap * sizeof *items);
-        if (!items)
-            return ff_error(FF_ENOMEM, "out of memory");
-        w->items = items;
-        w->cap = cap;
-    }
+    if (ff_grow(&w->items, &w->cap, w->count + 1, sizeof *w->items) != FF_OK)
+        return FF_ENOMEM;
     st_item *it = &w->items[w->count];
     memset(it, 0, sizeof *it);
     if (!(it->name = strdup(name)))

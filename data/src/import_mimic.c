@@ -86,21 +86,6 @@ struct mimic {
 /* Table reading                                                                             */
 /* ---------------------------------------------------------------------------------------- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return FF_OK;
-    size_t nc = *cap ? *cap * 2 : 256;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q)
-        return ff_error(FF_ENOMEM, "out of memory growing to %zu items", nc);
-    *p = q;
-    *cap = nc;
-    return FF_OK;
-}
-
 static int on_record(const ff_csv_row *r, void *ctx)
 {
     mimic *m = ctx;
@@ -226,14 +211,14 @@ static int row_edstays(mimic *m, char **f, const char **why)
     s.next_hadm = -1;
     int si = ff_i64map_get(&m->subj_map, s.subject_id);
     if (si < 0) {
-        if (grow((void **)&m->subj, &m->cap_subj, m->nsubj + 1, sizeof *m->subj) != FF_OK)
+        if (ff_grow(&m->subj, &m->cap_subj, m->nsubj + 1, sizeof *m->subj) != FF_OK)
             return FF_ENOMEM;
         si = (int)m->nsubj++;
         m->subj[si] = (msubj){.subject_id = s.subject_id, .first_stay = -1, .sex = 'U'};
         if (ff_i64map_put(&m->subj_map, s.subject_id, si) != FF_OK)
             return FF_ENOMEM;
     }
-    if (grow((void **)&m->stays, &m->cap_stays, m->nstays + 1, sizeof *m->stays) != FF_OK)
+    if (ff_grow(&m->stays, &m->cap_stays, m->nstays + 1, sizeof *m->stays) != FF_OK)
         return FF_ENOMEM;
     int idx = (int)m->nstays;
     s.subj = si;
@@ -291,7 +276,7 @@ static int row_admissions(mimic *m, char **f, const char **why)
     if (strcmp(f[AD_EXPIRE], "1") == 0)
         for (int i = ff_i64map_get(&m->hadm_map, hadm); i >= 0; i = m->stays[i].next_hadm)
             m->stays[i].death = 1;
-    if (grow((void **)&m->adm_disch, &m->cap_adm, m->nadm + 1, sizeof *m->adm_disch) != FF_OK)
+    if (ff_grow(&m->adm_disch, &m->cap_adm, m->nadm + 1, sizeof *m->adm_disch) != FF_OK)
         return FF_ENOMEM;
     m->adm_disch[m->nadm] = disch;
     return ff_i64map_put(&m->adm_map, hadm, (int)m->nadm++);

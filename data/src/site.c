@@ -36,23 +36,8 @@ ff_site_opts ff_site_opts_default(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Growable arrays and the id index                                                          */
+/* The id index                                                                              */
 /* ---------------------------------------------------------------------------------------- */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return FF_OK;
-    size_t nc = *cap ? *cap : 1024;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, nc * elem);
-    if (!q)
-        return ff_error(FF_ENOMEM, "out of memory growing to %zu items", nc);
-    *p = q;
-    *cap = nc;
-    return FF_OK;
-}
 
 /* Places index i (ids[i]) without checking for equal ids. */
 static void index_place(id_index *ix, char **ids, size_t i)
@@ -566,7 +551,7 @@ static int row_events(const ff_csv_row *r, void *vctx)
     if (p < 0)
         return ff_site_skip_row(c->opts, c->rep, FF_SKIP_EVENT_UNKNOWN, c->shown, r->line,
                         "patient_id not in patients.csv");
-    int rc = grow((void **)&ec->ev, &ec->cap, ec->nev + 1, sizeof *ec->ev);
+    int rc = ff_grow(&ec->ev, &ec->cap, ec->nev + 1, sizeof *ec->ev);
     if (rc != FF_OK)
         return ff_error_prefix(rc, "%s: ", c->shown);
     int32_t code = ff_tok_code(r->fields[ec->col[2]], r->lens[ec->col[2]], c->s->shape.Vc);
@@ -669,7 +654,7 @@ static int load_images(ff_site *s, const char *dir, const ff_site_opts *o, ff_lo
             ff_error_clear();
             continue;
         }
-        if ((rc = grow((void **)&s->img, &cap, (s->nimg + 1) * hw, sizeof(uint16_t))) != FF_OK)
+        if ((rc = ff_grow(&s->img, &cap, (s->nimg + 1) * hw, sizeof(uint16_t))) != FF_OK)
             goto out;
         uint16_t *dst = s->img + s->nimg * hw;
         for (size_t k = 0; k < hw; k++) {

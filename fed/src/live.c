@@ -53,13 +53,8 @@ static int rounds_row(const ff_csv_row *r, void *ctx)
     }
     if (lr->n >= LIVE_MAX_ROUNDS)
         return FF_OK;
-    if (lr->n == lr->cap) {
-        size_t nc = lr->cap ? 2 * lr->cap : 64;
-        live_row *p = realloc(lr->rows, nc * sizeof *p);
-        if (!p)
-            return ff_error(FF_ENOMEM, "live view: out of memory");
-        lr->rows = p, lr->cap = nc;
-    }
+    if (ff_grow(&lr->rows, &lr->cap, lr->n + 1, sizeof *lr->rows) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "live view: ");
     live_row *w = &lr->rows[lr->n++];
     double v[8];
     for (int k = 0; k < 8; k++)

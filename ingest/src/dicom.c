@@ -109,14 +109,8 @@ static int on_map_row(const ff_csv_row *r, void *vctx)
             break;
         }
     if (idx == c->npat) {
-        if (c->npat == c->cappat) {
-            size_t n = c->cappat ? 2 * c->cappat : 64;
-            patient *p = realloc(c->pat, n * sizeof *p);
-            if (!p)
-                return ff_error(FF_ENOMEM, "%s: out of memory", c->map_shown);
-            c->pat = p;
-            c->cappat = n;
-        }
+        if (ff_grow(&c->pat, &c->cappat, c->npat + 1, sizeof *c->pat) != FF_OK)
+            return ff_error_prefix(FF_ENOMEM, "%s: ", c->map_shown);
         memset(&c->pat[idx], 0, sizeof c->pat[idx]);
         if (!(c->pat[idx].pid = strdup(pid)))
             return ff_error(FF_ENOMEM, "%s: out of memory", c->map_shown);
@@ -333,15 +327,9 @@ static int walk(dicom_ctx *c, const char *dir, const char *shown, int depth)
     while ((e = readdir(dh)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (n == cap) {
-            size_t nc = cap ? 2 * cap : 64;
-            char **p = realloc(names, nc * sizeof *p);
-            if (!p) {
-                rc = ff_error(FF_ENOMEM, "%s: out of memory", dir);
-                break;
-            }
-            names = p;
-            cap = nc;
+        if ((rc = ff_grow(&names, &cap, n + 1, sizeof *names)) != FF_OK) {
+            ff_error_prefix(rc, "%s: ", dir);
+            break;
         }
         if (!(names[n] = strdup(e->d_name))) {
             rc = ff_error(FF_ENOMEM, "%s: out of memory", dir);

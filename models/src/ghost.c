@@ -111,23 +111,12 @@ static void record(ff_ghost *g, ff_ghost_op op, const float *dy, int w)
 {
     if (!g->record || g->oom) return;
     size_t n = (size_t)op.rm->R * (size_t)w;
-    if (g->nops == g->cap_ops) {
-        size_t cap = g->cap_ops ? 2 * g->cap_ops : 64;
-        ff_ghost_op *ops = realloc(g->ops, cap * sizeof *ops);
-        if (!ops) {
-            g->oom = 1;
-            return;
-        }
-        g->ops = ops, g->cap_ops = cap;
-    }
-    if (g->tape_len + n > g->tape_cap) {
-        size_t cap = FF_MAX(FF_MAX(2 * g->tape_cap, g->tape_len + n), (size_t)1 << 20);
-        float *t = realloc(g->tape, cap * sizeof *t);
-        if (!t) {
-            g->oom = 1;
-            return;
-        }
-        g->tape = t, g->tape_cap = cap;
+    /* the tape starts at 1 Mi floats: one op's gradient is often that large */
+    if (ff_grow(&g->ops, &g->cap_ops, g->nops + 1, sizeof *g->ops) != FF_OK ||
+        ff_grow(&g->tape, &g->tape_cap, FF_MAX(g->tape_len + n, (size_t)1 << 20),
+                sizeof *g->tape) != FF_OK) {
+        g->oom = 1;
+        return;
     }
     memcpy(g->tape + g->tape_len, dy, n * sizeof(float));
     op.dy = g->tape_len;

@@ -15,22 +15,9 @@ static int add_param(ff_model *m, size_t *off, const char *prefix, const char *n
     int n = snprintf(full, sizeof full, "%s%s", prefix, name);
     if (n < 0 || (size_t)n >= sizeof full)
         return ff_error(FF_EINTERNAL, "parameter name too long: %s%s", prefix, name);
-    if (m->ntab == m->cap_tab) {
-        size_t cap = m->cap_tab ? 2 * m->cap_tab : 64;
-        ff_param_info *t = realloc(m->tab, cap * sizeof *t);
-        if (!t) return ff_error(FF_ENOMEM, "parameter table: out of memory");
-        m->tab = t;
-        m->cap_tab = cap;
-    }
-    if (m->names_len + (size_t)n + 1 > m->names_cap) {
-        size_t cap = m->names_cap ? 2 * m->names_cap : 4096;
-        while (cap < m->names_len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(m->names, cap);
-        if (!s) return ff_error(FF_ENOMEM, "parameter table: out of memory");
-        m->names = s;
-        m->names_cap = cap;
-    }
+    if (ff_grow(&m->tab, &m->cap_tab, m->ntab + 1, sizeof *m->tab) != FF_OK ||
+        ff_grow(&m->names, &m->names_cap, m->names_len + (size_t)n + 1, 1) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "parameter table: ");
     memcpy(m->names + m->names_len, full, (size_t)n + 1);
     ff_param_info *p = &m->tab[m->ntab++];
     memset(p, 0, sizeof *p);

@@ -10,13 +10,8 @@
 
 static int report_add(ff_model_load_report *r, int what, const char *name, const char *why)
 {
-    if (r->nitems == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        ff_model_load_item *it = realloc(r->items, cap * sizeof *it);
-        if (!it) return ff_error(FF_ENOMEM, "partial load: out of memory");
-        r->items = it;
-        r->cap = cap;
-    }
+    if (ff_grow(&r->items, &r->cap, r->nitems + 1, sizeof *r->items) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "partial load: ");
     ff_model_load_item *it = &r->items[r->nitems++];
     it->what = what;
     snprintf(it->name, sizeof it->name, "%s", name);

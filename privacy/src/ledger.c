@@ -154,14 +154,8 @@ int ff_privacy_ledger_record(ff_privacy_ledger *l, const ff_privacy_round *r)
                         (long long)r->round, level_names[l->level], after, l->budget, now,
                         l->delta);
     }
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        ff_privacy_round *p = realloc(l->rounds, cap * sizeof *p);
-        if (!p)
-            return ff_error(FF_ENOMEM, "ledger: %zu rounds", cap);
-        l->rounds = p;
-        l->cap = cap;
-    }
+    if (ff_grow(&l->rounds, &l->cap, l->count + 1, sizeof *l->rounds) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "ledger: ");
     l->acc = acc;
     l->rounds[l->count++] = *r;
     return FF_OK;

@@ -33,14 +33,9 @@ static void run_free(st_run *r)
 static int add_row(st_run *r, size_t cell, size_t row)
 {
     r->val[cell]++;
-    if (r->nrows[cell] == r->caprows[cell]) {
-        size_t n = r->caprows[cell] ? 2 * r->caprows[cell] : 16;
-        size_t *p = realloc(r->rows[cell], n * sizeof *p);
-        if (!p)
-            return ff_error(FF_ENOMEM, "statistics: out of memory");
-        r->rows[cell] = p;
-        r->caprows[cell] = n;
-    }
+    if (ff_grow(&r->rows[cell], &r->caprows[cell], r->nrows[cell] + 1, sizeof *r->rows[cell]) !=
+        FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "statistics: ");
     r->rows[cell][r->nrows[cell]++] = row;
     return FF_OK;
 }

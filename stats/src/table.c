@@ -12,21 +12,6 @@ typedef struct {
     const char *shown;
 } load_ctx;
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return FF_OK;
-    size_t n = *cap ? *cap * 2 : 256;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * elem);
-    if (!q)
-        return ff_error(FF_ENOMEM, "statistics: out of memory");
-    *p = q;
-    *cap = n;
-    return FF_OK;
-}
-
 static int on_row(const ff_csv_row *row, void *ud)
 {
     load_ctx *lc = ud;
@@ -44,7 +29,7 @@ static int on_row(const ff_csv_row *row, void *ud)
     if ((size_t)row->nfields != t->ncols)
         return ff_error(FF_EFORMAT, "%s:%ld: %d fields, the header has %zu", lc->shown, row->line,
                         row->nfields, t->ncols);
-    int rc = grow((void **)&t->cells, &t->cap, (t->nrows + 1) * t->ncols, sizeof *t->cells);
+    int rc = ff_grow(&t->cells, &t->cap, (t->nrows + 1) * t->ncols, sizeof *t->cells);
     for (size_t i = 0; rc == FF_OK && i < t->ncols; i++)
         if (!(t->cells[t->nrows * t->ncols + i] = strdup(row->fields[i])))
             rc = ff_error(FF_ENOMEM, "statistics: out of memory");
@@ -81,7 +66,7 @@ static int on_event(const ff_csv_row *row, void *ud)
     double h;
     if (!hit || ff_parse_f64(row->fields[ec->ci[1]], &h) != FF_OK)
         return FF_OK;
-    int rc = grow((void **)&t->events, &t->evcap, t->nevents + 1, sizeof *t->events);
+    int rc = ff_grow(&t->events, &t->evcap, t->nevents + 1, sizeof *t->events);
     if (rc != FF_OK)
         return rc;
     st_event *e = &t->events[t->nevents];
