@@ -55,6 +55,22 @@ static int check_opts(const ff_local_opts *o, size_t total, int max_batch)
     return FF_OK;
 }
 
+/* Per-patient clipping bounds a patient's influence only when the loss is a sum of
+ * per-patient terms: binary BCE, multiclass cross-entropy and regression MSE are; the Cox
+ * partial likelihood is not (a patient sits in the risk sets of the others, and alone in a
+ * batch of 1 its gradient is zero), so a survival task is refused rather than not learnt. */
+static int check_tasks(const ff_task_set *ts)
+{
+    for (int k = 0; k < ts->n; k++)
+        if (ts->t[k].kind == FF_TASK_SURVIVAL)
+            return ff_error(FF_ECONFIG, "DP-SGD: task %s is a survival task: its Cox partial "
+                            "likelihood couples the patients of a batch, so per-patient "
+                            "clipping does not bound one patient's influence; record-level "
+                            "DP-SGD supports binary, multiclass and regression tasks",
+                            ts->t[k].name);
+    return FF_OK;
+}
+
 /* Charges the round to the ledger (or refuses it) and returns ε afterwards. σ = 0 gives no
  * guarantee: allowed only without a budget, ε = +inf, nothing recorded. */
 static int charge(const ff_local_opts *o, ff_privacy_ledger **own, double q, double *eps)
@@ -169,10 +185,8 @@ int ff_local_train_dp(ff_model *m, ff_site *const *sites, size_t nsites, const f
         total += ff_site_count(sites[i], FF_SPLIT_TRAIN);
     int chunk = ff_model_max_batch(m);
     int rc = check_opts(o, total, chunk);
-    /* per-example clipping is derived for the masked BCE of binary tasks (ghost.c) */
-    if (rc == FF_OK && !ff_task_set_all_binary(&ff_model_cfg(m)->task_set))
-        rc = ff_error(FF_ECONFIG, "DP-SGD: the model declares tasks other than binary ones; "
-                      "record-level DP-SGD supports binary tasks only");
+    if (rc == FF_OK)
+        rc = check_tasks(&ff_model_cfg(m)->task_set);
     if (rc != FF_OK)
         return rc;
     double q = (double)o->batch / (double)total, t0 = ff_now();

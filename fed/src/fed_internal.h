@@ -49,6 +49,10 @@ int fed_kinds_merge(ff_eval_kind_stats **pooled, const json_t *arr) FF_WARN_UNUS
 void fed_kinds_free(ff_eval_kind_stats **pooled);
 int fed_kinds_round(ff_eval_kind_stats **pooled, int64_t round, json_t *headline,
                     json_t *undef) FF_WARN_UNUSED;
+/* A round's pooled test headline per task as one console line, from its evaluation entry
+ * (fedeval.json's rounds[i]): "admission AUROC 0.770, grade macro AUROC 0.812, los R² 0.210,
+ * death C-index undefined (why)"; binary tasks first, then the other kinds. */
+void fed_round_summary(const json_t *entry, char *buf, size_t n);
 int fed_kinds_report(const json_t *stats, const char *const *names, size_t nnames,
                      json_t *tasks, json_t *headline, json_t *undef,
                      ff_report *rep) FF_WARN_UNUSED;

@@ -196,6 +196,11 @@ static int ev_close(void *ud, ff_coord *c, const int *done, size_t ndone)
         json_object_set(entry, "headline", headline);
     if (json_object_size(undef) > 0)
         json_object_set(entry, "undefined", undef);
+    if (json_object_size(headline) > 0) { /* a run with other kinds: every task's headline */
+        char line[2048];
+        fed_round_summary(entry, line, sizeof line);
+        FF_LOG_INFO("round %lld: pooled test %s", (long long)ff_coord_round(c), line);
+    }
     if (e->audit)
         fed_audit_evaluation(e->audit, entry);
     json_array_append_new(e->rounds, entry);

@@ -75,6 +75,45 @@ int fed_kinds_round(ff_eval_kind_stats **pooled, int64_t round, json_t *headline
     return FF_OK;
 }
 
+/* The console name of a headline metric key (ff_eval_kind_headline's names). */
+static const char *headline_label(const char *key)
+{
+    return !key ? "metric"
+           : strcmp(key, "macro_auroc") == 0 ? "macro AUROC"
+           : strcmp(key, "r2") == 0 ? "R²"
+           : strcmp(key, "cindex") == 0 ? "C-index" : key;
+}
+
+static void summary_add(char *buf, size_t n, size_t *len, const char *task, const char *label,
+                        const json_t *value, const json_t *undef)
+{
+    if (*len >= n)
+        return;
+    const char *why = json_string_value(json_object_get(undef, task));
+    int w;
+    if (json_is_number(value) && isfinite(json_number_value(value)))
+        w = snprintf(buf + *len, n - *len, "%s%s %s %.3f", *len ? ", " : "", task, label,
+                     json_number_value(value));
+    else
+        w = snprintf(buf + *len, n - *len, "%s%s %s undefined (%s)", *len ? ", " : "", task,
+                     label, why ? why : "no value");
+    *len = w < 0 ? n : FF_MIN(n, *len + (size_t)w);
+}
+
+void fed_round_summary(const json_t *entry, char *buf, size_t n)
+{
+    size_t len = 0;
+    const json_t *undef = json_object_get(entry, "undefined"), *v;
+    const char *task;
+    buf[0] = '\0';
+    json_object_foreach((json_t *)json_object_get(entry, "auroc"), task, v)
+        summary_add(buf, n, &len, task, "AUROC", v, undef);
+    json_object_foreach((json_t *)json_object_get(entry, "headline"), task, v)
+        summary_add(buf, n, &len, task,
+                    headline_label(json_string_value(json_object_get(v, "metric"))),
+                    json_object_get(v, "value"), undef);
+}
+
 /* One report line: "Task T (kind) · WHERE: n ..., metric v, ...". */
 static int report_line(ff_report *rep, const ff_eval_kind_stats *s, const char *where,
                        const ff_eval_kind_result *r)

@@ -180,6 +180,7 @@ typedef struct {
     int coord_reaped;
     size_t clients_failed;
     int stats; /* a statistics job (ff_fed_stats): no rounds to show */
+    int kinds; /* tasks other than binary: the round line names each task's headline */
 } sim;
 
 static int write_text(const char *path, const char *fmt, ...) FF_PRINTF(2, 3);
@@ -550,6 +551,27 @@ static void kill_all(sim *s)
         s->clients[i] = 0;
 }
 
+/* "pooled test admission AUROC 0.770, grade macro AUROC ..." for round `round` from the
+ * coordinator's fedeval.json (written before the round's rounds.csv line); buf unchanged when
+ * the round is not there. */
+static void round_tasks(const sim *s, const char *round, char *buf, size_t n)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/fedeval.json", s->abs_out);
+    json_t *j = json_load_file(path, 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "rounds"), i, v)
+    {
+        if (json_integer_value(json_object_get(v, "round")) == atoll(round)) {
+            char line[2048];
+            fed_round_summary(v, line, sizeof line);
+            snprintf(buf, n, "pooled test %s", line);
+        }
+    }
+    json_decref(j);
+}
+
 /* Prints a line per finished round from rounds.csv (the coordinator's own record). */
 static void show_rounds(sim *s, int *shown)
 {
@@ -574,14 +596,16 @@ static void show_rounds(sim *s, int *shown)
                 break;
             *p = '\0';
         }
-        char au[32] = "undefined";
+        char au[2100] = "pooled test AUROC undefined";
         if (nf >= 14 && fld[11][0])
-            snprintf(au, sizeof au, "%.3f", atof(fld[11]));
+            snprintf(au, sizeof au, "pooled test AUROC %.3f", atof(fld[11]));
+        if (nf >= 14 && s->kinds)
+            round_tasks(s, fld[0], au, sizeof au);
         if (nf >= 14 && s->d.secagg.enabled) /* the coordinator saw only the masked sum */
-            printf("round %s/%lld: secure sum of the masked updates, %s examples, pooled test "
-                   "AUROC %s (%.1fs)\n", fld[0], (long long)s->d.rounds, fld[7], au, atof(fld[13]));
+            printf("round %s/%lld: secure sum of the masked updates, %s examples, %s (%.1fs)\n",
+                   fld[0], (long long)s->d.rounds, fld[7], au, atof(fld[13]));
         else if (nf >= 14)
-            printf("round %s/%lld: %s sites trained, %s examples, pooled test AUROC %s (%.1fs)\n",
+            printf("round %s/%lld: %s sites trained, %s examples, %s (%.1fs)\n",
                    fld[0], (long long)s->d.rounds, fld[4], fld[7], au, atof(fld[13]));
         *shown = i - 1;
     }
@@ -1152,6 +1176,8 @@ static int prepare(sim *s, const char *config_path, const char *out_dir, const c
     }
     if (rc == FF_OK)
         rc = ff_model_config_load(s->model_cfg, mc);
+    if (rc == FF_OK)
+        s->kinds = !ff_task_set_all_binary(&mc->task_set);
     if (rc == FF_OK) /* before anything is written: bad site folders stop here */
         rc = set_sites(s, config_path, o, mc);
     char logs[1100];

@@ -334,11 +334,35 @@ void ff_model_ghost_stats(const ff_model *m, long long *gram, long long *mat)
     *mat = m->ghost_buf ? m->ghost_buf->layers_mat : 0;
 }
 
+/* Declared tasks other than binary: example i's loss and output gradient are those of a
+ * batch-of-1 pass over its own row (ff_model_task_loss, the same code as backward). */
+static int example_task_losses(ff_model *m, const ff_batch *b, float *losses)
+{
+    int K = m->K;
+    for (int i = 0; i < b->B; i++) {
+        size_t o = (size_t)i * K;
+        double l = 0;
+        ff_zerof(m->dlogits + o, (size_t)K);
+        int rc = ff_model_task_loss(&m->cfg.task_set, m->logits + o, b->labels + o,
+                                    b->label_mask ? b->label_mask + o : NULL, 1, &l,
+                                    m->dlogits + o);
+        if (rc == FF_OK && !isfinite(l))
+            rc = ff_error(FF_ENUMERIC, "ghost clipping: example %d of %d has loss %f", i, b->B,
+                          l);
+        if (rc != FF_OK)
+            return rc;
+        if (losses) losses[i] = (float)l;
+    }
+    return FF_OK;
+}
+
 /* Example i's loss is the mean BCE over ITS known labels (as in a batch-of-1 pass), so its
  * output gradient is m_ik (σ(z_ik) − y_ik) / M_i, with no batch normalisation. */
 static int example_losses(ff_model *m, const ff_batch *b, float *losses)
 {
     int K = m->K;
+    if (!ff_task_set_all_binary(&m->cfg.task_set))
+        return example_task_losses(m, b, losses);
     for (int i = 0; i < b->B; i++) {
         const float *z = m->logits + (size_t)i * K, *y = b->labels + (size_t)i * K;
         const float *mk = b->label_mask ? b->label_mask + (size_t)i * K : NULL;

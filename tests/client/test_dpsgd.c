@@ -410,6 +410,135 @@ static void test_noise_has_the_right_scale(void **state)
     ff_model_free(a), ff_model_free(b);
 }
 
+/* The site's three label columns declared as other kinds, K unchanged: a multiclass task of 2
+ * classes on columns 0-1 (the class is the larger of the two 0/1 labels) and a regression
+ * task on column 2 (0/1 as a value); with survival, a survival task on columns 0-1 (time,
+ * event) and a binary task on column 2. */
+static ff_model_config mixed_config(const ff_model_config *base, int survival)
+{
+    ff_model_config c = *base;
+    ff_task_set *ts = &c.task_set;
+    memset(ts, 0, sizeof *ts);
+    ts->n = 2;
+    ff_task *a = &ts->t[0], *b = &ts->t[1];
+    snprintf(a->name, sizeof a->name, "%s", survival ? "s" : "g");
+    a->kind = survival ? FF_TASK_SURVIVAL : FF_TASK_MULTICLASS;
+    a->scale = 1;
+    if (survival) {
+        snprintf(a->time, sizeof a->time, "t");
+        snprintf(a->event, sizeof a->event, "e");
+        a->horizon = 1;
+    } else {
+        a->classes = 2;
+    }
+    snprintf(b->name, sizeof b->name, "%s", survival ? "b" : "r");
+    b->kind = survival ? FF_TASK_BINARY : FF_TASK_REGRESSION;
+    b->center = survival ? 0 : 0.5, b->scale = survival ? 1 : 0.5;
+    assert_int_equal(ff_task_set_finish(ts), FF_OK);
+    c.tasks = ts->width;
+    return c;
+}
+
+/* Multiclass and regression tasks: ghost clipping's and the batch-of-1 path's clipped sums
+ * against single-example runs (the oracle's gradient is ff_model_backward's, whose loss is
+ * ff_model_task_loss), with some patients clipped. */
+static void test_mixed_tasks_clipped_sum_match_single_runs(void **state)
+{
+    fixture *f = *state;
+    ff_model_config mc = mixed_config(&f->mc, 0);
+    assert_int_equal(mc.tasks, f->mc.tasks);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &mc, NB), FF_OK);
+    assert_int_equal(ff_model_init_std(m, 7, 0.1f), FF_OK);
+    size_t n = ff_model_nparams(m);
+    double *g = malloc(n * sizeof *g), *ref = calloc(n, sizeof *ref), rn[NB], norms[NB];
+    for (int i = 0; i < NB; i++) {
+        ftm_single_grad(&mc, ff_model_params(m), &f->b, i, g, n);
+        rn[i] = dnorm(g, n);
+    }
+    double lo = rn[0], hi = rn[0];
+    for (int i = 1; i < NB; i++)
+        lo = fmin(lo, rn[i]), hi = fmax(hi, rn[i]);
+    double clip = 0.5 * (lo + hi);
+    int clipped = 0;
+    for (int i = 0; i < NB; i++) {
+        ftm_single_grad(&mc, ff_model_params(m), &f->b, i, g, n);
+        double s = rn[i] > clip ? clip / rn[i] : 1.0;
+        clipped += rn[i] > clip;
+        for (size_t j = 0; j < n; j++)
+            ref[j] += s * g[j];
+    }
+    assert_true(clipped > 0 && clipped < NB);
+    float *sum = malloc(n * sizeof *sum);
+    for (int ghost = 0; ghost < 2; ghost++) {
+        memset(sum, 0, n * sizeof *sum);
+        int rc = ghost ? ff_model_ghost_clipped_grad_sum(m, &f->b, clip, sum, norms, NULL)
+                       : ff_model_clipped_grad_sum(m, &f->b, clip, sum, norms, NULL);
+        assert_int_equal(rc, FF_OK);
+        double dn = 0, r2 = 0, wn = 0;
+        for (size_t j = 0; j < n; j++) {
+            dn += ((double)sum[j] - ref[j]) * ((double)sum[j] - ref[j]);
+            r2 += ref[j] * ref[j];
+        }
+        for (int i = 0; i < NB; i++)
+            wn = fmax(wn, ft_rel_err(norms[i], rn[i], 0));
+        print_message("multiclass + regression, %s: norms worst rel err %.3g, clipped sum rel "
+                      "err %.3g (%d of %d clipped)\n", ghost ? "ghost" : "batch of 1", wn,
+                      sqrt(dn / r2), clipped, NB);
+        assert_true(wn < 1e-5);
+        assert_true(sqrt(dn / r2) < 1e-5);
+    }
+    free(g), free(ref), free(sum);
+    ff_model_free(m);
+}
+
+/* DP-SGD trains a model with multiclass and regression tasks (the loss falls at sigma 0 with
+ * clipping active); with noise, its epsilon is the binary model's for the same sigma, clip,
+ * q and steps, and the accountant's value. A survival task is refused, naming why. */
+static void test_mixed_tasks_train_with_binary_epsilon(void **state)
+{
+    fixture *f = *state;
+    ff_model_config mc = mixed_config(&f->mc, 0);
+    size_t ntrain = ff_site_count(f->site, FF_SPLIT_TRAIN);
+    ff_model *m, *bin;
+    assert_int_equal(ff_model_new(&m, &mc, 16), FF_OK);
+    assert_int_equal(ff_model_init(m, 3), FF_OK);
+    ff_local_opts o = dp_opts(40);
+    o.dp_clip = 1.0;
+    o.optim.lr = 0.1f;
+    ff_local_stats st;
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    print_message("multiclass + regression under DP-SGD (sigma 0, clip 1): loss %.4f -> %.4f "
+                  "over %lld steps\n", st.loss_first, st.loss_last, (long long)st.steps);
+    assert_true(isfinite(st.loss_mean) && st.loss_last < st.loss_first);
+    o = dp_opts(5);
+    o.dp_sigma = 1.1;
+    o.dp_clip = 0.7;
+    o.dp_delta = 1.0 / (2.0 * (double)ntrain);
+    assert_int_equal(ff_local_train(m, &f->site, 1, &o, &st), FF_OK);
+    double eps_mixed = st.epsilon, eps_ref, order, orders[FF_PRIVACY_MAX_ORDERS];
+    assert_int_equal(ff_model_new(&bin, &f->mc, 16), FF_OK);
+    assert_int_equal(ff_model_init(bin, 3), FF_OK);
+    assert_int_equal(ff_local_train(bin, &f->site, 1, &o, &st), FF_OK);
+    size_t no = ff_privacy_orders_dp_accounting(orders);
+    assert_int_equal(ff_privacy_epsilon_sgm((double)o.batch / (double)ntrain, o.dp_sigma,
+                                            o.steps, o.dp_delta, orders, no,
+                                            FF_PRIVACY_SERIES_DP_ACCOUNTING,
+                                            FF_PRIVACY_CONV_IMPROVED, &eps_ref, &order), FF_OK);
+    print_message("epsilon: multiclass + regression %.9g, binary %.9g, accountant %.9g\n",
+                  eps_mixed, st.epsilon, eps_ref);
+    assert_true(isfinite(eps_mixed) && eps_mixed > 0);
+    assert_true(eps_mixed == st.epsilon);
+    assert_true(ft_rel_err(eps_mixed, eps_ref, 0) < 1e-12);
+    ff_model_free(m), ff_model_free(bin);
+    ff_model_config sc = mixed_config(&f->mc, 1);
+    ff_model *s;
+    assert_int_equal(ff_model_new(&s, &sc, 16), FF_OK);
+    assert_int_equal(ff_local_train(s, &f->site, 1, &o, &st), FF_ECONFIG);
+    ft_assert_error_has("task s is a survival task");
+    ff_model_free(s);
+}
+
 static void test_bad_options_are_errors(void **state)
 {
     fixture *f = *state;
@@ -438,6 +567,8 @@ int main(void)
         cmocka_unit_test(test_ledger_refuses_round_past_budget),
         cmocka_unit_test(test_noise_has_the_right_scale),
         cmocka_unit_test(test_bad_options_are_errors),
+        cmocka_unit_test(test_mixed_tasks_clipped_sum_match_single_runs),
+        cmocka_unit_test(test_mixed_tasks_train_with_binary_epsilon),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

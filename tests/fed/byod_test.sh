@@ -142,6 +142,29 @@ tasks)
     simulate_abc
     grep -qi "nan" "$tmp/sim.txt" && fail "console prints nan"
     grep -q "Task grade (multiclass)" "$tmp/a/report.html" || fail "report has no grade line"
+    # each round's console line (and the coordinator's log) names every task's headline by
+    # kind, as fedeval.json holds it, with the unlabelled task undefined and its reason
+    $py - "$tmp/a" "$tmp/sim.txt" <<'EOP' || fail "round lines"
+import json, sys
+out, sim = sys.argv[1], open(sys.argv[2]).read().splitlines()
+log = open(out + "/logs/coordinator.log").read()
+label = {"macro_auroc": "macro AUROC", "r2": "R²", "cindex": "C-index"}
+for e in json.load(open(out + "/fedeval.json"))["rounds"]:
+    r = e["round"]
+    line = [l for l in sim if l.startswith(f"round {r}/2: ")]
+    assert len(line) == 1, (r, sim)
+    want = [f"flag AUROC undefined ({e['undefined']['flag']})"]
+    assert e["auroc"]["flag"] is None
+    for t, h in e["headline"].items():
+        v = h["value"]
+        want.append(f"{t} {label[h['metric']]} " +
+                    (f"{v:.3f}" if v is not None else f"undefined ({e['undefined'][t]})"))
+    assert {"grade", "los", "death"} <= set(e["headline"]), e["headline"]
+    text = "pooled test " + ", ".join(want)
+    assert text in line[0], (line[0], text)
+    assert f"round {r}: {text}" in log, (r, text)
+    print("round line:", line[0])
+EOP
     grep -q "undefined" "$tmp/a/report.html" || fail "report does not say undefined"
     verify "$tmp/a"
     "$fedfuse" eval --config "$src/tests/fed/data/model-tasks.yaml" --weights "$tmp/a/model.safetensors" \
