@@ -15,6 +15,22 @@
 #include "fed_secagg.h"
 #include "fed_stats.h"
 
+/* Deadlines of the node's calls to the coordinator, ms (a call past its deadline fails with
+ * FF_ETIMEOUT and the node reconnects). The long-poll's own wait is the coordinator's poll
+ * timeout (HelloReply.poll_timeout_ms, fed_diag.h). */
+#define FED_CALL_HELLO_MS 10000       /* small; a coordinator silent this long is unreachable */
+#define FED_CALL_POLL_MARGIN_MS 10000 /* GetTask: the poll timeout plus this for the answer */
+#define FED_CALL_TRANSFER_MS 120000   /* a Download or Upload call of a model, chunked */
+#define FED_CALL_MESSAGE_MS 60000     /* a SecAggMessage or an evaluation summary: small, but
+                                         answered while the coordinator takes uploads */
+#define FED_CALL_DECLINE_MS 30000     /* a Decline: only a log line and a flag there */
+#define FED_CALL_EXIT_MS 10000        /* the Decline of a node that cannot start: best effort,
+                                         the process is exiting */
+/* Pauses of the task loop: after a refused or already-answered task (the coordinator offers
+ * it again at once until its phase moves on), and between reconnection attempts. */
+#define FED_TASK_PAUSE_S 1
+#define FED_RECONNECT_PAUSE_US 500000
+
 typedef struct {
     const ff_fed_site_config *sc;
     ff_rpc *cl;
@@ -44,6 +60,7 @@ typedef struct {
     ff_round_state fs;
     int64_t last_eval_round;
     int hello_failures;
+    uint32_t poll_ms; /* the coordinator's poll timeout (GetTask wait_ms), range-checked */
     char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */
     /* Record-level DP-SGD (privacy.record): this site's ledger, persisted in
      * out_dir/privacy-ledger-<site>.json after every charged round and reloaded on start,

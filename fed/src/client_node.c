@@ -137,7 +137,7 @@ static int fetch_model(cnode *cn, const Fedfuse__Task *t)
             sink.ctx = &kx;
         }
         cn->have_global = 0; /* a failed download leaves cn->global partly overwritten */
-        rc = ff_rpc_download(cn->cl, t->model_sha256.data, t->model_size, &sink, 120000);
+        rc = ff_rpc_download(cn->cl, t->model_sha256.data, t->model_size, &sink, FED_CALL_TRANSFER_MS);
         if (rc == FF_OK && t->model_sha256.len == FF_SHA256_BYTES) {
             memcpy(cn->global_sha, t->model_sha256.data, FF_SHA256_BYTES);
             cn->have_global = 1;
@@ -442,7 +442,7 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why, int whol
     d.reason = reason;
     d.whole_job = whole_job;
     Fedfuse__Ack *ack = NULL;
-    if (ff_rpc_decline(cn->cl, &d, &ack, 30000) == FF_OK)
+    if (ff_rpc_decline(cn->cl, &d, &ack, FED_CALL_DECLINE_MS) == FF_OK)
         FF_LOG_INFO("round %u: told the coordinator this site declines the task", t->round);
     else
         FF_LOG_INFO("round %u: the coordinator did not take the decline (%s); it will count "
@@ -465,7 +465,7 @@ void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, cons
         decline(cn, t, why, whole_job);
     }
     ff_strlcpy(cn->refused, key, sizeof cn->refused);
-    sleep(1);
+    sleep(FED_TASK_PAUSE_S);
 }
 
 /* Uploads src under hdr (kill point `point`, tests). With the test hook armed the upload is
@@ -476,13 +476,13 @@ int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, c
     kill_xfer kx;
     fed_cn_arm_source(src, &kx, point, hdr->round);
     Fedfuse__UploadAck *ack = NULL;
-    int rc = ff_rpc_upload(cn->cl, hdr, src, &ack, 120000);
+    int rc = ff_rpc_upload(cn->cl, hdr, src, &ack, FED_CALL_TRANSFER_MS);
     ff_msg_free(ack);
     if (rc == FF_OK && fed_test_resend_armed(point, hdr->round)) {
         ack = NULL;
         FF_LOG_INFO("round %u: test hook FEDFUSE_TEST_RESEND_AT: sending the %s again", hdr->round,
                     point);
-        rc = ff_rpc_upload(cn->cl, hdr, src, &ack, 120000);
+        rc = ff_rpc_upload(cn->cl, hdr, src, &ack, FED_CALL_TRANSFER_MS);
         ff_msg_free(ack);
     }
     return rc;
@@ -620,7 +620,7 @@ static int do_eval(cnode *cn, const Fedfuse__Task *t)
     es.summary.len = strlen(s);
     fed_test_kill_at("evaluate", t->round);
     Fedfuse__Ack *ack = NULL;
-    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, 60000);
+    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, FED_CALL_MESSAGE_MS);
     ff_msg_free(ack);
     free(s);
     if (rc == FF_EPOLICY || rc == FF_ESTATE) {
@@ -780,7 +780,7 @@ static int stats_per_site(cnode *cn, const Fedfuse__Task *t)
     es.summary.data = (uint8_t *)s;
     es.summary.len = strlen(s);
     Fedfuse__Ack *ack = NULL;
-    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, 60000);
+    rc = ff_rpc_submit_eval(cn->cl, &es, &ack, FED_CALL_MESSAGE_MS);
     ff_msg_free(ack);
     free(s);
     if (rc == FF_OK)
@@ -944,6 +944,7 @@ static int cnode_open(cnode *cn, const ff_fed_site_config *sc)
     pthread_mutex_init(&cn->mu, NULL);
     cn->state = FED_STATE_STARTING;
     cn->sc = sc;
+    cn->poll_ms = FED_POLL_TIMEOUT_MS; /* until a Hello brings the coordinator's */
     ff_round_init(&cn->fs);
     ff_models_set_threads((int)sc->threads);
     int rc = ff_policy_load(sc->policy, &cn->pol);
@@ -1025,7 +1026,7 @@ static void tell_startup_failure(cnode *cn, int rc)
     d.reason = why;
     d.whole_job = 1;
     Fedfuse__Ack *ack = NULL;
-    if (ff_rpc_decline(cn->cl, &d, &ack, 10000) == FF_OK)
+    if (ff_rpc_decline(cn->cl, &d, &ack, FED_CALL_EXIT_MS) == FF_OK)
         FF_LOG_INFO("told the coordinator this site cannot run");
     ff_msg_free(ack);
     ff_error(rc, "%s", why + strlen("start-up checks failed: "));
@@ -1042,6 +1043,19 @@ static int revoked_error(void)
     char why[512];
     ff_strlcpy(why, ff_error_message(), sizeof why);
     return ff_error(FF_EPOLICY, "%s certificate (%s); contact the consortium", head, why);
+}
+
+/* The poll timeout a coordinator sent (HelloReply.poll_timeout_ms), range-checked: 0 (a
+ * coordinator that sends none) keeps ours; out of range is clamped, said when it changes. */
+static uint32_t poll_timeout(uint32_t sent, uint32_t had)
+{
+    if (sent == 0)
+        return FED_POLL_TIMEOUT_MS;
+    uint32_t ms = FF_MAX(FF_MIN(sent, FED_POLL_MAX_MS), FED_POLL_MIN_MS);
+    if (ms != sent && ms != had)
+        FF_LOG_WARN("the coordinator's poll timeout of %u ms is out of range [%u, %u]; using %u ms",
+                    sent, FED_POLL_MIN_MS, FED_POLL_MAX_MS, ms);
+    return ms;
 }
 
 static int stopped(const ff_fed_run_opts *o)
@@ -1063,12 +1077,13 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             hq.software_version = FF_VERSION;
             hq.protocol_version = FF_PROTOCOL_VERSION;
             Fedfuse__HelloReply *hr = NULL;
-            int h = ff_rpc_hello(cn.cl, &hq, &hr, 10000);
+            int h = ff_rpc_hello(cn.cl, &hq, &hr, FED_CALL_HELLO_MS);
             if (h == FF_OK) {
                 FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site,
                             sc->coordinator, hr->consortium, hr->run_id);
                 hello = 1;
                 warned = 0;
+                cn.poll_ms = poll_timeout(hr->poll_timeout_ms, cn.poll_ms);
                 last_ok = ff_now();
             } else if (h == FF_EPOLICY) {
                 /* refused, not unreachable: retrying cannot help */
@@ -1090,7 +1105,7 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
             tq.run_id = cn.run_id;
             tq.last_round = (uint32_t)FF_MAX(cn.fs.last_done, 0);
-            tq.wait_ms = 10000;
+            tq.wait_ms = cn.poll_ms;
             pthread_mutex_lock(&cn.mu);
             tq.state = (char *)cn.state;
             tq.error_code = (char *)fed_err_code(cn.err);
@@ -1100,7 +1115,7 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             tq.software_version = FF_VERSION;
             tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
             tq.roster_version = cn.roster_version;
-            g = ff_rpc_get_task(cn.cl, &tq, &t, 20000);
+            g = ff_rpc_get_task(cn.cl, &tq, &t, (int)(cn.poll_ms + FED_CALL_POLL_MARGIN_MS));
         }
         if (g == FF_OK) {
             last_ok = ff_now();
@@ -1175,7 +1190,7 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
                 rc = ff_error(FF_ENET, "no contact with coordinator %s for %.0f s; giving up",
                               sc->coordinator, sc->give_up_after);
             else
-                usleep(500000);
+                usleep(FED_RECONNECT_PAUSE_US);
         } else if (rc == FF_OK && g == FF_EPOLICY && strstr(ff_error_message(), "revoked")) {
             rc = revoked_error();
         } else if (rc == FF_OK) {

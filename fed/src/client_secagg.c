@@ -195,7 +195,7 @@ static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b
     env.body.data = b->data;
     env.body.len = b->len;
     Fedfuse__SecAggEnvelope *reply = NULL;
-    int rc = ff_rpc_secagg(cn->cl, &env, &reply, 60000);
+    int rc = ff_rpc_secagg(cn->cl, &env, &reply, FED_CALL_MESSAGE_MS);
     ff_msg_free(reply);
     return rc;
 }
@@ -459,7 +459,7 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         if (!ours)
             ff_strlcpy(cn->refused, key, sizeof cn->refused);
         json_decref(j);
-        sleep(1);
+        sleep(FED_TASK_PAUSE_S);
         return FF_OK;
     }
     ff_secagg_buf out = {0};

@@ -346,7 +346,7 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
     reply->run_id = ff_call_strdup(c, nd->run_id);
     reply->site = ff_call_strdup(c, c->site);
     reply->protocol_version = FF_PROTOCOL_VERSION;
-    reply->poll_timeout_ms = 20000;
+    reply->poll_timeout_ms = FED_POLL_TIMEOUT_MS;
     FF_LOG_INFO("site %s connected", c->site);
     pthread_mutex_lock(&nd->mu);
     int idx = fed_coord_site_index(nd, c->site);
@@ -497,6 +497,10 @@ static void report_locked(node *nd, int idx, const Fedfuse__TaskRequest *req)
         r->code[0] = r->message[0] = '\0';
     }
     clean_copy(r->version, sizeof r->version, req->software_version);
+    if (req->wait_ms != r->wait_ms)
+        FF_LOG_INFO("site %s long-polls with wait_ms %u (poll timeout sent: %u ms)",
+                    nd->names[idx], req->wait_ms, FED_POLL_TIMEOUT_MS);
+    r->wait_ms = req->wait_ms;
     r->have_skew = req->site_unix_ms > 0;
     if (r->have_skew)
         r->skew_s = (double)(req->site_unix_ms - fed_coord_unix_ms()) / 1e3;
@@ -506,7 +510,7 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                        Fedfuse__Task *reply)
 {
     node *nd = user;
-    uint32_t wait = req->wait_ms ? FF_MIN(req->wait_ms, 30000u) : 20000u;
+    uint32_t wait = req->wait_ms ? FF_MIN(req->wait_ms, FED_POLL_MAX_MS) : FED_POLL_TIMEOUT_MS;
     int rc = FF_OK;
     pthread_mutex_lock(&nd->mu);
     int idx = fed_coord_site_index(nd, c->site), first = 1;

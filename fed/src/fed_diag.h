@@ -7,10 +7,19 @@
 #define FF_FED_DIAG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A node waiting for its task, or a coordinator waiting for sites, says so this often,
  * naming whom it waits for (not once per poll). */
 #define FED_WAIT_LOG_S 60.0
+/* The GetTask long-poll (docs/federation.md, "Timeouts"): the coordinator holds a GetTask up
+ * to FED_POLL_TIMEOUT_MS when nothing is ready and sends that value in
+ * HelloReply.poll_timeout_ms; a site asks for that wait. A site's wait_ms is capped at
+ * FED_POLL_MAX_MS (a call cannot pin a handler thread longer), and a site takes a received
+ * value only within [FED_POLL_MIN_MS, FED_POLL_MAX_MS] (a smaller one would make it spin). */
+#define FED_POLL_TIMEOUT_MS 20000u
+#define FED_POLL_MIN_MS 100u
+#define FED_POLL_MAX_MS 30000u
 
 /* site states */
 #define FED_STATE_STARTING "starting"
@@ -39,6 +48,7 @@ typedef struct {
     double skew_s;      /* site clock - ours, at the poll (+ the one-way delay) */
     double error_at;    /* ff_wall_time() the error happened, by the site's account */
     int have_skew;
+    uint32_t wait_ms;   /* the long-poll wait the site asks for (logged when it changes) */
 } fed_site_report;
 
 /* The stable code ("coordinator_unreachable") and its fixed text. */

@@ -4,7 +4,8 @@
 #                  (fedfuse audit verify, exit 0, receipts included), rounds.csv has one line
 #                  per round, and the pooled AUROC the coordinator computed from histograms
 #                  matches `fedfuse eval`'s exact AUROC of the final model within 0.01 (10000-bin histogram ties);
-#                  what the sites sent for their subgroups obeys their minimum cell size (10).
+#                  what the sites sent for their subgroups obeys their minimum cell size (10);
+#                  every site long-polls with the poll timeout the coordinator sent (HelloReply).
 #   restart        the coordinator is killed (SIGKILL) after round 2 of 4 and restarted with
 #                  the same command: clients reconnect, the run finishes, the final model is
 #                  bit-identical (sha256) to an uninterrupted run, the audit log verifies.
@@ -80,6 +81,11 @@ simulate)
     done
     [ "$(wc -l < "$tmp/a/rounds.csv")" = 4 ] || fail "rounds.csv should have header + 3 lines"
     ! ls "$tmp/a"/fine_tune-* 2>/dev/null || fail "fine-tuning ran without plan fine_tune"
+    # every site long-polls with the poll timeout the coordinator sent in its HelloReply
+    for s in site-1 site-2 site-3; do
+        grep -q "site $s long-polls with wait_ms 20000 (poll timeout sent: 20000 ms)" \
+            "$tmp/a/logs/coordinator.log" || fail "$s does not poll with the coordinator's poll timeout"
+    done
     # the live view: the finished run's state, every round of rounds.csv with its pooled AUROC,
     # every site, no reload once done, nothing undefined
     $py - "$tmp/a/live.html" "$tmp/a/rounds.csv" <<'EOP' || fail "live.html"
