@@ -16,6 +16,8 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &fedfuse__eval_submission__descriptor, &fedfuse__ack__descriptor,
     &fedfuse__sec_agg_envelope__descriptor, &fedfuse__status_request__descriptor,
     &fedfuse__counter__descriptor,         &fedfuse__status_reply__descriptor,
+    &fedfuse__sec_agg_audit_entry__descriptor, &fedfuse__ddg_params__descriptor,
+    &fedfuse__inclusion_proof__descriptor,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

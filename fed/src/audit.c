@@ -116,19 +116,39 @@ void fed_audit_commitment(fed_audit *a, int64_t round, int64_t attempt, const ch
         json_object_set_new(a->commits, site, json_pack("{s:s, s:I}", "commitment", c, "seq", seq));
 }
 
-json_t *fed_audit_inclusion(const fed_audit *a, const char *site)
+int fed_audit_inclusion(const fed_audit *a, const char *site, ff_call *c,
+                        Fedfuse__InclusionProof **out)
 {
+    *out = NULL;
     json_t *s = json_object_get(json_object_get(a->inclusion, "sites"), site);
-    if (!s)
-        return NULL;
-    json_t *inc = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "round",
-                            json_object_get(a->inclusion, "round"), "aggregate_seq",
-                            json_object_get(a->inclusion, "aggregate_seq"), "root",
-                            json_object_get(a->inclusion, "root"), "size",
-                            json_object_get(a->inclusion, "size"), "index",
-                            json_object_get(s, "index"), "commitment_seq",
-                            json_object_get(s, "commitment_seq"), "path", json_object_get(s, "path"));
-    return inc;
+    json_t *path = json_object_get(s, "path");
+    if (!s || !json_is_integer(json_object_get(s, "commitment_seq")))
+        return FF_OK; /* nothing to prove for this site */
+    size_t n = json_array_size(path);
+    Fedfuse__InclusionProof *p = ff_call_alloc(c, sizeof *p);
+    uint8_t *hashes = ff_call_alloc(c, (n + 1) * FF_SHA256_BYTES);
+    ProtobufCBinaryData *pb = ff_call_alloc(c, (n + 1) * sizeof *pb);
+    if (!p || !hashes || !pb)
+        return ff_error(FF_ENOMEM, "inclusion proof: out of memory");
+    fedfuse__inclusion_proof__init(p);
+    p->round = (uint32_t)json_integer_value(json_object_get(a->inclusion, "round"));
+    p->aggregate_seq = (uint64_t)json_integer_value(json_object_get(a->inclusion, "aggregate_seq"));
+    p->size = (uint64_t)json_integer_value(json_object_get(a->inclusion, "size"));
+    p->index = (uint64_t)json_integer_value(json_object_get(s, "index"));
+    p->commitment_seq = (uint64_t)json_integer_value(json_object_get(s, "commitment_seq"));
+    int rc = ff_audit_unhex(json_string_value(json_object_get(a->inclusion, "root")), hashes,
+                            FF_SHA256_BYTES);
+    p->root_sha256 = (ProtobufCBinaryData){FF_SHA256_BYTES, hashes};
+    for (size_t k = 0; rc == FF_OK && k < n; k++) {
+        uint8_t *h = hashes + (k + 1) * FF_SHA256_BYTES;
+        rc = ff_audit_unhex(json_string_value(json_array_get(path, k)), h, FF_SHA256_BYTES);
+        pb[k] = (ProtobufCBinaryData){FF_SHA256_BYTES, h};
+    }
+    p->n_path_sha256 = n;
+    p->path_sha256 = pb;
+    if (rc == FF_OK)
+        *out = p;
+    return rc;
 }
 
 static void recorded(fed_audit *a, int64_t round, const char *model_sha)

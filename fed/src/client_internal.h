@@ -132,7 +132,7 @@ int fed_cn_write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_s
                          json_t *secagg);
 void fed_cn_arm_source(ff_source *src, kill_xfer *k, const char *point, uint32_t round);
 int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan);
-int fed_cn_roster_take(cnode *cn, const ProtobufCBinaryData *r);
+int fed_cn_roster_take(cnode *cn, const Fedfuse__Roster *r);
 int fed_cn_secagg_step(int phase);
 void fed_cn_secagg_reset(cnode *cn);
 

@@ -67,19 +67,15 @@ static int local_save(const cnode *cn)
     return rc;
 }
 
-/* Reads the task's "local" list once per node and marks the local coordinates in the
+/* Reads the task's local_prefixes once per node and marks the local coordinates in the
  * model's layout (local_m) and the wire layout (local_w). A prefix that matches none of
  * this site's tensors is refused: the coordinator's model and ours would differ. */
 int fed_cn_local_setup(cnode *cn, const Fedfuse__Task *t)
 {
-    if (cn->local_set || !t->payload.len)
+    if (cn->local_set)
         return FF_OK;
-    const uint8_t *nul = memchr(t->payload.data, 0, t->payload.len);
-    json_t *p = json_loadb((const char *)t->payload.data,
-                           nul ? (size_t)(nul - t->payload.data) : t->payload.len, 0, NULL);
-    json_t *list = json_object_get(p, "local");
-    const char *run = json_string_value(json_object_get(p, "run_name"));
-    size_t np = json_array_size(list);
+    size_t np = t->n_local_prefixes;
+    const char *run = t->run_name;
     int rc = FF_OK;
     if (np > LOCAL_MAX_PREFIXES)
         rc = ff_error(FF_EFORMAT, "the task's local layers: %zu prefixes (at most %d)", np,
@@ -93,7 +89,7 @@ int fed_cn_local_setup(cnode *cn, const Fedfuse__Task *t)
             rc = ff_error(FF_ENOMEM, "out of memory");
     }
     for (size_t k = 0; rc == FF_OK && k < np; k++) {
-        const char *pre = json_string_value(json_array_get(list, k));
+        const char *pre = t->local_prefixes[k];
         size_t wire = 0, hits = 0;
         if (!pre || !pre[0] || strlen(pre) > 128)
             rc = ff_error(FF_EFORMAT, "the task's local layers: item %zu is not a name prefix", k);
@@ -118,7 +114,6 @@ int fed_cn_local_setup(cnode *cn, const Fedfuse__Task *t)
             memcpy(cn->local_job, t->job_sha256.data, FF_SHA256_BYTES);
         rc = local_restore(cn);
     }
-    json_decref(p);
     if (rc == FF_OK && np > 0)
         FF_LOG_INFO("%zu tensor prefix(es) stay at this site (strategy.local): trained and "
                     "evaluated here, never sent", np);

@@ -29,13 +29,6 @@ void fed_cn_hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX])
         ff_strlcpy(out, "(none)", FF_SHA256_HEX);
 }
 
-static int64_t task_attempt(const Fedfuse__Task *t)
-{
-    json_t *j = json_loadb((const char *)t->payload.data, t->payload.len, 0, NULL);
-    int64_t a = json_integer_value(json_object_get(j, "attempt"));
-    json_decref(j);
-    return a;
-}
 
 /* The task's DP claims (what the policy's dp: limits were checked against) must be the
  * approved plan's privacy.client, which the job hash covers (privacy.record is run by
@@ -198,39 +191,52 @@ int fed_cn_commit_update(cnode *cn, const Fedfuse__Task *t, const char *update_s
  * receipt is re-signed with it. */
 static void complete_receipt(cnode *cn, const Fedfuse__Task *t)
 {
-    if (!cn->receipt || !t->payload.len)
+    const Fedfuse__InclusionProof *inc = t->inclusion;
+    if (!cn->receipt || !inc ||
+        (json_int_t)inc->round != json_integer_value(json_object_get(cn->receipt, "round")))
         return;
-    const uint8_t *nul = memchr(t->payload.data, 0, t->payload.len);
-    json_t *p = json_loadb((const char *)t->payload.data,
-                           nul ? (size_t)(nul - t->payload.data) : t->payload.len, 0, NULL);
-    json_t *inc = json_object_get(p, "inclusion");
-    if (!inc || json_integer_value(json_object_get(inc, "round")) !=
-                    json_integer_value(json_object_get(cn->receipt, "round"))) {
-        json_decref(p);
-        return;
+    uint8_t leaf[FF_SHA256_BYTES];
+    size_t n = inc->n_path_sha256;
+    int rc = n <= 64 && inc->root_sha256.len == FF_SHA256_BYTES && inc->size >= 1 &&
+                     inc->index < inc->size
+                 ? FF_OK
+                 : ff_error(FF_EFORMAT, "malformed (%zu path hashes, leaf %llu of %llu)", n,
+                            (unsigned long long)inc->index, (unsigned long long)inc->size);
+    uint8_t(*path)[FF_SHA256_BYTES] = rc == FF_OK ? calloc(n + 1, sizeof *path) : NULL;
+    if (rc == FF_OK && !path)
+        rc = ff_error(FF_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == FF_OK && i < n; i++) {
+        if (inc->path_sha256[i].len != FF_SHA256_BYTES)
+            rc = ff_error(FF_EFORMAT, "path hash %zu has %zu bytes", i, inc->path_sha256[i].len);
+        else
+            memcpy(path[i], inc->path_sha256[i].data, FF_SHA256_BYTES);
     }
-    uint8_t leaf[FF_SHA256_BYTES], root[FF_SHA256_BYTES], path[64][FF_SHA256_BYTES];
-    json_t *pa = json_object_get(inc, "path");
-    size_t n = json_array_size(pa);
-    int rc = n <= 64 ? FF_OK : FF_EFORMAT;
     if (rc == FF_OK)
         rc = ff_audit_unhex(json_string_value(json_object_get(cn->receipt, "commitment")), leaf, sizeof leaf);
-    if (rc == FF_OK)
-        rc = ff_audit_unhex(json_string_value(json_object_get(inc, "root")), root, sizeof root);
-    for (size_t i = 0; rc == FF_OK && i < n; i++)
-        rc = ff_audit_unhex(json_string_value(json_array_get(pa, i)), path[i], FF_SHA256_BYTES);
-    json_int_t idx = json_integer_value(json_object_get(inc, "index"));
-    json_int_t size = json_integer_value(json_object_get(inc, "size"));
-    if (rc == FF_OK && (idx < 0 || size < 1 ||
-                        ff_audit_merkle_verify(leaf, (size_t)idx, (size_t)size,
-                                               (const uint8_t(*)[FF_SHA256_BYTES])path, n, root) != FF_OK))
+    if (rc == FF_OK &&
+        ff_audit_merkle_verify(leaf, (size_t)inc->index, (size_t)inc->size,
+                               (const uint8_t(*)[FF_SHA256_BYTES])path, n, inc->root_sha256.data) != FF_OK)
         rc = ff_error(FF_ECRYPTO, "the proof does not lead from our commitment to its root");
     if (rc == FF_OK) {
-        json_t *keep = json_deep_copy(inc);
-        json_object_del(keep, "round");
-        json_object_set_new(cn->receipt, "inclusion", keep);
-        rc = ff_audit_receipt_write(cn->receipt_path, cn->receipt, cn->key);
+        /* the receipt keeps the proof as the audit log's verifier reads it (hex) */
+        char root[FF_SHA256_HEX], h[FF_SHA256_HEX];
+        ff_hex(inc->root_sha256.data, FF_SHA256_BYTES, root);
+        json_t *pa = json_array();
+        for (size_t i = 0; pa && i < n; i++) {
+            ff_hex(path[i], FF_SHA256_BYTES, h);
+            json_array_append_new(pa, json_string(h));
+        }
+        json_t *keep = json_pack("{s:I, s:s, s:I, s:I, s:I, s:o}", "aggregate_seq",
+                                 (json_int_t)inc->aggregate_seq, "root", root, "size",
+                                 (json_int_t)inc->size, "index", (json_int_t)inc->index,
+                                 "commitment_seq", (json_int_t)inc->commitment_seq, "path", pa);
+        rc = keep ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+        if (rc == FF_OK) {
+            json_object_set_new(cn->receipt, "inclusion", keep);
+            rc = ff_audit_receipt_write(cn->receipt_path, cn->receipt, cn->key);
+        }
     }
+    free(path);
     if (rc == FF_OK)
         FF_LOG_INFO("round %lld: receipt completed with the proof that our update is in the "
                     "aggregate", (long long)json_integer_value(json_object_get(cn->receipt, "round")));
@@ -240,7 +246,6 @@ static void complete_receipt(cnode *cn, const Fedfuse__Task *t)
                     ff_error_message());
     json_decref(cn->receipt);
     cn->receipt = NULL;
-    json_decref(p);
 }
 
 int fed_cn_write_receipt(cnode *cn, const Fedfuse__Task *t, const char *update_sha, double examples,
@@ -490,7 +495,7 @@ int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, c
 
 static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
-    int64_t attempt = task_attempt(t);
+    int64_t attempt = (int64_t)t->attempt;
     if (ff_round_begin(&cn->fs, t->round, attempt) != FF_OK) {
         FF_LOG_WARN("round %u: %s; not training again", t->round, ff_error_message());
         return FF_OK;
@@ -819,8 +824,8 @@ static int handle_stats(cnode *cn, const Fedfuse__Task *t)
 
 static int handle(cnode *cn, const Fedfuse__Task *t)
 {
-    if (t->roster.len) {
-        int rc = fed_cn_roster_take(cn, &t->roster);
+    if (t->roster) {
+        int rc = fed_cn_roster_take(cn, t->roster);
         if (rc != FF_OK)
             FF_LOG_WARN("%s", ff_error_message());
     }
@@ -1078,6 +1083,11 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
             hq.protocol_version = FF_PROTOCOL_VERSION;
             Fedfuse__HelloReply *hr = NULL;
             int h = ff_rpc_hello(cn.cl, &hq, &hr, FED_CALL_HELLO_MS);
+            if (h == FF_OK && hr->protocol_version != FF_PROTOCOL_VERSION)
+                h = ff_error(FF_EPOLICY, "coordinator %s speaks fedfuse protocol version %u, this "
+                             "site version %u (software %s); run the same fedfuse version on the "
+                             "coordinator and the sites", sc->coordinator, hr->protocol_version,
+                             FF_PROTOCOL_VERSION, FF_VERSION);
             if (h == FF_OK) {
                 FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site,
                             sc->coordinator, hr->consortium, hr->run_id);

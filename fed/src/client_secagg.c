@@ -21,23 +21,19 @@ static int peer_key(cnode *cn, const char *name, EVP_PKEY **out)
 /* Takes a roster (Task.roster): every certificate must chain to our CA, be valid now, not be
  * on the CRL (which our CA must have signed) and carry the CN it is listed under; the others
  * are left out with a warning. The previous keys are retired. */
-int fed_cn_roster_take(cnode *cn, const ProtobufCBinaryData *r)
+int fed_cn_roster_take(cnode *cn, const Fedfuse__Roster *r)
 {
-    json_t *j = json_loadb((const char *)r->data, r->len, 0, NULL);
-    json_t *sites = json_object_get(j, "sites");
-    const char *crl_pem = json_string_value(json_object_get(j, "crl"));
-    json_int_t version = json_integer_value(json_object_get(j, "version"));
-    if (!json_is_array(sites) || !crl_pem || version <= 0) {
-        json_decref(j);
-        return ff_error(FF_EFORMAT, "roster: not {version, crl, sites}");
-    }
+    if (r->version == 0 || r->n_sites > FF_COORD_MAX_SITES)
+        return ff_error(FF_EFORMAT, "roster: version %llu with %zu sites",
+                        (unsigned long long)r->version, r->n_sites);
     X509_CRL *crl = NULL;
-    if (crl_pem[0] && ff_pki_crl_from_pem(crl_pem, strlen(crl_pem), cn->ca, &crl) != FF_OK) {
-        FF_LOG_WARN("roster version %lld refused: %s", (long long)version, ff_error_message());
-        json_decref(j);
+    if (r->crl_pem.len &&
+        ff_pki_crl_from_pem((const char *)r->crl_pem.data, r->crl_pem.len, cn->ca, &crl) != FF_OK) {
+        FF_LOG_WARN("roster version %llu refused: %s", (unsigned long long)r->version,
+                    ff_error_message());
         return FF_OK; /* keep the previous one */
     }
-    size_t n = json_array_size(sites), k = 0;
+    size_t n = r->n_sites, k = 0;
     EVP_PKEY **keys = calloc(n + 1, sizeof *keys);
     char(*names)[FF_SITE_NAME_MAX] = calloc(n + 1, sizeof *names);
     EVP_PKEY **ret = realloc(cn->retired, (cn->nretired + cn->sa.nkeys + 1) * sizeof *ret);
@@ -47,19 +43,16 @@ int fed_cn_roster_take(cnode *cn, const ProtobufCBinaryData *r)
         free(keys);
         free(names);
         X509_CRL_free(crl);
-        json_decref(j);
         return ff_error(FF_ENOMEM, "roster: out of memory");
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(sites, i, e)
-    {
-        const char *name = json_string_value(json_object_get(e, "name"));
-        const char *pem = json_string_value(json_object_get(e, "cert"));
+    for (size_t i = 0; i < n; i++) {
+        const char *name = r->sites[i]->name;
+        const ProtobufCBinaryData *pem = &r->sites[i]->cert_pem;
         X509 *x = NULL;
         char cn_[FF_SITE_NAME_MAX];
-        int rc = name && pem ? ff_pki_cert_from_pem(pem, strlen(pem), &x)
-                             : ff_error(FF_EFORMAT, "entry %zu has no name or cert", i);
+        int rc = name && name[0] && strlen(name) < FF_SITE_NAME_MAX && pem->len
+                     ? ff_pki_cert_from_pem((const char *)pem->data, pem->len, &x)
+                     : ff_error(FF_EFORMAT, "entry %zu has no valid name or cert", i);
         if (rc == FF_OK)
             rc = ff_pki_check_peer(cn->ca, crl, x, cn_, sizeof cn_);
         if (rc == FF_OK && strcmp(cn_, name) != 0)
@@ -77,11 +70,10 @@ int fed_cn_roster_take(cnode *cn, const ProtobufCBinaryData *r)
     cn->sa.keys = keys;
     cn->sa.names = names;
     cn->sa.nkeys = k;
-    cn->roster_version = (uint64_t)version;
-    FF_LOG_INFO("roster version %lld: %zu of %zu sites verified against the CA and CRL",
-                (long long)version, k, n);
+    cn->roster_version = r->version;
+    FF_LOG_INFO("roster version %llu: %zu of %zu sites verified against the CA and CRL",
+                (unsigned long long)r->version, k, n);
     X509_CRL_free(crl);
-    json_decref(j);
     return FF_OK;
 }
 
@@ -170,20 +162,47 @@ static int guard_commit(cnode *cn, const Fedfuse__Task *t, uint8_t seed[32])
 }
 
 
-/* Task.payload of a secure-aggregation task: JSON parameters, a NUL byte, the coordinator's
- * message for the phase. */
-static int secagg_payload(const Fedfuse__Task *t, json_t **j, const uint8_t **body, size_t *blen)
+/* The secure-aggregation parameters of a task of its phases, range-checked before any is
+ * used (the protocol's own rules are checked again by ff_secagg_params_check). */
+static int secagg_params(const Fedfuse__Task *t, const Fedfuse__SecAggParams **out)
 {
-    const uint8_t *nul = t->payload.len ? memchr(t->payload.data, 0, t->payload.len) : NULL;
-    if (!nul)
+    const Fedfuse__SecAggParams *sp = t->secagg;
+    *out = NULL;
+    if (!sp || !sp->enabled || !sp->entry)
         return ff_error(FF_EFORMAT, "round %u: secure-aggregation task without parameters", t->round);
-    size_t jl = (size_t)(nul - t->payload.data);
-    *j = json_loadb((const char *)t->payload.data, jl, 0, NULL);
-    *body = nul + 1;
-    *blen = t->payload.len - jl - 1;
-    return json_is_object(*j) ? FF_OK
-                              : ff_error(FF_EFORMAT, "round %u: secure-aggregation parameters are "
-                                         "not a JSON object", t->round);
+    if (sp->n_sites != sp->num_sites || sp->index >= sp->num_sites)
+        return ff_error(FF_EFORMAT, "round %u: secure-aggregation parameters name %zu sites for "
+                        "n=%u, index %u", t->round, sp->n_sites, sp->num_sites, sp->index);
+    for (size_t i = 0; i < sp->n_sites; i++)
+        if (!sp->sites[i] || !sp->sites[i][0] || strlen(sp->sites[i]) >= FF_SITE_NAME_MAX)
+            return ff_error(FF_EFORMAT, "round %u: secure-aggregation site %zu has no valid name",
+                            t->round, i);
+    if (!isfinite(sp->clip) || !isfinite(sp->scale) || sp->clip <= 0 || sp->scale <= 0 ||
+        sp->max_weight == 0)
+        return ff_error(FF_EFORMAT, "round %u: secure-aggregation encoding out of range (clip %g, "
+                        "scale %g, max weight %u)", t->round, sp->clip, sp->scale, sp->max_weight);
+    const Fedfuse__SecAggAuditEntry *e = sp->entry;
+    if (e->round != (int64_t)t->round || e->n != sp->num_sites || e->t != sp->threshold ||
+        e->k != sp->neighbours || !isfinite(e->clip_range) ||
+        (e->dp && (!e->dp->mechanism || !isfinite(e->dp->gamma) || !isfinite(e->dp->site_noise_std))))
+        return ff_error(FF_EFORMAT, "round %u: the secure-aggregation audit entry does not match "
+                        "the round's parameters", t->round);
+    *out = sp;
+    return FF_OK;
+}
+
+/* The round's audit entry as its log has it (the receipt copies it). */
+static json_t *entry_json(const Fedfuse__SecAggAuditEntry *e)
+{
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:i, s:f}", "round", (json_int_t)e->round, "n",
+                          (json_int_t)e->n, "t", (json_int_t)e->t, "k", (json_int_t)e->k,
+                          "modulus_bits", (int)e->modulus_bits, "clip_range", e->clip_range);
+    if (j && e->dp)
+        json_object_set_new(j, "dp", json_pack("{s:s, s:I, s:i, s:f, s:f}", "mechanism",
+                                               e->dp->mechanism, "dim", (json_int_t)e->dp->dim,
+                                               "bits", (int)e->dp->bits, "gamma", e->dp->gamma,
+                                               "site_noise_std", e->dp->site_noise_std));
+    return j;
 }
 
 static int secagg_send(cnode *cn, const Fedfuse__Task *t, const ff_secagg_buf *b)
@@ -220,36 +239,35 @@ static int secagg_accept(cnode *cn, const Fedfuse__Task *t, const ff_secagg_para
 
 /* Phase 1: train (the update stays here), new secagg state, signed advertisement. A
  * statistics job (plan NULL) has its lanes ready (fed_site_stats). */
-static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
-                            ff_secagg_buf *out, fed_err *refused)
+static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
+                            const Fedfuse__SecAggParams *sp, ff_secagg_buf *out, fed_err *refused)
 {
-    int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
+    int64_t attempt = (int64_t)t->attempt;
     if (ff_round_begin(&cn->fs, t->round, attempt) != FF_OK) {
         FF_LOG_WARN("round %u: %s; not taking part again", t->round, ff_error_message());
         return FF_OK;
     }
     fed_cn_secagg_reset(cn);
     int stats = plan == NULL;
-    ff_secagg_params p = {.round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id")),
-                          .n_sites = (uint32_t)json_integer_value(json_object_get(j, "n")),
-                          .k = (uint32_t)json_integer_value(json_object_get(j, "k")),
-                          .t = (uint32_t)json_integer_value(json_object_get(j, "t")),
-                          .n_values = (uint64_t)json_integer_value(json_object_get(j, "n_values"))};
-    json_t *sites = json_object_get(j, "sites");
-    json_int_t self = json_integer_value(json_object_get(j, "index"));
-    int rc = ff_secagg_params_check(&p);
+    ff_secagg_params p = {.round_id = sp->round_id, .n_sites = sp->num_sites, .k = sp->neighbours,
+                          .t = sp->threshold, .n_values = sp->n_values};
+    json_t *sites = json_array();
+    for (size_t i = 0; sites && i < sp->n_sites; i++)
+        json_array_append_new(sites, json_string(sp->sites[i]));
+    uint32_t self = sp->index; /* < n_sites (secagg_params) */
+    int rc = sites && json_array_size(sites) == sp->n_sites
+                 ? ff_secagg_params_check(&p)
+                 : ff_error(FF_ENOMEM, "out of memory");
     int ddg = !stats && plan->privacy.client.enabled &&
               plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
     uint64_t lanes = stats ? cn->st.nlanes
                            : (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1;
-    if (rc == FF_OK && (p.n_values != lanes || json_array_size(sites) != p.n_sites ||
-                        self < 0 || (uint32_t)self >= p.n_sites ||
-                        strcmp(site_name_at(sites, (size_t)self),
-                               cn->sc->site) != 0))
+    if (rc == FF_OK && (p.n_values != lanes || strcmp(site_name_at(sites, self), cn->sc->site) != 0))
         rc = ff_error(FF_EPOLICY, "round %u: secure-aggregation parameters do not match this "
-                      "site (%llu lanes for %zu parameters, index %lld)", t->round,
-                      (unsigned long long)p.n_values, cn->n, (long long)self);
+                      "site (%llu lanes for %zu parameters, index %u)", t->round,
+                      (unsigned long long)p.n_values, cn->n, self);
     cn->sa.sites = rc == FF_OK ? json_incref(sites) : NULL;
+    json_decref(sites); /* cn->sa.sites holds it from here (or nobody) */
     if (rc == FF_OK)
         rc = secagg_accept(cn, t, &p, refused);
     if (rc == FF_OK && stats && cn->st.dp.on && (int64_t)p.t < cn->st.dp.shares) {
@@ -295,7 +313,7 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
     if (rc == FF_OK) {
         cn->sa.round = t->round;
         cn->sa.attempt = attempt;
-        cn->sa.entry = json_incref(json_object_get(j, "entry"));
+        cn->sa.entry = entry_json(sp->entry);
     }
     return rc;
 }
@@ -306,17 +324,16 @@ static int secagg_advertise(cnode *cn, const Fedfuse__Task *t, const ff_plan *pl
  * contribution and kept by the site's guard: nobody else can reproduce (and subtract) the
  * noise, and a retry over the same sites adds the same noise (no second, independent draw
  * the coordinator could average away). */
-static int ddg_lanes(cnode *cn, const ff_plan *plan, json_t *j, const uint8_t noise_seed[32],
-                     uint32_t *lanes)
+static int ddg_lanes(cnode *cn, const ff_plan *plan, const Fedfuse__SecAggParams *sp,
+                     const uint8_t noise_seed[32], uint32_t *lanes)
 {
     ff_privacy_ddg_config k;
     size_t d;
-    uint32_t n_sites = (uint32_t)json_integer_value(json_object_get(j, "n"));
-    uint64_t round_id = (uint64_t)json_integer_value(json_object_get(j, "round_id"));
-    int rc = fed_dp_ddg_config(&plan->privacy.client, n_sites, round_id, cn->n, &k, &d);
-    if (rc == FF_OK && (uint64_t)json_integer_value(json_object_get(j, "n_values")) != d + 1)
-        rc = ff_error(FF_EPOLICY, "ddg: the round has %lld lanes, the plan needs %zu",
-                      (long long)json_integer_value(json_object_get(j, "n_values")), d + 1);
+    uint32_t n_sites = sp->num_sites;
+    int rc = fed_dp_ddg_config(&plan->privacy.client, n_sites, sp->round_id, cn->n, &k, &d);
+    if (rc == FF_OK && sp->n_values != d + 1)
+        rc = ff_error(FF_EPOLICY, "ddg: the round has %llu lanes, the plan needs %zu",
+                      (unsigned long long)sp->n_values, d + 1);
     uint64_t *out = rc == FF_OK ? malloc(d * sizeof *out) : NULL;
     if (rc == FF_OK && !out)
         rc = ff_error(FF_ENOMEM, "out of memory");
@@ -347,22 +364,24 @@ static int masked_upload(cnode *cn, const Fedfuse__Task *t, ff_secagg_buf *out);
 
 /* Phase 3: encode clip(Δ · n / W) and n (or the ddg lanes), mask, upload as a stream
  * (n_values lanes). */
-static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, json_t *j,
-                         const uint8_t *body, size_t blen)
+static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
+                         const Fedfuse__SecAggParams *sp, const uint8_t *body, size_t blen)
 {
     if (!plan)
         return stats_masked(cn, t, body, blen);
     int ddg = plan->privacy.client.enabled &&
               plan->privacy.client.mechanism == FF_PRIVACY_MECH_DISTRIBUTED_DISCRETE_GAUSSIAN;
     ff_secagg_codec codec;
-    uint32_t w = (uint32_t)json_integer_value(json_object_get(j, "max_weight"));
-    int rc = ff_secagg_codec_init(&codec, json_number_value(json_object_get(j, "clip")),
-                                  json_number_value(json_object_get(j, "scale")),
-                                  (uint32_t)json_integer_value(json_object_get(j, "n")), w);
+    uint32_t w = sp->max_weight;
+    int rc = ff_secagg_codec_init(&codec, sp->clip, sp->scale, sp->num_sites, w);
     if (rc == FF_OK && !ddg && (cn->sa.ntrain == 0 || cn->sa.ntrain > w))
         rc = ff_error(FF_EPOLICY, "round %u: %zu training examples; secure aggregation encodes "
                       "1..%u", t->round, cn->sa.ntrain, w);
-    uint64_t nv = (uint64_t)json_integer_value(json_object_get(j, "n_values"));
+    uint64_t nv = sp->n_values;
+    /* the lanes this site advertised for (secagg_advertise): nothing else is allocated */
+    if (rc == FF_OK && nv != (uint64_t)(ddg ? ff_privacy_ddg_padded_dim(cn->n) : cn->n) + 1)
+        rc = ff_error(FF_EPOLICY, "round %u: the masked input has %llu lanes, not the %zu "
+                      "parameters' (+1)", t->round, (unsigned long long)nv, cn->n);
     /* recorded durably before anything derived from the update leaves (ff_fed_guard_commit) */
     uint8_t noise_seed[32];
     if (rc == FF_OK)
@@ -373,7 +392,7 @@ static int secagg_masked(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan,
         rc = ff_error(FF_ENOMEM, "out of memory (%llu lanes)", (unsigned long long)nv);
     ff_secagg_buf out = {0};
     if (rc == FF_OK && ddg) {
-        rc = ddg_lanes(cn, plan, j, noise_seed, lanes);
+        rc = ddg_lanes(cn, plan, sp, noise_seed, lanes);
     } else if (rc == FF_OK) {
         float f = (float)((double)cn->sa.ntrain / w);
         for (size_t i = 0; i < cn->n; i++)
@@ -442,11 +461,11 @@ int fed_cn_secagg_step(int phase)
 
 int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
 {
-    json_t *j = NULL;
-    const uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = secagg_payload(t, &j, &body, &blen);
-    int64_t attempt = json_integer_value(json_object_get(j, "attempt"));
+    const Fedfuse__SecAggParams *sp = NULL;
+    const uint8_t *body = t->secagg_message.data;
+    size_t blen = t->secagg_message.len;
+    int rc = secagg_params(t, &sp);
+    int64_t attempt = (int64_t)t->attempt;
     int ours = cn->sa.c && cn->sa.round == t->round && cn->sa.attempt == attempt;
     int again = ours && cn->sa.step >= fed_cn_secagg_step((int)t->phase);
     if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
@@ -458,7 +477,6 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
                         "without this site; waiting for the next round", t->round, (long long)attempt);
         if (!ours)
             ff_strlcpy(cn->refused, key, sizeof cn->refused);
-        json_decref(j);
         sleep(FED_TASK_PAUSE_S);
         return FF_OK;
     }
@@ -467,7 +485,7 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     fed_err refused = FED_ERR_NONE;
     switch (rc == FF_OK ? (int)t->phase : -1) {
     case FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE:
-        rc = secagg_advertise(cn, t, plan, j, &out, &refused);
+        rc = secagg_advertise(cn, t, plan, sp, &out, &refused);
         what = "keys advertised";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_SHARE:
@@ -475,7 +493,7 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         what = "keys shared";
         break;
     case FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT:
-        rc = secagg_masked(cn, t, plan, j, body, blen);
+        rc = secagg_masked(cn, t, plan, sp, body, blen);
         /* acknowledged: receipted now, like a plain update (a kill before unmask keeps it) */
         if (rc == FF_OK &&
             fed_cn_write_receipt(cn, t, cn->sa.update_sha, (double)cn->sa.ntrain, cn->sa.entry) != FF_OK)
@@ -503,7 +521,6 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
         rc = secagg_send(cn, t, &out);
     }
     ff_secagg_buf_free(&out);
-    json_decref(j);
     if (refused) {
         /* the site's policy or guard says no to this round: the coordinator is told (it logs
          * the reason and `fedfuse status` shows the code), once per attempt */

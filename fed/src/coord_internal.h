@@ -90,9 +90,7 @@ typedef struct {
     time_t crl_next;        /* the CRL's nextUpdate (0 = no CRL) */
     char crl_warning[512];  /* "" or why the CRL needs renewing (status, log) */
     double crl_logged;      /* ff_now() of the last warning line */
-    uint64_t roster_version;
-    char *roster;
-    size_t roster_len;
+    uint64_t roster_version; /* of the roster the sites get (0 = none yet) */
     blob *blobs, *cur;
     int64_t blob_round, blob_attempt;
     char blob_phase[32];

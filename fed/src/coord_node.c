@@ -89,20 +89,44 @@ static int snapshot_locked(node *nd, const ff_coord_status *st)
     return FF_OK;
 }
 
-/* Rebuilds the roster JSON after a change (a certificate or the CRL), with a new version. */
+/* A change of the roster (a certificate or the CRL): a new version, sent to every site. */
 static void roster_rebuild_locked(node *nd)
 {
-    json_t *sites = json_array();
-    for (size_t i = 0; i < nd->nsites; i++)
-        if (nd->cert_pem[i])
-            json_array_append_new(sites, json_pack("{s:s, s:s}", "name", nd->names[i], "cert",
-                                                   nd->cert_pem[i]));
-    json_t *r = json_pack("{s:I, s:s, s:o}", "version", (json_int_t)++nd->roster_version, "crl",
-                          nd->crl_pem ? nd->crl_pem : "", "sites", sites);
-    free(nd->roster);
-    nd->roster = r ? json_dumps(r, JSON_COMPACT) : NULL;
-    nd->roster_len = nd->roster ? strlen(nd->roster) : 0;
-    json_decref(r);
+    nd->roster_version++;
+}
+
+/* The roster as it is now, into the call's memory (the certificates may be replaced once the
+ * lock is released). */
+static int roster_wire_locked(const node *nd, ff_call *c, Fedfuse__Roster **out)
+{
+    Fedfuse__Roster *r = ff_call_alloc(c, sizeof *r);
+    Fedfuse__RosterSite *rs = ff_call_alloc(c, (nd->nsites + 1) * sizeof *rs);
+    Fedfuse__RosterSite **ps = ff_call_alloc(c, (nd->nsites + 1) * sizeof *ps);
+    size_t crl_len = nd->crl_pem ? strlen(nd->crl_pem) : 0;
+    uint8_t *crl = ff_call_alloc(c, crl_len + 1);
+    if (!r || !rs || !ps || !crl)
+        return ff_error(FF_ENOMEM, "roster: out of memory");
+    fedfuse__roster__init(r);
+    r->version = nd->roster_version;
+    memcpy(crl, nd->crl_pem ? nd->crl_pem : "", crl_len);
+    r->crl_pem = (ProtobufCBinaryData){crl_len, crl};
+    for (size_t i = 0; i < nd->nsites; i++) {
+        if (!nd->cert_pem[i])
+            continue;
+        Fedfuse__RosterSite *e = &rs[r->n_sites];
+        fedfuse__roster_site__init(e);
+        e->name = ff_call_strdup(c, nd->names[i]);
+        size_t len = strlen(nd->cert_pem[i]);
+        uint8_t *pem = ff_call_alloc(c, len + 1);
+        if (!e->name || !pem)
+            return ff_error(FF_ENOMEM, "roster: out of memory");
+        memcpy(pem, nd->cert_pem[i], len);
+        e->cert_pem = (ProtobufCBinaryData){len, pem};
+        ps[r->n_sites++] = e;
+    }
+    r->sites = ps;
+    *out = r;
+    return FF_OK;
 }
 
 /* Site idx's certificate (PEM, already checked against the CA and CRL by the transport or
@@ -341,7 +365,17 @@ static int on_hello(void *user, ff_call *c, const Fedfuse__HelloRequest *req,
                     Fedfuse__HelloReply *reply)
 {
     node *nd = user;
-    (void)req;
+    if (req->protocol_version != FF_PROTOCOL_VERSION) {
+        /* messages of another version would be misread (protocol 1 sent its parameters as
+         * text in fields that are gone): refused at the door, said on both sides */
+        FF_LOG_WARN("site %s refused: it speaks fedfuse protocol version %u (software %.32s), "
+                    "this coordinator version %u", c->site, req->protocol_version,
+                    req->software_version ? req->software_version : "?", FF_PROTOCOL_VERSION);
+        return ff_error(FF_EPOLICY, "protocol version %u refused: this coordinator speaks fedfuse "
+                        "protocol version %u (software %s); run the same fedfuse version on the "
+                        "coordinator and the sites", req->protocol_version, FF_PROTOCOL_VERSION,
+                        FF_VERSION);
+    }
     reply->consortium = ff_call_strdup(c, nd->cons.consortium);
     reply->run_id = ff_call_strdup(c, nd->run_id);
     reply->site = ff_call_strdup(c, c->site);
@@ -374,30 +408,22 @@ int fed_coord_secagg_phase(const node *nd)
     return p && p->secagg_step > 0 ? p->wire : 0;
 }
 
-/* {"attempt":N} and, once a round with this site's update is aggregated, its inclusion
- * proof (the site completes its receipt with it). Allocated in the call. */
-static char *task_payload(node *nd, ff_call *c, int64_t attempt)
+/* What every task says: the attempt of the round, the per-site layers and, once a round
+ * with this site's update is aggregated, its inclusion proof (the site completes its
+ * receipt with it). */
+static int task_attempt_locked(node *nd, ff_call *c, Fedfuse__Task *t)
 {
-    json_t *p = json_pack("{s:I}", "attempt", (json_int_t)attempt);
-    /* strategy.local: the tensor prefixes every site keeps (fed/src/client_local.c) */
+    if (nd->attempt < 0 || nd->attempt > UINT32_MAX)
+        return ff_error(FF_EINTERNAL, "get_task: attempt %lld out of range", (long long)nd->attempt);
+    t->attempt = (uint32_t)nd->attempt;
+    /* strategy.local: the tensor prefixes every site keeps (fed/src/client_local.c); the
+     * config lives as long as the node, the reply is sent within it */
     const ff_cfg_strlist *loc = &nd->cfg.strategy.local;
-    json_t *list = p && loc->count ? json_array() : NULL;
-    for (size_t i = 0; list && i < loc->count; i++)
-        json_array_append_new(list, json_string(loc->items[i]));
-    if (list) { /* with the run's name: a site's saved local layers belong to one run */
-        json_object_set_new(p, "local", list);
-        json_object_set_new(p, "run_name", json_string(nd->cfg.run_name));
-    }
-    json_t *inc = fed_audit_inclusion(&nd->audit, c->site);
-    if (p && inc)
-        json_object_set_new(p, "inclusion", inc);
-    else
-        json_decref(inc);
-    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
-    json_decref(p);
-    char *out = text ? ff_call_strdup(c, text) : NULL;
-    free(text);
-    return out;
+    t->n_local_prefixes = loc->count;
+    t->local_prefixes = loc->count ? (char **)loc->items : NULL;
+    /* with the run's name: a site's saved local layers belong to one run */
+    t->run_name = loc->count ? nd->cfg.run_name : NULL;
+    return fed_audit_inclusion(&nd->audit, c->site, c, &t->inclusion);
 }
 
 static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
@@ -414,15 +440,15 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
     if (nd->is_stats)
         t->job_kind = (char *)FED_JOB_STATISTICS;
     uint8_t *sha = ff_call_alloc(c, FF_SHA256_BYTES);
-    char *payload = task_payload(nd, c, nd->attempt);
-    if (!t->run_id || !sha || !payload)
+    if (!t->run_id || !sha)
         return ff_error(FF_ENOMEM, "get_task: out of memory");
+    int rc = task_attempt_locked(nd, c, t);
+    if (rc != FF_OK)
+        return rc;
     memcpy(sha, nd->cur->sha, FF_SHA256_BYTES);
     t->model_sha256.data = sha;
     t->model_sha256.len = FF_SHA256_BYTES;
     t->model_size = nd->cur->bytes;
-    t->payload.data = (uint8_t *)payload;
-    t->payload.len = strlen(payload);
     if (nd->dp.on) {
         /* what the site's policy checks (dp:) and the site compares with the approved plan */
         Fedfuse__DpParams *dp = ff_call_alloc(c, sizeof *dp);
@@ -437,7 +463,7 @@ static int fill_task_locked(node *nd, ff_call *c, int phase, Fedfuse__Task *t)
         t->dp = dp;
     }
     if (fed_coord_secagg_phase(nd) == phase)
-        return fed_secagg_task(&nd->sa, fed_coord_site_index(nd, c->site), nd->attempt, nd->phase, c, t);
+        return fed_secagg_task(&nd->sa, fed_coord_site_index(nd, c->site), nd->phase, c, t);
     if (nd->cfg.secure_aggregation.enabled) {
         /* every task of the run says so: a site's policy may require it */
         Fedfuse__SecAggParams *sp = ff_call_alloc(c, sizeof *sp);
@@ -544,11 +570,8 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
                 reply->model_sha256.len = FF_SHA256_BYTES;
                 reply->model_size = nd->cur->bytes;
             }
-            char *payload = task_payload(nd, c, nd->attempt);
-            if (payload) {
-                reply->payload.data = (uint8_t *)payload;
-                reply->payload.len = strlen(payload);
-            }
+            if (task_attempt_locked(nd, c, reply) != FF_OK) /* the proof is a bonus here */
+                FF_LOG_WARN("site %s: %s", c->site, ff_error_message());
             nd->done_sent[idx] = 1;
             pthread_cond_broadcast(&nd->cv);
             break;
@@ -573,14 +596,9 @@ static int on_get_task(void *user, ff_call *c, const Fedfuse__TaskRequest *req,
         }
         cv_wait_until(nd, until);
     }
-    if (rc == FF_OK && nd->roster && req->roster_version != nd->roster_version) {
-        uint8_t *r = ff_call_alloc(c, nd->roster_len);
-        if (r) {
-            memcpy(r, nd->roster, nd->roster_len);
-            reply->roster.data = r;
-            reply->roster.len = nd->roster_len;
-        }
-    }
+    if (rc == FF_OK && nd->roster_version > 0 && req->roster_version != nd->roster_version &&
+        roster_wire_locked(nd, c, &reply->roster) != FF_OK)
+        FF_LOG_WARN("site %s: roster not sent: %s", c->site, ff_error_message());
     pthread_mutex_unlock(&nd->mu);
     return rc;
 }
@@ -1226,7 +1244,7 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
         pthread_mutex_lock(&nd.mu);
         rc = roster_load_site_certs(&nd, nd.cfg.secure_aggregation.site_certs, 0);
         roster_crl_locked(&nd);
-        if (!nd.roster)
+        if (nd.roster_version == 0)
             roster_rebuild_locked(&nd);
         pthread_mutex_unlock(&nd.mu);
     }
@@ -1330,7 +1348,6 @@ int ff_fed_coordinator_run(const char *config_path, const ff_fed_run_opts *o)
     }
     free(nd.cert_pem);
     free(nd.site_keys);
-    free(nd.roster);
     free(nd.crl_pem);
     X509_free(nd.ca);
     free(nd.plan_yaml);

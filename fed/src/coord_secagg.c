@@ -340,8 +340,36 @@ void fed_secagg_free(fed_secagg *sa)
     memset(sa, 0, sizeof *sa);
 }
 
-int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,
-                    Fedfuse__Task *t)
+/* The round's audit entry (sa->entry, as logged) in wire form. */
+static Fedfuse__SecAggAuditEntry *wire_entry(const json_t *e, ff_call *call)
+{
+    Fedfuse__SecAggAuditEntry *w = ff_call_alloc(call, sizeof *w);
+    if (!w)
+        return NULL;
+    fedfuse__sec_agg_audit_entry__init(w);
+    w->round = (int64_t)json_integer_value(json_object_get(e, "round"));
+    w->n = (uint32_t)json_integer_value(json_object_get(e, "n"));
+    w->t = (uint32_t)json_integer_value(json_object_get(e, "t"));
+    w->k = (uint32_t)json_integer_value(json_object_get(e, "k"));
+    w->modulus_bits = (uint32_t)json_integer_value(json_object_get(e, "modulus_bits"));
+    w->clip_range = json_number_value(json_object_get(e, "clip_range"));
+    const json_t *dp = json_object_get(e, "dp");
+    if (!dp)
+        return w;
+    Fedfuse__DdgParams *d = ff_call_alloc(call, sizeof *d);
+    if (!d)
+        return NULL;
+    fedfuse__ddg_params__init(d);
+    d->mechanism = ff_call_strdup(call, json_string_value(json_object_get(dp, "mechanism")));
+    d->dim = (uint64_t)json_integer_value(json_object_get(dp, "dim"));
+    d->bits = (int32_t)json_integer_value(json_object_get(dp, "bits"));
+    d->gamma = json_number_value(json_object_get(dp, "gamma"));
+    d->site_noise_std = json_number_value(json_object_get(dp, "site_noise_std"));
+    w->dp = d->mechanism ? d : NULL;
+    return w->dp ? w : NULL;
+}
+
+int fed_secagg_task(fed_secagg *sa, int site, const char *phase, ff_call *call, Fedfuse__Task *t)
 {
     const ff_secagg_buf *body = NULL;
     if (strcmp(phase, FF_PHASE_SHARE) == 0)
@@ -352,42 +380,38 @@ int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase
         body = &sa->chk;
     else if (strcmp(phase, FF_PHASE_UNMASK) == 0)
         body = &sa->req;
-    json_t *names = json_array();
-    for (size_t j = 0; j < sa->n; j++)
-        json_array_append_new(names, json_string(sa->names[sa->site_of[j]]));
-    json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:i, s:I, s:i, s:f, s:f, s:i, s:o, s:O}",
-                          "attempt", (json_int_t)attempt, "round_id", (json_int_t)sa->p.round_id,
-                          "n", (int)sa->p.n_sites, "k", (int)sa->p.k, "t", (int)sa->p.t,
-                          "n_values", (json_int_t)sa->p.n_values, "index", sa->index_of[site],
-                          "clip", sa->codec.clip, "scale", sa->codec.scale, "max_weight",
-                          (int)FED_SECAGG_MAX_WEIGHT, "sites", names, "entry", sa->entry);
-    /* the site's inclusion proof of the last aggregated round (its receipt) */
-    json_t *inc = j && sa->audit ? fed_audit_inclusion(sa->audit, sa->names[site]) : NULL;
-    if (inc)
-        json_object_set_new(j, "inclusion", inc);
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    json_decref(j);
-    if (!s)
-        return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
-    size_t sl = strlen(s), bl = body && body->data ? body->len : 0;
-    uint8_t *p = ff_call_alloc(call, sl + 1 + bl + 1);
     Fedfuse__SecAggParams *sp = ff_call_alloc(call, sizeof *sp);
-    if (!p || !sp) {
-        free(s);
+    char **names = ff_call_alloc(call, (sa->n + 1) * sizeof *names);
+    if (!sp || !names)
         return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
-    }
-    /* payload = JSON parameters, a NUL byte, then the coordinator's message for this phase */
-    memcpy(p, s, sl + 1);
-    if (bl)
-        memcpy(p + sl + 1, body->data, bl);
-    free(s);
     fedfuse__sec_agg_params__init(sp);
     sp->enabled = 1;
     sp->threshold = sa->p.t;
     sp->num_sites = sa->p.n_sites;
     sp->field_bits = 32;
+    sp->round_id = sa->p.round_id;
+    sp->neighbours = sa->p.k;
+    sp->n_values = sa->p.n_values;
+    sp->index = sa->index_of[site] >= 0 ? (uint32_t)sa->index_of[site] : UINT32_MAX;
+    for (size_t j = 0; j < sa->n; j++)
+        if (!(names[j] = ff_call_strdup(call, sa->names[sa->site_of[j]])))
+            return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+    sp->n_sites = sa->n;
+    sp->sites = names;
+    sp->clip = sa->codec.clip;
+    sp->scale = sa->codec.scale;
+    sp->max_weight = FED_SECAGG_MAX_WEIGHT;
+    if (!(sp->entry = wire_entry(sa->entry, call)))
+        return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
     t->secagg = sp;
-    t->payload.data = p;
-    t->payload.len = sl + 1 + bl;
+    if (body && body->data && body->len) {
+        /* a copy: the reply is sent after the node's lock is released, and a new round
+         * frees the messages of the last */
+        uint8_t *m = ff_call_alloc(call, body->len);
+        if (!m)
+            return ff_error(FF_ENOMEM, "secure aggregation: out of memory");
+        memcpy(m, body->data, body->len);
+        t->secagg_message = (ProtobufCBinaryData){body->len, m};
+    }
     return FF_OK;
 }

@@ -106,8 +106,10 @@ void fed_audit_privacy(fed_audit *a, json_t *data);
 /* A site's accepted update: its commitment and signature (32 and 64 bytes) into the log. */
 void fed_audit_commitment(fed_audit *a, int64_t round, int64_t attempt, const char *site,
                           const char *model_hex, const uint8_t *commitment, const uint8_t *sig);
-/* The inclusion proof of site's update in the last aggregated round (borrowed), or NULL. */
-json_t *fed_audit_inclusion(const fed_audit *a, const char *site);
+/* *out: the inclusion proof of site's update in the last aggregated round (in the call's
+ * memory), NULL when there is none. */
+int fed_audit_inclusion(const fed_audit *a, const char *site, ff_call *c,
+                        Fedfuse__InclusionProof **out);
 
 int fed_audit_open(fed_audit *a, const ff_coord_config *cfg, const char *config_path,
                    const char *job_hex, ff_coord *c) FF_WARN_UNUSED;

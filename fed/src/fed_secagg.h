@@ -42,8 +42,9 @@ int fed_secagg_install(fed_secagg *sa, ff_coord *c, const ff_coord_config *cfg,
  * takes part from the next selection. No-op before fed_secagg_install. */
 void fed_secagg_add_site(fed_secagg *sa);
 void fed_secagg_free(fed_secagg *sa);
-/* Fills t->secagg and t->payload (JSON parameters, NUL, the phase's message) for site. */
-int fed_secagg_task(fed_secagg *sa, int site, int64_t attempt, const char *phase, ff_call *call,
+/* Fills t->secagg (the round's parameters, site's place) and t->secagg_message (the phase's
+ * message for site), in the call's memory. */
+int fed_secagg_task(fed_secagg *sa, int site, const char *phase, ff_call *call,
                     Fedfuse__Task *t) FF_WARN_UNUSED;
 
 #endif

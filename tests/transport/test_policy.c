@@ -271,11 +271,25 @@ static void test_message_validation(void **state)
     t.run_id = (char *)"";
     /* Nested messages are checked too. */
     Fedfuse__SecAggParams sa = FEDFUSE__SEC_AGG_PARAMS__INIT;
-    sa.params.len = FF_PAYLOAD_MAX + 1;
-    sa.params.data = (uint8_t *)big;
+    char *sites[2] = {(char *)"site-1", big};
+    sa.sites = sites;
+    sa.n_sites = 2;
     t.secagg = &sa;
     assert_int_equal(ff_msg_validate(&t.base), FF_EINVAL);
-    ft_assert_error_has("SecAggParams.params");
+    ft_assert_error_has("SecAggParams.sites");
+    sa.n_sites = 1;
+    assert_int_equal(ff_msg_validate(&t.base), FF_OK);
+    /* the inclusion proof's hashes are 32 bytes each, repeated ones included */
+    Fedfuse__InclusionProof inc = FEDFUSE__INCLUSION_PROOF__INIT;
+    uint8_t h32[32] = {0};
+    ProtobufCBinaryData path[2] = {{sizeof h32, h32}, {sizeof h32 - 1, h32}};
+    inc.path_sha256 = path;
+    inc.n_path_sha256 = 2;
+    t.inclusion = &inc;
+    assert_int_equal(ff_msg_validate(&t.base), FF_EINVAL);
+    ft_assert_error_has("InclusionProof.path_sha256");
+    inc.n_path_sha256 = 1;
+    assert_int_equal(ff_msg_validate(&t.base), FF_OK);
 }
 
 int main(void)

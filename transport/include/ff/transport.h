@@ -45,7 +45,9 @@
 extern "C" {
 #endif
 
-#define FF_PROTOCOL_VERSION 1
+/* 2: typed secure-aggregation parameters, attempt and inclusion proof in Task (1 sent them as
+ * text in Task.payload). A Hello of another version is refused by either side. */
+#define FF_PROTOCOL_VERSION 2
 #define FF_SITE_NAME_MAX 64               /* bytes including NUL */
 #define FF_CHUNK_DEFAULT (1u << 20)       /* bytes per data part of a stream */
 #define FF_CHUNK_MAX (4u << 20)
