@@ -40,7 +40,7 @@ static const ff_cfg_field stage_fields[] = {
     {.key = "trainable", .type = FF_CFG_STRLIST, .offset = SOFF(trainable),
      .help = "parameter name prefixes that train (img., txt., ehr., fuse., head); empty = all"},
     {.key = "modalities", .type = FF_CFG_STRLIST, .offset = SOFF(modalities),
-     .help = "modalities used (img, txt, ehr); empty = all"},
+     .help = "modalities used (img, txt, ehr, tab: the tabular one); empty = all"},
     {.key = "rounds", .type = FF_CFG_INT, .offset = SOFF(rounds), .required = 1, .min = 1,
      .max = 1000000, .help = "rounds of this stage"},
     {.key = "local_steps", .type = FF_CFG_INT, .offset = SOFF(local_steps), .min = 0,
@@ -150,10 +150,10 @@ static int check_plan(const ff_plan *p, const char *name, const char *yaml, size
             }
         for (size_t k = 0; k < st[i].modalities.count; k++) {
             const char *m = st[i].modalities.items[k];
-            if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr")) {
+            if (strcmp(m, "img") && strcmp(m, "txt") && strcmp(m, "ehr") && strcmp(m, "tab")) {
                 snprintf(path, sizeof path, "stages[%zu].modalities", i);
                 return ff_cfg_error_in(FF_ECONFIG, name, yaml, len, path,
-                                       "'%s' is not one of img, txt, ehr", m);
+                                       "'%s' is not one of img, txt, ehr, tab", m);
             }
         }
     }

@@ -209,6 +209,34 @@ static void test_shape_load(void **state)
     ft_rmtree(dir);
 }
 
+/* A tabular model on a site whose patients have only tabular.csv rows: predicting with the
+ * three other inputs leaves every patient without a modality (the fallback score); with all
+ * modalities, and with `tab` alone, the model's own scores. */
+static void test_tabular_modality_mask(void **state)
+{
+    (void)state;
+    ff_data_shape sh;
+    assert_int_equal(ff_client_shape_load(FF_SOURCE_DIR "/configs/model-tabular.yaml", &sh), FF_OK);
+    ff_model_config mc;
+    assert_int_equal(ff_model_config_load(FF_SOURCE_DIR "/configs/model-tabular.yaml", &mc), FF_OK);
+    ff_site *s = NULL;
+    assert_int_equal(ff_site_load(&s, FF_SOURCE_DIR "/tests/data/fixtures/tab-site", &sh, NULL,
+                                  NULL), FF_OK);
+    ff_model *m;
+    assert_int_equal(ff_model_new(&m, &mc, 4), FF_OK);
+    assert_int_equal(ff_model_init(m, 3), FF_OK);
+    float p[4], l[4], k[4];
+    const int masks[3] = {FF_MOD_IMG | FF_MOD_TXT | FF_MOD_EHR, FF_MOD_ALL, FF_MOD_TAB};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ff_local_predict(m, s, FF_SPLIT_TRAIN, masks[i], 0.25f, p, l, k), FF_OK);
+        for (int r = 0; r < 2; r++) /* two train patients, one task */
+            if ((p[r] == 0.25f) != (i == 0))
+                fail_msg("mask %d patient %d: %g", masks[i], r, (double)p[r]);
+    }
+    ff_model_free(m);
+    ff_site_free(s);
+}
+
 static void test_modalities_parse(void **state)
 {
     (void)state;
@@ -217,6 +245,11 @@ static void test_modalities_parse(void **state)
     assert_int_equal(m, FF_MOD_IMG | FF_MOD_EHR);
     assert_int_equal(ff_client_parse_modalities("all", &m), FF_OK);
     assert_int_equal(m, FF_MOD_ALL);
+    /* the three inputs named are not "all" once a model has the tabular modality */
+    assert_int_equal(ff_client_parse_modalities("img,txt,ehr", &m), FF_OK);
+    assert_true(m != FF_MOD_ALL && !(m & FF_MOD_TAB));
+    assert_int_equal(ff_client_parse_modalities("tab", &m), FF_OK);
+    assert_int_equal(m, FF_MOD_TAB);
     assert_int_equal(ff_client_parse_modalities("img,xray", &m), FF_EINVAL);
     ft_assert_error_has("unknown 'xray'");
 }
@@ -228,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_frozen_prefixes_do_not_move),
         cmocka_unit_test(test_predict_and_evaluate),
         cmocka_unit_test(test_modalities_parse),
+        cmocka_unit_test(test_tabular_modality_mask),
         cmocka_unit_test(test_shape_load),
     };
     return cmocka_run_group_tests(tests, setup, ftc_fixture_teardown);

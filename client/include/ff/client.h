@@ -40,9 +40,9 @@ extern "C" {
  * carries them): names, kinds and columns come from there, never from a fixed list. */
 
 /* Modalities as a bit mask. */
-/* FF_MOD_ALL: every modality the model has (the tabular one included); FF_MOD_TAB restricts to
- * it like the others (`tab`). */
-enum { FF_MOD_IMG = 1, FF_MOD_TXT = 2, FF_MOD_EHR = 4, FF_MOD_ALL = 7, FF_MOD_TAB = 8 };
+/* Modality masks: FF_MOD_ALL is every modality, the tabular one included, so that a stage
+ * listing img, txt and ehr in a model with a `tabular:` section leaves the tabular row out. */
+enum { FF_MOD_IMG = 1, FF_MOD_TXT = 2, FF_MOD_EHR = 4, FF_MOD_TAB = 8, FF_MOD_ALL = 15 };
 /* Parses "img,txt,ehr" (any subset, "all"); errors name the bad word. */
 int ff_client_parse_modalities(const char *s, int *mask) FF_WARN_UNUSED;
 
