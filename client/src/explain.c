@@ -30,10 +30,19 @@ void ff_explain_opts_default(ff_explain_opts *o)
 
 int ff_explain_check(const ff_data_shape *sh)
 {
-    /* calibration and the per-task views are those of binary risks */
-    if (sh->K > FF_DATA_TASKS || !ff_task_set_all_binary(&sh->tasks))
-        return ff_error(FF_ECONFIG, "explain: explains up to %d binary tasks; this model "
-                        "declares other kinds or more", FF_DATA_TASKS);
+    /* one explained quantity per task: binary the risk's logit, multiclass the predicted
+     * class's logit, regression the predicted value (ex_quantities) */
+    if (sh->tasks.n < 1 || sh->tasks.n > FF_DATA_TASKS)
+        return ff_error(FF_ECONFIG, "explain: explains 1 to %d tasks; this model declares %d",
+                        FF_DATA_TASKS, sh->tasks.n);
+    for (int k = 0; k < sh->tasks.n; k++)
+        if (sh->tasks.t[k].kind == FF_TASK_SURVIVAL)
+            return ff_error(FF_ECONFIG, "explain: task %s is a survival task: its risk score "
+                            "is relative (only its order among patients means something), so "
+                            "a change of one patient's score explains nothing by itself; "
+                            "explain supports binary (the risk's logit), multiclass (the "
+                            "predicted class's logit) and regression (the predicted value) "
+                            "tasks", sh->tasks.t[k].name);
     /* occlusion, modality removal and the fusion's attention are those of the three inputs */
     if (sh->tab.n > 0)
         return ff_error(FF_ECONFIG, "explain: the tabular modality (the model config's "
@@ -229,10 +238,40 @@ static void apply_variant(const ex_state *st, ff_batch *b, int r, const ex_varia
 }
 
 /* Runs every variant through the model, max-batch rows at a time. */
+void ex_quantities(const ex_state *st, const float *z, float *q, float *out)
+{
+    for (int k = 0; k < st->K; k++) {
+        const ff_task *t = &st->sh->tasks.t[k];
+        const float *zt = z + t->col;
+        if (t->kind == FF_TASK_MULTICLASS) {
+            double m = zt[0], sum = 0;
+            for (int j = 1; j < (int)t->classes; j++)
+                m = fmax(m, zt[j]);
+            for (int j = 0; j < (int)t->classes; j++)
+                sum += exp((double)zt[j] - m);
+            q[k] = zt[st->cls[k]];
+            out[k] = (float)(exp((double)q[k] - m) / sum);
+        } else if (t->kind == FF_TASK_REGRESSION) {
+            q[k] = out[k] = (float)(t->center + t->scale * (double)zt[0]);
+        } else {
+            q[k] = zt[0];
+            out[k] = (float)ex_sigm(zt[0]);
+        }
+    }
+}
+
+double ex_shown(const ex_state *st, int k, float q, float out)
+{
+    return st->sh->tasks.t[k].kind == FF_TASK_BINARY ? ex_sigm((double)q / st->T[k]) : out;
+}
+
 int ex_run_variants(ex_state *st, ex_variant *v, size_t n)
 {
     int rows[1024];
     size_t i = 0;
+    float *logits = malloc((size_t)FF_MIN(st->B, 1024) * (size_t)st->KW * sizeof *logits);
+    if (!logits)
+        return ff_error(FF_ENOMEM, "out of memory");
     while (i < n) {
         int r = 0;
         for (; i < n && r < st->B && r < 1024; i++) {
@@ -246,13 +285,15 @@ int ex_run_variants(ex_state *st, ex_variant *v, size_t n)
             continue;
         ff_batch view = st->work;
         view.B = r;
-        float logits[1024 * FF_DATA_TASKS];
         int rc = ff_model_forward(st->m, &view, logits, NULL);
-        if (rc != FF_OK)
+        if (rc != FF_OK) {
+            free(logits);
             return rc;
+        }
         for (int j = 0; j < r; j++)
-            memcpy(v[rows[j]].logit, logits + (size_t)j * st->K, (size_t)st->K * sizeof(float));
+            ex_quantities(st, logits + (size_t)j * st->KW, v[rows[j]].logit, v[rows[j]].out);
     }
+    free(logits);
     return FF_OK;
 }
 
@@ -260,7 +301,7 @@ int ex_run_variants(ex_state *st, ex_variant *v, size_t n)
 /* Temperature per task from the site's val split (FF_ENUMERIC or too few labels: T = 1). */
 static int fit_temperatures(ex_state *st, const ff_site *s)
 {
-    size_t n = ff_site_count(s, FF_SPLIT_VAL), K = (size_t)st->K;
+    size_t n = ff_site_count(s, FF_SPLIT_VAL), K = (size_t)st->KW;
     for (int k = 0; k < st->K; k++)
         st->T[k] = 1.0, st->calibrated[k] = 0;
     if (n < 2)
@@ -272,12 +313,14 @@ static int fit_temperatures(ex_state *st, const ff_site *s)
     int rc = p && y && mk && sc && lb ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)
         rc = ff_local_predict(st->m, s, FF_SPLIT_VAL, FF_MOD_ALL, 0.5f, p, y, mk);
-    for (size_t k = 0; rc == FF_OK && k < K; k++) {
-        size_t c = 0;
+    for (int k = 0; rc == FF_OK && k < st->K; k++) {
+        size_t c = 0, col = (size_t)st->sh->tasks.t[k].col;
+        if (st->sh->tasks.t[k].kind != FF_TASK_BINARY)
+            continue; /* calibration is of binary risks */
         for (size_t i = 0; i < n; i++)
-            if (mk[i * K + k] > 0.5f) {
-                sc[c] = p[i * K + k];
-                lb[c++] = y[i * K + k] > 0.5f;
+            if (mk[i * K + col] > 0.5f) {
+                sc[c] = p[i * K + col];
+                lb[c++] = y[i * K + col] > 0.5f;
             }
         double T = 1.0;
         if (c >= 2 && ff_temperature_fit(sc, lb, c, &T) == FF_OK && isfinite(T) && T > 0) {
@@ -358,19 +401,20 @@ static json_t *delta_arr(const ex_state *st, const ex_variant *v, double *imp)
     return a;
 }
 
-static json_t *prob_arr(const ex_state *st, const float *logit)
+static json_t *prob_arr(const ex_state *st, const ex_variant *v)
 {
     json_t *a = json_array();
     for (int k = 0; k < st->K; k++)
-        json_array_append_new(a, json_real(ex_sigm((double)logit[k] / st->T[k])));
+        json_array_append_new(a, json_real(ex_shown(st, k, v->logit[k], v->out[k])));
     return a;
 }
 
-static json_t *raw_prob_arr(const ex_state *st, const float *logit)
+static json_t *raw_prob_arr(const ex_state *st, const ex_variant *v)
 {
     json_t *a = json_array();
-    for (int k = 0; k < st->K; k++)
-        json_array_append_new(a, json_real(ex_sigm((double)logit[k])));
+    for (int k = 0; k < st->K; k++) /* binary: from the logit in double, as always */
+        json_array_append_new(a, json_real(st->sh->tasks.t[k].kind == FF_TASK_BINARY
+                                               ? ex_sigm((double)v->logit[k]) : v->out[k]));
     return a;
 }
 
@@ -424,15 +468,31 @@ static const float *embedding(const ff_model *m, int *width)
     return z ? z : ff_model_pooled(m);
 }
 
+/* A known label of task t from its label columns y: binary 0/1, multiclass the class,
+ * regression the value. */
+static json_t *label_json(const ff_task *t, const float *y)
+{
+    if (t->kind == FF_TASK_REGRESSION)
+        return json_real(y[0]);
+    if (t->kind != FF_TASK_MULTICLASS)
+        return json_integer(y[0] > 0.5f);
+    int best = 0;
+    for (int j = 1; j < (int)t->classes; j++)
+        best = y[j] > y[best] ? j : best;
+    return json_integer(best);
+}
+
 static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t self,
                       const float *e0, int k, json_t *out)
 {
-    size_t n = ff_site_count(s, FF_SPLIT_TRAIN), K = (size_t)st->K;
+    size_t n = ff_site_count(s, FF_SPLIT_TRAIN), K = (size_t)st->KW, T = (size_t)st->K;
     ex_nn *nn = calloc(n ? n : 1, sizeof *nn);
     uint32_t *idx = calloc((size_t)st->B, sizeof *idx);
     float *lab = calloc(n * K + 1, sizeof *lab), *msk = calloc(n * K + 1, sizeof *msk);
-    float *prob = calloc(n * K + 1, sizeof *prob);
-    int rc = nn && idx && lab && msk && prob ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
+    float *prob = calloc(n * T + 1, sizeof *prob), q[FF_DATA_TASKS];
+    float *logits = malloc((size_t)st->B * K * sizeof *logits);
+    int rc = nn && idx && lab && msk && prob && logits ? FF_OK
+                                                       : ff_error(FF_ENOMEM, "out of memory");
     size_t cnt = 0;
     for (size_t start = 0; rc == FF_OK && start < n; start += (size_t)st->B) {
         int c = (int)FF_MIN((size_t)st->B, n - start);
@@ -441,7 +501,6 @@ static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t sel
         rc = ff_site_batch(s, FF_SPLIT_TRAIN, idx, (size_t)c, NULL, NULL, &st->work);
         ff_batch view = st->work;
         view.B = c;
-        float logits[1024 * FF_DATA_TASKS];
         if (rc == FF_OK)
             rc = ff_model_forward(st->m, &view, logits, NULL);
         int w;
@@ -450,8 +509,7 @@ static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t sel
             size_t p = start + (size_t)i;
             memcpy(lab + p * K, st->work.labels + (size_t)i * K, K * sizeof(float));
             memcpy(msk + p * K, st->work.label_mask + (size_t)i * K, K * sizeof(float));
-            for (size_t t = 0; t < K; t++)
-                prob[p * K + t] = (float)ex_sigm(logits[(size_t)i * K + t]);
+            ex_quantities(st, logits + (size_t)i * K, q, prob + p * T);
             if (split == FF_SPLIT_TRAIN && p == self)
                 continue; /* never the patient itself */
             double d2 = 0;
@@ -466,11 +524,12 @@ static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t sel
         qsort(nn, cnt, sizeof *nn, cmp_nn);
         for (size_t i = 0; i < cnt && i < (size_t)k; i++) {
             json_t *o = json_object(), *labs = json_array(), *pr = json_array();
-            for (size_t t = 0; t < K; t++) {
-                size_t q = nn[i].idx * K + t;
-                json_array_append_new(labs, msk[q] > 0.5f ? json_integer(lab[q] > 0.5f)
-                                                           : json_null());
-                json_array_append_new(pr, json_real(prob[q]));
+            for (size_t t = 0; t < T; t++) {
+                size_t c = nn[i].idx * K + (size_t)st->sh->tasks.t[t].col;
+                json_array_append_new(labs, msk[c] > 0.5f
+                                                ? label_json(&st->sh->tasks.t[t], lab + c)
+                                                : json_null());
+                json_array_append_new(pr, json_real(prob[nn[i].idx * T + t]));
             }
             json_object_set_new(o, "patient", json_string(ff_site_patient_id(s, FF_SPLIT_TRAIN,
                                                                              nn[i].idx)));
@@ -485,6 +544,7 @@ static int neighbours(ex_state *st, const ff_site *s, ff_split split, size_t sel
     free(lab);
     free(msk);
     free(prob);
+    free(logits);
     return rc;
 }
 
@@ -616,8 +676,8 @@ static json_t *outcome_json(const ex_state *st, const ex_variant *v, const char 
     json_t *o = json_object();
     json_object_set_new(o, "change", json_string(what));
     if (v->ok) {
-        json_object_set_new(o, "probability", raw_prob_arr(st, v->logit));
-        json_object_set_new(o, "calibrated", prob_arr(st, v->logit));
+        json_object_set_new(o, "probability", raw_prob_arr(st, v));
+        json_object_set_new(o, "calibrated", prob_arr(st, v));
     } else {
         json_object_set_new(o, "probability", json_null());
         json_object_set_new(o, "reason", json_string("no modality left: the model cannot "
@@ -690,14 +750,31 @@ static json_t *predictions_json(const ex_state *st)
     json_t *a = json_array();
     for (int k = 0; k < st->K; k++) {
         json_t *o = json_object();
-        float l = st->base.label_mask[k] > 0.5f ? st->base.labels[k] : -1;
-        json_object_set_new(o, "task", json_string(st->sh->tasks.t[k].name));
+        const ff_task *t = &st->sh->tasks.t[k];
+        int known = st->base.label_mask[t->col] > 0.5f;
+        json_object_set_new(o, "task", json_string(t->name));
         json_object_set_new(o, "logit", json_real(st->logit0[k]));
-        json_object_set_new(o, "probability", json_real(ex_sigm(st->logit0[k])));
-        json_object_set_new(o, "calibrated", json_real(ex_sigm(st->logit0[k] / st->T[k])));
+        if (t->kind == FF_TASK_BINARY) {
+            json_object_set_new(o, "probability", json_real(ex_sigm(st->logit0[k])));
+            json_object_set_new(o, "calibrated", json_real(ex_sigm(st->logit0[k] / st->T[k])));
+        } else { /* logit = the explained quantity; no calibration of other kinds */
+            char what[160];
+            if (t->kind == FF_TASK_MULTICLASS)
+                snprintf(what, sizeof what, "logit of class %d, the predicted class (its "
+                         "probability: %.3f)", st->cls[k], (double)st->out0[k]);
+            else
+                snprintf(what, sizeof what, "predicted value (center + scale x logit)");
+            json_object_set_new(o, "kind", json_string(ff_task_kind_name(t->kind)));
+            json_object_set_new(o, "explained", json_string(what));
+            if (t->kind == FF_TASK_MULTICLASS)
+                json_object_set_new(o, "class", json_integer(st->cls[k]));
+            json_object_set_new(o, "probability", json_real(st->out0[k]));
+            json_object_set_new(o, "calibrated", json_real(st->out0[k]));
+        }
         json_object_set_new(o, "temperature", json_real(st->T[k]));
         json_object_set_new(o, "temperature_fitted", json_boolean(st->calibrated[k]));
-        json_object_set_new(o, "label", l < 0 ? json_null() : json_integer(l > 0.5f));
+        json_object_set_new(o, "label", known ? label_json(t, st->base.labels + t->col)
+                                              : json_null());
         json_array_append_new(a, o);
     }
     return a;
@@ -818,8 +895,20 @@ static int explain_body(ex_state *st, const ff_site *s, ff_split split, size_t i
         rc = fit_temperatures(st, s);
     ff_batch one = st->base;
     one.B = 1;
+    float *z0 = malloc((size_t)st->KW * sizeof *z0);
+    if (rc == FF_OK && !z0)
+        rc = ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)
-        rc = ff_model_forward(st->m, &one, st->logit0, NULL);
+        rc = ff_model_forward(st->m, &one, z0, NULL);
+    for (int k = 0; rc == FF_OK && k < st->K; k++) { /* a multiclass task: the predicted class */
+        const ff_task *t = &st->sh->tasks.t[k];
+        st->cls[k] = 0;
+        for (int j = 1; t->kind == FF_TASK_MULTICLASS && j < (int)t->classes; j++)
+            st->cls[k] = z0[t->col + j] > z0[t->col + st->cls[k]] ? j : st->cls[k];
+    }
+    if (rc == FF_OK)
+        ex_quantities(st, z0, st->logit0, st->out0);
+    free(z0);
     if (rc == FF_OK)
         rc = attn_read(st, &at);
     const float *e = rc == FF_OK ? embedding(st->m, &w) : NULL;
@@ -878,7 +967,7 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
     *out = NULL;
     ex_state st;
     memset(&st, 0, sizeof st);
-    st.m = m, st.sh = ff_site_shape(s), st.K = st.sh->K;
+    st.m = m, st.sh = ff_site_shape(s), st.K = st.sh->tasks.n, st.KW = st.sh->K;
     st.B = FF_MIN(ff_model_max_batch(m), 1024);
     st.P = (int)ff_model_cfg(m)->image.patch;
     st.np = (st.sh->W / st.P) * (st.sh->W / st.P);
@@ -1087,8 +1176,27 @@ void ff_explain_print(const json_t *ex, int top, FILE *out)
     fprintf(out, "\nPrediction        model  calibrated  temperature  recorded outcome\n");
     size_t i;
     json_t *p;
+    int named = 0;
+    json_array_foreach(json_object_get(ex, "predictions"), i, p)
+        named |= json_object_get(p, "explained") != NULL;
+    if (named)
+        fprintf(out, "  (the changes below are of each task's explained quantity: a binary "
+                     "task's logit, the others' as named here)\n");
     json_array_foreach(json_object_get(ex, "predictions"), i, p) {
-        json_t *l = json_object_get(p, "label");
+        json_t *l = json_object_get(p, "label"), *what = json_object_get(p, "explained");
+        if (what) { /* multiclass, regression: the quantity explained below, by name */
+            char rec[64] = "unknown";
+            if (json_is_integer(l))
+                snprintf(rec, sizeof rec, "class %lld", (long long)json_integer_value(l));
+            else if (json_is_number(l))
+                snprintf(rec, sizeof rec, "%.3f", json_number_value(l));
+            fprintf(out, "  %-12s %s %.3f (%s); recorded outcome %s\n",
+                    json_string_value(json_object_get(p, "task")),
+                    json_string_value(json_object_get(p, "kind")),
+                    json_number_value(json_object_get(p, "probability")),
+                    json_string_value(what), rec);
+            continue;
+        }
         fprintf(out, "  %-12s %7.3f  %10.3f  %7.2f%-4s  %s\n",
                 json_string_value(json_object_get(p, "task")),
                 json_number_value(json_object_get(p, "probability")),

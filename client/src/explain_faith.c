@@ -58,13 +58,14 @@ static void faith_variants(const faith_item *it, size_t n, int M, uint64_t seed,
 
 static double faith_prob(const ex_state *st, int k, const ex_variant *v)
 {
-    return ex_sigm((double)(v->ok ? v->logit[k] : st->logit0[k]) / st->T[k]);
+    return v->ok ? ex_shown(st, k, v->logit[k], v->out[k])
+                 : ex_shown(st, k, st->logit0[k], st->out0[k]);
 }
 
 /* One task's curves and score, as JSON. */
 static json_t *faith_json(const ex_state *st, int k, const ex_variant *var, int M)
 {
-    double p0 = ex_sigm((double)st->logit0[k] / st->T[k]), auc_a = p0, auc_r = p0;
+    double p0 = ex_shown(st, k, st->logit0[k], st->out0[k]), auc_a = p0, auc_r = p0;
     json_t *attr = json_array(), *rnd = json_array(), *steps = json_array();
     json_array_append_new(steps, json_integer(0));
     json_array_append_new(attr, json_real(p0));
@@ -95,6 +96,10 @@ int ex_faithfulness(ex_state *st, const ex_variant *v, size_t n, json_t *ex)
     json_t *out = json_array();
     int rc = it && orders && var ? FF_OK : ff_error(FF_ENOMEM, "out of memory");
     for (int k = 0; rc == FF_OK && k < st->K; k++) {
+        /* the score is a ratio of probabilities (binary risk, multiclass class probability);
+         * a regression value has no such scale */
+        if (st->sh->tasks.t[k].kind == FF_TASK_REGRESSION)
+            continue;
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
             if (v[i].ok && (v[i].kind == V_WORD || v[i].kind == V_PATCH || v[i].kind == V_EVENT))

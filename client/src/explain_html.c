@@ -106,8 +106,16 @@ static int task_section(FILE *f, const json_t *ex, int k)
     const char *task = jstr(pred, "task");
     fputs("<h2>", f);
     ff_html_fputs(f, task);
-    fprintf(f, ": calibrated risk %.3f</h2><div class=task>",
-            json_number_value(json_object_get(pred, "calibrated")));
+    const char *what = jstr(pred, "explained");
+    if (json_object_get(pred, "explained")) { /* multiclass, regression: name the quantity */
+        fprintf(f, ": %s %.3f</h2><p class=note>Explained quantity: ",
+                jstr(pred, "kind"), json_number_value(json_object_get(pred, "probability")));
+        ff_html_fputs(f, what);
+        fputs("; the changes below are changes of it.</p><div class=task>", f);
+    } else {
+        fprintf(f, ": calibrated risk %.3f</h2><div class=task>",
+                json_number_value(json_object_get(pred, "calibrated")));
+    }
     const json_t *hm = json_array_get(json_object_get(ex, "heatmaps"), (size_t)k);
     int rc = FF_OK;
     if (hm) {
@@ -132,9 +140,11 @@ static int task_section(FILE *f, const json_t *ex, int k)
     items_table(f, json_object_get(ex, "words"), k, "word", floor, 10, "Note words");
     items_table(f, json_object_get(ex, "events"), k, "code", floor, 10, "Record events");
     fputs("</div><div>", f);
-    const json_t *fa = json_array_get(json_object_get(ex, "faithfulness"), (size_t)k);
-    if (fa)
-        faith_block(f, fa);
+    size_t j; /* by name: a regression task has no faithfulness entry */
+    const json_t *fa;
+    json_array_foreach(json_object_get(ex, "faithfulness"), j, fa)
+        if (strcmp(jstr(fa, "task"), task) == 0)
+            faith_block(f, fa);
     fputs("</div></div>", f);
     return rc;
 }
@@ -149,10 +159,18 @@ static void head_tables(FILE *f, const json_t *ex)
         json_t *l = json_object_get(p, "label");
         fputs("<tr><td>", f);
         ff_html_fputs(f, jstr(p, "task"));
+        char rec[64]; /* multiclass: the class; regression: the value; binary: yes/no */
+        int binary = json_object_get(p, "explained") == NULL;
+        if (json_is_integer(l) && !binary)
+            snprintf(rec, sizeof rec, "class %lld", (long long)json_integer_value(l));
+        else if (json_is_number(l) && !binary)
+            snprintf(rec, sizeof rec, "%.3f", json_number_value(l));
+        else
+            snprintf(rec, sizeof rec, "%s",
+                     json_is_integer(l) ? (json_integer_value(l) ? "yes" : "no") : "unknown");
         fprintf(f, "</td><td>%.3f</td><td>%.3f</td><td>%s</td></tr>",
                 json_number_value(json_object_get(p, "probability")),
-                json_number_value(json_object_get(p, "calibrated")),
-                json_is_integer(l) ? (json_integer_value(l) ? "yes" : "no") : "unknown");
+                json_number_value(json_object_get(p, "calibrated")), rec);
     }
     fputs("</table><table><caption>Calibrated probability with one input removed</caption>"
           "<tr><th>change</th>", f);

@@ -31,6 +31,9 @@ typedef struct {
     ff_model *m;
     const ff_data_shape *sh;
     int K, B, P, np;          /* tasks, max batch, patch side, patches */
+    int KW;                   /* the model's output columns (K when every task is binary) */
+    int cls[FF_DATA_TASKS];   /* multiclass task k: the class predicted for the patient */
+    float out0[FF_DATA_TASKS]; /* the patient's outputs (ex_variant.out) */
     ff_batch base;            /* row 0 = the patient */
     ff_batch work;            /* variants */
     float logit0[FF_DATA_TASKS];
@@ -50,8 +53,18 @@ typedef struct ex_variant {
     const struct ex_variant **set;
     int nset;
     int ok;                   /* 1: forward ran (some modality left) */
+    /* per task, the explained quantity (ex_quantities): binary the logit, multiclass the
+     * logit of the patient's predicted class, regression the predicted value */
     float logit[FF_DATA_TASKS];
+    float out[FF_DATA_TASKS]; /* binary σ(logit), multiclass that class's probability,
+                               * regression the predicted value */
 } ex_variant;
+
+/* The explained quantities q[K] and outputs out[K] of one row of model outputs z[KW]. */
+void ex_quantities(const ex_state *st, const float *z, float *q, float *out);
+
+/* Task k's shown value: binary the calibrated probability σ(q / T), the others out. */
+double ex_shown(const ex_state *st, int k, float q, float out);
 
 /* Runs every variant through the model, max-batch rows at a time (explain.c). */
 int ex_run_variants(ex_state *st, ex_variant *v, size_t n);

@@ -464,6 +464,136 @@ static void test_unknown_patient(void **state)
     assert_null(strstr(ff_error_message(), "H1-"));
 }
 
+/* The synthetic site's label columns declared as other kinds: grade (multiclass, 2 classes,
+ * label_admission), stay (regression, label_icu) and crit (binary, label_critical); K = 4. */
+static void mixed_tasks(ff_model_config *c, int survival)
+{
+    ff_task_set *ts = &c->task_set;
+    memset(ts, 0, sizeof *ts);
+    ts->n = 3;
+    const char *names[] = {"grade", "stay", "crit"}, *labels[] = {"label_admission", "label_icu",
+                                                                  "label_critical"};
+    int kinds[] = {FF_TASK_MULTICLASS, FF_TASK_REGRESSION, FF_TASK_BINARY};
+    for (int k = 0; k < 3; k++) {
+        snprintf(ts->t[k].name, sizeof ts->t[k].name, "%s", names[k]);
+        snprintf(ts->t[k].label, sizeof ts->t[k].label, "%s", labels[k]);
+        ts->t[k].kind = kinds[k];
+        ts->t[k].scale = 1;
+    }
+    ts->t[0].classes = 2;
+    ts->t[1].center = 2.0, ts->t[1].scale = 3.0; /* the value is center + scale x logit */
+    if (survival) {
+        ts->t[1].kind = FF_TASK_SURVIVAL;
+        ts->t[1].label[0] = '\0';
+        snprintf(ts->t[1].time, sizeof ts->t[1].time, "age");
+        snprintf(ts->t[1].event, sizeof ts->t[1].event, "label_icu");
+        ts->t[1].horizon = 10;
+    }
+    assert_int_equal(ff_task_set_finish(ts), FF_OK);
+    c->tasks = ts->width;
+}
+
+/* Multiclass and regression tasks: each task's explained quantity is named; the shown
+ * outputs and the modality ablations equal ff_local_predict's task outputs (softmax
+ * probability of the predicted class, the predicted value: ff_model_task_outputs, an
+ * independent path); faithfulness for the multiclass and binary tasks only. A survival task
+ * is refused naming why. */
+static void test_multiclass_and_regression(void **state)
+{
+    fixture *f = *state;
+    ff_model_config mc = f->mc;
+    mixed_tasks(&mc, 0);
+    ff_data_shape sh;
+    ff_client_shape(&mc, &sh);
+    ff_site_opts so = ff_site_opts_default();
+    ff_site *site;
+    ff_model *m;
+    assert_int_equal(ff_site_load(&site, f->site_dir, &sh, &so, NULL), FF_OK);
+    assert_int_equal(ff_model_new(&m, &mc, 32), FF_OK);
+    assert_int_equal(ff_model_init(m, 7), FF_OK);
+    ff_local_opts lo = ftc_local_opts(40, 3);
+    ff_local_stats st;
+    assert_int_equal(ff_local_train(m, &site, 1, &lo, &st), FF_OK);
+    fixture g = *f;
+    g.site = site, g.m = m;
+    size_t i = full_patient(&g, FF_SPLIT_TEST), n = ff_site_count(site, FF_SPLIT_TEST);
+    ff_explain_opts o;
+    ff_explain_opts_default(&o);
+    json_t *ex = NULL;
+    if (ff_explain(m, site, f->site_dir, ff_site_patient_id(site, FF_SPLIT_TEST, i), &o, &ex) !=
+        FF_OK)
+        fail_msg("ff_explain: %s", ff_error_message());
+    int K = mc.tasks;
+    float *p = malloc(n * (size_t)K * sizeof *p), *l = malloc(n * (size_t)K * sizeof *l);
+    float *mk = malloc(n * (size_t)K * sizeof *mk);
+    assert_int_equal(ff_local_predict(m, site, FF_SPLIT_TEST, FF_MOD_ALL, -1.0f, p, l, mk), FF_OK);
+    const float *pi = p + i * (size_t)K;
+    json_t *pr = json_object_get(ex, "predictions");
+    assert_int_equal(json_array_size(pr), 3);
+    json_t *g0 = json_array_get(pr, 0), *r0 = json_array_get(pr, 1), *b0 = json_array_get(pr, 2);
+    int cls = pi[1] > pi[0];
+    assert_int_equal(json_integer_value(json_object_get(g0, "class")), cls);
+    assert_non_null(strstr(json_string_value(json_object_get(g0, "explained")),
+                           "the predicted class"));
+    assert_non_null(strstr(json_string_value(json_object_get(r0, "explained")),
+                           "predicted value"));
+    assert_null(json_object_get(b0, "explained")); /* binary: as before */
+    double want[3] = {pi[cls], pi[2], pi[3]};
+    for (int k = 0; k < 3; k++) {
+        double got = json_number_value(json_object_get(json_array_get(pr, (size_t)k),
+                                                       "probability"));
+        print_message("task %d: explain %.9g, ff_local_predict %.9g\n", k, got, want[k]);
+        assert_true(fabs(got - want[k]) < 1e-5 * fmax(1, fabs(want[k])));
+    }
+    /* the regression task's explained quantity (its "logit" entry) is the predicted value */
+    assert_true(fabs(json_number_value(json_object_get(r0, "logit")) - pi[2]) < 1e-5 * fmax(1, fabs(pi[2])));
+    static const int without[3] = {FF_MOD_TXT | FF_MOD_EHR, FF_MOD_IMG | FF_MOD_EHR,
+                                   FF_MOD_IMG | FF_MOD_TXT};
+    json_t *abl = json_object_get(ex, "ablation");
+    for (int j = 0; j < 3; j++) {
+        assert_int_equal(ff_local_predict(m, site, FF_SPLIT_TEST, without[j], -1.0f, p, l, mk),
+                         FF_OK);
+        double w2[3] = {pi[cls], pi[2], pi[3]};
+        json_t *ap = json_object_get(json_array_get(abl, (size_t)j), "probability");
+        for (int k = 0; k < 3; k++)
+            if (fabs(num(ap, (size_t)k) - w2[k]) > 1e-5 * fmax(1, fabs(w2[k])))
+                fail_msg("modality %d task %d: explain %.9f, ff_local_predict %.9f", j, k,
+                         num(ap, (size_t)k), w2[k]);
+    }
+    json_t *fa = json_object_get(ex, "faithfulness");
+    assert_int_equal(json_array_size(fa), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fa, 0), "task")), "grade");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(fa, 1), "task")), "crit");
+    char *txt = NULL;
+    size_t tl = 0;
+    FILE *mem = open_memstream(&txt, &tl);
+    ff_explain_print(ex, 5, mem);
+    fclose(mem);
+    assert_non_null(strstr(txt, "multiclass"));
+    assert_non_null(strstr(txt, "predicted value"));
+    free(txt);
+    char page[600];
+    snprintf(page, sizeof page, "%s/explain-mixed.html", f->dir);
+    assert_int_equal(ff_explain_page_write(ex, page), FF_OK);
+    char *html = NULL;
+    size_t hl = 0;
+    assert_int_equal(ff_file_read_all(page, 1 << 24, &html, &hl), FF_OK);
+    assert_non_null(strstr(html, "Explained quantity: logit of class"));
+    assert_non_null(strstr(html, "Explained quantity: predicted value"));
+    assert_null(strstr(html, "nan"));
+    free(html);
+    json_decref(ex);
+    free(p), free(l), free(mk);
+    ff_model_free(m);
+    ff_site_free(site);
+    /* survival: refused before anything is computed, naming the task and what is supported */
+    mixed_tasks(&mc, 1);
+    ff_client_shape(&mc, &sh);
+    assert_int_equal(ff_explain_check(&sh), FF_ECONFIG);
+    ft_assert_error_has("task stay is a survival task");
+    ft_assert_error_has("multiclass (the predicted class's logit)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_faithfulness_curve),
         cmocka_unit_test(test_patient_without_image),
         cmocka_unit_test(test_unknown_patient),
+        cmocka_unit_test(test_multiclass_and_regression),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
