@@ -1,14 +1,15 @@
-/* Predictions from CSV (libcsv): `label`, `score` and optional group columns. */
+/* Predictions from CSV (read with data/'s one CSV reader, ff_csv_read): `label`, `score` and
+ * optional group columns. */
 #include "internal.h"
 
-#include <csv.h>
+#include "ff/data.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EV_MAX_LEVELS 1000
-#define EV_MAX_COLS 4096
 
 typedef struct {
     /* per group column: hash of level names -> index (open addressing, 2048 slots) */
@@ -20,39 +21,29 @@ typedef struct {
     ff_eval_csv *out;
     const char *const *group_cols;
     size_t ngroups;
-    size_t line;      /* physical line where the current record starts */
-    size_t extra_nl;  /* newlines inside quoted fields of the current record */
-    size_t field;     /* index of the field within the record */
+    long line;    /* physical line where the current row starts */
+    size_t field; /* index of the field within the row */
     int header_done;
-    int last_term; /* terminator of the previous record, to count CR LF as one line */
     int col_label, col_score;
     int *col_group; /* [ngroups] */
-    size_t cap;
+    size_t cap;     /* rows allocated in score, label and every group's level */
     ev_levels *lv;  /* [ngroups] */
-    int rc;
-    char **header;
-    size_t nheader;
 } ev_csv_state;
 
+/* Room for one more row in every per-row array (each grows to the same capacity). */
 static int grow(ev_csv_state *st)
 {
-    if (st->out->n < st->cap)
+    size_t need = st->out->n + 1, cap = st->cap;
+    if (need <= cap)
         return FF_OK;
-    size_t cap = st->cap ? st->cap * 2 : 1024;
-    double *s = realloc(st->out->score, cap * sizeof(double));
-    if (s)
-        st->out->score = s;
-    uint8_t *y = realloc(st->out->label, cap);
-    if (y)
-        st->out->label = y;
-    if (!s || !y)
-        return ff_error(FF_ENOMEM, "%s: no memory for %zu rows", st->path, cap);
-    for (size_t g = 0; g < st->ngroups; g++) {
-        int32_t *l = realloc(st->out->groups[g].level, cap * sizeof(int32_t));
-        if (!l)
-            return ff_error(FF_ENOMEM, "%s: no memory for %zu rows", st->path, cap);
-        st->out->groups[g].level = l;
+    int rc = ff_grow(&st->out->score, &cap, need, sizeof *st->out->score);
+    for (size_t g = 0; rc == FF_OK && g <= st->ngroups; g++) {
+        cap = st->cap;
+        rc = g < st->ngroups ? ff_grow(&st->out->groups[g].level, &cap, need, sizeof(int32_t))
+                             : ff_grow(&st->out->label, &cap, need, 1);
     }
+    if (rc != FF_OK)
+        return ff_error_prefix(rc, "%s: ", st->path);
     st->cap = cap;
     return FF_OK;
 }
@@ -71,7 +62,7 @@ static int level_index(ev_csv_state *st, size_t g, const char *name, int32_t *id
         }
     }
     if (grp->nlevels >= EV_MAX_LEVELS)
-        return ff_error(FF_EINVAL, "%s:%zu: column '%s': more than %d distinct values "
+        return ff_error(FF_EINVAL, "%s:%ld: column '%s': more than %d distinct values "
                         "(not a group column?)", st->path, st->line, grp->column, EV_MAX_LEVELS);
     char **names = realloc(grp->names, (grp->nlevels + 1) * sizeof(char *));
     if (!names)
@@ -104,17 +95,17 @@ static int parse_cell(ev_csv_state *st, const char *v)
     if ((int)st->field == st->col_label) {
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !(x == 0 || x == 1))
-            return ff_error(FF_EINVAL, "%s:%zu: column 'label': '%s' is not 0 or 1", st->path,
+            return ff_error(FF_EINVAL, "%s:%ld: column 'label': '%s' is not 0 or 1", st->path,
                             st->line, shown(v, sb));
         st->out->label[i] = (uint8_t)x;
     }
     if ((int)st->field == st->col_score) {
         double x;
         if (ff_parse_f64(v, &x) != FF_OK || !isfinite(x))
-            return ff_error(FF_EINVAL, "%s:%zu: column 'score': '%s' is not a finite number",
+            return ff_error(FF_EINVAL, "%s:%ld: column 'score': '%s' is not a finite number",
                             st->path, st->line, shown(v, sb));
         if (x < 0 || x > 1)
-            return ff_error(FF_EINVAL, "%s:%zu: column 'score': %s is not a probability in "
+            return ff_error(FF_EINVAL, "%s:%ld: column 'score': %s is not a probability in "
                             "[0,1]", st->path, st->line, shown(v, sb));
         st->out->score[i] = x;
     }
@@ -127,50 +118,23 @@ static int parse_cell(ev_csv_state *st, const char *v)
     return FF_OK;
 }
 
-static void on_field(void *data, size_t len, void *ctx)
+static int find_col(ev_csv_state *st, const ff_csv_row *hdr, const char *name, int *col)
 {
-    ev_csv_state *st = ctx;
-    const char *v = data ? data : "";
-    for (size_t i = 0; i < len; i++)
-        st->extra_nl += v[i] == '\n';
-    if (st->rc == FF_OK && !st->header_done) {
-        if (st->nheader == 0 && len >= 3 && memcmp(v, "\xef\xbb\xbf", 3) == 0)
-            v += 3; /* UTF-8 byte-order mark written by spreadsheet programs */
-        if (st->nheader >= EV_MAX_COLS) {
-            st->rc = ff_error(FF_EINVAL, "%s:1: more than %d columns", st->path, EV_MAX_COLS);
-        } else {
-            char *c = strdup(v);
-            if (!c)
-                st->rc = ff_error(FF_ENOMEM, "%s: no memory", st->path);
-            else
-                st->header[st->nheader++] = c;
-        }
-    } else if (st->rc == FF_OK) {
-        if (st->field == 0)
-            st->rc = grow(st);
-        if (st->rc == FF_OK)
-            st->rc = parse_cell(st, v);
-    }
-    st->field++;
-}
-
-static int find_col(ev_csv_state *st, const char *name, int *col)
-{
-    for (size_t i = 0; i < st->nheader; i++)
-        if (strcmp(st->header[i], name) == 0) {
+    for (int i = 0; i < hdr->nfields; i++)
+        if (strcmp(hdr->fields[i], name) == 0) {
             *col = (int)i;
             return FF_OK;
         }
     return ff_error(FF_EINVAL, "%s:1: no column '%s' in the header", st->path, name);
 }
 
-static int finish_header(ev_csv_state *st)
+static int finish_header(ev_csv_state *st, const ff_csv_row *hdr)
 {
-    int rc = find_col(st, "label", &st->col_label);
+    int rc = find_col(st, hdr, "label", &st->col_label);
     if (rc == FF_OK)
-        rc = find_col(st, "score", &st->col_score);
+        rc = find_col(st, hdr, "score", &st->col_score);
     for (size_t g = 0; g < st->ngroups && rc == FF_OK; g++)
-        rc = find_col(st, st->group_cols[g], &st->col_group[g]);
+        rc = find_col(st, hdr, st->group_cols[g], &st->col_group[g]);
     return rc;
 }
 
@@ -186,32 +150,30 @@ static const char *missing_col(ev_csv_state *st)
     return (int)st->field > need ? NULL : name;
 }
 
-/* With CSV_REPALL_NL every line break outside a record arrives as an empty record, so blank
- * lines are counted; the LF of a CR LF pair is not a line of its own. */
-static void on_record(int term, void *ctx)
+/* The header row names the columns; every other row is parsed field by field (the first bad
+ * field in column order is the one reported), then checked for the columns it lacks. */
+static int on_row(const ff_csv_row *row, void *ctx)
 {
     ev_csv_state *st = ctx;
-    int prev = st->last_term;
-    st->last_term = term;
-    if (st->field == 0) {
-        if (!(term == '\n' && prev == '\r'))
-            st->line++;
-        return;
-    }
-    if (st->rc == FF_OK && !st->header_done) {
-        st->rc = finish_header(st);
+    st->line = row->line;
+    if (row->nfields < 0)
+        return ff_error(FF_EINVAL, "%s:%ld: more than %d columns", st->path, row->line,
+                        FF_CSV_MAX_FIELDS);
+    if (!st->header_done) {
         st->header_done = 1;
-    } else if (st->rc == FF_OK) {
-        const char *miss = missing_col(st);
-        if (miss)
-            st->rc = ff_error(FF_EINVAL, "%s:%zu: column '%s': missing (row has %zu fields)",
-                              st->path, st->line, miss, st->field);
-        else
-            st->out->n++;
+        return finish_header(st, row);
     }
-    st->line += 1 + st->extra_nl;
-    st->extra_nl = 0;
-    st->field = 0;
+    int rc = grow(st);
+    for (st->field = 0; rc == FF_OK && st->field < (size_t)row->nfields; st->field++)
+        rc = parse_cell(st, row->fields[st->field]);
+    if (rc != FF_OK)
+        return rc;
+    const char *miss = missing_col(st);
+    if (miss)
+        return ff_error(FF_EINVAL, "%s:%ld: column '%s': missing (row has %zu fields)", st->path,
+                        row->line, miss, st->field);
+    st->out->n++;
+    return FF_OK;
 }
 
 typedef struct {
@@ -270,16 +232,12 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
                      ff_eval_csv *out)
 {
     memset(out, 0, sizeof *out);
-    ev_csv_state st = {.path = path, .out = out, .group_cols = group_cols, .ngroups = ngroups,
-                       .line = 1};
-    struct csv_parser p;
-    int rc = FF_OK, have_parser = 0;
-    FILE *f = NULL;
-    st.header = calloc(EV_MAX_COLS, sizeof(char *));
+    ev_csv_state st = {.path = path, .out = out, .group_cols = group_cols, .ngroups = ngroups};
+    int rc = FF_OK;
     st.col_group = calloc(ngroups ? ngroups : 1, sizeof(int));
     st.lv = malloc((ngroups ? ngroups : 1) * sizeof(ev_levels));
     out->groups = calloc(ngroups ? ngroups : 1, sizeof *out->groups);
-    if (!st.header || !st.col_group || !st.lv || !out->groups) {
+    if (!st.col_group || !st.lv || !out->groups) {
         rc = ff_error(FF_ENOMEM, "%s: no memory", path);
         goto out;
     }
@@ -292,44 +250,13 @@ int ff_eval_csv_read(const char *path, const char *const *group_cols, size_t ngr
             goto out;
         }
     }
-    f = fopen(path, "rb");
-    if (!f) {
-        rc = ff_error(FF_EIO, "%s: cannot open: %s", path, strerror(errno));
-        goto out;
-    }
-    if (csv_init(&p, CSV_APPEND_NULL | CSV_REPALL_NL) != 0) {
-        rc = ff_error(FF_ENOMEM, "%s: cannot initialise the CSV parser", path);
-        goto out;
-    }
-    have_parser = 1;
-    char buf[1 << 16];
-    size_t got;
-    while (st.rc == FF_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
-        if (csv_parse(&p, buf, got, on_field, on_record, &st) != got) {
-            rc = ff_error(FF_EFORMAT, "%s:%zu: malformed CSV: %s", path, st.line,
-                          csv_strerror(csv_error(&p)));
-            goto out;
-        }
-    if (ferror(f)) {
-        rc = ff_error(FF_EIO, "%s: read error", path);
-        goto out;
-    }
-    if (st.rc == FF_OK)
-        csv_fini(&p, on_field, on_record, &st);
-    rc = st.rc;
+    rc = ff_csv_read(path, path, 0, on_row, &st);
     if (rc == FF_OK && !st.header_done)
         rc = ff_error(FF_EINVAL, "%s:1: empty file (expected a header with 'label' and "
                       "'score')", path);
     for (size_t g = 0; rc == FF_OK && g < ngroups; g++)
         rc = sort_levels(&out->groups[g], out->n);
 out:
-    if (have_parser)
-        csv_free(&p);
-    if (f)
-        fclose(f);
-    for (size_t i = 0; st.header && i < st.nheader; i++)
-        free(st.header[i]);
-    free(st.header);
     free(st.col_group);
     free(st.lv);
     if (rc != FF_OK)

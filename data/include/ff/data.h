@@ -343,10 +343,13 @@ void ff_mimic_report_print(const ff_mimic_report *r, FILE *out);
 
 /* One CSV row as libcsv delivered it: NUL-terminated fields and the physical line on which
  * the row starts (1-based; the header is line 1). */
+/* The most fields a CSV row may have; a row with more comes with nfields = -1. */
+#define FF_CSV_MAX_FIELDS 256
+
 typedef struct {
     char **fields;
     size_t *lens;
-    int nfields;
+    int nfields; /* -1: more than FF_CSV_MAX_FIELDS */
     long line;
     /* plain reader only: the first physical line of the row that is not valid UTF-8 and the
      * 1-based byte of its first bad sequence there (0 = the row is valid UTF-8), and the
