@@ -117,7 +117,8 @@ static int is_blank_line(const char *s, size_t n)
     return n == 0 || (n == 1 && s[0] == '\n') || (n == 2 && s[0] == '\r' && s[1] == '\n');
 }
 
-int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
+int ff_csv_read_lines(const char *shown, int strict, ff_csv_line_fn next, void *src,
+                      ff_csv_row_fn fn, void *ctx)
 {
     int rc = FF_OK;
     struct csv_parser p;
@@ -125,10 +126,8 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
     char *buf = NULL;
     size_t cap = 0;
     csv_state *st = calloc(1, sizeof *st);
-    FILE *f = ff_file_fopen_regular(path);
-    if (!st || !f) {
-        rc = st ? ff_error_prefix(FF_EIO, "%s: ", shown)
-                : ff_error(FF_ENOMEM, "%s: out of memory", shown);
+    if (!st) {
+        rc = ff_error(FF_ENOMEM, "%s: out of memory", shown);
         goto out;
     }
     st->fn = fn;
@@ -144,7 +143,7 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
     /* Feeding one physical line at a time lets rows carry the line they start on, quoted
      * newlines included. */
     st->delim = ',';
-    while ((n = getline(&buf, &cap, f)) > 0) {
+    while ((n = next(src, &buf, &cap)) > 0) {
         st->line++;
         char *text = buf;
         if (st->line == 1) {
@@ -177,8 +176,8 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
             goto out;
         }
     }
-    if (ferror(f)) {
-        rc = ff_error(FF_EIO, "%s: read error (%s)", shown, strerror(errno));
+    if (n < -1) {
+        rc = FF_EIO; /* the source said why */
         goto out;
     }
     if (csv_fini(&p, on_field, on_row, st) != 0) {
@@ -190,12 +189,36 @@ int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn f
 out:
     if (have_parser)
         csv_free(&p);
-    if (f)
-        fclose(f);
     free(buf);
     if (st)
         ff_csv_fields_free(&st->f);
     free(st);
+    return rc;
+}
+
+typedef struct {
+    FILE *f;
+    const char *shown;
+} csv_file;
+
+static ssize_t file_line(void *src, char **buf, size_t *cap)
+{
+    csv_file *cf = src;
+    ssize_t n = getline(buf, cap, cf->f);
+    if (n < 0 && ferror(cf->f)) {
+        ff_error(FF_EIO, "%s: read error (%s)", cf->shown, strerror(errno));
+        return -2;
+    }
+    return n;
+}
+
+int ff_csv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
+{
+    csv_file cf = {ff_file_fopen_regular(path), shown};
+    if (!cf.f)
+        return ff_error_prefix(FF_EIO, "%s: ", shown);
+    int rc = ff_csv_read_lines(shown, strict, file_line, &cf, fn, ctx);
+    fclose(cf.f);
     return rc;
 }
 

@@ -1,109 +1,53 @@
-/* Shared helpers of the importers: CSV records streamed from .csv.gz through zlib into
- * libcsv (no table is ever loaded whole), a column map, an int64 hash map and field parsers. */
+/* Shared helpers of the importers: CSV rows streamed from .csv.gz through zlib into the one
+ * CSV reader (ff_csv_read_lines; no table is ever loaded whole), a column map, an int64 hash
+ * map and field parsers. */
 #include "import_internal.h"
 
-#include <csv.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-#define GZCSV_MAX_FIELDS 128
-#define GZCSV_CHUNK (1 << 16)
-
 typedef struct {
-    ff_csv_fields f;
-    int status;
-    long record;
-    ff_csv_row_fn fn;
-    void *ctx;
-} gz_state;
+    gzFile f;
+    const char *shown;
+} gz_src;
 
-static void gz_on_field(void *s, size_t len, void *data)
+/* One physical line of the (decompressed) table, as getline would give it. */
+static ssize_t gz_line(void *src, char **buf, size_t *cap)
 {
-    ff_csv_fields_add(&((gz_state *)data)->f, s, len);
-}
-
-static void gz_on_row(int c, void *data)
-{
-    (void)c;
-    gz_state *st = data;
-    st->record++;
-    if (st->status == FF_OK && !st->f.oom) {
-        ff_csv_row row = {st->f.fields, st->f.lens, st->f.too_many ? -1 : st->f.nfields,
-                          st->record, 0, 0, 0};
-        st->status = st->fn(&row, st->ctx);
+    gz_src *g = src;
+    size_t len = 0;
+    for (;;) {
+        if (ff_grow(buf, cap, len + (1 << 16), 1) != FF_OK)
+            return -2;
+        if (!gzgets(g->f, *buf + len, (int)FF_MIN(*cap - len, (size_t)INT_MAX)))
+            break;
+        len += strlen(*buf + len);
+        if (len > 0 && (*buf)[len - 1] == '\n')
+            break;
     }
-    ff_csv_fields_next(&st->f);
+    /* A truncated gzip stream ends with a short read and Z_BUF_ERROR, not an error return:
+     * without this check a cut-off table would be taken as a short one. */
+    int zerr = Z_OK;
+    const char *msg = gzerror(g->f, &zerr);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) {
+        ff_error(FF_EIO, "%s: read error (%s)", g->shown, zerr == Z_ERRNO ? strerror(errno) : msg);
+        return -2;
+    }
+    return len ? (ssize_t)len : -1;
 }
 
 int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn, void *ctx)
 {
-    int rc = FF_OK, have_parser = 0;
-    struct csv_parser p;
-    gzFile f = NULL;
-    char *buf = malloc(GZCSV_CHUNK);
-    gz_state *st = calloc(1, sizeof *st);
-    if (!buf || !st) {
-        rc = ff_error(FF_ENOMEM, "%s: out of memory", shown);
-        goto out;
-    }
-    f = gzopen(path, "rb");
-    if (!f) {
-        rc = ff_error(FF_EIO, "%s: cannot open (%s)", shown, errno ? strerror(errno) : "zlib");
-        goto out;
-    }
-    gzbuffer(f, 1 << 17);
-    st->fn = fn;
-    st->ctx = ctx;
-    st->f.max = GZCSV_MAX_FIELDS;
-    unsigned char opts = CSV_APPEND_NULL | (strict ? CSV_STRICT | CSV_STRICT_FINI : 0);
-    if (csv_init(&p, opts) != 0) {
-        rc = ff_error(FF_ENOMEM, "%s: cannot start the CSV parser", shown);
-        goto out;
-    }
-    have_parser = 1;
-    int n;
-    while ((n = gzread(f, buf, GZCSV_CHUNK)) > 0) {
-        if (csv_parse(&p, buf, (size_t)n, gz_on_field, gz_on_row, st) != (size_t)n) {
-            rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (%s)", shown, st->record + 1,
-                          csv_strerror(csv_error(&p)));
-            goto out;
-        }
-        if (st->f.oom) {
-            rc = ff_error(FF_ENOMEM, "%s:%ld: out of memory", shown, st->record + 1);
-            goto out;
-        }
-        if (st->status != FF_OK) {
-            rc = st->status;
-            goto out;
-        }
-    }
-    /* A truncated gzip stream ends with a short read and Z_BUF_ERROR, not n < 0: without
-     * this check a cut-off table would be taken as a short one. */
-    int zerr = Z_OK;
-    const char *msg = gzerror(f, &zerr);
-    if (n < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
-        rc = ff_error(FF_EIO, "%s: read error (%s)", shown,
-                      zerr == Z_ERRNO ? strerror(errno) : msg);
-        goto out;
-    }
-    if (csv_fini(&p, gz_on_field, gz_on_row, st) != 0) {
-        rc = ff_error(FF_EFORMAT, "%s:%ld: malformed CSV (unterminated quoted field)", shown,
-                      st->record + 1);
-        goto out;
-    }
-    rc = st->f.oom ? ff_error(FF_ENOMEM, "%s: out of memory", shown) : st->status;
-out:
-    if (have_parser)
-        csv_free(&p);
-    if (f)
-        gzclose(f);
-    free(buf);
-    if (st)
-        ff_csv_fields_free(&st->f);
-    free(st);
+    gz_src g = {gzopen(path, "rb"), shown};
+    if (!g.f)
+        return ff_error(FF_EIO, "%s: cannot open (%s)", shown, errno ? strerror(errno) : "zlib");
+    gzbuffer(g.f, 1 << 17);
+    int rc = ff_csv_read_lines(shown, strict, gz_line, &g, fn, ctx);
+    gzclose(g.f);
     return rc;
 }
 

@@ -5,10 +5,10 @@
 
 #include "internal.h"
 
-/* Streams a CSV file through zlib (gzread; a plain, uncompressed file is read as is) into
- * libcsv, calling fn per record, header first. row->line is the record number (1 = header;
- * equal to the physical line when no quoted field holds a line break). strict: libcsv's
- * strict quoting, malformed CSV is an error "SHOWN:REC: malformed CSV (...)". */
+/* Streams a CSV file through zlib (a plain, uncompressed file is read as is) into the one CSV
+ * reader (ff_csv_read_lines), calling fn per row, header first, row->line the physical line
+ * the row starts on. strict: libcsv's strict quoting, malformed CSV is an error
+ * "SHOWN:LINE: malformed CSV (...)". */
 int ff_gzcsv_read(const char *path, const char *shown, int strict, ff_csv_row_fn fn,
                   void *ctx) FF_WARN_UNUSED;
 
