@@ -31,7 +31,7 @@ void ff_explain_opts_default(ff_explain_opts *o)
 int ff_explain_check(const ff_data_shape *sh)
 {
     /* one explained quantity per task: binary the risk's logit, multiclass the predicted
-     * class's logit, regression the predicted value (ex_quantities) */
+     * class's logit, regression the standardised predicted value (ex_quantities) */
     if (sh->tasks.n < 1 || sh->tasks.n > FF_DATA_TASKS)
         return ff_error(FF_ECONFIG, "explain: explains 1 to %d tasks; this model declares %d",
                         FF_DATA_TASKS, sh->tasks.n);
@@ -251,8 +251,10 @@ void ex_quantities(const ex_state *st, const float *z, float *q, float *out)
                 sum += exp((double)zt[j] - m);
             q[k] = zt[st->cls[k]];
             out[k] = (float)(exp((double)q[k] - m) / sum);
-        } else if (t->kind == FF_TASK_REGRESSION) {
-            q[k] = out[k] = (float)(t->center + t->scale * (double)zt[0]);
+        } else if (t->kind == FF_TASK_REGRESSION) { /* changes in units of the task's scale,
+                                                       * like the logit thresholds of the views */
+            q[k] = zt[0];
+            out[k] = (float)(t->center + t->scale * (double)zt[0]);
         } else {
             q[k] = zt[0];
             out[k] = (float)ex_sigm(zt[0]);
@@ -763,7 +765,9 @@ static json_t *predictions_json(const ex_state *st)
                 snprintf(what, sizeof what, "logit of class %d, the predicted class (its "
                          "probability: %.3f)", st->cls[k], (double)st->out0[k]);
             else
-                snprintf(what, sizeof what, "predicted value (center + scale x logit)");
+                snprintf(what, sizeof what, "predicted value in units of its scale: (value - "
+                         "%g) / %g, the value itself %.3f", t->center, t->scale,
+                         (double)st->out0[k]);
             json_object_set_new(o, "kind", json_string(ff_task_kind_name(t->kind)));
             json_object_set_new(o, "explained", json_string(what));
             if (t->kind == FF_TASK_MULTICLASS)

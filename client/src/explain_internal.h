@@ -54,7 +54,8 @@ typedef struct ex_variant {
     int nset;
     int ok;                   /* 1: forward ran (some modality left) */
     /* per task, the explained quantity (ex_quantities): binary the logit, multiclass the
-     * logit of the patient's predicted class, regression the predicted value */
+     * logit of the patient's predicted class, regression the standardised predicted value
+     * (value - center) / scale, the model's own output */
     float logit[FF_DATA_TASKS];
     float out[FF_DATA_TASKS]; /* binary σ(logit), multiclass that class's probability,
                                * regression the predicted value */

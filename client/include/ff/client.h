@@ -198,7 +198,7 @@ void ff_explain_opts_default(ff_explain_opts *o); /* k 5, top 8, no lab/word/hea
 
 /* What explain supports, checked before anything is computed: 1 to 3 binary, multiclass or
  * regression tasks (one explained quantity each: the risk's logit, the predicted class's
- * logit, the predicted value; survival is refused, naming why) and the image, note and
+ * logit, the predicted value in units of its scale; survival is refused, naming why) and the image, note and
  * record inputs (a model with the tabular modality is refused, naming it). FF_ECONFIG with
  * the reason. */
 int ff_explain_check(const ff_data_shape *sh) FF_WARN_UNUSED;
