@@ -106,11 +106,11 @@ static int task_section(FILE *f, const json_t *ex, int k)
     const char *task = jstr(pred, "task");
     fputs("<h2>", f);
     ff_html_fputs(f, task);
-    const char *what = jstr(pred, "explained");
+    const char *named = jstr(pred, "explained");
     if (json_object_get(pred, "explained")) { /* multiclass, regression: name the quantity */
         fprintf(f, ": %s %.3f</h2><p class=note>Explained quantity: ",
                 jstr(pred, "kind"), json_number_value(json_object_get(pred, "probability")));
-        ff_html_fputs(f, what);
+        ff_html_fputs(f, named);
         fputs("; the changes below are changes of it.</p><div class=task>", f);
     } else {
         fprintf(f, ": calibrated risk %.3f</h2><div class=task>",
@@ -123,16 +123,19 @@ static int task_section(FILE *f, const json_t *ex, int k)
         ff_html_fputs(f, jstr(ex, "patient"));
         fputs(", image: change of the ", f);
         ff_html_fputs(f, task);
-        fputs(" log-odds when each patch is blanked</b></figcaption>", f);
+        int bin = json_object_get(pred, "explained") == NULL;
+        /* the other kinds: the explained quantity named above, not a risk's log-odds */
+        const char *unit = bin ? "log-odds" : "explained quantity", *what = bin ? "the risk" : "it";
+        fprintf(f, " %s when each patch is blanked</b></figcaption>", unit);
         char alt[256];
         snprintf(alt, sizeof alt, "heat map of %s", task);
         rc = put_png(f, jstr(hm, "file"), alt);
-        fprintf(f, "<div class=scale><span>&minus;%.2f lowered the risk</span><span>0</span>"
-                   "<span>+%.2f raised the risk</span></div><p class=note>Legend: red = the "
-                   "patch raised the risk, blue = lowered it; full colour at &plusmn;%.2f "
-                   "log-odds (fixed scale, clipped beyond); no colour below the noise floor "
+        fprintf(f, "<div class=scale><span>&minus;%.2f lowered %s</span><span>0</span>"
+                   "<span>+%.2f raised %s</span></div><p class=note>Legend: red = the "
+                   "patch raised %s, blue = lowered it; full colour at &plusmn;%.2f "
+                   "%s (fixed scale, clipped beyond); no colour below the noise floor "
                    "%.2f. %lld of %lld patches above it.</p></figure>",
-                scale, scale, scale, floor,
+                scale, what, scale, what, what, scale, bin ? "log-odds" : "units", floor,
                 (long long)json_integer_value(json_object_get(hm, "patches_shown")),
                 (long long)json_integer_value(json_object_get(hm, "patches")));
     }

@@ -519,6 +519,9 @@ static void test_multiclass_and_regression(void **state)
     size_t i = full_patient(&g, FF_SPLIT_TEST), n = ff_site_count(site, FF_SPLIT_TEST);
     ff_explain_opts o;
     ff_explain_opts_default(&o);
+    char hm[600];
+    snprintf(hm, sizeof hm, "%s/heatmap-mixed.png", f->dir);
+    o.heatmap_path = hm;
     json_t *ex = NULL;
     if (ff_explain(m, site, f->site_dir, ff_site_patient_id(site, FF_SPLIT_TEST, i), &o, &ex) !=
         FF_OK)
@@ -583,6 +586,9 @@ static void test_multiclass_and_regression(void **state)
     assert_non_null(strstr(html, "Explained quantity: logit of class"));
     assert_non_null(strstr(html, "Explained quantity: predicted value"));
     assert_null(strstr(html, "nan"));
+    /* the regression task's heat map is of its explained quantity, the binary one's of log-odds */
+    assert_non_null(strstr(html, "stay explained quantity when each patch is blanked"));
+    assert_non_null(strstr(html, "crit log-odds when each patch is blanked"));
     free(html);
     json_decref(ex);
     free(p), free(l), free(mk);
