@@ -891,6 +891,8 @@ static int load_all(ff_site *s, const char *dir, const ff_site_opts *o, ff_load_
             s->img_slot[p] = -1;
     if (s->shape.tab.n > 0 && (rc = ff_site_tabular_read(s, dir, o, rep, &ix)) != FF_OK)
         goto out;
+    sprintf(path, "%s/tabular.csv", dir);
+    rep->tabular_unread = s->shape.tab.n == 0 && ff_path_exists(path);
     sprintf(shown, "%s/patients.csv", dir);
     rc = finish_members(s, o, rep, shown);
     if (rc == FF_OK && s->tab_has)
@@ -1103,6 +1105,9 @@ void ff_load_report_print(const ff_load_report *r, FILE *out)
     fprintf(out, "value bins: %s edges\n", r->edges_local ? "local (this site only)" : "shared");
     if (r->has_tabular_file)
         fprintf(out, "tabular.csv: %ld of %ld patients have a row\n", r->with_tab, total);
+    if (r->tabular_unread)
+        fprintf(out, "tabular.csv: present, not read (the model config declares no tabular: "
+                "features; docs/model.md \"Tabular modality\")\n");
     long sk = 0;
     for (int i = 0; i < FF_SKIP_COUNT; i++)
         sk += r->skipped[i];

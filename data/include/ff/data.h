@@ -192,6 +192,7 @@ typedef struct {
     int label_missing[FF_TASKS_MAX]; /* a label column is absent: every label unknown */
     int split_derived;            /* no split column: split derived from the patient id */
     int has_tabular_file;         /* tabular.csv read (only with declared features) */
+    int tabular_unread;           /* tabular.csv present, no features declared: not read */
     long with_tab;                /* kept patients with a tabular.csv row */
     long tab_missing[FF_FEATURES_MAX]; /* kept patients with a row whose cell is empty/bad */
 } ff_load_report;
