@@ -351,19 +351,10 @@ static int map_words(ex_state *st)
     if (!st->word_of)
         return ff_error(FF_ENOMEM, "out of memory");
     const char *t = st->notes.text ? st->notes.text : "";
-    size_t n = st->notes.text_len;
-    char w[256];
-    for (size_t i = 0; i < n;) {
-        while (i < n && !isalnum((unsigned char)t[i]))
-            i++;
-        size_t len = 0;
-        while (i < n && isalnum((unsigned char)t[i])) {
-            if (len < sizeof w - 1)
-                w[len++] = (char)tolower((unsigned char)t[i]);
-            i++;
-        }
-        if (len == 0)
-            continue;
+    size_t n = st->notes.text_len, pos = 0, len;
+    char w[FF_TOK_MAX_WORD + 1];
+    /* the loader's own splitter: the same words, folded and cut as the model saw them */
+    while (ff_tok_next_word(t, n, &pos, w, &len)) {
         w[len] = '\0';
         int32_t id = ff_tok_word(w, len, st->sh->Vt);
         for (size_t p = 0; p < Lt; p++)
@@ -929,10 +920,10 @@ static int explain_body(ex_state *st, const ff_site *s, ff_split split, size_t i
         rc = ff_error(FF_ENOMEM, "out of memory");
     size_t n = rc == FF_OK ? make_variants(st, o, v) : 0;
     if (rc == FF_OK && o->word) {
-        char lw[256];
-        size_t l = 0;
-        for (; o->word[l] && l < sizeof lw - 1; l++)
-            lw[l] = (char)tolower((unsigned char)o->word[l]);
+        char lw[FF_TOK_MAX_WORD + 1];
+        size_t l = 0, pos = 0;
+        if (!ff_tok_next_word(o->word, strlen(o->word), &pos, lw, &l))
+            l = 0; /* no word in it: matches no token below */
         lw[l] = '\0';
         v[n - 1].arg = ff_tok_word(lw, l, st->sh->Vt);
         int has = 0;

@@ -65,27 +65,33 @@ static int is_word_byte(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* Words longer than this are hashed on their first FF_TOK_MAX_WORD bytes. */
-#define FF_TOK_MAX_WORD 64
+
+int ff_tok_next_word(const char *text, size_t len, size_t *pos, char *word, size_t *wl)
+{
+    size_t i = *pos;
+    while (i < len && !is_word_byte((unsigned char)text[i]))
+        i++;
+    *wl = 0;
+    if (i >= len) {
+        *pos = i;
+        return 0;
+    }
+    while (i < len && is_word_byte((unsigned char)text[i])) {
+        unsigned char c = (unsigned char)text[i++];
+        if (*wl < FF_TOK_MAX_WORD)
+            word[(*wl)++] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+    *pos = i;
+    return 1;
+}
 
 size_t ff_tok_text(const char *text, size_t len, int Vt, int bigrams, int32_t *ids, size_t cap,
                    size_t *nwords)
 {
     char prev[FF_TOK_MAX_WORD], cur[FF_TOK_MAX_WORD];
     char pair[2 * FF_TOK_MAX_WORD + 1];
-    size_t prev_len = 0, n = 0, words = 0;
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && !is_word_byte((unsigned char)text[i]))
-            i++;
-        if (i >= len)
-            break;
-        size_t wl = 0;
-        while (i < len && is_word_byte((unsigned char)text[i])) {
-            unsigned char c = (unsigned char)text[i++];
-            if (wl < FF_TOK_MAX_WORD)
-                cur[wl++] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-        }
+    size_t prev_len = 0, n = 0, words = 0, i = 0, wl;
+    while (ff_tok_next_word(text, len, &i, cur, &wl)) {
         words++;
         if (n < cap)
             ids[n++] = ff_tok_word(cur, wl, Vt);

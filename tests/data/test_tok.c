@@ -51,6 +51,30 @@ static void test_text_truncation_keeps_beginning(void **state)
     assert_int_equal(ids[0], 4059);
 }
 
+/* ff_tok_next_word (the explainer's words) splits, folds and cuts exactly as ff_tok_text: a
+ * 100-byte word (cut at FF_TOK_MAX_WORD), UTF-8 bytes, punctuation, upper case. */
+static void test_next_word_is_the_loaders(void **state)
+{
+    (void)state;
+    char text[256];
+    char longw[101];
+    memset(longw, 'Q', 100);
+    longw[100] = '\0';
+    snprintf(text, sizeof text, "Chest-PAIN, caf\xc3\xa9 %s ok!", longw);
+    int32_t ids[16];
+    size_t nw = 0, n = ff_tok_text(text, strlen(text), 5000, 0, ids, 16, &nw);
+    assert_int_equal(n, nw);
+    size_t pos = 0, wl, k = 0;
+    char w[FF_TOK_MAX_WORD];
+    while (ff_tok_next_word(text, strlen(text), &pos, w, &wl)) {
+        assert_true(k < n);
+        assert_true(wl <= FF_TOK_MAX_WORD);
+        assert_int_equal(ff_tok_word(w, wl, 5000), ids[k++]);
+    }
+    assert_int_equal(k, n);
+    assert_int_equal(n, 5); /* chest pain café QQQ... ok */
+}
+
 static void test_codes_known_answers(void **state)
 {
     (void)state;
@@ -187,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_known_answers),
         cmocka_unit_test(test_text_truncation_keeps_beginning),
+        cmocka_unit_test(test_next_word_is_the_loaders),
         cmocka_unit_test(test_codes_known_answers),
         cmocka_unit_test(test_time_bins),
         cmocka_unit_test(test_value_bins_match_exact_deciles),

@@ -78,6 +78,12 @@ int ff_data_shape_check(ff_data_shape *s) FF_WARN_UNUSED;
  * written; *nwords (may be NULL) receives the number of words in the whole text. */
 size_t ff_tok_text(const char *text, size_t len, int Vt, int bigrams, int32_t *ids, size_t cap,
                    size_t *nwords);
+/* Words longer than this are hashed on their first FF_TOK_MAX_WORD bytes. */
+#define FF_TOK_MAX_WORD 64
+/* The splitter ff_tok_text uses, for whoever must see the same words (the explainer): the
+ * next word of text from *pos (ASCII folded to lower case, cut at FF_TOK_MAX_WORD bytes) into
+ * word (*wl bytes, no NUL); *pos moves past it. Returns 0 when no word is left. */
+int ff_tok_next_word(const char *text, size_t len, size_t *pos, char *word, size_t *wl);
 /* One word (already lower-case) to its id. */
 int32_t ff_tok_word(const char *word, size_t len, int Vt);
 /* EHR code (taken byte for byte, no case folding) to 1 + FNV-1a-32(code) mod (Vc-1). */
