@@ -221,10 +221,12 @@ static int cmd_status(int argc, char **argv)
     if (rc == FF_OK)
         rc = ff_rpc_status(c, &st, 10000);
     if (rc == FF_OK) {
+        json_t *d = st->detail ? ff_fed_status_json(st->detail) : json_object();
+        char *text = as_json && d ? json_dumps(d, JSON_COMPACT) : NULL;
         if (as_json) {
-            printf("%.*s\n", (int)st->detail.len, (const char *)st->detail.data);
+            printf("%s\n", text ? text : "{}");
+            free(text);
         } else {
-            json_t *d = json_loadb((const char *)st->detail.data, st->detail.len, 0, NULL);
             printf("consortium %s, run %s\n", st->consortium, st->run_id);
             printf("round %u of %lld, phase %s\n", st->round,
                    (long long)json_integer_value(json_object_get(d, "rounds")),
@@ -252,8 +254,8 @@ static int cmd_status(int argc, char **argv)
                 printf("warning: %s\n", json_string_value(json_object_get(d, "crl_warning")));
             for (size_t k = 0; k < st->n_counters; k++)
                 printf("  %-18s %llu\n", st->counters[k]->name, (unsigned long long)st->counters[k]->value);
-            json_decref(d);
         }
+        json_decref(d);
     }
     ff_msg_free(st);
     ff_rpc_free(c);

@@ -95,21 +95,12 @@ int fed_coord_on_status(void *user, ff_call *c, const Fedfuse__StatusRequest *re
     fed_coord_crl_refresh_locked(nd);
     json_t *d = fed_coord_status_json_locked(nd);
     pthread_mutex_unlock(&nd->mu);
-    char *s = json_dumps(d, JSON_COMPACT);
+    int rc = d ? ff_fed_status_to_wire(d, c, &reply->detail)
+               : ff_error(FF_ENOMEM, "status: out of memory");
     json_decref(d);
     reply->sites_connected = conn;
     reply->n_sites_connected = nconn;
-    if (s) {
-        size_t l = strlen(s);
-        uint8_t *b = ff_call_alloc(c, l + 1);
-        if (b) {
-            memcpy(b, s, l);
-            reply->detail.data = b;
-            reply->detail.len = l;
-        }
-        free(s);
-    }
-    return FF_OK;
+    return rc;
 }
 
 /* GET /metrics (docs/operations.md, "Metrics"). */

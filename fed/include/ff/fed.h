@@ -28,8 +28,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "ff/common.h"
 #include "ff/coordinator.h"
+#include "ff/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -173,4 +176,12 @@ int ff_fed_guard_survivors(const char *path, const ff_fed_guard_use *u,
 #ifdef __cplusplus
 }
 #endif
+/* The coordinator's status snapshot (the object `fedfuse status --json` prints and live.html
+ * shows: run, rounds, round, attempt, phase, pending, seconds_since_seen, site_status,
+ * deadline_in_s, sites, now_unix_ms, not_selected, refusals, crl_expires_in_s, crl_warning,
+ * privacy) to the typed StatusDetail of a reply (in the call's memory, strings cut to the
+ * wire's 255 bytes), and a received StatusDetail back to that object (NULL: out of memory). */
+int ff_fed_status_to_wire(const json_t *d, ff_call *c, Fedfuse__StatusDetail **out) FF_WARN_UNUSED;
+json_t *ff_fed_status_json(const Fedfuse__StatusDetail *w);
+
 #endif
