@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_state.h"
 #include "fed_diag.h"
 #include "fed_dp.h"
 #include "fed_metrics.h"
@@ -61,7 +62,15 @@ typedef struct {
     int64_t last_eval_round;
     int hello_failures;
     uint32_t poll_ms; /* the coordinator's poll timeout (GetTask wait_ms), range-checked */
-    char refused[FF_SHA256_HEX + 32]; /* last refused task (round/phase/job): not re-logged */
+    fed_refusal refused;             /* the last refused task: not logged nor declined again */
+    /* The link to the coordinator, beside the state (the task loop's own bookkeeping). */
+    struct {
+        int hello;          /* Hello answered on this connection (cleared when it is lost) */
+        int warned;         /* the coordinator's absence is logged (until a Hello succeeds) */
+        double last_ok;     /* ff_now() of the coordinator's last answer */
+        double wait_since;  /* ff_now() the current run of WAIT answers began, 0 = none */
+        double wait_logged, lost_logged; /* last "waiting" / "still unreachable" lines */
+    } link;
     /* Record-level DP-SGD (privacy.record): this site's ledger, persisted in
      * out_dir/privacy-ledger-<site>.json after every charged round and reloaded on start,
      * so a restart never resets ε. rec_eps: ε after the last round trained (receipt). */
@@ -87,7 +96,7 @@ typedef struct {
     /* what the site reports (remote diagnosis, fed_diag.h) and its metrics endpoint show;
      * under mu, which the endpoint's thread takes */
     pthread_mutex_t mu;
-    const char *state;
+    int state; /* fed_cn_state (client_state.h), reported on every poll */
     fed_err err;
     double err_at;
     uint64_t errors[FED_ERR_COUNT];
@@ -113,8 +122,8 @@ typedef struct {
 
 void fed_cn_set_error(cnode *cn, fed_err e);
 void fed_cn_hex_of(const ProtobufCBinaryData *b, char out[FF_SHA256_HEX]);
-void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what,
-                        fed_err code, int whole_job);
+void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const fed_refusal *key,
+                        const char *what, fed_err code, int whole_job);
 int fed_cn_train_local(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan, size_t *ntrainp,
                        ff_local_stats *stp);
 uint64_t fed_cn_train_seed(const ff_fed_site_config *sc, uint32_t round);

@@ -5,10 +5,20 @@
 #include "client_internal.h"
 
 
-static void set_state(cnode *cn, const char *state)
+/* Moves the node to state `to` along the state table (client_state.c); a move off the table
+ * is a bug in this file, said with both names (the move is made: the report stays true). */
+static void set_state_locked(cnode *cn, int to)
+{
+    if (!fed_cn_state_may(cn->state, to))
+        FF_LOG_ERROR("client node: state %s -> %s is not in the state table",
+                     fed_cn_state_name(cn->state), fed_cn_state_name(to));
+    cn->state = to;
+}
+
+static void set_state(cnode *cn, int to)
 {
     pthread_mutex_lock(&cn->mu);
-    cn->state = state;
+    set_state_locked(cn, to);
     pthread_mutex_unlock(&cn->mu);
 }
 
@@ -458,18 +468,18 @@ static void decline(cnode *cn, const Fedfuse__Task *t, const char *why, int whol
 /* This site says no to task t (ff_error_message() says why): logged and declined once per
  * key (the coordinator may offer the same task again until it takes the decline), then a
  * pause so a repeated offer does not spin. */
-void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const char *key, const char *what,
-                        fed_err code, int whole_job)
+void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const fed_refusal *key,
+                        const char *what, fed_err code, int whole_job)
 {
-    set_state(cn, FED_STATE_DECLINED);
-    if (strcmp(key, cn->refused) != 0) {
+    set_state(cn, FED_CN_DECLINED);
+    if (!fed_refusal_same(key, &cn->refused)) {
         fed_cn_set_error(cn, code);
         char why[512];
         snprintf(why, sizeof why, "%s: %s", what, ff_error_message());
         FF_LOG_WARN("round %u: %s", t->round, why);
         decline(cn, t, why, whole_job);
     }
-    ff_strlcpy(cn->refused, key, sizeof cn->refused);
+    cn->refused = *key;
     sleep(FED_TASK_PAUSE_S);
 }
 
@@ -507,9 +517,8 @@ static int do_train(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     if (rc == FF_EPOLICY) {
         /* the site's policy or privacy budget says no: the round goes on without us (the
          * coordinator offers the task until its deadline: say so once, do not spin) */
-        char key[sizeof cn->refused];
-        snprintf(key, sizeof key, "train %u/%lld", t->round, (long long)attempt);
-        fed_cn_refuse_task(cn, t, key, "training refused by this site", FED_ERR_TRAINING_REFUSED, 0);
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_TRAINING, t->round, 0, attempt, NULL, 0);
+        fed_cn_refuse_task(cn, t, &key, "training refused by this site", FED_ERR_TRAINING_REFUSED, 0);
         return FF_OK;
     }
     if (rc != FF_OK)
@@ -811,14 +820,14 @@ static int handle_stats(cnode *cn, const Fedfuse__Task *t)
             rc = fed_site_stats_noise(st, cn->sc->site);
     }
     if (rc == FF_EPOLICY || rc == FF_ECONFIG || rc == FF_ENOTFOUND || rc == FF_EFORMAT) {
-        char key[sizeof cn->refused];
-        snprintf(key, sizeof key, "stats %u/%.40s", t->round, cn->st.job);
-        fed_cn_refuse_task(cn, t, key, "statistics query refused", FED_ERR_TASK_REFUSED_POLICY, 1);
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_STATS, t->round, 0, 0, t->job_sha256.data,
+                                         t->job_sha256.len);
+        fed_cn_refuse_task(cn, t, &key, "statistics query refused", FED_ERR_TASK_REFUSED_POLICY, 1);
         return FF_OK;
     }
     if (rc != FF_OK)
         return rc;
-    set_state(cn, FED_STATE_SECAGG);
+    set_state(cn, FED_CN_SECAGG);
     return fed_cn_secagg_task(cn, t, NULL);
 }
 
@@ -836,7 +845,7 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
             FF_LOG_INFO("coordinator restarted (run %s); continuing", t->run_id);
         ff_strlcpy(cn->run_id, t->run_id, sizeof cn->run_id);
         ff_round_init(&cn->fs);
-        cn->refused[0] = '\0';
+        memset(&cn->refused, 0, sizeof cn->refused);
         /* Nor does a secure-aggregation round in progress survive it: its keys were for the
          * old incarnation's round id, and a kept step count would make us skip the new
          * round's advertise_keys as already answered. Training again is deterministic. */
@@ -850,27 +859,25 @@ static int handle(cnode *cn, const Fedfuse__Task *t)
         !secagg)
         return FF_OK;
     if (cn->stats_only) {
-        char key[sizeof cn->refused];
-        snprintf(key, sizeof key, "train %u", t->round);
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_STATS_ONLY, t->round, 0, 0, NULL, 0);
         ff_error(FF_EPOLICY, "this node has no model_config: it runs statistics jobs only");
-        fed_cn_refuse_task(cn, t, key, "task refused", FED_ERR_TASK_REFUSED_POLICY, 1);
+        fed_cn_refuse_task(cn, t, &key, "task refused", FED_ERR_TASK_REFUSED_POLICY, 1);
         return FF_OK;
     }
     const ff_plan *plan = NULL;
     int whole_job = 0;
     int rc = check_task(cn, t, &plan, &whole_job);
     if (rc == FF_EPOLICY || rc == FF_EINVAL) {
-        char key[sizeof cn->refused], job[FF_SHA256_HEX];
-        fed_cn_hex_of(&t->job_sha256, job);
-        snprintf(key, sizeof key, "%u/%d/%.40s", t->round, (int)t->phase, job);
-        fed_cn_refuse_task(cn, t, key, "task refused",
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_TASK, t->round, (int)t->phase, 0,
+                                         t->job_sha256.data, t->job_sha256.len);
+        fed_cn_refuse_task(cn, t, &key, "task refused",
                     rc == FF_EPOLICY ? FED_ERR_TASK_REFUSED_POLICY : FED_ERR_TASK_INVALID,
                     whole_job);
         return FF_OK;
     }
-    set_state(cn, secagg ? FED_STATE_SECAGG
-                  : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? FED_STATE_TRAINING
-                                                            : FED_STATE_EVALUATING);
+    set_state(cn, secagg ? FED_CN_SECAGG
+                  : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? FED_CN_TRAINING
+                                                            : FED_CN_EVALUATING);
     if (rc == FF_OK)
         rc = secagg                                   ? fed_cn_secagg_task(cn, t, plan)
              : t->phase == FEDFUSE__PHASE__PHASE_TRAIN ? do_train(cn, t, plan)
@@ -906,7 +913,7 @@ static void render_site_metrics(void *ud, ff_sbuf *b)
     cnode *cn = ud;
     pthread_mutex_lock(&cn->mu);
     fed_metrics_family(b, "fedfuse_site_state", "gauge", "This node's state (1 for it).");
-    ff_sbuf_printf(b, "fedfuse_site_state{state=\"%s\"} 1\n", cn->state);
+    ff_sbuf_printf(b, "fedfuse_site_state{state=\"%s\"} 1\n", fed_cn_state_name(cn->state));
     fed_metrics_family(b, "fedfuse_site_rounds_trained_total", "counter",
                        "Rounds this site trained and uploaded.");
     ff_sbuf_printf(b, "fedfuse_site_rounds_trained_total %lld\n", (long long)cn->rounds_trained);
@@ -947,7 +954,7 @@ static int cnode_open(cnode *cn, const ff_fed_site_config *sc)
 {
     memset(cn, 0, sizeof *cn);
     pthread_mutex_init(&cn->mu, NULL);
-    cn->state = FED_STATE_STARTING;
+    cn->state = FED_CN_STARTING;
     cn->sc = sc;
     cn->poll_ms = FED_POLL_TIMEOUT_MS; /* until a Hello brings the coordinator's */
     ff_round_init(&cn->fs);
@@ -1068,146 +1075,179 @@ static int stopped(const ff_fed_run_opts *o)
     return o && o->stop && *o->stop;
 }
 
+/* Hello on a new connection: checks the coordinator's protocol version and takes its poll
+ * timeout. FF_OK also when the coordinator is not reachable yet (retried); an error is a
+ * refusal that retrying cannot change. */
+static int say_hello(cnode *cn)
+{
+    const ff_fed_site_config *sc = cn->sc;
+    Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+    hq.software_version = FF_VERSION;
+    hq.protocol_version = FF_PROTOCOL_VERSION;
+    Fedfuse__HelloReply *hr = NULL;
+    int rc = FF_OK, h = ff_rpc_hello(cn->cl, &hq, &hr, FED_CALL_HELLO_MS);
+    if (h == FF_OK && hr->protocol_version != FF_PROTOCOL_VERSION)
+        h = ff_error(FF_EPOLICY, "coordinator %s speaks fedfuse protocol version %u, this "
+                     "site version %u (software %s); run the same fedfuse version on the "
+                     "coordinator and the sites", sc->coordinator, hr->protocol_version,
+                     FF_PROTOCOL_VERSION, FF_VERSION);
+    if (h == FF_OK) {
+        FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site, sc->coordinator,
+                    hr->consortium, hr->run_id);
+        cn->link.hello = 1;
+        cn->link.warned = 0;
+        cn->poll_ms = poll_timeout(hr->poll_timeout_ms, cn->poll_ms);
+        cn->link.last_ok = ff_now();
+    } else if (h == FF_EPOLICY) {
+        /* refused, not unreachable: retrying cannot help */
+        rc = strstr(ff_error_message(), "revoked") ? revoked_error() : h;
+    } else if (++cn->hello_failures % 3 == 0) {
+        /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
+         * the coordinator was starting); the certificate itself is re-checked. */
+        ff_rpc_free(cn->cl);
+        cn->cl = NULL;
+        rc = cnode_connect(cn);
+    }
+    ff_msg_free(hr);
+    return rc;
+}
+
+/* One long-poll: what the node says about itself, and the coordinator's task. */
+static int poll_task(cnode *cn, Fedfuse__Task **t)
+{
+    Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
+    tq.run_id = cn->run_id;
+    tq.last_round = (uint32_t)FF_MAX(cn->fs.last_done, 0);
+    tq.wait_ms = cn->poll_ms;
+    pthread_mutex_lock(&cn->mu);
+    tq.state = (char *)fed_cn_state_name(cn->state);
+    tq.error_code = (char *)fed_err_code(cn->err);
+    tq.error_message = (char *)fed_err_text(cn->err);
+    tq.error_age_ms = cn->err ? (int64_t)((ff_wall_time() - cn->err_at) * 1e3) : 0;
+    pthread_mutex_unlock(&cn->mu);
+    tq.software_version = FF_VERSION;
+    tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
+    tq.roster_version = cn->roster_version;
+    return ff_rpc_get_task(cn->cl, &tq, t, (int)(cn->poll_ms + FED_CALL_POLL_MARGIN_MS));
+}
+
+/* A long wait is said at a steady rate, not per poll. */
+static void log_waiting(cnode *cn, const Fedfuse__Task *t)
+{
+    if (t->phase != FEDFUSE__PHASE__PHASE_WAIT) {
+        cn->link.wait_since = 0;
+        return;
+    }
+    double now = ff_now();
+    if (cn->link.wait_since == 0)
+        cn->link.wait_since = cn->link.wait_logged = now;
+    if (now - cn->link.wait_logged >= FED_WAIT_LOG_S) {
+        FF_LOG_INFO("%s: waiting for a task from coordinator %s for %.0f s (round %u; the "
+                    "coordinator has nothing for this site yet)", cn->sc->site,
+                    cn->sc->coordinator, now - cn->link.wait_since, t->round);
+        cn->link.wait_logged = now;
+    }
+}
+
+/* A task from the coordinator: handled, then the node waits again (unless it declined). */
+static int on_task(cnode *cn, const Fedfuse__Task *t)
+{
+    cn->link.last_ok = ff_now();
+    complete_receipt(cn, t);
+    cn->link.lost_logged = 0;
+    pthread_mutex_lock(&cn->mu);
+    cn->last_contact = ff_wall_time();
+    pthread_mutex_unlock(&cn->mu);
+    log_waiting(cn, t);
+    int hr = handle(cn, t);
+    pthread_mutex_lock(&cn->mu);
+    if (t->phase != FEDFUSE__PHASE__PHASE_WAIT && hr == FF_OK && cn->state != FED_CN_DECLINED) {
+        cn->rounds_trained += t->phase == FEDFUSE__PHASE__PHASE_TRAIN ||
+                              t->phase == FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
+        cn->evals += t->phase == FEDFUSE__PHASE__PHASE_EVALUATE;
+        set_state_locked(cn, FED_CN_WAITING);
+    } else if (t->phase == FEDFUSE__PHASE__PHASE_WAIT) {
+        set_state_locked(cn, FED_CN_WAITING);
+    }
+    pthread_mutex_unlock(&cn->mu);
+    if (hr == FF_ENET || hr == FF_ETIMEOUT) {
+        FF_LOG_WARN("round %u: lost the coordinator (%s); will retry", t->round,
+                    ff_error_message());
+        fed_cn_set_error(cn, FED_ERR_LINK_LOST);
+        set_state(cn, FED_CN_RECONNECTING);
+        cn->link.hello = 0;
+        return FF_OK;
+    }
+    return hr;
+}
+
+/* The coordinator did not answer (g): said once, then at a steady rate; gives up after
+ * give_up_after seconds without contact. */
+static int on_unreachable(cnode *cn)
+{
+    const ff_fed_site_config *sc = cn->sc;
+    if (!cn->link.warned) {
+        FF_LOG_WARN("%s: coordinator %s unreachable (%s); retrying", sc->site, sc->coordinator,
+                    ff_error_message());
+        fed_cn_set_error(cn, FED_ERR_COORDINATOR_UNREACHABLE);
+        set_state(cn, FED_CN_RECONNECTING);
+        cn->link.lost_logged = ff_now();
+    } else if (ff_now() - cn->link.lost_logged >= FED_WAIT_LOG_S) {
+        FF_LOG_WARN("%s: still waiting for coordinator %s: unreachable for %.0f s (%s)", sc->site,
+                    sc->coordinator, ff_now() - cn->link.last_ok, ff_error_message());
+        cn->link.lost_logged = ff_now();
+    }
+    cn->link.warned = 1;
+    cn->link.wait_since = 0;
+    cn->link.hello = 0;
+    if (sc->give_up_after > 0 && ff_now() - cn->link.last_ok > sc->give_up_after)
+        return ff_error(FF_ENET, "no contact with coordinator %s for %.0f s; giving up",
+                        sc->coordinator, sc->give_up_after);
+    usleep(FED_RECONNECT_PAUSE_US);
+    return FF_OK;
+}
+
+/* The task loop: the node's state moves along the table of client_state.c (the diagram is in
+ * docs/federation.md, "The client node's states"). */
 int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
 {
     cnode cn;
     int rc = cnode_open(&cn, sc);
     if (rc != FF_OK)
         tell_startup_failure(&cn, rc);
-    double last_ok = ff_now(), wait_since = 0, wait_logged = 0, lost_logged = 0;
-    int hello = 0, warned = 0;
+    cn.link.last_ok = ff_now();
     while (rc == FF_OK && !stopped(o)) {
-        if (!hello) {
-            Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
-            hq.software_version = FF_VERSION;
-            hq.protocol_version = FF_PROTOCOL_VERSION;
-            Fedfuse__HelloReply *hr = NULL;
-            int h = ff_rpc_hello(cn.cl, &hq, &hr, FED_CALL_HELLO_MS);
-            if (h == FF_OK && hr->protocol_version != FF_PROTOCOL_VERSION)
-                h = ff_error(FF_EPOLICY, "coordinator %s speaks fedfuse protocol version %u, this "
-                             "site version %u (software %s); run the same fedfuse version on the "
-                             "coordinator and the sites", sc->coordinator, hr->protocol_version,
-                             FF_PROTOCOL_VERSION, FF_VERSION);
-            if (h == FF_OK) {
-                FF_LOG_INFO("%s: connected to %s (consortium %s, run %s)", sc->site,
-                            sc->coordinator, hr->consortium, hr->run_id);
-                hello = 1;
-                warned = 0;
-                cn.poll_ms = poll_timeout(hr->poll_timeout_ms, cn.poll_ms);
-                last_ok = ff_now();
-            } else if (h == FF_EPOLICY) {
-                /* refused, not unreachable: retrying cannot help */
-                rc = strstr(ff_error_message(), "revoked") ? revoked_error() : h;
-            } else if (++cn.hello_failures % 3 == 0) {
-                /* A fresh channel: gRPC can keep a sub-channel in a failed TLS state (seen when
-                 * the coordinator was starting); the certificate itself is re-checked. */
-                ff_rpc_free(cn.cl);
-                cn.cl = NULL;
-                int nc = cnode_connect(&cn);
-                if (nc != FF_OK)
-                    rc = nc;
-            }
-            ff_msg_free(hr);
-        }
+        if (!cn.link.hello && (rc = say_hello(&cn)) != FF_OK)
+            break;
         Fedfuse__Task *t = NULL;
-        int g = FF_ENET;
-        if (hello) {
-            Fedfuse__TaskRequest tq = FEDFUSE__TASK_REQUEST__INIT;
-            tq.run_id = cn.run_id;
-            tq.last_round = (uint32_t)FF_MAX(cn.fs.last_done, 0);
-            tq.wait_ms = cn.poll_ms;
-            pthread_mutex_lock(&cn.mu);
-            tq.state = (char *)cn.state;
-            tq.error_code = (char *)fed_err_code(cn.err);
-            tq.error_message = (char *)fed_err_text(cn.err);
-            tq.error_age_ms = cn.err ? (int64_t)((ff_wall_time() - cn.err_at) * 1e3) : 0;
-            pthread_mutex_unlock(&cn.mu);
-            tq.software_version = FF_VERSION;
-            tq.site_unix_ms = (int64_t)(ff_wall_time() * 1e3);
-            tq.roster_version = cn.roster_version;
-            g = ff_rpc_get_task(cn.cl, &tq, &t, (int)(cn.poll_ms + FED_CALL_POLL_MARGIN_MS));
-        }
-        if (g == FF_OK) {
-            last_ok = ff_now();
+        int g = cn.link.hello ? poll_task(&cn, &t) : FF_ENET;
+        if (g == FF_OK && t->phase == FEDFUSE__PHASE__PHASE_DONE) {
+            cn.link.last_ok = ff_now();
             complete_receipt(&cn, t);
-            lost_logged = 0;
-            pthread_mutex_lock(&cn.mu);
-            cn.last_contact = ff_wall_time();
-            pthread_mutex_unlock(&cn.mu);
-            /* a long wait is said at a steady rate, not per poll */
-            if (t->phase == FEDFUSE__PHASE__PHASE_WAIT) {
-                double now = ff_now();
-                if (wait_since == 0)
-                    wait_since = wait_logged = now;
-                if (now - wait_logged >= FED_WAIT_LOG_S) {
-                    FF_LOG_INFO("%s: waiting for a task from coordinator %s for %.0f s (round %u; "
-                                "the coordinator has nothing for this site yet)", sc->site,
-                                sc->coordinator, now - wait_since, t->round);
-                    wait_logged = now;
-                }
-            } else {
-                wait_since = 0;
-            }
-            if (t->phase == FEDFUSE__PHASE__PHASE_DONE) {
-                FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
-                /* the plan of the run's last task, already checked against the approved job */
-                if (cn.local_m && personal_model(&cn, t) != FF_OK)
-                    FF_LOG_ERROR("%s: the personal model was not saved: %s", sc->site,
-                                 ff_error_message());
-                const ff_plan *plan = cn.plan_cache.state == 1 ? &cn.plan_cache.plan : NULL;
-                if (plan && plan->fine_tune.steps > 0 && fine_tune(&cn, t, plan) != FF_OK)
-                    FF_LOG_ERROR("%s: local fine-tuning failed: %s", sc->site, ff_error_message());
-                ff_msg_free(t);
-                break;
-            }
-            int hr = handle(&cn, t);
-            pthread_mutex_lock(&cn.mu);
-            if (t->phase != FEDFUSE__PHASE__PHASE_WAIT && hr == FF_OK &&
-                strcmp(cn.state, FED_STATE_DECLINED) != 0) {
-                cn.rounds_trained += t->phase == FEDFUSE__PHASE__PHASE_TRAIN ||
-                                     t->phase == FEDFUSE__PHASE__PHASE_SECAGG_MASKED_INPUT;
-                cn.evals += t->phase == FEDFUSE__PHASE__PHASE_EVALUATE;
-                cn.state = FED_STATE_WAITING;
-            } else if (t->phase == FEDFUSE__PHASE__PHASE_WAIT) {
-                cn.state = FED_STATE_WAITING;
-            }
-            pthread_mutex_unlock(&cn.mu);
-            if (hr == FF_ENET || hr == FF_ETIMEOUT) {
-                FF_LOG_WARN("round %u: lost the coordinator (%s); will retry", t->round,
-                            ff_error_message());
-                fed_cn_set_error(&cn, FED_ERR_LINK_LOST);
-                set_state(&cn, FED_STATE_RECONNECTING);
-                hello = 0;
-            } else if (hr != FF_OK) {
-                rc = hr;
-            }
-        } else if (rc == FF_OK && (g == FF_ENET || g == FF_ETIMEOUT || g == FF_ESTATE)) {
-            if (!warned) {
-                FF_LOG_WARN("%s: coordinator %s unreachable (%s); retrying", sc->site,
-                            sc->coordinator, ff_error_message());
-                fed_cn_set_error(&cn, FED_ERR_COORDINATOR_UNREACHABLE);
-                set_state(&cn, FED_STATE_RECONNECTING);
-                lost_logged = ff_now();
-            } else if (ff_now() - lost_logged >= FED_WAIT_LOG_S) {
-                FF_LOG_WARN("%s: still waiting for coordinator %s: unreachable for %.0f s (%s)",
-                            sc->site, sc->coordinator, ff_now() - last_ok, ff_error_message());
-                lost_logged = ff_now();
-            }
-            warned = 1;
-            wait_since = 0;
-            hello = 0;
-            if (sc->give_up_after > 0 && ff_now() - last_ok > sc->give_up_after)
-                rc = ff_error(FF_ENET, "no contact with coordinator %s for %.0f s; giving up",
-                              sc->coordinator, sc->give_up_after);
-            else
-                usleep(FED_RECONNECT_PAUSE_US);
-        } else if (rc == FF_OK && g == FF_EPOLICY && strstr(ff_error_message(), "revoked")) {
-            rc = revoked_error();
-        } else if (rc == FF_OK) {
-            rc = g;
+            FF_LOG_INFO("%s: the run is done (%u rounds)", sc->site, t->round);
+            /* the plan of the run's last task, already checked against the approved job */
+            if (cn.local_m && personal_model(&cn, t) != FF_OK)
+                FF_LOG_ERROR("%s: the personal model was not saved: %s", sc->site,
+                             ff_error_message());
+            const ff_plan *plan = cn.plan_cache.state == 1 ? &cn.plan_cache.plan : NULL;
+            if (plan && plan->fine_tune.steps > 0 && fine_tune(&cn, t, plan) != FF_OK)
+                FF_LOG_ERROR("%s: local fine-tuning failed: %s", sc->site, ff_error_message());
+            set_state(&cn, FED_CN_DONE);
+            ff_msg_free(t);
+            break;
         }
+        if (g == FF_OK)
+            rc = on_task(&cn, t);
+        else if (g == FF_ENET || g == FF_ETIMEOUT || g == FF_ESTATE)
+            rc = on_unreachable(&cn);
+        else if (g == FF_EPOLICY && strstr(ff_error_message(), "revoked"))
+            rc = revoked_error();
+        else
+            rc = g;
         ff_msg_free(t);
     }
+    if (rc != FF_OK)
+        set_state(&cn, FED_CN_FAILED);
     cnode_close(&cn);
     return rc;
 }

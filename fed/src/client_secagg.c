@@ -470,13 +470,12 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     int again = ours && cn->sa.step >= fed_cn_secagg_step((int)t->phase);
     if (rc == FF_OK && (again || (!ours && t->phase != FEDFUSE__PHASE__PHASE_SECAGG_ADVERTISE))) {
         /* we missed an earlier phase of this round (or answered this one already) */
-        char key[sizeof cn->refused];
-        snprintf(key, sizeof key, "secagg %u/%lld", t->round, (long long)attempt);
-        if (!ours && strcmp(key, cn->refused) != 0)
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_SECAGG_MISSED, t->round, 0, attempt, NULL, 0);
+        if (!ours && !fed_refusal_same(&key, &cn->refused))
             FF_LOG_INFO("round %u: secure aggregation is past advertise_keys (attempt %lld) "
                         "without this site; waiting for the next round", t->round, (long long)attempt);
         if (!ours)
-            ff_strlcpy(cn->refused, key, sizeof cn->refused);
+            cn->refused = key;
         sleep(FED_TASK_PAUSE_S);
         return FF_OK;
     }
@@ -524,10 +523,9 @@ int fed_cn_secagg_task(cnode *cn, const Fedfuse__Task *t, const ff_plan *plan)
     if (refused) {
         /* the site's policy or guard says no to this round: the coordinator is told (it logs
          * the reason and `fedfuse status` shows the code), once per attempt */
-        char key[sizeof cn->refused];
-        snprintf(key, sizeof key, "secagg-refused %u/%lld", t->round, (long long)attempt);
+        fed_refusal key = fed_refusal_of(FED_REFUSAL_SECAGG, t->round, 0, attempt, NULL, 0);
         fed_cn_secagg_reset(cn);
-        fed_cn_refuse_task(cn, t, key, "secure aggregation refused by this site", refused, 0);
+        fed_cn_refuse_task(cn, t, &key, "secure aggregation refused by this site", refused, 0);
         return FF_OK;
     }
     if (rc == FF_OK && cn->sa.c) {

@@ -21,14 +21,7 @@
 #define FED_POLL_MIN_MS 100u
 #define FED_POLL_MAX_MS 30000u
 
-/* site states */
-#define FED_STATE_STARTING "starting"
-#define FED_STATE_WAITING "waiting"          /* polling, no task for this site */
-#define FED_STATE_TRAINING "training"
-#define FED_STATE_EVALUATING "evaluating"
-#define FED_STATE_SECAGG "secure_aggregation"
-#define FED_STATE_DECLINED "declined"        /* refused the current task */
-#define FED_STATE_RECONNECTING "reconnecting"
+/* The node's states (reported as TaskRequest.state) are in client_state.h. */
 
 typedef enum {
     FED_ERR_NONE = 0,
