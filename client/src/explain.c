@@ -89,46 +89,19 @@ static void ex_row_data(ex_reader *r, const ff_csv_row *row)
         return;
     if (strcmp(row->fields[r->col_id], r->want) != 0)
         return;
-    if (!r->events) { /* several notes of one patient are joined, as the loader does */
-        size_t add = row->lens[r->col_a];
-        char *t = realloc(r->text, r->text_len + add + 2);
-        if (!t) {
-            r->oom = 1;
-            return;
-        }
-        r->text = t;
-        if (r->text_len)
-            r->text[r->text_len++] = ' ';
-        memcpy(r->text + r->text_len, row->fields[r->col_a], add);
-        r->text_len += add;
-        r->text[r->text_len] = '\0';
-        return;
-    }
-    double h;
-    if (r->col_b < 0 || r->col_c < 0 || ff_parse_f64(row->fields[r->col_a], &h) != FF_OK ||
-        !(h >= 0) || row->lens[r->col_b] == 0)
-        return; /* the loader skipped it too */
-    if (r->nev == r->cap) {
-        size_t nc = r->cap ? 2 * r->cap : 64;
-        ex_event *e = realloc(r->ev, nc * sizeof *e);
-        if (!e) {
-            r->oom = 1;
-            return;
-        }
-        r->ev = e, r->cap = nc;
-    }
-    ex_event *e = &r->ev[r->nev];
-    e->code = ex_strdup(row->fields[r->col_b]);
-    e->value = ex_strdup(row->fields[r->col_c]);
-    if (!e->code || !e->value) {
-        free(e->code);
-        free(e->value);
+    /* several notes of one patient are joined, as the loader does */
+    size_t add = row->lens[r->col_a];
+    char *t = realloc(r->text, r->text_len + add + 2);
+    if (!t) {
         r->oom = 1;
         return;
     }
-    e->hours = h;
-    e->code_id = ff_tok_code(e->code, strlen(e->code), r->Vc);
-    r->nev++;
+    r->text = t;
+    if (r->text_len)
+        r->text[r->text_len++] = ' ';
+    memcpy(r->text + r->text_len, row->fields[r->col_a], add);
+    r->text_len += add;
+    r->text[r->text_len] = '\0';
 }
 
 static int ex_row(const ff_csv_row *row, void *vctx)
@@ -157,14 +130,6 @@ static int ex_read_csv(const char *path, ex_reader *r)
         return FF_OK;
     r->col_id = r->col_a = r->col_b = r->col_c = -1;
     return ff_csv_read(path, path, 0, ex_row, r);
-}
-
-static int cmp_ex_event(const void *a, const void *b)
-{
-    const ex_event *x = a, *y = b;
-    if ((float)x->hours != (float)y->hours) /* the loader compares float hours */
-        return (float)x->hours < (float)y->hours ? -1 : 1;
-    return x->code_id < y->code_id ? -1 : x->code_id > y->code_id;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -367,9 +332,7 @@ static int map_words(ex_state *st)
 /* Events in the loader's order (most recent first, Le kept, stored oldest first). */
 static void map_events(ex_state *st)
 {
-    size_t Le = (size_t)st->sh->Le, n = st->events.nev;
-    if (n)
-        qsort(st->events.ev, n, sizeof *st->events.ev, cmp_ex_event);
+    size_t Le = (size_t)st->sh->Le, n = st->events.nev; /* already in the loader's order */
     size_t take = FF_MIN(n, Le);
     for (size_t k = 0; k < take; k++) {
         size_t pos = take - 1 - k;
@@ -552,11 +515,7 @@ static void state_free(ex_state *st)
     ff_batch_free(&st->base);
     ff_batch_free(&st->work);
     free(st->notes.text);
-    for (size_t i = 0; i < st->events.nev; i++) {
-        free(st->events.ev[i].code);
-        free(st->events.ev[i].value);
-    }
-    free(st->events.ev);
+    ff_site_events_free(st->events.ev, st->events.nev);
     if (st->word_of)
         for (int i = 0; i < st->sh->Lt; i++)
             free(st->word_of[i]);
@@ -984,14 +943,11 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
         rc = ff_site_batch(s, split, &i32, 1, NULL, NULL, &st.base);
     char path[4096];
     st.notes = (ex_reader){.want = patient_id, .names = {"text", NULL, NULL}};
-    st.events = (ex_reader){.want = patient_id, .names = {"hours_before", "code", "value"},
-                            .events = 1, .Vc = sh->Vc};
     snprintf(path, sizeof path, "%s/notes.csv", site_dir);
     if (rc == FF_OK)
         rc = ex_read_csv(path, &st.notes);
-    snprintf(path, sizeof path, "%s/events.csv", site_dir);
     if (rc == FF_OK)
-        rc = ex_read_csv(path, &st.events);
+        rc = ff_site_patient_events(site_dir, patient_id, sh->Vc, &st.events.ev, &st.events.nev);
     if (rc == FF_OK && !(st.ev_at = calloc((size_t)sh->Le, sizeof *st.ev_at)))
         rc = ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)

@@ -9,22 +9,19 @@
 
 #include "ff/client.h"
 
-typedef struct {
-    char *code, *value; /* value "" = none */
-    double hours;
-    int32_t code_id;
-} ex_event;
+/* An event with its raw text, as data/ read it for the loader (ff_site_patient_events). */
+typedef ff_site_event ex_event;
 
 typedef struct {
     const char *want; /* patient id */
     int col_id, col_a, col_b, col_c;
     const char *names[3];
-    /* notes: concatenated text; events: rows */
+    /* notes: concatenated text; events: from ff_site_patient_events */
     char *text;
     size_t text_len;
     ex_event *ev;
-    size_t nev, cap;
-    int Vc, events, oom;
+    size_t nev;
+    int oom;
 } ex_reader;
 
 typedef struct {

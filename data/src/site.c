@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const sex_values[] = {"F", "M", "X", "U"};
 static const char *const age_bands[] = {"<40", "40-64", "65+", "unknown"};
@@ -521,6 +522,34 @@ typedef struct {
     size_t nev, cap;
 } events_ctx;
 
+/* Why the loader skips an event row (NULL: it keeps it, with *hours and *value, NaN = none):
+ * the one rule, for the loader and for ff_site_patient_events. */
+static const char *event_row_why(const ff_csv_row *r, const int col[4], int ncols, double *hours,
+                                 double *value)
+{
+    *hours = 0;
+    *value = NAN;
+    if (r->nfields != ncols)
+        return "wrong number of fields";
+    if (ff_parse_f64(r->fields[col[1]], hours) != FF_OK || !(*hours >= 0) || !isfinite(*hours))
+        return "hours_before is not a finite number >= 0";
+    if (r->lens[col[2]] == 0)
+        return "code is empty";
+    if (r->lens[col[3]] > 0 && (ff_parse_f64(r->fields[col[3]], value) != FF_OK ||
+                                !isfinite(*value)))
+        return "value is neither empty nor a finite number";
+    return NULL;
+}
+
+/* The loader's order of one patient's events: most recent (smallest hours_before, compared
+ * as the float it stores) first, equal times by code id. */
+static int event_order(float ha, int32_t ca, float hb, int32_t cb)
+{
+    if (ha != hb)
+        return ha < hb ? -1 : 1;
+    return ca < cb ? -1 : ca > cb;
+}
+
 static int row_events(const ff_csv_row *r, void *vctx)
 {
     events_ctx *ec = vctx;
@@ -533,18 +562,8 @@ static int row_events(const ff_csv_row *r, void *vctx)
     c->rep->event_rows++;
     if (r->bad_utf8_line)
         return bad_utf8_row(c->opts, c->rep, c->shown, r);
-    const char *why = NULL;
     double hours = 0, value = NAN;
-    if (r->nfields != ec->ncols)
-        why = "wrong number of fields";
-    if (!why && (ff_parse_f64(r->fields[ec->col[1]], &hours) != FF_OK || !(hours >= 0) ||
-                 !isfinite(hours)))
-        why = "hours_before is not a finite number >= 0";
-    if (!why && r->lens[ec->col[2]] == 0)
-        why = "code is empty";
-    if (!why && r->lens[ec->col[3]] > 0 &&
-        (ff_parse_f64(r->fields[ec->col[3]], &value) != FF_OK || !isfinite(value)))
-        why = "value is neither empty nor a finite number";
+    const char *why = event_row_why(r, ec->col, ec->ncols, &hours, &value);
     if (why)
         return ff_site_skip_row(c->opts, c->rep, FF_SKIP_EVENT_ROW, c->shown, r->line, why);
     long p = ff_site_index_find(c->ix, c->s->ids, r->fields[ec->col[0]], r->lens[ec->col[0]]);
@@ -566,9 +585,7 @@ static int cmp_event(const void *a, const void *b)
     const raw_event *x = a, *y = b;
     if (x->patient != y->patient)
         return x->patient < y->patient ? -1 : 1;
-    if (x->hours != y->hours) /* most recent (smallest hours_before) first */
-        return x->hours < y->hours ? -1 : 1;
-    return x->code < y->code ? -1 : x->code > y->code;
+    return event_order(x->hours, x->code, y->hours, y->code);
 }
 
 /* Sorts the events, keeps the Le most recent per patient (stored oldest first) and bins
@@ -1126,4 +1143,80 @@ void ff_load_report_log(const ff_load_report *r, const char *site_name)
         if (r->skipped[i])
             FF_LOG_INFO("site %s: skipped %ld: %s", site_name, r->skipped[i],
                         ff_skip_reason_name((ff_skip_reason)i));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One patient's raw events (the explainer's view of what the loader kept)                   */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *want;
+    int col[4], ncols, Vc;
+    ff_site_event *ev;
+    size_t n, cap;
+    const char *shown;
+} patient_events_ctx;
+
+static int row_patient_event(const ff_csv_row *r, void *vctx)
+{
+    patient_events_ctx *c = vctx;
+    if (c->ncols == 0) {
+        static const char *const names[] = {"patient_id", "hours_before", "code", "value"};
+        return header_simple(r, c->shown, names, c->col, 4, &c->ncols);
+    }
+    double hours, value;
+    if (r->bad_utf8_line || r->nfields != c->ncols || strcmp(r->fields[c->col[0]], c->want) != 0 ||
+        event_row_why(r, c->col, c->ncols, &hours, &value))
+        return FF_OK; /* not this patient's, or a row the loader skips */
+    if (ff_grow(&c->ev, &c->cap, c->n + 1, sizeof *c->ev) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "%s: ", c->shown);
+    ff_site_event *e = &c->ev[c->n];
+    e->code = strdup(r->fields[c->col[2]]);
+    e->value = strdup(r->fields[c->col[3]]);
+    if (!e->code || !e->value) {
+        free(e->code);
+        free(e->value);
+        return ff_error(FF_ENOMEM, "%s: out of memory", c->shown);
+    }
+    e->hours = hours;
+    e->code_id = ff_tok_code(e->code, strlen(e->code), c->Vc);
+    c->n++;
+    return FF_OK;
+}
+
+static int cmp_site_event(const void *a, const void *b)
+{
+    const ff_site_event *x = a, *y = b;
+    return event_order((float)x->hours, x->code_id, (float)y->hours, y->code_id);
+}
+
+void ff_site_events_free(ff_site_event *ev, size_t n)
+{
+    for (size_t i = 0; ev && i < n; i++) {
+        free(ev[i].code);
+        free(ev[i].value);
+    }
+    free(ev);
+}
+
+int ff_site_patient_events(const char *dir, const char *patient_id, int Vc, ff_site_event **out,
+                           size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/events.csv", dir);
+    if (access(path, F_OK) != 0)
+        return FF_OK; /* no events: the modality is absent */
+    patient_events_ctx c = {.want = patient_id, .Vc = Vc, .shown = path};
+    int rc = ff_csv_read(path, path, 0, row_patient_event, &c);
+    if (rc != FF_OK) {
+        ff_site_events_free(c.ev, c.n);
+        return rc;
+    }
+    if (c.n)
+        qsort(c.ev, c.n, sizeof *c.ev, cmp_site_event);
+    *out = c.ev;
+    *n = c.n;
+    return FF_OK;
 }

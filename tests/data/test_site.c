@@ -577,6 +577,41 @@ static void test_shared_edges(void **state)
     ft_rmtree(b);
 }
 
+/* ff_site_patient_events (what explain shows): the loader's row checks and its order. */
+static void test_patient_events(void **state)
+{
+    (void)state;
+    const char *d = ft_tmpdir();
+    const char *csv = "patient_id,hours_before,code,value\n"
+                      "p1,5,LAB:b,1.5\n"
+                      "p2,1,LAB:a,\n"
+                      "p1,0.5,DX:x,\n"
+                      "p1,-1,DX:neg,\n"      /* skipped: negative hours */
+                      "p1,2,,\n"             /* skipped: empty code */
+                      "p1,3,LAB:c,abc\n"     /* skipped: value not a number */
+                      "p1,4,LAB:d\n"         /* skipped: wrong number of fields */
+                      "p1,5,LAB:a,2\n";
+    ft_write_file(ft_path(d, "events.csv"), csv, strlen(csv));
+    ff_site_event *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(ff_site_patient_events(d, "p1", 1000, &ev, &n), FF_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(ev[0].code, "DX:x"); /* most recent first */
+    assert_true(ev[0].hours == 0.5 && ev[0].value[0] == '\0');
+    /* equal times: by code id, as the loader orders them */
+    int32_t a = ff_tok_code("LAB:a", 5, 1000), b = ff_tok_code("LAB:b", 5, 1000);
+    assert_string_equal(ev[1].code, a < b ? "LAB:a" : "LAB:b");
+    assert_string_equal(ev[2].code, a < b ? "LAB:b" : "LAB:a");
+    assert_int_equal(ev[1].code_id, a < b ? a : b);
+    ff_site_events_free(ev, n);
+    assert_int_equal(ff_site_patient_events(d, "nobody", 1000, &ev, &n), FF_OK);
+    assert_int_equal(n, 0);
+    ff_site_events_free(ev, n);
+    ft_rmtree(d);
+    assert_int_equal(ff_site_patient_events(d, "p1", 1000, &ev, &n), FF_OK); /* no file */
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_png_and_resize),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_shared_edges),
+        cmocka_unit_test(test_patient_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,6 +262,19 @@ const char *ff_site_attr_name(const ff_site *s, int a);
 int ff_site_attr_nvalues(const ff_site *s, int a);
 const char *ff_site_attr_value(const ff_site *s, int a, int v);
 /* Value index of attribute a for the i-th patient of a split; -1 for out-of-range input. */
+/* One event of a patient as the loader read it, with its raw text. */
+typedef struct {
+    char *code, *value; /* value "" = none */
+    double hours;
+    int32_t code_id;
+} ff_site_event;
+/* The events of patient_id in the site folder dir (events.csv), with the loader's row checks
+ * (a row it skips is skipped) and in its order (most recent first, equal times by code id):
+ * event k is the one the loader stores at position min(n, Le) - 1 - k. No events.csv: none.
+ * Caller frees *out with ff_site_events_free (also on error, where *out is NULL). */
+int ff_site_patient_events(const char *dir, const char *patient_id, int Vc, ff_site_event **out,
+                           size_t *n) FF_WARN_UNUSED;
+void ff_site_events_free(ff_site_event *ev, size_t n);
 int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a);
 
 /* ---------------------------------------------------------------------------------------- */
