@@ -156,11 +156,12 @@ static void test_link_gone_fails_cleanly(void **state)
     atomic_store(&r.cut_after, 8ll << 20);
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .rewind = check_rewind, .ctx = &cs};
-    double t0 = ff_now();
-    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 30000);
+    /* It gives up on its attempts, not at its deadline (that would be FF_ETIMEOUT): the
+     * status and the message say which, with no bound on how long 8 MB take on a loaded
+     * machine (the deadline is long so that they never run into it). */
+    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 300000);
     assert_int_equal(rc, FF_ENET);
     ft_assert_error_has("after 3 attempts");
-    assert_true(ff_now() - t0 < 10.0);
     assert_true(tnet_file_has(logpath, "Download: giving up after 3 attempts"));
     assert_true(tnet_file_has(logpath, "Download: attempt 1/3 failed: link lost after"));
     assert_int_equal(atomic_load(&r.cuts), 1);
@@ -190,15 +191,46 @@ static void test_silent_dead_link_detected(void **state)
     check_sink cs = {.scratch = malloc(FF_CHUNK_MAX)};
     ff_sink sink = {.write = check_write, .ctx = &cs};
     double t0 = ff_now();
-    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 60000);
+    int rc = ff_rpc_download(c, tc.blob_sha, tc.blob_size, &sink, 300000);
     double dt = ff_now() - t0;
+    /* Keepalive (2 s period + 2 s timeout) reports the dead link as a network failure; the
+     * call's deadline would have ended it as FF_ETIMEOUT. The status tells which did, so the
+     * deadline can be far out of reach of a loaded machine. */
     assert_int_equal(rc, FF_ENET);
-    /* Keepalive (2 s period + 2 s timeout) reports it long before the 60 s deadline. */
-    assert_true(dt < 15.0);
-    print_message("dead link reported after %.1f s (call deadline 60 s)\n", dt);
+    assert_true(dt < 150.0);
+    print_message("dead link reported after %.1f s (call deadline 300 s)\n", dt);
     free(cs.scratch);
     ff_rpc_free(c);
     atomic_store(&r.freeze, 0);
+    tnet_relay_stop(&r);
+    tnet_coord_stop(&tc);
+}
+
+/* A link where every chunk takes 300 ms each way (a loaded machine or a long-RTT line does
+ * the same to the handshake): the first connection must still come up. gRPC used to give a
+ * connection attempt only the reconnect backoff (100 ms here), so the TLS handshake never
+ * finished and the call failed UNAVAILABLE with nothing wrong on either side. */
+static void test_slow_link_connects(void **state)
+{
+    (void)state;
+    tnet_coord_start(&tc, dir, 0);
+    tnet_relay r;
+    tnet_relay_start(&r, tc.port);
+    atomic_store(&r.delay_ms, 300);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", r.port);
+    ff_rpc *c = tnet_client(dir, "hospital-a", addr, 1);
+    Fedfuse__HelloRequest hq = FEDFUSE__HELLO_REQUEST__INIT;
+    hq.protocol_version = FF_PROTOCOL_VERSION;
+    Fedfuse__HelloReply *hr = NULL;
+    int rc = ff_rpc_hello(c, &hq, &hr, 60000);
+    if (rc != FF_OK)
+        print_message("hello over the slow link: %s\n", ff_error_message());
+    assert_int_equal(rc, FF_OK);
+    assert_string_equal(hr->site, "hospital-a");
+    ff_msg_free(hr);
+    ff_rpc_free(c);
+    atomic_store(&r.delay_ms, 0);
     tnet_relay_stop(&r);
     tnet_coord_stop(&tc);
 }
@@ -297,6 +329,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_link_gone_fails_cleanly),
         cmocka_unit_test(test_silent_dead_link_detected),
         cmocka_unit_test(test_stalled_peer_cancelled),
+        cmocka_unit_test(test_slow_link_connects),
     };
     const struct CMUnitTest big[] = {cmocka_unit_test(test_one_gib)};
     if (big_mode)

@@ -257,6 +257,11 @@ static void *relay_pump(void *arg)
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             ssize_t n = read(p[i].fd, buf, sizeof buf);
+            int delay = atomic_load(&r->delay_ms);
+            if (n > 0 && delay > 0) {
+                struct timespec ts = {delay / 1000, (long)(delay % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
             if (n <= 0 || write(p[1 - i].fd, buf, (size_t)n) != n)
                 dead = 1;
             else

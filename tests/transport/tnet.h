@@ -58,6 +58,7 @@ typedef struct {
     atomic_int stop;
     atomic_int close_on_cut; /* after the cut, stop accepting: the link stays down */
     atomic_int freeze; /* stop forwarding without closing: a silent dead link */
+    atomic_int delay_ms; /* each chunk is held this long before it is passed on: a slow link */
     pthread_t thread;
 } tnet_relay;
 void tnet_relay_start(tnet_relay *r, int dst_port);

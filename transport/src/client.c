@@ -11,6 +11,12 @@
 
 #define TAG ((void *)1)
 #define PLUCK_SLACK_MS 5000 /* the call deadline fires first; this only guards our wait */
+/* gRPC gives one connection attempt (TCP, TLS, HTTP/2 set-up) GRPC_ARG_MIN_RECONNECT_BACKOFF_MS
+ * at the least (its "min connect timeout"), not only the first retry's delay. Set to our
+ * backoff (100-500 ms) it cut the first handshake short on a loaded machine or a long-RTT
+ * link, and the call came back UNAVAILABLE with nothing wrong; so it is 10 s, as long as the
+ * server's default handshake_timeout_ms. The first retry's delay stays ours (INITIAL_...). */
+#define CONNECT_MIN_MS 10000
 
 struct ff_rpc {
     grpc_channel *ch;
@@ -650,7 +656,8 @@ int ff_rpc_new(ff_rpc **out, const ff_rpc_opts *o)
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = c->backoff_ms}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = c->backoff_ms}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+         {.integer = c->backoff_ms > CONNECT_MIN_MS ? c->backoff_ms : CONNECT_MIN_MS}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = c->backoff_max_ms}},
         {GRPC_ARG_INTEGER, GRPC_ARG_TSI_MAX_FRAME_SIZE, {.integer = 1 << 20}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, {.integer = 1 << 20}},
