@@ -30,6 +30,13 @@
 /* Pauses of the task loop: after a refused or already-answered task (the coordinator offers
  * it again at once until its phase moves on), and between reconnection attempts. */
 #define FED_TASK_PAUSE_S 1
+/* An upload whose link broke for longer than the transport's own retries is sent again on a
+ * fresh channel, with pauses from FED_RESEND_PAUSE_MIN_MS doubling to FED_RESEND_PAUSE_MAX_MS
+ * (short: a phase deadline may be seconds), for at most FED_RESEND_S (past the phase's
+ * deadline the answer is "late" anyway). */
+#define FED_RESEND_S 300
+#define FED_RESEND_PAUSE_MIN_MS 500
+#define FED_RESEND_PAUSE_MAX_MS 4000
 #define FED_RECONNECT_PAUSE_US 500000
 
 typedef struct {
@@ -110,6 +117,7 @@ typedef struct {
     uint64_t roster_version;
     EVP_PKEY **retired;
     size_t nretired;
+    volatile int *stop; /* ff_fed_run_opts.stop: the service is asked to stop (may be NULL) */
 } cnode;
 
 /* Test hook (testhook.c): a transfer that dies mid-stream. The upload's header is on the

@@ -483,9 +483,12 @@ void fed_cn_refuse_task(cnode *cn, const Fedfuse__Task *t, const fed_refusal *ke
     sleep(FED_TASK_PAUSE_S);
 }
 
-/* Uploads src under hdr (kill point `point`, tests). With the test hook armed the upload is
- * sent a second time and that answer counts: what the site's transport does when the link
- * breaks after the coordinator took the upload, before the acknowledgement came back. */
+/* Uploads src under hdr (kill point `point`, tests) until the coordinator answers. With the
+ * test hook FEDFUSE_TEST_RESEND_AT armed the first acknowledgement is dropped, as when the
+ * link breaks after the coordinator took the upload and stays down past the transport's
+ * retries. */
+static int cnode_connect(cnode *cn);
+
 int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, const char *point)
 {
     kill_xfer kx;
@@ -493,10 +496,31 @@ int fed_cn_upload(cnode *cn, const Fedfuse__UploadHeader *hdr, ff_source *src, c
     Fedfuse__UploadAck *ack = NULL;
     int rc = ff_rpc_upload(cn->cl, hdr, src, &ack, FED_CALL_TRANSFER_MS);
     ff_msg_free(ack);
-    if (rc == FF_OK && fed_test_resend_armed(point, hdr->round)) {
+    if (rc == FF_OK && fed_test_resend_armed(point, hdr->round))
+        rc = ff_error(FF_ENET, "test hook FEDFUSE_TEST_RESEND_AT: the acknowledgement of the %s "
+                      "is dropped", point);
+    /* A link down for longer than the transport's retries may have lost the acknowledgement
+     * of an upload the coordinator took: the site cannot tell, so it sends the same bytes
+     * again until the coordinator answers. It counts an update once and acknowledges a resend
+     * (coord_node.c, is_resend_locked), or refuses it as late when it never had it. Giving up
+     * instead left a site aggregated in a round with no receipt of it (fault_net_link_cut,
+     * receipt.missing in audit verify). */
+    const double until = ff_now() + FED_RESEND_S;
+    int pause_ms = FED_RESEND_PAUSE_MIN_MS;
+    while ((rc == FF_ENET || rc == FF_ETIMEOUT) && ff_now() < until && !(cn->stop && *cn->stop)) {
+        FF_LOG_WARN("round %u: the %s did not get through (%s); sending it again in %d ms (the "
+                    "coordinator counts an update once)", hdr->round, point, ff_error_message(),
+                    pause_ms);
+        struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = FF_MIN(2 * pause_ms, FED_RESEND_PAUSE_MAX_MS);
+        /* on a fresh channel: gRPC keeps a channel whose connection was cut in its own
+         * reconnect back-off, where every call fails at once (seen in fault_net_link_cut) */
+        ff_rpc_free(cn->cl);
+        cn->cl = NULL;
+        if ((rc = cnode_connect(cn)) != FF_OK)
+            break;
         ack = NULL;
-        FF_LOG_INFO("round %u: test hook FEDFUSE_TEST_RESEND_AT: sending the %s again", hdr->round,
-                    point);
         rc = ff_rpc_upload(cn->cl, hdr, src, &ack, FED_CALL_TRANSFER_MS);
         ff_msg_free(ack);
     }
@@ -1213,6 +1237,7 @@ int ff_fed_client_run(const ff_fed_site_config *sc, const ff_fed_run_opts *o)
 {
     cnode cn;
     int rc = cnode_open(&cn, sc);
+    cn.stop = o ? o->stop : NULL;
     if (rc != FF_OK)
         tell_startup_failure(&cn, rc);
     cn.link.last_ok = ff_now();

@@ -46,9 +46,9 @@ int fed_test_kill_armed(const char *point, int64_t round)
     return hook_armed("FEDFUSE_TEST_KILL_AT", point, round);
 }
 
-/* FEDFUSE_TEST_RESEND_AT=<point>:<round> (tests/fed/fault_net.sh, lost_ack): a client sends
- * that upload a second time after it was acknowledged, as its transport does when the link
- * breaks after the coordinator took the upload but before its acknowledgement arrived. */
+/* FEDFUSE_TEST_RESEND_AT=<point>:<round> (tests/fed/fault_net.sh, lost_ack): a client drops
+ * the acknowledgement of that upload and takes it for a lost link, as when the link breaks
+ * after the coordinator took the upload but before its acknowledgement arrived. */
 int fed_test_resend_armed(const char *point, int64_t round)
 {
     return hook_armed("FEDFUSE_TEST_RESEND_AT", point, round);

@@ -8,12 +8,14 @@
 #                   Clients reconnect with backoff (never reporting the resets as a refused
 #                   certificate); all 4 rounds aggregate 3 updates and the
 #                   final model is bit-identical (sha256) to run a; the audit log verifies.
-#   lost_ack        site-2 sends its round-1 update a second time after the coordinator
-#                   acknowledged it (FEDFUSE_TEST_RESEND_AT), as its transport does when a cut
-#                   loses the acknowledgement: the coordinator acknowledges the resend without
-#                   counting it twice, site-2 writes its receipt, the audit log verifies (it
-#                   used to refuse the resend as a duplicate: receipt.missing, 1 run in ~10 of
-#                   link_cut under load), the final model is bit-identical to run a.
+#   lost_ack        site-2 drops the acknowledgement of its round-1 update and takes it for a
+#                   lost link (FEDFUSE_TEST_RESEND_AT), as when a cut falls after the
+#                   coordinator took the update and the link stays down past the transport's
+#                   retries: site-2 sends the update again, the coordinator acknowledges the
+#                   resend without counting it twice, site-2 writes its receipt, the audit log
+#                   verifies, the final model is bit-identical to run a. (The site used to give
+#                   the upload up, and the coordinator refused a resend as a duplicate: either
+#                   way receipt.missing, seen in link_cut under load.)
 #   link_stall      only site-2 goes through the proxy; after site-2 evaluated round 1 the
 #                   proxy stalls (forwards nothing, closes nothing) for 12 s, past the 4 s
 #                   deadlines: the coordinator names site-2 as missing, the rounds go on with 2
@@ -98,9 +100,10 @@ lost_ack)
     start_coordinator; sleep 0.5
     client site-1; client site-2 env FEDFUSE_TEST_RESEND_AT=upload:1; client site-3
     finish 120
-    grep -q "sending the upload again" "$tmp/b/logs/site-2.log" || fail "the test hook did not resend"
+    verify "$tmp/b" "audit verify (site-2's receipt of round 1)"
+    grep -q "round 1: the upload did not get through (test hook" "$tmp/b/logs/site-2.log" ||
+        fail "site-2 did not send its update again"
     ! grep -q "refused our update" "$tmp/b/logs/site-2.log" || fail "the resend was refused"
-    verify "$tmp/b"
     grep -q "site-2 sent its update again" "$tmp/b/logs/coordinator.log" ||
         fail "the coordinator did not recognise the resend"
     echo "updates per round: $(updates_per_round)"
