@@ -7,7 +7,7 @@
 
 #include "commands.h"
 #include "ff/fed.h"
-#include "ff/phases.h"
+#include "ff/coordinator.h"
 #include "ff/transport.h"
 
 static int cmd_coordinator(int argc, char **argv);

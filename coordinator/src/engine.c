@@ -2,7 +2,7 @@
  * by submissions. No I/O except checkpoints and rounds.csv; time comes from a clock callback
  * so tests run deadlines in microseconds. */
 #include "internal.h"
-#include "ff/phases.h"
+#include "ff/coordinator.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
-/* The protocol's phase table (ff/phases.h): the one place a phase is spelled out. */
+/* The protocol's phase table (declared in ff/coordinator.h): the one place a phase is spelled out. */
 #include <stddef.h>
 #include <string.h>
 
-#include "ff/phases.h"
+#include "ff/coordinator.h"
 
 #define DL(k) #k, offsetof(ff_coord_config, deadlines.k)
 #define NO_DL NULL, 0

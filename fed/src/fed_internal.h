@@ -9,7 +9,6 @@
 #include "ff/client.h"
 #include "ff/coordinator.h"
 #include "ff/fed.h"
-#include "ff/phases.h"
 #include "ff/transport.h"
 
 /* Start-up checks of the config files (config.c): every error is "FILE:LINE:COL: key: why". */

@@ -1,4 +1,4 @@
-/* The protocol's phase table (ff/phases.h) against its other spellings: the proto enum
+/* The protocol's phase table (declared in ff/coordinator.h) against its other spellings: the proto enum
  * (every wire id once, under its name), the coordinator config's deadlines.* keys, and the
  * table in docs/federation.md. */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "fedfuse.pb-c.h"
-#include "ff/phases.h"
+#include "ff/coordinator.h"
 
 static void test_every_wire_id_once(void **state)
 {

@@ -4,7 +4,8 @@
    CMakeLists.txt order (so client/ never links coordinator/, the server's engine);
 2. one prefix per library: the first word after ff_ of every name a public header declares
    (function, type, extern table) belongs to one library only;
-3. the README's architecture table lists every top-level folder and nothing else.
+3. the README's architecture table lists every top-level folder and nothing else;
+4. one folder, one library, one public header: X/include/ff/ holds X.h and nothing else.
 Prints one line per violation and exits 1 if there is any."""
 import os
 import re
@@ -81,6 +82,16 @@ for f in sorted(folders - listed):
     bad.append(f"README.md: the architecture table does not list {f}/")
 for f in sorted(listed - folders):
     bad.append(f"README.md: the architecture table lists {f}/, which does not exist")
+
+# 4. one public header per library, named after its folder
+for lib in order:
+    inc = os.path.join(root, lib, "include", "ff")
+    if not os.path.isdir(inc):
+        continue
+    for h in sorted(os.listdir(inc)):
+        if h != f"{lib}.h":
+            bad.append(f"{lib}/include/ff/{h}: a second public header of {lib}/ (its one header "
+                       f"is ff/{lib}.h)")
 
 for b in bad:
     print(b)
