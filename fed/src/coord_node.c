@@ -1116,14 +1116,19 @@ static int make_engine(node *nd, ff_model *m, ff_coord_tensor **tabp)
 static void drain_done_locked(node *nd)
 {
     double until = ff_wall_time() + 10.0;
+    size_t left = 0;
     while (ff_wall_time() < until) {
-        size_t left = 0;
+        left = 0;
         for (size_t i = 0; i < nd->nsites; i++)
             left += nd->last_seen[i] > 0 && !nd->done_sent[i];
         if (left == 0)
             break;
         cv_wait_until(nd, until);
     }
+    for (size_t i = 0; left > 0 && i < nd->nsites; i++)
+        if (nd->last_seen[i] > 0 && !nd->done_sent[i])
+            FF_LOG_WARN("site %s did not fetch the end of the run within 10 s; it will find the "
+                        "coordinator gone and retry until its give_up_after", nd->names[i]);
     /* The last DONE replies are still being sent when their handlers return; stopping the
      * server now would cancel them and leave a client retrying a coordinator that is gone. */
     pthread_mutex_unlock(&nd->mu);
@@ -1197,6 +1202,9 @@ static int drive(node *nd, const ff_fed_run_opts *o)
         pthread_cond_broadcast(&nd->cv);
     } else if (nd->state == FF_COORD_DONE) {
         drain_done_locked(nd);
+        /* the last live.html: the sites told the run is done show as done, not as waiting */
+        nd->live_key[0] = '\0';
+        fed_coord_live_update_locked(nd);
     }
     pthread_mutex_unlock(&nd->mu);
     if (rc == FF_OK && o && o->stop && *o->stop)

@@ -28,7 +28,10 @@ json_t *fed_coord_status_json_locked(node *nd)
         json_t *o = json_object();
         json_object_set_new(o, "last_seen_s", nd->last_seen[i] > 0 ? json_real(now - nd->last_seen[i])
                                                                    : json_null());
-        json_object_set_new(o, "state", json_string(r->state[0] ? r->state : "unknown"));
+        /* a site that fetched its DONE task is done, whatever it last said of itself */
+        json_object_set_new(o, "state", json_string(nd->done_sent[i] ? "done"
+                                                    : r->state[0]   ? r->state
+                                                                    : "unknown"));
         json_object_set_new(o, "error_code", json_string(r->code));
         json_object_set_new(o, "error", json_string(r->message));
         json_object_set_new(o, "error_age_s", r->code[0] ? json_real(wall - r->error_at) : json_null());

@@ -88,9 +88,10 @@ simulate)
     done
     # the live view: the finished run's state, every round of rounds.csv with its pooled AUROC,
     # every site, no reload once done, nothing undefined
-    $py - "$tmp/a/live.html" "$tmp/a/rounds.csv" <<'EOP' || fail "live.html"
+    $py - "$tmp/a/live.html" "$tmp/a/rounds.csv" "$tmp/a/logs/coordinator.log" <<'EOP' || fail "live.html"
 import csv, html.parser, sys
 page = open(sys.argv[1]).read()
+coord_log = open(sys.argv[3]).read()
 rows = list(csv.DictReader(open(sys.argv[2])))
 class P(html.parser.HTMLParser):
     def __init__(s):
@@ -115,6 +116,10 @@ for r in rows:
     assert rounds[r["round"]][2] == r["updates"], (r, rounds[r["round"]])
 for s in ("site-1", "site-2", "site-3"):
     assert s in [r[0] for r in p.rows if r], s
+    # each site that fetched its DONE task shows as done (the finished page said "waiting");
+    # one that did not within the coordinator's 10 s is named in its log
+    state = [r[1] for r in p.rows if r and r[0] == s]
+    assert state == ["done"] or "site %s did not fetch the end of the run" % s in coord_log, (s, state)
 print("live.html: %d rounds, %d sites" % (len(rows), 3))
 EOP
     verify "$tmp/a"
