@@ -16,7 +16,6 @@
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ff/client.h"
 #include "explain_internal.h"
@@ -65,71 +64,6 @@ int ff_explain_find(const ff_site *s, const char *site_name, const char *patient
     }
     return ff_error(FF_ENOTFOUND, "patient '%s' is not in %s (no such id in patients.csv, or "
                     "the patient has no image, note or event)", patient_id, site_name);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* The patient's raw rows (notes.csv, events.csv), read again for words and event details     */
-/* ---------------------------------------------------------------------------------------- */
-
-
-static char *ex_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
-static void ex_row_data(ex_reader *r, const ff_csv_row *row)
-{
-    int nf = row->nfields;
-    if (r->col_id < 0 || r->col_a < 0 || r->col_id >= nf || r->col_a >= nf || r->col_b >= nf ||
-        r->col_c >= nf)
-        return;
-    if (strcmp(row->fields[r->col_id], r->want) != 0)
-        return;
-    /* several notes of one patient are joined, as the loader does */
-    size_t add = row->lens[r->col_a];
-    char *t = realloc(r->text, r->text_len + add + 2);
-    if (!t) {
-        r->oom = 1;
-        return;
-    }
-    r->text = t;
-    if (r->text_len)
-        r->text[r->text_len++] = ' ';
-    memcpy(r->text + r->text_len, row->fields[r->col_a], add);
-    r->text_len += add;
-    r->text[r->text_len] = '\0';
-}
-
-static int ex_row(const ff_csv_row *row, void *vctx)
-{
-    ex_reader *r = vctx;
-    if (row->line == 1) { /* the header */
-        for (int i = 0; i < row->nfields; i++) {
-            if (strcmp(row->fields[i], "patient_id") == 0)
-                r->col_id = i;
-            for (int k = 0; k < 3; k++)
-                if (r->names[k] && strcmp(row->fields[i], r->names[k]) == 0)
-                    *(k == 0 ? &r->col_a : k == 1 ? &r->col_b : &r->col_c) = i;
-        }
-        return FF_OK;
-    }
-    ex_row_data(r, row);
-    return r->oom ? ff_error(FF_ENOMEM, "explain: out of memory") : FF_OK;
-}
-
-/* Reads path with the loader's CSV reader (ff_csv_read: lenient, BOM and delimiter as the
- * loader sees them), keeping the rows of r->want. A missing file is not an error (the
- * modality is then absent). */
-static int ex_read_csv(const char *path, ex_reader *r)
-{
-    if (access(path, F_OK) != 0)
-        return FF_OK;
-    r->col_id = r->col_a = r->col_b = r->col_c = -1;
-    return ff_csv_read(path, path, 0, ex_row, r);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -315,15 +249,15 @@ static int map_words(ex_state *st)
     st->word_of = calloc(Lt, sizeof *st->word_of);
     if (!st->word_of)
         return ff_error(FF_ENOMEM, "out of memory");
-    const char *t = st->notes.text ? st->notes.text : "";
-    size_t n = st->notes.text_len, pos = 0, len;
+    const char *t = st->note;
+    size_t n = st->note_len, pos = 0, len;
     char w[FF_TOK_MAX_WORD + 1];
     /* the loader's own splitter: the same words, folded and cut as the model saw them */
     while (ff_tok_next_word(t, n, &pos, w, &len)) {
         w[len] = '\0';
         int32_t id = ff_tok_word(w, len, st->sh->Vt);
         for (size_t p = 0; p < Lt; p++)
-            if (st->base.text_ids[p] == id && !st->word_of[p] && !(st->word_of[p] = ex_strdup(w)))
+            if (st->base.text_ids[p] == id && !st->word_of[p] && !(st->word_of[p] = strdup(w)))
                 return ff_error(FF_ENOMEM, "out of memory");
     }
     return FF_OK;
@@ -332,12 +266,12 @@ static int map_words(ex_state *st)
 /* Events in the loader's order (most recent first, Le kept, stored oldest first). */
 static void map_events(ex_state *st)
 {
-    size_t Le = (size_t)st->sh->Le, n = st->events.nev; /* already in the loader's order */
+    size_t Le = (size_t)st->sh->Le, n = st->nev; /* already in the loader's order */
     size_t take = FF_MIN(n, Le);
     for (size_t k = 0; k < take; k++) {
         size_t pos = take - 1 - k;
-        if (st->base.ehr_code[pos] == st->events.ev[k].code_id)
-            st->ev_at[pos] = &st->events.ev[k];
+        if (st->base.ehr_code[pos] == st->ev[k].code_id)
+            st->ev_at[pos] = &st->ev[k];
     }
 }
 
@@ -514,8 +448,8 @@ static void state_free(ex_state *st)
 {
     ff_batch_free(&st->base);
     ff_batch_free(&st->work);
-    free(st->notes.text);
-    ff_site_events_free(st->events.ev, st->events.nev);
+    free(st->note);
+    ff_site_events_free(st->ev, st->nev);
     if (st->word_of)
         for (int i = 0; i < st->sh->Lt; i++)
             free(st->word_of[i]);
@@ -941,13 +875,10 @@ int ff_explain(ff_model *m, const ff_site *s, const char *site_dir, const char *
     uint32_t i32 = (uint32_t)idx;
     if (rc == FF_OK)
         rc = ff_site_batch(s, split, &i32, 1, NULL, NULL, &st.base);
-    char path[4096];
-    st.notes = (ex_reader){.want = patient_id, .names = {"text", NULL, NULL}};
-    snprintf(path, sizeof path, "%s/notes.csv", site_dir);
     if (rc == FF_OK)
-        rc = ex_read_csv(path, &st.notes);
+        rc = ff_site_patient_notes(site_dir, patient_id, &st.note, &st.note_len);
     if (rc == FF_OK)
-        rc = ff_site_patient_events(site_dir, patient_id, sh->Vc, &st.events.ev, &st.events.nev);
+        rc = ff_site_patient_events(site_dir, patient_id, sh->Vc, &st.ev, &st.nev);
     if (rc == FF_OK && !(st.ev_at = calloc((size_t)sh->Le, sizeof *st.ev_at)))
         rc = ff_error(FF_ENOMEM, "out of memory");
     if (rc == FF_OK)

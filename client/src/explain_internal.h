@@ -13,18 +13,6 @@
 typedef ff_site_event ex_event;
 
 typedef struct {
-    const char *want; /* patient id */
-    int col_id, col_a, col_b, col_c;
-    const char *names[3];
-    /* notes: concatenated text; events: from ff_site_patient_events */
-    char *text;
-    size_t text_len;
-    ex_event *ev;
-    size_t nev;
-    int oom;
-} ex_reader;
-
-typedef struct {
     ff_model *m;
     const ff_data_shape *sh;
     int K, B, P, np;          /* tasks, max batch, patch side, patches */
@@ -36,7 +24,10 @@ typedef struct {
     float logit0[FF_DATA_TASKS];
     double T[FF_DATA_TASKS];  /* temperatures (1 = not calibrated) */
     int calibrated[FF_DATA_TASKS];
-    ex_reader notes, events;
+    char *note;               /* the patient's note text (ff_site_patient_notes) */
+    size_t note_len;
+    ex_event *ev;             /* the patient's events, loader's order (ff_site_patient_events) */
+    size_t nev;
     ex_event **ev_at;         /* [Le]: raw event at each batch position, NULL if unknown */
     char **word_of;           /* [Lt]: word of each token position, NULL if unknown */
     int32_t lab_code;

@@ -1220,3 +1220,59 @@ int ff_site_patient_events(const char *dir, const char *patient_id, int Vc, ff_s
     *n = c.n;
     return FF_OK;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* One patient's note text (the explainer's view of what the loader tokenised)              */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *want;
+    size_t want_len;
+    int col[2], ncols;
+    char *text;
+    size_t len, cap;
+    const char *shown;
+} patient_notes_ctx;
+
+static int row_patient_note(const ff_csv_row *r, void *vctx)
+{
+    patient_notes_ctx *c = vctx;
+    if (c->ncols == 0) {
+        static const char *const names[] = {"patient_id", "text"};
+        return header_simple(r, c->shown, names, c->col, 2, &c->ncols);
+    }
+    /* row_notes' checks: a row it skips adds nothing */
+    if (r->bad_utf8_line || r->nfields != c->ncols || r->lens[c->col[0]] != c->want_len ||
+        memcmp(r->fields[c->col[0]], c->want, c->want_len) != 0)
+        return FF_OK;
+    size_t add = r->lens[c->col[1]], sep = c->len > 0;
+    if (add > SIZE_MAX - c->len - sep - 1)
+        return ff_error(FF_ENOMEM, "%s:%ld: note too long", c->shown, r->line);
+    if (ff_grow(&c->text, &c->cap, c->len + sep + add + 1, 1) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "%s: ", c->shown);
+    if (sep)
+        c->text[c->len++] = ' ';
+    memcpy(c->text + c->len, r->fields[c->col[1]], add);
+    c->len += add;
+    c->text[c->len] = '\0';
+    return FF_OK;
+}
+
+int ff_site_patient_notes(const char *dir, const char *patient_id, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/notes.csv", dir);
+    patient_notes_ctx c = {.want = patient_id, .want_len = strlen(patient_id), .shown = path};
+    int rc = access(path, F_OK) == 0 ? ff_csv_read(path, path, 0, row_patient_note, &c) : FF_OK;
+    if (rc == FF_OK && !c.text && !(c.text = calloc(1, 1))) /* no note: "" */
+        rc = ff_error(FF_ENOMEM, "%s: out of memory", path);
+    if (rc != FF_OK) {
+        free(c.text);
+        return rc;
+    }
+    *out = c.text;
+    *len = c.len;
+    return FF_OK;
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ff/data.h"
 #include "internal.h"
@@ -612,6 +613,71 @@ static void test_patient_events(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The text ids the loader stored for patient id (shape sh), through a one-row batch. */
+static void loader_text(const ff_site *s, const ff_data_shape *sh, const char *id, int32_t *ids)
+{
+    ff_batch b;
+    assert_int_equal(ff_site_batch_alloc(&b, 1, sh), FF_OK);
+    int found = 0;
+    for (int sp = 0; sp < FF_SPLIT_COUNT && !found; sp++)
+        for (uint32_t i = 0; i < ff_site_count(s, (ff_split)sp) && !found; i++)
+            if (strcmp(ff_site_patient_id(s, (ff_split)sp, i), id) == 0) {
+                assert_int_equal(ff_site_batch(s, (ff_split)sp, &i, 1, NULL, NULL, &b), FF_OK);
+                found = 1;
+            }
+    assert_true(found);
+    memcpy(ids, b.text_ids, (size_t)sh->Lt * sizeof *ids);
+    ff_batch_free(&b);
+}
+
+/* ff_site_patient_notes (what explain reads words from): the loader's row checks and order;
+ * tokenised (no bigrams), the text gives exactly the ids the loader fed the model. */
+static void test_patient_notes(void **state)
+{
+    (void)state;
+    const char *d = make_site();
+    const char *notes = "patient_id,text\n"
+                        "p1,\"Chest pain, \"\"crushing\"\"\nsince 2h\"\n"
+                        "p2,mild headache\n"
+                        "p2,\"extra\",field\n"   /* skipped: wrong number of fields */
+                        "p2,caf\xff\n"          /* skipped: not UTF-8 */
+                        "p22,other patient\n"   /* another id (p2 is a prefix) */
+                        "p1,denies SOB\n";
+    put(d, "notes.csv", notes);
+    ff_data_shape sh = small_shape();
+    sh.Lt = 16;
+    sh.bigrams = 0;
+    ff_site_opts o = ff_site_opts_default();
+    ff_site *s = NULL;
+    ff_load_report rep;
+    assert_int_equal(ff_site_load(&s, d, &sh, &o, &rep), FF_OK);
+    assert_int_equal(rep.skipped[FF_SKIP_NOTE_ROW], 1);
+    assert_int_equal(rep.skipped[FF_SKIP_BAD_UTF8], 1);
+    static const char *const ids[] = {"p1", "p2", "p3", "p4"};
+    static const char *const want[] = {"Chest pain, \"crushing\"\nsince 2h denies SOB",
+                                       "mild headache", "", ""};
+    for (int k = 0; k < 4; k++) {
+        char *text = NULL;
+        size_t len = 99;
+        assert_int_equal(ff_site_patient_notes(d, ids[k], &text, &len), FF_OK);
+        assert_string_equal(text, want[k]);
+        assert_int_equal(len, strlen(want[k]));
+        int32_t got[16] = {0}, fed[16];
+        ff_tok_text(text, len, sh.Vt, 0, got, 16, NULL);
+        loader_text(s, &sh, ids[k], fed);
+        assert_memory_equal(got, fed, sizeof fed);
+        free(text);
+    }
+    ff_site_free(s);
+    char *text = NULL;
+    size_t len = 0;
+    unlink(ft_path(d, "notes.csv"));
+    assert_int_equal(ff_site_patient_notes(d, "p1", &text, &len), FF_OK); /* no file: "" */
+    assert_string_equal(text, "");
+    free(text);
+    ft_rmtree(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_shared_edges),
         cmocka_unit_test(test_patient_events),
+        cmocka_unit_test(test_patient_notes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,6 +275,14 @@ typedef struct {
 int ff_site_patient_events(const char *dir, const char *patient_id, int Vc, ff_site_event **out,
                            size_t *n) FF_WARN_UNUSED;
 void ff_site_events_free(ff_site_event *ev, size_t n);
+/* The note text of patient_id in the site folder dir (notes.csv) as the loader reads it: the
+ * text field of every row it keeps (its row checks: a row it skips adds nothing), in file
+ * order, joined by one space. The loader tokenises each note in turn and appends its ids, so
+ * the words of this text, in order, are the words it fed the model (before the cut at Lt; it
+ * makes no bigram across two notes). No notes.csv or no note: "". On FF_OK *out is a
+ * NUL-terminated string of *len bytes the caller frees; on error *out is NULL. */
+int ff_site_patient_notes(const char *dir, const char *patient_id, char **out,
+                          size_t *len) FF_WARN_UNUSED;
 int ff_site_patient_attr(const ff_site *s, ff_split split, size_t i, int a);
 
 /* ---------------------------------------------------------------------------------------- */
