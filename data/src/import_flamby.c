@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,19 +45,16 @@ void ff_flamby_data_free(ff_flamby_data *d)
 static int split_push(ff_flamby_split *s, const float *x, const float *y, int center)
 {
     if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 64;
-        float *nx = realloc(s->x, (size_t)cap * s->d * sizeof(float));
-        if (nx)
-            s->x = nx;
-        float *ny = realloc(s->y, (size_t)cap * s->t * sizeof(float));
-        if (ny)
-            s->y = ny;
-        int *nc = realloc(s->center, (size_t)cap * sizeof(int));
-        if (nc)
-            s->center = nc;
-        if (!nx || !ny || !nc)
-            return ff_error(FF_ENOMEM, "flamby: no memory for %d rows", cap);
-        s->cap = cap;
+        /* one capacity for the three parallel arrays: at least double the old one, so each
+         * ff_grow grows its array to exactly cap (and checks cap * row bytes for overflow) */
+        size_t cap = s->cap ? 2 * (size_t)s->cap : 64, cx = (size_t)s->cap, cy = cx, cc = cx;
+        if (cap > INT_MAX)
+            return ff_error(FF_ENOMEM, "flamby: more than %d rows", INT_MAX);
+        if (ff_grow(&s->x, &cx, cap, (size_t)s->d * sizeof *s->x) != FF_OK ||
+            ff_grow(&s->y, &cy, cap, (size_t)s->t * sizeof *s->y) != FF_OK ||
+            ff_grow(&s->center, &cc, cap, sizeof *s->center) != FF_OK)
+            return ff_error_prefix(FF_ENOMEM, "flamby: %zu rows: ", cap);
+        s->cap = (int)cap;
     }
     memcpy(s->x + (size_t)s->n * s->d, x, (size_t)s->d * sizeof(float));
     memcpy(s->y + (size_t)s->n * s->t, y, (size_t)s->t * sizeof(float));
@@ -274,16 +272,14 @@ static int tcga_split_row(const ff_csv_row *r, void *p)
         return ff_error(FF_EFORMAT, "%s:%ld: fold2 '%s' is not train_K or test_K (K 0-5)", t->shown,
                         r->line, f);
     if (t->n == t->cap) {
-        int cap = t->cap ? 2 * t->cap : 1024;
-        char **np = realloc(t->pid, (size_t)cap * sizeof *np);
-        if (np)
-            t->pid = np;
-        signed char *nf = realloc(t->fold, (size_t)cap);
-        if (nf)
-            t->fold = nf;
-        if (!np || !nf)
-            return ff_error(FF_ENOMEM, "flamby: no memory");
-        t->cap = cap;
+        /* one capacity for both parallel arrays (see split_push) */
+        size_t cap = t->cap ? 2 * (size_t)t->cap : 1024, cp = (size_t)t->cap, cf = cp;
+        if (cap > INT_MAX)
+            return ff_error(FF_ENOMEM, "%s: more than %d rows", t->shown, INT_MAX);
+        if (ff_grow(&t->pid, &cp, cap, sizeof *t->pid) != FF_OK ||
+            ff_grow(&t->fold, &cf, cap, sizeof *t->fold) != FF_OK)
+            return ff_error_prefix(FF_ENOMEM, "flamby: ");
+        t->cap = (int)cap;
     }
     if (!(t->pid[t->n] = strdup(r->fields[0])))
         return ff_error(FF_ENOMEM, "flamby: no memory");

@@ -285,31 +285,19 @@ static int ensure_patient_cap(patients_ctx *c, size_t need)
     ff_site *s = c->s;
     if (need <= c->cap)
         return FF_OK;
-    size_t nc = c->cap ? c->cap * 2 : 1024;
-    char **ids = realloc(s->ids, nc * sizeof *ids);
-    if (ids)
-        s->ids = ids;
-    uint8_t *split = realloc(s->split, nc);
-    if (split)
-        s->split = split;
-    float *age = realloc(s->age, nc * sizeof *age);
-    if (age)
-        s->age = age;
+    /* One capacity for the parallel per-patient arrays: at least double the old one, so each
+     * ff_grow grows its array to exactly nc (and checks nc * row bytes for overflow). */
+    size_t nc = c->cap ? (c->cap > SIZE_MAX / 2 ? SIZE_MAX : c->cap * 2) : 1024;
     size_t K = (size_t)s->shape.K, T = (size_t)s->shape.tasks.n;
-    float *lab = realloc(s->labels, nc * K * sizeof *lab);
-    if (lab)
-        s->labels = lab;
-    uint8_t *known = realloc(s->known, nc * T);
-    if (known)
-        s->known = known;
-    uint8_t *attr = realloc(s->attr, nc * SITE_MAX_ATTRS);
-    if (attr)
-        s->attr = attr;
-    long *lines = realloc(s->lines, nc * sizeof *lines);
-    if (lines)
-        s->lines = lines;
-    if (!ids || !split || !age || !lab || !known || !attr || !lines)
-        return ff_error(FF_ENOMEM, "%s: out of memory at %zu patients", c->shown, nc);
+    size_t c1 = c->cap, c2 = c1, c3 = c1, c4 = c1, c5 = c1, c6 = c1, c7 = c1;
+    if (ff_grow(&s->ids, &c1, nc, sizeof *s->ids) != FF_OK ||
+        ff_grow(&s->split, &c2, nc, sizeof *s->split) != FF_OK ||
+        ff_grow(&s->age, &c3, nc, sizeof *s->age) != FF_OK ||
+        ff_grow(&s->labels, &c4, nc, K * sizeof *s->labels) != FF_OK ||
+        ff_grow(&s->known, &c5, nc, T * sizeof *s->known) != FF_OK ||
+        ff_grow(&s->attr, &c6, nc, SITE_MAX_ATTRS * sizeof *s->attr) != FF_OK ||
+        ff_grow(&s->lines, &c7, nc, sizeof *s->lines) != FF_OK)
+        return ff_error_prefix(FF_ENOMEM, "%s: at %zu patients: ", c->shown, nc);
     c->cap = nc;
     return FF_OK;
 }
